@@ -1,0 +1,175 @@
+//! The one error type. Every failure a client can see becomes an [`Error`] with a stable
+//! machine code, a message a civil servant can act on (in zh-CN and en), optional details
+//! and, separately, an internal message for logs that is never sent to the client.
+
+use crate::text::Text;
+use serde::Serialize;
+
+/// Stable error codes; the HTTP status follows from the code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The request is malformed: bad JSON, unknown fields, wrong types, bad parameters.
+    InvalidRequest,
+    /// The request is well-formed but a value breaks a rule (length, format, range).
+    ValidationFailed,
+    /// No valid credentials were presented.
+    Unauthenticated,
+    /// Wrong user name or password (deliberately not saying which).
+    InvalidCredentials,
+    /// The account is locked after too many failed logins, or by a security admin.
+    AccountLocked,
+    /// A second factor is needed to finish logging in.
+    MfaRequired,
+    /// The session may only change its password or enrol a second factor now.
+    PasswordChangeRequired,
+    MfaEnrolmentRequired,
+    /// The caller is authenticated but not allowed to do this.
+    Forbidden,
+    /// The CSRF token is missing or wrong for a cookie-authenticated change.
+    CsrfFailed,
+    NotFound,
+    /// Name taken, object still has children, or a concurrent change won.
+    Conflict,
+    /// A quota would be exceeded.
+    QuotaExceeded,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    MethodNotAllowed,
+    /// The server cannot do this now (database down, audit log cannot be written).
+    Unavailable,
+    Internal,
+}
+
+impl ErrorCode {
+    pub fn http_status(self) -> u16 {
+        use ErrorCode::*;
+        match self {
+            InvalidRequest => 400,
+            ValidationFailed => 422,
+            Unauthenticated | InvalidCredentials | MfaRequired => 401,
+            AccountLocked | PasswordChangeRequired | MfaEnrolmentRequired | Forbidden
+            | CsrfFailed => 403,
+            NotFound => 404,
+            MethodNotAllowed => 405,
+            Conflict | QuotaExceeded => 409,
+            PayloadTooLarge => 413,
+            UnsupportedMediaType => 415,
+            Unavailable => 503,
+            Internal => 500,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        use ErrorCode::*;
+        match self {
+            InvalidRequest => "invalid_request",
+            ValidationFailed => "validation_failed",
+            Unauthenticated => "unauthenticated",
+            InvalidCredentials => "invalid_credentials",
+            AccountLocked => "account_locked",
+            MfaRequired => "mfa_required",
+            PasswordChangeRequired => "password_change_required",
+            MfaEnrolmentRequired => "mfa_enrolment_required",
+            Forbidden => "forbidden",
+            CsrfFailed => "csrf_failed",
+            NotFound => "not_found",
+            Conflict => "conflict",
+            QuotaExceeded => "quota_exceeded",
+            PayloadTooLarge => "payload_too_large",
+            UnsupportedMediaType => "unsupported_media_type",
+            MethodNotAllowed => "method_not_allowed",
+            Unavailable => "unavailable",
+            Internal => "internal",
+        }
+    }
+}
+
+/// A failure with everything needed to answer the client and to log it.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{code:?}: {}", message.en)]
+pub struct Error {
+    pub code: ErrorCode,
+    pub message: Text,
+    pub details: Option<serde_json::Value>,
+    /// For logs only; may name tables, constraints, file paths.
+    pub internal: Option<String>,
+}
+
+impl Error {
+    pub fn new(code: ErrorCode, message: Text) -> Self {
+        Error { code, message, details: None, internal: None }
+    }
+
+    pub fn with_details(mut self, details: serde_json::Value) -> Self {
+        self.details = Some(details);
+        self
+    }
+
+    pub fn with_internal(mut self, internal: impl Into<String>) -> Self {
+        self.internal = Some(internal.into());
+        self
+    }
+
+    pub fn invalid(message: Text) -> Self {
+        Self::new(ErrorCode::InvalidRequest, message)
+    }
+
+    /// A field breaks a rule; `field` goes to `details.field` so forms can mark it.
+    pub fn validation(field: &str, message: Text) -> Self {
+        Self::new(ErrorCode::ValidationFailed, message)
+            .with_details(serde_json::json!({ "field": field }))
+    }
+
+    pub fn not_found(what: &str, id: impl std::fmt::Display) -> Self {
+        let (zh, en) = what_names(what);
+        Self::new(
+            ErrorCode::NotFound,
+            Text::new(format!("{zh} {id} 不存在或您无权查看"), format!("{en} {id} does not exist or you may not see it")),
+        )
+        .with_details(serde_json::json!({ "resource": what, "id": id.to_string() }))
+    }
+
+    pub fn conflict(message: Text) -> Self {
+        Self::new(ErrorCode::Conflict, message)
+    }
+
+    pub fn forbidden(message: Text) -> Self {
+        Self::new(ErrorCode::Forbidden, message)
+    }
+
+    pub fn unauthenticated() -> Self {
+        Self::new(
+            ErrorCode::Unauthenticated,
+            Text::new("未登录或登录已过期，请重新登录", "Not logged in or the session has expired; please log in again"),
+        )
+    }
+
+    pub fn unavailable(message: Text) -> Self {
+        Self::new(ErrorCode::Unavailable, message)
+    }
+
+    pub fn internal(internal: impl Into<String>) -> Self {
+        Self::new(
+            ErrorCode::Internal,
+            Text::new("服务器内部错误，请联系平台管理员并提供请求编号", "Internal server error; please contact the platform administrator with the request id"),
+        )
+        .with_internal(internal)
+    }
+}
+
+/// Chinese and English names of resources, for messages.
+pub fn what_names(what: &str) -> (&'static str, &'static str) {
+    match what {
+        "department" => ("部门", "Department"),
+        "project" => ("项目", "Project"),
+        "user" => ("用户", "User"),
+        "membership" => ("角色授权", "Membership"),
+        "token" => ("API 令牌", "API token"),
+        "session" => ("会话", "Session"),
+        "audit_record" => ("审计记录", "Audit record"),
+        _ => ("对象", "Object"),
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,20 @@
+//! The zhengyun domain model: typed ids, the domain types shared by the API, the store and
+//! the CLI, input validation, error codes, paging and the audit hash chain.
+//!
+//! This crate does no IO and knows nothing of HTTP or SQL, so every other crate can depend
+//! on it and its rules can be tested on their own.
+
+pub mod audit;
+pub mod error;
+pub mod id;
+pub mod page;
+pub mod role;
+pub mod security;
+pub mod tenancy;
+pub mod text;
+pub mod time;
+pub mod totp;
+pub mod validate;
+
+pub use error::{Error, ErrorCode};
+pub use text::Text;
