@@ -173,7 +173,13 @@ impl Default for Verifier {
 
 impl Verifier {
     pub fn new() -> Self {
-        Verifier { expected_seq: 1, prev_hash: GENESIS_HASH.to_string(), checked: 0, finding: None }
+        Self::starting_at(1, GENESIS_HASH.to_string())
+    }
+
+    /// A verifier for a log whose older records were purged: it starts at `first_seq`,
+    /// whose record must link to `prev_hash`.
+    pub fn starting_at(first_seq: i64, prev_hash: String) -> Self {
+        Verifier { expected_seq: first_seq, prev_hash, checked: 0, finding: None }
     }
 
     /// Feeds the next record; returns false once a break is found (stop feeding).

@@ -173,3 +173,12 @@ pub fn what_names(what: &str) -> (&'static str, &'static str) {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+pub type DetailsValue = serde_json::Value;
+
+/// A flat `details` object from string pairs.
+pub fn details(pairs: &[(&str, &str)]) -> DetailsValue {
+    let map: serde_json::Map<String, serde_json::Value> =
+        pairs.iter().map(|(k, v)| ((*k).to_string(), serde_json::Value::String((*v).to_string()))).collect();
+    serde_json::Value::Object(map)
+}

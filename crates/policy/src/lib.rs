@@ -1,1 +1,276 @@
+//! The one authorisation decision. Deny by default: [`authorize`] allows an [`Action`] on a
+//! target only when a rule below says so for one of the principal's grants. The three
+//! separated admins (三员分立) never overlap: the platform admin manages resources and
+//! accounts but never the audit log; the security admin manages locks, passwords, second
+//! factors and security settings but no resources; the auditor only reads and verifies
+//! the audit log.
+//!
+//! Pure: no IO, no async. The server resolves the target's department or project first,
+//! then asks here.
 
+use zy_model::id::{DepartmentId, ProjectId, UserId};
+use zy_model::role::{Grant, Role, Scope};
+use zy_model::{t, Error, Text};
+
+/// Who is asking: the user and every role they hold where.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub user_id: UserId,
+    pub grants: Vec<Grant>,
+}
+
+/// An account an action is about, with what the policy needs to know of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UserTarget {
+    pub id: UserId,
+    pub department_id: Option<DepartmentId>,
+    /// The separated admin role the account holds, if any.
+    pub admin_role: Option<Role>,
+}
+
+/// Everything the API can do that needs a decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    DepartmentRead(DepartmentId),
+    DepartmentCreate,
+    DepartmentUpdate(DepartmentId),
+    DepartmentDelete(DepartmentId),
+    ProjectRead(DepartmentId, ProjectId),
+    ProjectCreate(DepartmentId),
+    ProjectUpdate(DepartmentId, ProjectId),
+    ProjectDelete(DepartmentId, ProjectId),
+    /// List users of one department, or of all when `None`.
+    UserList(Option<DepartmentId>),
+    UserRead(UserTarget),
+    /// Create an account whose home department is the given one.
+    UserCreate(Option<DepartmentId>),
+    UserUpdate(UserTarget),
+    UserDelete(UserTarget),
+    /// Lock, unlock, reset the password or the second factor of an account.
+    UserSecurity(UserTarget),
+    /// List memberships held at or under a scope.
+    MembershipList(Scope),
+    MembershipGrant(Role, Scope, UserTarget),
+    MembershipRevoke(Role, Scope, UserTarget),
+    /// See and revoke every user's API tokens, not only one's own.
+    TokenAdminister,
+    SecuritySettingsRead,
+    SecuritySettingsUpdate,
+    AuditRead,
+}
+
+/// Which departments and projects a principal may list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Visibility {
+    All,
+    Some { departments: Vec<DepartmentId>, projects: Vec<ProjectId> },
+}
+
+impl Visibility {
+    pub fn is_empty(&self) -> bool {
+        matches!(self, Visibility::Some { departments, projects } if departments.is_empty() && projects.is_empty())
+    }
+}
+
+impl Principal {
+    fn holds(&self, role: Role, at: &Scope) -> bool {
+        self.grants.iter().any(|g| g.role == role && g.scope.contains(at))
+    }
+    fn holds_anywhere(&self, role: Role) -> bool {
+        self.grants.iter().any(|g| g.role == role)
+    }
+    /// Roles that see every department and project read-only.
+    fn reads_all_tenancy(&self) -> bool {
+        [Role::PlatformAdmin, Role::Supervisor, Role::Finance].into_iter().any(|r| self.holds_anywhere(r))
+    }
+    pub fn is_self(&self, u: &UserTarget) -> bool {
+        self.user_id == u.id
+    }
+}
+
+fn deny(reason: Text) -> Result<(), Error> {
+    Err(Error::forbidden(reason))
+}
+
+fn no_role() -> Text {
+    t!("您的角色无权执行此操作", "Your role does not allow this operation")
+}
+
+/// Whether holding `granter` lets one grant `granted` (at a scope the granter holds).
+/// The separated admins only appoint their own kind; nobody else appoints them.
+pub fn dominates(granter: Role, granted: Role) -> bool {
+    use Role::*;
+    granter == granted
+        || match granter {
+            PlatformAdmin => matches!(granted, Supervisor | Finance | ProviderOperator | DeptAdmin | DeptMember),
+            DeptAdmin => matches!(granted, DeptMember),
+            _ => false,
+        }
+}
+
+/// The decision. `Ok(())` allows; `Err` is a 403 with a reason a person can act on.
+pub fn authorize(p: &Principal, action: Action) -> Result<(), Error> {
+    use Action::*;
+    let platform = Scope::Platform;
+    let allowed = match action {
+        DepartmentRead(d) => {
+            p.reads_all_tenancy() || p.holds(Role::DeptAdmin, &Scope::Department(d)) || member_of_department(p, d)
+        }
+        DepartmentCreate | DepartmentUpdate(_) | DepartmentDelete(_) => p.holds(Role::PlatformAdmin, &platform),
+        ProjectRead(d, pr) => {
+            p.reads_all_tenancy()
+                || p.holds(Role::DeptAdmin, &Scope::Project(d, pr))
+                || p.holds(Role::DeptMember, &Scope::Project(d, pr))
+        }
+        ProjectCreate(d) => p.holds(Role::PlatformAdmin, &platform) || p.holds(Role::DeptAdmin, &Scope::Department(d)),
+        ProjectUpdate(d, pr) | ProjectDelete(d, pr) => {
+            p.holds(Role::PlatformAdmin, &platform) || p.holds(Role::DeptAdmin, &Scope::Project(d, pr))
+        }
+        UserList(None) => p.holds(Role::PlatformAdmin, &platform) || p.holds(Role::SecurityAdmin, &platform),
+        UserList(Some(d)) => {
+            p.holds(Role::PlatformAdmin, &platform)
+                || p.holds(Role::SecurityAdmin, &platform)
+                || p.holds(Role::DeptAdmin, &Scope::Department(d))
+        }
+        UserRead(u) => {
+            p.is_self(&u)
+                || p.holds(Role::PlatformAdmin, &platform)
+                || p.holds(Role::SecurityAdmin, &platform)
+                || manages_account(p, &u)
+        }
+        UserCreate(d) => {
+            p.holds(Role::PlatformAdmin, &platform) || d.is_some_and(|d| p.holds(Role::DeptAdmin, &Scope::Department(d)))
+        }
+        UserUpdate(u) => {
+            if u.admin_role.is_some_and(|r| r != Role::PlatformAdmin) {
+                // Only the same kind of admin may edit a security admin's or auditor's account.
+                p.is_self(&u) || u.admin_role.is_some_and(|r| p.holds(r, &platform))
+            } else {
+                p.is_self(&u) || p.holds(Role::PlatformAdmin, &platform) || manages_account(p, &u)
+            }
+        }
+        UserDelete(u) => {
+            if p.is_self(&u) {
+                return deny(t!("不能删除自己的账号", "You cannot delete your own account"));
+            }
+            match u.admin_role {
+                Some(r) => p.holds(r, &platform),
+                None => p.holds(Role::PlatformAdmin, &platform) || manages_account(p, &u),
+            }
+        }
+        UserSecurity(u) => {
+            if p.is_self(&u) {
+                return deny(t!("不能对自己的账号执行安全管理操作，请联系另一位安全管理员", "You cannot do security administration on your own account; ask another security admin"));
+            }
+            p.holds(Role::SecurityAdmin, &platform)
+        }
+        MembershipList(scope) => {
+            p.holds(Role::PlatformAdmin, &platform)
+                || p.holds(Role::SecurityAdmin, &platform)
+                || (scope != Scope::Platform && p.holds(Role::DeptAdmin, &scope))
+        }
+        MembershipGrant(role, scope, u) | MembershipRevoke(role, scope, u) => {
+            if p.is_self(&u) {
+                return deny(t!("不能修改自己的角色，请由其他管理员操作", "You cannot change your own roles; ask another administrator"));
+            }
+            if !scope.fits(role) {
+                return Err(Error::validation(
+                    "scope_type",
+                    t!("角色 {} 不能授予在该范围" ; "role {} cannot be held at that scope", role.as_str()),
+                ));
+            }
+            let ok = p.grants.iter().any(|g| dominates(g.role, role) && g.scope.contains(&scope));
+            if !ok {
+                return deny(t!(
+                    "您不能授予或撤销自己未持有的角色或范围（{}）" ;
+                    "You cannot grant or revoke a role or scope you do not hold yourself ({})",
+                    role.as_str()
+                ));
+            }
+            true
+        }
+        TokenAdminister | SecuritySettingsRead | SecuritySettingsUpdate => p.holds(Role::SecurityAdmin, &platform),
+        AuditRead => p.holds(Role::Auditor, &platform),
+    };
+    if allowed {
+        Ok(())
+    } else {
+        deny(no_role())
+    }
+}
+
+fn member_of_department(p: &Principal, d: DepartmentId) -> bool {
+    p.grants.iter().any(|g| {
+        matches!(g.role, Role::DeptAdmin | Role::DeptMember)
+            && matches!(g.scope, Scope::Department(x) | Scope::Project(x, _) if x == d)
+    })
+}
+
+/// A department admin manages the ordinary accounts whose home is their department.
+fn manages_account(p: &Principal, u: &UserTarget) -> bool {
+    u.admin_role.is_none() && u.department_id.is_some_and(|d| p.holds(Role::DeptAdmin, &Scope::Department(d)))
+}
+
+/// Which departments and projects `p` may list.
+pub fn tenancy_visibility(p: &Principal) -> Visibility {
+    if p.reads_all_tenancy() {
+        return Visibility::All;
+    }
+    let mut departments = Vec::new();
+    let mut projects = Vec::new();
+    for g in &p.grants {
+        match (g.role, g.scope) {
+            (Role::DeptAdmin | Role::DeptMember, Scope::Department(d)) => departments.push(d),
+            (Role::DeptAdmin | Role::DeptMember, Scope::Project(_, pr)) => projects.push(pr),
+            _ => {}
+        }
+    }
+    departments.sort();
+    departments.dedup();
+    projects.sort();
+    projects.dedup();
+    Visibility::Some { departments, projects }
+}
+
+/// Departments a principal may see even if they only hold a project in it (for listing
+/// departments: a project member sees the name of its department).
+pub fn visible_departments(p: &Principal) -> Visibility {
+    if p.reads_all_tenancy() {
+        return Visibility::All;
+    }
+    let mut departments: Vec<DepartmentId> = p
+        .grants
+        .iter()
+        .filter(|g| matches!(g.role, Role::DeptAdmin | Role::DeptMember))
+        .filter_map(|g| match g.scope {
+            Scope::Department(d) | Scope::Project(d, _) => Some(d),
+            Scope::Platform => None,
+        })
+        .collect();
+    departments.sort();
+    departments.dedup();
+    Visibility::Some { departments, projects: Vec::new() }
+}
+
+/// Refuses a grant that would give one account two of the three separated admin roles.
+pub fn check_separation(existing: &[Role], new_role: Role) -> Result<(), Error> {
+    if new_role.is_separated_admin() {
+        if let Some(other) = existing.iter().find(|r| r.is_separated_admin() && **r != new_role) {
+            return Err(Error::conflict(t!(
+                "三员分立：该账号已是{}，不能再授予{}" ;
+                "Separation of duties: the account is already {} and cannot also be {}",
+                other.zh_name(),
+                new_role.zh_name()
+            ))
+            .with_details(serde_json_like(other.as_str(), new_role.as_str())));
+        }
+    }
+    Ok(())
+}
+
+fn serde_json_like(held: &str, requested: &str) -> zy_model::error::DetailsValue {
+    zy_model::error::details(&[("held_role", held), ("requested_role", requested)])
+}
+
+#[cfg(test)]
+mod tests;

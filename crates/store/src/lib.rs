@@ -1,1 +1,25 @@
+//! Persistence for zhengyun over SQLite (default, one file in the data dir, WAL) and
+//! PostgreSQL (for several server replicas). One set of repositories speaks SQL both
+//! databases understand; versioned migrations for each are applied at start-up.
+//!
+//! Concurrency is decided here, in the database: unique constraints, conditional updates
+//! on `generation`, and row locks taken by `UPDATE … RETURNING`. Nothing relies on an
+//! in-process lock for correctness, so replicas sharing one PostgreSQL stay correct.
 
+pub mod audit;
+mod db;
+pub mod departments;
+mod error;
+pub mod memberships;
+mod migrate;
+pub mod projects;
+mod rows;
+pub mod sessions;
+pub mod settings;
+mod sql;
+pub mod tokens;
+pub mod users;
+
+pub use db::{Backend, Store, Tx};
+pub use error::db_error;
+pub use sql::Filter;

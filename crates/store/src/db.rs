@@ -1,0 +1,113 @@
+//! Opening the database: URL parsing, connection set-up (WAL, foreign keys, busy timeout
+//! on SQLite; a schema search path on PostgreSQL), and transactions.
+
+use crate::error::db_error;
+use sqlx::any::AnyPoolOptions;
+use sqlx::AnyConnection;
+use sqlx::{Any, AnyPool, Executor};
+use std::time::Duration;
+use zy_model::{t, Error};
+
+pub type Tx = sqlx::Transaction<'static, Any>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The database handle the server shares between requests and background work.
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Store {
+    /// Opens `url` (`sqlite://path` or `postgres://…`), creating a SQLite file if needed,
+    /// and applies pending migrations. `pg_schema` puts every table in that schema (used by
+    /// tests to give each test a fresh database on one server).
+    pub async fn open(url: &str, pg_schema: Option<&str>, max_connections: u32) -> Result<Store, Error> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            return Err(Error::invalid(t!(
+                "数据库地址须以 sqlite:// 或 postgres:// 开头",
+                "the database URL must start with sqlite:// or postgres://"
+            )));
+        };
+        let url = match backend {
+            Backend::Sqlite if !url.contains('?') => format!("{url}?mode=rwc"),
+            _ => url.to_string(),
+        };
+        if let Some(s) = pg_schema {
+            if !s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || s.is_empty() {
+                return Err(Error::invalid(t!("数据库 schema 名称无效", "invalid database schema name")));
+            }
+        }
+        let schema = pg_schema.map(str::to_string);
+        let pool = AnyPoolOptions::new()
+            .max_connections(max_connections)
+            .min_connections(1)
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn: &mut AnyConnection, _meta| {
+                let schema = schema.clone();
+                Box::pin(async move {
+                    match backend {
+                        Backend::Sqlite => {
+                            conn.execute("PRAGMA journal_mode = WAL").await?;
+                            conn.execute("PRAGMA synchronous = NORMAL").await?;
+                            conn.execute("PRAGMA foreign_keys = ON").await?;
+                            conn.execute("PRAGMA busy_timeout = 10000").await?;
+                        }
+                        Backend::Postgres => {
+                            if let Some(s) = schema {
+                                conn.execute(format!("CREATE SCHEMA IF NOT EXISTS {s}").as_str()).await?;
+                                conn.execute(format!("SET search_path TO {s}").as_str()).await?;
+                            }
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await
+            .map_err(|e| {
+                Error::unavailable(t!("无法连接数据库，请检查数据库地址与服务状态", "cannot connect to the database; check its URL and that it is running"))
+                    .with_internal(e.to_string())
+            })?;
+        let store = Store { pool, backend };
+        crate::migrate::run(&store).await?;
+        Ok(store)
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Begins a transaction that will write. On SQLite it takes the write lock up front
+    /// (`BEGIN IMMEDIATE`), so a read-then-write transaction never fails to upgrade.
+    pub async fn begin_write(&self) -> Result<Tx, Error> {
+        let r = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        };
+        r.map_err(db_error)
+    }
+
+    /// Whether the database answers (for `/readyz`).
+    pub async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}

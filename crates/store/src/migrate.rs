@@ -1,0 +1,67 @@
+//! Forward-only, numbered migrations, one file per step and database, embedded in the
+//! binary and applied at start-up. Several replicas starting at once take turns: on
+//! PostgreSQL through an advisory lock, on SQLite through the write lock.
+
+use crate::db::{Backend, Store};
+use crate::error::db_error;
+use sqlx::Executor;
+use zy_model::Error;
+
+struct Migration {
+    version: i64,
+    name: &'static str,
+    sqlite: &'static str,
+    postgres: &'static str,
+}
+
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "tenancy_identity_audit",
+    sqlite: include_str!("../migrations/sqlite/0001_tenancy_identity_audit.sql"),
+    postgres: include_str!("../migrations/postgres/0001_tenancy_identity_audit.sql"),
+}];
+
+/// The newest schema version this binary knows.
+pub const LATEST: i64 = 1;
+
+pub(crate) async fn run(store: &Store) -> Result<(), Error> {
+    let mut tx = store.begin_write().await?;
+    if store.backend() == Backend::Postgres {
+        // One migrator at a time across replicas; released at commit.
+        tx.execute("SELECT pg_advisory_xact_lock(7205340312)").await.map_err(db_error)?;
+    }
+    tx.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+    )
+    .await
+    .map_err(db_error)?;
+    let current: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM schema_migrations")
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_error)?;
+    let current = current.unwrap_or(0);
+    if current > LATEST {
+        return Err(Error::unavailable(zy_model::t!(
+            "数据库版本 {} 比本程序（{}）新，请升级 zhengyun" ;
+            "the database schema version {} is newer than this binary's ({}); upgrade zhengyun",
+            current, LATEST
+        )));
+    }
+    for m in MIGRATIONS.iter().filter(|m| m.version > current) {
+        let sql = match store.backend() {
+            Backend::Sqlite => m.sqlite,
+            Backend::Postgres => m.postgres,
+        };
+        tx.execute(sql).await.map_err(|e| db_error(e).with_internal(format!("migration {} failed", m.name)))?;
+        sqlx::query("INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
+            .bind(m.version)
+            .bind(m.name)
+            .bind(zy_model::time::Timestamp::now().0)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        tracing::info!(version = m.version, name = m.name, "applied migration");
+    }
+    tx.commit().await.map_err(db_error)?;
+    Ok(())
+}

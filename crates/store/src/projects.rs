@@ -1,0 +1,141 @@
+//! Projects (业务系统), each inside one department.
+
+use crate::db::Tx;
+use crate::departments::{count, stale_or_missing};
+use crate::error::db_error;
+use crate::rows::*;
+use crate::sql::{finish_page, Filter, Sql};
+use sqlx::any::AnyRow;
+use sqlx::{Any, Executor};
+use zy_model::id::{DepartmentId, ProjectId};
+use zy_model::page::{Page, PageRequest};
+use zy_model::tenancy::Project;
+use zy_model::time::Timestamp;
+use zy_model::{t, Error};
+
+const COLS: &str = "id, department_id, name, description, created_at, updated_at, generation";
+
+fn from_row(r: &AnyRow) -> Result<Project, Error> {
+    Ok(Project {
+        id: id(r, "id")?,
+        department_id: id(r, "department_id")?,
+        name: text(r, "name")?,
+        description: text(r, "description")?,
+        created_at: ts(r, "created_at")?,
+        updated_at: ts(r, "updated_at")?,
+        generation: int(r, "generation")?,
+    })
+}
+
+pub async fn insert(tx: &mut Tx, p: &Project) -> Result<(), Error> {
+    sqlx::query(
+        "INSERT INTO projects (id, department_id, name, description, created_at, updated_at, generation) VALUES ($1, $2, $3, $4, $5, $6, 1)",
+    )
+    .bind(p.id.to_string())
+    .bind(p.department_id.to_string())
+    .bind(&p.name)
+    .bind(&p.description)
+    .bind(p.created_at.0)
+    .bind(p.updated_at.0)
+    .execute(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    Ok(())
+}
+
+pub async fn get<'c>(e: impl Executor<'c, Database = Any>, id: ProjectId) -> Result<Option<Project>, Error> {
+    let row = sqlx::query(&format!("SELECT {COLS} FROM projects WHERE id = $1"))
+        .bind(id.to_string())
+        .fetch_optional(e)
+        .await
+        .map_err(db_error)?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// Which projects a list may return.
+#[derive(Debug, Clone)]
+pub enum ProjectScope<'a> {
+    All,
+    /// Projects in these departments, plus these individual projects.
+    Some { departments: &'a [DepartmentId], projects: &'a [ProjectId] },
+}
+
+pub async fn list<'c>(
+    e: impl Executor<'c, Database = Any>,
+    page: &PageRequest,
+    scope: ProjectScope<'_>,
+    department: Option<DepartmentId>,
+    filter: &Filter,
+) -> Result<Page<Project>, Error> {
+    let mut sql = Sql::new(&format!("SELECT {COLS} FROM projects WHERE 1 = 1"));
+    if let ProjectScope::Some { departments, projects } = scope {
+        sql.push(" AND (")
+            .push_in("department_id", departments.iter().map(|d| d.to_string()))
+            .push(" OR ")
+            .push_in("id", projects.iter().map(|p| p.to_string()))
+            .push(")");
+    }
+    if let Some(d) = department {
+        sql.push(" AND department_id = ").bind_text(d.to_string());
+    }
+    if let Some(q) = &filter.q {
+        sql.push(" AND ").push_contains("name", q);
+    }
+    sql.push_page(page, "name", "created_at", "id");
+    let rows = sql.query().fetch_all(e).await.map_err(db_error)?;
+    let items = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
+    Ok(finish_page(page, items, |p| (p.name.clone(), p.created_at.0, p.id.to_string())))
+}
+
+pub async fn update(
+    tx: &mut Tx,
+    id: ProjectId,
+    expected_generation: Option<i64>,
+    name: &str,
+    description: &str,
+) -> Result<Project, Error> {
+    let row = sqlx::query(&format!(
+        "UPDATE projects SET name = $1, description = $2, updated_at = $3, generation = generation + 1 \
+         WHERE id = $4 AND ($5 < 0 OR generation = $5) RETURNING {COLS}"
+    ))
+    .bind(name)
+    .bind(description)
+    .bind(Timestamp::now().0)
+    .bind(id.to_string())
+    .bind(expected_generation.unwrap_or(-1))
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    match row {
+        Some(r) => from_row(&r),
+        None => Err(stale_or_missing(tx, "projects", "project", &id.to_string()).await),
+    }
+}
+
+/// Deletes a project that has no role grants left.
+pub async fn delete(tx: &mut Tx, id: ProjectId) -> Result<(), Error> {
+    let sid = id.to_string();
+    let grants = count(tx, "SELECT COUNT(*) FROM memberships WHERE project_id = $1", &sid).await?;
+    if grants > 0 {
+        return Err(Error::conflict(t!(
+            "项目仍有 {} 条角色授权，请先撤销后再删除项目" ;
+            "the project still has {} role grants; revoke them first",
+            grants
+        ))
+        .with_details(serde_json::json!({ "memberships": grants })));
+    }
+    let n = sqlx::query("DELETE FROM projects WHERE id = $1")
+        .bind(&sid)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?
+        .rows_affected();
+    if n == 0 {
+        return Err(Error::not_found("project", id));
+    }
+    Ok(())
+}
+
+pub async fn count_all<'c>(e: impl Executor<'c, Database = Any>) -> Result<i64, Error> {
+    sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM projects").fetch_one(e).await.map_err(db_error)
+}

@@ -1,0 +1,137 @@
+//! A small SQL builder that numbers placeholders `$1, $2, …` (understood by both SQLite and
+//! PostgreSQL) and adds keyset paging the same way for every list.
+
+use sqlx::any::AnyArguments;
+use sqlx::query::Query;
+use sqlx::Any;
+use zy_model::page::{PageRequest, SortField};
+
+#[derive(Debug, Clone)]
+pub(crate) enum Arg {
+    I64(i64),
+    Text(String),
+}
+
+pub(crate) struct Sql {
+    pub text: String,
+    args: Vec<Arg>,
+}
+
+impl Sql {
+    pub fn new(text: &str) -> Sql {
+        Sql { text: text.to_string(), args: Vec::new() }
+    }
+
+    pub fn push(&mut self, s: &str) -> &mut Self {
+        self.text.push_str(s);
+        self
+    }
+
+    /// Appends a placeholder bound to `arg`.
+    pub fn bind(&mut self, arg: Arg) -> &mut Self {
+        self.args.push(arg);
+        self.text.push('$');
+        self.text.push_str(&self.args.len().to_string());
+        self
+    }
+
+    pub fn bind_text(&mut self, s: impl Into<String>) -> &mut Self {
+        self.bind(Arg::Text(s.into()))
+    }
+
+    /// `col IN ($n, …)`; an empty list matches nothing.
+    pub fn push_in(&mut self, col: &str, values: impl IntoIterator<Item = String>) -> &mut Self {
+        let values: Vec<String> = values.into_iter().collect();
+        if values.is_empty() {
+            return self.push("1 = 0");
+        }
+        self.push(col).push(" IN (");
+        for (i, v) in values.into_iter().enumerate() {
+            if i > 0 {
+                self.push(", ");
+            }
+            self.bind_text(v);
+        }
+        self.push(")")
+    }
+
+    /// A case-insensitive substring filter on `col` (`%` and `_` in the input are literal).
+    pub fn push_contains(&mut self, col: &str, needle: &str) -> &mut Self {
+        let escaped: String = needle
+            .to_lowercase()
+            .chars()
+            .flat_map(|c| match c {
+                '%' | '_' | '\\' => vec!['\\', c],
+                c => vec![c],
+            })
+            .collect();
+        self.push("LOWER(").push(col).push(") LIKE ");
+        self.bind_text(format!("%{escaped}%"));
+        self.push(" ESCAPE '\\'")
+    }
+
+    /// Appends ` AND (key, id) > (…)` for the cursor, then ORDER BY and LIMIT (one extra
+    /// row, to know whether another page follows).
+    pub fn push_page(&mut self, page: &PageRequest, name_col: &str, created_col: &str, id_col: &str) -> &mut Self {
+        let key_col = match page.sort.field {
+            SortField::Name => name_col,
+            SortField::CreatedAt => created_col,
+        };
+        let (cmp, dir) = if page.sort.descending { ("<", "DESC") } else { (">", "ASC") };
+        if let Some(c) = &page.after {
+            self.push(" AND (").push(key_col).push(", ").push(id_col).push(") ").push(cmp).push(" (");
+            match page.sort.field {
+                SortField::Name => self.bind_text(c.k.clone()),
+                SortField::CreatedAt => self.bind(Arg::I64(c.k.parse().unwrap_or(0))),
+            };
+            self.push(", ").bind_text(c.id.clone()).push(")");
+        }
+        let order = format!(" ORDER BY {key_col} {dir}, {id_col} {dir} LIMIT {}", page.limit as i64 + 1);
+        self.push(&order)
+    }
+
+    pub fn query(&self) -> Query<'_, Any, AnyArguments<'_>> {
+        let mut q = sqlx::query(&self.text);
+        for a in &self.args {
+            q = match a {
+                Arg::I64(v) => q.bind(*v),
+                Arg::Text(v) => q.bind(v.as_str()),
+            };
+        }
+        q
+    }
+}
+
+/// Common list filters: a substring of the name.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub q: Option<String>,
+}
+
+/// Cuts the extra row off and makes the next cursor from the last item kept.
+pub(crate) fn finish_page<T>(
+    page: &PageRequest,
+    mut items: Vec<T>,
+    key: impl Fn(&T) -> (String, i64, String),
+) -> zy_model::page::Page<T> {
+    let more = items.len() > page.limit as usize;
+    items.truncate(page.limit as usize);
+    let next_cursor = if more {
+        items.last().map(|last| {
+            let (name, created, id) = key(last);
+            zy_model::page::Cursor {
+                s: page.sort.field,
+                d: page.sort.descending,
+                k: match page.sort.field {
+                    SortField::Name => name,
+                    SortField::CreatedAt => created.to_string(),
+                },
+                id,
+            }
+            .encode()
+        })
+    } else {
+        None
+    };
+    zy_model::page::Page { items, next_cursor }
+}
