@@ -1,1 +1,139 @@
+//! The zhengyun control plane: the HTTP API with authentication, authorisation and audit,
+//! and the start-up work (migrations, first-start bootstrap, demo data).
+//!
+//! Request path: socket → axum → [`middleware::outer`] (request id, language, errors,
+//! metrics) → router → [`middleware::audit_failures`] → handler in [`api`] (extractors
+//! authenticate and parse) → use case in [`app`] (policy, validation, store, audit in one
+//! transaction) → `zy_store` → database, and back.
 
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod bootstrap;
+pub mod config;
+pub mod context;
+pub mod demo;
+pub mod error;
+pub mod extract;
+pub mod metrics;
+pub mod middleware;
+pub mod state;
+
+pub use config::Config;
+
+use axum::extract::DefaultBodyLimit;
+use axum::Router;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use zy_model::{t, Error};
+
+/// Largest request body accepted.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// `(METHOD, path template)` → operation id, for naming audited operations.
+fn operations(doc: &utoipa::openapi::OpenApi) -> HashMap<(String, String), String> {
+    let mut map = HashMap::new();
+    for (path, item) in &doc.paths.paths {
+        let ops = [("GET", &item.get), ("POST", &item.post), ("PUT", &item.put), ("PATCH", &item.patch), ("DELETE", &item.delete)];
+        for (method, op) in ops {
+            if let Some(op) = op {
+                map.insert((method.to_string(), path.clone()), op.operation_id.clone().unwrap_or_default());
+            }
+        }
+    }
+    map
+}
+
+/// Builds the application: opens the database (migrating it), bootstraps the first admins
+/// on first start, loads demo data when asked, and assembles the router.
+pub async fn build(config: Config) -> Result<(Router, state::AppState, Option<bootstrap::Credentials>), Error> {
+    if config.database_url.is_none() {
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+            Error::unavailable(t!("无法创建数据目录", "cannot create the data directory")).with_internal(format!("{}: {e}", config.data_dir.display()))
+        })?;
+    }
+    let store = zy_store::Store::open(&config.database_url(), config.pg_schema.as_deref(), config.max_connections).await?;
+    let credentials = bootstrap::first_start(&store).await?;
+    if config.demo {
+        demo::load(&store).await?;
+    }
+    let (router, doc) = api::api_router().split_for_parts();
+    let state = state::AppState::new(store, config, operations(&doc)).await?;
+    let _ = state.metrics.started.set(std::time::Instant::now());
+    let router = router
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), middleware::audit_failures))
+        .fallback(|| async { error::ApiError(error::error_for_status(axum::http::StatusCode::NOT_FOUND)) })
+        .method_not_allowed_fallback(|| async { error::ApiError(error::error_for_status(axum::http::StatusCode::METHOD_NOT_ALLOWED)) })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::outer))
+        .with_state(state.clone());
+    Ok((router, state, credentials))
+}
+
+/// A running server (used by `zhengyun server` and by the integration tests).
+pub struct Server {
+    pub addr: SocketAddr,
+    /// The first admins' one-time passwords, when this start created them.
+    pub credentials: Option<bootstrap::Credentials>,
+    pub state: state::AppState,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Server {
+    /// Stops accepting, finishes requests in flight, closes the database.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = (&mut self.task).await;
+        self.state.store.close().await;
+    }
+
+    /// Waits until the server stops (on Ctrl-C or SIGTERM when started by [`run`]).
+    pub async fn wait(self) {
+        let _ = self.task.await;
+    }
+}
+
+/// Starts serving on `config.listen` (port 0 picks a free port).
+pub async fn start(config: Config) -> Result<Server, Error> {
+    let listen = config.listen;
+    let (router, state, credentials) = build(config).await?;
+    let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
+        Error::unavailable(t!("无法监听地址 {}" ; "cannot listen on {}", listen)).with_internal(e.to_string())
+    })?;
+    let addr = listener.local_addr().map_err(|e| Error::internal(e.to_string()))?;
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let shutdown = async move {
+            tokio::select! {
+                _ = rx => {}
+                _ = shutdown_signal() => {}
+            }
+        };
+        let svc = router.into_make_service_with_connect_info::<SocketAddr>();
+        if let Err(e) = axum::serve(listener, svc).with_graceful_shutdown(shutdown).await {
+            tracing::error!(error = %e, "server stopped with an error");
+        }
+    });
+    Ok(Server { addr, credentials, state, shutdown: Some(tx), task })
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return std::future::pending().await,
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -111,3 +111,12 @@ impl Store {
         self.pool.close().await;
     }
 }
+
+/// Serialises the caller's transaction with every other writer until it commits, for
+/// checks that count rows before changing them (e.g. "not the last auditor"). On
+/// PostgreSQL this takes the audit head's row lock, which every audited change takes
+/// anyway; on SQLite the write lock is already held.
+pub async fn serialize_writers(tx: &mut Tx) -> Result<(), Error> {
+    sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1").execute(&mut **tx).await.map_err(db_error)?;
+    Ok(())
+}

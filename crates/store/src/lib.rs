@@ -20,6 +20,6 @@ mod sql;
 pub mod tokens;
 pub mod users;
 
-pub use db::{Backend, Store, Tx};
+pub use db::{serialize_writers, Backend, Store, Tx};
 pub use error::db_error;
 pub use sql::Filter;

@@ -151,3 +151,12 @@ pub async fn roles_of<'c>(e: impl Executor<'c, Database = Any>, user: UserId) ->
         .map_err(db_error)?;
     Ok(rows.iter().filter_map(|r| Role::parse(r)).collect())
 }
+
+/// How many accounts hold `role` (anywhere), counted inside the caller's transaction.
+pub async fn count_role(tx: &mut crate::Tx, role: Role) -> Result<i64, Error> {
+    sqlx::query_scalar::<_, i64>("SELECT COUNT(DISTINCT user_id) FROM memberships WHERE role = $1")
+        .bind(role.as_str())
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(db_error)
+}

@@ -1,0 +1,118 @@
+//! The HTTP API under `/v1`: thin handlers (parse, authenticate, call one application
+//! function, shape the answer), declared with utoipa so the OpenAPI document is generated
+//! from this code. [`router`] assembles them with the operational endpoints.
+
+pub mod audit;
+pub mod auth;
+pub mod departments;
+pub mod memberships;
+pub mod projects;
+pub mod security;
+pub mod system;
+pub mod tokens;
+pub mod users;
+
+use crate::error::{ErrorBody, ErrorDetail};
+use crate::state::AppState;
+use serde::Deserialize;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{IntoParams, Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use zy_model::page::PageRequest;
+use zy_model::Error;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "zhengyun 政云 API",
+        description = "政务云管理平台 API — the zhengyun government cloud platform. Errors always use the body `{ \"error\": { \"code\", \"message\", \"request_id\", \"details\" } }`; messages follow `Accept-Language` (zh-CN by default, en).",
+        license(name = "Apache-2.0")
+    ),
+    components(schemas(ErrorBody, ErrorDetail, zy_model::ErrorCode)),
+    modifiers(&SecuritySchemes),
+    tags(
+        (name = "auth", description = "登录、会话与双因素认证 / login, sessions, second factor"),
+        (name = "departments", description = "部门（委办局）/ departments"),
+        (name = "projects", description = "项目（业务系统）/ projects"),
+        (name = "users", description = "用户 / users"),
+        (name = "memberships", description = "角色授权 / role grants"),
+        (name = "tokens", description = "API 令牌 / API tokens"),
+        (name = "security", description = "安全管理 / security administration"),
+        (name = "audit", description = "审计日志 / audit log"),
+        (name = "system", description = "运行状态 / health and metrics"),
+    )
+)]
+pub struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let c = openapi.components.get_or_insert_with(Default::default);
+        c.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
+        c.add_security_scheme("cookie", SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(crate::auth::actor::SESSION_COOKIE))));
+    }
+}
+
+/// Every route with its OpenAPI description.
+pub fn api_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::logout))
+        .routes(routes!(auth::me))
+        .routes(routes!(auth::change_password))
+        .routes(routes!(auth::enrol_mfa))
+        .routes(routes!(auth::confirm_mfa))
+        .routes(routes!(departments::list_departments, departments::create_department))
+        .routes(routes!(departments::get_department, departments::update_department, departments::delete_department))
+        .routes(routes!(projects::list_projects, projects::create_project))
+        .routes(routes!(projects::get_project, projects::update_project, projects::delete_project))
+        .routes(routes!(users::list_users, users::create_user))
+        .routes(routes!(users::get_user, users::update_user, users::delete_user))
+        .routes(routes!(memberships::list_memberships, memberships::grant_membership))
+        .routes(routes!(memberships::revoke_membership))
+        .routes(routes!(tokens::list_tokens, tokens::create_token))
+        .routes(routes!(tokens::revoke_token))
+        .routes(routes!(security::lock_user))
+        .routes(routes!(security::unlock_user))
+        .routes(routes!(security::reset_user_password))
+        .routes(routes!(security::reset_user_mfa))
+        .routes(routes!(security::get_security_settings, security::update_security_settings))
+        .routes(routes!(audit::list_audit))
+        .routes(routes!(audit::verify_audit))
+        .routes(routes!(audit::export_audit))
+        .routes(routes!(audit::purge_audit))
+        .routes(routes!(system::healthz))
+        .routes(routes!(system::readyz))
+        .routes(routes!(system::metrics))
+}
+
+/// The OpenAPI document, as checked in at `openapi/zhengyun.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api_router().into_openapi()
+}
+
+/// Paging parameters every list takes.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    /// Items per page, 1–1000 (default 50).
+    pub limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// `name`, `-name`, `created_at` or `-created_at`.
+    pub sort: Option<String>,
+    /// Case-insensitive substring of the name.
+    pub q: Option<String>,
+}
+
+impl ListParams {
+    pub fn page(&self) -> Result<PageRequest, Error> {
+        PageRequest::parse(self.limit, self.cursor.as_deref(), self.sort.as_deref())
+    }
+    pub fn filter(&self) -> Result<zy_store::Filter, Error> {
+        Ok(zy_store::Filter { q: self.q.as_deref().map(zy_model::validate::search).transpose()? })
+    }
+}

@@ -1,0 +1,46 @@
+//! The application layer: one module per resource, each function one use case. Handlers
+//! call exactly one of these; these authorise through `zy_policy`, validate, call the store
+//! and write the audit record in the same transaction as the change.
+
+pub mod audit;
+pub mod auth;
+pub mod departments;
+pub mod memberships;
+pub mod projects;
+pub mod security;
+pub mod tokens;
+pub mod users;
+
+use crate::auth::actor::Actor;
+use crate::context::RequestContext;
+use zy_model::audit::Outcome;
+use zy_model::{t, Error};
+use zy_store::{db_error, Tx};
+
+/// Appends the success record and commits. Fail-closed: if the record cannot be written,
+/// the transaction is rolled back and the change does not happen.
+pub async fn commit_audited(
+    mut tx: Tx,
+    ctx: &RequestContext,
+    actor: Option<&Actor>,
+    action: &str,
+    target_type: &str,
+    target_id: &str,
+    detail: serde_json::Value,
+) -> Result<(), Error> {
+    let entry = ctx.entry(actor, action, target_type, target_id, Outcome::Success, detail);
+    zy_store::audit::append(&mut tx, entry).await.map_err(audit_unavailable)?;
+    tx.commit().await.map_err(db_error)?;
+    ctx.mark_audited();
+    Ok(())
+}
+
+pub fn audit_unavailable(e: Error) -> Error {
+    Error::unavailable(t!("审计日志无法写入，操作未执行，请稍后重试", "the audit log cannot be written, so nothing was changed; please try again shortly"))
+        .with_internal(format!("audit append failed: {e}"))
+}
+
+/// A PATCH field: absent leaves the value alone.
+pub fn patched(new: Option<String>, old: &str) -> String {
+    new.unwrap_or_else(|| old.to_string())
+}

@@ -1,0 +1,6 @@
+//! Authentication: password hashing, secrets for sessions and tokens, and the extractor
+//! that turns a request's credentials into an [`actor::Actor`].
+
+pub mod actor;
+pub mod password;
+pub mod secrets;

@@ -1,0 +1,42 @@
+//! Server configuration, filled from the command line or by tests.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    /// `sqlite://…` or `postgres://…`; defaults to a SQLite file in `data_dir`.
+    pub database_url: Option<String>,
+    /// PostgreSQL schema to use (tests give each test its own).
+    pub pg_schema: Option<String>,
+    pub data_dir: PathBuf,
+    /// Load the demo data set (the Yibin bureaus) on first start.
+    pub demo: bool,
+    /// Mark cookies `Secure` (set when served behind HTTPS).
+    pub secure_cookies: bool,
+    /// Database connections in the pool.
+    pub max_connections: u32,
+}
+
+impl Config {
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("zhengyun.db").display()))
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            database_url: None,
+            pg_schema: None,
+            data_dir: PathBuf::from("data"),
+            demo: false,
+            secure_cookies: false,
+            max_connections: 16,
+        }
+    }
+}

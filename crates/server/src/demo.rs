@@ -1,0 +1,134 @@
+//! The demo data set, modelled on the Yibin (宜宾) e-government cloud in the seed texts:
+//! the bureaus that moved onto the cloud first, each with a business system or two, and
+//! users of every role. Loaded by `zhengyun server --demo` once, when no department exists.
+//!
+//! Demo accounts share one documented password and need not change it; the three admins
+//! are the real bootstrap accounts with one-time passwords.
+
+use crate::auth::password;
+use zy_model::audit::{AuditEntry, Outcome};
+use zy_model::id::{DepartmentId, MembershipId, ProjectId, UserId};
+use zy_model::role::{Role, Scope};
+use zy_model::tenancy::{Department, Membership, Project, ScopeType, User};
+use zy_model::time::Timestamp;
+use zy_model::Error;
+use zy_store::{departments, memberships, projects, users, Store, Tx};
+
+/// The password of every demo account (not of the three admins).
+pub const DEMO_PASSWORD: &str = "Yibin@2026demo";
+
+/// (name, code, login prefix, projects)
+pub const DEPARTMENTS: &[(&str, &str, &str, &[&str])] = &[
+    ("宜宾市卫生和计划生育委员会", "WJW", "wjw", &["全民健康信息平台", "预约挂号服务系统"]),
+    ("宜宾市安全生产监督管理局", "AJJ", "ajj", &["安全生产监管执法系统"]),
+    ("宜宾市人力资源和社会保障局", "RSJ", "rsj", &["社会保障卡服务平台", "就业创业服务系统"]),
+    ("宜宾市公安局", "GAJ", "gaj", &["治安综合管理平台", "出入境预约系统"]),
+    ("宜宾市工商行政管理局", "GSJ", "gsj", &["企业信用信息公示系统"]),
+    ("宜宾广播电视大学", "DD", "dd", &["远程教学平台"]),
+    ("宜宾市信息公开电子政务办", "ZWB", "zwb", &["政务云监管平台", "政府门户网站"]),
+];
+
+/// Loads the demo data unless departments already exist. Returns whether it loaded.
+pub async fn load(store: &Store) -> Result<bool, Error> {
+    let any = departments::list(store.pool(), &zy_model::page::PageRequest::parse(Some(1), None, None)?, None, &Default::default()).await?;
+    if !any.items.is_empty() {
+        return Ok(false);
+    }
+    let hash = password::hash(DEMO_PASSWORD.to_string()).await?;
+    let mut tx = store.begin_write().await?;
+    let now = Timestamp::now();
+    let mut n = 0u32;
+    for (name, code, prefix, projs) in DEPARTMENTS {
+        let d = Department {
+            id: DepartmentId::new(),
+            name: (*name).into(),
+            code: (*code).into(),
+            description: "演示数据（宜宾市电子政务云）/ demo data".into(),
+            created_at: now,
+            updated_at: now,
+            generation: 1,
+        };
+        departments::insert(&mut tx, &d).await?;
+        let mut first_project = None;
+        for p in projs.iter() {
+            let pr = Project {
+                id: ProjectId::new(),
+                department_id: d.id,
+                name: (*p).into(),
+                description: String::new(),
+                created_at: now,
+                updated_at: now,
+                generation: 1,
+            };
+            projects::insert(&mut tx, &pr).await?;
+            first_project.get_or_insert(pr.id);
+        }
+        let admin = user(&mut tx, &format!("{prefix}.admin"), &format!("{name}管理员"), Some(d.id), &hash).await?;
+        grant(&mut tx, admin, Role::DeptAdmin, Scope::Department(d.id)).await?;
+        let member = user(&mut tx, &format!("{prefix}.user"), &format!("{name}业务员"), Some(d.id), &hash).await?;
+        grant(&mut tx, member, Role::DeptMember, Scope::Department(d.id)).await?;
+        if let Some(p) = first_project {
+            let dev = user(&mut tx, &format!("{prefix}.dev"), &format!("{name}项目开发"), Some(d.id), &hash).await?;
+            grant(&mut tx, dev, Role::DeptMember, Scope::Project(d.id, p)).await?;
+        }
+        n += 1;
+    }
+    for (username, display, role) in [
+        ("jianguan", "监管人员（大数据局）", Role::Supervisor),
+        ("caizheng", "财政局审核员", Role::Finance),
+        ("inspur.ops", "浪潮云运维", Role::ProviderOperator),
+    ] {
+        let u = user(&mut tx, username, display, None, &hash).await?;
+        grant(&mut tx, u, role, Scope::Platform).await?;
+    }
+    zy_store::audit::append(
+        &mut tx,
+        AuditEntry {
+            at: now,
+            actor_id: None,
+            actor_name: "system".into(),
+            actor_roles: String::new(),
+            source_ip: "local".into(),
+            action: "load_demo_data".into(),
+            target_type: "platform".into(),
+            target_id: String::new(),
+            outcome: Outcome::Success,
+            request_id: String::new(),
+            detail: serde_json::json!({ "departments": n }).to_string(),
+        },
+    )
+    .await?;
+    tx.commit().await.map_err(zy_store::db_error)?;
+    Ok(true)
+}
+
+async fn user(tx: &mut Tx, username: &str, display: &str, department: Option<DepartmentId>, hash: &str) -> Result<UserId, Error> {
+    let now = Timestamp::now();
+    let u = User {
+        id: UserId::new(),
+        username: username.into(),
+        display_name: display.into(),
+        email: None,
+        phone: None,
+        department_id: department,
+        mfa_enabled: false,
+        locked_until: None,
+        must_change_password: false,
+        password_changed_at: now,
+        created_at: now,
+        updated_at: now,
+        generation: 1,
+    };
+    users::insert(tx, &u, hash).await?;
+    Ok(u.id)
+}
+
+async fn grant(tx: &mut Tx, user: UserId, role: Role, scope: Scope) -> Result<(), Error> {
+    let (scope_type, department_id, project_id) = match scope {
+        Scope::Platform => (ScopeType::Platform, None, None),
+        Scope::Department(d) => (ScopeType::Department, Some(d), None),
+        Scope::Project(d, p) => (ScopeType::Project, Some(d), Some(p)),
+    };
+    let m = Membership { id: MembershipId::new(), user_id: user, role, scope_type, department_id, project_id, created_at: Timestamp::now(), created_by: None };
+    memberships::insert(tx, &m, &scope).await
+}
