@@ -1,1 +1,169 @@
-fn main(){}
+//! `zhengyun`: the one binary. `zhengyun server` runs the control plane; every other
+//! subcommand is a client of the public HTTP API (tables for people, `--json` for scripts).
+
+mod client;
+mod commands;
+mod output;
+
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "zhengyun",
+    version,
+    about = "政云 zhengyun — 政务云管理平台 / government cloud platform"
+)]
+struct Cli {
+    /// The server's address (default: saved at login, else http://127.0.0.1:8080).
+    #[arg(long, global = true, env = "ZHENGYUN_SERVER")]
+    server: Option<String>,
+    /// Use this API token instead of the saved login session.
+    #[arg(long, global = true, env = "ZHENGYUN_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Print the server's JSON instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the control plane server.
+    Server(ServerArgs),
+    /// Print the OpenAPI document generated from the code.
+    Openapi,
+    /// Log in and save the session in the user's config dir.
+    Login(commands::LoginArgs),
+    /// End the saved session.
+    Logout,
+    /// Show who you are logged in as, and your roles.
+    Me,
+    /// Change your password.
+    Password(commands::PasswordArgs),
+    /// Second factor (TOTP): enrol, confirm, compute a code.
+    #[command(subcommand)]
+    Mfa(commands::MfaCmd),
+    /// Departments (委办局).
+    #[command(subcommand, alias = "dept")]
+    Department(commands::DepartmentCmd),
+    /// Projects (业务系统).
+    #[command(subcommand)]
+    Project(commands::ProjectCmd),
+    /// User accounts, and the security admin's locks and resets.
+    #[command(subcommand)]
+    User(commands::UserCmd),
+    /// Role grants (who holds which role where).
+    #[command(subcommand, alias = "role")]
+    Membership(commands::MembershipCmd),
+    /// API tokens for scripts.
+    #[command(subcommand)]
+    Token(commands::TokenCmd),
+    /// Security settings (security admin).
+    #[command(subcommand)]
+    Security(commands::SecurityCmd),
+    /// The audit log (auditor).
+    #[command(subcommand)]
+    Audit(commands::AuditCmd),
+}
+
+#[derive(Args)]
+struct ServerArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080", env = "ZHENGYUN_LISTEN")]
+    listen: SocketAddr,
+    /// Directory for the SQLite database and other state.
+    #[arg(long, default_value = "data", env = "ZHENGYUN_DATA_DIR")]
+    data_dir: PathBuf,
+    /// `postgres://…` for PostgreSQL (several replicas), or `sqlite://…`; default: SQLite in the data dir.
+    #[arg(long, env = "ZHENGYUN_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// Load the demo data set (宜宾 bureaus, projects, users of every role) on first start.
+    #[arg(long)]
+    demo: bool,
+    /// Mark cookies Secure (when served behind HTTPS).
+    #[arg(long)]
+    secure_cookies: bool,
+    /// Database connections in the pool.
+    #[arg(long, default_value_t = 16)]
+    max_connections: u32,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let json = cli.json;
+    let result = rt.block_on(async move {
+        match cli.command {
+            Command::Server(a) => run_server(a).await,
+            Command::Openapi => {
+                println!("{}", zy_server::api::openapi().to_pretty_json()?);
+                Ok(())
+            }
+            other => commands::run(cli.server, cli.token, cli.json, other).await,
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            if json {
+                if let Some(f) = e.downcast_ref::<client::ApiFailure>() {
+                    output::json(&f.body);
+                    return std::process::ExitCode::FAILURE;
+                }
+            }
+            eprintln!("错误 error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_server(a: ServerArgs) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("ZHENGYUN_LOG")
+                .unwrap_or_else(|_| "info,sqlx=warn".into()),
+        )
+        .with_target(false)
+        .init();
+    let config = zy_server::Config {
+        listen: a.listen,
+        database_url: a.database_url,
+        pg_schema: None,
+        data_dir: a.data_dir,
+        demo: a.demo,
+        secure_cookies: a.secure_cookies,
+        max_connections: a.max_connections,
+    };
+    let server = zy_server::start(config)
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.message.zh).context(e.internal.unwrap_or_default()))?;
+    if let Some(c) = &server.credentials {
+        println!("\n首次启动：已创建三员管理账号（一次性密码只显示这一次，首次登录须修改并绑定双因素认证）");
+        println!("First start: the three admin accounts were created (one-time passwords are shown only now; change them at first login and enrol a second factor)");
+        for (user, role, otp) in &c.accounts {
+            println!(
+                "  {user:<10} {:<18} {otp}",
+                format!("{} ({role})", role.zh_name())
+            );
+        }
+        println!();
+    }
+    if server.state.config.demo {
+        println!("演示数据已就绪 demo data: 部门账号 wjw.admin / wjw.user / wjw.dev …，jianguan（监管）、caizheng（财政）、inspur.ops；密码 password: {}", zy_server::demo::DEMO_PASSWORD);
+    }
+    println!("zhengyun 政云 listening on http://{}", server.addr);
+    server.wait().await;
+    Ok(())
+}

@@ -179,7 +179,12 @@ impl Verifier {
     /// A verifier for a log whose older records were purged: it starts at `first_seq`,
     /// whose record must link to `prev_hash`.
     pub fn starting_at(first_seq: i64, prev_hash: String) -> Self {
-        Verifier { expected_seq: first_seq, prev_hash, checked: 0, finding: None }
+        Verifier {
+            expected_seq: first_seq,
+            prev_hash,
+            checked: 0,
+            finding: None,
+        }
     }
 
     /// Feeds the next record; returns false once a break is found (stop feeding).
@@ -189,14 +194,28 @@ impl Verifier {
         }
         self.checked += 1;
         let finding = if r.seq < self.expected_seq {
-            Some((Tamper::Inserted, format!("record {} repeats or precedes an earlier sequence number", r.seq)))
+            Some((
+                Tamper::Inserted,
+                format!(
+                    "record {} repeats or precedes an earlier sequence number",
+                    r.seq
+                ),
+            ))
         } else if r.seq > self.expected_seq {
             Some((
                 Tamper::Deleted,
-                format!("records {}..{} are missing before record {}", self.expected_seq, r.seq - 1, r.seq),
+                format!(
+                    "records {}..{} are missing before record {}",
+                    self.expected_seq,
+                    r.seq - 1,
+                    r.seq
+                ),
             ))
         } else if r.compute_hash() != r.hash {
-            Some((Tamper::Altered, format!("record {}'s content does not match its hash", r.seq)))
+            Some((
+                Tamper::Altered,
+                format!("record {}'s content does not match its hash", r.seq),
+            ))
         } else if r.prev_hash != self.prev_hash {
             // The record itself is intact, so the break is before it: either it was
             // inserted with a made-up link, or its predecessor was rewritten and rehashed.
@@ -205,16 +224,26 @@ impl Verifier {
                 self.finding = Some(TamperFinding {
                     seq,
                     kind: Tamper::Altered,
-                    message: format!("record {seq} was rewritten: record {} no longer links to it", r.seq),
+                    message: format!(
+                        "record {seq} was rewritten: record {} no longer links to it",
+                        r.seq
+                    ),
                 });
                 return false;
             }
-            Some((Tamper::Inserted, format!("record {} does not link to the start of the log", r.seq)))
+            Some((
+                Tamper::Inserted,
+                format!("record {} does not link to the start of the log", r.seq),
+            ))
         } else {
             None
         };
         if let Some((kind, message)) = finding {
-            self.finding = Some(TamperFinding { seq: r.seq, kind, message });
+            self.finding = Some(TamperFinding {
+                seq: r.seq,
+                kind,
+                message,
+            });
             return false;
         }
         self.expected_seq = r.seq + 1;
@@ -307,7 +336,10 @@ mod tests {
         let h = head(&rs);
         rs[4].outcome = Outcome::Failure;
         rs[4].hash = rs[4].compute_hash();
-        assert_eq!(verify(&rs, h).map(|f| (f.seq, f.kind)), Some((5, Tamper::Altered)));
+        assert_eq!(
+            verify(&rs, h).map(|f| (f.seq, f.kind)),
+            Some((5, Tamper::Altered))
+        );
     }
 
     #[test]
@@ -315,7 +347,10 @@ mod tests {
         let mut rs = chain(10);
         let h = head(&rs);
         rs.remove(6);
-        assert_eq!(verify(&rs, h).map(|f| (f.seq, f.kind)), Some((8, Tamper::Deleted)));
+        assert_eq!(
+            verify(&rs, h).map(|f| (f.seq, f.kind)),
+            Some((8, Tamper::Deleted))
+        );
     }
 
     #[test]
@@ -324,7 +359,10 @@ mod tests {
         let h = head(&rs);
         let fake = AuditRecord::chain(3, rs[1].hash.clone(), entry(99));
         rs.insert(3, fake);
-        assert_eq!(verify(&rs, h).map(|f| (f.seq, f.kind)), Some((3, Tamper::Inserted)));
+        assert_eq!(
+            verify(&rs, h).map(|f| (f.seq, f.kind)),
+            Some((3, Tamper::Inserted))
+        );
     }
 
     #[test]
@@ -332,6 +370,9 @@ mod tests {
         let mut rs = chain(10);
         let h = head(&rs);
         rs.truncate(8);
-        assert_eq!(verify(&rs, h).map(|f| (f.seq, f.kind)), Some((9, Tamper::Truncated)));
+        assert_eq!(
+            verify(&rs, h).map(|f| (f.seq, f.kind)),
+            Some((9, Tamper::Truncated))
+        );
     }
 }

@@ -48,7 +48,10 @@ impl ErrorCode {
             InvalidRequest => 400,
             ValidationFailed => 422,
             Unauthenticated | InvalidCredentials | MfaRequired => 401,
-            AccountLocked | PasswordChangeRequired | MfaEnrolmentRequired | Forbidden
+            AccountLocked
+            | PasswordChangeRequired
+            | MfaEnrolmentRequired
+            | Forbidden
             | CsrfFailed => 403,
             NotFound => 404,
             MethodNotAllowed => 405,
@@ -98,7 +101,12 @@ pub struct Error {
 
 impl Error {
     pub fn new(code: ErrorCode, message: Text) -> Self {
-        Error { code, message, details: None, internal: None }
+        Error {
+            code,
+            message,
+            details: None,
+            internal: None,
+        }
     }
 
     pub fn with_details(mut self, details: serde_json::Value) -> Self {
@@ -125,7 +133,10 @@ impl Error {
         let (zh, en) = what_names(what);
         Self::new(
             ErrorCode::NotFound,
-            Text::new(format!("{zh} {id} 不存在或您无权查看"), format!("{en} {id} does not exist or you may not see it")),
+            Text::new(
+                format!("{zh} {id} 不存在或您无权查看"),
+                format!("{en} {id} does not exist or you may not see it"),
+            ),
         )
         .with_details(serde_json::json!({ "resource": what, "id": id.to_string() }))
     }
@@ -141,7 +152,10 @@ impl Error {
     pub fn unauthenticated() -> Self {
         Self::new(
             ErrorCode::Unauthenticated,
-            Text::new("未登录或登录已过期，请重新登录", "Not logged in or the session has expired; please log in again"),
+            Text::new(
+                "未登录或登录已过期，请重新登录",
+                "Not logged in or the session has expired; please log in again",
+            ),
         )
     }
 
@@ -178,7 +192,14 @@ pub type DetailsValue = serde_json::Value;
 
 /// A flat `details` object from string pairs.
 pub fn details(pairs: &[(&str, &str)]) -> DetailsValue {
-    let map: serde_json::Map<String, serde_json::Value> =
-        pairs.iter().map(|(k, v)| ((*k).to_string(), serde_json::Value::String((*v).to_string()))).collect();
+    let map: serde_json::Map<String, serde_json::Value> = pairs
+        .iter()
+        .map(|(k, v)| {
+            (
+                (*k).to_string(),
+                serde_json::Value::String((*v).to_string()),
+            )
+        })
+        .collect();
     serde_json::Value::Object(map)
 }

@@ -87,7 +87,10 @@ mod tests {
     fn ids_round_trip_through_text_and_reject_garbage() {
         let id = ProjectId::new();
         assert_eq!(id.to_string().parse::<ProjectId>().ok(), Some(id));
-        let err = "../../etc/passwd".parse::<ProjectId>().err().map(|e| e.code);
+        let err = "../../etc/passwd"
+            .parse::<ProjectId>()
+            .err()
+            .map(|e| e.code);
         assert_eq!(err, Some(crate::ErrorCode::InvalidRequest));
     }
 

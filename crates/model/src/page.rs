@@ -65,11 +65,18 @@ impl Cursor {
     }
 
     pub fn decode(s: &str, sort: Sort) -> Result<Cursor, Error> {
-        let bad = || Error::invalid(t!("分页游标无效或已过期，请从第一页重新获取", "The page cursor is not valid; start again from the first page"));
+        let bad = || {
+            Error::invalid(t!(
+                "分页游标无效或已过期，请从第一页重新获取",
+                "The page cursor is not valid; start again from the first page"
+            ))
+        };
         if s.len() > 2048 {
             return Err(bad());
         }
-        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s).map_err(|_| bad())?;
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(s)
+            .map_err(|_| bad())?;
         let c: Cursor = serde_json::from_slice(&bytes).map_err(|_| bad())?;
         if c.s != sort.field || c.d != sort.descending || uuid::Uuid::parse_str(&c.id).is_err() {
             return Err(bad());
@@ -90,7 +97,11 @@ pub struct PageRequest {
 }
 
 impl PageRequest {
-    pub fn parse(limit: Option<i64>, cursor: Option<&str>, sort: Option<&str>) -> Result<Self, Error> {
+    pub fn parse(
+        limit: Option<i64>,
+        cursor: Option<&str>,
+        sort: Option<&str>,
+    ) -> Result<Self, Error> {
         let limit = match limit {
             None => DEFAULT_LIMIT,
             Some(l) if (1..=MAX_LIMIT as i64).contains(&l) => l as u32,
@@ -128,17 +139,29 @@ mod tests {
         for l in [0, -1, 1001, i64::MAX, i64::MIN] {
             assert!(PageRequest::parse(Some(l), None, None).is_err(), "{l}");
         }
-        assert_eq!(PageRequest::parse(Some(1000), None, None).map(|p| p.limit).ok(), Some(1000));
+        assert_eq!(
+            PageRequest::parse(Some(1000), None, None)
+                .map(|p| p.limit)
+                .ok(),
+            Some(1000)
+        );
     }
 
     #[test]
     fn a_cursor_only_works_with_its_own_sort() {
-        let c = Cursor { s: SortField::Name, d: false, k: "卫计委".into(), id: uuid::Uuid::now_v7().to_string() };
+        let c = Cursor {
+            s: SortField::Name,
+            d: false,
+            k: "卫计委".into(),
+            id: uuid::Uuid::now_v7().to_string(),
+        };
         let enc = c.encode();
         let by_name = Sort::parse(Some("name")).ok();
         let by_name_desc = Sort::parse(Some("-name")).ok();
         assert_eq!(by_name.map(|s| Cursor::decode(&enc, s).ok()), Some(Some(c)));
-        assert!(by_name_desc.map(|s| Cursor::decode(&enc, s).is_err()).unwrap_or(false));
+        assert!(by_name_desc
+            .map(|s| Cursor::decode(&enc, s).is_err())
+            .unwrap_or(false));
         assert!(PageRequest::parse(None, Some("not-a-cursor!!"), None).is_err());
     }
 }

@@ -4,7 +4,19 @@ use crate::id::{DepartmentId, ProjectId};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// 系统管理员: providers, pools, hosts, catalogue, departments, users.
@@ -69,15 +81,20 @@ impl Role {
 
     /// The three separated admin roles (三员分立): at most one of them per account.
     pub fn is_separated_admin(self) -> bool {
-        matches!(self, Role::PlatformAdmin | Role::SecurityAdmin | Role::Auditor)
+        matches!(
+            self,
+            Role::PlatformAdmin | Role::SecurityAdmin | Role::Auditor
+        )
     }
 
     /// Which kind of scope a role is held at.
     pub fn scope_kind(self) -> ScopeKind {
         match self {
-            Role::PlatformAdmin | Role::SecurityAdmin | Role::Auditor | Role::Supervisor | Role::Finance => {
-                ScopeKind::Platform
-            }
+            Role::PlatformAdmin
+            | Role::SecurityAdmin
+            | Role::Auditor
+            | Role::Supervisor
+            | Role::Finance => ScopeKind::Platform,
             // Providers arrive with the compute issue; until then operators hold the
             // platform scope and the policy gives them nothing in tenancy.
             Role::ProviderOperator => ScopeKind::Platform,
@@ -134,7 +151,10 @@ impl Scope {
             (role.scope_kind(), self),
             (ScopeKind::Platform, Scope::Platform)
                 | (ScopeKind::Department, Scope::Department(_))
-                | (ScopeKind::DepartmentOrProject, Scope::Department(_) | Scope::Project(..))
+                | (
+                    ScopeKind::DepartmentOrProject,
+                    Scope::Department(_) | Scope::Project(..)
+                )
         )
     }
 }

@@ -51,7 +51,10 @@ impl SecuritySettings {
             if (lo..=hi).contains(&v) {
                 Ok(())
             } else {
-                Err(Error::validation(field, t!("{} 须在 {} 到 {} 之间" ; "{} must be between {} and {}", field, lo, hi)))
+                Err(Error::validation(
+                    field,
+                    t!("{} 须在 {} 到 {} 之间" ; "{} must be between {} and {}", field, lo, hi),
+                ))
             }
         };
         range("password_min_length", self.password_min_length, 8, 128)?;
@@ -59,7 +62,12 @@ impl SecuritySettings {
         range("password_max_age_days", self.password_max_age_days, 0, 3650)?;
         range("lockout_threshold", self.lockout_threshold, 1, 100)?;
         range("lockout_minutes", self.lockout_minutes, 1, 24 * 60)?;
-        range("session_idle_minutes", self.session_idle_minutes, 1, 24 * 60)?;
+        range(
+            "session_idle_minutes",
+            self.session_idle_minutes,
+            1,
+            24 * 60,
+        )?;
         range("session_max_hours", self.session_max_hours, 1, 24 * 30)?;
         range("token_max_days", self.token_max_days, 1, 3650)?;
         Ok(())
@@ -75,7 +83,13 @@ impl SecuritySettings {
             ));
         }
         if len > 256 {
-            return Err(Error::validation("password", t!("密码最多 256 个字符", "password must be at most 256 characters")));
+            return Err(Error::validation(
+                "password",
+                t!(
+                    "密码最多 256 个字符",
+                    "password must be at most 256 characters"
+                ),
+            ));
         }
         let classes = [
             password.chars().any(|c| c.is_lowercase()),
@@ -97,7 +111,13 @@ impl SecuritySettings {
             ));
         }
         if !username.is_empty() && password.to_lowercase().contains(&username.to_lowercase()) {
-            return Err(Error::validation("password", t!("密码不能包含用户名", "password must not contain the user name")));
+            return Err(Error::validation(
+                "password",
+                t!(
+                    "密码不能包含用户名",
+                    "password must not contain the user name"
+                ),
+            ));
         }
         Ok(())
     }

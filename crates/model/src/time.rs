@@ -21,7 +21,8 @@ impl Timestamp {
     /// RFC 3339 in the platform's display zone (Asia/Shanghai).
     pub fn to_rfc3339(self) -> String {
         let utc = Utc.timestamp_micros(self.0).single().unwrap_or_default();
-        utc.with_timezone(&shanghai()).to_rfc3339_opts(chrono::SecondsFormat::Millis, false)
+        utc.with_timezone(&shanghai())
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, false)
     }
     pub fn parse_rfc3339(s: &str) -> Option<Self> {
         DateTime::parse_from_rfc3339(s).ok().map(Self::from)

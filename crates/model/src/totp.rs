@@ -9,11 +9,16 @@ pub const DIGITS: u32 = 6;
 
 /// HOTP value for a counter (RFC 4226 §5.3).
 pub fn hotp(secret: &[u8], counter: u64) -> u32 {
-    let Ok(mut mac) = Hmac::<Sha1>::new_from_slice(secret) else { return 0 };
+    let Ok(mut mac) = Hmac::<Sha1>::new_from_slice(secret) else {
+        return 0;
+    };
     mac.update(&counter.to_be_bytes());
     let d = mac.finalize().into_bytes();
     let off = (d[19] & 0x0f) as usize;
-    let bin = ((d[off] as u32 & 0x7f) << 24) | ((d[off + 1] as u32) << 16) | ((d[off + 2] as u32) << 8) | d[off + 3] as u32;
+    let bin = ((d[off] as u32 & 0x7f) << 24)
+        | ((d[off + 1] as u32) << 16)
+        | ((d[off + 2] as u32) << 8)
+        | d[off + 3] as u32;
     bin % 10u32.pow(DIGITS)
 }
 
@@ -75,7 +80,9 @@ pub fn otpauth_uri(issuer: &str, account: &str, secret: &[u8]) -> String {
     fn enc(s: &str) -> String {
         s.bytes()
             .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                    (b as char).to_string()
+                }
                 _ => format!("%{b:02X}"),
             })
             .collect()
@@ -97,7 +104,12 @@ mod tests {
     #[test]
     fn matches_rfc6238_test_vectors() {
         let secret = b"12345678901234567890";
-        for (t, eight) in [(59, "94287082"), (1111111109, "07081804"), (1234567890, "89005924"), (2000000000, "69279037")] {
+        for (t, eight) in [
+            (59, "94287082"),
+            (1111111109, "07081804"),
+            (1234567890, "89005924"),
+            (2000000000, "69279037"),
+        ] {
             assert_eq!(code_at(secret, t), eight[2..], "t={t}");
         }
     }

@@ -14,13 +14,22 @@ pub fn name(field: &str, value: &str) -> Result<String, Error> {
     let v = value.trim();
     let len = v.chars().count();
     if len == 0 {
-        return Err(Error::validation(field, t!("{}不能为空" ; "{} must not be empty", field)));
+        return Err(Error::validation(
+            field,
+            t!("{}不能为空" ; "{} must not be empty", field),
+        ));
     }
     if len > 64 {
-        return Err(Error::validation(field, t!("{}最多 64 个字符（当前 {} 个）" ; "{} must be at most 64 characters (it has {})", field, len)));
+        return Err(Error::validation(
+            field,
+            t!("{}最多 64 个字符（当前 {} 个）" ; "{} must be at most 64 characters (it has {})", field, len),
+        ));
     }
     if v.chars().any(|c| c.is_control()) {
-        return Err(Error::validation(field, t!("{}不能包含控制字符" ; "{} must not contain control characters", field)));
+        return Err(Error::validation(
+            field,
+            t!("{}不能包含控制字符" ; "{} must not contain control characters", field),
+        ));
     }
     Ok(v.to_string())
 }
@@ -29,10 +38,19 @@ pub fn name(field: &str, value: &str) -> Result<String, Error> {
 pub fn description(field: &str, value: &str) -> Result<String, Error> {
     let len = value.chars().count();
     if len > 1024 {
-        return Err(Error::validation(field, t!("{}最多 1024 个字符" ; "{} must be at most 1024 characters", field)));
+        return Err(Error::validation(
+            field,
+            t!("{}最多 1024 个字符" ; "{} must be at most 1024 characters", field),
+        ));
     }
-    if value.chars().any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r') {
-        return Err(Error::validation(field, t!("{}不能包含控制字符" ; "{} must not contain control characters", field)));
+    if value
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r')
+    {
+        return Err(Error::validation(
+            field,
+            t!("{}不能包含控制字符" ; "{} must not contain control characters", field),
+        ));
     }
     Ok(value.to_string())
 }
@@ -42,7 +60,8 @@ pub fn username(value: &str) -> Result<String, Error> {
     let v = value.trim();
     let ok = (3..=32).contains(&v.len())
         && v.starts_with(|c: char| c.is_ascii_lowercase())
-        && v.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'));
+        && v.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'));
     if !ok {
         return Err(Error::validation(
             "username",
@@ -56,10 +75,15 @@ pub fn username(value: &str) -> Result<String, Error> {
 pub fn email(value: &str) -> Result<String, Error> {
     let v = value.trim();
     let ok = v.len() <= 254
-        && v.split_once('@').is_some_and(|(a, b)| !a.is_empty() && b.contains('.') && !b.starts_with('.') && !b.ends_with('.'))
+        && v.split_once('@').is_some_and(|(a, b)| {
+            !a.is_empty() && b.contains('.') && !b.starts_with('.') && !b.ends_with('.')
+        })
         && !v.chars().any(|c| c.is_whitespace() || c.is_control());
     if !ok {
-        return Err(Error::validation("email", t!("电子邮件地址格式不正确", "e-mail address is not valid")));
+        return Err(Error::validation(
+            "email",
+            t!("电子邮件地址格式不正确", "e-mail address is not valid"),
+        ));
     }
     Ok(v.to_string())
 }
@@ -67,9 +91,14 @@ pub fn email(value: &str) -> Result<String, Error> {
 /// An optional phone number: digits, spaces, `+` and `-`, 5–20 characters.
 pub fn phone(value: &str) -> Result<String, Error> {
     let v = value.trim();
-    let ok = (5..=20).contains(&v.len()) && v.chars().all(|c| c.is_ascii_digit() || matches!(c, '+' | '-' | ' '));
+    let ok = (5..=20).contains(&v.len())
+        && v.chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, '+' | '-' | ' '));
     if !ok {
-        return Err(Error::validation("phone", t!("电话号码格式不正确", "phone number is not valid")));
+        return Err(Error::validation(
+            "phone",
+            t!("电话号码格式不正确", "phone number is not valid"),
+        ));
     }
     Ok(v.to_string())
 }
@@ -77,7 +106,10 @@ pub fn phone(value: &str) -> Result<String, Error> {
 /// A free-text search filter: at most 64 characters.
 pub fn search(value: &str) -> Result<String, Error> {
     if value.chars().count() > 64 || value.chars().any(|c| c.is_control()) {
-        return Err(Error::invalid(t!("搜索条件 q 最多 64 个字符且不能含控制字符", "search filter q must be at most 64 characters without control characters")));
+        return Err(Error::invalid(t!(
+            "搜索条件 q 最多 64 个字符且不能含控制字符",
+            "search filter q must be at most 64 characters without control characters"
+        )));
     }
     Ok(value.to_string())
 }
@@ -89,7 +121,12 @@ mod tests {
 
     #[test]
     fn chinese_names_are_welcome_and_blank_ones_are_not() {
-        assert_eq!(name("name", "  宜宾市卫生和计划生育委员会 ").ok().as_deref(), Some("宜宾市卫生和计划生育委员会"));
+        assert_eq!(
+            name("name", "  宜宾市卫生和计划生育委员会 ")
+                .ok()
+                .as_deref(),
+            Some("宜宾市卫生和计划生育委员会")
+        );
         assert!(name("name", "   ").is_err());
         assert!(name("name", "a\u{0}b").is_err());
         assert!(name("name", &"长".repeat(65)).is_err());
@@ -118,9 +155,17 @@ mod tests {
 /// A department code used in reports and bills: 1–16 of A–Z, 0–9, `-`, `_`.
 pub fn code(value: &str) -> Result<String, Error> {
     let v = value.trim();
-    let ok = (1..=16).contains(&v.len()) && v.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    let ok = (1..=16).contains(&v.len())
+        && v.chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '-' || c == '_');
     if !ok {
-        return Err(Error::validation("code", t!("编码须为 1–16 位大写字母、数字、- 或 _", "code must be 1–16 characters of A–Z, 0–9, '-' or '_'")));
+        return Err(Error::validation(
+            "code",
+            t!(
+                "编码须为 1–16 位大写字母、数字、- 或 _",
+                "code must be 1–16 characters of A–Z, 0–9, '-' or '_'"
+            ),
+        ));
     }
     Ok(v.to_string())
 }

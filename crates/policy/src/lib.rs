@@ -63,7 +63,10 @@ pub enum Action {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Visibility {
     All,
-    Some { departments: Vec<DepartmentId>, projects: Vec<ProjectId> },
+    Some {
+        departments: Vec<DepartmentId>,
+        projects: Vec<ProjectId>,
+    },
 }
 
 impl Visibility {
@@ -74,14 +77,18 @@ impl Visibility {
 
 impl Principal {
     fn holds(&self, role: Role, at: &Scope) -> bool {
-        self.grants.iter().any(|g| g.role == role && g.scope.contains(at))
+        self.grants
+            .iter()
+            .any(|g| g.role == role && g.scope.contains(at))
     }
     fn holds_anywhere(&self, role: Role) -> bool {
         self.grants.iter().any(|g| g.role == role)
     }
     /// Roles that see every department and project read-only.
     fn reads_all_tenancy(&self) -> bool {
-        [Role::PlatformAdmin, Role::Supervisor, Role::Finance].into_iter().any(|r| self.holds_anywhere(r))
+        [Role::PlatformAdmin, Role::Supervisor, Role::Finance]
+            .into_iter()
+            .any(|r| self.holds_anywhere(r))
     }
     pub fn is_self(&self, u: &UserTarget) -> bool {
         self.user_id == u.id
@@ -93,7 +100,10 @@ fn deny(reason: Text) -> Result<(), Error> {
 }
 
 fn no_role() -> Text {
-    t!("您的角色无权执行此操作", "Your role does not allow this operation")
+    t!(
+        "您的角色无权执行此操作",
+        "Your role does not allow this operation"
+    )
 }
 
 /// Whether holding `granter` lets one grant `granted` (at a scope the granter holds).
@@ -102,7 +112,10 @@ pub fn dominates(granter: Role, granted: Role) -> bool {
     use Role::*;
     granter == granted
         || match granter {
-            PlatformAdmin => matches!(granted, Supervisor | Finance | ProviderOperator | DeptAdmin | DeptMember),
+            PlatformAdmin => matches!(
+                granted,
+                Supervisor | Finance | ProviderOperator | DeptAdmin | DeptMember
+            ),
             DeptAdmin => matches!(granted, DeptMember),
             _ => false,
         }
@@ -114,19 +127,29 @@ pub fn authorize(p: &Principal, action: Action) -> Result<(), Error> {
     let platform = Scope::Platform;
     let allowed = match action {
         DepartmentRead(d) => {
-            p.reads_all_tenancy() || p.holds(Role::DeptAdmin, &Scope::Department(d)) || member_of_department(p, d)
+            p.reads_all_tenancy()
+                || p.holds(Role::DeptAdmin, &Scope::Department(d))
+                || member_of_department(p, d)
         }
-        DepartmentCreate | DepartmentUpdate(_) | DepartmentDelete(_) => p.holds(Role::PlatformAdmin, &platform),
+        DepartmentCreate | DepartmentUpdate(_) | DepartmentDelete(_) => {
+            p.holds(Role::PlatformAdmin, &platform)
+        }
         ProjectRead(d, pr) => {
             p.reads_all_tenancy()
                 || p.holds(Role::DeptAdmin, &Scope::Project(d, pr))
                 || p.holds(Role::DeptMember, &Scope::Project(d, pr))
         }
-        ProjectCreate(d) => p.holds(Role::PlatformAdmin, &platform) || p.holds(Role::DeptAdmin, &Scope::Department(d)),
-        ProjectUpdate(d, pr) | ProjectDelete(d, pr) => {
-            p.holds(Role::PlatformAdmin, &platform) || p.holds(Role::DeptAdmin, &Scope::Project(d, pr))
+        ProjectCreate(d) => {
+            p.holds(Role::PlatformAdmin, &platform)
+                || p.holds(Role::DeptAdmin, &Scope::Department(d))
         }
-        UserList(None) => p.holds(Role::PlatformAdmin, &platform) || p.holds(Role::SecurityAdmin, &platform),
+        ProjectUpdate(d, pr) | ProjectDelete(d, pr) => {
+            p.holds(Role::PlatformAdmin, &platform)
+                || p.holds(Role::DeptAdmin, &Scope::Project(d, pr))
+        }
+        UserList(None) => {
+            p.holds(Role::PlatformAdmin, &platform) || p.holds(Role::SecurityAdmin, &platform)
+        }
         UserList(Some(d)) => {
             p.holds(Role::PlatformAdmin, &platform)
                 || p.holds(Role::SecurityAdmin, &platform)
@@ -139,7 +162,8 @@ pub fn authorize(p: &Principal, action: Action) -> Result<(), Error> {
                 || manages_account(p, &u)
         }
         UserCreate(d) => {
-            p.holds(Role::PlatformAdmin, &platform) || d.is_some_and(|d| p.holds(Role::DeptAdmin, &Scope::Department(d)))
+            p.holds(Role::PlatformAdmin, &platform)
+                || d.is_some_and(|d| p.holds(Role::DeptAdmin, &Scope::Department(d)))
         }
         UserUpdate(u) => {
             if u.admin_role.is_some_and(|r| r != Role::PlatformAdmin) {
@@ -151,7 +175,10 @@ pub fn authorize(p: &Principal, action: Action) -> Result<(), Error> {
         }
         UserDelete(u) => {
             if p.is_self(&u) {
-                return deny(t!("不能删除自己的账号", "You cannot delete your own account"));
+                return deny(t!(
+                    "不能删除自己的账号",
+                    "You cannot delete your own account"
+                ));
             }
             match u.admin_role {
                 Some(r) => p.holds(r, &platform),
@@ -171,7 +198,10 @@ pub fn authorize(p: &Principal, action: Action) -> Result<(), Error> {
         }
         MembershipGrant(role, scope, u) | MembershipRevoke(role, scope, u) => {
             if p.is_self(&u) {
-                return deny(t!("不能修改自己的角色，请由其他管理员操作", "You cannot change your own roles; ask another administrator"));
+                return deny(t!(
+                    "不能修改自己的角色，请由其他管理员操作",
+                    "You cannot change your own roles; ask another administrator"
+                ));
             }
             if !scope.fits(role) {
                 return Err(Error::validation(
@@ -179,7 +209,10 @@ pub fn authorize(p: &Principal, action: Action) -> Result<(), Error> {
                     t!("角色 {} 不能授予在该范围" ; "role {} cannot be held at that scope", role.as_str()),
                 ));
             }
-            let ok = p.grants.iter().any(|g| dominates(g.role, role) && g.scope.contains(&scope));
+            let ok = p
+                .grants
+                .iter()
+                .any(|g| dominates(g.role, role) && g.scope.contains(&scope));
             if !ok {
                 return deny(t!(
                     "您不能授予或撤销自己未持有的角色或范围（{}）" ;
@@ -189,7 +222,9 @@ pub fn authorize(p: &Principal, action: Action) -> Result<(), Error> {
             }
             true
         }
-        TokenAdminister | SecuritySettingsRead | SecuritySettingsUpdate => p.holds(Role::SecurityAdmin, &platform),
+        TokenAdminister | SecuritySettingsRead | SecuritySettingsUpdate => {
+            p.holds(Role::SecurityAdmin, &platform)
+        }
         AuditRead => p.holds(Role::Auditor, &platform),
     };
     if allowed {
@@ -208,7 +243,9 @@ fn member_of_department(p: &Principal, d: DepartmentId) -> bool {
 
 /// A department admin manages the ordinary accounts whose home is their department.
 fn manages_account(p: &Principal, u: &UserTarget) -> bool {
-    u.admin_role.is_none() && u.department_id.is_some_and(|d| p.holds(Role::DeptAdmin, &Scope::Department(d)))
+    u.admin_role.is_none()
+        && u.department_id
+            .is_some_and(|d| p.holds(Role::DeptAdmin, &Scope::Department(d)))
 }
 
 /// Which departments and projects `p` may list.
@@ -229,7 +266,10 @@ pub fn tenancy_visibility(p: &Principal) -> Visibility {
     departments.dedup();
     projects.sort();
     projects.dedup();
-    Visibility::Some { departments, projects }
+    Visibility::Some {
+        departments,
+        projects,
+    }
 }
 
 /// Departments a principal may see even if they only hold a project in it (for listing
@@ -249,13 +289,19 @@ pub fn visible_departments(p: &Principal) -> Visibility {
         .collect();
     departments.sort();
     departments.dedup();
-    Visibility::Some { departments, projects: Vec::new() }
+    Visibility::Some {
+        departments,
+        projects: Vec::new(),
+    }
 }
 
 /// Refuses a grant that would give one account two of the three separated admin roles.
 pub fn check_separation(existing: &[Role], new_role: Role) -> Result<(), Error> {
     if new_role.is_separated_admin() {
-        if let Some(other) = existing.iter().find(|r| r.is_separated_admin() && **r != new_role) {
+        if let Some(other) = existing
+            .iter()
+            .find(|r| r.is_separated_admin() && **r != new_role)
+        {
             return Err(Error::conflict(t!(
                 "三员分立：该账号已是{}，不能再授予{}" ;
                 "Separation of duties: the account is already {} and cannot also be {}",

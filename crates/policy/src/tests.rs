@@ -2,11 +2,24 @@ use super::*;
 use proptest::prelude::*;
 
 fn principal(grants: &[(Role, Scope)]) -> Principal {
-    Principal { user_id: UserId::new(), grants: grants.iter().map(|(role, scope)| Grant { role: *role, scope: *scope }).collect() }
+    Principal {
+        user_id: UserId::new(),
+        grants: grants
+            .iter()
+            .map(|(role, scope)| Grant {
+                role: *role,
+                scope: *scope,
+            })
+            .collect(),
+    }
 }
 
 fn ordinary(d: Option<DepartmentId>) -> UserTarget {
-    UserTarget { id: UserId::new(), department_id: d, admin_role: None }
+    UserTarget {
+        id: UserId::new(),
+        department_id: d,
+        admin_role: None,
+    }
 }
 
 fn every_action(d: DepartmentId, pr: ProjectId, u: UserTarget) -> Vec<Action> {
@@ -49,7 +62,10 @@ fn the_auditor_can_only_read_the_audit_log() {
     let auditor = principal(&[(Role::Auditor, Scope::Platform)]);
     for a in every_action(d, pr, ordinary(Some(d))) {
         let allowed = authorize(&auditor, a).is_ok();
-        let expected = matches!(a, Action::AuditRead | Action::MembershipGrant(Role::Auditor, Scope::Platform, _));
+        let expected = matches!(
+            a,
+            Action::AuditRead | Action::MembershipGrant(Role::Auditor, Scope::Platform, _)
+        );
         assert_eq!(allowed, expected, "{a:?}");
     }
 }
@@ -61,8 +77,16 @@ fn the_platform_admin_never_touches_the_audit_log_or_security() {
     assert!(authorize(&admin, Action::AuditRead).is_err());
     assert!(authorize(&admin, Action::SecuritySettingsUpdate).is_err());
     assert!(authorize(&admin, Action::UserSecurity(u)).is_err());
-    assert!(authorize(&admin, Action::MembershipGrant(Role::Auditor, Scope::Platform, u)).is_err());
-    assert!(authorize(&admin, Action::MembershipGrant(Role::SecurityAdmin, Scope::Platform, u)).is_err());
+    assert!(authorize(
+        &admin,
+        Action::MembershipGrant(Role::Auditor, Scope::Platform, u)
+    )
+    .is_err());
+    assert!(authorize(
+        &admin,
+        Action::MembershipGrant(Role::SecurityAdmin, Scope::Platform, u)
+    )
+    .is_err());
     assert!(authorize(&admin, Action::DepartmentCreate).is_ok());
 }
 
@@ -87,9 +111,25 @@ fn a_department_admin_stays_inside_its_department() {
     assert!(authorize(&da, Action::ProjectCreate(d)).is_ok());
     assert!(authorize(&da, Action::ProjectCreate(other)).is_err());
     assert!(authorize(&da, Action::ProjectRead(other, pr)).is_err());
-    assert!(authorize(&da, Action::MembershipGrant(Role::DeptMember, Scope::Project(d, pr), ordinary(Some(d)))).is_ok());
-    assert!(authorize(&da, Action::MembershipGrant(Role::DeptMember, Scope::Department(other), ordinary(Some(d)))).is_err());
-    assert!(authorize(&da, Action::MembershipGrant(Role::Supervisor, Scope::Platform, ordinary(Some(d)))).is_err());
+    assert!(authorize(
+        &da,
+        Action::MembershipGrant(Role::DeptMember, Scope::Project(d, pr), ordinary(Some(d)))
+    )
+    .is_ok());
+    assert!(authorize(
+        &da,
+        Action::MembershipGrant(
+            Role::DeptMember,
+            Scope::Department(other),
+            ordinary(Some(d))
+        )
+    )
+    .is_err());
+    assert!(authorize(
+        &da,
+        Action::MembershipGrant(Role::Supervisor, Scope::Platform, ordinary(Some(d)))
+    )
+    .is_err());
     assert!(authorize(&da, Action::DepartmentDelete(d)).is_err());
 }
 
@@ -101,14 +141,28 @@ fn a_project_member_sees_only_its_project() {
     assert!(authorize(&m, Action::ProjectRead(d, pr)).is_ok());
     assert!(authorize(&m, Action::ProjectRead(d, ProjectId::new())).is_err());
     assert!(authorize(&m, Action::ProjectUpdate(d, pr)).is_err());
-    assert_eq!(tenancy_visibility(&m), Visibility::Some { departments: vec![], projects: vec![pr] });
+    assert_eq!(
+        tenancy_visibility(&m),
+        Visibility::Some {
+            departments: vec![],
+            projects: vec![pr]
+        }
+    );
 }
 
 #[test]
 fn nobody_changes_their_own_roles() {
     let admin = principal(&[(Role::PlatformAdmin, Scope::Platform)]);
-    let me = UserTarget { id: admin.user_id, department_id: None, admin_role: Some(Role::PlatformAdmin) };
-    assert!(authorize(&admin, Action::MembershipGrant(Role::Supervisor, Scope::Platform, me)).is_err());
+    let me = UserTarget {
+        id: admin.user_id,
+        department_id: None,
+        admin_role: Some(Role::PlatformAdmin),
+    };
+    assert!(authorize(
+        &admin,
+        Action::MembershipGrant(Role::Supervisor, Scope::Platform, me)
+    )
+    .is_err());
 }
 
 #[test]

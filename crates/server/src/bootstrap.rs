@@ -34,7 +34,13 @@ pub async fn first_start(store: &Store) -> Result<Option<Credentials>, Error> {
     let mut prepared = Vec::new();
     for (username, display, role) in FIRST {
         let otp = secrets::one_time_password();
-        prepared.push((username, display, role, password::hash(otp.clone()).await?, otp));
+        prepared.push((
+            username,
+            display,
+            role,
+            password::hash(otp.clone()).await?,
+            otp,
+        ));
     }
     let mut tx = store.begin_write().await?;
     // Another replica may have bootstrapped between the count and here.

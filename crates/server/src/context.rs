@@ -50,7 +50,8 @@ impl RequestContext {
     }
 
     pub fn mark_audited(&self) {
-        self.audited.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.audited
+            .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     pub fn was_audited(&self) -> bool {
@@ -71,7 +72,10 @@ impl RequestContext {
         AuditEntry {
             at: Timestamp::now(),
             actor_id: summary.as_ref().and_then(|s| s.user_id.clone()),
-            actor_name: summary.as_ref().map(|s| s.name.clone()).unwrap_or_else(|| "anonymous".into()),
+            actor_name: summary
+                .as_ref()
+                .map(|s| s.name.clone())
+                .unwrap_or_else(|| "anonymous".into()),
             actor_roles: summary.map(|s| s.roles).unwrap_or_default(),
             source_ip: self.source_ip.clone(),
             action: action.to_string(),
@@ -87,11 +91,16 @@ impl RequestContext {
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for RequestContext {
     type Rejection = crate::error::ApiError;
 
-    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
         parts
             .extensions
             .get::<RequestContext>()
             .cloned()
-            .ok_or_else(|| crate::error::ApiError(zy_model::Error::internal("request context missing")))
+            .ok_or_else(|| {
+                crate::error::ApiError(zy_model::Error::internal("request context missing"))
+            })
     }
 }

@@ -19,18 +19,54 @@ pub const DEMO_PASSWORD: &str = "Yibin@2026demo";
 
 /// (name, code, login prefix, projects)
 pub const DEPARTMENTS: &[(&str, &str, &str, &[&str])] = &[
-    ("宜宾市卫生和计划生育委员会", "WJW", "wjw", &["全民健康信息平台", "预约挂号服务系统"]),
-    ("宜宾市安全生产监督管理局", "AJJ", "ajj", &["安全生产监管执法系统"]),
-    ("宜宾市人力资源和社会保障局", "RSJ", "rsj", &["社会保障卡服务平台", "就业创业服务系统"]),
-    ("宜宾市公安局", "GAJ", "gaj", &["治安综合管理平台", "出入境预约系统"]),
-    ("宜宾市工商行政管理局", "GSJ", "gsj", &["企业信用信息公示系统"]),
+    (
+        "宜宾市卫生和计划生育委员会",
+        "WJW",
+        "wjw",
+        &["全民健康信息平台", "预约挂号服务系统"],
+    ),
+    (
+        "宜宾市安全生产监督管理局",
+        "AJJ",
+        "ajj",
+        &["安全生产监管执法系统"],
+    ),
+    (
+        "宜宾市人力资源和社会保障局",
+        "RSJ",
+        "rsj",
+        &["社会保障卡服务平台", "就业创业服务系统"],
+    ),
+    (
+        "宜宾市公安局",
+        "GAJ",
+        "gaj",
+        &["治安综合管理平台", "出入境预约系统"],
+    ),
+    (
+        "宜宾市工商行政管理局",
+        "GSJ",
+        "gsj",
+        &["企业信用信息公示系统"],
+    ),
     ("宜宾广播电视大学", "DD", "dd", &["远程教学平台"]),
-    ("宜宾市信息公开电子政务办", "ZWB", "zwb", &["政务云监管平台", "政府门户网站"]),
+    (
+        "宜宾市信息公开电子政务办",
+        "ZWB",
+        "zwb",
+        &["政务云监管平台", "政府门户网站"],
+    ),
 ];
 
 /// Loads the demo data unless departments already exist. Returns whether it loaded.
 pub async fn load(store: &Store) -> Result<bool, Error> {
-    let any = departments::list(store.pool(), &zy_model::page::PageRequest::parse(Some(1), None, None)?, None, &Default::default()).await?;
+    let any = departments::list(
+        store.pool(),
+        &zy_model::page::PageRequest::parse(Some(1), None, None)?,
+        None,
+        &Default::default(),
+    )
+    .await?;
     if !any.items.is_empty() {
         return Ok(false);
     }
@@ -63,12 +99,33 @@ pub async fn load(store: &Store) -> Result<bool, Error> {
             projects::insert(&mut tx, &pr).await?;
             first_project.get_or_insert(pr.id);
         }
-        let admin = user(&mut tx, &format!("{prefix}.admin"), &format!("{name}管理员"), Some(d.id), &hash).await?;
+        let admin = user(
+            &mut tx,
+            &format!("{prefix}.admin"),
+            &format!("{name}管理员"),
+            Some(d.id),
+            &hash,
+        )
+        .await?;
         grant(&mut tx, admin, Role::DeptAdmin, Scope::Department(d.id)).await?;
-        let member = user(&mut tx, &format!("{prefix}.user"), &format!("{name}业务员"), Some(d.id), &hash).await?;
+        let member = user(
+            &mut tx,
+            &format!("{prefix}.user"),
+            &format!("{name}业务员"),
+            Some(d.id),
+            &hash,
+        )
+        .await?;
         grant(&mut tx, member, Role::DeptMember, Scope::Department(d.id)).await?;
         if let Some(p) = first_project {
-            let dev = user(&mut tx, &format!("{prefix}.dev"), &format!("{name}项目开发"), Some(d.id), &hash).await?;
+            let dev = user(
+                &mut tx,
+                &format!("{prefix}.dev"),
+                &format!("{name}项目开发"),
+                Some(d.id),
+                &hash,
+            )
+            .await?;
             grant(&mut tx, dev, Role::DeptMember, Scope::Project(d.id, p)).await?;
         }
         n += 1;
@@ -102,7 +159,13 @@ pub async fn load(store: &Store) -> Result<bool, Error> {
     Ok(true)
 }
 
-async fn user(tx: &mut Tx, username: &str, display: &str, department: Option<DepartmentId>, hash: &str) -> Result<UserId, Error> {
+async fn user(
+    tx: &mut Tx,
+    username: &str,
+    display: &str,
+    department: Option<DepartmentId>,
+    hash: &str,
+) -> Result<UserId, Error> {
     let now = Timestamp::now();
     let u = User {
         id: UserId::new(),
@@ -129,6 +192,15 @@ async fn grant(tx: &mut Tx, user: UserId, role: Role, scope: Scope) -> Result<()
         Scope::Department(d) => (ScopeType::Department, Some(d), None),
         Scope::Project(d, p) => (ScopeType::Project, Some(d), Some(p)),
     };
-    let m = Membership { id: MembershipId::new(), user_id: user, role, scope_type, department_id, project_id, created_at: Timestamp::now(), created_by: None };
+    let m = Membership {
+        id: MembershipId::new(),
+        user_id: user,
+        role,
+        scope_type,
+        department_id,
+        project_id,
+        created_at: Timestamp::now(),
+        created_by: None,
+    };
     memberships::insert(tx, &m, &scope).await
 }

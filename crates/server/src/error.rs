@@ -25,7 +25,8 @@ pub struct RenderError(pub Arc<Error>);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.0.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status = StatusCode::from_u16(self.0.code.http_status())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut resp = status.into_response();
         resp.extensions_mut().insert(RenderError(Arc::new(self.0)));
         resp
@@ -53,17 +54,41 @@ pub struct ErrorDetail {
 pub fn error_for_status(status: StatusCode) -> Error {
     use zy_model::t;
     match status.as_u16() {
-        404 => Error::new(ErrorCode::NotFound, t!("请求的地址不存在", "no such endpoint")),
-        405 => Error::new(ErrorCode::MethodNotAllowed, t!("该地址不支持此请求方法", "this endpoint does not support that method")),
+        404 => Error::new(
+            ErrorCode::NotFound,
+            t!("请求的地址不存在", "no such endpoint"),
+        ),
+        405 => Error::new(
+            ErrorCode::MethodNotAllowed,
+            t!(
+                "该地址不支持此请求方法",
+                "this endpoint does not support that method"
+            ),
+        ),
         413 => payload_too_large(),
-        415 => Error::new(ErrorCode::UnsupportedMediaType, t!("请求体须为 JSON（Content-Type: application/json）", "the request body must be JSON (Content-Type: application/json)")),
+        415 => Error::new(
+            ErrorCode::UnsupportedMediaType,
+            t!(
+                "请求体须为 JSON（Content-Type: application/json）",
+                "the request body must be JSON (Content-Type: application/json)"
+            ),
+        ),
         s if (400..500).contains(&s) => Error::invalid(t!("请求无效", "invalid request")),
-        503 => Error::unavailable(t!("服务暂时不可用，请稍后重试", "the service is unavailable; please try again shortly")),
+        503 => Error::unavailable(t!(
+            "服务暂时不可用，请稍后重试",
+            "the service is unavailable; please try again shortly"
+        )),
         _ => Error::internal(format!("status {status} without an error body")),
     }
 }
 
 pub fn payload_too_large() -> Error {
     use zy_model::t;
-    Error::new(ErrorCode::PayloadTooLarge, t!("请求体超过 1 MiB 上限", "the request body exceeds the 1 MiB limit"))
+    Error::new(
+        ErrorCode::PayloadTooLarge,
+        t!(
+            "请求体超过 1 MiB 上限",
+            "the request body exceeds the 1 MiB limit"
+        ),
+    )
 }

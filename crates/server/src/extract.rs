@@ -3,11 +3,11 @@
 //! strings. Axum's own rejections never reach a client.
 
 use crate::error::{payload_too_large, ApiError};
+use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::request::Parts;
 use axum::http::header::CONTENT_TYPE;
-use axum::body::Bytes;
+use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 use zy_model::{t, Error, ErrorCode};
 
@@ -23,20 +23,34 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(|v| {
-                let mime = v.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-                mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+                let mime = v
+                    .split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase();
+                mime == "application/json"
+                    || (mime.starts_with("application/") && mime.ends_with("+json"))
             })
             .unwrap_or(false);
         if !is_json {
             return Err(ApiError(Error::new(
                 ErrorCode::UnsupportedMediaType,
-                t!("请求体须为 JSON（Content-Type: application/json）", "the request body must be JSON (Content-Type: application/json)"),
+                t!(
+                    "请求体须为 JSON（Content-Type: application/json）",
+                    "the request body must be JSON (Content-Type: application/json)"
+                ),
             )));
         }
         let bytes = Bytes::from_request(req, state).await.map_err(|e| match e {
-            BytesRejection::FailedToBufferBody(ref f) if f.body_text().contains("length limit") => ApiError(payload_too_large()),
+            BytesRejection::FailedToBufferBody(ref f) if f.body_text().contains("length limit") => {
+                ApiError(payload_too_large())
+            }
             other if other.status().as_u16() == 413 => ApiError(payload_too_large()),
-            other => ApiError(Error::invalid(t!("无法读取请求体", "could not read the request body")).with_internal(other.body_text())),
+            other => ApiError(
+                Error::invalid(t!("无法读取请求体", "could not read the request body"))
+                    .with_internal(other.body_text()),
+            ),
         })?;
         parse_json(&bytes).map(Json).map_err(ApiError)
     }
@@ -47,11 +61,20 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
     serde_json::from_slice(bytes).map_err(|e| {
         let why = e.to_string();
         let (zh, en) = match e.classify() {
-            serde_json::error::Category::Syntax | serde_json::error::Category::Eof => ("请求体不是有效的 JSON", "the request body is not valid JSON"),
-            _ => ("请求体字段不符合要求", "the request body does not match the expected fields"),
+            serde_json::error::Category::Syntax | serde_json::error::Category::Eof => (
+                "请求体不是有效的 JSON",
+                "the request body is not valid JSON",
+            ),
+            _ => (
+                "请求体字段不符合要求",
+                "the request body does not match the expected fields",
+            ),
         };
-        Error::invalid(zy_model::Text::new(format!("{zh}：{why}"), format!("{en}: {why}")))
-            .with_details(serde_json::json!({ "line": e.line(), "column": e.column() }))
+        Error::invalid(zy_model::Text::new(
+            format!("{zh}：{why}"),
+            format!("{en}: {why}"),
+        ))
+        .with_details(serde_json::json!({ "line": e.line(), "column": e.column() }))
     })
 }
 
@@ -62,12 +85,18 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T>
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        axum::extract::Path::<T>::from_request_parts(parts, state).await.map(|p| Path(p.0)).map_err(|e| {
-            ApiError(
-                Error::invalid(t!("地址中的编号格式不正确：应为 UUID", "an id in the path is malformed: expected a UUID"))
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| Path(p.0))
+            .map_err(|e| {
+                ApiError(
+                    Error::invalid(t!(
+                        "地址中的编号格式不正确：应为 UUID",
+                        "an id in the path is malformed: expected a UUID"
+                    ))
                     .with_internal(e.body_text()),
-            )
-        })
+                )
+            })
     }
 }
 
@@ -78,10 +107,16 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        axum::extract::Query::<T>::from_request_parts(parts, state).await.map(|q| Query(q.0)).map_err(|e| {
-            let why = e.body_text();
-            let why = why.trim_start_matches("Failed to deserialize query string: ");
-            ApiError(Error::invalid(zy_model::Text::new(format!("查询参数无效：{why}"), format!("invalid query parameters: {why}"))))
-        })
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| Query(q.0))
+            .map_err(|e| {
+                let why = e.body_text();
+                let why = why.trim_start_matches("Failed to deserialize query string: ");
+                ApiError(Error::invalid(zy_model::Text::new(
+                    format!("查询参数无效：{why}"),
+                    format!("invalid query parameters: {why}"),
+                )))
+            })
     }
 }

@@ -34,10 +34,19 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 fn operations(doc: &utoipa::openapi::OpenApi) -> HashMap<(String, String), String> {
     let mut map = HashMap::new();
     for (path, item) in &doc.paths.paths {
-        let ops = [("GET", &item.get), ("POST", &item.post), ("PUT", &item.put), ("PATCH", &item.patch), ("DELETE", &item.delete)];
+        let ops = [
+            ("GET", &item.get),
+            ("POST", &item.post),
+            ("PUT", &item.put),
+            ("PATCH", &item.patch),
+            ("DELETE", &item.delete),
+        ];
         for (method, op) in ops {
             if let Some(op) = op {
-                map.insert((method.to_string(), path.clone()), op.operation_id.clone().unwrap_or_default());
+                map.insert(
+                    (method.to_string(), path.clone()),
+                    op.operation_id.clone().unwrap_or_default(),
+                );
             }
         }
     }
@@ -46,13 +55,21 @@ fn operations(doc: &utoipa::openapi::OpenApi) -> HashMap<(String, String), Strin
 
 /// Builds the application: opens the database (migrating it), bootstraps the first admins
 /// on first start, loads demo data when asked, and assembles the router.
-pub async fn build(config: Config) -> Result<(Router, state::AppState, Option<bootstrap::Credentials>), Error> {
+pub async fn build(
+    config: Config,
+) -> Result<(Router, state::AppState, Option<bootstrap::Credentials>), Error> {
     if config.database_url.is_none() {
         std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-            Error::unavailable(t!("无法创建数据目录", "cannot create the data directory")).with_internal(format!("{}: {e}", config.data_dir.display()))
+            Error::unavailable(t!("无法创建数据目录", "cannot create the data directory"))
+                .with_internal(format!("{}: {e}", config.data_dir.display()))
         })?;
     }
-    let store = zy_store::Store::open(&config.database_url(), config.pg_schema.as_deref(), config.max_connections).await?;
+    let store = zy_store::Store::open(
+        &config.database_url(),
+        config.pg_schema.as_deref(),
+        config.max_connections,
+    )
+    .await?;
     let credentials = bootstrap::first_start(&store).await?;
     if config.demo {
         demo::load(&store).await?;
@@ -61,11 +78,23 @@ pub async fn build(config: Config) -> Result<(Router, state::AppState, Option<bo
     let state = state::AppState::new(store, config, operations(&doc)).await?;
     let _ = state.metrics.started.set(std::time::Instant::now());
     let router = router
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), middleware::audit_failures))
-        .fallback(|| async { error::ApiError(error::error_for_status(axum::http::StatusCode::NOT_FOUND)) })
-        .method_not_allowed_fallback(|| async { error::ApiError(error::error_for_status(axum::http::StatusCode::METHOD_NOT_ALLOWED)) })
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::audit_failures,
+        ))
+        .fallback(|| async {
+            error::ApiError(error::error_for_status(axum::http::StatusCode::NOT_FOUND))
+        })
+        .method_not_allowed_fallback(|| async {
+            error::ApiError(error::error_for_status(
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+            ))
+        })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::outer))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::outer,
+        ))
         .with_state(state.clone());
     Ok((router, state, credentials))
 }
@@ -101,9 +130,12 @@ pub async fn start(config: Config) -> Result<Server, Error> {
     let listen = config.listen;
     let (router, state, credentials) = build(config).await?;
     let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
-        Error::unavailable(t!("无法监听地址 {}" ; "cannot listen on {}", listen)).with_internal(e.to_string())
+        Error::unavailable(t!("无法监听地址 {}" ; "cannot listen on {}", listen))
+            .with_internal(e.to_string())
     })?;
-    let addr = listener.local_addr().map_err(|e| Error::internal(e.to_string()))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::internal(e.to_string()))?;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let shutdown = async move {
@@ -113,20 +145,30 @@ pub async fn start(config: Config) -> Result<Server, Error> {
             }
         };
         let svc = router.into_make_service_with_connect_info::<SocketAddr>();
-        if let Err(e) = axum::serve(listener, svc).with_graceful_shutdown(shutdown).await {
+        if let Err(e) = axum::serve(listener, svc)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
             tracing::error!(error = %e, "server stopped with an error");
         }
     });
-    Ok(Server { addr, credentials, state, shutdown: Some(tx), task })
+    Ok(Server {
+        addr,
+        credentials,
+        state,
+        shutdown: Some(tx),
+        task,
+    })
 }
 
 async fn shutdown_signal() {
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => return std::future::pending().await,
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return std::future::pending().await,
+            };
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}

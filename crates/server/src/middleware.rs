@@ -29,8 +29,16 @@ struct RouteLabel(String);
 
 pub async fn outer(State(s): State<AppState>, mut req: Request, next: Next) -> Response {
     let started = Instant::now();
-    let ip = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()).unwrap_or_else(|| "unknown".into());
-    let lang = Lang::from_accept_language(req.headers().get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()));
+    let ip = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_else(|| "unknown".into());
+    let lang = Lang::from_accept_language(
+        req.headers()
+            .get(header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok()),
+    );
     let ctx = RequestContext::new(ip, lang);
     req.extensions_mut().insert(ctx.clone());
     let method = req.method().clone();
@@ -54,9 +62,14 @@ pub async fn outer(State(s): State<AppState>, mut req: Request, next: Next) -> R
     if let Ok(v) = HeaderValue::from_str(&ctx.request_id.to_string()) {
         resp.headers_mut().insert("x-request-id", v);
     }
-    let route = resp.extensions().get::<RouteLabel>().map(|r| r.0.clone()).unwrap_or_else(|| "unmatched".into());
+    let route = resp
+        .extensions()
+        .get::<RouteLabel>()
+        .map(|r| r.0.clone())
+        .unwrap_or_else(|| "unmatched".into());
     let took = started.elapsed();
-    s.metrics.observe(method.as_str(), &route, resp.status().as_u16(), took);
+    s.metrics
+        .observe(method.as_str(), &route, resp.status().as_u16(), took);
     tracing::info!(
         request_id = %ctx.request_id,
         method = %method,
@@ -69,7 +82,10 @@ pub async fn outer(State(s): State<AppState>, mut req: Request, next: Next) -> R
 }
 
 fn is_json(r: &Response) -> bool {
-    r.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("application/json"))
+    r.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"))
 }
 
 fn render(ctx: &RequestContext, err: &Error, old: Response) -> Response {
@@ -86,11 +102,15 @@ fn render(ctx: &RequestContext, err: &Error, old: Response) -> Response {
             details: err.details.clone(),
         },
     };
-    let status = StatusCode::from_u16(err.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let status =
+        StatusCode::from_u16(err.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let (mut parts, _) = old.into_parts();
     parts.status = status;
     parts.headers.remove(header::CONTENT_LENGTH);
-    parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     if let Ok(lang) = HeaderValue::from_str(match ctx.lang {
         Lang::Zh => "zh-CN",
         Lang::En => "en",
@@ -103,22 +123,48 @@ fn render(ctx: &RequestContext, err: &Error, old: Response) -> Response {
 
 pub async fn audit_failures(State(s): State<AppState>, req: Request, next: Next) -> Response {
     let method = req.method().clone();
-    let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_string()).unwrap_or_default();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_default();
     let ctx = req.extensions().get::<RequestContext>().cloned();
     let path = req.uri().path().to_string();
     let mut resp = next.run(req).await;
     resp.extensions_mut().insert(RouteLabel(route.clone()));
-    let mutating = matches!(method, Method::POST | Method::PUT | Method::PATCH | Method::DELETE);
+    let mutating = matches!(
+        method,
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    );
     let failed = resp.status().is_client_error() || resp.status().is_server_error();
     let Some(ctx) = ctx else { return resp };
     if !mutating || !failed || ctx.was_audited() {
         return resp;
     }
-    let action = s.operations.get(&(method.to_string(), route.clone())).cloned().unwrap_or_else(|| format!("{method} {route}"));
-    let code = resp.extensions().get::<RenderError>().map(|e| e.0.code).unwrap_or(ErrorCode::InvalidRequest);
-    let outcome = if code == ErrorCode::Forbidden { Outcome::Denied } else { Outcome::Failure };
+    let action = s
+        .operations
+        .get(&(method.to_string(), route.clone()))
+        .cloned()
+        .unwrap_or_else(|| format!("{method} {route}"));
+    let code = resp
+        .extensions()
+        .get::<RenderError>()
+        .map(|e| e.0.code)
+        .unwrap_or(ErrorCode::InvalidRequest);
+    let outcome = if code == ErrorCode::Forbidden {
+        Outcome::Denied
+    } else {
+        Outcome::Failure
+    };
     let (target_type, target_id) = target_of(&path);
-    let entry = ctx.entry(None, &action, &target_type, &target_id, outcome, serde_json::json!({ "code": code.as_str(), "status": resp.status().as_u16() }));
+    let entry = ctx.entry(
+        None,
+        &action,
+        &target_type,
+        &target_id,
+        outcome,
+        serde_json::json!({ "code": code.as_str(), "status": resp.status().as_u16() }),
+    );
     let written = async {
         let mut tx = s.store.begin_write().await?;
         zy_store::audit::append(&mut tx, entry).await?;
@@ -135,7 +181,11 @@ pub async fn audit_failures(State(s): State<AppState>, req: Request, next: Next)
 fn target_of(path: &str) -> (String, String) {
     let mut parts = path.trim_start_matches("/v1/").split('/');
     let kind = parts.next().unwrap_or("").trim_end_matches('s').to_string();
-    let id = parts.next().filter(|p| p.len() <= 64).unwrap_or("").to_string();
+    let id = parts
+        .next()
+        .filter(|p| p.len() <= 64)
+        .unwrap_or("")
+        .to_string();
     (kind, id)
 }
 
@@ -143,7 +193,13 @@ fn target_of(path: &str) -> (String, String) {
 mod tests {
     #[test]
     fn targets_come_from_the_path() {
-        assert_eq!(super::target_of("/v1/departments/abc"), ("department".into(), "abc".into()));
-        assert_eq!(super::target_of("/v1/projects"), ("project".into(), "".into()));
+        assert_eq!(
+            super::target_of("/v1/departments/abc"),
+            ("department".into(), "abc".into())
+        );
+        assert_eq!(
+            super::target_of("/v1/projects"),
+            ("project".into(), "".into())
+        );
     }
 }

@@ -35,7 +35,11 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
-    pub async fn new(store: Store, config: Config, operations: HashMap<(String, String), String>) -> Result<Self, Error> {
+    pub async fn new(
+        store: Store,
+        config: Config,
+        operations: HashMap<(String, String), String>,
+    ) -> Result<Self, Error> {
         let settings = load_settings(&store).await?;
         Ok(AppState(Arc::new(Inner {
             store,
@@ -67,5 +71,7 @@ impl AppState {
 }
 
 async fn load_settings(store: &Store) -> Result<SecuritySettings, Error> {
-    Ok(zy_store::settings::get(store.pool(), SECURITY_SETTINGS_KEY).await?.unwrap_or_default())
+    Ok(zy_store::settings::get(store.pool(), SECURITY_SETTINGS_KEY)
+        .await?
+        .unwrap_or_default())
 }

@@ -69,7 +69,11 @@ pub async fn append(tx: &mut Tx, entry: AuditEntry) -> Result<AuditRecord, Error
     .execute(&mut **tx)
     .await
     .map_err(db_error)?;
-    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1").bind(&r.hash).execute(&mut **tx).await.map_err(db_error)?;
+    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
+        .bind(&r.hash)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
     Ok(r)
 }
 
@@ -117,7 +121,11 @@ fn filtered(q: &AuditQuery) -> Sql {
 }
 
 /// Newest first, at most `limit` records (plus one to tell whether more follow).
-pub async fn list<'c>(e: impl Executor<'c, Database = Any>, q: &AuditQuery, limit: u32) -> Result<Vec<AuditRecord>, Error> {
+pub async fn list<'c>(
+    e: impl Executor<'c, Database = Any>,
+    q: &AuditQuery,
+    limit: u32,
+) -> Result<Vec<AuditRecord>, Error> {
     let mut sql = filtered(q);
     sql.push(&format!(" ORDER BY seq DESC LIMIT {}", limit as i64 + 1));
     let rows = sql.query().fetch_all(e).await.map_err(db_error)?;
@@ -125,7 +133,12 @@ pub async fn list<'c>(e: impl Executor<'c, Database = Any>, q: &AuditQuery, limi
 }
 
 /// Oldest first, records with `seq > after`, at most `limit`; for exports and verification.
-pub async fn batch_after<'c>(e: impl Executor<'c, Database = Any>, q: &AuditQuery, after: i64, limit: u32) -> Result<Vec<AuditRecord>, Error> {
+pub async fn batch_after<'c>(
+    e: impl Executor<'c, Database = Any>,
+    q: &AuditQuery,
+    after: i64,
+    limit: u32,
+) -> Result<Vec<AuditRecord>, Error> {
     let mut sql = filtered(q);
     sql.push(" AND seq > ").bind(crate::sql::Arg::I64(after));
     sql.push(&format!(" ORDER BY seq ASC LIMIT {limit}"));
@@ -142,10 +155,11 @@ pub struct VerifyOutcome {
 
 /// Walks the chain from where the kept log starts to the head, in batches.
 pub async fn verify(store: &crate::Store) -> Result<VerifyOutcome, Error> {
-    let head = sqlx::query("SELECT seq, hash, first_seq, first_prev_hash FROM audit_head WHERE id = 1")
-        .fetch_one(store.pool())
-        .await
-        .map_err(db_error)?;
+    let head =
+        sqlx::query("SELECT seq, hash, first_seq, first_prev_hash FROM audit_head WHERE id = 1")
+            .fetch_one(store.pool())
+            .await
+            .map_err(db_error)?;
     let head_seq = int(&head, "seq")?;
     let head_hash = text(&head, "hash")?;
     let first_seq = int(&head, "first_seq")?;
@@ -162,22 +176,29 @@ pub async fn verify(store: &crate::Store) -> Result<VerifyOutcome, Error> {
         }
     }
     v.finish(Some((head_seq, head_hash)));
-    Ok(VerifyOutcome { checked: v.checked, finding: v.finding })
+    Ok(VerifyOutcome {
+        checked: v.checked,
+        finding: v.finding,
+    })
 }
 
 pub async fn head<'c>(e: impl Executor<'c, Database = Any>) -> Result<(i64, String), Error> {
-    let r = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1").fetch_one(e).await.map_err(db_error)?;
+    let r = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
+        .fetch_one(e)
+        .await
+        .map_err(db_error)?;
     Ok((int(&r, "seq")?, text(&r, "hash")?))
 }
 
 /// Deletes records older than `before` (the caller has checked the 180-day floor; the
 /// database enforces it again) and moves the chain's start past them.
 pub async fn purge(tx: &mut Tx, before: Timestamp) -> Result<u64, Error> {
-    let next: Option<AnyRow> = sqlx::query("SELECT seq, prev_hash FROM audit_log WHERE at >= $1 ORDER BY seq ASC LIMIT 1")
-        .bind(before.0)
-        .fetch_optional(&mut **tx)
-        .await
-        .map_err(db_error)?;
+    let next: Option<AnyRow> =
+        sqlx::query("SELECT seq, prev_hash FROM audit_log WHERE at >= $1 ORDER BY seq ASC LIMIT 1")
+            .bind(before.0)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(db_error)?;
     let Some(next) = next else { return Ok(0) };
     let first_seq = int(&next, "seq")?;
     let first_prev = text(&next, "prev_hash")?;

@@ -27,7 +27,11 @@ impl Store {
     /// Opens `url` (`sqlite://path` or `postgres://…`), creating a SQLite file if needed,
     /// and applies pending migrations. `pg_schema` puts every table in that schema (used by
     /// tests to give each test a fresh database on one server).
-    pub async fn open(url: &str, pg_schema: Option<&str>, max_connections: u32) -> Result<Store, Error> {
+    pub async fn open(
+        url: &str,
+        pg_schema: Option<&str>,
+        max_connections: u32,
+    ) -> Result<Store, Error> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite
@@ -45,7 +49,10 @@ impl Store {
         };
         if let Some(s) = pg_schema {
             if !s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || s.is_empty() {
-                return Err(Error::invalid(t!("数据库 schema 名称无效", "invalid database schema name")));
+                return Err(Error::invalid(t!(
+                    "数据库 schema 名称无效",
+                    "invalid database schema name"
+                )));
             }
         }
         let schema = pg_schema.map(str::to_string);
@@ -65,8 +72,10 @@ impl Store {
                         }
                         Backend::Postgres => {
                             if let Some(s) = schema {
-                                conn.execute(format!("CREATE SCHEMA IF NOT EXISTS {s}").as_str()).await?;
-                                conn.execute(format!("SET search_path TO {s}").as_str()).await?;
+                                conn.execute(format!("CREATE SCHEMA IF NOT EXISTS {s}").as_str())
+                                    .await?;
+                                conn.execute(format!("SET search_path TO {s}").as_str())
+                                    .await?;
                             }
                         }
                     }
@@ -76,8 +85,11 @@ impl Store {
             .connect(&url)
             .await
             .map_err(|e| {
-                Error::unavailable(t!("无法连接数据库，请检查数据库地址与服务状态", "cannot connect to the database; check its URL and that it is running"))
-                    .with_internal(e.to_string())
+                Error::unavailable(t!(
+                    "无法连接数据库，请检查数据库地址与服务状态",
+                    "cannot connect to the database; check its URL and that it is running"
+                ))
+                .with_internal(e.to_string())
             })?;
         let store = Store { pool, backend };
         crate::migrate::run(&store).await?;
@@ -117,6 +129,9 @@ impl Store {
 /// PostgreSQL this takes the audit head's row lock, which every audited change takes
 /// anyway; on SQLite the write lock is already held.
 pub async fn serialize_writers(tx: &mut Tx) -> Result<(), Error> {
-    sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1").execute(&mut **tx).await.map_err(db_error)?;
+    sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1")
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
     Ok(())
 }

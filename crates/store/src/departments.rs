@@ -42,7 +42,10 @@ pub async fn insert(tx: &mut Tx, d: &Department) -> Result<(), Error> {
     Ok(())
 }
 
-pub async fn get<'c>(e: impl Executor<'c, Database = Any>, id: DepartmentId) -> Result<Option<Department>, Error> {
+pub async fn get<'c>(
+    e: impl Executor<'c, Database = Any>,
+    id: DepartmentId,
+) -> Result<Option<Department>, Error> {
     let row = sqlx::query(&format!("SELECT {COLS} FROM departments WHERE id = $1"))
         .bind(id.to_string())
         .fetch_optional(e)
@@ -60,15 +63,22 @@ pub async fn list<'c>(
 ) -> Result<Page<Department>, Error> {
     let mut sql = Sql::new(&format!("SELECT {COLS} FROM departments WHERE 1 = 1"));
     if let Some(ids) = only {
-        sql.push(" AND ").push_in("id", ids.iter().map(|i| i.to_string()));
+        sql.push(" AND ")
+            .push_in("id", ids.iter().map(|i| i.to_string()));
     }
     if let Some(q) = &filter.q {
-        sql.push(" AND (").push_contains("name", q).push(" OR ").push_contains("code", q).push(")");
+        sql.push(" AND (")
+            .push_contains("name", q)
+            .push(" OR ")
+            .push_contains("code", q)
+            .push(")");
     }
     sql.push_page(page, "name", "created_at", "id");
     let rows = sql.query().fetch_all(e).await.map_err(db_error)?;
     let items = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
-    Ok(finish_page(page, items, |d| (d.name.clone(), d.created_at.0, d.id.to_string())))
+    Ok(finish_page(page, items, |d| {
+        (d.name.clone(), d.created_at.0, d.id.to_string())
+    }))
 }
 
 /// Changes a department if it is still at `expected_generation` (when given).
@@ -102,16 +112,33 @@ pub async fn update(
 /// Deletes a department that has no projects, users or role grants left.
 pub async fn delete(tx: &mut Tx, id: DepartmentId) -> Result<(), Error> {
     let sid = id.to_string();
-    let projects = count(tx, "SELECT COUNT(*) FROM projects WHERE department_id = $1", &sid).await?;
-    let users = count(tx, "SELECT COUNT(*) FROM users WHERE department_id = $1", &sid).await?;
-    let grants = count(tx, "SELECT COUNT(*) FROM memberships WHERE department_id = $1", &sid).await?;
+    let projects = count(
+        tx,
+        "SELECT COUNT(*) FROM projects WHERE department_id = $1",
+        &sid,
+    )
+    .await?;
+    let users = count(
+        tx,
+        "SELECT COUNT(*) FROM users WHERE department_id = $1",
+        &sid,
+    )
+    .await?;
+    let grants = count(
+        tx,
+        "SELECT COUNT(*) FROM memberships WHERE department_id = $1",
+        &sid,
+    )
+    .await?;
     if projects + users + grants > 0 {
         return Err(Error::conflict(t!(
             "部门仍有 {} 个项目、{} 个用户、{} 条角色授权，请先删除或移出后再删除部门" ;
             "the department still has {} projects, {} users and {} role grants; remove them first",
             projects, users, grants
         ))
-        .with_details(serde_json::json!({ "projects": projects, "users": users, "memberships": grants })));
+        .with_details(
+            serde_json::json!({ "projects": projects, "users": users, "memberships": grants }),
+        ));
     }
     let n = sqlx::query("DELETE FROM departments WHERE id = $1")
         .bind(&sid)
@@ -126,12 +153,22 @@ pub async fn delete(tx: &mut Tx, id: DepartmentId) -> Result<(), Error> {
 }
 
 pub(crate) async fn count(tx: &mut Tx, sql: &str, arg: &str) -> Result<i64, Error> {
-    sqlx::query_scalar::<_, i64>(sql).bind(arg).fetch_one(&mut **tx).await.map_err(db_error)
+    sqlx::query_scalar::<_, i64>(sql)
+        .bind(arg)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(db_error)
 }
 
 /// After a conditional update changed nothing: was the row gone, or changed by someone else?
 pub(crate) async fn stale_or_missing(tx: &mut Tx, table: &str, what: &str, id: &str) -> Error {
-    match count(tx, &format!("SELECT COUNT(*) FROM {table} WHERE id = $1"), id).await {
+    match count(
+        tx,
+        &format!("SELECT COUNT(*) FROM {table} WHERE id = $1"),
+        id,
+    )
+    .await
+    {
         Ok(0) => Error::not_found(what, id),
         Ok(_) => Error::conflict(t!(
             "该对象已被他人修改，请刷新后重试",

@@ -10,7 +10,10 @@ pub fn db_error(e: sqlx::Error) -> Error {
         let msg = d.message().to_string();
         // PostgreSQL names the constraint; SQLite names the columns ("UNIQUE constraint
         // failed: departments.name"). Match either.
-        let key = d.constraint().map(str::to_string).unwrap_or_else(|| msg.clone());
+        let key = d
+            .constraint()
+            .map(str::to_string)
+            .unwrap_or_else(|| msg.clone());
         if let Some(text) = conflict_text(&key) {
             return Error::conflict(text).with_internal(msg);
         }
@@ -22,18 +25,28 @@ pub fn db_error(e: sqlx::Error) -> Error {
             .with_internal(msg);
         }
         if d.is_unique_violation() {
-            return Error::conflict(t!("同名对象已存在", "an object with that name already exists")).with_internal(msg);
+            return Error::conflict(t!(
+                "同名对象已存在",
+                "an object with that name already exists"
+            ))
+            .with_internal(msg);
         }
         if msg.contains("append-only") || msg.contains("cannot be deleted") {
-            return Error::forbidden(t!("审计日志只能追加，180 天内的记录不可删除", "the audit log is append-only and records younger than 180 days cannot be deleted"))
-                .with_internal(msg);
+            return Error::forbidden(t!(
+                "审计日志只能追加，180 天内的记录不可删除",
+                "the audit log is append-only and records younger than 180 days cannot be deleted"
+            ))
+            .with_internal(msg);
         }
         return Error::internal(msg);
     }
     match e {
         sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-            Error::unavailable(t!("数据库暂时不可用，请稍后重试", "the database is unavailable; please try again shortly"))
-                .with_internal(e.to_string())
+            Error::unavailable(t!(
+                "数据库暂时不可用，请稍后重试",
+                "the database is unavailable; please try again shortly"
+            ))
+            .with_internal(e.to_string())
         }
         other => Error::internal(other.to_string()),
     }
@@ -44,15 +57,33 @@ fn conflict_text(key: &str) -> Option<Text> {
     Some(if has("departments_name_key", "departments.name") {
         t!("已有同名部门", "a department with this name already exists")
     } else if has("departments_code_key", "departments.code") {
-        t!("已有相同编码的部门", "a department with this code already exists")
-    } else if has("projects_department_name_key", "projects.department_id, projects.name") {
-        t!("该部门下已有同名项目", "this department already has a project with this name")
+        t!(
+            "已有相同编码的部门",
+            "a department with this code already exists"
+        )
+    } else if has(
+        "projects_department_name_key",
+        "projects.department_id, projects.name",
+    ) {
+        t!(
+            "该部门下已有同名项目",
+            "this department already has a project with this name"
+        )
     } else if has("users_username_key", "users.username") {
         t!("用户名已被使用", "this username is already taken")
     } else if has("memberships_user_role_scope_key", "memberships.user_id") {
-        t!("该用户已在此范围持有该角色", "the user already holds this role at this scope")
-    } else if has("api_tokens_user_name_key", "api_tokens.user_id, api_tokens.name") {
-        t!("您已有同名的 API 令牌", "you already have an API token with this name")
+        t!(
+            "该用户已在此范围持有该角色",
+            "the user already holds this role at this scope"
+        )
+    } else if has(
+        "api_tokens_user_name_key",
+        "api_tokens.user_id, api_tokens.name",
+    ) {
+        t!(
+            "您已有同名的 API 令牌",
+            "you already have an API token with this name"
+        )
     } else {
         return None;
     })

@@ -12,7 +12,8 @@ use zy_model::role::{Grant, Role, Scope};
 use zy_model::tenancy::{Membership, ScopeType};
 use zy_model::Error;
 
-const COLS: &str = "id, user_id, role, scope_type, department_id, project_id, created_at, created_by";
+const COLS: &str =
+    "id, user_id, role, scope_type, department_id, project_id, created_at, created_by";
 
 fn from_row(r: &AnyRow) -> Result<Membership, Error> {
     let role = text(r, "role")?;
@@ -48,7 +49,12 @@ fn scope_columns(scope: &Scope) -> (&'static str, Option<String>, Option<String>
     match scope {
         Scope::Platform => ("platform", None, None, "platform".to_string()),
         Scope::Department(d) => ("department", Some(d.to_string()), None, d.to_string()),
-        Scope::Project(d, p) => ("project", Some(d.to_string()), Some(p.to_string()), p.to_string()),
+        Scope::Project(d, p) => (
+            "project",
+            Some(d.to_string()),
+            Some(p.to_string()),
+            p.to_string(),
+        ),
     }
 }
 
@@ -73,7 +79,10 @@ pub async fn insert(tx: &mut Tx, m: &Membership, scope: &Scope) -> Result<(), Er
     Ok(())
 }
 
-pub async fn get<'c>(e: impl Executor<'c, Database = Any>, id: MembershipId) -> Result<Option<Membership>, Error> {
+pub async fn get<'c>(
+    e: impl Executor<'c, Database = Any>,
+    id: MembershipId,
+) -> Result<Option<Membership>, Error> {
     let row = sqlx::query(&format!("SELECT {COLS} FROM memberships WHERE id = $1"))
         .bind(id.to_string())
         .fetch_optional(e)
@@ -96,17 +105,25 @@ pub async fn delete(tx: &mut Tx, id: MembershipId) -> Result<(), Error> {
 }
 
 /// Every role the user holds where; what authorisation decides on.
-pub async fn grants_for_user<'c>(e: impl Executor<'c, Database = Any>, user: UserId) -> Result<Vec<Grant>, Error> {
-    let rows = sqlx::query(&format!("SELECT {COLS} FROM memberships WHERE user_id = $1 ORDER BY created_at"))
-        .bind(user.to_string())
-        .fetch_all(e)
-        .await
-        .map_err(db_error)?;
+pub async fn grants_for_user<'c>(
+    e: impl Executor<'c, Database = Any>,
+    user: UserId,
+) -> Result<Vec<Grant>, Error> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLS} FROM memberships WHERE user_id = $1 ORDER BY created_at"
+    ))
+    .bind(user.to_string())
+    .fetch_all(e)
+    .await
+    .map_err(db_error)?;
     let mut grants = Vec::with_capacity(rows.len());
     for r in &rows {
         let m = from_row(r)?;
         if let Some(scope) = scope_of(&m) {
-            grants.push(Grant { role: m.role, scope });
+            grants.push(Grant {
+                role: m.role,
+                scope,
+            });
         }
     }
     Ok(grants)
@@ -130,7 +147,9 @@ pub async fn list<'c>(
     let mut sql = Sql::new(&format!("SELECT {COLS} FROM memberships WHERE 1 = 1"));
     match filter {
         MembershipFilter::User(u) => sql.push(" AND user_id = ").bind_text(u.to_string()),
-        MembershipFilter::Department(d) => sql.push(" AND department_id = ").bind_text(d.to_string()),
+        MembershipFilter::Department(d) => {
+            sql.push(" AND department_id = ").bind_text(d.to_string())
+        }
         MembershipFilter::Project(p) => sql.push(" AND project_id = ").bind_text(p.to_string()),
         MembershipFilter::Platform => sql.push(" AND scope_type = 'platform'"),
         MembershipFilter::All => &mut sql,
@@ -139,11 +158,16 @@ pub async fn list<'c>(
     sql.push_page(page, "created_at", "created_at", "id");
     let rows = sql.query().fetch_all(e).await.map_err(db_error)?;
     let items = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
-    Ok(finish_page(page, items, |m| (m.created_at.0.to_string(), m.created_at.0, m.id.to_string())))
+    Ok(finish_page(page, items, |m| {
+        (m.created_at.0.to_string(), m.created_at.0, m.id.to_string())
+    }))
 }
 
 /// Roles the user holds (any scope), for the separation-of-duties check.
-pub async fn roles_of<'c>(e: impl Executor<'c, Database = Any>, user: UserId) -> Result<Vec<Role>, Error> {
+pub async fn roles_of<'c>(
+    e: impl Executor<'c, Database = Any>,
+    user: UserId,
+) -> Result<Vec<Role>, Error> {
     let rows: Vec<String> = sqlx::query_scalar("SELECT role FROM memberships WHERE user_id = $1")
         .bind(user.to_string())
         .fetch_all(e)

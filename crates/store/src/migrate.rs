@@ -28,7 +28,9 @@ pub(crate) async fn run(store: &Store) -> Result<(), Error> {
     let mut tx = store.begin_write().await?;
     if store.backend() == Backend::Postgres {
         // One migrator at a time across replicas; released at commit.
-        tx.execute("SELECT pg_advisory_xact_lock(7205340312)").await.map_err(db_error)?;
+        tx.execute("SELECT pg_advisory_xact_lock(7205340312)")
+            .await
+            .map_err(db_error)?;
     }
     tx.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
@@ -52,14 +54,18 @@ pub(crate) async fn run(store: &Store) -> Result<(), Error> {
             Backend::Sqlite => m.sqlite,
             Backend::Postgres => m.postgres,
         };
-        tx.execute(sql).await.map_err(|e| db_error(e).with_internal(format!("migration {} failed", m.name)))?;
-        sqlx::query("INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
-            .bind(m.version)
-            .bind(m.name)
-            .bind(zy_model::time::Timestamp::now().0)
-            .execute(&mut *tx)
+        tx.execute(sql)
             .await
-            .map_err(db_error)?;
+            .map_err(|e| db_error(e).with_internal(format!("migration {} failed", m.name)))?;
+        sqlx::query(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+        )
+        .bind(m.version)
+        .bind(m.name)
+        .bind(zy_model::time::Timestamp::now().0)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
         tracing::info!(version = m.version, name = m.name, "applied migration");
     }
     tx.commit().await.map_err(db_error)?;

@@ -43,7 +43,10 @@ pub async fn insert(tx: &mut Tx, p: &Project) -> Result<(), Error> {
     Ok(())
 }
 
-pub async fn get<'c>(e: impl Executor<'c, Database = Any>, id: ProjectId) -> Result<Option<Project>, Error> {
+pub async fn get<'c>(
+    e: impl Executor<'c, Database = Any>,
+    id: ProjectId,
+) -> Result<Option<Project>, Error> {
     let row = sqlx::query(&format!("SELECT {COLS} FROM projects WHERE id = $1"))
         .bind(id.to_string())
         .fetch_optional(e)
@@ -57,7 +60,10 @@ pub async fn get<'c>(e: impl Executor<'c, Database = Any>, id: ProjectId) -> Res
 pub enum ProjectScope<'a> {
     All,
     /// Projects in these departments, plus these individual projects.
-    Some { departments: &'a [DepartmentId], projects: &'a [ProjectId] },
+    Some {
+        departments: &'a [DepartmentId],
+        projects: &'a [ProjectId],
+    },
 }
 
 pub async fn list<'c>(
@@ -68,7 +74,11 @@ pub async fn list<'c>(
     filter: &Filter,
 ) -> Result<Page<Project>, Error> {
     let mut sql = Sql::new(&format!("SELECT {COLS} FROM projects WHERE 1 = 1"));
-    if let ProjectScope::Some { departments, projects } = scope {
+    if let ProjectScope::Some {
+        departments,
+        projects,
+    } = scope
+    {
         sql.push(" AND (")
             .push_in("department_id", departments.iter().map(|d| d.to_string()))
             .push(" OR ")
@@ -84,7 +94,9 @@ pub async fn list<'c>(
     sql.push_page(page, "name", "created_at", "id");
     let rows = sql.query().fetch_all(e).await.map_err(db_error)?;
     let items = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
-    Ok(finish_page(page, items, |p| (p.name.clone(), p.created_at.0, p.id.to_string())))
+    Ok(finish_page(page, items, |p| {
+        (p.name.clone(), p.created_at.0, p.id.to_string())
+    }))
 }
 
 pub async fn update(
@@ -115,7 +127,12 @@ pub async fn update(
 /// Deletes a project that has no role grants left.
 pub async fn delete(tx: &mut Tx, id: ProjectId) -> Result<(), Error> {
     let sid = id.to_string();
-    let grants = count(tx, "SELECT COUNT(*) FROM memberships WHERE project_id = $1", &sid).await?;
+    let grants = count(
+        tx,
+        "SELECT COUNT(*) FROM memberships WHERE project_id = $1",
+        &sid,
+    )
+    .await?;
     if grants > 0 {
         return Err(Error::conflict(t!(
             "项目仍有 {} 条角色授权，请先撤销后再删除项目" ;
@@ -137,5 +154,8 @@ pub async fn delete(tx: &mut Tx, id: ProjectId) -> Result<(), Error> {
 }
 
 pub async fn count_all<'c>(e: impl Executor<'c, Database = Any>) -> Result<i64, Error> {
-    sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM projects").fetch_one(e).await.map_err(db_error)
+    sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM projects")
+        .fetch_one(e)
+        .await
+        .map_err(db_error)
 }

@@ -19,7 +19,12 @@ pub struct SessionRecord {
     pub revoked: bool,
 }
 
-pub async fn insert(tx: &mut Tx, s: &SessionRecord, secret_hash: &str, source_ip: &str) -> Result<(), Error> {
+pub async fn insert(
+    tx: &mut Tx,
+    s: &SessionRecord,
+    secret_hash: &str,
+    source_ip: &str,
+) -> Result<(), Error> {
     sqlx::query(
         "INSERT INTO sessions (id, user_id, secret_hash, csrf_token, created_at, last_seen_at, expires_at, source_ip) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -38,7 +43,10 @@ pub async fn insert(tx: &mut Tx, s: &SessionRecord, secret_hash: &str, source_ip
     Ok(())
 }
 
-pub async fn get_by_hash<'c>(e: impl Executor<'c, Database = Any>, secret_hash: &str) -> Result<Option<SessionRecord>, Error> {
+pub async fn get_by_hash<'c>(
+    e: impl Executor<'c, Database = Any>,
+    secret_hash: &str,
+) -> Result<Option<SessionRecord>, Error> {
     let row = sqlx::query(
         "SELECT id, user_id, csrf_token, created_at, last_seen_at, expires_at, revoked_at FROM sessions WHERE secret_hash = $1",
     )
@@ -59,7 +67,11 @@ pub async fn get_by_hash<'c>(e: impl Executor<'c, Database = Any>, secret_hash: 
 }
 
 /// Marks the session as used now (the caller throttles how often).
-pub async fn touch<'c>(e: impl Executor<'c, Database = Any>, id: SessionId, now: Timestamp) -> Result<(), Error> {
+pub async fn touch<'c>(
+    e: impl Executor<'c, Database = Any>,
+    id: SessionId,
+    now: Timestamp,
+) -> Result<(), Error> {
     sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE id = $2 AND last_seen_at < $1")
         .bind(now.0)
         .bind(id.to_string())
@@ -80,7 +92,11 @@ pub async fn revoke(tx: &mut Tx, id: SessionId) -> Result<(), Error> {
 }
 
 /// Ends every session of a user except `keep` (after a password change, a lock, a reset).
-pub async fn revoke_all_for_user(tx: &mut Tx, user: UserId, keep: Option<SessionId>) -> Result<u64, Error> {
+pub async fn revoke_all_for_user(
+    tx: &mut Tx,
+    user: UserId,
+    keep: Option<SessionId>,
+) -> Result<u64, Error> {
     let n = sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL AND id <> $3")
         .bind(Timestamp::now().0)
         .bind(user.to_string())

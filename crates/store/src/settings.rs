@@ -7,13 +7,19 @@ use sqlx::{Any, Executor};
 use zy_model::time::Timestamp;
 use zy_model::Error;
 
-pub async fn get<'c, T: DeserializeOwned>(e: impl Executor<'c, Database = Any>, key: &str) -> Result<Option<T>, Error> {
+pub async fn get<'c, T: DeserializeOwned>(
+    e: impl Executor<'c, Database = Any>,
+    key: &str,
+) -> Result<Option<T>, Error> {
     let v: Option<String> = sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
         .bind(key)
         .fetch_optional(e)
         .await
         .map_err(db_error)?;
-    v.map(|s| serde_json::from_str(&s).map_err(|err| Error::internal(format!("setting {key}: {err}")))).transpose()
+    v.map(|s| {
+        serde_json::from_str(&s).map_err(|err| Error::internal(format!("setting {key}: {err}")))
+    })
+    .transpose()
 }
 
 pub async fn put<T: Serialize>(tx: &mut Tx, key: &str, value: &T) -> Result<(), Error> {

@@ -19,7 +19,10 @@ pub(crate) struct Sql {
 
 impl Sql {
     pub fn new(text: &str) -> Sql {
-        Sql { text: text.to_string(), args: Vec::new() }
+        Sql {
+            text: text.to_string(),
+            args: Vec::new(),
+        }
     }
 
     pub fn push(&mut self, s: &str) -> &mut Self {
@@ -72,21 +75,40 @@ impl Sql {
 
     /// Appends ` AND (key, id) > (…)` for the cursor, then ORDER BY and LIMIT (one extra
     /// row, to know whether another page follows).
-    pub fn push_page(&mut self, page: &PageRequest, name_col: &str, created_col: &str, id_col: &str) -> &mut Self {
+    pub fn push_page(
+        &mut self,
+        page: &PageRequest,
+        name_col: &str,
+        created_col: &str,
+        id_col: &str,
+    ) -> &mut Self {
         let key_col = match page.sort.field {
             SortField::Name => name_col,
             SortField::CreatedAt => created_col,
         };
-        let (cmp, dir) = if page.sort.descending { ("<", "DESC") } else { (">", "ASC") };
+        let (cmp, dir) = if page.sort.descending {
+            ("<", "DESC")
+        } else {
+            (">", "ASC")
+        };
         if let Some(c) = &page.after {
-            self.push(" AND (").push(key_col).push(", ").push(id_col).push(") ").push(cmp).push(" (");
+            self.push(" AND (")
+                .push(key_col)
+                .push(", ")
+                .push(id_col)
+                .push(") ")
+                .push(cmp)
+                .push(" (");
             match page.sort.field {
                 SortField::Name => self.bind_text(c.k.clone()),
                 SortField::CreatedAt => self.bind(Arg::I64(c.k.parse().unwrap_or(0))),
             };
             self.push(", ").bind_text(c.id.clone()).push(")");
         }
-        let order = format!(" ORDER BY {key_col} {dir}, {id_col} {dir} LIMIT {}", page.limit as i64 + 1);
+        let order = format!(
+            " ORDER BY {key_col} {dir}, {id_col} {dir} LIMIT {}",
+            page.limit as i64 + 1
+        );
         self.push(&order)
     }
 

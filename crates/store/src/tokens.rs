@@ -45,16 +45,24 @@ pub async fn insert(tx: &mut Tx, t: &ApiToken, secret_hash: &str) -> Result<(), 
     Ok(())
 }
 
-pub async fn get_by_hash<'c>(e: impl Executor<'c, Database = Any>, secret_hash: &str) -> Result<Option<ApiToken>, Error> {
-    let row = sqlx::query(&format!("SELECT {COLS} FROM api_tokens WHERE secret_hash = $1"))
-        .bind(secret_hash)
-        .fetch_optional(e)
-        .await
-        .map_err(db_error)?;
+pub async fn get_by_hash<'c>(
+    e: impl Executor<'c, Database = Any>,
+    secret_hash: &str,
+) -> Result<Option<ApiToken>, Error> {
+    let row = sqlx::query(&format!(
+        "SELECT {COLS} FROM api_tokens WHERE secret_hash = $1"
+    ))
+    .bind(secret_hash)
+    .fetch_optional(e)
+    .await
+    .map_err(db_error)?;
     row.as_ref().map(from_row).transpose()
 }
 
-pub async fn get<'c>(e: impl Executor<'c, Database = Any>, id: TokenId) -> Result<Option<ApiToken>, Error> {
+pub async fn get<'c>(
+    e: impl Executor<'c, Database = Any>,
+    id: TokenId,
+) -> Result<Option<ApiToken>, Error> {
     let row = sqlx::query(&format!("SELECT {COLS} FROM api_tokens WHERE id = $1"))
         .bind(id.to_string())
         .fetch_optional(e)
@@ -63,7 +71,11 @@ pub async fn get<'c>(e: impl Executor<'c, Database = Any>, id: TokenId) -> Resul
     row.as_ref().map(from_row).transpose()
 }
 
-pub async fn list<'c>(e: impl Executor<'c, Database = Any>, page: &PageRequest, user: Option<UserId>) -> Result<Page<ApiToken>, Error> {
+pub async fn list<'c>(
+    e: impl Executor<'c, Database = Any>,
+    page: &PageRequest,
+    user: Option<UserId>,
+) -> Result<Page<ApiToken>, Error> {
     let mut sql = Sql::new(&format!("SELECT {COLS} FROM api_tokens WHERE 1 = 1"));
     if let Some(u) = user {
         sql.push(" AND user_id = ").bind_text(u.to_string());
@@ -71,21 +83,28 @@ pub async fn list<'c>(e: impl Executor<'c, Database = Any>, page: &PageRequest, 
     sql.push_page(page, "name", "created_at", "id");
     let rows = sql.query().fetch_all(e).await.map_err(db_error)?;
     let items = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
-    Ok(finish_page(page, items, |t| (t.name.clone(), t.created_at.0, t.id.to_string())))
+    Ok(finish_page(page, items, |t| {
+        (t.name.clone(), t.created_at.0, t.id.to_string())
+    }))
 }
 
 pub async fn revoke(tx: &mut Tx, id: TokenId) -> Result<bool, Error> {
-    let n = sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-        .bind(Timestamp::now().0)
-        .bind(id.to_string())
-        .execute(&mut **tx)
-        .await
-        .map_err(db_error)?
-        .rows_affected();
+    let n =
+        sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+            .bind(Timestamp::now().0)
+            .bind(id.to_string())
+            .execute(&mut **tx)
+            .await
+            .map_err(db_error)?
+            .rows_affected();
     Ok(n == 1)
 }
 
-pub async fn touch<'c>(e: impl Executor<'c, Database = Any>, id: TokenId, now: Timestamp) -> Result<(), Error> {
+pub async fn touch<'c>(
+    e: impl Executor<'c, Database = Any>,
+    id: TokenId,
+    now: Timestamp,
+) -> Result<(), Error> {
     sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
         .bind(now.0)
         .bind(id.to_string())
@@ -96,12 +115,14 @@ pub async fn touch<'c>(e: impl Executor<'c, Database = Any>, id: TokenId, now: T
 }
 
 pub async fn revoke_all_for_user(tx: &mut Tx, user: UserId) -> Result<u64, Error> {
-    let n = sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL")
-        .bind(Timestamp::now().0)
-        .bind(user.to_string())
-        .execute(&mut **tx)
-        .await
-        .map_err(db_error)?
-        .rows_affected();
+    let n = sqlx::query(
+        "UPDATE api_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
+    )
+    .bind(Timestamp::now().0)
+    .bind(user.to_string())
+    .execute(&mut **tx)
+    .await
+    .map_err(db_error)?
+    .rows_affected();
     Ok(n)
 }

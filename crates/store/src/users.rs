@@ -79,7 +79,10 @@ pub async fn insert(tx: &mut Tx, u: &User, password_hash: &str) -> Result<(), Er
     Ok(())
 }
 
-pub async fn get<'c>(e: impl Executor<'c, Database = Any>, id: UserId) -> Result<Option<UserRecord>, Error> {
+pub async fn get<'c>(
+    e: impl Executor<'c, Database = Any>,
+    id: UserId,
+) -> Result<Option<UserRecord>, Error> {
     let row = sqlx::query(&format!("SELECT {COLS} FROM users WHERE id = $1"))
         .bind(id.to_string())
         .fetch_optional(e)
@@ -88,7 +91,10 @@ pub async fn get<'c>(e: impl Executor<'c, Database = Any>, id: UserId) -> Result
     row.as_ref().map(from_row).transpose()
 }
 
-pub async fn get_by_username<'c>(e: impl Executor<'c, Database = Any>, username: &str) -> Result<Option<UserRecord>, Error> {
+pub async fn get_by_username<'c>(
+    e: impl Executor<'c, Database = Any>,
+    username: &str,
+) -> Result<Option<UserRecord>, Error> {
     let row = sqlx::query(&format!("SELECT {COLS} FROM users WHERE username = $1"))
         .bind(username)
         .fetch_optional(e)
@@ -108,12 +114,21 @@ pub async fn list<'c>(
         sql.push(" AND department_id = ").bind_text(d.to_string());
     }
     if let Some(q) = &filter.q {
-        sql.push(" AND (").push_contains("username", q).push(" OR ").push_contains("display_name", q).push(")");
+        sql.push(" AND (")
+            .push_contains("username", q)
+            .push(" OR ")
+            .push_contains("display_name", q)
+            .push(")");
     }
     sql.push_page(page, "username", "created_at", "id");
     let rows = sql.query().fetch_all(e).await.map_err(db_error)?;
-    let items = rows.iter().map(|r| from_row(r).map(|u| u.user)).collect::<Result<Vec<_>, _>>()?;
-    Ok(finish_page(page, items, |u| (u.username.clone(), u.created_at.0, u.id.to_string())))
+    let items = rows
+        .iter()
+        .map(|r| from_row(r).map(|u| u.user))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(finish_page(page, items, |u| {
+        (u.username.clone(), u.created_at.0, u.id.to_string())
+    }))
 }
 
 /// Profile fields a user or an admin may change.
@@ -125,7 +140,12 @@ pub struct ProfileChange {
     pub department_id: Option<DepartmentId>,
 }
 
-pub async fn update_profile(tx: &mut Tx, id: UserId, expected_generation: Option<i64>, c: &ProfileChange) -> Result<User, Error> {
+pub async fn update_profile(
+    tx: &mut Tx,
+    id: UserId,
+    expected_generation: Option<i64>,
+    c: &ProfileChange,
+) -> Result<User, Error> {
     let row = sqlx::query(&format!(
         "UPDATE users SET display_name = $1, email = $2, phone = $3, department_id = $4, updated_at = $5, generation = generation + 1 \
          WHERE id = $6 AND ($7 < 0 OR generation = $7) RETURNING {COLS}"
@@ -149,7 +169,12 @@ pub async fn update_profile(tx: &mut Tx, id: UserId, expected_generation: Option
 /// Deletes an account with its sessions, tokens and recovery codes; refuses while it holds roles.
 pub async fn delete(tx: &mut Tx, id: UserId) -> Result<(), Error> {
     let sid = id.to_string();
-    let grants = count(tx, "SELECT COUNT(*) FROM memberships WHERE user_id = $1", &sid).await?;
+    let grants = count(
+        tx,
+        "SELECT COUNT(*) FROM memberships WHERE user_id = $1",
+        &sid,
+    )
+    .await?;
     if grants > 0 {
         return Err(Error::conflict(t!(
             "该用户仍持有 {} 个角色，请先撤销后再删除账号" ;
@@ -165,7 +190,12 @@ pub async fn delete(tx: &mut Tx, id: UserId) -> Result<(), Error> {
             .await
             .map_err(db_error)?;
     }
-    let n = sqlx::query("DELETE FROM users WHERE id = $1").bind(&sid).execute(&mut **tx).await.map_err(db_error)?.rows_affected();
+    let n = sqlx::query("DELETE FROM users WHERE id = $1")
+        .bind(&sid)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?
+        .rows_affected();
     if n == 0 {
         return Err(Error::not_found("user", id));
     }
@@ -214,10 +244,18 @@ pub async fn set_lock(tx: &mut Tx, id: UserId, until: Option<Timestamp>) -> Resu
     .fetch_optional(&mut **tx)
     .await
     .map_err(db_error)?;
-    row.as_ref().map(|r| from_row(r).map(|u| u.user)).transpose()?.ok_or_else(|| Error::not_found("user", id))
+    row.as_ref()
+        .map(|r| from_row(r).map(|u| u.user))
+        .transpose()?
+        .ok_or_else(|| Error::not_found("user", id))
 }
 
-pub async fn set_password(tx: &mut Tx, id: UserId, hash: &str, must_change: bool) -> Result<(), Error> {
+pub async fn set_password(
+    tx: &mut Tx,
+    id: UserId,
+    hash: &str,
+    must_change: bool,
+) -> Result<(), Error> {
     let n = sqlx::query(
         "UPDATE users SET password_hash = $1, password_changed_at = $2, must_change_password = $3, updated_at = $2, generation = generation + 1 WHERE id = $4",
     )
@@ -236,7 +274,12 @@ pub async fn set_password(tx: &mut Tx, id: UserId, hash: &str, must_change: bool
 }
 
 /// Stores a pending (not yet confirmed) or confirmed TOTP secret; `None` removes the factor.
-pub async fn set_totp(tx: &mut Tx, id: UserId, secret: Option<&str>, enabled: bool) -> Result<(), Error> {
+pub async fn set_totp(
+    tx: &mut Tx,
+    id: UserId,
+    secret: Option<&str>,
+    enabled: bool,
+) -> Result<(), Error> {
     sqlx::query("UPDATE users SET totp_secret = $1, totp_enabled = $2, totp_last_step = 0, updated_at = $3, generation = generation + 1 WHERE id = $4")
         .bind(secret.map(str::to_string))
         .bind(i64::from(enabled))
@@ -251,13 +294,14 @@ pub async fn set_totp(tx: &mut Tx, id: UserId, secret: Option<&str>, enabled: bo
 /// Consumes a TOTP time step: succeeds only if no code of this or a later step was used,
 /// so one code cannot be replayed, even against another replica.
 pub async fn use_totp_step(tx: &mut Tx, id: UserId, step: i64) -> Result<bool, Error> {
-    let n = sqlx::query("UPDATE users SET totp_last_step = $1 WHERE id = $2 AND totp_last_step < $1")
-        .bind(step)
-        .bind(id.to_string())
-        .execute(&mut **tx)
-        .await
-        .map_err(db_error)?
-        .rows_affected();
+    let n =
+        sqlx::query("UPDATE users SET totp_last_step = $1 WHERE id = $2 AND totp_last_step < $1")
+            .bind(step)
+            .bind(id.to_string())
+            .execute(&mut **tx)
+            .await
+            .map_err(db_error)?
+            .rows_affected();
     Ok(n == 1)
 }
 
@@ -289,12 +333,23 @@ pub async fn release_admin_role(tx: &mut Tx, id: UserId, role: Role) -> Result<(
 }
 
 pub async fn count_all<'c>(e: impl Executor<'c, Database = Any>) -> Result<i64, Error> {
-    sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM users").fetch_one(e).await.map_err(db_error)
+    sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM users")
+        .fetch_one(e)
+        .await
+        .map_err(db_error)
 }
 
 /// Replaces an account's recovery codes with new ones (stored hashed).
-pub async fn replace_recovery_codes(tx: &mut Tx, id: UserId, hashes: &[String]) -> Result<(), Error> {
-    sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1").bind(id.to_string()).execute(&mut **tx).await.map_err(db_error)?;
+pub async fn replace_recovery_codes(
+    tx: &mut Tx,
+    id: UserId,
+    hashes: &[String],
+) -> Result<(), Error> {
+    sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
+        .bind(id.to_string())
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
     for h in hashes {
         sqlx::query("INSERT INTO recovery_codes (user_id, code_hash) VALUES ($1, $2)")
             .bind(id.to_string())

@@ -55,14 +55,19 @@ impl AuditFilter {
     fn query(&self) -> Result<AuditQuery, Error> {
         let clip = |v: &Option<String>| -> Result<Option<String>, Error> {
             match v {
-                Some(s) if s.chars().count() > 128 => Err(Error::invalid(t!("过滤条件过长", "filter value too long"))),
+                Some(s) if s.chars().count() > 128 => {
+                    Err(Error::invalid(t!("过滤条件过长", "filter value too long")))
+                }
                 other => Ok(other.clone()),
             }
         };
         let before_seq = match self.cursor.as_deref() {
             None | Some("") => None,
             Some(c) => Some(c.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| {
-                Error::invalid(t!("分页游标无效，请从第一页重新获取", "The page cursor is not valid; start again from the first page"))
+                Error::invalid(t!(
+                    "分页游标无效，请从第一页重新获取",
+                    "The page cursor is not valid; start again from the first page"
+                ))
             })?),
         };
         Ok(AuditQuery {
@@ -87,10 +92,18 @@ pub struct AuditPage {
 
 #[utoipa::path(get, path = "/v1/audit", tag = "audit", params(AuditFilter),
     responses((status = 200, body = AuditPage), (status = "default", body = ErrorBody)))]
-pub async fn list_audit(State(s): State<AppState>, ctx: RequestContext, actor: Actor, Query(f): Query<AuditFilter>) -> ApiResult<axum::Json<AuditPage>> {
+pub async fn list_audit(
+    State(s): State<AppState>,
+    ctx: RequestContext,
+    actor: Actor,
+    Query(f): Query<AuditFilter>,
+) -> ApiResult<axum::Json<AuditPage>> {
     let limit = zy_model::page::PageRequest::parse(f.limit, None, None)?.limit;
     let (items, next) = app::list(&s, &ctx, &actor, &f.query()?, limit).await?;
-    Ok(axum::Json(AuditPage { items, next_cursor: next.map(|n| n.to_string()) }))
+    Ok(axum::Json(AuditPage {
+        items,
+        next_cursor: next.map(|n| n.to_string()),
+    }))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -106,15 +119,27 @@ pub struct VerifyReport {
 
 #[utoipa::path(get, path = "/v1/audit/verify", tag = "audit",
     responses((status = 200, body = VerifyReport), (status = "default", body = ErrorBody)))]
-pub async fn verify_audit(State(s): State<AppState>, ctx: RequestContext, actor: Actor) -> ApiResult<axum::Json<VerifyReport>> {
+pub async fn verify_audit(
+    State(s): State<AppState>,
+    ctx: RequestContext,
+    actor: Actor,
+) -> ApiResult<axum::Json<VerifyReport>> {
     let out = app::verify(&s, &ctx, &actor).await?;
-    Ok(axum::Json(VerifyReport { ok: out.finding.is_none(), checked: out.checked, first_problem: out.finding }))
+    Ok(axum::Json(VerifyReport {
+        ok: out.finding.is_none(),
+        checked: out.checked,
+        first_problem: out.finding,
+    }))
 }
 
 /// One CSV field, quoted when needed (RFC 4180).
 fn csv_field(s: &str) -> String {
     // A leading = + - @ would be run as a formula by spreadsheet programs.
-    let s = if s.starts_with(['=', '+', '-', '@']) { format!("'{s}") } else { s.to_string() };
+    let s = if s.starts_with(['=', '+', '-', '@']) {
+        format!("'{s}")
+    } else {
+        s.to_string()
+    };
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
@@ -138,7 +163,11 @@ fn csv_row(r: &AuditRecord) -> String {
         r.prev_hash.clone(),
         r.hash.clone(),
     ];
-    let mut line = cols.iter().map(|c| csv_field(c)).collect::<Vec<_>>().join(",");
+    let mut line = cols
+        .iter()
+        .map(|c| csv_field(c))
+        .collect::<Vec<_>>()
+        .join(",");
     line.push_str("\r\n");
     line
 }
@@ -147,10 +176,18 @@ const CSV_HEADER: &str = "序号 seq,时间 time,操作人 actor,角色 roles,�
 
 #[utoipa::path(get, path = "/v1/audit/export", tag = "audit", params(AuditFilter),
     responses((status = 200, description = "CSV (UTF-8 with BOM) or JSON Lines", content_type = "text/csv"), (status = "default", body = ErrorBody)))]
-pub async fn export_audit(State(s): State<AppState>, ctx: RequestContext, actor: Actor, Query(f): Query<AuditFilter>) -> ApiResult<Response> {
+pub async fn export_audit(
+    State(s): State<AppState>,
+    ctx: RequestContext,
+    actor: Actor,
+    Query(f): Query<AuditFilter>,
+) -> ApiResult<Response> {
     let format = f.format.clone().unwrap_or_else(|| "csv".into());
     if format != "csv" && format != "jsonl" {
-        return Err(ApiError(Error::invalid(t!("format 须为 csv 或 jsonl", "format must be csv or jsonl"))));
+        return Err(ApiError(Error::invalid(t!(
+            "format 须为 csv 或 jsonl",
+            "format must be csv or jsonl"
+        ))));
     }
     let q = f.query()?;
     app::begin_export(&s, &ctx, &actor, &format).await?;
@@ -188,11 +225,19 @@ pub async fn export_audit(State(s): State<AppState>, ctx: RequestContext, actor:
             }
         }
     });
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
     let mut resp = Body::from_stream(stream).into_response();
-    let (ctype, ext) = if jsonl { ("application/x-ndjson; charset=utf-8", "jsonl") } else { ("text/csv; charset=utf-8", "csv") };
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
-    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"zhengyun-audit.{ext}\"")) {
+    let (ctype, ext) = if jsonl {
+        ("application/x-ndjson; charset=utf-8", "jsonl")
+    } else {
+        ("text/csv; charset=utf-8", "csv")
+    };
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"zhengyun-audit.{ext}\""))
+    {
         resp.headers_mut().insert(header::CONTENT_DISPOSITION, v);
     }
     Ok(resp)
@@ -212,9 +257,17 @@ pub struct PurgeResult {
 
 #[utoipa::path(post, path = "/v1/audit/purge", tag = "audit", request_body = PurgeAudit,
     responses((status = 200, body = PurgeResult), (status = "default", body = ErrorBody)))]
-pub async fn purge_audit(State(s): State<AppState>, ctx: RequestContext, actor: Actor, Json(b): Json<PurgeAudit>) -> ApiResult<axum::Json<PurgeResult>> {
-    let before = parse_time("before", &Some(b.before))?.ok_or_else(|| ApiError(Error::invalid(t!("缺少 before", "before is required"))))?;
-    Ok(axum::Json(PurgeResult { deleted: app::purge(&s, &ctx, &actor, before).await? }))
+pub async fn purge_audit(
+    State(s): State<AppState>,
+    ctx: RequestContext,
+    actor: Actor,
+    Json(b): Json<PurgeAudit>,
+) -> ApiResult<axum::Json<PurgeResult>> {
+    let before = parse_time("before", &Some(b.before))?
+        .ok_or_else(|| ApiError(Error::invalid(t!("缺少 before", "before is required"))))?;
+    Ok(axum::Json(PurgeResult {
+        deleted: app::purge(&s, &ctx, &actor, before).await?,
+    }))
 }
 
 #[cfg(test)]

@@ -60,12 +60,36 @@ pub struct LoginResponse {
 
 #[utoipa::path(post, path = "/v1/auth/login", tag = "auth", request_body = LoginRequest, security(()),
     responses((status = 200, body = LoginResponse), (status = "default", body = ErrorBody)))]
-pub async fn login(State(s): State<AppState>, ctx: RequestContext, Json(b): Json<LoginRequest>) -> ApiResult<Response> {
-    let out = app::login(&s, &ctx, LoginInput { username: b.username, password: b.password, totp_code: b.totp_code, recovery_code: b.recovery_code }).await?;
-    let secure = if s.config.secure_cookies { "; Secure" } else { "" };
+pub async fn login(
+    State(s): State<AppState>,
+    ctx: RequestContext,
+    Json(b): Json<LoginRequest>,
+) -> ApiResult<Response> {
+    let out = app::login(
+        &s,
+        &ctx,
+        LoginInput {
+            username: b.username,
+            password: b.password,
+            totp_code: b.totp_code,
+            recovery_code: b.recovery_code,
+        },
+    )
+    .await?;
+    let secure = if s.config.secure_cookies {
+        "; Secure"
+    } else {
+        ""
+    };
     let max_age = out.expires_at.secs_since(Timestamp::now()).max(0);
-    let session_cookie = format!("{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}", out.session_secret);
-    let csrf_cookie = format!("{CSRF_COOKIE}={}; Path=/; SameSite=Strict; Max-Age={max_age}{secure}", out.csrf_token);
+    let session_cookie = format!(
+        "{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}",
+        out.session_secret
+    );
+    let csrf_cookie = format!(
+        "{CSRF_COOKIE}={}; Path=/; SameSite=Strict; Max-Age={max_age}{secure}",
+        out.csrf_token
+    );
     let body = LoginResponse {
         user: out.user,
         csrf_token: out.csrf_token,
@@ -84,11 +108,17 @@ pub async fn login(State(s): State<AppState>, ctx: RequestContext, Json(b): Json
 
 #[utoipa::path(post, path = "/v1/auth/logout", tag = "auth",
     responses((status = 204), (status = "default", body = ErrorBody)))]
-pub async fn logout(State(s): State<AppState>, ctx: RequestContext, AnyActor(actor): AnyActor) -> ApiResult<Response> {
+pub async fn logout(
+    State(s): State<AppState>,
+    ctx: RequestContext,
+    AnyActor(actor): AnyActor,
+) -> ApiResult<Response> {
     app::logout(&s, &ctx, &actor).await?;
     let mut resp = StatusCode::NO_CONTENT.into_response();
     for name in [SESSION_COOKIE, CSRF_COOKIE] {
-        if let Ok(v) = HeaderValue::from_str(&format!("{name}=; Path=/; Max-Age=0; SameSite=Strict")) {
+        if let Ok(v) =
+            HeaderValue::from_str(&format!("{name}=; Path=/; Max-Age=0; SameSite=Strict"))
+        {
             resp.headers_mut().append(header::SET_COOKIE, v);
         }
     }
@@ -109,12 +139,23 @@ pub struct Me {
     responses((status = 200, body = Me), (status = "default", body = ErrorBody)))]
 pub async fn me(State(s): State<AppState>, AnyActor(actor): AnyActor) -> ApiResult<axum::Json<Me>> {
     let page = PageRequest::parse(Some(1000), None, Some("created_at"))?;
-    let memberships = zy_store::memberships::list(s.store.pool(), &page, zy_store::memberships::MembershipFilter::User(actor.user.id)).await?.items;
+    let memberships = zy_store::memberships::list(
+        s.store.pool(),
+        &page,
+        zy_store::memberships::MembershipFilter::User(actor.user.id),
+    )
+    .await?
+    .items;
     let auth = match actor.kind {
         AuthKind::Session { .. } => "session",
         AuthKind::Token { .. } => "token",
     };
-    Ok(axum::Json(Me { user: actor.user, memberships, auth: auth.into(), required_action: required(actor.restriction) }))
+    Ok(axum::Json(Me {
+        user: actor.user,
+        memberships,
+        auth: auth.into(),
+        required_action: required(actor.restriction),
+    }))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -126,7 +167,12 @@ pub struct ChangePassword {
 
 #[utoipa::path(post, path = "/v1/me/password", tag = "auth", request_body = ChangePassword,
     responses((status = 204), (status = "default", body = ErrorBody)))]
-pub async fn change_password(State(s): State<AppState>, ctx: RequestContext, AnyActor(actor): AnyActor, Json(b): Json<ChangePassword>) -> ApiResult<StatusCode> {
+pub async fn change_password(
+    State(s): State<AppState>,
+    ctx: RequestContext,
+    AnyActor(actor): AnyActor,
+    Json(b): Json<ChangePassword>,
+) -> ApiResult<StatusCode> {
     app::change_password(&s, &ctx, &actor, b.current_password, b.new_password).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -142,7 +188,11 @@ pub struct MfaEnrolment {
 
 #[utoipa::path(post, path = "/v1/me/mfa/enrol", tag = "auth",
     responses((status = 200, body = MfaEnrolment), (status = "default", body = ErrorBody)))]
-pub async fn enrol_mfa(State(s): State<AppState>, ctx: RequestContext, AnyActor(actor): AnyActor) -> ApiResult<axum::Json<MfaEnrolment>> {
+pub async fn enrol_mfa(
+    State(s): State<AppState>,
+    ctx: RequestContext,
+    AnyActor(actor): AnyActor,
+) -> ApiResult<axum::Json<MfaEnrolment>> {
     if actor.restriction == Some(Restriction::PasswordChange) {
         // Password first: an account with a one-time password must not bind a factor yet.
         return Err(crate::error::ApiError(zy_model::Error::new(
@@ -151,7 +201,11 @@ pub async fn enrol_mfa(State(s): State<AppState>, ctx: RequestContext, AnyActor(
         )));
     }
     let e = app::mfa_enrol(&s, &ctx, &actor).await?;
-    Ok(axum::Json(MfaEnrolment { secret: e.secret, otpauth_uri: e.otpauth_uri, qr_svg: e.qr_svg }))
+    Ok(axum::Json(MfaEnrolment {
+        secret: e.secret,
+        otpauth_uri: e.otpauth_uri,
+        qr_svg: e.qr_svg,
+    }))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -169,7 +223,12 @@ pub struct RecoveryCodes {
 
 #[utoipa::path(post, path = "/v1/me/mfa/confirm", tag = "auth", request_body = ConfirmMfa,
     responses((status = 200, body = RecoveryCodes), (status = "default", body = ErrorBody)))]
-pub async fn confirm_mfa(State(s): State<AppState>, ctx: RequestContext, AnyActor(actor): AnyActor, Json(b): Json<ConfirmMfa>) -> ApiResult<axum::Json<RecoveryCodes>> {
+pub async fn confirm_mfa(
+    State(s): State<AppState>,
+    ctx: RequestContext,
+    AnyActor(actor): AnyActor,
+    Json(b): Json<ConfirmMfa>,
+) -> ApiResult<axum::Json<RecoveryCodes>> {
     let recovery_codes = app::mfa_confirm(&s, &ctx, &actor, &b.code).await?;
     Ok(axum::Json(RecoveryCodes { recovery_codes }))
 }

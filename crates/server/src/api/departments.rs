@@ -1,5 +1,6 @@
 //! `/v1/departments`: departments (委办局).
 
+use super::ListParams;
 use crate::app::departments::{self as app, DepartmentPatch, NewDepartment};
 use crate::auth::actor::Actor;
 use crate::context::RequestContext;
@@ -9,7 +10,6 @@ use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
-use super::ListParams;
 use utoipa::ToSchema;
 use zy_model::id::DepartmentId;
 use zy_model::page::Page;
@@ -37,8 +37,14 @@ pub struct UpdateDepartment {
 
 #[utoipa::path(get, path = "/v1/departments", tag = "departments", params(ListParams),
     responses((status = 200, body = Page<Department>), (status = "default", body = ErrorBody)))]
-pub async fn list_departments(State(s): State<AppState>, actor: Actor, Query(params): Query<ListParams>) -> ApiResult<axum::Json<Page<Department>>> {
-    Ok(axum::Json(app::list(&s, &actor, &params.page()?, &params.filter()?).await?))
+pub async fn list_departments(
+    State(s): State<AppState>,
+    actor: Actor,
+    Query(params): Query<ListParams>,
+) -> ApiResult<axum::Json<Page<Department>>> {
+    Ok(axum::Json(
+        app::list(&s, &actor, &params.page()?, &params.filter()?).await?,
+    ))
 }
 
 #[utoipa::path(post, path = "/v1/departments", tag = "departments", request_body = CreateDepartment,
@@ -49,13 +55,27 @@ pub async fn create_department(
     actor: Actor,
     Json(b): Json<CreateDepartment>,
 ) -> ApiResult<(StatusCode, axum::Json<Department>)> {
-    let d = app::create(&s, &ctx, &actor, NewDepartment { name: b.name, code: b.code, description: b.description }).await?;
+    let d = app::create(
+        &s,
+        &ctx,
+        &actor,
+        NewDepartment {
+            name: b.name,
+            code: b.code,
+            description: b.description,
+        },
+    )
+    .await?;
     Ok((StatusCode::CREATED, axum::Json(d)))
 }
 
 #[utoipa::path(get, path = "/v1/departments/{id}", tag = "departments", params(("id" = DepartmentId, Path)),
     responses((status = 200, body = Department), (status = "default", body = ErrorBody)))]
-pub async fn get_department(State(s): State<AppState>, actor: Actor, Path(id): Path<DepartmentId>) -> ApiResult<axum::Json<Department>> {
+pub async fn get_department(
+    State(s): State<AppState>,
+    actor: Actor,
+    Path(id): Path<DepartmentId>,
+) -> ApiResult<axum::Json<Department>> {
     Ok(axum::Json(app::get(&s, &actor, id).await?))
 }
 
@@ -68,13 +88,23 @@ pub async fn update_department(
     Path(id): Path<DepartmentId>,
     Json(b): Json<UpdateDepartment>,
 ) -> ApiResult<axum::Json<Department>> {
-    let p = DepartmentPatch { name: b.name, code: b.code, description: b.description, generation: b.generation };
+    let p = DepartmentPatch {
+        name: b.name,
+        code: b.code,
+        description: b.description,
+        generation: b.generation,
+    };
     Ok(axum::Json(app::update(&s, &ctx, &actor, id, p).await?))
 }
 
 #[utoipa::path(delete, path = "/v1/departments/{id}", tag = "departments", params(("id" = DepartmentId, Path)),
     responses((status = 204), (status = "default", body = ErrorBody)))]
-pub async fn delete_department(State(s): State<AppState>, ctx: RequestContext, actor: Actor, Path(id): Path<DepartmentId>) -> ApiResult<StatusCode> {
+pub async fn delete_department(
+    State(s): State<AppState>,
+    ctx: RequestContext,
+    actor: Actor,
+    Path(id): Path<DepartmentId>,
+) -> ApiResult<StatusCode> {
     app::delete(&s, &ctx, &actor, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

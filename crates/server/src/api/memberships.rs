@@ -45,23 +45,57 @@ pub struct GrantMembership {
 
 #[utoipa::path(get, path = "/v1/memberships", tag = "memberships", params(ListMemberships),
     responses((status = 200, body = Page<Membership>), (status = "default", body = ErrorBody)))]
-pub async fn list_memberships(State(s): State<AppState>, actor: Actor, Query(q): Query<ListMemberships>) -> ApiResult<axum::Json<Page<Membership>>> {
-    let sort = q.sort.as_deref().map(|s| if s.ends_with("name") { "created_at" } else { s });
-    let page = zy_model::page::PageRequest::parse(q.limit, q.cursor.as_deref(), sort.or(Some("created_at")))?;
-    let query = MembershipQuery { user_id: q.user_id, department_id: q.department_id, project_id: q.project_id };
+pub async fn list_memberships(
+    State(s): State<AppState>,
+    actor: Actor,
+    Query(q): Query<ListMemberships>,
+) -> ApiResult<axum::Json<Page<Membership>>> {
+    let sort = q
+        .sort
+        .as_deref()
+        .map(|s| if s.ends_with("name") { "created_at" } else { s });
+    let page = zy_model::page::PageRequest::parse(
+        q.limit,
+        q.cursor.as_deref(),
+        sort.or(Some("created_at")),
+    )?;
+    let query = MembershipQuery {
+        user_id: q.user_id,
+        department_id: q.department_id,
+        project_id: q.project_id,
+    };
     Ok(axum::Json(app::list(&s, &actor, &page, query).await?))
 }
 
 #[utoipa::path(post, path = "/v1/memberships", tag = "memberships", request_body = GrantMembership,
     responses((status = 201, body = Membership), (status = "default", body = ErrorBody)))]
-pub async fn grant_membership(State(s): State<AppState>, ctx: RequestContext, actor: Actor, Json(b): Json<GrantMembership>) -> ApiResult<(StatusCode, axum::Json<Membership>)> {
-    let input = NewMembership { user_id: b.user_id, role: b.role, scope_type: b.scope_type, department_id: b.department_id, project_id: b.project_id };
-    Ok((StatusCode::CREATED, axum::Json(app::grant(&s, &ctx, &actor, input).await?)))
+pub async fn grant_membership(
+    State(s): State<AppState>,
+    ctx: RequestContext,
+    actor: Actor,
+    Json(b): Json<GrantMembership>,
+) -> ApiResult<(StatusCode, axum::Json<Membership>)> {
+    let input = NewMembership {
+        user_id: b.user_id,
+        role: b.role,
+        scope_type: b.scope_type,
+        department_id: b.department_id,
+        project_id: b.project_id,
+    };
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(app::grant(&s, &ctx, &actor, input).await?),
+    ))
 }
 
 #[utoipa::path(delete, path = "/v1/memberships/{id}", tag = "memberships", params(("id" = MembershipId, Path)),
     responses((status = 204), (status = "default", body = ErrorBody)))]
-pub async fn revoke_membership(State(s): State<AppState>, ctx: RequestContext, actor: Actor, Path(id): Path<MembershipId>) -> ApiResult<StatusCode> {
+pub async fn revoke_membership(
+    State(s): State<AppState>,
+    ctx: RequestContext,
+    actor: Actor,
+    Path(id): Path<MembershipId>,
+) -> ApiResult<StatusCode> {
     app::revoke(&s, &ctx, &actor, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -50,8 +50,16 @@ struct SecuritySchemes;
 impl Modify for SecuritySchemes {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let c = openapi.components.get_or_insert_with(Default::default);
-        c.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
-        c.add_security_scheme("cookie", SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(crate::auth::actor::SESSION_COOKIE))));
+        c.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        c.add_security_scheme(
+            "cookie",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(
+                crate::auth::actor::SESSION_COOKIE,
+            ))),
+        );
     }
 }
 
@@ -64,13 +72,31 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(auth::change_password))
         .routes(routes!(auth::enrol_mfa))
         .routes(routes!(auth::confirm_mfa))
-        .routes(routes!(departments::list_departments, departments::create_department))
-        .routes(routes!(departments::get_department, departments::update_department, departments::delete_department))
+        .routes(routes!(
+            departments::list_departments,
+            departments::create_department
+        ))
+        .routes(routes!(
+            departments::get_department,
+            departments::update_department,
+            departments::delete_department
+        ))
         .routes(routes!(projects::list_projects, projects::create_project))
-        .routes(routes!(projects::get_project, projects::update_project, projects::delete_project))
+        .routes(routes!(
+            projects::get_project,
+            projects::update_project,
+            projects::delete_project
+        ))
         .routes(routes!(users::list_users, users::create_user))
-        .routes(routes!(users::get_user, users::update_user, users::delete_user))
-        .routes(routes!(memberships::list_memberships, memberships::grant_membership))
+        .routes(routes!(
+            users::get_user,
+            users::update_user,
+            users::delete_user
+        ))
+        .routes(routes!(
+            memberships::list_memberships,
+            memberships::grant_membership
+        ))
         .routes(routes!(memberships::revoke_membership))
         .routes(routes!(tokens::list_tokens, tokens::create_token))
         .routes(routes!(tokens::revoke_token))
@@ -78,7 +104,10 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(security::unlock_user))
         .routes(routes!(security::reset_user_password))
         .routes(routes!(security::reset_user_mfa))
-        .routes(routes!(security::get_security_settings, security::update_security_settings))
+        .routes(routes!(
+            security::get_security_settings,
+            security::update_security_settings
+        ))
         .routes(routes!(audit::list_audit))
         .routes(routes!(audit::verify_audit))
         .routes(routes!(audit::export_audit))
@@ -113,6 +142,12 @@ impl ListParams {
         PageRequest::parse(self.limit, self.cursor.as_deref(), self.sort.as_deref())
     }
     pub fn filter(&self) -> Result<zy_store::Filter, Error> {
-        Ok(zy_store::Filter { q: self.q.as_deref().map(zy_model::validate::search).transpose()? })
+        Ok(zy_store::Filter {
+            q: self
+                .q
+                .as_deref()
+                .map(zy_model::validate::search)
+                .transpose()?,
+        })
     }
 }

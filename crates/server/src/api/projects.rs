@@ -51,21 +51,58 @@ pub struct UpdateProject {
 
 #[utoipa::path(get, path = "/v1/projects", tag = "projects", params(ListProjects),
     responses((status = 200, body = Page<Project>), (status = "default", body = ErrorBody)))]
-pub async fn list_projects(State(s): State<AppState>, actor: Actor, Query(q): Query<ListProjects>) -> ApiResult<axum::Json<Page<Project>>> {
-    let params = super::ListParams { limit: q.limit, cursor: q.cursor, sort: q.sort, q: q.q };
-    Ok(axum::Json(app::list(&s, &actor, &params.page()?, q.department_id, &params.filter()?).await?))
+pub async fn list_projects(
+    State(s): State<AppState>,
+    actor: Actor,
+    Query(q): Query<ListProjects>,
+) -> ApiResult<axum::Json<Page<Project>>> {
+    let params = super::ListParams {
+        limit: q.limit,
+        cursor: q.cursor,
+        sort: q.sort,
+        q: q.q,
+    };
+    Ok(axum::Json(
+        app::list(
+            &s,
+            &actor,
+            &params.page()?,
+            q.department_id,
+            &params.filter()?,
+        )
+        .await?,
+    ))
 }
 
 #[utoipa::path(post, path = "/v1/projects", tag = "projects", request_body = CreateProject,
     responses((status = 201, body = Project), (status = "default", body = ErrorBody)))]
-pub async fn create_project(State(s): State<AppState>, ctx: RequestContext, actor: Actor, Json(b): Json<CreateProject>) -> ApiResult<(StatusCode, axum::Json<Project>)> {
-    let p = app::create(&s, &ctx, &actor, NewProject { department_id: b.department_id, name: b.name, description: b.description }).await?;
+pub async fn create_project(
+    State(s): State<AppState>,
+    ctx: RequestContext,
+    actor: Actor,
+    Json(b): Json<CreateProject>,
+) -> ApiResult<(StatusCode, axum::Json<Project>)> {
+    let p = app::create(
+        &s,
+        &ctx,
+        &actor,
+        NewProject {
+            department_id: b.department_id,
+            name: b.name,
+            description: b.description,
+        },
+    )
+    .await?;
     Ok((StatusCode::CREATED, axum::Json(p)))
 }
 
 #[utoipa::path(get, path = "/v1/projects/{id}", tag = "projects", params(("id" = ProjectId, Path)),
     responses((status = 200, body = Project), (status = "default", body = ErrorBody)))]
-pub async fn get_project(State(s): State<AppState>, actor: Actor, Path(id): Path<ProjectId>) -> ApiResult<axum::Json<Project>> {
+pub async fn get_project(
+    State(s): State<AppState>,
+    actor: Actor,
+    Path(id): Path<ProjectId>,
+) -> ApiResult<axum::Json<Project>> {
     Ok(axum::Json(app::get(&s, &actor, id).await?))
 }
 
@@ -78,13 +115,22 @@ pub async fn update_project(
     Path(id): Path<ProjectId>,
     Json(b): Json<UpdateProject>,
 ) -> ApiResult<axum::Json<Project>> {
-    let p = ProjectPatch { name: b.name, description: b.description, generation: b.generation };
+    let p = ProjectPatch {
+        name: b.name,
+        description: b.description,
+        generation: b.generation,
+    };
     Ok(axum::Json(app::update(&s, &ctx, &actor, id, p).await?))
 }
 
 #[utoipa::path(delete, path = "/v1/projects/{id}", tag = "projects", params(("id" = ProjectId, Path)),
     responses((status = 204), (status = "default", body = ErrorBody)))]
-pub async fn delete_project(State(s): State<AppState>, ctx: RequestContext, actor: Actor, Path(id): Path<ProjectId>) -> ApiResult<StatusCode> {
+pub async fn delete_project(
+    State(s): State<AppState>,
+    ctx: RequestContext,
+    actor: Actor,
+    Path(id): Path<ProjectId>,
+) -> ApiResult<StatusCode> {
     app::delete(&s, &ctx, &actor, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

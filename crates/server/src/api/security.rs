@@ -29,38 +29,69 @@ pub struct PasswordReset {
 
 #[utoipa::path(post, path = "/v1/users/{id}/lock", tag = "security", params(("id" = UserId, Path)), request_body = LockUser,
     responses((status = 200, body = User), (status = "default", body = ErrorBody)))]
-pub async fn lock_user(State(s): State<AppState>, ctx: RequestContext, actor: Actor, Path(id): Path<UserId>, Json(b): Json<LockUser>) -> ApiResult<axum::Json<User>> {
-    Ok(axum::Json(app::lock(&s, &ctx, &actor, id, b.minutes).await?))
+pub async fn lock_user(
+    State(s): State<AppState>,
+    ctx: RequestContext,
+    actor: Actor,
+    Path(id): Path<UserId>,
+    Json(b): Json<LockUser>,
+) -> ApiResult<axum::Json<User>> {
+    Ok(axum::Json(
+        app::lock(&s, &ctx, &actor, id, b.minutes).await?,
+    ))
 }
 
 #[utoipa::path(post, path = "/v1/users/{id}/unlock", tag = "security", params(("id" = UserId, Path)),
     responses((status = 200, body = User), (status = "default", body = ErrorBody)))]
-pub async fn unlock_user(State(s): State<AppState>, ctx: RequestContext, actor: Actor, Path(id): Path<UserId>) -> ApiResult<axum::Json<User>> {
+pub async fn unlock_user(
+    State(s): State<AppState>,
+    ctx: RequestContext,
+    actor: Actor,
+    Path(id): Path<UserId>,
+) -> ApiResult<axum::Json<User>> {
     Ok(axum::Json(app::unlock(&s, &ctx, &actor, id).await?))
 }
 
 #[utoipa::path(post, path = "/v1/users/{id}/reset-password", tag = "security", params(("id" = UserId, Path)),
     responses((status = 200, body = PasswordReset), (status = "default", body = ErrorBody)))]
-pub async fn reset_user_password(State(s): State<AppState>, ctx: RequestContext, actor: Actor, Path(id): Path<UserId>) -> ApiResult<axum::Json<PasswordReset>> {
+pub async fn reset_user_password(
+    State(s): State<AppState>,
+    ctx: RequestContext,
+    actor: Actor,
+    Path(id): Path<UserId>,
+) -> ApiResult<axum::Json<PasswordReset>> {
     let initial_password = app::reset_password(&s, &ctx, &actor, id).await?;
     Ok(axum::Json(PasswordReset { initial_password }))
 }
 
 #[utoipa::path(post, path = "/v1/users/{id}/reset-mfa", tag = "security", params(("id" = UserId, Path)),
     responses((status = 204), (status = "default", body = ErrorBody)))]
-pub async fn reset_user_mfa(State(s): State<AppState>, ctx: RequestContext, actor: Actor, Path(id): Path<UserId>) -> ApiResult<StatusCode> {
+pub async fn reset_user_mfa(
+    State(s): State<AppState>,
+    ctx: RequestContext,
+    actor: Actor,
+    Path(id): Path<UserId>,
+) -> ApiResult<StatusCode> {
     app::reset_mfa(&s, &ctx, &actor, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(get, path = "/v1/security/settings", tag = "security",
     responses((status = 200, body = SecuritySettings), (status = "default", body = ErrorBody)))]
-pub async fn get_security_settings(State(s): State<AppState>, actor: Actor) -> ApiResult<axum::Json<SecuritySettings>> {
+pub async fn get_security_settings(
+    State(s): State<AppState>,
+    actor: Actor,
+) -> ApiResult<axum::Json<SecuritySettings>> {
     Ok(axum::Json(app::get_settings(&s, &actor).await?))
 }
 
 #[utoipa::path(put, path = "/v1/security/settings", tag = "security", request_body = SecuritySettings,
     responses((status = 200, body = SecuritySettings), (status = "default", body = ErrorBody)))]
-pub async fn update_security_settings(State(s): State<AppState>, ctx: RequestContext, actor: Actor, Json(b): Json<SecuritySettings>) -> ApiResult<axum::Json<SecuritySettings>> {
+pub async fn update_security_settings(
+    State(s): State<AppState>,
+    ctx: RequestContext,
+    actor: Actor,
+    Json(b): Json<SecuritySettings>,
+) -> ApiResult<axum::Json<SecuritySettings>> {
     Ok(axum::Json(app::put_settings(&s, &ctx, &actor, b).await?))
 }

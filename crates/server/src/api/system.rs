@@ -16,30 +16,57 @@ pub struct Health {
 
 #[utoipa::path(get, path = "/healthz", tag = "system", security(()), responses((status = 200, body = Health)))]
 pub async fn healthz() -> axum::Json<Health> {
-    axum::Json(Health { status: "ok".into() })
+    axum::Json(Health {
+        status: "ok".into(),
+    })
 }
 
 #[utoipa::path(get, path = "/readyz", tag = "system", security(()),
     responses((status = 200, body = Health), (status = "default", body = ErrorBody)))]
 pub async fn readyz(State(s): State<AppState>) -> ApiResult<axum::Json<Health>> {
     if s.store.ping().await {
-        Ok(axum::Json(Health { status: "ready".into() }))
+        Ok(axum::Json(Health {
+            status: "ready".into(),
+        }))
     } else {
-        Err(ApiError(Error::unavailable(t!("数据库不可用", "the database is unavailable"))))
+        Err(ApiError(Error::unavailable(t!(
+            "数据库不可用",
+            "the database is unavailable"
+        ))))
     }
 }
 
 #[utoipa::path(get, path = "/metrics", tag = "system", security(()),
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn metrics(State(s): State<AppState>) -> Response {
-    let uptime = s.metrics.started.get().map(|t| t.elapsed().as_secs_f64()).unwrap_or(0.0);
+    let uptime = s
+        .metrics
+        .started
+        .get()
+        .map(|t| t.elapsed().as_secs_f64())
+        .unwrap_or(0.0);
     let pool = s.store.pool();
     let extra = [
-        ("zhengyun_uptime_seconds", "Seconds since the server started.", uptime),
-        ("zhengyun_db_connections", "Open database connections.", pool.size() as f64),
-        ("zhengyun_db_connections_idle", "Idle database connections.", pool.num_idle() as f64),
+        (
+            "zhengyun_uptime_seconds",
+            "Seconds since the server started.",
+            uptime,
+        ),
+        (
+            "zhengyun_db_connections",
+            "Open database connections.",
+            pool.size() as f64,
+        ),
+        (
+            "zhengyun_db_connections_idle",
+            "Idle database connections.",
+            pool.num_idle() as f64,
+        ),
     ];
     let mut resp = s.metrics.render(&extra).into_response();
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
     resp
 }

@@ -46,21 +46,40 @@ pub struct CreatedToken {
 
 #[utoipa::path(get, path = "/v1/tokens", tag = "tokens", params(ListTokens),
     responses((status = 200, body = Page<ApiToken>), (status = "default", body = ErrorBody)))]
-pub async fn list_tokens(State(s): State<AppState>, actor: Actor, Query(q): Query<ListTokens>) -> ApiResult<axum::Json<Page<ApiToken>>> {
+pub async fn list_tokens(
+    State(s): State<AppState>,
+    actor: Actor,
+    Query(q): Query<ListTokens>,
+) -> ApiResult<axum::Json<Page<ApiToken>>> {
     let page = zy_model::page::PageRequest::parse(q.limit, q.cursor.as_deref(), q.sort.as_deref())?;
-    Ok(axum::Json(app::list(&s, &actor, &page, q.user_id, q.all.unwrap_or(false)).await?))
+    Ok(axum::Json(
+        app::list(&s, &actor, &page, q.user_id, q.all.unwrap_or(false)).await?,
+    ))
 }
 
 #[utoipa::path(post, path = "/v1/tokens", tag = "tokens", request_body = CreateToken,
     responses((status = 201, body = CreatedToken), (status = "default", body = ErrorBody)))]
-pub async fn create_token(State(s): State<AppState>, ctx: RequestContext, actor: Actor, Json(b): Json<CreateToken>) -> ApiResult<(StatusCode, axum::Json<CreatedToken>)> {
+pub async fn create_token(
+    State(s): State<AppState>,
+    ctx: RequestContext,
+    actor: Actor,
+    Json(b): Json<CreateToken>,
+) -> ApiResult<(StatusCode, axum::Json<CreatedToken>)> {
     let (token, secret) = app::create(&s, &ctx, &actor, &b.name, b.expires_in_days).await?;
-    Ok((StatusCode::CREATED, axum::Json(CreatedToken { token, secret })))
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(CreatedToken { token, secret }),
+    ))
 }
 
 #[utoipa::path(delete, path = "/v1/tokens/{id}", tag = "tokens", params(("id" = TokenId, Path)),
     responses((status = 204), (status = "default", body = ErrorBody)))]
-pub async fn revoke_token(State(s): State<AppState>, ctx: RequestContext, actor: Actor, Path(id): Path<TokenId>) -> ApiResult<StatusCode> {
+pub async fn revoke_token(
+    State(s): State<AppState>,
+    ctx: RequestContext,
+    actor: Actor,
+    Path(id): Path<TokenId>,
+) -> ApiResult<StatusCode> {
     app::revoke(&s, &ctx, &actor, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

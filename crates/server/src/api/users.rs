@@ -56,7 +56,9 @@ pub struct CreatedUser {
 }
 
 /// Distinguishes an absent field (leave alone) from `null` (clear it).
-fn present<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+fn present<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
 }
 
@@ -81,14 +83,37 @@ pub struct UpdateUser {
 
 #[utoipa::path(get, path = "/v1/users", tag = "users", params(ListUsers),
     responses((status = 200, body = Page<User>), (status = "default", body = ErrorBody)))]
-pub async fn list_users(State(s): State<AppState>, actor: Actor, Query(q): Query<ListUsers>) -> ApiResult<axum::Json<Page<User>>> {
-    let params = super::ListParams { limit: q.limit, cursor: q.cursor, sort: q.sort, q: q.q };
-    Ok(axum::Json(app::list(&s, &actor, &params.page()?, q.department_id, &params.filter()?).await?))
+pub async fn list_users(
+    State(s): State<AppState>,
+    actor: Actor,
+    Query(q): Query<ListUsers>,
+) -> ApiResult<axum::Json<Page<User>>> {
+    let params = super::ListParams {
+        limit: q.limit,
+        cursor: q.cursor,
+        sort: q.sort,
+        q: q.q,
+    };
+    Ok(axum::Json(
+        app::list(
+            &s,
+            &actor,
+            &params.page()?,
+            q.department_id,
+            &params.filter()?,
+        )
+        .await?,
+    ))
 }
 
 #[utoipa::path(post, path = "/v1/users", tag = "users", request_body = CreateUser,
     responses((status = 201, body = CreatedUser), (status = "default", body = ErrorBody)))]
-pub async fn create_user(State(s): State<AppState>, ctx: RequestContext, actor: Actor, Json(b): Json<CreateUser>) -> ApiResult<(StatusCode, axum::Json<CreatedUser>)> {
+pub async fn create_user(
+    State(s): State<AppState>,
+    ctx: RequestContext,
+    actor: Actor,
+    Json(b): Json<CreateUser>,
+) -> ApiResult<(StatusCode, axum::Json<CreatedUser>)> {
     let input = NewUser {
         username: b.username,
         display_name: b.display_name,
@@ -98,25 +123,52 @@ pub async fn create_user(State(s): State<AppState>, ctx: RequestContext, actor: 
         password: b.password,
     };
     let (user, initial_password) = app::create(&s, &ctx, &actor, input).await?;
-    Ok((StatusCode::CREATED, axum::Json(CreatedUser { user, initial_password })))
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(CreatedUser {
+            user,
+            initial_password,
+        }),
+    ))
 }
 
 #[utoipa::path(get, path = "/v1/users/{id}", tag = "users", params(("id" = UserId, Path)),
     responses((status = 200, body = User), (status = "default", body = ErrorBody)))]
-pub async fn get_user(State(s): State<AppState>, actor: Actor, Path(id): Path<UserId>) -> ApiResult<axum::Json<User>> {
+pub async fn get_user(
+    State(s): State<AppState>,
+    actor: Actor,
+    Path(id): Path<UserId>,
+) -> ApiResult<axum::Json<User>> {
     Ok(axum::Json(app::get(&s, &actor, id).await?))
 }
 
 #[utoipa::path(patch, path = "/v1/users/{id}", tag = "users", params(("id" = UserId, Path)), request_body = UpdateUser,
     responses((status = 200, body = User), (status = "default", body = ErrorBody)))]
-pub async fn update_user(State(s): State<AppState>, ctx: RequestContext, actor: Actor, Path(id): Path<UserId>, Json(b): Json<UpdateUser>) -> ApiResult<axum::Json<User>> {
-    let p = UserPatch { display_name: b.display_name, email: b.email, phone: b.phone, department_id: b.department_id, generation: b.generation };
+pub async fn update_user(
+    State(s): State<AppState>,
+    ctx: RequestContext,
+    actor: Actor,
+    Path(id): Path<UserId>,
+    Json(b): Json<UpdateUser>,
+) -> ApiResult<axum::Json<User>> {
+    let p = UserPatch {
+        display_name: b.display_name,
+        email: b.email,
+        phone: b.phone,
+        department_id: b.department_id,
+        generation: b.generation,
+    };
     Ok(axum::Json(app::update(&s, &ctx, &actor, id, p).await?))
 }
 
 #[utoipa::path(delete, path = "/v1/users/{id}", tag = "users", params(("id" = UserId, Path)),
     responses((status = 204), (status = "default", body = ErrorBody)))]
-pub async fn delete_user(State(s): State<AppState>, ctx: RequestContext, actor: Actor, Path(id): Path<UserId>) -> ApiResult<StatusCode> {
+pub async fn delete_user(
+    State(s): State<AppState>,
+    ctx: RequestContext,
+    actor: Actor,
+    Path(id): Path<UserId>,
+) -> ApiResult<StatusCode> {
     app::delete(&s, &ctx, &actor, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -14,12 +14,24 @@ use zy_store::audit::{self, AuditQuery, VerifyOutcome};
 /// Records younger than this are never purged.
 pub const RETENTION_DAYS: i64 = 180;
 
-async fn note(s: &AppState, ctx: &RequestContext, actor: &Actor, action: &str, detail: serde_json::Value) -> Result<(), Error> {
+async fn note(
+    s: &AppState,
+    ctx: &RequestContext,
+    actor: &Actor,
+    action: &str,
+    detail: serde_json::Value,
+) -> Result<(), Error> {
     let tx = s.store.begin_write().await?;
     commit_audited(tx, ctx, Some(actor), action, "audit_log", "", detail).await
 }
 
-pub async fn list(s: &AppState, ctx: &RequestContext, actor: &Actor, q: &AuditQuery, limit: u32) -> Result<(Vec<AuditRecord>, Option<i64>), Error> {
+pub async fn list(
+    s: &AppState,
+    ctx: &RequestContext,
+    actor: &Actor,
+    q: &AuditQuery,
+    limit: u32,
+) -> Result<(Vec<AuditRecord>, Option<i64>), Error> {
     authorize(&actor.principal, Action::AuditRead)?;
     let mut rows = audit::list(s.store.pool(), q, limit).await?;
     let next = if rows.len() > limit as usize {
@@ -28,11 +40,22 @@ pub async fn list(s: &AppState, ctx: &RequestContext, actor: &Actor, q: &AuditQu
     } else {
         None
     };
-    note(s, ctx, actor, "list_audit", serde_json::json!({ "returned": rows.len() })).await?;
+    note(
+        s,
+        ctx,
+        actor,
+        "list_audit",
+        serde_json::json!({ "returned": rows.len() }),
+    )
+    .await?;
     Ok((rows, next))
 }
 
-pub async fn verify(s: &AppState, ctx: &RequestContext, actor: &Actor) -> Result<VerifyOutcome, Error> {
+pub async fn verify(
+    s: &AppState,
+    ctx: &RequestContext,
+    actor: &Actor,
+) -> Result<VerifyOutcome, Error> {
     authorize(&actor.principal, Action::AuditRead)?;
     let out = audit::verify(&s.store).await?;
     let detail = serde_json::json!({ "checked": out.checked, "ok": out.finding.is_none(), "first_bad_seq": out.finding.as_ref().map(|f| f.seq) });
@@ -41,12 +64,29 @@ pub async fn verify(s: &AppState, ctx: &RequestContext, actor: &Actor) -> Result
 }
 
 /// Authorises an export and records it; the handler then streams the records.
-pub async fn begin_export(s: &AppState, ctx: &RequestContext, actor: &Actor, format: &str) -> Result<(), Error> {
+pub async fn begin_export(
+    s: &AppState,
+    ctx: &RequestContext,
+    actor: &Actor,
+    format: &str,
+) -> Result<(), Error> {
     authorize(&actor.principal, Action::AuditRead)?;
-    note(s, ctx, actor, "export_audit", serde_json::json!({ "format": format })).await
+    note(
+        s,
+        ctx,
+        actor,
+        "export_audit",
+        serde_json::json!({ "format": format }),
+    )
+    .await
 }
 
-pub async fn purge(s: &AppState, ctx: &RequestContext, actor: &Actor, before: Timestamp) -> Result<u64, Error> {
+pub async fn purge(
+    s: &AppState,
+    ctx: &RequestContext,
+    actor: &Actor,
+    before: Timestamp,
+) -> Result<u64, Error> {
     authorize(&actor.principal, Action::AuditRead)?;
     let floor = Timestamp::now().plus_secs(-RETENTION_DAYS * 86_400);
     if before > floor {
@@ -57,6 +97,15 @@ pub async fn purge(s: &AppState, ctx: &RequestContext, actor: &Actor, before: Ti
     }
     let mut tx = s.store.begin_write().await?;
     let n = audit::purge(&mut tx, before).await?;
-    commit_audited(tx, ctx, Some(actor), "purge_audit", "audit_log", "", serde_json::json!({ "before": before, "deleted": n })).await?;
+    commit_audited(
+        tx,
+        ctx,
+        Some(actor),
+        "purge_audit",
+        "audit_log",
+        "",
+        serde_json::json!({ "before": before, "deleted": n }),
+    )
+    .await?;
     Ok(n)
 }

@@ -33,8 +33,21 @@ pub struct LoginOutcome {
 }
 
 /// Writes a login failure (and any counter change made in `tx`) and returns `err`.
-async fn fail(mut tx: zy_store::Tx, ctx: &RequestContext, username: &str, user_id: Option<String>, err: Error) -> Error {
-    let mut entry = ctx.entry(None, "login", "user", user_id.as_deref().unwrap_or(""), Outcome::Failure, serde_json::json!({ "code": err.code.as_str() }));
+async fn fail(
+    mut tx: zy_store::Tx,
+    ctx: &RequestContext,
+    username: &str,
+    user_id: Option<String>,
+    err: Error,
+) -> Error {
+    let mut entry = ctx.entry(
+        None,
+        "login",
+        "user",
+        user_id.as_deref().unwrap_or(""),
+        Outcome::Failure,
+        serde_json::json!({ "code": err.code.as_str() }),
+    );
     entry.actor_name = zy_model::validate::clip(username, 64);
     entry.actor_id = user_id;
     if let Err(e) = zy_store::audit::append(&mut tx, entry).await {
@@ -47,10 +60,19 @@ async fn fail(mut tx: zy_store::Tx, ctx: &RequestContext, username: &str, user_i
     err
 }
 
-pub async fn login(s: &AppState, ctx: &RequestContext, input: LoginInput) -> Result<LoginOutcome, Error> {
+pub async fn login(
+    s: &AppState,
+    ctx: &RequestContext,
+    input: LoginInput,
+) -> Result<LoginOutcome, Error> {
     let settings = s.settings().await?;
     let now = Timestamp::now();
-    let bad_credentials = || Error::new(ErrorCode::InvalidCredentials, t!("用户名或密码错误", "wrong user name or password"));
+    let bad_credentials = || {
+        Error::new(
+            ErrorCode::InvalidCredentials,
+            t!("用户名或密码错误", "wrong user name or password"),
+        )
+    };
     let rec = users::get_by_username(s.store.pool(), input.username.trim()).await?;
     let Some(rec) = rec else {
         // Same work as a real check, so response times do not reveal which names exist.
@@ -72,7 +94,14 @@ pub async fn login(s: &AppState, ctx: &RequestContext, input: LoginInput) -> Res
     };
     if let Some(until) = rec.user.locked_until.filter(|t| *t > now) {
         let tx = s.store.begin_write().await?;
-        return Err(fail(tx, ctx, &rec.user.username, Some(uid.to_string()), locked(until)).await);
+        return Err(fail(
+            tx,
+            ctx,
+            &rec.user.username,
+            Some(uid.to_string()),
+            locked(until),
+        )
+        .await);
     }
     let password_ok = password::verify(input.password, rec.password_hash.clone()).await;
 
@@ -80,10 +109,18 @@ pub async fn login(s: &AppState, ctx: &RequestContext, input: LoginInput) -> Res
     let count_failure = |tx: zy_store::Tx, err: Error| async {
         let mut tx = tx;
         let lock_until = now.plus_secs(settings.lockout_minutes as i64 * 60);
-        match users::record_failed_login(&mut tx, uid, settings.lockout_threshold, lock_until).await {
+        match users::record_failed_login(&mut tx, uid, settings.lockout_threshold, lock_until).await
+        {
             Ok((n, Some(until))) if n >= settings.lockout_threshold as i64 => {
                 let _ = sessions::revoke_all_for_user(&mut tx, uid, None).await;
-                fail(tx, ctx, &rec.user.username, Some(uid.to_string()), locked(until)).await
+                fail(
+                    tx,
+                    ctx,
+                    &rec.user.username,
+                    Some(uid.to_string()),
+                    locked(until),
+                )
+                .await
             }
             Ok((n, _)) => {
                 let left = settings.lockout_threshold as i64 - n;
@@ -97,7 +134,11 @@ pub async fn login(s: &AppState, ctx: &RequestContext, input: LoginInput) -> Res
         return Err(count_failure(tx, bad_credentials()).await);
     }
     if rec.user.mfa_enabled {
-        let secret = rec.totp_secret.as_deref().and_then(totp::base32_decode).unwrap_or_default();
+        let secret = rec
+            .totp_secret
+            .as_deref()
+            .and_then(totp::base32_decode)
+            .unwrap_or_default();
         match (&input.totp_code, &input.recovery_code) {
             (Some(code), _) => {
                 let step = totp::verify(&secret, code, now.0 / 1_000_000);
@@ -106,14 +147,26 @@ pub async fn login(s: &AppState, ctx: &RequestContext, input: LoginInput) -> Res
                     None => false,
                 };
                 if !fresh {
-                    let err = Error::new(ErrorCode::InvalidCredentials, t!("动态验证码错误或已使用", "the one-time code is wrong or was already used"));
+                    let err = Error::new(
+                        ErrorCode::InvalidCredentials,
+                        t!(
+                            "动态验证码错误或已使用",
+                            "the one-time code is wrong or was already used"
+                        ),
+                    );
                     return Err(count_failure(tx, err).await);
                 }
             }
             (None, Some(code)) => {
                 let hash = secrets::sha256_hex(&code.trim().to_ascii_lowercase());
                 if !users::use_recovery_code(&mut tx, uid, &hash).await? {
-                    let err = Error::new(ErrorCode::InvalidCredentials, t!("恢复码错误或已使用", "the recovery code is wrong or was already used"));
+                    let err = Error::new(
+                        ErrorCode::InvalidCredentials,
+                        t!(
+                            "恢复码错误或已使用",
+                            "the recovery code is wrong or was already used"
+                        ),
+                    );
                     return Err(count_failure(tx, err).await);
                 }
             }
@@ -121,7 +174,10 @@ pub async fn login(s: &AppState, ctx: &RequestContext, input: LoginInput) -> Res
                 drop(tx);
                 return Err(Error::new(
                     ErrorCode::MfaRequired,
-                    t!("请输入动态验证码（totp_code）或恢复码（recovery_code）", "enter your one-time code (totp_code) or a recovery code (recovery_code)"),
+                    t!(
+                        "请输入动态验证码（totp_code）或恢复码（recovery_code）",
+                        "enter your one-time code (totp_code) or a recovery code (recovery_code)"
+                    ),
                 ));
             }
         }
@@ -139,7 +195,13 @@ pub async fn login(s: &AppState, ctx: &RequestContext, input: LoginInput) -> Res
         expires_at,
         revoked: false,
     };
-    sessions::insert(&mut tx, &session, &secrets::sha256_hex(&session_secret), &ctx.source_ip).await?;
+    sessions::insert(
+        &mut tx,
+        &session,
+        &secrets::sha256_hex(&session_secret),
+        &ctx.source_ip,
+    )
+    .await?;
     let grants = zy_store::memberships::grants_for_user(&mut *tx, uid).await?;
     let restriction = restriction_for(&rec.user, &grants, &settings, now);
     ctx.set_actor(crate::context::ActorSummary {
@@ -149,27 +211,62 @@ pub async fn login(s: &AppState, ctx: &RequestContext, input: LoginInput) -> Res
     });
     let detail = serde_json::json!({ "session_id": session.id, "mfa": rec.user.mfa_enabled });
     commit_audited(tx, ctx, None, "login", "user", &uid.to_string(), detail).await?;
-    Ok(LoginOutcome { session_secret, csrf_token, user: rec.user, expires_at, restriction })
+    Ok(LoginOutcome {
+        session_secret,
+        csrf_token,
+        user: rec.user,
+        expires_at,
+        restriction,
+    })
 }
 
 pub async fn logout(s: &AppState, ctx: &RequestContext, actor: &Actor) -> Result<(), Error> {
     let AuthKind::Session { id, .. } = actor.kind else {
-        return Err(Error::invalid(t!("API 令牌无需登出；如需停用请吊销令牌", "API tokens do not log out; revoke the token instead")));
+        return Err(Error::invalid(t!(
+            "API 令牌无需登出；如需停用请吊销令牌",
+            "API tokens do not log out; revoke the token instead"
+        )));
     };
     let mut tx = s.store.begin_write().await?;
     sessions::revoke(&mut tx, id).await?;
-    commit_audited(tx, ctx, Some(actor), "logout", "session", &id.to_string(), serde_json::json!({})).await
+    commit_audited(
+        tx,
+        ctx,
+        Some(actor),
+        "logout",
+        "session",
+        &id.to_string(),
+        serde_json::json!({}),
+    )
+    .await
 }
 
-pub async fn change_password(s: &AppState, ctx: &RequestContext, actor: &Actor, current: String, new: String) -> Result<(), Error> {
+pub async fn change_password(
+    s: &AppState,
+    ctx: &RequestContext,
+    actor: &Actor,
+    current: String,
+    new: String,
+) -> Result<(), Error> {
     let settings = s.settings().await?;
-    let rec = users::get(s.store.pool(), actor.user.id).await?.ok_or_else(Error::unauthenticated)?;
+    let rec = users::get(s.store.pool(), actor.user.id)
+        .await?
+        .ok_or_else(Error::unauthenticated)?;
     if !password::verify(current, rec.password_hash.clone()).await {
-        return Err(Error::validation("current_password", t!("当前密码不正确", "the current password is wrong")));
+        return Err(Error::validation(
+            "current_password",
+            t!("当前密码不正确", "the current password is wrong"),
+        ));
     }
     settings.check_password(&new, &rec.user.username)?;
     if password::verify(new.clone(), rec.password_hash).await {
-        return Err(Error::validation("new_password", t!("新密码不能与当前密码相同", "the new password must differ from the current one")));
+        return Err(Error::validation(
+            "new_password",
+            t!(
+                "新密码不能与当前密码相同",
+                "the new password must differ from the current one"
+            ),
+        ));
     }
     let hash = password::hash(new).await?;
     let keep = match actor.kind {
@@ -180,7 +277,16 @@ pub async fn change_password(s: &AppState, ctx: &RequestContext, actor: &Actor, 
     users::set_password(&mut tx, actor.user.id, &hash, false).await?;
     let ended = sessions::revoke_all_for_user(&mut tx, actor.user.id, keep).await?;
     let detail = serde_json::json!({ "other_sessions_ended": ended });
-    commit_audited(tx, ctx, Some(actor), "change_password", "user", &actor.user.id.to_string(), detail).await
+    commit_audited(
+        tx,
+        ctx,
+        Some(actor),
+        "change_password",
+        "user",
+        &actor.user.id.to_string(),
+        detail,
+    )
+    .await
 }
 
 pub struct Enrolment {
@@ -190,36 +296,82 @@ pub struct Enrolment {
 }
 
 /// Starts TOTP enrolment: a new secret, pending until confirmed with a code from it.
-pub async fn mfa_enrol(s: &AppState, ctx: &RequestContext, actor: &Actor) -> Result<Enrolment, Error> {
+pub async fn mfa_enrol(
+    s: &AppState,
+    ctx: &RequestContext,
+    actor: &Actor,
+) -> Result<Enrolment, Error> {
     if actor.user.mfa_enabled {
-        return Err(Error::conflict(t!("已启用双因素认证；如需更换请联系安全管理员重置", "a second factor is already enrolled; ask the security admin to reset it to change it")));
+        return Err(Error::conflict(t!(
+            "已启用双因素认证；如需更换请联系安全管理员重置",
+            "a second factor is already enrolled; ask the security admin to reset it to change it"
+        )));
     }
     if !matches!(actor.kind, AuthKind::Session { .. }) {
-        return Err(Error::forbidden(t!("请在登录会话中绑定双因素认证", "enrol a second factor from a login session")));
+        return Err(Error::forbidden(t!(
+            "请在登录会话中绑定双因素认证",
+            "enrol a second factor from a login session"
+        )));
     }
     let secret = secrets::random_bytes::<20>();
     let b32 = totp::base32(&secret);
     let uri = totp::otpauth_uri("zhengyun 政云", &actor.user.username, &secret);
     let qr_svg = qrcode::QrCode::new(uri.as_bytes())
-        .map(|c| c.render::<qrcode::render::svg::Color>().min_dimensions(200, 200).build())
+        .map(|c| {
+            c.render::<qrcode::render::svg::Color>()
+                .min_dimensions(200, 200)
+                .build()
+        })
         .map_err(|e| Error::internal(e.to_string()))?;
     let mut tx = s.store.begin_write().await?;
     users::set_totp(&mut tx, actor.user.id, Some(&b32), false).await?;
-    commit_audited(tx, ctx, Some(actor), "enrol_mfa", "user", &actor.user.id.to_string(), serde_json::json!({ "stage": "started" })).await?;
-    Ok(Enrolment { secret: b32, otpauth_uri: uri, qr_svg })
+    commit_audited(
+        tx,
+        ctx,
+        Some(actor),
+        "enrol_mfa",
+        "user",
+        &actor.user.id.to_string(),
+        serde_json::json!({ "stage": "started" }),
+    )
+    .await?;
+    Ok(Enrolment {
+        secret: b32,
+        otpauth_uri: uri,
+        qr_svg,
+    })
 }
 
 /// Confirms enrolment with a code; returns ten recovery codes, shown this once.
-pub async fn mfa_confirm(s: &AppState, ctx: &RequestContext, actor: &Actor, code: &str) -> Result<Vec<String>, Error> {
-    let rec = users::get(s.store.pool(), actor.user.id).await?.ok_or_else(Error::unauthenticated)?;
+pub async fn mfa_confirm(
+    s: &AppState,
+    ctx: &RequestContext,
+    actor: &Actor,
+    code: &str,
+) -> Result<Vec<String>, Error> {
+    let rec = users::get(s.store.pool(), actor.user.id)
+        .await?
+        .ok_or_else(Error::unauthenticated)?;
     if rec.user.mfa_enabled {
-        return Err(Error::conflict(t!("已启用双因素认证", "a second factor is already enrolled")));
+        return Err(Error::conflict(t!(
+            "已启用双因素认证",
+            "a second factor is already enrolled"
+        )));
     }
     let Some(secret) = rec.totp_secret.as_deref().and_then(totp::base32_decode) else {
-        return Err(Error::conflict(t!("请先开始绑定（POST /v1/me/mfa/enrol）", "start enrolment first (POST /v1/me/mfa/enrol)")));
+        return Err(Error::conflict(t!(
+            "请先开始绑定（POST /v1/me/mfa/enrol）",
+            "start enrolment first (POST /v1/me/mfa/enrol)"
+        )));
     };
     let Some(step) = totp::verify(&secret, code, Timestamp::now().0 / 1_000_000) else {
-        return Err(Error::validation("code", t!("动态验证码不正确，请检查手机时间后重试", "the code is wrong; check your phone's clock and try again")));
+        return Err(Error::validation(
+            "code",
+            t!(
+                "动态验证码不正确，请检查手机时间后重试",
+                "the code is wrong; check your phone's clock and try again"
+            ),
+        ));
     };
     let codes = secrets::recovery_codes();
     let hashes: Vec<String> = codes.iter().map(|c| secrets::sha256_hex(c)).collect();
@@ -227,6 +379,15 @@ pub async fn mfa_confirm(s: &AppState, ctx: &RequestContext, actor: &Actor, code
     users::set_totp(&mut tx, actor.user.id, rec.totp_secret.as_deref(), true).await?;
     users::use_totp_step(&mut tx, actor.user.id, step).await?;
     users::replace_recovery_codes(&mut tx, actor.user.id, &hashes).await?;
-    commit_audited(tx, ctx, Some(actor), "confirm_mfa", "user", &actor.user.id.to_string(), serde_json::json!({ "stage": "enabled" })).await?;
+    commit_audited(
+        tx,
+        ctx,
+        Some(actor),
+        "confirm_mfa",
+        "user",
+        &actor.user.id.to_string(),
+        serde_json::json!({ "stage": "enabled" }),
+    )
+    .await?;
     Ok(codes)
 }

@@ -27,7 +27,12 @@ pub struct NewMembership {
 }
 
 /// Turns the request's scope fields into a scope, checking that what it names exists.
-async fn resolve_scope(s: &AppState, st: ScopeType, d: Option<DepartmentId>, p: Option<ProjectId>) -> Result<Scope, Error> {
+async fn resolve_scope(
+    s: &AppState,
+    st: ScopeType,
+    d: Option<DepartmentId>,
+    p: Option<ProjectId>,
+) -> Result<Scope, Error> {
     match (st, d, p) {
         (ScopeType::Platform, None, None) => Ok(Scope::Platform),
         (ScopeType::Department, Some(d), None) => {
@@ -51,10 +56,18 @@ async fn resolve_scope(s: &AppState, st: ScopeType, d: Option<DepartmentId>, p: 
     }
 }
 
-pub async fn grant(s: &AppState, ctx: &RequestContext, actor: &Actor, input: NewMembership) -> Result<Membership, Error> {
+pub async fn grant(
+    s: &AppState,
+    ctx: &RequestContext,
+    actor: &Actor,
+    input: NewMembership,
+) -> Result<Membership, Error> {
     let scope = resolve_scope(s, input.scope_type, input.department_id, input.project_id).await?;
     let user = load(s, input.user_id).await?;
-    authorize(&actor.principal, Action::MembershipGrant(input.role, scope, target(&user)))?;
+    authorize(
+        &actor.principal,
+        Action::MembershipGrant(input.role, scope, target(&user)),
+    )?;
     let existing = memberships::roles_of(s.store.pool(), input.user_id).await?;
     check_separation(&existing, input.role)?;
     let (department_id, project_id) = match scope {
@@ -73,21 +86,46 @@ pub async fn grant(s: &AppState, ctx: &RequestContext, actor: &Actor, input: New
         created_by: Some(actor.user.id),
     };
     let mut tx = s.store.begin_write().await?;
-    if input.role.is_separated_admin() && !zy_store::users::claim_admin_role(&mut tx, input.user_id, input.role).await? {
+    if input.role.is_separated_admin()
+        && !zy_store::users::claim_admin_role(&mut tx, input.user_id, input.role).await?
+    {
         // Another replica granted a different admin role meanwhile.
-        return Err(Error::conflict(t!("三员分立：该账号已持有另一管理员角色", "Separation of duties: the account already holds another admin role")));
+        return Err(Error::conflict(t!(
+            "三员分立：该账号已持有另一管理员角色",
+            "Separation of duties: the account already holds another admin role"
+        )));
     }
     memberships::insert(&mut tx, &m, &scope).await?;
     let detail = serde_json::json!({ "user_id": m.user_id, "username": user.user.username, "role": m.role, "scope": scope_text(&scope) });
-    commit_audited(tx, ctx, Some(actor), "grant_membership", "membership", &m.id.to_string(), detail).await?;
+    commit_audited(
+        tx,
+        ctx,
+        Some(actor),
+        "grant_membership",
+        "membership",
+        &m.id.to_string(),
+        detail,
+    )
+    .await?;
     Ok(m)
 }
 
-pub async fn revoke(s: &AppState, ctx: &RequestContext, actor: &Actor, id: MembershipId) -> Result<(), Error> {
-    let m = memberships::get(s.store.pool(), id).await?.ok_or_else(|| Error::not_found("membership", id))?;
-    let scope = memberships::scope_of(&m).ok_or_else(|| Error::internal("membership without scope"))?;
+pub async fn revoke(
+    s: &AppState,
+    ctx: &RequestContext,
+    actor: &Actor,
+    id: MembershipId,
+) -> Result<(), Error> {
+    let m = memberships::get(s.store.pool(), id)
+        .await?
+        .ok_or_else(|| Error::not_found("membership", id))?;
+    let scope =
+        memberships::scope_of(&m).ok_or_else(|| Error::internal("membership without scope"))?;
     let user = load(s, m.user_id).await?;
-    authorize(&actor.principal, Action::MembershipRevoke(m.role, scope, target(&user)))?;
+    authorize(
+        &actor.principal,
+        Action::MembershipRevoke(m.role, scope, target(&user)),
+    )?;
     let mut tx = s.store.begin_write().await?;
     if m.role.is_separated_admin() {
         zy_store::serialize_writers(&mut tx).await?;
@@ -105,7 +143,16 @@ pub async fn revoke(s: &AppState, ctx: &RequestContext, actor: &Actor, id: Membe
         zy_store::users::release_admin_role(&mut tx, m.user_id, m.role).await?;
     }
     let detail = serde_json::json!({ "user_id": m.user_id, "username": user.user.username, "role": m.role, "scope": scope_text(&scope) });
-    commit_audited(tx, ctx, Some(actor), "revoke_membership", "membership", &id.to_string(), detail).await
+    commit_audited(
+        tx,
+        ctx,
+        Some(actor),
+        "revoke_membership",
+        "membership",
+        &id.to_string(),
+        detail,
+    )
+    .await
 }
 
 pub struct MembershipQuery {
@@ -114,13 +161,25 @@ pub struct MembershipQuery {
     pub project_id: Option<ProjectId>,
 }
 
-pub async fn list(s: &AppState, actor: &Actor, page: &PageRequest, q: MembershipQuery) -> Result<Page<Membership>, Error> {
+pub async fn list(
+    s: &AppState,
+    actor: &Actor,
+    page: &PageRequest,
+    q: MembershipQuery,
+) -> Result<Page<Membership>, Error> {
     let filter = match (q.user_id, q.department_id, q.project_id) {
         (Some(u), None, None) => {
             if u != actor.user.id {
                 let r = load(s, u).await?;
-                let allowed = authorize(&actor.principal, Action::MembershipList(Scope::Platform)).is_ok()
-                    || r.user.department_id.is_some_and(|d| authorize(&actor.principal, Action::MembershipList(Scope::Department(d))).is_ok());
+                let allowed = authorize(&actor.principal, Action::MembershipList(Scope::Platform))
+                    .is_ok()
+                    || r.user.department_id.is_some_and(|d| {
+                        authorize(
+                            &actor.principal,
+                            Action::MembershipList(Scope::Department(d)),
+                        )
+                        .is_ok()
+                    });
                 if !allowed {
                     authorize(&actor.principal, Action::MembershipList(Scope::Platform))?;
                 }
@@ -128,12 +187,20 @@ pub async fn list(s: &AppState, actor: &Actor, page: &PageRequest, q: Membership
             MembershipFilter::User(u)
         }
         (None, Some(d), None) => {
-            authorize(&actor.principal, Action::MembershipList(Scope::Department(d)))?;
+            authorize(
+                &actor.principal,
+                Action::MembershipList(Scope::Department(d)),
+            )?;
             MembershipFilter::Department(d)
         }
         (None, _, Some(p)) => {
-            let pr = projects::get(s.store.pool(), p).await?.ok_or_else(|| Error::not_found("project", p))?;
-            authorize(&actor.principal, Action::MembershipList(Scope::Project(pr.department_id, p)))?;
+            let pr = projects::get(s.store.pool(), p)
+                .await?
+                .ok_or_else(|| Error::not_found("project", p))?;
+            authorize(
+                &actor.principal,
+                Action::MembershipList(Scope::Project(pr.department_id, p)),
+            )?;
             MembershipFilter::Project(p)
         }
         (None, None, None) => {

@@ -28,16 +28,28 @@ pub async fn commit_audited(
     target_id: &str,
     detail: serde_json::Value,
 ) -> Result<(), Error> {
-    let entry = ctx.entry(actor, action, target_type, target_id, Outcome::Success, detail);
-    zy_store::audit::append(&mut tx, entry).await.map_err(audit_unavailable)?;
+    let entry = ctx.entry(
+        actor,
+        action,
+        target_type,
+        target_id,
+        Outcome::Success,
+        detail,
+    );
+    zy_store::audit::append(&mut tx, entry)
+        .await
+        .map_err(audit_unavailable)?;
     tx.commit().await.map_err(db_error)?;
     ctx.mark_audited();
     Ok(())
 }
 
 pub fn audit_unavailable(e: Error) -> Error {
-    Error::unavailable(t!("审计日志无法写入，操作未执行，请稍后重试", "the audit log cannot be written, so nothing was changed; please try again shortly"))
-        .with_internal(format!("audit append failed: {e}"))
+    Error::unavailable(t!(
+        "审计日志无法写入，操作未执行，请稍后重试",
+        "the audit log cannot be written, so nothing was changed; please try again shortly"
+    ))
+    .with_internal(format!("audit append failed: {e}"))
 }
 
 /// A PATCH field: absent leaves the value alone.

@@ -15,9 +15,18 @@ use zy_model::{t, validate, Error};
 use zy_policy::{authorize, Action};
 use zy_store::tokens;
 
-pub async fn create(s: &AppState, ctx: &RequestContext, actor: &Actor, name: &str, expires_in_days: Option<u32>) -> Result<(ApiToken, String), Error> {
+pub async fn create(
+    s: &AppState,
+    ctx: &RequestContext,
+    actor: &Actor,
+    name: &str,
+    expires_in_days: Option<u32>,
+) -> Result<(ApiToken, String), Error> {
     if !matches!(actor.kind, AuthKind::Session { .. }) {
-        return Err(Error::forbidden(t!("API 令牌只能在登录会话中创建，不能用令牌创建令牌", "API tokens can only be created from a login session, not with another token")));
+        return Err(Error::forbidden(t!(
+            "API 令牌只能在登录会话中创建，不能用令牌创建令牌",
+            "API tokens can only be created from a login session, not with another token"
+        )));
     }
     let settings = s.settings().await?;
     let days = expires_in_days.unwrap_or(90.min(settings.token_max_days));
@@ -41,13 +50,29 @@ pub async fn create(s: &AppState, ctx: &RequestContext, actor: &Actor, name: &st
     };
     let mut tx = s.store.begin_write().await?;
     tokens::insert(&mut tx, &tok, &sha256_hex(&secret)).await?;
-    let detail = serde_json::json!({ "name": tok.name, "prefix": tok.prefix, "expires_at": tok.expires_at });
-    commit_audited(tx, ctx, Some(actor), "create_token", "token", &tok.id.to_string(), detail).await?;
+    let detail =
+        serde_json::json!({ "name": tok.name, "prefix": tok.prefix, "expires_at": tok.expires_at });
+    commit_audited(
+        tx,
+        ctx,
+        Some(actor),
+        "create_token",
+        "token",
+        &tok.id.to_string(),
+        detail,
+    )
+    .await?;
     Ok((tok, secret))
 }
 
 /// The caller's own tokens, or another user's / everyone's for the security admin.
-pub async fn list(s: &AppState, actor: &Actor, page: &PageRequest, user: Option<UserId>, all: bool) -> Result<Page<ApiToken>, Error> {
+pub async fn list(
+    s: &AppState,
+    actor: &Actor,
+    page: &PageRequest,
+    user: Option<UserId>,
+    all: bool,
+) -> Result<Page<ApiToken>, Error> {
     let filter = if all {
         authorize(&actor.principal, Action::TokenAdminister)?;
         None
@@ -61,15 +86,34 @@ pub async fn list(s: &AppState, actor: &Actor, page: &PageRequest, user: Option<
     tokens::list(s.store.pool(), page, filter).await
 }
 
-pub async fn revoke(s: &AppState, ctx: &RequestContext, actor: &Actor, id: TokenId) -> Result<(), Error> {
-    let tok = tokens::get(s.store.pool(), id).await?.ok_or_else(|| Error::not_found("token", id))?;
+pub async fn revoke(
+    s: &AppState,
+    ctx: &RequestContext,
+    actor: &Actor,
+    id: TokenId,
+) -> Result<(), Error> {
+    let tok = tokens::get(s.store.pool(), id)
+        .await?
+        .ok_or_else(|| Error::not_found("token", id))?;
     if tok.user_id != actor.user.id {
         authorize(&actor.principal, Action::TokenAdminister)?;
     }
     let mut tx = s.store.begin_write().await?;
     if !tokens::revoke(&mut tx, id).await? {
-        return Err(Error::conflict(t!("该令牌已被吊销", "the token is already revoked")));
+        return Err(Error::conflict(t!(
+            "该令牌已被吊销",
+            "the token is already revoked"
+        )));
     }
     let detail = serde_json::json!({ "name": tok.name, "owner": tok.user_id });
-    commit_audited(tx, ctx, Some(actor), "revoke_token", "token", &id.to_string(), detail).await
+    commit_audited(
+        tx,
+        ctx,
+        Some(actor),
+        "revoke_token",
+        "token",
+        &id.to_string(),
+        detail,
+    )
+    .await
 }

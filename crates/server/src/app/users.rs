@@ -34,14 +34,24 @@ pub struct UserPatch {
 }
 
 pub fn target(r: &UserRecord) -> UserTarget {
-    UserTarget { id: r.user.id, department_id: r.user.department_id, admin_role: r.admin_role }
+    UserTarget {
+        id: r.user.id,
+        department_id: r.user.department_id,
+        admin_role: r.admin_role,
+    }
 }
 
 pub async fn load(s: &AppState, id: UserId) -> Result<UserRecord, Error> {
-    users::get(s.store.pool(), id).await?.ok_or_else(|| Error::not_found("user", id))
+    users::get(s.store.pool(), id)
+        .await?
+        .ok_or_else(|| Error::not_found("user", id))
 }
 
-fn opt(field: &str, v: Option<String>, check: fn(&str) -> Result<String, Error>) -> Result<Option<String>, Error> {
+fn opt(
+    field: &str,
+    v: Option<String>,
+    check: fn(&str) -> Result<String, Error>,
+) -> Result<Option<String>, Error> {
     let _ = field;
     match v {
         Some(x) if !x.trim().is_empty() => check(&x).map(Some),
@@ -50,14 +60,21 @@ fn opt(field: &str, v: Option<String>, check: fn(&str) -> Result<String, Error>)
 }
 
 /// Creates an account; returns it and the one-time password when the server chose it.
-pub async fn create(s: &AppState, ctx: &RequestContext, actor: &Actor, input: NewUser) -> Result<(User, Option<String>), Error> {
+pub async fn create(
+    s: &AppState,
+    ctx: &RequestContext,
+    actor: &Actor,
+    input: NewUser,
+) -> Result<(User, Option<String>), Error> {
     authorize(&actor.principal, Action::UserCreate(input.department_id))?;
     let username = validate::username(&input.username)?;
     let display_name = validate::name("display_name", &input.display_name)?;
     let email = opt("email", input.email, validate::email)?;
     let phone = opt("phone", input.phone, validate::phone)?;
     if let Some(d) = input.department_id {
-        departments::get(s.store.pool(), d).await?.ok_or_else(|| Error::not_found("department", d))?;
+        departments::get(s.store.pool(), d)
+            .await?
+            .ok_or_else(|| Error::not_found("department", d))?;
     }
     let settings = s.settings().await?;
     let (password, generated) = match input.password {
@@ -90,7 +107,16 @@ pub async fn create(s: &AppState, ctx: &RequestContext, actor: &Actor, input: Ne
     let mut tx = s.store.begin_write().await?;
     users::insert(&mut tx, &u, &hash).await?;
     let detail = serde_json::json!({ "username": u.username, "department_id": u.department_id });
-    commit_audited(tx, ctx, Some(actor), "create_user", "user", &u.id.to_string(), detail).await?;
+    commit_audited(
+        tx,
+        ctx,
+        Some(actor),
+        "create_user",
+        "user",
+        &u.id.to_string(),
+        detail,
+    )
+    .await?;
     Ok((u, generated))
 }
 
@@ -100,12 +126,24 @@ pub async fn get(s: &AppState, actor: &Actor, id: UserId) -> Result<User, Error>
     Ok(r.user)
 }
 
-pub async fn list(s: &AppState, actor: &Actor, page: &PageRequest, department: Option<DepartmentId>, filter: &Filter) -> Result<Page<User>, Error> {
+pub async fn list(
+    s: &AppState,
+    actor: &Actor,
+    page: &PageRequest,
+    department: Option<DepartmentId>,
+    filter: &Filter,
+) -> Result<Page<User>, Error> {
     authorize(&actor.principal, Action::UserList(department))?;
     users::list(s.store.pool(), page, department, filter).await
 }
 
-pub async fn update(s: &AppState, ctx: &RequestContext, actor: &Actor, id: UserId, p: UserPatch) -> Result<User, Error> {
+pub async fn update(
+    s: &AppState,
+    ctx: &RequestContext,
+    actor: &Actor,
+    id: UserId,
+    p: UserPatch,
+) -> Result<User, Error> {
     let r = load(s, id).await?;
     authorize(&actor.principal, Action::UserUpdate(target(&r)))?;
     let new_department = match p.department_id {
@@ -116,14 +154,19 @@ pub async fn update(s: &AppState, ctx: &RequestContext, actor: &Actor, id: UserI
                 authorize(&actor.principal, Action::UserList(None))?;
             }
             if let Some(d) = d {
-                departments::get(s.store.pool(), d).await?.ok_or_else(|| Error::not_found("department", d))?;
+                departments::get(s.store.pool(), d)
+                    .await?
+                    .ok_or_else(|| Error::not_found("department", d))?;
             }
             d
         }
         _ => r.user.department_id,
     };
     let change = ProfileChange {
-        display_name: validate::name("display_name", p.display_name.as_deref().unwrap_or(&r.user.display_name))?,
+        display_name: validate::name(
+            "display_name",
+            p.display_name.as_deref().unwrap_or(&r.user.display_name),
+        )?,
         email: match p.email {
             Some(v) => opt("email", v, validate::email)?,
             None => r.user.email.clone(),
@@ -137,14 +180,37 @@ pub async fn update(s: &AppState, ctx: &RequestContext, actor: &Actor, id: UserI
     let mut tx = s.store.begin_write().await?;
     let u = users::update_profile(&mut tx, id, p.generation, &change).await?;
     let detail = serde_json::json!({ "display_name": u.display_name, "department_id": u.department_id, "generation": u.generation });
-    commit_audited(tx, ctx, Some(actor), "update_user", "user", &id.to_string(), detail).await?;
+    commit_audited(
+        tx,
+        ctx,
+        Some(actor),
+        "update_user",
+        "user",
+        &id.to_string(),
+        detail,
+    )
+    .await?;
     Ok(u)
 }
 
-pub async fn delete(s: &AppState, ctx: &RequestContext, actor: &Actor, id: UserId) -> Result<(), Error> {
+pub async fn delete(
+    s: &AppState,
+    ctx: &RequestContext,
+    actor: &Actor,
+    id: UserId,
+) -> Result<(), Error> {
     let r = load(s, id).await?;
     authorize(&actor.principal, Action::UserDelete(target(&r)))?;
     let mut tx = s.store.begin_write().await?;
     users::delete(&mut tx, id).await?;
-    commit_audited(tx, ctx, Some(actor), "delete_user", "user", &id.to_string(), serde_json::json!({ "username": r.user.username })).await
+    commit_audited(
+        tx,
+        ctx,
+        Some(actor),
+        "delete_user",
+        "user",
+        &id.to_string(),
+        serde_json::json!({ "username": r.user.username }),
+    )
+    .await
 }

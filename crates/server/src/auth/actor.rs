@@ -47,11 +47,19 @@ pub struct Actor {
 
 impl Actor {
     pub fn summary(&self) -> ActorSummary {
-        ActorSummary { user_id: Some(self.user.id.to_string()), name: self.user.username.clone(), roles: roles_text(&self.principal.grants) }
+        ActorSummary {
+            user_id: Some(self.user.id.to_string()),
+            name: self.user.username.clone(),
+            roles: roles_text(&self.principal.grants),
+        }
     }
 
     pub fn as_target(&self) -> UserTarget {
-        UserTarget { id: self.user.id, department_id: self.user.department_id, admin_role: self.admin_role }
+        UserTarget {
+            id: self.user.id,
+            department_id: self.user.department_id,
+            admin_role: self.admin_role,
+        }
     }
 }
 
@@ -74,32 +82,51 @@ pub struct AnyActor(pub Actor);
 impl FromRequestParts<AppState> for AnyActor {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        authenticate(parts, state).await.map(AnyActor).map_err(ApiError)
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        authenticate(parts, state)
+            .await
+            .map(AnyActor)
+            .map_err(ApiError)
     }
 }
 
 impl FromRequestParts<AppState> for Actor {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let a = authenticate(parts, state).await.map_err(ApiError)?;
         match a.restriction {
             None => Ok(a),
             Some(Restriction::PasswordChange) => Err(ApiError(Error::new(
                 ErrorCode::PasswordChangeRequired,
-                t!("请先修改密码（首次登录、密码已重置或已过期）", "You must change your password first (first login, reset or expired password)"),
+                t!(
+                    "请先修改密码（首次登录、密码已重置或已过期）",
+                    "You must change your password first (first login, reset or expired password)"
+                ),
             ))),
             Some(Restriction::MfaEnrolment) => Err(ApiError(Error::new(
                 ErrorCode::MfaEnrolmentRequired,
-                t!("您的角色要求启用双因素认证，请先完成绑定", "Your role requires a second factor; enrol one first"),
+                t!(
+                    "您的角色要求启用双因素认证，请先完成绑定",
+                    "Your role requires a second factor; enrol one first"
+                ),
             ))),
         }
     }
 }
 
 fn bearer_or_cookie(parts: &Parts) -> Option<(String, bool)> {
-    if let Some(v) = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+    if let Some(v) = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
         let v = v.trim();
         if v.len() > 7 && v[..7].eq_ignore_ascii_case("bearer ") {
             return Some((v[7..].trim().to_string(), false));
@@ -109,14 +136,23 @@ fn bearer_or_cookie(parts: &Parts) -> Option<(String, bool)> {
 }
 
 pub fn cookie(parts: &Parts, name: &str) -> Option<String> {
-    parts.headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|kv| {
-        let (k, v) = kv.trim().split_once('=')?;
-        (k == name).then(|| v.to_string())
-    })
+    parts
+        .headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|kv| {
+            let (k, v) = kv.trim().split_once('=')?;
+            (k == name).then(|| v.to_string())
+        })
 }
 
 fn expired(msg_zh: &'static str, msg_en: &'static str) -> Error {
-    Error::new(ErrorCode::Unauthenticated, zy_model::Text::new(msg_zh, msg_en))
+    Error::new(
+        ErrorCode::Unauthenticated,
+        zy_model::Text::new(msg_zh, msg_en),
+    )
 }
 
 async fn authenticate(parts: &Parts, state: &AppState) -> Result<Actor, Error> {
@@ -131,12 +167,20 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Actor, Error> {
     let store = &state.store;
 
     let (user_id, kind) = if secret.starts_with(TOKEN_PREFIX) && !via_cookie {
-        let tok = zy_store::tokens::get_by_hash(store.pool(), &hash).await?.ok_or_else(Error::unauthenticated)?;
+        let tok = zy_store::tokens::get_by_hash(store.pool(), &hash)
+            .await?
+            .ok_or_else(Error::unauthenticated)?;
         if tok.revoked_at.is_some() {
-            return Err(expired("API 令牌已被吊销", "the API token has been revoked"));
+            return Err(expired(
+                "API 令牌已被吊销",
+                "the API token has been revoked",
+            ));
         }
         if tok.expires_at <= now {
-            return Err(expired("API 令牌已过期，请重新创建", "the API token has expired; create a new one"));
+            return Err(expired(
+                "API 令牌已过期，请重新创建",
+                "the API token has expired; create a new one",
+            ));
         }
         // Recording use at most once a minute keeps token checks read-only on hot paths.
         if tok.last_used_at.is_none_or(|t| now.secs_since(t) >= 60) {
@@ -144,18 +188,33 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Actor, Error> {
         }
         (tok.user_id, AuthKind::Token { id: tok.id })
     } else {
-        let s = zy_store::sessions::get_by_hash(store.pool(), &hash).await?.ok_or_else(Error::unauthenticated)?;
+        let s = zy_store::sessions::get_by_hash(store.pool(), &hash)
+            .await?
+            .ok_or_else(Error::unauthenticated)?;
         if s.revoked {
-            return Err(expired("会话已结束，请重新登录", "the session has ended; please log in again"));
+            return Err(expired(
+                "会话已结束，请重新登录",
+                "the session has ended; please log in again",
+            ));
         }
         if s.expires_at <= now {
-            return Err(expired("会话已达最长时限，请重新登录", "the session reached its maximum age; please log in again"));
+            return Err(expired(
+                "会话已达最长时限，请重新登录",
+                "the session reached its maximum age; please log in again",
+            ));
         }
         if now.secs_since(s.last_seen_at) >= settings.session_idle_minutes as i64 * 60 {
-            return Err(expired("会话因长时间无操作已过期，请重新登录", "the session expired after inactivity; please log in again"));
+            return Err(expired(
+                "会话因长时间无操作已过期，请重新登录",
+                "the session expired after inactivity; please log in again",
+            ));
         }
         if via_cookie && !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
-            let header = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
+            let header = parts
+                .headers
+                .get(CSRF_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
             if !constant_time_eq(header, &s.csrf_token) {
                 return Err(Error::new(
                     ErrorCode::CsrfFailed,
@@ -166,12 +225,26 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Actor, Error> {
         if now.secs_since(s.last_seen_at) >= 30 {
             zy_store::sessions::touch(store.pool(), s.id, now).await?;
         }
-        (s.user_id, AuthKind::Session { id: s.id, via_cookie })
+        (
+            s.user_id,
+            AuthKind::Session {
+                id: s.id,
+                via_cookie,
+            },
+        )
     };
 
-    let rec = zy_store::users::get(store.pool(), user_id).await?.ok_or_else(Error::unauthenticated)?;
+    let rec = zy_store::users::get(store.pool(), user_id)
+        .await?
+        .ok_or_else(Error::unauthenticated)?;
     if rec.user.locked_until.is_some_and(|t| t > now) {
-        return Err(Error::new(ErrorCode::AccountLocked, t!("账号已被锁定，请联系安全管理员", "the account is locked; contact the security admin")));
+        return Err(Error::new(
+            ErrorCode::AccountLocked,
+            t!(
+                "账号已被锁定，请联系安全管理员",
+                "the account is locked; contact the security admin"
+            ),
+        ));
     }
     let grants = zy_store::memberships::grants_for_user(store.pool(), user_id).await?;
     let restriction = restriction_for(&rec.user, &grants, &settings, now);
@@ -189,12 +262,22 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Actor, Error> {
 }
 
 /// Whether an account must change its password or enrol a second factor before working.
-pub fn restriction_for(user: &User, grants: &[Grant], s: &SecuritySettings, now: Timestamp) -> Option<Restriction> {
-    let expired = s.password_max_age_days > 0 && now.secs_since(user.password_changed_at) >= s.password_max_age_days as i64 * 86_400;
+pub fn restriction_for(
+    user: &User,
+    grants: &[Grant],
+    s: &SecuritySettings,
+    now: Timestamp,
+) -> Option<Restriction> {
+    let expired = s.password_max_age_days > 0
+        && now.secs_since(user.password_changed_at) >= s.password_max_age_days as i64 * 86_400;
     if user.must_change_password || expired {
         return Some(Restriction::PasswordChange);
     }
-    if !user.mfa_enabled && grants.iter().any(|g| s.mfa_required_roles.contains(&g.role)) {
+    if !user.mfa_enabled
+        && grants
+            .iter()
+            .any(|g| s.mfa_required_roles.contains(&g.role))
+    {
         return Some(Restriction::MfaEnrolment);
     }
     None

@@ -14,7 +14,10 @@ fn hasher() -> Argon2<'static> {
 pub async fn hash(password: String) -> Result<String, Error> {
     tokio::task::spawn_blocking(move || {
         let salt = SaltString::generate(&mut OsRng);
-        hasher().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| Error::internal(e.to_string()))
+        hasher()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| Error::internal(e.to_string()))
     })
     .await
     .map_err(|e| Error::internal(e.to_string()))?
@@ -23,7 +26,9 @@ pub async fn hash(password: String) -> Result<String, Error> {
 /// True when `password` matches `hash`. A malformed stored hash never matches.
 pub async fn verify(password: String, hash: String) -> bool {
     tokio::task::spawn_blocking(move || {
-        PasswordHash::new(&hash).map(|h| hasher().verify_password(password.as_bytes(), &h).is_ok()).unwrap_or(false)
+        PasswordHash::new(&hash)
+            .map(|h| hasher().verify_password(password.as_bytes(), &h).is_ok())
+            .unwrap_or(false)
     })
     .await
     .unwrap_or(false)

@@ -16,7 +16,10 @@ pub fn random_bytes<const N: usize>() -> [u8; N] {
 }
 
 pub fn random_string(prefix: &str) -> String {
-    format!("{prefix}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes::<32>()))
+    format!(
+        "{prefix}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes::<32>())
+    )
 }
 
 pub fn sha256_hex(s: &str) -> String {
@@ -31,10 +34,14 @@ pub fn one_time_password() -> String {
     const SYMBOL: &[u8] = b"-_.+!@#%";
     let bytes = random_bytes::<16>();
     let sets = [LOWER, UPPER, DIGIT, SYMBOL];
-    bytes.iter().enumerate().map(|(i, b)| {
-        let set = sets[if i < 4 { i } else { (*b as usize / 7) % 3 }];
-        set[*b as usize % set.len()] as char
-    }).collect()
+    bytes
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            let set = sets[if i < 4 { i } else { (*b as usize / 7) % 3 }];
+            set[*b as usize % set.len()] as char
+        })
+        .collect()
 }
 
 /// Recovery codes for the second factor: ten of `xxxx-xxxx`.
