@@ -1,1 +1,169 @@
-fn main() {}
+//! `cargo xtask …`: the project's automation, in Rust with no dependencies so it builds in
+//! seconds on a fresh machine.
+//!
+//! - `cargo xtask test`    — everything CI checks: format, clippy, and every test on SQLite
+//!   and on PostgreSQL (starting a throwaway PostgreSQL, installing it first if missing).
+//! - `cargo xtask run`     — the product with demo data on http://127.0.0.1:8080.
+//! - `cargo xtask openapi` — regenerate `openapi/zhengyun.json` from the code.
+//! - `cargo xtask bench-api [--postgres]` — the API list benchmark (docs/BENCHMARKS.md).
+
+mod pg;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(root());
+    c
+}
+
+/// Runs a command, echoing it; false if it failed.
+fn run(mut c: Command) -> bool {
+    eprintln!("+ {c:?}");
+    match c.status() {
+        Ok(s) => s.success(),
+        Err(e) => {
+            eprintln!("cannot run {c:?}: {e}");
+            false
+        }
+    }
+}
+
+fn has_nextest() -> bool {
+    cargo().args(["nextest", "--version"]).output().map(|o| o.status.success()).unwrap_or(false)
+}
+
+fn test(args: &[String]) -> bool {
+    let lint = !args.iter().any(|a| a == "--no-lint");
+    if lint {
+        if !run({
+            let mut c = cargo();
+            c.args(["fmt", "--all", "--", "--check"]);
+            c
+        }) {
+            eprintln!("formatting differs: run `cargo fmt --all`");
+            return false;
+        }
+        if !run({
+            let mut c = cargo();
+            c.args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]);
+            c
+        }) {
+            return false;
+        }
+    }
+    let pg = match pg::ensure() {
+        Ok(pg) => pg,
+        Err(e) => {
+            eprintln!("cannot provide PostgreSQL for the tests: {e}");
+            return false;
+        }
+    };
+    let mut c = cargo();
+    if has_nextest() {
+        c.args(["nextest", "run", "--workspace", "--no-fail-fast"]);
+    } else {
+        c.args(["test", "--workspace", "--no-fail-fast"]);
+    }
+    c.env("ZHENGYUN_TEST_PG_URL", &pg.url).env("ZHENGYUN_TEST_REQUIRE_PG", "1");
+    let ok = run(c);
+    drop(pg);
+    ok
+}
+
+fn openapi() -> bool {
+    let out = cargo().args(["run", "--quiet", "-p", "zhengyun", "--", "openapi"]).output();
+    match out {
+        Ok(o) if o.status.success() => {
+            let dir = root().join("openapi");
+            let _ = std::fs::create_dir_all(&dir);
+            match std::fs::write(dir.join("zhengyun.json"), &o.stdout) {
+                Ok(()) => {
+                    eprintln!("wrote openapi/zhengyun.json");
+                    true
+                }
+                Err(e) => {
+                    eprintln!("cannot write openapi/zhengyun.json: {e}");
+                    false
+                }
+            }
+        }
+        Ok(o) => {
+            eprintln!("{}", String::from_utf8_lossy(&o.stderr));
+            false
+        }
+        Err(e) => {
+            eprintln!("cannot run cargo: {e}");
+            false
+        }
+    }
+}
+
+fn run_product() -> bool {
+    let mut c = cargo();
+    c.args(["run", "--release", "-p", "zhengyun", "--", "server", "--demo", "--listen", "127.0.0.1:8080", "--data-dir", "data"]);
+    run(c)
+}
+
+fn bench_api(args: &[String]) -> bool {
+    if !run({
+        let mut c = cargo();
+        c.args(["build", "--release", "-p", "zhengyun", "--bins"]);
+        c
+    }) {
+        return false;
+    }
+    let postgres = args.iter().any(|a| a == "--postgres");
+    let _pg;
+    let mut c = Command::new(root().join("target/release/zy-bench"));
+    c.current_dir(root()).arg("--server-bin").arg(root().join("target/release/zhengyun"));
+    if postgres {
+        _pg = match pg::ensure() {
+            Ok(pg) => pg,
+            Err(e) => {
+                eprintln!("cannot provide PostgreSQL: {e}");
+                return false;
+            }
+        };
+        c.arg("--database-url").arg(&_pg.url);
+    }
+    c.args(args.iter().filter(|a| *a != "--postgres"));
+    run(c)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let ok = match args.first().map(String::as_str) {
+        Some("test") => test(&args[1..]),
+        Some("openapi") => openapi(),
+        Some("run") => run_product(),
+        Some("bench-api") => bench_api(&args[1..]),
+        Some("pg") => match pg::ensure() {
+            // Starts a PostgreSQL and keeps it for manual use until Enter is pressed.
+            Ok(pg) => {
+                println!("ZHENGYUN_TEST_PG_URL={}", pg.url);
+                let mut s = String::new();
+                let _ = std::io::stdin().read_line(&mut s);
+                true
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                false
+            }
+        },
+        _ => {
+            eprintln!("usage: cargo xtask <test [--no-lint] | run | openapi | bench-api [--postgres] | pg>");
+            false
+        }
+    };
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}

@@ -107,18 +107,17 @@ fn no_role() -> Text {
 }
 
 /// Whether holding `granter` lets one grant `granted` (at a scope the granter holds).
-/// The separated admins only appoint their own kind; nobody else appoints them.
+/// Only administering roles grant at all; the separated admins appoint only their own
+/// kind, and nobody else appoints them.
 pub fn dominates(granter: Role, granted: Role) -> bool {
     use Role::*;
-    granter == granted
-        || match granter {
-            PlatformAdmin => matches!(
-                granted,
-                Supervisor | Finance | ProviderOperator | DeptAdmin | DeptMember
-            ),
-            DeptAdmin => matches!(granted, DeptMember),
-            _ => false,
-        }
+    match granter {
+        PlatformAdmin => matches!(granted, PlatformAdmin | Supervisor | Finance | ProviderOperator | DeptAdmin | DeptMember),
+        SecurityAdmin => granted == SecurityAdmin,
+        Auditor => granted == Auditor,
+        DeptAdmin => matches!(granted, DeptAdmin | DeptMember),
+        Supervisor | Finance | ProviderOperator | DeptMember => false,
+    }
 }
 
 /// The decision. `Ok(())` allows; `Err` is a 403 with a reason a person can act on.

@@ -1,0 +1,12 @@
+//! The server's integration tests: one binary, each module one area. Every test starts the
+//! real server on a random port against a fresh database and runs twice: on SQLite and on
+//! PostgreSQL (`ZHENGYUN_TEST_PG_URL`; `cargo xtask test` starts a throwaway one).
+
+mod common;
+
+mod audit;
+mod auth;
+mod authz;
+mod hostile;
+mod openapi;
+mod tenancy;
