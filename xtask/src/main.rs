@@ -13,7 +13,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
 }
 
 fn cargo() -> Command {
@@ -35,7 +38,11 @@ fn run(mut c: Command) -> bool {
 }
 
 fn has_nextest() -> bool {
-    cargo().args(["nextest", "--version"]).output().map(|o| o.status.success()).unwrap_or(false)
+    cargo()
+        .args(["nextest", "--version"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
 }
 
 fn test(args: &[String]) -> bool {
@@ -51,7 +58,14 @@ fn test(args: &[String]) -> bool {
         }
         if !run({
             let mut c = cargo();
-            c.args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]);
+            c.args([
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ]);
             c
         }) {
             return false;
@@ -70,14 +84,17 @@ fn test(args: &[String]) -> bool {
     } else {
         c.args(["test", "--workspace", "--no-fail-fast"]);
     }
-    c.env("ZHENGYUN_TEST_PG_URL", &pg.url).env("ZHENGYUN_TEST_REQUIRE_PG", "1");
+    c.env("ZHENGYUN_TEST_PG_URL", &pg.url)
+        .env("ZHENGYUN_TEST_REQUIRE_PG", "1");
     let ok = run(c);
     drop(pg);
     ok
 }
 
 fn openapi() -> bool {
-    let out = cargo().args(["run", "--quiet", "-p", "zhengyun", "--", "openapi"]).output();
+    let out = cargo()
+        .args(["run", "--quiet", "-p", "zhengyun", "--", "openapi"])
+        .output();
     match out {
         Ok(o) if o.status.success() => {
             let dir = root().join("openapi");
@@ -106,7 +123,19 @@ fn openapi() -> bool {
 
 fn run_product() -> bool {
     let mut c = cargo();
-    c.args(["run", "--release", "-p", "zhengyun", "--", "server", "--demo", "--listen", "127.0.0.1:8080", "--data-dir", "data"]);
+    c.args([
+        "run",
+        "--release",
+        "-p",
+        "zhengyun",
+        "--",
+        "server",
+        "--demo",
+        "--listen",
+        "127.0.0.1:8080",
+        "--data-dir",
+        "data",
+    ]);
     run(c)
 }
 
@@ -121,7 +150,9 @@ fn bench_api(args: &[String]) -> bool {
     let postgres = args.iter().any(|a| a == "--postgres");
     let _pg;
     let mut c = Command::new(root().join("target/release/zy-bench"));
-    c.current_dir(root()).arg("--server-bin").arg(root().join("target/release/zhengyun"));
+    c.current_dir(root())
+        .arg("--server-bin")
+        .arg(root().join("target/release/zhengyun"));
     if postgres {
         _pg = match pg::ensure() {
             Ok(pg) => pg,

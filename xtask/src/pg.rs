@@ -16,14 +16,22 @@ pub struct Postgres {
 impl Drop for Postgres {
     fn drop(&mut self) {
         if let Some(dir) = &self.dir {
-            let _ = as_postgres(&self.bin.join("pg_ctl"), &["-D", &dir.to_string_lossy(), "-m", "immediate", "stop"]).output();
+            let _ = as_postgres(
+                &self.bin.join("pg_ctl"),
+                &["-D", &dir.to_string_lossy(), "-m", "immediate", "stop"],
+            )
+            .output();
             let _ = std::fs::remove_dir_all(dir);
         }
     }
 }
 
 fn is_root() -> bool {
-    Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0").unwrap_or(false)
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
 }
 
 /// PostgreSQL refuses to run as root; run its tools as the `postgres` user then.
@@ -53,23 +61,40 @@ fn find_bindir() -> Option<PathBuf> {
 fn install() -> Result<(), String> {
     eprintln!("PostgreSQL is not installed: installing Debian's postgresql package");
     if !is_root() {
-        return Err("PostgreSQL is missing and installing it needs root (apt-get install postgresql)".into());
+        return Err(
+            "PostgreSQL is missing and installing it needs root (apt-get install postgresql)"
+                .into(),
+        );
     }
-    let ok = |c: &mut Command| c.env("DEBIAN_FRONTEND", "noninteractive").status().map(|s| s.success()).unwrap_or(false);
-    if !ok(Command::new("apt-get").args(["update", "-q"])) || !ok(Command::new("apt-get").args(["install", "-y", "-q", "postgresql"])) {
+    let ok = |c: &mut Command| {
+        c.env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+    };
+    if !ok(Command::new("apt-get").args(["update", "-q"]))
+        || !ok(Command::new("apt-get").args(["install", "-y", "-q", "postgresql"]))
+    {
         return Err("apt-get install postgresql failed".into());
     }
     Ok(())
 }
 
 fn free_port() -> Result<u16, String> {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).map_err(|e| e.to_string())
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| e.to_string())
 }
 
 pub fn ensure() -> Result<Postgres, String> {
     if let Ok(url) = std::env::var("ZHENGYUN_TEST_PG_URL") {
         if !url.is_empty() {
-            return Ok(Postgres { url, dir: None, bin: PathBuf::new() });
+            return Ok(Postgres {
+                url,
+                dir: None,
+                bin: PathBuf::new(),
+            });
         }
     }
     let bin = match find_bindir() {
@@ -84,21 +109,54 @@ pub fn ensure() -> Result<Postgres, String> {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     if is_root() {
-        let _ = Command::new("chown").args(["-R", "postgres:postgres"]).arg(&dir).status();
+        let _ = Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(&dir)
+            .status();
     }
     let d = dir.to_string_lossy().to_string();
-    let out = as_postgres(&bin.join("initdb"), &["-D", &d, "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync"]).output().map_err(|e| e.to_string())?;
+    let out = as_postgres(
+        &bin.join("initdb"),
+        &[
+            "-D",
+            &d,
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        ],
+    )
+    .output()
+    .map_err(|e| e.to_string())?;
     if !out.status.success() {
-        return Err(format!("initdb failed: {}", String::from_utf8_lossy(&out.stderr)));
+        return Err(format!(
+            "initdb failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
     }
     let opts = format!("-p {port} -k {d} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=400");
     let log = format!("{d}/postgres.log");
-    let out = as_postgres(&bin.join("pg_ctl"), &["-D", &d, "-o", &opts, "-l", &log, "-w", "start"]).output().map_err(|e| e.to_string())?;
+    let out = as_postgres(
+        &bin.join("pg_ctl"),
+        &["-D", &d, "-o", &opts, "-l", &log, "-w", "start"],
+    )
+    .output()
+    .map_err(|e| e.to_string())?;
     if !out.status.success() {
         let log = std::fs::read_to_string(&log).unwrap_or_default();
-        return Err(format!("pg_ctl start failed: {}{log}", String::from_utf8_lossy(&out.stderr)));
+        return Err(format!(
+            "pg_ctl start failed: {}{log}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
     }
     let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
     eprintln!("started a throwaway PostgreSQL at {url}");
-    Ok(Postgres { url, dir: Some(dir), bin })
+    Ok(Postgres {
+        url,
+        dir: Some(dir),
+        bin,
+    })
 }

@@ -114,6 +114,24 @@ pub fn search(value: &str) -> Result<String, Error> {
     Ok(value.to_string())
 }
 
+/// A department code used in reports and bills: 1–16 of A–Z, 0–9, `-`, `_`.
+pub fn code(value: &str) -> Result<String, Error> {
+    let v = value.trim();
+    let ok = (1..=16).contains(&v.len())
+        && v.chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    if !ok {
+        return Err(Error::validation(
+            "code",
+            t!(
+                "编码须为 1–16 位大写字母、数字、- 或 _",
+                "code must be 1–16 characters of A–Z, 0–9, '-' or '_'"
+            ),
+        ));
+    }
+    Ok(v.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,22 +168,4 @@ mod tests {
             let _ = phone(&s);
         }
     }
-}
-
-/// A department code used in reports and bills: 1–16 of A–Z, 0–9, `-`, `_`.
-pub fn code(value: &str) -> Result<String, Error> {
-    let v = value.trim();
-    let ok = (1..=16).contains(&v.len())
-        && v.chars()
-            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '-' || c == '_');
-    if !ok {
-        return Err(Error::validation(
-            "code",
-            t!(
-                "编码须为 1–16 位大写字母、数字、- 或 _",
-                "code must be 1–16 characters of A–Z, 0–9, '-' or '_'"
-            ),
-        ));
-    }
-    Ok(v.to_string())
 }

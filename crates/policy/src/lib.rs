@@ -112,7 +112,10 @@ fn no_role() -> Text {
 pub fn dominates(granter: Role, granted: Role) -> bool {
     use Role::*;
     match granter {
-        PlatformAdmin => matches!(granted, PlatformAdmin | Supervisor | Finance | ProviderOperator | DeptAdmin | DeptMember),
+        PlatformAdmin => matches!(
+            granted,
+            PlatformAdmin | Supervisor | Finance | ProviderOperator | DeptAdmin | DeptMember
+        ),
         SecurityAdmin => granted == SecurityAdmin,
         Auditor => granted == Auditor,
         DeptAdmin => matches!(granted, DeptAdmin | DeptMember),

@@ -214,10 +214,17 @@ proptest! {
 #[test]
 fn members_and_overseers_grant_nothing() {
     let d = DepartmentId::new();
-    for (role, scope) in [(Role::DeptMember, Scope::Department(d)), (Role::Supervisor, Scope::Platform), (Role::Finance, Scope::Platform)] {
+    for (role, scope) in [
+        (Role::DeptMember, Scope::Department(d)),
+        (Role::Supervisor, Scope::Platform),
+        (Role::Finance, Scope::Platform),
+    ] {
         let p = principal(&[(role, scope)]);
         for r in Role::ALL {
-            assert!(authorize(&p, Action::MembershipGrant(r, scope, ordinary(Some(d)))).is_err(), "{role} granted {r}");
+            assert!(
+                authorize(&p, Action::MembershipGrant(r, scope, ordinary(Some(d)))).is_err(),
+                "{role} granted {r}"
+            );
         }
     }
 }

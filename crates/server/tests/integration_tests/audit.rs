@@ -9,7 +9,12 @@ async fn every_change_and_login_is_recorded(db: Db) {
     let ts = TestServer::start(db).await;
     let admin = ts.platform_admin().await;
     let d = department(&admin, "宜宾市安监局", "AJJ").await;
-    let (st, _) = admin.post("/v1/departments", json!({ "name": "宜宾市安监局", "code": "X" })).await;
+    let (st, _) = admin
+        .post(
+            "/v1/departments",
+            json!({ "name": "宜宾市安监局", "code": "X" }),
+        )
+        .await;
     assert_eq!(st, StatusCode::CONFLICT);
     let (st, _) = admin.get("/v1/audit").await;
     assert_eq!(st, StatusCode::FORBIDDEN);
@@ -17,24 +22,45 @@ async fn every_change_and_login_is_recorded(db: Db) {
     let (st, log) = auditor.get("/v1/audit?limit=200").await;
     assert_eq!(st, StatusCode::OK);
     let items = log["items"].as_array().expect("items");
-    let created = items.iter().find(|r| r["action"] == "create_department" && r["outcome"] == "success").expect("create recorded");
+    let created = items
+        .iter()
+        .find(|r| r["action"] == "create_department" && r["outcome"] == "success")
+        .expect("create recorded");
     assert_eq!(created["actor_name"], "admin");
     assert_eq!(created["target_id"], d.as_str());
     assert_eq!(created["source_ip"], "127.0.0.1");
-    assert!(created["actor_roles"].as_str().is_some_and(|r| r.contains("platform_admin")));
+    assert!(created["actor_roles"]
+        .as_str()
+        .is_some_and(|r| r.contains("platform_admin")));
     assert_eq!(created["request_id"].as_str().map(str::len), Some(36));
-    let conflict = items.iter().find(|r| r["action"] == "create_department" && r["outcome"] == "failure").expect("failure recorded");
-    assert!(conflict["detail"].as_str().is_some_and(|d| d.contains("conflict")));
-    assert!(items.iter().any(|r| r["action"] == "login" && r["actor_name"] == "admin" && r["outcome"] == "success"));
-    assert!(items.iter().any(|r| r["action"] == "change_password" && r["actor_name"] == "auditor"));
+    let conflict = items
+        .iter()
+        .find(|r| r["action"] == "create_department" && r["outcome"] == "failure")
+        .expect("failure recorded");
+    assert!(conflict["detail"]
+        .as_str()
+        .is_some_and(|d| d.contains("conflict")));
+    assert!(items.iter().any(|r| r["action"] == "login"
+        && r["actor_name"] == "admin"
+        && r["outcome"] == "success"));
+    assert!(items
+        .iter()
+        .any(|r| r["action"] == "change_password" && r["actor_name"] == "auditor"));
     // Reading is not a change, so the refused read by the platform admin is not a record,
     // but the auditor's own reads are.
-    assert!(items.iter().all(|r| !(r["actor_name"] == "admin" && r["action"] == "list_audit")));
+    assert!(items
+        .iter()
+        .all(|r| !(r["actor_name"] == "admin" && r["action"] == "list_audit")));
     let (_, again) = auditor.get("/v1/audit?action=list_audit").await;
     assert!(!again["items"].as_array().expect("items").is_empty());
     // Filters by actor and paging newest first.
     let (_, page1) = auditor.get("/v1/audit?limit=3").await;
-    let seqs: Vec<i64> = page1["items"].as_array().expect("items").iter().filter_map(|r| r["seq"].as_i64()).collect();
+    let seqs: Vec<i64> = page1["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|r| r["seq"].as_i64())
+        .collect();
     assert!(seqs.windows(2).all(|w| w[0] > w[1]), "{seqs:?}");
     let c = page1["next_cursor"].as_str().expect("more pages");
     let (_, page2) = auditor.get(&format!("/v1/audit?limit=3&cursor={c}")).await;
@@ -64,18 +90,34 @@ async fn verify_names_the_first_altered_or_deleted_record(db: Db) {
     assert_eq!(st, StatusCode::OK);
     assert_eq!(report["ok"], true, "{report}");
     // The guard refuses a direct update…
-    let blocked = sqlx::raw_sql("UPDATE audit_log SET actor_name = 'nobody' WHERE seq = 6").execute(ts.store().pool()).await;
-    assert!(blocked.is_err(), "the append-only trigger must refuse updates");
+    let blocked = sqlx::raw_sql("UPDATE audit_log SET actor_name = 'nobody' WHERE seq = 6")
+        .execute(ts.store().pool())
+        .await;
+    assert!(
+        blocked.is_err(),
+        "the append-only trigger must refuse updates"
+    );
     // …and once it is dropped, the chain still tells.
     drop_guards(&ts).await;
-    sql(&ts, "UPDATE audit_log SET actor_name = 'nobody' WHERE seq = 6").await;
+    sql(
+        &ts,
+        "UPDATE audit_log SET actor_name = 'nobody' WHERE seq = 6",
+    )
+    .await;
     let (_, report) = auditor.get("/v1/audit/verify").await;
     assert_eq!(report["ok"], false);
     assert_eq!(report["first_problem"]["seq"], 6, "{report}");
     assert_eq!(report["first_problem"]["kind"], "altered");
-    sql(&ts, "UPDATE audit_log SET actor_name = 'admin' WHERE seq = 6").await;
+    sql(
+        &ts,
+        "UPDATE audit_log SET actor_name = 'admin' WHERE seq = 6",
+    )
+    .await;
     let (_, report) = auditor.get("/v1/audit/verify").await;
-    assert_eq!(report["ok"], true, "restoring the content restores the chain: {report}");
+    assert_eq!(
+        report["ok"], true,
+        "restoring the content restores the chain: {report}"
+    );
     sql(&ts, "DELETE FROM audit_log WHERE seq = 4").await;
     let (_, report) = auditor.get("/v1/audit/verify").await;
     assert_eq!(report["first_problem"]["seq"], 5, "{report}");
@@ -86,12 +128,21 @@ both_databases!(verify_names_the_first_altered_or_deleted_record);
 async fn young_records_are_never_purged(db: Db) {
     let ts = TestServer::start(db).await;
     let auditor = ts.admin("auditor").await;
-    let recent = zy_model::time::Timestamp::now().plus_secs(-10 * 86_400).to_rfc3339();
-    let (st2, body2) = auditor.post("/v1/audit/purge", json!({ "before": recent })).await;
+    let recent = zy_model::time::Timestamp::now()
+        .plus_secs(-10 * 86_400)
+        .to_rfc3339();
+    let (st2, body2) = auditor
+        .post("/v1/audit/purge", json!({ "before": recent }))
+        .await;
     assert_eq!(st2, StatusCode::UNPROCESSABLE_ENTITY, "{body2}");
     // The database refuses it too, whatever the application says.
-    let r = sqlx::raw_sql("DELETE FROM audit_log").execute(ts.store().pool()).await;
-    assert!(r.is_err(), "the retention trigger must refuse deleting young records");
+    let r = sqlx::raw_sql("DELETE FROM audit_log")
+        .execute(ts.store().pool())
+        .await;
+    assert!(
+        r.is_err(),
+        "the retention trigger must refuse deleting young records"
+    );
     let (_, report) = auditor.get("/v1/audit/verify").await;
     assert_eq!(report["ok"], true);
 }
@@ -106,19 +157,31 @@ async fn exports_are_csv_or_json_lines(db: Db) {
         let ts = &ts;
         let bearer = auditor.bearer.clone().expect("bearer");
         async move {
-            ts.http.get(format!("{}/v1/audit/export?format={fmt}", ts.url)).bearer_auth(bearer).send().await.expect("export")
+            ts.http
+                .get(format!("{}/v1/audit/export?format={fmt}", ts.url))
+                .bearer_auth(bearer)
+                .send()
+                .await
+                .expect("export")
         }
     };
     let csv = get("csv").await;
     assert_eq!(csv.status(), StatusCode::OK);
-    assert!(csv.headers()["content-type"].to_str().is_ok_and(|c| c.starts_with("text/csv")));
+    assert!(csv.headers()["content-type"]
+        .to_str()
+        .is_ok_and(|c| c.starts_with("text/csv")));
     let text = csv.text().await.expect("text");
     assert!(text.starts_with('\u{feff}'));
     assert!(text.contains("create_department") && text.contains("宜宾市人社局"));
     let lines = get("jsonl").await.text().await.expect("text");
-    let records: Vec<serde_json::Value> = lines.lines().map(|l| serde_json::from_str(l).expect("json line")).collect();
+    let records: Vec<serde_json::Value> = lines
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
     assert!(records.len() >= 5);
-    assert!(records.windows(2).all(|w| w[0]["seq"].as_i64() < w[1]["seq"].as_i64()));
+    assert!(records
+        .windows(2)
+        .all(|w| w[0]["seq"].as_i64() < w[1]["seq"].as_i64()));
     let (st, _) = auditor.get("/v1/audit/export?format=xml").await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
 }
@@ -138,10 +201,21 @@ async fn a_change_whose_record_cannot_be_written_does_not_happen(db: Db) {
             .await
         }
     }
-    let (st, body) = admin.post("/v1/departments", json!({ "name": "不应存在", "code": "GHOST" })).await;
+    let (st, body) = admin
+        .post(
+            "/v1/departments",
+            json!({ "name": "不应存在", "code": "GHOST" }),
+        )
+        .await;
     assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(body["error"]["code"], "unavailable");
-    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM departments").fetch_one(ts.store().pool()).await.expect("count");
-    assert_eq!(n, 0, "the department must not exist without its audit record");
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM departments")
+        .fetch_one(ts.store().pool())
+        .await
+        .expect("count");
+    assert_eq!(
+        n, 0,
+        "the department must not exist without its audit record"
+    );
 }
 both_databases!(a_change_whose_record_cannot_be_written_does_not_happen);

@@ -13,28 +13,53 @@ async fn five_wrong_passwords_lock_the_account(db: Db) {
     let user = ts.new_user(&admin, "zhang.wei", None).await;
     let anon = ts.anonymous();
     for i in 1..=4 {
-        let (st, body) = anon.post("/v1/auth/login", json!({ "username": "zhang.wei", "password": "Wrong#Pass2026" })).await;
+        let (st, body) = anon
+            .post(
+                "/v1/auth/login",
+                json!({ "username": "zhang.wei", "password": "Wrong#Pass2026" }),
+            )
+            .await;
         assert_eq!(st, StatusCode::UNAUTHORIZED, "{body}");
         assert_eq!(body["error"]["code"], "invalid_credentials");
         assert_eq!(body["error"]["details"]["remaining_attempts"], 5 - i);
     }
-    let (st, body) = anon.post("/v1/auth/login", json!({ "username": "zhang.wei", "password": "Wrong#Pass2026" })).await;
+    let (st, body) = anon
+        .post(
+            "/v1/auth/login",
+            json!({ "username": "zhang.wei", "password": "Wrong#Pass2026" }),
+        )
+        .await;
     assert_eq!(st, StatusCode::FORBIDDEN, "{body}");
     assert_eq!(body["error"]["code"], "account_locked");
     // Even the right password is refused while locked, and existing sessions ended.
-    let err = ts.login("zhang.wei", USER_PASSWORD).await.err().expect("locked");
+    let err = ts
+        .login("zhang.wei", USER_PASSWORD)
+        .await
+        .err()
+        .expect("locked");
     assert_eq!(err.1["error"]["code"], "account_locked");
     let (st, _) = user.get("/v1/me").await;
     assert_eq!(st, StatusCode::UNAUTHORIZED);
     // The security admin unlocks it.
     let sec = ts.admin("secadmin").await;
-    let (st, body) = sec.post(&format!("/v1/users/{}/unlock", user.user_id), json!({})).await;
+    let (st, body) = sec
+        .post(&format!("/v1/users/{}/unlock", user.user_id), json!({}))
+        .await;
     assert_eq!(st, StatusCode::OK, "{body}");
-    ts.login("zhang.wei", USER_PASSWORD).await.expect("unlocked");
+    ts.login("zhang.wei", USER_PASSWORD)
+        .await
+        .expect("unlocked");
     // Every failure was audited.
     let auditor = ts.admin("auditor").await;
-    let (_, log) = auditor.get("/v1/audit?action=login&outcome=failure&limit=100").await;
-    let n = log["items"].as_array().expect("items").iter().filter(|r| r["actor_name"] == "zhang.wei").count();
+    let (_, log) = auditor
+        .get("/v1/audit?action=login&outcome=failure&limit=100")
+        .await;
+    let n = log["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|r| r["actor_name"] == "zhang.wei")
+        .count();
     assert_eq!(n, 6, "{log}");
 }
 both_databases!(five_wrong_passwords_lock_the_account);
@@ -46,7 +71,14 @@ async fn idle_sessions_expire(db: Db) {
     let (st, _) = user.get("/v1/me").await;
     assert_eq!(st, StatusCode::OK);
     let old = zy_model::time::Timestamp::now().plus_secs(-31 * 60).0;
-    sql(&ts, &format!("UPDATE sessions SET last_seen_at = {old} WHERE user_id = '{}'", user.user_id)).await;
+    sql(
+        &ts,
+        &format!(
+            "UPDATE sessions SET last_seen_at = {old} WHERE user_id = '{}'",
+            user.user_id
+        ),
+    )
+    .await;
     let (st, body) = user.get("/v1/me").await;
     assert_eq!(st, StatusCode::UNAUTHORIZED, "{body}");
 }
@@ -57,7 +89,14 @@ async fn expired_passwords_must_be_changed(db: Db) {
     let admin = ts.platform_admin().await;
     let user = ts.new_user(&admin, "liu.yang", None).await;
     let old = zy_model::time::Timestamp::now().plus_secs(-91 * 86_400).0;
-    sql(&ts, &format!("UPDATE users SET password_changed_at = {old} WHERE id = '{}'", user.user_id)).await;
+    sql(
+        &ts,
+        &format!(
+            "UPDATE users SET password_changed_at = {old} WHERE id = '{}'",
+            user.user_id
+        ),
+    )
+    .await;
     let (st, body) = user.get("/v1/tokens").await;
     assert_eq!(st, StatusCode::FORBIDDEN);
     assert_eq!(body["error"]["code"], "password_change_required");
@@ -70,26 +109,49 @@ async fn admins_must_use_a_second_factor(db: Db) {
     let ts = TestServer::start(db).await;
     let otp = ts.one_time_password("auditor");
     let s = ts.login("auditor", &otp).await.expect("login");
-    let (st, _) = s.post("/v1/me/password", json!({ "current_password": otp, "new_password": ADMIN_PASSWORD })).await;
+    let (st, _) = s
+        .post(
+            "/v1/me/password",
+            json!({ "current_password": otp, "new_password": ADMIN_PASSWORD }),
+        )
+        .await;
     assert_eq!(st, StatusCode::NO_CONTENT);
     let (st, body) = s.get("/v1/audit").await;
     assert_eq!(st, StatusCode::FORBIDDEN);
     assert_eq!(body["error"]["code"], "mfa_enrolment_required");
     let (_, e) = s.post("/v1/me/mfa/enrol", json!({})).await;
     assert!(e["qr_svg"].as_str().is_some_and(|q| q.contains("<svg")));
-    assert!(e["otpauth_uri"].as_str().is_some_and(|u| u.starts_with("otpauth://totp/")));
+    assert!(e["otpauth_uri"]
+        .as_str()
+        .is_some_and(|u| u.starts_with("otpauth://totp/")));
     let secret = zy_model::totp::base32_decode(e["secret"].as_str().expect("secret")).expect("b32");
-    let (st, _) = s.post("/v1/me/mfa/confirm", json!({ "code": "000000" })).await;
+    let (st, _) = s
+        .post("/v1/me/mfa/confirm", json!({ "code": "000000" }))
+        .await;
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
     let now = chrono::Utc::now().timestamp();
-    let (st, codes) = s.post("/v1/me/mfa/confirm", json!({ "code": zy_model::totp::code_at(&secret, now) })).await;
+    let (st, codes) = s
+        .post(
+            "/v1/me/mfa/confirm",
+            json!({ "code": zy_model::totp::code_at(&secret, now) }),
+        )
+        .await;
     assert_eq!(st, StatusCode::OK);
-    let recovery: Vec<String> = codes["recovery_codes"].as_array().expect("codes").iter().map(|c| c.as_str().expect("code").to_string()).collect();
+    let recovery: Vec<String> = codes["recovery_codes"]
+        .as_array()
+        .expect("codes")
+        .iter()
+        .map(|c| c.as_str().expect("code").to_string())
+        .collect();
     assert_eq!(recovery.len(), 10);
     let (st, _) = s.get("/v1/audit").await;
     assert_eq!(st, StatusCode::OK);
     // From now on a password alone is not enough.
-    let err = ts.login("auditor", ADMIN_PASSWORD).await.err().expect("needs a code");
+    let err = ts
+        .login("auditor", ADMIN_PASSWORD)
+        .await
+        .err()
+        .expect("needs a code");
     assert_eq!(err.1["error"]["code"], "mfa_required");
     // The code just used for enrolment cannot be replayed; the next one works.
     let anon = ts.anonymous();
@@ -109,9 +171,18 @@ async fn cookie_sessions_need_the_csrf_token_for_changes(db: Db) {
     let ts = TestServer::start(db).await;
     let admin = ts.platform_admin().await;
     ts.new_user(&admin, "chen.jie", None).await;
-    let (st, body) = ts.anonymous().post("/v1/auth/login", json!({ "username": "chen.jie", "password": USER_PASSWORD })).await;
+    let (st, body) = ts
+        .anonymous()
+        .post(
+            "/v1/auth/login",
+            json!({ "username": "chen.jie", "password": USER_PASSWORD }),
+        )
+        .await;
     assert_eq!(st, StatusCode::OK);
-    assert!(body.get("session_token").is_none(), "browsers never see the session secret");
+    assert!(
+        body.get("session_token").is_none(),
+        "browsers never see the session secret"
+    );
     let csrf = body["csrf_token"].as_str().expect("csrf").to_string();
     // Log in again through raw HTTP to read the cookie.
     let resp = ts
@@ -121,18 +192,54 @@ async fn cookie_sessions_need_the_csrf_token_for_changes(db: Db) {
         .send()
         .await
         .expect("login");
-    let cookies: Vec<String> = resp.headers().get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).map(str::to_string).collect();
-    let session = cookies.iter().find(|c| c.starts_with("zy_session=")).expect("session cookie");
-    assert!(session.contains("HttpOnly") && session.contains("SameSite=Strict"), "{session}");
-    let csrf2 = resp.json::<serde_json::Value>().await.expect("json")["csrf_token"].as_str().expect("csrf").to_string();
+    let cookies: Vec<String> = resp
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(str::to_string)
+        .collect();
+    let session = cookies
+        .iter()
+        .find(|c| c.starts_with("zy_session="))
+        .expect("session cookie");
+    assert!(
+        session.contains("HttpOnly") && session.contains("SameSite=Strict"),
+        "{session}"
+    );
+    let csrf2 = resp.json::<serde_json::Value>().await.expect("json")["csrf_token"]
+        .as_str()
+        .expect("csrf")
+        .to_string();
     assert_ne!(csrf, csrf2);
     let cookie = session.split(';').next().expect("pair").to_string();
-    let read = ts.http.get(format!("{}/v1/me", ts.url)).header("cookie", &cookie).send().await.expect("me");
+    let read = ts
+        .http
+        .get(format!("{}/v1/me", ts.url))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("me");
     assert_eq!(read.status(), StatusCode::OK);
     let change = json!({ "name": "浏览器令牌" });
-    let no_csrf = ts.http.post(format!("{}/v1/tokens", ts.url)).header("cookie", &cookie).json(&change).send().await.expect("post");
+    let no_csrf = ts
+        .http
+        .post(format!("{}/v1/tokens", ts.url))
+        .header("cookie", &cookie)
+        .json(&change)
+        .send()
+        .await
+        .expect("post");
     assert_eq!(no_csrf.status(), StatusCode::FORBIDDEN);
-    let with_csrf = ts.http.post(format!("{}/v1/tokens", ts.url)).header("cookie", &cookie).header("x-csrf-token", &csrf2).json(&change).send().await.expect("post");
+    let with_csrf = ts
+        .http
+        .post(format!("{}/v1/tokens", ts.url))
+        .header("cookie", &cookie)
+        .header("x-csrf-token", &csrf2)
+        .json(&change)
+        .send()
+        .await
+        .expect("post");
     assert_eq!(with_csrf.status(), StatusCode::CREATED);
 }
 both_databases!(cookie_sessions_need_the_csrf_token_for_changes);
@@ -140,34 +247,65 @@ both_databases!(cookie_sessions_need_the_csrf_token_for_changes);
 async fn api_tokens_work_until_revoked_or_expired(db: Db) {
     let ts = TestServer::start(db).await;
     let admin = ts.platform_admin().await;
-    let (st, created) = admin.post("/v1/tokens", json!({ "name": "备份脚本", "expires_in_days": 30 })).await;
+    let (st, created) = admin
+        .post(
+            "/v1/tokens",
+            json!({ "name": "备份脚本", "expires_in_days": 30 }),
+        )
+        .await;
     assert_eq!(st, StatusCode::CREATED, "{created}");
     let secret = created["secret"].as_str().expect("secret").to_string();
     let token_id = created["token"]["id"].as_str().expect("id").to_string();
-    let script = Session { bearer: Some(secret.clone()), ..ts.anonymous() };
+    let script = Session {
+        bearer: Some(secret.clone()),
+        ..ts.anonymous()
+    };
     let (st, me) = script.get("/v1/me").await;
     assert_eq!(st, StatusCode::OK);
     assert_eq!(me["auth"], "token");
-    let (st, _) = script.post("/v1/departments", json!({ "name": "脚本创建的部门", "code": "SCRIPT" })).await;
+    let (st, _) = script
+        .post(
+            "/v1/departments",
+            json!({ "name": "脚本创建的部门", "code": "SCRIPT" }),
+        )
+        .await;
     assert_eq!(st, StatusCode::CREATED);
     // A token cannot mint more tokens.
     let (st, _) = script.post("/v1/tokens", json!({ "name": "另一个" })).await;
     assert_eq!(st, StatusCode::FORBIDDEN);
     // The secret is stored hashed only.
-    let stored: Vec<String> = sqlx::query_scalar("SELECT secret_hash FROM api_tokens").fetch_all(ts.store().pool()).await.expect("read");
-    assert!(stored.iter().all(|h| h.len() == 64 && !h.contains(&secret[4..])));
+    let stored: Vec<String> = sqlx::query_scalar("SELECT secret_hash FROM api_tokens")
+        .fetch_all(ts.store().pool())
+        .await
+        .expect("read");
+    assert!(stored
+        .iter()
+        .all(|h| h.len() == 64 && !h.contains(&secret[4..])));
     // Expired tokens stop working.
     let past = zy_model::time::Timestamp::now().plus_secs(-1).0;
-    sql(&ts, &format!("UPDATE api_tokens SET expires_at = {past} WHERE id = '{token_id}'")).await;
+    sql(
+        &ts,
+        &format!("UPDATE api_tokens SET expires_at = {past} WHERE id = '{token_id}'"),
+    )
+    .await;
     let (st, _) = script.get("/v1/me").await;
     assert_eq!(st, StatusCode::UNAUTHORIZED);
     let future = zy_model::time::Timestamp::now().plus_secs(3600).0;
-    sql(&ts, &format!("UPDATE api_tokens SET expires_at = {future} WHERE id = '{token_id}'")).await;
+    sql(
+        &ts,
+        &format!("UPDATE api_tokens SET expires_at = {future} WHERE id = '{token_id}'"),
+    )
+    .await;
     let (st, _) = admin.delete(&format!("/v1/tokens/{token_id}")).await;
     assert_eq!(st, StatusCode::NO_CONTENT);
     let (st, body) = script.get("/v1/me").await;
     assert_eq!(st, StatusCode::UNAUTHORIZED, "{body}");
-    let (st, _) = admin.post("/v1/tokens", json!({ "name": "太久", "expires_in_days": 4000 })).await;
+    let (st, _) = admin
+        .post(
+            "/v1/tokens",
+            json!({ "name": "太久", "expires_in_days": 4000 }),
+        )
+        .await;
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
 }
 both_databases!(api_tokens_work_until_revoked_or_expired);
@@ -180,32 +318,100 @@ async fn the_three_admins_stay_separate(db: Db) {
     // Each keeps to its own job.
     assert_eq!(admin.get("/v1/audit").await.0, StatusCode::FORBIDDEN);
     assert_eq!(admin.get("/v1/audit/verify").await.0, StatusCode::FORBIDDEN);
-    assert_eq!(admin.get("/v1/security/settings").await.0, StatusCode::FORBIDDEN);
-    assert_eq!(sec.post("/v1/departments", json!({ "name": "安全部门", "code": "SEC" })).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(
+        admin.get("/v1/security/settings").await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        sec.post(
+            "/v1/departments",
+            json!({ "name": "安全部门", "code": "SEC" })
+        )
+        .await
+        .0,
+        StatusCode::FORBIDDEN
+    );
     assert_eq!(sec.get("/v1/projects").await.0, StatusCode::FORBIDDEN);
     assert_eq!(sec.get("/v1/audit").await.0, StatusCode::FORBIDDEN);
     assert_eq!(auditor.get("/v1/users").await.0, StatusCode::FORBIDDEN);
-    assert_eq!(auditor.get("/v1/departments").await.0, StatusCode::FORBIDDEN);
-    assert_eq!(auditor.post("/v1/departments", json!({ "name": "审计部门", "code": "AUD" })).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(
+        auditor.get("/v1/departments").await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        auditor
+            .post(
+                "/v1/departments",
+                json!({ "name": "审计部门", "code": "AUD" })
+            )
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
     // Nobody appoints another kind of admin.
     let someone = ts.new_user(&admin, "zhao.lei", None).await;
-    let (st, _) = admin.post("/v1/memberships", json!({ "user_id": someone.user_id, "role": "auditor", "scope_type": "platform" })).await;
+    let (st, _) = admin
+        .post(
+            "/v1/memberships",
+            json!({ "user_id": someone.user_id, "role": "auditor", "scope_type": "platform" }),
+        )
+        .await;
     assert_eq!(st, StatusCode::FORBIDDEN);
     // An auditor may appoint an auditor, but not on an account that is already another admin.
-    let (st, body) = auditor.post("/v1/memberships", json!({ "user_id": admin.user_id, "role": "auditor", "scope_type": "platform" })).await;
+    let (st, body) = auditor
+        .post(
+            "/v1/memberships",
+            json!({ "user_id": admin.user_id, "role": "auditor", "scope_type": "platform" }),
+        )
+        .await;
     assert_eq!(st, StatusCode::CONFLICT, "{body}");
-    ts.grant(&auditor, &someone, Role::Auditor, None, None).await;
-    let (st, _) = admin.post("/v1/memberships", json!({ "user_id": someone.user_id, "role": "supervisor", "scope_type": "platform" })).await;
-    assert_eq!(st, StatusCode::CREATED, "supervisor is not one of the three");
+    ts.grant(&auditor, &someone, Role::Auditor, None, None)
+        .await;
+    let (st, _) = admin
+        .post(
+            "/v1/memberships",
+            json!({ "user_id": someone.user_id, "role": "supervisor", "scope_type": "platform" }),
+        )
+        .await;
+    assert_eq!(
+        st,
+        StatusCode::CREATED,
+        "supervisor is not one of the three"
+    );
     let (st, body) = sec.post("/v1/memberships", json!({ "user_id": someone.user_id, "role": "security_admin", "scope_type": "platform" })).await;
     assert_eq!(st, StatusCode::CONFLICT, "{body}");
     // The last auditor cannot be removed; with two, one can.
-    let (_, mine) = auditor.get(&format!("/v1/memberships?user_id={}", auditor.user_id)).await;
+    let (_, mine) = auditor
+        .get(&format!("/v1/memberships?user_id={}", auditor.user_id))
+        .await;
     let my_membership = mine["items"][0]["id"].as_str().expect("id").to_string();
-    let (_, theirs) = admin.get(&format!("/v1/memberships?user_id={}", someone.user_id)).await;
-    let their_auditor = theirs["items"].as_array().expect("items").iter().find(|m| m["role"] == "auditor").expect("auditor grant")["id"].as_str().expect("id").to_string();
-    assert_eq!(auditor.delete(&format!("/v1/memberships/{my_membership}")).await.0, StatusCode::FORBIDDEN, "not one's own roles");
-    assert_eq!(auditor.delete(&format!("/v1/memberships/{their_auditor}")).await.0, StatusCode::NO_CONTENT);
+    let (_, theirs) = admin
+        .get(&format!("/v1/memberships?user_id={}", someone.user_id))
+        .await;
+    let their_auditor = theirs["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|m| m["role"] == "auditor")
+        .expect("auditor grant")["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    assert_eq!(
+        auditor
+            .delete(&format!("/v1/memberships/{my_membership}"))
+            .await
+            .0,
+        StatusCode::FORBIDDEN,
+        "not one's own roles"
+    );
+    assert_eq!(
+        auditor
+            .delete(&format!("/v1/memberships/{their_auditor}"))
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
 }
 both_databases!(the_three_admins_stay_separate);
 
@@ -216,17 +422,39 @@ async fn department_admins_cannot_escalate(db: Db) {
     let gaj = department(&admin, "宜宾市公安局", "GAJ").await;
     let p = project(&admin, &wjw, "全民健康信息平台").await;
     let da = ts.new_user(&admin, "wjw.boss", Some(&wjw)).await;
-    ts.grant(&admin, &da, Role::DeptAdmin, Some(&wjw), None).await;
+    ts.grant(&admin, &da, Role::DeptAdmin, Some(&wjw), None)
+        .await;
     let staff = ts.new_user(&admin, "wjw.staff", Some(&wjw)).await;
     // Within the department: fine.
-    ts.grant(&da, &staff, Role::DeptMember, Some(&wjw), Some(&p)).await;
+    ts.grant(&da, &staff, Role::DeptMember, Some(&wjw), Some(&p))
+        .await;
     // Outside it, or above it: refused.
-    for (role, scope, d) in [("dept_member", "department", Some(gaj.as_str())), ("supervisor", "platform", None), ("platform_admin", "platform", None)] {
+    for (role, scope, d) in [
+        ("dept_member", "department", Some(gaj.as_str())),
+        ("supervisor", "platform", None),
+        ("platform_admin", "platform", None),
+    ] {
         let (st, body) = da.post("/v1/memberships", json!({ "user_id": staff.user_id, "role": role, "scope_type": scope, "department_id": d })).await;
         assert_eq!(st, StatusCode::FORBIDDEN, "{role}: {body}");
     }
-    assert_eq!(da.post("/v1/projects", json!({ "department_id": gaj, "name": "越权项目" })).await.0, StatusCode::FORBIDDEN);
-    assert_eq!(da.post("/v1/projects", json!({ "department_id": wjw, "name": "预约挂号服务系统" })).await.0, StatusCode::CREATED);
+    assert_eq!(
+        da.post(
+            "/v1/projects",
+            json!({ "department_id": gaj, "name": "越权项目" })
+        )
+        .await
+        .0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        da.post(
+            "/v1/projects",
+            json!({ "department_id": wjw, "name": "预约挂号服务系统" })
+        )
+        .await
+        .0,
+        StatusCode::CREATED
+    );
     // A project member sees only that project.
     let (_, ps) = staff.get("/v1/projects").await;
     assert_eq!(ps["items"].as_array().map(Vec::len), Some(1));

@@ -161,13 +161,25 @@ async fn every_operation_allows_exactly_the_roles_in_the_table(db: Db) {
         .paths
         .paths
         .values()
-        .flat_map(|i| [&i.get, &i.post, &i.put, &i.patch, &i.delete].into_iter().flatten().filter_map(|o| o.operation_id.clone()).collect::<Vec<_>>())
+        .flat_map(|i| {
+            [&i.get, &i.post, &i.put, &i.patch, &i.delete]
+                .into_iter()
+                .flatten()
+                .filter_map(|o| o.operation_id.clone())
+                .collect::<Vec<_>>()
+        })
         .collect();
     let tabled: BTreeSet<String> = TABLE.iter().map(|(op, _)| op.to_string()).collect();
     let missing: Vec<_> = documented.difference(&tabled).collect();
-    assert!(missing.is_empty(), "operations without an authorisation entry: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "operations without an authorisation entry: {missing:?}"
+    );
     let stale: Vec<_> = tabled.difference(&documented).collect();
-    assert!(stale.is_empty(), "table entries for operations that no longer exist: {stale:?}");
+    assert!(
+        stale.is_empty(),
+        "table entries for operations that no longer exist: {stale:?}"
+    );
 
     let admin = ts.platform_admin().await;
     let sec = ts.admin("secadmin").await;
@@ -175,19 +187,32 @@ async fn every_operation_allows_exactly_the_roles_in_the_table(db: Db) {
     let d = department(&admin, "宜宾市卫计委", "WJW").await;
     let p = project(&admin, &d, "全民健康信息平台").await;
     let mut roles: Vec<(&str, Session)> = vec![(PA, admin.clone()), (SEC, sec), (AUD, aud)];
-    for (name, role) in [(SUP, Role::Supervisor), (FIN, Role::Finance), ("provider_operator", Role::ProviderOperator)] {
-        let s = ts.new_user(&admin, &format!("{}.x", name.replace('_', "-")), None).await;
+    for (name, role) in [
+        (SUP, Role::Supervisor),
+        (FIN, Role::Finance),
+        ("provider_operator", Role::ProviderOperator),
+    ] {
+        let s = ts
+            .new_user(&admin, &format!("{}.x", name.replace('_', "-")), None)
+            .await;
         ts.grant(&admin, &s, role, None, None).await;
         roles.push((name, s));
     }
     let da = ts.new_user(&admin, "wjw.boss", Some(&d)).await;
     ts.grant(&admin, &da, Role::DeptAdmin, Some(&d), None).await;
     let dm = ts.new_user(&admin, "wjw.staff", Some(&d)).await;
-    ts.grant(&admin, &dm, Role::DeptMember, Some(&d), None).await;
+    ts.grant(&admin, &dm, Role::DeptMember, Some(&d), None)
+        .await;
     roles.push((DA, da));
     roles.push((DM, dm));
     let target = ts.new_user(&admin, "target.user", Some(&d)).await;
-    let w = World { admin: admin.clone(), d, p, u: target.user_id.clone(), n: std::sync::atomic::AtomicU32::new(0) };
+    let w = World {
+        admin: admin.clone(),
+        d,
+        p,
+        u: target.user_id.clone(),
+        n: std::sync::atomic::AtomicU32::new(0),
+    };
 
     let mut wrong = Vec::new();
     for (op, allowed) in TABLE {
@@ -195,7 +220,7 @@ async fn every_operation_allows_exactly_the_roles_in_the_table(db: Db) {
         let (m, path, body) = request(&w, op).await;
         let (st, _) = ts.anonymous().raw(m.clone(), &path, body).await;
         let public = matches!(allowed, Allowed::Public);
-        if public == (st == StatusCode::UNAUTHORIZED) && !(*op == "login") {
+        if public == (st == StatusCode::UNAUTHORIZED) && *op != "login" {
             wrong.push(format!("{op} anonymous → {st}"));
         }
         if public {
@@ -214,10 +239,17 @@ async fn every_operation_allows_exactly_the_roles_in_the_table(db: Db) {
                 wrong.push(format!("{op} as {role} → {st} {resp}"));
             }
             if refused {
-                assert_eq!(resp["error"]["code"], "forbidden", "{op} as {role}: refusals say forbidden, not {resp}");
+                assert_eq!(
+                    resp["error"]["code"], "forbidden",
+                    "{op} as {role}: refusals say forbidden, not {resp}"
+                );
             }
         }
     }
-    assert!(wrong.is_empty(), "authorisation differs from the table:\n{}", wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "authorisation differs from the table:\n{}",
+        wrong.join("\n")
+    );
 }
 both_databases!(every_operation_allows_exactly_the_roles_in_the_table);

@@ -87,7 +87,10 @@ impl TestServer {
         let dir = temp_dir();
         let (database_url, pg_schema) = match &db {
             Db::Sqlite => (None, None),
-            Db::Postgres(url) => (Some(url.clone()), Some(format!("zt_{}", uuid::Uuid::new_v4().simple()))),
+            Db::Postgres(url) => (
+                Some(url.clone()),
+                Some(format!("zt_{}", uuid::Uuid::new_v4().simple())),
+            ),
         };
         let config = zy_server::Config {
             listen: "127.0.0.1:0".parse().expect("addr"),
@@ -100,9 +103,20 @@ impl TestServer {
         };
         let server = zy_server::start(config).await.expect("server starts");
         let url = format!("http://{}", server.addr);
-        let passwords = server.credentials.clone().expect("first start creates the admins").accounts;
+        let passwords = server
+            .credentials
+            .clone()
+            .expect("first start creates the admins")
+            .accounts;
         let http = reqwest::Client::builder().build().expect("client");
-        TestServer { url, server: Some(server), passwords, dir, db, http }
+        TestServer {
+            url,
+            server: Some(server),
+            passwords,
+            dir,
+            db,
+            http,
+        }
     }
 
     pub fn store(&self) -> &zy_store::Store {
@@ -116,22 +130,38 @@ impl TestServer {
     }
 
     pub fn anonymous(&self) -> Session {
-        Session { url: self.url.clone(), http: self.http.clone(), bearer: None, username: String::new(), user_id: String::new() }
+        Session {
+            url: self.url.clone(),
+            http: self.http.clone(),
+            bearer: None,
+            username: String::new(),
+            user_id: String::new(),
+        }
     }
 
     pub fn one_time_password(&self, username: &str) -> String {
-        self.passwords.iter().find(|(u, _, _)| u == username).map(|(_, _, p)| p.clone()).expect("bootstrap account")
+        self.passwords
+            .iter()
+            .find(|(u, _, _)| u == username)
+            .map(|(_, _, p)| p.clone())
+            .expect("bootstrap account")
     }
 
     /// Logs in as one of the bootstrap admins, changes the password and enrols TOTP.
     pub async fn admin(&self, username: &str) -> Session {
         let otp = self.one_time_password(username);
         let s = self.login(username, &otp).await.expect("first login");
-        let (st, _) = s.post("/v1/me/password", json!({ "current_password": otp, "new_password": ADMIN_PASSWORD })).await;
+        let (st, _) = s
+            .post(
+                "/v1/me/password",
+                json!({ "current_password": otp, "new_password": ADMIN_PASSWORD }),
+            )
+            .await;
         assert_eq!(st, StatusCode::NO_CONTENT, "password change");
         let (st, e) = s.post("/v1/me/mfa/enrol", json!({})).await;
         assert_eq!(st, StatusCode::OK, "{e}");
-        let secret = zy_model::totp::base32_decode(e["secret"].as_str().expect("secret")).expect("base32");
+        let secret =
+            zy_model::totp::base32_decode(e["secret"].as_str().expect("secret")).expect("base32");
         let code = zy_model::totp::code_at(&secret, chrono::Utc::now().timestamp());
         let (st, body) = s.post("/v1/me/mfa/confirm", json!({ "code": code })).await;
         assert_eq!(st, StatusCode::OK, "{body}");
@@ -142,8 +172,18 @@ impl TestServer {
         self.admin("admin").await
     }
 
-    pub async fn login(&self, username: &str, password: &str) -> Result<Session, (StatusCode, Value)> {
-        let (st, body) = self.anonymous().post("/v1/auth/login", json!({ "username": username, "password": password, "bearer": true })).await;
+    pub async fn login(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<Session, (StatusCode, Value)> {
+        let (st, body) = self
+            .anonymous()
+            .post(
+                "/v1/auth/login",
+                json!({ "username": username, "password": password, "bearer": true }),
+            )
+            .await;
         if st != StatusCode::OK {
             return Err((st, body));
         }
@@ -158,18 +198,41 @@ impl TestServer {
 
     /// Creates an account (as the platform admin `by`), lets it change its one-time
     /// password, and returns its session.
-    pub async fn new_user(&self, by: &Session, username: &str, department: Option<&str>) -> Session {
+    pub async fn new_user(
+        &self,
+        by: &Session,
+        username: &str,
+        department: Option<&str>,
+    ) -> Session {
         let (st, body) = by.post("/v1/users", json!({ "username": username, "display_name": format!("测试{username}"), "department_id": department })).await;
         assert_eq!(st, StatusCode::CREATED, "{body}");
-        let otp = body["initial_password"].as_str().expect("one-time password").to_string();
-        let s = self.login(username, &otp).await.expect("login with one-time password");
-        let (st, body) = s.post("/v1/me/password", json!({ "current_password": otp, "new_password": USER_PASSWORD })).await;
+        let otp = body["initial_password"]
+            .as_str()
+            .expect("one-time password")
+            .to_string();
+        let s = self
+            .login(username, &otp)
+            .await
+            .expect("login with one-time password");
+        let (st, body) = s
+            .post(
+                "/v1/me/password",
+                json!({ "current_password": otp, "new_password": USER_PASSWORD }),
+            )
+            .await;
         assert_eq!(st, StatusCode::NO_CONTENT, "{body}");
         s
     }
 
     /// Grants `role` to `user` (by the given granter) at platform, department or project scope.
-    pub async fn grant(&self, by: &Session, user: &Session, role: Role, department: Option<&str>, project: Option<&str>) -> String {
+    pub async fn grant(
+        &self,
+        by: &Session,
+        user: &Session,
+        role: Role,
+        department: Option<&str>,
+        project: Option<&str>,
+    ) -> String {
         let scope = if project.is_some() {
             "project"
         } else if department.is_some() {
@@ -196,7 +259,12 @@ pub struct Session {
 }
 
 impl Session {
-    pub async fn raw(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+    pub async fn raw(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let mut req = self.http.request(method, format!("{}{}", self.url, path));
         if let Some(b) = &self.bearer {
             req = req.bearer_auth(b);
@@ -233,25 +301,44 @@ impl Session {
 /// Every error has the one body shape.
 pub fn assert_error_body(st: StatusCode, v: &Value) {
     let e = &v["error"];
-    assert!(e["code"].is_string(), "HTTP {st} without the error body: {v}");
-    assert!(e["message"].as_str().is_some_and(|m| !m.is_empty()), "HTTP {st} without a message: {v}");
-    assert!(e["request_id"].as_str().is_some_and(|r| r.len() == 36), "HTTP {st} without a request id: {v}");
+    assert!(
+        e["code"].is_string(),
+        "HTTP {st} without the error body: {v}"
+    );
+    assert!(
+        e["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "HTTP {st} without a message: {v}"
+    );
+    assert!(
+        e["request_id"].as_str().is_some_and(|r| r.len() == 36),
+        "HTTP {st} without a request id: {v}"
+    );
 }
 
 /// Creates a department as `by` and returns its id.
 pub async fn department(by: &Session, name: &str, code: &str) -> String {
-    let (st, body) = by.post("/v1/departments", json!({ "name": name, "code": code })).await;
+    let (st, body) = by
+        .post("/v1/departments", json!({ "name": name, "code": code }))
+        .await;
     assert_eq!(st, StatusCode::CREATED, "{body}");
     body["id"].as_str().expect("id").to_string()
 }
 
 pub async fn project(by: &Session, department: &str, name: &str) -> String {
-    let (st, body) = by.post("/v1/projects", json!({ "department_id": department, "name": name })).await;
+    let (st, body) = by
+        .post(
+            "/v1/projects",
+            json!({ "department_id": department, "name": name }),
+        )
+        .await;
     assert_eq!(st, StatusCode::CREATED, "{body}");
     body["id"].as_str().expect("id").to_string()
 }
 
 /// Runs raw SQL against the test's database (for simulating tampering and crashes).
 pub async fn sql(ts: &TestServer, statement: &str) {
-    sqlx::raw_sql(statement).execute(ts.store().pool()).await.unwrap_or_else(|e| panic!("{statement}: {e}"));
+    sqlx::raw_sql(statement)
+        .execute(ts.store().pool())
+        .await
+        .unwrap_or_else(|e| panic!("{statement}: {e}"));
 }

@@ -7,7 +7,14 @@ use crate::common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-async fn send(ts: &TestServer, s: &Session, method: Method, path: &str, ctype: Option<&str>, body: Vec<u8>) -> (StatusCode, Value) {
+async fn send(
+    ts: &TestServer,
+    s: &Session,
+    method: Method,
+    path: &str,
+    ctype: Option<&str>,
+    body: Vec<u8>,
+) -> (StatusCode, Value) {
     let mut req = ts.http.request(method, format!("{}{}", ts.url, path));
     if let Some(b) = &s.bearer {
         req = req.bearer_auth(b);
@@ -25,35 +32,232 @@ async fn malformed_requests_get_clear_errors(db: Db) {
     let ts = TestServer::start(db).await;
     let admin = ts.platform_admin().await;
     let j = Some("application/json");
-    let cases: Vec<(Method, &str, Option<&str>, Vec<u8>, u16, &str)> = vec![
-        (Method::POST, "/v1/departments", j, b"{\"name\": ".to_vec(), 400, "invalid_request"),
-        (Method::POST, "/v1/departments", j, b"[1,2,3]".to_vec(), 400, "invalid_request"),
-        (Method::POST, "/v1/departments", j, br#"{"name": 42, "code": "A"}"#.to_vec(), 400, "invalid_request"),
-        (Method::POST, "/v1/departments", j, br#"{"name": "a", "code": "A", "colour": "red"}"#.to_vec(), 400, "invalid_request"),
-        (Method::POST, "/v1/departments", Some("text/plain"), br#"{"name": "a", "code": "A"}"#.to_vec(), 415, "unsupported_media_type"),
-        (Method::POST, "/v1/departments", None, Vec::new(), 415, "unsupported_media_type"),
-        (Method::POST, "/v1/departments", j, vec![b' '; 2 * 1024 * 1024], 413, "payload_too_large"),
-        (Method::POST, "/v1/departments", j, br#"{"name": "", "code": "A"}"#.to_vec(), 422, "validation_failed"),
-        (Method::POST, "/v1/departments", j, br#"{"name": "\u0000\u0001", "code": "A"}"#.to_vec(), 422, "validation_failed"),
-        (Method::POST, "/v1/departments", j, br#"{"name": "x", "code": "lower case"}"#.to_vec(), 422, "validation_failed"),
-        (Method::POST, "/v1/departments", j, vec![0xff, 0xfe, 0x00], 400, "invalid_request"),
-        (Method::GET, "/v1/departments/not-a-uuid", None, Vec::new(), 400, "invalid_request"),
-        (Method::GET, "/v1/departments/../../etc/passwd", None, Vec::new(), 404, "not_found"),
-        (Method::GET, "/v1/departments/01a2ffff-0000-7000-8000-000000000000", None, Vec::new(), 404, "not_found"),
-        (Method::GET, "/v1/projects?limit=0", None, Vec::new(), 400, "invalid_request"),
-        (Method::GET, "/v1/projects?limit=99999999999999999999999", None, Vec::new(), 400, "invalid_request"),
-        (Method::GET, "/v1/projects?limit=-5", None, Vec::new(), 400, "invalid_request"),
-        (Method::GET, "/v1/projects?limit=abc", None, Vec::new(), 400, "invalid_request"),
-        (Method::GET, "/v1/projects?cursor=%00%01garbage", None, Vec::new(), 400, "invalid_request"),
-        (Method::GET, "/v1/projects?sort=password_hash", None, Vec::new(), 400, "invalid_request"),
-        (Method::GET, "/v1/projects?department_id=1", None, Vec::new(), 400, "invalid_request"),
-        (Method::GET, "/v1/projects?unknown=1", None, Vec::new(), 400, "invalid_request"),
-        (Method::GET, "/v1/projects?q=%27%3B%20DROP%20TABLE%20projects%3B--", None, Vec::new(), 200, ""),
-        (Method::GET, "/v1/audit?from=yesterday", None, Vec::new(), 400, "invalid_request"),
-        (Method::PUT, "/v1/departments", j, b"{}".to_vec(), 405, "method_not_allowed"),
-        (Method::GET, "/v1/no-such-thing", None, Vec::new(), 404, "not_found"),
-        (Method::PATCH, "/v1/departments/01a2ffff-0000-7000-8000-000000000000", j, br#"{"generation": "x"}"#.to_vec(), 400, "invalid_request"),
-        (Method::POST, "/v1/memberships", j, br#"{"user_id": "x", "role": "god", "scope_type": "platform"}"#.to_vec(), 400, "invalid_request"),
+    type Case<'a> = (Method, &'a str, Option<&'a str>, Vec<u8>, u16, &'a str);
+    let cases: Vec<Case> = vec![
+        (
+            Method::POST,
+            "/v1/departments",
+            j,
+            b"{\"name\": ".to_vec(),
+            400,
+            "invalid_request",
+        ),
+        (
+            Method::POST,
+            "/v1/departments",
+            j,
+            b"[1,2,3]".to_vec(),
+            400,
+            "invalid_request",
+        ),
+        (
+            Method::POST,
+            "/v1/departments",
+            j,
+            br#"{"name": 42, "code": "A"}"#.to_vec(),
+            400,
+            "invalid_request",
+        ),
+        (
+            Method::POST,
+            "/v1/departments",
+            j,
+            br#"{"name": "a", "code": "A", "colour": "red"}"#.to_vec(),
+            400,
+            "invalid_request",
+        ),
+        (
+            Method::POST,
+            "/v1/departments",
+            Some("text/plain"),
+            br#"{"name": "a", "code": "A"}"#.to_vec(),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            Method::POST,
+            "/v1/departments",
+            None,
+            Vec::new(),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            Method::POST,
+            "/v1/departments",
+            j,
+            vec![b' '; 2 * 1024 * 1024],
+            413,
+            "payload_too_large",
+        ),
+        (
+            Method::POST,
+            "/v1/departments",
+            j,
+            br#"{"name": "", "code": "A"}"#.to_vec(),
+            422,
+            "validation_failed",
+        ),
+        (
+            Method::POST,
+            "/v1/departments",
+            j,
+            br#"{"name": "\u0000\u0001", "code": "A"}"#.to_vec(),
+            422,
+            "validation_failed",
+        ),
+        (
+            Method::POST,
+            "/v1/departments",
+            j,
+            br#"{"name": "x", "code": "lower case"}"#.to_vec(),
+            422,
+            "validation_failed",
+        ),
+        (
+            Method::POST,
+            "/v1/departments",
+            j,
+            vec![0xff, 0xfe, 0x00],
+            400,
+            "invalid_request",
+        ),
+        (
+            Method::GET,
+            "/v1/departments/not-a-uuid",
+            None,
+            Vec::new(),
+            400,
+            "invalid_request",
+        ),
+        (
+            Method::GET,
+            "/v1/departments/../../etc/passwd",
+            None,
+            Vec::new(),
+            404,
+            "not_found",
+        ),
+        (
+            Method::GET,
+            "/v1/departments/01a2ffff-0000-7000-8000-000000000000",
+            None,
+            Vec::new(),
+            404,
+            "not_found",
+        ),
+        (
+            Method::GET,
+            "/v1/projects?limit=0",
+            None,
+            Vec::new(),
+            400,
+            "invalid_request",
+        ),
+        (
+            Method::GET,
+            "/v1/projects?limit=99999999999999999999999",
+            None,
+            Vec::new(),
+            400,
+            "invalid_request",
+        ),
+        (
+            Method::GET,
+            "/v1/projects?limit=-5",
+            None,
+            Vec::new(),
+            400,
+            "invalid_request",
+        ),
+        (
+            Method::GET,
+            "/v1/projects?limit=abc",
+            None,
+            Vec::new(),
+            400,
+            "invalid_request",
+        ),
+        (
+            Method::GET,
+            "/v1/projects?cursor=%00%01garbage",
+            None,
+            Vec::new(),
+            400,
+            "invalid_request",
+        ),
+        (
+            Method::GET,
+            "/v1/projects?sort=password_hash",
+            None,
+            Vec::new(),
+            400,
+            "invalid_request",
+        ),
+        (
+            Method::GET,
+            "/v1/projects?department_id=1",
+            None,
+            Vec::new(),
+            400,
+            "invalid_request",
+        ),
+        (
+            Method::GET,
+            "/v1/projects?unknown=1",
+            None,
+            Vec::new(),
+            400,
+            "invalid_request",
+        ),
+        (
+            Method::GET,
+            "/v1/projects?q=%27%3B%20DROP%20TABLE%20projects%3B--",
+            None,
+            Vec::new(),
+            200,
+            "",
+        ),
+        (
+            Method::GET,
+            "/v1/audit?from=yesterday",
+            None,
+            Vec::new(),
+            400,
+            "invalid_request",
+        ),
+        (
+            Method::PUT,
+            "/v1/departments",
+            j,
+            b"{}".to_vec(),
+            405,
+            "method_not_allowed",
+        ),
+        (
+            Method::GET,
+            "/v1/no-such-thing",
+            None,
+            Vec::new(),
+            404,
+            "not_found",
+        ),
+        (
+            Method::PATCH,
+            "/v1/departments/01a2ffff-0000-7000-8000-000000000000",
+            j,
+            br#"{"generation": "x"}"#.to_vec(),
+            400,
+            "invalid_request",
+        ),
+        (
+            Method::POST,
+            "/v1/memberships",
+            j,
+            br#"{"user_id": "x", "role": "god", "scope_type": "platform"}"#.to_vec(),
+            400,
+            "invalid_request",
+        ),
     ];
     for (m, path, ctype, body, want, code) in cases {
         let (st, v) = send(&ts, &admin, m.clone(), path, ctype, body).await;
@@ -64,11 +268,24 @@ async fn malformed_requests_get_clear_errors(db: Db) {
         }
     }
     let (_, list) = admin.get("/v1/departments").await;
-    assert_eq!(list["items"].as_array().map(Vec::len), Some(0), "nothing was half-written");
+    assert_eq!(
+        list["items"].as_array().map(Vec::len),
+        Some(0),
+        "nothing was half-written"
+    );
     // English on request.
-    let resp = ts.http.get(format!("{}/v1/me", ts.url)).header("accept-language", "en-US").send().await.expect("sent");
+    let resp = ts
+        .http
+        .get(format!("{}/v1/me", ts.url))
+        .header("accept-language", "en-US")
+        .send()
+        .await
+        .expect("sent");
     let v: Value = resp.json().await.expect("json");
-    assert!(v["error"]["message"].as_str().is_some_and(|m| m.is_ascii()), "{v}");
+    assert!(
+        v["error"]["message"].as_str().is_some_and(|m| m.is_ascii()),
+        "{v}"
+    );
 }
 both_databases!(malformed_requests_get_clear_errors);
 
@@ -90,8 +307,29 @@ impl Rng {
     }
     fn string(&mut self) -> String {
         let long = "x".repeat(300);
-        let pieces = ["", "a", "宜宾", "\u{0}", "'; DROP TABLE users;--", "%", "_", "\u{202e}", "🙂", "admin", "../", "\\", "\"", long.as_str(), "0", "-1", "true", "null"];
-        (0..self.below(4)).map(|_| self.pick(&pieces).to_string()).collect()
+        let pieces = [
+            "",
+            "a",
+            "宜宾",
+            "\u{0}",
+            "'; DROP TABLE users;--",
+            "%",
+            "_",
+            "\u{202e}",
+            "🙂",
+            "admin",
+            "../",
+            "\\",
+            "\"",
+            long.as_str(),
+            "0",
+            "-1",
+            "true",
+            "null",
+        ];
+        (0..self.below(4))
+            .map(|_| self.pick(&pieces).to_string())
+            .collect()
     }
     fn value(&mut self, depth: u32) -> Value {
         match self.below(if depth > 2 { 5 } else { 8 }) {
@@ -102,8 +340,34 @@ impl Rng {
             4 => json!(1e308 * (self.below(3) as f64)),
             5 => Value::Array((0..self.below(4)).map(|_| self.value(depth + 1)).collect()),
             _ => {
-                let keys = ["name", "code", "description", "department_id", "project_id", "user_id", "role", "scope_type", "username", "display_name", "password", "generation", "expires_in_days", "minutes", "before", "code", "current_password", "new_password", "bearer", "totp_code", "junk"];
-                Value::Object((0..self.below(6)).map(|_| (self.pick(&keys).to_string(), self.value(depth + 1))).collect())
+                let keys = [
+                    "name",
+                    "code",
+                    "description",
+                    "department_id",
+                    "project_id",
+                    "user_id",
+                    "role",
+                    "scope_type",
+                    "username",
+                    "display_name",
+                    "password",
+                    "generation",
+                    "expires_in_days",
+                    "minutes",
+                    "before",
+                    "code",
+                    "current_password",
+                    "new_password",
+                    "bearer",
+                    "totp_code",
+                    "junk",
+                ];
+                Value::Object(
+                    (0..self.below(6))
+                        .map(|_| (self.pick(&keys).to_string(), self.value(depth + 1)))
+                        .collect(),
+                )
             }
         }
     }
@@ -115,16 +379,40 @@ async fn random_requests_against_every_operation_never_fail_the_server(db: Db) {
     let auditor = ts.admin("auditor").await;
     let d = department(&admin, "宜宾市卫计委", "WJW").await;
     let doc = zy_server::api::openapi();
-    let seed: u64 = std::env::var("ZHENGYUN_FUZZ_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x5eed_2026);
-    let rounds: u64 = std::env::var("ZHENGYUN_FUZZ_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(12);
+    let seed: u64 = std::env::var("ZHENGYUN_FUZZ_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5eed_2026);
+    let rounds: u64 = std::env::var("ZHENGYUN_FUZZ_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(12);
     let mut rng = Rng(seed);
-    let ids = [d.clone(), uuid::Uuid::now_v7().to_string(), "x".into(), "%E5%AE%9C".into(), "0".repeat(500), "00000000-0000-0000-0000-000000000000".into()];
+    let ids = [
+        d.clone(),
+        uuid::Uuid::now_v7().to_string(),
+        "x".into(),
+        "%E5%AE%9C".into(),
+        "0".repeat(500),
+        "00000000-0000-0000-0000-000000000000".into(),
+    ];
     let mut tried = 0;
     for (path, item) in &doc.paths.paths {
-        let ops = [(Method::GET, &item.get), (Method::POST, &item.post), (Method::PUT, &item.put), (Method::PATCH, &item.patch), (Method::DELETE, &item.delete)];
+        let ops = [
+            (Method::GET, &item.get),
+            (Method::POST, &item.post),
+            (Method::PUT, &item.put),
+            (Method::PATCH, &item.patch),
+            (Method::DELETE, &item.delete),
+        ];
         for (method, op) in ops {
             let Some(op) = op else { continue };
-            let param_names: Vec<String> = op.parameters.iter().flatten().map(|p| p.name.clone()).collect();
+            let param_names: Vec<String> = op
+                .parameters
+                .iter()
+                .flatten()
+                .map(|p| p.name.clone())
+                .collect();
             for _ in 0..rounds {
                 let who = match rng.below(3) {
                     0 => &admin,
@@ -148,17 +436,34 @@ async fn random_requests_against_every_operation_never_fail_the_server(db: Db) {
                     }
                 }
                 let body = serde_json::to_vec(&rng.value(0)).unwrap_or_default();
-                let mut req = ts.http.request(method.clone(), format!("{}{}", ts.url, p)).query(&query);
+                let mut req = ts
+                    .http
+                    .request(method.clone(), format!("{}{}", ts.url, p))
+                    .query(&query);
                 if let Some(b) = &who.bearer {
                     req = req.bearer_auth(b);
                 }
                 if method != Method::GET {
-                    req = req.header("content-type", *rng.pick(&["application/json", "application/json; charset=utf-8", "text/plain", "application/x-www-form-urlencoded"])).body(body.clone());
+                    req = req
+                        .header(
+                            "content-type",
+                            *rng.pick(&[
+                                "application/json",
+                                "application/json; charset=utf-8",
+                                "text/plain",
+                                "application/x-www-form-urlencoded",
+                            ]),
+                        )
+                        .body(body.clone());
                 }
                 let resp = req.send().await.expect("sent");
                 let st = resp.status();
                 let text = resp.text().await.unwrap_or_default();
-                assert!(st.as_u16() < 500, "{method} {p} {query:?} body={} → {st}: {text}", String::from_utf8_lossy(&body));
+                assert!(
+                    st.as_u16() < 500,
+                    "{method} {p} {query:?} body={} → {st}: {text}",
+                    String::from_utf8_lossy(&body)
+                );
                 if st.is_client_error() {
                     let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
                     assert_error_body(st, &v);
@@ -185,15 +490,24 @@ impl TestServer {
         let store = self.store();
         let mut tx = store.begin_write().await.expect("tx");
         let uid: zy_model::id::UserId = s.user_id.parse().expect("id");
-        zy_store::users::set_lock(&mut tx, uid, None).await.expect("unlock");
+        zy_store::users::set_lock(&mut tx, uid, None)
+            .await
+            .expect("unlock");
         tx.commit().await.expect("commit");
         let secret = zy_model::totp::base32_decode(
-            &sqlx::query_scalar::<_, String>("SELECT totp_secret FROM users WHERE id = $1").bind(&s.user_id).fetch_one(store.pool()).await.expect("secret"),
+            &sqlx::query_scalar::<_, String>("SELECT totp_secret FROM users WHERE id = $1")
+                .bind(&s.user_id)
+                .fetch_one(store.pool())
+                .await
+                .expect("secret"),
         )
         .expect("b32");
         let code = zy_model::totp::code_at(&secret, chrono::Utc::now().timestamp() + 30);
         let (st, body) = self.anonymous().post("/v1/auth/login", json!({ "username": s.username, "password": ADMIN_PASSWORD, "totp_code": code, "bearer": true })).await;
         assert_eq!(st, StatusCode::OK, "{body}");
-        Session { bearer: body["session_token"].as_str().map(str::to_string), ..s.clone() }
+        Session {
+            bearer: body["session_token"].as_str().map(str::to_string),
+            ..s.clone()
+        }
     }
 }
