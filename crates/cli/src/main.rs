@@ -80,6 +80,9 @@ struct ServerArgs {
     /// `postgres://…` for PostgreSQL (several replicas), or `sqlite://…`; default: SQLite in the data dir.
     #[arg(long, env = "ZHENGYUN_DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
+    /// PostgreSQL schema to keep the tables in (several deployments or test runs in one database).
+    #[arg(long, env = "ZHENGYUN_DATABASE_SCHEMA")]
+    database_schema: Option<String>,
     /// Load the demo data set (宜宾 bureaus, projects, users of every role) on first start.
     #[arg(long)]
     demo: bool,
@@ -140,7 +143,7 @@ async fn run_server(a: ServerArgs) -> anyhow::Result<()> {
     let config = zy_server::Config {
         listen: a.listen,
         database_url: a.database_url,
-        pg_schema: None,
+        pg_schema: a.database_schema,
         data_dir: a.data_dir,
         demo: a.demo,
         secure_cookies: a.secure_cookies,

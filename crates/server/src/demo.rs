@@ -61,7 +61,7 @@ pub const DEPARTMENTS: &[(&str, &str, &str, &[&str])] = &[
 /// Loads the demo data unless departments already exist. Returns whether it loaded.
 pub async fn load(store: &Store) -> Result<bool, Error> {
     let any = departments::list(
-        store.pool(),
+        store,
         &zy_model::page::PageRequest::parse(Some(1), None, None)?,
         None,
         &Default::default(),

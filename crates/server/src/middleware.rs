@@ -43,6 +43,7 @@ pub async fn outer(State(s): State<AppState>, mut req: Request, next: Next) -> R
     req.extensions_mut().insert(ctx.clone());
     let method = req.method().clone();
     let uri_path = req.uri().path().to_string();
+    let mutating = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
 
     let mut resp = match AssertUnwindSafe(next.run(req)).catch_unwind().await {
         Ok(r) => r,
@@ -52,6 +53,11 @@ pub async fn outer(State(s): State<AppState>, mut req: Request, next: Next) -> R
         }
     };
 
+    if mutating {
+        // Whatever this change was (a revocation, a lock, a role), no cached caller may
+        // outlive it on this replica.
+        s.auth_cache.clear();
+    }
     let status = resp.status();
     if let Some(RenderError(err)) = resp.extensions_mut().remove::<RenderError>() {
         resp = render(&ctx, &err, resp);

@@ -22,6 +22,7 @@ pub struct Inner {
     pub store: Store,
     pub config: Config,
     pub metrics: Metrics,
+    pub auth_cache: crate::auth::cache::AuthCache,
     settings: RwLock<(SecuritySettings, Instant)>,
     /// `(METHOD, /v1/path/{id})` → operation id, from the generated OpenAPI document.
     pub operations: HashMap<(String, String), String>,
@@ -45,6 +46,7 @@ impl AppState {
             store,
             config,
             metrics: Metrics::default(),
+            auth_cache: Default::default(),
             settings: RwLock::new((settings, Instant::now())),
             operations,
         })))

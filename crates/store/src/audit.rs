@@ -10,6 +10,7 @@ use crate::db::Tx;
 use crate::error::db_error;
 use crate::rows::*;
 use crate::sql::Sql;
+use crate::Store;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Executor};
 use zy_model::audit::{AuditEntry, AuditRecord, Outcome, Verifier};
@@ -18,26 +19,28 @@ use zy_model::Error;
 
 const COLS: &str = "seq, at, actor_id, actor_name, actor_roles, source_ip, action, target_type, target_id, outcome, request_id, detail, prev_hash, hash";
 
-fn from_row(r: &AnyRow) -> Result<AuditRecord, Error> {
-    let outcome = text(r, "outcome")?;
-    Ok(AuditRecord {
-        seq: int(r, "seq")?,
-        at: ts(r, "at")?,
-        actor_id: opt_text(r, "actor_id")?,
-        actor_name: text(r, "actor_name")?,
-        actor_roles: text(r, "actor_roles")?,
-        source_ip: text(r, "source_ip")?,
-        action: text(r, "action")?,
-        target_type: text(r, "target_type")?,
-        target_id: text(r, "target_id")?,
-        // An unknown outcome can only come from tampering; keep the row (the hash will
-        // not match) rather than failing the read.
-        outcome: Outcome::parse(&outcome).unwrap_or(Outcome::Failure),
-        request_id: text(r, "request_id")?,
-        detail: text(r, "detail")?,
-        prev_hash: text(r, "prev_hash")?,
-        hash: text(r, "hash")?,
-    })
+impl Decode for AuditRecord {
+    fn decode<R: Get>(r: &R) -> Result<Self, Error> {
+        let outcome = text(r, "outcome")?;
+        Ok(AuditRecord {
+            seq: int(r, "seq")?,
+            at: ts(r, "at")?,
+            actor_id: opt_text(r, "actor_id")?,
+            actor_name: text(r, "actor_name")?,
+            actor_roles: text(r, "actor_roles")?,
+            source_ip: text(r, "source_ip")?,
+            action: text(r, "action")?,
+            target_type: text(r, "target_type")?,
+            target_id: text(r, "target_id")?,
+            // An unknown outcome can only come from tampering; keep the row (the hash will
+            // not match) rather than failing the read.
+            outcome: Outcome::parse(&outcome).unwrap_or(Outcome::Failure),
+            request_id: text(r, "request_id")?,
+            detail: text(r, "detail")?,
+            prev_hash: text(r, "prev_hash")?,
+            hash: text(r, "hash")?,
+        })
+    }
 }
 
 /// Appends one record to the chain within `tx`.
@@ -121,20 +124,15 @@ fn filtered(q: &AuditQuery) -> Sql {
 }
 
 /// Newest first, at most `limit` records (plus one to tell whether more follow).
-pub async fn list<'c>(
-    e: impl Executor<'c, Database = Any>,
-    q: &AuditQuery,
-    limit: u32,
-) -> Result<Vec<AuditRecord>, Error> {
+pub async fn list(store: &Store, q: &AuditQuery, limit: u32) -> Result<Vec<AuditRecord>, Error> {
     let mut sql = filtered(q);
     sql.push(&format!(" ORDER BY seq DESC LIMIT {}", limit as i64 + 1));
-    let rows = sql.query().fetch_all(e).await.map_err(db_error)?;
-    rows.iter().map(from_row).collect()
+    sql.fetch_all(store).await
 }
 
 /// Oldest first, records with `seq > after`, at most `limit`; for exports and verification.
-pub async fn batch_after<'c>(
-    e: impl Executor<'c, Database = Any>,
+pub async fn batch_after(
+    store: &Store,
     q: &AuditQuery,
     after: i64,
     limit: u32,
@@ -142,8 +140,7 @@ pub async fn batch_after<'c>(
     let mut sql = filtered(q);
     sql.push(" AND seq > ").bind(crate::sql::Arg::I64(after));
     sql.push(&format!(" ORDER BY seq ASC LIMIT {limit}"));
-    let rows = sql.query().fetch_all(e).await.map_err(db_error)?;
-    rows.iter().map(from_row).collect()
+    sql.fetch_all(store).await
 }
 
 /// The outcome of walking the whole chain.
@@ -168,7 +165,7 @@ pub async fn verify(store: &crate::Store) -> Result<VerifyOutcome, Error> {
     // numbers must be seen too.
     let mut after = i64::MIN;
     loop {
-        let batch = batch_after(store.pool(), &AuditQuery::default(), after, 1000).await?;
+        let batch = batch_after(store, &AuditQuery::default(), after, 1000).await?;
         let Some(last) = batch.last() else { break };
         after = last.seq;
         if !batch.iter().all(|r| v.feed(r)) {

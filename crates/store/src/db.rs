@@ -21,6 +21,8 @@ pub enum Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// SQLite only: the read path for lists (see `reader`).
+    reader: Option<std::sync::Arc<crate::reader::ReaderPool>>,
 }
 
 impl Store {
@@ -69,6 +71,11 @@ impl Store {
                             conn.execute("PRAGMA synchronous = NORMAL").await?;
                             conn.execute("PRAGMA foreign_keys = ON").await?;
                             conn.execute("PRAGMA busy_timeout = 10000").await?;
+                            // Reads come from a memory map and a larger page cache instead
+                            // of a read() system call per page.
+                            conn.execute("PRAGMA cache_size = -32000").await?;
+                            conn.execute("PRAGMA mmap_size = 268435456").await?;
+                            conn.execute("PRAGMA temp_store = MEMORY").await?;
                         }
                         Backend::Postgres => {
                             if let Some(s) = schema {
@@ -91,13 +98,25 @@ impl Store {
                 ))
                 .with_internal(e.to_string())
             })?;
-        let store = Store { pool, backend };
+        let reader = match backend {
+            Backend::Sqlite => Some(crate::reader::ReaderPool::new(sqlite_path(&url))),
+            Backend::Postgres => None,
+        };
+        let store = Store {
+            pool,
+            backend,
+            reader,
+        };
         crate::migrate::run(&store).await?;
         Ok(store)
     }
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    pub(crate) fn reader(&self) -> Option<&std::sync::Arc<crate::reader::ReaderPool>> {
+        self.reader.as_ref()
     }
 
     pub fn pool(&self) -> &AnyPool {
@@ -122,6 +141,14 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// The file path in a `sqlite://path?options` URL.
+fn sqlite_path(url: &str) -> String {
+    let rest = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:");
+    rest.split('?').next().unwrap_or(rest).to_string()
 }
 
 /// Serialises the caller's transaction with every other writer until it commits, for

@@ -4,7 +4,7 @@ use crate::db::Tx;
 use crate::error::db_error;
 use crate::rows::*;
 use crate::sql::{finish_page, Filter, Sql};
-use sqlx::any::AnyRow;
+use crate::Store;
 use sqlx::{Any, Executor};
 use zy_model::id::DepartmentId;
 use zy_model::page::{Page, PageRequest};
@@ -14,16 +14,18 @@ use zy_model::{t, Error};
 
 const COLS: &str = "id, name, code, description, created_at, updated_at, generation";
 
-fn from_row(r: &AnyRow) -> Result<Department, Error> {
-    Ok(Department {
-        id: id(r, "id")?,
-        name: text(r, "name")?,
-        code: text(r, "code")?,
-        description: text(r, "description")?,
-        created_at: ts(r, "created_at")?,
-        updated_at: ts(r, "updated_at")?,
-        generation: int(r, "generation")?,
-    })
+impl Decode for Department {
+    fn decode<R: Get>(r: &R) -> Result<Self, Error> {
+        Ok(Department {
+            id: id(r, "id")?,
+            name: text(r, "name")?,
+            code: text(r, "code")?,
+            description: text(r, "description")?,
+            created_at: ts(r, "created_at")?,
+            updated_at: ts(r, "updated_at")?,
+            generation: int(r, "generation")?,
+        })
+    }
 }
 
 pub async fn insert(tx: &mut Tx, d: &Department) -> Result<(), Error> {
@@ -51,12 +53,12 @@ pub async fn get<'c>(
         .fetch_optional(e)
         .await
         .map_err(db_error)?;
-    row.as_ref().map(from_row).transpose()
+    row.as_ref().map(Department::decode).transpose()
 }
 
 /// Lists departments; `only` restricts to those ids (the caller's visible departments).
-pub async fn list<'c>(
-    e: impl Executor<'c, Database = Any>,
+pub async fn list(
+    store: &Store,
     page: &PageRequest,
     only: Option<&[DepartmentId]>,
     filter: &Filter,
@@ -74,8 +76,7 @@ pub async fn list<'c>(
             .push(")");
     }
     sql.push_page(page, "name", "created_at", "id");
-    let rows = sql.query().fetch_all(e).await.map_err(db_error)?;
-    let items = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
+    let items: Vec<Department> = sql.fetch_all(store).await?;
     Ok(finish_page(page, items, |d| {
         (d.name.clone(), d.created_at.0, d.id.to_string())
     }))
@@ -104,7 +105,7 @@ pub async fn update(
     .await
     .map_err(db_error)?;
     match row {
-        Some(r) => from_row(&r),
+        Some(r) => Department::decode(&r),
         None => Err(stale_or_missing(tx, "departments", "department", &id.to_string()).await),
     }
 }

@@ -13,6 +13,7 @@ mod error;
 pub mod memberships;
 mod migrate;
 pub mod projects;
+mod reader;
 mod rows;
 pub mod sessions;
 pub mod settings;

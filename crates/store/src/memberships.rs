@@ -4,7 +4,7 @@ use crate::db::Tx;
 use crate::error::db_error;
 use crate::rows::*;
 use crate::sql::{finish_page, Sql};
-use sqlx::any::AnyRow;
+use crate::Store;
 use sqlx::{Any, Executor};
 use zy_model::id::{DepartmentId, MembershipId, ProjectId, UserId};
 use zy_model::page::{Page, PageRequest};
@@ -15,24 +15,27 @@ use zy_model::Error;
 const COLS: &str =
     "id, user_id, role, scope_type, department_id, project_id, created_at, created_by";
 
-fn from_row(r: &AnyRow) -> Result<Membership, Error> {
-    let role = text(r, "role")?;
-    let scope_type = match text(r, "scope_type")?.as_str() {
-        "platform" => ScopeType::Platform,
-        "department" => ScopeType::Department,
-        "project" => ScopeType::Project,
-        other => return Err(Error::internal(format!("unknown scope_type {other}"))),
-    };
-    Ok(Membership {
-        id: id(r, "id")?,
-        user_id: id(r, "user_id")?,
-        role: Role::parse(&role).ok_or_else(|| Error::internal(format!("unknown role {role}")))?,
-        scope_type,
-        department_id: opt_id(r, "department_id")?,
-        project_id: opt_id(r, "project_id")?,
-        created_at: ts(r, "created_at")?,
-        created_by: opt_id(r, "created_by")?,
-    })
+impl Decode for Membership {
+    fn decode<R: Get>(r: &R) -> Result<Self, Error> {
+        let role = text(r, "role")?;
+        let scope_type = match text(r, "scope_type")?.as_str() {
+            "platform" => ScopeType::Platform,
+            "department" => ScopeType::Department,
+            "project" => ScopeType::Project,
+            other => return Err(Error::internal(format!("unknown scope_type {other}"))),
+        };
+        Ok(Membership {
+            id: id(r, "id")?,
+            user_id: id(r, "user_id")?,
+            role: Role::parse(&role)
+                .ok_or_else(|| Error::internal(format!("unknown role {role}")))?,
+            scope_type,
+            department_id: opt_id(r, "department_id")?,
+            project_id: opt_id(r, "project_id")?,
+            created_at: ts(r, "created_at")?,
+            created_by: opt_id(r, "created_by")?,
+        })
+    }
 }
 
 /// The scope a membership row is held at.
@@ -88,7 +91,7 @@ pub async fn get<'c>(
         .fetch_optional(e)
         .await
         .map_err(db_error)?;
-    row.as_ref().map(from_row).transpose()
+    row.as_ref().map(Membership::decode).transpose()
 }
 
 pub async fn delete(tx: &mut Tx, id: MembershipId) -> Result<(), Error> {
@@ -118,7 +121,7 @@ pub async fn grants_for_user<'c>(
     .map_err(db_error)?;
     let mut grants = Vec::with_capacity(rows.len());
     for r in &rows {
-        let m = from_row(r)?;
+        let m = Membership::decode(r)?;
         if let Some(scope) = scope_of(&m) {
             grants.push(Grant {
                 role: m.role,
@@ -139,8 +142,8 @@ pub enum MembershipFilter {
     All,
 }
 
-pub async fn list<'c>(
-    e: impl Executor<'c, Database = Any>,
+pub async fn list(
+    store: &Store,
     page: &PageRequest,
     filter: MembershipFilter,
 ) -> Result<Page<Membership>, Error> {
@@ -156,8 +159,7 @@ pub async fn list<'c>(
     };
     // Memberships have no name: both sorts follow creation order.
     sql.push_page(page, "created_at", "created_at", "id");
-    let rows = sql.query().fetch_all(e).await.map_err(db_error)?;
-    let items = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
+    let items: Vec<Membership> = sql.fetch_all(store).await?;
     Ok(finish_page(page, items, |m| {
         (m.created_at.0.to_string(), m.created_at.0, m.id.to_string())
     }))

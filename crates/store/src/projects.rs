@@ -5,7 +5,7 @@ use crate::departments::{count, stale_or_missing};
 use crate::error::db_error;
 use crate::rows::*;
 use crate::sql::{finish_page, Filter, Sql};
-use sqlx::any::AnyRow;
+use crate::Store;
 use sqlx::{Any, Executor};
 use zy_model::id::{DepartmentId, ProjectId};
 use zy_model::page::{Page, PageRequest};
@@ -15,16 +15,18 @@ use zy_model::{t, Error};
 
 const COLS: &str = "id, department_id, name, description, created_at, updated_at, generation";
 
-fn from_row(r: &AnyRow) -> Result<Project, Error> {
-    Ok(Project {
-        id: id(r, "id")?,
-        department_id: id(r, "department_id")?,
-        name: text(r, "name")?,
-        description: text(r, "description")?,
-        created_at: ts(r, "created_at")?,
-        updated_at: ts(r, "updated_at")?,
-        generation: int(r, "generation")?,
-    })
+impl Decode for Project {
+    fn decode<R: Get>(r: &R) -> Result<Self, Error> {
+        Ok(Project {
+            id: id(r, "id")?,
+            department_id: id(r, "department_id")?,
+            name: text(r, "name")?,
+            description: text(r, "description")?,
+            created_at: ts(r, "created_at")?,
+            updated_at: ts(r, "updated_at")?,
+            generation: int(r, "generation")?,
+        })
+    }
 }
 
 pub async fn insert(tx: &mut Tx, p: &Project) -> Result<(), Error> {
@@ -52,7 +54,7 @@ pub async fn get<'c>(
         .fetch_optional(e)
         .await
         .map_err(db_error)?;
-    row.as_ref().map(from_row).transpose()
+    row.as_ref().map(Project::decode).transpose()
 }
 
 /// Which projects a list may return.
@@ -66,8 +68,8 @@ pub enum ProjectScope<'a> {
     },
 }
 
-pub async fn list<'c>(
-    e: impl Executor<'c, Database = Any>,
+pub async fn list(
+    store: &Store,
     page: &PageRequest,
     scope: ProjectScope<'_>,
     department: Option<DepartmentId>,
@@ -92,8 +94,7 @@ pub async fn list<'c>(
         sql.push(" AND ").push_contains("name", q);
     }
     sql.push_page(page, "name", "created_at", "id");
-    let rows = sql.query().fetch_all(e).await.map_err(db_error)?;
-    let items = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
+    let items: Vec<Project> = sql.fetch_all(store).await?;
     Ok(finish_page(page, items, |p| {
         (p.name.clone(), p.created_at.0, p.id.to_string())
     }))
@@ -119,7 +120,7 @@ pub async fn update(
     .await
     .map_err(db_error)?;
     match row {
-        Some(r) => from_row(&r),
+        Some(r) => Project::decode(&r),
         None => Err(stale_or_missing(tx, "projects", "project", &id.to_string()).await),
     }
 }

@@ -112,6 +112,30 @@ impl Sql {
         self.push(&order)
     }
 
+    /// Runs the query and decodes every row: on SQLite through the blocking reader (one
+    /// thread hop per query), on PostgreSQL through sqlx.
+    pub async fn fetch_all<T: crate::rows::Decode>(
+        &self,
+        store: &crate::Store,
+    ) -> Result<Vec<T>, zy_model::Error> {
+        match store.reader() {
+            Some(reader) => reader
+                .fetch_all(self.text.clone(), self.args.clone())
+                .await?
+                .iter()
+                .map(T::decode)
+                .collect(),
+            None => self
+                .query()
+                .fetch_all(store.pool())
+                .await
+                .map_err(crate::db_error)?
+                .iter()
+                .map(T::decode)
+                .collect(),
+        }
+    }
+
     pub fn query(&self) -> Query<'_, Any, AnyArguments<'_>> {
         let mut q = sqlx::query(&self.text);
         for a in &self.args {

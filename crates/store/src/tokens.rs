@@ -5,7 +5,7 @@ use crate::db::Tx;
 use crate::error::db_error;
 use crate::rows::*;
 use crate::sql::{finish_page, Sql};
-use sqlx::any::AnyRow;
+use crate::Store;
 use sqlx::{Any, Executor};
 use zy_model::id::{TokenId, UserId};
 use zy_model::page::{Page, PageRequest};
@@ -15,17 +15,19 @@ use zy_model::Error;
 
 const COLS: &str = "id, user_id, name, prefix, created_at, expires_at, last_used_at, revoked_at";
 
-fn from_row(r: &AnyRow) -> Result<ApiToken, Error> {
-    Ok(ApiToken {
-        id: id(r, "id")?,
-        user_id: id(r, "user_id")?,
-        name: text(r, "name")?,
-        prefix: text(r, "prefix")?,
-        created_at: ts(r, "created_at")?,
-        expires_at: ts(r, "expires_at")?,
-        last_used_at: opt_ts(r, "last_used_at")?,
-        revoked_at: opt_ts(r, "revoked_at")?,
-    })
+impl Decode for ApiToken {
+    fn decode<R: Get>(r: &R) -> Result<Self, Error> {
+        Ok(ApiToken {
+            id: id(r, "id")?,
+            user_id: id(r, "user_id")?,
+            name: text(r, "name")?,
+            prefix: text(r, "prefix")?,
+            created_at: ts(r, "created_at")?,
+            expires_at: ts(r, "expires_at")?,
+            last_used_at: opt_ts(r, "last_used_at")?,
+            revoked_at: opt_ts(r, "revoked_at")?,
+        })
+    }
 }
 
 pub async fn insert(tx: &mut Tx, t: &ApiToken, secret_hash: &str) -> Result<(), Error> {
@@ -56,7 +58,7 @@ pub async fn get_by_hash<'c>(
     .fetch_optional(e)
     .await
     .map_err(db_error)?;
-    row.as_ref().map(from_row).transpose()
+    row.as_ref().map(ApiToken::decode).transpose()
 }
 
 pub async fn get<'c>(
@@ -68,11 +70,11 @@ pub async fn get<'c>(
         .fetch_optional(e)
         .await
         .map_err(db_error)?;
-    row.as_ref().map(from_row).transpose()
+    row.as_ref().map(ApiToken::decode).transpose()
 }
 
-pub async fn list<'c>(
-    e: impl Executor<'c, Database = Any>,
+pub async fn list(
+    store: &Store,
     page: &PageRequest,
     user: Option<UserId>,
 ) -> Result<Page<ApiToken>, Error> {
@@ -81,8 +83,7 @@ pub async fn list<'c>(
         sql.push(" AND user_id = ").bind_text(u.to_string());
     }
     sql.push_page(page, "name", "created_at", "id");
-    let rows = sql.query().fetch_all(e).await.map_err(db_error)?;
-    let items = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
+    let items: Vec<ApiToken> = sql.fetch_all(store).await?;
     Ok(finish_page(page, items, |t| {
         (t.name.clone(), t.created_at.0, t.id.to_string())
     }))

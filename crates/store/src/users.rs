@@ -7,7 +7,7 @@ use crate::departments::{count, stale_or_missing};
 use crate::error::db_error;
 use crate::rows::*;
 use crate::sql::{finish_page, Filter, Sql};
-use sqlx::any::AnyRow;
+use crate::Store;
 use sqlx::{Any, Executor};
 use zy_model::id::{DepartmentId, UserId};
 use zy_model::page::{Page, PageRequest};
@@ -31,30 +31,32 @@ pub struct UserRecord {
     pub admin_role: Option<Role>,
 }
 
-fn from_row(r: &AnyRow) -> Result<UserRecord, Error> {
-    let user = User {
-        id: id(r, "id")?,
-        username: text(r, "username")?,
-        display_name: text(r, "display_name")?,
-        email: opt_text(r, "email")?,
-        phone: opt_text(r, "phone")?,
-        department_id: opt_id(r, "department_id")?,
-        mfa_enabled: int(r, "totp_enabled")? != 0,
-        locked_until: opt_ts(r, "locked_until")?,
-        must_change_password: int(r, "must_change_password")? != 0,
-        password_changed_at: ts(r, "password_changed_at")?,
-        created_at: ts(r, "created_at")?,
-        updated_at: ts(r, "updated_at")?,
-        generation: int(r, "generation")?,
-    };
-    Ok(UserRecord {
-        user,
-        password_hash: text(r, "password_hash")?,
-        failed_logins: int(r, "failed_logins")?,
-        totp_secret: opt_text(r, "totp_secret")?,
-        totp_last_step: int(r, "totp_last_step")?,
-        admin_role: opt_text(r, "admin_role")?.and_then(|s| Role::parse(&s)),
-    })
+impl Decode for UserRecord {
+    fn decode<R: Get>(r: &R) -> Result<Self, Error> {
+        let user = User {
+            id: id(r, "id")?,
+            username: text(r, "username")?,
+            display_name: text(r, "display_name")?,
+            email: opt_text(r, "email")?,
+            phone: opt_text(r, "phone")?,
+            department_id: opt_id(r, "department_id")?,
+            mfa_enabled: int(r, "totp_enabled")? != 0,
+            locked_until: opt_ts(r, "locked_until")?,
+            must_change_password: int(r, "must_change_password")? != 0,
+            password_changed_at: ts(r, "password_changed_at")?,
+            created_at: ts(r, "created_at")?,
+            updated_at: ts(r, "updated_at")?,
+            generation: int(r, "generation")?,
+        };
+        Ok(UserRecord {
+            user,
+            password_hash: text(r, "password_hash")?,
+            failed_logins: int(r, "failed_logins")?,
+            totp_secret: opt_text(r, "totp_secret")?,
+            totp_last_step: int(r, "totp_last_step")?,
+            admin_role: opt_text(r, "admin_role")?.and_then(|s| Role::parse(&s)),
+        })
+    }
 }
 
 pub async fn insert(tx: &mut Tx, u: &User, password_hash: &str) -> Result<(), Error> {
@@ -88,7 +90,7 @@ pub async fn get<'c>(
         .fetch_optional(e)
         .await
         .map_err(db_error)?;
-    row.as_ref().map(from_row).transpose()
+    row.as_ref().map(UserRecord::decode).transpose()
 }
 
 pub async fn get_by_username<'c>(
@@ -100,11 +102,11 @@ pub async fn get_by_username<'c>(
         .fetch_optional(e)
         .await
         .map_err(db_error)?;
-    row.as_ref().map(from_row).transpose()
+    row.as_ref().map(UserRecord::decode).transpose()
 }
 
-pub async fn list<'c>(
-    e: impl Executor<'c, Database = Any>,
+pub async fn list(
+    store: &Store,
     page: &PageRequest,
     department: Option<DepartmentId>,
     filter: &Filter,
@@ -121,11 +123,8 @@ pub async fn list<'c>(
             .push(")");
     }
     sql.push_page(page, "username", "created_at", "id");
-    let rows = sql.query().fetch_all(e).await.map_err(db_error)?;
-    let items = rows
-        .iter()
-        .map(|r| from_row(r).map(|u| u.user))
-        .collect::<Result<Vec<_>, _>>()?;
+    let rows: Vec<UserRecord> = sql.fetch_all(store).await?;
+    let items: Vec<_> = rows.into_iter().map(|r| r.user).collect();
     Ok(finish_page(page, items, |u| {
         (u.username.clone(), u.created_at.0, u.id.to_string())
     }))
@@ -161,7 +160,7 @@ pub async fn update_profile(
     .await
     .map_err(db_error)?;
     match row {
-        Some(r) => Ok(from_row(&r)?.user),
+        Some(r) => Ok(UserRecord::decode(&r)?.user),
         None => Err(stale_or_missing(tx, "users", "user", &id.to_string()).await),
     }
 }
@@ -245,7 +244,7 @@ pub async fn set_lock(tx: &mut Tx, id: UserId, until: Option<Timestamp>) -> Resu
     .await
     .map_err(db_error)?;
     row.as_ref()
-        .map(|r| from_row(r).map(|u| u.user))
+        .map(|r| UserRecord::decode(r).map(|u| u.user))
         .transpose()?
         .ok_or_else(|| Error::not_found("user", id))
 }

@@ -202,7 +202,7 @@ pub async fn export_audit(
         }
         let mut after = i64::MIN;
         loop {
-            let batch = match zy_store::audit::batch_after(store.pool(), &q, after, 1000).await {
+            let batch = match zy_store::audit::batch_after(&store, &q, after, 1000).await {
                 Ok(b) => b,
                 Err(e) => {
                     let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;

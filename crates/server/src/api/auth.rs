@@ -140,7 +140,7 @@ pub struct Me {
 pub async fn me(State(s): State<AppState>, AnyActor(actor): AnyActor) -> ApiResult<axum::Json<Me>> {
     let page = PageRequest::parse(Some(1000), None, Some("created_at"))?;
     let memberships = zy_store::memberships::list(
-        s.store.pool(),
+        &s.store,
         &page,
         zy_store::memberships::MembershipFilter::User(actor.user.id),
     )

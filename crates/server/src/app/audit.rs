@@ -33,7 +33,7 @@ pub async fn list(
     limit: u32,
 ) -> Result<(Vec<AuditRecord>, Option<i64>), Error> {
     authorize(&actor.principal, Action::AuditRead)?;
-    let mut rows = audit::list(s.store.pool(), q, limit).await?;
+    let mut rows = audit::list(&s.store, q, limit).await?;
     let next = if rows.len() > limit as usize {
         rows.truncate(limit as usize);
         rows.last().map(|r| r.seq)

@@ -77,14 +77,14 @@ pub async fn list(
     filter: &Filter,
 ) -> Result<Page<Department>, Error> {
     match visible_departments(&actor.principal) {
-        Visibility::All => departments::list(s.store.pool(), page, None, filter).await,
+        Visibility::All => departments::list(&s.store, page, None, filter).await,
         v if v.is_empty() => Err(Error::forbidden(t!(
             "您的角色无权查看部门",
             "Your role may not see departments"
         ))),
         Visibility::Some {
             departments: ds, ..
-        } => departments::list(s.store.pool(), page, Some(&ds), filter).await,
+        } => departments::list(&s.store, page, Some(&ds), filter).await,
     }
 }
 

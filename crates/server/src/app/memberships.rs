@@ -214,7 +214,7 @@ pub async fn list(
             )))
         }
     };
-    memberships::list(s.store.pool(), page, filter).await
+    memberships::list(&s.store, page, filter).await
 }
 
 fn scope_text(s: &Scope) -> String {

@@ -82,7 +82,7 @@ pub async fn list(
 ) -> Result<Page<Project>, Error> {
     match tenancy_visibility(&actor.principal) {
         Visibility::All => {
-            projects::list(s.store.pool(), page, ProjectScope::All, department, filter).await
+            projects::list(&s.store, page, ProjectScope::All, department, filter).await
         }
         v if v.is_empty() => Err(Error::forbidden(t!(
             "您的角色无权查看项目",
@@ -93,7 +93,7 @@ pub async fn list(
             projects: ps,
         } => {
             projects::list(
-                s.store.pool(),
+                &s.store,
                 page,
                 ProjectScope::Some {
                     departments: &departments,

@@ -83,7 +83,7 @@ pub async fn list(
         }
         Some(u)
     };
-    tokens::list(s.store.pool(), page, filter).await
+    tokens::list(&s.store, page, filter).await
 }
 
 pub async fn revoke(

@@ -134,7 +134,7 @@ pub async fn list(
     filter: &Filter,
 ) -> Result<Page<User>, Error> {
     authorize(&actor.principal, Action::UserList(department))?;
-    users::list(s.store.pool(), page, department, filter).await
+    users::list(&s.store, page, department, filter).await
 }
 
 pub async fn update(

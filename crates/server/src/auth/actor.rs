@@ -162,7 +162,18 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Actor, Error> {
         return Err(Error::unauthenticated());
     }
     let hash = sha256_hex(&secret);
+    let unsafe_method = !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
+    if let Some(hit) = state.auth_cache.get(&hash, via_cookie) {
+        if via_cookie && unsafe_method {
+            check_csrf(parts, hit.csrf.as_deref().unwrap_or(""))?;
+        }
+        if let Some(ctx) = &ctx {
+            ctx.set_actor(hit.actor.summary());
+        }
+        return Ok(hit.actor);
+    }
     let now = Timestamp::now();
+    let mut csrf = None;
     let settings = state.settings().await?;
     let store = &state.store;
 
@@ -209,19 +220,10 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Actor, Error> {
                 "the session expired after inactivity; please log in again",
             ));
         }
-        if via_cookie && !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
-            let header = parts
-                .headers
-                .get(CSRF_HEADER)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
-            if !constant_time_eq(header, &s.csrf_token) {
-                return Err(Error::new(
-                    ErrorCode::CsrfFailed,
-                    t!("缺少或错误的 CSRF 令牌（请求头 X-CSRF-Token），请刷新页面后重试", "missing or wrong CSRF token (X-CSRF-Token header); reload the page and try again"),
-                ));
-            }
+        if via_cookie && unsafe_method {
+            check_csrf(parts, &s.csrf_token)?;
         }
+        csrf = Some(s.csrf_token.clone());
         if now.secs_since(s.last_seen_at) >= 30 {
             zy_store::sessions::touch(store.pool(), s.id, now).await?;
         }
@@ -258,7 +260,26 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Actor, Error> {
     if let Some(ctx) = ctx {
         ctx.set_actor(actor.summary());
     }
+    state.auth_cache.put(hash, via_cookie, actor.clone(), csrf);
     Ok(actor)
+}
+
+fn check_csrf(parts: &Parts, expected: &str) -> Result<(), Error> {
+    let header = parts
+        .headers
+        .get(CSRF_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if expected.is_empty() || !constant_time_eq(header, expected) {
+        return Err(Error::new(
+            ErrorCode::CsrfFailed,
+            t!(
+                "缺少或错误的 CSRF 令牌（请求头 X-CSRF-Token），请刷新页面后重试",
+                "missing or wrong CSRF token (X-CSRF-Token header); reload the page and try again"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Whether an account must change its password or enrol a second factor before working.

@@ -2,5 +2,6 @@
 //! that turns a request's credentials into an [`actor::Actor`].
 
 pub mod actor;
+pub mod cache;
 pub mod password;
 pub mod secrets;

@@ -460,3 +460,33 @@ async fn department_admins_cannot_escalate(db: Db) {
     assert_eq!(ps["items"].as_array().map(Vec::len), Some(1));
 }
 both_databases!(department_admins_cannot_escalate);
+
+async fn revocation_applies_at_once_on_the_same_replica(db: Db) {
+    let ts = TestServer::start(db).await;
+    let admin = ts.platform_admin().await;
+    let (_, created) = admin.post("/v1/tokens", json!({ "name": "脚本" })).await;
+    let script = Session {
+        bearer: created["secret"].as_str().map(str::to_string),
+        ..ts.anonymous()
+    };
+    // Warm the authentication cache, then revoke: the very next call is refused.
+    assert_eq!(script.get("/v1/projects").await.0, StatusCode::OK);
+    let id = created["token"]["id"].as_str().expect("id");
+    assert_eq!(
+        admin.delete(&format!("/v1/tokens/{id}")).await.0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(script.get("/v1/projects").await.0, StatusCode::UNAUTHORIZED);
+    // Same for a lock by the security admin.
+    let user = ts.new_user(&admin, "sun.li", None).await;
+    assert_eq!(user.get("/v1/me").await.0, StatusCode::OK);
+    let sec = ts.admin("secadmin").await;
+    assert_eq!(
+        sec.post(&format!("/v1/users/{}/lock", user.user_id), json!({}))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert_eq!(user.get("/v1/me").await.0, StatusCode::UNAUTHORIZED);
+}
+both_databases!(revocation_applies_at_once_on_the_same_replica);

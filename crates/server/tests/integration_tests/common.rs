@@ -341,4 +341,9 @@ pub async fn sql(ts: &TestServer, statement: &str) {
         .execute(ts.store().pool())
         .await
         .unwrap_or_else(|e| panic!("{statement}: {e}"));
+    // A change behind the server's back: forget cached callers as a change through the
+    // API would.
+    if let Some(s) = &ts.server {
+        s.state.auth_cache.clear();
+    }
 }
