@@ -1,0 +1,433 @@
+//! The simulated world: hosts, their root disks and instances, and which instance each
+//! volume is attached to, with every driver operation as a plain synchronous function.
+//! Keeping this apart from the async shell in `lib.rs` is what keeps the lock sections
+//! tiny and visibly free of awaits: the shell waits out its latency first, then locks,
+//! calls exactly one of these, and unlocks.
+//!
+//! Operations check everything that can refuse a request before they change anything,
+//! so a refused or injected-failure call leaves no trace and a retry starts clean.
+
+use crate::console::{Console, Entry, Event};
+use std::collections::{BTreeMap, HashMap};
+use uuid::Uuid;
+use zy_compute::{DriverError, InstanceSpec, PowerState};
+
+#[derive(Debug, Default)]
+pub(crate) struct World {
+    hosts: HashMap<Uuid, Host>,
+    /// volume → (host, instance), so one volume never ends up in two instances.
+    volumes: HashMap<Uuid, (Uuid, Uuid)>,
+}
+
+#[derive(Debug)]
+struct Host {
+    alive: bool,
+    /// Root disks by instance id, with their size in GiB.
+    disks: HashMap<Uuid, u64>,
+    instances: HashMap<Uuid, Instance>,
+}
+
+impl Host {
+    fn new() -> Self {
+        Self {
+            alive: true,
+            disks: HashMap::new(),
+            instances: HashMap::new(),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Instance {
+    spec: InstanceSpec,
+    /// Only ever `Running` or `Stopped`; a missing instance is simply not in the map.
+    power: PowerState,
+    console: Console,
+    /// Attached volumes and their size in GiB.
+    volumes: BTreeMap<Uuid, u64>,
+}
+
+impl Instance {
+    fn boot(&mut self, now: u64) {
+        self.power = PowerState::Running;
+        self.console.record(
+            now,
+            Event::Boot {
+                vcpus: self.spec.vcpus,
+                memory_mib: self.spec.memory_mib,
+                gpus: self.spec.gpus,
+                disk_gib: self.spec.disk_gib,
+                volumes: self.volumes.len(),
+            },
+        );
+    }
+}
+
+/// What a reader of the console needs, copied out so rendering happens unlocked.
+pub(crate) struct ConsoleSnapshot {
+    pub(crate) name: String,
+    pub(crate) image: String,
+    pub(crate) entries: Vec<Entry>,
+}
+
+/// Totals over the whole simulated provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SimCounts {
+    pub hosts_alive: usize,
+    pub instances: usize,
+    pub running: usize,
+    pub disks: usize,
+}
+
+fn permanent(message: &str) -> DriverError {
+    DriverError::Permanent(message.to_owned())
+}
+
+fn injected() -> DriverError {
+    DriverError::Transient("injected failure (simulated provider)".to_owned())
+}
+
+fn check_shape(spec: &InstanceSpec) -> Result<(), DriverError> {
+    if spec.vcpus == 0 || spec.memory_mib == 0 {
+        return Err(permanent(
+            "an instance needs at least one vCPU and some memory",
+        ));
+    }
+    Ok(())
+}
+
+/// A host that a call may create things on. Hosts come into being on first use: the
+/// server's host ids are the inventory, the simulator has none of its own.
+fn usable_host(hosts: &mut HashMap<Uuid, Host>, host_id: Uuid) -> Result<&mut Host, DriverError> {
+    let host = hosts.entry(host_id).or_insert_with(Host::new);
+    if host.alive {
+        Ok(host)
+    } else {
+        Err(DriverError::HostDown(host_id))
+    }
+}
+
+/// A host that a call only looks at or removes from; `None` when it was never used, so
+/// status polls and deletes with stray ids do not grow the map.
+fn known_host(
+    hosts: &mut HashMap<Uuid, Host>,
+    host_id: Uuid,
+) -> Result<Option<&mut Host>, DriverError> {
+    match hosts.get_mut(&host_id) {
+        Some(host) if !host.alive => Err(DriverError::HostDown(host_id)),
+        other => Ok(other),
+    }
+}
+
+impl World {
+    pub(crate) fn create_disk(
+        &mut self,
+        spec: &InstanceSpec,
+        fail: impl FnOnce() -> bool,
+    ) -> Result<(), DriverError> {
+        let host = usable_host(&mut self.hosts, spec.host_id)?;
+        if host.disks.contains_key(&spec.instance_id) {
+            return Ok(());
+        }
+        if spec.disk_gib == 0 {
+            return Err(permanent("a root disk needs at least 1 GiB"));
+        }
+        if fail() {
+            return Err(injected());
+        }
+        host.disks.insert(spec.instance_id, spec.disk_gib);
+        Ok(())
+    }
+
+    pub(crate) fn delete_disk(
+        &mut self,
+        instance_id: Uuid,
+        host_id: Uuid,
+    ) -> Result<(), DriverError> {
+        let Some(host) = known_host(&mut self.hosts, host_id)? else {
+            return Ok(());
+        };
+        // A real host cannot remove the image under a running guest; the server must
+        // stop or delete the instance first, and the simulator holds it to that.
+        if host
+            .instances
+            .get(&instance_id)
+            .is_some_and(|i| i.power == PowerState::Running)
+        {
+            return Err(permanent("the root disk is in use by a running instance"));
+        }
+        host.disks.remove(&instance_id);
+        Ok(())
+    }
+
+    pub(crate) fn ensure_instance(
+        &mut self,
+        spec: &InstanceSpec,
+        state: PowerState,
+        now: u64,
+        fail: impl FnOnce() -> bool,
+    ) -> Result<(), DriverError> {
+        if state == PowerState::Missing {
+            return Err(permanent(
+                "ensure_instance needs Running or Stopped; use delete_instance",
+            ));
+        }
+        let host = usable_host(&mut self.hosts, spec.host_id)?;
+        let has_disk = host.disks.contains_key(&spec.instance_id);
+        match host.instances.get_mut(&spec.instance_id) {
+            Some(instance) if instance.power == state => Ok(()),
+            Some(instance) if state == PowerState::Running => {
+                // The disk may have been deleted while the instance was stopped.
+                if !has_disk {
+                    return Err(permanent("no root disk"));
+                }
+                if fail() {
+                    return Err(injected());
+                }
+                instance.boot(now);
+                Ok(())
+            }
+            Some(instance) => {
+                instance.power = PowerState::Stopped;
+                instance.console.record(now, Event::PowerOff);
+                Ok(())
+            }
+            None => {
+                if !has_disk {
+                    return Err(permanent("no root disk"));
+                }
+                check_shape(spec)?;
+                if fail() {
+                    return Err(injected());
+                }
+                let mut instance = Instance {
+                    spec: spec.clone(),
+                    power: PowerState::Stopped,
+                    console: Console::default(),
+                    volumes: BTreeMap::new(),
+                };
+                if state == PowerState::Running {
+                    instance.boot(now);
+                }
+                host.instances.insert(spec.instance_id, instance);
+                Ok(())
+            }
+        }
+    }
+
+    pub(crate) fn reboot(
+        &mut self,
+        instance_id: Uuid,
+        host_id: Uuid,
+        now: u64,
+    ) -> Result<(), DriverError> {
+        let instance = known_host(&mut self.hosts, host_id)?
+            .and_then(|h| h.instances.get_mut(&instance_id))
+            .ok_or_else(|| permanent("no such instance"))?;
+        if instance.power != PowerState::Running {
+            return Err(permanent("only a running instance can be rebooted"));
+        }
+        instance.console.record(now, Event::Restart);
+        instance.boot(now);
+        Ok(())
+    }
+
+    pub(crate) fn resize(&mut self, spec: &InstanceSpec) -> Result<(), DriverError> {
+        let host = known_host(&mut self.hosts, spec.host_id)?
+            .ok_or_else(|| permanent("no such instance"))?;
+        let instance = host
+            .instances
+            .get_mut(&spec.instance_id)
+            .ok_or_else(|| permanent("no such instance"))?;
+        let disk = host
+            .disks
+            .get_mut(&spec.instance_id)
+            .ok_or_else(|| permanent("no root disk"))?;
+        if spec.disk_gib < *disk {
+            return Err(DriverError::Permanent(format!(
+                "disks never shrink ({} GiB requested, {} GiB now)",
+                spec.disk_gib, *disk
+            )));
+        }
+        check_shape(spec)?;
+        let current = &instance.spec;
+        let unchanged = current.vcpus == spec.vcpus
+            && current.memory_mib == spec.memory_mib
+            && current.gpus == spec.gpus
+            && *disk == spec.disk_gib;
+        // A retried resize that already took effect must not fail just because the
+        // instance has been started again since.
+        if unchanged {
+            return Ok(());
+        }
+        if instance.power == PowerState::Running {
+            return Err(permanent("stop the instance before resizing it"));
+        }
+        instance.spec.vcpus = spec.vcpus;
+        instance.spec.memory_mib = spec.memory_mib;
+        instance.spec.gpus = spec.gpus;
+        instance.spec.disk_gib = spec.disk_gib;
+        *disk = spec.disk_gib;
+        Ok(())
+    }
+
+    pub(crate) fn delete_instance(
+        &mut self,
+        instance_id: Uuid,
+        host_id: Uuid,
+    ) -> Result<(), DriverError> {
+        let Some(host) = known_host(&mut self.hosts, host_id)? else {
+            return Ok(());
+        };
+        if let Some(instance) = host.instances.remove(&instance_id) {
+            for volume_id in instance.volumes.keys() {
+                self.volumes.remove(volume_id);
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn status(
+        &mut self,
+        instance_id: Uuid,
+        host_id: Uuid,
+    ) -> Result<PowerState, DriverError> {
+        Ok(known_host(&mut self.hosts, host_id)?
+            .and_then(|h| h.instances.get(&instance_id))
+            .map_or(PowerState::Missing, |i| i.power))
+    }
+
+    pub(crate) fn console(
+        &mut self,
+        instance_id: Uuid,
+        host_id: Uuid,
+    ) -> Result<ConsoleSnapshot, DriverError> {
+        let instance = known_host(&mut self.hosts, host_id)?
+            .and_then(|h| h.instances.get(&instance_id))
+            .ok_or_else(|| permanent("no such instance"))?;
+        Ok(ConsoleSnapshot {
+            name: instance.spec.name.clone(),
+            image: instance.spec.image.clone(),
+            entries: instance.console.entries(),
+        })
+    }
+
+    pub(crate) fn attach_volume(
+        &mut self,
+        volume_id: Uuid,
+        size_gib: u64,
+        instance_id: Uuid,
+        host_id: Uuid,
+        now: u64,
+    ) -> Result<(), DriverError> {
+        let instance = known_host(&mut self.hosts, host_id)?
+            .and_then(|h| h.instances.get_mut(&instance_id))
+            .ok_or_else(|| permanent("no such instance"))?;
+        match self.volumes.get(&volume_id) {
+            Some(&at) if at == (host_id, instance_id) => return Ok(()),
+            Some(_) => return Err(permanent("the volume is attached to another instance")),
+            None => {}
+        }
+        if size_gib == 0 {
+            return Err(permanent("a volume needs at least 1 GiB"));
+        }
+        instance.volumes.insert(volume_id, size_gib);
+        self.volumes.insert(volume_id, (host_id, instance_id));
+        if instance.power == PowerState::Running {
+            instance.console.record(
+                now,
+                Event::VolumeAttached {
+                    volume_id,
+                    size_gib,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    pub(crate) fn detach_volume(
+        &mut self,
+        volume_id: Uuid,
+        instance_id: Uuid,
+        host_id: Uuid,
+        now: u64,
+    ) -> Result<(), DriverError> {
+        let Some(instance) =
+            known_host(&mut self.hosts, host_id)?.and_then(|h| h.instances.get_mut(&instance_id))
+        else {
+            return Ok(());
+        };
+        if instance.volumes.remove(&volume_id).is_none() {
+            return Ok(());
+        }
+        self.volumes.remove(&volume_id);
+        if instance.power == PowerState::Running {
+            instance
+                .console
+                .record(now, Event::VolumeDetached { volume_id });
+        }
+        Ok(())
+    }
+
+    pub(crate) fn host_alive(&self, host_id: Uuid) -> bool {
+        self.hosts.get(&host_id).is_none_or(|h| h.alive)
+    }
+
+    /// Like a machine losing power for good: whatever ran or was stored there is gone.
+    pub(crate) fn kill_host(&mut self, host_id: Uuid) {
+        let host = self.hosts.entry(host_id).or_insert_with(Host::new);
+        host.alive = false;
+        host.disks.clear();
+        host.instances.clear();
+        self.volumes.retain(|_, (h, _)| *h != host_id);
+    }
+
+    pub(crate) fn revive_host(&mut self, host_id: Uuid) {
+        self.hosts.entry(host_id).or_insert_with(Host::new).alive = true;
+    }
+
+    pub(crate) fn instances_on(&self, host_id: Uuid) -> Vec<(Uuid, PowerState)> {
+        let mut out: Vec<_> = self
+            .hosts
+            .get(&host_id)
+            .map(|h| h.instances.iter().map(|(id, i)| (*id, i.power)).collect())
+            .unwrap_or_default();
+        out.sort_unstable_by_key(|(id, _)| *id);
+        out
+    }
+
+    pub(crate) fn disks_on(&self, host_id: Uuid) -> Vec<Uuid> {
+        let mut out: Vec<_> = self
+            .hosts
+            .get(&host_id)
+            .map(|h| h.disks.keys().copied().collect())
+            .unwrap_or_default();
+        out.sort_unstable();
+        out
+    }
+
+    pub(crate) fn all_disks(&self) -> Vec<(Uuid, Uuid)> {
+        let mut out: Vec<_> = self
+            .hosts
+            .iter()
+            .flat_map(|(host_id, h)| h.disks.keys().map(move |d| (*host_id, *d)))
+            .collect();
+        out.sort_unstable();
+        out
+    }
+
+    pub(crate) fn counts(&self) -> SimCounts {
+        let mut counts = SimCounts::default();
+        for host in self.hosts.values().filter(|h| h.alive) {
+            counts.hosts_alive += 1;
+            counts.instances += host.instances.len();
+            counts.running += host
+                .instances
+                .values()
+                .filter(|i| i.power == PowerState::Running)
+                .count();
+            counts.disks += host.disks.len();
+        }
+        counts
+    }
+}
