@@ -1,0 +1,93 @@
+//! The compute driver boundary. The server's reconcilers drive a provider through
+//! [`ComputeDriver`] only: "make sure this instance exists and is in this power state",
+//! "remove it", "tell me what you have". Every call is idempotent, so a reconciler that
+//! crashed half-way can simply call again. Implementations: the simulated provider
+//! (`zy-sim`) and, later, the KVM agent client and existing provider clouds.
+
+use std::future::Future;
+use std::pin::Pin;
+use uuid::Uuid;
+
+/// A boxed future, so drivers can live behind `Arc<dyn ComputeDriver>`.
+pub type DriverFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, DriverError>> + Send + 'a>>;
+
+/// Where an instance lives and what it is made of, as a driver needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceSpec {
+    pub instance_id: Uuid,
+    pub name: String,
+    /// The host chosen by the scheduler (the server's host id).
+    pub host_id: Uuid,
+    pub vcpus: u32,
+    pub memory_mib: u64,
+    /// Size of the root disk (a linked clone of the image on real hosts).
+    pub disk_gib: u64,
+    pub gpus: u32,
+    /// The image (template) name the root disk is cloned from.
+    pub image: String,
+}
+
+/// The power state a driver reports or is asked to reach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PowerState {
+    Running,
+    Stopped,
+    /// The driver has no such instance.
+    Missing,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DriverError {
+    /// Worth retrying (timeouts, a busy host, an injected failure).
+    #[error("transient driver failure: {0}")]
+    Transient(String),
+    /// Retrying will not help (bad image, unsupported request).
+    #[error("driver refused: {0}")]
+    Permanent(String),
+    /// The host does not answer; its instances need HA handling, not retries.
+    #[error("host {0} is down")]
+    HostDown(Uuid),
+}
+
+/// One provider's compute, as the server drives it. All calls are idempotent.
+pub trait ComputeDriver: Send + Sync {
+    /// `sim`, `kvm`, … — shown to operators.
+    fn kind(&self) -> &'static str;
+
+    /// Whether this provider is simulated (labelled as such in the API and console).
+    fn simulated(&self) -> bool;
+
+    /// Creates the instance's root disk if it does not exist.
+    fn create_disk<'a>(&'a self, spec: &'a InstanceSpec) -> DriverFuture<'a, ()>;
+
+    /// Removes the root disk if it exists.
+    fn delete_disk(&self, instance_id: Uuid, host_id: Uuid) -> DriverFuture<'_, ()>;
+
+    /// Brings the instance to `state` (`Running` or `Stopped`), defining it first if the
+    /// host does not have it (the disk must exist).
+    fn ensure_instance<'a>(&'a self, spec: &'a InstanceSpec, state: PowerState) -> DriverFuture<'a, ()>;
+
+    /// Restarts a running instance.
+    fn reboot(&self, instance_id: Uuid, host_id: Uuid) -> DriverFuture<'_, ()>;
+
+    /// Changes vCPU and memory of a stopped instance (or grows its disk).
+    fn resize<'a>(&'a self, spec: &'a InstanceSpec) -> DriverFuture<'a, ()>;
+
+    /// Stops and undefines the instance if it exists (its disk is separate).
+    fn delete_instance(&self, instance_id: Uuid, host_id: Uuid) -> DriverFuture<'_, ()>;
+
+    /// The instance's power state as the host sees it.
+    fn status(&self, instance_id: Uuid, host_id: Uuid) -> DriverFuture<'_, PowerState>;
+
+    /// The last lines of the instance's serial console.
+    fn console_log(&self, instance_id: Uuid, host_id: Uuid, max_lines: usize) -> DriverFuture<'_, String>;
+
+    /// Attaches a volume (a separate disk of `size_gib`) to an instance; idempotent.
+    fn attach_volume(&self, volume_id: Uuid, size_gib: u64, instance_id: Uuid, host_id: Uuid) -> DriverFuture<'_, ()>;
+
+    /// Detaches a volume; idempotent.
+    fn detach_volume(&self, volume_id: Uuid, instance_id: Uuid, host_id: Uuid) -> DriverFuture<'_, ()>;
+
+    /// Whether the host answers.
+    fn host_alive(&self, host_id: Uuid) -> DriverFuture<'_, bool>;
+}
