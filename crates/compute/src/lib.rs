@@ -65,7 +65,11 @@ pub trait ComputeDriver: Send + Sync {
 
     /// Brings the instance to `state` (`Running` or `Stopped`), defining it first if the
     /// host does not have it (the disk must exist).
-    fn ensure_instance<'a>(&'a self, spec: &'a InstanceSpec, state: PowerState) -> DriverFuture<'a, ()>;
+    fn ensure_instance<'a>(
+        &'a self,
+        spec: &'a InstanceSpec,
+        state: PowerState,
+    ) -> DriverFuture<'a, ()>;
 
     /// Restarts a running instance.
     fn reboot(&self, instance_id: Uuid, host_id: Uuid) -> DriverFuture<'_, ()>;
@@ -80,13 +84,29 @@ pub trait ComputeDriver: Send + Sync {
     fn status(&self, instance_id: Uuid, host_id: Uuid) -> DriverFuture<'_, PowerState>;
 
     /// The last lines of the instance's serial console.
-    fn console_log(&self, instance_id: Uuid, host_id: Uuid, max_lines: usize) -> DriverFuture<'_, String>;
+    fn console_log(
+        &self,
+        instance_id: Uuid,
+        host_id: Uuid,
+        max_lines: usize,
+    ) -> DriverFuture<'_, String>;
 
     /// Attaches a volume (a separate disk of `size_gib`) to an instance; idempotent.
-    fn attach_volume(&self, volume_id: Uuid, size_gib: u64, instance_id: Uuid, host_id: Uuid) -> DriverFuture<'_, ()>;
+    fn attach_volume(
+        &self,
+        volume_id: Uuid,
+        size_gib: u64,
+        instance_id: Uuid,
+        host_id: Uuid,
+    ) -> DriverFuture<'_, ()>;
 
     /// Detaches a volume; idempotent.
-    fn detach_volume(&self, volume_id: Uuid, instance_id: Uuid, host_id: Uuid) -> DriverFuture<'_, ()>;
+    fn detach_volume(
+        &self,
+        volume_id: Uuid,
+        instance_id: Uuid,
+        host_id: Uuid,
+    ) -> DriverFuture<'_, ()>;
 
     /// Whether the host answers.
     fn host_alive(&self, host_id: Uuid) -> DriverFuture<'_, bool>;

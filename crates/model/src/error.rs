@@ -182,6 +182,15 @@ pub fn what_names(what: &str) -> (&'static str, &'static str) {
         "token" => ("API 令牌", "API token"),
         "session" => ("会话", "Session"),
         "audit_record" => ("审计记录", "Audit record"),
+        "provider" => ("云服务商", "Provider"),
+        "zone" => ("可用区", "Zone"),
+        "host" => ("宿主机", "Host"),
+        "storage_pool" => ("存储池", "Storage pool"),
+        "flavor" => ("规格", "Flavor"),
+        "image" => ("镜像", "Image"),
+        "instance" => ("云主机", "Instance"),
+        "volume" => ("云硬盘", "Volume"),
+        "server_group" => ("主机组", "Server group"),
         _ => ("对象", "Object"),
     }
 }

@@ -78,6 +78,30 @@ typed_id!(SessionId, "session");
 typed_id!(
     /// The request id carried in responses, logs and audit records.
     RequestId, "request");
+typed_id!(
+    /// A cloud service provider (云服务商).
+    ProviderId, "provider");
+typed_id!(
+    /// A zone (资源池/可用区) of a provider.
+    ZoneId, "zone");
+typed_id!(
+    /// A host (宿主机).
+    HostId, "host");
+typed_id!(StoragePoolId, "storage_pool");
+typed_id!(
+    /// A flavor (规格).
+    FlavorId, "flavor");
+typed_id!(
+    /// An image or application template (镜像/应用模板).
+    ImageId, "image");
+typed_id!(
+    /// An instance (云主机).
+    InstanceId, "instance");
+typed_id!(
+    /// A volume (云硬盘).
+    VolumeId, "volume");
+typed_id!(ServerGroupId, "server_group");
+typed_id!(EventId, "event");
 
 #[cfg(test)]
 mod tests {

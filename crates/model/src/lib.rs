@@ -5,6 +5,7 @@
 //! on it and its rules can be tested on their own.
 
 pub mod audit;
+pub mod compute;
 pub mod error;
 pub mod id;
 pub mod page;

@@ -57,6 +57,19 @@ pub enum Action {
     SecuritySettingsRead,
     SecuritySettingsUpdate,
     AuditRead,
+    /// Providers, zones, hosts, storage pools, flavors and images: change.
+    InventoryManage,
+    /// Providers, zones, hosts and storage pools: read (operations and oversight).
+    InventoryRead,
+    /// Flavors and images: every signed-in user chooses from them.
+    CatalogueRead,
+    QuotaRead(Scope),
+    QuotaSet(Scope),
+    InstanceRead(DepartmentId, ProjectId),
+    /// Create, start, stop, reboot, resize and delete instances in a project.
+    InstanceOperate(DepartmentId, ProjectId),
+    /// Run the invariant check over the whole platform.
+    AdminCheck,
 }
 
 /// Which departments and projects a principal may list.
@@ -228,6 +241,38 @@ pub fn authorize(p: &Principal, action: Action) -> Result<(), Error> {
             p.holds(Role::SecurityAdmin, &platform)
         }
         AuditRead => p.holds(Role::Auditor, &platform),
+        InventoryManage | AdminCheck => p.holds(Role::PlatformAdmin, &platform),
+        InventoryRead => [
+            Role::PlatformAdmin,
+            Role::Supervisor,
+            Role::ProviderOperator,
+        ]
+        .into_iter()
+        .any(|r| p.holds(r, &platform)),
+        CatalogueRead => !p.grants.is_empty(),
+        QuotaRead(scope) => {
+            p.reads_all_tenancy()
+                || p.holds(Role::DeptAdmin, &scope)
+                || p.holds(Role::DeptMember, &scope)
+                || matches!(scope, Scope::Department(d) if member_of_department(p, d))
+        }
+        QuotaSet(scope) => match scope {
+            Scope::Platform => false,
+            Scope::Department(_) => p.holds(Role::PlatformAdmin, &platform),
+            Scope::Project(..) => {
+                p.holds(Role::PlatformAdmin, &platform) || p.holds(Role::DeptAdmin, &scope)
+            }
+        },
+        InstanceRead(d, pr) => {
+            p.reads_all_tenancy()
+                || p.holds(Role::DeptAdmin, &Scope::Project(d, pr))
+                || p.holds(Role::DeptMember, &Scope::Project(d, pr))
+        }
+        InstanceOperate(d, pr) => {
+            p.holds(Role::PlatformAdmin, &platform)
+                || p.holds(Role::DeptAdmin, &Scope::Project(d, pr))
+                || p.holds(Role::DeptMember, &Scope::Project(d, pr))
+        }
     };
     if allowed {
         Ok(())

@@ -138,6 +138,7 @@ pub async fn load(store: &Store) -> Result<bool, Error> {
         let u = user(&mut tx, username, display, None, &hash).await?;
         grant(&mut tx, u, role, Scope::Platform).await?;
     }
+    compute(&mut tx).await?;
     zy_store::audit::append(
         &mut tx,
         AuditEntry {
@@ -203,4 +204,116 @@ async fn grant(tx: &mut Tx, user: UserId, role: Role, scope: Scope) -> Result<()
         created_by: None,
     };
     memberships::insert(tx, &m, &scope).await
+}
+
+/// Two simulated providers sized like the seeds' clouds, with zones, the seeds' flavors
+/// and a few government images. Labelled as simulated everywhere.
+async fn compute(tx: &mut Tx) -> Result<(), Error> {
+    use zy_model::compute::*;
+    use zy_model::id::*;
+    let now = Timestamp::now();
+    let mut provider_ids = Vec::new();
+    for (name, zone, hosts) in [
+        ("浪潮云（模拟）", "宜宾一区", 200u32),
+        ("天翼云（模拟）", "宜宾二区", 100u32),
+    ] {
+        let p = Provider {
+            id: ProviderId::new(),
+            name: name.into(),
+            kind: "sim".into(),
+            simulated: true,
+            description:
+                "模拟云服务商（演示与规模测试）/ simulated provider for demos and scale tests"
+                    .into(),
+            created_at: now,
+            generation: 1,
+        };
+        zy_store::inventory::insert_provider(tx, &p, "{}").await?;
+        let z = Zone {
+            id: ZoneId::new(),
+            provider_id: p.id,
+            region: "宜宾".into(),
+            name: zone.into(),
+            strategy: Strategy::Pack,
+            created_at: now,
+        };
+        zy_store::inventory::insert_zone(tx, &z).await?;
+        let hs: Vec<Host> = (1..=hosts)
+            .map(|n| Host {
+                id: HostId::new(),
+                zone_id: z.id,
+                provider_id: p.id,
+                name: format!(
+                    "{}-host-{n:04}",
+                    if hosts == 200 { "inspur" } else { "ctyun" }
+                ),
+                vcpus: 64,
+                memory_mib: 512 * 1024,
+                disk_gib: 8 * 1024,
+                gpus: if n % 50 == 0 { 4 } else { 0 },
+                cpu_ratio_permille: 4000,
+                mem_ratio_permille: 1000,
+                state: HostState::Enabled,
+                used_vcpus: 0,
+                used_memory_mib: 0,
+                used_disk_gib: 0,
+                used_gpus: 0,
+                created_at: now,
+                generation: 1,
+            })
+            .collect();
+        zy_store::inventory::insert_hosts(tx, &hs).await?;
+        let pool = StoragePool {
+            id: StoragePoolId::new(),
+            zone_id: z.id,
+            name: format!("{zone}-ceph"),
+            capacity_gib: 500 * 1024,
+            used_gib: 0,
+            created_at: now,
+        };
+        zy_store::inventory::insert_pool(tx, &pool).await?;
+        provider_ids.push(p.id);
+    }
+    for (name, c, g, gpu) in [
+        ("1C2G", 1, 2, 0),
+        ("2C4G", 2, 4, 0),
+        ("4C8G", 4, 8, 0),
+        ("4C16G", 4, 16, 0),
+        ("8C16G", 8, 16, 0),
+        ("8C32G", 8, 32, 0),
+        ("16C32G", 16, 32, 0),
+        ("16C64G", 16, 64, 0),
+        ("8C32G-1GPU", 8, 32, 1),
+    ] {
+        let f = Flavor {
+            id: FlavorId::new(),
+            name: name.into(),
+            vcpus: c,
+            memory_mib: g * 1024,
+            gpus: gpu,
+            created_at: now,
+        };
+        zy_store::inventory::insert_flavor(tx, &f).await?;
+    }
+    for (name, os, disk, only_first) in [
+        ("CentOS-7.9", "Linux", 40, false),
+        ("Kylin-V10", "Linux", 40, false),
+        ("UOS-20", "Linux", 50, false),
+        ("Windows-Server-2019", "Windows", 80, true),
+    ] {
+        let i = Image {
+            id: ImageId::new(),
+            name: name.into(),
+            os: os.into(),
+            min_disk_gib: disk,
+            providers: if only_first {
+                vec![provider_ids[0]]
+            } else {
+                vec![]
+            },
+            created_at: now,
+        };
+        zy_store::inventory::insert_image(tx, &i).await?;
+    }
+    Ok(())
 }

@@ -10,6 +10,7 @@ pub mod api;
 pub mod app;
 pub mod auth;
 pub mod bootstrap;
+pub mod compute;
 pub mod config;
 pub mod context;
 pub mod demo;
@@ -77,6 +78,14 @@ pub async fn build(
     let (router, doc) = api::api_router().split_for_parts();
     let state = state::AppState::new(store, config, operations(&doc)).await?;
     let _ = state.metrics.started.set(std::time::Instant::now());
+    for (p, config) in zy_store::inventory::providers(&state.store).await? {
+        if p.kind == "sim" {
+            let settings: compute::drivers::SimSettings =
+                serde_json::from_str(&config).unwrap_or_default();
+            state.compute.drivers.install_sim(p.id, &settings);
+        }
+    }
+    state.compute.placement.load(&state.store).await?;
     let router = router
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -107,6 +116,7 @@ pub struct Server {
     pub state: state::AppState,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
+    reconciler: tokio::task::JoinHandle<()>,
 }
 
 impl Server {
@@ -116,12 +126,15 @@ impl Server {
             let _ = tx.send(());
         }
         let _ = (&mut self.task).await;
+        self.reconciler.abort();
+        let _ = (&mut self.reconciler).await;
         self.state.store.close().await;
     }
 
     /// Waits until the server stops (on Ctrl-C or SIGTERM when started by [`run`]).
     pub async fn wait(self) {
         let _ = self.task.await;
+        self.reconciler.abort();
     }
 }
 
@@ -152,12 +165,17 @@ pub async fn start(config: Config) -> Result<Server, Error> {
             tracing::error!(error = %e, "server stopped with an error");
         }
     });
+    let reconciler = tokio::spawn(compute::reconciler::run(
+        state.compute.clone(),
+        state.store.clone(),
+    ));
     Ok(Server {
         addr,
         credentials,
         state,
         shutdown: Some(tx),
         task,
+        reconciler,
     })
 }
 

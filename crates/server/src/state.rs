@@ -23,6 +23,7 @@ pub struct Inner {
     pub config: Config,
     pub metrics: Metrics,
     pub auth_cache: crate::auth::cache::AuthCache,
+    pub compute: std::sync::Arc<crate::compute::Compute>,
     settings: RwLock<(SecuritySettings, Instant)>,
     /// `(METHOD, /v1/path/{id})` → operation id, from the generated OpenAPI document.
     pub operations: HashMap<(String, String), String>,
@@ -47,6 +48,7 @@ impl AppState {
             config,
             metrics: Metrics::default(),
             auth_cache: Default::default(),
+            compute: crate::compute::Compute::new(),
             settings: RwLock::new((settings, Instant::now())),
             operations,
         })))

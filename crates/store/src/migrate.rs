@@ -14,15 +14,23 @@ struct Migration {
     postgres: &'static str,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "tenancy_identity_audit",
-    sqlite: include_str!("../migrations/sqlite/0001_tenancy_identity_audit.sql"),
-    postgres: include_str!("../migrations/postgres/0001_tenancy_identity_audit.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "tenancy_identity_audit",
+        sqlite: include_str!("../migrations/sqlite/0001_tenancy_identity_audit.sql"),
+        postgres: include_str!("../migrations/postgres/0001_tenancy_identity_audit.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "compute",
+        sqlite: include_str!("../migrations/sqlite/0002_compute.sql"),
+        postgres: include_str!("../migrations/postgres/0002_compute.sql"),
+    },
+];
 
 /// The newest schema version this binary knows.
-pub const LATEST: i64 = 1;
+pub const LATEST: i64 = 2;
 
 pub(crate) async fn run(store: &Store) -> Result<(), Error> {
     let mut tx = store.begin_write().await?;

@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod compute;
 pub mod departments;
 pub mod memberships;
 pub mod projects;
@@ -40,6 +41,7 @@ use zy_model::Error;
         (name = "tokens", description = "API 令牌 / API tokens"),
         (name = "security", description = "安全管理 / security administration"),
         (name = "audit", description = "审计日志 / audit log"),
+        (name = "compute", description = "计算资源：云服务商、可用区、宿主机、规格、镜像、配额、云主机 / compute"),
         (name = "system", description = "运行状态 / health and metrics"),
     )
 )]
@@ -112,6 +114,23 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(audit::verify_audit))
         .routes(routes!(audit::export_audit))
         .routes(routes!(audit::purge_audit))
+        .routes(routes!(compute::list_providers, compute::create_provider))
+        .routes(routes!(compute::update_provider))
+        .routes(routes!(compute::list_zones, compute::create_zone))
+        .routes(routes!(compute::list_hosts, compute::create_hosts))
+        .routes(routes!(compute::update_host))
+        .routes(routes!(compute::list_flavors, compute::create_flavor))
+        .routes(routes!(compute::list_images, compute::create_image))
+        .routes(routes!(compute::get_quota, compute::set_quota))
+        .routes(routes!(compute::list_instances, compute::create_instances))
+        .routes(routes!(compute::get_instance, compute::delete_instance))
+        .routes(routes!(compute::start_instance))
+        .routes(routes!(compute::stop_instance))
+        .routes(routes!(compute::reboot_instance))
+        .routes(routes!(compute::resize_instance))
+        .routes(routes!(compute::instance_events))
+        .routes(routes!(compute::instance_console))
+        .routes(routes!(compute::admin_check))
         .routes(routes!(system::healthz))
         .routes(routes!(system::readyz))
         .routes(routes!(system::metrics))

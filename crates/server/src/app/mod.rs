@@ -5,8 +5,11 @@
 pub mod audit;
 pub mod auth;
 pub mod departments;
+pub mod instances;
+pub mod inventory;
 pub mod memberships;
 pub mod projects;
+pub mod quotas;
 pub mod security;
 pub mod tokens;
 pub mod users;

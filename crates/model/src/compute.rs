@@ -1,0 +1,276 @@
+//! Compute types as the API shows them: providers, zones, hosts, storage pools, flavors,
+//! images, quotas, server groups, instances (with their state machine) and volumes.
+
+use crate::id::*;
+use crate::time::Timestamp;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Provider {
+    pub id: ProviderId,
+    pub name: String,
+    /// `sim` (simulated) or `kvm`.
+    pub kind: String,
+    /// True for the simulated provider: no real machines behind it.
+    pub simulated: bool,
+    pub description: String,
+    pub created_at: Timestamp,
+    pub generation: i64,
+}
+
+/// How the scheduler fills a zone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// Fill the fullest host that fits (raises utilisation; the default).
+    Pack,
+    /// Use the emptiest host.
+    Spread,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Zone {
+    pub id: ZoneId,
+    pub provider_id: ProviderId,
+    pub region: String,
+    pub name: String,
+    pub strategy: Strategy,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum HostState {
+    Enabled,
+    Maintenance,
+    Down,
+}
+
+impl HostState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HostState::Enabled => "enabled",
+            HostState::Maintenance => "maintenance",
+            HostState::Down => "down",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "enabled" => Some(HostState::Enabled),
+            "maintenance" => Some(HostState::Maintenance),
+            "down" => Some(HostState::Down),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Host {
+    pub id: HostId,
+    pub zone_id: ZoneId,
+    pub provider_id: ProviderId,
+    pub name: String,
+    pub vcpus: u32,
+    pub memory_mib: u64,
+    pub disk_gib: u64,
+    pub gpus: u32,
+    /// vCPU overcommit, e.g. 4000 = 4.0×.
+    pub cpu_ratio_permille: u32,
+    pub mem_ratio_permille: u32,
+    pub state: HostState,
+    pub used_vcpus: u32,
+    pub used_memory_mib: u64,
+    pub used_disk_gib: u64,
+    pub used_gpus: u32,
+    pub created_at: Timestamp,
+    pub generation: i64,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct StoragePool {
+    pub id: StoragePoolId,
+    pub zone_id: ZoneId,
+    pub name: String,
+    pub capacity_gib: u64,
+    pub used_gib: u64,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Flavor {
+    pub id: FlavorId,
+    /// e.g. `2C4G`
+    pub name: String,
+    pub vcpus: u32,
+    pub memory_mib: u64,
+    pub gpus: u32,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Image {
+    pub id: ImageId,
+    pub name: String,
+    pub os: String,
+    pub min_disk_gib: u64,
+    /// Providers that carry the image; empty means all.
+    pub providers: Vec<ProviderId>,
+    pub created_at: Timestamp,
+}
+
+/// Limits and current use of a department or project.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct QuotaLimits {
+    pub instances: i64,
+    pub vcpus: i64,
+    pub memory_mib: i64,
+    pub disk_gib: i64,
+    pub volumes: i64,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Quota {
+    /// `department` or `project`.
+    pub scope_type: String,
+    pub scope_id: String,
+    pub limits: QuotaLimits,
+    pub used: QuotaLimits,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupPolicy {
+    /// Members share one host.
+    Affinity,
+    /// Members never share a host.
+    AntiAffinity,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ServerGroup {
+    pub id: ServerGroupId,
+    pub project_id: ProjectId,
+    pub name: String,
+    pub policy: GroupPolicy,
+    pub created_at: Timestamp,
+}
+
+/// The instance state machine: pending → scheduling → provisioning → running ⇄ stopped;
+/// any → error; deleting → deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum InstanceState {
+    Pending,
+    Scheduling,
+    Provisioning,
+    Running,
+    Stopped,
+    Error,
+    Deleting,
+    Deleted,
+}
+
+impl InstanceState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InstanceState::Pending => "pending",
+            InstanceState::Scheduling => "scheduling",
+            InstanceState::Provisioning => "provisioning",
+            InstanceState::Running => "running",
+            InstanceState::Stopped => "stopped",
+            InstanceState::Error => "error",
+            InstanceState::Deleting => "deleting",
+            InstanceState::Deleted => "deleted",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            InstanceState::Pending,
+            InstanceState::Scheduling,
+            InstanceState::Provisioning,
+            InstanceState::Running,
+            InstanceState::Stopped,
+            InstanceState::Error,
+            InstanceState::Deleting,
+            InstanceState::Deleted,
+        ]
+        .into_iter()
+        .find(|x| x.as_str() == s)
+    }
+    /// Where nothing more happens unless someone asks.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            InstanceState::Running
+                | InstanceState::Stopped
+                | InstanceState::Error
+                | InstanceState::Deleted
+        )
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Instance {
+    pub id: InstanceId,
+    pub project_id: ProjectId,
+    pub department_id: DepartmentId,
+    pub name: String,
+    pub flavor_id: FlavorId,
+    pub flavor_name: String,
+    pub image_id: ImageId,
+    pub image_name: String,
+    pub vcpus: u32,
+    pub memory_mib: u64,
+    pub disk_gib: u64,
+    pub gpus: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group_id: Option<ServerGroupId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub zone_id: Option<ZoneId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider_id: Option<ProviderId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_id: Option<HostId>,
+    pub state: InstanceState,
+    /// What the instance is being driven towards: `running`, `stopped` or `deleted`.
+    pub desired: InstanceState,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub generation: i64,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct InstanceEvent {
+    pub id: EventId,
+    pub instance_id: InstanceId,
+    pub at: Timestamp,
+    pub from_state: String,
+    pub to_state: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum VolumeState {
+    Available,
+    InUse,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Volume {
+    pub id: VolumeId,
+    pub project_id: ProjectId,
+    pub department_id: DepartmentId,
+    pub name: String,
+    pub size_gib: u64,
+    pub pool_id: StoragePoolId,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance_id: Option<InstanceId>,
+    pub state: VolumeState,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub generation: i64,
+}

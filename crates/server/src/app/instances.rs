@@ -1,0 +1,470 @@
+//! Instance (云主机) use cases. The API records intent — a new instance, a desired state,
+//! a new size — together with its quota in one audited transaction, and wakes the
+//! reconciler, which does the work on the hosts. Requests that cannot succeed (quota,
+//! an anti-affinity group larger than the zone) are refused at once with a clear reason.
+
+use super::commit_audited;
+use crate::auth::actor::Actor;
+use crate::compute::saga::{demand, quota_delta};
+use crate::context::RequestContext;
+use crate::state::AppState;
+use zy_model::compute::*;
+use zy_model::id::*;
+use zy_model::page::{Page, PageRequest};
+use zy_model::time::Timestamp;
+use zy_model::{t, validate, Error};
+use zy_policy::{authorize, tenancy_visibility, Action, Visibility};
+use zy_store::instances::{self, Flag, InstanceRow};
+
+pub struct NewInstances {
+    pub project_id: ProjectId,
+    pub name: String,
+    /// Flavor id or name (e.g. `2C4G`).
+    pub flavor: String,
+    /// Image id or name.
+    pub image: String,
+    pub disk_gib: Option<u64>,
+    pub zone_id: Option<ZoneId>,
+    pub provider_id: Option<ProviderId>,
+    pub count: u32,
+    pub group: Option<(String, GroupPolicy)>,
+    pub start: bool,
+}
+
+pub const MAX_COUNT: u32 = 500;
+
+pub async fn create(
+    s: &AppState,
+    ctx: &RequestContext,
+    actor: &Actor,
+    n: NewInstances,
+) -> Result<Vec<Instance>, Error> {
+    let project = zy_store::projects::get(s.store.pool(), n.project_id)
+        .await?
+        .ok_or_else(|| Error::not_found("project", n.project_id))?;
+    authorize(
+        &actor.principal,
+        Action::InstanceOperate(project.department_id, project.id),
+    )?;
+    if !(1..=MAX_COUNT).contains(&n.count) {
+        return Err(Error::validation(
+            "count",
+            t!("一次创建 1 到 {} 台" ; "create 1 to {} at a time", MAX_COUNT),
+        ));
+    }
+    let name = validate::name("name", &n.name)?;
+    let flavors = zy_store::inventory::flavors(&s.store).await?;
+    let flavor = flavors
+        .into_iter()
+        .find(|f| f.name == n.flavor || f.id.to_string() == n.flavor)
+        .ok_or_else(|| {
+            Error::validation(
+                "flavor",
+                t!("规格 {} 不存在" ; "flavor {} does not exist", validate::clip(&n.flavor, 40)),
+            )
+        })?;
+    let images = zy_store::inventory::images(&s.store).await?;
+    let image = images
+        .into_iter()
+        .find(|i| i.name == n.image || i.id.to_string() == n.image)
+        .ok_or_else(|| {
+            Error::validation(
+                "image",
+                t!("镜像 {} 不存在" ; "image {} does not exist", validate::clip(&n.image, 40)),
+            )
+        })?;
+    let disk_gib = n.disk_gib.unwrap_or(image.min_disk_gib);
+    if disk_gib < image.min_disk_gib || disk_gib > 65536 {
+        return Err(Error::validation(
+            "disk_gib",
+            t!("系统盘须在 {} 到 65536 GiB 之间（镜像最小要求 {} GiB）" ; "disk_gib must be between {} and 65536 (the image needs at least {} GiB)", image.min_disk_gib, image.min_disk_gib),
+        ));
+    }
+    let zones = zy_store::inventory::zones(&s.store).await?;
+    if let Some(z) = n.zone_id {
+        let zone = zones
+            .iter()
+            .find(|x| x.id == z)
+            .ok_or_else(|| Error::not_found("zone", z))?;
+        if n.provider_id.is_some_and(|p| p != zone.provider_id) {
+            return Err(Error::validation(
+                "zone_id",
+                t!(
+                    "可用区不属于所选云服务商",
+                    "the zone does not belong to that provider"
+                ),
+            ));
+        }
+    }
+    if let Some(p) = n.provider_id {
+        if !image.providers.is_empty() && !image.providers.contains(&p) {
+            return Err(Error::validation(
+                "image",
+                t!(
+                    "所选云服务商不提供该镜像",
+                    "the chosen provider does not carry this image"
+                ),
+            ));
+        }
+    }
+    let providers: Option<Vec<ProviderId>> = match (n.provider_id, image.providers.is_empty()) {
+        (Some(p), _) => Some(vec![p]),
+        (None, false) => Some(image.providers.clone()),
+        (None, true) => None,
+    };
+    if let Some((_, GroupPolicy::AntiAffinity)) = &n.group {
+        let hosts = s
+            .compute
+            .placement
+            .enabled_hosts(n.zone_id, providers.as_deref());
+        if n.count as usize > hosts {
+            return Err(Error::conflict(t!(
+                "反亲和要求每台云主机在不同宿主机上，但可用宿主机只有 {} 台，少于申请的 {} 台" ;
+                "anti-affinity puts every instance on a different host, but only {} hosts are usable for {} instances",
+                hosts, n.count
+            ))
+            .with_details(serde_json::json!({ "reason": "anti_affinity_exceeds_hosts", "hosts": hosts, "requested": n.count })));
+        }
+    }
+    let now = Timestamp::now();
+    let desired = if n.start {
+        InstanceState::Running
+    } else {
+        InstanceState::Stopped
+    };
+    let mut tx = s.store.begin_write().await?;
+    let group = match &n.group {
+        Some((g, policy)) => Some(
+            instances::group_for(&mut tx, project.id, &validate::name("group", g)?, *policy)
+                .await?,
+        ),
+        None => None,
+    };
+    let rows: Vec<InstanceRow> = (1..=n.count)
+        .map(|k| InstanceRow {
+            instance: Instance {
+                id: InstanceId::new(),
+                project_id: project.id,
+                department_id: project.department_id,
+                name: if n.count == 1 {
+                    name.clone()
+                } else {
+                    format!("{name}-{k:03}")
+                },
+                flavor_id: flavor.id,
+                flavor_name: flavor.name.clone(),
+                image_id: image.id,
+                image_name: image.name.clone(),
+                vcpus: flavor.vcpus,
+                memory_mib: flavor.memory_mib,
+                disk_gib,
+                gpus: flavor.gpus,
+                group_id: group.as_ref().map(|g| g.id),
+                zone_id: None,
+                provider_id: None,
+                host_id: None,
+                state: InstanceState::Pending,
+                desired,
+                last_error: None,
+                created_at: now,
+                updated_at: now,
+                generation: 1,
+            },
+            want_zone_id: n.zone_id,
+            want_provider_id: n.provider_id,
+            quota_held: true,
+            capacity_held: false,
+            disk_created: false,
+            resize_pending: false,
+            reboot_pending: false,
+            attempts: 0,
+        })
+        .collect();
+    let one = quota_delta(&rows[0].instance);
+    let total = QuotaLimits {
+        instances: one.instances * n.count as i64,
+        vcpus: one.vcpus * n.count as i64,
+        memory_mib: one.memory_mib * n.count as i64,
+        disk_gib: one.disk_gib * n.count as i64,
+        volumes: 0,
+    };
+    let dept_ok = zy_store::quotas::consume(
+        &mut tx,
+        "department",
+        &project.department_id.to_string(),
+        &total,
+    )
+    .await?;
+    let proj_ok = dept_ok
+        && zy_store::quotas::consume(&mut tx, "project", &project.id.to_string(), &total).await?;
+    if !proj_ok {
+        drop(tx);
+        return Err(super::quotas::exceeded(s, project.department_id, project.id, &total).await);
+    }
+    for r in &rows {
+        instances::insert(&mut tx, r).await?;
+    }
+    let detail = serde_json::json!({ "count": n.count, "name": name, "flavor": flavor.name, "image": image.name, "project_id": project.id, "ids": rows.iter().map(|r| r.instance.id).collect::<Vec<_>>() });
+    let target = if n.count == 1 {
+        rows[0].instance.id.to_string()
+    } else {
+        String::new()
+    };
+    commit_audited(
+        tx,
+        ctx,
+        Some(actor),
+        "create_instances",
+        "instance",
+        &target,
+        detail,
+    )
+    .await?;
+    s.compute.wake.notify_one();
+    Ok(rows.into_iter().map(|r| r.instance).collect())
+}
+
+async fn load(s: &AppState, id: InstanceId) -> Result<InstanceRow, Error> {
+    instances::get(s.store.pool(), id)
+        .await?
+        .filter(|r| r.instance.state != InstanceState::Deleted)
+        .ok_or_else(|| Error::not_found("instance", id))
+}
+
+pub async fn get(s: &AppState, actor: &Actor, id: InstanceId) -> Result<Instance, Error> {
+    let r = instances::get(s.store.pool(), id)
+        .await?
+        .ok_or_else(|| Error::not_found("instance", id))?;
+    authorize(
+        &actor.principal,
+        Action::InstanceRead(r.instance.department_id, r.instance.project_id),
+    )?;
+    Ok(r.instance)
+}
+
+pub async fn list(
+    s: &AppState,
+    actor: &Actor,
+    page: &PageRequest,
+    project: Option<ProjectId>,
+    include_deleted: bool,
+) -> Result<Page<Instance>, Error> {
+    let vis = if authorize(&actor.principal, Action::InventoryManage).is_ok() {
+        Visibility::All
+    } else {
+        tenancy_visibility(&actor.principal)
+    };
+    match vis {
+        Visibility::All => {
+            instances::list(&s.store, page, None, None, project, include_deleted).await
+        }
+        v if v.is_empty() => Err(Error::forbidden(t!(
+            "您的角色无权查看云主机",
+            "Your role may not see instances"
+        ))),
+        Visibility::Some {
+            departments,
+            projects,
+        } => {
+            instances::list(
+                &s.store,
+                page,
+                Some(&departments),
+                Some(&projects),
+                project,
+                include_deleted,
+            )
+            .await
+        }
+    }
+}
+
+/// Start, stop, reboot or delete: records the wish, the reconciler does it.
+pub async fn act(
+    s: &AppState,
+    ctx: &RequestContext,
+    actor: &Actor,
+    id: InstanceId,
+    action: &str,
+) -> Result<Instance, Error> {
+    let r = load(s, id).await?;
+    let i = &r.instance;
+    authorize(
+        &actor.principal,
+        Action::InstanceOperate(i.department_id, i.project_id),
+    )?;
+    let busy = |what: &str| {
+        Error::conflict(t!("云主机当前状态为 {}，不能{}" ; "the instance is {} and cannot be {} now", i.state.as_str(), what))
+            .with_details(serde_json::json!({ "state": i.state }))
+    };
+    let mut tx = s.store.begin_write().await?;
+    match action {
+        "start" | "stop" => {
+            if i.desired == InstanceState::Deleted || i.state == InstanceState::Error {
+                return Err(busy(if action == "start" {
+                    "启动 started"
+                } else {
+                    "停止 stopped"
+                }));
+            }
+            let want = if action == "start" {
+                InstanceState::Running
+            } else {
+                InstanceState::Stopped
+            };
+            instances::set_desired(&mut tx, id, want).await?;
+        }
+        "reboot" => {
+            if i.state != InstanceState::Running || i.desired != InstanceState::Running {
+                return Err(busy("重启 rebooted"));
+            }
+            instances::set_flag(&mut tx, id, Flag::RebootPending, true).await?;
+            instances::set_desired(&mut tx, id, InstanceState::Running).await?;
+        }
+        "delete" => {
+            if i.desired == InstanceState::Deleted {
+                return Err(busy("删除 deleted"));
+            }
+            instances::set_desired(&mut tx, id, InstanceState::Deleted).await?;
+        }
+        _ => return Err(Error::invalid(t!("未知操作", "unknown action"))),
+    }
+    commit_audited(
+        tx,
+        ctx,
+        Some(actor),
+        &format!("{action}_instance"),
+        "instance",
+        &id.to_string(),
+        serde_json::json!({ "name": i.name }),
+    )
+    .await?;
+    s.compute.wake.notify_one();
+    Ok(load(s, id)
+        .await
+        .map(|r| r.instance)
+        .unwrap_or_else(|_| i.clone()))
+}
+
+/// Changes flavor (and grows the disk) of a stopped instance: quota and host capacity
+/// for the difference are taken in one transaction, or nothing changes.
+pub async fn resize(
+    s: &AppState,
+    ctx: &RequestContext,
+    actor: &Actor,
+    id: InstanceId,
+    flavor: &str,
+    disk_gib: Option<u64>,
+) -> Result<Instance, Error> {
+    let r = load(s, id).await?;
+    let i = &r.instance;
+    authorize(
+        &actor.principal,
+        Action::InstanceOperate(i.department_id, i.project_id),
+    )?;
+    if i.state != InstanceState::Stopped || i.desired != InstanceState::Stopped {
+        return Err(Error::conflict(t!(
+            "请先停止云主机再调整规格",
+            "stop the instance before resizing it"
+        ))
+        .with_details(serde_json::json!({ "state": i.state })));
+    }
+    let f = zy_store::inventory::flavors(&s.store)
+        .await?
+        .into_iter()
+        .find(|f| f.name == flavor || f.id.to_string() == flavor)
+        .ok_or_else(|| {
+            Error::validation(
+                "flavor",
+                t!("规格 {} 不存在" ; "flavor {} does not exist", validate::clip(flavor, 40)),
+            )
+        })?;
+    let disk = disk_gib.unwrap_or(i.disk_gib);
+    if disk < i.disk_gib || disk > 65536 {
+        return Err(Error::validation(
+            "disk_gib",
+            t!("系统盘只能扩大，不能缩小", "the disk can only grow"),
+        ));
+    }
+    let delta = QuotaLimits {
+        instances: 0,
+        vcpus: f.vcpus as i64 - i.vcpus as i64,
+        memory_mib: f.memory_mib as i64 - i.memory_mib as i64,
+        disk_gib: disk as i64 - i.disk_gib as i64,
+        volumes: 0,
+    };
+    let mut tx = s.store.begin_write().await?;
+    if !zy_store::quotas::consume(&mut tx, "department", &i.department_id.to_string(), &delta)
+        .await?
+        || !zy_store::quotas::consume(&mut tx, "project", &i.project_id.to_string(), &delta).await?
+    {
+        drop(tx);
+        return Err(super::quotas::exceeded(s, i.department_id, i.project_id, &delta).await);
+    }
+    if let (Some(host), true) = (i.host_id, r.capacity_held) {
+        let old = demand(i);
+        let grow = zy_store::inventory::Demand {
+            vcpus: f.vcpus as i64 - old.vcpus,
+            memory_mib: f.memory_mib as i64 - old.memory_mib,
+            disk_gib: disk as i64 - old.disk_gib,
+            gpus: f.gpus as i64 - old.gpus,
+        };
+        // Release first, then claim the new size: one conditional update each, so the
+        // host's limits are checked in the database.
+        zy_store::inventory::release_capacity(&mut tx, host, old).await?;
+        let new = zy_store::inventory::Demand {
+            vcpus: f.vcpus as i64,
+            memory_mib: f.memory_mib as i64,
+            disk_gib: disk as i64,
+            gpus: f.gpus as i64,
+        };
+        if !zy_store::inventory::claim_capacity(&mut tx, host, new).await? {
+            drop(tx);
+            return Err(Error::conflict(t!("所在宿主机没有足够资源容纳新规格", "the instance's host has no room for the new flavor"))
+                .with_details(serde_json::json!({ "reason": "host_full", "delta": { "vcpus": grow.vcpus, "memory_mib": grow.memory_mib } })));
+        }
+    }
+    instances::set_size(&mut tx, id, &f, disk).await?;
+    let detail = serde_json::json!({ "from": i.flavor_name, "to": f.name, "disk_gib": disk });
+    commit_audited(
+        tx,
+        ctx,
+        Some(actor),
+        "resize_instance",
+        "instance",
+        &id.to_string(),
+        detail,
+    )
+    .await?;
+    if let Some(h) = i.host_id {
+        if let Ok(Some(row)) = zy_store::inventory::host(s.store.pool(), h).await {
+            s.compute.placement.upsert(&[row]);
+        }
+    }
+    s.compute.wake.notify_one();
+    Ok(load(s, id).await?.instance)
+}
+
+pub async fn events(
+    s: &AppState,
+    actor: &Actor,
+    id: InstanceId,
+) -> Result<Vec<InstanceEvent>, Error> {
+    get(s, actor, id).await?;
+    instances::events(&s.store, id).await
+}
+
+pub async fn console(s: &AppState, actor: &Actor, id: InstanceId) -> Result<String, Error> {
+    let i = get(s, actor, id).await?;
+    let (Some(host), Some(provider)) = (i.host_id, i.provider_id) else {
+        return Err(Error::conflict(t!(
+            "云主机尚未分配宿主机，暂无控制台输出",
+            "the instance has no host yet, so no console output"
+        )));
+    };
+    let driver = s.compute.drivers.get(provider)?;
+    driver.console_log(id.0, host.0, 200).await.map_err(|e| {
+        Error::conflict(t!("无法读取控制台输出", "cannot read the console output"))
+            .with_internal(e.to_string())
+    })
+}

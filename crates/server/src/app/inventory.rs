@@ -1,0 +1,384 @@
+//! Inventory use cases: providers (with their simulated-provider settings), zones, hosts
+//! (created in bulk, state changes), flavors and images. The platform admin changes them;
+//! oversight roles read them; everyone signed in reads the catalogue.
+
+use super::commit_audited;
+use crate::auth::actor::Actor;
+use crate::compute::drivers::SimSettings;
+use crate::context::RequestContext;
+use crate::state::AppState;
+use zy_model::compute::*;
+use zy_model::id::*;
+use zy_model::time::Timestamp;
+use zy_model::{t, validate, Error};
+use zy_policy::{authorize, Action};
+use zy_store::inventory;
+
+pub async fn create_provider(
+    s: &AppState,
+    ctx: &RequestContext,
+    actor: &Actor,
+    name: &str,
+    kind: &str,
+    description: &str,
+    sim: Option<SimSettings>,
+) -> Result<Provider, Error> {
+    authorize(&actor.principal, Action::InventoryManage)?;
+    if kind != "sim" {
+        return Err(Error::validation(
+            "kind",
+            t!("目前只支持模拟云服务商（kind = sim）；KVM 宿主机接入随 agent 提供", "only simulated providers (kind = sim) are available yet; KVM hosts come with the agent"),
+        ));
+    }
+    let settings = sim.unwrap_or_default();
+    settings.validate()?;
+    let p = Provider {
+        id: ProviderId::new(),
+        name: validate::name("name", name)?,
+        kind: kind.into(),
+        simulated: true,
+        description: validate::description("description", description)?,
+        created_at: Timestamp::now(),
+        generation: 1,
+    };
+    let config = serde_json::to_string(&settings).map_err(|e| Error::internal(e.to_string()))?;
+    let mut tx = s.store.begin_write().await?;
+    inventory::insert_provider(&mut tx, &p, &config).await?;
+    commit_audited(
+        tx,
+        ctx,
+        Some(actor),
+        "create_provider",
+        "provider",
+        &p.id.to_string(),
+        serde_json::json!({ "name": p.name, "kind": p.kind }),
+    )
+    .await?;
+    s.compute.drivers.install_sim(p.id, &settings);
+    Ok(p)
+}
+
+pub async fn list_providers(s: &AppState, actor: &Actor) -> Result<Vec<Provider>, Error> {
+    authorize(&actor.principal, Action::InventoryRead)?;
+    Ok(inventory::providers(&s.store)
+        .await?
+        .into_iter()
+        .map(|(p, _)| p)
+        .collect())
+}
+
+pub async fn update_sim(
+    s: &AppState,
+    ctx: &RequestContext,
+    actor: &Actor,
+    id: ProviderId,
+    settings: SimSettings,
+) -> Result<Provider, Error> {
+    authorize(&actor.principal, Action::InventoryManage)?;
+    settings.validate()?;
+    let p = inventory::providers(&s.store)
+        .await?
+        .into_iter()
+        .map(|(p, _)| p)
+        .find(|p| p.id == id)
+        .ok_or_else(|| Error::not_found("provider", id))?;
+    let config = serde_json::to_string(&settings).map_err(|e| Error::internal(e.to_string()))?;
+    let mut tx = s.store.begin_write().await?;
+    inventory::set_provider_config(&mut tx, id, &config).await?;
+    commit_audited(
+        tx,
+        ctx,
+        Some(actor),
+        "update_provider",
+        "provider",
+        &id.to_string(),
+        serde_json::to_value(&settings).unwrap_or_default(),
+    )
+    .await?;
+    s.compute.drivers.install_sim(id, &settings);
+    Ok(p)
+}
+
+pub async fn create_zone(
+    s: &AppState,
+    ctx: &RequestContext,
+    actor: &Actor,
+    provider: ProviderId,
+    region: &str,
+    name: &str,
+    strategy: Strategy,
+) -> Result<Zone, Error> {
+    authorize(&actor.principal, Action::InventoryManage)?;
+    if !inventory::providers(&s.store)
+        .await?
+        .iter()
+        .any(|(p, _)| p.id == provider)
+    {
+        return Err(Error::not_found("provider", provider));
+    }
+    let z = Zone {
+        id: ZoneId::new(),
+        provider_id: provider,
+        region: validate::name("region", region)?,
+        name: validate::name("name", name)?,
+        strategy,
+        created_at: Timestamp::now(),
+    };
+    let mut tx = s.store.begin_write().await?;
+    inventory::insert_zone(&mut tx, &z).await?;
+    commit_audited(
+        tx,
+        ctx,
+        Some(actor),
+        "create_zone",
+        "zone",
+        &z.id.to_string(),
+        serde_json::json!({ "name": z.name, "provider_id": provider }),
+    )
+    .await?;
+    s.compute.placement.set_zone_strategy(z.id, strategy);
+    Ok(z)
+}
+
+pub async fn list_zones(s: &AppState, actor: &Actor) -> Result<Vec<Zone>, Error> {
+    authorize(&actor.principal, Action::CatalogueRead)?;
+    inventory::zones(&s.store).await
+}
+
+/// The size of hosts being added.
+pub struct HostShape {
+    pub vcpus: u32,
+    pub memory_mib: u64,
+    pub disk_gib: u64,
+    pub gpus: u32,
+    pub cpu_ratio_permille: u32,
+    pub mem_ratio_permille: u32,
+}
+
+pub async fn create_hosts(
+    s: &AppState,
+    ctx: &RequestContext,
+    actor: &Actor,
+    zone: ZoneId,
+    prefix: &str,
+    count: u32,
+    shape: HostShape,
+) -> Result<Vec<Host>, Error> {
+    authorize(&actor.principal, Action::InventoryManage)?;
+    let z = inventory::zones(&s.store)
+        .await?
+        .into_iter()
+        .find(|z| z.id == zone)
+        .ok_or_else(|| Error::not_found("zone", zone))?;
+    if !(1..=2000).contains(&count) {
+        return Err(Error::validation(
+            "count",
+            t!(
+                "一次添加 1 到 2000 台宿主机",
+                "add 1 to 2000 hosts at a time"
+            ),
+        ));
+    }
+    let bad = |f: &str| Error::validation(f, t!("{} 超出合理范围" ; "{} is out of range", f));
+    if !(1..=1024).contains(&shape.vcpus) {
+        return Err(bad("vcpus"));
+    }
+    if !(1024..=64 * 1024 * 1024).contains(&shape.memory_mib) {
+        return Err(bad("memory_mib"));
+    }
+    if !(1..=1024 * 1024).contains(&shape.disk_gib) {
+        return Err(bad("disk_gib"));
+    }
+    if shape.gpus > 64 {
+        return Err(bad("gpus"));
+    }
+    if !(1000..=16000).contains(&shape.cpu_ratio_permille) {
+        return Err(bad("cpu_ratio_permille"));
+    }
+    if !(1000..=4000).contains(&shape.mem_ratio_permille) {
+        return Err(bad("mem_ratio_permille"));
+    }
+    let prefix = validate::name("name_prefix", prefix)?;
+    let now = Timestamp::now();
+    let hosts: Vec<Host> = (1..=count)
+        .map(|n| Host {
+            id: HostId::new(),
+            zone_id: z.id,
+            provider_id: z.provider_id,
+            name: if count == 1 {
+                prefix.clone()
+            } else {
+                format!("{prefix}-{n:04}")
+            },
+            vcpus: shape.vcpus,
+            memory_mib: shape.memory_mib,
+            disk_gib: shape.disk_gib,
+            gpus: shape.gpus,
+            cpu_ratio_permille: shape.cpu_ratio_permille,
+            mem_ratio_permille: shape.mem_ratio_permille,
+            state: HostState::Enabled,
+            used_vcpus: 0,
+            used_memory_mib: 0,
+            used_disk_gib: 0,
+            used_gpus: 0,
+            created_at: now,
+            generation: 1,
+        })
+        .collect();
+    let mut tx = s.store.begin_write().await?;
+    inventory::insert_hosts(&mut tx, &hosts).await?;
+    commit_audited(
+        tx,
+        ctx,
+        Some(actor),
+        "create_hosts",
+        "zone",
+        &zone.to_string(),
+        serde_json::json!({ "count": count, "prefix": prefix }),
+    )
+    .await?;
+    let rows = inventory::hosts(&s.store, Some(z.provider_id)).await?;
+    s.compute.placement.upsert(&rows);
+    Ok(hosts)
+}
+
+pub async fn list_hosts(
+    s: &AppState,
+    actor: &Actor,
+    provider: Option<ProviderId>,
+) -> Result<Vec<Host>, Error> {
+    authorize(&actor.principal, Action::InventoryRead)?;
+    Ok(inventory::hosts(&s.store, provider)
+        .await?
+        .into_iter()
+        .map(|h| h.host)
+        .collect())
+}
+
+pub async fn set_host_state(
+    s: &AppState,
+    ctx: &RequestContext,
+    actor: &Actor,
+    id: HostId,
+    state: HostState,
+) -> Result<Host, Error> {
+    authorize(&actor.principal, Action::InventoryManage)?;
+    let mut tx = s.store.begin_write().await?;
+    inventory::set_host_state(&mut tx, id, state).await?;
+    commit_audited(
+        tx,
+        ctx,
+        Some(actor),
+        "update_host",
+        "host",
+        &id.to_string(),
+        serde_json::json!({ "state": state }),
+    )
+    .await?;
+    s.compute.placement.set_state(id, state);
+    let h = inventory::host(s.store.pool(), id)
+        .await?
+        .ok_or_else(|| Error::not_found("host", id))?;
+    Ok(h.host)
+}
+
+pub async fn create_flavor(
+    s: &AppState,
+    ctx: &RequestContext,
+    actor: &Actor,
+    name: &str,
+    vcpus: u32,
+    memory_mib: u64,
+    gpus: u32,
+) -> Result<Flavor, Error> {
+    authorize(&actor.principal, Action::InventoryManage)?;
+    if !(1..=256).contains(&vcpus) || !(256..=4 * 1024 * 1024).contains(&memory_mib) || gpus > 16 {
+        return Err(Error::validation(
+            "vcpus",
+            t!(
+                "规格须为 1–256 vCPU、256 MiB–4 TiB 内存、最多 16 块 GPU",
+                "a flavor has 1–256 vCPU, 256 MiB–4 TiB memory and at most 16 GPUs"
+            ),
+        ));
+    }
+    let f = Flavor {
+        id: FlavorId::new(),
+        name: validate::name("name", name)?,
+        vcpus,
+        memory_mib,
+        gpus,
+        created_at: Timestamp::now(),
+    };
+    let mut tx = s.store.begin_write().await?;
+    inventory::insert_flavor(&mut tx, &f).await?;
+    commit_audited(
+        tx,
+        ctx,
+        Some(actor),
+        "create_flavor",
+        "flavor",
+        &f.id.to_string(),
+        serde_json::json!({ "name": f.name }),
+    )
+    .await?;
+    Ok(f)
+}
+
+pub async fn list_flavors(s: &AppState, actor: &Actor) -> Result<Vec<Flavor>, Error> {
+    authorize(&actor.principal, Action::CatalogueRead)?;
+    inventory::flavors(&s.store).await
+}
+
+pub async fn create_image(
+    s: &AppState,
+    ctx: &RequestContext,
+    actor: &Actor,
+    name: &str,
+    os: &str,
+    min_disk_gib: u64,
+    providers: Vec<ProviderId>,
+) -> Result<Image, Error> {
+    authorize(&actor.principal, Action::InventoryManage)?;
+    if !(1..=65536).contains(&min_disk_gib) {
+        return Err(Error::validation(
+            "min_disk_gib",
+            t!(
+                "最小磁盘须在 1 到 65536 GiB 之间",
+                "min_disk_gib must be between 1 and 65536"
+            ),
+        ));
+    }
+    let known = inventory::providers(&s.store).await?;
+    if let Some(p) = providers
+        .iter()
+        .find(|p| !known.iter().any(|(k, _)| k.id == **p))
+    {
+        return Err(Error::not_found("provider", p));
+    }
+    let i = Image {
+        id: ImageId::new(),
+        name: validate::name("name", name)?,
+        os: validate::name("os", os)?,
+        min_disk_gib,
+        providers,
+        created_at: Timestamp::now(),
+    };
+    let mut tx = s.store.begin_write().await?;
+    inventory::insert_image(&mut tx, &i).await?;
+    commit_audited(
+        tx,
+        ctx,
+        Some(actor),
+        "create_image",
+        "image",
+        &i.id.to_string(),
+        serde_json::json!({ "name": i.name }),
+    )
+    .await?;
+    Ok(i)
+}
+
+pub async fn list_images(s: &AppState, actor: &Actor) -> Result<Vec<Image>, Error> {
+    authorize(&actor.principal, Action::CatalogueRead)?;
+    inventory::images(&s.store).await
+}

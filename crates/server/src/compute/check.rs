@@ -1,0 +1,167 @@
+//! `zhengyun admin check`: verifies the invariants the sagas promise and reports every
+//! discrepancy — per-host allocations equal the sum of the live instances placed there;
+//! quota use equals the live resources in each department and project; no disk on a
+//! provider without a live instance that owns it, and no live instance without its disk.
+
+use super::Compute;
+use std::collections::{HashMap, HashSet};
+use zy_model::compute::InstanceState;
+use zy_model::Error;
+use zy_store::Store;
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct Discrepancy {
+    /// `host_allocation`, `quota_usage`, `orphaned_disk`, `missing_disk`, `stuck_instance`.
+    pub kind: String,
+    /// What it is about, e.g. `host <id>` or `project <id>`.
+    pub subject: String,
+    pub expected: String,
+    pub actual: String,
+}
+
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct CheckReport {
+    pub ok: bool,
+    pub hosts_checked: usize,
+    pub instances_checked: usize,
+    pub quotas_checked: usize,
+    pub discrepancies: Vec<Discrepancy>,
+}
+
+fn d(kind: &str, subject: String, expected: String, actual: String) -> Discrepancy {
+    Discrepancy {
+        kind: kind.into(),
+        subject,
+        expected,
+        actual,
+    }
+}
+
+pub async fn run(c: &Compute, store: &Store) -> Result<CheckReport, Error> {
+    let hosts = zy_store::inventory::hosts(store, None).await?;
+    let live = zy_store::instances::live(store).await?;
+    let quotas = zy_store::quotas::all(store).await?;
+    let mut out = Vec::new();
+
+    let mut per_host: HashMap<String, (i64, i64, i64, i64)> = HashMap::new();
+    for r in live.iter().filter(|r| r.capacity_held) {
+        if let Some(h) = r.instance.host_id {
+            let e = per_host.entry(h.to_string()).or_default();
+            e.0 += r.instance.vcpus as i64;
+            e.1 += r.instance.memory_mib as i64;
+            e.2 += r.instance.disk_gib as i64;
+            e.3 += r.instance.gpus as i64;
+        }
+    }
+    for h in &hosts {
+        let want = per_host
+            .get(&h.host.id.to_string())
+            .copied()
+            .unwrap_or_default();
+        let have = (
+            h.host.used_vcpus as i64,
+            h.host.used_memory_mib as i64,
+            h.host.used_disk_gib as i64,
+            h.host.used_gpus as i64,
+        );
+        if want != have {
+            out.push(d(
+                "host_allocation",
+                format!("host {} ({})", h.host.id, h.host.name),
+                format!("{want:?}"),
+                format!("{have:?}"),
+            ));
+        }
+    }
+
+    let mut per_scope: HashMap<(String, String), (i64, i64, i64, i64)> = HashMap::new();
+    for r in live.iter().filter(|r| r.quota_held) {
+        let i = &r.instance;
+        for key in [
+            ("department".to_string(), i.department_id.to_string()),
+            ("project".to_string(), i.project_id.to_string()),
+        ] {
+            let e = per_scope.entry(key).or_default();
+            e.0 += 1;
+            e.1 += i.vcpus as i64;
+            e.2 += i.memory_mib as i64;
+            e.3 += i.disk_gib as i64;
+        }
+    }
+    for q in &quotas {
+        let want = per_scope
+            .get(&(q.scope_type.clone(), q.scope_id.clone()))
+            .copied()
+            .unwrap_or_default();
+        let have = (
+            q.used.instances,
+            q.used.vcpus,
+            q.used.memory_mib,
+            q.used.disk_gib,
+        );
+        if want != have {
+            out.push(d(
+                "quota_usage",
+                format!("{} {}", q.scope_type, q.scope_id),
+                format!("{want:?}"),
+                format!("{have:?}"),
+            ));
+        }
+    }
+
+    // Disks on the simulated providers against the instances that should own them.
+    let owners: HashSet<(String, String)> = live
+        .iter()
+        .filter(|r| r.instance.state != InstanceState::Error)
+        .filter_map(|r| {
+            r.instance
+                .host_id
+                .map(|h| (h.to_string(), r.instance.id.to_string()))
+        })
+        .collect();
+    let mut on_disk = HashSet::new();
+    for (_, sim) in c.drivers.all_sims() {
+        for (host, inst) in sim.all_disks() {
+            on_disk.insert((host.to_string(), inst.to_string()));
+            if !owners.contains(&(host.to_string(), inst.to_string())) {
+                out.push(d(
+                    "orphaned_disk",
+                    format!("disk of instance {inst} on host {host}"),
+                    "no disk".into(),
+                    "disk exists".into(),
+                ));
+            }
+        }
+    }
+    let sim_providers: HashSet<String> = c
+        .drivers
+        .all_sims()
+        .into_iter()
+        .map(|(p, _)| p.to_string())
+        .collect();
+    for r in &live {
+        let i = &r.instance;
+        let on_sim = i
+            .provider_id
+            .is_some_and(|p| sim_providers.contains(&p.to_string()));
+        if on_sim && matches!(i.state, InstanceState::Running | InstanceState::Stopped) {
+            if let Some(h) = i.host_id {
+                if !on_disk.contains(&(h.to_string(), i.id.to_string())) {
+                    out.push(d(
+                        "missing_disk",
+                        format!("instance {}", i.id),
+                        "disk exists".into(),
+                        "no disk".into(),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(CheckReport {
+        ok: out.is_empty(),
+        hosts_checked: hosts.len(),
+        instances_checked: live.len(),
+        quotas_checked: quotas.len(),
+        discrepancies: out,
+    })
+}

@@ -1,0 +1,115 @@
+//! One compute driver per provider. Simulated providers get an in-process `SimProvider`
+//! configured from the provider's settings; tests may swap in their own driver.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use zy_compute::ComputeDriver;
+use zy_model::id::ProviderId;
+use zy_model::{t, Error};
+
+/// Settings of a simulated provider, stored as the provider's `config` JSON.
+#[derive(
+    Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+#[serde(deny_unknown_fields)]
+pub struct SimSettings {
+    /// Probability (0–1) that creating a disk or starting an instance fails.
+    #[serde(default)]
+    pub failure_probability: f64,
+    /// Extra delay per driver call, in milliseconds (minimum and maximum).
+    #[serde(default)]
+    pub latency_min_ms: u64,
+    #[serde(default)]
+    pub latency_max_ms: u64,
+}
+
+impl SimSettings {
+    pub fn validate(&self) -> Result<(), Error> {
+        if !(0.0..=1.0).contains(&self.failure_probability) || self.failure_probability.is_nan() {
+            return Err(Error::validation(
+                "failure_probability",
+                t!(
+                    "故障概率须在 0 到 1 之间",
+                    "failure_probability must be between 0 and 1"
+                ),
+            ));
+        }
+        if self.latency_min_ms > self.latency_max_ms.max(self.latency_min_ms)
+            || self.latency_max_ms > 60_000
+        {
+            return Err(Error::validation(
+                "latency_max_ms",
+                t!(
+                    "延迟须在 0 到 60000 毫秒之间且最小值不大于最大值",
+                    "latency must be 0–60000 ms with min ≤ max"
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+pub struct Drivers {
+    by_provider: RwLock<HashMap<ProviderId, Arc<dyn ComputeDriver>>>,
+    sims: RwLock<HashMap<ProviderId, Arc<zy_sim::SimProvider>>>,
+}
+
+impl Drivers {
+    pub fn get(&self, p: ProviderId) -> Result<Arc<dyn ComputeDriver>, Error> {
+        self.by_provider
+            .read()
+            .ok()
+            .and_then(|m| m.get(&p).cloned())
+            .ok_or_else(|| {
+                Error::unavailable(
+                    t!("云服务商 {} 没有可用的驱动" ; "provider {} has no driver", p),
+                )
+            })
+    }
+
+    /// The simulated provider behind `p`, if it is one (for failure injection and checks).
+    pub fn sim(&self, p: ProviderId) -> Option<Arc<zy_sim::SimProvider>> {
+        self.sims.read().ok().and_then(|m| m.get(&p).cloned())
+    }
+
+    pub fn all_sims(&self) -> Vec<(ProviderId, Arc<zy_sim::SimProvider>)> {
+        self.sims
+            .read()
+            .map(|m| m.iter().map(|(k, v)| (*k, v.clone())).collect())
+            .unwrap_or_default()
+    }
+
+    /// Installs (or reconfigures) the simulated provider for `p`.
+    pub fn install_sim(&self, p: ProviderId, settings: &SimSettings) {
+        let existing = self.sim(p);
+        let sim = match existing {
+            Some(s) => {
+                s.set_create_failure_p(settings.failure_probability);
+                s
+            }
+            None => {
+                let seed = p.0.as_u128() as u64;
+                Arc::new(zy_sim::SimProvider::new(zy_sim::SimConfig {
+                    seed,
+                    latency_min: std::time::Duration::from_millis(settings.latency_min_ms),
+                    latency_max: std::time::Duration::from_millis(
+                        settings.latency_max_ms.max(settings.latency_min_ms),
+                    ),
+                    create_failure_p: settings.failure_probability,
+                }))
+            }
+        };
+        if let Ok(mut m) = self.sims.write() {
+            m.insert(p, sim.clone());
+        }
+        self.set(p, sim);
+    }
+
+    /// Replaces the driver for `p` (tests wrap the simulator to inject faults).
+    pub fn set(&self, p: ProviderId, d: Arc<dyn ComputeDriver>) {
+        if let Ok(mut m) = self.by_provider.write() {
+            m.insert(p, d);
+        }
+    }
+}

@@ -1,0 +1,38 @@
+//! Compute orchestration: the provider drivers, the in-memory scheduler view, the
+//! reconciler that drives each instance from its state towards its desired state (with
+//! sagas that undo what was done when a create fails), and the invariant check.
+//!
+//! The database is the truth. The scheduler view is a per-replica cache of host usage
+//! that only proposes a host; the claim itself is a conditional update in the database.
+
+pub mod check;
+pub mod drivers;
+pub mod placement;
+pub mod reconciler;
+pub mod saga;
+
+use std::sync::Arc;
+
+/// The compute side of the server state.
+pub struct Compute {
+    pub drivers: drivers::Drivers,
+    pub placement: placement::Placement,
+    /// Identifies this replica in work leases.
+    pub owner: String,
+    /// Wakes the reconciler when new work arrives.
+    pub wake: tokio::sync::Notify,
+    /// Test hook: run every saga step twice (idempotency tests).
+    pub repeat_steps: std::sync::atomic::AtomicBool,
+}
+
+impl Compute {
+    pub fn new() -> Arc<Compute> {
+        Arc::new(Compute {
+            drivers: drivers::Drivers::default(),
+            placement: placement::Placement::default(),
+            owner: format!("replica-{}", uuid::Uuid::new_v4().simple()),
+            wake: tokio::sync::Notify::new(),
+            repeat_steps: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+}

@@ -1,0 +1,524 @@
+//! Instances (云主机), their events, server groups and anti-affinity slots. State changes
+//! go through [`transition`], which is conditional on the state the caller saw and
+//! records an event, so the history of every instance is complete.
+
+use crate::db::Tx;
+use crate::error::db_error;
+use crate::rows::*;
+use crate::sql::Sql;
+use crate::Store;
+use sqlx::{Any, Executor};
+use zy_model::compute::*;
+use zy_model::id::*;
+use zy_model::page::{Page, PageRequest};
+use zy_model::time::Timestamp;
+use zy_model::Error;
+
+pub const COLS: &str = "id, project_id, department_id, name, flavor_id, flavor_name, image_id, image_name, vcpus, memory_mib, disk_gib, gpus, \
+    want_zone_id, want_provider_id, group_id, zone_id, provider_id, host_id, state, desired, quota_held, capacity_held, disk_created, \
+    resize_pending, reboot_pending, work, attempts, next_attempt_at, lease_owner, lease_until, last_error, created_at, updated_at, generation";
+
+/// An instance as stored, with the bookkeeping the reconciler needs.
+#[derive(Debug, Clone)]
+pub struct InstanceRow {
+    pub instance: Instance,
+    pub want_zone_id: Option<ZoneId>,
+    pub want_provider_id: Option<ProviderId>,
+    pub quota_held: bool,
+    pub capacity_held: bool,
+    pub disk_created: bool,
+    pub resize_pending: bool,
+    pub reboot_pending: bool,
+    pub attempts: i64,
+}
+
+impl Decode for InstanceRow {
+    fn decode<R: Get>(r: &R) -> Result<Self, Error> {
+        let state = text(r, "state")?;
+        let desired = text(r, "desired")?;
+        Ok(InstanceRow {
+            instance: Instance {
+                id: id(r, "id")?,
+                project_id: id(r, "project_id")?,
+                department_id: id(r, "department_id")?,
+                name: text(r, "name")?,
+                flavor_id: id(r, "flavor_id")?,
+                flavor_name: text(r, "flavor_name")?,
+                image_id: id(r, "image_id")?,
+                image_name: text(r, "image_name")?,
+                vcpus: int(r, "vcpus")? as u32,
+                memory_mib: int(r, "memory_mib")? as u64,
+                disk_gib: int(r, "disk_gib")? as u64,
+                gpus: int(r, "gpus")? as u32,
+                group_id: opt_id(r, "group_id")?,
+                zone_id: opt_id(r, "zone_id")?,
+                provider_id: opt_id(r, "provider_id")?,
+                host_id: opt_id(r, "host_id")?,
+                state: InstanceState::parse(&state).unwrap_or(InstanceState::Error),
+                desired: InstanceState::parse(&desired).unwrap_or(InstanceState::Running),
+                last_error: opt_text(r, "last_error")?,
+                created_at: ts(r, "created_at")?,
+                updated_at: ts(r, "updated_at")?,
+                generation: int(r, "generation")?,
+            },
+            want_zone_id: opt_id(r, "want_zone_id")?,
+            want_provider_id: opt_id(r, "want_provider_id")?,
+            quota_held: int(r, "quota_held")? != 0,
+            capacity_held: int(r, "capacity_held")? != 0,
+            disk_created: int(r, "disk_created")? != 0,
+            resize_pending: int(r, "resize_pending")? != 0,
+            reboot_pending: int(r, "reboot_pending")? != 0,
+            attempts: int(r, "attempts")?,
+        })
+    }
+}
+
+pub async fn insert(tx: &mut Tx, r: &InstanceRow) -> Result<(), Error> {
+    let i = &r.instance;
+    sqlx::query(
+        "INSERT INTO instances (id, project_id, department_id, name, flavor_id, flavor_name, image_id, image_name, vcpus, memory_mib, disk_gib, gpus, \
+         want_zone_id, want_provider_id, group_id, state, desired, quota_held, work, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, 1, 1, $18, $18)",
+    )
+    .bind(i.id.to_string())
+    .bind(i.project_id.to_string())
+    .bind(i.department_id.to_string())
+    .bind(&i.name)
+    .bind(i.flavor_id.to_string())
+    .bind(&i.flavor_name)
+    .bind(i.image_id.to_string())
+    .bind(&i.image_name)
+    .bind(i.vcpus as i64)
+    .bind(i.memory_mib as i64)
+    .bind(i.disk_gib as i64)
+    .bind(i.gpus as i64)
+    .bind(r.want_zone_id.map(|z| z.to_string()))
+    .bind(r.want_provider_id.map(|p| p.to_string()))
+    .bind(i.group_id.map(|g| g.to_string()))
+    .bind(i.state.as_str())
+    .bind(i.desired.as_str())
+    .bind(i.created_at.0)
+    .execute(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    event(tx, i.id, "", i.state.as_str(), "created").await
+}
+
+pub async fn event(
+    tx: &mut Tx,
+    instance: InstanceId,
+    from: &str,
+    to: &str,
+    reason: &str,
+) -> Result<(), Error> {
+    sqlx::query("INSERT INTO instance_events (id, instance_id, at, from_state, to_state, reason) VALUES ($1, $2, $3, $4, $5, $6)")
+        .bind(EventId::new().to_string())
+        .bind(instance.to_string())
+        .bind(Timestamp::now().0)
+        .bind(from)
+        .bind(to)
+        .bind(reason)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
+
+pub async fn get<'c>(
+    e: impl Executor<'c, Database = Any>,
+    id: InstanceId,
+) -> Result<Option<InstanceRow>, Error> {
+    let r = sqlx::query(&format!("SELECT {COLS} FROM instances WHERE id = $1"))
+        .bind(id.to_string())
+        .fetch_optional(e)
+        .await
+        .map_err(db_error)?;
+    r.as_ref().map(InstanceRow::decode).transpose()
+}
+
+/// Lists instances of the given projects and/or departments (all when both are `None`).
+pub async fn list(
+    store: &Store,
+    page: &PageRequest,
+    departments: Option<&[DepartmentId]>,
+    projects: Option<&[ProjectId]>,
+    project: Option<ProjectId>,
+    include_deleted: bool,
+) -> Result<Page<Instance>, Error> {
+    let mut sql = Sql::new(&format!("SELECT {COLS} FROM instances WHERE 1 = 1"));
+    if departments.is_some() || projects.is_some() {
+        sql.push(" AND (")
+            .push_in(
+                "department_id",
+                departments.unwrap_or(&[]).iter().map(|d| d.to_string()),
+            )
+            .push(" OR ")
+            .push_in(
+                "project_id",
+                projects.unwrap_or(&[]).iter().map(|p| p.to_string()),
+            )
+            .push(")");
+    }
+    if let Some(p) = project {
+        sql.push(" AND project_id = ").bind_text(p.to_string());
+    }
+    if !include_deleted {
+        sql.push(" AND state <> 'deleted'");
+    }
+    sql.push_page(page, "name", "created_at", "id");
+    let rows: Vec<InstanceRow> = sql.fetch_all(store).await?;
+    let items = rows.into_iter().map(|r| r.instance).collect();
+    Ok(crate::sql::finish_page(page, items, |i: &Instance| {
+        (i.name.clone(), i.created_at.0, i.id.to_string())
+    }))
+}
+
+/// Moves an instance from `from` to `to` if it is still in `from`, recording why.
+/// Returns false when someone else changed it first.
+pub async fn transition(
+    tx: &mut Tx,
+    id: InstanceId,
+    from: InstanceState,
+    to: InstanceState,
+    reason: &str,
+) -> Result<bool, Error> {
+    let n = sqlx::query("UPDATE instances SET state = $1, updated_at = $2, generation = generation + 1 WHERE id = $3 AND state = $4")
+        .bind(to.as_str())
+        .bind(Timestamp::now().0)
+        .bind(id.to_string())
+        .bind(from.as_str())
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?
+        .rows_affected();
+    if n == 1 && from != to {
+        event(tx, id, from.as_str(), to.as_str(), reason).await?;
+    }
+    Ok(n == 1)
+}
+
+/// Sets one bookkeeping column (`quota_held`, `capacity_held`, `disk_created`, `work`,
+/// `resize_pending`, `reboot_pending`).
+pub async fn set_flag(tx: &mut Tx, id: InstanceId, column: Flag, value: bool) -> Result<(), Error> {
+    sqlx::query(&format!(
+        "UPDATE instances SET {} = $1, updated_at = $2 WHERE id = $3",
+        column.column()
+    ))
+    .bind(i64::from(value))
+    .bind(Timestamp::now().0)
+    .bind(id.to_string())
+    .execute(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Flag {
+    QuotaHeld,
+    CapacityHeld,
+    DiskCreated,
+    Work,
+    ResizePending,
+    RebootPending,
+}
+
+impl Flag {
+    fn column(self) -> &'static str {
+        match self {
+            Flag::QuotaHeld => "quota_held",
+            Flag::CapacityHeld => "capacity_held",
+            Flag::DiskCreated => "disk_created",
+            Flag::Work => "work",
+            Flag::ResizePending => "resize_pending",
+            Flag::RebootPending => "reboot_pending",
+        }
+    }
+}
+
+/// Records where the instance was placed (and that it holds the capacity).
+pub async fn set_placement(
+    tx: &mut Tx,
+    id: InstanceId,
+    host: HostId,
+    zone: ZoneId,
+    provider: ProviderId,
+) -> Result<(), Error> {
+    sqlx::query("UPDATE instances SET host_id = $1, zone_id = $2, provider_id = $3, capacity_held = 1, updated_at = $4 WHERE id = $5")
+        .bind(host.to_string())
+        .bind(zone.to_string())
+        .bind(provider.to_string())
+        .bind(Timestamp::now().0)
+        .bind(id.to_string())
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
+
+/// Asks the reconciler to drive the instance towards `desired`.
+pub async fn set_desired(tx: &mut Tx, id: InstanceId, desired: InstanceState) -> Result<(), Error> {
+    sqlx::query("UPDATE instances SET desired = $1, work = 1, attempts = 0, next_attempt_at = 0, updated_at = $2, generation = generation + 1 WHERE id = $3")
+        .bind(desired.as_str())
+        .bind(Timestamp::now().0)
+        .bind(id.to_string())
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
+
+/// Changes the instance's size (the reconciler applies it on the host).
+pub async fn set_size(
+    tx: &mut Tx,
+    id: InstanceId,
+    flavor: &Flavor,
+    disk_gib: u64,
+) -> Result<(), Error> {
+    sqlx::query(
+        "UPDATE instances SET flavor_id = $1, flavor_name = $2, vcpus = $3, memory_mib = $4, gpus = $5, disk_gib = $6, resize_pending = 1, work = 1, \
+         updated_at = $7, generation = generation + 1 WHERE id = $8",
+    )
+    .bind(flavor.id.to_string())
+    .bind(&flavor.name)
+    .bind(flavor.vcpus as i64)
+    .bind(flavor.memory_mib as i64)
+    .bind(flavor.gpus as i64)
+    .bind(disk_gib as i64)
+    .bind(Timestamp::now().0)
+    .bind(id.to_string())
+    .execute(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    Ok(())
+}
+
+/// Claims up to `limit` instances that need work and whose lease is free, for `owner`
+/// until `lease_until`. The lease condition is re-checked on the row, so two replicas
+/// never hold the same instance.
+pub async fn claim_work(
+    store: &Store,
+    owner: &str,
+    now: Timestamp,
+    lease_until: Timestamp,
+    limit: u32,
+) -> Result<Vec<InstanceRow>, Error> {
+    let rows = sqlx::query(&format!(
+        "UPDATE instances SET lease_owner = $1, lease_until = $2 \
+         WHERE id IN (SELECT id FROM instances WHERE work = 1 AND next_attempt_at <= $3 AND lease_until < $3 ORDER BY next_attempt_at LIMIT {limit}) \
+         AND work = 1 AND lease_until < $3 RETURNING {COLS}"
+    ))
+    .bind(owner)
+    .bind(lease_until.0)
+    .bind(now.0)
+    .fetch_all(store.pool())
+    .await
+    .map_err(db_error)?;
+    rows.iter().map(InstanceRow::decode).collect()
+}
+
+/// Ends work on an instance for now: releases the lease, and either schedules a retry
+/// (`retry_at`) with the error, or decides from the row whether anything is left to do
+/// (a request that arrived during the pass keeps the instance in the work queue).
+pub async fn finish_pass(
+    tx: &mut Tx,
+    id: InstanceId,
+    retry_at: Option<Timestamp>,
+    error: Option<&str>,
+    attempts: i64,
+) -> Result<(), Error> {
+    sqlx::query(
+        "UPDATE instances SET lease_owner = NULL, lease_until = 0, next_attempt_at = $1, attempts = $2, \
+         last_error = COALESCE($3, last_error), updated_at = $4, \
+         work = CASE WHEN $5 = 1 THEN 1 \
+                     WHEN state = 'deleted' THEN 0 \
+                     WHEN desired = 'deleted' THEN 1 \
+                     WHEN state = 'error' THEN 0 \
+                     WHEN state IN ('pending', 'scheduling', 'provisioning', 'deleting') THEN 1 \
+                     WHEN state <> desired OR resize_pending = 1 OR reboot_pending = 1 THEN 1 \
+                     ELSE 0 END \
+         WHERE id = $6",
+    )
+    .bind(retry_at.map(|t| t.0).unwrap_or(0))
+    .bind(attempts)
+    .bind(error.map(str::to_string))
+    .bind(Timestamp::now().0)
+    .bind(i64::from(retry_at.is_some()))
+    .bind(id.to_string())
+    .execute(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    Ok(())
+}
+
+/// Events of one instance, oldest first.
+pub async fn events(store: &Store, id: InstanceId) -> Result<Vec<InstanceEvent>, Error> {
+    let mut sql = Sql::new("SELECT id, instance_id, at, from_state, to_state, reason FROM instance_events WHERE instance_id = ");
+    sql.bind_text(id.to_string())
+        .push(" ORDER BY at, id LIMIT 1000");
+    sql.fetch_all(store).await
+}
+
+impl Decode for InstanceEvent {
+    fn decode<R: Get>(r: &R) -> Result<Self, Error> {
+        Ok(InstanceEvent {
+            id: id(r, "id")?,
+            instance_id: id(r, "instance_id")?,
+            at: ts(r, "at")?,
+            from_state: text(r, "from_state")?,
+            to_state: text(r, "to_state")?,
+            reason: text(r, "reason")?,
+        })
+    }
+}
+
+/// Every instance that is not deleted, for the scheduler's start-up view and the
+/// invariant check.
+pub async fn live(store: &Store) -> Result<Vec<InstanceRow>, Error> {
+    Sql::new(&format!(
+        "SELECT {COLS} FROM instances WHERE state <> 'deleted'"
+    ))
+    .fetch_all(store)
+    .await
+}
+
+impl Decode for ServerGroup {
+    fn decode<R: Get>(r: &R) -> Result<Self, Error> {
+        Ok(ServerGroup {
+            id: id(r, "id")?,
+            project_id: id(r, "project_id")?,
+            name: text(r, "name")?,
+            policy: if text(r, "policy")? == "affinity" {
+                GroupPolicy::Affinity
+            } else {
+                GroupPolicy::AntiAffinity
+            },
+            created_at: ts(r, "created_at")?,
+        })
+    }
+}
+
+/// Finds the project's group by name or creates it with `policy`; an existing group with
+/// another policy is a conflict.
+pub async fn group_for(
+    tx: &mut Tx,
+    project: ProjectId,
+    name: &str,
+    policy: GroupPolicy,
+) -> Result<ServerGroup, Error> {
+    let p = if policy == GroupPolicy::Affinity {
+        "affinity"
+    } else {
+        "anti_affinity"
+    };
+    sqlx::query("INSERT INTO server_groups (id, project_id, name, policy, created_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (project_id, name) DO NOTHING")
+        .bind(ServerGroupId::new().to_string())
+        .bind(project.to_string())
+        .bind(name)
+        .bind(p)
+        .bind(Timestamp::now().0)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    let r = sqlx::query("SELECT id, project_id, name, policy, created_at FROM server_groups WHERE project_id = $1 AND name = $2")
+        .bind(project.to_string())
+        .bind(name)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    let g = ServerGroup::decode(&r)?;
+    if g.policy != policy {
+        return Err(Error::conflict(zy_model::t!(
+            "主机组 {} 已存在且策略不同" ; "server group {} exists with another policy",
+            name
+        )));
+    }
+    Ok(g)
+}
+
+pub async fn group<'c>(
+    e: impl Executor<'c, Database = Any>,
+    id: ServerGroupId,
+) -> Result<Option<ServerGroup>, Error> {
+    let r = sqlx::query(
+        "SELECT id, project_id, name, policy, created_at FROM server_groups WHERE id = $1",
+    )
+    .bind(id.to_string())
+    .fetch_optional(e)
+    .await
+    .map_err(db_error)?;
+    r.as_ref().map(ServerGroup::decode).transpose()
+}
+
+/// Takes the anti-affinity slot of `group` on `host` for `instance`; false when another
+/// member already holds it.
+pub async fn take_anti_affinity_slot(
+    tx: &mut Tx,
+    group: ServerGroupId,
+    host: HostId,
+    instance: InstanceId,
+) -> Result<bool, Error> {
+    let n = sqlx::query("INSERT INTO anti_affinity_slots (group_id, host_id, instance_id) VALUES ($1, $2, $3) ON CONFLICT (group_id, host_id) DO NOTHING")
+        .bind(group.to_string())
+        .bind(host.to_string())
+        .bind(instance.to_string())
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?
+        .rows_affected();
+    Ok(n == 1)
+}
+
+pub async fn release_anti_affinity_slot(tx: &mut Tx, instance: InstanceId) -> Result<(), Error> {
+    sqlx::query("DELETE FROM anti_affinity_slots WHERE instance_id = $1")
+        .bind(instance.to_string())
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
+
+/// For affinity groups: pins the group to `host` if not pinned yet; false if pinned elsewhere.
+pub async fn pin_affinity(tx: &mut Tx, group: ServerGroupId, host: HostId) -> Result<bool, Error> {
+    let n = sqlx::query(
+        "UPDATE server_groups SET host_id = $1 WHERE id = $2 AND (host_id IS NULL OR host_id = $1)",
+    )
+    .bind(host.to_string())
+    .bind(group.to_string())
+    .execute(&mut **tx)
+    .await
+    .map_err(db_error)?
+    .rows_affected();
+    Ok(n == 1)
+}
+
+/// The host an affinity group is pinned to, if any.
+pub async fn affinity_host<'c>(
+    e: impl Executor<'c, Database = Any>,
+    group: ServerGroupId,
+) -> Result<Option<HostId>, Error> {
+    let v: Option<Option<String>> =
+        sqlx::query_scalar("SELECT host_id FROM server_groups WHERE id = $1")
+            .bind(group.to_string())
+            .fetch_optional(e)
+            .await
+            .map_err(db_error)?;
+    v.flatten().map(|s| s.parse()).transpose()
+}
+
+/// Clears a bookkeeping flag if it is set; true when this call cleared it. Releasing
+/// what a flag stands for only when this returns true makes every release happen once,
+/// however often a step runs.
+pub async fn take_flag(tx: &mut Tx, id: InstanceId, flag: Flag) -> Result<bool, Error> {
+    let col = flag.column();
+    let n = sqlx::query(&format!(
+        "UPDATE instances SET {col} = 0, updated_at = $1 WHERE id = $2 AND {col} = 1"
+    ))
+    .bind(Timestamp::now().0)
+    .bind(id.to_string())
+    .execute(&mut **tx)
+    .await
+    .map_err(db_error)?
+    .rows_affected();
+    Ok(n == 1)
+}
