@@ -24,6 +24,7 @@ const SUP: &str = "supervisor";
 const FIN: &str = "finance";
 const DA: &str = "dept_admin";
 const DM: &str = "dept_member";
+const PO: &str = "provider_operator";
 
 /// The table. Order matters only in that `logout` comes last (it ends the session).
 const TABLE: &[(&str, Allowed)] = &[
@@ -66,6 +67,31 @@ const TABLE: &[(&str, Allowed)] = &[
     ("verify_audit", Allowed::Roles(&[AUD])),
     ("export_audit", Allowed::Roles(&[AUD])),
     ("purge_audit", Allowed::Roles(&[AUD])),
+    ("list_providers", Allowed::Roles(&[PA, SUP, PO])),
+    ("create_provider", Allowed::Roles(&[PA])),
+    ("update_provider", Allowed::Roles(&[PA])),
+    ("list_zones", Allowed::Authenticated),
+    ("create_zone", Allowed::Roles(&[PA])),
+    ("list_hosts", Allowed::Roles(&[PA, SUP, PO])),
+    ("create_hosts", Allowed::Roles(&[PA])),
+    ("update_host", Allowed::Roles(&[PA])),
+    ("list_flavors", Allowed::Authenticated),
+    ("create_flavor", Allowed::Roles(&[PA])),
+    ("list_images", Allowed::Authenticated),
+    ("create_image", Allowed::Roles(&[PA])),
+    ("get_quota", Allowed::Roles(&[PA, SUP, FIN, DA, DM])),
+    ("set_quota", Allowed::Roles(&[PA, DA])),
+    ("list_instances", Allowed::Roles(&[PA, SUP, FIN, DA, DM])),
+    ("create_instances", Allowed::Roles(&[PA, DA, DM])),
+    ("get_instance", Allowed::Roles(&[PA, SUP, FIN, DA, DM])),
+    ("delete_instance", Allowed::Roles(&[PA, DA, DM])),
+    ("start_instance", Allowed::Roles(&[PA, DA, DM])),
+    ("stop_instance", Allowed::Roles(&[PA, DA, DM])),
+    ("reboot_instance", Allowed::Roles(&[PA, DA, DM])),
+    ("resize_instance", Allowed::Roles(&[PA, DA, DM])),
+    ("instance_events", Allowed::Roles(&[PA, SUP, FIN, DA, DM])),
+    ("instance_console", Allowed::Roles(&[PA, SUP, FIN, DA, DM])),
+    ("admin_check", Allowed::Roles(&[PA])),
     ("logout", Allowed::Authenticated),
 ];
 
@@ -74,7 +100,18 @@ struct World {
     d: String,
     p: String,
     u: String,
+    provider: String,
+    zone: String,
+    host: String,
     n: std::sync::atomic::AtomicU32,
+}
+
+impl World {
+    async fn instance(&self) -> String {
+        let n = self.fresh();
+        let (_, b) = self.admin.post("/v1/instances", json!({ "project_id": self.p, "name": format!("vm{n}"), "flavor": "1C2G", "image": "CentOS-7.9" })).await;
+        b["items"][0]["id"].as_str().unwrap_or_default().to_string()
+    }
 }
 
 impl World {
@@ -149,6 +186,31 @@ async fn request(w: &World, op: &str) -> (Method, String, Option<Value>) {
         "verify_audit" => (Method::GET, "/v1/audit/verify".into(), None),
         "export_audit" => (Method::GET, "/v1/audit/export".into(), None),
         "purge_audit" => (Method::POST, "/v1/audit/purge".into(), Some(json!({ "before": "2020-01-01T00:00:00+08:00" }))),
+        "list_providers" => (Method::GET, "/v1/providers".into(), None),
+        "create_provider" => (Method::POST, "/v1/providers".into(), Some(json!({ "name": format!("模拟云{n}"), "kind": "sim" }))),
+        "update_provider" => (Method::PATCH, format!("/v1/providers/{}", w.provider), Some(json!({ "sim": { "failure_probability": 0.0 } }))),
+        "list_zones" => (Method::GET, "/v1/zones".into(), None),
+        "create_zone" => (Method::POST, "/v1/zones".into(), Some(json!({ "provider_id": w.provider, "region": "宜宾", "name": format!("区{n}") }))),
+        "list_hosts" => (Method::GET, "/v1/hosts".into(), None),
+        "create_hosts" => (Method::POST, "/v1/hosts".into(), Some(json!({ "zone_id": w.zone, "name_prefix": format!("h{n}"), "vcpus": 8, "memory_mib": 16384, "disk_gib": 500 }))),
+        "update_host" => (Method::PATCH, format!("/v1/hosts/{}", w.host), Some(json!({ "state": "enabled" }))),
+        "list_flavors" => (Method::GET, "/v1/flavors".into(), None),
+        "create_flavor" => (Method::POST, "/v1/flavors".into(), Some(json!({ "name": format!("F{n}"), "vcpus": 1, "memory_mib": 1024 }))),
+        "list_images" => (Method::GET, "/v1/images".into(), None),
+        "create_image" => (Method::POST, "/v1/images".into(), Some(json!({ "name": format!("img{n}"), "os": "Linux", "min_disk_gib": 20 }))),
+        "get_quota" => (Method::GET, format!("/v1/quotas?department_id={d}"), None),
+        "set_quota" => (Method::PUT, "/v1/quotas".into(), Some(json!({ "project_id": p, "limits": { "instances": 100, "vcpus": 400, "memory_mib": 819200, "disk_gib": 20480, "volumes": 100 } }))),
+        "list_instances" => (Method::GET, "/v1/instances".into(), None),
+        "create_instances" => (Method::POST, "/v1/instances".into(), Some(json!({ "project_id": p, "name": format!("new{n}"), "flavor": "1C2G", "image": "CentOS-7.9" }))),
+        "get_instance" => (Method::GET, format!("/v1/instances/{}", w.instance().await), None),
+        "delete_instance" => (Method::DELETE, format!("/v1/instances/{}", w.instance().await), None),
+        "start_instance" => (Method::POST, format!("/v1/instances/{}/start", w.instance().await), None),
+        "stop_instance" => (Method::POST, format!("/v1/instances/{}/stop", w.instance().await), None),
+        "reboot_instance" => (Method::POST, format!("/v1/instances/{}/reboot", w.instance().await), None),
+        "resize_instance" => (Method::POST, format!("/v1/instances/{}/resize", w.instance().await), Some(json!({ "flavor": "1C2G" }))),
+        "instance_events" => (Method::GET, format!("/v1/instances/{}/events", w.instance().await), None),
+        "instance_console" => (Method::GET, format!("/v1/instances/{}/console", w.instance().await), None),
+        "admin_check" => (Method::GET, "/v1/admin/check".into(), None),
         other => panic!("operation {other} has no request in the authorisation table test; add it to TABLE and request()"),
     }
 }
@@ -206,13 +268,15 @@ async fn every_operation_allows_exactly_the_roles_in_the_table(db: Db) {
     roles.push((DA, da));
     roles.push((DM, dm));
     let target = ts.new_user(&admin, "target.user", Some(&d)).await;
-    let w = World {
-        admin: admin.clone(),
-        d,
-        p,
-        u: target.user_id.clone(),
-        n: std::sync::atomic::AtomicU32::new(0),
-    };
+    let (_, prov) = admin.post("/v1/providers", json!({ "name": "测试云", "kind": "sim" })).await;
+    let provider = prov["id"].as_str().expect("provider").to_string();
+    let (_, zone) = admin.post("/v1/zones", json!({ "provider_id": provider, "region": "宜宾", "name": "一区" })).await;
+    let zone = zone["id"].as_str().expect("zone").to_string();
+    let (_, hosts) = admin.post("/v1/hosts", json!({ "zone_id": zone, "name_prefix": "h", "vcpus": 8, "memory_mib": 16384, "disk_gib": 500 })).await;
+    let host = hosts["items"][0]["id"].as_str().expect("host").to_string();
+    admin.post("/v1/flavors", json!({ "name": "1C2G", "vcpus": 1, "memory_mib": 2048 })).await;
+    admin.post("/v1/images", json!({ "name": "CentOS-7.9", "os": "Linux", "min_disk_gib": 40 })).await;
+    let w = World { admin: admin.clone(), d, p, u: target.user_id.clone(), provider, zone, host, n: std::sync::atomic::AtomicU32::new(0) };
 
     let mut wrong = Vec::new();
     for (op, allowed) in TABLE {
