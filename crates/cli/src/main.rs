@@ -148,6 +148,7 @@ async fn run_server(a: ServerArgs) -> anyhow::Result<()> {
         demo: a.demo,
         secure_cookies: a.secure_cookies,
         max_connections: a.max_connections,
+        lease_secs: 30,
     };
     let server = zy_server::start(config)
         .await

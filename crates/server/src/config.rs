@@ -17,6 +17,8 @@ pub struct Config {
     pub secure_cookies: bool,
     /// Database connections in the pool.
     pub max_connections: u32,
+    /// How long a replica holds an instance it works on before another may take over.
+    pub lease_secs: i64,
 }
 
 impl Config {
@@ -37,6 +39,7 @@ impl Default for Config {
             demo: false,
             secure_cookies: false,
             max_connections: 16,
+            lease_secs: 30,
         }
     }
 }

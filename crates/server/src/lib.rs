@@ -86,6 +86,13 @@ pub async fn build(
         }
     }
     state.compute.placement.load(&state.store).await?;
+    let adopted = compute::saga::resync(&state.compute, &state.store).await?;
+    if adopted > 0 {
+        tracing::info!(
+            instances = adopted,
+            "instances re-ensured on their providers after start"
+        );
+    }
     let router = router
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -168,6 +175,7 @@ pub async fn start(config: Config) -> Result<Server, Error> {
     let reconciler = tokio::spawn(compute::reconciler::run(
         state.compute.clone(),
         state.store.clone(),
+        state.config.lease_secs,
     ));
     Ok(Server {
         addr,

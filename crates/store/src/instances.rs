@@ -522,3 +522,15 @@ pub async fn take_flag(tx: &mut Tx, id: InstanceId, flag: Flag) -> Result<bool, 
     .rows_affected();
     Ok(n == 1)
 }
+
+/// Records why an instance failed (shown to its users).
+pub async fn set_error(tx: &mut Tx, id: InstanceId, message: &str) -> Result<(), Error> {
+    sqlx::query("UPDATE instances SET last_error = $1, updated_at = $2 WHERE id = $3")
+        .bind(zy_model::validate::clip(message, 1000))
+        .bind(Timestamp::now().0)
+        .bind(id.to_string())
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}

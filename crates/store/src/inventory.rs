@@ -150,8 +150,8 @@ pub async fn insert_hosts(tx: &mut Tx, hosts: &[Host]) -> Result<(), Error> {
         .fetch_one(&mut **tx)
         .await
         .map_err(db_error)?;
-    let mut slot = next.map(|s| s + 1).unwrap_or(0);
-    for h in hosts {
+    let first = next.map(|s| s + 1).unwrap_or(0);
+    for (slot, h) in (first..).zip(hosts) {
         sqlx::query(
             "INSERT INTO hosts (id, zone_id, provider_id, name, slot, vcpus, memory_mib, disk_gib, gpus, cpu_ratio_permille, mem_ratio_permille, state, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
@@ -172,7 +172,6 @@ pub async fn insert_hosts(tx: &mut Tx, hosts: &[Host]) -> Result<(), Error> {
         .execute(&mut **tx)
         .await
         .map_err(db_error)?;
-        slot += 1;
     }
     Ok(())
 }

@@ -16,8 +16,6 @@ use zy_store::Store;
 
 /// Tries of a step before a create is undone (or a start/stop gives up into `error`).
 pub const MAX_ATTEMPTS: i64 = 4;
-/// How long a claimed instance stays with this replica without progress.
-const LEASE_SECS: i64 = 30;
 const BATCH: u32 = 256;
 
 fn backoff(attempts: i64) -> i64 {
@@ -26,14 +24,14 @@ fn backoff(attempts: i64) -> i64 {
 }
 
 /// Runs until the task is aborted.
-pub async fn run(c: Arc<Compute>, store: Store) {
+pub async fn run(c: Arc<Compute>, store: Store, lease_secs: i64) {
     loop {
         let now = Timestamp::now();
         let batch = match instances::claim_work(
             &store,
             &c.owner,
             now,
-            now.plus_secs(LEASE_SECS),
+            now.plus_secs(lease_secs),
             BATCH,
         )
         .await

@@ -122,6 +122,16 @@ async fn place_request(store: &Store, row: &InstanceRow) -> Result<PlaceRequest,
 /// Pending/Scheduling → Provisioning: choose a host and claim its capacity (and the
 /// group's slot) in one transaction, conditional on the instance still being unplaced.
 pub async fn schedule(c: &Compute, store: &Store, row: &InstanceRow) -> StepResult {
+    // Proposing books capacity (and a group slot) in the view, so first make sure the
+    // instance is still unplaced: a repeated step must not book twice.
+    match instances::get(store.pool(), row.instance.id).await? {
+        Some(now)
+            if matches!(
+                now.instance.state,
+                InstanceState::Pending | InstanceState::Scheduling
+            ) => {}
+        _ => return Ok(Next::Continue),
+    }
     let i = &row.instance;
     let req = place_request(store, row).await?;
     for _ in 0..8 {
@@ -391,4 +401,33 @@ pub async fn undo_create(
     .await?;
     tx.commit().await.map_err(db_error)?;
     Ok(())
+}
+
+/// After a restart of the control plane, makes sure every placed instance exists on its
+/// provider as recorded (a simulated provider starts empty; a real agent adopts its VMs,
+/// for which these calls are no-ops).
+pub async fn resync(c: &Compute, store: &Store) -> Result<usize, Error> {
+    let live = instances::live(store).await?;
+    let mut n = 0;
+    for row in live {
+        let i = &row.instance;
+        let target = match i.state {
+            InstanceState::Running => PowerState::Running,
+            InstanceState::Stopped => PowerState::Stopped,
+            _ => continue,
+        };
+        let (Some(spec), Some(provider)) = (spec(i), i.provider_id) else {
+            continue;
+        };
+        let Ok(driver) = c.drivers.get(provider) else {
+            continue;
+        };
+        // Best effort: what fails here is found by the next check and reconciled later.
+        if driver.create_disk(&spec).await.is_ok()
+            && driver.ensure_instance(&spec, target).await.is_ok()
+        {
+            n += 1;
+        }
+    }
+    Ok(n)
 }

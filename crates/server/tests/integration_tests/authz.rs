@@ -268,15 +268,41 @@ async fn every_operation_allows_exactly_the_roles_in_the_table(db: Db) {
     roles.push((DA, da));
     roles.push((DM, dm));
     let target = ts.new_user(&admin, "target.user", Some(&d)).await;
-    let (_, prov) = admin.post("/v1/providers", json!({ "name": "测试云", "kind": "sim" })).await;
+    let (_, prov) = admin
+        .post("/v1/providers", json!({ "name": "测试云", "kind": "sim" }))
+        .await;
     let provider = prov["id"].as_str().expect("provider").to_string();
-    let (_, zone) = admin.post("/v1/zones", json!({ "provider_id": provider, "region": "宜宾", "name": "一区" })).await;
+    let (_, zone) = admin
+        .post(
+            "/v1/zones",
+            json!({ "provider_id": provider, "region": "宜宾", "name": "一区" }),
+        )
+        .await;
     let zone = zone["id"].as_str().expect("zone").to_string();
     let (_, hosts) = admin.post("/v1/hosts", json!({ "zone_id": zone, "name_prefix": "h", "vcpus": 8, "memory_mib": 16384, "disk_gib": 500 })).await;
     let host = hosts["items"][0]["id"].as_str().expect("host").to_string();
-    admin.post("/v1/flavors", json!({ "name": "1C2G", "vcpus": 1, "memory_mib": 2048 })).await;
-    admin.post("/v1/images", json!({ "name": "CentOS-7.9", "os": "Linux", "min_disk_gib": 40 })).await;
-    let w = World { admin: admin.clone(), d, p, u: target.user_id.clone(), provider, zone, host, n: std::sync::atomic::AtomicU32::new(0) };
+    admin
+        .post(
+            "/v1/flavors",
+            json!({ "name": "1C2G", "vcpus": 1, "memory_mib": 2048 }),
+        )
+        .await;
+    admin
+        .post(
+            "/v1/images",
+            json!({ "name": "CentOS-7.9", "os": "Linux", "min_disk_gib": 40 }),
+        )
+        .await;
+    let w = World {
+        admin: admin.clone(),
+        d,
+        p,
+        u: target.user_id.clone(),
+        provider,
+        zone,
+        host,
+        n: std::sync::atomic::AtomicU32::new(0),
+    };
 
     let mut wrong = Vec::new();
     for (op, allowed) in TABLE {

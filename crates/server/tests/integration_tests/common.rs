@@ -60,6 +60,7 @@ pub struct TestServer {
     pub dir: PathBuf,
     pub db: Db,
     pub http: reqwest::Client,
+    pub config: zy_server::Config,
 }
 
 impl Drop for TestServer {
@@ -100,8 +101,11 @@ impl TestServer {
             demo,
             secure_cookies: false,
             max_connections: 8,
+            lease_secs: 2,
         };
-        let server = zy_server::start(config).await.expect("server starts");
+        let server = zy_server::start(config.clone())
+            .await
+            .expect("server starts");
         let url = format!("http://{}", server.addr);
         let passwords = server
             .credentials
@@ -116,7 +120,21 @@ impl TestServer {
             dir,
             db,
             http,
+            config,
         }
+    }
+
+    /// Stops the server abruptly (in-flight work is dropped, as in a crash) and starts a
+    /// new one on the same database.
+    pub async fn restart(&mut self) {
+        if let Some(s) = self.server.take() {
+            s.stop().await;
+        }
+        let server = zy_server::start(self.config.clone())
+            .await
+            .expect("server restarts");
+        self.url = format!("http://{}", server.addr);
+        self.server = Some(server);
     }
 
     pub fn store(&self) -> &zy_store::Store {

@@ -7,6 +7,7 @@ mod common;
 mod audit;
 mod auth;
 mod authz;
+mod compute;
 mod hostile;
 mod openapi;
 mod tenancy;
