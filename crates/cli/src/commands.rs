@@ -391,6 +391,14 @@ pub async fn run(
         Command::Token(t) => token_cmd(&c, t, json).await,
         Command::Security(s) => security(&c, s, json).await,
         Command::Audit(a) => audit(&c, a, json).await,
+        Command::Provider(x) => crate::compute_cmds::provider(&c, x, json).await,
+        Command::Zone(x) => crate::compute_cmds::zone(&c, x, json).await,
+        Command::Host(x) => crate::compute_cmds::host(&c, x, json).await,
+        Command::Flavor(x) => crate::compute_cmds::flavor(&c, x, json).await,
+        Command::Image(x) => crate::compute_cmds::image(&c, x, json).await,
+        Command::Quota(x) => crate::compute_cmds::quota(&c, x, json).await,
+        Command::Instance(x) => crate::compute_cmds::instance(&c, x, json).await,
+        Command::Admin(crate::AdminCmd::Check) => crate::compute_cmds::admin_check(&c, json).await,
         Command::Server(_) | Command::Openapi => unreachable_command(),
     }
 }

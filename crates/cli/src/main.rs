@@ -3,6 +3,7 @@
 
 mod client;
 mod commands;
+mod compute_cmds;
 mod output;
 
 use clap::{Args, Parser, Subcommand};
@@ -67,6 +68,36 @@ enum Command {
     /// The audit log (auditor).
     #[command(subcommand)]
     Audit(commands::AuditCmd),
+    /// Cloud service providers (云服务商).
+    #[command(subcommand)]
+    Provider(compute_cmds::ProviderCmd),
+    /// Zones (资源池/可用区).
+    #[command(subcommand)]
+    Zone(compute_cmds::ZoneCmd),
+    /// Hosts (宿主机).
+    #[command(subcommand)]
+    Host(compute_cmds::HostCmd),
+    /// Flavors (规格).
+    #[command(subcommand)]
+    Flavor(compute_cmds::FlavorCmd),
+    /// Images and templates (镜像/应用模板).
+    #[command(subcommand)]
+    Image(compute_cmds::ImageCmd),
+    /// Quotas (配额) of departments and projects.
+    #[command(subcommand)]
+    Quota(compute_cmds::QuotaCmd),
+    /// Instances (云主机).
+    #[command(subcommand, alias = "vm")]
+    Instance(compute_cmds::InstanceCmd),
+    /// Platform administration.
+    #[command(subcommand)]
+    Admin(AdminCmd),
+}
+
+#[derive(Subcommand)]
+enum AdminCmd {
+    /// Verify the invariants: host allocations, quota use, disks.
+    Check,
 }
 
 #[derive(Args)]
@@ -95,6 +126,7 @@ struct ServerArgs {
 }
 
 fn main() -> std::process::ExitCode {
+    quiet_on_closed_pipe();
     let cli = Cli::parse();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -130,6 +162,19 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// `zhengyun … | head` closes our stdout early; Rust then panics in `println!`. A CLI
+/// should just stop quietly, as other Unix tools do.
+fn quiet_on_closed_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info.payload().downcast_ref::<String>().map(String::as_str).unwrap_or("");
+        if msg.contains("failed printing to stdout") && msg.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
 }
 
 async fn run_server(a: ServerArgs) -> anyhow::Result<()> {

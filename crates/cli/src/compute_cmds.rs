@@ -1,0 +1,734 @@
+//! Client commands for compute: providers, zones, hosts, flavors, images, quotas,
+//! instances and the invariant check.
+
+use crate::client::Client;
+use crate::output::{self, record, table};
+use anyhow::{bail, Context, Result};
+use clap::Subcommand;
+use serde_json::{json, Value};
+
+#[derive(Subcommand)]
+pub enum ProviderCmd {
+    List,
+    /// Add a provider (only `sim`, the simulated provider, for now).
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = "sim")]
+        kind: String,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// Failure injection and latency of a simulated provider.
+    SetSim {
+        id: String,
+        #[arg(long, default_value_t = 0.0)]
+        failure_p: f64,
+        #[arg(long, default_value_t = 0)]
+        latency_min_ms: u64,
+        #[arg(long, default_value_t = 0)]
+        latency_max_ms: u64,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ZoneCmd {
+    List,
+    Create {
+        #[arg(long)]
+        provider: String,
+        #[arg(long)]
+        region: String,
+        #[arg(long)]
+        name: String,
+        /// pack (default) or spread
+        #[arg(long)]
+        strategy: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum HostCmd {
+    List {
+        #[arg(long)]
+        provider: Option<String>,
+    },
+    /// Add hosts: `--count 20 --prefix inspur` makes inspur-0001 … inspur-0020.
+    Create {
+        #[arg(long)]
+        zone: String,
+        #[arg(long)]
+        prefix: String,
+        #[arg(long, default_value_t = 1)]
+        count: u32,
+        #[arg(long)]
+        vcpus: u32,
+        #[arg(long)]
+        memory_gib: u64,
+        #[arg(long)]
+        disk_gib: u64,
+        #[arg(long, default_value_t = 0)]
+        gpus: u32,
+        /// vCPU overcommit, e.g. 4.0
+        #[arg(long, default_value_t = 4.0)]
+        cpu_ratio: f64,
+        #[arg(long, default_value_t = 1.0)]
+        mem_ratio: f64,
+    },
+    /// enabled, maintenance or down
+    SetState { id: String, state: String },
+}
+
+#[derive(Subcommand)]
+pub enum FlavorCmd {
+    List,
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        vcpus: u32,
+        #[arg(long)]
+        memory_gib: u64,
+        #[arg(long, default_value_t = 0)]
+        gpus: u32,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ImageCmd {
+    List,
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        os: String,
+        #[arg(long)]
+        min_disk_gib: u64,
+        /// Providers that carry it (repeatable); all when omitted.
+        #[arg(long)]
+        provider: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum QuotaCmd {
+    Show {
+        #[arg(long)]
+        department: Option<String>,
+        #[arg(long)]
+        project: Option<String>,
+    },
+    Set {
+        #[arg(long)]
+        department: Option<String>,
+        #[arg(long)]
+        project: Option<String>,
+        #[arg(long)]
+        instances: i64,
+        #[arg(long)]
+        vcpus: i64,
+        #[arg(long)]
+        memory_gib: i64,
+        #[arg(long)]
+        disk_gib: i64,
+        #[arg(long, default_value_t = 100)]
+        volumes: i64,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum InstanceCmd {
+    List {
+        #[arg(long)]
+        project: Option<String>,
+        #[arg(long)]
+        limit: Option<u32>,
+        /// Include deleted instances.
+        #[arg(long)]
+        deleted: bool,
+    },
+    /// Create instances; `--count 200` makes name-001 … name-200.
+    Create {
+        #[arg(long)]
+        project: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        flavor: String,
+        #[arg(long)]
+        image: String,
+        #[arg(long, default_value_t = 1)]
+        count: u32,
+        #[arg(long)]
+        disk_gib: Option<u64>,
+        #[arg(long)]
+        zone: Option<String>,
+        #[arg(long)]
+        provider: Option<String>,
+        /// Server group name; with --anti-affinity or --affinity.
+        #[arg(long)]
+        group: Option<String>,
+        #[arg(long)]
+        anti_affinity: bool,
+        #[arg(long)]
+        affinity: bool,
+        /// Create without starting.
+        #[arg(long)]
+        stopped: bool,
+        /// Wait until every new instance is running (or failed).
+        #[arg(long)]
+        wait: bool,
+    },
+    Get {
+        id: String,
+    },
+    Start {
+        id: String,
+    },
+    Stop {
+        id: String,
+    },
+    Reboot {
+        id: String,
+    },
+    Resize {
+        id: String,
+        #[arg(long)]
+        flavor: String,
+        #[arg(long)]
+        disk_gib: Option<u64>,
+    },
+    Delete {
+        id: String,
+    },
+    /// Every state change with its time and reason.
+    Events {
+        id: String,
+    },
+    /// The serial console's last lines.
+    Console {
+        id: String,
+    },
+}
+
+const INSTANCE_COLS: &[(&str, &str)] = &[
+    ("编号 id", "id"),
+    ("名称 name", "name"),
+    ("规格 flavor", "flavor_name"),
+    ("镜像 image", "image_name"),
+    ("状态 state", "state"),
+    ("目标 desired", "desired"),
+    ("宿主机 host", "host_id"),
+];
+
+fn items(v: &Value) -> &[Value] {
+    v["items"].as_array().map(Vec::as_slice).unwrap_or(&[])
+}
+
+fn show(v: &Value, cols: &[(&str, &str)], json: bool) {
+    if json {
+        output::json(v)
+    } else {
+        table(items(v), cols)
+    }
+}
+
+/// Accepts a project id or name.
+async fn project_id(c: &Client, p: &str) -> Result<String> {
+    if uuid::Uuid::parse_str(p).is_ok() {
+        return Ok(p.to_string());
+    }
+    let page = c
+        .get(
+            "/v1/projects",
+            &[("q", p.to_string()), ("limit", "1000".into())],
+        )
+        .await?;
+    let found: Vec<&Value> = items(&page)
+        .iter()
+        .filter(|x| x["name"].as_str() == Some(p))
+        .collect();
+    match found.as_slice() {
+        [one] => Ok(one["id"].as_str().unwrap_or_default().to_string()),
+        [] => bail!("找不到项目 no such project: {p}"),
+        _ => bail!("有多个同名项目，请用编号 several projects are named {p}; use its id"),
+    }
+}
+
+pub async fn provider(c: &Client, cmd: ProviderCmd, json: bool) -> Result<()> {
+    let cols = &[
+        ("编号 id", "id"),
+        ("名称 name", "name"),
+        ("类型 kind", "kind"),
+        ("模拟 simulated", "simulated"),
+    ];
+    match cmd {
+        ProviderCmd::List => show(&c.get("/v1/providers", &[]).await?, cols, json),
+        ProviderCmd::Create {
+            name,
+            kind,
+            description,
+        } => {
+            let v = c
+                .post(
+                    "/v1/providers",
+                    json!({ "name": name, "kind": kind, "description": description }),
+                )
+                .await?;
+            if json {
+                output::json(&v)
+            } else {
+                record(&v, cols)
+            }
+        }
+        ProviderCmd::SetSim {
+            id,
+            failure_p,
+            latency_min_ms,
+            latency_max_ms,
+        } => {
+            let v = c.patch(&format!("/v1/providers/{id}"), json!({ "sim": { "failure_probability": failure_p, "latency_min_ms": latency_min_ms, "latency_max_ms": latency_max_ms } })).await?;
+            if json {
+                output::json(&v)
+            } else {
+                record(&v, cols)
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn zone(c: &Client, cmd: ZoneCmd, json: bool) -> Result<()> {
+    let cols = &[
+        ("编号 id", "id"),
+        ("名称 name", "name"),
+        ("地域 region", "region"),
+        ("云服务商 provider", "provider_id"),
+        ("策略 strategy", "strategy"),
+    ];
+    match cmd {
+        ZoneCmd::List => show(&c.get("/v1/zones", &[]).await?, cols, json),
+        ZoneCmd::Create {
+            provider,
+            region,
+            name,
+            strategy,
+        } => {
+            let v = c.post("/v1/zones", json!({ "provider_id": provider, "region": region, "name": name, "strategy": strategy })).await?;
+            if json {
+                output::json(&v)
+            } else {
+                record(&v, cols)
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn host(c: &Client, cmd: HostCmd, json: bool) -> Result<()> {
+    let cols = &[
+        ("编号 id", "id"),
+        ("名称 name", "name"),
+        ("状态 state", "state"),
+        ("vCPU", "vcpus"),
+        ("已用 used", "used_vcpus"),
+        ("内存MiB memory", "memory_mib"),
+        ("已用 used", "used_memory_mib"),
+    ];
+    match cmd {
+        HostCmd::List { provider } => {
+            let q: Vec<(&str, String)> = provider
+                .map(|p| vec![("provider_id", p)])
+                .unwrap_or_default();
+            show(&c.get("/v1/hosts", &q).await?, cols, json)
+        }
+        HostCmd::Create {
+            zone,
+            prefix,
+            count,
+            vcpus,
+            memory_gib,
+            disk_gib,
+            gpus,
+            cpu_ratio,
+            mem_ratio,
+        } => {
+            let body = json!({
+                "zone_id": zone, "name_prefix": prefix, "count": count, "vcpus": vcpus, "memory_mib": memory_gib * 1024,
+                "disk_gib": disk_gib, "gpus": gpus,
+                "cpu_ratio_permille": (cpu_ratio * 1000.0).round() as u32, "mem_ratio_permille": (mem_ratio * 1000.0).round() as u32
+            });
+            let v = c.post("/v1/hosts", body).await?;
+            if json {
+                output::json(&v)
+            } else {
+                println!("已添加 added {} hosts", items(&v).len())
+            }
+        }
+        HostCmd::SetState { id, state } => {
+            let v = c
+                .patch(&format!("/v1/hosts/{id}"), json!({ "state": state }))
+                .await?;
+            if json {
+                output::json(&v)
+            } else {
+                record(&v, cols)
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn flavor(c: &Client, cmd: FlavorCmd, json: bool) -> Result<()> {
+    let cols = &[
+        ("编号 id", "id"),
+        ("名称 name", "name"),
+        ("vCPU", "vcpus"),
+        ("内存MiB memory", "memory_mib"),
+        ("GPU", "gpus"),
+    ];
+    match cmd {
+        FlavorCmd::List => show(&c.get("/v1/flavors", &[]).await?, cols, json),
+        FlavorCmd::Create {
+            name,
+            vcpus,
+            memory_gib,
+            gpus,
+        } => {
+            let v = c.post("/v1/flavors", json!({ "name": name, "vcpus": vcpus, "memory_mib": memory_gib * 1024, "gpus": gpus })).await?;
+            if json {
+                output::json(&v)
+            } else {
+                record(&v, cols)
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn image(c: &Client, cmd: ImageCmd, json: bool) -> Result<()> {
+    let cols = &[
+        ("编号 id", "id"),
+        ("名称 name", "name"),
+        ("系统 os", "os"),
+        ("最小磁盘 min disk GiB", "min_disk_gib"),
+        ("云服务商 providers", "providers"),
+    ];
+    match cmd {
+        ImageCmd::List => show(&c.get("/v1/images", &[]).await?, cols, json),
+        ImageCmd::Create {
+            name,
+            os,
+            min_disk_gib,
+            provider,
+        } => {
+            let v = c.post("/v1/images", json!({ "name": name, "os": os, "min_disk_gib": min_disk_gib, "providers": provider })).await?;
+            if json {
+                output::json(&v)
+            } else {
+                record(&v, cols)
+            }
+        }
+    }
+    Ok(())
+}
+
+fn print_quota(v: &Value) {
+    println!(
+        "{:<14} {:>12} {:>12}",
+        "资源 resource", "已用 used", "上限 limit"
+    );
+    for (k, label) in [
+        ("instances", "云主机"),
+        ("vcpus", "vCPU"),
+        ("memory_mib", "内存 MiB"),
+        ("disk_gib", "磁盘 GiB"),
+        ("volumes", "云硬盘"),
+    ] {
+        println!("{:<14} {:>12} {:>12}", label, v["used"][k], v["limits"][k]);
+    }
+}
+
+pub async fn quota(c: &Client, cmd: QuotaCmd, json: bool) -> Result<()> {
+    let scope = |d: Option<String>, p: Option<String>| -> Result<Vec<(&'static str, String)>> {
+        match (d, p) {
+            (Some(d), None) => Ok(vec![("department_id", d)]),
+            (None, Some(p)) => Ok(vec![("project_id", p)]),
+            _ => bail!("give --department or --project"),
+        }
+    };
+    match cmd {
+        QuotaCmd::Show {
+            department,
+            project,
+        } => {
+            let project = match project {
+                Some(p) => Some(project_id(c, &p).await?),
+                None => None,
+            };
+            let v = c.get("/v1/quotas", &scope(department, project)?).await?;
+            if json {
+                output::json(&v)
+            } else {
+                print_quota(&v)
+            }
+        }
+        QuotaCmd::Set {
+            department,
+            project,
+            instances,
+            vcpus,
+            memory_gib,
+            disk_gib,
+            volumes,
+        } => {
+            let project = match project {
+                Some(p) => Some(project_id(c, &p).await?),
+                None => None,
+            };
+            let limits = json!({ "instances": instances, "vcpus": vcpus, "memory_mib": memory_gib * 1024, "disk_gib": disk_gib, "volumes": volumes });
+            let v = c
+                .put(
+                    "/v1/quotas",
+                    json!({ "department_id": department, "project_id": project, "limits": limits }),
+                )
+                .await?;
+            if json {
+                output::json(&v)
+            } else {
+                print_quota(&v)
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn instance(c: &Client, cmd: InstanceCmd, json: bool) -> Result<()> {
+    match cmd {
+        InstanceCmd::List {
+            project,
+            limit,
+            deleted,
+        } => {
+            let mut q = vec![("limit", limit.unwrap_or(1000).to_string())];
+            if let Some(p) = project {
+                q.push(("project_id", project_id(c, &p).await?));
+            }
+            if deleted {
+                q.push(("deleted", "true".into()));
+            }
+            let v = c.get("/v1/instances", &q).await?;
+            if json {
+                output::json(&v);
+            } else {
+                table(items(&v), INSTANCE_COLS);
+                let mut counts = std::collections::BTreeMap::new();
+                for i in items(&v) {
+                    *counts
+                        .entry(i["state"].as_str().unwrap_or("?").to_string())
+                        .or_insert(0) += 1;
+                }
+                println!("{counts:?}");
+            }
+        }
+        InstanceCmd::Create {
+            project,
+            name,
+            flavor,
+            image,
+            count,
+            disk_gib,
+            zone,
+            provider,
+            group,
+            anti_affinity,
+            affinity,
+            stopped,
+            wait,
+        } => {
+            let project = project_id(c, &project).await?;
+            let group = match (group, anti_affinity, affinity) {
+                (Some(g), true, false) => json!({ "name": g, "policy": "anti_affinity" }),
+                (Some(g), false, true) => json!({ "name": g, "policy": "affinity" }),
+                (None, false, false) => Value::Null,
+                _ => bail!("--group needs exactly one of --anti-affinity or --affinity"),
+            };
+            let body = json!({
+                "project_id": project, "name": name, "flavor": flavor, "image": image, "count": count, "disk_gib": disk_gib,
+                "zone_id": zone, "provider_id": provider, "group": group, "start": !stopped
+            });
+            let v = c.post("/v1/instances", body).await?;
+            let ids: Vec<String> = items(&v)
+                .iter()
+                .filter_map(|i| i["id"].as_str().map(str::to_string))
+                .collect();
+            if wait {
+                wait_for(c, &project, &ids).await?;
+            }
+            if json {
+                output::json(&v)
+            } else {
+                println!("已提交 accepted: {} 台云主机 instances", ids.len());
+            }
+        }
+        InstanceCmd::Get { id } => {
+            let v = c.get(&format!("/v1/instances/{id}"), &[]).await?;
+            if json {
+                output::json(&v)
+            } else {
+                record(
+                    &v,
+                    &[
+                        ("编号 id", "id"),
+                        ("名称 name", "name"),
+                        ("规格 flavor", "flavor_name"),
+                        ("vCPU", "vcpus"),
+                        ("内存 MiB", "memory_mib"),
+                        ("磁盘 GiB", "disk_gib"),
+                        ("镜像 image", "image_name"),
+                        ("状态 state", "state"),
+                        ("目标 desired", "desired"),
+                        ("云服务商 provider", "provider_id"),
+                        ("宿主机 host", "host_id"),
+                        ("错误 error", "last_error"),
+                    ],
+                )
+            }
+        }
+        InstanceCmd::Start { id } => act(c, &id, "start", json).await?,
+        InstanceCmd::Stop { id } => act(c, &id, "stop", json).await?,
+        InstanceCmd::Reboot { id } => act(c, &id, "reboot", json).await?,
+        InstanceCmd::Resize {
+            id,
+            flavor,
+            disk_gib,
+        } => {
+            let v = c
+                .post(
+                    &format!("/v1/instances/{id}/resize"),
+                    json!({ "flavor": flavor, "disk_gib": disk_gib }),
+                )
+                .await?;
+            if json {
+                output::json(&v)
+            } else {
+                println!(
+                    "已提交 accepted: {} → {}",
+                    crate::output::cell(&v["name"]),
+                    crate::output::cell(&v["flavor_name"])
+                )
+            }
+        }
+        InstanceCmd::Delete { id } => {
+            let v = c.delete(&format!("/v1/instances/{id}")).await?;
+            if json {
+                output::json(&v)
+            } else {
+                println!("已提交删除 delete accepted")
+            }
+        }
+        InstanceCmd::Events { id } => show(
+            &c.get(&format!("/v1/instances/{id}/events"), &[]).await?,
+            &[
+                ("时间 time", "at"),
+                ("从 from", "from_state"),
+                ("到 to", "to_state"),
+                ("原因 reason", "reason"),
+            ],
+            json,
+        ),
+        InstanceCmd::Console { id } => {
+            let v = c.get(&format!("/v1/instances/{id}/console"), &[]).await?;
+            if json {
+                output::json(&v)
+            } else {
+                println!("{}", v["output"].as_str().unwrap_or(""))
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn act(c: &Client, id: &str, what: &str, json: bool) -> Result<()> {
+    let v = c
+        .post(&format!("/v1/instances/{id}/{what}"), json!({}))
+        .await?;
+    if json {
+        output::json(&v)
+    } else {
+        println!(
+            "已提交 accepted: {what} {}",
+            crate::output::cell(&v["name"])
+        );
+    }
+    Ok(())
+}
+
+/// Polls until the given instances are running, stopped or failed.
+async fn wait_for(c: &Client, project: &str, ids: &[String]) -> Result<()> {
+    let want: std::collections::HashSet<&str> = ids.iter().map(String::as_str).collect();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
+    loop {
+        let v = c
+            .get(
+                "/v1/instances",
+                &[
+                    ("project_id", project.to_string()),
+                    ("limit", "1000".into()),
+                ],
+            )
+            .await?;
+        let mine: Vec<&Value> = items(&v)
+            .iter()
+            .filter(|i| i["id"].as_str().is_some_and(|x| want.contains(x)))
+            .collect();
+        let moving = mine
+            .iter()
+            .filter(|i| i["state"] != i["desired"] && i["state"] != "error")
+            .count();
+        if moving == 0 {
+            let failed = mine.iter().filter(|i| i["state"] == "error").count();
+            eprintln!(
+                "完成 done: {} 台就绪 ready, {failed} 台失败 failed",
+                mine.len() - failed
+            );
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            bail!("timed out with {moving} instances still moving");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+}
+
+pub async fn admin_check(c: &Client, json: bool) -> Result<()> {
+    let v = c
+        .get("/v1/admin/check", &[])
+        .await
+        .context("running the check")?;
+    if json {
+        output::json(&v);
+    } else if v["ok"].as_bool() == Some(true) {
+        println!(
+            "一致 consistent: {} hosts, {} instances, {} quotas checked, no discrepancy",
+            v["hosts_checked"], v["instances_checked"], v["quotas_checked"]
+        );
+    } else {
+        table(
+            v["discrepancies"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or(&[]),
+            &[
+                ("类型 kind", "kind"),
+                ("对象 subject", "subject"),
+                ("应为 expected", "expected"),
+                ("实为 actual", "actual"),
+            ],
+        );
+    }
+    if v["ok"].as_bool() != Some(true) {
+        std::process::exit(2);
+    }
+    Ok(())
+}
