@@ -85,6 +85,12 @@ pub async fn build(
             state.compute.drivers.install_sim(p.id, &settings);
         }
     }
+    if state.store.backend() == zy_store::Backend::Sqlite {
+        let freed = zy_store::instances::release_all_leases(&state.store).await?;
+        if freed > 0 {
+            tracing::info!(instances = freed, "took over work left by a previous run");
+        }
+    }
     state.compute.placement.load(&state.store).await?;
     let adopted = compute::saga::resync(&state.compute, &state.store).await?;
     if adopted > 0 {

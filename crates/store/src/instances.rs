@@ -534,3 +534,17 @@ pub async fn set_error(tx: &mut Tx, id: InstanceId, message: &str) -> Result<(),
         .map_err(db_error)?;
     Ok(())
 }
+
+/// Frees every work lease. Only for SQLite at start-up: one database file has one server,
+/// so leases left in it belong to a process that is gone (a crash or kill -9), and waiting
+/// for them to run out would only delay recovery.
+pub async fn release_all_leases(store: &Store) -> Result<u64, Error> {
+    let n = sqlx::query(
+        "UPDATE instances SET lease_owner = NULL, lease_until = 0 WHERE lease_owner IS NOT NULL",
+    )
+    .execute(store.pool())
+    .await
+    .map_err(db_error)?
+    .rows_affected();
+    Ok(n)
+}

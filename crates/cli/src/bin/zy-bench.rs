@@ -17,6 +17,8 @@ struct Args {
     duration: u64,
     paths: Vec<String>,
     server_args: Vec<String>,
+    /// Run the end-to-end create benchmark with this many instances instead of the list one.
+    creates: Option<usize>,
 }
 
 fn parse_args() -> Result<Args> {
@@ -29,6 +31,7 @@ fn parse_args() -> Result<Args> {
         duration: 20,
         paths: Vec::new(),
         server_args: Vec::new(),
+        creates: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -42,6 +45,7 @@ fn parse_args() -> Result<Args> {
             "--duration" => a.duration = v()?.parse()?,
             // Extra paths to load after the main one, for comparison (e.g. /healthz, /v1/me).
             "--also" => a.paths.push(v()?),
+            "--creates" => a.creates = Some(v()?.parse()?),
             // Extra arguments for `zhengyun server`, e.g. --max-connections 4.
             "--server-arg" => a.server_args.push(v()?),
             other => bail!("unknown argument {other}"),
@@ -123,9 +127,32 @@ async fn main() -> Result<()> {
         cmd.env("ZY_BENCH_PIDFILE", pidfile);
     }
     cmd.env("ZHENGYUN_LOG", "warn")
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
-    let _server = Child(cmd.spawn().context("starting the server")?);
+    let mut child = cmd.spawn().context("starting the server")?;
+    // The first start prints the admins' one-time passwords; the create benchmark needs
+    // the platform admin to raise the quota.
+    let stdout = child.stdout.take().context("server stdout")?;
+    let admin_otp = std::sync::Arc::new(std::sync::Mutex::new(None::<String>));
+    {
+        let admin_otp = admin_otp.clone();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if line.split_whitespace().next() == Some("admin") {
+                    if let (Ok(mut g), Some(otp)) =
+                        (admin_otp.lock(), line.split_whitespace().last())
+                    {
+                        *g = Some(otp.to_string());
+                    }
+                }
+            }
+        });
+    }
+    let _server = Child(child);
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
     let started = Instant::now();
@@ -169,6 +196,14 @@ async fn main() -> Result<()> {
             anyhow::Ok(t["secret"].as_str().context("no token")?.to_string())
         }
     };
+    if let Some(n) = a.creates {
+        let otp = admin_otp
+            .lock()
+            .ok()
+            .and_then(|g| g.clone())
+            .context("no admin one-time password printed")?;
+        return bench_creates(&http, &base, backend, &otp, n, login("wjw.admin").await?).await;
+    }
     let dept_admin = login("wjw.admin").await?;
     let reader = login("jianguan").await?;
     let dept: Value = http
@@ -296,5 +331,156 @@ async fn main() -> Result<()> {
         println!("ALSO path={p} rps={rps} p99={p99}");
     }
     let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// Submits `n` instances in batches of 100 (4 requests in flight) and measures until every
+/// one is running: the whole path of API, quota, scheduler, reconciler and (simulated,
+/// zero-latency) provider.
+async fn bench_creates(
+    http: &reqwest::Client,
+    base: &str,
+    backend: &str,
+    otp: &str,
+    n: usize,
+    member: String,
+) -> Result<()> {
+    // The platform admin: change the one-time password, enrol TOTP, raise the quota.
+    let r: Value = http
+        .post(format!("{base}/v1/auth/login"))
+        .json(&json!({ "username": "admin", "password": otp, "bearer": true }))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let admin = r["session_token"].as_str().context("session")?.to_string();
+    http.post(format!("{base}/v1/me/password"))
+        .bearer_auth(&admin)
+        .json(&json!({ "current_password": otp, "new_password": "Bench#Pass2026" }))
+        .send()
+        .await?
+        .error_for_status()?;
+    let e: Value = http
+        .post(format!("{base}/v1/me/mfa/enrol"))
+        .bearer_auth(&admin)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let secret =
+        zy_model::totp::base32_decode(e["secret"].as_str().context("secret")?).context("b32")?;
+    let code = zy_model::totp::code_at(&secret, chrono::Utc::now().timestamp());
+    http.post(format!("{base}/v1/me/mfa/confirm"))
+        .bearer_auth(&admin)
+        .json(&json!({ "code": code }))
+        .send()
+        .await?
+        .error_for_status()?;
+    let projects: Value = http
+        .get(format!("{base}/v1/projects?limit=1"))
+        .bearer_auth(&member)
+        .send()
+        .await?
+        .json()
+        .await?;
+    let project = projects["items"][0]["id"]
+        .as_str()
+        .context("project")?
+        .to_string();
+    let dept = projects["items"][0]["department_id"]
+        .as_str()
+        .context("department")?
+        .to_string();
+    let big = json!({ "instances": 100000, "vcpus": 1000000, "memory_mib": 1_000_000_000_000i64, "disk_gib": 1_000_000_000i64, "volumes": 1000 });
+    for scope in [
+        json!({ "department_id": dept, "limits": big }),
+        json!({ "project_id": project, "limits": big }),
+    ] {
+        http.put(format!("{base}/v1/quotas"))
+            .bearer_auth(&admin)
+            .json(&scope)
+            .send()
+            .await?
+            .error_for_status()?;
+    }
+    let started = Instant::now();
+    let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(4));
+    let mut tasks = Vec::new();
+    for b in 0..n.div_ceil(100) {
+        let count = (n - b * 100).min(100);
+        let (http, base, member, project, sem) = (
+            http.clone(),
+            base.to_string(),
+            member.clone(),
+            project.clone(),
+            sem.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let _p = sem.acquire().await?;
+            http.post(format!("{base}/v1/instances"))
+                .bearer_auth(&member)
+                .json(&json!({ "project_id": project, "name": format!("bench{b:03}"), "flavor": "1C2G", "image": "CentOS-7.9", "count": count }))
+                .send()
+                .await?
+                .error_for_status()?;
+            anyhow::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let submitted = started.elapsed().as_secs_f64();
+    let (mut running, mut failed);
+    loop {
+        running = 0;
+        failed = 0;
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut url = format!("{base}/v1/instances?project_id={project}&limit=1000");
+            if let Some(c) = &cursor {
+                url.push_str(&format!("&cursor={c}"));
+            }
+            let page: Value = http
+                .get(&url)
+                .bearer_auth(&member)
+                .send()
+                .await?
+                .json()
+                .await?;
+            for i in page["items"].as_array().into_iter().flatten() {
+                match i["state"].as_str() {
+                    Some("running") => running += 1,
+                    Some("error") => failed += 1,
+                    _ => {}
+                }
+            }
+            match page["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_string()),
+                None => break,
+            }
+        }
+        if running + failed >= n {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(600) {
+            bail!("only {running} of {n} running after 10 minutes");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let total = started.elapsed().as_secs_f64();
+    let check: Value = http
+        .get(format!("{base}/v1/admin/check"))
+        .bearer_auth(&admin)
+        .send()
+        .await?
+        .json()
+        .await?;
+    println!(
+        "RESULT backend={backend} creates={n} running={running} failed={failed} submit_s={submitted:.2} total_s={total:.2} creates_per_s={:.0} admin_check_ok={}",
+        running as f64 / total,
+        check["ok"]
+    );
     Ok(())
 }

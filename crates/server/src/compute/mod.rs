@@ -23,6 +23,10 @@ pub struct Compute {
     pub wake: tokio::sync::Notify,
     /// Test hook: run every saga step twice (idempotency tests).
     pub repeat_steps: std::sync::atomic::AtomicBool,
+    /// Which providers carry each image (read on every placement; images rarely change).
+    pub image_carriers: std::sync::RwLock<
+        std::collections::HashMap<zy_model::id::ImageId, Vec<zy_model::id::ProviderId>>,
+    >,
 }
 
 impl Compute {
@@ -33,6 +37,7 @@ impl Compute {
             owner: format!("replica-{}", uuid::Uuid::new_v4().simple()),
             wake: tokio::sync::Notify::new(),
             repeat_steps: std::sync::atomic::AtomicBool::new(false),
+            image_carriers: Default::default(),
         })
     }
 }

@@ -91,6 +91,7 @@ pub async fn pass(c: &Compute, store: &Store, mut row: InstanceRow) {
                 _ => return finish(store, &row, None, None).await,
             },
             Ok(Next::Done) => return finish(store, &row, None, None).await,
+            Ok(Next::Finished) => return,
             Err(StepError::Fail(msg)) if in_create(&row) => {
                 let reason = format!("创建失败，已回滚 / create failed and was undone: {msg}");
                 match saga::undo_create(c, store, &row, &reason).await {

@@ -52,6 +52,8 @@ pub enum Next {
     Continue,
     /// Nothing left to do.
     Done,
+    /// Nothing left to do, and the pass was already recorded as finished.
+    Finished,
 }
 
 pub type StepResult = Result<Next, StepError>;
@@ -88,7 +90,38 @@ pub fn spec(i: &zy_model::compute::Instance) -> Option<InstanceSpec> {
     })
 }
 
-async fn place_request(store: &Store, row: &InstanceRow) -> Result<PlaceRequest, Error> {
+async fn carriers(
+    c: &Compute,
+    store: &Store,
+    image: zy_model::id::ImageId,
+) -> Result<Vec<zy_model::id::ProviderId>, Error> {
+    if let Some(v) = c
+        .image_carriers
+        .read()
+        .ok()
+        .and_then(|m| m.get(&image).cloned())
+    {
+        return Ok(v);
+    }
+    let images = zy_store::inventory::images(store).await?;
+    let found = images
+        .iter()
+        .find(|im| im.id == image)
+        .map(|im| im.providers.clone())
+        .unwrap_or_default();
+    if let Ok(mut m) = c.image_carriers.write() {
+        for im in images {
+            m.insert(im.id, im.providers);
+        }
+    }
+    Ok(found)
+}
+
+async fn place_request(
+    c: &Compute,
+    store: &Store,
+    row: &InstanceRow,
+) -> Result<PlaceRequest, Error> {
     let i = &row.instance;
     let group = match i.group_id {
         Some(g) => instances::group(store.pool(), g)
@@ -96,12 +129,7 @@ async fn place_request(store: &Store, row: &InstanceRow) -> Result<PlaceRequest,
             .map(|g| (g.id, g.policy)),
         None => None,
     };
-    let images = zy_store::inventory::images(store).await?;
-    let carriers = images
-        .into_iter()
-        .find(|im| im.id == i.image_id)
-        .map(|im| im.providers)
-        .unwrap_or_default();
+    let carriers = carriers(c, store, i.image_id).await?;
     let providers = match (row.want_provider_id, carriers.is_empty()) {
         (Some(p), true) => Some(vec![p]),
         (Some(p), false) => Some(carriers.into_iter().filter(|c| *c == p).collect()),
@@ -133,7 +161,7 @@ pub async fn schedule(c: &Compute, store: &Store, row: &InstanceRow) -> StepResu
         _ => return Ok(Next::Continue),
     }
     let i = &row.instance;
-    let req = place_request(store, row).await?;
+    let req = place_request(c, store, row).await?;
     for _ in 0..8 {
         let meta = match c.placement.propose(&req) {
             Ok(m) => m,
@@ -342,7 +370,7 @@ pub async fn release_everything(
         }
         tx.commit().await.map_err(db_error)?;
         if released {
-            if let Ok(req) = place_request(store, row).await {
+            if let Ok(req) = place_request(c, store, row).await {
                 c.placement.unbook(host, &req);
             }
         }
