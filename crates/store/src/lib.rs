@@ -23,6 +23,7 @@ pub mod settings;
 mod sql;
 pub mod tokens;
 pub mod users;
+pub mod volumes;
 
 pub use db::{serialize_writers, Backend, Store, Tx};
 pub use error::db_error;

@@ -131,6 +131,15 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(compute::instance_events))
         .routes(routes!(compute::instance_console))
         .routes(routes!(compute::admin_check))
+        .routes(routes!(
+            compute::list_storage_pools,
+            compute::create_storage_pool
+        ))
+        .routes(routes!(compute::list_volumes, compute::create_volume))
+        .routes(routes!(compute::get_volume, compute::delete_volume))
+        .routes(routes!(compute::attach_volume))
+        .routes(routes!(compute::detach_volume))
+        .routes(routes!(compute::extend_volume))
         .routes(routes!(system::healthz))
         .routes(routes!(system::readyz))
         .routes(routes!(system::metrics))

@@ -13,6 +13,7 @@ pub mod quotas;
 pub mod security;
 pub mod tokens;
 pub mod users;
+pub mod volumes;
 
 use crate::auth::actor::Actor;
 use crate::context::RequestContext;

@@ -41,6 +41,8 @@ pub async fn run(c: &Compute, store: &Store) -> Result<CheckReport, Error> {
     let hosts = zy_store::inventory::hosts(store, None).await?;
     let live = zy_store::instances::live(store).await?;
     let quotas = zy_store::quotas::all(store).await?;
+    let volumes = zy_store::volumes::all(store).await?;
+    let pools = zy_store::inventory::pools(store).await?;
     let mut out = Vec::new();
 
     let mut per_host: HashMap<String, (i64, i64, i64, i64)> = HashMap::new();
@@ -74,7 +76,34 @@ pub async fn run(c: &Compute, store: &Store) -> Result<CheckReport, Error> {
         }
     }
 
-    let mut per_scope: HashMap<(String, String), (i64, i64, i64, i64)> = HashMap::new();
+    // (scope type, id) → (instances, vCPU, memory MiB, disk GiB, volumes) in use.
+    type Use = (i64, i64, i64, i64, i64);
+    let mut per_scope: HashMap<(String, String), Use> = HashMap::new();
+    for v in &volumes {
+        for key in [
+            ("department".to_string(), v.department_id.to_string()),
+            ("project".to_string(), v.project_id.to_string()),
+        ] {
+            let e = per_scope.entry(key).or_default();
+            e.3 += v.size_gib as i64;
+            e.4 += 1;
+        }
+    }
+    let mut per_pool: HashMap<String, i64> = HashMap::new();
+    for v in &volumes {
+        *per_pool.entry(v.pool_id.to_string()).or_default() += v.size_gib as i64;
+    }
+    for p in &pools {
+        let want = per_pool.get(&p.id.to_string()).copied().unwrap_or_default();
+        if want != p.used_gib as i64 {
+            out.push(d(
+                "pool_allocation",
+                format!("storage pool {} ({})", p.id, p.name),
+                want.to_string(),
+                p.used_gib.to_string(),
+            ));
+        }
+    }
     for r in live.iter().filter(|r| r.quota_held) {
         let i = &r.instance;
         for key in [
@@ -98,6 +127,7 @@ pub async fn run(c: &Compute, store: &Store) -> Result<CheckReport, Error> {
             q.used.vcpus,
             q.used.memory_mib,
             q.used.disk_gib,
+            q.used.volumes,
         );
         if want != have {
             out.push(d(

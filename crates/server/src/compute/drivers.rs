@@ -80,9 +80,13 @@ impl Drivers {
             .unwrap_or_default()
     }
 
-    /// Installs (or reconfigures) the simulated provider for `p`.
+    /// Installs (or reconfigures) the simulated provider for `p`. The simulated machines
+    /// live once per process, shared by every server in it (as a real provider is shared
+    /// by every replica); separate processes each simulate their own.
     pub fn install_sim(&self, p: ProviderId, settings: &SimSettings) {
-        let existing = self.sim(p);
+        let existing = self
+            .sim(p)
+            .or_else(|| process_sims().lock().ok().and_then(|m| m.get(&p).cloned()));
         let sim = match existing {
             Some(s) => {
                 s.set_create_failure_p(settings.failure_probability);
@@ -103,6 +107,9 @@ impl Drivers {
         if let Ok(mut m) = self.sims.write() {
             m.insert(p, sim.clone());
         }
+        if let Ok(mut m) = process_sims().lock() {
+            m.insert(p, sim.clone());
+        }
         self.set(p, sim);
     }
 
@@ -112,4 +119,11 @@ impl Drivers {
             m.insert(p, d);
         }
     }
+}
+
+fn process_sims() -> &'static std::sync::Mutex<HashMap<ProviderId, Arc<zy_sim::SimProvider>>> {
+    static SIMS: std::sync::OnceLock<
+        std::sync::Mutex<HashMap<ProviderId, Arc<zy_sim::SimProvider>>>,
+    > = std::sync::OnceLock::new();
+    SIMS.get_or_init(Default::default)
 }

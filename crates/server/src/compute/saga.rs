@@ -376,6 +376,8 @@ pub async fn release_everything(
         }
     }
     let mut tx = store.begin_write().await?;
+    // Volumes outlive their instance: they become available again.
+    zy_store::volumes::detach_all(&mut tx, i.id).await?;
     if instances::take_flag(&mut tx, i.id, Flag::QuotaHeld).await? {
         let d = quota_delta(i);
         zy_store::quotas::release(&mut tx, "department", &i.department_id.to_string(), &d).await?;

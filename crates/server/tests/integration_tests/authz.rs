@@ -92,6 +92,15 @@ const TABLE: &[(&str, Allowed)] = &[
     ("instance_events", Allowed::Roles(&[PA, SUP, FIN, DA, DM])),
     ("instance_console", Allowed::Roles(&[PA, SUP, FIN, DA, DM])),
     ("admin_check", Allowed::Roles(&[PA])),
+    ("list_storage_pools", Allowed::Roles(&[PA, SUP, PO])),
+    ("create_storage_pool", Allowed::Roles(&[PA])),
+    ("list_volumes", Allowed::Roles(&[PA, SUP, FIN, DA, DM])),
+    ("create_volume", Allowed::Roles(&[PA, DA, DM])),
+    ("get_volume", Allowed::Roles(&[PA, SUP, FIN, DA, DM])),
+    ("delete_volume", Allowed::Roles(&[PA, DA, DM])),
+    ("attach_volume", Allowed::Roles(&[PA, DA, DM])),
+    ("detach_volume", Allowed::Roles(&[PA, DA, DM])),
+    ("extend_volume", Allowed::Roles(&[PA, DA, DM])),
     ("logout", Allowed::Authenticated),
 ];
 
@@ -107,6 +116,18 @@ struct World {
 }
 
 impl World {
+    async fn volume(&self) -> String {
+        let n = self.fresh();
+        let (_, b) = self
+            .admin
+            .post(
+                "/v1/volumes",
+                json!({ "project_id": self.p, "name": format!("vol{n}"), "size_gib": 10 }),
+            )
+            .await;
+        b["id"].as_str().unwrap_or_default().to_string()
+    }
+
     async fn instance(&self) -> String {
         let n = self.fresh();
         let (_, b) = self.admin.post("/v1/instances", json!({ "project_id": self.p, "name": format!("vm{n}"), "flavor": "1C2G", "image": "CentOS-7.9" })).await;
@@ -211,6 +232,15 @@ async fn request(w: &World, op: &str) -> (Method, String, Option<Value>) {
         "instance_events" => (Method::GET, format!("/v1/instances/{}/events", w.instance().await), None),
         "instance_console" => (Method::GET, format!("/v1/instances/{}/console", w.instance().await), None),
         "admin_check" => (Method::GET, "/v1/admin/check".into(), None),
+        "list_storage_pools" => (Method::GET, "/v1/storage-pools".into(), None),
+        "create_storage_pool" => (Method::POST, "/v1/storage-pools".into(), Some(json!({ "zone_id": w.zone, "name": format!("池{n}"), "capacity_gib": 1000 }))),
+        "list_volumes" => (Method::GET, "/v1/volumes".into(), None),
+        "create_volume" => (Method::POST, "/v1/volumes".into(), Some(json!({ "project_id": p, "name": format!("盘{n}"), "size_gib": 10 }))),
+        "get_volume" => (Method::GET, format!("/v1/volumes/{}", w.volume().await), None),
+        "delete_volume" => (Method::DELETE, format!("/v1/volumes/{}", w.volume().await), None),
+        "attach_volume" => (Method::POST, format!("/v1/volumes/{}/attach", w.volume().await), Some(json!({ "instance_id": w.instance().await }))),
+        "detach_volume" => (Method::POST, format!("/v1/volumes/{}/detach", w.volume().await), None),
+        "extend_volume" => (Method::POST, format!("/v1/volumes/{}/extend", w.volume().await), Some(json!({ "size_gib": 20 }))),
         other => panic!("operation {other} has no request in the authorisation table test; add it to TABLE and request()"),
     }
 }

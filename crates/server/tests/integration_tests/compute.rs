@@ -56,6 +56,12 @@ async fn cloud(ts: &TestServer, hosts: u32) -> Cloud {
             json!({ "name": "CentOS-7.9", "os": "Linux", "min_disk_gib": 40 }),
         )
         .await;
+    admin
+        .post(
+            "/v1/storage-pools",
+            json!({ "zone_id": zone["id"], "name": "ceph", "capacity_gib": 1000 }),
+        )
+        .await;
     let d = department(&admin, "宜宾市卫计委", "WJW").await;
     let project = project(&admin, &d, "全民健康信息平台").await;
     let member = ts.new_user(&admin, "wjw.ops", Some(&d)).await;
@@ -535,3 +541,200 @@ async fn a_crash_in_the_middle_recovers_by_itself(db: Db) {
     assert_check_clean(&c).await;
 }
 both_databases!(a_crash_in_the_middle_recovers_by_itself);
+
+async fn volumes_attach_extend_detach_and_give_back_their_space(db: Db) {
+    let ts = TestServer::start(db).await;
+    let c = cloud(&ts, 2).await;
+    let (_, created) = create(&c, "app", 1, json!({})).await;
+    settle(&c).await;
+    let instance = created["items"][0]["id"].as_str().expect("id").to_string();
+    let (st, v) = c
+        .member
+        .post(
+            "/v1/volumes",
+            json!({ "project_id": c.project, "name": "数据盘", "size_gib": 100 }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let vol = v["id"].as_str().expect("id").to_string();
+    let (st, too_big) = c
+        .member
+        .post(
+            "/v1/volumes",
+            json!({ "project_id": c.project, "name": "超大盘", "size_gib": 5000 }),
+        )
+        .await;
+    assert_eq!(
+        st,
+        StatusCode::CONFLICT,
+        "the 1000 GiB pool cannot hold it: {too_big}"
+    );
+    let (st, a) = c
+        .member
+        .post(
+            &format!("/v1/volumes/{vol}/attach"),
+            json!({ "instance_id": instance }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{a}");
+    assert_eq!(a["state"], "in_use");
+    let (_, console) = c
+        .member
+        .get(&format!("/v1/instances/{instance}/console"))
+        .await;
+    assert!(
+        console["output"]
+            .as_str()
+            .is_some_and(|o| o.contains("vd") || o.contains("volume")),
+        "{console}"
+    );
+    let (st, _) = c.member.delete(&format!("/v1/volumes/{vol}")).await;
+    assert_eq!(st, StatusCode::CONFLICT, "attached volumes are not deleted");
+    let (st, e) = c
+        .member
+        .post(
+            &format!("/v1/volumes/{vol}/extend"),
+            json!({ "size_gib": 200 }),
+        )
+        .await;
+    assert_eq!((st, e["size_gib"].as_u64()), (StatusCode::OK, Some(200)));
+    let (st, _) = c
+        .member
+        .post(
+            &format!("/v1/volumes/{vol}/extend"),
+            json!({ "size_gib": 50 }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "volumes never shrink");
+    let (st, d) = c
+        .member
+        .post(&format!("/v1/volumes/{vol}/detach"), json!({}))
+        .await;
+    assert_eq!(
+        (st, d["state"].as_str()),
+        (StatusCode::OK, Some("available"))
+    );
+    assert_check_clean(&c).await;
+    let (_, q) = c
+        .member
+        .get(&format!("/v1/quotas?project_id={}", c.project))
+        .await;
+    assert_eq!(q["used"]["volumes"], 1);
+    assert_eq!(
+        q["used"]["disk_gib"], 240,
+        "instance disk 40 + volume 200: {q}"
+    );
+    // Deleting an instance frees the volumes attached to it.
+    c.member
+        .post(
+            &format!("/v1/volumes/{vol}/attach"),
+            json!({ "instance_id": instance }),
+        )
+        .await;
+    c.member.delete(&format!("/v1/instances/{instance}")).await;
+    settle(&c).await;
+    let (_, v) = c.member.get(&format!("/v1/volumes/{vol}")).await;
+    assert_eq!(v["state"], "available", "{v}");
+    let (st, _) = c.member.delete(&format!("/v1/volumes/{vol}")).await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    let (_, q) = c
+        .member
+        .get(&format!("/v1/quotas?project_id={}", c.project))
+        .await;
+    assert_eq!(
+        (
+            q["used"]["volumes"].as_i64(),
+            q["used"]["disk_gib"].as_i64()
+        ),
+        (Some(0), Some(0)),
+        "{q}"
+    );
+    assert_check_clean(&c).await;
+}
+both_databases!(volumes_attach_extend_detach_and_give_back_their_space);
+
+async fn two_replicas_never_overrun_quota_or_hosts(db: Db) {
+    let ts = TestServer::start(db).await;
+    // Two hosts of 8 vCPU without overcommit take exactly eight 2-vCPU instances.
+    let admin = ts.platform_admin().await;
+    let (_, prov) = admin
+        .post(
+            "/v1/providers",
+            json!({ "name": "天翼云（模拟）", "kind": "sim" }),
+        )
+        .await;
+    let (_, zone) = admin
+        .post(
+            "/v1/zones",
+            json!({ "provider_id": prov["id"], "region": "宜宾", "name": "二区" }),
+        )
+        .await;
+    admin.post("/v1/hosts", json!({ "zone_id": zone["id"], "name_prefix": "ct", "count": 2, "vcpus": 8, "memory_mib": 65536, "disk_gib": 2000, "cpu_ratio_permille": 1000 })).await;
+    admin
+        .post(
+            "/v1/flavors",
+            json!({ "name": "2C4G", "vcpus": 2, "memory_mib": 4096 }),
+        )
+        .await;
+    admin
+        .post(
+            "/v1/images",
+            json!({ "name": "CentOS-7.9", "os": "Linux", "min_disk_gib": 40 }),
+        )
+        .await;
+    let d = department(&admin, "宜宾市公安局", "GAJ").await;
+    let p = project(&admin, &d, "治安综合管理平台").await;
+    let member = ts.new_user(&admin, "gaj.ops", Some(&d)).await;
+    ts.grant(&admin, &member, Role::DeptMember, Some(&d), Some(&p))
+        .await;
+    admin.put("/v1/quotas", json!({ "project_id": p, "limits": { "instances": 10, "vcpus": 1000, "memory_mib": 10000000, "disk_gib": 100000, "volumes": 10 } })).await;
+    // A second replica on the same database.
+    let second = zy_server::start(ts.config.clone())
+        .await
+        .expect("second replica");
+    let urls = [ts.url.clone(), format!("http://{}", second.addr)];
+    let mut tasks = Vec::new();
+    for k in 0..8 {
+        let s = Session {
+            url: urls[k % 2].clone(),
+            ..member.clone()
+        };
+        let p = p.clone();
+        tasks.push(tokio::spawn(async move { s.post("/v1/instances", json!({ "project_id": p, "name": format!("r{k}"), "flavor": "2C4G", "image": "CentOS-7.9", "count": 3 })).await }));
+    }
+    let mut accepted = 0;
+    for t in tasks {
+        let (st, body) = t.await.expect("task");
+        if st == StatusCode::ACCEPTED {
+            accepted += 3;
+        } else {
+            assert_eq!(body["error"]["code"], "quota_exceeded", "{body}");
+        }
+    }
+    assert_eq!(
+        accepted, 9,
+        "the quota of ten admits three batches, whichever replica took them"
+    );
+    let c = Cloud {
+        admin: admin.clone(),
+        member: member.clone(),
+        project: p.clone(),
+        provider: prov["id"].as_str().unwrap_or_default().to_string(),
+    };
+    let items = settle(&c).await;
+    let running = items.iter().filter(|i| i["state"] == "running").count();
+    assert_eq!(
+        running, 8,
+        "two hosts hold eight, the ninth has no room: {items:?}"
+    );
+    let (_, hosts) = admin.get("/v1/hosts").await;
+    for h in hosts["items"].as_array().expect("hosts") {
+        assert!(
+            h["used_vcpus"].as_u64() <= h["vcpus"].as_u64(),
+            "oversubscribed: {h}"
+        );
+    }
+    assert_check_clean(&c).await;
+    second.stop().await;
+}
+both_databases!(two_replicas_never_overrun_quota_or_hosts);

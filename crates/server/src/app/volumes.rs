@@ -1,0 +1,406 @@
+//! Volume (云硬盘) use cases: created from a storage pool under quota, attached to and
+//! detached from instances of the same project (hot-plug on the host), extended, and
+//! deleted when detached. Storage pools are inventory, managed by the platform admin.
+
+use super::commit_audited;
+use crate::auth::actor::Actor;
+use crate::context::RequestContext;
+use crate::state::AppState;
+use zy_model::compute::*;
+use zy_model::id::*;
+use zy_model::page::{Page, PageRequest};
+use zy_model::time::Timestamp;
+use zy_model::{t, validate, Error};
+use zy_policy::{authorize, tenancy_visibility, Action, Visibility};
+use zy_store::{inventory, quotas, volumes};
+
+pub async fn create_pool(
+    s: &AppState,
+    ctx: &RequestContext,
+    actor: &Actor,
+    zone: ZoneId,
+    name: &str,
+    capacity_gib: u64,
+) -> Result<StoragePool, Error> {
+    authorize(&actor.principal, Action::InventoryManage)?;
+    inventory::zones(&s.store)
+        .await?
+        .into_iter()
+        .find(|z| z.id == zone)
+        .ok_or_else(|| Error::not_found("zone", zone))?;
+    if !(1..=1024 * 1024 * 1024).contains(&capacity_gib) {
+        return Err(Error::validation(
+            "capacity_gib",
+            t!("容量超出合理范围", "capacity_gib is out of range"),
+        ));
+    }
+    let p = StoragePool {
+        id: StoragePoolId::new(),
+        zone_id: zone,
+        name: validate::name("name", name)?,
+        capacity_gib,
+        used_gib: 0,
+        created_at: Timestamp::now(),
+    };
+    let mut tx = s.store.begin_write().await?;
+    inventory::insert_pool(&mut tx, &p).await?;
+    commit_audited(
+        tx,
+        ctx,
+        Some(actor),
+        "create_storage_pool",
+        "storage_pool",
+        &p.id.to_string(),
+        serde_json::json!({ "name": p.name, "capacity_gib": capacity_gib }),
+    )
+    .await?;
+    Ok(p)
+}
+
+pub async fn list_pools(s: &AppState, actor: &Actor) -> Result<Vec<StoragePool>, Error> {
+    authorize(&actor.principal, Action::InventoryRead)?;
+    inventory::pools(&s.store).await
+}
+
+fn delta(size: i64, count: i64) -> QuotaLimits {
+    QuotaLimits {
+        instances: 0,
+        vcpus: 0,
+        memory_mib: 0,
+        disk_gib: size,
+        volumes: count,
+    }
+}
+
+async fn load(s: &AppState, actor: &Actor, id: VolumeId) -> Result<Volume, Error> {
+    let v = volumes::get(s.store.pool(), id)
+        .await?
+        .ok_or_else(|| Error::not_found("volume", id))?;
+    authorize(
+        &actor.principal,
+        Action::InstanceOperate(v.department_id, v.project_id),
+    )?;
+    Ok(v)
+}
+
+pub async fn create(
+    s: &AppState,
+    ctx: &RequestContext,
+    actor: &Actor,
+    project: ProjectId,
+    name: &str,
+    size_gib: u64,
+    pool: Option<StoragePoolId>,
+) -> Result<Volume, Error> {
+    let pr = zy_store::projects::get(s.store.pool(), project)
+        .await?
+        .ok_or_else(|| Error::not_found("project", project))?;
+    authorize(
+        &actor.principal,
+        Action::InstanceOperate(pr.department_id, pr.id),
+    )?;
+    if !(1..=65536).contains(&size_gib) {
+        return Err(Error::validation(
+            "size_gib",
+            t!(
+                "云硬盘大小须在 1 到 65536 GiB 之间",
+                "size_gib must be between 1 and 65536"
+            ),
+        ));
+    }
+    let pools = inventory::pools(&s.store).await?;
+    let pool = match pool {
+        Some(p) => pools
+            .into_iter()
+            .find(|x| x.id == p)
+            .ok_or_else(|| Error::not_found("storage_pool", p))?,
+        None => pools
+            .into_iter()
+            .max_by_key(|p| p.capacity_gib.saturating_sub(p.used_gib))
+            .ok_or_else(|| {
+                Error::conflict(t!(
+                    "还没有存储池，请联系平台管理员",
+                    "there is no storage pool yet; ask the platform admin"
+                ))
+            })?,
+    };
+    let v = Volume {
+        id: VolumeId::new(),
+        project_id: pr.id,
+        department_id: pr.department_id,
+        name: validate::name("name", name)?,
+        size_gib,
+        pool_id: pool.id,
+        instance_id: None,
+        state: VolumeState::Available,
+        created_at: Timestamp::now(),
+        updated_at: Timestamp::now(),
+        generation: 1,
+    };
+    let d = delta(size_gib as i64, 1);
+    let mut tx = s.store.begin_write().await?;
+    if !quotas::consume(&mut tx, "department", &pr.department_id.to_string(), &d).await?
+        || !quotas::consume(&mut tx, "project", &pr.id.to_string(), &d).await?
+    {
+        drop(tx);
+        return Err(super::quotas::exceeded(s, pr.department_id, pr.id, &d).await);
+    }
+    if !inventory::claim_pool(&mut tx, pool.id, size_gib as i64).await? {
+        return Err(Error::conflict(
+            t!("存储池 {} 剩余空间不足" ; "storage pool {} has not enough free space", pool.name),
+        )
+        .with_details(serde_json::json!({ "reason": "pool_full" })));
+    }
+    volumes::insert(&mut tx, &v).await?;
+    commit_audited(
+        tx,
+        ctx,
+        Some(actor),
+        "create_volume",
+        "volume",
+        &v.id.to_string(),
+        serde_json::json!({ "name": v.name, "size_gib": size_gib }),
+    )
+    .await?;
+    Ok(v)
+}
+
+pub async fn get(s: &AppState, actor: &Actor, id: VolumeId) -> Result<Volume, Error> {
+    let v = volumes::get(s.store.pool(), id)
+        .await?
+        .ok_or_else(|| Error::not_found("volume", id))?;
+    authorize(
+        &actor.principal,
+        Action::InstanceRead(v.department_id, v.project_id),
+    )?;
+    Ok(v)
+}
+
+pub async fn list(
+    s: &AppState,
+    actor: &Actor,
+    page: &PageRequest,
+    project: Option<ProjectId>,
+) -> Result<Page<Volume>, Error> {
+    let vis = if authorize(&actor.principal, Action::InventoryManage).is_ok() {
+        Visibility::All
+    } else {
+        tenancy_visibility(&actor.principal)
+    };
+    match vis {
+        Visibility::All => volumes::list(&s.store, page, None, None, project).await,
+        v if v.is_empty() => Err(Error::forbidden(t!(
+            "您的角色无权查看云硬盘",
+            "Your role may not see volumes"
+        ))),
+        Visibility::Some {
+            departments,
+            projects,
+        } => volumes::list(&s.store, page, Some(&departments), Some(&projects), project).await,
+    }
+}
+
+pub async fn attach(
+    s: &AppState,
+    ctx: &RequestContext,
+    actor: &Actor,
+    id: VolumeId,
+    instance: InstanceId,
+) -> Result<Volume, Error> {
+    let v = load(s, actor, id).await?;
+    let i = zy_store::instances::get(s.store.pool(), instance)
+        .await?
+        .filter(|r| r.instance.state != InstanceState::Deleted)
+        .ok_or_else(|| Error::not_found("instance", instance))?
+        .instance;
+    if i.project_id != v.project_id {
+        return Err(Error::validation(
+            "instance_id",
+            t!(
+                "云硬盘只能挂载到同一项目的云主机",
+                "a volume can only be attached to an instance of the same project"
+            ),
+        ));
+    }
+    let (Some(host), Some(provider)) = (i.host_id, i.provider_id) else {
+        return Err(Error::conflict(t!(
+            "云主机尚未分配宿主机",
+            "the instance has no host yet"
+        )));
+    };
+    if !matches!(i.state, InstanceState::Running | InstanceState::Stopped)
+        || i.desired == InstanceState::Deleted
+    {
+        return Err(Error::conflict(
+            t!("云主机当前状态为 {}，不能挂载云硬盘" ; "the instance is {} and cannot take a volume now", i.state.as_str()),
+        ));
+    }
+    let pool_zone = inventory::pools(&s.store)
+        .await?
+        .into_iter()
+        .find(|p| p.id == v.pool_id)
+        .map(|p| p.zone_id);
+    if pool_zone.is_some_and(|z| Some(z) != i.zone_id) {
+        return Err(Error::validation(
+            "instance_id",
+            t!(
+                "云硬盘与云主机不在同一可用区",
+                "the volume and the instance are in different zones"
+            ),
+        ));
+    }
+    let mut tx = s.store.begin_write().await?;
+    if !volumes::set_attachment(&mut tx, id, Some(instance)).await? {
+        return Err(Error::conflict(t!(
+            "云硬盘已挂载到其他云主机",
+            "the volume is already attached"
+        ))
+        .with_details(serde_json::json!({ "instance_id": v.instance_id })));
+    }
+    // Hot-plug before committing: if the host refuses, nothing is recorded.
+    let driver = s.compute.drivers.get(provider)?;
+    driver
+        .attach_volume(id.0, v.size_gib, instance.0, host.0)
+        .await
+        .map_err(|e| {
+            Error::conflict(t!(
+                "宿主机未能挂载云硬盘，请稍后重试",
+                "the host could not attach the volume; try again shortly"
+            ))
+            .with_internal(e.to_string())
+        })?;
+    commit_audited(
+        tx,
+        ctx,
+        Some(actor),
+        "attach_volume",
+        "volume",
+        &id.to_string(),
+        serde_json::json!({ "instance_id": instance }),
+    )
+    .await?;
+    get(s, actor, id).await
+}
+
+pub async fn detach(
+    s: &AppState,
+    ctx: &RequestContext,
+    actor: &Actor,
+    id: VolumeId,
+) -> Result<Volume, Error> {
+    let v = load(s, actor, id).await?;
+    let Some(instance) = v.instance_id else {
+        return Err(Error::conflict(t!(
+            "云硬盘未挂载",
+            "the volume is not attached"
+        )));
+    };
+    let mut tx = s.store.begin_write().await?;
+    if !volumes::set_attachment(&mut tx, id, None).await? {
+        return Err(Error::conflict(t!(
+            "云硬盘未挂载",
+            "the volume is not attached"
+        )));
+    }
+    if let Some(row) = zy_store::instances::get(s.store.pool(), instance).await? {
+        if let (Some(host), Some(provider)) = (row.instance.host_id, row.instance.provider_id) {
+            let driver = s.compute.drivers.get(provider)?;
+            match driver.detach_volume(id.0, instance.0, host.0).await {
+                Ok(()) | Err(zy_compute::DriverError::HostDown(_)) => {}
+                Err(e) => {
+                    return Err(Error::conflict(t!(
+                        "宿主机未能卸载云硬盘，请稍后重试",
+                        "the host could not detach the volume; try again shortly"
+                    ))
+                    .with_internal(e.to_string()))
+                }
+            }
+        }
+    }
+    commit_audited(
+        tx,
+        ctx,
+        Some(actor),
+        "detach_volume",
+        "volume",
+        &id.to_string(),
+        serde_json::json!({ "instance_id": instance }),
+    )
+    .await?;
+    get(s, actor, id).await
+}
+
+pub async fn extend(
+    s: &AppState,
+    ctx: &RequestContext,
+    actor: &Actor,
+    id: VolumeId,
+    size_gib: u64,
+) -> Result<Volume, Error> {
+    let v = load(s, actor, id).await?;
+    if size_gib <= v.size_gib || size_gib > 65536 {
+        return Err(Error::validation(
+            "size_gib",
+            t!("只能扩容，新大小须大于 {} GiB 且不超过 65536" ; "a volume only grows: size_gib must exceed {} and be at most 65536", v.size_gib),
+        ));
+    }
+    let grow = (size_gib - v.size_gib) as i64;
+    let d = delta(grow, 0);
+    let mut tx = s.store.begin_write().await?;
+    if !quotas::consume(&mut tx, "department", &v.department_id.to_string(), &d).await?
+        || !quotas::consume(&mut tx, "project", &v.project_id.to_string(), &d).await?
+    {
+        drop(tx);
+        return Err(super::quotas::exceeded(s, v.department_id, v.project_id, &d).await);
+    }
+    if !inventory::claim_pool(&mut tx, v.pool_id, grow).await? {
+        return Err(Error::conflict(t!(
+            "存储池剩余空间不足",
+            "the storage pool has not enough free space"
+        ))
+        .with_details(serde_json::json!({ "reason": "pool_full" })));
+    }
+    volumes::set_size(&mut tx, id, size_gib).await?;
+    commit_audited(
+        tx,
+        ctx,
+        Some(actor),
+        "extend_volume",
+        "volume",
+        &id.to_string(),
+        serde_json::json!({ "from": v.size_gib, "to": size_gib }),
+    )
+    .await?;
+    get(s, actor, id).await
+}
+
+pub async fn delete(
+    s: &AppState,
+    ctx: &RequestContext,
+    actor: &Actor,
+    id: VolumeId,
+) -> Result<(), Error> {
+    let v = load(s, actor, id).await?;
+    let mut tx = s.store.begin_write().await?;
+    if !volumes::delete_available(&mut tx, id).await? {
+        return Err(Error::conflict(t!(
+            "云硬盘仍挂载在云主机上，请先卸载",
+            "the volume is still attached; detach it first"
+        ))
+        .with_details(serde_json::json!({ "instance_id": v.instance_id })));
+    }
+    inventory::claim_pool(&mut tx, v.pool_id, -(v.size_gib as i64)).await?;
+    let d = delta(v.size_gib as i64, 1);
+    quotas::release(&mut tx, "department", &v.department_id.to_string(), &d).await?;
+    quotas::release(&mut tx, "project", &v.project_id.to_string(), &d).await?;
+    commit_audited(
+        tx,
+        ctx,
+        Some(actor),
+        "delete_volume",
+        "volume",
+        &id.to_string(),
+        serde_json::json!({ "name": v.name, "size_gib": v.size_gib }),
+    )
+    .await
+}

@@ -1,0 +1,173 @@
+//! Volumes (云硬盘): space in a storage pool, attached to at most one instance. Pool space
+//! and quota are taken by conditional updates in the same transaction as the change;
+//! attachment changes are conditional on the state the caller saw.
+
+use crate::db::Tx;
+use crate::error::db_error;
+use crate::rows::*;
+use crate::sql::{finish_page, Sql};
+use crate::Store;
+use sqlx::{Any, Executor};
+use zy_model::compute::{Volume, VolumeState};
+use zy_model::id::*;
+use zy_model::page::{Page, PageRequest};
+use zy_model::time::Timestamp;
+use zy_model::Error;
+
+const COLS: &str = "id, project_id, department_id, name, size_gib, pool_id, instance_id, state, created_at, updated_at, generation";
+
+impl Decode for Volume {
+    fn decode<R: Get>(r: &R) -> Result<Self, Error> {
+        Ok(Volume {
+            id: id(r, "id")?,
+            project_id: id(r, "project_id")?,
+            department_id: id(r, "department_id")?,
+            name: text(r, "name")?,
+            size_gib: int(r, "size_gib")? as u64,
+            pool_id: id(r, "pool_id")?,
+            instance_id: opt_id(r, "instance_id")?,
+            state: if text(r, "state")? == "in_use" {
+                VolumeState::InUse
+            } else {
+                VolumeState::Available
+            },
+            created_at: ts(r, "created_at")?,
+            updated_at: ts(r, "updated_at")?,
+            generation: int(r, "generation")?,
+        })
+    }
+}
+
+pub async fn insert(tx: &mut Tx, v: &Volume) -> Result<(), Error> {
+    sqlx::query(&format!("INSERT INTO volumes ({COLS}) VALUES ($1, $2, $3, $4, $5, $6, NULL, 'available', $7, $7, 1)"))
+        .bind(v.id.to_string())
+        .bind(v.project_id.to_string())
+        .bind(v.department_id.to_string())
+        .bind(&v.name)
+        .bind(v.size_gib as i64)
+        .bind(v.pool_id.to_string())
+        .bind(v.created_at.0)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
+
+pub async fn get<'c>(
+    e: impl Executor<'c, Database = Any>,
+    id: VolumeId,
+) -> Result<Option<Volume>, Error> {
+    let r = sqlx::query(&format!("SELECT {COLS} FROM volumes WHERE id = $1"))
+        .bind(id.to_string())
+        .fetch_optional(e)
+        .await
+        .map_err(db_error)?;
+    r.as_ref().map(Volume::decode).transpose()
+}
+
+pub async fn list(
+    store: &Store,
+    page: &PageRequest,
+    departments: Option<&[DepartmentId]>,
+    projects: Option<&[ProjectId]>,
+    project: Option<ProjectId>,
+) -> Result<Page<Volume>, Error> {
+    let mut sql = Sql::new(&format!("SELECT {COLS} FROM volumes WHERE 1 = 1"));
+    if departments.is_some() || projects.is_some() {
+        sql.push(" AND (")
+            .push_in(
+                "department_id",
+                departments.unwrap_or(&[]).iter().map(|d| d.to_string()),
+            )
+            .push(" OR ")
+            .push_in(
+                "project_id",
+                projects.unwrap_or(&[]).iter().map(|p| p.to_string()),
+            )
+            .push(")");
+    }
+    if let Some(p) = project {
+        sql.push(" AND project_id = ").bind_text(p.to_string());
+    }
+    sql.push_page(page, "name", "created_at", "id");
+    let items: Vec<Volume> = sql.fetch_all(store).await?;
+    Ok(finish_page(page, items, |v| {
+        (v.name.clone(), v.created_at.0, v.id.to_string())
+    }))
+}
+
+/// Attaches (`Some`) or detaches (`None`) if the volume is still in the expected state.
+pub async fn set_attachment(
+    tx: &mut Tx,
+    id: VolumeId,
+    instance: Option<InstanceId>,
+) -> Result<bool, Error> {
+    let (to, from) = if instance.is_some() {
+        ("in_use", "available")
+    } else {
+        ("available", "in_use")
+    };
+    let n = sqlx::query("UPDATE volumes SET state = $1, instance_id = $2, updated_at = $3, generation = generation + 1 WHERE id = $4 AND state = $5")
+        .bind(to)
+        .bind(instance.map(|i| i.to_string()))
+        .bind(Timestamp::now().0)
+        .bind(id.to_string())
+        .bind(from)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?
+        .rows_affected();
+    Ok(n == 1)
+}
+
+pub async fn set_size(tx: &mut Tx, id: VolumeId, size_gib: u64) -> Result<(), Error> {
+    sqlx::query("UPDATE volumes SET size_gib = $1, updated_at = $2, generation = generation + 1 WHERE id = $3")
+        .bind(size_gib as i64)
+        .bind(Timestamp::now().0)
+        .bind(id.to_string())
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
+
+/// Deletes a volume that is not attached; false if it is (or is gone).
+pub async fn delete_available(tx: &mut Tx, id: VolumeId) -> Result<bool, Error> {
+    let n = sqlx::query("DELETE FROM volumes WHERE id = $1 AND state = 'available'")
+        .bind(id.to_string())
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?
+        .rows_affected();
+    Ok(n == 1)
+}
+
+/// Frees every volume attached to an instance that is being deleted.
+pub async fn detach_all(tx: &mut Tx, instance: InstanceId) -> Result<u64, Error> {
+    let n = sqlx::query("UPDATE volumes SET state = 'available', instance_id = NULL, updated_at = $1, generation = generation + 1 WHERE instance_id = $2")
+        .bind(Timestamp::now().0)
+        .bind(instance.to_string())
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?
+        .rows_affected();
+    Ok(n)
+}
+
+/// Every volume, for the invariant check.
+pub async fn all(store: &Store) -> Result<Vec<Volume>, Error> {
+    Sql::new(&format!("SELECT {COLS} FROM volumes"))
+        .fetch_all(store)
+        .await
+}
+
+pub async fn count_attached<'c>(
+    e: impl Executor<'c, Database = Any>,
+    instance: InstanceId,
+) -> Result<i64, Error> {
+    sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM volumes WHERE instance_id = $1")
+        .bind(instance.to_string())
+        .fetch_one(e)
+        .await
+        .map_err(db_error)
+}
