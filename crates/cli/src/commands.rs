@@ -398,6 +398,8 @@ pub async fn run(
         Command::Image(x) => crate::compute_cmds::image(&c, x, json).await,
         Command::Quota(x) => crate::compute_cmds::quota(&c, x, json).await,
         Command::Instance(x) => crate::compute_cmds::instance(&c, x, json).await,
+        Command::Volume(x) => crate::compute_cmds::volume(&c, x, json).await,
+        Command::Pool(x) => crate::compute_cmds::pool(&c, x, json).await,
         Command::Admin(crate::AdminCmd::Check) => crate::compute_cmds::admin_check(&c, json).await,
         Command::Server(_) | Command::Openapi => unreachable_command(),
     }

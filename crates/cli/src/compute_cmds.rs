@@ -732,3 +732,141 @@ pub async fn admin_check(c: &Client, json: bool) -> Result<()> {
     }
     Ok(())
 }
+
+#[derive(Subcommand)]
+pub enum PoolCmd {
+    List,
+    Create {
+        #[arg(long)]
+        zone: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        capacity_gib: u64,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum VolumeCmd {
+    List {
+        #[arg(long)]
+        project: Option<String>,
+    },
+    Create {
+        #[arg(long)]
+        project: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        size_gib: u64,
+        #[arg(long)]
+        pool: Option<String>,
+    },
+    Get {
+        id: String,
+    },
+    Attach {
+        id: String,
+        #[arg(long)]
+        instance: String,
+    },
+    Detach {
+        id: String,
+    },
+    Extend {
+        id: String,
+        #[arg(long)]
+        size_gib: u64,
+    },
+    Delete {
+        id: String,
+    },
+}
+
+const VOLUME_COLS: &[(&str, &str)] = &[
+    ("编号 id", "id"),
+    ("名称 name", "name"),
+    ("大小GiB size", "size_gib"),
+    ("状态 state", "state"),
+    ("云主机 instance", "instance_id"),
+];
+
+pub async fn pool(c: &Client, cmd: PoolCmd, json: bool) -> Result<()> {
+    let cols = &[
+        ("编号 id", "id"),
+        ("名称 name", "name"),
+        ("可用区 zone", "zone_id"),
+        ("容量GiB capacity", "capacity_gib"),
+        ("已用 used", "used_gib"),
+    ];
+    match cmd {
+        PoolCmd::List => show(&c.get("/v1/storage-pools", &[]).await?, cols, json),
+        PoolCmd::Create {
+            zone,
+            name,
+            capacity_gib,
+        } => {
+            let v = c
+                .post(
+                    "/v1/storage-pools",
+                    json!({ "zone_id": zone, "name": name, "capacity_gib": capacity_gib }),
+                )
+                .await?;
+            if json {
+                output::json(&v)
+            } else {
+                record(&v, cols)
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn volume(c: &Client, cmd: VolumeCmd, json: bool) -> Result<()> {
+    let one = |v: &Value| {
+        if json {
+            output::json(v)
+        } else {
+            record(v, VOLUME_COLS)
+        }
+    };
+    match cmd {
+        VolumeCmd::List { project } => {
+            let mut q = vec![("limit", "1000".to_string())];
+            if let Some(p) = project {
+                q.push(("project_id", project_id(c, &p).await?));
+            }
+            show(&c.get("/v1/volumes", &q).await?, VOLUME_COLS, json)
+        }
+        VolumeCmd::Create {
+            project,
+            name,
+            size_gib,
+            pool,
+        } => {
+            let project = project_id(c, &project).await?;
+            one(&c.post("/v1/volumes", json!({ "project_id": project, "name": name, "size_gib": size_gib, "pool_id": pool })).await?)
+        }
+        VolumeCmd::Get { id } => one(&c.get(&format!("/v1/volumes/{id}"), &[]).await?),
+        VolumeCmd::Attach { id, instance } => one(&c
+            .post(
+                &format!("/v1/volumes/{id}/attach"),
+                json!({ "instance_id": instance }),
+            )
+            .await?),
+        VolumeCmd::Detach { id } => one(&c
+            .post(&format!("/v1/volumes/{id}/detach"), json!({}))
+            .await?),
+        VolumeCmd::Extend { id, size_gib } => one(&c
+            .post(
+                &format!("/v1/volumes/{id}/extend"),
+                json!({ "size_gib": size_gib }),
+            )
+            .await?),
+        VolumeCmd::Delete { id } => {
+            c.delete(&format!("/v1/volumes/{id}")).await?;
+            eprintln!("已删除 deleted");
+        }
+    }
+    Ok(())
+}

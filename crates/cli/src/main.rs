@@ -89,6 +89,12 @@ enum Command {
     /// Instances (云主机).
     #[command(subcommand, alias = "vm")]
     Instance(compute_cmds::InstanceCmd),
+    /// Volumes (云硬盘).
+    #[command(subcommand)]
+    Volume(compute_cmds::VolumeCmd),
+    /// Storage pools.
+    #[command(subcommand)]
+    Pool(compute_cmds::PoolCmd),
     /// Platform administration.
     #[command(subcommand)]
     Admin(AdminCmd),
