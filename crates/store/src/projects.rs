@@ -81,11 +81,7 @@ pub async fn list(
         projects,
     } = scope
     {
-        sql.push(" AND (")
-            .push_in("department_id", departments.iter().map(|d| d.to_string()))
-            .push(" OR ")
-            .push_in("id", projects.iter().map(|p| p.to_string()))
-            .push(")");
+        sql.push_visible("id", Some(departments), Some(projects));
     }
     if let Some(d) = department {
         sql.push(" AND department_id = ").bind_text(d.to_string());

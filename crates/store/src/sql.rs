@@ -58,6 +58,31 @@ impl Sql {
         self.push(")")
     }
 
+    /// ` AND (department_id IN (…) OR <project_col> IN (…))`: the rows a caller may see
+    /// when they hold roles in some departments and some projects. `None` for both adds
+    /// nothing (everything is visible).
+    pub fn push_visible(
+        &mut self,
+        project_col: &str,
+        departments: Option<&[zy_model::id::DepartmentId]>,
+        projects: Option<&[zy_model::id::ProjectId]>,
+    ) -> &mut Self {
+        if departments.is_none() && projects.is_none() {
+            return self;
+        }
+        self.push(" AND (")
+            .push_in(
+                "department_id",
+                departments.unwrap_or(&[]).iter().map(|d| d.to_string()),
+            )
+            .push(" OR ")
+            .push_in(
+                project_col,
+                projects.unwrap_or(&[]).iter().map(|p| p.to_string()),
+            )
+            .push(")")
+    }
+
     /// A case-insensitive substring filter on `col` (`%` and `_` in the input are literal).
     pub fn push_contains(&mut self, col: &str, needle: &str) -> &mut Self {
         let escaped: String = needle

@@ -73,19 +73,7 @@ pub async fn list(
     project: Option<ProjectId>,
 ) -> Result<Page<Volume>, Error> {
     let mut sql = Sql::new(&format!("SELECT {COLS} FROM volumes WHERE 1 = 1"));
-    if departments.is_some() || projects.is_some() {
-        sql.push(" AND (")
-            .push_in(
-                "department_id",
-                departments.unwrap_or(&[]).iter().map(|d| d.to_string()),
-            )
-            .push(" OR ")
-            .push_in(
-                "project_id",
-                projects.unwrap_or(&[]).iter().map(|p| p.to_string()),
-            )
-            .push(")");
-    }
+    sql.push_visible("project_id", departments, projects);
     if let Some(p) = project {
         sql.push(" AND project_id = ").bind_text(p.to_string());
     }

@@ -25,7 +25,15 @@ fn backoff(attempts: i64) -> i64 {
 
 /// Runs until the task is aborted.
 pub async fn run(c: Arc<Compute>, store: Store, lease_secs: i64) {
+    let mut last_reload = std::time::Instant::now();
     loop {
+        // Other replicas release capacity this view never hears of: re-read it now and then.
+        if last_reload.elapsed() > Duration::from_secs(30) {
+            if let Err(e) = c.placement.load(&store).await {
+                tracing::warn!(error = %e, "cannot reload the placement view");
+            }
+            last_reload = std::time::Instant::now();
+        }
         let now = Timestamp::now();
         let batch = match instances::claim_work(
             &store,
