@@ -29,7 +29,7 @@ pub struct AuditFilter {
     pub actor: Option<String>,
     /// The operation, e.g. `create_department`, `login`.
     pub action: Option<String>,
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<Outcome>)]
     pub outcome: Option<Outcome>,
     pub target_type: Option<String>,
     pub target_id: Option<String>,

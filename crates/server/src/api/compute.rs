@@ -211,8 +211,11 @@ pub async fn update_host(
 #[serde(deny_unknown_fields)]
 pub struct CreateFlavor {
     /// e.g. `4C8G`
+    #[schema(min_length = 1, max_length = 64)]
     pub name: String,
+    #[schema(minimum = 1, maximum = 256)]
     pub vcpus: u32,
+    #[schema(minimum = 256, maximum = 4194304)]
     pub memory_mib: u64,
     pub gpus: Option<u32>,
 }
@@ -256,7 +259,9 @@ pub async fn create_flavor(
 pub struct CreateImage {
     /// e.g. `CentOS-7.9`
     pub name: String,
+    #[schema(min_length = 1, max_length = 64)]
     pub os: String,
+    #[schema(minimum = 1, maximum = 65536)]
     pub min_disk_gib: u64,
     /// Providers that carry it; omit for all.
     pub providers: Option<Vec<ProviderId>>,
@@ -360,6 +365,7 @@ pub struct CreateInstances {
     pub zone_id: Option<ZoneId>,
     pub provider_id: Option<ProviderId>,
     /// How many (1–500, default 1).
+    #[schema(minimum = 1, maximum = 500)]
     pub count: Option<u32>,
     pub group: Option<GroupSpec>,
     /// Start after creation (default true).

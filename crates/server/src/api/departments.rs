@@ -19,8 +19,10 @@ use zy_model::tenancy::Department;
 #[serde(deny_unknown_fields)]
 pub struct CreateDepartment {
     /// e.g. 宜宾市卫生和计划生育委员会
+    #[schema(min_length = 1, max_length = 64)]
     pub name: String,
     /// Short code for reports and bills, e.g. `WJW`.
+    #[schema(pattern = "^[A-Z0-9_-]{1,16}$")]
     pub code: String,
     pub description: Option<String>,
 }

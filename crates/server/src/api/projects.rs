@@ -36,6 +36,7 @@ pub struct ListProjects {
 pub struct CreateProject {
     pub department_id: DepartmentId,
     /// e.g. 全民健康信息平台
+    #[schema(min_length = 1, max_length = 64)]
     pub name: String,
     pub description: Option<String>,
 }

@@ -35,8 +35,10 @@ pub struct ListUsers {
 #[serde(deny_unknown_fields)]
 pub struct CreateUser {
     /// Login name: 3–32 of a–z, 0–9, `.`, `_`, `-`.
+    #[schema(pattern = "^[a-z][a-z0-9._-]{2,31}$")]
     pub username: String,
     /// The person's name, e.g. 张伟
+    #[schema(min_length = 1, max_length = 64)]
     pub display_name: String,
     pub email: Option<String>,
     pub phone: Option<String>,
