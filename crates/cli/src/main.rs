@@ -129,6 +129,10 @@ struct ServerArgs {
     /// Database connections in the pool.
     #[arg(long, default_value_t = 16)]
     max_connections: u32,
+    /// Key that seals second-factor seeds (default: <data dir>/secret.key, created at first
+    /// start). Replicas sharing a database must share this file.
+    #[arg(long, env = "ZHENGYUN_SECRET_KEY_FILE")]
+    secret_key_file: Option<PathBuf>,
 }
 
 fn main() -> std::process::ExitCode {
@@ -204,6 +208,7 @@ async fn run_server(a: ServerArgs) -> anyhow::Result<()> {
         secure_cookies: a.secure_cookies,
         max_connections: a.max_connections,
         lease_secs: 30,
+        secret_key_file: a.secret_key_file,
     };
     let server = zy_server::start(config)
         .await

@@ -19,9 +19,17 @@ pub struct Config {
     pub max_connections: u32,
     /// How long a replica holds an instance it works on before another may take over.
     pub lease_secs: i64,
+    /// The key that seals TOTP seeds; default `<data dir>/secret.key`, created at first start.
+    pub secret_key_file: Option<PathBuf>,
 }
 
 impl Config {
+    pub fn secret_key_file(&self) -> PathBuf {
+        self.secret_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("secret.key"))
+    }
+
     pub fn database_url(&self) -> String {
         self.database_url
             .clone()
@@ -40,6 +48,7 @@ impl Default for Config {
             secure_cookies: false,
             max_connections: 16,
             lease_secs: 30,
+            secret_key_file: None,
         }
     }
 }

@@ -24,6 +24,7 @@ pub struct Inner {
     pub metrics: Metrics,
     pub auth_cache: crate::auth::cache::AuthCache,
     pub compute: std::sync::Arc<crate::compute::Compute>,
+    pub sealer: crate::auth::seal::Sealer,
     settings: RwLock<(SecuritySettings, Instant)>,
     /// `(METHOD, /v1/path/{id})` → operation id, from the generated OpenAPI document.
     pub operations: HashMap<(String, String), String>,
@@ -43,12 +44,14 @@ impl AppState {
         operations: HashMap<(String, String), String>,
     ) -> Result<Self, Error> {
         let settings = load_settings(&store).await?;
+        let sealer = crate::auth::seal::Sealer::from_file(&config.secret_key_file())?;
         Ok(AppState(Arc::new(Inner {
             store,
             config,
             metrics: Metrics::default(),
             auth_cache: Default::default(),
             compute: crate::compute::Compute::new(),
+            sealer,
             settings: RwLock::new((settings, Instant::now())),
             operations,
         })))

@@ -134,11 +134,15 @@ pub async fn login(
         return Err(count_failure(tx, bad_credentials()).await);
     }
     if rec.user.mfa_enabled {
-        let secret = rec
-            .totp_secret
-            .as_deref()
-            .and_then(totp::base32_decode)
-            .unwrap_or_default();
+        let secret = match rec.totp_secret.as_deref() {
+            Some(sealed) => s
+                .sealer
+                .open(sealed)
+                .ok()
+                .and_then(|b| totp::base32_decode(&b))
+                .unwrap_or_default(),
+            None => Vec::new(),
+        };
         match (&input.totp_code, &input.recovery_code) {
             (Some(code), _) => {
                 let step = totp::verify(&secret, code, now.0 / 1_000_000);
@@ -323,8 +327,9 @@ pub async fn mfa_enrol(
                 .build()
         })
         .map_err(|e| Error::internal(e.to_string()))?;
+    let sealed = s.sealer.seal(&b32)?;
     let mut tx = s.store.begin_write().await?;
-    users::set_totp(&mut tx, actor.user.id, Some(&b32), false).await?;
+    users::set_totp(&mut tx, actor.user.id, Some(&sealed), false).await?;
     commit_audited(
         tx,
         ctx,
@@ -358,7 +363,11 @@ pub async fn mfa_confirm(
             "a second factor is already enrolled"
         )));
     }
-    let Some(secret) = rec.totp_secret.as_deref().and_then(totp::base32_decode) else {
+    let opened = match rec.totp_secret.as_deref() {
+        Some(sealed) => Some(s.sealer.open(sealed)?),
+        None => None,
+    };
+    let Some(secret) = opened.as_deref().and_then(totp::base32_decode) else {
         return Err(Error::conflict(t!(
             "请先开始绑定（POST /v1/me/mfa/enrol）",
             "start enrolment first (POST /v1/me/mfa/enrol)"

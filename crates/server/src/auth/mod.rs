@@ -4,4 +4,5 @@
 pub mod actor;
 pub mod cache;
 pub mod password;
+pub mod seal;
 pub mod secrets;

@@ -146,6 +146,16 @@ async fn admins_must_use_a_second_factor(db: Db) {
     assert_eq!(recovery.len(), 10);
     let (st, _) = s.get("/v1/audit").await;
     assert_eq!(st, StatusCode::OK);
+    // The seed is sealed in the database, not stored as the app shows it.
+    let stored: String =
+        sqlx::query_scalar("SELECT totp_secret FROM users WHERE username = 'auditor'")
+            .fetch_one(ts.store().pool())
+            .await
+            .expect("read");
+    assert!(
+        stored.starts_with("v1:") && !stored.contains(e["secret"].as_str().expect("secret")),
+        "{stored}"
+    );
     // From now on a password alone is not enough.
     let err = ts
         .login("auditor", ADMIN_PASSWORD)

@@ -102,6 +102,7 @@ impl TestServer {
             secure_cookies: false,
             max_connections: 8,
             lease_secs: 2,
+            secret_key_file: None,
         };
         let server = zy_server::start(config.clone())
             .await

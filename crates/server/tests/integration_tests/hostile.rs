@@ -494,14 +494,20 @@ impl TestServer {
             .await
             .expect("unlock");
         tx.commit().await.expect("commit");
-        let secret = zy_model::totp::base32_decode(
-            &sqlx::query_scalar::<_, String>("SELECT totp_secret FROM users WHERE id = $1")
-                .bind(&s.user_id)
-                .fetch_one(store.pool())
-                .await
-                .expect("secret"),
-        )
-        .expect("b32");
+        let sealed: String = sqlx::query_scalar("SELECT totp_secret FROM users WHERE id = $1")
+            .bind(&s.user_id)
+            .fetch_one(store.pool())
+            .await
+            .expect("secret");
+        let opened = self
+            .server
+            .as_ref()
+            .expect("server")
+            .state
+            .sealer
+            .open(&sealed)
+            .expect("unseal");
+        let secret = zy_model::totp::base32_decode(&opened).expect("b32");
         let code = zy_model::totp::code_at(&secret, chrono::Utc::now().timestamp() + 30);
         let (st, body) = self.anonymous().post("/v1/auth/login", json!({ "username": s.username, "password": ADMIN_PASSWORD, "totp_code": code, "bearer": true })).await;
         assert_eq!(st, StatusCode::OK, "{body}");
