@@ -1,114 +1,10 @@
-//! Client commands for compute: providers, zones, hosts, flavors, images, quotas,
-//! instances and the invariant check.
+//! Client commands for compute: quotas, instances, volumes and the invariant check.
 
 use crate::client::Client;
 use crate::output::{self, record, table};
 use anyhow::{bail, Context, Result};
 use clap::Subcommand;
 use serde_json::{json, Value};
-
-#[derive(Subcommand)]
-pub enum ProviderCmd {
-    List,
-    /// Add a provider (only `sim`, the simulated provider, for now).
-    Create {
-        #[arg(long)]
-        name: String,
-        #[arg(long, default_value = "sim")]
-        kind: String,
-        #[arg(long)]
-        description: Option<String>,
-    },
-    /// Failure injection and latency of a simulated provider.
-    SetSim {
-        id: String,
-        #[arg(long, default_value_t = 0.0)]
-        failure_p: f64,
-        #[arg(long, default_value_t = 0)]
-        latency_min_ms: u64,
-        #[arg(long, default_value_t = 0)]
-        latency_max_ms: u64,
-    },
-}
-
-#[derive(Subcommand)]
-pub enum ZoneCmd {
-    List,
-    Create {
-        #[arg(long)]
-        provider: String,
-        #[arg(long)]
-        region: String,
-        #[arg(long)]
-        name: String,
-        /// pack (default) or spread
-        #[arg(long)]
-        strategy: Option<String>,
-    },
-}
-
-#[derive(Subcommand)]
-pub enum HostCmd {
-    List {
-        #[arg(long)]
-        provider: Option<String>,
-    },
-    /// Add hosts: `--count 20 --prefix inspur` makes inspur-0001 … inspur-0020.
-    Create {
-        #[arg(long)]
-        zone: String,
-        #[arg(long)]
-        prefix: String,
-        #[arg(long, default_value_t = 1)]
-        count: u32,
-        #[arg(long)]
-        vcpus: u32,
-        #[arg(long)]
-        memory_gib: u64,
-        #[arg(long)]
-        disk_gib: u64,
-        #[arg(long, default_value_t = 0)]
-        gpus: u32,
-        /// vCPU overcommit, e.g. 4.0
-        #[arg(long, default_value_t = 4.0)]
-        cpu_ratio: f64,
-        #[arg(long, default_value_t = 1.0)]
-        mem_ratio: f64,
-    },
-    /// enabled, maintenance or down
-    SetState { id: String, state: String },
-}
-
-#[derive(Subcommand)]
-pub enum FlavorCmd {
-    List,
-    Create {
-        #[arg(long)]
-        name: String,
-        #[arg(long)]
-        vcpus: u32,
-        #[arg(long)]
-        memory_gib: u64,
-        #[arg(long, default_value_t = 0)]
-        gpus: u32,
-    },
-}
-
-#[derive(Subcommand)]
-pub enum ImageCmd {
-    List,
-    Create {
-        #[arg(long)]
-        name: String,
-        #[arg(long)]
-        os: String,
-        #[arg(long)]
-        min_disk_gib: u64,
-        /// Providers that carry it (repeatable); all when omitted.
-        #[arg(long)]
-        provider: Vec<String>,
-    },
-}
 
 #[derive(Subcommand)]
 pub enum QuotaCmd {
@@ -221,11 +117,11 @@ const INSTANCE_COLS: &[(&str, &str)] = &[
     ("宿主机 host", "host_id"),
 ];
 
-fn items(v: &Value) -> &[Value] {
+pub(crate) fn items(v: &Value) -> &[Value] {
     v["items"].as_array().map(Vec::as_slice).unwrap_or(&[])
 }
 
-fn show(v: &Value, cols: &[(&str, &str)], json: bool) {
+pub(crate) fn show(v: &Value, cols: &[(&str, &str)], json: bool) {
     if json {
         output::json(v)
     } else {
@@ -255,198 +151,25 @@ async fn project_id(c: &Client, p: &str) -> Result<String> {
     }
 }
 
-pub async fn provider(c: &Client, cmd: ProviderCmd, json: bool) -> Result<()> {
-    let cols = &[
-        ("编号 id", "id"),
-        ("名称 name", "name"),
-        ("类型 kind", "kind"),
-        ("模拟 simulated", "simulated"),
-    ];
-    match cmd {
-        ProviderCmd::List => show(&c.get("/v1/providers", &[]).await?, cols, json),
-        ProviderCmd::Create {
-            name,
-            kind,
-            description,
-        } => {
-            let v = c
-                .post(
-                    "/v1/providers",
-                    json!({ "name": name, "kind": kind, "description": description }),
-                )
-                .await?;
-            if json {
-                output::json(&v)
-            } else {
-                record(&v, cols)
-            }
-        }
-        ProviderCmd::SetSim {
-            id,
-            failure_p,
-            latency_min_ms,
-            latency_max_ms,
-        } => {
-            let v = c.patch(&format!("/v1/providers/{id}"), json!({ "sim": { "failure_probability": failure_p, "latency_min_ms": latency_min_ms, "latency_max_ms": latency_max_ms } })).await?;
-            if json {
-                output::json(&v)
-            } else {
-                record(&v, cols)
-            }
-        }
-    }
-    Ok(())
-}
-
-pub async fn zone(c: &Client, cmd: ZoneCmd, json: bool) -> Result<()> {
-    let cols = &[
-        ("编号 id", "id"),
-        ("名称 name", "name"),
-        ("地域 region", "region"),
-        ("云服务商 provider", "provider_id"),
-        ("策略 strategy", "strategy"),
-    ];
-    match cmd {
-        ZoneCmd::List => show(&c.get("/v1/zones", &[]).await?, cols, json),
-        ZoneCmd::Create {
-            provider,
-            region,
-            name,
-            strategy,
-        } => {
-            let v = c.post("/v1/zones", json!({ "provider_id": provider, "region": region, "name": name, "strategy": strategy })).await?;
-            if json {
-                output::json(&v)
-            } else {
-                record(&v, cols)
-            }
-        }
-    }
-    Ok(())
-}
-
-pub async fn host(c: &Client, cmd: HostCmd, json: bool) -> Result<()> {
-    let cols = &[
-        ("编号 id", "id"),
-        ("名称 name", "name"),
-        ("状态 state", "state"),
-        ("vCPU", "vcpus"),
-        ("已用 used", "used_vcpus"),
-        ("内存MiB memory", "memory_mib"),
-        ("已用 used", "used_memory_mib"),
-    ];
-    match cmd {
-        HostCmd::List { provider } => {
-            let q: Vec<(&str, String)> = provider
-                .map(|p| vec![("provider_id", p)])
-                .unwrap_or_default();
-            show(&c.get("/v1/hosts", &q).await?, cols, json)
-        }
-        HostCmd::Create {
-            zone,
-            prefix,
-            count,
-            vcpus,
-            memory_gib,
-            disk_gib,
-            gpus,
-            cpu_ratio,
-            mem_ratio,
-        } => {
-            let body = json!({
-                "zone_id": zone, "name_prefix": prefix, "count": count, "vcpus": vcpus, "memory_mib": memory_gib * 1024,
-                "disk_gib": disk_gib, "gpus": gpus,
-                "cpu_ratio_permille": (cpu_ratio * 1000.0).round() as u32, "mem_ratio_permille": (mem_ratio * 1000.0).round() as u32
-            });
-            let v = c.post("/v1/hosts", body).await?;
-            if json {
-                output::json(&v)
-            } else {
-                println!("已添加 added {} hosts", items(&v).len())
-            }
-        }
-        HostCmd::SetState { id, state } => {
-            let v = c
-                .patch(&format!("/v1/hosts/{id}"), json!({ "state": state }))
-                .await?;
-            if json {
-                output::json(&v)
-            } else {
-                record(&v, cols)
-            }
-        }
-    }
-    Ok(())
-}
-
-pub async fn flavor(c: &Client, cmd: FlavorCmd, json: bool) -> Result<()> {
-    let cols = &[
-        ("编号 id", "id"),
-        ("名称 name", "name"),
-        ("vCPU", "vcpus"),
-        ("内存MiB memory", "memory_mib"),
-        ("GPU", "gpus"),
-    ];
-    match cmd {
-        FlavorCmd::List => show(&c.get("/v1/flavors", &[]).await?, cols, json),
-        FlavorCmd::Create {
-            name,
-            vcpus,
-            memory_gib,
-            gpus,
-        } => {
-            let v = c.post("/v1/flavors", json!({ "name": name, "vcpus": vcpus, "memory_mib": memory_gib * 1024, "gpus": gpus })).await?;
-            if json {
-                output::json(&v)
-            } else {
-                record(&v, cols)
-            }
-        }
-    }
-    Ok(())
-}
-
-pub async fn image(c: &Client, cmd: ImageCmd, json: bool) -> Result<()> {
-    let cols = &[
-        ("编号 id", "id"),
-        ("名称 name", "name"),
-        ("系统 os", "os"),
-        ("最小磁盘 min disk GiB", "min_disk_gib"),
-        ("云服务商 providers", "providers"),
-    ];
-    match cmd {
-        ImageCmd::List => show(&c.get("/v1/images", &[]).await?, cols, json),
-        ImageCmd::Create {
-            name,
-            os,
-            min_disk_gib,
-            provider,
-        } => {
-            let v = c.post("/v1/images", json!({ "name": name, "os": os, "min_disk_gib": min_disk_gib, "providers": provider })).await?;
-            if json {
-                output::json(&v)
-            } else {
-                record(&v, cols)
-            }
-        }
-    }
-    Ok(())
-}
-
 fn print_quota(v: &Value) {
-    println!(
-        "{:<14} {:>12} {:>12}",
-        "资源 resource", "已用 used", "上限 limit"
-    );
-    for (k, label) in [
-        ("instances", "云主机"),
+    let rows: Vec<Value> = [
+        ("instances", "云主机 instances"),
         ("vcpus", "vCPU"),
-        ("memory_mib", "内存 MiB"),
-        ("disk_gib", "磁盘 GiB"),
-        ("volumes", "云硬盘"),
-    ] {
-        println!("{:<14} {:>12} {:>12}", label, v["used"][k], v["limits"][k]);
-    }
+        ("memory_mib", "内存 memory MiB"),
+        ("disk_gib", "磁盘 disk GiB"),
+        ("volumes", "云硬盘 volumes"),
+    ]
+    .into_iter()
+    .map(|(k, label)| json!({ "resource": label, "used": v["used"][k], "limit": v["limits"][k] }))
+    .collect();
+    table(
+        &rows,
+        &[
+            ("资源 resource", "resource"),
+            ("已用 used", "used"),
+            ("上限 limit", "limit"),
+        ],
+    );
 }
 
 pub async fn quota(c: &Client, cmd: QuotaCmd, json: bool) -> Result<()> {
@@ -734,19 +457,6 @@ pub async fn admin_check(c: &Client, json: bool) -> Result<()> {
 }
 
 #[derive(Subcommand)]
-pub enum PoolCmd {
-    List,
-    Create {
-        #[arg(long)]
-        zone: String,
-        #[arg(long)]
-        name: String,
-        #[arg(long)]
-        capacity_gib: u64,
-    },
-}
-
-#[derive(Subcommand)]
 pub enum VolumeCmd {
     List {
         #[arg(long)]
@@ -790,37 +500,6 @@ const VOLUME_COLS: &[(&str, &str)] = &[
     ("状态 state", "state"),
     ("云主机 instance", "instance_id"),
 ];
-
-pub async fn pool(c: &Client, cmd: PoolCmd, json: bool) -> Result<()> {
-    let cols = &[
-        ("编号 id", "id"),
-        ("名称 name", "name"),
-        ("可用区 zone", "zone_id"),
-        ("容量GiB capacity", "capacity_gib"),
-        ("已用 used", "used_gib"),
-    ];
-    match cmd {
-        PoolCmd::List => show(&c.get("/v1/storage-pools", &[]).await?, cols, json),
-        PoolCmd::Create {
-            zone,
-            name,
-            capacity_gib,
-        } => {
-            let v = c
-                .post(
-                    "/v1/storage-pools",
-                    json!({ "zone_id": zone, "name": name, "capacity_gib": capacity_gib }),
-                )
-                .await?;
-            if json {
-                output::json(&v)
-            } else {
-                record(&v, cols)
-            }
-        }
-    }
-    Ok(())
-}
 
 pub async fn volume(c: &Client, cmd: VolumeCmd, json: bool) -> Result<()> {
     let one = |v: &Value| {

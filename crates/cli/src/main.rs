@@ -1,10 +1,13 @@
 //! `zhengyun`: the one binary. `zhengyun server` runs the control plane; every other
 //! subcommand is a client of the public HTTP API (tables for people, `--json` for scripts).
 
+mod audit_cmds;
 mod client;
 mod commands;
 mod compute_cmds;
+mod inventory_cmds;
 mod output;
+mod tenancy_cmds;
 
 use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
@@ -70,19 +73,19 @@ enum Command {
     Audit(commands::AuditCmd),
     /// Cloud service providers (云服务商).
     #[command(subcommand)]
-    Provider(compute_cmds::ProviderCmd),
+    Provider(inventory_cmds::ProviderCmd),
     /// Zones (资源池/可用区).
     #[command(subcommand)]
-    Zone(compute_cmds::ZoneCmd),
+    Zone(inventory_cmds::ZoneCmd),
     /// Hosts (宿主机).
     #[command(subcommand)]
-    Host(compute_cmds::HostCmd),
+    Host(inventory_cmds::HostCmd),
     /// Flavors (规格).
     #[command(subcommand)]
-    Flavor(compute_cmds::FlavorCmd),
+    Flavor(inventory_cmds::FlavorCmd),
     /// Images and templates (镜像/应用模板).
     #[command(subcommand)]
-    Image(compute_cmds::ImageCmd),
+    Image(inventory_cmds::ImageCmd),
     /// Quotas (配额) of departments and projects.
     #[command(subcommand)]
     Quota(compute_cmds::QuotaCmd),
@@ -94,7 +97,7 @@ enum Command {
     Volume(compute_cmds::VolumeCmd),
     /// Storage pools.
     #[command(subcommand)]
-    Pool(compute_cmds::PoolCmd),
+    Pool(inventory_cmds::PoolCmd),
     /// Platform administration.
     #[command(subcommand)]
     Admin(AdminCmd),

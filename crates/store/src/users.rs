@@ -108,12 +108,13 @@ pub async fn get_by_username<'c>(
 pub async fn list(
     store: &Store,
     page: &PageRequest,
-    department: Option<DepartmentId>,
+    departments: Option<&[DepartmentId]>,
     filter: &Filter,
 ) -> Result<Page<User>, Error> {
     let mut sql = Sql::new(&format!("SELECT {COLS} FROM users WHERE 1 = 1"));
-    if let Some(d) = department {
-        sql.push(" AND department_id = ").bind_text(d.to_string());
+    if let Some(ds) = departments {
+        sql.push(" AND ")
+            .push_in("department_id", ds.iter().map(|d| d.to_string()));
     }
     if let Some(q) = &filter.q {
         sql.push(" AND (")

@@ -4,14 +4,16 @@
 
 pub mod audit;
 pub mod auth;
-pub mod compute;
 pub mod departments;
+pub mod instances;
+pub mod inventory;
 pub mod memberships;
 pub mod projects;
 pub mod security;
 pub mod system;
 pub mod tokens;
 pub mod users;
+pub mod volumes;
 
 use crate::error::{ErrorBody, ErrorDetail};
 use crate::state::AppState;
@@ -114,32 +116,38 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(audit::verify_audit))
         .routes(routes!(audit::export_audit))
         .routes(routes!(audit::purge_audit))
-        .routes(routes!(compute::list_providers, compute::create_provider))
-        .routes(routes!(compute::update_provider))
-        .routes(routes!(compute::list_zones, compute::create_zone))
-        .routes(routes!(compute::list_hosts, compute::create_hosts))
-        .routes(routes!(compute::update_host))
-        .routes(routes!(compute::list_flavors, compute::create_flavor))
-        .routes(routes!(compute::list_images, compute::create_image))
-        .routes(routes!(compute::get_quota, compute::set_quota))
-        .routes(routes!(compute::list_instances, compute::create_instances))
-        .routes(routes!(compute::get_instance, compute::delete_instance))
-        .routes(routes!(compute::start_instance))
-        .routes(routes!(compute::stop_instance))
-        .routes(routes!(compute::reboot_instance))
-        .routes(routes!(compute::resize_instance))
-        .routes(routes!(compute::instance_events))
-        .routes(routes!(compute::instance_console))
-        .routes(routes!(compute::admin_check))
         .routes(routes!(
-            compute::list_storage_pools,
-            compute::create_storage_pool
+            inventory::list_providers,
+            inventory::create_provider
         ))
-        .routes(routes!(compute::list_volumes, compute::create_volume))
-        .routes(routes!(compute::get_volume, compute::delete_volume))
-        .routes(routes!(compute::attach_volume))
-        .routes(routes!(compute::detach_volume))
-        .routes(routes!(compute::extend_volume))
+        .routes(routes!(inventory::update_provider))
+        .routes(routes!(inventory::list_zones, inventory::create_zone))
+        .routes(routes!(inventory::list_hosts, inventory::create_hosts))
+        .routes(routes!(inventory::update_host))
+        .routes(routes!(inventory::list_flavors, inventory::create_flavor))
+        .routes(routes!(inventory::list_images, inventory::create_image))
+        .routes(routes!(instances::get_quota, instances::set_quota))
+        .routes(routes!(
+            instances::list_instances,
+            instances::create_instances
+        ))
+        .routes(routes!(instances::get_instance, instances::delete_instance))
+        .routes(routes!(instances::start_instance))
+        .routes(routes!(instances::stop_instance))
+        .routes(routes!(instances::reboot_instance))
+        .routes(routes!(instances::resize_instance))
+        .routes(routes!(instances::instance_events))
+        .routes(routes!(instances::instance_console))
+        .routes(routes!(instances::admin_check))
+        .routes(routes!(
+            inventory::list_storage_pools,
+            inventory::create_storage_pool
+        ))
+        .routes(routes!(volumes::list_volumes, volumes::create_volume))
+        .routes(routes!(volumes::get_volume, volumes::delete_volume))
+        .routes(routes!(volumes::attach_volume))
+        .routes(routes!(volumes::detach_volume))
+        .routes(routes!(volumes::extend_volume))
         .routes(routes!(system::healthz))
         .routes(routes!(system::readyz))
         .routes(routes!(system::metrics))
@@ -148,6 +156,12 @@ pub fn api_router() -> OpenApiRouter<AppState> {
 /// The OpenAPI document, as checked in at `openapi/zhengyun.json`.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     api_router().into_openapi()
+}
+
+/// A list returned whole (small collections: providers, zones, flavors, …).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct List<T> {
+    pub items: Vec<T>,
 }
 
 /// Paging parameters every list takes.

@@ -133,8 +133,27 @@ pub async fn list(
     department: Option<DepartmentId>,
     filter: &Filter,
 ) -> Result<Page<User>, Error> {
-    authorize(&actor.principal, Action::UserList(department))?;
-    users::list(&s.store, page, department, filter).await
+    if let Some(d) = department {
+        authorize(&actor.principal, Action::UserList(Some(d)))?;
+        return users::list(&s.store, page, Some(&[d]), filter).await;
+    }
+    if authorize(&actor.principal, Action::UserList(None)).is_ok() {
+        return users::list(&s.store, page, None, filter).await;
+    }
+    // Without a filter, a department admin sees the people of the departments they run.
+    let mine: Vec<DepartmentId> = actor
+        .principal
+        .grants
+        .iter()
+        .filter_map(|g| match (g.role, g.scope) {
+            (zy_model::role::Role::DeptAdmin, zy_model::role::Scope::Department(d)) => Some(d),
+            _ => None,
+        })
+        .collect();
+    if mine.is_empty() {
+        authorize(&actor.principal, Action::UserList(None))?;
+    }
+    users::list(&s.store, page, Some(&mine), filter).await
 }
 
 pub async fn update(

@@ -465,6 +465,23 @@ async fn department_admins_cannot_escalate(db: Db) {
         .0,
         StatusCode::CREATED
     );
+    // Without a filter, a department admin lists the people of their own department only.
+    let (st, people) = da.get("/v1/users?limit=100").await;
+    assert_eq!(st, StatusCode::OK, "{people}");
+    let names: Vec<&str> = people["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|u| u["username"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"wjw.staff") && !names.contains(&"admin"),
+        "{names:?}"
+    );
+    assert_eq!(
+        da.get(&format!("/v1/users?department_id={gaj}")).await.0,
+        StatusCode::FORBIDDEN
+    );
     // A project member sees only that project.
     let (_, ps) = staff.get("/v1/projects").await;
     assert_eq!(ps["items"].as_array().map(Vec::len), Some(1));

@@ -46,7 +46,7 @@ const TABLE: &[(&str, Allowed)] = &[
     ("get_project", Allowed::Roles(&[PA, SUP, FIN, DA, DM])),
     ("update_project", Allowed::Roles(&[PA, DA])),
     ("delete_project", Allowed::Roles(&[PA, DA])),
-    ("list_users", Allowed::Roles(&[PA, SEC])),
+    ("list_users", Allowed::Roles(&[PA, SEC, DA])),
     ("create_user", Allowed::Roles(&[PA, DA])),
     ("get_user", Allowed::Roles(&[PA, SEC, DA])),
     ("update_user", Allowed::Roles(&[PA, DA])),

@@ -1,0 +1,334 @@
+//! Client commands for the inventory: providers, zones, hosts, storage pools, flavors and
+//! images.
+
+use crate::client::Client;
+use crate::compute_cmds::{items, show};
+use crate::output::{self, record};
+use anyhow::Result;
+use clap::Subcommand;
+use serde_json::json;
+
+#[derive(Subcommand)]
+pub enum ProviderCmd {
+    List,
+    /// Add a provider (only `sim`, the simulated provider, for now).
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = "sim")]
+        kind: String,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// Failure injection and latency of a simulated provider.
+    SetSim {
+        id: String,
+        #[arg(long, default_value_t = 0.0)]
+        failure_p: f64,
+        #[arg(long, default_value_t = 0)]
+        latency_min_ms: u64,
+        #[arg(long, default_value_t = 0)]
+        latency_max_ms: u64,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ZoneCmd {
+    List,
+    Create {
+        #[arg(long)]
+        provider: String,
+        #[arg(long)]
+        region: String,
+        #[arg(long)]
+        name: String,
+        /// pack (default) or spread
+        #[arg(long)]
+        strategy: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum HostCmd {
+    List {
+        #[arg(long)]
+        provider: Option<String>,
+    },
+    /// Add hosts: `--count 20 --prefix inspur` makes inspur-0001 … inspur-0020.
+    Create {
+        #[arg(long)]
+        zone: String,
+        #[arg(long)]
+        prefix: String,
+        #[arg(long, default_value_t = 1)]
+        count: u32,
+        #[arg(long)]
+        vcpus: u32,
+        #[arg(long)]
+        memory_gib: u64,
+        #[arg(long)]
+        disk_gib: u64,
+        #[arg(long, default_value_t = 0)]
+        gpus: u32,
+        /// vCPU overcommit, e.g. 4.0
+        #[arg(long, default_value_t = 4.0)]
+        cpu_ratio: f64,
+        #[arg(long, default_value_t = 1.0)]
+        mem_ratio: f64,
+    },
+    /// enabled, maintenance or down
+    SetState { id: String, state: String },
+}
+
+#[derive(Subcommand)]
+pub enum FlavorCmd {
+    List,
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        vcpus: u32,
+        #[arg(long)]
+        memory_gib: u64,
+        #[arg(long, default_value_t = 0)]
+        gpus: u32,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ImageCmd {
+    List,
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        os: String,
+        #[arg(long)]
+        min_disk_gib: u64,
+        /// Providers that carry it (repeatable); all when omitted.
+        #[arg(long)]
+        provider: Vec<String>,
+    },
+}
+
+pub async fn provider(c: &Client, cmd: ProviderCmd, json: bool) -> Result<()> {
+    let cols = &[
+        ("编号 id", "id"),
+        ("名称 name", "name"),
+        ("类型 kind", "kind"),
+        ("模拟 simulated", "simulated"),
+    ];
+    match cmd {
+        ProviderCmd::List => show(&c.get("/v1/providers", &[]).await?, cols, json),
+        ProviderCmd::Create {
+            name,
+            kind,
+            description,
+        } => {
+            let v = c
+                .post(
+                    "/v1/providers",
+                    json!({ "name": name, "kind": kind, "description": description }),
+                )
+                .await?;
+            if json {
+                output::json(&v)
+            } else {
+                record(&v, cols)
+            }
+        }
+        ProviderCmd::SetSim {
+            id,
+            failure_p,
+            latency_min_ms,
+            latency_max_ms,
+        } => {
+            let v = c.patch(&format!("/v1/providers/{id}"), json!({ "sim": { "failure_probability": failure_p, "latency_min_ms": latency_min_ms, "latency_max_ms": latency_max_ms } })).await?;
+            if json {
+                output::json(&v)
+            } else {
+                record(&v, cols)
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn zone(c: &Client, cmd: ZoneCmd, json: bool) -> Result<()> {
+    let cols = &[
+        ("编号 id", "id"),
+        ("名称 name", "name"),
+        ("地域 region", "region"),
+        ("云服务商 provider", "provider_id"),
+        ("策略 strategy", "strategy"),
+    ];
+    match cmd {
+        ZoneCmd::List => show(&c.get("/v1/zones", &[]).await?, cols, json),
+        ZoneCmd::Create {
+            provider,
+            region,
+            name,
+            strategy,
+        } => {
+            let v = c.post("/v1/zones", json!({ "provider_id": provider, "region": region, "name": name, "strategy": strategy })).await?;
+            if json {
+                output::json(&v)
+            } else {
+                record(&v, cols)
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn host(c: &Client, cmd: HostCmd, json: bool) -> Result<()> {
+    let cols = &[
+        ("编号 id", "id"),
+        ("名称 name", "name"),
+        ("状态 state", "state"),
+        ("vCPU", "vcpus"),
+        ("已用 used", "used_vcpus"),
+        ("内存MiB memory", "memory_mib"),
+        ("已用 used", "used_memory_mib"),
+    ];
+    match cmd {
+        HostCmd::List { provider } => {
+            let q: Vec<(&str, String)> = provider
+                .map(|p| vec![("provider_id", p)])
+                .unwrap_or_default();
+            show(&c.get("/v1/hosts", &q).await?, cols, json)
+        }
+        HostCmd::Create {
+            zone,
+            prefix,
+            count,
+            vcpus,
+            memory_gib,
+            disk_gib,
+            gpus,
+            cpu_ratio,
+            mem_ratio,
+        } => {
+            let body = json!({
+                "zone_id": zone, "name_prefix": prefix, "count": count, "vcpus": vcpus, "memory_mib": memory_gib * 1024,
+                "disk_gib": disk_gib, "gpus": gpus,
+                "cpu_ratio_permille": (cpu_ratio * 1000.0).round() as u32, "mem_ratio_permille": (mem_ratio * 1000.0).round() as u32
+            });
+            let v = c.post("/v1/hosts", body).await?;
+            if json {
+                output::json(&v)
+            } else {
+                println!("已添加 added {} hosts", items(&v).len())
+            }
+        }
+        HostCmd::SetState { id, state } => {
+            let v = c
+                .patch(&format!("/v1/hosts/{id}"), json!({ "state": state }))
+                .await?;
+            if json {
+                output::json(&v)
+            } else {
+                record(&v, cols)
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn flavor(c: &Client, cmd: FlavorCmd, json: bool) -> Result<()> {
+    let cols = &[
+        ("编号 id", "id"),
+        ("名称 name", "name"),
+        ("vCPU", "vcpus"),
+        ("内存MiB memory", "memory_mib"),
+        ("GPU", "gpus"),
+    ];
+    match cmd {
+        FlavorCmd::List => show(&c.get("/v1/flavors", &[]).await?, cols, json),
+        FlavorCmd::Create {
+            name,
+            vcpus,
+            memory_gib,
+            gpus,
+        } => {
+            let v = c.post("/v1/flavors", json!({ "name": name, "vcpus": vcpus, "memory_mib": memory_gib * 1024, "gpus": gpus })).await?;
+            if json {
+                output::json(&v)
+            } else {
+                record(&v, cols)
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn image(c: &Client, cmd: ImageCmd, json: bool) -> Result<()> {
+    let cols = &[
+        ("编号 id", "id"),
+        ("名称 name", "name"),
+        ("系统 os", "os"),
+        ("最小磁盘 min disk GiB", "min_disk_gib"),
+        ("云服务商 providers", "providers"),
+    ];
+    match cmd {
+        ImageCmd::List => show(&c.get("/v1/images", &[]).await?, cols, json),
+        ImageCmd::Create {
+            name,
+            os,
+            min_disk_gib,
+            provider,
+        } => {
+            let v = c.post("/v1/images", json!({ "name": name, "os": os, "min_disk_gib": min_disk_gib, "providers": provider })).await?;
+            if json {
+                output::json(&v)
+            } else {
+                record(&v, cols)
+            }
+        }
+    }
+    Ok(())
+}
+
+#[derive(Subcommand)]
+pub enum PoolCmd {
+    List,
+    Create {
+        #[arg(long)]
+        zone: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        capacity_gib: u64,
+    },
+}
+
+pub async fn pool(c: &Client, cmd: PoolCmd, json: bool) -> Result<()> {
+    let cols = &[
+        ("编号 id", "id"),
+        ("名称 name", "name"),
+        ("可用区 zone", "zone_id"),
+        ("容量GiB capacity", "capacity_gib"),
+        ("已用 used", "used_gib"),
+    ];
+    match cmd {
+        PoolCmd::List => show(&c.get("/v1/storage-pools", &[]).await?, cols, json),
+        PoolCmd::Create {
+            zone,
+            name,
+            capacity_gib,
+        } => {
+            let v = c
+                .post(
+                    "/v1/storage-pools",
+                    json!({ "zone_id": zone, "name": name, "capacity_gib": capacity_gib }),
+                )
+                .await?;
+            if json {
+                output::json(&v)
+            } else {
+                record(&v, cols)
+            }
+        }
+    }
+    Ok(())
+}

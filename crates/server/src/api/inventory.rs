@@ -1,0 +1,330 @@
+//! `/v1/providers`, `/v1/zones`, `/v1/hosts`, `/v1/storage-pools`, `/v1/flavors`, `/v1/images`:
+//! the inventory the platform admin manages and the catalogue everyone chooses from.
+
+use super::List;
+use crate::app::inventory as inv;
+use crate::auth::actor::Actor;
+use crate::compute::drivers::SimSettings;
+use crate::context::RequestContext;
+use crate::error::{ApiResult, ErrorBody};
+use crate::extract::{Json, Path, Query};
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+use zy_model::compute::*;
+use zy_model::id::*;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateProvider {
+    /// e.g. 浪潮云
+    pub name: String,
+    /// `sim` (simulated provider).
+    pub kind: String,
+    pub description: Option<String>,
+    pub sim: Option<SimSettings>,
+}
+
+#[utoipa::path(get, path = "/v1/providers", tag = "compute", responses((status = 200, body = List<Provider>), (status = "default", body = ErrorBody)))]
+pub async fn list_providers(
+    State(s): State<AppState>,
+    actor: Actor,
+) -> ApiResult<axum::Json<List<Provider>>> {
+    Ok(axum::Json(List {
+        items: inv::list_providers(&s, &actor).await?,
+    }))
+}
+
+#[utoipa::path(post, path = "/v1/providers", tag = "compute", request_body = CreateProvider, responses((status = 201, body = Provider), (status = "default", body = ErrorBody)))]
+pub async fn create_provider(
+    State(s): State<AppState>,
+    ctx: RequestContext,
+    actor: Actor,
+    Json(b): Json<CreateProvider>,
+) -> ApiResult<(StatusCode, axum::Json<Provider>)> {
+    let p = inv::create_provider(
+        &s,
+        &ctx,
+        &actor,
+        &b.name,
+        &b.kind,
+        b.description.as_deref().unwrap_or(""),
+        b.sim,
+    )
+    .await?;
+    Ok((StatusCode::CREATED, axum::Json(p)))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateProvider {
+    /// Failure injection and latency of a simulated provider.
+    pub sim: SimSettings,
+}
+
+#[utoipa::path(patch, path = "/v1/providers/{id}", tag = "compute", params(("id" = ProviderId, Path)), request_body = UpdateProvider, responses((status = 200, body = Provider), (status = "default", body = ErrorBody)))]
+pub async fn update_provider(
+    State(s): State<AppState>,
+    ctx: RequestContext,
+    actor: Actor,
+    Path(id): Path<ProviderId>,
+    Json(b): Json<UpdateProvider>,
+) -> ApiResult<axum::Json<Provider>> {
+    Ok(axum::Json(
+        inv::update_sim(&s, &ctx, &actor, id, b.sim).await?,
+    ))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateZone {
+    pub provider_id: ProviderId,
+    /// e.g. 宜宾
+    pub region: String,
+    pub name: String,
+    /// `pack` (default) or `spread`.
+    pub strategy: Option<Strategy>,
+}
+
+#[utoipa::path(get, path = "/v1/zones", tag = "compute", responses((status = 200, body = List<Zone>), (status = "default", body = ErrorBody)))]
+pub async fn list_zones(
+    State(s): State<AppState>,
+    actor: Actor,
+) -> ApiResult<axum::Json<List<Zone>>> {
+    Ok(axum::Json(List {
+        items: inv::list_zones(&s, &actor).await?,
+    }))
+}
+
+#[utoipa::path(post, path = "/v1/zones", tag = "compute", request_body = CreateZone, responses((status = 201, body = Zone), (status = "default", body = ErrorBody)))]
+pub async fn create_zone(
+    State(s): State<AppState>,
+    ctx: RequestContext,
+    actor: Actor,
+    Json(b): Json<CreateZone>,
+) -> ApiResult<(StatusCode, axum::Json<Zone>)> {
+    let z = inv::create_zone(
+        &s,
+        &ctx,
+        &actor,
+        b.provider_id,
+        &b.region,
+        &b.name,
+        b.strategy.unwrap_or(Strategy::Pack),
+    )
+    .await?;
+    Ok((StatusCode::CREATED, axum::Json(z)))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateHosts {
+    pub zone_id: ZoneId,
+    /// The host's name, or the prefix of `count` names (`prefix-0001` …).
+    pub name_prefix: String,
+    pub count: Option<u32>,
+    pub vcpus: u32,
+    pub memory_mib: u64,
+    pub disk_gib: u64,
+    pub gpus: Option<u32>,
+    /// vCPU overcommit in permille (default 4000 = 4.0×).
+    pub cpu_ratio_permille: Option<u32>,
+    /// Memory overcommit in permille (default 1000 = none).
+    pub mem_ratio_permille: Option<u32>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct HostFilter {
+    #[param(value_type = Option<String>, format = Uuid)]
+    pub provider_id: Option<ProviderId>,
+}
+
+#[utoipa::path(get, path = "/v1/hosts", tag = "compute", params(HostFilter), responses((status = 200, body = List<Host>), (status = "default", body = ErrorBody)))]
+pub async fn list_hosts(
+    State(s): State<AppState>,
+    actor: Actor,
+    Query(f): Query<HostFilter>,
+) -> ApiResult<axum::Json<List<Host>>> {
+    Ok(axum::Json(List {
+        items: inv::list_hosts(&s, &actor, f.provider_id).await?,
+    }))
+}
+
+#[utoipa::path(post, path = "/v1/hosts", tag = "compute", request_body = CreateHosts, responses((status = 201, body = List<Host>), (status = "default", body = ErrorBody)))]
+pub async fn create_hosts(
+    State(s): State<AppState>,
+    ctx: RequestContext,
+    actor: Actor,
+    Json(b): Json<CreateHosts>,
+) -> ApiResult<(StatusCode, axum::Json<List<Host>>)> {
+    let shape = inv::HostShape {
+        vcpus: b.vcpus,
+        memory_mib: b.memory_mib,
+        disk_gib: b.disk_gib,
+        gpus: b.gpus.unwrap_or(0),
+        cpu_ratio_permille: b.cpu_ratio_permille.unwrap_or(4000),
+        mem_ratio_permille: b.mem_ratio_permille.unwrap_or(1000),
+    };
+    let hosts = inv::create_hosts(
+        &s,
+        &ctx,
+        &actor,
+        b.zone_id,
+        &b.name_prefix,
+        b.count.unwrap_or(1),
+        shape,
+    )
+    .await?;
+    Ok((StatusCode::CREATED, axum::Json(List { items: hosts })))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateHost {
+    pub state: HostState,
+}
+
+#[utoipa::path(patch, path = "/v1/hosts/{id}", tag = "compute", params(("id" = HostId, Path)), request_body = UpdateHost, responses((status = 200, body = Host), (status = "default", body = ErrorBody)))]
+pub async fn update_host(
+    State(s): State<AppState>,
+    ctx: RequestContext,
+    actor: Actor,
+    Path(id): Path<HostId>,
+    Json(b): Json<UpdateHost>,
+) -> ApiResult<axum::Json<Host>> {
+    Ok(axum::Json(
+        inv::set_host_state(&s, &ctx, &actor, id, b.state).await?,
+    ))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateFlavor {
+    /// e.g. `4C8G`
+    #[schema(min_length = 1, max_length = 64)]
+    pub name: String,
+    #[schema(minimum = 1, maximum = 256)]
+    pub vcpus: u32,
+    #[schema(minimum = 256, maximum = 4194304)]
+    pub memory_mib: u64,
+    pub gpus: Option<u32>,
+}
+
+#[utoipa::path(get, path = "/v1/flavors", tag = "compute", responses((status = 200, body = List<Flavor>), (status = "default", body = ErrorBody)))]
+pub async fn list_flavors(
+    State(s): State<AppState>,
+    actor: Actor,
+) -> ApiResult<axum::Json<List<Flavor>>> {
+    Ok(axum::Json(List {
+        items: inv::list_flavors(&s, &actor).await?,
+    }))
+}
+
+#[utoipa::path(post, path = "/v1/flavors", tag = "compute", request_body = CreateFlavor, responses((status = 201, body = Flavor), (status = "default", body = ErrorBody)))]
+pub async fn create_flavor(
+    State(s): State<AppState>,
+    ctx: RequestContext,
+    actor: Actor,
+    Json(b): Json<CreateFlavor>,
+) -> ApiResult<(StatusCode, axum::Json<Flavor>)> {
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(
+            inv::create_flavor(
+                &s,
+                &ctx,
+                &actor,
+                &b.name,
+                b.vcpus,
+                b.memory_mib,
+                b.gpus.unwrap_or(0),
+            )
+            .await?,
+        ),
+    ))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateImage {
+    /// e.g. `CentOS-7.9`
+    pub name: String,
+    #[schema(min_length = 1, max_length = 64)]
+    pub os: String,
+    #[schema(minimum = 1, maximum = 65536)]
+    pub min_disk_gib: u64,
+    /// Providers that carry it; omit for all.
+    pub providers: Option<Vec<ProviderId>>,
+}
+
+#[utoipa::path(get, path = "/v1/images", tag = "compute", responses((status = 200, body = List<Image>), (status = "default", body = ErrorBody)))]
+pub async fn list_images(
+    State(s): State<AppState>,
+    actor: Actor,
+) -> ApiResult<axum::Json<List<Image>>> {
+    Ok(axum::Json(List {
+        items: inv::list_images(&s, &actor).await?,
+    }))
+}
+
+#[utoipa::path(post, path = "/v1/images", tag = "compute", request_body = CreateImage, responses((status = 201, body = Image), (status = "default", body = ErrorBody)))]
+pub async fn create_image(
+    State(s): State<AppState>,
+    ctx: RequestContext,
+    actor: Actor,
+    Json(b): Json<CreateImage>,
+) -> ApiResult<(StatusCode, axum::Json<Image>)> {
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(
+            inv::create_image(
+                &s,
+                &ctx,
+                &actor,
+                &b.name,
+                &b.os,
+                b.min_disk_gib,
+                b.providers.unwrap_or_default(),
+            )
+            .await?,
+        ),
+    ))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateStoragePool {
+    pub zone_id: ZoneId,
+    pub name: String,
+    pub capacity_gib: u64,
+}
+
+#[utoipa::path(get, path = "/v1/storage-pools", tag = "compute", responses((status = 200, body = List<StoragePool>), (status = "default", body = ErrorBody)))]
+pub async fn list_storage_pools(
+    State(s): State<AppState>,
+    actor: Actor,
+) -> ApiResult<axum::Json<List<StoragePool>>> {
+    Ok(axum::Json(List {
+        items: crate::app::volumes::list_pools(&s, &actor).await?,
+    }))
+}
+
+#[utoipa::path(post, path = "/v1/storage-pools", tag = "compute", request_body = CreateStoragePool, responses((status = 201, body = StoragePool), (status = "default", body = ErrorBody)))]
+pub async fn create_storage_pool(
+    State(s): State<AppState>,
+    ctx: RequestContext,
+    actor: Actor,
+    Json(b): Json<CreateStoragePool>,
+) -> ApiResult<(StatusCode, axum::Json<StoragePool>)> {
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(
+            crate::app::volumes::create_pool(&s, &ctx, &actor, b.zone_id, &b.name, b.capacity_gib)
+                .await?,
+        ),
+    ))
+}
