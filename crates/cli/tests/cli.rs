@@ -1,0 +1,352 @@
+//! The `zhengyun` binary as a person uses it: against a real server (in this process, on a
+//! fresh SQLite data dir), with its config in a temporary directory. Each test runs the
+//! compiled CLI and checks what it prints and what it leaves behind.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+struct Env {
+    url: String,
+    config: PathBuf,
+    data: PathBuf,
+    server: Option<zy_server::Server>,
+    admin_otp: String,
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.config);
+        let _ = std::fs::remove_dir_all(&self.data);
+    }
+}
+
+fn temp(kind: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("zy-cli-{kind}-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&d).expect("temp dir");
+    d
+}
+
+async fn env() -> Env {
+    let data = temp("data");
+    let config = zy_server::Config {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        data_dir: data.clone(),
+        demo: true,
+        lease_secs: 2,
+        ..Default::default()
+    };
+    let server = zy_server::start(config).await.expect("server");
+    let admin_otp = server
+        .credentials
+        .as_ref()
+        .and_then(|c| {
+            c.accounts
+                .iter()
+                .find(|a| a.0 == "admin")
+                .map(|a| a.2.clone())
+        })
+        .expect("otp");
+    Env {
+        url: format!("http://{}", server.addr),
+        config: temp("config"),
+        data,
+        server: Some(server),
+        admin_otp,
+    }
+}
+
+impl Env {
+    /// Runs `zhengyun args…` with `stdin`, off the async runtime's threads.
+    async fn run(&self, args: &[&str], stdin: &str) -> Output {
+        let (url, config, args, stdin) = (
+            self.url.clone(),
+            self.config.clone(),
+            args.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            stdin.to_string(),
+        );
+        tokio::task::spawn_blocking(move || {
+            use std::io::Write;
+            let mut child = Command::new(env!("CARGO_BIN_EXE_zhengyun"))
+                .args(&args)
+                .env("ZHENGYUN_SERVER", &url)
+                .env("ZHENGYUN_CONFIG_DIR", &config)
+                .env_remove("ZHENGYUN_TOKEN")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("run zhengyun");
+            if let Some(mut i) = child.stdin.take() {
+                let _ = i.write_all(stdin.as_bytes());
+            }
+            child.wait_with_output().expect("output")
+        })
+        .await
+        .expect("join")
+    }
+
+    async fn ok(&self, args: &[&str], stdin: &str) -> String {
+        let out = self.run(args, stdin).await;
+        assert!(
+            out.status.success(),
+            "zhengyun {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    }
+
+    async fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut a = vec!["--json"];
+        a.extend_from_slice(args);
+        serde_json::from_str(&self.ok(&a, "").await).expect("json output")
+    }
+}
+
+fn db(data: &Path) -> String {
+    format!("sqlite://{}", data.join("zhengyun.db").display())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_admin_logs_in_changes_the_password_and_enrols_totp() {
+    let e = env().await;
+    e.ok(
+        &["login", "-u", "admin", "--password-stdin"],
+        &format!("{}\n", e.admin_otp),
+    )
+    .await;
+    let refused = e.run(&["department", "list"], "").await;
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("password_change_required"));
+    e.ok(
+        &["password", "--stdin"],
+        &format!("{}\nCli#Strong-2026\n", e.admin_otp),
+    )
+    .await;
+    let qr = e.config.join("qr.svg");
+    let enrol = e
+        .json(&["mfa", "enrol", "--qr", qr.to_str().expect("path")])
+        .await;
+    assert!(std::fs::read_to_string(&qr)
+        .expect("qr written")
+        .contains("<svg"));
+    let code = e
+        .ok(
+            &[
+                "mfa",
+                "code",
+                "--secret",
+                enrol["secret"].as_str().expect("secret"),
+            ],
+            "",
+        )
+        .await;
+    let codes = e.ok(&["mfa", "confirm", code.trim()], "").await;
+    assert_eq!(
+        codes
+            .lines()
+            .filter(|l| l.trim().len() == 9 && l.contains('-'))
+            .count(),
+        10,
+        "{codes}"
+    );
+    let depts = e.ok(&["department", "list"], "").await;
+    assert!(depts.contains("宜宾市卫生和计划生育委员会"), "{depts}");
+    let created = e
+        .json(&[
+            "department",
+            "create",
+            "--name",
+            "宜宾市统计局",
+            "--code",
+            "TJJ",
+        ])
+        .await;
+    assert_eq!(created["code"], "TJJ");
+    let user = e
+        .json(&[
+            "user",
+            "create",
+            "--username",
+            "li.lei",
+            "--name",
+            "李雷",
+            "--department",
+            created["id"].as_str().expect("id"),
+        ])
+        .await;
+    assert!(user["initial_password"]
+        .as_str()
+        .is_some_and(|p| p.len() >= 10));
+    let grant = e
+        .json(&[
+            "membership",
+            "grant",
+            "--user",
+            "li.lei",
+            "--role",
+            "dept_admin",
+            "--department",
+            created["id"].as_str().expect("id"),
+        ])
+        .await;
+    assert_eq!(grant["role"], "dept_admin");
+    // The platform admin cannot appoint an auditor: a clear refusal, not a crash.
+    let refused = e
+        .run(
+            &[
+                "membership",
+                "grant",
+                "--user",
+                "li.lei",
+                "--role",
+                "auditor",
+            ],
+            "",
+        )
+        .await;
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("forbidden"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_runs_instances_with_a_token() {
+    let e = env().await;
+    e.ok(
+        &["login", "-u", "wjw.user", "--password-stdin"],
+        "Yibin@2026demo\n",
+    )
+    .await;
+    let token = e.json(&["token", "create", "--name", "脚本"]).await;
+    let secret = token["secret"].as_str().expect("secret").to_string();
+    e.ok(&["logout"], "").await;
+    // With the token in the environment the saved session is not needed.
+    let run_with_token = |args: Vec<&'static str>| {
+        let (url, config, secret) = (e.url.clone(), e.config.clone(), secret.clone());
+        tokio::task::spawn_blocking(move || {
+            Command::new(env!("CARGO_BIN_EXE_zhengyun"))
+                .args(&args)
+                .env("ZHENGYUN_SERVER", url)
+                .env("ZHENGYUN_CONFIG_DIR", config)
+                .env("ZHENGYUN_TOKEN", secret)
+                .output()
+                .expect("run")
+        })
+    };
+    let out = run_with_token(vec![
+        "instance",
+        "create",
+        "--project",
+        "全民健康信息平台",
+        "--name",
+        "web",
+        "--flavor",
+        "2C4G",
+        "--image",
+        "CentOS-7.9",
+        "--count",
+        "5",
+        "--wait",
+    ])
+    .await
+    .expect("join");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("5 台就绪"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run_with_token(vec![
+        "--json",
+        "instance",
+        "list",
+        "--project",
+        "全民健康信息平台",
+    ])
+    .await
+    .expect("join");
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let items = list["items"].as_array().expect("items");
+    assert_eq!(items.len(), 5);
+    assert!(items.iter().all(|i| i["state"] == "running"));
+    let out = run_with_token(vec![
+        "instance",
+        "create",
+        "--project",
+        "全民健康信息平台",
+        "--name",
+        "too-many",
+        "--flavor",
+        "2C4G",
+        "--image",
+        "CentOS-7.9",
+        "--count",
+        "600",
+    ])
+    .await
+    .expect("join");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("validation_failed")
+            || String::from_utf8_lossy(&out.stderr).contains("quota_exceeded")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_verify_names_a_row_altered_in_the_database_file() {
+    let mut e = env().await;
+    e.ok(
+        &["login", "-u", "wjw.admin", "--password-stdin"],
+        "Yibin@2026demo\n",
+    )
+    .await;
+    e.ok(
+        &[
+            "project",
+            "create",
+            "--department",
+            &e.json(&["department", "list"]).await["items"][0]["id"]
+                .as_str()
+                .expect("id")
+                .to_string(),
+            "--name",
+            "新系统",
+        ],
+        "",
+    )
+    .await;
+    if let Some(s) = e.server.take() {
+        s.stop().await;
+    }
+    let intact = e
+        .ok(&["audit", "verify", "--database-url", &db(&e.data)], "")
+        .await;
+    assert!(intact.contains("intact"), "{intact}");
+    // Someone with the file drops the guard and edits a record.
+    let store = zy_store::Store::open(&db(&e.data), None, 1)
+        .await
+        .expect("open");
+    sqlx::raw_sql("DROP TRIGGER audit_log_no_update; UPDATE audit_log SET actor_name = 'nobody' WHERE seq = 3").execute(store.pool()).await.expect("tamper");
+    store.close().await;
+    let out = e
+        .run(
+            &[
+                "audit",
+                "verify",
+                "--data-dir",
+                e.data.to_str().expect("path"),
+            ],
+            "",
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(2), "tampering exits with 2");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("TAMPERED") && text.contains("record 3"),
+        "{text}"
+    );
+}
