@@ -304,15 +304,14 @@ async fn audit_verify_names_a_row_altered_in_the_database_file() {
         "Yibin@2026demo\n",
     )
     .await;
+    let depts = e.json(&["department", "list"]).await;
+    let dept = depts["items"][0]["id"].as_str().expect("id").to_string();
     e.ok(
         &[
             "project",
             "create",
             "--department",
-            &e.json(&["department", "list"]).await["items"][0]["id"]
-                .as_str()
-                .expect("id")
-                .to_string(),
+            &dept,
             "--name",
             "新系统",
         ],
