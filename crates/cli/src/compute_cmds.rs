@@ -129,6 +129,19 @@ pub(crate) fn show(v: &Value, cols: &[(&str, &str)], json: bool) {
     }
 }
 
+/// Accepts an id or a name from a catalogue list (`/v1/providers`, `/v1/zones`).
+async fn catalogue_id(c: &Client, path: &str, what: &str, key: &str) -> Result<String> {
+    if uuid::Uuid::parse_str(key).is_ok() {
+        return Ok(key.to_string());
+    }
+    let list = c.get(path, &[]).await?;
+    items(&list)
+        .iter()
+        .find(|x| x["name"].as_str() == Some(key))
+        .and_then(|x| x["id"].as_str().map(str::to_string))
+        .with_context(|| format!("找不到{what} no such {what}: {key}"))
+}
+
 /// Accepts a project id or name.
 async fn project_id(c: &Client, p: &str) -> Result<String> {
     if uuid::Uuid::parse_str(p).is_ok() {
@@ -270,6 +283,14 @@ pub async fn instance(c: &Client, cmd: InstanceCmd, json: bool) -> Result<()> {
             wait,
         } => {
             let project = project_id(c, &project).await?;
+            let provider = match provider {
+                Some(p) => Some(catalogue_id(c, "/v1/providers", "provider", &p).await?),
+                None => None,
+            };
+            let zone = match zone {
+                Some(z) => Some(catalogue_id(c, "/v1/zones", "zone", &z).await?),
+                None => None,
+            };
             let group = match (group, anti_affinity, affinity) {
                 (Some(g), true, false) => json!({ "name": g, "policy": "anti_affinity" }),
                 (Some(g), false, true) => json!({ "name": g, "policy": "affinity" }),

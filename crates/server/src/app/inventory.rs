@@ -58,8 +58,9 @@ pub async fn create_provider(
     Ok(p)
 }
 
+/// Providers are part of the catalogue: members choose one when creating instances.
 pub async fn list_providers(s: &AppState, actor: &Actor) -> Result<Vec<Provider>, Error> {
-    authorize(&actor.principal, Action::InventoryRead)?;
+    authorize(&actor.principal, Action::CatalogueRead)?;
     Ok(inventory::providers(&s.store)
         .await?
         .into_iter()

@@ -67,7 +67,7 @@ const TABLE: &[(&str, Allowed)] = &[
     ("verify_audit", Allowed::Roles(&[AUD])),
     ("export_audit", Allowed::Roles(&[AUD])),
     ("purge_audit", Allowed::Roles(&[AUD])),
-    ("list_providers", Allowed::Roles(&[PA, SUP, PO])),
+    ("list_providers", Allowed::Authenticated),
     ("create_provider", Allowed::Roles(&[PA])),
     ("update_provider", Allowed::Roles(&[PA])),
     ("list_zones", Allowed::Authenticated),
