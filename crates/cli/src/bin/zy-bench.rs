@@ -68,6 +68,54 @@ impl Drop for Child {
     }
 }
 
+/// What one wrk run reported.
+struct Wrk {
+    text: String,
+    rps: String,
+    non2xx: String,
+}
+
+impl Wrk {
+    /// A latency percentile line (`50%`, `99%` …) of `--latency`.
+    fn pct(&self, p: &str) -> String {
+        self.text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(p).map(|v| v.trim().to_string()))
+            .unwrap_or_else(|| "?".into())
+    }
+}
+
+/// Loads `url` with wrk for the configured time, threads and connections.
+fn wrk(a: &Args, token: &str, url: &str) -> Result<Wrk> {
+    let out = Command::new("wrk")
+        .args([
+            "-t",
+            &a.threads.to_string(),
+            "-c",
+            &a.connections.to_string(),
+            "-d",
+            &format!("{}s", a.duration),
+            "--latency",
+        ])
+        .args(["-H", &format!("Authorization: Bearer {token}"), url])
+        .output()
+        .context("running wrk")?;
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let rps = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Requests/sec:"))
+        .map(str::trim)
+        .unwrap_or("?")
+        .to_string();
+    let non2xx = text
+        .lines()
+        .find(|l| l.contains("Non-2xx"))
+        .map(str::trim)
+        .unwrap_or("none")
+        .to_string();
+    Ok(Wrk { text, rps, non2xx })
+}
+
 async fn ensure_wrk() -> Result<()> {
     if Command::new("wrk").arg("--version").output().is_ok() {
         return Ok(());
@@ -258,77 +306,22 @@ async fn main() -> Result<()> {
     if n != 100 {
         bail!("expected a 100-item page, got {n}");
     }
-    let out = Command::new("wrk")
-        .args([
-            "-t",
-            &a.threads.to_string(),
-            "-c",
-            &a.connections.to_string(),
-            "-d",
-            &format!("{}s", a.duration),
-            "--latency",
-        ])
-        .args(["-H", &format!("Authorization: Bearer {reader}"), &url])
-        .output()
-        .context("running wrk")?;
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let rps = text
-        .lines()
-        .find_map(|l| l.strip_prefix("Requests/sec:"))
-        .map(str::trim)
-        .unwrap_or("?")
-        .to_string();
-    let pct = |p: &str| {
-        text.lines()
-            .find_map(|l| l.trim().strip_prefix(p).map(|v| v.trim().to_string()))
-            .unwrap_or_else(|| "?".into())
-    };
-    let non2xx = text
-        .lines()
-        .find(|l| l.contains("Non-2xx"))
-        .map(str::trim)
-        .unwrap_or("none")
-        .to_string();
-    println!("{text}");
+    let w = wrk(&a, &reader, &url)?;
+    println!("{}", w.text);
     println!(
-        "RESULT backend={backend} projects={} seed_creates_per_s={:.0} list_page=100 connections={} rps={rps} p50={} p90={} p99={} non2xx={non2xx}",
+        "RESULT backend={backend} projects={} seed_creates_per_s={:.0} list_page=100 connections={} rps={} p50={} p90={} p99={} non2xx={}",
         a.projects,
         a.projects as f64 / seed_secs,
         a.connections,
-        pct("50%"),
-        pct("90%"),
-        pct("99%"),
+        w.rps,
+        w.pct("50%"),
+        w.pct("90%"),
+        w.pct("99%"),
+        w.non2xx,
     );
     for p in &a.paths {
-        let out = Command::new("wrk")
-            .args([
-                "-t",
-                &a.threads.to_string(),
-                "-c",
-                &a.connections.to_string(),
-                "-d",
-                &format!("{}s", a.duration),
-                "--latency",
-            ])
-            .args([
-                "-H",
-                &format!("Authorization: Bearer {reader}"),
-                &format!("{base}{p}"),
-            ])
-            .output()
-            .context("running wrk")?;
-        let text = String::from_utf8_lossy(&out.stdout).to_string();
-        let rps = text
-            .lines()
-            .find_map(|l| l.strip_prefix("Requests/sec:"))
-            .map(str::trim)
-            .unwrap_or("?")
-            .to_string();
-        let p99 = text
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("99%").map(|v| v.trim().to_string()))
-            .unwrap_or_default();
-        println!("ALSO path={p} rps={rps} p99={p99}");
+        let w = wrk(&a, &reader, &format!("{base}{p}"))?;
+        println!("ALSO path={p} rps={} p99={}", w.rps, w.pct("99%"));
     }
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
