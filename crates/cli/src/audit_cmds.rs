@@ -58,6 +58,10 @@ pub enum AuditCmd {
         database_url: Option<String>,
         #[arg(long)]
         data_dir: Option<std::path::PathBuf>,
+        /// SEQ:HASH printed by an earlier verify and kept outside the system: the log must
+        /// still pass through it (catches a log rewritten and rehashed as a whole).
+        #[arg(long)]
+        anchor: Option<String>,
     },
     /// Export to a file: CSV (default) or JSON Lines.
     Export {
@@ -192,7 +196,20 @@ pub(crate) async fn audit(c: &Client, a: AuditCmd, json: bool) -> Result<()> {
         AuditCmd::Verify {
             database_url,
             data_dir,
+            anchor,
         } => {
+            let anchor = match anchor {
+                Some(a) => {
+                    let (seq, hash) = a
+                        .split_once(':')
+                        .context("the anchor is SEQ:HASH, as printed by an earlier verify")?;
+                    Some((
+                        seq.parse::<i64>().context("the anchor's SEQ is a number")?,
+                        hash.to_string(),
+                    ))
+                }
+                None => None,
+            };
             let report = if database_url.is_some() || data_dir.is_some() {
                 let url = database_url.unwrap_or_else(|| {
                     format!(
@@ -203,12 +220,18 @@ pub(crate) async fn audit(c: &Client, a: AuditCmd, json: bool) -> Result<()> {
                 let store = zy_store::Store::open(&url, None, 2).await.map_err(|e| {
                     anyhow::anyhow!("{}", e.message.en).context(e.internal.unwrap_or_default())
                 })?;
-                let out = zy_store::audit::verify(&store)
+                let out = zy_store::audit::verify(&store, anchor)
                     .await
                     .map_err(|e| anyhow::anyhow!("{}", e.message.en))?;
-                json!({ "ok": out.finding.is_none(), "checked": out.checked, "first_problem": out.finding })
+                json!({ "ok": out.finding.is_none(), "checked": out.checked, "first_problem": out.finding, "head_seq": out.head_seq, "head_hash": out.head_hash })
             } else {
-                c.get("/v1/audit/verify", &[]).await?
+                let q: Vec<(&str, String)> = match anchor {
+                    Some((seq, hash)) => {
+                        vec![("anchor_seq", seq.to_string()), ("anchor_hash", hash)]
+                    }
+                    None => vec![],
+                };
+                c.get("/v1/audit/verify", &q).await?
             };
             if json {
                 output::json(&report);
@@ -216,6 +239,11 @@ pub(crate) async fn audit(c: &Client, a: AuditCmd, json: bool) -> Result<()> {
                 println!(
                     "审计日志完整 audit log intact: {} 条记录 records checked",
                     report["checked"]
+                );
+                println!(
+                    "请在系统外记录此锚点 record this anchor outside the system: {}:{}",
+                    report["head_seq"],
+                    crate::output::cell(&report["head_hash"])
                 );
             } else {
                 let p = &report["first_problem"];

@@ -161,6 +161,9 @@ pub struct TamperFinding {
 pub struct Verifier {
     expected_seq: i64,
     prev_hash: String,
+    /// A `(seq, hash)` recorded earlier outside the database (an anchor): the chain must
+    /// still pass through it, which catches a log rewritten and rehashed as a whole.
+    anchor: Option<(i64, String)>,
     pub checked: u64,
     pub finding: Option<TamperFinding>,
 }
@@ -182,9 +185,16 @@ impl Verifier {
         Verifier {
             expected_seq: first_seq,
             prev_hash,
+            anchor: None,
             checked: 0,
             finding: None,
         }
+    }
+
+    /// Also checks that record `seq` still has `hash`.
+    pub fn with_anchor(mut self, seq: i64, hash: String) -> Self {
+        self.anchor = Some((seq, hash));
+        self
     }
 
     /// Feeds the next record; returns false once a break is found (stop feeding).
@@ -246,6 +256,16 @@ impl Verifier {
             });
             return false;
         }
+        if let Some((seq, hash)) = &self.anchor {
+            if *seq == r.seq && *hash != r.hash {
+                self.finding = Some(TamperFinding {
+                    seq: r.seq,
+                    kind: Tamper::Altered,
+                    message: format!("record {} no longer matches the anchor recorded earlier: the log was rewritten up to here", r.seq),
+                });
+                return false;
+            }
+        }
         self.expected_seq = r.seq + 1;
         self.prev_hash = r.hash.clone();
         true
@@ -257,6 +277,18 @@ impl Verifier {
             return;
         }
         let last_seq = self.expected_seq - 1;
+        if let Some((seq, _)) = &self.anchor {
+            if *seq > last_seq {
+                self.finding = Some(TamperFinding {
+                    seq: last_seq + 1,
+                    kind: Tamper::Truncated,
+                    message: format!(
+                        "the anchor names record {seq} but the log ends at {last_seq}"
+                    ),
+                });
+                return;
+            }
+        }
         let (head_seq, head_hash) = head.unwrap_or((0, GENESIS_HASH.to_string()));
         if head_seq != last_seq || head_hash != self.prev_hash {
             self.finding = Some(TamperFinding {
@@ -363,6 +395,40 @@ mod tests {
             verify(&rs, h).map(|f| (f.seq, f.kind)),
             Some((3, Tamper::Inserted))
         );
+    }
+
+    #[test]
+    fn a_log_rewritten_as_a_whole_fails_against_an_earlier_anchor() {
+        let rs = chain(10);
+        let anchor = (6, rs[5].hash.clone());
+        // Rewrite record 3 and rehash everything after it: the chain alone is consistent…
+        let mut forged = rs.clone();
+        forged[2].actor_name = "someone else".into();
+        let mut prev = forged[1].hash.clone();
+        for r in forged.iter_mut().skip(2) {
+            r.prev_hash = prev.clone();
+            r.hash = r.compute_hash();
+            prev = r.hash.clone();
+        }
+        assert_eq!(verify(&forged, head(&forged)), None);
+        // …but not with the anchor the auditor wrote down before.
+        let mut v = Verifier::new().with_anchor(anchor.0, anchor.1.clone());
+        for r in &forged {
+            if !v.feed(r) {
+                break;
+            }
+        }
+        v.finish(head(&forged));
+        assert_eq!(
+            v.finding.map(|f| (f.seq, f.kind)),
+            Some((6, Tamper::Altered))
+        );
+        let mut ok = Verifier::new().with_anchor(anchor.0, anchor.1);
+        rs.iter().for_each(|r| {
+            ok.feed(r);
+        });
+        ok.finish(head(&rs));
+        assert_eq!(ok.finding, None);
     }
 
     #[test]

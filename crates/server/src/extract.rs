@@ -4,7 +4,6 @@
 
 use crate::error::{payload_too_large, ApiError};
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
@@ -17,7 +16,7 @@ pub struct Json<T>(pub T);
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
         let is_json = req
             .headers()
             .get(CONTENT_TYPE)
@@ -42,18 +41,51 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
                 ),
             )));
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| match e {
-            BytesRejection::FailedToBufferBody(ref f) if f.body_text().contains("length limit") => {
-                ApiError(payload_too_large())
-            }
-            other if other.status().as_u16() == 413 => ApiError(payload_too_large()),
-            other => ApiError(
-                Error::invalid(t!("无法读取请求体", "could not read the request body"))
-                    .with_internal(other.body_text()),
-            ),
-        })?;
+        let bytes = read_limited(req).await?;
         parse_json(&bytes).map(Json).map_err(ApiError)
     }
+}
+
+/// Bodies past this are cut off at once; up to it, an oversized body is read and dropped so
+/// the client, still sending, gets the 413 answer instead of a reset connection.
+const DRAIN_LIMIT: usize = 16 * 1024 * 1024;
+
+/// Reads the body up to [`crate::MAX_BODY_BYTES`]; a larger one is a 413.
+async fn read_limited(req: Request) -> Result<Bytes, ApiError> {
+    use futures_util::StreamExt;
+    let declared = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > DRAIN_LIMIT) {
+        return Err(ApiError(payload_too_large()));
+    }
+    let mut stream = req.into_body().into_data_stream();
+    let mut buf: Vec<u8> = Vec::new();
+    let (mut total, mut too_big) = (0usize, false);
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiError(
+                Error::invalid(t!("无法读取请求体", "could not read the request body"))
+                    .with_internal(e.to_string()),
+            )
+        })?;
+        total += chunk.len();
+        if total > DRAIN_LIMIT {
+            return Err(ApiError(payload_too_large()));
+        }
+        if total > crate::MAX_BODY_BYTES {
+            too_big = true;
+            buf = Vec::new();
+        } else if !too_big {
+            buf.extend_from_slice(&chunk);
+        }
+    }
+    if too_big {
+        return Err(ApiError(payload_too_large()));
+    }
+    Ok(Bytes::from(buf))
 }
 
 /// Parses a JSON body, explaining where and why it is wrong.

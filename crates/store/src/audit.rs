@@ -148,10 +148,16 @@ pub async fn batch_after(
 pub struct VerifyOutcome {
     pub checked: u64,
     pub finding: Option<zy_model::audit::TamperFinding>,
+    /// The chain's head now: write it down outside the database to anchor later checks.
+    pub head_seq: i64,
+    pub head_hash: String,
 }
 
 /// Walks the chain from where the kept log starts to the head, in batches.
-pub async fn verify(store: &crate::Store) -> Result<VerifyOutcome, Error> {
+pub async fn verify(
+    store: &crate::Store,
+    anchor: Option<(i64, String)>,
+) -> Result<VerifyOutcome, Error> {
     let head =
         sqlx::query("SELECT seq, hash, first_seq, first_prev_hash FROM audit_head WHERE id = 1")
             .fetch_one(store.pool())
@@ -161,6 +167,9 @@ pub async fn verify(store: &crate::Store) -> Result<VerifyOutcome, Error> {
     let head_hash = text(&head, "hash")?;
     let first_seq = int(&head, "first_seq")?;
     let mut v = Verifier::starting_at(first_seq, text(&head, "first_prev_hash")?);
+    if let Some((seq, hash)) = anchor.filter(|(seq, _)| *seq >= first_seq) {
+        v = v.with_anchor(seq, hash);
+    }
     // From the very beginning, not from first_seq: records slipped in with smaller
     // numbers must be seen too.
     let mut after = i64::MIN;
@@ -172,10 +181,12 @@ pub async fn verify(store: &crate::Store) -> Result<VerifyOutcome, Error> {
             break;
         }
     }
-    v.finish(Some((head_seq, head_hash)));
+    v.finish(Some((head_seq, head_hash.clone())));
     Ok(VerifyOutcome {
         checked: v.checked,
         finding: v.finding,
+        head_seq,
+        head_hash,
     })
 }
 

@@ -115,20 +115,52 @@ pub struct VerifyReport {
     /// The first altered, inserted or deleted record.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first_problem: Option<TamperFinding>,
+    /// The chain's last record now. Write `head_seq:head_hash` down outside the system
+    /// (a report, a signed mail) and pass it as the anchor later: a log rewritten and
+    /// rehashed as a whole no longer passes through it.
+    pub head_seq: i64,
+    pub head_hash: String,
 }
 
-#[utoipa::path(get, path = "/v1/audit/verify", tag = "audit",
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct VerifyParams {
+    /// A head recorded earlier: its sequence number…
+    pub anchor_seq: Option<i64>,
+    /// …and its hash.
+    pub anchor_hash: Option<String>,
+}
+
+#[utoipa::path(get, path = "/v1/audit/verify", tag = "audit", params(VerifyParams),
     responses((status = 200, body = VerifyReport), (status = "default", body = ErrorBody)))]
 pub async fn verify_audit(
     State(s): State<AppState>,
     ctx: RequestContext,
     actor: Actor,
+    Query(q): Query<VerifyParams>,
 ) -> ApiResult<axum::Json<VerifyReport>> {
-    let out = app::verify(&s, &ctx, &actor).await?;
+    let anchor = match (q.anchor_seq, q.anchor_hash) {
+        (None, None) => None,
+        (Some(seq), Some(hash))
+            if seq > 0 && hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()) =>
+        {
+            Some((seq, hash.to_ascii_lowercase()))
+        }
+        _ => {
+            return Err(ApiError(Error::invalid(t!(
+            "锚点须同时给出 anchor_seq（正整数）与 anchor_hash（64 位十六进制）",
+            "an anchor needs both anchor_seq (a positive integer) and anchor_hash (64 hex digits)"
+        ))))
+        }
+    };
+    let out = app::verify(&s, &ctx, &actor, anchor).await?;
     Ok(axum::Json(VerifyReport {
         ok: out.finding.is_none(),
         checked: out.checked,
         first_problem: out.finding,
+        head_seq: out.head_seq,
+        head_hash: out.head_hash,
     }))
 }
 

@@ -55,9 +55,10 @@ pub async fn verify(
     s: &AppState,
     ctx: &RequestContext,
     actor: &Actor,
+    anchor: Option<(i64, String)>,
 ) -> Result<VerifyOutcome, Error> {
     authorize(&actor.principal, Action::AuditRead)?;
-    let out = audit::verify(&s.store).await?;
+    let out = audit::verify(&s.store, anchor).await?;
     let detail = serde_json::json!({ "checked": out.checked, "ok": out.finding.is_none(), "first_bad_seq": out.finding.as_ref().map(|f| f.seq) });
     note(s, ctx, actor, "verify_audit", detail).await?;
     Ok(out)

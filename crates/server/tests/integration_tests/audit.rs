@@ -219,3 +219,59 @@ async fn a_change_whose_record_cannot_be_written_does_not_happen(db: Db) {
     );
 }
 both_databases!(a_change_whose_record_cannot_be_written_does_not_happen);
+
+async fn an_anchor_catches_a_log_rewritten_as_a_whole(db: Db) {
+    let ts = TestServer::start(db).await;
+    let admin = ts.platform_admin().await;
+    department(&admin, "宜宾市统计局", "TJJ").await;
+    let auditor = ts.admin("auditor").await;
+    let (_, first) = auditor.get("/v1/audit/verify").await;
+    let (anchor_seq, anchor_hash) = (
+        first["head_seq"].as_i64().expect("seq"),
+        first["head_hash"].as_str().expect("hash").to_string(),
+    );
+    // Someone with the database rewrites record 2 and recomputes every hash after it.
+    drop_guards(&ts).await;
+    let store = ts.store();
+    let mut records = zy_store::audit::batch_after(store, &Default::default(), 0, 10_000)
+        .await
+        .expect("records");
+    records[1].actor_name = "nobody".into();
+    let mut prev = records[0].hash.clone();
+    for r in records.iter_mut().skip(1) {
+        r.prev_hash = prev.clone();
+        r.hash = r.compute_hash();
+        prev = r.hash.clone();
+        sqlx::query(
+            "UPDATE audit_log SET actor_name = $1, prev_hash = $2, hash = $3 WHERE seq = $4",
+        )
+        .bind(&r.actor_name)
+        .bind(&r.prev_hash)
+        .bind(&r.hash)
+        .bind(r.seq)
+        .execute(store.pool())
+        .await
+        .expect("rewrite");
+    }
+    sqlx::query("UPDATE audit_head SET hash = $1")
+        .bind(&prev)
+        .execute(store.pool())
+        .await
+        .expect("head");
+    let (_, plain) = auditor.get("/v1/audit/verify").await;
+    assert_eq!(
+        plain["ok"], true,
+        "a consistent forgery passes the chain alone: {plain}"
+    );
+    let (st, anchored) = auditor
+        .get(&format!(
+            "/v1/audit/verify?anchor_seq={anchor_seq}&anchor_hash={anchor_hash}"
+        ))
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(anchored["ok"], false, "{anchored}");
+    assert_eq!(anchored["first_problem"]["seq"], anchor_seq, "{anchored}");
+    let (st, _) = auditor.get("/v1/audit/verify?anchor_seq=3").await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "an anchor needs both parts");
+}
+both_databases!(an_anchor_catches_a_log_rewritten_as_a_whole);
