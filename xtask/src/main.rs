@@ -12,8 +12,14 @@ mod pg;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
+/// The workspace this xtask was run in. `cargo run` sets `CARGO_MANIFEST_DIR` at run time;
+/// the compile-time value is only a fallback, since a build may be reused by another clone
+/// that shares the target directory.
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    manifest
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."))
