@@ -46,6 +46,11 @@ pub enum ZoneCmd {
         #[arg(long)]
         strategy: Option<String>,
     },
+    /// How the scheduler fills the zone: pack (utilisation) or spread.
+    SetStrategy {
+        id: String,
+        strategy: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -171,6 +176,16 @@ pub async fn zone(c: &Client, cmd: ZoneCmd, json: bool) -> Result<()> {
             strategy,
         } => {
             let v = c.post("/v1/zones", json!({ "provider_id": provider, "region": region, "name": name, "strategy": strategy })).await?;
+            if json {
+                output::json(&v)
+            } else {
+                record(&v, cols)
+            }
+        }
+        ZoneCmd::SetStrategy { id, strategy } => {
+            let v = c
+                .patch(&format!("/v1/zones/{id}"), json!({ "strategy": strategy }))
+                .await?;
             if json {
                 output::json(&v)
             } else {

@@ -378,3 +378,22 @@ pub async fn images(store: &Store) -> Result<Vec<Image>, Error> {
 pub fn now() -> Timestamp {
     Timestamp::now()
 }
+
+/// Changes how the scheduler fills a zone.
+pub async fn set_zone_strategy(tx: &mut Tx, id: ZoneId, strategy: Strategy) -> Result<(), Error> {
+    let n = sqlx::query("UPDATE zones SET strategy = $1 WHERE id = $2")
+        .bind(if strategy == Strategy::Spread {
+            "spread"
+        } else {
+            "pack"
+        })
+        .bind(id.to_string())
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?
+        .rows_affected();
+    if n == 0 {
+        return Err(Error::not_found("zone", id));
+    }
+    Ok(())
+}

@@ -120,6 +120,27 @@ pub async fn create_zone(
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+pub struct UpdateZone {
+    /// `pack` fills the fullest host (utilisation), `spread` the emptiest.
+    pub strategy: Strategy,
+}
+
+#[utoipa::path(patch, path = "/v1/zones/{id}", tag = "compute", params(("id" = ZoneId, Path)), request_body = UpdateZone,
+    responses((status = 200, body = Zone), (status = "default", body = ErrorBody)))]
+pub async fn update_zone(
+    State(s): State<AppState>,
+    ctx: RequestContext,
+    actor: Actor,
+    Path(id): Path<ZoneId>,
+    Json(b): Json<UpdateZone>,
+) -> ApiResult<axum::Json<Zone>> {
+    Ok(axum::Json(
+        inv::set_zone_strategy(&s, &ctx, &actor, id, b.strategy).await?,
+    ))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CreateHosts {
     pub zone_id: ZoneId,
     /// The host's name, or the prefix of `count` names (`prefix-0001` …).

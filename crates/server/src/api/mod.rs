@@ -122,6 +122,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(inventory::update_provider))
         .routes(routes!(inventory::list_zones, inventory::create_zone))
+        .routes(routes!(inventory::update_zone))
         .routes(routes!(inventory::list_hosts, inventory::create_hosts))
         .routes(routes!(inventory::update_host))
         .routes(routes!(inventory::list_flavors, inventory::create_flavor))

@@ -141,6 +141,34 @@ pub async fn create_zone(
     Ok(z)
 }
 
+pub async fn set_zone_strategy(
+    s: &AppState,
+    ctx: &RequestContext,
+    actor: &Actor,
+    id: ZoneId,
+    strategy: Strategy,
+) -> Result<Zone, Error> {
+    authorize(&actor.principal, Action::InventoryManage)?;
+    let mut tx = s.store.begin_write().await?;
+    inventory::set_zone_strategy(&mut tx, id, strategy).await?;
+    commit_audited(
+        tx,
+        ctx,
+        Some(actor),
+        "update_zone",
+        "zone",
+        &id.to_string(),
+        serde_json::json!({ "strategy": strategy }),
+    )
+    .await?;
+    s.compute.placement.set_zone_strategy(id, strategy);
+    inventory::zones(&s.store)
+        .await?
+        .into_iter()
+        .find(|z| z.id == id)
+        .ok_or_else(|| Error::not_found("zone", id))
+}
+
 pub async fn list_zones(s: &AppState, actor: &Actor) -> Result<Vec<Zone>, Error> {
     authorize(&actor.principal, Action::CatalogueRead)?;
     inventory::zones(&s.store).await

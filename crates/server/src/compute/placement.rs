@@ -175,6 +175,39 @@ impl Placement {
     /// database claim fails).
     pub fn propose(&self, r: &PlaceRequest) -> Result<HostMeta, Error> {
         let mut v = self.lock()?;
+        // Each zone is filled by its own strategy (pack or spread), so a request without a
+        // zone is placed zone by zone (in creation order) among the zones it may use.
+        if r.zone.is_none() {
+            let mut zones: Vec<ZoneId> = v
+                .by_slot
+                .values()
+                .filter(|m| {
+                    r.providers
+                        .as_ref()
+                        .is_none_or(|ps| ps.contains(&m.provider))
+                })
+                .map(|m| m.zone)
+                .collect();
+            zones.sort();
+            zones.dedup();
+            for z in zones {
+                let req = Self::request(
+                    &mut v,
+                    &PlaceRequest {
+                        zone: Some(z),
+                        ..r.clone()
+                    },
+                );
+                if let Ok(host) = v.sched.place_and_claim(&req) {
+                    return v
+                        .by_slot
+                        .get(&host.0)
+                        .copied()
+                        .ok_or_else(|| Error::internal("scheduler chose an unknown host"));
+                }
+            }
+        }
+        // One zone asked for, or none fits: the scheduler over all of them explains why.
         let req = Self::request(&mut v, r);
         let host = v.sched.place_and_claim(&req).map_err(no_valid_host)?;
         v.by_slot

@@ -738,3 +738,52 @@ async fn two_replicas_never_overrun_quota_or_hosts(db: Db) {
     second.stop().await;
 }
 both_databases!(two_replicas_never_overrun_quota_or_hosts);
+
+async fn a_zone_set_to_spread_uses_the_emptiest_hosts(db: Db) {
+    let ts = TestServer::start(db).await;
+    let c = cloud(&ts, 4).await;
+    let (_, zones) = c.admin.get("/v1/zones").await;
+    let zone = zones["items"][0]["id"].as_str().expect("zone").to_string();
+    let (st, z) = c
+        .admin
+        .patch(
+            &format!("/v1/zones/{zone}"),
+            json!({ "strategy": "spread" }),
+        )
+        .await;
+    assert_eq!(
+        (st, z["strategy"].as_str()),
+        (StatusCode::OK, Some("spread"))
+    );
+    assert_eq!(
+        c.member
+            .patch(&format!("/v1/zones/{zone}"), json!({ "strategy": "pack" }))
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+    create(&c, "spread", 4, json!({})).await;
+    let items = settle(&c).await;
+    let hosts: std::collections::HashSet<&str> =
+        items.iter().filter_map(|i| i["host_id"].as_str()).collect();
+    assert_eq!(
+        hosts.len(),
+        4,
+        "spread puts each on its own host: {items:?}"
+    );
+    // Back to packing: the next two share the fullest host instead of opening… all are equal
+    // now, so they simply share one host.
+    c.admin
+        .patch(&format!("/v1/zones/{zone}"), json!({ "strategy": "pack" }))
+        .await;
+    create(&c, "packed", 2, json!({})).await;
+    let items = settle(&c).await;
+    let packed: std::collections::HashSet<&str> = items
+        .iter()
+        .filter(|i| i["name"].as_str().is_some_and(|n| n.starts_with("packed")))
+        .filter_map(|i| i["host_id"].as_str())
+        .collect();
+    assert_eq!(packed.len(), 1, "pack fills one host: {items:?}");
+    assert_check_clean(&c).await;
+}
+both_databases!(a_zone_set_to_spread_uses_the_emptiest_hosts);
