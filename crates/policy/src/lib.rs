@@ -355,13 +355,13 @@ pub fn check_separation(existing: &[Role], new_role: Role) -> Result<(), Error> 
                 other.zh_name(),
                 new_role.zh_name()
             ))
-            .with_details(serde_json_like(other.as_str(), new_role.as_str())));
+            .with_details(separation_details(other.as_str(), new_role.as_str())));
         }
     }
     Ok(())
 }
 
-fn serde_json_like(held: &str, requested: &str) -> zy_model::error::DetailsValue {
+fn separation_details(held: &str, requested: &str) -> zy_model::error::DetailsValue {
     zy_model::error::details(&[("held_role", held), ("requested_role", requested)])
 }
 
