@@ -3,7 +3,7 @@
 
 use crate::client::Client;
 use crate::compute_cmds::{items, show};
-use crate::output::{self, record};
+use crate::output;
 use anyhow::Result;
 use clap::Subcommand;
 use serde_json::json;
@@ -136,11 +136,7 @@ pub async fn provider(c: &Client, cmd: ProviderCmd, json: bool) -> Result<()> {
                     json!({ "name": name, "kind": kind, "description": description }),
                 )
                 .await?;
-            if json {
-                output::json(&v)
-            } else {
-                record(&v, cols)
-            }
+            output::one(&v, cols, json)
         }
         ProviderCmd::SetSim {
             id,
@@ -149,11 +145,7 @@ pub async fn provider(c: &Client, cmd: ProviderCmd, json: bool) -> Result<()> {
             latency_max_ms,
         } => {
             let v = c.patch(&format!("/v1/providers/{id}"), json!({ "sim": { "failure_probability": failure_p, "latency_min_ms": latency_min_ms, "latency_max_ms": latency_max_ms } })).await?;
-            if json {
-                output::json(&v)
-            } else {
-                record(&v, cols)
-            }
+            output::one(&v, cols, json)
         }
     }
     Ok(())
@@ -176,21 +168,13 @@ pub async fn zone(c: &Client, cmd: ZoneCmd, json: bool) -> Result<()> {
             strategy,
         } => {
             let v = c.post("/v1/zones", json!({ "provider_id": provider, "region": region, "name": name, "strategy": strategy })).await?;
-            if json {
-                output::json(&v)
-            } else {
-                record(&v, cols)
-            }
+            output::one(&v, cols, json)
         }
         ZoneCmd::SetStrategy { id, strategy } => {
             let v = c
                 .patch(&format!("/v1/zones/{id}"), json!({ "strategy": strategy }))
                 .await?;
-            if json {
-                output::json(&v)
-            } else {
-                record(&v, cols)
-            }
+            output::one(&v, cols, json)
         }
     }
     Ok(())
@@ -240,11 +224,7 @@ pub async fn host(c: &Client, cmd: HostCmd, json: bool) -> Result<()> {
             let v = c
                 .patch(&format!("/v1/hosts/{id}"), json!({ "state": state }))
                 .await?;
-            if json {
-                output::json(&v)
-            } else {
-                record(&v, cols)
-            }
+            output::one(&v, cols, json)
         }
     }
     Ok(())
@@ -267,11 +247,7 @@ pub async fn flavor(c: &Client, cmd: FlavorCmd, json: bool) -> Result<()> {
             gpus,
         } => {
             let v = c.post("/v1/flavors", json!({ "name": name, "vcpus": vcpus, "memory_mib": memory_gib * 1024, "gpus": gpus })).await?;
-            if json {
-                output::json(&v)
-            } else {
-                record(&v, cols)
-            }
+            output::one(&v, cols, json)
         }
     }
     Ok(())
@@ -294,11 +270,7 @@ pub async fn image(c: &Client, cmd: ImageCmd, json: bool) -> Result<()> {
             provider,
         } => {
             let v = c.post("/v1/images", json!({ "name": name, "os": os, "min_disk_gib": min_disk_gib, "providers": provider })).await?;
-            if json {
-                output::json(&v)
-            } else {
-                record(&v, cols)
-            }
+            output::one(&v, cols, json)
         }
     }
     Ok(())
@@ -338,11 +310,7 @@ pub async fn pool(c: &Client, cmd: PoolCmd, json: bool) -> Result<()> {
                     json!({ "zone_id": zone, "name": name, "capacity_gib": capacity_gib }),
                 )
                 .await?;
-            if json {
-                output::json(&v)
-            } else {
-                record(&v, cols)
-            }
+            output::one(&v, cols, json)
         }
     }
     Ok(())

@@ -64,3 +64,12 @@ pub fn record(v: &Value, fields: &[(&str, &str)]) {
 pub fn json(v: &Value) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
+
+/// One object: as `field: value` lines, or the JSON with `--json`.
+pub fn one(v: &Value, fields: &[(&str, &str)], as_json: bool) {
+    if as_json {
+        json(v)
+    } else {
+        record(v, fields)
+    }
+}
