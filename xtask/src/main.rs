@@ -6,8 +6,11 @@
 //! - `cargo xtask run`     — the product with demo data on http://127.0.0.1:8080.
 //! - `cargo xtask openapi` — regenerate `openapi/zhengyun.json` from the code.
 //! - `cargo xtask bench-api [--postgres]` — the API list benchmark (docs/BENCHMARKS.md).
+//! - `cargo xtask template [--out DIR] [--force]` — the guest template for `crates/qemu`
+//!   (kernel, initramfs, root disk) in `target/zy-template/`.
 
 mod pg;
+mod template;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -180,6 +183,7 @@ fn main() -> ExitCode {
         Some("openapi") => openapi(),
         Some("run") => run_product(),
         Some("bench-api") => bench_api(&args[1..]),
+        Some("template") => template::run(&args[1..]),
         Some("pg") => match pg::ensure() {
             // Starts a PostgreSQL and keeps it for manual use until Enter is pressed.
             Ok(pg) => {
@@ -194,7 +198,7 @@ fn main() -> ExitCode {
             }
         },
         _ => {
-            eprintln!("usage: cargo xtask <test [--no-lint] | run | openapi | bench-api [--postgres] | pg>");
+            eprintln!("usage: cargo xtask <test [--no-lint] | run | openapi | bench-api [--postgres] | template [--out DIR] [--force] | pg>");
             false
         }
     };
