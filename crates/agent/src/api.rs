@@ -35,7 +35,11 @@ impl ApiError {
         }
     }
     fn not_found(what: String) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found on this host"))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} not found on this host"),
+        )
     }
     fn invalid(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "invalid", message)
@@ -77,7 +81,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
         axum::Json::<T>::from_request(req, state)
             .await
             .map(|axum::Json(v)| Body(v))
-            .map_err(|e: JsonRejection| ApiError::invalid(format!("malformed request body: {}", e.body_text())))
+            .map_err(|e: JsonRejection| {
+                ApiError::invalid(format!("malformed request body: {}", e.body_text()))
+            })
     }
 }
 
@@ -100,19 +106,41 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Ids<T> 
 pub fn router(state: Arc<AgentState>) -> Router {
     Router::new()
         .route("/v1/host", get(host))
-        .route("/v1/instances/{id}", put(ensure).get(status).delete(delete_instance))
-        .route("/v1/instances/{id}/disk", put(create_disk).delete(delete_disk))
+        .route(
+            "/v1/instances/{id}",
+            put(ensure).get(status).delete(delete_instance),
+        )
+        .route(
+            "/v1/instances/{id}/disk",
+            put(create_disk).delete(delete_disk),
+        )
         .route("/v1/instances/{id}/reboot", post(reboot))
         .route("/v1/instances/{id}/resize", post(resize))
         .route("/v1/instances/{id}/console", get(console))
         .route("/v1/instances/{id}/metrics", get(metrics))
-        .route("/v1/instances/{id}/volumes/{vol}", put(attach).delete(detach))
-        .route("/v1/instances/{id}/incoming", post(incoming).delete(abort_incoming))
+        .route(
+            "/v1/instances/{id}/volumes/{vol}",
+            put(attach).delete(detach),
+        )
+        .route(
+            "/v1/instances/{id}/incoming",
+            post(incoming).delete(abort_incoming),
+        )
         .route("/v1/instances/{id}/incoming/finish", post(finish_incoming))
         .route("/v1/instances/{id}/migrate", post(migrate))
-        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such agent API route") })
+        .fallback(|| async {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no such agent API route",
+            )
+        })
         .method_not_allowed_fallback(|| async {
-            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "invalid", "method not allowed on this route")
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "invalid",
+                "method not allowed on this route",
+            )
         })
         .layer(axum::extract::DefaultBodyLimit::max(256 * 1024))
         .with_state(state)
@@ -139,7 +167,12 @@ pub fn report(id: Uuid, st: zy_qemu::VmStatus, crashes: u32) -> VmReport {
         zy_qemu::VmStatus::Crashed { pid } => (VmState::Crashed, Some(pid)),
         zy_qemu::VmStatus::Missing => (VmState::Missing, None),
     };
-    VmReport { id, state, pid, crashes }
+    VmReport {
+        id,
+        state,
+        pid,
+        crashes,
+    }
 }
 
 async fn host(State(s): State<Arc<AgentState>>) -> ApiResult<axum::Json<HostReport>> {
@@ -155,7 +188,10 @@ async fn create_disk(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn delete_disk(State(s): State<Arc<AgentState>>, Ids(id): Ids<Uuid>) -> ApiResult<StatusCode> {
+async fn delete_disk(
+    State(s): State<Arc<AgentState>>,
+    Ids(id): Ids<Uuid>,
+) -> ApiResult<StatusCode> {
     s.forget(id);
     s.hv.delete(id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -184,12 +220,18 @@ async fn ensure(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn status(State(s): State<Arc<AgentState>>, Ids(id): Ids<Uuid>) -> ApiResult<axum::Json<VmReport>> {
+async fn status(
+    State(s): State<Arc<AgentState>>,
+    Ids(id): Ids<Uuid>,
+) -> ApiResult<axum::Json<VmReport>> {
     let st = s.hv.status(id).await;
     Ok(axum::Json(report(id, st, s.crashes_of(id))))
 }
 
-async fn delete_instance(State(s): State<Arc<AgentState>>, Ids(id): Ids<Uuid>) -> ApiResult<StatusCode> {
+async fn delete_instance(
+    State(s): State<Arc<AgentState>>,
+    Ids(id): Ids<Uuid>,
+) -> ApiResult<StatusCode> {
     if s.hv.status(id).await != zy_qemu::VmStatus::Missing {
         s.hv.stop(id, DELETE_STOP).await?;
     }
@@ -208,7 +250,11 @@ async fn resize(
 ) -> ApiResult<StatusCode> {
     let current = s.hv.spec(id).await?;
     if matches!(s.hv.status(id).await, zy_qemu::VmStatus::Running { .. }) {
-        return Err(ApiError::new(StatusCode::CONFLICT, "conflict", "stop the instance before resizing it"));
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            "stop the instance before resizing it",
+        ));
     }
     if b.spec.disk_gib < current.disk_gib {
         return Err(ApiError::invalid("disks only grow"));
@@ -237,7 +283,10 @@ async fn console(
     Ok(s.hv.console_log(id, lines).await?)
 }
 
-async fn metrics(State(s): State<Arc<AgentState>>, Ids(id): Ids<Uuid>) -> ApiResult<axum::Json<VmMetrics>> {
+async fn metrics(
+    State(s): State<Arc<AgentState>>,
+    Ids(id): Ids<Uuid>,
+) -> ApiResult<axum::Json<VmMetrics>> {
     let m = s.hv.metrics(id).await?;
     let sum = |f: fn(&zy_qemu::BlockStats) -> u64| m.block.iter().map(f).sum::<u64>();
     Ok(axum::Json(VmMetrics {
@@ -264,7 +313,10 @@ async fn attach(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn detach(State(s): State<Arc<AgentState>>, Ids((id, vol)): Ids<(Uuid, Uuid)>) -> ApiResult<StatusCode> {
+async fn detach(
+    State(s): State<Arc<AgentState>>,
+    Ids((id, vol)): Ids<(Uuid, Uuid)>,
+) -> ApiResult<StatusCode> {
     s.hv.detach_volume(id, vol).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -282,12 +334,18 @@ async fn incoming(
     }))
 }
 
-async fn finish_incoming(State(s): State<Arc<AgentState>>, Ids(id): Ids<Uuid>) -> ApiResult<StatusCode> {
+async fn finish_incoming(
+    State(s): State<Arc<AgentState>>,
+    Ids(id): Ids<Uuid>,
+) -> ApiResult<StatusCode> {
     s.hv.finish_incoming(id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn abort_incoming(State(s): State<Arc<AgentState>>, Ids(id): Ids<Uuid>) -> ApiResult<StatusCode> {
+async fn abort_incoming(
+    State(s): State<Arc<AgentState>>,
+    Ids(id): Ids<Uuid>,
+) -> ApiResult<StatusCode> {
     s.forget(id);
     s.hv.delete(id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -298,9 +356,8 @@ async fn migrate(
     Ids(id): Ids<Uuid>,
     Body(b): Body<MigrateRequest>,
 ) -> ApiResult<axum::Json<MigrationReport>> {
-    let r = s
-        .hv
-        .migrate_out(
+    let r =
+        s.hv.migrate_out(
             id,
             zy_qemu::IncomingEndpoint {
                 migrate_port: b.migrate_port,

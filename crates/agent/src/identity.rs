@@ -43,7 +43,9 @@ fn write_private(path: &Path, content: &str) -> Result<(), String> {
     o.write(true).create(true).truncate(true);
     #[cfg(unix)]
     o.mode(0o600);
-    let mut f = o.open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut f = o
+        .open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     f.write_all(content.as_bytes())
         .and_then(|_| f.sync_all())
         .map_err(|e| format!("{}: {e}", path.display()))
@@ -81,7 +83,9 @@ pub async fn join(
             .ok()
             .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
             .unwrap_or(text);
-        return Err(format!("the control plane refused to let this host join ({status}): {msg}"));
+        return Err(format!(
+            "the control plane refused to let this host join ({status}): {msg}"
+        ));
     }
     let r: JoinResponse = resp
         .json()

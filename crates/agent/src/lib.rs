@@ -100,7 +100,11 @@ impl AgentState {
 fn load() -> HostLoad {
     let load_milli = std::fs::read_to_string("/proc/loadavg")
         .ok()
-        .and_then(|s| s.split_whitespace().next().and_then(|x| x.parse::<f64>().ok()))
+        .and_then(|s| {
+            s.split_whitespace()
+                .next()
+                .and_then(|x| x.parse::<f64>().ok())
+        })
         .map(|l| (l * 1000.0) as u64)
         .unwrap_or(0);
     let mem = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
@@ -118,7 +122,11 @@ fn load() -> HostLoad {
 }
 
 async fn qemu_version(bin: &std::path::Path) -> String {
-    match tokio::process::Command::new(bin).arg("--version").output().await {
+    match tokio::process::Command::new(bin)
+        .arg("--version")
+        .output()
+        .await
+    {
         Ok(o) => String::from_utf8_lossy(&o.stdout)
             .lines()
             .next()
@@ -171,7 +179,8 @@ pub async fn start(cfg: AgentConfig) -> Result<Agent, String> {
         Some(a) => a,
         None => probe(&cfg).await,
     };
-    let hv = zy_qemu::Hypervisor::new(&cfg.data_dir, &cfg.qemu_bin, accel).map_err(|e| e.to_string())?;
+    let hv =
+        zy_qemu::Hypervisor::new(&cfg.data_dir, &cfg.qemu_bin, accel).map_err(|e| e.to_string())?;
 
     let stored = identity::load(&cfg.data_dir)?;
     let mut listen = cfg.listen;
@@ -205,7 +214,8 @@ pub async fn start(cfg: AgentConfig) -> Result<Agent, String> {
             };
             let capacity = probe_state.capacity().await.map_err(|e| e.to_string())?;
             let name = cfg.name.clone().unwrap_or_else(machine_name);
-            let joined = identity::join(&cfg.data_dir, server, token, &name, &advertise, capacity).await?;
+            let joined =
+                identity::join(&cfg.data_dir, server, token, &name, &advertise, capacity).await?;
             tracing::info!(host_id = %joined.0.host_id, "joined the control plane");
             joined
         }

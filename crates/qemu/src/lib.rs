@@ -19,6 +19,7 @@ pub mod accel;
 pub mod cgroup;
 pub mod error;
 pub mod hypervisor;
+mod listing;
 pub mod metrics;
 pub mod migrate;
 mod process;
