@@ -344,14 +344,23 @@ async fn compute(tx: &mut Tx) -> Result<(), Error> {
         generation: 1,
     };
     zy_store::inventory::insert_provider(tx, &local, "{}").await?;
-    zy_store::inventory::insert_zone(
+    let local_zone = Zone {
+        id: ZoneId::new(),
+        provider_id: local.id,
+        region: "本机".into(),
+        name: LOCAL_KVM_ZONE.into(),
+        strategy: Strategy::Spread,
+        created_at: now,
+    };
+    zy_store::inventory::insert_zone(tx, &local_zone).await?;
+    zy_store::inventory::insert_pool(
         tx,
-        &Zone {
-            id: ZoneId::new(),
-            provider_id: local.id,
-            region: "本机".into(),
-            name: LOCAL_KVM_ZONE.into(),
-            strategy: Strategy::Spread,
+        &StoragePool {
+            id: StoragePoolId::new(),
+            zone_id: local_zone.id,
+            name: "本机磁盘".into(),
+            capacity_gib: 200,
+            used_gib: 0,
             created_at: now,
         },
     )

@@ -345,12 +345,12 @@ pub async fn create_flavor(
     gpus: u32,
 ) -> Result<Flavor, Error> {
     authorize(&actor.principal, Action::InventoryManage)?;
-    if !(1..=256).contains(&vcpus) || !(256..=4 * 1024 * 1024).contains(&memory_mib) || gpus > 16 {
+    if !(1..=256).contains(&vcpus) || !(64..=4 * 1024 * 1024).contains(&memory_mib) || gpus > 16 {
         return Err(Error::validation(
             "vcpus",
             t!(
-                "规格须为 1–256 vCPU、256 MiB–4 TiB 内存、最多 16 块 GPU",
-                "a flavor has 1–256 vCPU, 256 MiB–4 TiB memory and at most 16 GPUs"
+                "规格须为 1–256 vCPU、64 MiB–4 TiB 内存、最多 16 块 GPU",
+                "a flavor has 1–256 vCPU, 64 MiB–4 TiB memory and at most 16 GPUs"
             ),
         ));
     }
