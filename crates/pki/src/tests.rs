@@ -1,3 +1,5 @@
+// Tests: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
 use super::*;
 use rustls::pki_types::ServerName;
 

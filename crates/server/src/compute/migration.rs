@@ -62,7 +62,13 @@ pub async fn settle(
     outcome: Option<Result<MigrationReport, String>>,
 ) {
     let outcome = match outcome {
-        Some(o) => o,
+        Some(Ok(r)) => Ok(r),
+        // A failure reported after the hand-over (a lost answer, a failed resume call)
+        // must not throw away the only running copy: look where the guest runs first.
+        Some(Err(why)) => match where_it_runs(&c, &store, &m).await {
+            Some(true) => Ok(MigrationReport::default()),
+            _ => Err(why),
+        },
         None => match where_it_runs(&c, &store, &m).await {
             Some(true) => Ok(MigrationReport::default()),
             _ => Err("the control plane restarted during the migration; undone".into()),
