@@ -11,7 +11,7 @@ use serde_json::json;
 #[derive(Subcommand)]
 pub enum ProviderCmd {
     List,
-    /// Add a provider (only `sim`, the simulated provider, for now).
+    /// Add a provider: `sim` (simulated) or `kvm` (hosts joined by `zhengyun agent`).
     Create {
         #[arg(long)]
         name: String,

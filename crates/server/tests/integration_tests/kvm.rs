@@ -357,6 +357,30 @@ async fn a_real_vm_lives_its_whole_life_on_an_agent_host() {
     );
     assert_eq!(agent.state.host_id.to_string(), host_id);
 
+    // A guest that dies (QEMU killed) is restarted by the agent and recorded as a crash.
+    let boots = k
+        .console(&id)
+        .await
+        .matches("ZHENGYUN-READY hostname=web-01")
+        .count();
+    let killed = std::process::Command::new("kill")
+        .args(["-9", &pid_before.to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let deadline = Instant::now() + BOOT;
+    loop {
+        let (_, ev) = k.member.get(&format!("/v1/instances/{id}/events")).await;
+        let restarted = matches!(agent.state.hv.status(uuid).await, zy_qemu::VmStatus::Running { pid } if pid != pid_before);
+        if restarted && ev.to_string().contains("died unexpectedly") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the crash was not handled: {ev}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    k.wait_console(&id, "ZHENGYUN-READY hostname=web-01", boots + 1)
+        .await;
+
     // Bad calls to the agent: no certificate → no connection; with the control plane's
     // certificate, unknown instances and malformed bodies get clear 4xx errors.
     let addr = agent.addr;
