@@ -87,7 +87,14 @@ fn test(args: &[String]) -> bool {
             return false;
         }
     };
+    // The QEMU layer's tests boot real VMs from the guest template.
+    let template = root().join("target/zy-template");
+    if !template::run(&["--out".into(), template.display().to_string()]) {
+        return false;
+    }
     let mut c = cargo();
+    c.env("ZY_TEMPLATE_DIR", &template)
+        .env("ZY_REQUIRE_QEMU", "1");
     if has_nextest() {
         c.args(["nextest", "run", "--workspace", "--no-fail-fast"]);
     } else {

@@ -42,6 +42,8 @@ fn template_dir() -> Option<PathBuf> {
             return Ok(PathBuf::from(d));
         }
         let out = workspace().join("target/zy-template");
+        // Test processes (nextest runs one per test) build the template one at a time.
+        let _lock = BuildLock::take(&workspace().join("target/zy-template.lock"));
         let status = std::process::Command::new(std::env::var("CARGO").unwrap_or("cargo".into()))
             .current_dir(workspace())
             .args(["run", "-q", "-p", "xtask", "--", "template", "--out"])
@@ -56,6 +58,45 @@ fn template_dir() -> Option<PathBuf> {
     match dir {
         Ok(d) => Some(d.clone()),
         Err(e) => panic!("{e}"),
+    }
+}
+
+/// A lock file held while the template is built (a stale one is taken over).
+struct BuildLock(PathBuf);
+
+impl BuildLock {
+    fn take(path: &Path) -> BuildLock {
+        let _ = std::fs::create_dir_all(path.parent().unwrap_or(Path::new(".")));
+        let deadline = Instant::now() + Duration::from_secs(600);
+        loop {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(path)
+            {
+                Ok(_) => return BuildLock(path.to_path_buf()),
+                Err(_) if Instant::now() > deadline => {
+                    let _ = std::fs::remove_file(path);
+                }
+                Err(_) => {
+                    let stale = std::fs::metadata(path)
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .and_then(|t| t.elapsed().ok())
+                        .is_some_and(|age| age > Duration::from_secs(300));
+                    if stale {
+                        let _ = std::fs::remove_file(path);
+                    }
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            }
+        }
+    }
+}
+
+impl Drop for BuildLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
     }
 }
 
