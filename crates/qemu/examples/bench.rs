@@ -213,7 +213,27 @@ async fn machines(n: usize) -> Result<(), Box<dyn std::error::Error>> {
     let work =
         std::env::temp_dir().join(format!("zyb-machines-{}", &Uuid::new_v4().to_string()[..6]));
     std::fs::create_dir_all(&work)?;
-    for machine in ["pc", "q35", "microvm"] {
+    // q35 needs a pcie-root-port per hot-pluggable disk; the second q35 line has 8.
+    let ports: Vec<String> = (1..=8)
+        .flat_map(|i| {
+            [
+                "-device".to_string(),
+                format!("pcie-root-port,id=rp{i},chassis={i},bus=pcie.0"),
+            ]
+        })
+        .collect();
+    for (label, extra) in [
+        ("pc", Vec::new()),
+        ("q35", Vec::new()),
+        ("q35", ports),
+        ("microvm", Vec::new()),
+    ] {
+        let machine = label;
+        let label = if extra.is_empty() {
+            label.to_string()
+        } else {
+            format!("{label} + 8 pcie-root-ports")
+        };
         let (bus, net) = if machine == "microvm" {
             ("virtio-blk-device", "virtio-net-device")
         } else {
@@ -221,8 +241,8 @@ async fn machines(n: usize) -> Result<(), Box<dyn std::error::Error>> {
         };
         let mut times = Vec::new();
         for i in 0..n {
-            let disk = work.join(format!("{machine}-{i}.qcow2"));
-            let serial = work.join(format!("{machine}-{i}.log"));
+            let disk = work.join(format!("{machine}-{}-{i}.qcow2", extra.len()));
+            let serial = work.join(format!("{machine}-{}-{i}.log", extra.len()));
             std::process::Command::new("qemu-img")
                 .args(["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b"])
                 .arg(t.join("root.qcow2"))
@@ -282,10 +302,10 @@ async fn machines(n: usize) -> Result<(), Box<dyn std::error::Error>> {
             if ok {
                 times.push(el);
             } else {
-                println!("{machine}: boot {i} did not reach the marker in 60 s");
+                println!("{label}: boot {i} did not reach the marker in 60 s");
             }
         }
-        summary(&format!("-M {machine}: spawn -> ready marker"), &times);
+        summary(&format!("-M {label}: spawn -> ready marker"), &times);
     }
     let _ = std::fs::remove_dir_all(work);
     Ok(())
