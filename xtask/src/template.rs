@@ -221,12 +221,24 @@ fn ensure_tools() -> Res<()> {
             output(Command::new("apt-get").args(["update", "-q"]))?;
             updated = true;
         }
-        output(
-            Command::new("apt-get")
-                .args(["install", "-y", "-q", "--no-install-recommends"])
-                .args(&missing)
-                .env("DEBIAN_FRONTEND", "noninteractive"),
-        )?;
+        let install = || {
+            output(
+                Command::new("apt-get")
+                    .args(["install", "-y", "-q", "--no-install-recommends"])
+                    .args(&missing)
+                    .env("DEBIAN_FRONTEND", "noninteractive"),
+            )
+        };
+        if let Err(e) = install() {
+            // A previous install may have left half-upgraded packages; repair and retry.
+            eprintln!("{e}; repairing apt's state and retrying");
+            output(
+                Command::new("apt-get")
+                    .args(["install", "-y", "-q", "-f"])
+                    .env("DEBIAN_FRONTEND", "noninteractive"),
+            )?;
+            install()?;
+        }
     }
     match needed.iter().find(|(bin, _)| !have(bin)) {
         Some((bin, pkg)) => Err(format!("{bin} still missing after installing {pkg}")),

@@ -89,17 +89,27 @@ pub async fn probe_accel(qemu_bin: &Path, template: &Template, timeout: Duration
         }
         false
     };
-    let ok = tokio::time::timeout(timeout, seen).await.unwrap_or(false);
+    let outcome = tokio::time::timeout(timeout, seen).await;
     let _ = child.kill().await;
-    if ok {
-        tracing::info!("KVM boots guests; using KVM");
-        Accel::Kvm
-    } else {
-        tracing::warn!(
-            timeout_s = timeout.as_secs_f64(),
-            "a KVM guest did not reach its ready marker in time (nested virtualisation?); \
-             falling back to TCG (software emulation)"
-        );
-        Accel::Tcg
+    match outcome {
+        Ok(true) => {
+            tracing::info!("KVM boots guests; using KVM");
+            Accel::Kvm
+        }
+        Ok(false) => {
+            tracing::warn!(
+                "QEMU with KVM exited before the guest was ready (unsupported CPU or nested \
+                 virtualisation?); falling back to TCG (software emulation)"
+            );
+            Accel::Tcg
+        }
+        Err(_) => {
+            tracing::warn!(
+                timeout_s = timeout.as_secs_f64(),
+                "a KVM guest did not reach its ready marker in time (nested virtualisation \
+                 hangs early boot?); falling back to TCG (software emulation)"
+            );
+            Accel::Tcg
+        }
     }
 }

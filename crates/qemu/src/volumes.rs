@@ -99,7 +99,12 @@ impl Hypervisor {
             let mut q = self.qmp(id).await?;
             let dev = volume_device(vol);
             if has_device(&mut q, &dev).await? {
-                q.execute("device_del", Some(json!({ "id": dev }))).await?;
+                match q.execute("device_del", Some(json!({ "id": dev }))).await {
+                    Ok(_) => {}
+                    // An unplug asked for earlier is still under way: wait for it.
+                    Err(Error::Qmp { desc, .. }) if desc.contains("process of unplug") => {}
+                    Err(e) => return Err(e),
+                }
                 let d = dev.clone();
                 q.wait_event("DEVICE_DELETED", UNPLUG_TIMEOUT, move |data: &Value| {
                     data["device"].as_str() == Some(d.as_str())

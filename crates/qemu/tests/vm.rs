@@ -42,6 +42,8 @@ fn template_dir() -> Option<PathBuf> {
             return Ok(PathBuf::from(d));
         }
         let out = workspace().join("target/zy-template");
+        // Test processes (nextest runs one per test) build the template one at a time.
+        let _lock = BuildLock::take(&workspace().join("target/zy-template.lock"));
         let status = std::process::Command::new(std::env::var("CARGO").unwrap_or("cargo".into()))
             .current_dir(workspace())
             .args(["run", "-q", "-p", "xtask", "--", "template", "--out"])
@@ -56,6 +58,45 @@ fn template_dir() -> Option<PathBuf> {
     match dir {
         Ok(d) => Some(d.clone()),
         Err(e) => panic!("{e}"),
+    }
+}
+
+/// A lock file held while the template is built (a stale one is taken over).
+struct BuildLock(PathBuf);
+
+impl BuildLock {
+    fn take(path: &Path) -> BuildLock {
+        let _ = std::fs::create_dir_all(path.parent().unwrap_or(Path::new(".")));
+        let deadline = Instant::now() + Duration::from_secs(600);
+        loop {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(path)
+            {
+                Ok(_) => return BuildLock(path.to_path_buf()),
+                Err(_) if Instant::now() > deadline => {
+                    let _ = std::fs::remove_file(path);
+                }
+                Err(_) => {
+                    let stale = std::fs::metadata(path)
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .and_then(|t| t.elapsed().ok())
+                        .is_some_and(|age| age > Duration::from_secs(300));
+                    if stale {
+                        let _ = std::fs::remove_file(path);
+                    }
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            }
+        }
+    }
+}
+
+impl Drop for BuildLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
     }
 }
 
@@ -220,10 +261,19 @@ async fn vm_boots_runs_user_data_reboots_stops_and_grows_its_disk() {
 async fn volumes_hot_plug_and_unplug_and_survive_restarts() {
     let Some(t) = template_dir() else { return };
     let host = Host::new(&t).await;
-    let s = spec("db-01", None);
+    let mut s = spec("db-01", None);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    s.forward_port = Some((port, 22));
     host.hv.create_disk(&s).await.expect("create disk");
     host.hv.start(&s).await.expect("start");
     host.wait_count(s.id, &ready("db-01"), 1, BOOT).await;
+    // User-mode networking: DHCP in the guest, the forwarded port on 127.0.0.1 only.
+    host.wait_count(s.id, "ZY-NET eth0 ip=10.0.2.15", 1, BOOT)
+        .await;
+    std::net::TcpStream::connect(("127.0.0.1", port)).expect("forwarded port listens");
 
     let vol = Uuid::new_v4();
     host.hv.attach_volume(s.id, vol, 2).await.expect("attach");
@@ -415,5 +465,21 @@ async fn templates_are_verified_and_specs_validated_before_anything_runs() {
         err.to_string().contains("initrd.img does not match"),
         "{err}"
     );
+    let cap = host.hv.host_capacity().await.expect("capacity");
+    assert!(cap.cores >= 1 && cap.memory_bytes > 0 && cap.disk_total_bytes >= cap.disk_free_bytes);
+    assert!(cap.disk_free_bytes > 0, "{cap:?}");
     host.hv.delete(s.id).await.expect("delete");
+}
+
+#[tokio::test]
+async fn the_kvm_probe_answers_in_bounded_time() {
+    let Some(t) = template_dir() else { return };
+    let template = Template::open(&t).await.expect("template");
+    let began = Instant::now();
+    let accel = zy_qemu::probe_accel(Path::new(QEMU), &template, Duration::from_secs(5)).await;
+    eprintln!("probe chose {accel:?} in {:?}", began.elapsed());
+    assert!(began.elapsed() < Duration::from_secs(15));
+    if !Path::new("/dev/kvm").exists() {
+        assert_eq!(accel, Accel::Tcg);
+    }
 }
