@@ -112,7 +112,7 @@ pub fn router(state: Arc<AgentState>) -> Router {
         )
         .route(
             "/v1/instances/{id}/disk",
-            put(create_disk).delete(delete_disk),
+            put(create_disk).delete(remove_everything),
         )
         .route("/v1/instances/{id}/reboot", post(reboot))
         .route("/v1/instances/{id}/resize", post(resize))
@@ -124,7 +124,7 @@ pub fn router(state: Arc<AgentState>) -> Router {
         )
         .route(
             "/v1/instances/{id}/incoming",
-            post(incoming).delete(abort_incoming),
+            post(incoming).delete(remove_everything),
         )
         .route("/v1/instances/{id}/incoming/finish", post(finish_incoming))
         .route("/v1/instances/{id}/migrate", post(migrate))
@@ -188,7 +188,9 @@ async fn create_disk(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn delete_disk(
+/// Removes the VM and everything of it: its disk (`DELETE …/disk`) or a prepared
+/// incoming migration that is abandoned (`DELETE …/incoming`).
+async fn remove_everything(
     State(s): State<Arc<AgentState>>,
     Ids(id): Ids<Uuid>,
 ) -> ApiResult<StatusCode> {
@@ -339,15 +341,6 @@ async fn finish_incoming(
     Ids(id): Ids<Uuid>,
 ) -> ApiResult<StatusCode> {
     s.hv.finish_incoming(id).await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-async fn abort_incoming(
-    State(s): State<Arc<AgentState>>,
-    Ids(id): Ids<Uuid>,
-) -> ApiResult<StatusCode> {
-    s.forget(id);
-    s.hv.delete(id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -76,24 +76,9 @@ pub async fn local_join_token(store: &Store) -> Result<String, Error> {
         .into_iter()
         .find(|z| z.provider_id == p.id)
         .ok_or_else(|| Error::not_found("zone", LOCAL_KVM_ZONE))?;
-    let secret = crate::auth::secrets::random_string("zyj_");
     let now = Timestamp::now();
-    let t = zy_model::agents::JoinToken {
-        id: zy_model::id::JoinTokenId::new(),
-        zone_id: zone.id,
-        created_at: now,
-        expires_at: now.plus_secs(600),
-        used_at: None,
-        host_id: None,
-    };
     let mut tx = store.begin_write().await?;
-    zy_store::agents::insert_join_token(
-        &mut tx,
-        &t,
-        &crate::auth::secrets::sha256_hex(&secret),
-        "system",
-    )
-    .await?;
+    let (t, secret) = crate::app::agents::issue_join_token(&mut tx, zone.id, 1, "system").await?;
     zy_store::audit::append(
         &mut tx,
         zy_model::audit::AuditEntry {

@@ -66,24 +66,9 @@ pub async fn create_join_token(
         ));
     }
     kvm_zone(s, zone).await?;
-    let secret = secrets::random_string("zyj_");
-    let now = Timestamp::now();
-    let t = JoinToken {
-        id: JoinTokenId::new(),
-        zone_id: zone,
-        created_at: now,
-        expires_at: now.plus_secs(hours as i64 * 3600),
-        used_at: None,
-        host_id: None,
-    };
     let mut tx = s.store.begin_write().await?;
-    store_agents::insert_join_token(
-        &mut tx,
-        &t,
-        &secrets::sha256_hex(&secret),
-        &actor.principal.user_id.to_string(),
-    )
-    .await?;
+    let (t, secret) =
+        issue_join_token(&mut tx, zone, hours, &actor.principal.user_id.to_string()).await?;
     commit_audited(
         tx,
         ctx,
@@ -94,6 +79,27 @@ pub async fn create_join_token(
         serde_json::json!({ "zone_id": zone, "valid_hours": hours }),
     )
     .await?;
+    Ok((t, secret))
+}
+
+/// Inserts a new one-time token (its SHA-256 only); the secret is returned to show once.
+pub async fn issue_join_token(
+    tx: &mut zy_store::Tx,
+    zone: ZoneId,
+    hours: u32,
+    created_by: &str,
+) -> Result<(JoinToken, String), Error> {
+    let secret = secrets::random_string("zyj_");
+    let now = Timestamp::now();
+    let t = JoinToken {
+        id: JoinTokenId::new(),
+        zone_id: zone,
+        created_at: now,
+        expires_at: now.plus_secs(hours as i64 * 3600),
+        used_at: None,
+        host_id: None,
+    };
+    store_agents::insert_join_token(tx, &t, &secrets::sha256_hex(&secret), created_by).await?;
     Ok((t, secret))
 }
 
