@@ -1,7 +1,7 @@
 //! The [`Hypervisor`]: one QEMU process per VM under a data dir. Everything about a VM
 //! lives in `<data>/vms/<uuid>/` — `spec.json`, `root.qcow2` (a linked clone of its
 //! template), `vol-<uuid>.qcow2` volumes and `volumes.json`, `qemu.pid`, `qmp.sock`,
-//! `serial.log`, `user-data` — so the directory is the whole truth: a new `Hypervisor` on
+//! `serial.log` (and `serial.log.1` once it passed 16 MiB), `user-data` — so the directory is the whole truth: a new `Hypervisor` on
 //! the same data dir finds every VM again ([`Hypervisor::adopt`]), and deleting the
 //! directory removes the VM. QEMU runs daemonised in its own session, so VMs outlive the
 //! process that started them.
