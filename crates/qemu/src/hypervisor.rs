@@ -507,6 +507,34 @@ impl Hypervisor {
         Ok(lines[from..].join("\n"))
     }
 
+    /// Waits until the serial console shows `needle` at least `occurrences` times (the
+    /// template's ready marker once per boot, say), polling every 100 ms.
+    pub async fn wait_console(
+        &self,
+        id: Uuid,
+        needle: &str,
+        occurrences: usize,
+        timeout: Duration,
+    ) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let bytes = read_tail(&self.paths(id).serial(), CONSOLE_TAIL_BYTES * 4).await?;
+            if String::from_utf8_lossy(&bytes).matches(needle).count() >= occurrences {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::Timeout {
+                    what: format!("{needle:?} on the console of VM {id}"),
+                    after: timeout,
+                });
+            }
+            if self.status(id).await == VmStatus::Missing {
+                return Err(Error::not_found(format!("VM {id}")));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Grows the root disk to `gib` (never shrinks): `block_resize` while running, so
     /// the guest sees the new size at once, `qemu-img resize` when stopped.
     pub async fn resize_disk(&self, id: Uuid, gib: u64) -> Result<()> {

@@ -185,7 +185,10 @@ async fn vm_boots_runs_user_data_reboots_stops_and_grows_its_disk() {
     assert!(r.started);
     assert_eq!(host.hv.status(s.id).await, VmStatus::Running { pid: r.pid });
     assert!(!host.hv.start(&s).await.expect("start again").started);
-    host.wait_count(s.id, &ready("web-01"), 1, BOOT).await;
+    host.hv
+        .wait_console(s.id, &ready("web-01"), 1, BOOT)
+        .await
+        .expect("ready marker");
     eprintln!("boot to ready marker: {:?}", began.elapsed());
     host.wait_count(s.id, "USERDATA-RAN-web-01", 1, BOOT).await;
     assert!(host.log(s.id).await.contains("disk_bytes=1073741824"));
