@@ -1,0 +1,172 @@
+//! The web console's files: the single-page application built from `web/` by Vite.
+//!
+//! Release builds serve the files embedded by `build.rs`; debug builds read `web/dist` (or
+//! `$ZHENGYUN_WEB_DIR`) from disk at run time, so the console can be rebuilt without
+//! recompiling the server. Not API operations, so not in OpenAPI: the router's fallback
+//! calls [`serve`] for every path no API route matched. Paths under `/v1` and the probes
+//! keep the API's JSON 404; `/assets/…` must exist (hashed names, cached for a year); any
+//! other GET from a browser (asking for `text/html`) answers `index.html`, so the console's
+//! own routes survive a reload, while API clients keep the JSON 404. Without a
+//! built console `/` explains, in both languages, how to build it.
+
+use crate::error::{error_for_status, ApiError};
+use axum::extract::Request;
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use std::borrow::Cow;
+
+mod embedded {
+    include!(concat!(env!("OUT_DIR"), "/web_assets.rs"));
+}
+
+/// Content type by file extension.
+fn content_type(path: &str) -> &'static str {
+    match path.rsplit_once('.').map(|(_, e)| e) {
+        Some("html") => "text/html; charset=utf-8",
+        Some("js" | "mjs") => "text/javascript; charset=utf-8",
+        Some("css") => "text/css; charset=utf-8",
+        Some("json" | "map") => "application/json",
+        Some("svg") => "image/svg+xml",
+        Some("png") => "image/png",
+        Some("ico") => "image/x-icon",
+        Some("woff2") => "font/woff2",
+        Some("woff") => "font/woff",
+        Some("ttf") => "font/ttf",
+        Some("txt") => "text/plain; charset=utf-8",
+        _ => "application/octet-stream",
+    }
+}
+
+/// Paths that belong to the API and the probes: never answered with the console.
+fn is_api_path(path: &str) -> bool {
+    path == "/v1"
+        || path.starts_with("/v1/")
+        || matches!(path, "/healthz" | "/readyz" | "/metrics")
+}
+
+/// One file of the built console, by its path under `web/dist` (no leading `/`).
+#[cfg(not(debug_assertions))]
+fn file(rel: &str) -> Option<Cow<'static, [u8]>> {
+    embedded::ASSETS
+        .iter()
+        .find(|(p, _)| *p == rel)
+        .map(|(_, b)| Cow::Borrowed(*b))
+}
+
+#[cfg(debug_assertions)]
+fn file(rel: &str) -> Option<Cow<'static, [u8]>> {
+    let _ = embedded::ASSETS;
+    let dir = std::env::var_os("ZHENGYUN_WEB_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../web/dist")
+        });
+    if rel.split('/').any(|c| c == ".." || c.is_empty()) {
+        return None;
+    }
+    std::fs::read(dir.join(rel)).ok().map(Cow::Owned)
+}
+
+const NOT_BUILT: &str = r#"<!doctype html>
+<html lang="zh-CN"><head><meta charset="utf-8"><title>政云 zhengyun</title></head>
+<body style="font-family: sans-serif; max-width: 40em; margin: 4em auto; line-height: 1.6">
+<h1>政云控制台尚未构建</h1>
+<p>API 正常运行于 <code>/v1</code>。构建控制台：<code>cd web &amp;&amp; npm ci &amp;&amp; npm run build</code>，然后重新编译服务器（或直接运行 <code>cargo xtask run</code>）。</p>
+<h1 lang="en">The zhengyun console is not built</h1>
+<p lang="en">The API is running under <code>/v1</code>. Build the console with <code>cd web &amp;&amp; npm ci &amp;&amp; npm run build</code> and rebuild the server (or just run <code>cargo xtask run</code>).</p>
+</body></html>
+"#;
+
+fn respond(body: Cow<'static, [u8]>, ctype: &'static str, cache: &'static str) -> Response {
+    let mut resp = (StatusCode::OK, body.into_owned()).into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if ctype.starts_with("text/html") {
+        h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(
+                "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; \
+                 connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'",
+            ),
+        );
+        h.insert(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("same-origin"),
+        );
+    }
+    resp
+}
+
+/// The router's fallback: the console for browser paths, the API's 404/405 otherwise.
+pub async fn serve(req: Request) -> Response {
+    let path = req.uri().path();
+    if is_api_path(path) {
+        return ApiError(error_for_status(StatusCode::NOT_FOUND)).into_response();
+    }
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return ApiError(error_for_status(StatusCode::METHOD_NOT_ALLOWED)).into_response();
+    }
+    let rel = path.trim_start_matches('/');
+    if rel.starts_with("assets/") {
+        return match file(rel) {
+            Some(b) => respond(
+                b,
+                content_type(rel),
+                "public, max-age=31536000, immutable",
+            ),
+            None => ApiError(error_for_status(StatusCode::NOT_FOUND)).into_response(),
+        };
+    }
+    if !rel.is_empty() && rel != "index.html" {
+        if let Some(b) = file(rel) {
+            return respond(b, content_type(rel), "public, max-age=3600");
+        }
+    }
+    // Other paths are the console's own routes when a browser navigates to them; API
+    // clients (which do not ask for HTML) keep the JSON 404.
+    let wants_html = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/html"));
+    if !rel.is_empty() && !wants_html {
+        return ApiError(error_for_status(StatusCode::NOT_FOUND)).into_response();
+    }
+    match file("index.html") {
+        Some(b) => respond(b, "text/html; charset=utf-8", "no-cache"),
+        None => respond(
+            Cow::Borrowed(NOT_BUILT.as_bytes()),
+            "text/html; charset=utf-8",
+            "no-cache",
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_paths_are_never_the_console() {
+        for p in ["/v1", "/v1/", "/v1/no-such-thing", "/healthz", "/readyz", "/metrics"] {
+            assert!(is_api_path(p), "{p}");
+        }
+        for p in ["/", "/login", "/dept/instances", "/v1x", "/assets/index-abc.js"] {
+            assert!(!is_api_path(p), "{p}");
+        }
+    }
+
+    #[test]
+    fn content_types_follow_extensions() {
+        assert_eq!(content_type("assets/a-1.js"), "text/javascript; charset=utf-8");
+        assert_eq!(content_type("assets/a-1.css"), "text/css; charset=utf-8");
+        assert_eq!(content_type("index.html"), "text/html; charset=utf-8");
+        assert_eq!(content_type("x"), "application/octet-stream");
+    }
+}
