@@ -122,3 +122,8 @@ export async function all<T>(path: string, query: Query = {}, max = 20000): Prom
   } while (cursor && out.length < max)
   return out
 }
+
+/** The items of an unpaged list (`{ items: [...] }`). */
+export async function list<T>(path: string, query?: Query): Promise<T[]> {
+  return (await get<{ items: T[] }>(path, query)).items
+}
