@@ -5,9 +5,10 @@
 // instance list with 1,000 rows.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { writeFileSync } from 'node:fs'
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { startServer, launch, newPage, login, shot, totp, ARTIFACTS } from './harness.mjs'
+import { gzipSync } from 'node:zlib'
+import { startServer, launch, newPage, login, shot, totp, ARTIFACTS, DIST } from './harness.mjs'
 
 let server
 let browser
@@ -38,6 +39,31 @@ async function confirmBox(page) {
 async function waitState(page, state, timeout = 30000) {
   await page.locator(`[data-testid="instance-state"][data-state="${state}"]`).waitFor({ timeout })
 }
+
+test('the first page loads at most 400 KiB of JavaScript, gzipped', async () => {
+  const { page, errors } = await newPage(browser.ctx)
+  const scripts = new Set()
+  page.on('request', (r) => r.resourceType() === 'script' && scripts.add(new URL(r.url()).pathname))
+  await page.goto(`${server.base}/login`)
+  await page.getByTestId('login-submit').waitFor()
+  await page.waitForLoadState('networkidle')
+  let total = 0
+  const chunks = {}
+  for (const p of scripts) {
+    const f = join(DIST, p)
+    if (!existsSync(f)) continue
+    const n = gzipSync(readFileSync(f), { level: 9 }).length
+    chunks[p.replace('/assets/', '')] = n
+    total += n
+  }
+  writeFileSync(join(ARTIFACTS, 'initial-load.json'), JSON.stringify({ totalGzipBytes: total, chunks }, null, 2) + '\n')
+  assert.ok(total > 0, 'no script was loaded')
+  assert.ok(total <= 400 * 1024, `initial JavaScript is ${total} bytes gzipped`)
+  assert.ok(![...scripts].some((s) => /charts-/.test(s)), 'ECharts must not be in the first load')
+  await shot(page, '00-login')
+  assert.deepEqual(errors, [])
+  await page.close()
+})
 
 test('a wrong password shows the remaining attempts before the lock', async () => {
   const { page, errors } = await newPage(browser.ctx)

@@ -13,6 +13,7 @@ import { chromium } from 'playwright-core'
 
 const here = dirname(fileURLToPath(import.meta.url))
 export const ARTIFACTS = join(here, 'artifacts')
+export const DIST = resolve(process.env.ZHENGYUN_WEB_DIR ?? join(here, '../dist'))
 mkdirSync(ARTIFACTS, { recursive: true })
 
 export const DEMO_PASSWORD = 'Yibin@2026demo'
@@ -47,13 +48,17 @@ async function waitReady(base, deadline) {
 
 /** Starts the server (or uses ZY_E2E_BASE); returns { base, admins, stop }. */
 export async function startServer() {
-  if (process.env.ZY_E2E_BASE) return { base: process.env.ZY_E2E_BASE, admins: {}, stop: async () => {} }
+  if (process.env.ZY_E2E_BASE) {
+    // A server started by `cargo xtask test`, which passes on the auditor's one-time password.
+    const admins = process.env.ZY_E2E_AUDITOR_PASSWORD ? { auditor: process.env.ZY_E2E_AUDITOR_PASSWORD } : {}
+    return { base: process.env.ZY_E2E_BASE, admins, stop: async () => {} }
+  }
   const bin = resolve(process.env.ZHENGYUN_BIN ?? join(here, '../../target/debug/zhengyun'))
   const port = await freePort()
   const dataDir = mkdtempSync(join(tmpdir(), 'zy-e2e-'))
   const base = `http://127.0.0.1:${port}`
   const child = spawn(bin, ['server', '--demo', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir], {
-    env: { ...process.env, ZHENGYUN_WEB_DIR: process.env.ZHENGYUN_WEB_DIR ?? join(here, '../dist'), RUST_LOG: 'warn' },
+    env: { ...process.env, ZHENGYUN_WEB_DIR: DIST, RUST_LOG: 'warn' },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   let out = ''
