@@ -136,10 +136,20 @@ test('a department admin creates a project and runs an instance through its life
   await page.close()
 })
 
-test('a department member gets the forbidden page for the platform console', async () => {
+test('a department member signs in with the keyboard and gets the forbidden page for the platform console', async () => {
   const { page, errors } = await newPage(browser.ctx)
-  await login(page, server.base, 'wjw.user')
+  await page.goto(`${server.base}/login`)
+  // Keyboard only: the user name field has focus, Tab moves on, Enter submits.
+  await page.getByTestId('username').waitFor()
+  await page.keyboard.type('wjw.user')
+  await page.keyboard.press('Tab')
+  await page.keyboard.type('Yibin@2026demo')
+  await page.keyboard.press('Enter')
   await page.waitForURL('**/portal/instances')
+  // The menu and the instance links are reachable with Tab.
+  await page.getByTestId('filter-name').focus()
+  await page.keyboard.press('Shift+Tab')
+  assert.ok(await page.evaluate(() => document.activeElement && document.activeElement !== document.body))
   const menu = await page.getByTestId('menu').innerText()
   assert.doesNotMatch(menu, /成员|委办局|审计/)
   await page.goto(`${server.base}/platform/infra`)
