@@ -65,7 +65,7 @@ test('the first page loads at most 400 KiB of JavaScript, gzipped', async () => 
   await page.close()
 })
 
-test('a wrong password shows the remaining attempts before the lock', async () => {
+test('wrong passwords show the attempts left, then the lock and until when', async () => {
   const { page, errors } = await newPage(browser.ctx)
   await login(page, server.base, 'gaj.dev', 'not-the-password')
   const alert = page.getByTestId('login-error')
@@ -74,6 +74,14 @@ test('a wrong password shows the remaining attempts before the lock', async () =
   assert.match(text, /用户名或密码错误/)
   assert.match(text, /再失败 4 次账号将被锁定/)
   await shot(page, '01-login-remaining-attempts')
+  // Four more failures lock the account; the page says so and until when.
+  for (let i = 0; i < 4; i++) {
+    await page.getByTestId('login-submit').click()
+    await page.waitForResponse((r) => r.url().endsWith('/v1/auth/login'))
+  }
+  await page.getByTestId('login-error').filter({ hasText: '账号已锁定' }).waitFor()
+  assert.match(await page.getByTestId('login-error').innerText(), /锁定至/)
+  await shot(page, '01b-login-locked')
   assert.deepEqual(errors, [])
   await page.close()
 })
@@ -136,7 +144,7 @@ test('a department admin creates a project and runs an instance through its life
   await page.close()
 })
 
-test('a department member signs in with the keyboard and gets the forbidden page for the platform console', async () => {
+test('a department member signs in with the keyboard, gets the forbidden page for the platform console, and is sent back to sign in when the session ends', async () => {
   const { page, errors } = await newPage(browser.ctx)
   await page.goto(`${server.base}/login`)
   // Keyboard only: the user name field has focus, Tab moves on, Enter submits.
@@ -157,8 +165,13 @@ test('a department member signs in with the keyboard and gets the forbidden page
   await shot(page, '08-forbidden')
   await page.goto(`${server.base}/audit`)
   await page.getByTestId('forbidden').waitFor()
-  await page.getByTestId('logout').click()
-  await page.waitForURL('**/login')
+  // A session the server no longer accepts (here: its cookie gone) brings the user back to
+  // the login page with the reason.
+  await browser.ctx.clearCookies()
+  await page.getByTestId('nav-volumes').click()
+  await page.waitForURL('**/login**')
+  await page.getByText('会话已失效，请重新登录').waitFor()
+  await shot(page, '08b-session-ended')
   assert.deepEqual(errors, [])
   await page.close()
 })
