@@ -49,8 +49,12 @@ async function waitReady(base, deadline) {
 /** Starts the server (or uses ZY_E2E_BASE); returns { base, admins, stop }. */
 export async function startServer() {
   if (process.env.ZY_E2E_BASE) {
-    // A server started by `cargo xtask test`, which passes on the auditor's one-time password.
-    const admins = process.env.ZY_E2E_AUDITOR_PASSWORD ? { auditor: process.env.ZY_E2E_AUDITOR_PASSWORD } : {}
+    // A server started by `cargo xtask test`, which passes on the admins' one-time passwords.
+    const admins = {}
+    for (const name of ['admin', 'secadmin', 'auditor']) {
+      const pw = process.env[`ZY_E2E_${name.toUpperCase()}_PASSWORD`]
+      if (pw) admins[name] = pw
+    }
     return { base: process.env.ZY_E2E_BASE, admins, stop: async () => {} }
   }
   const bin = resolve(process.env.ZHENGYUN_BIN ?? join(here, '../../target/debug/zhengyun'))
@@ -135,4 +139,17 @@ export function totp(secretB32, at = Date.now()) {
   const o = h[h.length - 1] & 0xf
   const n = (h.readUInt32BE(o) & 0x7fffffff) % 1000000
   return String(n).padStart(6, '0')
+}
+
+/** First sign-in of a bootstrap admin: new password, TOTP enrolment, recovery codes. */
+export async function firstLogin(page, base, username, oneTime, newPassword) {
+  await login(page, base, username, oneTime)
+  await page.getByTestId('pw-current').fill(oneTime)
+  await page.getByTestId('pw-new').fill(newPassword)
+  await page.getByTestId('pw-repeat').fill(newPassword)
+  await page.getByTestId('pw-submit').click()
+  const secret = await page.getByTestId('mfa-secret').innerText()
+  await page.getByTestId('mfa-code').fill(totp(secret))
+  await page.getByTestId('mfa-confirm').click()
+  await page.getByTestId('codes-continue').click()
 }

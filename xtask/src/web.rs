@@ -86,7 +86,8 @@ struct DemoServer {
     child: Child,
     dir: PathBuf,
     base: String,
-    auditor_password: Option<String>,
+    /// The first start's one-time passwords: (`admin` | `secadmin` | `auditor`, password).
+    admin_passwords: Vec<(String, String)>,
 }
 
 impl Drop for DemoServer {
@@ -137,25 +138,27 @@ fn start_demo_server(bin: &Path) -> Result<DemoServer, String> {
         child,
         dir,
         base: format!("http://{addr}"),
-        auditor_password: None,
+        admin_passwords: Vec::new(),
+    };
+    let take = |server: &mut DemoServer, rx: &mpsc::Receiver<String>| {
+        while let Ok(line) = rx.try_recv() {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            if let (Some(name), Some(pw), 4..) = (words.first(), words.last(), words.len()) {
+                if matches!(*name, "admin" | "secadmin" | "auditor") {
+                    server
+                        .admin_passwords
+                        .push((name.to_string(), pw.to_string()));
+                }
+            }
+        }
     };
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        while let Ok(line) = rx.try_recv() {
-            let words: Vec<&str> = line.split_whitespace().collect();
-            if words.first() == Some(&"auditor") && words.len() >= 4 {
-                server.auditor_password = words.last().map(|s| s.to_string());
-            }
-        }
+        take(&mut server, &rx);
         if TcpStream::connect(&addr).is_ok() {
             // Give the reader a moment to pass on the lines printed before listening.
             std::thread::sleep(Duration::from_millis(200));
-            while let Ok(line) = rx.try_recv() {
-                let words: Vec<&str> = line.split_whitespace().collect();
-                if words.first() == Some(&"auditor") && words.len() >= 4 {
-                    server.auditor_password = words.last().map(|s| s.to_string());
-                }
-            }
+            take(&mut server, &rx);
             return Ok(server);
         }
         if let Ok(Some(status)) = server.child.try_wait() {
@@ -204,8 +207,11 @@ pub fn check(cargo: Command) -> bool {
     let mut e2e = npm(&["run", "e2e"]);
     e2e.env("ZY_E2E_BASE", &server.base)
         .env("ZHENGYUN_WEB_DIR", web_dir().join("dist"));
-    if let Some(p) = &server.auditor_password {
-        e2e.env("ZY_E2E_AUDITOR_PASSWORD", p);
+    for (name, password) in &server.admin_passwords {
+        e2e.env(
+            format!("ZY_E2E_{}_PASSWORD", name.to_ascii_uppercase()),
+            password,
+        );
     }
     let ok = run(e2e);
     drop(server);
