@@ -195,7 +195,7 @@ test('the supervisor sees the overview, whose charts load as a separate chunk', 
   await page.close()
 })
 
-test('the auditor changes the one-time password, enrols TOTP and verifies the audit chain', async (t) => {
+test('the auditor changes the one-time password, enrols TOTP, signs in with the second factor and verifies and exports the audit log', async (t) => {
   if (!server.admins.auditor) {
     t.skip('the server did not print the one-time passwords (not a first start)')
     return
@@ -211,7 +211,17 @@ test('the auditor changes the one-time password, enrols TOTP and verifies the au
   await shot(page, '12-mfa-enrolment')
   await page.getByTestId('mfa-code').fill(totp(secret))
   await page.getByTestId('mfa-confirm').click()
+  const recovery = await page.locator('.codes code').first().innerText()
   await page.getByTestId('codes-continue').click()
+  await page.waitForURL('**/audit')
+  // Signing in again: the API asks for the second factor; a recovery code also does.
+  await page.getByTestId('logout').click()
+  await login(page, server.base, 'auditor', 'Audit!2026-e2e-check')
+  await page.getByTestId('totp').waitFor()
+  await shot(page, '12b-totp-step')
+  await page.getByText('改用恢复码').click()
+  await page.getByTestId('recovery').fill(recovery)
+  await page.getByTestId('login-submit').click()
   await page.waitForURL('**/audit')
   const menu = await page.getByTestId('menu').innerText()
   assert.match(menu, /审计日志/)

@@ -132,11 +132,9 @@ fn not_found() -> Response {
 }
 
 fn serve_from(src: &Source, method: &Method, path: &str, accept: &str) -> Response {
-    if is_api_path(path) {
+    // Only reads are ever the console; anything else here is the API's 404, as before.
+    if is_api_path(path) || (method != Method::GET && method != Method::HEAD) {
         return not_found();
-    }
-    if method != Method::GET && method != Method::HEAD {
-        return ApiError(error_for_status(StatusCode::METHOD_NOT_ALLOWED)).into_response();
     }
     let rel = path.trim_start_matches('/');
     if rel.starts_with("assets/") {
@@ -260,7 +258,7 @@ mod tests {
         }
         assert_eq!(
             serve_from(&src, &Method::POST, "/portal", html).status(),
-            StatusCode::METHOD_NOT_ALLOWED
+            StatusCode::NOT_FOUND
         );
         let _ = std::fs::remove_dir_all(&dir);
     }
