@@ -10,7 +10,7 @@ const en: typeof zh = {
     nextPage: 'Next page', firstPage: 'First page', perPage: 'Per page', all: 'All', yes: 'yes', no: 'no',
     confirmTitle: 'Please confirm', done: 'Done', required: 'Required', code: 'Code', close: 'Close', id: 'ID',
     filter: 'Filter', reset: 'Reset', back: 'Back', department: 'Department', project: 'Project', language: '中文',
-    rows: '{n} rows on this page', details: 'Details',
+    rows: '{n} rows on this page', details: 'Details', skip: 'Skip to main content',
   },
   nav: {
     portal: 'Department portal', platform: 'Platform', audit: 'Audit', overview: 'Overview', projects: 'Projects',

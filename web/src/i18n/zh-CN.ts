@@ -8,7 +8,7 @@ export default {
     nextPage: '下一页', firstPage: '首页', perPage: '每页', all: '全部', yes: '是', no: '否',
     confirmTitle: '请确认', done: '操作成功', required: '必填', code: '代码', close: '关闭', id: 'ID',
     filter: '筛选', reset: '重置', back: '返回', department: '部门', project: '项目', language: 'English',
-    rows: '共 {n} 条（本页）', details: '详情',
+    rows: '共 {n} 条（本页）', details: '详情', skip: '跳到主要内容',
   },
   nav: {
     portal: '部门自服务', platform: '平台管理', audit: '审计', overview: '概览', projects: '业务系统（项目）',
