@@ -313,6 +313,8 @@ test('the instance list renders and filters 1,000 instances without visible lag'
   const t0 = Date.now()
   await page.getByTestId('instance-table').getByText('load-0000').waitFor()
   const renderMs = Date.now() - t0
+  // Each row shows its state.
+  assert.equal(await page.getByTestId('instance-table').locator('[data-state="running"]').first().innerText(), '运行中')
   const t1 = Date.now()
   await page.getByTestId('filter-name').fill('load-099')
   await page.getByTestId('instance-table').getByText('load-0999').waitFor()
