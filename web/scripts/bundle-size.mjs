@@ -26,7 +26,7 @@ for (const r of rows) {
   if (r.initial && r.f.endsWith('.js')) initJs += r.gz
   if (r.initial && r.f.endsWith('.css')) initCss += r.gz
 }
-console.log('| chunk | raw KiB | gzip KiB | initial load |')
+console.log('| chunk | raw KiB | gzip KiB | named by index.html |')
 console.log('|---|---:|---:|:---:|')
 for (const r of rows) console.log(`| ${r.f.replace(/-[\w-]{8}\.(js|css)$/, '.$1')} | ${kb(r.raw)} | ${kb(r.gz)} | ${r.initial ? '✓' : ''} |`)
 console.log()
