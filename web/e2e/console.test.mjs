@@ -127,6 +127,9 @@ test('a department admin creates a project and runs an instance through its life
   await shot(page, '05-instance-running')
   await page.getByRole('tab', { name: '串口控制台日志' }).click()
   await page.getByTestId('console-log').filter({ hasText: /\S/ }).waitFor()
+  // The simulated provider reports no metrics; the tab says so instead of showing zeros.
+  await page.getByRole('tab', { name: '监控' }).click()
+  await page.getByTestId('no-metrics').or(page.getByTestId('metrics')).waitFor()
 
   await page.getByTestId('act-stop').click()
   await confirmBox(page)

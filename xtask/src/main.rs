@@ -6,9 +6,12 @@
 //! - `cargo xtask run`     — the product with demo data on http://127.0.0.1:8080.
 //! - `cargo xtask openapi` — regenerate `openapi/zhengyun.json` from the code.
 //! - `cargo xtask bench-api [--postgres]` — the API list benchmark (docs/BENCHMARKS.md).
+//! - `cargo xtask template [--out DIR] [--force]` — the guest template for `crates/qemu`
+//!   (kernel, initramfs, root disk) in `target/zy-template/`.
 //! - `cargo xtask web`     — only the console's checks and end-to-end tests (`web.rs`).
 
 mod pg;
+mod template;
 mod web;
 
 use std::path::{Path, PathBuf};
@@ -86,7 +89,15 @@ fn test(args: &[String]) -> bool {
             return false;
         }
     };
+    // Real-VM tests need QEMU and the guest template: installed and built here, so a
+    // fresh machine runs them too (and they fail rather than skip if anything is missing).
+    if !template::run(&[]) {
+        eprintln!("cannot build the guest template the real-VM tests need");
+        return false;
+    }
     let mut c = cargo();
+    c.env("ZY_TEMPLATE_DIR", root().join("target/zy-template"))
+        .env("ZY_REQUIRE_QEMU", "1");
     if has_nextest() {
         c.args(["nextest", "run", "--workspace", "--no-fail-fast"]);
     } else {
@@ -154,6 +165,19 @@ fn run_product() -> bool {
         "--data-dir",
         "data",
     ]);
+    // With QEMU on the machine, the demo also gets a real provider: this machine, run by
+    // a local agent ("本机 KVM").
+    let qemu = Command::new("qemu-system-x86_64")
+        .arg("--version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if qemu && template::run(&[]) {
+        c.arg("--local-agent-template")
+            .arg(root().join("target/zy-template"));
+    } else {
+        eprintln!("QEMU not installed: the demo runs with simulated providers only (apt-get install qemu-system-x86, then cargo xtask run)");
+    }
     run(c)
 }
 
@@ -193,6 +217,7 @@ fn main() -> ExitCode {
         Some("run") => run_product(),
         Some("web") => web::check(debug_server_build()),
         Some("bench-api") => bench_api(&args[1..]),
+        Some("template") => template::run(&args[1..]),
         Some("pg") => match pg::ensure() {
             // Starts a PostgreSQL and keeps it for manual use until Enter is pressed.
             Ok(pg) => {
@@ -207,7 +232,7 @@ fn main() -> ExitCode {
             }
         },
         _ => {
-            eprintln!("usage: cargo xtask <test [--no-lint] [--no-web] | run | web | openapi | bench-api [--postgres] | pg>");
+            eprintln!("usage: cargo xtask <test [--no-lint] [--no-web] | run | web | openapi | bench-api [--postgres] | template [--out DIR] [--force] | pg>");
             false
         }
     };

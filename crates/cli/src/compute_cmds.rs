@@ -74,6 +74,10 @@ pub enum InstanceCmd {
         /// Wait until every new instance is running (or failed).
         #[arg(long)]
         wait: bool,
+        /// A file whose content is handed to the guest at boot (a shell script for the
+        /// zy-busybox template).
+        #[arg(long)]
+        user_data: Option<std::path::PathBuf>,
     },
     Get {
         id: String,
@@ -105,7 +109,35 @@ pub enum InstanceCmd {
     Console {
         id: String,
     },
+    /// Live-migrate a running instance to another host of its provider.
+    Migrate {
+        id: String,
+        /// Target host id (default: the emptiest other host).
+        #[arg(long)]
+        to: Option<String>,
+        /// Wait until the migration ends and show its downtime.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// The instance's live migrations.
+    Migrations {
+        id: String,
+    },
+    /// CPU time, memory and disk I/O of a running instance.
+    Metrics {
+        id: String,
+    },
 }
+
+const MIGRATION_COLS: &[(&str, &str)] = &[
+    ("编号 id", "id"),
+    ("状态 state", "state"),
+    ("源 from", "source_host_id"),
+    ("目标 to", "target_host_id"),
+    ("停机 downtime ms", "downtime_ms"),
+    ("耗时 total ms", "total_ms"),
+    ("错误 error", "error"),
+];
 
 const INSTANCE_COLS: &[(&str, &str)] = &[
     ("编号 id", "id"),
@@ -281,8 +313,16 @@ pub async fn instance(c: &Client, cmd: InstanceCmd, json: bool) -> Result<()> {
             affinity,
             stopped,
             wait,
+            user_data,
         } => {
             let project = project_id(c, &project).await?;
+            let user_data = match user_data {
+                Some(p) => Some(
+                    std::fs::read_to_string(&p)
+                        .with_context(|| format!("cannot read {}", p.display()))?,
+                ),
+                None => None,
+            };
             let provider = match provider {
                 Some(p) => Some(catalogue_id(c, "/v1/providers", "provider", &p).await?),
                 None => None,
@@ -299,7 +339,8 @@ pub async fn instance(c: &Client, cmd: InstanceCmd, json: bool) -> Result<()> {
             };
             let body = json!({
                 "project_id": project, "name": name, "flavor": flavor, "image": image, "count": count, "disk_gib": disk_gib,
-                "zone_id": zone, "provider_id": provider, "group": group, "start": !stopped
+                "zone_id": zone, "provider_id": provider, "group": group, "start": !stopped,
+                "user_data": user_data
             });
             let v = c.post("/v1/instances", body).await?;
             let ids: Vec<String> = items(&v)
@@ -387,6 +428,71 @@ pub async fn instance(c: &Client, cmd: InstanceCmd, json: bool) -> Result<()> {
                 output::json(&v)
             } else {
                 println!("{}", v["output"].as_str().unwrap_or(""))
+            }
+        }
+        InstanceCmd::Migrate { id, to, wait } => {
+            let mut v = c
+                .post(
+                    &format!("/v1/instances/{id}/migrate"),
+                    json!({ "target_host_id": to }),
+                )
+                .await?;
+            if wait {
+                let mid = v["id"].as_str().unwrap_or_default().to_string();
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(900);
+                loop {
+                    let list = c
+                        .get(&format!("/v1/instances/{id}/migrations"), &[])
+                        .await?;
+                    if let Some(m) = items(&list)
+                        .iter()
+                        .find(|m| m["id"].as_str() == Some(mid.as_str()))
+                    {
+                        if m["state"].as_str() != Some("running") {
+                            v = m.clone();
+                            break;
+                        }
+                    }
+                    if std::time::Instant::now() > deadline {
+                        bail!("the migration is still running after 15 minutes");
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                }
+            }
+            output::one(&v, MIGRATION_COLS, json);
+            if v["state"].as_str() == Some("failed") {
+                bail!(
+                    "迁移失败 migration failed: {}",
+                    v["error"].as_str().unwrap_or("")
+                );
+            }
+        }
+        InstanceCmd::Migrations { id } => show(
+            &c.get(&format!("/v1/instances/{id}/migrations"), &[])
+                .await?,
+            MIGRATION_COLS,
+            json,
+        ),
+        InstanceCmd::Metrics { id } => {
+            let v = c.get(&format!("/v1/instances/{id}/metrics"), &[]).await?;
+            if json || v["metrics"].is_null() {
+                if v["metrics"].is_null() && !json {
+                    println!("暂无监控数据 no metrics (the instance is not running, or its provider does not measure)");
+                } else {
+                    output::json(&v)
+                }
+            } else {
+                record(
+                    &v["metrics"],
+                    &[
+                        ("CPU 时间 ms", "cpu_time_ms"),
+                        ("内存占用 MiB rss", "memory_rss_mib"),
+                        ("内存 MiB", "memory_mib"),
+                        ("磁盘占用 bytes", "disk_used_bytes"),
+                        ("读 bytes", "disk_read_bytes"),
+                        ("写 bytes", "disk_write_bytes"),
+                    ],
+                )
             }
         }
     }

@@ -11,7 +11,7 @@ use serde_json::json;
 #[derive(Subcommand)]
 pub enum ProviderCmd {
     List,
-    /// Add a provider (only `sim`, the simulated provider, for now).
+    /// Add a provider: `sim` (simulated) or `kvm` (hosts joined by `zhengyun agent`).
     Create {
         #[arg(long)]
         name: String,
@@ -83,6 +83,16 @@ pub enum HostCmd {
     },
     /// enabled, maintenance or down
     SetState { id: String, state: String },
+    /// A one-time token for `zhengyun agent --join-token` (real hosts join kvm zones).
+    JoinToken {
+        #[arg(long)]
+        zone: String,
+        /// How long it can be used (1–168 hours).
+        #[arg(long, default_value_t = 24)]
+        valid_hours: u32,
+    },
+    /// The agents of real hosts: address, acceleration (kvm/tcg), last heartbeat.
+    Agents,
 }
 
 #[derive(Subcommand)]
@@ -226,6 +236,34 @@ pub async fn host(c: &Client, cmd: HostCmd, json: bool) -> Result<()> {
                 .await?;
             output::one(&v, cols, json)
         }
+        HostCmd::JoinToken { zone, valid_hours } => {
+            let v = c
+                .post(
+                    &format!("/v1/zones/{zone}/join-tokens"),
+                    json!({ "valid_hours": valid_hours }),
+                )
+                .await?;
+            if json {
+                output::json(&v)
+            } else {
+                println!(
+                    "接入令牌（只显示这一次）one-time join token (shown once):\n{}\n有效至 valid until {}",
+                    v["token"].as_str().unwrap_or(""),
+                    crate::output::cell(&v["join_token"]["expires_at"])
+                );
+            }
+        }
+        HostCmd::Agents => show(
+            &c.get("/v1/agents", &[]).await?,
+            &[
+                ("宿主机 host", "host_id"),
+                ("地址 address", "address"),
+                ("加速 accel", "accel"),
+                ("在线 alive", "alive"),
+                ("最近心跳 last seen", "last_seen"),
+            ],
+            json,
+        ),
     }
     Ok(())
 }

@@ -37,6 +37,9 @@ struct Cli {
 enum Command {
     /// Run the control plane server.
     Server(ServerArgs),
+    /// Run the host agent: joins the control plane once with a one-time token, then runs
+    /// instances as QEMU virtual machines and serves the control plane over mutual TLS.
+    Agent(AgentArgs),
     /// Print the OpenAPI document generated from the code.
     Openapi,
     /// Log in and save the session in the user's config dir.
@@ -136,6 +139,90 @@ struct ServerArgs {
     /// start). Replicas sharing a database must share this file.
     #[arg(long, env = "ZHENGYUN_SECRET_KEY_FILE")]
     secret_key_file: Option<PathBuf>,
+    /// With --demo: also run a host agent in this process with this guest template
+    /// directory (from `cargo xtask template`), so the demo's "本机 KVM" provider runs
+    /// real QEMU virtual machines. Its state lives in <data dir>/local-agent.
+    #[arg(long)]
+    local_agent_template: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct AgentArgs {
+    /// Directory for the agent's identity, templates and VMs.
+    #[arg(long, default_value = "agent-data", env = "ZHENGYUN_AGENT_DATA_DIR")]
+    data_dir: PathBuf,
+    /// Where to serve the mutual-TLS API (port 0: a free port, kept across restarts).
+    #[arg(long, default_value = "127.0.0.1:0", env = "ZHENGYUN_AGENT_LISTEN")]
+    listen: SocketAddr,
+    /// `host:port` the control plane dials, if not the listen address.
+    #[arg(long)]
+    advertise: Option<String>,
+    /// The control plane's URL (first start).
+    #[arg(long, env = "ZHENGYUN_SERVER")]
+    server: Option<String>,
+    /// One-time join token from `zhengyun host join-token` (first start).
+    #[arg(long, env = "ZHENGYUN_JOIN_TOKEN", hide_env_values = true)]
+    join_token: Option<String>,
+    /// The host's name in the inventory (default: the machine's host name).
+    #[arg(long)]
+    name: Option<String>,
+    /// Template directory (with template.json, built by `cargo xtask template`) to install;
+    /// may be given several times.
+    #[arg(long = "template")]
+    templates: Vec<PathBuf>,
+    /// `auto` probes whether guests really run under KVM here; `kvm` or `tcg` to force.
+    #[arg(long, default_value = "auto")]
+    accel: String,
+    #[arg(long, default_value = "qemu-system-x86_64")]
+    qemu: PathBuf,
+}
+
+async fn run_agent(a: AgentArgs) -> anyhow::Result<()> {
+    init_logging();
+    let accel = match a.accel.as_str() {
+        "auto" => None,
+        "kvm" => Some(zy_qemu::Accel::Kvm),
+        "tcg" => Some(zy_qemu::Accel::Tcg),
+        other => anyhow::bail!("--accel must be auto, kvm or tcg, not {other}"),
+    };
+    let agent = zy_agent::start(zy_agent::AgentConfig {
+        data_dir: a.data_dir,
+        listen: a.listen,
+        advertise: a.advertise,
+        server: a.server,
+        join_token: a.join_token,
+        name: a.name,
+        qemu_bin: a.qemu,
+        templates: a.templates,
+        accel,
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!(e))?;
+    println!(
+        "zhengyun agent: host {} serving on {} (mutual TLS)",
+        agent.state.host_id, agent.addr
+    );
+    tokio::select! {
+        _ = agent_wait_signal() => {}
+    }
+    agent.stop().await;
+    Ok(())
+}
+
+async fn agent_wait_signal() {
+    #[cfg(unix)]
+    {
+        if let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 fn main() -> std::process::ExitCode {
@@ -155,6 +242,7 @@ fn main() -> std::process::ExitCode {
     let result = rt.block_on(async move {
         match cli.command {
             Command::Server(a) => run_server(a).await,
+            Command::Agent(a) => run_agent(a).await,
             Command::Openapi => {
                 println!("{}", zy_server::api::openapi().to_pretty_json()?);
                 Ok(())
@@ -194,7 +282,7 @@ fn quiet_on_closed_pipe() {
     }));
 }
 
-async fn run_server(a: ServerArgs) -> anyhow::Result<()> {
+fn init_logging() {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("ZHENGYUN_LOG")
@@ -202,11 +290,46 @@ async fn run_server(a: ServerArgs) -> anyhow::Result<()> {
         )
         .with_target(false)
         .init();
+}
+
+/// The demo's local host agent, in the server's process (its VMs are QEMU processes of
+/// their own, so they outlive it like any agent's).
+async fn local_agent(
+    server: &zy_server::Server,
+    data_dir: &std::path::Path,
+    template: PathBuf,
+) -> anyhow::Result<zy_agent::Agent> {
+    let dir = data_dir.join("local-agent");
+    let token = match zy_agent::identity::load(&dir).map_err(|e| anyhow::anyhow!(e))? {
+        Some(_) => None,
+        None => Some(
+            zy_server::demo::local_join_token(&server.state.store)
+                .await
+                .map_err(|e| anyhow::anyhow!("{}", e.message.en))?,
+        ),
+    };
+    zy_agent::start(zy_agent::AgentConfig {
+        data_dir: dir,
+        listen: "127.0.0.1:0".parse()?,
+        advertise: None,
+        server: Some(format!("http://{}", server.addr)),
+        join_token: token,
+        name: Some("localhost".into()),
+        qemu_bin: "qemu-system-x86_64".into(),
+        templates: vec![template],
+        accel: None,
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!(e))
+}
+
+async fn run_server(a: ServerArgs) -> anyhow::Result<()> {
+    init_logging();
     let config = zy_server::Config {
         listen: a.listen,
         database_url: a.database_url,
         pg_schema: a.database_schema,
-        data_dir: a.data_dir,
+        data_dir: a.data_dir.clone(),
         demo: a.demo,
         secure_cookies: a.secure_cookies,
         max_connections: a.max_connections,
@@ -231,6 +354,23 @@ async fn run_server(a: ServerArgs) -> anyhow::Result<()> {
         println!("演示数据已就绪 demo data: 部门账号 wjw.admin / wjw.user / wjw.dev …，jianguan（监管）、caizheng（财政）、inspur.ops；密码 password: {}", zy_server::demo::DEMO_PASSWORD);
     }
     println!("zhengyun 政云 listening on http://{}", server.addr);
+    let mut agent = None;
+    if let (true, Some(t)) = (server.state.config.demo, a.local_agent_template) {
+        match local_agent(&server, &a.data_dir, t).await {
+            Ok(ag) => {
+                println!(
+                    "本机 KVM：宿主机 agent 已接入 local agent joined, host {} ({})",
+                    ag.state.host_id,
+                    ag.state.hv.accel().as_str()
+                );
+                agent = Some(ag);
+            }
+            Err(e) => eprintln!("本机 KVM 未启用 local KVM host not started: {e:#}"),
+        }
+    }
     server.wait().await;
+    if let Some(ag) = agent {
+        ag.stop().await;
+    }
     Ok(())
 }

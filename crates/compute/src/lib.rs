@@ -4,6 +4,8 @@
 //! crashed half-way can simply call again. Implementations: the simulated provider
 //! (`zy-sim`) and, later, the KVM agent client and existing provider clouds.
 
+pub mod agent;
+
 use std::future::Future;
 use std::pin::Pin;
 use uuid::Uuid;
@@ -25,6 +27,9 @@ pub struct InstanceSpec {
     pub gpus: u32,
     /// The image (template) name the root disk is cloned from.
     pub image: String,
+    /// User data handed to the guest at boot (a shell script for our templates); empty
+    /// when none.
+    pub user_data: String,
 }
 
 /// The power state a driver reports or is asked to reach.
@@ -110,4 +115,50 @@ pub trait ComputeDriver: Send + Sync {
 
     /// Whether the host answers.
     fn host_alive(&self, host_id: Uuid) -> DriverFuture<'_, bool>;
+
+    /// Resource use of a running instance, when the provider measures it.
+    fn metrics(
+        &self,
+        _instance_id: Uuid,
+        _host_id: Uuid,
+    ) -> DriverFuture<'_, Option<agent::VmMetrics>> {
+        Box::pin(async { Ok(None) })
+    }
+
+    /// Live migration, step 1 on the target host: prepare to receive `spec` (its
+    /// `host_id` is the target).
+    fn prepare_incoming<'a>(
+        &'a self,
+        _spec: &'a InstanceSpec,
+    ) -> DriverFuture<'a, agent::IncomingEndpoint> {
+        Box::pin(async {
+            Err(DriverError::Permanent(
+                "live migration is not supported by this provider".into(),
+            ))
+        })
+    }
+
+    /// Step 2 on the source host: copy disk and memory to the target and hand over.
+    fn migrate_out<'a>(
+        &'a self,
+        _instance_id: Uuid,
+        _source_host: Uuid,
+        _to: &'a agent::IncomingEndpoint,
+    ) -> DriverFuture<'a, agent::MigrationReport> {
+        Box::pin(async {
+            Err(DriverError::Permanent(
+                "live migration is not supported by this provider".into(),
+            ))
+        })
+    }
+
+    /// Step 3 on the target: the instance runs here now.
+    fn finish_incoming(&self, _instance_id: Uuid, _target_host: Uuid) -> DriverFuture<'_, ()> {
+        Box::pin(async { Ok(()) })
+    }
+
+    /// Undo of step 1: throw away what the target prepared.
+    fn abort_incoming(&self, _instance_id: Uuid, _target_host: Uuid) -> DriverFuture<'_, ()> {
+        Box::pin(async { Ok(()) })
+    }
 }

@@ -102,6 +102,12 @@ typed_id!(
     VolumeId, "volume");
 typed_id!(ServerGroupId, "server_group");
 typed_id!(EventId, "event");
+typed_id!(
+    /// A one-time token a host agent joins with.
+    JoinTokenId, "join_token");
+typed_id!(
+    /// A live migration of an instance between hosts.
+    MigrationId, "migration");
 
 #[cfg(test)]
 mod tests {

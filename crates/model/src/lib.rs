@@ -4,6 +4,7 @@
 //! This crate does no IO and knows nothing of HTTP or SQL, so every other crate can depend
 //! on it and its rules can be tested on their own.
 
+pub mod agents;
 pub mod audit;
 pub mod compute;
 pub mod error;

@@ -58,6 +58,49 @@ pub const DEPARTMENTS: &[(&str, &str, &str, &[&str])] = &[
     ),
 ];
 
+/// The demo's real provider: this machine, run by a local `zhengyun agent`.
+pub const LOCAL_KVM_PROVIDER: &str = "本机 KVM";
+pub const LOCAL_KVM_ZONE: &str = "本机一区";
+/// The guest template `cargo xtask template` builds, as the demo catalogue names it.
+pub const LOCAL_TEMPLATE: &str = "zy-busybox";
+
+/// A one-time join token for the demo's local agent (issued by the server itself, and
+/// audited as such).
+pub async fn local_join_token(store: &Store) -> Result<String, Error> {
+    let providers = zy_store::inventory::providers(store).await?;
+    let Some((p, _)) = providers.iter().find(|(p, _)| p.name == LOCAL_KVM_PROVIDER) else {
+        return Err(Error::not_found("provider", LOCAL_KVM_PROVIDER));
+    };
+    let zone = zy_store::inventory::zones(store)
+        .await?
+        .into_iter()
+        .find(|z| z.provider_id == p.id)
+        .ok_or_else(|| Error::not_found("zone", LOCAL_KVM_ZONE))?;
+    let now = Timestamp::now();
+    let mut tx = store.begin_write().await?;
+    let (t, secret) = crate::app::agents::issue_join_token(&mut tx, zone.id, 1, "system").await?;
+    zy_store::audit::append(
+        &mut tx,
+        zy_model::audit::AuditEntry {
+            at: now,
+            actor_id: None,
+            actor_name: "system".into(),
+            actor_roles: String::new(),
+            source_ip: "local".into(),
+            action: "create_join_token".into(),
+            target_type: "join_token".into(),
+            target_id: t.id.to_string(),
+            outcome: zy_model::audit::Outcome::Success,
+            request_id: String::new(),
+            detail: serde_json::json!({ "zone_id": zone.id, "for": "the demo's local agent" })
+                .to_string(),
+        },
+    )
+    .await?;
+    tx.commit().await.map_err(zy_store::db_error)?;
+    Ok(secret)
+}
+
 /// Loads the demo data unless departments already exist. Returns whether it loaded.
 pub async fn load(store: &Store) -> Result<bool, Error> {
     let any = departments::list(
@@ -274,6 +317,64 @@ async fn compute(tx: &mut Tx) -> Result<(), Error> {
         zy_store::inventory::insert_pool(tx, &pool).await?;
         provider_ids.push(p.id);
     }
+    // Real virtual machines on this very machine, through `zhengyun agent`; its host
+    // appears when the local agent joins (`zhengyun server --demo --local-agent …`).
+    let local = Provider {
+        id: ProviderId::new(),
+        name: LOCAL_KVM_PROVIDER.into(),
+        kind: "kvm".into(),
+        simulated: false,
+        description: "本机 QEMU/KVM 宿主机（由 zhengyun agent 接入）/ this machine's QEMU/KVM host, joined by zhengyun agent".into(),
+        created_at: now,
+        generation: 1,
+    };
+    zy_store::inventory::insert_provider(tx, &local, "{}").await?;
+    let local_zone = Zone {
+        id: ZoneId::new(),
+        provider_id: local.id,
+        region: "本机".into(),
+        name: LOCAL_KVM_ZONE.into(),
+        strategy: Strategy::Spread,
+        created_at: now,
+    };
+    zy_store::inventory::insert_zone(tx, &local_zone).await?;
+    zy_store::inventory::insert_pool(
+        tx,
+        &StoragePool {
+            id: StoragePoolId::new(),
+            zone_id: local_zone.id,
+            name: "本机磁盘".into(),
+            capacity_gib: 200,
+            used_gib: 0,
+            created_at: now,
+        },
+    )
+    .await?;
+    let sims = provider_ids.clone();
+    zy_store::inventory::insert_flavor(
+        tx,
+        &Flavor {
+            id: FlavorId::new(),
+            name: "1C128M".into(),
+            vcpus: 1,
+            memory_mib: 128,
+            gpus: 0,
+            created_at: now,
+        },
+    )
+    .await?;
+    zy_store::inventory::insert_image(
+        tx,
+        &Image {
+            id: ImageId::new(),
+            name: LOCAL_TEMPLATE.into(),
+            os: "Linux (busybox)".into(),
+            min_disk_gib: 1,
+            providers: vec![local.id],
+            created_at: now,
+        },
+    )
+    .await?;
     for (name, c, g, gpu) in [
         ("1C2G", 1, 2, 0),
         ("2C4G", 2, 4, 0),
@@ -307,9 +408,9 @@ async fn compute(tx: &mut Tx) -> Result<(), Error> {
             os: os.into(),
             min_disk_gib: disk,
             providers: if only_first {
-                vec![provider_ids[0]]
+                vec![sims[0]]
             } else {
-                vec![]
+                sims.clone()
             },
             created_at: now,
         };

@@ -80,10 +80,16 @@ pub async fn build(
     let state = state::AppState::new(store, config, operations(&doc)).await?;
     let _ = state.metrics.started.set(std::time::Instant::now());
     for (p, config) in zy_store::inventory::providers(&state.store).await? {
-        if p.kind == "sim" {
-            let settings: compute::drivers::SimSettings =
-                serde_json::from_str(&config).unwrap_or_default();
-            state.compute.drivers.install_sim(p.id, &settings);
+        state
+            .compute
+            .drivers
+            .install(p.id, &p.kind, &config, &state.compute.kvm);
+    }
+    let pki = compute::pki::Pki::load_or_create(&state.store, &state.sealer).await?;
+    let _ = state.compute.pki.set(pki);
+    for a in zy_store::agents::agents(&state.store).await? {
+        if let Err(e) = compute::monitor::register(&state.compute, &a).await {
+            tracing::warn!(host = %a.host_id, error = %e, "cannot reach a host agent yet");
         }
     }
     if state.store.backend() == zy_store::Backend::Sqlite {
@@ -178,11 +184,23 @@ pub async fn start(config: Config) -> Result<Server, Error> {
             tracing::error!(error = %e, "server stopped with an error");
         }
     });
-    let reconciler = tokio::spawn(compute::reconciler::run(
-        state.compute.clone(),
-        state.store.clone(),
-        state.config.lease_secs,
-    ));
+    let compute = state.compute.clone();
+    let store = state.store.clone();
+    let lease_secs = state.config.lease_secs;
+    let reconciler = tokio::spawn(async move {
+        match app::agents::resume_migrations(compute.clone(), store.clone()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                migrations = n,
+                "settling migrations left running by a previous run"
+            ),
+            Err(e) => tracing::warn!(error = %e, "cannot look for unfinished migrations"),
+        }
+        let monitor = tokio::spawn(compute::monitor::run(compute.clone(), store.clone()));
+        // Aborting the reconciler task drops this guard, which stops the monitor too.
+        let _stop_monitor = AbortOnDrop(monitor);
+        compute::reconciler::run(compute, store, lease_secs).await
+    });
     Ok(Server {
         addr,
         credentials,
@@ -191,6 +209,14 @@ pub async fn start(config: Config) -> Result<Server, Error> {
         task,
         reconciler,
     })
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 async fn shutdown_signal() {

@@ -17,6 +17,7 @@ fn spec_on(host_id: Uuid) -> InstanceSpec {
         disk_gib: 40,
         gpus: 0,
         image: "kylin-v10".to_owned(),
+        user_data: String::new(),
     }
 }
 

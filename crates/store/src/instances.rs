@@ -16,7 +16,7 @@ use zy_model::Error;
 
 pub const COLS: &str = "id, project_id, department_id, name, flavor_id, flavor_name, image_id, image_name, vcpus, memory_mib, disk_gib, gpus, \
     want_zone_id, want_provider_id, group_id, zone_id, provider_id, host_id, state, desired, quota_held, capacity_held, disk_created, \
-    resize_pending, reboot_pending, work, attempts, next_attempt_at, lease_owner, lease_until, last_error, created_at, updated_at, generation";
+    resize_pending, reboot_pending, work, attempts, next_attempt_at, lease_owner, lease_until, last_error, created_at, updated_at, generation, user_data";
 
 /// An instance as stored, with the bookkeeping the reconciler needs.
 #[derive(Debug, Clone)]
@@ -30,6 +30,8 @@ pub struct InstanceRow {
     pub resize_pending: bool,
     pub reboot_pending: bool,
     pub attempts: i64,
+    /// Handed to the guest at boot; not part of the API view.
+    pub user_data: String,
 }
 
 impl Decode for InstanceRow {
@@ -69,6 +71,7 @@ impl Decode for InstanceRow {
             resize_pending: int(r, "resize_pending")? != 0,
             reboot_pending: int(r, "reboot_pending")? != 0,
             attempts: int(r, "attempts")?,
+            user_data: text(r, "user_data")?,
         })
     }
 }
@@ -77,8 +80,8 @@ pub async fn insert(tx: &mut Tx, r: &InstanceRow) -> Result<(), Error> {
     let i = &r.instance;
     sqlx::query(
         "INSERT INTO instances (id, project_id, department_id, name, flavor_id, flavor_name, image_id, image_name, vcpus, memory_mib, disk_gib, gpus, \
-         want_zone_id, want_provider_id, group_id, state, desired, quota_held, work, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, 1, 1, $18, $18)",
+         want_zone_id, want_provider_id, group_id, state, desired, quota_held, work, created_at, updated_at, user_data) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, 1, 1, $18, $18, $19)",
     )
     .bind(i.id.to_string())
     .bind(i.project_id.to_string())
@@ -98,6 +101,7 @@ pub async fn insert(tx: &mut Tx, r: &InstanceRow) -> Result<(), Error> {
     .bind(i.state.as_str())
     .bind(i.desired.as_str())
     .bind(i.created_at.0)
+    .bind(&r.user_data)
     .execute(&mut **tx)
     .await
     .map_err(db_error)?;
@@ -535,4 +539,15 @@ pub async fn release_all_leases(store: &Store) -> Result<u64, Error> {
     .map_err(db_error)?
     .rows_affected();
     Ok(n)
+}
+
+/// Asks the reconciler for another pass over the instance (after something that held it,
+/// such as a live migration, let go).
+pub async fn request_pass(tx: &mut Tx, id: InstanceId) -> Result<(), Error> {
+    sqlx::query("UPDATE instances SET work = 1, next_attempt_at = 0 WHERE id = $1")
+        .bind(id.to_string())
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    Ok(())
 }

@@ -6,6 +6,7 @@
 //! on `generation`, and row locks taken by `UPDATE … RETURNING`. Nothing relies on an
 //! in-process lock for correctness, so replicas sharing one PostgreSQL stay correct.
 
+pub mod agents;
 pub mod audit;
 mod db;
 pub mod departments;

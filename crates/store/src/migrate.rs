@@ -27,10 +27,16 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0002_compute.sql"),
         postgres: include_str!("../migrations/postgres/0002_compute.sql"),
     },
+    Migration {
+        version: 3,
+        name: "agents",
+        sqlite: include_str!("../migrations/sqlite/0003_agents.sql"),
+        postgres: include_str!("../migrations/postgres/0003_agents.sql"),
+    },
 ];
 
 /// The newest schema version this binary knows.
-pub const LATEST: i64 = 2;
+pub const LATEST: i64 = 3;
 
 pub(crate) async fn run(store: &Store) -> Result<(), Error> {
     let mut tx = store.begin_write().await?;

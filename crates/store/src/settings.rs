@@ -36,3 +36,23 @@ pub async fn put<T: Serialize>(tx: &mut Tx, key: &str, value: &T) -> Result<(), 
     .map_err(db_error)?;
     Ok(())
 }
+
+/// Stores `value` under `key` unless something is there already (several replicas starting
+/// at once: the first one's value wins and everyone reads it back).
+pub async fn put_if_absent<T: Serialize>(
+    store: &crate::Store,
+    key: &str,
+    value: &T,
+) -> Result<(), Error> {
+    let json = serde_json::to_string(value).map_err(|e| Error::internal(e.to_string()))?;
+    sqlx::query(
+        "INSERT INTO settings (key, value, updated_at, generation) VALUES ($1, $2, $3, 1) ON CONFLICT (key) DO NOTHING",
+    )
+    .bind(key)
+    .bind(json)
+    .bind(Timestamp::now().0)
+    .execute(store.pool())
+    .await
+    .map_err(db_error)?;
+    Ok(())
+}

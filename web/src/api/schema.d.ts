@@ -68,6 +68,39 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/agents": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["list_agents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/agents/join": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Called by `zhengyun agent` with a one-time join token (no session). */
+        post: operations["join_agent"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/audit": {
         parameters: {
             query?: never;
@@ -324,6 +357,54 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/instances/{id}/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["instance_metrics"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/instances/{id}/migrate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["migrate_instance"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/instances/{id}/migrations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["instance_migrations"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/instances/{id}/reboot": {
         parameters: {
             query?: never;
@@ -382,6 +463,22 @@ export interface paths {
         get?: never;
         put?: never;
         post: operations["stop_instance"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/join-tokens": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["list_join_tokens"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -836,10 +933,40 @@ export interface paths {
         patch: operations["update_zone"];
         trace?: never;
     };
+    "/v1/zones/{id}/join-tokens": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["create_join_token"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** @description The agent of a real host, as the control plane last heard from it. */
+        Agent: {
+            host_id: components["schemas"]["HostId"];
+            /** @description `host:port` of the agent's mutual-TLS API. */
+            address: string;
+            /** @description `kvm` or `tcg`: how guests really run on this host (probed by the agent). */
+            accel: string;
+            joined_at: components["schemas"]["Timestamp"];
+            last_seen: components["schemas"]["Timestamp"];
+            /** @description True when the last heartbeat is recent. */
+            alive: boolean;
+            /** @description The last heartbeat (capacity, QEMU version, VMs), as the agent sent it. */
+            report: Record<string, never>;
+        };
         ApiToken: {
             id: components["schemas"]["TokenId"];
             user_id: components["schemas"]["UserId"];
@@ -968,6 +1095,18 @@ export interface components {
             group?: null | components["schemas"]["GroupSpec"];
             /** @description Start after creation (default true). */
             start?: boolean | null;
+            /**
+             * @description User data handed to the guest at boot (at most 16 KiB; our templates run it as a
+             *     shell script).
+             */
+            user_data?: string | null;
+        };
+        CreateJoinToken: {
+            /**
+             * Format: int32
+             * @description How long the token can be used (1–168 hours, default 24).
+             */
+            valid_hours?: number | null;
         };
         CreateProject: {
             department_id: components["schemas"]["DepartmentId"];
@@ -978,7 +1117,7 @@ export interface components {
         CreateProvider: {
             /** @description e.g. 浪潮云 */
             name: string;
-            /** @description `sim` (simulated provider). */
+            /** @description `sim` (simulated provider) or `kvm` (real hosts joined by `zhengyun agent`). */
             kind: string;
             description?: string | null;
             sim?: null | components["schemas"]["SimSettings"];
@@ -1025,6 +1164,11 @@ export interface components {
             region: string;
             name: string;
             strategy?: null | components["schemas"]["Strategy"];
+        };
+        CreatedJoinToken: {
+            /** @description The secret to give `zhengyun agent --join-token`; shown only now. */
+            token: string;
+            join_token: components["schemas"]["JoinToken"];
         };
         CreatedToken: {
             token: components["schemas"]["ApiToken"];
@@ -1143,6 +1287,23 @@ export interface components {
             /** Format: int64 */
             generation: number;
         };
+        /** @description What a host offers, as its agent measured it. */
+        HostCapacity: {
+            /** Format: int32 */
+            vcpus: number;
+            /** Format: int64 */
+            memory_mib: number;
+            /**
+             * Format: int64
+             * @description Size of the filesystem holding the agent's data directory.
+             */
+            disk_gib: number;
+            /** Format: int64 */
+            disk_free_gib: number;
+            /** @description `kvm` when guests really run under KVM here, `tcg` otherwise (probed, not assumed). */
+            accel: string;
+            qemu_version: string;
+        };
         /** Format: uuid */
         HostId: string;
         /** @enum {string} */
@@ -1199,12 +1360,61 @@ export interface components {
         };
         /** Format: uuid */
         InstanceId: string;
+        InstanceMetrics: {
+            metrics?: null | components["schemas"]["VmMetrics"];
+        };
         /**
          * @description The instance state machine: pending → scheduling → provisioning → running ⇄ stopped;
          *     any → error; deleting → deleted.
          * @enum {string}
          */
-        InstanceState: "pending" | "scheduling" | "provisioning" | "running" | "stopped" | "error" | "deleting" | "deleted";
+        InstanceState: "pending" | "scheduling" | "provisioning" | "running" | "migrating" | "stopped" | "error" | "deleting" | "deleted";
+        /** @description What an agent sends once, with its one-time join token. */
+        JoinRequest: {
+            token: string;
+            /** @description PEM CSR for the agent's serving key (the key never leaves the host). */
+            csr_pem: string;
+            /** @description The host's name in the inventory. */
+            name: string;
+            /** @description `host:port` the agent serves its API on, as the control plane reaches it. */
+            address: string;
+            capacity: components["schemas"]["HostCapacity"];
+        };
+        JoinResponse: {
+            /** Format: uuid */
+            host_id: string;
+            /** @description The agent's certificate, signed by the platform's agent CA. */
+            cert_pem: string;
+            /** @description The only root the agent accepts clients under (the control plane's). */
+            client_ca_pem: string;
+        };
+        /** @description A one-time join token as listed (the token itself is shown once, at creation). */
+        JoinToken: {
+            id: components["schemas"]["JoinTokenId"];
+            zone_id: components["schemas"]["ZoneId"];
+            created_at: components["schemas"]["Timestamp"];
+            expires_at: components["schemas"]["Timestamp"];
+            used_at?: null | components["schemas"]["Timestamp"];
+            host_id?: null | components["schemas"]["HostId"];
+        };
+        /** Format: uuid */
+        JoinTokenId: string;
+        /** @description A list returned whole (small collections: providers, zones, flavors, …). */
+        List_Agent: {
+            items: {
+                host_id: components["schemas"]["HostId"];
+                /** @description `host:port` of the agent's mutual-TLS API. */
+                address: string;
+                /** @description `kvm` or `tcg`: how guests really run on this host (probed by the agent). */
+                accel: string;
+                joined_at: components["schemas"]["Timestamp"];
+                last_seen: components["schemas"]["Timestamp"];
+                /** @description True when the last heartbeat is recent. */
+                alive: boolean;
+                /** @description The last heartbeat (capacity, QEMU version, VMs), as the agent sent it. */
+                report: Record<string, never>;
+            }[];
+        };
         /** @description A list returned whole (small collections: providers, zones, flavors, …). */
         List_Flavor: {
             items: {
@@ -1314,6 +1524,38 @@ export interface components {
             }[];
         };
         /** @description A list returned whole (small collections: providers, zones, flavors, …). */
+        List_JoinToken: {
+            items: {
+                id: components["schemas"]["JoinTokenId"];
+                zone_id: components["schemas"]["ZoneId"];
+                created_at: components["schemas"]["Timestamp"];
+                expires_at: components["schemas"]["Timestamp"];
+                used_at?: null | components["schemas"]["Timestamp"];
+                host_id?: null | components["schemas"]["HostId"];
+            }[];
+        };
+        /** @description A list returned whole (small collections: providers, zones, flavors, …). */
+        List_Migration: {
+            items: {
+                id: components["schemas"]["MigrationId"];
+                instance_id: components["schemas"]["InstanceId"];
+                source_host_id: components["schemas"]["HostId"];
+                target_host_id: components["schemas"]["HostId"];
+                state: components["schemas"]["MigrationState"];
+                /**
+                 * Format: int64
+                 * @description Measured by QEMU: how long the guest did not run during the switch-over.
+                 */
+                downtime_ms?: number | null;
+                /** Format: int64 */
+                total_ms?: number | null;
+                error?: string | null;
+                created_by: string;
+                created_at: components["schemas"]["Timestamp"];
+                finished_at?: null | components["schemas"]["Timestamp"];
+            }[];
+        };
+        /** @description A list returned whole (small collections: providers, zones, flavors, …). */
         List_Provider: {
             items: {
                 id: components["schemas"]["ProviderId"];
@@ -1407,6 +1649,32 @@ export interface components {
             /** @description The same URI as a QR code (SVG), for scanning. */
             qr_svg: string;
         };
+        MigrateInstance: {
+            target_host_id?: null | components["schemas"]["HostId"];
+        };
+        /** @description A live migration: where from, where to, and how long the guest was paused. */
+        Migration: {
+            id: components["schemas"]["MigrationId"];
+            instance_id: components["schemas"]["InstanceId"];
+            source_host_id: components["schemas"]["HostId"];
+            target_host_id: components["schemas"]["HostId"];
+            state: components["schemas"]["MigrationState"];
+            /**
+             * Format: int64
+             * @description Measured by QEMU: how long the guest did not run during the switch-over.
+             */
+            downtime_ms?: number | null;
+            /** Format: int64 */
+            total_ms?: number | null;
+            error?: string | null;
+            created_by: string;
+            created_at: components["schemas"]["Timestamp"];
+            finished_at?: null | components["schemas"]["Timestamp"];
+        };
+        /** Format: uuid */
+        MigrationId: string;
+        /** @enum {string} */
+        MigrationState: "running" | "completed" | "failed";
         /**
          * @description How a recorded call ended.
          * @enum {string}
@@ -1810,6 +2078,24 @@ export interface components {
             head_seq: number;
             head_hash: string;
         };
+        VmMetrics: {
+            /** Format: int64 */
+            cpu_time_ms: number;
+            /** Format: int64 */
+            memory_rss_mib: number;
+            /** Format: int64 */
+            memory_mib: number;
+            /** Format: int64 */
+            disk_used_bytes: number;
+            /** Format: int64 */
+            disk_read_bytes: number;
+            /** Format: int64 */
+            disk_write_bytes: number;
+            /** Format: int64 */
+            disk_read_ops: number;
+            /** Format: int64 */
+            disk_write_ops: number;
+        };
         Volume: {
             id: components["schemas"]["VolumeId"];
             project_id: components["schemas"]["ProjectId"];
@@ -1929,6 +2215,64 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["CheckReport"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_agents: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["List_Agent"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    join_agent: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["JoinRequest"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JoinResponse"];
                 };
             };
             default: {
@@ -2697,6 +3041,97 @@ export interface operations {
             };
         };
     };
+    instance_metrics: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["InstanceId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InstanceMetrics"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    migrate_instance: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["InstanceId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MigrateInstance"];
+            };
+        };
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Migration"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    instance_migrations: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["InstanceId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["List_Migration"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     reboot_instance: {
         parameters: {
             query?: never;
@@ -2805,6 +3240,33 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Instance"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_join_tokens: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["List_JoinToken"];
                 };
             };
             default: {
@@ -4112,6 +4574,39 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Zone"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_join_token: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["ZoneId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateJoinToken"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CreatedJoinToken"];
                 };
             };
             default: {

@@ -19,6 +19,10 @@ struct Args {
     server_args: Vec<String>,
     /// Run the end-to-end create benchmark with this many instances instead of the list one.
     creates: Option<usize>,
+    /// Real VMs on the local agent: boot this many one after another (create → ready marker).
+    kvm_boots: Option<usize>,
+    /// Real VMs on the local agent: run this many 128 MiB guests at once.
+    kvm_concurrent: Option<usize>,
 }
 
 fn parse_args() -> Result<Args> {
@@ -32,6 +36,8 @@ fn parse_args() -> Result<Args> {
         paths: Vec::new(),
         server_args: Vec::new(),
         creates: None,
+        kvm_boots: None,
+        kvm_concurrent: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -46,6 +52,8 @@ fn parse_args() -> Result<Args> {
             // Extra paths to load after the main one, for comparison (e.g. /healthz, /v1/me).
             "--also" => a.paths.push(v()?),
             "--creates" => a.creates = Some(v()?.parse()?),
+            "--kvm-boots" => a.kvm_boots = Some(v()?.parse()?),
+            "--kvm-concurrent" => a.kvm_concurrent = Some(v()?.parse()?),
             // Extra arguments for `zhengyun server`, e.g. --max-connections 4.
             "--server-arg" => a.server_args.push(v()?),
             other => bail!("unknown argument {other}"),
@@ -170,6 +178,9 @@ async fn main() -> Result<()> {
         None => "SQLite",
     };
     cmd.args(&a.server_args);
+    if a.kvm_boots.is_some() || a.kvm_concurrent.is_some() {
+        cmd.arg("--local-agent-template").arg("target/zy-template");
+    }
     if let Ok(pidfile) = std::env::var("ZY_BENCH_PIDFILE") {
         // Lets a profiler attach to the server while the load runs.
         cmd.env("ZY_BENCH_PIDFILE", pidfile);
@@ -244,6 +255,17 @@ async fn main() -> Result<()> {
             anyhow::Ok(t["secret"].as_str().context("no token")?.to_string())
         }
     };
+    if a.kvm_boots.is_some() || a.kvm_concurrent.is_some() {
+        let member = login("wjw.admin").await?;
+        let otp = admin_otp
+            .lock()
+            .ok()
+            .and_then(|g| g.clone())
+            .context("no admin one-time password printed")?;
+        let r = kvm_bench(&http, &base, &member, &otp, a.kvm_boots, a.kvm_concurrent).await;
+        let _ = std::fs::remove_dir_all(&dir);
+        return r;
+    }
     if let Some(n) = a.creates {
         let otp = admin_otp
             .lock()
@@ -475,5 +497,191 @@ async fn bench_creates(
         running as f64 / total,
         check["ok"]
     );
+    Ok(())
+}
+
+fn percentile(v: &mut [f64], p: f64) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+async fn get_json(http: &reqwest::Client, url: &str, tok: &str) -> Result<Value> {
+    Ok(http.get(url).bearer_auth(tok).send().await?.json().await?)
+}
+
+/// Real VMs on the demo's local agent ("本机 KVM"): sequential boots split into the
+/// platform's part (API accepted → QEMU process started, i.e. the instance is `running`)
+/// and the guest's (→ ready marker on the serial console); then many guests at once.
+async fn kvm_bench(
+    http: &reqwest::Client,
+    base: &str,
+    member: &str,
+    _otp: &str,
+    boots: Option<usize>,
+    concurrent: Option<usize>,
+) -> Result<()> {
+    // The local agent joins a moment after the server is ready.
+    let started = Instant::now();
+    loop {
+        let hosts = get_json(http, &format!("{base}/v1/instances?limit=1"), member).await?;
+        if hosts.get("items").is_some() {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            bail!("no answer from the server");
+        }
+    }
+    let projects = get_json(http, &format!("{base}/v1/projects?limit=1"), member).await?;
+    let project = projects["items"][0]["id"]
+        .as_str()
+        .context("project")?
+        .to_string();
+    let create = |name: String, count: usize| {
+        let (http, base, member, project) = (
+            http.clone(),
+            base.to_string(),
+            member.to_string(),
+            project.clone(),
+        );
+        async move {
+            let mut tries = 0;
+            loop {
+                let r = http
+                    .post(format!("{base}/v1/instances"))
+                    .bearer_auth(&member)
+                    .json(&json!({ "project_id": project, "name": name, "flavor": "1C128M", "image": "zy-busybox", "count": count }))
+                    .send()
+                    .await?;
+                let st = r.status();
+                let v: Value = r.json().await?;
+                if st.is_success() {
+                    let ids: Vec<String> = v["items"]
+                        .as_array()
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(|i| i["id"].as_str().map(str::to_string))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    return anyhow::Ok(ids);
+                }
+                // The local host appears when its agent has joined.
+                tries += 1;
+                if tries > 100 {
+                    bail!("cannot create on the local KVM host: {v}");
+                }
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        }
+    };
+    let wait = |id: String, marker: bool| {
+        let (http, base, member) = (http.clone(), base.to_string(), member.to_string());
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(300);
+            loop {
+                if marker {
+                    let c = get_json(&http, &format!("{base}/v1/instances/{id}/console"), &member)
+                        .await?;
+                    if c["output"]
+                        .as_str()
+                        .unwrap_or("")
+                        .contains("ZHENGYUN-READY")
+                    {
+                        return anyhow::Ok(Instant::now());
+                    }
+                } else {
+                    let i = get_json(&http, &format!("{base}/v1/instances/{id}"), &member).await?;
+                    if i["state"] == "running" {
+                        return anyhow::Ok(Instant::now());
+                    }
+                    if i["state"] == "error" {
+                        bail!("instance failed: {i}");
+                    }
+                }
+                if Instant::now() > deadline {
+                    bail!("instance {id} not ready in 300 s");
+                }
+                tokio::time::sleep(Duration::from_millis(if marker { 50 } else { 5 })).await;
+            }
+        }
+    };
+    let delete = |id: String| {
+        let (http, base, member) = (http.clone(), base.to_string(), member.to_string());
+        async move {
+            http.delete(format!("{base}/v1/instances/{id}"))
+                .bearer_auth(&member)
+                .send()
+                .await?;
+            loop {
+                let i = get_json(&http, &format!("{base}/v1/instances/{id}"), &member).await?;
+                if i["state"] == "deleted" || i["error"]["code"] == "not_found" {
+                    return anyhow::Ok(());
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    if let Some(n) = boots {
+        // One warm-up boot (template verification, first QEMU start).
+        let ids = create("warmup".into(), 1).await?;
+        wait(ids[0].clone(), true).await?;
+        delete(ids[0].clone()).await?;
+        let (mut platform, mut guest, mut total) = (Vec::new(), Vec::new(), Vec::new());
+        for k in 0..n {
+            let t0 = Instant::now();
+            let ids = create(format!("boot-{k:02}"), 1).await?;
+            let accepted = Instant::now();
+            let running = wait(ids[0].clone(), false).await?;
+            let ready = wait(ids[0].clone(), true).await?;
+            platform.push((running - accepted).as_secs_f64() * 1000.0);
+            guest.push((ready - running).as_secs_f64() * 1000.0);
+            total.push((ready - t0).as_secs_f64() * 1000.0);
+            delete(ids[0].clone()).await?;
+        }
+        println!(
+            "RESULT kvm_boots={n} platform_ms p50={:.0} p95={:.0} guest_ms p50={:.0} p95={:.0} end_to_end_ms p50={:.0} p95={:.0}",
+            percentile(&mut platform.clone(), 0.5),
+            percentile(&mut platform, 0.95),
+            percentile(&mut guest.clone(), 0.5),
+            percentile(&mut guest, 0.95),
+            percentile(&mut total.clone(), 0.5),
+            percentile(&mut total, 0.95),
+        );
+    }
+    if let Some(n) = concurrent {
+        let t0 = Instant::now();
+        let ids = create("many".into(), n).await?;
+        let waits: Vec<_> = ids
+            .iter()
+            .map(|id| tokio::spawn(wait(id.clone(), true)))
+            .collect();
+        // Meanwhile, how quickly does the API answer a member's instance list?
+        let mut lat = Vec::new();
+        let mut all_ready = false;
+        while !all_ready {
+            let t = Instant::now();
+            get_json(http, &format!("{base}/v1/instances?limit=100"), member).await?;
+            lat.push(t.elapsed().as_secs_f64() * 1000.0);
+            all_ready = waits.iter().all(|w| w.is_finished());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        for w in waits {
+            w.await??;
+        }
+        let all = t0.elapsed().as_secs_f64();
+        let mut lat_p99 = lat.clone();
+        println!(
+            "RESULT kvm_concurrent={n} all_ready_s={all:.1} api_list_ms p50={:.0} p99={:.0} max={:.0}",
+            percentile(&mut lat, 0.5),
+            percentile(&mut lat_p99, 0.99),
+            lat.iter().cloned().fold(0.0, f64::max),
+        );
+        for id in ids {
+            delete(id).await?;
+        }
+    }
     Ok(())
 }

@@ -86,6 +86,9 @@ pub struct CreateInstances {
     pub group: Option<GroupSpec>,
     /// Start after creation (default true).
     pub start: Option<bool>,
+    /// User data handed to the guest at boot (at most 16 KiB; our templates run it as a
+    /// shell script).
+    pub user_data: Option<String>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -131,6 +134,7 @@ pub async fn create_instances(
         count: b.count.unwrap_or(1),
         group: b.group.map(|g| (g.name, g.policy)),
         start: b.start.unwrap_or(true),
+        user_data: b.user_data.unwrap_or_default(),
     };
     Ok((
         StatusCode::ACCEPTED,

@@ -21,7 +21,7 @@ use zy_model::id::*;
 pub struct CreateProvider {
     /// e.g. 浪潮云
     pub name: String,
-    /// `sim` (simulated provider).
+    /// `sim` (simulated provider) or `kvm` (real hosts joined by `zhengyun agent`).
     pub kind: String,
     pub description: Option<String>,
     pub sim: Option<SimSettings>,

@@ -2,6 +2,7 @@
 //! function, shape the answer), declared with utoipa so the OpenAPI document is generated
 //! from this code. [`router`] assembles them with the operational endpoints.
 
+pub mod agents;
 pub mod audit;
 pub mod auth;
 pub mod departments;
@@ -140,6 +141,13 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(instances::instance_events))
         .routes(routes!(instances::instance_console))
         .routes(routes!(instances::admin_check))
+        .routes(routes!(agents::create_join_token))
+        .routes(routes!(agents::list_join_tokens))
+        .routes(routes!(agents::join_agent))
+        .routes(routes!(agents::list_agents))
+        .routes(routes!(agents::migrate_instance))
+        .routes(routes!(agents::instance_migrations))
+        .routes(routes!(agents::instance_metrics))
         .routes(routes!(
             inventory::list_storage_pools,
             inventory::create_storage_pool

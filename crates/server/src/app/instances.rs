@@ -29,7 +29,12 @@ pub struct NewInstances {
     pub count: u32,
     pub group: Option<(String, GroupPolicy)>,
     pub start: bool,
+    /// Handed to the guest at boot (our templates run it as a shell script).
+    pub user_data: String,
 }
+
+/// Largest user data accepted (as cloud-init's NoCloud limits are of the same order).
+pub const MAX_USER_DATA: usize = 16 * 1024;
 
 pub const MAX_COUNT: u32 = 500;
 
@@ -53,6 +58,12 @@ pub async fn create(
         ));
     }
     let name = validate::name("name", &n.name)?;
+    if n.user_data.len() > MAX_USER_DATA || n.user_data.contains('\0') {
+        return Err(Error::validation(
+            "user_data",
+            t!("用户数据不能超过 {} 字节，且不能含 NUL 字符" ; "user_data must be at most {} bytes without NUL characters", MAX_USER_DATA),
+        ));
+    }
     let flavors = zy_store::inventory::flavors(&s.store).await?;
     let flavor = flavors
         .into_iter()
@@ -178,6 +189,7 @@ pub async fn create(
             resize_pending: false,
             reboot_pending: false,
             attempts: 0,
+            user_data: n.user_data.clone(),
         })
         .collect();
     let one = quota_delta(&rows[0].instance);

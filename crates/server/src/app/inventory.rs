@@ -24,10 +24,23 @@ pub async fn create_provider(
     sim: Option<SimSettings>,
 ) -> Result<Provider, Error> {
     authorize(&actor.principal, Action::InventoryManage)?;
-    if kind != "sim" {
+    if kind != "sim" && kind != "kvm" {
         return Err(Error::validation(
             "kind",
-            t!("目前只支持模拟云服务商（kind = sim）；KVM 宿主机接入随 agent 提供", "only simulated providers (kind = sim) are available yet; KVM hosts come with the agent"),
+            t!(
+                "云服务商类型须为 sim（模拟）或 kvm（由 zhengyun agent 接入的宿主机）",
+                "kind must be sim (simulated) or kvm (hosts joined by zhengyun agent)"
+            ),
+        ));
+    }
+    let simulated = kind == "sim";
+    if !simulated && sim.is_some() {
+        return Err(Error::validation(
+            "sim",
+            t!(
+                "只有模拟云服务商有模拟设置",
+                "only simulated providers take simulation settings"
+            ),
         ));
     }
     let settings = sim.unwrap_or_default();
@@ -36,7 +49,7 @@ pub async fn create_provider(
         id: ProviderId::new(),
         name: validate::name("name", name)?,
         kind: kind.into(),
-        simulated: true,
+        simulated,
         description: validate::description("description", description)?,
         created_at: Timestamp::now(),
         generation: 1,
@@ -54,7 +67,9 @@ pub async fn create_provider(
         serde_json::json!({ "name": p.name, "kind": p.kind }),
     )
     .await?;
-    s.compute.drivers.install_sim(p.id, &settings);
+    s.compute
+        .drivers
+        .install(p.id, &p.kind, &config, &s.compute.kvm);
     Ok(p)
 }
 
@@ -83,6 +98,15 @@ pub async fn update_sim(
         .map(|(p, _)| p)
         .find(|p| p.id == id)
         .ok_or_else(|| Error::not_found("provider", id))?;
+    if p.kind != "sim" {
+        return Err(Error::validation(
+            "sim",
+            t!(
+                "只有模拟云服务商有模拟设置",
+                "only simulated providers take simulation settings"
+            ),
+        ));
+    }
     let config = serde_json::to_string(&settings).map_err(|e| Error::internal(e.to_string()))?;
     let mut tx = s.store.begin_write().await?;
     inventory::set_provider_config(&mut tx, id, &config).await?;
@@ -321,12 +345,12 @@ pub async fn create_flavor(
     gpus: u32,
 ) -> Result<Flavor, Error> {
     authorize(&actor.principal, Action::InventoryManage)?;
-    if !(1..=256).contains(&vcpus) || !(256..=4 * 1024 * 1024).contains(&memory_mib) || gpus > 16 {
+    if !(1..=256).contains(&vcpus) || !(64..=4 * 1024 * 1024).contains(&memory_mib) || gpus > 16 {
         return Err(Error::validation(
             "vcpus",
             t!(
-                "规格须为 1–256 vCPU、256 MiB–4 TiB 内存、最多 16 块 GPU",
-                "a flavor has 1–256 vCPU, 256 MiB–4 TiB memory and at most 16 GPUs"
+                "规格须为 1–256 vCPU、64 MiB–4 TiB 内存、最多 16 块 GPU",
+                "a flavor has 1–256 vCPU, 64 MiB–4 TiB memory and at most 16 GPUs"
             ),
         ));
     }

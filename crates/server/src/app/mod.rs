@@ -2,6 +2,7 @@
 //! call exactly one of these; these authorise through `zy_policy`, validate, call the store
 //! and write the audit record in the same transaction as the change.
 
+pub mod agents;
 pub mod audit;
 pub mod auth;
 pub mod departments;

@@ -113,6 +113,26 @@ impl Drivers {
         self.set(p, sim);
     }
 
+    /// Installs the driver a provider of `kind` needs (`config` is its stored settings).
+    pub fn install(
+        &self,
+        p: ProviderId,
+        kind: &str,
+        config: &str,
+        kvm: &Arc<super::kvm::KvmDriver>,
+    ) {
+        match kind {
+            "sim" => {
+                let settings: SimSettings = serde_json::from_str(config).unwrap_or_default();
+                self.install_sim(p, &settings);
+            }
+            "kvm" => self.set(p, kvm.clone()),
+            other => {
+                tracing::warn!(provider = %p, kind = other, "no driver for this provider kind")
+            }
+        }
+    }
+
     /// Replaces the driver for `p` (tests wrap the simulator to inject faults).
     pub fn set(&self, p: ProviderId, d: Arc<dyn ComputeDriver>) {
         if let Ok(mut m) = self.by_provider.write() {

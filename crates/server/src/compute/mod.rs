@@ -7,6 +7,10 @@
 
 pub mod check;
 pub mod drivers;
+pub mod kvm;
+pub mod migration;
+pub mod monitor;
+pub mod pki;
 pub mod placement;
 pub mod reconciler;
 pub mod saga;
@@ -27,6 +31,10 @@ pub struct Compute {
     pub image_carriers: std::sync::RwLock<
         std::collections::HashMap<zy_model::id::ImageId, Vec<zy_model::id::ProviderId>>,
     >,
+    /// The one driver behind every `kvm` provider (agents are keyed by host).
+    pub kvm: Arc<kvm::KvmDriver>,
+    /// The platform CAs, loaded at start.
+    pub pki: std::sync::OnceLock<pki::Pki>,
 }
 
 impl Compute {
@@ -38,6 +46,8 @@ impl Compute {
             wake: tokio::sync::Notify::new(),
             repeat_steps: std::sync::atomic::AtomicBool::new(false),
             image_carriers: Default::default(),
+            kvm: kvm::KvmDriver::new(),
+            pki: std::sync::OnceLock::new(),
         })
     }
 }

@@ -125,6 +125,11 @@ fn in_create(row: &InstanceRow) -> bool {
 
 async fn step(c: &Compute, store: &Store, row: &InstanceRow) -> saga::StepResult {
     let i = &row.instance;
+    if i.state == InstanceState::Migrating {
+        // The migration owns the instance until it ends; it then asks for another pass,
+        // which applies whatever was requested meanwhile (a stop, a delete).
+        return Ok(Next::Done);
+    }
     if i.desired == InstanceState::Deleted {
         return match i.state {
             InstanceState::Deleted => Ok(Next::Done),
@@ -137,7 +142,10 @@ async fn step(c: &Compute, store: &Store, row: &InstanceRow) -> saga::StepResult
         InstanceState::Running | InstanceState::Stopped => {
             saga::converge_power(c, store, row).await
         }
-        InstanceState::Error | InstanceState::Deleting | InstanceState::Deleted => Ok(Next::Done),
+        InstanceState::Migrating
+        | InstanceState::Error
+        | InstanceState::Deleting
+        | InstanceState::Deleted => Ok(Next::Done),
     }
 }
 

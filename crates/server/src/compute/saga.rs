@@ -77,7 +77,8 @@ pub fn quota_delta(i: &zy_model::compute::Instance) -> QuotaLimits {
     }
 }
 
-pub fn spec(i: &zy_model::compute::Instance) -> Option<InstanceSpec> {
+pub fn spec(row: &InstanceRow) -> Option<InstanceSpec> {
+    let i = &row.instance;
     Some(InstanceSpec {
         instance_id: i.id.0,
         name: i.name.clone(),
@@ -87,6 +88,7 @@ pub fn spec(i: &zy_model::compute::Instance) -> Option<InstanceSpec> {
         disk_gib: i.disk_gib,
         gpus: i.gpus,
         image: i.image_name.clone(),
+        user_data: row.user_data.clone(),
     })
 }
 
@@ -235,7 +237,7 @@ pub async fn schedule(c: &Compute, store: &Store, row: &InstanceRow) -> StepResu
 /// Provisioning → Running/Stopped: create the disk and the VM.
 pub async fn provision(c: &Compute, store: &Store, row: &InstanceRow) -> StepResult {
     let i = &row.instance;
-    let (Some(spec), Some(provider)) = (spec(i), i.provider_id) else {
+    let (Some(spec), Some(provider)) = (spec(row), i.provider_id) else {
         return Err(StepError::Fail("provisioning without a host".into()));
     };
     let driver = c.drivers.get(provider)?;
@@ -268,7 +270,7 @@ pub async fn provision(c: &Compute, store: &Store, row: &InstanceRow) -> StepRes
 /// Running ⇄ Stopped, reboot and resize on the host.
 pub async fn converge_power(c: &Compute, store: &Store, row: &InstanceRow) -> StepResult {
     let i = &row.instance;
-    let (Some(spec), Some(provider)) = (spec(i), i.provider_id) else {
+    let (Some(spec), Some(provider)) = (spec(row), i.provider_id) else {
         return Ok(Next::Done);
     };
     let driver = c.drivers.get(provider)?;
@@ -446,7 +448,7 @@ pub async fn resync(c: &Compute, store: &Store) -> Result<usize, Error> {
             InstanceState::Stopped => PowerState::Stopped,
             _ => continue,
         };
-        let (Some(spec), Some(provider)) = (spec(i), i.provider_id) else {
+        let (Some(spec), Some(provider)) = (spec(&row), i.provider_id) else {
             continue;
         };
         let Ok(driver) = c.drivers.get(provider) else {

@@ -9,5 +9,6 @@ mod auth;
 mod authz;
 mod compute;
 mod hostile;
+mod kvm;
 mod openapi;
 mod tenancy;

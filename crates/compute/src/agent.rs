@@ -1,0 +1,180 @@
+//! The wire format between the control plane and `zhengyun agent` (JSON over mutual TLS).
+//! Both sides compile against these types, so they cannot drift apart.
+//!
+//! Agent API (every call idempotent; the agent answers 4xx with [`AgentError`]):
+//! - `GET  /v1/host`                              → [`HostReport`] (the heartbeat)
+//! - `PUT  /v1/instances/{id}/disk`  [`DiskRequest`]   create the root disk (linked clone)
+//! - `DELETE /v1/instances/{id}/disk`
+//! - `PUT  /v1/instances/{id}`       [`EnsureRequest`] define and bring to a power state
+//! - `GET  /v1/instances/{id}`                    → [`VmReport`]
+//! - `DELETE /v1/instances/{id}`                  stop and remove everything of it
+//! - `POST /v1/instances/{id}/reboot`
+//! - `POST /v1/instances/{id}/resize` [`EnsureRequest`] (stopped: vCPU/memory/disk grow)
+//! - `GET  /v1/instances/{id}/console?lines=N`    → text
+//! - `GET  /v1/instances/{id}/metrics`            → [`VmMetrics`]
+//! - `PUT  /v1/instances/{id}/volumes/{vol}` [`VolumeRequest`]; `DELETE …/volumes/{vol}`
+//! - `POST /v1/instances/{id}/incoming` [`EnsureRequest`] → [`IncomingEndpoint`]
+//! - `POST /v1/instances/{id}/incoming/finish` / `DELETE /v1/instances/{id}/incoming`
+//! - `POST /v1/instances/{id}/migrate` [`MigrateRequest`] → [`MigrationReport`]
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// What an agent sends once, with its one-time join token.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JoinRequest {
+    pub token: String,
+    /// PEM CSR for the agent's serving key (the key never leaves the host).
+    pub csr_pem: String,
+    /// The host's name in the inventory.
+    pub name: String,
+    /// `host:port` the agent serves its API on, as the control plane reaches it.
+    pub address: String,
+    pub capacity: HostCapacity,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JoinResponse {
+    pub host_id: Uuid,
+    /// The agent's certificate, signed by the platform's agent CA.
+    pub cert_pem: String,
+    /// The only root the agent accepts clients under (the control plane's).
+    pub client_ca_pem: String,
+}
+
+/// What a host offers, as its agent measured it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct HostCapacity {
+    pub vcpus: u32,
+    pub memory_mib: u64,
+    /// Size of the filesystem holding the agent's data directory.
+    pub disk_gib: u64,
+    pub disk_free_gib: u64,
+    /// `kvm` when guests really run under KVM here, `tcg` otherwise (probed, not assumed).
+    pub accel: String,
+    pub qemu_version: String,
+}
+
+/// The heartbeat: capacity and the VMs the agent runs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HostReport {
+    pub host_id: Uuid,
+    pub capacity: HostCapacity,
+    pub agent_version: String,
+    pub vms: Vec<VmReport>,
+    pub load: HostLoad,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct HostLoad {
+    /// 1-minute load average ×1000.
+    pub load_milli: u64,
+    pub memory_used_mib: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VmState {
+    Running,
+    Stopped,
+    /// The QEMU process ended without being asked to.
+    Crashed,
+    Missing,
+    /// Waiting for an incoming live migration.
+    Incoming,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VmReport {
+    pub id: Uuid,
+    pub state: VmState,
+    pub pid: Option<u32>,
+    /// How often the guest died without being asked to since the agent started.
+    #[serde(default)]
+    pub crashes: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VmSpecWire {
+    pub hostname: String,
+    pub vcpus: u32,
+    pub memory_mib: u64,
+    pub disk_gib: u64,
+    pub template: String,
+    #[serde(default)]
+    pub user_data: String,
+    #[serde(default)]
+    pub restart_on_crash: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiskRequest {
+    pub spec: VmSpecWire,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WantedPower {
+    Running,
+    Stopped,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnsureRequest {
+    pub spec: VmSpecWire,
+    pub state: WantedPower,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VolumeRequest {
+    pub size_gib: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IncomingEndpoint {
+    /// Address (on the target's side) for the migration stream and the disk export.
+    pub host: String,
+    pub migrate_port: u16,
+    pub nbd_port: u16,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MigrateRequest {
+    pub host: String,
+    pub migrate_port: u16,
+    pub nbd_port: u16,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct MigrationReport {
+    pub downtime_ms: u64,
+    pub total_ms: u64,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct VmMetrics {
+    pub cpu_time_ms: u64,
+    pub memory_rss_mib: u64,
+    pub memory_mib: u64,
+    pub disk_used_bytes: u64,
+    pub disk_read_bytes: u64,
+    pub disk_write_bytes: u64,
+    pub disk_read_ops: u64,
+    pub disk_write_ops: u64,
+}
+
+/// The agent's error body.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AgentError {
+    /// `not_found`, `invalid`, `conflict`, `transient`, `internal`.
+    pub code: String,
+    pub message: String,
+}

@@ -1,0 +1,434 @@
+//! Real hosts: join tokens, joining, the agents list, live migration and guest metrics.
+//!
+//! Joining: the platform admin creates a one-time token for a zone of a `kvm` provider;
+//! `zhengyun agent --join-token …` sends it with a CSR and its measured capacity; the
+//! token is consumed, the host created and the agent's certificate signed in one audited
+//! transaction. From then on the control plane calls the agent over mutual TLS only.
+
+use super::commit_audited;
+use crate::auth::actor::Actor;
+use crate::auth::secrets;
+use crate::compute::saga::demand;
+use crate::context::RequestContext;
+use crate::state::AppState;
+use std::sync::Arc;
+use zy_compute::agent::{JoinRequest, JoinResponse, VmMetrics};
+use zy_model::agents::*;
+use zy_model::compute::*;
+use zy_model::id::*;
+use zy_model::time::Timestamp;
+use zy_model::{t, validate, Error};
+use zy_policy::{authorize, Action};
+use zy_store::agents::{self as store_agents, AgentRow};
+use zy_store::instances;
+
+/// Join tokens last a day unless asked otherwise, at most a week.
+pub const DEFAULT_TOKEN_HOURS: u32 = 24;
+pub const MAX_TOKEN_HOURS: u32 = 24 * 7;
+/// Agent certificates are renewed by joining again; a year keeps that rare.
+const AGENT_CERT_DAYS: i64 = 365;
+
+async fn kvm_zone(s: &AppState, zone: ZoneId) -> Result<Zone, Error> {
+    let z = zy_store::inventory::zones(&s.store)
+        .await?
+        .into_iter()
+        .find(|z| z.id == zone)
+        .ok_or_else(|| Error::not_found("zone", zone))?;
+    let kvm = zy_store::inventory::providers(&s.store)
+        .await?
+        .iter()
+        .any(|(p, _)| p.id == z.provider_id && p.kind == "kvm");
+    if !kvm {
+        return Err(Error::validation(
+            "zone_id",
+            t!(
+                "只有 KVM 类型云服务商的可用区可以接入宿主机",
+                "hosts can only join zones of a kvm provider"
+            ),
+        ));
+    }
+    Ok(z)
+}
+
+pub async fn create_join_token(
+    s: &AppState,
+    ctx: &RequestContext,
+    actor: &Actor,
+    zone: ZoneId,
+    hours: Option<u32>,
+) -> Result<(JoinToken, String), Error> {
+    authorize(&actor.principal, Action::InventoryManage)?;
+    let hours = hours.unwrap_or(DEFAULT_TOKEN_HOURS);
+    if !(1..=MAX_TOKEN_HOURS).contains(&hours) {
+        return Err(Error::validation(
+            "valid_hours",
+            t!("有效期须在 1 到 {} 小时之间" ; "valid_hours must be 1 to {}", MAX_TOKEN_HOURS),
+        ));
+    }
+    kvm_zone(s, zone).await?;
+    let mut tx = s.store.begin_write().await?;
+    let (t, secret) =
+        issue_join_token(&mut tx, zone, hours, &actor.principal.user_id.to_string()).await?;
+    commit_audited(
+        tx,
+        ctx,
+        Some(actor),
+        "create_join_token",
+        "join_token",
+        &t.id.to_string(),
+        serde_json::json!({ "zone_id": zone, "valid_hours": hours }),
+    )
+    .await?;
+    Ok((t, secret))
+}
+
+/// Inserts a new one-time token (its SHA-256 only); the secret is returned to show once.
+pub async fn issue_join_token(
+    tx: &mut zy_store::Tx,
+    zone: ZoneId,
+    hours: u32,
+    created_by: &str,
+) -> Result<(JoinToken, String), Error> {
+    let secret = secrets::random_string("zyj_");
+    let now = Timestamp::now();
+    let t = JoinToken {
+        id: JoinTokenId::new(),
+        zone_id: zone,
+        created_at: now,
+        expires_at: now.plus_secs(hours as i64 * 3600),
+        used_at: None,
+        host_id: None,
+    };
+    store_agents::insert_join_token(tx, &t, &secrets::sha256_hex(&secret), created_by).await?;
+    Ok((t, secret))
+}
+
+pub async fn list_join_tokens(s: &AppState, actor: &Actor) -> Result<Vec<JoinToken>, Error> {
+    authorize(&actor.principal, Action::InventoryManage)?;
+    store_agents::join_tokens(&s.store).await
+}
+
+fn bad_join() -> Error {
+    Error::new(
+        zy_model::error::ErrorCode::Unauthenticated,
+        t!(
+            "接入令牌无效、已使用或已过期；请平台管理员重新签发",
+            "the join token is invalid, used or expired; ask the platform admin for a new one"
+        ),
+    )
+}
+
+pub async fn join(
+    s: &AppState,
+    ctx: &RequestContext,
+    req: JoinRequest,
+) -> Result<JoinResponse, Error> {
+    if req.token.len() > 200 || req.csr_pem.len() > 16 * 1024 {
+        return Err(bad_join());
+    }
+    let name = validate::name("name", &req.name)?;
+    let Some(addr) = crate::compute::monitor::resolve(&req.address).await else {
+        return Err(Error::validation(
+            "address",
+            t!(
+                "agent 地址须为 主机:端口，且能被解析",
+                "address must be host:port and resolvable"
+            ),
+        ));
+    };
+    let c = &req.capacity;
+    if c.vcpus == 0
+        || c.vcpus > 4096
+        || c.memory_mib < 256
+        || c.memory_mib > 64 << 20
+        || c.disk_gib == 0
+    {
+        return Err(Error::validation(
+            "capacity",
+            t!("宿主机容量不合理", "the host's capacity is implausible"),
+        ));
+    }
+    let pki = s.compute.pki.get().ok_or_else(|| {
+        Error::unavailable(t!("平台证书尚未就绪", "the platform CA is not ready"))
+    })?;
+    let host_id = HostId::new();
+    // Sign before touching the database: a bad CSR must not burn the token.
+    let cert_pem = zy_pki::sign_agent_csr(
+        &pki.agent_ca,
+        &req.csr_pem,
+        &host_id.to_string(),
+        AGENT_CERT_DAYS,
+    )
+    .map_err(|e| {
+        Error::validation(
+            "csr_pem",
+            t!(
+                "证书签名请求无效",
+                "the certificate signing request is invalid"
+            ),
+        )
+        .with_internal(e.to_string())
+    })?;
+    let now = Timestamp::now();
+    let mut tx = s.store.begin_write().await?;
+    let Some(zone) =
+        store_agents::consume_join_token(&mut tx, &secrets::sha256_hex(&req.token), host_id, now)
+            .await?
+    else {
+        return Err(bad_join());
+    };
+    let z = zy_store::inventory::zones(&s.store)
+        .await?
+        .into_iter()
+        .find(|x| x.id == zone)
+        .ok_or_else(|| Error::not_found("zone", zone))?;
+    // Real hosts: modest CPU overcommit, none for memory (guests must never be swapped).
+    let host = Host {
+        id: host_id,
+        zone_id: zone,
+        provider_id: z.provider_id,
+        name,
+        vcpus: c.vcpus,
+        memory_mib: c.memory_mib,
+        disk_gib: c.disk_gib,
+        gpus: 0,
+        cpu_ratio_permille: 4000,
+        mem_ratio_permille: 1000,
+        state: HostState::Enabled,
+        used_vcpus: 0,
+        used_memory_mib: 0,
+        used_disk_gib: 0,
+        used_gpus: 0,
+        created_at: now,
+        generation: 1,
+    };
+    zy_store::inventory::insert_hosts(&mut tx, std::slice::from_ref(&host)).await?;
+    let agent = AgentRow {
+        host_id,
+        address: addr.to_string(),
+        cert_pem: cert_pem.clone(),
+        accel: c.accel.clone(),
+        joined_at: now,
+        last_seen: now,
+        report: "{}".into(),
+    };
+    store_agents::insert_agent(&mut tx, &agent).await?;
+    commit_audited(
+        tx,
+        ctx,
+        None,
+        "join_host",
+        "host",
+        &host_id.to_string(),
+        serde_json::json!({ "name": host.name, "zone_id": zone, "address": agent.address, "accel": c.accel, "vcpus": c.vcpus, "memory_mib": c.memory_mib }),
+    )
+    .await?;
+    if let Some(row) = zy_store::inventory::host(s.store.pool(), host_id).await? {
+        s.compute.placement.upsert(&[row]);
+    }
+    crate::compute::monitor::register(&s.compute, &agent).await?;
+    tracing::info!(host = %host_id, address = %agent.address, "a host agent joined");
+    Ok(JoinResponse {
+        host_id: host_id.0,
+        cert_pem,
+        client_ca_pem: pki.client_ca_pem.clone(),
+    })
+}
+
+pub async fn list_agents(s: &AppState, actor: &Actor) -> Result<Vec<Agent>, Error> {
+    authorize(&actor.principal, Action::InventoryRead)?;
+    let now = Timestamp::now();
+    Ok(store_agents::agents(&s.store)
+        .await?
+        .into_iter()
+        .map(|a| Agent {
+            host_id: a.host_id,
+            alive: now.0 - a.last_seen.0 < crate::compute::monitor::ALIVE_SECS * 1_000_000,
+            address: a.address,
+            accel: a.accel,
+            joined_at: a.joined_at,
+            last_seen: a.last_seen,
+            report: serde_json::from_str(&a.report).unwrap_or_default(),
+        })
+        .collect())
+}
+
+pub async fn metrics(
+    s: &AppState,
+    actor: &Actor,
+    id: InstanceId,
+) -> Result<Option<VmMetrics>, Error> {
+    let i = super::instances::get(s, actor, id).await?;
+    let (Some(host), Some(provider), InstanceState::Running) = (i.host_id, i.provider_id, i.state)
+    else {
+        return Ok(None);
+    };
+    let driver = s.compute.drivers.get(provider)?;
+    driver.metrics(id.0, host.0).await.map_err(|e| {
+        Error::unavailable(t!(
+            "暂时无法读取监控数据",
+            "metrics are not available right now"
+        ))
+        .with_internal(e.to_string())
+    })
+}
+
+pub async fn migrations(
+    s: &AppState,
+    actor: &Actor,
+    id: InstanceId,
+) -> Result<Vec<Migration>, Error> {
+    super::instances::get(s, actor, id).await?;
+    store_agents::migrations_of(&s.store, id).await
+}
+
+/// Starts a live migration of a running instance to `target` (or the emptiest other
+/// enabled host of its provider). The target's capacity is claimed before anything moves;
+/// the source's is released when the instance runs on the target.
+pub async fn migrate(
+    s: &AppState,
+    ctx: &RequestContext,
+    actor: &Actor,
+    id: InstanceId,
+    target: Option<HostId>,
+) -> Result<Migration, Error> {
+    authorize(&actor.principal, Action::InventoryManage)?;
+    let row = instances::get(s.store.pool(), id)
+        .await?
+        .filter(|r| r.instance.state != InstanceState::Deleted)
+        .ok_or_else(|| Error::not_found("instance", id))?;
+    let i = &row.instance;
+    if i.state != InstanceState::Running || i.desired != InstanceState::Running {
+        return Err(Error::conflict(t!(
+            "只有运行中的云主机可以热迁移（当前状态：{}）" ; "only a running instance can be live-migrated (it is {})",
+            i.state.as_str()
+        )));
+    }
+    let (Some(source), Some(provider)) = (i.host_id, i.provider_id) else {
+        return Err(Error::conflict(t!(
+            "云主机尚未分配宿主机",
+            "the instance has no host"
+        )));
+    };
+    let driver = s.compute.drivers.get(provider)?;
+    if driver.kind() != "kvm" {
+        return Err(Error::conflict(t!(
+            "该云服务商不支持热迁移",
+            "this provider does not support live migration"
+        )));
+    }
+    let hosts = zy_store::inventory::hosts(&s.store, Some(provider)).await?;
+    let d = demand(i);
+    let fits = |h: &Host| {
+        h.state == HostState::Enabled
+            && h.id != source
+            && (h.used_vcpus as i64 + d.vcpus) * 1000
+                <= h.vcpus as i64 * h.cpu_ratio_permille as i64
+            && (h.used_memory_mib as i64 + d.memory_mib) * 1000
+                <= h.memory_mib as i64 * h.mem_ratio_permille as i64
+            && h.used_disk_gib as i64 + d.disk_gib <= h.disk_gib as i64
+    };
+    let target = match target {
+        Some(t) => {
+            let h = hosts.iter().find(|h| h.host.id == t).ok_or_else(|| {
+                Error::validation(
+                    "target_host_id",
+                    t!(
+                        "目标宿主机不属于该云服务商",
+                        "the target host is not one of this provider's"
+                    ),
+                )
+            })?;
+            if h.host.id == source {
+                return Err(Error::validation(
+                    "target_host_id",
+                    t!(
+                        "目标宿主机与当前宿主机相同",
+                        "the target is the host the instance is on"
+                    ),
+                ));
+            }
+            t
+        }
+        None => hosts
+            .iter()
+            .filter(|h| fits(&h.host))
+            .min_by_key(|h| h.host.used_memory_mib)
+            .map(|h| h.host.id)
+            .ok_or_else(|| {
+                Error::conflict(t!(
+                    "没有可容纳该云主机的其他宿主机",
+                    "no other host has room for this instance"
+                ))
+            })?,
+    };
+    let m = Migration {
+        id: MigrationId::new(),
+        instance_id: id,
+        source_host_id: source,
+        target_host_id: target,
+        state: MigrationState::Running,
+        downtime_ms: None,
+        total_ms: None,
+        error: None,
+        created_by: actor.principal.user_id.to_string(),
+        created_at: Timestamp::now(),
+        finished_at: None,
+    };
+    let mut tx = s.store.begin_write().await?;
+    if !zy_store::inventory::claim_capacity(&mut tx, target, d).await? {
+        return Err(Error::conflict(t!(
+            "目标宿主机容量不足或不可用",
+            "the target host lacks capacity or is not enabled"
+        )));
+    }
+    if !instances::transition(
+        &mut tx,
+        id,
+        InstanceState::Running,
+        InstanceState::Migrating,
+        &format!("live migration to host {target}"),
+    )
+    .await?
+    {
+        return Err(Error::conflict(t!(
+            "云主机状态已变化，请重试",
+            "the instance changed meanwhile; try again"
+        )));
+    }
+    store_agents::insert_migration(&mut tx, &m).await?;
+    commit_audited(
+        tx,
+        ctx,
+        Some(actor),
+        "migrate_instance",
+        "instance",
+        &id.to_string(),
+        serde_json::json!({ "migration_id": m.id, "source_host_id": source, "target_host_id": target }),
+    )
+    .await?;
+    tokio::spawn(crate::compute::migration::run(
+        s.compute.clone(),
+        s.store.clone(),
+        m.clone(),
+    ));
+    Ok(m)
+}
+
+/// After a restart: settles migrations a crashed replica left running.
+pub async fn resume_migrations(
+    c: Arc<crate::compute::Compute>,
+    store: zy_store::Store,
+) -> Result<usize, Error> {
+    let running = store_agents::running_migrations(&store).await?;
+    let n = running.len();
+    for m in running {
+        tokio::spawn(crate::compute::migration::settle(
+            c.clone(),
+            store.clone(),
+            m,
+            None,
+        ));
+    }
+    Ok(n)
+}

@@ -1,0 +1,550 @@
+//! Real hosts: `zhengyun agent`s (in this process, their VMs real QEMU processes under
+//! TCG) join with one-time tokens, and instances on them boot the zy-busybox template to
+//! its ready marker, stop, start, reboot, grow, take volumes, survive an agent restart,
+//! live-migrate with a counting process inside, and leave nothing on disk when deleted.
+//! The agent refuses callers without the control plane's certificate and answers bad
+//! requests with clear 4xx errors.
+//!
+//! Needs QEMU and the template (`cargo xtask template`; `ZY_TEMPLATE_DIR`). Without QEMU
+//! the tests skip with a message, unless `ZY_REQUIRE_QEMU` is set (as `cargo xtask test`
+//! does): then they fail.
+
+use crate::common::*;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use zy_model::role::Role;
+
+/// Under TCG on a busy 2-core machine a boot takes a few seconds; leave room.
+const BOOT: Duration = Duration::from_secs(90);
+
+fn template_dir() -> Option<PathBuf> {
+    let required = std::env::var_os("ZY_REQUIRE_QEMU").is_some();
+    let qemu = std::process::Command::new("qemu-system-x86_64")
+        .arg("--version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    let dir = std::env::var_os("ZY_TEMPLATE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/zy-template"));
+    if qemu && dir.join("template.json").exists() {
+        return Some(dir);
+    }
+    assert!(
+        !required,
+        "ZY_REQUIRE_QEMU is set but QEMU or the template ({}) is missing: run cargo xtask template",
+        dir.display()
+    );
+    eprintln!("SKIPPED: QEMU or the guest template is missing (cargo xtask template)");
+    None
+}
+
+struct Kvm {
+    admin: Session,
+    member: Session,
+    project: String,
+    zone: String,
+    template: PathBuf,
+    url: String,
+    dirs: Vec<PathBuf>,
+}
+
+impl Drop for Kvm {
+    fn drop(&mut self) {
+        for d in &self.dirs {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
+
+async fn kvm_cloud(ts: &TestServer, template: PathBuf) -> Kvm {
+    let admin = ts.platform_admin().await;
+    let (st, prov) = admin
+        .post(
+            "/v1/providers",
+            json!({ "name": "本机 KVM", "kind": "kvm" }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{prov}");
+    let (st, zone) = admin
+        .post(
+            "/v1/zones",
+            json!({ "provider_id": prov["id"], "region": "本机", "name": "一区" }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{zone}");
+    admin
+        .post(
+            "/v1/storage-pools",
+            json!({ "zone_id": zone["id"], "name": "本机磁盘", "capacity_gib": 100 }),
+        )
+        .await;
+    admin
+        .post(
+            "/v1/flavors",
+            json!({ "name": "1C128M", "vcpus": 1, "memory_mib": 128 }),
+        )
+        .await;
+    let (st, img) = admin
+        .post(
+            "/v1/images",
+            json!({ "name": "zy-busybox", "os": "Linux", "min_disk_gib": 1, "providers": [prov["id"]] }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{img}");
+    let d = department(&admin, "宜宾市卫计委", "WJW").await;
+    let project = project(&admin, &d, "全民健康信息平台").await;
+    let member = ts.new_user(&admin, "wjw.ops", Some(&d)).await;
+    ts.grant(&admin, &member, Role::DeptMember, Some(&d), Some(&project))
+        .await;
+    Kvm {
+        admin,
+        member,
+        project,
+        zone: zone["id"].as_str().expect("zone").to_string(),
+        template,
+        url: ts.url.clone(),
+        dirs: Vec::new(),
+    }
+}
+
+impl Kvm {
+    /// A short data dir (QMP socket paths are limited to about 100 bytes).
+    fn agent_dir(&mut self) -> PathBuf {
+        let d = std::env::temp_dir().join(format!(
+            "zya-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..10]
+        ));
+        self.dirs.push(d.clone());
+        d
+    }
+
+    fn config(&self, dir: &Path, token: Option<String>, name: &str) -> zy_agent::AgentConfig {
+        zy_agent::AgentConfig {
+            data_dir: dir.to_path_buf(),
+            listen: "127.0.0.1:0".parse().expect("addr"),
+            advertise: None,
+            server: Some(self.url.clone()),
+            join_token: token,
+            name: Some(name.into()),
+            qemu_bin: "qemu-system-x86_64".into(),
+            templates: vec![self.template.clone()],
+            accel: Some(zy_qemu::Accel::Tcg),
+        }
+    }
+
+    /// A new host: a join token, then an agent that joins with it.
+    async fn join(&mut self, name: &str) -> (zy_agent::Agent, PathBuf) {
+        let (st, t) = self
+            .admin
+            .post(&format!("/v1/zones/{}/join-tokens", self.zone), json!({}))
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{t}");
+        let token = t["token"].as_str().expect("token").to_string();
+        let dir = self.agent_dir();
+        let agent = zy_agent::start(self.config(&dir, Some(token.clone()), name))
+            .await
+            .expect("agent joins");
+        // The token was for one join only.
+        let other = self.agent_dir();
+        let again = zy_agent::start(self.config(&other, Some(token), "again")).await;
+        let err = again.err().expect("a used token is refused");
+        assert!(err.contains("401"), "{err}");
+        (agent, dir)
+    }
+
+    async fn create(&self, name: &str, user_data: &str) -> String {
+        let (st, v) = self
+            .member
+            .post(
+                "/v1/instances",
+                json!({ "project_id": self.project, "name": name, "flavor": "1C128M", "image": "zy-busybox", "user_data": user_data }),
+            )
+            .await;
+        assert_eq!(st, StatusCode::ACCEPTED, "{v}");
+        v["items"][0]["id"].as_str().expect("id").to_string()
+    }
+
+    async fn instance(&self, id: &str) -> Value {
+        self.member.get(&format!("/v1/instances/{id}")).await.1
+    }
+
+    async fn wait_state(&self, id: &str, state: &str) -> Value {
+        let deadline = Instant::now() + BOOT;
+        loop {
+            let i = self.instance(id).await;
+            if i["state"] == state {
+                return i;
+            }
+            assert!(i["state"] != "error", "instance failed: {i}");
+            assert!(
+                Instant::now() < deadline,
+                "instance never became {state}: {i}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn console(&self, id: &str) -> String {
+        let (_, v) = self
+            .member
+            .get(&format!("/v1/instances/{id}/console"))
+            .await;
+        v["output"].as_str().unwrap_or_default().to_string()
+    }
+
+    /// Waits until the serial console shows `needle` (`times` times); returns the log.
+    async fn wait_console(&self, id: &str, needle: &str, times: usize) -> String {
+        let deadline = Instant::now() + BOOT;
+        loop {
+            let log = self.console(id).await;
+            if log.matches(needle).count() >= times {
+                return log;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the console never showed {needle:?} {times}×:\n{log}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    async fn act(&self, id: &str, what: &str, body: Value) {
+        let (st, v) = self
+            .member
+            .post(&format!("/v1/instances/{id}/{what}"), body)
+            .await;
+        assert_eq!(st, StatusCode::ACCEPTED, "{what}: {v}");
+    }
+}
+
+/// The highest `count N` line in a log.
+fn last_count(log: &str) -> Option<u64> {
+    log.lines()
+        .filter_map(|l| l.trim().strip_prefix("count ")?.trim().parse().ok())
+        .max()
+}
+
+const COUNTER: &str = "i=0; while true; do echo \"count $i\"; i=$((i+1)); sleep 1; done\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_real_vm_lives_its_whole_life_on_an_agent_host() {
+    let Some(template) = template_dir() else {
+        return;
+    };
+    let ts = TestServer::start(Db::Sqlite).await;
+    let mut k = kvm_cloud(&ts, template).await;
+    let (agent, agent_dir) = k.join("host-a").await;
+    let host_id = agent.state.host_id.to_string();
+
+    // The host is in the inventory with what the agent measured.
+    let (_, hosts) = k.admin.get("/v1/hosts").await;
+    let host = hosts["items"]
+        .as_array()
+        .and_then(|hs| hs.iter().find(|h| h["id"] == host_id.as_str()))
+        .cloned()
+        .expect("joined host listed");
+    assert!(host["vcpus"].as_u64().unwrap_or(0) >= 1, "{host}");
+
+    // Create → ready marker with its hostname, user data running.
+    let began = Instant::now();
+    let id = k.create("web-01", COUNTER).await;
+    k.wait_state(&id, "running").await;
+    let log = k
+        .wait_console(&id, "ZHENGYUN-READY hostname=web-01", 1)
+        .await;
+    eprintln!("create → ready marker: {:?}", began.elapsed());
+    assert!(log.contains("disk_bytes=1073741824"), "{log}");
+    k.wait_console(&id, "count 1", 1).await;
+
+    // The heartbeat reports the VM; metrics come from QEMU.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, agents) = k.admin.get("/v1/agents").await;
+        let a = &agents["items"][0];
+        let vms = a["report"]["vms"].as_array().cloned().unwrap_or_default();
+        if a["alive"] == true
+            && vms
+                .iter()
+                .any(|v| v["id"] == id.as_str() && v["state"] == "running")
+        {
+            assert_eq!(a["accel"], "tcg");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no heartbeat with the VM: {agents}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let (st, m) = k.member.get(&format!("/v1/instances/{id}/metrics")).await;
+    assert_eq!(st, StatusCode::OK, "{m}");
+    assert!(m["metrics"]["cpu_time_ms"].as_u64().unwrap_or(0) > 0, "{m}");
+    assert_eq!(m["metrics"]["memory_mib"], 128, "{m}");
+
+    // Volumes hot-plug into the running guest and out again.
+    let (st, vol) = k
+        .member
+        .post(
+            "/v1/volumes",
+            json!({ "project_id": k.project, "name": "数据盘", "size_gib": 1 }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{vol}");
+    let vol = vol["id"].as_str().expect("volume").to_string();
+    let (st, v) = k
+        .member
+        .post(
+            &format!("/v1/volumes/{vol}/attach"),
+            json!({ "instance_id": id }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    k.wait_console(&id, "ZY-BLOCK add vdb", 1).await;
+    let (st, v) = k
+        .member
+        .post(&format!("/v1/volumes/{vol}/detach"), json!({}))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    k.wait_console(&id, "ZY-BLOCK remove vdb", 1).await;
+
+    // Reboot: a second boot.
+    k.act(&id, "reboot", json!({})).await;
+    k.wait_console(&id, "boot=2", 1).await;
+
+    // Stop (ACPI power-off), grow the disk, start: the guest sees the new size.
+    k.act(&id, "stop", json!({})).await;
+    k.wait_state(&id, "stopped").await;
+    let vm_dir = agent_dir.join("vms").join(&id);
+    assert!(
+        !vm_dir.join("qemu.pid").exists() || {
+            // A stopped VM has no live QEMU.
+            let st = agent.state.hv.status(id.parse().expect("uuid")).await;
+            st == zy_qemu::VmStatus::Stopped
+        }
+    );
+    k.act(&id, "resize", json!({ "flavor": "1C128M", "disk_gib": 2 }))
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, ev) = k.member.get(&format!("/v1/instances/{id}/events")).await;
+        if ev.to_string().contains("resized") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never resized: {ev}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    k.act(&id, "start", json!({})).await;
+    k.wait_state(&id, "running").await;
+    k.wait_console(&id, "disk_bytes=2147483648", 1).await;
+
+    // Restarting the agent does not stop the VM: the new agent adopts it.
+    let uuid: uuid::Uuid = id.parse().expect("uuid");
+    let pid_before = match agent.state.hv.status(uuid).await {
+        zy_qemu::VmStatus::Running { pid } => pid,
+        other => panic!("VM not running before the agent restart: {other:?}"),
+    };
+    agent.stop().await;
+    let agent = zy_agent::start(k.config(&agent_dir, None, "host-a"))
+        .await
+        .expect("agent restarts without a token");
+    assert_eq!(
+        agent.state.hv.status(uuid).await,
+        zy_qemu::VmStatus::Running { pid: pid_before },
+        "the VM kept running through the agent restart"
+    );
+    assert_eq!(agent.state.host_id.to_string(), host_id);
+
+    // A guest that dies (QEMU killed) is restarted by the agent and recorded as a crash.
+    let boots = k
+        .console(&id)
+        .await
+        .matches("ZHENGYUN-READY hostname=web-01")
+        .count();
+    let killed = std::process::Command::new("kill")
+        .args(["-9", &pid_before.to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let deadline = Instant::now() + BOOT;
+    loop {
+        let (_, ev) = k.member.get(&format!("/v1/instances/{id}/events")).await;
+        let restarted = matches!(agent.state.hv.status(uuid).await, zy_qemu::VmStatus::Running { pid } if pid != pid_before);
+        if restarted && ev.to_string().contains("died unexpectedly") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the crash was not handled: {ev}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    k.wait_console(&id, "ZHENGYUN-READY hostname=web-01", boots + 1)
+        .await;
+
+    // Bad calls to the agent: no certificate → no connection; with the control plane's
+    // certificate, unknown instances and malformed bodies get clear 4xx errors.
+    let addr = agent.addr;
+    let plain = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .expect("client");
+    assert!(
+        plain
+            .get(format!("https://{addr}/v1/host"))
+            .send()
+            .await
+            .is_err(),
+        "a client without the control plane's certificate must not get through"
+    );
+    let pki = ts
+        .server
+        .as_ref()
+        .expect("server")
+        .state
+        .compute
+        .pki
+        .get()
+        .expect("pki");
+    let name = zy_pki::agent_dns_name(&host_id);
+    let cp = reqwest::Client::builder()
+        .use_preconfigured_tls(pki.tls.clone())
+        .resolve(&name, addr)
+        .build()
+        .expect("client");
+    let base = format!("https://{name}:{}", addr.port());
+    let r = cp
+        .get(format!("{base}/v1/instances/{}", uuid::Uuid::new_v4()))
+        .send()
+        .await
+        .expect("agent answers");
+    assert_eq!(
+        r.status(),
+        StatusCode::OK,
+        "status of an unknown VM is 'missing'"
+    );
+    assert_eq!(r.json::<Value>().await.expect("json")["state"], "missing");
+    let r = cp
+        .post(format!(
+            "{base}/v1/instances/{}/reboot",
+            uuid::Uuid::new_v4()
+        ))
+        .send()
+        .await
+        .expect("agent answers");
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(r.json::<Value>().await.expect("json")["code"], "not_found");
+    let r = cp
+        .put(format!("{base}/v1/instances/{id}"))
+        .header("content-type", "application/json")
+        .body("{\"spec\": 3")
+        .send()
+        .await
+        .expect("agent answers");
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(r.json::<Value>().await.expect("json")["code"], "invalid");
+    let r = cp
+        .get(format!("{base}/v1/instances/not-a-uuid"))
+        .send()
+        .await
+        .expect("agent answers");
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+
+    // Delete: the VM and every file derived from its disks are gone.
+    let (st, v) = k.member.delete(&format!("/v1/instances/{id}")).await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{v}");
+    k.wait_state(&id, "deleted").await;
+    assert!(!vm_dir.exists(), "{} still exists", vm_dir.display());
+    let (st, report) = k.admin.get("/v1/admin/check").await;
+    assert_eq!(st, StatusCode::OK, "{report}");
+    assert_eq!(report["ok"], true, "{report}");
+    agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn live_migration_moves_a_running_guest_and_its_claims() {
+    let Some(template) = template_dir() else {
+        return;
+    };
+    let ts = TestServer::start(Db::Sqlite).await;
+    let mut k = kvm_cloud(&ts, template).await;
+    let (a, a_dir) = k.join("host-a").await;
+    let (b, b_dir) = k.join("host-b").await;
+    let id = k.create("counter", COUNTER).await;
+    let placed = k.wait_state(&id, "running").await;
+    k.wait_console(&id, "count 3", 1).await;
+    let (source, target, target_dir) = if placed["host_id"] == a.state.host_id.to_string().as_str()
+    {
+        (a.state.host_id, b.state.host_id, b_dir.clone())
+    } else {
+        (b.state.host_id, a.state.host_id, a_dir.clone())
+    };
+    let before = last_count(&k.console(&id).await).expect("counting");
+
+    let (st, m) = k
+        .admin
+        .post(
+            &format!("/v1/instances/{id}/migrate"),
+            json!({ "target_host_id": target.to_string() }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{m}");
+    assert_eq!(m["state"], "running");
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let done = loop {
+        let (_, list) = k
+            .member
+            .get(&format!("/v1/instances/{id}/migrations"))
+            .await;
+        let m = list["items"][0].clone();
+        if m["state"] != "running" {
+            break m;
+        }
+        assert!(Instant::now() < deadline, "migration never ended: {m}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!(done["state"], "completed", "{done}");
+    let downtime = done["downtime_ms"].as_u64().expect("downtime");
+    eprintln!(
+        "live migration: downtime {downtime} ms, total {} ms",
+        done["total_ms"]
+    );
+    let i = k.wait_state(&id, "running").await;
+    assert_eq!(i["host_id"], target.to_string().as_str(), "{i}");
+    // The counter goes on where it was, on the target.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let log = k.console(&id).await;
+        if let Some(after) = last_count(&log) {
+            if after > before + 1 {
+                assert!(!log.contains("boot=2"), "the guest rebooted: {log}");
+                break;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the counter did not go on after {before}:\n{log}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(target_dir.join("vms").join(&id).exists());
+    // The claims moved: nothing on the source any more, the instance on the target.
+    let (_, hosts) = k.admin.get("/v1/hosts").await;
+    let used = |h: uuid::Uuid| {
+        hosts["items"]
+            .as_array()
+            .and_then(|hs| hs.iter().find(|x| x["id"] == h.to_string().as_str()))
+            .map(|x| x["used_memory_mib"].as_u64().unwrap_or(99))
+            .expect("host")
+    };
+    assert_eq!(used(source), 0);
+    assert_eq!(used(target), 128);
+    let (_, report) = k.admin.get("/v1/admin/check").await;
+    assert_eq!(report["ok"], true, "{report}");
+
+    let (st, _) = k.member.delete(&format!("/v1/instances/{id}")).await;
+    assert_eq!(st, StatusCode::ACCEPTED);
+    k.wait_state(&id, "deleted").await;
+    assert!(!target_dir.join("vms").join(&id).exists());
+    a.stop().await;
+    b.stop().await;
+}
