@@ -1,7 +1,7 @@
 //! The [`Hypervisor`]: one QEMU process per VM under a data dir. Everything about a VM
 //! lives in `<data>/vms/<uuid>/` — `spec.json`, `root.qcow2` (a linked clone of its
 //! template), `vol-<uuid>.qcow2` volumes and `volumes.json`, `qemu.pid`, `qmp.sock`,
-//! `serial.log`, `user-data` — so the directory is the whole truth: a new `Hypervisor` on
+//! `serial.log` (and `serial.log.1` once it passed 16 MiB), `user-data` — so the directory is the whole truth: a new `Hypervisor` on
 //! the same data dir finds every VM again ([`Hypervisor::adopt`]), and deleting the
 //! directory removes the VM. QEMU runs daemonised in its own session, so VMs outlive the
 //! process that started them.
@@ -28,6 +28,10 @@ pub(crate) const QMP_TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) const TOOL_TIMEOUT: Duration = Duration::from_secs(60);
 /// The kernel command line every VM boots with (the hostname is appended).
 pub const KERNEL_CMDLINE: &str = "console=ttyS0 quiet panic=-1 i8042.noaux mitigations=off";
+/// At most this much of the serial log is read for [`Hypervisor::console_log`].
+const CONSOLE_TAIL_BYTES: u64 = 1 << 20;
+/// A serial log larger than this is moved to `serial.log.1` when the VM starts.
+const SERIAL_ROTATE_BYTES: u64 = 16 << 20;
 /// Longest unix socket path the kernel accepts.
 const MAX_SOCKET_PATH: usize = 107;
 
@@ -49,6 +53,9 @@ impl VmPaths {
     }
     pub fn serial(&self) -> PathBuf {
         self.dir.join("serial.log")
+    }
+    pub fn serial_old(&self) -> PathBuf {
+        self.dir.join("serial.log.1")
     }
     pub fn root(&self) -> PathBuf {
         self.dir.join("root.qcow2")
@@ -261,6 +268,7 @@ impl Hypervisor {
         }
         remove_if_exists(&paths.pid()).await?;
         remove_if_exists(&paths.qmp()).await?;
+        rotate_serial(&paths).await?;
         let volumes = self.attached(spec.id).await?;
         let args = self.qemu_args(spec, &paths, &template, &volumes, incoming.is_some());
         let began = Instant::now();
@@ -492,15 +500,39 @@ impl Hypervisor {
         if !paths.dir.exists() {
             return Err(Error::not_found(format!("VM {id}")));
         }
-        let bytes = match tokio::fs::read(paths.serial()).await {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(Error::io("read serial log", e)),
-        };
+        let bytes = read_tail(&paths.serial(), CONSOLE_TAIL_BYTES).await?;
         let text = String::from_utf8_lossy(&bytes);
         let lines: Vec<&str> = text.lines().collect();
         let from = lines.len().saturating_sub(max_lines);
         Ok(lines[from..].join("\n"))
+    }
+
+    /// Waits until the serial console shows `needle` at least `occurrences` times (the
+    /// template's ready marker once per boot, say), polling every 100 ms.
+    pub async fn wait_console(
+        &self,
+        id: Uuid,
+        needle: &str,
+        occurrences: usize,
+        timeout: Duration,
+    ) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let bytes = read_tail(&self.paths(id).serial(), CONSOLE_TAIL_BYTES * 4).await?;
+            if String::from_utf8_lossy(&bytes).matches(needle).count() >= occurrences {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::Timeout {
+                    what: format!("{needle:?} on the console of VM {id}"),
+                    after: timeout,
+                });
+            }
+            if self.status(id).await == VmStatus::Missing {
+                return Err(Error::not_found(format!("VM {id}")));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// Grows the root disk to `gib` (never shrinks): `block_resize` while running, so
@@ -642,6 +674,42 @@ pub(crate) async fn read_pid(p: &Path) -> Option<u32> {
         .await
         .ok()
         .and_then(|s| s.trim().parse().ok())
+}
+
+/// The last `max` bytes of a file (empty if it does not exist).
+async fn read_tail(p: &Path, max: u64) -> Result<Vec<u8>> {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    let mut f = match tokio::fs::File::open(p).await {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io(format!("read {}", p.display()), e)),
+    };
+    let len = f
+        .metadata()
+        .await
+        .map_err(|e| Error::io(format!("read {}", p.display()), e))?
+        .len();
+    f.seek(std::io::SeekFrom::Start(len.saturating_sub(max)))
+        .await
+        .map_err(|e| Error::io(format!("read {}", p.display()), e))?;
+    let mut buf = Vec::new();
+    f.read_to_end(&mut buf)
+        .await
+        .map_err(|e| Error::io(format!("read {}", p.display()), e))?;
+    Ok(buf)
+}
+
+/// Keeps serial logs bounded: a large one becomes `serial.log.1` (replacing the older).
+async fn rotate_serial(paths: &VmPaths) -> Result<()> {
+    let big = tokio::fs::metadata(paths.serial())
+        .await
+        .is_ok_and(|m| m.len() > SERIAL_ROTATE_BYTES);
+    if big {
+        tokio::fs::rename(paths.serial(), paths.serial_old())
+            .await
+            .map_err(|e| Error::io("rotate serial log", e))?;
+    }
+    Ok(())
 }
 
 pub(crate) async fn remove_if_exists(p: &Path) -> Result<()> {

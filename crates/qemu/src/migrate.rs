@@ -50,7 +50,8 @@ pub struct MigrationReport {
 
 impl Hypervisor {
     /// Target side, step 1: a paused QEMU waiting for `spec`'s VM, with its disk
-    /// exported for the source's mirror.
+    /// exported for the source's mirror. If the migration fails, [`Hypervisor::delete`]
+    /// the VM here; the source keeps running.
     pub async fn prepare_incoming(&self, spec: &VmSpec) -> Result<IncomingEndpoint> {
         spec.validate()?;
         let template = self.template(&spec.template).await?;

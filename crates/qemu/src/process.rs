@@ -26,7 +26,11 @@ where
             what: shown.clone(),
             after: timeout,
         })?
-        .map_err(|e| Error::io(format!("cannot run {program}"), e))?;
+        .map_err(|e| Error::Command {
+            command: shown.clone(),
+            status: "not started".into(),
+            stderr: e.to_string(),
+        })?;
     if !out.status.success() {
         return Err(Error::Command {
             command: shown,

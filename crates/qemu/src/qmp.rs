@@ -195,3 +195,77 @@ impl Qmp {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncBufReadExt;
+    use tokio::net::UnixListener;
+
+    /// A fake QEMU monitor: greets, accepts capabilities, then answers `query-status`
+    /// with an event first and `device_del` with an error.
+    async fn fake_monitor(path: std::path::PathBuf) {
+        let l = UnixListener::bind(&path).expect("bind");
+        let (s, _) = l.accept().await.expect("accept");
+        let (r, mut w) = s.into_split();
+        let mut lines = BufReader::new(r).lines();
+        w.write_all(b"{\"QMP\": {\"version\": {}, \"capabilities\": []}}\r\n")
+            .await
+            .expect("greet");
+        while let Ok(Some(line)) = lines.next_line().await {
+            let v: Value = serde_json::from_str(&line).expect("json");
+            let id = v["id"].clone();
+            let reply = match v["execute"].as_str() {
+                Some("query-status") => format!(
+                    "{{\"event\": \"DEVICE_DELETED\", \"data\": {{\"device\": \"d1\"}}}}\n{}\n",
+                    json!({ "return": { "status": "running" }, "id": id })
+                ),
+                Some("device_del") => format!(
+                    "{}\n",
+                    json!({ "error": { "class": "DeviceNotFound", "desc": "no d2" }, "id": id })
+                ),
+                _ => format!("{}\n", json!({ "return": {}, "id": id })),
+            };
+            w.write_all(reply.as_bytes()).await.expect("reply");
+        }
+    }
+
+    #[tokio::test]
+    async fn commands_get_their_replies_and_events_wait_for_whoever_asks() {
+        let dir = std::env::temp_dir().join(format!("zy-qmp-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let sock = dir.join("qmp.sock");
+        let server = tokio::spawn(fake_monitor(sock.clone()));
+        let mut q = loop {
+            match Qmp::connect(&sock, Duration::from_secs(5)).await {
+                Ok(q) => break q,
+                Err(Error::NotFound { .. }) | Err(Error::QmpIo { .. }) => {
+                    tokio::time::sleep(Duration::from_millis(10)).await
+                }
+                Err(e) => panic!("{e}"),
+            }
+        };
+        let st = q.execute("query-status", None).await.expect("status");
+        assert_eq!(st["status"], "running");
+        let e = q
+            .wait_event("DEVICE_DELETED", Duration::from_secs(1), |d| {
+                d["device"] == "d1"
+            })
+            .await
+            .expect("queued event");
+        assert_eq!(e["data"]["device"], "d1");
+        let err = q
+            .execute("device_del", Some(json!({ "id": "d2" })))
+            .await
+            .expect_err("error reply");
+        assert_eq!(err.kind(), crate::ErrorKind::NotFound);
+        let err = q
+            .wait_event("NEVER", Duration::from_millis(100), |_| true)
+            .await
+            .expect_err("timeout");
+        assert!(err.is_transient(), "{err}");
+        drop(q);
+        server.abort();
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

@@ -115,3 +115,52 @@ pub struct VolumeAttachment {
     pub id: Uuid,
     pub size_gib: u64,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorKind;
+
+    fn ok() -> VmSpec {
+        VmSpec {
+            id: Uuid::new_v4(),
+            hostname: "web-01".into(),
+            vcpus: 2,
+            memory_mib: 512,
+            disk_gib: 10,
+            template: "zy-busybox".into(),
+            user_data: Some("echo hi".into()),
+            forward_port: Some((2222, 22)),
+            restart_on_crash: true,
+        }
+    }
+
+    #[test]
+    fn specs_qemu_cannot_honour_are_refused_as_permanent() {
+        assert!(ok().validate().is_ok());
+        let bad: &[fn(&mut VmSpec)] = &[
+            |s| s.hostname = "Web_01".into(),
+            |s| s.hostname = "-web".into(),
+            |s| s.hostname = "a".repeat(64),
+            |s| s.hostname = "web,01".into(),
+            |s| s.vcpus = 0,
+            |s| s.memory_mib = 16,
+            |s| s.disk_gib = 0,
+            |s| s.template = "../etc".into(),
+            |s| s.user_data = Some("x".repeat(MAX_USER_DATA + 1)),
+            |s| s.forward_port = Some((0, 22)),
+        ];
+        for (i, change) in bad.iter().enumerate() {
+            let mut s = ok();
+            change(&mut s);
+            let err = s.validate().expect_err(&format!("case {i}"));
+            assert_eq!(err.kind(), ErrorKind::Permanent, "case {i}: {err}");
+        }
+    }
+
+    #[test]
+    fn volume_node_names_fit_qemus_limit() {
+        let n = crate::hypervisor::volume_node(Uuid::new_v4());
+        assert!(n.len() <= 31 && n.starts_with('v'), "{n}");
+    }
+}

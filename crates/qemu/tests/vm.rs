@@ -185,7 +185,10 @@ async fn vm_boots_runs_user_data_reboots_stops_and_grows_its_disk() {
     assert!(r.started);
     assert_eq!(host.hv.status(s.id).await, VmStatus::Running { pid: r.pid });
     assert!(!host.hv.start(&s).await.expect("start again").started);
-    host.wait_count(s.id, &ready("web-01"), 1, BOOT).await;
+    host.hv
+        .wait_console(s.id, &ready("web-01"), 1, BOOT)
+        .await
+        .expect("ready marker");
     eprintln!("boot to ready marker: {:?}", began.elapsed());
     host.wait_count(s.id, "USERDATA-RAN-web-01", 1, BOOT).await;
     assert!(host.log(s.id).await.contains("disk_bytes=1073741824"));
@@ -293,7 +296,7 @@ async fn volumes_hot_plug_and_unplug_and_survive_restarts() {
     host.wait_count(s.id, "ZY-BLOCK remove vdb", 1, BOOT).await;
     assert!(host.hv.volumes(s.id).await.expect("volumes").is_empty());
 
-    // Attached while stopped: on the command line at the next start.
+    // Attached again, then the VM restarts: the volume is on the new command line.
     host.hv
         .attach_volume(s.id, vol, 2)
         .await
@@ -303,9 +306,22 @@ async fn volumes_hot_plug_and_unplug_and_survive_restarts() {
         .stop(s.id, Duration::from_secs(60))
         .await
         .expect("stop");
+    // Attached while stopped: recorded, on the command line at the next start.
+    let vol2 = Uuid::new_v4();
+    host.hv
+        .attach_volume(s.id, vol2, 1)
+        .await
+        .expect("attach stopped");
     host.hv.start(&s).await.expect("start");
     host.wait_count(s.id, &ready("db-01"), 2, BOOT).await;
     host.wait_count(s.id, "ZY-BLOCK add vdb", 3, BOOT).await;
+    host.wait_count(s.id, "ZY-BLOCK add vdc bytes=1073741824", 1, BOOT)
+        .await;
+    host.hv
+        .detach_volume(s.id, vol2)
+        .await
+        .expect("detach vol2");
+    host.wait_count(s.id, "ZY-BLOCK remove vdc", 1, BOOT).await;
 
     let err = host
         .hv

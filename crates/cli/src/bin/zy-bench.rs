@@ -625,10 +625,23 @@ async fn kvm_bench(
         }
     };
     if let Some(n) = boots {
-        // One warm-up boot (template verification, first QEMU start).
-        let ids = create("warmup".into(), 1).await?;
-        wait(ids[0].clone(), true).await?;
-        delete(ids[0].clone()).await?;
+        // One warm-up boot (template verification, first QEMU start); it also waits for
+        // the local agent, which joins a moment after the server is ready.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let ids = create("warmup".into(), 1).await?;
+            let placed = wait(ids[0].clone(), false).await;
+            if placed.is_ok() {
+                wait(ids[0].clone(), true).await?;
+                delete(ids[0].clone()).await?;
+                break;
+            }
+            delete(ids[0].clone()).await?;
+            if Instant::now() > deadline {
+                bail!("the local KVM host never took an instance: {placed:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
         let (mut platform, mut guest, mut total) = (Vec::new(), Vec::new(), Vec::new());
         for k in 0..n {
             let t0 = Instant::now();
