@@ -8,9 +8,11 @@
 //! - `cargo xtask bench-api [--postgres]` — the API list benchmark (docs/BENCHMARKS.md).
 //! - `cargo xtask template [--out DIR] [--force]` — the guest template for `crates/qemu`
 //!   (kernel, initramfs, root disk) in `target/zy-template/`.
+//! - `cargo xtask web`     — only the console's checks and end-to-end tests (`web.rs`).
 
 mod pg;
 mod template;
+mod web;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -105,7 +107,15 @@ fn test(args: &[String]) -> bool {
         .env("ZHENGYUN_TEST_REQUIRE_PG", "1");
     let ok = run(c);
     drop(pg);
-    ok
+    let web_ok = args.iter().any(|a| a == "--no-web") || web::check(debug_server_build());
+    ok && web_ok
+}
+
+/// The debug server binary the console's end-to-end tests run against.
+fn debug_server_build() -> Command {
+    let mut c = cargo();
+    c.args(["build", "-p", "zhengyun", "--bin", "zhengyun"]);
+    c
 }
 
 fn openapi() -> bool {
@@ -139,6 +149,8 @@ fn openapi() -> bool {
 }
 
 fn run_product() -> bool {
+    // The release binary embeds web/dist; without it the server says how to build it.
+    let _ = web::build();
     let mut c = cargo();
     c.args([
         "run",
@@ -203,6 +215,7 @@ fn main() -> ExitCode {
         Some("test") => test(&args[1..]),
         Some("openapi") => openapi(),
         Some("run") => run_product(),
+        Some("web") => web::check(debug_server_build()),
         Some("bench-api") => bench_api(&args[1..]),
         Some("template") => template::run(&args[1..]),
         Some("pg") => match pg::ensure() {
@@ -219,7 +232,7 @@ fn main() -> ExitCode {
             }
         },
         _ => {
-            eprintln!("usage: cargo xtask <test [--no-lint] | run | openapi | bench-api [--postgres] | template [--out DIR] [--force] | pg>");
+            eprintln!("usage: cargo xtask <test [--no-lint] [--no-web] | run | web | openapi | bench-api [--postgres] | template [--out DIR] [--force] | pg>");
             false
         }
     };

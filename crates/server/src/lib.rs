@@ -19,6 +19,7 @@ pub mod extract;
 pub mod metrics;
 pub mod middleware;
 pub mod state;
+pub mod web;
 
 pub use config::Config;
 
@@ -110,9 +111,8 @@ pub async fn build(
             state.clone(),
             middleware::audit_failures,
         ))
-        .fallback(|| async {
-            error::ApiError(error::error_for_status(axum::http::StatusCode::NOT_FOUND))
-        })
+        // Paths no API route matched: the web console, or the API's 404.
+        .fallback(web::serve)
         .method_not_allowed_fallback(|| async {
             error::ApiError(error::error_for_status(
                 axum::http::StatusCode::METHOD_NOT_ALLOWED,

@@ -1,0 +1,65 @@
+// Routes and who may see them. `meta.roles` lists the roles that open a page (any of them);
+// a page without it only needs a signed-in account. The same lists build the menu.
+import { createRouter, createWebHistory, type RouteRecordRaw } from 'vue-router'
+import type { Role } from './api/client'
+import { session, loadMe, hasAny } from './session'
+
+declare module 'vue-router' {
+  interface RouteMeta {
+    roles?: Role[]
+    public?: boolean
+    title?: string
+  }
+}
+
+export const PORTAL: Role[] = ['platform_admin', 'supervisor', 'finance', 'dept_admin', 'dept_member']
+export const PLATFORM_READ: Role[] = ['platform_admin', 'supervisor']
+
+const routes: RouteRecordRaw[] = [
+  { path: '/login', name: 'login', component: () => import('./views/Login.vue'), meta: { public: true } },
+  {
+    path: '/',
+    component: () => import('./views/Shell.vue'),
+    children: [
+      { path: '', name: 'home', component: () => import('./views/Home.vue') },
+      { path: 'forbidden', name: 'forbidden', component: () => import('./views/Forbidden.vue') },
+      { path: 'portal/projects', name: 'projects', component: () => import('./views/dept/Projects.vue'), meta: { roles: PORTAL, title: 'nav.projects' } },
+      { path: 'portal/instances', name: 'instances', component: () => import('./views/dept/Instances.vue'), meta: { roles: PORTAL, title: 'nav.instances' } },
+      { path: 'portal/instances/new', name: 'instance-new', component: () => import('./views/dept/InstanceCreate.vue'), meta: { roles: ['platform_admin', 'dept_admin', 'dept_member'], title: 'instance.create' } },
+      { path: 'portal/instances/:id', name: 'instance', component: () => import('./views/dept/InstanceDetail.vue'), meta: { roles: PORTAL, title: 'nav.instances' } },
+      { path: 'portal/volumes', name: 'volumes', component: () => import('./views/dept/Volumes.vue'), meta: { roles: PORTAL, title: 'nav.volumes' } },
+      { path: 'portal/quotas', name: 'quotas', component: () => import('./views/dept/Quotas.vue'), meta: { roles: PORTAL, title: 'nav.quotas' } },
+      { path: 'portal/members', name: 'members', component: () => import('./views/dept/Members.vue'), meta: { roles: ['platform_admin', 'dept_admin'], title: 'nav.members' } },
+      { path: 'platform/overview', name: 'overview', component: () => import('./views/platform/Overview.vue'), meta: { roles: PLATFORM_READ, title: 'nav.overview' } },
+      { path: 'platform/departments', name: 'departments', component: () => import('./views/platform/Departments.vue'), meta: { roles: ['platform_admin', 'supervisor', 'finance'], title: 'nav.departments' } },
+      { path: 'platform/users', name: 'users', component: () => import('./views/platform/Users.vue'), meta: { roles: ['platform_admin', 'security_admin'], title: 'nav.users' } },
+      { path: 'platform/infra', name: 'infra', component: () => import('./views/platform/Infra.vue'), meta: { roles: ['platform_admin', 'supervisor', 'provider_operator'], title: 'nav.infra' } },
+      { path: 'platform/flavors', name: 'flavors', component: () => import('./views/platform/Flavors.vue'), meta: { roles: ['platform_admin', 'supervisor'], title: 'nav.flavors' } },
+      { path: 'platform/images', name: 'images', component: () => import('./views/platform/Images.vue'), meta: { roles: ['platform_admin', 'supervisor'], title: 'nav.images' } },
+      { path: 'audit', name: 'audit', component: () => import('./views/audit/Audit.vue'), meta: { roles: ['auditor'], title: 'nav.auditLog' } },
+      { path: ':rest(.*)*', name: 'not-found', component: () => import('./views/NotFound.vue') },
+    ],
+  },
+]
+
+export const router = createRouter({ history: createWebHistory(), routes })
+
+router.beforeEach(async (to) => {
+  if (!session.loaded) await loadMe()
+  if (to.meta.public) return true
+  if (!session.me) return { name: 'login', query: to.fullPath !== '/' ? { next: to.fullPath } : {} }
+  if (session.me.required_action) return { name: 'login' }
+  if (to.meta.roles && !hasAny(...to.meta.roles)) return { name: 'forbidden', query: { from: to.fullPath } }
+  return true
+})
+
+/** The first page a role lands on. */
+export function homeFor(): string {
+  if (hasAny('dept_admin', 'dept_member')) return '/portal/instances'
+  if (hasAny('platform_admin', 'supervisor')) return '/platform/overview'
+  if (hasAny('auditor')) return '/audit'
+  if (hasAny('security_admin')) return '/platform/users'
+  if (hasAny('provider_operator')) return '/platform/infra'
+  if (hasAny('finance')) return '/platform/departments'
+  return '/forbidden'
+}
