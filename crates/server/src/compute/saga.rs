@@ -423,6 +423,8 @@ pub async fn undo_create(
 ) -> Result<(), StepError> {
     release_everything(c, store, row).await?;
     let mut tx = store.begin_write().await?;
+    // The reason goes with the state: nobody should see `error` without knowing why.
+    instances::set_error(&mut tx, row.instance.id, reason).await?;
     instances::transition(
         &mut tx,
         row.instance.id,
