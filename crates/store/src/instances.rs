@@ -140,21 +140,40 @@ pub async fn get<'c>(
     r.as_ref().map(InstanceRow::decode).transpose()
 }
 
+/// What a list of instances is narrowed to, besides what the caller may see.
+#[derive(Debug, Clone, Default)]
+pub struct InstanceFilter {
+    pub project: Option<ProjectId>,
+    pub department: Option<DepartmentId>,
+    pub state: Option<InstanceState>,
+    /// Part of the name, case-insensitive.
+    pub q: Option<String>,
+    pub include_deleted: bool,
+}
+
 /// Lists instances of the given projects and/or departments (all when both are `None`).
 pub async fn list(
     store: &Store,
     page: &PageRequest,
     departments: Option<&[DepartmentId]>,
     projects: Option<&[ProjectId]>,
-    project: Option<ProjectId>,
-    include_deleted: bool,
+    f: &InstanceFilter,
 ) -> Result<Page<Instance>, Error> {
     let mut sql = Sql::new(&format!("SELECT {COLS} FROM instances WHERE 1 = 1"));
     sql.push_visible("project_id", departments, projects);
-    if let Some(p) = project {
+    if let Some(p) = f.project {
         sql.push(" AND project_id = ").bind_text(p.to_string());
     }
-    if !include_deleted {
+    if let Some(d) = f.department {
+        sql.push(" AND department_id = ").bind_text(d.to_string());
+    }
+    if let Some(st) = f.state {
+        sql.push(" AND state = ").bind_text(st.as_str());
+    }
+    if let Some(q) = f.q.as_deref().filter(|q| !q.is_empty()) {
+        sql.push(" AND ").push_contains("name", q);
+    }
+    if !f.include_deleted && f.state != Some(InstanceState::Deleted) {
         sql.push(" AND state <> 'deleted'");
     }
     sql.push_page(page, "name", "created_at", "id");

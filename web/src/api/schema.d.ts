@@ -2867,6 +2867,11 @@ export interface operations {
                 cursor?: string;
                 sort?: string;
                 project_id?: string;
+                department_id?: string;
+                /** @description Only instances in this state (`running`, `stopped`, `error`, …). */
+                state?: string;
+                /** @description Part of the name (case-insensitive). */
+                q?: string;
                 /** @description Include deleted instances. */
                 deleted?: boolean;
             };

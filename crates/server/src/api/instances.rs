@@ -100,6 +100,12 @@ pub struct ListInstances {
     pub sort: Option<String>,
     #[param(value_type = Option<String>, format = Uuid)]
     pub project_id: Option<ProjectId>,
+    #[param(value_type = Option<String>, format = Uuid)]
+    pub department_id: Option<DepartmentId>,
+    /// Only instances in this state (`running`, `stopped`, `error`, …).
+    pub state: Option<String>,
+    /// Part of the name (case-insensitive).
+    pub q: Option<String>,
     /// Include deleted instances.
     pub deleted: Option<bool>,
 }
@@ -111,9 +117,33 @@ pub async fn list_instances(
     Query(q): Query<ListInstances>,
 ) -> ApiResult<axum::Json<Page<Instance>>> {
     let page = PageRequest::parse(q.limit, q.cursor.as_deref(), q.sort.as_deref())?;
-    Ok(axum::Json(
-        inst::list(&s, &actor, &page, q.project_id, q.deleted.unwrap_or(false)).await?,
-    ))
+    let state = match q.state.as_deref() {
+        None | Some("") => None,
+        Some(st) => Some(InstanceState::parse(st).ok_or_else(|| {
+            zy_model::Error::validation(
+                "state",
+                zy_model::t!("未知的云主机状态 {}" ; "unknown instance state {}", zy_model::validate::clip(st, 20)),
+            )
+        })?),
+    };
+    if q.q.as_deref().is_some_and(|x| x.chars().count() > 100) {
+        return Err(zy_model::Error::validation(
+            "q",
+            zy_model::t!(
+                "搜索词不能超过 100 个字符",
+                "the search text is at most 100 characters"
+            ),
+        )
+        .into());
+    }
+    let filter = zy_store::instances::InstanceFilter {
+        project: q.project_id,
+        department: q.department_id,
+        state,
+        q: q.q,
+        include_deleted: q.deleted.unwrap_or(false),
+    };
+    Ok(axum::Json(inst::list(&s, &actor, &page, &filter).await?))
 }
 
 #[utoipa::path(post, path = "/v1/instances", tag = "compute", request_body = CreateInstances, responses((status = 202, body = List<Instance>), (status = "default", body = ErrorBody)))]

@@ -258,8 +258,7 @@ pub async fn list(
     s: &AppState,
     actor: &Actor,
     page: &PageRequest,
-    project: Option<ProjectId>,
-    include_deleted: bool,
+    filter: &instances::InstanceFilter,
 ) -> Result<Page<Instance>, Error> {
     let vis = if authorize(&actor.principal, Action::InventoryManage).is_ok() {
         Visibility::All
@@ -267,9 +266,7 @@ pub async fn list(
         tenancy_visibility(&actor.principal)
     };
     match vis {
-        Visibility::All => {
-            instances::list(&s.store, page, None, None, project, include_deleted).await
-        }
+        Visibility::All => instances::list(&s.store, page, None, None, filter).await,
         v if v.is_empty() => Err(Error::forbidden(t!(
             "您的角色无权查看云主机",
             "Your role may not see instances"
@@ -277,17 +274,7 @@ pub async fn list(
         Visibility::Some {
             departments,
             projects,
-        } => {
-            instances::list(
-                &s.store,
-                page,
-                Some(&departments),
-                Some(&projects),
-                project,
-                include_deleted,
-            )
-            .await
-        }
+        } => instances::list(&s.store, page, Some(&departments), Some(&projects), filter).await,
     }
 }
 

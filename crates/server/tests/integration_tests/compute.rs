@@ -787,3 +787,47 @@ async fn a_zone_set_to_spread_uses_the_emptiest_hosts(db: Db) {
     assert_check_clean(&c).await;
 }
 both_databases!(a_zone_set_to_spread_uses_the_emptiest_hosts);
+
+async fn instance_lists_filter_by_state_name_and_department(db: Db) {
+    let ts = TestServer::start(db).await;
+    let c = cloud(&ts, 2).await;
+    create(&c, "web", 2, json!({})).await;
+    create(&c, "db", 1, json!({ "start": false })).await;
+    settle(&c).await;
+    let names = |v: &Value| -> Vec<String> {
+        let mut n: Vec<String> = v["items"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|i| i["name"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        n.sort();
+        n
+    };
+    let (st, v) = c.member.get("/v1/instances?state=stopped").await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(names(&v), ["db"]);
+    let (_, v) = c.member.get("/v1/instances?q=WEB").await;
+    assert_eq!(names(&v), ["web-001", "web-002"]);
+    let (_, v) = c.member.get("/v1/instances?q=web&state=stopped").await;
+    assert_eq!(names(&v), Vec::<String>::new());
+    let (_, p) = c.member.get(&format!("/v1/projects/{}", c.project)).await;
+    let dept = p["department_id"].as_str().expect("department").to_string();
+    let (_, v) = c
+        .admin
+        .get(&format!("/v1/instances?department_id={dept}"))
+        .await;
+    assert_eq!(names(&v).len(), 3);
+    let other = uuid::Uuid::now_v7();
+    let (_, v) = c
+        .admin
+        .get(&format!("/v1/instances?department_id={other}"))
+        .await;
+    assert_eq!(names(&v).len(), 0);
+    let (st, v) = c.member.get("/v1/instances?state=flying").await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["error"]["details"]["field"], "state");
+}
+both_databases!(instance_lists_filter_by_state_name_and_department);
