@@ -570,3 +570,31 @@ pub async fn request_pass(tx: &mut Tx, id: InstanceId) -> Result<(), Error> {
         .map_err(db_error)?;
     Ok(())
 }
+
+/// Records that a running instance's guest powered itself off (seen stopped on its host
+/// since `seen_since`): `running → stopped`, and stopped is what is wanted now. Conditional
+/// on nothing having happened to the instance since then and no pass being due, so a start
+/// racing with the observation wins.
+pub async fn guest_powered_off(
+    tx: &mut Tx,
+    id: InstanceId,
+    host: HostId,
+    seen_since: Timestamp,
+) -> Result<bool, Error> {
+    let n = sqlx::query(
+        "UPDATE instances SET state = 'stopped', desired = 'stopped', updated_at = $1, generation = generation + 1 \
+         WHERE id = $2 AND host_id = $3 AND state = 'running' AND desired = 'running' AND work = 0 AND updated_at < $4",
+    )
+    .bind(Timestamp::now().0)
+    .bind(id.to_string())
+    .bind(host.to_string())
+    .bind(seen_since.0)
+    .execute(&mut **tx)
+    .await
+    .map_err(db_error)?
+    .rows_affected();
+    if n == 1 {
+        event(tx, id, "running", "stopped", "the guest powered itself off").await?;
+    }
+    Ok(n == 1)
+}

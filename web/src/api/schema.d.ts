@@ -2990,7 +2990,10 @@ export interface operations {
     };
     instance_console: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description How many of the last lines (1–10000, default 200). */
+                lines?: number;
+            };
             header?: never;
             path: {
                 id: components["schemas"]["InstanceId"];

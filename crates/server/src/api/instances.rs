@@ -272,14 +272,32 @@ pub struct ConsoleLog {
     pub output: String,
 }
 
-#[utoipa::path(get, path = "/v1/instances/{id}/console", tag = "compute", params(("id" = InstanceId, Path)), responses((status = 200, body = ConsoleLog), (status = "default", body = ErrorBody)))]
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ConsoleQuery {
+    /// How many of the last lines (1–10000, default 200).
+    #[param(minimum = 1, maximum = 10000)]
+    pub lines: Option<usize>,
+}
+
+#[utoipa::path(get, path = "/v1/instances/{id}/console", tag = "compute", params(("id" = InstanceId, Path), ConsoleQuery), responses((status = 200, body = ConsoleLog), (status = "default", body = ErrorBody)))]
 pub async fn instance_console(
     State(s): State<AppState>,
     actor: Actor,
     Path(id): Path<InstanceId>,
+    Query(q): Query<ConsoleQuery>,
 ) -> ApiResult<axum::Json<ConsoleLog>> {
+    let lines = q.lines.unwrap_or(200);
+    if !(1..=10_000).contains(&lines) {
+        return Err(zy_model::Error::validation(
+            "lines",
+            zy_model::t!("行数须在 1 到 10000 之间", "lines must be 1 to 10000"),
+        )
+        .into());
+    }
     Ok(axum::Json(ConsoleLog {
-        output: inst::console(&s, &actor, id).await?,
+        output: inst::console(&s, &actor, id, lines).await?,
     }))
 }
 

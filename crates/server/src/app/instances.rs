@@ -453,7 +453,12 @@ pub async fn events(
     instances::events(&s.store, id).await
 }
 
-pub async fn console(s: &AppState, actor: &Actor, id: InstanceId) -> Result<String, Error> {
+pub async fn console(
+    s: &AppState,
+    actor: &Actor,
+    id: InstanceId,
+    lines: usize,
+) -> Result<String, Error> {
     let i = get(s, actor, id).await?;
     let (Some(host), Some(provider)) = (i.host_id, i.provider_id) else {
         return Err(Error::conflict(t!(
@@ -462,7 +467,7 @@ pub async fn console(s: &AppState, actor: &Actor, id: InstanceId) -> Result<Stri
         )));
     };
     let driver = s.compute.drivers.get(provider)?;
-    driver.console_log(id.0, host.0, 200).await.map_err(|e| {
+    driver.console_log(id.0, host.0, lines).await.map_err(|e| {
         Error::conflict(t!("无法读取控制台输出", "cannot read the console output"))
             .with_internal(e.to_string())
     })

@@ -1,7 +1,8 @@
 //! The host monitor: every few seconds each replica asks every agent for its heartbeat
 //! over mutual TLS (pulling keeps the agents free of any credential for the control plane
 //! and the server free of a second listener), records it, keeps the `kvm` driver's
-//! address book current, and notes guests that died without being asked to.
+//! address book current, notes guests that died without being asked to, and records guests
+//! that powered themselves off (seen stopped on two heartbeats in a row) as stopped.
 
 use super::kvm::AgentClient;
 use super::Compute;
@@ -45,8 +46,9 @@ pub async fn run(c: Arc<Compute>, store: Store) {
     let mut known: HashMap<Uuid, String> = HashMap::new();
     // Crash counts already turned into instance events, so each crash is told once.
     let mut crashes: HashMap<Uuid, u32> = HashMap::new();
+    let mut stopped_since: HashMap<Uuid, Timestamp> = HashMap::new();
     loop {
-        if let Err(e) = pass(&c, &store, &mut known, &mut crashes).await {
+        if let Err(e) = pass(&c, &store, &mut known, &mut crashes, &mut stopped_since).await {
             tracing::warn!(error = %e, "host monitor pass failed");
         }
         tokio::time::sleep(INTERVAL).await;
@@ -58,7 +60,9 @@ async fn pass(
     store: &Store,
     known: &mut HashMap<Uuid, String>,
     crashes: &mut HashMap<Uuid, u32>,
+    stopped_since: &mut HashMap<Uuid, Timestamp>,
 ) -> Result<(), Error> {
+    let polled_at = Timestamp::now();
     let agents = zy_store::agents::agents(store).await?;
     for a in &agents {
         if known.get(&a.host_id.0) != Some(&a.address) {
@@ -93,9 +97,43 @@ async fn pass(
                 *seen = vm.crashes;
                 note_crash(store, vm.id, a.host_id, vm.state).await;
             }
+            if vm.state == VmState::Stopped {
+                match stopped_since.get(&vm.id) {
+                    None => {
+                        stopped_since.insert(vm.id, polled_at);
+                    }
+                    Some(since) => note_power_off(store, vm.id, a.host_id, *since).await,
+                }
+            } else {
+                stopped_since.remove(&vm.id);
+            }
         }
     }
     Ok(())
+}
+
+async fn note_power_off(store: &Store, vm: Uuid, host: zy_model::id::HostId, since: Timestamp) {
+    let r = async {
+        // Most stopped VMs are stopped on purpose: read before taking the write lock.
+        let id = zy_model::id::InstanceId(vm);
+        match zy_store::instances::get(store.pool(), id).await? {
+            Some(row)
+                if row.instance.state == zy_model::compute::InstanceState::Running
+                    && row.instance.host_id == Some(host) => {}
+            _ => return Ok(()),
+        }
+        let mut tx = store.begin_write().await?;
+        let changed = zy_store::instances::guest_powered_off(&mut tx, zy_model::id::InstanceId(vm), host, since).await?;
+        tx.commit().await.map_err(zy_store::db_error)?;
+        if changed {
+            tracing::info!(instance = %vm, host = %host, "the guest powered itself off; recorded as stopped");
+        }
+        Ok::<_, Error>(())
+    }
+    .await;
+    if let Err(e) = r {
+        tracing::warn!(error = %e, "cannot record a guest power-off");
+    }
 }
 
 async fn note_crash(store: &Store, vm: Uuid, host: zy_model::id::HostId, state: VmState) {

@@ -381,6 +381,28 @@ async fn a_real_vm_lives_its_whole_life_on_an_agent_host() {
     k.wait_console(&id, "ZHENGYUN-READY hostname=web-01", boots + 1)
         .await;
 
+    // A guest that powers itself off (here: the power button pressed behind the platform's
+    // back) is recorded as stopped, and starts again on request.
+    let report = agent
+        .state
+        .hv
+        .stop(uuid, Duration::from_secs(30))
+        .await
+        .expect("power off");
+    assert!(report.graceful, "{report:?}");
+    k.wait_state(&id, "stopped").await;
+    let (_, ev) = k.member.get(&format!("/v1/instances/{id}/events")).await;
+    assert!(ev.to_string().contains("powered itself off"), "{ev}");
+    let boots = k
+        .console(&id)
+        .await
+        .matches("ZHENGYUN-READY hostname=web-01")
+        .count();
+    k.act(&id, "start", json!({})).await;
+    k.wait_state(&id, "running").await;
+    k.wait_console(&id, "ZHENGYUN-READY hostname=web-01", boots + 1)
+        .await;
+
     // Bad calls to the agent: no certificate → no connection; with the control plane's
     // certificate, unknown instances and malformed bodies get clear 4xx errors.
     let addr = agent.addr;
