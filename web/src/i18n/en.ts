@@ -43,6 +43,8 @@ const en: typeof zh = {
     enabled: 'Enabled', maintenance: 'Maintenance', down: 'Down',
   },
   instance: {
+    migrate: 'Live migrate', migrateConfirm: 'Live-migrate instance "{name}" to another host of its provider? It keeps running meanwhile.', migrateStarted: 'Live migration started',
+    migrations: 'Migrations', downtime: 'Downtime (ms)', migration_running: 'running', migration_completed: 'completed', migration_failed: 'failed',
     title: 'Instances', create: 'Create instances', flavor: 'Flavor', image: 'Image', disk: 'Root disk (GiB)', count: 'Count',
     placement: 'Placement', any: 'Automatic', byProvider: 'By provider', byZone: 'By zone', provider: 'Provider', zone: 'Zone',
     host: 'Host', group: 'Server group (affinity)', groupNone: 'None', affinity: 'Affinity (same host)',
@@ -68,7 +70,9 @@ const en: typeof zh = {
   infra: { providers: 'Providers', zones: 'Zones', hosts: 'Hosts', kind: 'Kind', region: 'Region', strategy: 'Strategy',
     vcpus: 'vCPU (allocated/capacity)', memory: 'Memory GiB (allocated/capacity)', disk: 'Disk GiB (allocated/capacity)', overcommit: 'Overcommit',
     maintenance: 'Maintenance', maintenanceOn: 'Put host "{name}" into maintenance? No new instances will be placed on it.',
-    maintenanceOff: 'Enable host "{name}" again?', pack: 'Pack', spread: 'Spread', hostsOf: 'Hosts of {name}' },
+    maintenanceOff: 'Enable host "{name}" again?', pack: 'Pack', spread: 'Spread', hostsOf: 'Hosts of {name}',
+    agent: 'Agent', online: 'online', offline: 'offline', joinToken: 'Issue join token',
+    joinTokenIssued: 'Join token (shown only now, valid {hours} hours, usable once):', joinTokenHint: 'Run on the host:' },
   flavor: { title: 'Flavors', vcpus: 'vCPU', memory: 'Memory (GiB)', gpus: 'GPU' },
   image: { title: 'Images', os: 'OS', minDisk: 'Min disk (GiB)', providers: 'Providers', allProviders: 'All' },
   overview: {

@@ -41,6 +41,8 @@ export default {
     enabled: '启用', maintenance: '维护', down: '故障',
   },
   instance: {
+    migrate: '热迁移', migrateConfirm: '确定将云主机「{name}」热迁移到同一云服务商的另一台宿主机？迁移期间云主机保持运行。', migrateStarted: '已开始热迁移',
+    migrations: '迁移记录', downtime: '停机时间 (ms)', migration_running: '进行中', migration_completed: '已完成', migration_failed: '失败',
     title: '云主机', create: '创建云主机', flavor: '规格', image: '镜像', disk: '系统盘 (GiB)', count: '数量',
     placement: '放置位置', any: '自动选择', byProvider: '按云服务商', byZone: '按可用区', provider: '云服务商', zone: '可用区',
     host: '宿主机', group: '主机组（亲和性）', groupNone: '不使用', affinity: '亲和（同一宿主机）',
@@ -66,7 +68,9 @@ export default {
   infra: { providers: '云服务商', zones: '可用区', hosts: '宿主机', kind: '类型', region: '区域', strategy: '调度策略',
     vcpus: 'vCPU（已分配/容量）', memory: '内存 GiB（已分配/容量）', disk: '磁盘 GiB（已分配/容量）', overcommit: '超配比',
     maintenance: '维护模式', maintenanceOn: '确定将宿主机「{name}」置为维护模式？新的云主机将不会调度到该主机。',
-    maintenanceOff: '确定将宿主机「{name}」恢复启用？', pack: '紧凑', spread: '分散', hostsOf: '{name} 的宿主机' },
+    maintenanceOff: '确定将宿主机「{name}」恢复启用？', pack: '紧凑', spread: '分散', hostsOf: '{name} 的宿主机',
+    agent: 'Agent', online: '在线', offline: '离线', joinToken: '签发接入令牌',
+    joinTokenIssued: '接入令牌（只显示这一次，{hours} 小时内有效，只能使用一次）：', joinTokenHint: '在宿主机上运行：' },
   flavor: { title: '规格', vcpus: 'vCPU', memory: '内存 (GiB)', gpus: 'GPU' },
   image: { title: '镜像', os: '操作系统', minDisk: '最小磁盘 (GiB)', providers: '可用云服务商', allProviders: '全部' },
   overview: {
