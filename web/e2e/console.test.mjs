@@ -147,6 +147,44 @@ test('a department admin creates a project and runs an instance through its life
   await page.close()
 })
 
+test('a department member runs a real VM on 本机 KVM and reads its serial console', { skip: !process.env.ZY_E2E_KVM && 'no local agent (QEMU or the guest template missing)' }, async () => {
+  const { page, errors } = await newPage(browser.ctx)
+  await login(page, server.base, 'wjw.user')
+  await page.waitForURL('**/portal/instances')
+  await page.getByTestId('create-instance').click()
+  await pickOption(page, 'wiz-project', '全民健康信息平台')
+  await page.getByTestId('wiz-name').fill('kvm-e2e')
+  await page.getByTestId('wiz-next').click()
+  await page.getByTestId('wiz-flavor').locator('label', { hasText: '1C128M' }).first().click()
+  await pickOption(page, 'wiz-image', 'zy-busybox')
+  await page.getByTestId('wiz-next').click()
+  await page.getByTestId('wiz-placement').getByText('按云服务商').click()
+  await pickOption(page, 'wiz-provider', '本机 KVM')
+  await page.getByTestId('wiz-next').click()
+  await page.getByTestId('wiz-review').waitFor()
+  await page.getByTestId('wiz-submit').click()
+  await page.waitForURL(/\/portal\/instances\/[0-9a-f-]{36}$/)
+  await waitState(page, 'running', 90000)
+  // The real guest prints its ready marker with its hostname on the serial console.
+  await page.getByRole('tab', { name: '串口控制台日志' }).click()
+  const log = page.getByTestId('console-log')
+  const deadline = Date.now() + 90000
+  while (!(await log.innerText()).includes('ZHENGYUN-READY hostname=kvm-e2e')) {
+    assert.ok(Date.now() < deadline, `no ready marker in the console: ${await log.innerText()}`)
+    await page.waitForTimeout(1000)
+    await page.locator('#pane-console').getByRole('button').first().click()
+  }
+  await shot(page, '05k-kvm-serial-console')
+  // Real hosts report metrics from QEMU.
+  await page.getByRole('tab', { name: '监控' }).click()
+  await page.getByTestId('metrics').waitFor()
+  await page.getByTestId('act-delete').click()
+  await confirmBox(page)
+  await page.locator('[data-testid="instance-state"][data-state="deleted"]').waitFor({ timeout: 60000 })
+  assert.deepEqual(errors, [])
+  await page.close()
+})
+
 test('a department admin sees quota bars and creates and deletes a volume', async () => {
   const { page, errors } = await newPage(browser.ctx)
   await login(page, server.base, 'wjw.admin')

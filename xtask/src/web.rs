@@ -88,12 +88,22 @@ struct DemoServer {
     base: String,
     /// The first start's one-time passwords: (`admin` | `secadmin` | `auditor`, password).
     admin_passwords: Vec<(String, String)>,
+    /// Whether the server runs the demo's local agent (本机 KVM, real VMs).
+    kvm: bool,
 }
 
 impl Drop for DemoServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if self.kvm {
+            // The local agent's VMs are QEMU processes of their own; a test that failed
+            // half-way may leave one. Their command lines name this run's unique data dir.
+            let _ = Command::new("pkill")
+                .arg("-f")
+                .arg(self.dir.join("data/local-agent/"))
+                .status();
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -111,13 +121,27 @@ fn start_demo_server(bin: &Path) -> Result<DemoServer, String> {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
-    let dir = std::env::temp_dir().join(format!("zy-web-e2e-{}-{nanos}", std::process::id()));
+    // Short: the local agent's QMP sockets live below it (Unix socket paths are short).
+    let dir = std::env::temp_dir().join(format!("zyw-{}-{nanos}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let log = std::fs::File::create(dir.join("server.log")).map_err(|e| e.to_string())?;
     let addr = format!("127.0.0.1:{port}");
-    let mut child = Command::new(bin)
-        .args(["server", "--demo", "--listen", &addr, "--data-dir"])
-        .arg(dir.join("data"))
+    // With QEMU and the guest template (built by `cargo xtask test` before the console's
+    // checks), the demo also gets its real provider, so the console is tried on real VMs.
+    let template = root().join("target/zy-template");
+    let kvm = template.join("template.json").exists()
+        && Command::new("qemu-system-x86_64")
+            .arg("--version")
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
+    let mut cmd = Command::new(bin);
+    cmd.args(["server", "--demo", "--listen", &addr, "--data-dir"])
+        .arg(dir.join("data"));
+    if kvm {
+        cmd.arg("--local-agent-template").arg(&template);
+    }
+    let mut child = cmd
         .env("ZHENGYUN_WEB_DIR", web_dir().join("dist"))
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
@@ -139,6 +163,7 @@ fn start_demo_server(bin: &Path) -> Result<DemoServer, String> {
         dir,
         base: format!("http://{addr}"),
         admin_passwords: Vec::new(),
+        kvm,
     };
     let take = |server: &mut DemoServer, rx: &mpsc::Receiver<String>| {
         while let Ok(line) = rx.try_recv() {
@@ -207,6 +232,9 @@ pub fn check(cargo: Command) -> bool {
     let mut e2e = npm(&["run", "e2e"]);
     e2e.env("ZY_E2E_BASE", &server.base)
         .env("ZHENGYUN_WEB_DIR", web_dir().join("dist"));
+    if server.kvm {
+        e2e.env("ZY_E2E_KVM", "1");
+    }
     for (name, password) in &server.admin_passwords {
         e2e.env(
             format!("ZY_E2E_{}_PASSWORD", name.to_ascii_uppercase()),
