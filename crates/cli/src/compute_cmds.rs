@@ -105,6 +105,10 @@ pub enum InstanceCmd {
     Events {
         id: String,
     },
+    /// The sagas that changed the instance: kind, state, step, error.
+    Sagas {
+        id: String,
+    },
     /// The serial console's last lines.
     Console {
         id: String,
@@ -412,6 +416,11 @@ pub async fn instance(c: &Client, cmd: InstanceCmd, json: bool) -> Result<()> {
                 println!("已提交删除 delete accepted")
             }
         }
+        InstanceCmd::Sagas { id } => show(
+            &c.get(&format!("/v1/instances/{id}/sagas"), &[]).await?,
+            SAGA_COLS,
+            json,
+        ),
         InstanceCmd::Events { id } => show(
             &c.get(&format!("/v1/instances/{id}/events"), &[]).await?,
             &[
@@ -580,6 +589,50 @@ pub async fn admin_check(c: &Client, json: bool) -> Result<()> {
     if v["ok"].as_bool() != Some(true) {
         std::process::exit(2);
     }
+    Ok(())
+}
+
+const SAGA_COLS: &[(&str, &str)] = &[
+    ("开始 started", "created_at"),
+    ("类型 kind", "kind"),
+    ("状态 state", "state"),
+    ("步骤 step", "step"),
+    ("重试 tries", "attempts"),
+    ("错误 error", "error"),
+    ("对象 target", "target_id"),
+];
+
+pub async fn admin_tasks(c: &Client, json: bool) -> Result<()> {
+    let v = c
+        .get("/v1/system/tasks", &[])
+        .await
+        .context("listing the background tasks")?;
+    show(
+        &v,
+        &[
+            ("任务 task", "name"),
+            ("副本 replica", "replica"),
+            ("单例 singleton", "singleton"),
+            ("执行中 active", "active"),
+            ("上次 last run", "last_started"),
+            ("耗时 ms", "last_duration_ms"),
+            ("结果 outcome", "last_outcome"),
+            ("状态 status", "last_status"),
+            ("错误 error", "last_error"),
+            ("下次 next run", "next_run"),
+            ("失败 failures", "failures"),
+        ],
+        json,
+    );
+    Ok(())
+}
+
+pub async fn admin_sagas(c: &Client, json: bool) -> Result<()> {
+    let v = c
+        .get("/v1/system/sagas", &[])
+        .await
+        .context("listing the sagas")?;
+    show(&v, SAGA_COLS, json);
     Ok(())
 }
 

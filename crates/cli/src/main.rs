@@ -110,6 +110,10 @@ enum Command {
 enum AdminCmd {
     /// Verify the invariants: host allocations, quota use, disks.
     Check,
+    /// The background tasks of every replica: last run, duration, outcome, next run.
+    Tasks,
+    /// Sagas still running or undoing.
+    Sagas,
 }
 
 #[derive(Args)]

@@ -18,7 +18,9 @@ pub mod error;
 pub mod extract;
 pub mod metrics;
 pub mod middleware;
+pub mod saga;
 pub mod state;
+pub mod tasks;
 pub mod web;
 
 pub use config::Config;
@@ -93,13 +95,16 @@ pub async fn build(
         }
     }
     if state.store.backend() == zy_store::Backend::Sqlite {
-        let freed = zy_store::instances::release_all_leases(&state.store).await?;
+        // One database file has one server: leases left in it belong to a process that
+        // is gone (a crash or kill -9), and waiting for them would only delay recovery.
+        let freed = zy_store::sagas::release_all_leases(&state.store).await?;
+        zy_store::tasks::release_all(&state.store).await?;
         if freed > 0 {
-            tracing::info!(instances = freed, "took over work left by a previous run");
+            tracing::info!(sagas = freed, "took over sagas left by a previous run");
         }
     }
     state.compute.placement.load(&state.store).await?;
-    let adopted = compute::saga::resync(&state.compute, &state.store).await?;
+    let adopted = compute::sagas::instance::resync(&state.compute, &state.store).await?;
     if adopted > 0 {
         tracing::info!(
             instances = adopted,
@@ -135,7 +140,8 @@ pub struct Server {
     pub state: state::AppState,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
-    reconciler: tokio::task::JoinHandle<()>,
+    /// The background tasks; dropping it stops them.
+    tasks: Option<tasks::Runner>,
 }
 
 impl Server {
@@ -145,15 +151,13 @@ impl Server {
             let _ = tx.send(());
         }
         let _ = (&mut self.task).await;
-        self.reconciler.abort();
-        let _ = (&mut self.reconciler).await;
+        drop(self.tasks.take());
         self.state.store.close().await;
     }
 
     /// Waits until the server stops (on Ctrl-C or SIGTERM when started by [`run`]).
     pub async fn wait(self) {
         let _ = self.task.await;
-        self.reconciler.abort();
     }
 }
 
@@ -184,39 +188,19 @@ pub async fn start(config: Config) -> Result<Server, Error> {
             tracing::error!(error = %e, "server stopped with an error");
         }
     });
-    let compute = state.compute.clone();
-    let store = state.store.clone();
-    let lease_secs = state.config.lease_secs;
-    let reconciler = tokio::spawn(async move {
-        match app::agents::resume_migrations(compute.clone(), store.clone()).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(
-                migrations = n,
-                "settling migrations left running by a previous run"
-            ),
-            Err(e) => tracing::warn!(error = %e, "cannot look for unfinished migrations"),
-        }
-        let monitor = tokio::spawn(compute::monitor::run(compute.clone(), store.clone()));
-        // Aborting the reconciler task drops this guard, which stops the monitor too.
-        let _stop_monitor = AbortOnDrop(monitor);
-        compute::reconciler::run(compute, store, lease_secs).await
-    });
+    let runner = tasks::Runner::start(
+        state.store.clone(),
+        state.compute.owner.clone(),
+        tasks::builtin::all(&state.compute, &state.store, state.config.lease_secs),
+    );
     Ok(Server {
         addr,
         credentials,
         state,
         shutdown: Some(tx),
         task,
-        reconciler,
+        tasks: Some(runner),
     })
-}
-
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 async fn shutdown_signal() {

@@ -232,15 +232,17 @@ pub async fn move_instance(
     instance: InstanceId,
     from: HostId,
     to: HostId,
+    zone: ZoneId,
 ) -> Result<bool, Error> {
     let n = sqlx::query(
-        "UPDATE instances SET host_id = $1, updated_at = $2, generation = generation + 1 \
+        "UPDATE instances SET host_id = $1, zone_id = $5, updated_at = $2, generation = generation + 1 \
          WHERE id = $3 AND host_id = $4 AND state = 'migrating'",
     )
     .bind(to.to_string())
     .bind(Timestamp::now().0)
     .bind(instance.to_string())
     .bind(from.to_string())
+    .bind(zone.to_string())
     .execute(&mut **tx)
     .await
     .map_err(db_error)?

@@ -583,7 +583,8 @@ pub async fn guest_powered_off(
 ) -> Result<bool, Error> {
     let n = sqlx::query(
         "UPDATE instances SET state = 'stopped', desired = 'stopped', updated_at = $1, generation = generation + 1 \
-         WHERE id = $2 AND host_id = $3 AND state = 'running' AND desired = 'running' AND work = 0 AND updated_at < $4",
+         WHERE id = $2 AND host_id = $3 AND state = 'running' AND desired = 'running' AND work = 0 AND updated_at < $4 \
+         AND NOT EXISTS (SELECT 1 FROM sagas s WHERE s.target_id = instances.id AND s.state IN ('running', 'undoing'))",
     )
     .bind(Timestamp::now().0)
     .bind(id.to_string())
@@ -597,4 +598,135 @@ pub async fn guest_powered_off(
         event(tx, id, "running", "stopped", "the guest powered itself off").await?;
     }
     Ok(n == 1)
+}
+
+/// Sets the desired state if the instance is still at `generation` (the version the
+/// caller validated, read in the same transaction); false when someone changed it first.
+pub async fn set_desired_if(
+    tx: &mut Tx,
+    id: InstanceId,
+    generation: i64,
+    desired: InstanceState,
+    reboot: bool,
+) -> Result<bool, Error> {
+    let n = sqlx::query(
+        "UPDATE instances SET desired = $1, reboot_pending = CASE WHEN $2 = 1 THEN 1 ELSE reboot_pending END, work = 1, \
+         updated_at = $3, generation = generation + 1 WHERE id = $4 AND generation = $5",
+    )
+    .bind(desired.as_str())
+    .bind(i64::from(reboot))
+    .bind(Timestamp::now().0)
+    .bind(id.to_string())
+    .bind(generation)
+    .execute(&mut **tx)
+    .await
+    .map_err(db_error)?
+    .rows_affected();
+    Ok(n == 1)
+}
+
+/// The columns a resize changes.
+pub struct SizeCols<'a> {
+    pub flavor_id: FlavorId,
+    pub flavor_name: &'a str,
+    pub vcpus: u32,
+    pub memory_mib: u64,
+    pub disk_gib: u64,
+    pub gpus: u32,
+}
+
+/// Changes the size if the instance is still at `generation`; false otherwise.
+pub async fn resize_if(
+    tx: &mut Tx,
+    id: InstanceId,
+    generation: i64,
+    to: &SizeCols<'_>,
+) -> Result<bool, Error> {
+    let n = sqlx::query(
+        "UPDATE instances SET flavor_id = $1, flavor_name = $2, vcpus = $3, memory_mib = $4, gpus = $5, disk_gib = $6, \
+         updated_at = $7, generation = generation + 1 WHERE id = $8 AND generation = $9",
+    )
+    .bind(to.flavor_id.to_string())
+    .bind(to.flavor_name)
+    .bind(to.vcpus as i64)
+    .bind(to.memory_mib as i64)
+    .bind(to.gpus as i64)
+    .bind(to.disk_gib as i64)
+    .bind(Timestamp::now().0)
+    .bind(id.to_string())
+    .bind(generation)
+    .execute(&mut **tx)
+    .await
+    .map_err(db_error)?
+    .rows_affected();
+    Ok(n == 1)
+}
+
+/// Sets the size back (the undo of a resize) if the instance still has the size
+/// `expect = (flavor, vcpus, memory, disk)`; false when it was restored already.
+pub async fn restore_size(
+    tx: &mut Tx,
+    id: InstanceId,
+    expect: (FlavorId, u32, u64, u64),
+    to: &SizeCols<'_>,
+) -> Result<bool, Error> {
+    let n = sqlx::query(
+        "UPDATE instances SET flavor_id = $1, flavor_name = $2, vcpus = $3, memory_mib = $4, gpus = $5, disk_gib = $6, \
+         updated_at = $7, generation = generation + 1 \
+         WHERE id = $8 AND flavor_id = $9 AND vcpus = $10 AND memory_mib = $11 AND disk_gib = $12",
+    )
+    .bind(to.flavor_id.to_string())
+    .bind(to.flavor_name)
+    .bind(to.vcpus as i64)
+    .bind(to.memory_mib as i64)
+    .bind(to.gpus as i64)
+    .bind(to.disk_gib as i64)
+    .bind(Timestamp::now().0)
+    .bind(id.to_string())
+    .bind(expect.0.to_string())
+    .bind(expect.1 as i64)
+    .bind(expect.2 as i64)
+    .bind(expect.3 as i64)
+    .execute(&mut **tx)
+    .await
+    .map_err(db_error)?
+    .rows_affected();
+    Ok(n == 1)
+}
+
+/// Gives up the anti-affinity slot an instance holds on one host (after it moved away,
+/// or a migration to that host was undone).
+pub async fn release_anti_affinity_slot_on(
+    tx: &mut Tx,
+    instance: InstanceId,
+    host: HostId,
+) -> Result<(), Error> {
+    sqlx::query("DELETE FROM anti_affinity_slots WHERE instance_id = $1 AND host_id = $2")
+        .bind(instance.to_string())
+        .bind(host.to_string())
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
+
+/// Instances that wait for a saga (`work = 1`) but have none running: the reconciler
+/// starts what each needs.
+pub async fn waiting_for_saga(store: &Store, limit: u32) -> Result<Vec<InstanceId>, Error> {
+    let ids: Vec<String> = sqlx::query_scalar(&format!(
+        "SELECT i.id FROM instances i WHERE i.work = 1 AND NOT EXISTS \
+         (SELECT 1 FROM sagas s WHERE s.target_id = i.id AND s.state IN ('running', 'undoing')) LIMIT {limit}"
+    ))
+    .fetch_all(store.pool())
+    .await
+    .map_err(db_error)?;
+    ids.iter().map(|s| s.parse()).collect()
+}
+
+/// Every anti-affinity slot as (instance, host), for the invariant check.
+pub async fn anti_affinity_slots(store: &Store) -> Result<Vec<(String, String)>, Error> {
+    sqlx::query_as("SELECT instance_id, host_id FROM anti_affinity_slots")
+        .fetch_all(store.pool())
+        .await
+        .map_err(db_error)
 }

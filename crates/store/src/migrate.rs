@@ -33,10 +33,16 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0003_agents.sql"),
         postgres: include_str!("../migrations/postgres/0003_agents.sql"),
     },
+    Migration {
+        version: 4,
+        name: "sagas_tasks",
+        sqlite: include_str!("../migrations/sqlite/0004_sagas_tasks.sql"),
+        postgres: include_str!("../migrations/postgres/0004_sagas_tasks.sql"),
+    },
 ];
 
 /// The newest schema version this binary knows.
-pub const LATEST: i64 = 3;
+pub const LATEST: i64 = 4;
 
 pub(crate) async fn run(store: &Store) -> Result<(), Error> {
     let mut tx = store.begin_write().await?;

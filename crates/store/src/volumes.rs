@@ -159,3 +159,41 @@ pub async fn count_attached<'c>(
         .await
         .map_err(db_error)
 }
+
+/// Lets go of a volume's attachment to `instance` (the end of a detach, or the undo of an
+/// attach); false when it is not attached to that instance (released already).
+pub async fn release_attachment(
+    tx: &mut Tx,
+    id: VolumeId,
+    instance: InstanceId,
+) -> Result<bool, Error> {
+    let n = sqlx::query("UPDATE volumes SET state = 'available', instance_id = NULL, updated_at = $1, generation = generation + 1 WHERE id = $2 AND instance_id = $3")
+        .bind(Timestamp::now().0)
+        .bind(id.to_string())
+        .bind(instance.to_string())
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?
+        .rows_affected();
+    Ok(n == 1)
+}
+
+/// Sets the size back from `to` to `from` (the undo of an extend); false when the volume
+/// no longer has size `to` (undone already).
+pub async fn restore_size(tx: &mut Tx, id: VolumeId, to: u64, from: u64) -> Result<bool, Error> {
+    let n = sqlx::query("UPDATE volumes SET size_gib = $1, updated_at = $2, generation = generation + 1 WHERE id = $3 AND size_gib = $4")
+        .bind(from as i64)
+        .bind(Timestamp::now().0)
+        .bind(id.to_string())
+        .bind(to as i64)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?
+        .rows_affected();
+    Ok(n == 1)
+}
+
+/// Reads a volume inside a write transaction (the state a conditional change is decided on).
+pub async fn get_for_update(tx: &mut Tx, id: VolumeId) -> Result<Option<Volume>, Error> {
+    get(&mut **tx, id).await
+}

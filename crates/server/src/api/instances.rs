@@ -311,3 +311,18 @@ pub async fn admin_check(
         crate::compute::check::run(&s.compute, &s.store).await?,
     ))
 }
+
+/// The sagas that changed this instance (newest first): what ran, how far, why it failed.
+#[utoipa::path(get, path = "/v1/instances/{id}/sagas", tag = "compute", params(("id" = InstanceId, Path)),
+    responses((status = 200, body = List<zy_model::ops::Saga>), (status = "default", body = ErrorBody)))]
+pub async fn instance_sagas(
+    State(s): State<AppState>,
+    actor: Actor,
+    Path(id): Path<InstanceId>,
+) -> ApiResult<axum::Json<List<zy_model::ops::Saga>>> {
+    inst::get(&s, &actor, id).await?;
+    let rows = zy_store::sagas::of_target(&s.store, &id.to_string(), 100).await?;
+    Ok(axum::Json(List {
+        items: rows.iter().map(crate::saga::view).collect(),
+    }))
+}

@@ -45,7 +45,7 @@ use zy_model::Error;
         (name = "security", description = "安全管理 / security administration"),
         (name = "audit", description = "审计日志 / audit log"),
         (name = "compute", description = "计算资源：云服务商、可用区、宿主机、规格、镜像、配额、云主机 / compute"),
-        (name = "system", description = "运行状态 / health and metrics"),
+        (name = "system", description = "运行状态与后台任务 / health, metrics, background tasks and sagas"),
     )
 )]
 pub struct ApiDoc;
@@ -141,6 +141,9 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(instances::instance_events))
         .routes(routes!(instances::instance_console))
         .routes(routes!(instances::admin_check))
+        .routes(routes!(instances::instance_sagas))
+        .routes(routes!(system::list_tasks))
+        .routes(routes!(system::list_sagas))
         .routes(routes!(agents::create_join_token))
         .routes(routes!(agents::list_join_tokens))
         .routes(routes!(agents::join_agent))

@@ -70,3 +70,31 @@ pub async fn metrics(State(s): State<AppState>) -> Response {
     );
     resp
 }
+
+/// The background tasks of every replica that reported in the last ten minutes.
+#[utoipa::path(get, path = "/v1/system/tasks", tag = "system",
+    responses((status = 200, body = super::List<zy_model::ops::TaskStatus>), (status = "default", body = ErrorBody)))]
+pub async fn list_tasks(
+    State(s): State<AppState>,
+    actor: crate::auth::actor::Actor,
+) -> ApiResult<axum::Json<super::List<zy_model::ops::TaskStatus>>> {
+    zy_policy::authorize(&actor.principal, zy_policy::Action::AdminCheck).map_err(ApiError)?;
+    let since = zy_model::time::Timestamp::now().plus_secs(-600);
+    Ok(axum::Json(super::List {
+        items: zy_store::tasks::list(&s.store, since).await?,
+    }))
+}
+
+/// Sagas still running or undoing (newest first, at most 500).
+#[utoipa::path(get, path = "/v1/system/sagas", tag = "system",
+    responses((status = 200, body = super::List<zy_model::ops::Saga>), (status = "default", body = ErrorBody)))]
+pub async fn list_sagas(
+    State(s): State<AppState>,
+    actor: crate::auth::actor::Actor,
+) -> ApiResult<axum::Json<super::List<zy_model::ops::Saga>>> {
+    zy_policy::authorize(&actor.principal, zy_policy::Action::AdminCheck).map_err(ApiError)?;
+    let rows = zy_store::sagas::active(&s.store, 500).await?;
+    Ok(axum::Json(super::List {
+        items: rows.iter().map(crate::saga::view).collect(),
+    }))
+}

@@ -8,10 +8,9 @@
 use super::commit_audited;
 use crate::auth::actor::Actor;
 use crate::auth::secrets;
-use crate::compute::saga::demand;
+use crate::compute::sagas::instance::{demand, place_request};
 use crate::context::RequestContext;
 use crate::state::AppState;
-use std::sync::Arc;
 use zy_compute::agent::{JoinRequest, JoinResponse, VmMetrics};
 use zy_model::agents::*;
 use zy_model::compute::*;
@@ -282,9 +281,10 @@ pub async fn migrations(
     store_agents::migrations_of(&s.store, id).await
 }
 
-/// Starts a live migration of a running instance to `target` (or the emptiest other
-/// enabled host of its provider). The target's capacity is claimed before anything moves;
-/// the source's is released when the instance runs on the target.
+/// Starts a live migration of a running instance to `target` (or the host the scheduler
+/// chooses among the others, with the same filters as a create). The target's capacity
+/// and group slot are claimed, and the migration saga started, in one transaction with
+/// the move to `migrating`; the saga does the rest (see `compute::sagas::migrate`).
 pub async fn migrate(
     s: &AppState,
     ctx: &RequestContext,
@@ -317,56 +317,37 @@ pub async fn migrate(
             "this provider does not support live migration"
         )));
     }
-    let hosts = zy_store::inventory::hosts(&s.store, Some(provider)).await?;
-    let d = demand(i);
-    let fits = |h: &Host| {
-        h.state == HostState::Enabled
-            && h.id != source
-            && (h.used_vcpus as i64 + d.vcpus) * 1000
-                <= h.vcpus as i64 * h.cpu_ratio_permille as i64
-            && (h.used_memory_mib as i64 + d.memory_mib) * 1000
-                <= h.memory_mib as i64 * h.mem_ratio_permille as i64
-            && h.used_disk_gib as i64 + d.disk_gib <= h.disk_gib as i64
-    };
-    let target = match target {
-        Some(t) => {
-            let h = hosts.iter().find(|h| h.host.id == t).ok_or_else(|| {
-                Error::validation(
-                    "target_host_id",
-                    t!(
-                        "目标宿主机不属于该云服务商",
-                        "the target host is not one of this provider's"
-                    ),
-                )
-            })?;
-            if h.host.id == source {
-                return Err(Error::validation(
-                    "target_host_id",
-                    t!(
-                        "目标宿主机与当前宿主机相同",
-                        "the target is the host the instance is on"
-                    ),
-                ));
-            }
-            t
+    if let Some(t) = target {
+        let hosts = zy_store::inventory::hosts(&s.store, Some(provider)).await?;
+        if !hosts.iter().any(|h| h.host.id == t) {
+            return Err(Error::validation(
+                "target_host_id",
+                t!(
+                    "目标宿主机不属于该云服务商",
+                    "the target host is not one of this provider's"
+                ),
+            ));
         }
-        None => hosts
-            .iter()
-            .filter(|h| fits(&h.host))
-            .min_by_key(|h| h.host.used_memory_mib)
-            .map(|h| h.host.id)
-            .ok_or_else(|| {
-                Error::conflict(t!(
-                    "没有可容纳该云主机的其他宿主机",
-                    "no other host has room for this instance"
-                ))
-            })?,
-    };
+        if t == source {
+            return Err(Error::validation(
+                "target_host_id",
+                t!(
+                    "目标宿主机与当前宿主机相同",
+                    "the target is the host the instance is on"
+                ),
+            ));
+        }
+    }
+    let mut req = place_request(&s.compute, &s.store, &row).await?;
+    // A live migration never leaves its provider.
+    req.providers = Some(vec![provider]);
+    let meta = s.compute.placement.propose_move(&req, source, target)?;
+    let unbook = || s.compute.placement.unbook(meta.id, &req);
     let m = Migration {
         id: MigrationId::new(),
         instance_id: id,
         source_host_id: source,
-        target_host_id: target,
+        target_host_id: meta.id,
         state: MigrationState::Running,
         downtime_ms: None,
         total_ms: None,
@@ -375,60 +356,73 @@ pub async fn migrate(
         created_at: Timestamp::now(),
         finished_at: None,
     };
-    let mut tx = s.store.begin_write().await?;
-    if !zy_store::inventory::claim_capacity(&mut tx, target, d).await? {
-        return Err(Error::conflict(t!(
-            "目标宿主机容量不足或不可用",
-            "the target host lacks capacity or is not enabled"
-        )));
+    let result = async {
+        let mut tx = s.store.begin_write().await?;
+        if !zy_store::inventory::claim_capacity(&mut tx, meta.id, demand(i)).await? {
+            return Err(Error::conflict(t!(
+                "目标宿主机容量不足或不可用",
+                "the target host lacks capacity or is not enabled"
+            )));
+        }
+        if let Some((g, GroupPolicy::AntiAffinity)) = req.group {
+            if !instances::take_anti_affinity_slot(&mut tx, g, meta.id, id).await? {
+                return Err(Error::conflict(t!(
+                    "目标宿主机上已有同一反亲和主机组的云主机",
+                    "the target host already runs a member of the instance's anti-affinity group"
+                )));
+            }
+        }
+        if !instances::transition(
+            &mut tx,
+            id,
+            InstanceState::Running,
+            InstanceState::Migrating,
+            &format!("live migration to host {}", meta.id),
+        )
+        .await?
+        {
+            return Err(Error::conflict(t!(
+                "云主机状态已变化，请重试",
+                "the instance changed meanwhile; try again"
+            )));
+        }
+        store_agents::insert_migration(&mut tx, &m).await?;
+        let params = crate::compute::sagas::migrate::MigrateParams {
+            migration_id: m.id,
+            instance_id: id,
+            source_host_id: source,
+            target_host_id: meta.id,
+            target_zone_id: meta.zone,
+        };
+        let Some(saga_id) = crate::saga::start(
+            &mut tx,
+            &crate::compute::sagas::migrate::MIGRATE,
+            &id.to_string(),
+            &params,
+        )
+        .await?
+        else {
+            return Err(super::instances::busy_with_saga());
+        };
+        commit_audited(
+            tx,
+            ctx,
+            Some(actor),
+            "migrate_instance",
+            "instance",
+            &id.to_string(),
+            serde_json::json!({ "migration_id": m.id, "source_host_id": source, "target_host_id": meta.id, "saga_id": saga_id }),
+        )
+        .await
     }
-    if !instances::transition(
-        &mut tx,
-        id,
-        InstanceState::Running,
-        InstanceState::Migrating,
-        &format!("live migration to host {target}"),
-    )
-    .await?
-    {
-        return Err(Error::conflict(t!(
-            "云主机状态已变化，请重试",
-            "the instance changed meanwhile; try again"
-        )));
+    .await;
+    if let Err(e) = result {
+        unbook();
+        return Err(e);
     }
-    store_agents::insert_migration(&mut tx, &m).await?;
-    commit_audited(
-        tx,
-        ctx,
-        Some(actor),
-        "migrate_instance",
-        "instance",
-        &id.to_string(),
-        serde_json::json!({ "migration_id": m.id, "source_host_id": source, "target_host_id": target }),
-    )
-    .await?;
-    tokio::spawn(crate::compute::migration::run(
-        s.compute.clone(),
-        s.store.clone(),
-        m.clone(),
-    ));
+    if let Ok(Some(h)) = zy_store::inventory::host(s.store.pool(), meta.id).await {
+        s.compute.placement.upsert(&[h]);
+    }
+    s.compute.wake.notify_one();
     Ok(m)
-}
-
-/// After a restart: settles migrations a crashed replica left running.
-pub async fn resume_migrations(
-    c: Arc<crate::compute::Compute>,
-    store: zy_store::Store,
-) -> Result<usize, Error> {
-    let running = store_agents::running_migrations(&store).await?;
-    let n = running.len();
-    for m in running {
-        tokio::spawn(crate::compute::migration::settle(
-            c.clone(),
-            store.clone(),
-            m,
-            None,
-        ));
-    }
-    Ok(n)
 }

@@ -5,7 +5,7 @@
 
 use super::commit_audited;
 use crate::auth::actor::Actor;
-use crate::compute::saga::{demand, quota_delta};
+use crate::compute::sagas::instance::{self as instance_sagas, demand, quota_delta, Size};
 use crate::context::RequestContext;
 use crate::state::AppState;
 use zy_model::compute::*;
@@ -14,7 +14,7 @@ use zy_model::page::{Page, PageRequest};
 use zy_model::time::Timestamp;
 use zy_model::{t, validate, Error};
 use zy_policy::{authorize, tenancy_visibility, Action, Visibility};
-use zy_store::instances::{self, Flag, InstanceRow};
+use zy_store::instances::{self, InstanceRow};
 
 pub struct NewInstances {
     pub project_id: ProjectId,
@@ -216,6 +216,23 @@ pub async fn create(
     for r in &rows {
         instances::insert(&mut tx, r).await?;
     }
+    // Each instance's create saga starts in the same transaction: committed together or
+    // not at all.
+    let params: Vec<String> = rows
+        .iter()
+        .map(|r| format!("{{\"instance_id\":\"{}\"}}", r.instance.id))
+        .collect();
+    let new_sagas: Vec<zy_store::sagas::NewSaga> = rows
+        .iter()
+        .zip(params)
+        .map(|(r, params)| zy_store::sagas::NewSaga {
+            id: uuid::Uuid::now_v7().to_string(),
+            kind: crate::saga::SagaDef::kind(&instance_sagas::CREATE),
+            target_id: r.instance.id.to_string(),
+            params,
+        })
+        .collect();
+    zy_store::sagas::start_many(&mut tx, &new_sagas).await?;
     let detail = serde_json::json!({ "count": n.count, "name": name, "flavor": flavor.name, "image": image.name, "project_id": project.id, "ids": rows.iter().map(|r| r.instance.id).collect::<Vec<_>>() });
     let target = if n.count == 1 {
         rows[0].instance.id.to_string()
@@ -278,7 +295,27 @@ pub async fn list(
     }
 }
 
-/// Start, stop, reboot or delete: records the wish, the reconciler does it.
+/// Reads the instance inside the write transaction, so what is validated is what the
+/// conditional update is decided on.
+async fn load_in(tx: &mut zy_store::Tx, id: InstanceId) -> Result<InstanceRow, Error> {
+    instances::get(&mut **tx, id)
+        .await?
+        .filter(|r| r.instance.state != InstanceState::Deleted)
+        .ok_or_else(|| Error::not_found("instance", id))
+}
+
+/// A request that lost a race with another change of the same instance.
+fn changed_meanwhile() -> Error {
+    Error::conflict(t!(
+        "云主机刚被其他操作修改，请刷新后重试",
+        "the instance was changed by another request just now; reload and try again"
+    ))
+    .with_details(serde_json::json!({ "reason": "changed_meanwhile" }))
+}
+
+/// Start, stop, reboot or delete: records the wish (conditional on the instance's
+/// generation) and starts the saga that fulfils it, or leaves it for when the running
+/// saga ends.
 pub async fn act(
     s: &AppState,
     ctx: &RequestContext,
@@ -286,18 +323,19 @@ pub async fn act(
     id: InstanceId,
     action: &str,
 ) -> Result<Instance, Error> {
-    let r = load(s, id).await?;
-    let i = &r.instance;
+    let seen = load(s, id).await?;
     authorize(
         &actor.principal,
-        Action::InstanceOperate(i.department_id, i.project_id),
+        Action::InstanceOperate(seen.instance.department_id, seen.instance.project_id),
     )?;
+    let mut tx = s.store.begin_write().await?;
+    let r = load_in(&mut tx, id).await?;
+    let i = &r.instance;
     let busy = |what: &str| {
         Error::conflict(t!("云主机当前状态为 {}，不能{}" ; "the instance is {} and cannot be {} now", i.state.as_str(), what))
-            .with_details(serde_json::json!({ "state": i.state }))
+            .with_details(serde_json::json!({ "state": i.state, "desired": i.desired }))
     };
-    let mut tx = s.store.begin_write().await?;
-    match action {
+    let (want, reboot) = match action {
         "start" | "stop" => {
             if i.desired == InstanceState::Deleted || i.state == InstanceState::Error {
                 return Err(busy(if action == "start" {
@@ -311,23 +349,26 @@ pub async fn act(
             } else {
                 InstanceState::Stopped
             };
-            instances::set_desired(&mut tx, id, want).await?;
+            (want, false)
         }
         "reboot" => {
             if i.state != InstanceState::Running || i.desired != InstanceState::Running {
                 return Err(busy("重启 rebooted"));
             }
-            instances::set_flag(&mut tx, id, Flag::RebootPending, true).await?;
-            instances::set_desired(&mut tx, id, InstanceState::Running).await?;
+            (InstanceState::Running, true)
         }
         "delete" => {
             if i.desired == InstanceState::Deleted {
                 return Err(busy("删除 deleted"));
             }
-            instances::set_desired(&mut tx, id, InstanceState::Deleted).await?;
+            (InstanceState::Deleted, false)
         }
         _ => return Err(Error::invalid(t!("未知操作", "unknown action"))),
+    };
+    if !instances::set_desired_if(&mut tx, id, i.generation, want, reboot).await? {
+        return Err(changed_meanwhile());
     }
+    instance_sagas::ensure_next(&mut tx, id).await?;
     commit_audited(
         tx,
         ctx,
@@ -346,7 +387,9 @@ pub async fn act(
 }
 
 /// Changes flavor (and grows the disk) of a stopped instance: quota and host capacity
-/// for the difference are taken in one transaction, or nothing changes.
+/// for the difference are taken in one transaction with the new size and the resize
+/// saga, or nothing changes; the saga applies it on the host and undoes all of it if the
+/// host refuses.
 pub async fn resize(
     s: &AppState,
     ctx: &RequestContext,
@@ -355,19 +398,11 @@ pub async fn resize(
     flavor: &str,
     disk_gib: Option<u64>,
 ) -> Result<Instance, Error> {
-    let r = load(s, id).await?;
-    let i = &r.instance;
+    let seen = load(s, id).await?;
     authorize(
         &actor.principal,
-        Action::InstanceOperate(i.department_id, i.project_id),
+        Action::InstanceOperate(seen.instance.department_id, seen.instance.project_id),
     )?;
-    if i.state != InstanceState::Stopped || i.desired != InstanceState::Stopped {
-        return Err(Error::conflict(t!(
-            "请先停止云主机再调整规格",
-            "stop the instance before resizing it"
-        ))
-        .with_details(serde_json::json!({ "state": i.state })));
-    }
     let f = zy_store::inventory::flavors(&s.store)
         .await?
         .into_iter()
@@ -378,6 +413,16 @@ pub async fn resize(
                 t!("规格 {} 不存在" ; "flavor {} does not exist", validate::clip(flavor, 40)),
             )
         })?;
+    let mut tx = s.store.begin_write().await?;
+    let r = load_in(&mut tx, id).await?;
+    let i = &r.instance;
+    if i.state != InstanceState::Stopped || i.desired != InstanceState::Stopped {
+        return Err(Error::conflict(t!(
+            "请先停止云主机再调整规格",
+            "stop the instance before resizing it"
+        ))
+        .with_details(serde_json::json!({ "state": i.state })));
+    }
     let disk = disk_gib.unwrap_or(i.disk_gib);
     if disk < i.disk_gib || disk > 65536 {
         return Err(Error::validation(
@@ -392,7 +437,6 @@ pub async fn resize(
         disk_gib: disk as i64 - i.disk_gib as i64,
         volumes: 0,
     };
-    let mut tx = s.store.begin_write().await?;
     if !zy_store::quotas::consume(&mut tx, "department", &i.department_id.to_string(), &delta)
         .await?
         || !zy_store::quotas::consume(&mut tx, "project", &i.project_id.to_string(), &delta).await?
@@ -400,30 +444,55 @@ pub async fn resize(
         drop(tx);
         return Err(super::quotas::exceeded(s, i.department_id, i.project_id, &delta).await);
     }
-    if let (Some(host), true) = (i.host_id, r.capacity_held) {
+    let new = zy_store::inventory::Demand {
+        vcpus: f.vcpus as i64,
+        memory_mib: f.memory_mib as i64,
+        disk_gib: disk as i64,
+        gpus: f.gpus as i64,
+    };
+    let host = i.host_id.filter(|_| r.capacity_held);
+    if let Some(host) = host {
         let old = demand(i);
-        let grow = zy_store::inventory::Demand {
-            vcpus: f.vcpus as i64 - old.vcpus,
-            memory_mib: f.memory_mib as i64 - old.memory_mib,
-            disk_gib: disk as i64 - old.disk_gib,
-            gpus: f.gpus as i64 - old.gpus,
-        };
         // Release first, then claim the new size: one conditional update each, so the
         // host's limits are checked in the database.
         zy_store::inventory::release_capacity(&mut tx, host, old).await?;
-        let new = zy_store::inventory::Demand {
-            vcpus: f.vcpus as i64,
-            memory_mib: f.memory_mib as i64,
-            disk_gib: disk as i64,
-            gpus: f.gpus as i64,
-        };
         if !zy_store::inventory::claim_capacity(&mut tx, host, new).await? {
             drop(tx);
             return Err(Error::conflict(t!("所在宿主机没有足够资源容纳新规格", "the instance's host has no room for the new flavor"))
-                .with_details(serde_json::json!({ "reason": "host_full", "delta": { "vcpus": grow.vcpus, "memory_mib": grow.memory_mib } })));
+                .with_details(serde_json::json!({ "reason": "host_full", "delta": { "vcpus": new.vcpus - old.vcpus, "memory_mib": new.memory_mib - old.memory_mib } })));
         }
     }
-    instances::set_size(&mut tx, id, &f, disk).await?;
+    let to = instances::SizeCols {
+        flavor_id: f.id,
+        flavor_name: &f.name,
+        vcpus: f.vcpus,
+        memory_mib: f.memory_mib,
+        disk_gib: disk,
+        gpus: f.gpus,
+    };
+    if !instances::resize_if(&mut tx, id, i.generation, &to).await? {
+        return Err(changed_meanwhile());
+    }
+    let params = instance_sagas::ResizeParams {
+        instance_id: id,
+        from: Size::of(i),
+        from_flavor_name: i.flavor_name.clone(),
+        to: Size {
+            flavor_id: f.id,
+            vcpus: f.vcpus,
+            memory_mib: f.memory_mib,
+            disk_gib: disk,
+            gpus: f.gpus,
+        },
+        to_flavor_name: f.name.clone(),
+        host_id: host,
+    };
+    if crate::saga::start(&mut tx, &instance_sagas::RESIZE, &id.to_string(), &params)
+        .await?
+        .is_none()
+    {
+        return Err(busy_with_saga());
+    }
     let detail = serde_json::json!({ "from": i.flavor_name, "to": f.name, "disk_gib": disk });
     commit_audited(
         tx,
@@ -442,6 +511,15 @@ pub async fn resize(
     }
     s.compute.wake.notify_one();
     Ok(load(s, id).await?.instance)
+}
+
+/// The instance is in the middle of another change (a saga is running on it).
+pub fn busy_with_saga() -> Error {
+    Error::conflict(t!(
+        "云主机正在执行其他操作，请稍后重试",
+        "the instance is in the middle of another change; try again shortly"
+    ))
+    .with_details(serde_json::json!({ "reason": "operation_in_progress" }))
 }
 
 pub async fn events(

@@ -200,6 +200,40 @@ pub async fn list(
     }
 }
 
+/// Runs a volume saga this request started, then answers with the volume, or with the
+/// host's refusal when the saga was undone.
+async fn finish_saga(
+    s: &AppState,
+    actor: &Actor,
+    id: VolumeId,
+    saga_id: &str,
+    refused: zy_model::Text,
+) -> Result<Volume, Error> {
+    s.compute.wake.notify_one();
+    let outcome = crate::saga::run_now(&s.compute, &s.store, saga_id, s.config.lease_secs).await;
+    if outcome == crate::saga::Outcome::Finished(zy_store::sagas::SagaState::Undone) {
+        let why = zy_store::sagas::get(s.store.pool(), saga_id)
+            .await?
+            .and_then(|r| r.error)
+            .unwrap_or_default();
+        return Err(Error::conflict(refused)
+            .with_internal(why)
+            .with_details(serde_json::json!({ "saga_id": saga_id })));
+    }
+    get(s, actor, id).await
+}
+
+fn volume_busy() -> Error {
+    Error::conflict(t!(
+        "云硬盘正在执行其他操作，请稍后重试",
+        "the volume is in the middle of another change; try again shortly"
+    ))
+    .with_details(serde_json::json!({ "reason": "operation_in_progress" }))
+}
+
+/// Attaches a volume: the attachment is reserved in the database with the attach saga,
+/// then the saga hot-plugs it on the host (outside any transaction) and undoes the
+/// reservation if the host refuses.
 pub async fn attach(
     s: &AppState,
     ctx: &RequestContext,
@@ -208,7 +242,13 @@ pub async fn attach(
     instance: InstanceId,
 ) -> Result<Volume, Error> {
     let v = load(s, actor, id).await?;
-    let i = zy_store::instances::get(s.store.pool(), instance)
+    let pool_zone = inventory::pools(&s.store)
+        .await?
+        .into_iter()
+        .find(|p| p.id == v.pool_id)
+        .map(|p| p.zone_id);
+    let mut tx = s.store.begin_write().await?;
+    let i = zy_store::instances::get(&mut *tx, instance)
         .await?
         .filter(|r| r.instance.state != InstanceState::Deleted)
         .ok_or_else(|| Error::not_found("instance", instance))?
@@ -222,12 +262,12 @@ pub async fn attach(
             ),
         ));
     }
-    let (Some(host), Some(provider)) = (i.host_id, i.provider_id) else {
+    if i.host_id.is_none() {
         return Err(Error::conflict(t!(
             "云主机尚未分配宿主机",
             "the instance has no host yet"
         )));
-    };
+    }
     if !matches!(i.state, InstanceState::Running | InstanceState::Stopped)
         || i.desired == InstanceState::Deleted
     {
@@ -235,11 +275,6 @@ pub async fn attach(
             t!("云主机当前状态为 {}，不能挂载云硬盘" ; "the instance is {} and cannot take a volume now", i.state.as_str()),
         ));
     }
-    let pool_zone = inventory::pools(&s.store)
-        .await?
-        .into_iter()
-        .find(|p| p.id == v.pool_id)
-        .map(|p| p.zone_id);
     if pool_zone.is_some_and(|z| Some(z) != i.zone_id) {
         return Err(Error::validation(
             "instance_id",
@@ -249,7 +284,6 @@ pub async fn attach(
             ),
         ));
     }
-    let mut tx = s.store.begin_write().await?;
     if !volumes::set_attachment(&mut tx, id, Some(instance)).await? {
         return Err(Error::conflict(t!(
             "云硬盘已挂载到其他云主机",
@@ -257,18 +291,20 @@ pub async fn attach(
         ))
         .with_details(serde_json::json!({ "instance_id": v.instance_id })));
     }
-    // Hot-plug before committing: if the host refuses, nothing is recorded.
-    let driver = s.compute.drivers.get(provider)?;
-    driver
-        .attach_volume(id.0, v.size_gib, instance.0, host.0)
-        .await
-        .map_err(|e| {
-            Error::conflict(t!(
-                "宿主机未能挂载云硬盘，请稍后重试",
-                "the host could not attach the volume; try again shortly"
-            ))
-            .with_internal(e.to_string())
-        })?;
+    let params = crate::compute::sagas::volume::Attachment {
+        volume_id: id,
+        instance_id: instance,
+    };
+    let Some(saga_id) = crate::saga::start(
+        &mut tx,
+        &crate::compute::sagas::volume::ATTACH,
+        &id.to_string(),
+        &params,
+    )
+    .await?
+    else {
+        return Err(volume_busy());
+    };
     commit_audited(
         tx,
         ctx,
@@ -276,47 +312,55 @@ pub async fn attach(
         "attach_volume",
         "volume",
         &id.to_string(),
-        serde_json::json!({ "instance_id": instance }),
+        serde_json::json!({ "instance_id": instance, "saga_id": saga_id }),
     )
     .await?;
-    get(s, actor, id).await
+    finish_saga(
+        s,
+        actor,
+        id,
+        &saga_id,
+        t!(
+            "宿主机未能挂载云硬盘，已撤销，请稍后重试",
+            "the host could not attach the volume; nothing was changed, try again shortly"
+        ),
+    )
+    .await
 }
 
+/// Detaches a volume: the saga unplugs it on the host first and only then records it
+/// available, so the database never calls a volume free that is still plugged in.
 pub async fn detach(
     s: &AppState,
     ctx: &RequestContext,
     actor: &Actor,
     id: VolumeId,
 ) -> Result<Volume, Error> {
-    let v = load(s, actor, id).await?;
+    load(s, actor, id).await?;
+    let mut tx = s.store.begin_write().await?;
+    let v = volumes::get_for_update(&mut tx, id)
+        .await?
+        .ok_or_else(|| Error::not_found("volume", id))?;
     let Some(instance) = v.instance_id else {
         return Err(Error::conflict(t!(
             "云硬盘未挂载",
             "the volume is not attached"
         )));
     };
-    let mut tx = s.store.begin_write().await?;
-    if !volumes::set_attachment(&mut tx, id, None).await? {
-        return Err(Error::conflict(t!(
-            "云硬盘未挂载",
-            "the volume is not attached"
-        )));
-    }
-    if let Some(row) = zy_store::instances::get(s.store.pool(), instance).await? {
-        if let (Some(host), Some(provider)) = (row.instance.host_id, row.instance.provider_id) {
-            let driver = s.compute.drivers.get(provider)?;
-            match driver.detach_volume(id.0, instance.0, host.0).await {
-                Ok(()) | Err(zy_compute::DriverError::HostDown(_)) => {}
-                Err(e) => {
-                    return Err(Error::conflict(t!(
-                        "宿主机未能卸载云硬盘，请稍后重试",
-                        "the host could not detach the volume; try again shortly"
-                    ))
-                    .with_internal(e.to_string()))
-                }
-            }
-        }
-    }
+    let params = crate::compute::sagas::volume::Attachment {
+        volume_id: id,
+        instance_id: instance,
+    };
+    let Some(saga_id) = crate::saga::start(
+        &mut tx,
+        &crate::compute::sagas::volume::DETACH,
+        &id.to_string(),
+        &params,
+    )
+    .await?
+    else {
+        return Err(volume_busy());
+    };
     commit_audited(
         tx,
         ctx,
@@ -324,12 +368,25 @@ pub async fn detach(
         "detach_volume",
         "volume",
         &id.to_string(),
-        serde_json::json!({ "instance_id": instance }),
+        serde_json::json!({ "instance_id": instance, "saga_id": saga_id }),
     )
     .await?;
-    get(s, actor, id).await
+    finish_saga(
+        s,
+        actor,
+        id,
+        &saga_id,
+        t!(
+            "宿主机未能卸载云硬盘，云硬盘仍挂载，请稍后重试",
+            "the host could not detach the volume; it stays attached, try again shortly"
+        ),
+    )
+    .await
 }
 
+/// Extends a volume: quota, pool space and the new size are taken with the extend saga
+/// in one transaction; the saga grows it on the host and gives everything back if that
+/// fails.
 pub async fn extend(
     s: &AppState,
     ctx: &RequestContext,
@@ -337,7 +394,11 @@ pub async fn extend(
     id: VolumeId,
     size_gib: u64,
 ) -> Result<Volume, Error> {
-    let v = load(s, actor, id).await?;
+    load(s, actor, id).await?;
+    let mut tx = s.store.begin_write().await?;
+    let v = volumes::get_for_update(&mut tx, id)
+        .await?
+        .ok_or_else(|| Error::not_found("volume", id))?;
     if size_gib <= v.size_gib || size_gib > 65536 {
         return Err(Error::validation(
             "size_gib",
@@ -346,7 +407,6 @@ pub async fn extend(
     }
     let grow = (size_gib - v.size_gib) as i64;
     let d = delta(grow, 0);
-    let mut tx = s.store.begin_write().await?;
     if !quotas::consume(&mut tx, "department", &v.department_id.to_string(), &d).await?
         || !quotas::consume(&mut tx, "project", &v.project_id.to_string(), &d).await?
     {
@@ -360,7 +420,24 @@ pub async fn extend(
         ))
         .with_details(serde_json::json!({ "reason": "pool_full" })));
     }
-    volumes::set_size(&mut tx, id, size_gib).await?;
+    if !volumes::restore_size(&mut tx, id, v.size_gib, size_gib).await? {
+        return Err(volume_busy());
+    }
+    let params = crate::compute::sagas::volume::Growth {
+        volume_id: id,
+        from_gib: v.size_gib,
+        to_gib: size_gib,
+    };
+    let Some(saga_id) = crate::saga::start(
+        &mut tx,
+        &crate::compute::sagas::volume::EXTEND,
+        &id.to_string(),
+        &params,
+    )
+    .await?
+    else {
+        return Err(volume_busy());
+    };
     commit_audited(
         tx,
         ctx,
@@ -368,10 +445,20 @@ pub async fn extend(
         "extend_volume",
         "volume",
         &id.to_string(),
-        serde_json::json!({ "from": v.size_gib, "to": size_gib }),
+        serde_json::json!({ "from": v.size_gib, "to": size_gib, "saga_id": saga_id }),
     )
     .await?;
-    get(s, actor, id).await
+    finish_saga(
+        s,
+        actor,
+        id,
+        &saga_id,
+        t!(
+            "宿主机未能扩容云硬盘，已撤销，请稍后重试",
+            "the host could not grow the volume; nothing was changed, try again shortly"
+        ),
+    )
+    .await
 }
 
 pub async fn delete(
@@ -380,8 +467,18 @@ pub async fn delete(
     actor: &Actor,
     id: VolumeId,
 ) -> Result<(), Error> {
-    let v = load(s, actor, id).await?;
+    load(s, actor, id).await?;
     let mut tx = s.store.begin_write().await?;
+    // Decided on the row as it is now, not as it was read before the transaction.
+    let v = volumes::get_for_update(&mut tx, id)
+        .await?
+        .ok_or_else(|| Error::not_found("volume", id))?;
+    if zy_store::sagas::active_for(&mut *tx, &id.to_string())
+        .await?
+        .is_some()
+    {
+        return Err(volume_busy());
+    }
     if !volumes::delete_available(&mut tx, id).await? {
         return Err(Error::conflict(t!(
             "云硬盘仍挂载在云主机上，请先卸载",

@@ -1,7 +1,10 @@
 //! `zhengyun admin check`: verifies the invariants the sagas promise and reports every
 //! discrepancy — per-host allocations equal the sum of the live instances placed there;
 //! quota use equals the live resources in each department and project; no disk on a
-//! provider without a live instance that owns it, and no live instance without its disk.
+//! provider without a live instance that owns it, and no live instance without its disk;
+//! no instance left between states (or with a desired state it does not have) without a
+//! saga working on it; no volume attached to an instance that is gone; no anti-affinity
+//! slot held on a host its instance is not on.
 
 use super::Compute;
 use std::collections::{HashMap, HashSet};
@@ -185,6 +188,68 @@ pub async fn run(c: &Compute, store: &Store) -> Result<CheckReport, Error> {
                     ));
                 }
             }
+        }
+    }
+    // Nothing half-done: whatever is between states has a saga on it.
+    let busy: HashSet<String> = zy_store::sagas::active(store, 1_000_000)
+        .await?
+        .into_iter()
+        .map(|s| s.target_id)
+        .collect();
+    for r in &live {
+        let i = &r.instance;
+        if busy.contains(&i.id.to_string()) {
+            continue;
+        }
+        let settled = match i.state {
+            InstanceState::Running | InstanceState::Stopped => {
+                i.desired == i.state && !r.reboot_pending
+            }
+            InstanceState::Error => i.desired != InstanceState::Deleted,
+            _ => false,
+        };
+        if !settled {
+            out.push(d(
+                "stuck_instance",
+                format!("instance {} ({})", i.id, i.name),
+                format!(
+                    "state {} (desired) or a saga working on it",
+                    i.desired.as_str()
+                ),
+                format!("state {}, no saga", i.state.as_str()),
+            ));
+        }
+    }
+    let live_ids: HashMap<String, Option<String>> = live
+        .iter()
+        .map(|r| {
+            (
+                r.instance.id.to_string(),
+                r.instance.host_id.map(|h| h.to_string()),
+            )
+        })
+        .collect();
+    for v in &volumes {
+        if let Some(i) = v.instance_id {
+            if !live_ids.contains_key(&i.to_string()) && !busy.contains(&v.id.to_string()) {
+                out.push(d(
+                    "volume_attachment",
+                    format!("volume {} ({})", v.id, v.name),
+                    "attached to a live instance".into(),
+                    format!("attached to instance {i}, which is gone"),
+                ));
+            }
+        }
+    }
+    for (instance, host) in zy_store::instances::anti_affinity_slots(store).await? {
+        let on = live_ids.get(&instance).cloned().flatten();
+        if on.as_deref() != Some(host.as_str()) && !busy.contains(&instance) {
+            out.push(d(
+                "anti_affinity_slot",
+                format!("instance {instance}"),
+                format!("slot on host {}", on.unwrap_or_else(|| "none".into())),
+                format!("slot on host {host}"),
+            ));
         }
     }
     Ok(CheckReport {

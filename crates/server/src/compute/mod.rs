@@ -1,6 +1,6 @@
 //! Compute orchestration: the provider drivers, the in-memory scheduler view, the
-//! reconciler that drives each instance from its state towards its desired state (with
-//! sagas that undo what was done when a create fails), and the invariant check.
+//! compute sagas (run by the one saga engine in `crate::saga`; the instance reconciler
+//! task starts the saga each instance needs), the host monitor and the invariant check.
 //!
 //! The database is the truth. The scheduler view is a per-replica cache of host usage
 //! that only proposes a host; the claim itself is a conditional update in the database.
@@ -8,12 +8,10 @@
 pub mod check;
 pub mod drivers;
 pub mod kvm;
-pub mod migration;
 pub mod monitor;
 pub mod pki;
 pub mod placement;
-pub mod reconciler;
-pub mod saga;
+pub mod sagas;
 
 use std::sync::Arc;
 
@@ -23,10 +21,10 @@ pub struct Compute {
     pub placement: placement::Placement,
     /// Identifies this replica in work leases.
     pub owner: String,
-    /// Wakes the reconciler when new work arrives.
-    pub wake: tokio::sync::Notify,
-    /// Test hook: run every saga step twice (idempotency tests).
-    pub repeat_steps: std::sync::atomic::AtomicBool,
+    /// Wakes the saga executor when new work arrives.
+    pub wake: Arc<tokio::sync::Notify>,
+    /// Test hooks of the saga engine (every step twice, a failure at a chosen step).
+    pub saga_hooks: crate::saga::Hooks,
     /// Which providers carry each image (read on every placement; images rarely change).
     pub image_carriers: std::sync::RwLock<
         std::collections::HashMap<zy_model::id::ImageId, Vec<zy_model::id::ProviderId>>,
@@ -43,8 +41,8 @@ impl Compute {
             drivers: drivers::Drivers::default(),
             placement: placement::Placement::default(),
             owner: format!("replica-{}", uuid::Uuid::new_v4().simple()),
-            wake: tokio::sync::Notify::new(),
-            repeat_steps: std::sync::atomic::AtomicBool::new(false),
+            wake: Arc::new(tokio::sync::Notify::new()),
+            saga_hooks: Default::default(),
             image_carriers: Default::default(),
             kvm: kvm::KvmDriver::new(),
             pki: std::sync::OnceLock::new(),

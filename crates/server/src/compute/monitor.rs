@@ -7,7 +7,6 @@
 use super::kvm::AgentClient;
 use super::Compute;
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
 use zy_compute::agent::{HostReport, VmState};
@@ -41,18 +40,18 @@ pub async fn register(c: &Compute, a: &AgentRow) -> Result<(), Error> {
     Ok(())
 }
 
-/// Runs until aborted.
-pub async fn run(c: Arc<Compute>, store: Store) {
-    let mut known: HashMap<Uuid, String> = HashMap::new();
-    // Crash counts already turned into instance events, so each crash is told once.
-    let mut crashes: HashMap<Uuid, u32> = HashMap::new();
-    let mut stopped_since: HashMap<Uuid, Timestamp> = HashMap::new();
-    loop {
-        if let Err(e) = pass(&c, &store, &mut known, &mut crashes, &mut stopped_since).await {
-            tracing::warn!(error = %e, "host monitor pass failed");
-        }
-        tokio::time::sleep(INTERVAL).await;
-    }
+/// What the monitor remembers between passes.
+#[derive(Default)]
+pub struct Memory {
+    known: HashMap<Uuid, String>,
+    /// Crash counts already turned into instance events, so each crash is told once.
+    crashes: HashMap<Uuid, u32>,
+    stopped_since: HashMap<Uuid, Timestamp>,
+}
+
+/// One pass over every agent; returns how many answered out of how many.
+pub async fn poll(c: &Compute, store: &Store, m: &mut Memory) -> Result<(usize, usize), Error> {
+    pass(c, store, &mut m.known, &mut m.crashes, &mut m.stopped_since).await
 }
 
 async fn pass(
@@ -61,8 +60,9 @@ async fn pass(
     known: &mut HashMap<Uuid, String>,
     crashes: &mut HashMap<Uuid, u32>,
     stopped_since: &mut HashMap<Uuid, Timestamp>,
-) -> Result<(), Error> {
+) -> Result<(usize, usize), Error> {
     let polled_at = Timestamp::now();
+    let mut answered = 0;
     let agents = zy_store::agents::agents(store).await?;
     for a in &agents {
         if known.get(&a.host_id.0) != Some(&a.address) {
@@ -82,6 +82,7 @@ async fn pass(
     });
     for (a, report) in futures_util::future::join_all(polls).await {
         let Some(report) = report else { continue };
+        answered += 1;
         let json = serde_json::to_string(&report).unwrap_or_default();
         zy_store::agents::heartbeat(
             store,
@@ -109,7 +110,7 @@ async fn pass(
             }
         }
     }
-    Ok(())
+    Ok((answered, agents.len()))
 }
 
 async fn note_power_off(store: &Store, vm: Uuid, host: zy_model::id::HostId, since: Timestamp) {

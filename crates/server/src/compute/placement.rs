@@ -226,6 +226,58 @@ impl Placement {
         }
     }
 
+    /// Proposes the target of a live migration of an instance on `source`, with the same
+    /// filters as a create (zone, provider, capacity with overcommit, GPU, affinity,
+    /// anti-affinity), and books it. `target` is the operator's choice, checked by the
+    /// same filters; otherwise the scheduler chooses among every host but the source.
+    pub fn propose_move(
+        &self,
+        r: &PlaceRequest,
+        source: HostId,
+        target: Option<HostId>,
+    ) -> Result<HostMeta, Error> {
+        let mut v = self.lock()?;
+        let req = Self::request(&mut v, r);
+        let chosen = match target {
+            Some(t) => {
+                let slot = v
+                    .slot_of
+                    .get(&t)
+                    .copied()
+                    .ok_or_else(|| Error::not_found("host", t))?;
+                v.sched
+                    .claim(sched::HostId(slot), &req)
+                    .map_err(|e| match e {
+                        sched::ClaimError::Rejected { filter, .. } => Error::conflict(t!(
+                            "目标宿主机不满足放置条件（{}）" ; "the target host does not pass the placement filters ({})",
+                            filter.as_str()
+                        ))
+                        .with_details(serde_json::json!({ "reason": "no_valid_host", "filter": filter.as_str() })),
+                        sched::ClaimError::UnknownHost(_) => Error::not_found("host", t),
+                    })?;
+                slot
+            }
+            None => {
+                // The source must not be chosen: out of service in the view for this one
+                // decision, under the view's lock.
+                let src = v.slot_of.get(&source).copied().map(sched::HostId);
+                let before = src.and_then(|h| v.sched.host(h).map(|x| x.state));
+                if let Some(h) = src {
+                    let _ = v.sched.set_state(h, sched::HostState::Maintenance);
+                }
+                let placed = v.sched.place_and_claim(&req);
+                if let (Some(h), Some(st)) = (src, before) {
+                    let _ = v.sched.set_state(h, st);
+                }
+                placed.map_err(no_valid_host)?.0
+            }
+        };
+        v.by_slot
+            .get(&chosen)
+            .copied()
+            .ok_or_else(|| Error::internal("scheduler chose an unknown host"))
+    }
+
     pub fn set_state(&self, host: HostId, s: HostState) {
         if let Ok(mut v) = self.lock() {
             if let Some(slot) = v.slot_of.get(&host).copied() {

@@ -450,7 +450,8 @@ async fn every_saga_step_can_run_twice(db: Db) {
         .expect("server")
         .state
         .compute
-        .repeat_steps
+        .saga_hooks
+        .twice
         .store(true, Ordering::SeqCst);
     let (st, _) = create(
         &c,

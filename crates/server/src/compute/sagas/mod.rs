@@ -1,0 +1,23 @@
+//! The compute sagas, run by the one saga engine (`crate::saga`): instances (create,
+//! start, stop, reboot, resize, delete), volumes (attach, detach, extend) and live
+//! migration.
+
+pub mod instance;
+pub mod migrate;
+pub mod volume;
+
+use crate::saga::SagaDef;
+
+/// Every compute saga, for the engine's registry.
+pub static ALL: &[&dyn SagaDef] = &[
+    &instance::CREATE,
+    &instance::START,
+    &instance::STOP,
+    &instance::REBOOT,
+    &instance::RESIZE,
+    &instance::DELETE,
+    &volume::ATTACH,
+    &volume::DETACH,
+    &volume::EXTEND,
+    &migrate::MIGRATE,
+];

@@ -1,0 +1,247 @@
+//! The volume sagas. The API reserves in the database (the attachment, the quota and pool
+//! space of a larger size) in the transaction that starts the saga; the host is asked
+//! only afterwards, outside any transaction, and its refusal undoes the reservation.
+//!
+//! - attach: reserve (volume `in_use` for the instance) → hot-plug on the host
+//! - detach: unplug on the host → release (volume `available`); the database never calls
+//!   a volume free while it may still be plugged in
+//! - extend: reserve (quota, pool, new size) → grow on the host (re-ensured when attached)
+
+use crate::saga::{Cx, SagaDef, StepError, StepResult};
+use futures_util::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use zy_compute::DriverError;
+use zy_model::compute::QuotaLimits;
+use zy_model::id::{InstanceId, VolumeId};
+use zy_model::Error;
+use zy_store::instances::InstanceRow;
+use zy_store::sagas::SagaState;
+use zy_store::{volumes, Tx};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Attachment {
+    pub volume_id: VolumeId,
+    pub instance_id: InstanceId,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Growth {
+    pub volume_id: VolumeId,
+    pub from_gib: u64,
+    pub to_gib: u64,
+}
+
+async fn instance(cx: &Cx, id: InstanceId) -> Result<Option<InstanceRow>, StepError> {
+    Ok(zy_store::instances::get(cx.store.pool(), id).await?)
+}
+
+async fn size_of(cx: &Cx, id: VolumeId) -> Result<u64, StepError> {
+    Ok(volumes::get(cx.store.pool(), id)
+        .await?
+        .map(|v| v.size_gib)
+        .unwrap_or(0))
+}
+
+async fn plug(cx: &Cx, a: &Attachment, size_gib: u64) -> StepResult {
+    let Some(row) = instance(cx, a.instance_id).await? else {
+        return Err(StepError::Fail("the instance is gone".into()));
+    };
+    let (Some(host), Some(provider)) = (row.instance.host_id, row.instance.provider_id) else {
+        return Err(StepError::Fail("the instance has no host".into()));
+    };
+    let driver = cx.compute.drivers.get(provider)?;
+    driver
+        .attach_volume(a.volume_id.0, size_gib, a.instance_id.0, host.0)
+        .await?;
+    Ok(())
+}
+
+async fn unplug(cx: &Cx, a: &Attachment) -> StepResult {
+    let Some(row) = instance(cx, a.instance_id).await? else {
+        return Ok(());
+    };
+    let (Some(host), Some(provider)) = (row.instance.host_id, row.instance.provider_id) else {
+        return Ok(());
+    };
+    let driver = cx.compute.drivers.get(provider)?;
+    match driver
+        .detach_volume(a.volume_id.0, a.instance_id.0, host.0)
+        .await
+    {
+        // A dead host has let go of it already.
+        Ok(()) | Err(DriverError::HostDown(_)) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn no_finish<'a>() -> BoxFuture<'a, Result<(), Error>> {
+    Box::pin(async { Ok(()) })
+}
+
+pub struct Attach;
+pub static ATTACH: Attach = Attach;
+
+impl SagaDef for Attach {
+    fn kind(&self) -> &'static str {
+        "volume_attach"
+    }
+    fn steps(&self) -> &'static [&'static str] {
+        &["reserve", "hot_plug"]
+    }
+    fn action<'a>(&'a self, cx: &'a mut Cx, step: usize) -> BoxFuture<'a, StepResult> {
+        Box::pin(async move {
+            let a: Attachment = cx.params()?;
+            match step {
+                // The API marked the volume in use for the instance.
+                0 => Ok(()),
+                _ => {
+                    let size = size_of(cx, a.volume_id).await?;
+                    plug(cx, &a, size).await
+                }
+            }
+        })
+    }
+    fn undo<'a>(&'a self, cx: &'a mut Cx, step: usize) -> BoxFuture<'a, StepResult> {
+        Box::pin(async move {
+            let a: Attachment = cx.params()?;
+            match step {
+                0 => {
+                    let mut tx = cx.store.begin_write().await?;
+                    volumes::release_attachment(&mut tx, a.volume_id, a.instance_id).await?;
+                    cx.commit(tx).await
+                }
+                _ => unplug(cx, &a).await,
+            }
+        })
+    }
+    fn finished<'a>(
+        &'a self,
+        _cx: &'a Cx,
+        _tx: &'a mut Tx,
+        _outcome: SagaState,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        no_finish()
+    }
+}
+
+pub struct Detach;
+pub static DETACH: Detach = Detach;
+
+impl SagaDef for Detach {
+    fn kind(&self) -> &'static str {
+        "volume_detach"
+    }
+    fn steps(&self) -> &'static [&'static str] {
+        &["unplug", "release"]
+    }
+    fn action<'a>(&'a self, cx: &'a mut Cx, step: usize) -> BoxFuture<'a, StepResult> {
+        Box::pin(async move {
+            let a: Attachment = cx.params()?;
+            match step {
+                0 => unplug(cx, &a).await,
+                _ => {
+                    let mut tx = cx.store.begin_write().await?;
+                    volumes::release_attachment(&mut tx, a.volume_id, a.instance_id).await?;
+                    cx.commit(tx).await
+                }
+            }
+        })
+    }
+    fn undo<'a>(&'a self, cx: &'a mut Cx, step: usize) -> BoxFuture<'a, StepResult> {
+        Box::pin(async move {
+            let a: Attachment = cx.params()?;
+            if step == 0 {
+                // The database still says attached: make sure the host agrees again.
+                let size = size_of(cx, a.volume_id).await?;
+                if let Err(StepError::Fail(m)) = plug(cx, &a, size).await {
+                    tracing::warn!(volume = %a.volume_id, error = %m, "could not plug a volume back after a failed detach");
+                }
+            }
+            Ok(())
+        })
+    }
+    fn finished<'a>(
+        &'a self,
+        _cx: &'a Cx,
+        _tx: &'a mut Tx,
+        _outcome: SagaState,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        no_finish()
+    }
+}
+
+pub struct Extend;
+pub static EXTEND: Extend = Extend;
+
+impl SagaDef for Extend {
+    fn kind(&self) -> &'static str {
+        "volume_extend"
+    }
+    fn steps(&self) -> &'static [&'static str] {
+        &["reserve", "grow_on_host"]
+    }
+    fn action<'a>(&'a self, cx: &'a mut Cx, step: usize) -> BoxFuture<'a, StepResult> {
+        Box::pin(async move {
+            let g: Growth = cx.params()?;
+            if step == 0 {
+                // Quota, pool space and the new size were taken by the API.
+                return Ok(());
+            }
+            let Some(v) = volumes::get(cx.store.pool(), g.volume_id).await? else {
+                return Err(StepError::Fail("the volume is gone".into()));
+            };
+            match v.instance_id {
+                Some(i) => {
+                    plug(
+                        cx,
+                        &Attachment {
+                            volume_id: g.volume_id,
+                            instance_id: i,
+                        },
+                        g.to_gib,
+                    )
+                    .await
+                }
+                // Not attached: the next attach plugs it in at its new size.
+                None => Ok(()),
+            }
+        })
+    }
+    fn undo<'a>(&'a self, cx: &'a mut Cx, step: usize) -> BoxFuture<'a, StepResult> {
+        Box::pin(async move {
+            if step != 0 {
+                return Ok(());
+            }
+            let g: Growth = cx.params()?;
+            let Some(v) = volumes::get(cx.store.pool(), g.volume_id).await? else {
+                return Ok(());
+            };
+            let mut tx = cx.store.begin_write().await?;
+            // Conditional on the new size still being recorded: gives back once.
+            if volumes::restore_size(&mut tx, g.volume_id, g.to_gib, g.from_gib).await? {
+                let grow = (g.to_gib - g.from_gib) as i64;
+                zy_store::inventory::claim_pool(&mut tx, v.pool_id, -grow).await?;
+                let d = QuotaLimits {
+                    instances: 0,
+                    vcpus: 0,
+                    memory_mib: 0,
+                    disk_gib: grow,
+                    volumes: 0,
+                };
+                zy_store::quotas::release(&mut tx, "department", &v.department_id.to_string(), &d)
+                    .await?;
+                zy_store::quotas::release(&mut tx, "project", &v.project_id.to_string(), &d)
+                    .await?;
+            }
+            cx.commit(tx).await
+        })
+    }
+    fn finished<'a>(
+        &'a self,
+        _cx: &'a Cx,
+        _tx: &'a mut Tx,
+        _outcome: SagaState,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        no_finish()
+    }
+}

@@ -1,0 +1,204 @@
+//! The control plane's own background tasks.
+//!
+//! | task | runs on | period | does |
+//! |---|---|---|---|
+//! | `saga_executor` | every replica | 250 ms, or woken | claims runnable sagas (a lease each, renewed while they run) and runs them |
+//! | `instance_reconciler` | one replica | 1 s | starts the saga each instance waits for (`work = 1` without an active saga) |
+//! | `host_monitor` | every replica | 2 s | heartbeats of the agents, guest crashes and power-offs |
+//! | `placement_refresh` | every replica | 30 s | re-reads host usage other replicas changed |
+
+use super::Task;
+use crate::compute::sagas::instance::ensure_next;
+use crate::compute::{monitor, Compute};
+use crate::saga::{self, Outcome};
+use futures_util::future::BoxFuture;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+use zy_model::time::Timestamp;
+use zy_model::Error;
+use zy_store::{sagas, Store};
+
+/// Sagas claimed per pass.
+const BATCH: u32 = 256;
+
+pub fn all(c: &Arc<Compute>, store: &Store, lease_secs: i64) -> Vec<Arc<dyn Task>> {
+    vec![
+        Arc::new(SagaExecutor {
+            c: c.clone(),
+            store: store.clone(),
+            lease_secs,
+        }),
+        Arc::new(InstanceReconciler {
+            c: c.clone(),
+            store: store.clone(),
+        }),
+        Arc::new(HostMonitor {
+            c: c.clone(),
+            store: store.clone(),
+            memory: Default::default(),
+        }),
+        Arc::new(PlacementRefresh {
+            c: c.clone(),
+            store: store.clone(),
+        }),
+    ]
+}
+
+pub struct SagaExecutor {
+    c: Arc<Compute>,
+    store: Store,
+    lease_secs: i64,
+}
+
+impl Task for SagaExecutor {
+    fn name(&self) -> &'static str {
+        "saga_executor"
+    }
+    fn period(&self) -> Duration {
+        Duration::from_millis(250)
+    }
+    fn waker(&self) -> Option<Arc<Notify>> {
+        Some(self.c.wake.clone())
+    }
+    fn activate(&self) -> BoxFuture<'_, Result<serde_json::Value, Error>> {
+        Box::pin(async move {
+            let (mut claimed, mut done, mut undone, mut later, mut lost) = (0, 0, 0, 0, 0);
+            // Keep the leases of what runs here alive, however long a saga takes.
+            let renew = {
+                let (store, owner, secs) =
+                    (self.store.clone(), self.c.owner.clone(), self.lease_secs);
+                tokio::spawn(async move {
+                    loop {
+                        tokio::time::sleep(Duration::from_secs((secs / 3).max(1) as u64)).await;
+                        let until = Timestamp::now().plus_secs(secs);
+                        if let Err(e) = sagas::renew(&store, &owner, until).await {
+                            tracing::warn!(error = %e, "cannot renew saga leases");
+                        }
+                    }
+                })
+            };
+            let _stop = AbortOnDrop(renew);
+            // Passes until the queue is empty, so a burst of creates is not held back by
+            // the period.
+            for _ in 0..64 {
+                let now = Timestamp::now();
+                let batch = sagas::claim(
+                    &self.store,
+                    &self.c.owner,
+                    now,
+                    now.plus_secs(self.lease_secs),
+                    BATCH,
+                )
+                .await?;
+                if batch.is_empty() {
+                    break;
+                }
+                claimed += batch.len();
+                let mut set = tokio::task::JoinSet::new();
+                for row in batch {
+                    set.spawn(saga::run(self.c.clone(), self.store.clone(), row));
+                }
+                while let Some(r) = set.join_next().await {
+                    match r {
+                        Ok(Outcome::Finished(zy_store::sagas::SagaState::Done)) => done += 1,
+                        Ok(Outcome::Finished(_)) => undone += 1,
+                        Ok(Outcome::Later) => later += 1,
+                        Ok(Outcome::Lost) => lost += 1,
+                        // A panicking step: its lease runs out and it is tried again.
+                        Err(e) => {
+                            tracing::error!(error = %e, "a saga step panicked");
+                            later += 1
+                        }
+                    }
+                }
+            }
+            Ok(serde_json::json!({
+                "claimed": claimed, "done": done, "undone": undone, "retry_later": later, "lost": lost,
+            }))
+        })
+    }
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+pub struct InstanceReconciler {
+    c: Arc<Compute>,
+    store: Store,
+}
+
+impl Task for InstanceReconciler {
+    fn name(&self) -> &'static str {
+        "instance_reconciler"
+    }
+    fn period(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+    fn singleton(&self) -> bool {
+        true
+    }
+    fn activate(&self) -> BoxFuture<'_, Result<serde_json::Value, Error>> {
+        Box::pin(async move {
+            let waiting = zy_store::instances::waiting_for_saga(&self.store, 500).await?;
+            let mut started = 0;
+            for id in &waiting {
+                let mut tx = self.store.begin_write().await?;
+                if ensure_next(&mut tx, *id).await?.is_some() {
+                    started += 1;
+                }
+                tx.commit().await.map_err(zy_store::db_error)?;
+            }
+            if started > 0 {
+                self.c.wake.notify_one();
+            }
+            Ok(serde_json::json!({ "waiting": waiting.len(), "sagas_started": started }))
+        })
+    }
+}
+
+pub struct HostMonitor {
+    c: Arc<Compute>,
+    store: Store,
+    memory: tokio::sync::Mutex<monitor::Memory>,
+}
+
+impl Task for HostMonitor {
+    fn name(&self) -> &'static str {
+        "host_monitor"
+    }
+    fn period(&self) -> Duration {
+        monitor::INTERVAL
+    }
+    fn activate(&self) -> BoxFuture<'_, Result<serde_json::Value, Error>> {
+        Box::pin(async move {
+            let mut m = self.memory.lock().await;
+            let (answered, agents) = monitor::poll(&self.c, &self.store, &mut m).await?;
+            Ok(serde_json::json!({ "agents": agents, "answered": answered }))
+        })
+    }
+}
+
+pub struct PlacementRefresh {
+    c: Arc<Compute>,
+    store: Store,
+}
+
+impl Task for PlacementRefresh {
+    fn name(&self) -> &'static str {
+        "placement_refresh"
+    }
+    fn period(&self) -> Duration {
+        Duration::from_secs(30)
+    }
+    fn activate(&self) -> BoxFuture<'_, Result<serde_json::Value, Error>> {
+        Box::pin(async move {
+            self.c.placement.load(&self.store).await?;
+            Ok(serde_json::json!({ "reloaded": true }))
+        })
+    }
+}
