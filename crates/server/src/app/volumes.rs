@@ -209,9 +209,16 @@ async fn finish_saga(
     saga_id: &str,
     refused: zy_model::Text,
 ) -> Result<Volume, Error> {
-    s.compute.wake.notify_one();
     let outcome = crate::saga::run_now(&s.compute, &s.store, saga_id, s.config.lease_secs).await;
-    if outcome == crate::saga::Outcome::Finished(zy_store::sagas::SagaState::Undone) {
+    let outcome = match outcome {
+        crate::saga::Outcome::Finished(st) => Some(st),
+        // Retrying later, or run by the executor: wait a little for its end.
+        _ => {
+            s.compute.wake.notify_one();
+            crate::saga::wait(&s.store, saga_id, std::time::Duration::from_secs(10)).await?
+        }
+    };
+    if outcome == Some(zy_store::sagas::SagaState::Undone) {
         let why = zy_store::sagas::get(s.store.pool(), saga_id)
             .await?
             .and_then(|r| r.error)

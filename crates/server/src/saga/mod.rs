@@ -233,8 +233,42 @@ fn backoff_ms(attempts: i64) -> i64 {
     (200i64 << attempts.clamp(0, 8)).min(30_000)
 }
 
+/// Marks a saga as run by this replica until dropped. Leases are per replica, so this is
+/// what keeps the executor and a request that runs its own saga at once from running the
+/// same saga side by side.
+struct Running {
+    c: Arc<Compute>,
+    id: String,
+}
+
+impl Running {
+    fn enter(c: &Arc<Compute>, id: &str) -> Option<Running> {
+        let mut set = c.running_sagas.lock().ok()?;
+        set.insert(id.to_string()).then(|| Running {
+            c: c.clone(),
+            id: id.to_string(),
+        })
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(mut set) = self.c.running_sagas.lock() {
+            set.remove(&self.id);
+        }
+    }
+}
+
 /// Runs a claimed saga as far as it goes now.
 pub async fn run(c: Arc<Compute>, store: Store, row: SagaRow) -> Outcome {
+    let Some(_running) = Running::enter(&c, &row.id) else {
+        // Already running here (a request runs it at once); that run goes on with it.
+        return Outcome::Lost;
+    };
+    run_entered(c, store, row).await
+}
+
+async fn run_entered(c: Arc<Compute>, store: Store, row: SagaRow) -> Outcome {
     let Some(def) = definition(&row.kind) else {
         tracing::error!(saga = %row.id, kind = %row.kind, "no definition for this saga kind; left for a newer server");
         let _ = sagas::retry_later(
@@ -347,7 +381,12 @@ async fn settle_error(cx: &mut Cx, e: StepError) -> Outcome {
             Ok(()) => {
                 cx.row.state = SagaState::Undoing;
                 cx.row.attempts = 0;
-                Box::pin(run(cx.compute.clone(), cx.store.clone(), cx.row.clone())).await
+                Box::pin(run_entered(
+                    cx.compute.clone(),
+                    cx.store.clone(),
+                    cx.row.clone(),
+                ))
+                .await
             }
             Err(StepError::LostLease) => Outcome::Lost,
             Err(e2) => later(cx, attempts, &format!("{msg}; {}", e2.message())).await,
@@ -388,6 +427,24 @@ pub async fn run_now(c: &Arc<Compute>, store: &Store, id: &str, lease_secs: i64)
         Ok(Some(row)) => run(c.clone(), store.clone(), row).await,
         Ok(None) => Outcome::Lost,
         Err(_) => Outcome::Later,
+    }
+}
+
+/// Waits up to `limit` for a saga to end; its final state, or `None` if it is still
+/// active then (it goes on in the background).
+pub async fn wait(
+    store: &Store,
+    id: &str,
+    limit: std::time::Duration,
+) -> Result<Option<SagaState>, Error> {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        match sagas::get(store.pool(), id).await? {
+            Some(r) if !r.state.active() => return Ok(Some(r.state)),
+            None => return Ok(None),
+            Some(_) if std::time::Instant::now() >= deadline => return Ok(None),
+            Some(_) => tokio::time::sleep(std::time::Duration::from_millis(25)).await,
+        }
     }
 }
 

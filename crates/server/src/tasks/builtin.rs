@@ -3,6 +3,7 @@
 //! | task | runs on | period | does |
 //! |---|---|---|---|
 //! | `saga_executor` | every replica | 250 ms, or woken | claims runnable sagas (a lease each, renewed while they run) and runs them |
+//! | `saga_lease_keeper` | every replica | a third of the lease | renews the leases of the sagas this replica runs |
 //! | `instance_reconciler` | one replica | 1 s | starts the saga each instance waits for (`work = 1` without an active saga) |
 //! | `host_monitor` | every replica | 2 s | heartbeats of the agents, guest crashes and power-offs |
 //! | `placement_refresh` | every replica | 30 s | re-reads host usage other replicas changed |
@@ -25,6 +26,11 @@ const BATCH: u32 = 256;
 pub fn all(c: &Arc<Compute>, store: &Store, lease_secs: i64) -> Vec<Arc<dyn Task>> {
     vec![
         Arc::new(SagaExecutor {
+            c: c.clone(),
+            store: store.clone(),
+            lease_secs,
+        }),
+        Arc::new(SagaLeaseKeeper {
             c: c.clone(),
             store: store.clone(),
             lease_secs,
@@ -64,21 +70,6 @@ impl Task for SagaExecutor {
     fn activate(&self) -> BoxFuture<'_, Result<serde_json::Value, Error>> {
         Box::pin(async move {
             let (mut claimed, mut done, mut undone, mut later, mut lost) = (0, 0, 0, 0, 0);
-            // Keep the leases of what runs here alive, however long a saga takes.
-            let renew = {
-                let (store, owner, secs) =
-                    (self.store.clone(), self.c.owner.clone(), self.lease_secs);
-                tokio::spawn(async move {
-                    loop {
-                        tokio::time::sleep(Duration::from_secs((secs / 3).max(1) as u64)).await;
-                        let until = Timestamp::now().plus_secs(secs);
-                        if let Err(e) = sagas::renew(&store, &owner, until).await {
-                            tracing::warn!(error = %e, "cannot renew saga leases");
-                        }
-                    }
-                })
-            };
-            let _stop = AbortOnDrop(renew);
             // Passes until the queue is empty, so a burst of creates is not held back by
             // the period.
             for _ in 0..64 {
@@ -120,10 +111,27 @@ impl Task for SagaExecutor {
     }
 }
 
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
+/// Keeps the leases of the sagas this replica runs alive, however long they take (a
+/// live migration of a large guest runs for minutes).
+pub struct SagaLeaseKeeper {
+    c: Arc<Compute>,
+    store: Store,
+    lease_secs: i64,
+}
+
+impl Task for SagaLeaseKeeper {
+    fn name(&self) -> &'static str {
+        "saga_lease_keeper"
+    }
+    fn period(&self) -> Duration {
+        Duration::from_millis((self.lease_secs * 1000 / 3).max(300) as u64)
+    }
+    fn activate(&self) -> BoxFuture<'_, Result<serde_json::Value, Error>> {
+        Box::pin(async move {
+            let until = Timestamp::now().plus_secs(self.lease_secs);
+            let renewed = sagas::renew(&self.store, &self.c.owner, until).await?;
+            Ok(serde_json::json!({ "renewed": renewed }))
+        })
     }
 }
 

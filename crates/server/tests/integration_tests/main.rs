@@ -11,4 +11,5 @@ mod compute;
 mod hostile;
 mod kvm;
 mod openapi;
+mod sagas;
 mod tenancy;

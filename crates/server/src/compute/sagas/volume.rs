@@ -150,8 +150,15 @@ impl SagaDef for Detach {
     fn undo<'a>(&'a self, cx: &'a mut Cx, step: usize) -> BoxFuture<'a, StepResult> {
         Box::pin(async move {
             let a: Attachment = cx.params()?;
+            if step == 1 {
+                // The release may have been recorded before the failure: attached again
+                // (conditional on nobody having taken the volume meanwhile).
+                let mut tx = cx.store.begin_write().await?;
+                volumes::set_attachment(&mut tx, a.volume_id, Some(a.instance_id)).await?;
+                return cx.commit(tx).await;
+            }
             if step == 0 {
-                // The database still says attached: make sure the host agrees again.
+                // The database says attached: make sure the host agrees again.
                 let size = size_of(cx, a.volume_id).await?;
                 if let Err(StepError::Fail(m)) = plug(cx, &a, size).await {
                     tracing::warn!(volume = %a.volume_id, error = %m, "could not plug a volume back after a failed detach");
