@@ -12,3 +12,4 @@ mod hostile;
 mod kvm;
 mod openapi;
 mod tenancy;
+mod world;
