@@ -203,6 +203,11 @@ fn apply(body: &Value, path: &[String], m: &Mutation) -> Vec<u8> {
     }
 }
 
+/// Objects that still ignore unknown fields (every other body refuses them with 400):
+/// (operation, path of the object). Known gap: `QuotaLimits` lacks
+/// `deny_unknown_fields`.
+const TOLERATES_UNKNOWN_FIELDS: &[(&str, &str)] = &[("set_quota", "limits")];
+
 /// Values a field of this name must never accept, whatever the operation: names that
 /// hide or reverse text, simulated latencies beyond a minute (found by this test: an
 /// unbounded minimum made every driver call of the provider wait for ever).
@@ -293,6 +298,9 @@ async fn every_field_of_every_body_is_refused_cleanly(db: Db) {
                 }
                 let refuse = match &m {
                     Mutation::Set(v) => path.last().is_some_and(|f| must_refuse(f, v)),
+                    Mutation::ExtraField => !TOLERATES_UNKNOWN_FIELDS
+                        .iter()
+                        .any(|(o, parent)| o == op && path[..path.len() - 1].join(".") == *parent),
                     _ => false,
                 };
                 if refuse && st.is_success() {
