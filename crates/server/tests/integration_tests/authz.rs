@@ -4,9 +4,9 @@
 //! the test, and so does a row for an operation that no longer exists.
 //!
 //! The same run checks audit coverage: every mutating operation (POST, PUT, PATCH, DELETE
-//! in the OpenAPI document) must succeed for at least one caller, and each successful call
+//! in the OpenAPI document) must succeed for at least one caller, each successful call
 //! must leave a success record in the audit log, under its own request id, naming the
-//! operation.
+//! operation, and each refused one a denied or failure record.
 
 use crate::both_databases;
 use crate::common::*;
@@ -230,6 +230,7 @@ async fn every_operation_gives_each_role_the_status_in_the_table(db: Db) {
     let mut wrong = Vec::new();
     let mut actual_table = String::new();
     let mut succeeded: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    let mut refused: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     let mut callers = Caller::TABLE_COLUMNS.to_vec();
     callers.extend([Caller::OtherDeptAdmin, Caller::OtherDeptMember]);
     for (op, cols, elsewhere) in TABLE {
@@ -256,8 +257,12 @@ async fn every_operation_gives_each_role_the_status_in_the_table(db: Db) {
                     ));
                 }
             }
-            if st.is_success() && documented.get(*op).is_some_and(|m| m != "GET") {
-                succeeded.entry(op).or_default().push(rid);
+            if documented.get(*op).is_some_and(|m| m != "GET") {
+                if st.is_success() {
+                    succeeded.entry(op).or_default().push(rid);
+                } else if st.is_client_error() {
+                    refused.entry(op).or_default().push(rid);
+                }
             }
         }
         let _ = writeln!(
@@ -273,6 +278,7 @@ async fn every_operation_gives_each_role_the_status_in_the_table(db: Db) {
         wrong.join("\n")
     );
     audit_names_every_successful_change(&ts, &documented, &succeeded).await;
+    audit_names_every_refused_change(&ts, &refused).await;
     eprintln!("authz table: {:?}", started.elapsed());
 }
 both_databases!(every_operation_gives_each_role_the_status_in_the_table);
@@ -308,12 +314,7 @@ async fn audit_names_every_successful_change(
             .find(|(o, _)| o == op)
             .map_or(op.as_str(), |(_, n)| n);
         for rid in rids {
-            let rows: Vec<(String, String)> =
-                sqlx::query_as("SELECT action, outcome FROM audit_log WHERE request_id = $1")
-                    .bind(rid)
-                    .fetch_all(ts.store().pool())
-                    .await
-                    .expect("audit rows");
+            let rows = records(ts, rid).await;
             if !rows.iter().any(|(a, o)| a == name && o == "success") {
                 missing.push(format!(
                     "{op} (request {rid}): no success record named {name}, found {rows:?}"
@@ -326,4 +327,37 @@ async fn audit_names_every_successful_change(
         "successful changes without their audit record:\n{}",
         missing.join("\n")
     );
+}
+
+/// Every refused attempt at a change (MLPS wants failed and denied attempts logged) left a
+/// denied or failure record under its request id, named after the operation (or the name
+/// the operation's own record uses).
+async fn audit_names_every_refused_change(ts: &TestServer, refused: &BTreeMap<&str, Vec<String>>) {
+    let mut missing = Vec::new();
+    for (op, rids) in refused {
+        let own = AUDIT_NAMES.iter().find(|(o, _)| o == op).map(|(_, n)| *n);
+        for rid in rids {
+            let rows = records(ts, rid).await;
+            let named = |a: &String| a == op || Some(a.as_str()) == own;
+            if !rows.iter().any(|(a, o)| named(a) && o != "success") {
+                missing.push(format!(
+                    "{op} (request {rid}): no failure record, found {rows:?}"
+                ));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "refused changes without their audit record:\n{}",
+        missing.join("\n")
+    );
+}
+
+/// The audit records (action, outcome) written for one request.
+async fn records(ts: &TestServer, request_id: &str) -> Vec<(String, String)> {
+    sqlx::query_as("SELECT action, outcome FROM audit_log WHERE request_id = $1")
+        .bind(request_id)
+        .fetch_all(ts.store().pool())
+        .await
+        .expect("audit rows")
 }
