@@ -25,13 +25,35 @@ pub fn name(field: &str, value: &str) -> Result<String, Error> {
             t!("{}最多 64 个字符（当前 {} 个）" ; "{} must be at most 64 characters (it has {})", field, len),
         ));
     }
-    if v.chars().any(|c| c.is_control()) {
+    if v.chars().any(|c| c.is_control() || is_invisible_format(c)) {
         return Err(Error::validation(
             field,
-            t!("{}不能包含控制字符" ; "{} must not contain control characters", field),
+            t!("{}不能包含控制字符或不可见的格式字符" ; "{} must not contain control or invisible formatting characters", field),
         ));
     }
     Ok(v.to_string())
+}
+
+/// Invisible format characters that make a name look other than it is: bidirectional
+/// embeddings, overrides and isolates (a name shown reversed), zero-width spaces, the byte
+/// order mark, the soft hyphen (a name that looks empty). The zero-width joiner stays:
+/// emoji sequences use it.
+fn is_invisible_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{061C}'
+            | '\u{180E}'
+            | '\u{200B}'
+            | '\u{200C}'
+            | '\u{200E}'
+            | '\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206F}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+    )
 }
 
 /// Free text such as a description: at most 1024 characters; newlines and tabs allowed.
@@ -148,6 +170,20 @@ mod tests {
         assert!(name("name", "   ").is_err());
         assert!(name("name", "a\u{0}b").is_err());
         assert!(name("name", &"长".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn names_cannot_hide_or_reverse_text() {
+        assert!(name("name", "\u{feff}\u{200b}").is_err(), "looks empty");
+        assert!(
+            name("name", "\u{202e}evil\u{202d}").is_err(),
+            "shows reversed"
+        );
+        assert!(name("name", "a\u{2066}b").is_err());
+        assert!(
+            name("name", "家庭👨\u{200d}👩\u{200d}👧").is_ok(),
+            "emoji sequences"
+        );
     }
 
     #[test]

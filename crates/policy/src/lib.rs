@@ -61,7 +61,8 @@ pub enum Action {
     InventoryManage,
     /// Providers, zones, hosts and storage pools: read (operations and oversight).
     InventoryRead,
-    /// Flavors and images: every signed-in user chooses from them.
+    /// Providers, zones, flavors and images: every signed-in role but the auditor chooses
+    /// from them.
     CatalogueRead,
     QuotaRead(Scope),
     QuotaSet(Scope),
@@ -249,7 +250,9 @@ pub fn authorize(p: &Principal, action: Action) -> Result<(), Error> {
         ]
         .into_iter()
         .any(|r| p.holds(r, &platform)),
-        CatalogueRead => !p.grants.is_empty(),
+        // Every role that works with resources chooses from the catalogue; the auditor
+        // reads the audit log and nothing else (三员分立).
+        CatalogueRead => p.grants.iter().any(|g| g.role != Role::Auditor),
         QuotaRead(scope) => {
             p.reads_all_tenancy()
                 || p.holds(Role::DeptAdmin, &scope)

@@ -133,6 +133,23 @@ impl Store {
         r.map_err(db_error)
     }
 
+    /// Begins a write transaction that first takes the lock of one object (an instance, a
+    /// volume) for the rest of the transaction. On PostgreSQL this is a transaction-level
+    /// advisory lock, so every transaction that changes the object's intent or its sagas
+    /// queues behind the others instead of deadlocking on rows taken in another order; on
+    /// SQLite the write lock already serialises every writer.
+    pub async fn begin_write_for(&self, object: &str) -> Result<Tx, Error> {
+        let mut tx = self.begin_write().await?;
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock(720534, hashtext($1))")
+                .bind(object)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+        }
+        Ok(tx)
+    }
+
     /// Whether the database answers (for `/readyz`).
     pub async fn ping(&self) -> bool {
         sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()

@@ -357,7 +357,7 @@ pub async fn migrate(
         finished_at: None,
     };
     let result = async {
-        let mut tx = s.store.begin_write().await?;
+        let mut tx = s.store.begin_write_for(&id.to_string()).await?;
         if !zy_store::inventory::claim_capacity(&mut tx, meta.id, demand(i)).await? {
             return Err(Error::conflict(t!(
                 "目标宿主机容量不足或不可用",

@@ -328,7 +328,7 @@ pub async fn act(
         &actor.principal,
         Action::InstanceOperate(seen.instance.department_id, seen.instance.project_id),
     )?;
-    let mut tx = s.store.begin_write().await?;
+    let mut tx = s.store.begin_write_for(&id.to_string()).await?;
     let r = load_in(&mut tx, id).await?;
     let i = &r.instance;
     let busy = |what: &str| {
@@ -413,7 +413,7 @@ pub async fn resize(
                 t!("规格 {} 不存在" ; "flavor {} does not exist", validate::clip(flavor, 40)),
             )
         })?;
-    let mut tx = s.store.begin_write().await?;
+    let mut tx = s.store.begin_write_for(&id.to_string()).await?;
     let r = load_in(&mut tx, id).await?;
     let i = &r.instance;
     if i.state != InstanceState::Stopped || i.desired != InstanceState::Stopped {

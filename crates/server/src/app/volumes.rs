@@ -254,7 +254,7 @@ pub async fn attach(
         .into_iter()
         .find(|p| p.id == v.pool_id)
         .map(|p| p.zone_id);
-    let mut tx = s.store.begin_write().await?;
+    let mut tx = s.store.begin_write_for(&id.to_string()).await?;
     let i = zy_store::instances::get(&mut *tx, instance)
         .await?
         .filter(|r| r.instance.state != InstanceState::Deleted)
@@ -344,7 +344,7 @@ pub async fn detach(
     id: VolumeId,
 ) -> Result<Volume, Error> {
     load(s, actor, id).await?;
-    let mut tx = s.store.begin_write().await?;
+    let mut tx = s.store.begin_write_for(&id.to_string()).await?;
     let v = volumes::get_for_update(&mut tx, id)
         .await?
         .ok_or_else(|| Error::not_found("volume", id))?;
@@ -402,7 +402,7 @@ pub async fn extend(
     size_gib: u64,
 ) -> Result<Volume, Error> {
     load(s, actor, id).await?;
-    let mut tx = s.store.begin_write().await?;
+    let mut tx = s.store.begin_write_for(&id.to_string()).await?;
     let v = volumes::get_for_update(&mut tx, id)
         .await?
         .ok_or_else(|| Error::not_found("volume", id))?;
@@ -475,7 +475,7 @@ pub async fn delete(
     id: VolumeId,
 ) -> Result<(), Error> {
     load(s, actor, id).await?;
-    let mut tx = s.store.begin_write().await?;
+    let mut tx = s.store.begin_write_for(&id.to_string()).await?;
     // Decided on the row as it is now, not as it was read before the transaction.
     let v = volumes::get_for_update(&mut tx, id)
         .await?

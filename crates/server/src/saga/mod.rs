@@ -133,6 +133,12 @@ impl Cx {
             .map_err(|e| StepError::Fail(format!("saga {} has bad params: {e}", self.row.id)))
     }
 
+    /// Begins a write transaction holding the lock of the saga's target, the order every
+    /// change of that object takes (see `Store::begin_write_for`).
+    pub async fn begin(&self) -> Result<Tx, StepError> {
+        Ok(self.store.begin_write_for(&self.row.target_id).await?)
+    }
+
     /// Commits the step's last transaction together with the saga's progress. Fails with
     /// [`StepError::LostLease`] (rolling the step's changes back) when the saga is no
     /// longer ours.
@@ -306,9 +312,9 @@ async fn run_entered(c: Arc<Compute>, store: Store, row: SagaRow) -> Outcome {
         let r = match run_step(&mut cx, idx, ((state, step), next)).await {
             Ok(()) if cx.pending.is_some() => {
                 // The step did not record its progress with its own changes: record it.
-                match store.begin_write().await {
+                match cx.begin().await {
                     Ok(tx) => cx.commit(tx).await,
-                    Err(e) => Err(e.into()),
+                    Err(e) => Err(e),
                 }
             }
             other => other,
@@ -373,7 +379,7 @@ async fn settle_error(cx: &mut Cx, e: StepError) -> Outcome {
             (SagaState::Undoing, row.step),
         ));
         let r = async {
-            let tx = cx.store.begin_write().await?;
+            let tx = cx.begin().await?;
             cx.commit(tx).await
         }
         .await;

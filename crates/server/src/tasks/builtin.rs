@@ -155,7 +155,7 @@ impl Task for InstanceReconciler {
             let waiting = zy_store::instances::waiting_for_saga(&self.store, 500).await?;
             let mut started = 0;
             for id in &waiting {
-                let mut tx = self.store.begin_write().await?;
+                let mut tx = self.store.begin_write_for(&id.to_string()).await?;
                 if ensure_next(&mut tx, *id).await?.is_some() {
                     started += 1;
                 }

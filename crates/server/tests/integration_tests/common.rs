@@ -177,13 +177,7 @@ impl TestServer {
             )
             .await;
         assert_eq!(st, StatusCode::NO_CONTENT, "password change");
-        let (st, e) = s.post("/v1/me/mfa/enrol", json!({})).await;
-        assert_eq!(st, StatusCode::OK, "{e}");
-        let secret =
-            zy_model::totp::base32_decode(e["secret"].as_str().expect("secret")).expect("base32");
-        let code = zy_model::totp::code_at(&secret, chrono::Utc::now().timestamp());
-        let (st, body) = s.post("/v1/me/mfa/confirm", json!({ "code": code })).await;
-        assert_eq!(st, StatusCode::OK, "{body}");
+        enrol(&s).await;
         s
     }
 
@@ -315,6 +309,18 @@ impl Session {
     pub async fn delete(&self, path: &str) -> (StatusCode, Value) {
         self.raw(reqwest::Method::DELETE, path, None).await
     }
+}
+
+/// Enrols a TOTP second factor for `s`; returns the secret.
+pub async fn enrol(s: &Session) -> Vec<u8> {
+    let (st, e) = s.post("/v1/me/mfa/enrol", json!({})).await;
+    assert_eq!(st, StatusCode::OK, "{e}");
+    let secret =
+        zy_model::totp::base32_decode(e["secret"].as_str().expect("secret")).expect("base32");
+    let code = zy_model::totp::code_at(&secret, chrono::Utc::now().timestamp());
+    let (st, body) = s.post("/v1/me/mfa/confirm", json!({ "code": code })).await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    secret
 }
 
 /// Every error has the one body shape.

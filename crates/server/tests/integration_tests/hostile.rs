@@ -7,6 +7,8 @@ use crate::common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
+mod schema;
+
 async fn send(
     ts: &TestServer,
     s: &Session,

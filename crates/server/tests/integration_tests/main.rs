@@ -13,3 +13,4 @@ mod kvm;
 mod openapi;
 mod sagas;
 mod tenancy;
+mod world;

@@ -262,7 +262,7 @@ async fn place(cx: &mut Cx, row: &InstanceRow) -> StepResult {
             .placement
             .propose(&req)
             .map_err(|e| StepError::Fail(format!("{} ({})", e.message.zh, e.message.en)))?;
-        let mut tx = store.begin_write().await?;
+        let mut tx = cx.begin().await?;
         let mut ok = true;
         if i.state == InstanceState::Pending {
             ok = instances::transition(
@@ -330,7 +330,7 @@ async fn create_disk(cx: &mut Cx, row: &InstanceRow) -> StepResult {
     };
     let driver = cx.compute.drivers.get(provider)?;
     driver.create_disk(&spec).await?;
-    let mut tx = cx.store.begin_write().await?;
+    let mut tx = cx.begin().await?;
     instances::set_flag(&mut tx, i.id, Flag::DiskCreated, true).await?;
     cx.commit(tx).await
 }
@@ -347,7 +347,7 @@ async fn power_on(cx: &mut Cx, row: &InstanceRow) -> StepResult {
         (PowerState::Running, InstanceState::Running)
     };
     driver.ensure_instance(&spec, power).await?;
-    let mut tx = cx.store.begin_write().await?;
+    let mut tx = cx.begin().await?;
     instances::transition(
         &mut tx,
         i.id,
@@ -374,7 +374,7 @@ async fn remove_vm(cx: &mut Cx, row: &InstanceRow) -> StepResult {
             }
         }
     }
-    let mut tx = cx.store.begin_write().await?;
+    let mut tx = cx.begin().await?;
     instances::take_flag(&mut tx, i.id, Flag::DiskCreated).await?;
     cx.commit(tx).await
 }
@@ -382,7 +382,7 @@ async fn remove_vm(cx: &mut Cx, row: &InstanceRow) -> StepResult {
 /// Gives back the host capacity and the group slot, once.
 async fn release_capacity(cx: &mut Cx, row: &InstanceRow) -> StepResult {
     let i = &row.instance;
-    let mut tx = cx.store.begin_write().await?;
+    let mut tx = cx.begin().await?;
     let released = instances::take_flag(&mut tx, i.id, Flag::CapacityHeld).await?;
     let host = i.host_id;
     if released {
@@ -403,7 +403,7 @@ async fn release_capacity(cx: &mut Cx, row: &InstanceRow) -> StepResult {
 /// Gives back the quota, once; volumes outlive their instance and become available.
 async fn release_quota(cx: &mut Cx, row: &InstanceRow) -> StepResult {
     let i = &row.instance;
-    let mut tx = cx.store.begin_write().await?;
+    let mut tx = cx.begin().await?;
     zy_store::volumes::detach_all(&mut tx, i.id).await?;
     if instances::take_flag(&mut tx, i.id, Flag::QuotaHeld).await? {
         let d = quota_delta(i);
@@ -452,7 +452,7 @@ impl SagaDef for Power {
             match (self.kind, i.state, i.desired) {
                 ("instance_stop", InstanceState::Running, InstanceState::Stopped) => {
                     driver.ensure_instance(&spec, PowerState::Stopped).await?;
-                    tx = cx.store.begin_write().await?;
+                    tx = cx.begin().await?;
                     instances::transition(
                         &mut tx,
                         i.id,
@@ -464,7 +464,7 @@ impl SagaDef for Power {
                 }
                 ("instance_start", InstanceState::Stopped, InstanceState::Running) => {
                     driver.ensure_instance(&spec, PowerState::Running).await?;
-                    tx = cx.store.begin_write().await?;
+                    tx = cx.begin().await?;
                     instances::transition(
                         &mut tx,
                         i.id,
@@ -476,7 +476,7 @@ impl SagaDef for Power {
                 }
                 ("instance_reboot", InstanceState::Running, _) if row.reboot_pending => {
                     driver.reboot(i.id.0, spec.host_id).await?;
-                    tx = cx.store.begin_write().await?;
+                    tx = cx.begin().await?;
                     if instances::take_flag(&mut tx, i.id, Flag::RebootPending).await? {
                         instances::event(&mut tx, i.id, "running", "running", "rebooted").await?;
                     }
@@ -613,7 +613,7 @@ impl SagaDef for Resize {
                 return Ok(());
             }
             let i = &row.instance;
-            let mut tx = cx.store.begin_write().await?;
+            let mut tx = cx.begin().await?;
             // Conditional on the instance still having the new size: once only.
             if instances::restore_size(
                 &mut tx,
@@ -729,7 +729,7 @@ impl SagaDef for Delete {
                     if matches!(i.state, InstanceState::Deleting | InstanceState::Deleted) {
                         return Ok(());
                     }
-                    let mut tx = cx.store.begin_write().await?;
+                    let mut tx = cx.begin().await?;
                     instances::transition(
                         &mut tx,
                         i.id,
@@ -744,7 +744,7 @@ impl SagaDef for Delete {
                 2 => release_capacity(cx, &row).await,
                 3 => release_quota(cx, &row).await,
                 _ => {
-                    let mut tx = cx.store.begin_write().await?;
+                    let mut tx = cx.begin().await?;
                     instances::transition(
                         &mut tx,
                         i.id,

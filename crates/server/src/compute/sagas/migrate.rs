@@ -228,7 +228,7 @@ async fn switch_over(cx: &mut Cx, p: &MigrateParams, r: &InstanceRow) -> StepRes
         bytes: 0,
     };
     let d = demand(&r.instance);
-    let mut tx = cx.store.begin_write().await?;
+    let mut tx = cx.begin().await?;
     if agents::finish_migration(
         &mut tx,
         p.migration_id,
@@ -273,7 +273,7 @@ async fn switch_over(cx: &mut Cx, p: &MigrateParams, r: &InstanceRow) -> StepRes
 /// `running` on its source again. Once only: conditional on the migration still running.
 async fn give_back_target(cx: &mut Cx, p: &MigrateParams, r: &InstanceRow) -> StepResult {
     let why = cx.row.error.clone().unwrap_or_else(|| "undone".into());
-    let mut tx = cx.store.begin_write().await?;
+    let mut tx = cx.begin().await?;
     if agents::finish_migration(
         &mut tx,
         p.migration_id,

@@ -106,7 +106,7 @@ impl SagaDef for Attach {
             let a: Attachment = cx.params()?;
             match step {
                 0 => {
-                    let mut tx = cx.store.begin_write().await?;
+                    let mut tx = cx.begin().await?;
                     volumes::release_attachment(&mut tx, a.volume_id, a.instance_id).await?;
                     cx.commit(tx).await
                 }
@@ -140,7 +140,7 @@ impl SagaDef for Detach {
             match step {
                 0 => unplug(cx, &a).await,
                 _ => {
-                    let mut tx = cx.store.begin_write().await?;
+                    let mut tx = cx.begin().await?;
                     volumes::release_attachment(&mut tx, a.volume_id, a.instance_id).await?;
                     cx.commit(tx).await
                 }
@@ -153,7 +153,7 @@ impl SagaDef for Detach {
             if step == 1 {
                 // The release may have been recorded before the failure: attached again
                 // (conditional on nobody having taken the volume meanwhile).
-                let mut tx = cx.store.begin_write().await?;
+                let mut tx = cx.begin().await?;
                 volumes::set_attachment(&mut tx, a.volume_id, Some(a.instance_id)).await?;
                 return cx.commit(tx).await;
             }
@@ -223,7 +223,7 @@ impl SagaDef for Extend {
             let Some(v) = volumes::get(cx.store.pool(), g.volume_id).await? else {
                 return Ok(());
             };
-            let mut tx = cx.store.begin_write().await?;
+            let mut tx = cx.begin().await?;
             // Conditional on the new size still being recorded: gives back once.
             if volumes::restore_size(&mut tx, g.volume_id, g.to_gib, g.from_gib).await? {
                 let grow = (g.to_gib - g.from_gib) as i64;

@@ -1,0 +1,540 @@
+//! A populated platform for tests that call every operation: two departments with a
+//! project each, a session for every role (a department admin and member at home, and
+//! the same two roles in the other department), a simulated provider with room for
+//! hundreds of instances, a `kvm` provider for join tokens, and [`World::request`], which
+//! builds a well-formed request for any OpenAPI operation as a given caller — creating a
+//! fresh object first where the operation consumes one, so the order of calls never
+//! matters. Used by `authz.rs` (who gets which status), the audit-coverage check and
+//! `hostile.rs` (valid bodies to mutate).
+
+use crate::common::*;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+use zy_model::role::Role;
+
+/// The callers, in the table's column order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Caller {
+    PlatformAdmin,
+    SecurityAdmin,
+    Auditor,
+    Supervisor,
+    Finance,
+    ProviderOperator,
+    DeptAdmin,
+    DeptMember,
+    Anonymous,
+    /// A department admin of the other department, acting on this department's objects.
+    OtherDeptAdmin,
+    /// A department member of the other department, acting on this department's objects.
+    OtherDeptMember,
+}
+
+impl Caller {
+    pub const TABLE_COLUMNS: [Caller; 9] = [
+        Caller::PlatformAdmin,
+        Caller::SecurityAdmin,
+        Caller::Auditor,
+        Caller::Supervisor,
+        Caller::Finance,
+        Caller::ProviderOperator,
+        Caller::DeptAdmin,
+        Caller::DeptMember,
+        Caller::Anonymous,
+    ];
+
+    /// The role a caller holds (none for anonymous).
+    pub fn role(self) -> Option<Role> {
+        Some(match self {
+            Caller::PlatformAdmin => Role::PlatformAdmin,
+            Caller::SecurityAdmin => Role::SecurityAdmin,
+            Caller::Auditor => Role::Auditor,
+            Caller::Supervisor => Role::Supervisor,
+            Caller::Finance => Role::Finance,
+            Caller::ProviderOperator => Role::ProviderOperator,
+            Caller::DeptAdmin | Caller::OtherDeptAdmin => Role::DeptAdmin,
+            Caller::DeptMember | Caller::OtherDeptMember => Role::DeptMember,
+            Caller::Anonymous => return None,
+        })
+    }
+
+    /// The same role in the home department, for the other-department callers.
+    pub fn at_home(self) -> Caller {
+        match self {
+            Caller::OtherDeptAdmin => Caller::DeptAdmin,
+            Caller::OtherDeptMember => Caller::DeptMember,
+            c => c,
+        }
+    }
+}
+
+/// One request to send: method, path (with query), body, and the session to send it with
+/// when the operation needs one of its own (logging out, changing one's password).
+pub struct Req {
+    pub method: Method,
+    pub path: String,
+    pub body: Option<Value>,
+    pub session: Option<Session>,
+}
+
+fn req(method: Method, path: impl Into<String>, body: Option<Value>) -> Req {
+    Req {
+        method,
+        path: path.into(),
+        body,
+        session: None,
+    }
+}
+
+pub struct World<'a> {
+    pub ts: &'a TestServer,
+    pub admin: Session,
+    pub sec: Session,
+    pub aud: Session,
+    callers: Vec<(Caller, Session)>,
+    /// The home department, its project, an ordinary account at home, and a member whose
+    /// API tokens the token administration is tried on.
+    pub d: String,
+    pub p: String,
+    pub u: String,
+    token_owner: Session,
+    pub provider: String,
+    pub zone: String,
+    pub host: String,
+    pub kvm_zone: String,
+    /// A running instance and a volume of the home project, for the read operations.
+    pub instance: String,
+    pub volume: String,
+    n: AtomicU32,
+}
+
+impl<'a> World<'a> {
+    pub async fn new(ts: &'a TestServer) -> World<'a> {
+        let admin = ts.platform_admin().await;
+        let sec = ts.admin("secadmin").await;
+        let aud = ts.admin("auditor").await;
+        let d = department(&admin, "宜宾市卫计委", "WJW").await;
+        let p = project(&admin, &d, "全民健康信息平台").await;
+        let d2 = department(&admin, "宜宾市公安局", "GAJ").await;
+        project(&admin, &d2, "天网").await;
+        let mut callers = vec![
+            (Caller::PlatformAdmin, admin.clone()),
+            (Caller::SecurityAdmin, sec.clone()),
+            (Caller::Auditor, aud.clone()),
+        ];
+        for (c, name) in [
+            (Caller::Supervisor, "jianguan"),
+            (Caller::Finance, "caizheng"),
+            (Caller::ProviderOperator, "yunwei"),
+        ] {
+            let s = ts.new_user(&admin, name, None).await;
+            ts.grant(&admin, &s, c.role().expect("role"), None, None)
+                .await;
+            callers.push((c, s));
+        }
+        for (c, name, dept) in [
+            (Caller::DeptAdmin, "wjw.boss", &d),
+            (Caller::DeptMember, "wjw.staff", &d),
+            (Caller::OtherDeptAdmin, "gaj.boss", &d2),
+            (Caller::OtherDeptMember, "gaj.staff", &d2),
+        ] {
+            let s = ts.new_user(&admin, name, Some(dept)).await;
+            ts.grant(&admin, &s, c.role().expect("role"), Some(dept), None)
+                .await;
+            callers.push((c, s));
+        }
+        callers.push((Caller::Anonymous, ts.anonymous()));
+        let target = ts.new_user(&admin, "target.user", Some(&d)).await;
+        let token_owner = ts.new_user(&admin, "token.owner", Some(&d)).await;
+
+        let ok = |st: StatusCode, b: &Value| assert!(st.is_success(), "fixture: {st} {b}");
+        let (st, prov) = admin
+            .post(
+                "/v1/providers",
+                json!({ "name": "测试云", "kind": "sim", "sim": { "failure_probability": 0.0, "latency_min_ms": 0, "latency_max_ms": 0 } }),
+            )
+            .await;
+        ok(st, &prov);
+        let provider = prov["id"].as_str().expect("provider").to_string();
+        let (st, zone) = admin
+            .post(
+                "/v1/zones",
+                json!({ "provider_id": provider, "region": "宜宾", "name": "一区" }),
+            )
+            .await;
+        ok(st, &zone);
+        let zone = zone["id"].as_str().expect("zone").to_string();
+        let (st, hosts) = admin.post("/v1/hosts", json!({ "zone_id": zone, "name_prefix": "h", "count": 2, "vcpus": 512, "memory_mib": 4194304, "disk_gib": 200000 })).await;
+        ok(st, &hosts);
+        let host = hosts["items"][0]["id"].as_str().expect("host").to_string();
+        for body in [
+            json!({ "name": "1C2G", "vcpus": 1, "memory_mib": 2048 }),
+            json!({ "name": "2C4G", "vcpus": 2, "memory_mib": 4096 }),
+        ] {
+            let (st, b) = admin.post("/v1/flavors", body).await;
+            ok(st, &b);
+        }
+        let (st, b) = admin
+            .post(
+                "/v1/images",
+                json!({ "name": "CentOS-7.9", "os": "Linux", "min_disk_gib": 20 }),
+            )
+            .await;
+        ok(st, &b);
+        let (st, b) = admin
+            .post(
+                "/v1/storage-pools",
+                json!({ "zone_id": zone, "name": "ceph", "capacity_gib": 1000000 }),
+            )
+            .await;
+        ok(st, &b);
+        let (st, kvm) = admin
+            .post("/v1/providers", json!({ "name": "本机", "kind": "kvm" }))
+            .await;
+        ok(st, &kvm);
+        let (st, kz) = admin
+            .post(
+                "/v1/zones",
+                json!({ "provider_id": kvm["id"], "region": "宜宾", "name": "机房" }),
+            )
+            .await;
+        ok(st, &kz);
+        let mut w = World {
+            ts,
+            admin,
+            sec,
+            aud,
+            callers,
+            d,
+            p,
+            u: target.user_id.clone(),
+            token_owner,
+            provider,
+            zone,
+            host,
+            kvm_zone: kz["id"].as_str().expect("zone").to_string(),
+            instance: String::new(),
+            volume: String::new(),
+            n: AtomicU32::new(0),
+        };
+        w.instance = w.instance_in("running").await;
+        w.volume = w.volume().await;
+        w
+    }
+
+    pub fn session(&self, c: Caller) -> &Session {
+        &self
+            .callers
+            .iter()
+            .find(|(x, _)| *x == c)
+            .expect("every caller has a session")
+            .1
+    }
+
+    pub fn fresh(&self) -> u32 {
+        self.n.fetch_add(1, Ordering::SeqCst)
+    }
+
+    /// A new volume of the home project.
+    pub async fn volume(&self) -> String {
+        let n = self.fresh();
+        let (st, b) = self
+            .admin
+            .post(
+                "/v1/volumes",
+                json!({ "project_id": self.p, "name": format!("vol{n}"), "size_gib": 10 }),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{b}");
+        b["id"].as_str().expect("volume id").to_string()
+    }
+
+    /// A new instance of the home project, once it has reached `state` ("running" or
+    /// "stopped").
+    pub async fn instance_in(&self, state: &str) -> String {
+        let n = self.fresh();
+        let body = json!({ "project_id": self.p, "zone_id": self.zone, "name": format!("vm{n}"), "flavor": "1C2G", "image": "CentOS-7.9", "start": state == "running" });
+        let (st, b) = self.admin.post("/v1/instances", body).await;
+        assert_eq!(st, StatusCode::ACCEPTED, "{b}");
+        let id = b["items"][0]["id"]
+            .as_str()
+            .expect("instance id")
+            .to_string();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (_, i) = self.admin.get(&format!("/v1/instances/{id}")).await;
+            if i["state"] == state {
+                return id;
+            }
+            assert!(
+                Instant::now() < deadline && i["state"] != "error",
+                "instance never became {state}: {i}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// A new volume attached to a new running instance.
+    async fn attached_volume(&self) -> String {
+        let v = self.volume().await;
+        let i = self.instance_in("running").await;
+        let (st, b) = self
+            .admin
+            .post(
+                &format!("/v1/volumes/{v}/attach"),
+                json!({ "instance_id": i }),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{b}");
+        v
+    }
+
+    /// A new ordinary account of the home department (never logged in).
+    async fn account(&self) -> String {
+        let n = self.fresh();
+        let (st, b) = self.admin.post("/v1/users", json!({ "username": format!("fresh.user{n}"), "display_name": "新账号", "department_id": self.d })).await;
+        assert_eq!(st, StatusCode::CREATED, "{b}");
+        b["user"]["id"].as_str().expect("user id").to_string()
+    }
+
+    /// A new account holding `caller`'s role where `caller` holds it, signed in with its
+    /// password changed; with `enrolled` its second factor is enrolled too (the three
+    /// admins cannot act before).
+    async fn account_like(&self, caller: Caller, enrolled: bool) -> Session {
+        let n = self.fresh();
+        let role = caller.role().expect("a role");
+        let dept = matches!(caller, Caller::DeptAdmin | Caller::DeptMember).then_some(&self.d);
+        let s = self
+            .ts
+            .new_user(
+                &self.admin,
+                &format!("like.{}{n}", role.as_str().replace('_', "-")),
+                dept.map(String::as_str),
+            )
+            .await;
+        let granter = match role {
+            Role::SecurityAdmin => &self.sec,
+            Role::Auditor => &self.aud,
+            _ => &self.admin,
+        };
+        self.ts
+            .grant(granter, &s, role, dept.map(String::as_str), None)
+            .await;
+        if enrolled {
+            enrol(&s).await;
+        }
+        s
+    }
+
+    /// A well-formed request for `op` as `caller`. Objects the operation consumes are made
+    /// fresh for this call; everything is about the home department.
+    pub async fn request(&self, op: &str, caller: Caller) -> Req {
+        let n = self.fresh();
+        let (d, p, u) = (&self.d, &self.p, &self.u);
+        let i = &self.instance;
+        let own = |r: Req, s: Session| Req {
+            session: (caller != Caller::Anonymous).then_some(s),
+            ..r
+        };
+        match op {
+            "login" => {
+                let name = format!("login.user{n}");
+                self.ts.new_user(&self.admin, &name, Some(d)).await;
+                req(Method::POST, "/v1/auth/login", Some(json!({ "username": name, "password": USER_PASSWORD, "bearer": true })))
+            }
+            "logout" | "change_password" | "enrol_mfa" | "confirm_mfa" => {
+                if caller == Caller::Anonymous {
+                    let body = match op {
+                        "change_password" => Some(json!({ "current_password": USER_PASSWORD, "new_password": format!("Another#Pass{n}") })),
+                        "confirm_mfa" => Some(json!({ "code": "123456" })),
+                        _ => None,
+                    };
+                    let path = match op {
+                        "logout" => "/v1/auth/logout",
+                        "change_password" => "/v1/me/password",
+                        "enrol_mfa" => "/v1/me/mfa/enrol",
+                        _ => "/v1/me/mfa/confirm",
+                    };
+                    return req(Method::POST, path, body);
+                }
+                // About oneself: a department role elsewhere is the same as at home.
+                let caller = caller.at_home();
+                let admin = caller.role().is_some_and(Role::is_separated_admin);
+                match op {
+                    "logout" => {
+                        let s = self.account_like(caller, admin).await;
+                        own(req(Method::POST, "/v1/auth/logout", None), s)
+                    }
+                    "change_password" => {
+                        let s = self.account_like(caller, admin).await;
+                        let body = json!({ "current_password": USER_PASSWORD, "new_password": format!("Another#Pass{n}") });
+                        own(req(Method::POST, "/v1/me/password", Some(body)), s)
+                    }
+                    "enrol_mfa" => {
+                        let s = self.account_like(caller, false).await;
+                        own(req(Method::POST, "/v1/me/mfa/enrol", None), s)
+                    }
+                    _ => {
+                        let s = self.account_like(caller, false).await;
+                        let (st, e) = s.post("/v1/me/mfa/enrol", json!({})).await;
+                        assert_eq!(st, StatusCode::OK, "{e}");
+                        let secret = zy_model::totp::base32_decode(e["secret"].as_str().expect("secret")).expect("base32");
+                        let code = zy_model::totp::code_at(&secret, chrono::Utc::now().timestamp());
+                        own(req(Method::POST, "/v1/me/mfa/confirm", Some(json!({ "code": code }))), s)
+                    }
+                }
+            }
+            "healthz" => req(Method::GET, "/healthz", None),
+            "readyz" => req(Method::GET, "/readyz", None),
+            "metrics" => req(Method::GET, "/metrics", None),
+            "me" => req(Method::GET, "/v1/me", None),
+            "list_departments" => req(Method::GET, "/v1/departments", None),
+            "create_department" => req(Method::POST, "/v1/departments", Some(json!({ "name": format!("部门{n}"), "code": format!("D{n}") }))),
+            "get_department" => req(Method::GET, format!("/v1/departments/{d}"), None),
+            "update_department" => req(Method::PATCH, format!("/v1/departments/{d}"), Some(json!({ "description": format!("v{n}") }))),
+            "delete_department" => {
+                let d2 = department(&self.admin, &format!("待删部门{n}"), &format!("X{n}")).await;
+                req(Method::DELETE, format!("/v1/departments/{d2}"), None)
+            }
+            "list_projects" => req(Method::GET, "/v1/projects", None),
+            "create_project" => req(Method::POST, "/v1/projects", Some(json!({ "department_id": d, "name": format!("项目{n}") }))),
+            "get_project" => req(Method::GET, format!("/v1/projects/{p}"), None),
+            "update_project" => req(Method::PATCH, format!("/v1/projects/{p}"), Some(json!({ "description": format!("v{n}") }))),
+            "delete_project" => {
+                let p2 = project(&self.admin, d, &format!("待删项目{n}")).await;
+                req(Method::DELETE, format!("/v1/projects/{p2}"), None)
+            }
+            "list_users" => req(Method::GET, "/v1/users", None),
+            "create_user" => req(Method::POST, "/v1/users", Some(json!({ "username": format!("new.user{n}"), "display_name": "新用户", "department_id": d }))),
+            "get_user" => req(Method::GET, format!("/v1/users/{u}"), None),
+            "update_user" => req(Method::PATCH, format!("/v1/users/{u}"), Some(json!({ "phone": "0831-1234567" }))),
+            "delete_user" => req(Method::DELETE, format!("/v1/users/{}", self.account().await), None),
+            "list_memberships" => req(Method::GET, format!("/v1/memberships?department_id={d}"), None),
+            "grant_membership" => {
+                let body = json!({ "user_id": self.account().await, "role": "dept_member", "scope_type": "department", "department_id": d });
+                req(Method::POST, "/v1/memberships", Some(body))
+            }
+            "revoke_membership" => {
+                let (st, m) = self.admin.post("/v1/memberships", json!({ "user_id": self.account().await, "role": "dept_member", "scope_type": "project", "project_id": p })).await;
+                assert_eq!(st, StatusCode::CREATED, "{m}");
+                req(Method::DELETE, format!("/v1/memberships/{}", m["id"].as_str().expect("id")), None)
+            }
+            "list_tokens" => req(Method::GET, "/v1/tokens", None),
+            "create_token" => req(Method::POST, "/v1/tokens", Some(json!({ "name": format!("令牌{n}") }))),
+            "revoke_token" => {
+                // Someone else's token: token administration, not revoking one's own.
+                let (st, t) = self.token_owner.post("/v1/tokens", json!({ "name": format!("成员令牌{n}") })).await;
+                assert_eq!(st, StatusCode::CREATED, "{t}");
+                req(Method::DELETE, format!("/v1/tokens/{}", t["token"]["id"].as_str().expect("id")), None)
+            }
+            "lock_user" => req(Method::POST, format!("/v1/users/{}/lock", self.account().await), Some(json!({ "minutes": 1 }))),
+            "unlock_user" => req(Method::POST, format!("/v1/users/{}/unlock", self.account().await), None),
+            "reset_user_password" => req(Method::POST, format!("/v1/users/{}/reset-password", self.account().await), None),
+            "reset_user_mfa" => {
+                let s = self.account_like(Caller::DeptMember, true).await;
+                req(Method::POST, format!("/v1/users/{}/reset-mfa", s.user_id), None)
+            }
+            "get_security_settings" => req(Method::GET, "/v1/security/settings", None),
+            "update_security_settings" => req(Method::PUT, "/v1/security/settings", Some(serde_json::to_value(zy_model::security::SecuritySettings::default()).expect("settings"))),
+            "list_audit" => req(Method::GET, "/v1/audit", None),
+            "verify_audit" => req(Method::GET, "/v1/audit/verify", None),
+            "export_audit" => req(Method::GET, "/v1/audit/export", None),
+            "purge_audit" => req(Method::POST, "/v1/audit/purge", Some(json!({ "before": "2020-01-01T00:00:00+08:00" }))),
+            "list_providers" => req(Method::GET, "/v1/providers", None),
+            "create_provider" => req(Method::POST, "/v1/providers", Some(json!({ "name": format!("模拟云{n}"), "kind": "sim" }))),
+            "update_provider" => req(Method::PATCH, format!("/v1/providers/{}", self.provider), Some(json!({ "sim": { "failure_probability": 0.0, "latency_min_ms": 0, "latency_max_ms": 0 } }))),
+            "list_zones" => req(Method::GET, "/v1/zones", None),
+            "create_zone" => req(Method::POST, "/v1/zones", Some(json!({ "provider_id": self.provider, "region": "宜宾", "name": format!("区{n}") }))),
+            "update_zone" => req(Method::PATCH, format!("/v1/zones/{}", self.zone), Some(json!({ "strategy": "pack" }))),
+            "list_hosts" => req(Method::GET, "/v1/hosts", None),
+            // Hosts in a zone of their own, so instances never land on them.
+            "create_hosts" => {
+                let (st, z) = self.admin.post("/v1/zones", json!({ "provider_id": self.provider, "region": "宜宾", "name": format!("新区{n}") })).await;
+                assert_eq!(st, StatusCode::CREATED, "{z}");
+                req(Method::POST, "/v1/hosts", Some(json!({ "zone_id": z["id"], "name_prefix": format!("h{n}"), "vcpus": 8, "memory_mib": 16384, "disk_gib": 500 })))
+            }
+            "update_host" => req(Method::PATCH, format!("/v1/hosts/{}", self.host), Some(json!({ "state": "enabled" }))),
+            "list_flavors" => req(Method::GET, "/v1/flavors", None),
+            "create_flavor" => req(Method::POST, "/v1/flavors", Some(json!({ "name": format!("F{n}"), "vcpus": 1, "memory_mib": 1024 }))),
+            "list_images" => req(Method::GET, "/v1/images", None),
+            "create_image" => req(Method::POST, "/v1/images", Some(json!({ "name": format!("img{n}"), "os": "Linux", "min_disk_gib": 20 }))),
+            "get_quota" => req(Method::GET, format!("/v1/quotas?department_id={d}"), None),
+            "set_quota" => req(Method::PUT, "/v1/quotas", Some(json!({ "project_id": p, "limits": { "instances": 500, "vcpus": 2000, "memory_mib": 8388608, "disk_gib": 204800, "volumes": 1000 } }))),
+            "list_instances" => req(Method::GET, "/v1/instances", None),
+            "create_instances" => req(Method::POST, "/v1/instances", Some(json!({ "project_id": p, "zone_id": self.zone, "name": format!("new{n}"), "flavor": "1C2G", "image": "CentOS-7.9" }))),
+            "get_instance" => req(Method::GET, format!("/v1/instances/{i}"), None),
+            "delete_instance" => req(Method::DELETE, format!("/v1/instances/{}", self.instance_in("running").await), None),
+            "start_instance" => req(Method::POST, format!("/v1/instances/{}/start", self.instance_in("stopped").await), None),
+            "stop_instance" => req(Method::POST, format!("/v1/instances/{}/stop", self.instance_in("running").await), None),
+            "reboot_instance" => req(Method::POST, format!("/v1/instances/{}/reboot", self.instance_in("running").await), None),
+            "resize_instance" => req(Method::POST, format!("/v1/instances/{}/resize", self.instance_in("stopped").await), Some(json!({ "flavor": "2C4G" }))),
+            "instance_events" => req(Method::GET, format!("/v1/instances/{i}/events"), None),
+            "instance_console" => req(Method::GET, format!("/v1/instances/{i}/console"), None),
+            "instance_metrics" => req(Method::GET, format!("/v1/instances/{i}/metrics"), None),
+            "instance_migrations" => req(Method::GET, format!("/v1/instances/{i}/migrations"), None),
+            // The simulated provider does not live-migrate: a well-formed request for a
+            // running instance is refused with 409 (the kvm tests migrate for real).
+            "migrate_instance" => req(Method::POST, format!("/v1/instances/{i}/migrate"), Some(json!({}))),
+            "admin_check" => req(Method::GET, "/v1/admin/check", None),
+            "instance_sagas" => req(Method::GET, format!("/v1/instances/{i}/sagas"), None),
+            "list_tasks" => req(Method::GET, "/v1/system/tasks", None),
+            "list_sagas" => req(Method::GET, "/v1/system/sagas", None),
+            "create_join_token" => req(Method::POST, format!("/v1/zones/{}/join-tokens", self.kvm_zone), Some(json!({ "valid_hours": 1 }))),
+            "list_join_tokens" => req(Method::GET, "/v1/join-tokens", None),
+            "join_agent" => {
+                let (st, t) = self.admin.post(&format!("/v1/zones/{}/join-tokens", self.kvm_zone), json!({})).await;
+                assert_eq!(st, StatusCode::CREATED, "{t}");
+                let (csr, _key) = zy_pki::new_csr(&format!("agent{n}")).expect("csr");
+                let body = json!({ "token": t["token"], "csr_pem": csr, "name": format!("kvm{n}"), "address": "127.0.0.1:9", "capacity": { "vcpus": 2, "memory_mib": 4096, "disk_gib": 10, "disk_free_gib": 5, "accel": "tcg", "qemu_version": "" } });
+                req(Method::POST, "/v1/agents/join", Some(body))
+            }
+            "list_agents" => req(Method::GET, "/v1/agents", None),
+            "list_storage_pools" => req(Method::GET, "/v1/storage-pools", None),
+            "create_storage_pool" => req(Method::POST, "/v1/storage-pools", Some(json!({ "zone_id": self.zone, "name": format!("池{n}"), "capacity_gib": 1000 }))),
+            "list_volumes" => req(Method::GET, "/v1/volumes", None),
+            "create_volume" => req(Method::POST, "/v1/volumes", Some(json!({ "project_id": p, "name": format!("盘{n}"), "size_gib": 10 }))),
+            "get_volume" => req(Method::GET, format!("/v1/volumes/{}", self.volume), None),
+            "delete_volume" => req(Method::DELETE, format!("/v1/volumes/{}", self.volume().await), None),
+            "attach_volume" => {
+                let v = self.volume().await;
+                let body = json!({ "instance_id": self.instance_in("running").await });
+                req(Method::POST, format!("/v1/volumes/{v}/attach"), Some(body))
+            }
+            "detach_volume" => req(Method::POST, format!("/v1/volumes/{}/detach", self.attached_volume().await), None),
+            "extend_volume" => req(Method::POST, format!("/v1/volumes/{}/extend", self.volume().await), Some(json!({ "size_gib": 20 }))),
+            other => panic!("operation {other} has no request in world.rs: add one to World::request (and a row to authz.rs's TABLE)"),
+        }
+    }
+
+    /// Sends `r` as `caller` (or with the request's own session); returns the status, the
+    /// body and the request id the server gave it.
+    pub async fn send(&self, caller: Caller, r: Req) -> (StatusCode, Value, String) {
+        let s = r.session.as_ref().unwrap_or_else(|| self.session(caller));
+        let mut rq = self
+            .ts
+            .http
+            .request(r.method, format!("{}{}", self.ts.url, r.path));
+        if let Some(b) = &s.bearer {
+            rq = rq.bearer_auth(b);
+        }
+        if let Some(body) = r.body {
+            rq = rq.json(&body);
+        }
+        let resp = rq.send().await.expect("request sent");
+        let st = resp.status();
+        let rid = resp
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let text = resp.text().await.unwrap_or_default();
+        let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        if st.is_client_error() || st.is_server_error() {
+            assert_error_body(st, &v);
+        }
+        (st, v, rid)
+    }
+}
