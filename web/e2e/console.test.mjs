@@ -135,6 +135,12 @@ test('a department admin creates a project and runs an instance through its life
   await confirmBox(page)
   await waitState(page, 'stopped')
   await shot(page, '06-instance-stopped')
+  // Every change ran as a saga: the operations tab lists the create and the stop, done.
+  await page.getByRole('tab', { name: '操作记录' }).click()
+  const sagas = page.getByTestId('instance-sagas')
+  await sagas.getByText('关机').waitFor()
+  await sagas.getByText('创建').waitFor()
+  assert.match(await sagas.innerText(), /完成/)
 
   await page.getByTestId('act-delete').click()
   await confirmBox(page)
@@ -342,6 +348,14 @@ test('the platform admin signs in the first time, adds a department and puts a h
   await row.locator('.el-switch').click()
   await confirmBox(page)
   await row.locator('[data-state="enabled"]').waitFor()
+
+  // The background tasks: each with its last run, the reconciler on this (only) replica.
+  await page.getByTestId('nav-tasks').click()
+  const tasks = page.getByTestId('tasks')
+  await tasks.getByText('saga_executor').waitFor()
+  await tasks.getByText('instance_reconciler').waitFor()
+  assert.match(await tasks.innerText(), /本副本执行/)
+  await shot(page, '14b-background-tasks')
   await page.getByTestId('logout').click()
   await page.waitForURL('**/login')
   assert.deepEqual(errors, [])

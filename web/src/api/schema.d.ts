@@ -437,6 +437,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/instances/{id}/sagas": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The sagas that changed this instance (newest first): what ran, how far, why it failed. */
+        get: operations["instance_sagas"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/instances/{id}/start": {
         parameters: {
             query?: never;
@@ -687,6 +704,40 @@ export interface paths {
         get: operations["list_storage_pools"];
         put?: never;
         post: operations["create_storage_pool"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/system/sagas": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Sagas still running or undoing (newest first, at most 500). */
+        get: operations["list_sagas"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/system/tasks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The background tasks of every replica that reported in the last ten minutes. */
+        get: operations["list_tasks"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -1571,6 +1622,27 @@ export interface components {
             }[];
         };
         /** @description A list returned whole (small collections: providers, zones, flavors, …). */
+        List_Saga: {
+            items: {
+                id: string;
+                /** @description `instance_create`, `volume_attach`, … */
+                kind: string;
+                /** @description The instance or volume it works on. */
+                target_id: string;
+                state: components["schemas"]["SagaState"];
+                /** @description The step it is at (running) or undoing (undoing); the last step when finished. */
+                step: string;
+                /** @description Every step of this kind of saga, in order. */
+                steps: string[];
+                /** Format: int64 */
+                attempts: number;
+                error?: string | null;
+                created_at: components["schemas"]["Timestamp"];
+                updated_at: components["schemas"]["Timestamp"];
+                finished_at?: null | components["schemas"]["Timestamp"];
+            }[];
+        };
+        /** @description A list returned whole (small collections: providers, zones, flavors, …). */
         List_StoragePool: {
             items: {
                 id: components["schemas"]["StoragePoolId"];
@@ -1581,6 +1653,36 @@ export interface components {
                 /** Format: int64 */
                 used_gib: number;
                 created_at: components["schemas"]["Timestamp"];
+            }[];
+        };
+        /** @description A list returned whole (small collections: providers, zones, flavors, …). */
+        List_TaskStatus: {
+            items: {
+                /** @description `reconciler`, `saga_executor`, `host_monitor`, … */
+                name: string;
+                /** @description The replica that ran it. */
+                replica: string;
+                /** @description Whether it runs on exactly one replica at a time. */
+                singleton: boolean;
+                /** @description Whether this replica holds the task's lease now (always true for per-replica tasks). */
+                active: boolean;
+                /** Format: int64 */
+                period_ms: number;
+                /** Format: int64 */
+                runs: number;
+                /** Format: int64 */
+                failures: number;
+                last_started?: null | components["schemas"]["Timestamp"];
+                /** Format: int64 */
+                last_duration_ms?: number | null;
+                /** @description `ok` or `error`. */
+                last_outcome?: string | null;
+                /** @description What the last run did, as the task reports it. */
+                last_status: Record<string, never>;
+                last_error?: string | null;
+                next_run?: null | components["schemas"]["Timestamp"];
+                /** @description When the replica last reported (a replica that stopped reporting is gone). */
+                heartbeat: components["schemas"]["Timestamp"];
             }[];
         };
         /** @description A list returned whole (small collections: providers, zones, flavors, …). */
@@ -1892,6 +1994,30 @@ export interface components {
         };
         /** @enum {string} */
         Role: "platform_admin" | "security_admin" | "auditor" | "supervisor" | "finance" | "provider_operator" | "dept_admin" | "dept_member";
+        /** @description One saga as the API shows it. */
+        Saga: {
+            id: string;
+            /** @description `instance_create`, `volume_attach`, … */
+            kind: string;
+            /** @description The instance or volume it works on. */
+            target_id: string;
+            state: components["schemas"]["SagaState"];
+            /** @description The step it is at (running) or undoing (undoing); the last step when finished. */
+            step: string;
+            /** @description Every step of this kind of saga, in order. */
+            steps: string[];
+            /** Format: int64 */
+            attempts: number;
+            error?: string | null;
+            created_at: components["schemas"]["Timestamp"];
+            updated_at: components["schemas"]["Timestamp"];
+            finished_at?: null | components["schemas"]["Timestamp"];
+        };
+        /**
+         * @description Where a saga is in its life.
+         * @enum {string}
+         */
+        SagaState: "running" | "undoing" | "done" | "undone";
         /**
          * @description The kind of scope a membership is held at.
          * @enum {string}
@@ -1993,6 +2119,34 @@ export interface components {
             seq: number;
             kind: components["schemas"]["Tamper"];
             message: string;
+        };
+        /** @description A background task's last run on one replica. */
+        TaskStatus: {
+            /** @description `reconciler`, `saga_executor`, `host_monitor`, … */
+            name: string;
+            /** @description The replica that ran it. */
+            replica: string;
+            /** @description Whether it runs on exactly one replica at a time. */
+            singleton: boolean;
+            /** @description Whether this replica holds the task's lease now (always true for per-replica tasks). */
+            active: boolean;
+            /** Format: int64 */
+            period_ms: number;
+            /** Format: int64 */
+            runs: number;
+            /** Format: int64 */
+            failures: number;
+            last_started?: null | components["schemas"]["Timestamp"];
+            /** Format: int64 */
+            last_duration_ms?: number | null;
+            /** @description `ok` or `error`. */
+            last_outcome?: string | null;
+            /** @description What the last run did, as the task reports it. */
+            last_status: Record<string, never>;
+            last_error?: string | null;
+            next_run?: null | components["schemas"]["Timestamp"];
+            /** @description When the replica last reported (a replica that stopped reporting is gone). */
+            heartbeat: components["schemas"]["Timestamp"];
         };
         /** Format: date-time */
         Timestamp: string;
@@ -3202,6 +3356,35 @@ export interface operations {
             };
         };
     };
+    instance_sagas: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["InstanceId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["List_Saga"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     start_instance: {
         parameters: {
             query?: never;
@@ -3908,6 +4091,60 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["StoragePool"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_sagas: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["List_Saga"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_tasks: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["List_TaskStatus"];
                 };
             };
             default: {

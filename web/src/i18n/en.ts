@@ -15,7 +15,7 @@ const en: typeof zh = {
   nav: {
     portal: 'Department portal', platform: 'Platform', audit: 'Audit', overview: 'Overview', projects: 'Projects',
     instances: 'Instances', volumes: 'Volumes', quotas: 'Quotas', members: 'Members', departments: 'Departments',
-    users: 'Users and roles', infra: 'Providers and hosts', flavors: 'Flavors', images: 'Images', auditLog: 'Audit log',
+    users: 'Users and roles', infra: 'Providers and hosts', flavors: 'Flavors', images: 'Images', tasks: 'Background tasks', auditLog: 'Audit log',
     logout: 'Log out', profile: 'Account',
   },
   roles: {
@@ -43,6 +43,8 @@ const en: typeof zh = {
     enabled: 'Enabled', maintenance: 'Maintenance', down: 'Down',
   },
   instance: {
+    sagas: 'Operations', saga_instance_create: 'Create', saga_instance_start: 'Start', saga_instance_stop: 'Stop', saga_instance_reboot: 'Reboot',
+    saga_instance_resize: 'Resize', saga_instance_delete: 'Delete', saga_instance_migrate: 'Live migration',
     migrate: 'Live migrate', migrateConfirm: 'Live-migrate instance "{name}" to another host of its provider? It keeps running meanwhile.', migrateStarted: 'Live migration started',
     migrations: 'Migrations', downtime: 'Downtime (ms)', migration_running: 'running', migration_completed: 'completed', migration_failed: 'failed',
     title: 'Instances', create: 'Create instances', flavor: 'Flavor', image: 'Image', disk: 'Root disk (GiB)', count: 'Count',
@@ -73,6 +75,13 @@ const en: typeof zh = {
     maintenanceOff: 'Enable host "{name}" again?', pack: 'Pack', spread: 'Spread', hostsOf: 'Hosts of {name}',
     agent: 'Agent', online: 'online', offline: 'offline', joinToken: 'Issue join token',
     joinTokenIssued: 'Join token (shown only now, valid {hours} hours, usable once):', joinTokenHint: 'Run on the host:' },
+  tasks: {
+    title: 'Background tasks and running operations', hint: 'Periodic work of every server replica, and the multi-step operations (sagas) still running or being undone. Refreshed every 5 seconds.',
+    name: 'Task', replica: 'Replica', mode: 'Runs on', leader: 'This replica', standby: 'Standby', everyReplica: 'Every replica',
+    lastRun: 'Last run', duration: 'Duration (ms)', outcome: 'Outcome', ok: 'OK', error: 'Error', status: 'Status', runs: 'Runs', failures: 'Failures',
+    nextRun: 'Next run', sagas: 'Running operations (sagas)', noSagas: 'Nothing running', kind: 'Kind', target: 'Object',
+    sagaState: 'State', saga_running: 'Running', saga_undoing: 'Undoing', saga_done: 'Done', saga_undone: 'Undone', step: 'Step', attempts: 'Tries',
+  },
   flavor: { title: 'Flavors', vcpus: 'vCPU', memory: 'Memory (GiB)', gpus: 'GPU' },
   image: { title: 'Images', os: 'OS', minDisk: 'Min disk (GiB)', providers: 'Providers', allProviders: 'All' },
   overview: {

@@ -13,7 +13,7 @@ export default {
   nav: {
     portal: '部门自服务', platform: '平台管理', audit: '审计', overview: '概览', projects: '业务系统（项目）',
     instances: '云主机', volumes: '云硬盘', quotas: '配额', members: '成员', departments: '委办局（部门）',
-    users: '用户与角色', infra: '云服务商与宿主机', flavors: '规格', images: '镜像', auditLog: '审计日志',
+    users: '用户与角色', infra: '云服务商与宿主机', flavors: '规格', images: '镜像', tasks: '后台任务', auditLog: '审计日志',
     logout: '退出登录', profile: '账号',
   },
   roles: {
@@ -41,6 +41,8 @@ export default {
     enabled: '启用', maintenance: '维护', down: '故障',
   },
   instance: {
+    sagas: '操作记录', saga_instance_create: '创建', saga_instance_start: '开机', saga_instance_stop: '关机', saga_instance_reboot: '重启',
+    saga_instance_resize: '调整规格', saga_instance_delete: '删除', saga_instance_migrate: '热迁移',
     migrate: '热迁移', migrateConfirm: '确定将云主机「{name}」热迁移到同一云服务商的另一台宿主机？迁移期间云主机保持运行。', migrateStarted: '已开始热迁移',
     migrations: '迁移记录', downtime: '停机时间 (ms)', migration_running: '进行中', migration_completed: '已完成', migration_failed: '失败',
     title: '云主机', create: '创建云主机', flavor: '规格', image: '镜像', disk: '系统盘 (GiB)', count: '数量',
@@ -71,6 +73,13 @@ export default {
     maintenanceOff: '确定将宿主机「{name}」恢复启用？', pack: '紧凑', spread: '分散', hostsOf: '{name} 的宿主机',
     agent: 'Agent', online: '在线', offline: '离线', joinToken: '签发接入令牌',
     joinTokenIssued: '接入令牌（只显示这一次，{hours} 小时内有效，只能使用一次）：', joinTokenHint: '在宿主机上运行：' },
+  tasks: {
+    title: '后台任务与执行中的操作', hint: '各服务器副本的周期性工作，以及仍在执行或回滚中的多步操作（saga）。每 5 秒刷新。',
+    name: '任务', replica: '副本', mode: '运行方式', leader: '本副本执行', standby: '待命', everyReplica: '每个副本',
+    lastRun: '上次运行', duration: '耗时（毫秒）', outcome: '结果', ok: '成功', error: '失败', status: '状态', runs: '次数', failures: '失败次数',
+    nextRun: '下次运行', sagas: '执行中的操作（saga）', noSagas: '当前没有执行中的操作', kind: '类型', target: '对象',
+    sagaState: '状态', saga_running: '执行中', saga_undoing: '回滚中', saga_done: '完成', saga_undone: '已回滚', step: '步骤', attempts: '重试',
+  },
   flavor: { title: '规格', vcpus: 'vCPU', memory: '内存 (GiB)', gpus: 'GPU' },
   image: { title: '镜像', os: '操作系统', minDisk: '最小磁盘 (GiB)', providers: '可用云服务商', allProviders: '全部' },
   overview: {

@@ -563,6 +563,69 @@ async fn live_migration_moves_a_running_guest_and_its_claims() {
     let (_, report) = k.admin.get("/v1/admin/check").await;
     assert_eq!(report["ok"], true, "{report}");
 
+    // A migration whose target fails to prepare is undone by its saga: the guest stays
+    // where it runs and the target's claim goes back. Without a target the scheduler
+    // chooses, with the filters of a create: here the only other host.
+    ts.server
+        .as_ref()
+        .expect("server")
+        .state
+        .compute
+        .saga_hooks
+        .fail_once("instance_migrate", "prepare_target");
+    let wait_migration = |mid: String| {
+        let member = k.member.clone();
+        let id = id.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(180);
+            loop {
+                let (_, list) = member.get(&format!("/v1/instances/{id}/migrations")).await;
+                let m = list["items"]
+                    .as_array()
+                    .and_then(|l| l.iter().find(|m| m["id"] == mid.as_str()).cloned())
+                    .unwrap_or_default();
+                if m["state"] != "running" {
+                    return m;
+                }
+                assert!(Instant::now() < deadline, "migration never ended: {m}");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+    };
+    let (st, m) = k
+        .admin
+        .post(&format!("/v1/instances/{id}/migrate"), json!({}))
+        .await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{m}");
+    assert_eq!(m["target_host_id"], source.to_string().as_str(), "{m}");
+    let failed = wait_migration(m["id"].as_str().expect("id").to_string()).await;
+    assert_eq!(failed["state"], "failed", "{failed}");
+    let i = k.wait_state(&id, "running").await;
+    assert_eq!(i["host_id"], target.to_string().as_str(), "stayed: {i}");
+    let (_, hosts) = k.admin.get("/v1/hosts").await;
+    let used = |h: uuid::Uuid| {
+        hosts["items"]
+            .as_array()
+            .and_then(|hs| hs.iter().find(|x| x["id"] == h.to_string().as_str()))
+            .map(|x| x["used_memory_mib"].as_u64().unwrap_or(99))
+            .expect("host")
+    };
+    assert_eq!((used(source), used(target)), (0, 128), "claims as before");
+    let (_, report) = k.admin.get("/v1/admin/check").await;
+    assert_eq!(report["ok"], true, "{report}");
+    // And back for real, chosen by the scheduler.
+    let (st, m) = k
+        .admin
+        .post(&format!("/v1/instances/{id}/migrate"), json!({}))
+        .await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{m}");
+    let back = wait_migration(m["id"].as_str().expect("id").to_string()).await;
+    assert_eq!(back["state"], "completed", "{back}");
+    let i = k.wait_state(&id, "running").await;
+    assert_eq!(i["host_id"], source.to_string().as_str(), "{i}");
+    let (_, report) = k.admin.get("/v1/admin/check").await;
+    assert_eq!(report["ok"], true, "{report}");
+
     let (st, _) = k.member.delete(&format!("/v1/instances/{id}")).await;
     assert_eq!(st, StatusCode::ACCEPTED);
     k.wait_state(&id, "deleted").await;

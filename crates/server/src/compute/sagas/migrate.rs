@@ -71,9 +71,11 @@ async fn whereabouts(cx: &Cx, p: &MigrateParams, r: &InstanceRow) -> Whereabouts
         .status(p.instance_id.0, p.source_host_id.0)
         .await
         .ok();
+    // The source QEMU removes itself only after a completed hand-over, so while it runs
+    // the guest is there (the target holds at most a paused copy waiting for the stream).
     match (source, target) {
-        (Some(PowerState::Running), Some(t)) if t != PowerState::Running => Whereabouts::Source,
-        (Some(s), Some(PowerState::Running)) if s != PowerState::Running => Whereabouts::Target,
+        (Some(PowerState::Running), Some(_)) => Whereabouts::Source,
+        (Some(_), Some(PowerState::Running)) => Whereabouts::Target,
         _ => Whereabouts::Unknown,
     }
 }
