@@ -267,101 +267,6 @@ pub async fn set_placement(
     Ok(())
 }
 
-/// Asks the reconciler to drive the instance towards `desired`.
-pub async fn set_desired(tx: &mut Tx, id: InstanceId, desired: InstanceState) -> Result<(), Error> {
-    sqlx::query("UPDATE instances SET desired = $1, work = 1, attempts = 0, next_attempt_at = 0, updated_at = $2, generation = generation + 1 WHERE id = $3")
-        .bind(desired.as_str())
-        .bind(Timestamp::now().0)
-        .bind(id.to_string())
-        .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
-    Ok(())
-}
-
-/// Changes the instance's size (the reconciler applies it on the host).
-pub async fn set_size(
-    tx: &mut Tx,
-    id: InstanceId,
-    flavor: &Flavor,
-    disk_gib: u64,
-) -> Result<(), Error> {
-    sqlx::query(
-        "UPDATE instances SET flavor_id = $1, flavor_name = $2, vcpus = $3, memory_mib = $4, gpus = $5, disk_gib = $6, resize_pending = 1, work = 1, \
-         updated_at = $7, generation = generation + 1 WHERE id = $8",
-    )
-    .bind(flavor.id.to_string())
-    .bind(&flavor.name)
-    .bind(flavor.vcpus as i64)
-    .bind(flavor.memory_mib as i64)
-    .bind(flavor.gpus as i64)
-    .bind(disk_gib as i64)
-    .bind(Timestamp::now().0)
-    .bind(id.to_string())
-    .execute(&mut **tx)
-    .await
-    .map_err(db_error)?;
-    Ok(())
-}
-
-/// Claims up to `limit` instances that need work and whose lease is free, for `owner`
-/// until `lease_until`. The lease condition is re-checked on the row, so two replicas
-/// never hold the same instance.
-pub async fn claim_work(
-    store: &Store,
-    owner: &str,
-    now: Timestamp,
-    lease_until: Timestamp,
-    limit: u32,
-) -> Result<Vec<InstanceRow>, Error> {
-    let rows = sqlx::query(&format!(
-        "UPDATE instances SET lease_owner = $1, lease_until = $2 \
-         WHERE id IN (SELECT id FROM instances WHERE work = 1 AND next_attempt_at <= $3 AND lease_until < $3 ORDER BY next_attempt_at LIMIT {limit}) \
-         AND work = 1 AND lease_until < $3 RETURNING {COLS}"
-    ))
-    .bind(owner)
-    .bind(lease_until.0)
-    .bind(now.0)
-    .fetch_all(store.pool())
-    .await
-    .map_err(db_error)?;
-    rows.iter().map(InstanceRow::decode).collect()
-}
-
-/// Ends work on an instance for now: releases the lease, and either schedules a retry
-/// (`retry_at`) with the error, or decides from the row whether anything is left to do
-/// (a request that arrived during the pass keeps the instance in the work queue).
-pub async fn finish_pass(
-    tx: &mut Tx,
-    id: InstanceId,
-    retry_at: Option<Timestamp>,
-    error: Option<&str>,
-    attempts: i64,
-) -> Result<(), Error> {
-    sqlx::query(
-        "UPDATE instances SET lease_owner = NULL, lease_until = 0, next_attempt_at = $1, attempts = $2, \
-         last_error = COALESCE($3, last_error), updated_at = $4, \
-         work = CASE WHEN $5 = 1 THEN 1 \
-                     WHEN state = 'deleted' THEN 0 \
-                     WHEN desired = 'deleted' THEN 1 \
-                     WHEN state = 'error' THEN 0 \
-                     WHEN state IN ('pending', 'scheduling', 'provisioning', 'deleting') THEN 1 \
-                     WHEN state <> desired OR resize_pending = 1 OR reboot_pending = 1 THEN 1 \
-                     ELSE 0 END \
-         WHERE id = $6",
-    )
-    .bind(retry_at.map(|t| t.0).unwrap_or(0))
-    .bind(attempts)
-    .bind(error.map(str::to_string))
-    .bind(Timestamp::now().0)
-    .bind(i64::from(retry_at.is_some()))
-    .bind(id.to_string())
-    .execute(&mut **tx)
-    .await
-    .map_err(db_error)?;
-    Ok(())
-}
-
 /// Events of one instance, oldest first.
 pub async fn events(store: &Store, id: InstanceId) -> Result<Vec<InstanceEvent>, Error> {
     let mut sql = Sql::new("SELECT id, instance_id, at, from_state, to_state, reason FROM instance_events WHERE instance_id = ");
@@ -539,31 +444,6 @@ pub async fn set_error(tx: &mut Tx, id: InstanceId, message: &str) -> Result<(),
     sqlx::query("UPDATE instances SET last_error = $1, updated_at = $2 WHERE id = $3")
         .bind(zy_model::validate::clip(message, 1000))
         .bind(Timestamp::now().0)
-        .bind(id.to_string())
-        .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
-    Ok(())
-}
-
-/// Frees every work lease. Only for SQLite at start-up: one database file has one server,
-/// so leases left in it belong to a process that is gone (a crash or kill -9), and waiting
-/// for them to run out would only delay recovery.
-pub async fn release_all_leases(store: &Store) -> Result<u64, Error> {
-    let n = sqlx::query(
-        "UPDATE instances SET lease_owner = NULL, lease_until = 0 WHERE lease_owner IS NOT NULL",
-    )
-    .execute(store.pool())
-    .await
-    .map_err(db_error)?
-    .rows_affected();
-    Ok(n)
-}
-
-/// Asks the reconciler for another pass over the instance (after something that held it,
-/// such as a live migration, let go).
-pub async fn request_pass(tx: &mut Tx, id: InstanceId) -> Result<(), Error> {
-    sqlx::query("UPDATE instances SET work = 1, next_attempt_at = 0 WHERE id = $1")
         .bind(id.to_string())
         .execute(&mut **tx)
         .await

@@ -63,6 +63,8 @@ pub struct NewSaga<'a> {
     pub kind: &'a str,
     pub target_id: String,
     pub params: String,
+    /// The first step the engine takes (earlier ones were done by the starter).
+    pub step: i64,
 }
 
 /// Starts a saga unless its target already has an active one; true when started. Runs in
@@ -71,14 +73,15 @@ pub struct NewSaga<'a> {
 pub async fn start(tx: &mut Tx, s: &NewSaga<'_>) -> Result<bool, Error> {
     let now = Timestamp::now().0;
     let n = sqlx::query(
-        "INSERT INTO sagas (id, kind, target_id, params, state, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, 'running', $5, $5) ON CONFLICT DO NOTHING",
+        "INSERT INTO sagas (id, kind, target_id, params, state, step, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, 'running', $6, $5, $5) ON CONFLICT DO NOTHING",
     )
     .bind(&s.id)
     .bind(s.kind)
     .bind(&s.target_id)
     .bind(&s.params)
     .bind(now)
+    .bind(s.step)
     .execute(&mut **tx)
     .await
     .map_err(db_error)?
@@ -91,21 +94,21 @@ pub async fn start_many(tx: &mut Tx, sagas: &[NewSaga<'_>]) -> Result<(), Error>
     let now = Timestamp::now().0;
     for chunk in sagas.chunks(200) {
         let mut q = String::from(
-            "INSERT INTO sagas (id, kind, target_id, params, state, created_at, updated_at) VALUES ",
+            "INSERT INTO sagas (id, kind, target_id, params, state, step, created_at, updated_at) VALUES ",
         );
         for (k, _) in chunk.iter().enumerate() {
             if k > 0 {
                 q.push_str(", ");
             }
-            let b = k * 4;
+            let b = k * 5;
             q.push_str(&format!(
-                "(${}, ${}, ${}, ${}, 'running', ${}, ${})",
+                "(${}, ${}, ${}, ${}, 'running', ${}, ${n}, ${n})",
                 b + 1,
                 b + 2,
                 b + 3,
                 b + 4,
-                chunk.len() * 4 + 1,
-                chunk.len() * 4 + 1
+                b + 5,
+                n = chunk.len() * 5 + 1
             ));
         }
         let mut query = sqlx::query(&q);
@@ -114,7 +117,8 @@ pub async fn start_many(tx: &mut Tx, sagas: &[NewSaga<'_>]) -> Result<(), Error>
                 .bind(s.id.clone())
                 .bind(s.kind.to_string())
                 .bind(s.target_id.clone())
-                .bind(s.params.clone());
+                .bind(s.params.clone())
+                .bind(s.step);
         }
         query.bind(now).execute(&mut **tx).await.map_err(db_error)?;
     }

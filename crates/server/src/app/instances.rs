@@ -230,6 +230,7 @@ pub async fn create(
             kind: crate::saga::SagaDef::kind(&instance_sagas::CREATE),
             target_id: r.instance.id.to_string(),
             params,
+            step: crate::saga::SagaDef::done_by_starter(&instance_sagas::CREATE) as i64,
         })
         .collect();
     zy_store::sagas::start_many(&mut tx, &new_sagas).await?;

@@ -93,6 +93,11 @@ pub trait SagaDef: Send + Sync + 'static {
         tx: &'a mut Tx,
         outcome: SagaState,
     ) -> BoxFuture<'a, Result<(), Error>>;
+    /// Steps the code that starts the saga has done in the starting transaction (e.g. a
+    /// reservation); the engine begins after them, and undoes them like any other.
+    fn done_by_starter(&self) -> usize {
+        0
+    }
     /// Tries of a step that keeps failing transiently before the saga is undone.
     fn max_attempts(&self) -> i64 {
         4
@@ -218,6 +223,7 @@ pub async fn start(
             kind: def.kind(),
             target_id: target.to_string(),
             params: serde_json::to_string(params).map_err(|e| Error::internal(e.to_string()))?,
+            step: def.done_by_starter() as i64,
         },
     )
     .await?;

@@ -263,7 +263,8 @@ async fn a_failure_at_every_step_of_every_saga_leaves_nothing_behind(db: Db) {
     let c = cloud(&ts, 3).await;
     let mut n = 0;
     for def in zy_server::saga::registry() {
-        for step in def.steps() {
+        // Steps the starter did in its own transaction are undone by every later failure.
+        for step in &def.steps()[def.done_by_starter()..] {
             n += 1;
             exercise(&ts, &c, def.kind(), step, n).await;
         }

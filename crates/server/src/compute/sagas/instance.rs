@@ -178,6 +178,9 @@ impl SagaDef for Create {
     fn kind(&self) -> &'static str {
         "instance_create"
     }
+    fn done_by_starter(&self) -> usize {
+        1
+    }
     fn steps(&self) -> &'static [&'static str] {
         CREATE_STEPS
     }
@@ -575,6 +578,9 @@ pub static RESIZE: Resize = Resize;
 impl SagaDef for Resize {
     fn kind(&self) -> &'static str {
         "instance_resize"
+    }
+    fn done_by_starter(&self) -> usize {
+        1
     }
     fn steps(&self) -> &'static [&'static str] {
         &["reserve", "resize_on_host"]

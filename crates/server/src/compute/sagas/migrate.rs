@@ -95,6 +95,9 @@ impl SagaDef for Migrate {
     fn kind(&self) -> &'static str {
         "instance_migrate"
     }
+    fn done_by_starter(&self) -> usize {
+        1
+    }
     fn steps(&self) -> &'static [&'static str] {
         &[
             "claim_target",

@@ -85,6 +85,9 @@ impl SagaDef for Attach {
     fn kind(&self) -> &'static str {
         "volume_attach"
     }
+    fn done_by_starter(&self) -> usize {
+        1
+    }
     fn steps(&self) -> &'static [&'static str] {
         &["reserve", "hot_plug"]
     }
@@ -183,6 +186,9 @@ pub static EXTEND: Extend = Extend;
 impl SagaDef for Extend {
     fn kind(&self) -> &'static str {
         "volume_extend"
+    }
+    fn done_by_starter(&self) -> usize {
+        1
     }
     fn steps(&self) -> &'static [&'static str] {
         &["reserve", "grow_on_host"]
