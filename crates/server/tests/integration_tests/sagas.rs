@@ -401,6 +401,13 @@ async fn conflicting_requests_race_and_every_instance_ends_where_it_should(db: D
                     }
                 }));
             }
+            // Live migration on the simulated provider is refused (409), whatever the race.
+            let (a, mid) = (c.admin.clone(), id.clone());
+            tasks.push(tokio::spawn(async move {
+                a.post(&format!("/v1/instances/{mid}/migrate"), json!({}))
+                    .await
+                    .0
+            }));
             let vol = vols[k % vols.len()].clone();
             let (s, id) = (c.member.clone(), id.clone());
             tasks.push(tokio::spawn(async move {
