@@ -13,14 +13,14 @@ use zy_compute::{ComputeDriver, DriverError, DriverFuture, InstanceSpec, PowerSt
 use zy_model::role::Role;
 
 /// A provider with `hosts` hosts, the catalogue, a department with a project and a member.
-struct Cloud {
-    admin: Session,
-    member: Session,
-    project: String,
-    provider: String,
+pub(crate) struct Cloud {
+    pub admin: Session,
+    pub member: Session,
+    pub project: String,
+    pub provider: String,
 }
 
-async fn cloud(ts: &TestServer, hosts: u32) -> Cloud {
+pub(crate) async fn cloud(ts: &TestServer, hosts: u32) -> Cloud {
     let admin = ts.platform_admin().await;
     let (st, prov) = admin
         .post(
@@ -75,7 +75,7 @@ async fn cloud(ts: &TestServer, hosts: u32) -> Cloud {
     }
 }
 
-async fn create(c: &Cloud, name: &str, count: u32, extra: Value) -> (StatusCode, Value) {
+pub(crate) async fn create(c: &Cloud, name: &str, count: u32, extra: Value) -> (StatusCode, Value) {
     let mut body = json!({ "project_id": c.project, "name": name, "flavor": "2C4G", "image": "CentOS-7.9", "count": count });
     if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
         b.extend(e.clone());
@@ -84,7 +84,7 @@ async fn create(c: &Cloud, name: &str, count: u32, extra: Value) -> (StatusCode,
 }
 
 /// Polls until every instance of the project has left the transitional states.
-async fn settle(c: &Cloud) -> Vec<Value> {
+pub(crate) async fn settle(c: &Cloud) -> Vec<Value> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let (_, page) = c
@@ -110,7 +110,7 @@ async fn settle(c: &Cloud) -> Vec<Value> {
     }
 }
 
-async fn assert_check_clean(c: &Cloud) {
+pub(crate) async fn assert_check_clean(c: &Cloud) {
     let (st, report) = c.admin.get("/v1/admin/check").await;
     assert_eq!(st, StatusCode::OK, "{report}");
     assert_eq!(report["ok"], true, "invariants broken: {report}");

@@ -1,0 +1,100 @@
+//! Smaller faults found on the way (issue 11, item 7): a project whose instances are all
+//! deleted can be deleted (and a refusal names what is left), batch names keep the length
+//! rule, and the API names an instance's host.
+
+use crate::both_databases;
+use crate::common::*;
+use crate::compute::{assert_check_clean, cloud, create, settle};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+async fn a_project_is_deleted_once_nothing_live_is_left(db: Db) {
+    let ts = TestServer::start(db).await;
+    let c = cloud(&ts, 2).await;
+    let (st, created) = create(&c, "web", 2, json!({})).await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{created}");
+    settle(&c).await;
+    let (st, vol) = c
+        .member
+        .post(
+            "/v1/volumes",
+            json!({ "project_id": c.project, "name": "数据盘", "size_gib": 10 }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{vol}");
+    let path = format!("/v1/projects/{}", c.project);
+
+    let (st, refused) = c.admin.delete(&path).await;
+    assert_eq!(st, StatusCode::CONFLICT, "{refused}");
+    assert_eq!(
+        refused["error"]["details"],
+        json!({ "instances": 2, "volumes": 1, "memberships": 1 })
+    );
+    let zh = refused["error"]["message"].as_str().unwrap_or_default();
+    assert!(zh.contains("2 台") && zh.contains("1 块"), "{zh}");
+    let en: Value = c
+        .admin
+        .http
+        .delete(format!("{}{path}", c.admin.url))
+        .bearer_auth(c.admin.bearer.as_deref().unwrap_or_default())
+        .header("Accept-Language", "en")
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    let en = en["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        en.contains("2 instances") && en.contains("1 volumes") && en.contains("1 role grants"),
+        "{en}"
+    );
+
+    for i in created["items"].as_array().expect("items") {
+        let id = i["id"].as_str().expect("id");
+        let (st, _) = c.member.delete(&format!("/v1/instances/{id}")).await;
+        assert_eq!(st, StatusCode::ACCEPTED);
+    }
+    let vid = vol["id"].as_str().expect("id");
+    let (st, _) = c.member.delete(&format!("/v1/volumes/{vid}")).await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    let items = settle(&c).await;
+    assert!(items.iter().all(|i| i["state"] == "deleted"), "{items:?}");
+    let (_, grants) = c
+        .admin
+        .get(&format!("/v1/memberships?project_id={}", c.project))
+        .await;
+    for g in grants["items"].as_array().expect("grants") {
+        let gid = g["id"].as_str().expect("id");
+        let (st, _) = c.admin.delete(&format!("/v1/memberships/{gid}")).await;
+        assert_eq!(st, StatusCode::NO_CONTENT);
+    }
+
+    let (st, body) = c.admin.delete(&path).await;
+    assert_eq!(
+        st,
+        StatusCode::NO_CONTENT,
+        "deleted instances hold nothing: {body}"
+    );
+    let (st, _) = c.admin.get(&path).await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    let id = created["items"][0]["id"].as_str().expect("id");
+    let (st, _) = c.admin.get(&format!("/v1/instances/{id}")).await;
+    assert_eq!(
+        st,
+        StatusCode::NOT_FOUND,
+        "its deleted instances went with it"
+    );
+    let (_, audit) = ts
+        .admin("auditor")
+        .await
+        .get("/v1/audit?action=delete_instance&limit=10")
+        .await;
+    assert_eq!(
+        audit["items"].as_array().map(Vec::len),
+        Some(2),
+        "the audit log keeps their history: {audit}"
+    );
+    assert_check_clean(&c).await;
+}
+both_databases!(a_project_is_deleted_once_nothing_live_is_left);
