@@ -98,3 +98,30 @@ async fn a_project_is_deleted_once_nothing_live_is_left(db: Db) {
     assert_check_clean(&c).await;
 }
 both_databases!(a_project_is_deleted_once_nothing_live_is_left);
+
+async fn batch_names_leave_room_for_their_suffix(db: Db) {
+    let ts = TestServer::start(db).await;
+    let c = cloud(&ts, 1).await;
+    let longest = "长".repeat(64);
+    let (st, body) = create(&c, &longest, 2, json!({})).await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"]["details"]["field"], "name", "{body}");
+    assert_eq!(body["error"]["details"]["max_length"], 60, "{body}");
+    let (st, body) = create(&c, &"长".repeat(60), 2, json!({})).await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(
+        body["items"][1]["name"].as_str().map(|n| n.chars().count()),
+        Some(64)
+    );
+    let (st, body) = create(&c, &longest, 1, json!({})).await;
+    assert_eq!(st, StatusCode::ACCEPTED, "one needs no suffix: {body}");
+
+    let (_, zones) = c.admin.get("/v1/zones").await;
+    let zone = &zones["items"][0]["id"];
+    let (st, body) = c.admin.post("/v1/hosts", json!({ "zone_id": zone, "name_prefix": longest, "count": 2, "vcpus": 16, "memory_mib": 65536, "disk_gib": 2000 })).await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"]["details"]["field"], "name_prefix", "{body}");
+    assert_eq!(body["error"]["details"]["max_length"], 59, "{body}");
+    settle(&c).await;
+}
+both_databases!(batch_names_leave_room_for_their_suffix);
