@@ -167,6 +167,7 @@ pub async fn create(
                 flavor_name: flavor.name.clone(),
                 image_id: image.id,
                 image_name: image.name.clone(),
+                host_name: None,
                 vcpus: flavor.vcpus,
                 memory_mib: flavor.memory_mib,
                 disk_gib,

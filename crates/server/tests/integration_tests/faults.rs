@@ -125,3 +125,23 @@ async fn batch_names_leave_room_for_their_suffix(db: Db) {
     settle(&c).await;
 }
 both_databases!(batch_names_leave_room_for_their_suffix);
+
+async fn an_instance_names_its_host(db: Db) {
+    let ts = TestServer::start(db).await;
+    let c = cloud(&ts, 1).await;
+    let (st, created) = create(&c, "oa", 1, json!({})).await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{created}");
+    settle(&c).await;
+    let (_, hosts) = c.admin.get("/v1/hosts").await;
+    let host = &hosts["items"][0];
+    let id = created["items"][0]["id"].as_str().expect("id");
+    let (_, one) = c.member.get(&format!("/v1/instances/{id}")).await;
+    assert_eq!(one["host_id"], host["id"], "{one}");
+    assert_eq!(one["host_name"], host["name"], "{one}");
+    let (_, page) = c
+        .member
+        .get(&format!("/v1/instances?project_id={}", c.project))
+        .await;
+    assert_eq!(page["items"][0]["host_name"], host["name"], "{page}");
+}
+both_databases!(an_instance_names_its_host);
