@@ -128,7 +128,8 @@ pub async fn update(
 /// Instances that are already deleted do not hold the project: their rows, events and
 /// migrations, the project's server groups and its quota row go with it, in the same
 /// transaction. The audit log keeps the history (who created and deleted each of them).
-pub async fn delete(tx: &mut Tx, id: ProjectId) -> Result<(), Error> {
+/// Returns how many deleted instances' rows went with the project.
+pub async fn delete(tx: &mut Tx, id: ProjectId) -> Result<u64, Error> {
     let sid = id.to_string();
     let instances = count(
         tx,
@@ -161,6 +162,12 @@ pub async fn delete(tx: &mut Tx, id: ProjectId) -> Result<(), Error> {
         })));
     }
     const DELETED: &str = "SELECT id FROM instances WHERE project_id = $1 AND state = 'deleted'";
+    let removed = count(
+        tx,
+        "SELECT COUNT(*) FROM instances WHERE project_id = $1 AND state = 'deleted'",
+        &sid,
+    )
+    .await?;
     for sql in [
         format!("DELETE FROM migrations WHERE instance_id IN ({DELETED})"),
         format!("DELETE FROM instance_events WHERE instance_id IN ({DELETED})"),
@@ -184,7 +191,7 @@ pub async fn delete(tx: &mut Tx, id: ProjectId) -> Result<(), Error> {
     if n == 0 {
         return Err(Error::not_found("project", id));
     }
-    Ok(())
+    Ok(removed as u64)
 }
 
 pub async fn count_all<'c>(e: impl Executor<'c, Database = Any>) -> Result<i64, Error> {

@@ -85,15 +85,20 @@ async fn a_project_is_deleted_once_nothing_live_is_left(db: Db) {
         StatusCode::NOT_FOUND,
         "its deleted instances went with it"
     );
-    let (_, audit) = ts
-        .admin("auditor")
-        .await
+    let auditor = ts.admin("auditor").await;
+    let (_, audit) = auditor
         .get("/v1/audit?action=delete_instance&limit=10")
         .await;
     assert_eq!(
         audit["items"].as_array().map(Vec::len),
         Some(2),
         "the audit log keeps their history: {audit}"
+    );
+    let (_, audit) = auditor.get("/v1/audit?action=delete_project&limit=1").await;
+    let detail = audit["items"][0]["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains("\"deleted_instances_removed\":2"),
+        "{audit}"
     );
     assert_check_clean(&c).await;
 }
