@@ -37,9 +37,17 @@ fn main() {
     let release = std::env::var_os("CARGO_CFG_DEBUG_ASSERTIONS").is_none();
     let mut files = Vec::new();
     if release {
-        // A missing directory makes cargo rerun this script each build, which is what we
-        // want: the console built later is then picked up.
-        println!("cargo:rerun-if-changed={}", dist.display());
+        // Cargo compares the mtimes of everything under a watched directory, so an
+        // unchanged web/dist never reruns this script (`cargo xtask run` leaves it alone
+        // when the console's sources did not change). A path that does not exist would
+        // rerun it, and rebuild the server, on every build: without web/dist, watch web/,
+        // where the console appears when it is built.
+        let watched = if dist.is_dir() {
+            dist.clone()
+        } else {
+            manifest.join("../../web")
+        };
+        println!("cargo:rerun-if-changed={}", watched.display());
         collect(&dist, &dist, &mut files);
     }
     let mut src = String::from("/// Files of the built console, `(path under web/dist, bytes)`.\npub static ASSETS: &[(&str, &[u8])] = &[\n");

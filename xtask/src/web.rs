@@ -31,26 +31,88 @@ fn npm(args: &[&str]) -> Command {
     c
 }
 
-/// `npm ci` unless `node_modules` already matches `package-lock.json`.
+/// `npm ci` unless `node_modules` was installed from this very `package-lock.json`: a
+/// successful install leaves a copy of the lock file in `node_modules` as its stamp.
 fn install_node_modules() -> bool {
-    let lock = web_dir().join("package-lock.json");
-    let installed = web_dir().join("node_modules/.package-lock.json");
-    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    let fresh = match (modified(&installed), modified(&lock)) {
-        (Some(i), Some(l)) => i >= l,
-        _ => false,
-    };
-    fresh || run(npm(&["ci", "--no-audit", "--no-fund"]))
+    let lock = std::fs::read(web_dir().join("package-lock.json")).ok();
+    let stamp = web_dir().join("node_modules/.zy-installed-package-lock.json");
+    if lock.is_some() && std::fs::read(&stamp).ok() == lock {
+        return true;
+    }
+    if !run(npm(&["ci", "--no-audit", "--no-fund"])) {
+        return false;
+    }
+    if let Some(lock) = lock {
+        let _ = std::fs::write(&stamp, lock);
+    }
+    true
+}
+
+/// What `vite build` reads; `web/dist` is rebuilt only when one of these changed.
+const BUILD_INPUTS: &[&str] = &[
+    "src",
+    "public",
+    "index.html",
+    "package.json",
+    "package-lock.json",
+    "vite.config.ts",
+    "tsconfig.json",
+];
+
+/// The newest modification time (ns since the epoch) and the number of the build's input
+/// files: a file changed, added or removed changes one of them.
+fn inputs_fingerprint() -> String {
+    fn walk(p: &Path, newest: &mut u128, count: &mut u64) {
+        let Ok(meta) = std::fs::metadata(p) else {
+            return;
+        };
+        if meta.is_dir() {
+            for e in std::fs::read_dir(p).into_iter().flatten().flatten() {
+                walk(&e.path(), newest, count);
+            }
+        } else {
+            *count += 1;
+            let t = meta
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_nanos())
+                .unwrap_or(0);
+            *newest = (*newest).max(t);
+        }
+    }
+    let (mut newest, mut count) = (0, 0);
+    for i in BUILD_INPUTS {
+        walk(&web_dir().join(i), &mut newest, &mut count);
+    }
+    format!("{newest} {count}\n")
 }
 
 /// Builds the console into `web/dist` (for `cargo xtask run`); false if npm is missing or
 /// the build fails, in which case the server shows how to build it.
+///
+/// Nothing is done when `web/dist` was built from the inputs as they are (a stamp in
+/// `target/` records their fingerprint): rewriting `web/dist` would make the release
+/// server, which embeds it, compile and link again.
 pub fn build() -> bool {
+    let stamp = root().join("target/zy-web-dist.stamp");
+    let fingerprint = inputs_fingerprint();
+    let built = web_dir().join("dist/index.html").exists()
+        && std::fs::read_to_string(&stamp).ok().as_deref() == Some(fingerprint.as_str());
+    if built {
+        eprintln!("web/dist is up to date");
+        return true;
+    }
     if Command::new("npm").arg("--version").output().is_err() {
         eprintln!("npm not found: the console is not built (the API still runs)");
         return false;
     }
-    install_node_modules() && run(npm(&["run", "build"]))
+    let ok = install_node_modules() && run(npm(&["run", "build"]));
+    if ok {
+        let _ = std::fs::create_dir_all(root().join("target"));
+        let _ = std::fs::write(&stamp, fingerprint);
+    }
+    ok
 }
 
 fn apt_install(packages: &[&str]) -> bool {

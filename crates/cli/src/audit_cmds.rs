@@ -217,9 +217,16 @@ pub(crate) async fn audit(c: &Client, a: AuditCmd, json: bool) -> Result<()> {
                         data_dir.unwrap_or_default().join("zhengyun.db").display()
                     )
                 });
-                let store = zy_store::Store::open(&url, None, 2).await.map_err(|e| {
-                    anyhow::anyhow!("{}", e.message.en).context(e.internal.unwrap_or_default())
-                })?;
+                // Evidence is read as it is: read-only, never created or migrated.
+                let store = zy_store::Store::open_read_only(&url, None)
+                    .await
+                    .map_err(|e| {
+                        let said = format!("{} / {}", e.message.zh, e.message.en);
+                        match e.internal {
+                            Some(cause) => anyhow::anyhow!(cause).context(said),
+                            None => anyhow::anyhow!(said),
+                        }
+                    })?;
                 let out = zy_store::audit::verify(&store, anchor)
                     .await
                     .map_err(|e| anyhow::anyhow!("{}", e.message.en))?;

@@ -136,8 +136,8 @@ pub enum InstanceCmd {
 const MIGRATION_COLS: &[(&str, &str)] = &[
     ("编号 id", "id"),
     ("状态 state", "state"),
-    ("源 from", "source_host_id"),
-    ("目标 to", "target_host_id"),
+    ("源 from", "source_host_name"),
+    ("目标 to", "target_host_name"),
     ("停机 downtime ms", "downtime_ms"),
     ("耗时 total ms", "total_ms"),
     ("错误 error", "error"),
@@ -150,7 +150,7 @@ const INSTANCE_COLS: &[(&str, &str)] = &[
     ("镜像 image", "image_name"),
     ("状态 state", "state"),
     ("目标 desired", "desired"),
-    ("宿主机 host", "host_id"),
+    ("宿主机 host", "host_name"),
 ];
 
 pub(crate) fn items(v: &Value) -> &[Value] {
@@ -378,7 +378,8 @@ pub async fn instance(c: &Client, cmd: InstanceCmd, json: bool) -> Result<()> {
                         ("状态 state", "state"),
                         ("目标 desired", "desired"),
                         ("云服务商 provider", "provider_id"),
-                        ("宿主机 host", "host_id"),
+                        ("宿主机 host", "host_name"),
+                        ("宿主机编号 host id", "host_id"),
                         ("错误 error", "last_error"),
                     ],
                 )

@@ -256,7 +256,7 @@ pub async fn host(c: &Client, cmd: HostCmd, json: bool) -> Result<()> {
         HostCmd::Agents => show(
             &c.get("/v1/agents", &[]).await?,
             &[
-                ("宿主机 host", "host_id"),
+                ("宿主机 host", "host_name"),
                 ("地址 address", "address"),
                 ("加速 accel", "accel"),
                 ("在线 alive", "alive"),

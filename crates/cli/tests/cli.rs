@@ -349,3 +349,124 @@ async fn audit_verify_names_a_row_altered_in_the_database_file() {
         "{text}"
     );
 }
+
+/// File names, each with its bytes and modification time (or none: not compared).
+type Snapshot = Vec<(String, Option<(Vec<u8>, std::time::SystemTime)>)>;
+
+/// The data dir's files with their bytes and modification times. SQLite's shared-memory
+/// index (`-shm`, nothing persistent) is listed by name only.
+fn snapshot(dir: &Path) -> Snapshot {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .expect("data dir")
+        .filter_map(Result::ok)
+        .filter(|f| f.path().is_file())
+        .map(|f| {
+            let (p, name) = (f.path(), f.file_name().to_string_lossy().to_string());
+            let content = (!name.ends_with("-shm")).then(|| {
+                let modified = std::fs::metadata(&p).and_then(|m| m.modified());
+                (std::fs::read(&p).expect("read"), modified.expect("mtime"))
+            });
+            (name, content)
+        })
+        .collect();
+    files.sort_by(|a, b| a.0.cmp(&b.0));
+    files
+}
+
+/// Asserts the data dir is as it was, naming what changed.
+fn assert_unchanged(before: &Snapshot, dir: &Path) {
+    let after = snapshot(dir);
+    let show = |s: &Snapshot| {
+        s.iter()
+            .map(|(n, c)| match c {
+                Some((b, t)) => format!("{n} {} bytes {t:?}", b.len()),
+                None => n.clone(),
+            })
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        *before == after,
+        "the evidence changed: {:?} became {:?}",
+        show(before),
+        show(&after)
+    );
+}
+
+/// Changes the file behind the verifier's back (as another tool would).
+async fn edit_db(data: &Path, statement: &str) {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&format!("{}?mode=rw", db(data)))
+        .await
+        .expect("open");
+    sqlx::raw_sql(statement).execute(&pool).await.expect("edit");
+    pool.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_verify_reads_the_evidence_without_changing_or_migrating_it() {
+    let mut e = env().await;
+    if let Some(s) = e.server.take() {
+        s.stop().await;
+    }
+    // As the server left it: the recent records are still in the write-ahead log.
+    let dir = e.data.to_str().expect("path").to_string();
+    let before = snapshot(&e.data);
+    let intact = e.ok(&["audit", "verify", "--data-dir", &dir], "").await;
+    assert!(intact.contains("intact"), "{intact}");
+    assert_unchanged(&before, &e.data);
+
+    // A copy alone in its directory (as handed to an auditor): nothing at all is written
+    // beside it, not even SQLite's lock files.
+    let copy = temp("evidence");
+    let copy_dir = copy.to_str().expect("path").to_string();
+    edit_db(
+        &e.data,
+        &format!("VACUUM INTO '{}'", copy.join("zhengyun.db").display()),
+    )
+    .await;
+    let before = snapshot(&copy);
+    let intact = e
+        .ok(&["audit", "verify", "--data-dir", &copy_dir], "")
+        .await;
+    assert!(intact.contains("intact"), "{intact}");
+    assert_unchanged(&before, &copy);
+
+    // A database of an older schema is read as it is, never migrated.
+    edit_db(&copy, "DELETE FROM schema_migrations WHERE version > 2").await;
+    let before = snapshot(&copy);
+    let intact = e
+        .ok(&["audit", "verify", "--database-url", &db(&copy)], "")
+        .await;
+    assert!(intact.contains("intact"), "{intact}");
+    assert_unchanged(&before, &copy);
+
+    // A schema from the future, or none at all, is refused with the reason.
+    edit_db(
+        &copy,
+        "INSERT INTO schema_migrations (version, name, applied_at) VALUES (99, 'future', 0)",
+    )
+    .await;
+    let out = e
+        .run(&["audit", "verify", "--data-dir", &copy_dir], "")
+        .await;
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("version 99 is newer"), "{said}");
+    edit_db(&copy, "DELETE FROM schema_migrations").await;
+    let before = snapshot(&copy);
+    let out = e
+        .run(&["audit", "verify", "--data-dir", &copy_dir], "")
+        .await;
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("too old"), "{said}");
+    assert_unchanged(&before, &copy);
+
+    // A missing database is not created.
+    std::fs::remove_dir_all(&copy).expect("rm");
+    let out = e
+        .run(&["audit", "verify", "--data-dir", &copy_dir], "")
+        .await;
+    assert!(!out.status.success());
+    assert!(!copy.exists(), "verify created the data dir");
+}

@@ -22,6 +22,7 @@ pub struct JoinToken {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Agent {
     pub host_id: HostId,
+    pub host_name: String,
     /// `host:port` of the agent's mutual-TLS API.
     pub address: String,
     /// `kvm` or `tcg`: how guests really run on this host (probed by the agent).
@@ -69,6 +70,11 @@ pub struct Migration {
     pub instance_id: InstanceId,
     pub source_host_id: HostId,
     pub target_host_id: HostId,
+    /// The names of the two hosts, for people (absent in the answer that starts it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_host_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_host_name: Option<String>,
     pub state: MigrationState,
     /// Measured by QEMU: how long the guest did not run during the switch-over.
     pub downtime_ms: Option<u64>,

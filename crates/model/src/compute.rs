@@ -236,6 +236,9 @@ pub struct Instance {
     pub provider_id: Option<ProviderId>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub host_id: Option<HostId>,
+    /// The name of `host_id`, for people (absent until placed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_name: Option<String>,
     pub state: InstanceState,
     /// What the instance is being driven towards: `running`, `stopped` or `deleted`.
     pub desired: InstanceState,

@@ -56,6 +56,25 @@ fn is_invisible_format(c: char) -> bool {
     )
 }
 
+/// The name given to a batch: each member is called `<name><suffix>` (`web-001`, …), so the
+/// name must leave room for a suffix of `suffix_len` characters within the 64 of [`name`].
+/// With `suffix_len` 0 (a batch of one, no suffix) this is [`name`].
+pub fn batch_name(field: &str, value: &str, suffix_len: usize) -> Result<String, Error> {
+    let v = name(field, value)?;
+    let len = v.chars().count();
+    let room = 64usize.saturating_sub(suffix_len);
+    if suffix_len > 0 && len > room {
+        return Err(Error::validation(
+            field,
+            t!("批量创建时会追加 {} 个字符的序号后缀，{}最多 {} 个字符（当前 {} 个）" ;
+               "several are created at once, so a {}-character suffix is appended: {} must be at most {} characters (it has {})",
+               suffix_len, field, room, len),
+        )
+        .with_details(serde_json::json!({ "field": field, "max_length": room, "suffix_length": suffix_len })));
+    }
+    Ok(v)
+}
+
 /// Free text such as a description: at most 1024 characters; newlines and tabs allowed.
 pub fn description(field: &str, value: &str) -> Result<String, Error> {
     let len = value.chars().count();
@@ -184,6 +203,18 @@ mod tests {
             name("name", "家庭👨\u{200d}👩\u{200d}👧").is_ok(),
             "emoji sequences"
         );
+    }
+
+    #[test]
+    fn batch_names_leave_room_for_their_suffix() {
+        let at_max = "长".repeat(64);
+        assert!(batch_name("name", &at_max, 0).is_ok());
+        let e = batch_name("name", &at_max, 4).expect_err("64 + 4 characters");
+        assert_eq!(
+            e.details,
+            Some(serde_json::json!({ "field": "name", "max_length": 60, "suffix_length": 4 }))
+        );
+        assert!(batch_name("name", &"长".repeat(60), 4).is_ok());
     }
 
     #[test]

@@ -76,6 +76,7 @@ pub async fn join_tokens(store: &Store) -> Result<Vec<JoinToken>, Error> {
 #[derive(Debug, Clone)]
 pub struct AgentRow {
     pub host_id: HostId,
+    pub host_name: String,
     pub address: String,
     pub cert_pem: String,
     pub accel: String,
@@ -88,6 +89,7 @@ impl Decode for AgentRow {
     fn decode<R: Get>(r: &R) -> Result<Self, Error> {
         Ok(AgentRow {
             host_id: id(r, "host_id")?,
+            host_name: opt_text(r, "host_name")?.unwrap_or_default(),
             address: text(r, "address")?,
             cert_pem: text(r, "cert_pem")?,
             accel: text(r, "accel")?,
@@ -98,6 +100,8 @@ impl Decode for AgentRow {
     }
 }
 
+/// The name of the row's host, read with it.
+const HOST_NAME: &str = "(SELECT name FROM hosts WHERE hosts.id = agents.host_id) AS host_name";
 const AGENT_COLS: &str = "host_id, address, cert_pem, accel, joined_at, last_seen, report";
 
 pub async fn insert_agent(tx: &mut Tx, a: &AgentRow) -> Result<(), Error> {
@@ -119,7 +123,7 @@ pub async fn insert_agent(tx: &mut Tx, a: &AgentRow) -> Result<(), Error> {
 
 pub async fn agents(store: &Store) -> Result<Vec<AgentRow>, Error> {
     Sql::new(&format!(
-        "SELECT {AGENT_COLS} FROM agents ORDER BY joined_at"
+        "SELECT {AGENT_COLS}, {HOST_NAME} FROM agents ORDER BY joined_at"
     ))
     .fetch_all(store)
     .await
@@ -152,6 +156,8 @@ impl Decode for Migration {
             instance_id: id(r, "instance_id")?,
             source_host_id: id(r, "source_host_id")?,
             target_host_id: id(r, "target_host_id")?,
+            source_host_name: opt_text(r, "source_host_name")?,
+            target_host_name: opt_text(r, "target_host_name")?,
             state: MigrationState::parse(&state).unwrap_or(MigrationState::Failed),
             downtime_ms: opt_int(r, "downtime_ms")?.map(|v| v as u64),
             total_ms: opt_int(r, "total_ms")?.map(|v| v as u64),
@@ -164,6 +170,10 @@ impl Decode for Migration {
 }
 
 const MIGRATION_COLS: &str = "id, instance_id, source_host_id, target_host_id, state, downtime_ms, total_ms, error, created_by, created_at, finished_at";
+/// A migration as read: its columns and the names of its two hosts.
+const MIGRATION_VIEW: &str = "id, instance_id, source_host_id, target_host_id, state, downtime_ms, total_ms, error, created_by, created_at, finished_at, \
+    (SELECT name FROM hosts WHERE hosts.id = migrations.source_host_id) AS source_host_name, \
+    (SELECT name FROM hosts WHERE hosts.id = migrations.target_host_id) AS target_host_name";
 
 pub async fn insert_migration(tx: &mut Tx, m: &Migration) -> Result<(), Error> {
     sqlx::query(&format!(
@@ -210,7 +220,7 @@ pub async fn finish_migration(
 
 pub async fn migrations_of(store: &Store, instance: InstanceId) -> Result<Vec<Migration>, Error> {
     let mut sql = Sql::new(&format!(
-        "SELECT {MIGRATION_COLS} FROM migrations WHERE instance_id = "
+        "SELECT {MIGRATION_VIEW} FROM migrations WHERE instance_id = "
     ));
     sql.bind_text(instance.to_string());
     sql.push(" ORDER BY created_at DESC LIMIT 100");
@@ -219,7 +229,7 @@ pub async fn migrations_of(store: &Store, instance: InstanceId) -> Result<Vec<Mi
 
 pub async fn running_migrations(store: &Store) -> Result<Vec<Migration>, Error> {
     Sql::new(&format!(
-        "SELECT {MIGRATION_COLS} FROM migrations WHERE state = 'running'"
+        "SELECT {MIGRATION_VIEW} FROM migrations WHERE state = 'running'"
     ))
     .fetch_all(store)
     .await

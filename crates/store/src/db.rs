@@ -34,6 +34,26 @@ impl Store {
         pg_schema: Option<&str>,
         max_connections: u32,
     ) -> Result<Store, Error> {
+        let store = Self::connect(url, pg_schema, max_connections, false).await?;
+        crate::migrate::run(&store).await?;
+        Ok(store)
+    }
+
+    /// Opens `url` for reading evidence (`zhengyun audit verify`): never creates, migrates
+    /// or writes. SQLite opens the file with `mode=ro` and `query_only`; PostgreSQL runs every
+    /// transaction read-only. Refuses a schema this binary cannot read, saying why.
+    pub async fn open_read_only(url: &str, pg_schema: Option<&str>) -> Result<Store, Error> {
+        let store = Self::connect(url, pg_schema, 2, true).await?;
+        crate::migrate::check_readable(&store).await?;
+        Ok(store)
+    }
+
+    async fn connect(
+        url: &str,
+        pg_schema: Option<&str>,
+        max_connections: u32,
+        read_only: bool,
+    ) -> Result<Store, Error> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite
@@ -46,6 +66,7 @@ impl Store {
             )));
         };
         let url = match backend {
+            Backend::Sqlite if read_only => read_only_sqlite_url(url),
             Backend::Sqlite if !url.contains('?') => format!("{url}?mode=rwc"),
             _ => url.to_string(),
         };
@@ -66,6 +87,18 @@ impl Store {
                 let schema = schema.clone();
                 Box::pin(async move {
                     match backend {
+                        Backend::Sqlite if read_only => {
+                            conn.execute("PRAGMA query_only = ON").await?;
+                            conn.execute("PRAGMA busy_timeout = 10000").await?;
+                        }
+                        Backend::Postgres if read_only => {
+                            conn.execute("SET default_transaction_read_only = on")
+                                .await?;
+                            if let Some(s) = schema {
+                                conn.execute(format!("SET search_path TO {s}").as_str())
+                                    .await?;
+                            }
+                        }
                         Backend::Sqlite => {
                             conn.execute("PRAGMA journal_mode = WAL").await?;
                             conn.execute("PRAGMA synchronous = NORMAL").await?;
@@ -99,16 +132,16 @@ impl Store {
                 .with_internal(e.to_string())
             })?;
         let reader = match backend {
+            // The reader opens the plain path; evidence is read through the URL above.
+            Backend::Sqlite if read_only => None,
             Backend::Sqlite => Some(crate::reader::ReaderPool::new(sqlite_path(&url))),
             Backend::Postgres => None,
         };
-        let store = Store {
+        Ok(Store {
             pool,
             backend,
             reader,
-        };
-        crate::migrate::run(&store).await?;
-        Ok(store)
+        })
     }
 
     pub fn backend(&self) -> Backend {
@@ -157,6 +190,23 @@ impl Store {
 
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+/// Reading evidence without leaving a trace: a database whose write-ahead log is absent or
+/// empty is all in its file, read as `immutable` (no lock files, no `-wal`/`-shm` created).
+/// With a non-empty log (a server running, or one that stopped without a checkpoint) the
+/// log is part of the evidence: `mode=ro` reads it, and SQLite's shared-memory index (the
+/// `-shm` file, which holds nothing persistent) is the one file it touches.
+fn read_only_sqlite_url(url: &str) -> String {
+    let base = url.split('?').next().unwrap_or(url);
+    let wal = std::fs::metadata(format!("{}-wal", sqlite_path(base)))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    if wal > 0 {
+        format!("{base}?mode=ro")
+    } else {
+        format!("{base}?mode=ro&immutable=1")
     }
 }
 

@@ -16,7 +16,8 @@ use zy_model::Error;
 
 pub const COLS: &str = "id, project_id, department_id, name, flavor_id, flavor_name, image_id, image_name, vcpus, memory_mib, disk_gib, gpus, \
     want_zone_id, want_provider_id, group_id, zone_id, provider_id, host_id, state, desired, quota_held, capacity_held, disk_created, \
-    resize_pending, reboot_pending, work, attempts, next_attempt_at, lease_owner, lease_until, last_error, created_at, updated_at, generation, user_data";
+    resize_pending, reboot_pending, work, attempts, next_attempt_at, lease_owner, lease_until, last_error, created_at, updated_at, generation, user_data, \
+    (SELECT name FROM hosts WHERE hosts.id = instances.host_id) AS host_name";
 
 /// An instance as stored, with the bookkeeping the reconciler needs.
 #[derive(Debug, Clone)]
@@ -56,6 +57,7 @@ impl Decode for InstanceRow {
                 zone_id: opt_id(r, "zone_id")?,
                 provider_id: opt_id(r, "provider_id")?,
                 host_id: opt_id(r, "host_id")?,
+                host_name: opt_text(r, "host_name")?,
                 state: InstanceState::parse(&state).unwrap_or(InstanceState::Error),
                 desired: InstanceState::parse(&desired).unwrap_or(InstanceState::Running),
                 last_error: opt_text(r, "last_error")?,

@@ -44,6 +44,47 @@ const MIGRATIONS: &[Migration] = &[
 /// The newest schema version this binary knows.
 pub const LATEST: i64 = 4;
 
+/// The oldest schema version whose audit tables this binary reads as they are (the audit
+/// log and its head have not changed since version 1).
+pub const AUDIT_READABLE_SINCE: i64 = 1;
+
+/// For a read-only open: the schema version, if this binary can read the audit log of it
+/// without migrating anything; otherwise an error that says which version it found.
+pub(crate) async fn check_readable(store: &Store) -> Result<i64, Error> {
+    let current: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM schema_migrations")
+        .fetch_one(store.pool())
+        .await
+        .map_err(|e| {
+            Error::unavailable(zy_model::t!(
+                "该数据库没有 zhengyun 的版本记录（不是 zhengyun 数据库，或早于任何版本），无法只读校验",
+                "the database has no zhengyun schema version (not a zhengyun database, or older than any release); it cannot be read without migrating"
+            ))
+            .with_internal(e.to_string())
+        })?;
+    let current = current.unwrap_or(0);
+    not_newer(current)?;
+    if current < AUDIT_READABLE_SINCE {
+        return Err(Error::unavailable(zy_model::t!(
+            "数据库版本 {} 太旧（本程序只读校验 {} 到 {}），且只读校验不会升级它" ;
+            "the database schema version {} is too old (this binary verifies {} to {} read-only) and a read-only verify never migrates it",
+            current, AUDIT_READABLE_SINCE, LATEST
+        )));
+    }
+    Ok(current)
+}
+
+/// A database written by a newer zhengyun is neither migrated nor read.
+fn not_newer(current: i64) -> Result<(), Error> {
+    if current > LATEST {
+        return Err(Error::unavailable(zy_model::t!(
+            "数据库版本 {} 比本程序（{}）新，请升级 zhengyun" ;
+            "the database schema version {} is newer than this binary's ({}); upgrade zhengyun",
+            current, LATEST
+        )));
+    }
+    Ok(())
+}
+
 pub(crate) async fn run(store: &Store) -> Result<(), Error> {
     let mut tx = store.begin_write().await?;
     if store.backend() == Backend::Postgres {
@@ -62,13 +103,7 @@ pub(crate) async fn run(store: &Store) -> Result<(), Error> {
         .await
         .map_err(db_error)?;
     let current = current.unwrap_or(0);
-    if current > LATEST {
-        return Err(Error::unavailable(zy_model::t!(
-            "数据库版本 {} 比本程序（{}）新，请升级 zhengyun" ;
-            "the database schema version {} is newer than this binary's ({}); upgrade zhengyun",
-            current, LATEST
-        )));
-    }
+    not_newer(current)?;
     for m in MIGRATIONS.iter().filter(|m| m.version > current) {
         let sql = match store.backend() {
             Backend::Sqlite => m.sqlite,

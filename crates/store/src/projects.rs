@@ -122,21 +122,65 @@ pub async fn update(
 }
 
 /// Deletes a project that has no role grants left.
-pub async fn delete(tx: &mut Tx, id: ProjectId) -> Result<(), Error> {
+/// Deletes a project that holds nothing live any more.
+///
+/// Refused with a 409 naming what is left (instances not yet deleted, volumes, role grants).
+/// Instances that are already deleted do not hold the project: their rows, events and
+/// migrations, the project's server groups and its quota row go with it, in the same
+/// transaction. The audit log keeps the history (who created and deleted each of them).
+/// Returns how many deleted instances' rows went with the project.
+pub async fn delete(tx: &mut Tx, id: ProjectId) -> Result<u64, Error> {
     let sid = id.to_string();
+    let instances = count(
+        tx,
+        "SELECT COUNT(*) FROM instances WHERE project_id = $1 AND state <> 'deleted'",
+        &sid,
+    )
+    .await?;
+    let volumes = count(
+        tx,
+        "SELECT COUNT(*) FROM volumes WHERE project_id = $1",
+        &sid,
+    )
+    .await?;
     let grants = count(
         tx,
         "SELECT COUNT(*) FROM memberships WHERE project_id = $1",
         &sid,
     )
     .await?;
-    if grants > 0 {
+    if instances + volumes + grants > 0 {
         return Err(Error::conflict(t!(
-            "项目仍有 {} 条角色授权，请先撤销后再删除项目" ;
-            "the project still has {} role grants; revoke them first",
-            grants
+            "项目仍有 {} 台未删除的云主机、{} 块云硬盘、{} 条角色授权，请先删除或撤销后再删除项目" ;
+            "the project still has {} instances not deleted, {} volumes and {} role grants; delete or revoke them first",
+            instances, volumes, grants
         ))
-        .with_details(serde_json::json!({ "memberships": grants })));
+        .with_details(serde_json::json!({
+            "instances": instances,
+            "volumes": volumes,
+            "memberships": grants,
+        })));
+    }
+    const DELETED: &str = "SELECT id FROM instances WHERE project_id = $1 AND state = 'deleted'";
+    let removed = count(
+        tx,
+        "SELECT COUNT(*) FROM instances WHERE project_id = $1 AND state = 'deleted'",
+        &sid,
+    )
+    .await?;
+    for sql in [
+        format!("DELETE FROM migrations WHERE instance_id IN ({DELETED})"),
+        format!("DELETE FROM instance_events WHERE instance_id IN ({DELETED})"),
+        format!("DELETE FROM anti_affinity_slots WHERE instance_id IN ({DELETED})"),
+        "DELETE FROM instances WHERE project_id = $1 AND state = 'deleted'".to_string(),
+        "DELETE FROM server_groups WHERE project_id = $1".to_string(),
+        "DELETE FROM quotas WHERE scope_type = 'project' AND scope_id = $1".to_string(),
+    ] {
+        sqlx::query(&sql)
+            .bind(&sid)
+            .execute(&mut **tx)
+            .await
+            .map_err(db_error)?;
     }
     let n = sqlx::query("DELETE FROM projects WHERE id = $1")
         .bind(&sid)
@@ -147,7 +191,7 @@ pub async fn delete(tx: &mut Tx, id: ProjectId) -> Result<(), Error> {
     if n == 0 {
         return Err(Error::not_found("project", id));
     }
-    Ok(())
+    Ok(removed as u64)
 }
 
 pub async fn count_all<'c>(e: impl Executor<'c, Database = Any>) -> Result<i64, Error> {

@@ -1007,6 +1007,7 @@ export interface components {
         /** @description The agent of a real host, as the control plane last heard from it. */
         Agent: {
             host_id: components["schemas"]["HostId"];
+            host_name: string;
             /** @description `host:port` of the agent's mutual-TLS API. */
             address: string;
             /** @description `kvm` or `tcg`: how guests really run on this host (probed by the agent). */
@@ -1392,6 +1393,8 @@ export interface components {
             zone_id?: null | components["schemas"]["ZoneId"];
             provider_id?: null | components["schemas"]["ProviderId"];
             host_id?: null | components["schemas"]["HostId"];
+            /** @description The name of `host_id`, for people (absent until placed). */
+            host_name?: string | null;
             state: components["schemas"]["InstanceState"];
             /** @description What the instance is being driven towards: `running`, `stopped` or `deleted`. */
             desired: components["schemas"]["InstanceState"];
@@ -1454,6 +1457,7 @@ export interface components {
         List_Agent: {
             items: {
                 host_id: components["schemas"]["HostId"];
+                host_name: string;
                 /** @description `host:port` of the agent's mutual-TLS API. */
                 address: string;
                 /** @description `kvm` or `tcg`: how guests really run on this host (probed by the agent). */
@@ -1553,6 +1557,8 @@ export interface components {
                 zone_id?: null | components["schemas"]["ZoneId"];
                 provider_id?: null | components["schemas"]["ProviderId"];
                 host_id?: null | components["schemas"]["HostId"];
+                /** @description The name of `host_id`, for people (absent until placed). */
+                host_name?: string | null;
                 state: components["schemas"]["InstanceState"];
                 /** @description What the instance is being driven towards: `running`, `stopped` or `deleted`. */
                 desired: components["schemas"]["InstanceState"];
@@ -1592,6 +1598,9 @@ export interface components {
                 instance_id: components["schemas"]["InstanceId"];
                 source_host_id: components["schemas"]["HostId"];
                 target_host_id: components["schemas"]["HostId"];
+                /** @description The names of the two hosts, for people (absent in the answer that starts it). */
+                source_host_name?: string | null;
+                target_host_name?: string | null;
                 state: components["schemas"]["MigrationState"];
                 /**
                  * Format: int64
@@ -1760,6 +1769,9 @@ export interface components {
             instance_id: components["schemas"]["InstanceId"];
             source_host_id: components["schemas"]["HostId"];
             target_host_id: components["schemas"]["HostId"];
+            /** @description The names of the two hosts, for people (absent in the answer that starts it). */
+            source_host_name?: string | null;
+            target_host_name?: string | null;
             state: components["schemas"]["MigrationState"];
             /**
              * Format: int64
@@ -1837,6 +1849,8 @@ export interface components {
                 zone_id?: null | components["schemas"]["ZoneId"];
                 provider_id?: null | components["schemas"]["ProviderId"];
                 host_id?: null | components["schemas"]["HostId"];
+                /** @description The name of `host_id`, for people (absent until placed). */
+                host_name?: string | null;
                 state: components["schemas"]["InstanceState"];
                 /** @description What the instance is being driven towards: `running`, `stopped` or `deleted`. */
                 desired: components["schemas"]["InstanceState"];

@@ -204,6 +204,7 @@ pub async fn join(
     zy_store::inventory::insert_hosts(&mut tx, std::slice::from_ref(&host)).await?;
     let agent = AgentRow {
         host_id,
+        host_name: host.name.clone(),
         address: addr.to_string(),
         cert_pem: cert_pem.clone(),
         accel: c.accel.clone(),
@@ -242,6 +243,7 @@ pub async fn list_agents(s: &AppState, actor: &Actor) -> Result<Vec<Agent>, Erro
         .into_iter()
         .map(|a| Agent {
             host_id: a.host_id,
+            host_name: a.host_name,
             alive: now.0 - a.last_seen.0 < crate::compute::monitor::ALIVE_SECS * 1_000_000,
             address: a.address,
             accel: a.accel,
@@ -348,6 +350,8 @@ pub async fn migrate(
         instance_id: id,
         source_host_id: source,
         target_host_id: meta.id,
+        source_host_name: None,
+        target_host_name: None,
         state: MigrationState::Running,
         downtime_ms: None,
         total_ms: None,

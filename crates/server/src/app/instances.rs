@@ -57,7 +57,8 @@ pub async fn create(
             t!("一次创建 1 到 {} 台" ; "create 1 to {} at a time", MAX_COUNT),
         ));
     }
-    let name = validate::name("name", &n.name)?;
+    // A batch is named `<name>-001` …: the final names must fit the rule too.
+    let name = validate::batch_name("name", &n.name, if n.count > 1 { 4 } else { 0 })?;
     if n.user_data.len() > MAX_USER_DATA || n.user_data.contains('\0') {
         return Err(Error::validation(
             "user_data",
@@ -166,6 +167,7 @@ pub async fn create(
                 flavor_name: flavor.name.clone(),
                 image_id: image.id,
                 image_name: image.name.clone(),
+                host_name: None,
                 vcpus: flavor.vcpus,
                 memory_mib: flavor.memory_mib,
                 disk_gib,

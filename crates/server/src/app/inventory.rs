@@ -251,7 +251,7 @@ pub async fn create_hosts(
     if !(1000..=4000).contains(&shape.mem_ratio_permille) {
         return Err(bad("mem_ratio_permille"));
     }
-    let prefix = validate::name("name_prefix", prefix)?;
+    let prefix = validate::batch_name("name_prefix", prefix, if count > 1 { 5 } else { 0 })?;
     let now = Timestamp::now();
     let hosts: Vec<Host> = (1..=count)
         .map(|n| Host {

@@ -154,8 +154,12 @@ pub async fn delete(
         Action::ProjectDelete(old.department_id, id),
     )?;
     let mut tx = s.store.begin_write().await?;
-    projects::delete(&mut tx, id).await?;
-    let detail = serde_json::json!({ "name": old.name, "department_id": old.department_id });
+    let removed = projects::delete(&mut tx, id).await?;
+    let detail = serde_json::json!({
+        "name": old.name,
+        "department_id": old.department_id,
+        "deleted_instances_removed": removed,
+    });
     commit_audited(
         tx,
         ctx,

@@ -264,6 +264,10 @@ async fn a_real_vm_lives_its_whole_life_on_an_agent_host() {
     loop {
         let (_, agents) = k.admin.get("/v1/agents").await;
         let a = &agents["items"][0];
+        assert!(
+            a["host_name"].as_str().is_some_and(|n| !n.is_empty()),
+            "{a}"
+        );
         let vms = a["report"]["vms"].as_array().cloned().unwrap_or_default();
         if a["alive"] == true
             && vms
@@ -532,6 +536,18 @@ async fn live_migration_moves_a_running_guest_and_its_claims() {
     );
     let i = k.wait_state(&id, "running").await;
     assert_eq!(i["host_id"], target.to_string().as_str(), "{i}");
+    // People read host names: the instance's and both ends of the migration.
+    let (_, hosts) = k.admin.get("/v1/hosts").await;
+    let name_of = |host: &serde_json::Value| {
+        hosts["items"]
+            .as_array()
+            .and_then(|hs| hs.iter().find(|h| h["id"] == *host))
+            .map(|h| h["name"].clone())
+            .expect("listed host")
+    };
+    assert_eq!(i["host_name"], name_of(&i["host_id"]), "{i}");
+    assert_eq!(done["source_host_name"], name_of(&done["source_host_id"]));
+    assert_eq!(done["target_host_name"], name_of(&done["target_host_id"]));
     // The counter goes on where it was, on the target.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {

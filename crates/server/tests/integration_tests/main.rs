@@ -8,6 +8,7 @@ mod audit;
 mod auth;
 mod authz;
 mod compute;
+mod faults;
 mod hostile;
 mod kvm;
 mod openapi;
