@@ -172,15 +172,20 @@ impl Store {
     /// queues behind the others instead of deadlocking on rows taken in another order; on
     /// SQLite the write lock already serialises every writer.
     pub async fn begin_write_for(&self, object: &str) -> Result<Tx, Error> {
-        let mut tx = self.begin_write().await?;
-        if self.backend == Backend::Postgres {
-            sqlx::query("SELECT pg_advisory_xact_lock(720534, hashtext($1))")
-                .bind(object)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_error)?;
+        match self.backend {
+            Backend::Sqlite => self.begin_write().await,
+            Backend::Postgres => {
+                // One round trip: BEGIN and the lock as one simple query. The key is quoted
+                // as a literal (ids are UUIDs; a quote would be doubled all the same).
+                let key = object.replace('\'', "''");
+                self.pool
+                    .begin_with(format!(
+                        "BEGIN; SELECT pg_advisory_xact_lock(720534, hashtext('{key}'))"
+                    ))
+                    .await
+                    .map_err(db_error)
+            }
         }
-        Ok(tx)
     }
 
     /// Whether the database answers (for `/readyz`).

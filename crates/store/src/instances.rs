@@ -612,3 +612,16 @@ pub async fn anti_affinity_slots(store: &Store) -> Result<Vec<(String, String)>,
         .await
         .map_err(db_error)
 }
+
+/// Clears the instance's `work` flag and returns the row as it is now (inside the
+/// caller's transaction).
+pub async fn take_work(tx: &mut Tx, id: InstanceId) -> Result<Option<InstanceRow>, Error> {
+    let r = sqlx::query(&format!(
+        "UPDATE instances SET work = 0 WHERE id = $1 RETURNING {COLS}"
+    ))
+    .bind(id.to_string())
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    r.as_ref().map(InstanceRow::decode).transpose()
+}

@@ -152,18 +152,18 @@ pub fn next_saga(row: &InstanceRow) -> Option<&'static dyn SagaDef> {
 /// `work` flag whether it still waits for one (another saga holds it). Returns the
 /// started saga's id.
 pub async fn ensure_next(tx: &mut Tx, id: InstanceId) -> Result<Option<String>, Error> {
-    let Some(row) = instances::get(&mut **tx, id).await? else {
+    // Reading the row and clearing `work` in one statement: most calls need no saga.
+    let Some(row) = instances::take_work(tx, id).await? else {
         return Ok(None);
     };
-    let (started, waiting) = match next_saga(&row) {
-        Some(def) => {
-            let s = saga::start(tx, def, &id.to_string(), &Target { instance_id: id }).await?;
-            let waiting = s.is_none();
-            (s, waiting)
-        }
-        None => (None, false),
+    let Some(def) = next_saga(&row) else {
+        return Ok(None);
     };
-    instances::set_flag(tx, id, Flag::Work, waiting).await?;
+    let started = saga::start(tx, def, &id.to_string(), &Target { instance_id: id }).await?;
+    if started.is_none() {
+        // Another saga holds the instance: it starts this one when it ends.
+        instances::set_flag(tx, id, Flag::Work, true).await?;
+    }
     Ok(started)
 }
 
@@ -172,7 +172,7 @@ pub async fn ensure_next(tx: &mut Tx, id: InstanceId) -> Result<Option<String>, 
 pub struct Create;
 pub static CREATE: Create = Create;
 
-const CREATE_STEPS: &[&str] = &["reserve_quota", "place", "create_disk", "power_on"];
+const CREATE_STEPS: &[&str] = &["reserve_quota", "place", "provision"];
 
 impl SagaDef for Create {
     fn kind(&self) -> &'static str {
@@ -196,8 +196,7 @@ impl SagaDef for Create {
                 // The API took the quota in the transaction that started this saga.
                 0 => Ok(()),
                 1 => place(cx, &row).await,
-                2 => create_disk(cx, &row).await,
-                _ => power_on(cx, &row).await,
+                _ => provision(cx, &row).await,
             }
         })
     }
@@ -207,9 +206,7 @@ impl SagaDef for Create {
             match step {
                 0 => release_quota(cx, &row).await,
                 1 => release_capacity(cx, &row).await,
-                2 => remove_vm(cx, &row).await,
-                // Powering on has nothing of its own to undo: removing the VM does it.
-                _ => Ok(()),
+                _ => remove_vm(cx, &row).await,
             }
         })
     }
@@ -326,24 +323,15 @@ async fn place(cx: &mut Cx, row: &InstanceRow) -> StepResult {
     ))
 }
 
-async fn create_disk(cx: &mut Cx, row: &InstanceRow) -> StepResult {
+/// Provisioning → Running (or Stopped): the root disk and the VM on the host, then the
+/// state with the saga's end in one transaction. Its undo removes both.
+async fn provision(cx: &mut Cx, row: &InstanceRow) -> StepResult {
     let i = &row.instance;
     let (Some(spec), Some(provider)) = (spec(row), i.provider_id) else {
-        return Err(StepError::Fail("no host to create the disk on".into()));
+        return Err(StepError::Fail("no host to create the instance on".into()));
     };
     let driver = cx.compute.drivers.get(provider)?;
     driver.create_disk(&spec).await?;
-    let mut tx = cx.begin().await?;
-    instances::set_flag(&mut tx, i.id, Flag::DiskCreated, true).await?;
-    cx.commit(tx).await
-}
-
-async fn power_on(cx: &mut Cx, row: &InstanceRow) -> StepResult {
-    let i = &row.instance;
-    let (Some(spec), Some(provider)) = (spec(row), i.provider_id) else {
-        return Err(StepError::Fail("no host to start on".into()));
-    };
-    let driver = cx.compute.drivers.get(provider)?;
     let (power, to) = if i.desired == InstanceState::Stopped {
         (PowerState::Stopped, InstanceState::Stopped)
     } else {
@@ -351,6 +339,7 @@ async fn power_on(cx: &mut Cx, row: &InstanceRow) -> StepResult {
     };
     driver.ensure_instance(&spec, power).await?;
     let mut tx = cx.begin().await?;
+    instances::set_flag(&mut tx, i.id, Flag::DiskCreated, true).await?;
     instances::transition(
         &mut tx,
         i.id,
