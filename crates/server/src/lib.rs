@@ -18,6 +18,7 @@ pub mod error;
 pub mod extract;
 pub mod metrics;
 pub mod middleware;
+pub mod refusals;
 pub mod state;
 pub mod web;
 
@@ -136,6 +137,7 @@ pub struct Server {
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
     reconciler: tokio::task::JoinHandle<()>,
+    refusals: tokio::task::JoinHandle<()>,
 }
 
 impl Server {
@@ -147,13 +149,24 @@ impl Server {
         let _ = (&mut self.task).await;
         self.reconciler.abort();
         let _ = (&mut self.reconciler).await;
+        self.flush_refusals().await;
         self.state.store.close().await;
     }
 
+    /// Writes the summary of refused attempts still in memory (see [`refusals`]).
+    async fn flush_refusals(&mut self) {
+        self.refusals.abort();
+        let _ = (&mut self.refusals).await;
+        if let Err(e) = self.state.refusals.flush(&self.state).await {
+            tracing::error!(error = %e, pending = self.state.refusals.pending(), "cannot write the summary of refused attempts");
+        }
+    }
+
     /// Waits until the server stops (on Ctrl-C or SIGTERM when started by [`run`]).
-    pub async fn wait(self) {
-        let _ = self.task.await;
+    pub async fn wait(mut self) {
+        let _ = (&mut self.task).await;
         self.reconciler.abort();
+        self.flush_refusals().await;
     }
 }
 
@@ -201,6 +214,7 @@ pub async fn start(config: Config) -> Result<Server, Error> {
         let _stop_monitor = AbortOnDrop(monitor);
         compute::reconciler::run(compute, store, lease_secs).await
     });
+    let refusals = tokio::spawn(refusals::run(state.clone()));
     Ok(Server {
         addr,
         credentials,
@@ -208,6 +222,7 @@ pub async fn start(config: Config) -> Result<Server, Error> {
         shutdown: Some(tx),
         task,
         reconciler,
+        refusals,
     })
 }
 
