@@ -99,10 +99,11 @@ impl HashGate {
         }
     }
 
-    /// One hash per core at once, a queue of four per core, waiting at most 2 s.
+    /// One hash per core at once, a queue of 32 per core (about a second of hashing, so
+    /// clients retrying after `Retry-After: 1` keep the cores busy), waiting at most 2 s.
     pub fn for_this_machine() -> Self {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        Self::new(cores, 4 * cores, Duration::from_secs(2))
+        Self::new(cores, 32 * cores, Duration::from_secs(2))
     }
 
     fn busy() -> Error {

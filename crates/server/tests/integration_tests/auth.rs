@@ -564,7 +564,7 @@ async fn a_login_burst_beyond_the_hash_bound_gets_429_not_5xx(db: Db) {
     let (st, body) = set_login_limits(&sec, 100_000, 1_000).await;
     assert_eq!(st, StatusCode::OK, "{body}");
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let burst = 5 * cores + 250;
+    let burst = 33 * cores + 250;
     let ts = std::sync::Arc::new(ts);
     let tasks: Vec<_> = (0..burst)
         .map(|i| {
