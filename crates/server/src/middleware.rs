@@ -247,6 +247,26 @@ fn target_of(path: &str) -> (String, String) {
 
 #[cfg(test)]
 mod tests {
+    use axum::http::Method;
+    use zy_model::ErrorCode;
+
+    #[test]
+    fn metric_labels_fold_unknown_methods() {
+        assert_eq!(super::method_label(&Method::GET), "GET");
+        assert_eq!(super::method_label(&Method::DELETE), "DELETE");
+        let odd = Method::from_bytes(b"BREW").expect("method");
+        assert_eq!(super::method_label(&odd), "other");
+        assert_eq!(super::method_label(&Method::CONNECT), "other");
+    }
+
+    #[test]
+    fn a_timed_out_request_is_503_with_retry_after() {
+        let e = super::timed_out(std::time::Duration::from_secs(30));
+        assert_eq!(e.code, ErrorCode::Unavailable);
+        assert_eq!(e.code.http_status(), 503);
+        assert_eq!(e.retry_after(), Some(5));
+        assert!(e.message.en.contains("30 seconds"));
+    }
     #[test]
     fn targets_come_from_the_path() {
         assert_eq!(

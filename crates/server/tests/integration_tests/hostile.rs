@@ -610,6 +610,25 @@ impl TestServer {
     }
 }
 
+/// `POST /v1/departments` as raw HTTP: status, `Retry-After` and body.
+async fn create_department(
+    ts: &TestServer,
+    by: &Session,
+    body: Value,
+) -> (StatusCode, Option<reqwest::header::HeaderValue>, Value) {
+    let resp = ts
+        .http
+        .post(format!("{}/v1/departments", ts.url))
+        .bearer_auth(by.bearer.as_deref().unwrap_or_default())
+        .json(&body)
+        .send()
+        .await
+        .expect("sent");
+    let st = resp.status();
+    let retry = resp.headers().get("retry-after").cloned();
+    (st, retry, resp.json().await.unwrap_or(Value::Null))
+}
+
 /// SQLite has one writer; a change that cannot get its turn in time is told to retry
 /// (503 with `Retry-After`), never answered 500 "database is locked".
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -617,17 +636,12 @@ async fn sqlite_write_contention_is_503_with_retry_after() {
     let ts = TestServer::start(Db::Sqlite).await;
     let admin = ts.platform_admin().await;
     let held = ts.store().begin_write().await.expect("the writer slot");
-    let resp = ts
-        .http
-        .post(format!("{}/v1/departments", ts.url))
-        .bearer_auth(admin.bearer.as_deref().unwrap_or_default())
-        .json(&json!({ "name": "争用测试局", "code": "ZY-BUSY" }))
-        .send()
-        .await
-        .expect("sent");
-    let st = resp.status();
-    let retry = resp.headers().get("retry-after").cloned();
-    let v: Value = resp.json().await.unwrap_or(Value::Null);
+    let (st, retry, v) = create_department(
+        &ts,
+        &admin,
+        json!({ "name": "争用测试局", "code": "ZY-BUSY" }),
+    )
+    .await;
     assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{v}");
     assert_eq!(v["error"]["code"], "unavailable", "{v}");
     assert!(retry.is_some(), "503 without Retry-After");
@@ -640,3 +654,38 @@ async fn sqlite_write_contention_is_503_with_retry_after() {
         .await;
     assert_eq!(st, StatusCode::CREATED, "{v}");
 }
+
+/// A request that outlives the request timeout is answered 503 with `Retry-After` in the
+/// one error body, never a 500.
+async fn slow_requests_time_out_with_503(db: Db) {
+    let mut ts = TestServer::start(db).await;
+    let admin = ts.platform_admin().await;
+    // No time at all: a change that waits for the database even once times out.
+    ts.config.request_timeout = std::time::Duration::ZERO;
+    ts.restart().await;
+    let admin = Session {
+        url: ts.url.clone(),
+        ..admin
+    };
+    let mut timed_out = 0;
+    for i in 0..20 {
+        let (st, retry, v) = create_department(
+            &ts,
+            &admin,
+            json!({ "name": format!("超时测试局{i}"), "code": format!("ZY-TO{i}") }),
+        )
+        .await;
+        assert!(
+            !st.is_server_error() || st == StatusCode::SERVICE_UNAVAILABLE,
+            "{st} {v}"
+        );
+        if st == StatusCode::SERVICE_UNAVAILABLE {
+            assert_error_body(st, &v);
+            assert_eq!(v["error"]["code"], "unavailable", "{v}");
+            assert!(retry.is_some(), "503 without Retry-After");
+            timed_out += 1;
+        }
+    }
+    assert!(timed_out > 0, "no change timed out");
+}
+both_databases!(slow_requests_time_out_with_503);
