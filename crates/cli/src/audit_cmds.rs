@@ -30,7 +30,9 @@ pub enum TokenCmd {
 pub enum SecurityCmd {
     /// Show the security settings.
     Show,
-    /// Change settings: `zhengyun security set lockout_threshold=5 session_idle_minutes=30`.
+    /// Change settings: `zhengyun security set lockout_threshold=5 session_idle_minutes=30`
+    /// (login rate limits: `login_attempts_per_address_per_minute=120
+    /// login_attempts_per_account_per_minute=10`).
     Set { assignments: Vec<String> },
 }
 

@@ -139,6 +139,9 @@ struct ServerArgs {
     /// Database connections in the pool.
     #[arg(long, default_value_t = 16)]
     max_connections: u32,
+    /// Longest an API request may take; slower ones are answered 503 with Retry-After.
+    #[arg(long, default_value_t = 30)]
+    request_timeout_secs: u64,
     /// Key that seals second-factor seeds (default: <data dir>/secret.key, created at first
     /// start). Replicas sharing a database must share this file.
     #[arg(long, env = "ZHENGYUN_SECRET_KEY_FILE")]
@@ -339,6 +342,7 @@ async fn run_server(a: ServerArgs) -> anyhow::Result<()> {
         max_connections: a.max_connections,
         lease_secs: 30,
         secret_key_file: a.secret_key_file,
+        request_timeout: std::time::Duration::from_secs(a.request_timeout_secs.max(1)),
     };
     let server = zy_server::start(config)
         .await

@@ -36,7 +36,11 @@ pub enum ErrorCode {
     PayloadTooLarge,
     UnsupportedMediaType,
     MethodNotAllowed,
-    /// The server cannot do this now (database down, audit log cannot be written).
+    /// Too many requests of this kind (login rate limits, password hashing busy); the
+    /// `Retry-After` header says when to try again.
+    RateLimited,
+    /// The server cannot do this now (database down or busy, audit log cannot be written,
+    /// request took too long); the `Retry-After` header says when to try again.
     Unavailable,
     Internal,
 }
@@ -58,6 +62,7 @@ impl ErrorCode {
             Conflict | QuotaExceeded => 409,
             PayloadTooLarge => 413,
             UnsupportedMediaType => 415,
+            RateLimited => 429,
             Unavailable => 503,
             Internal => 500,
         }
@@ -82,6 +87,7 @@ impl ErrorCode {
             PayloadTooLarge => "payload_too_large",
             UnsupportedMediaType => "unsupported_media_type",
             MethodNotAllowed => "method_not_allowed",
+            RateLimited => "rate_limited",
             Unavailable => "unavailable",
             Internal => "internal",
         }
@@ -97,6 +103,9 @@ pub struct Error {
     pub details: Option<serde_json::Value>,
     /// For logs only; may name tables, constraints, file paths.
     pub internal: Option<String>,
+    /// Seconds after which a retry may succeed, sent as `Retry-After` (429 and 503 always
+    /// carry one; see [`Error::retry_after`]).
+    pub retry_after_secs: Option<u32>,
 }
 
 impl Error {
@@ -106,7 +115,28 @@ impl Error {
             message,
             details: None,
             internal: None,
+            retry_after_secs: None,
         }
+    }
+
+    pub fn with_retry_after(mut self, secs: u32) -> Self {
+        self.retry_after_secs = Some(secs.max(1));
+        self
+    }
+
+    /// The `Retry-After` to send: the error's own, or 1 s for any 429 or 503 without one.
+    pub fn retry_after(&self) -> Option<u32> {
+        match self.code {
+            ErrorCode::RateLimited | ErrorCode::Unavailable => {
+                Some(self.retry_after_secs.unwrap_or(1))
+            }
+            _ => self.retry_after_secs,
+        }
+    }
+
+    /// Too many attempts; retry after `secs`.
+    pub fn rate_limited(message: Text, secs: u32) -> Self {
+        Self::new(ErrorCode::RateLimited, message).with_retry_after(secs)
     }
 
     pub fn with_details(mut self, details: serde_json::Value) -> Self {

@@ -26,6 +26,22 @@ pub struct SecuritySettings {
     pub mfa_required_roles: Vec<Role>,
     /// Longest lifetime an API token may be given, in days.
     pub token_max_days: u32,
+    /// Login attempts allowed per source address per minute (a burst of this many, then
+    /// refilled evenly); successful logins do not count. Per server replica.
+    #[serde(default = "default_login_per_address")]
+    pub login_attempts_per_address_per_minute: u32,
+    /// Login attempts allowed per account name per minute, whether the account exists or
+    /// not; successful logins do not count. Per server replica.
+    #[serde(default = "default_login_per_account")]
+    pub login_attempts_per_account_per_minute: u32,
+}
+
+fn default_login_per_address() -> u32 {
+    120
+}
+
+fn default_login_per_account() -> u32 {
+    10
 }
 
 impl Default for SecuritySettings {
@@ -40,6 +56,8 @@ impl Default for SecuritySettings {
             session_max_hours: 12,
             mfa_required_roles: vec![Role::PlatformAdmin, Role::SecurityAdmin, Role::Auditor],
             token_max_days: 365,
+            login_attempts_per_address_per_minute: default_login_per_address(),
+            login_attempts_per_account_per_minute: default_login_per_account(),
         }
     }
 }
@@ -70,6 +88,18 @@ impl SecuritySettings {
         )?;
         range("session_max_hours", self.session_max_hours, 1, 24 * 30)?;
         range("token_max_days", self.token_max_days, 1, 3650)?;
+        range(
+            "login_attempts_per_address_per_minute",
+            self.login_attempts_per_address_per_minute,
+            1,
+            100_000,
+        )?;
+        range(
+            "login_attempts_per_account_per_minute",
+            self.login_attempts_per_account_per_minute,
+            1,
+            1_000,
+        )?;
         Ok(())
     }
 
@@ -139,5 +169,32 @@ mod tests {
         assert_eq!(s.lockout_minutes, 15);
         assert_eq!(s.session_idle_minutes, 30);
         assert_eq!(s.password_max_age_days, 90);
+    }
+
+    #[test]
+    fn login_rate_limits_have_defaults_and_bounds() {
+        // Settings stored before the limits existed still load, with the defaults.
+        let mut old = serde_json::to_value(SecuritySettings::default()).expect("json");
+        if let Some(o) = old.as_object_mut() {
+            o.remove("login_attempts_per_address_per_minute");
+            o.remove("login_attempts_per_account_per_minute");
+        }
+        let s: SecuritySettings = serde_json::from_value(old).expect("old settings load");
+        assert_eq!(s.login_attempts_per_address_per_minute, 120);
+        assert_eq!(s.login_attempts_per_account_per_minute, 10);
+        let zero = SecuritySettings {
+            login_attempts_per_account_per_minute: 0,
+            ..s.clone()
+        };
+        let e = zero.validate().expect_err("0 refused");
+        assert_eq!(
+            e.details,
+            Some(serde_json::json!({ "field": "login_attempts_per_account_per_minute" }))
+        );
+        let huge = SecuritySettings {
+            login_attempts_per_address_per_minute: 100_001,
+            ..s
+        };
+        assert!(huge.validate().is_err());
     }
 }

@@ -21,6 +21,8 @@ pub struct Config {
     pub lease_secs: i64,
     /// The key that seals TOTP seeds; default `<data dir>/secret.key`, created at first start.
     pub secret_key_file: Option<PathBuf>,
+    /// Longest an API request may take before it is answered 503 with `Retry-After`.
+    pub request_timeout: std::time::Duration,
 }
 
 impl Config {
@@ -49,6 +51,7 @@ impl Default for Config {
             max_connections: 16,
             lease_secs: 30,
             secret_key_file: None,
+            request_timeout: std::time::Duration::from_secs(30),
         }
     }
 }

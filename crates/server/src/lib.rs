@@ -18,6 +18,7 @@ pub mod error;
 pub mod extract;
 pub mod metrics;
 pub mod middleware;
+pub mod refusals;
 pub mod saga;
 pub mod state;
 pub mod tasks;
@@ -152,12 +153,22 @@ impl Server {
         }
         let _ = (&mut self.task).await;
         drop(self.tasks.take());
+        self.flush_refusals().await;
         self.state.store.close().await;
     }
 
+    /// Writes the summary of refused attempts still in memory (see [`refusals`]).
+    async fn flush_refusals(&mut self) {
+        if let Err(e) = self.state.refusals.flush(&self.state).await {
+            tracing::error!(error = %e, pending = self.state.refusals.pending(), "cannot write the summary of refused attempts");
+        }
+    }
+
     /// Waits until the server stops (on Ctrl-C or SIGTERM when started by [`run`]).
-    pub async fn wait(self) {
-        let _ = self.task.await;
+    pub async fn wait(mut self) {
+        let _ = (&mut self.task).await;
+        drop(self.tasks.take());
+        self.flush_refusals().await;
     }
 }
 
@@ -191,7 +202,10 @@ pub async fn start(config: Config) -> Result<Server, Error> {
     let runner = tasks::Runner::start(
         state.store.clone(),
         state.compute.owner.clone(),
-        tasks::builtin::all(&state.compute, &state.store, state.config.lease_secs),
+        tasks::builtin::all(&state.compute, &state.store, state.config.lease_secs)
+            .into_iter()
+            .chain([refusals::task(state.clone())])
+            .collect(),
     );
     Ok(Server {
         addr,

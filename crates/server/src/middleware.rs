@@ -45,15 +45,28 @@ pub async fn outer(State(s): State<AppState>, mut req: Request, next: Next) -> R
     let uri_path = req.uri().path().to_string();
     let mutating = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
 
-    let mut resp = match AssertUnwindSafe(next.run(req)).catch_unwind().await {
-        Ok(r) => r,
-        Err(_) => {
+    let handled = AssertUnwindSafe(next.run(req)).catch_unwind();
+    let mut resp = match tokio::time::timeout(s.config.request_timeout, handled).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(_)) => {
             tracing::error!(request_id = %ctx.request_id, "handler panicked");
             crate::error::ApiError(Error::internal("handler panicked")).into_response()
         }
+        Err(_) => {
+            // The handler is dropped: an open transaction rolls back, nothing half-written.
+            if mutating {
+                s.refusals.count(
+                    &ctx.source_ip,
+                    &format!("{method} {uri_path}"),
+                    "timeout",
+                    None,
+                );
+            }
+            crate::error::ApiError(timed_out(s.config.request_timeout)).into_response()
+        }
     };
 
-    if mutating {
+    if mutating && resp.status() != StatusCode::TOO_MANY_REQUESTS {
         // Whatever this change was (a revocation, a lock, a role), no cached caller may
         // outlive it on this replica.
         s.auth_cache.clear();
@@ -75,7 +88,7 @@ pub async fn outer(State(s): State<AppState>, mut req: Request, next: Next) -> R
         .unwrap_or_else(|| "unmatched".into());
     let took = started.elapsed();
     s.metrics
-        .observe(method.as_str(), &route, resp.status().as_u16(), took);
+        .observe(method_label(&method), &route, resp.status().as_u16(), took);
     tracing::info!(
         request_id = %ctx.request_id,
         method = %method,
@@ -85,6 +98,31 @@ pub async fn outer(State(s): State<AppState>, mut req: Request, next: Next) -> R
         "request"
     );
     resp
+}
+
+fn timed_out(limit: std::time::Duration) -> Error {
+    Error::unavailable(zy_model::t!(
+        "请求处理超时（{} 秒），请稍后重试" ;
+        "the request took longer than {} seconds; please try again shortly",
+        limit.as_secs()
+    ))
+    .with_retry_after(5)
+    .with_internal("request timed out")
+}
+
+/// Metrics labels are bounded: methods outside the standard set share one label (routes are
+/// route templates, or "unmatched").
+fn method_label(m: &Method) -> &'static str {
+    match *m {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
 }
 
 fn is_json(r: &Response) -> bool {
@@ -117,6 +155,11 @@ fn render(ctx: &RequestContext, err: &Error, old: Response) -> Response {
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
+    if let Some(secs) = err.retry_after() {
+        parts
+            .headers
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
     if let Ok(lang) = HeaderValue::from_str(match ctx.lang {
         Lang::Zh => "zh-CN",
         Lang::En => "en",
@@ -157,6 +200,13 @@ pub async fn audit_failures(State(s): State<AppState>, req: Request, next: Next)
         .get::<RenderError>()
         .map(|e| e.0.code)
         .unwrap_or(ErrorCode::InvalidRequest);
+    if matches!(code, ErrorCode::Unavailable | ErrorCode::RateLimited) {
+        // Refused because the server is busy: nothing changed, and writing a record now
+        // would wait behind the very writers that made it busy. Summarised instead.
+        s.refusals
+            .count(&ctx.source_ip, &action, code.as_str(), None);
+        return resp;
+    }
     let outcome = if code == ErrorCode::Forbidden {
         Outcome::Denied
     } else {
@@ -197,6 +247,26 @@ fn target_of(path: &str) -> (String, String) {
 
 #[cfg(test)]
 mod tests {
+    use axum::http::Method;
+    use zy_model::ErrorCode;
+
+    #[test]
+    fn metric_labels_fold_unknown_methods() {
+        assert_eq!(super::method_label(&Method::GET), "GET");
+        assert_eq!(super::method_label(&Method::DELETE), "DELETE");
+        let odd = Method::from_bytes(b"BREW").expect("method");
+        assert_eq!(super::method_label(&odd), "other");
+        assert_eq!(super::method_label(&Method::CONNECT), "other");
+    }
+
+    #[test]
+    fn a_timed_out_request_is_503_with_retry_after() {
+        let e = super::timed_out(std::time::Duration::from_secs(30));
+        assert_eq!(e.code, ErrorCode::Unavailable);
+        assert_eq!(e.code.http_status(), 503);
+        assert_eq!(e.retry_after(), Some(5));
+        assert!(e.message.en.contains("30 seconds"));
+    }
     #[test]
     fn targets_come_from_the_path() {
         assert_eq!(

@@ -15,6 +15,9 @@ pub const SECURITY_SETTINGS_KEY: &str = "security";
 /// How long a replica trusts its cached settings before re-reading them.
 const SETTINGS_TTL: Duration = Duration::from_secs(5);
 
+/// Keys each login rate limiter remembers (about 100 bytes each).
+const LIMITER_KEYS: usize = 65_536;
+
 #[derive(Clone)]
 pub struct AppState(pub Arc<Inner>);
 
@@ -26,6 +29,13 @@ pub struct Inner {
     pub compute: std::sync::Arc<crate::compute::Compute>,
     pub sealer: crate::auth::seal::Sealer,
     settings: RwLock<(SecuritySettings, Instant)>,
+    /// Bounds concurrent password hashes (`auth/password.rs`).
+    pub hashing: crate::auth::password::HashGate,
+    /// Login attempts per source address and per account name (`auth/limiter.rs`).
+    pub login_by_address: crate::auth::limiter::RateLimiter,
+    pub login_by_account: crate::auth::limiter::RateLimiter,
+    /// Refused attempts awaiting their summary audit record (`refusals.rs`).
+    pub refusals: crate::refusals::Refusals,
     /// `(METHOD, /v1/path/{id})` → operation id, from the generated OpenAPI document.
     pub operations: HashMap<(String, String), String>,
 }
@@ -53,6 +63,10 @@ impl AppState {
             compute: crate::compute::Compute::new(),
             sealer,
             settings: RwLock::new((settings, Instant::now())),
+            hashing: crate::auth::password::HashGate::for_this_machine(),
+            login_by_address: crate::auth::limiter::RateLimiter::new(LIMITER_KEYS),
+            login_by_account: crate::auth::limiter::RateLimiter::new(LIMITER_KEYS),
+            refusals: Default::default(),
             operations,
         })))
     }

@@ -64,6 +64,24 @@ pub async fn consume_join_token(
     zone.map(|z| z.parse()).transpose()
 }
 
+/// Whether a join token with this hash exists, is unused and unexpired — a read, so a
+/// bad token costs one indexed lookup and no write lock.
+pub async fn join_token_usable(
+    store: &Store,
+    token_hash: &str,
+    now: Timestamp,
+) -> Result<bool, Error> {
+    let found: Option<i64> = sqlx::query_scalar(
+        "SELECT 1 FROM join_tokens WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2",
+    )
+    .bind(token_hash)
+    .bind(now.0)
+    .fetch_optional(store.pool())
+    .await
+    .map_err(db_error)?;
+    Ok(found.is_some())
+}
+
 pub async fn join_tokens(store: &Store) -> Result<Vec<JoinToken>, Error> {
     let mut sql = Sql::new(
         "SELECT id, zone_id, created_at, expires_at, used_at, host_id FROM join_tokens ORDER BY created_at DESC",

@@ -8,7 +8,40 @@ use sqlx::{Any, AnyPool, Executor};
 use std::time::Duration;
 use zy_model::{t, Error};
 
-pub type Tx = sqlx::Transaction<'static, Any>;
+/// A write transaction. On SQLite it also holds this process's writer slot (see
+/// [`Store::begin_write`]) until it is committed, rolled back or dropped. It dereferences to
+/// the connection, so `&mut **tx` is an executor as with a plain sqlx transaction.
+pub struct Tx {
+    inner: sqlx::Transaction<'static, Any>,
+    _slot: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl Tx {
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        self.inner.commit().await
+    }
+
+    pub async fn rollback(self) -> Result<(), sqlx::Error> {
+        self.inner.rollback().await
+    }
+}
+
+impl std::ops::Deref for Tx {
+    type Target = AnyConnection;
+    fn deref(&self) -> &AnyConnection {
+        &self.inner
+    }
+}
+
+impl std::ops::DerefMut for Tx {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        &mut self.inner
+    }
+}
+
+/// How long a SQLite writer waits for its turn before the request gets 503 with
+/// `Retry-After`, instead of piling up on the file lock until `busy_timeout` fails it.
+const WRITER_WAIT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -23,6 +56,9 @@ pub struct Store {
     backend: Backend,
     /// SQLite only: the read path for lists (see `reader`).
     reader: Option<std::sync::Arc<crate::reader::ReaderPool>>,
+    /// SQLite only: one writer at a time in this process, first come first served (tokio's
+    /// semaphore is fair), taken before a pooled connection so waiting writers hold none.
+    writers: Option<std::sync::Arc<tokio::sync::Semaphore>>,
 }
 
 impl Store {
@@ -137,10 +173,17 @@ impl Store {
             Backend::Sqlite => Some(crate::reader::ReaderPool::new(sqlite_path(&url))),
             Backend::Postgres => None,
         };
+        let writers = match backend {
+            Backend::Sqlite if !read_only => {
+                Some(std::sync::Arc::new(tokio::sync::Semaphore::new(1)))
+            }
+            _ => None,
+        };
         Ok(Store {
             pool,
             backend,
             reader,
+            writers,
         })
     }
 
@@ -156,14 +199,27 @@ impl Store {
         &self.pool
     }
 
-    /// Begins a transaction that will write. On SQLite it takes the write lock up front
-    /// (`BEGIN IMMEDIATE`), so a read-then-write transaction never fails to upgrade.
+    /// Begins a transaction that will write. On SQLite it first waits (at most
+    /// [`WRITER_WAIT`], in arrival order) for this process's single writer slot, then takes
+    /// the write lock up front (`BEGIN IMMEDIATE`), so a read-then-write transaction never
+    /// fails to upgrade. A writer that waited too long gets 503 with `Retry-After`.
     pub async fn begin_write(&self) -> Result<Tx, Error> {
+        let slot = match &self.writers {
+            Some(w) => match tokio::time::timeout(WRITER_WAIT, w.clone().acquire_owned()).await {
+                Ok(Ok(permit)) => Some(permit),
+                Ok(Err(_)) => return Err(busy("the writer slot is closed")),
+                Err(_) => return Err(busy("waited too long for the writer slot")),
+            },
+            None => None,
+        };
         let r = match self.backend {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
             Backend::Postgres => self.pool.begin().await,
         };
-        r.map_err(db_error)
+        Ok(Tx {
+            inner: r.map_err(db_error)?,
+            _slot: slot,
+        })
     }
 
     /// Begins a write transaction that first takes the lock of one object (an instance, a
@@ -178,12 +234,14 @@ impl Store {
                 // One round trip: BEGIN and the lock as one simple query. The key is quoted
                 // as a literal (ids are UUIDs; a quote would be doubled all the same).
                 let key = object.replace('\'', "''");
-                self.pool
+                let inner = self
+                    .pool
                     .begin_with(format!(
                         "BEGIN; SELECT pg_advisory_xact_lock(720534, hashtext('{key}'))"
                     ))
                     .await
-                    .map_err(db_error)
+                    .map_err(db_error)?;
+                Ok(Tx { inner, _slot: None })
             }
         }
     }
@@ -213,6 +271,15 @@ fn read_only_sqlite_url(url: &str) -> String {
     } else {
         format!("{base}?mode=ro&immutable=1")
     }
+}
+
+fn busy(internal: &str) -> Error {
+    Error::unavailable(t!(
+        "系统繁忙，请稍后重试",
+        "the system is busy; please try again shortly"
+    ))
+    .with_retry_after(2)
+    .with_internal(internal)
 }
 
 /// The file path in a `sqlite://path?options` URL.

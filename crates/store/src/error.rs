@@ -31,6 +31,9 @@ pub fn db_error(e: sqlx::Error) -> Error {
             ))
             .with_internal(msg);
         }
+        if let Some(e) = contention(d.code().as_deref(), &msg) {
+            return e;
+        }
         if msg.contains("append-only") || msg.contains("cannot be deleted") {
             return Error::forbidden(t!(
                 "审计日志只能追加，180 天内的记录不可删除",
@@ -46,9 +49,41 @@ pub fn db_error(e: sqlx::Error) -> Error {
                 "数据库暂时不可用，请稍后重试",
                 "the database is unavailable; please try again shortly"
             ))
+            .with_retry_after(2)
             .with_internal(e.to_string())
         }
         other => Error::internal(other.to_string()),
+    }
+}
+
+/// Write contention is the server being busy, never a server fault: SQLite's "database is
+/// locked" (after `busy_timeout`) and PostgreSQL's lock and statement timeouts become 503
+/// with `Retry-After`; a PostgreSQL serialisation failure or deadlock means a concurrent
+/// change won, 409.
+fn contention(code: Option<&str>, msg: &str) -> Option<Error> {
+    let busy = || {
+        Error::unavailable(t!(
+            "数据库繁忙，请稍后重试",
+            "the database is busy; please try again shortly"
+        ))
+        .with_retry_after(1)
+        .with_internal(msg.to_string())
+    };
+    match code {
+        // SQLITE_BUSY, SQLITE_LOCKED and their extended codes.
+        Some("5" | "6" | "261" | "262" | "517" | "773") => Some(busy()),
+        Some("55P03" | "57014") => Some(busy()),
+        Some("40001" | "40P01") => Some(
+            Error::conflict(t!(
+                "并发的修改已先完成，请刷新后重试",
+                "a concurrent change won; reload and try again"
+            ))
+            .with_internal(msg.to_string()),
+        ),
+        _ if msg.contains("database is locked") || msg.contains("database table is locked") => {
+            Some(busy())
+        }
+        _ => None,
     }
 }
 
@@ -87,4 +122,27 @@ fn conflict_text(key: &str) -> Option<Text> {
     } else {
         return None;
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::contention;
+    use zy_model::ErrorCode;
+
+    #[test]
+    fn write_contention_is_never_a_server_fault() {
+        for (code, msg) in [
+            (Some("5"), "database is locked"),
+            (Some("517"), "database is locked"),
+            (None, "database is locked"),
+            (Some("55P03"), "canceling statement due to lock timeout"),
+        ] {
+            let e = contention(code, msg).expect("busy");
+            assert_eq!(e.code, ErrorCode::Unavailable);
+            assert_eq!(e.retry_after(), Some(1));
+        }
+        let e = contention(Some("40001"), "could not serialize access").expect("conflict");
+        assert_eq!(e.code, ErrorCode::Conflict);
+        assert!(contention(Some("23505"), "duplicate key").is_none());
+    }
 }

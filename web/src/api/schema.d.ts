@@ -1261,7 +1261,7 @@ export interface components {
          * @description Stable error codes; the HTTP status follows from the code.
          * @enum {string}
          */
-        ErrorCode: "invalid_request" | "validation_failed" | "unauthenticated" | "invalid_credentials" | "account_locked" | "mfa_required" | "password_change_required" | "mfa_enrolment_required" | "forbidden" | "csrf_failed" | "not_found" | "conflict" | "quota_exceeded" | "payload_too_large" | "unsupported_media_type" | "method_not_allowed" | "unavailable" | "internal";
+        ErrorCode: "invalid_request" | "validation_failed" | "unauthenticated" | "invalid_credentials" | "account_locked" | "mfa_required" | "password_change_required" | "mfa_enrolment_required" | "forbidden" | "csrf_failed" | "not_found" | "conflict" | "quota_exceeded" | "payload_too_large" | "unsupported_media_type" | "method_not_allowed" | "rate_limited" | "unavailable" | "internal";
         ErrorDetail: {
             code: components["schemas"]["ErrorCode"];
             /** @description A message for people, in zh-CN or en following `Accept-Language`. */
@@ -2080,6 +2080,18 @@ export interface components {
              * @description Longest lifetime an API token may be given, in days.
              */
             token_max_days: number;
+            /**
+             * Format: int32
+             * @description Login attempts allowed per source address per minute (a burst of this many, then
+             *     refilled evenly); successful logins do not count. Per server replica.
+             */
+            login_attempts_per_address_per_minute?: number;
+            /**
+             * Format: int32
+             * @description Login attempts allowed per account name per minute, whether the account exists or
+             *     not; successful logins do not count. Per server replica.
+             */
+            login_attempts_per_account_per_minute?: number;
         };
         /** Format: uuid */
         ServerGroupId: string;

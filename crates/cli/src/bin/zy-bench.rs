@@ -2,6 +2,11 @@
 //! with demo data (SQLite in a temporary data dir, or a fresh schema in PostgreSQL),
 //! seeds projects through the API, then drives authenticated `GET /v1/projects?limit=100`
 //! with wrk from a second process and reports requests/s and latency percentiles.
+//!
+//! `--login-flood N`: N concurrent logins (unknown users, then wrong passwords, then right
+//! ones, from 64 loopback source addresses) while a signed-in department member keeps
+//! listing instances; reports status codes, the server's peak memory and the member's
+//! latencies (see `login_flood`).
 
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
@@ -23,6 +28,10 @@ struct Args {
     kvm_boots: Option<usize>,
     /// Real VMs on the local agent: run this many 128 MiB guests at once.
     kvm_concurrent: Option<usize>,
+    /// Login flood: this many concurrent logins per phase.
+    login_flood: Option<usize>,
+    /// Login flood: distinct loopback source addresses (127.1.0.x) the logins come from.
+    sources: usize,
 }
 
 fn parse_args() -> Result<Args> {
@@ -38,6 +47,8 @@ fn parse_args() -> Result<Args> {
         creates: None,
         kvm_boots: None,
         kvm_concurrent: None,
+        login_flood: None,
+        sources: 64,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -54,6 +65,8 @@ fn parse_args() -> Result<Args> {
             "--creates" => a.creates = Some(v()?.parse()?),
             "--kvm-boots" => a.kvm_boots = Some(v()?.parse()?),
             "--kvm-concurrent" => a.kvm_concurrent = Some(v()?.parse()?),
+            "--login-flood" => a.login_flood = Some(v()?.parse()?),
+            "--sources" => a.sources = v()?.parse::<usize>()?.clamp(1, 250),
             // Extra arguments for `zhengyun server`, e.g. --max-connections 4.
             "--server-arg" => a.server_args.push(v()?),
             other => bail!("unknown argument {other}"),
@@ -152,7 +165,9 @@ async fn ensure_wrk() -> Result<()> {
 #[tokio::main]
 async fn main() -> Result<()> {
     let a = parse_args()?;
-    ensure_wrk().await?;
+    if a.login_flood.is_none() && a.creates.is_none() {
+        ensure_wrk().await?;
+    }
     let port = free_port()?;
     let dir = std::env::temp_dir().join(format!("zy-bench-{port}"));
     let _ = std::fs::remove_dir_all(&dir);
@@ -189,6 +204,7 @@ async fn main() -> Result<()> {
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
     let mut child = cmd.spawn().context("starting the server")?;
+    let server_pid = child.id();
     // The first start prints the admins' one-time passwords; the create benchmark needs
     // the platform admin to raise the quota.
     let stdout = child.stdout.take().context("server stdout")?;
@@ -263,6 +279,11 @@ async fn main() -> Result<()> {
             .and_then(|g| g.clone())
             .context("no admin one-time password printed")?;
         let r = kvm_bench(&http, &base, &member, &otp, a.kvm_boots, a.kvm_concurrent).await;
+        let _ = std::fs::remove_dir_all(&dir);
+        return r;
+    }
+    if let Some(n) = a.login_flood {
+        let r = login_flood(&base, backend, server_pid, n, a.sources).await;
         let _ = std::fs::remove_dir_all(&dir);
         return r;
     }
@@ -696,5 +717,225 @@ async fn kvm_bench(
             delete(id).await?;
         }
     }
+    Ok(())
+}
+
+/// The server's resident memory now and its peak (`VmRSS`, `VmHWM` in KiB).
+fn rss_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// One phase of the flood: `n` logins at once, each from one of the source clients.
+/// `retry` makes a refused (429/503) login wait its `Retry-After` and try again, as a
+/// well-behaved client (the console) does, until `deadline`.
+async fn flood_phase(
+    base: &str,
+    clients: &[reqwest::Client],
+    n: usize,
+    credentials: &dyn Fn(usize) -> (String, String),
+    retry: bool,
+) -> (std::collections::BTreeMap<u16, usize>, usize, f64) {
+    let start = tokio::sync::Barrier::new(n);
+    let start = std::sync::Arc::new(start);
+    let t0 = Instant::now();
+    let deadline = t0 + Duration::from_secs(300);
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let http = clients[i % clients.len()].clone();
+            let (user, password) = credentials(i);
+            let url = format!("{base}/v1/auth/login");
+            let start = start.clone();
+            tokio::spawn(async move {
+                start.wait().await;
+                let mut statuses = Vec::new();
+                loop {
+                    let r = http
+                        .post(&url)
+                        .json(&json!({ "username": user, "password": password, "bearer": true }))
+                        .send()
+                        .await;
+                    let (st, wait) = match r {
+                        Ok(r) => {
+                            let wait = r
+                                .headers()
+                                .get("retry-after")
+                                .and_then(|v| v.to_str().ok())
+                                .and_then(|v| v.parse::<u64>().ok());
+                            (r.status().as_u16(), wait)
+                        }
+                        Err(_) => (0, None),
+                    };
+                    statuses.push(st);
+                    match wait {
+                        Some(secs) if retry && Instant::now() < deadline => {
+                            tokio::time::sleep(Duration::from_secs(secs)).await
+                        }
+                        _ => return statuses,
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut counts = std::collections::BTreeMap::new();
+    let mut signed_in = 0;
+    for t in tasks {
+        let statuses = t.await.unwrap_or_default();
+        if statuses.last() == Some(&200) {
+            signed_in += 1;
+        }
+        for st in statuses {
+            *counts.entry(st).or_default() += 1;
+        }
+    }
+    (counts, signed_in, t0.elapsed().as_secs_f64())
+}
+
+/// The login flood: a department member signs in and lists instances without pause while
+/// `n` concurrent logins arrive three times — unknown users, known users with wrong
+/// passwords, then known users with the right one (retrying after `Retry-After`). The
+/// server's memory is sampled from /proc throughout.
+async fn login_flood(base: &str, backend: &str, pid: u32, n: usize, sources: usize) -> Result<()> {
+    let clients: Vec<reqwest::Client> = (0..sources)
+        .map(|k| {
+            reqwest::Client::builder()
+                .local_address(std::net::IpAddr::from([127, 1, 0, (k + 1) as u8]))
+                .timeout(Duration::from_secs(120))
+                .build()
+        })
+        .collect::<Result<_, _>>()?;
+    let http = reqwest::Client::new();
+    let r: Value = http
+        .post(format!("{base}/v1/auth/login"))
+        .json(&json!({ "username": "wjw.user", "password": zy_server::demo::DEMO_PASSWORD, "bearer": true }))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let member = r["session_token"].as_str().context("session")?.to_string();
+    let list = format!("{base}/v1/instances?limit=100");
+    http.get(&list)
+        .bearer_auth(&member)
+        .send()
+        .await?
+        .error_for_status()?;
+    let (rss_before, _) = rss_kib(pid);
+
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let done = done.clone();
+        tokio::spawn(async move {
+            let mut max = 0;
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                max = max.max(rss_kib(pid).0);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            max
+        })
+    };
+    let lister = {
+        let (done, http, member, list) = (done.clone(), http.clone(), member.clone(), list.clone());
+        tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                let t = Instant::now();
+                let st = match http.get(&list).bearer_auth(&member).send().await {
+                    Ok(r) => {
+                        let st = r.status().as_u16();
+                        let _ = r.bytes().await;
+                        st
+                    }
+                    Err(_) => 0,
+                };
+                lat.push(t.elapsed().as_secs_f64() * 1000.0);
+                *statuses.entry(st).or_default() += 1;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            (lat, statuses)
+        })
+    };
+
+    let others: Vec<&str> = zy_server::demo::DEPARTMENTS
+        .iter()
+        .map(|d| d.2)
+        .filter(|p| *p != "wjw")
+        .collect();
+    let pw = zy_server::demo::DEMO_PASSWORD.to_string();
+    let wrong_pw = "Wrong#Pass2026".to_string();
+    type Credentials<'a> = Box<dyn Fn(usize) -> (String, String) + 'a>;
+    let phases: [(&str, Credentials, bool); 3] = [
+        (
+            "unknown_users",
+            Box::new(|i| (format!("flood-{i:05}"), wrong_pw.clone())),
+            false,
+        ),
+        (
+            "wrong_passwords",
+            Box::new(|i| {
+                (
+                    format!("{}.admin", others[i % others.len()]),
+                    wrong_pw.clone(),
+                )
+            }),
+            false,
+        ),
+        (
+            "right_passwords",
+            Box::new(|i| (format!("{}.user", others[i % others.len()]), pw.clone())),
+            true,
+        ),
+    ];
+    let mut results = Vec::new();
+    for (name, credentials, retry) in &phases {
+        results.push((
+            *name,
+            flood_phase(base, &clients, n, credentials, *retry).await,
+        ));
+    }
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let max_rss = sampler.await.unwrap_or(0);
+    let (mut lat, member_statuses) = lister.await.unwrap_or_default();
+    let (_, hwm) = rss_kib(pid);
+
+    let mut all = std::collections::BTreeMap::<u16, usize>::new();
+    for (name, (counts, signed_in, secs)) in &results {
+        println!(
+            "PHASE {name} logins={n} took_s={secs:.1} signed_in={signed_in} statuses={counts:?}"
+        );
+        for (k, v) in counts {
+            *all.entry(*k).or_default() += v;
+        }
+    }
+    let fivexx: usize = all
+        .iter()
+        .filter(|(k, _)| **k >= 500 || **k == 0)
+        .map(|(_, v)| v)
+        .sum();
+    let member_bad: usize = member_statuses
+        .iter()
+        .filter(|(k, _)| **k != 200)
+        .map(|(_, v)| v)
+        .sum();
+    let mut lat99 = lat.clone();
+    println!(
+        "RESULT backend={backend} login_flood={n} sources={sources} responses={all:?} server_errors_or_failed={fivexx} rss_before_mib={} rss_max_mib={} vm_hwm_mib={} member_lists={} member_non200={member_bad} member_p50_ms={:.1} member_p99_ms={:.1} member_max_ms={:.1}",
+        rss_before / 1024,
+        max_rss / 1024,
+        hwm / 1024,
+        lat.len(),
+        percentile(&mut lat, 0.5),
+        percentile(&mut lat99, 0.99),
+        lat.iter().cloned().fold(0.0, f64::max),
+    );
     Ok(())
 }

@@ -62,6 +62,21 @@ pub async fn metrics(State(s): State<AppState>) -> Response {
             "Idle database connections.",
             pool.num_idle() as f64,
         ),
+        (
+            "zhengyun_password_hashes_in_use",
+            "Password hashes running or queued (bounded by the hash gate).",
+            s.hashing.in_use() as f64,
+        ),
+        (
+            "zhengyun_login_limiter_keys",
+            "Source addresses and account names the login rate limits remember.",
+            (s.login_by_address.len() + s.login_by_account.len()) as f64,
+        ),
+        (
+            "zhengyun_refused_attempts_pending",
+            "Refused attempts counted but not yet written as an audit summary.",
+            s.refusals.pending() as f64,
+        ),
     ];
     let mut resp = s.metrics.render(&extra).into_response();
     resp.headers_mut().insert(

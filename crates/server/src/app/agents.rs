@@ -122,8 +122,25 @@ pub async fn join(
     ctx: &RequestContext,
     req: JoinRequest,
 ) -> Result<JoinResponse, Error> {
-    if req.token.len() > 200 || req.csr_pem.len() > 16 * 1024 {
+    // The token first: a caller without a valid one gets no CSR parsing, no signing, no
+    // address resolution and no write; its refusal is summarised in the audit log.
+    let token_hash = secrets::sha256_hex(&req.token);
+    if req.token.len() > 200
+        || !store_agents::join_token_usable(&s.store, &token_hash, Timestamp::now()).await?
+    {
+        s.refusals
+            .count(&ctx.source_ip, "join_agent", "unauthenticated", None);
+        ctx.mark_audited();
         return Err(bad_join());
+    }
+    if req.csr_pem.len() > 16 * 1024 {
+        return Err(Error::validation(
+            "csr_pem",
+            t!(
+                "证书签名请求过长",
+                "the certificate signing request is too long"
+            ),
+        ));
     }
     let name = validate::name("name", &req.name)?;
     let Some(addr) = crate::compute::monitor::resolve(&req.address).await else {
@@ -170,9 +187,7 @@ pub async fn join(
     })?;
     let now = Timestamp::now();
     let mut tx = s.store.begin_write().await?;
-    let Some(zone) =
-        store_agents::consume_join_token(&mut tx, &secrets::sha256_hex(&req.token), host_id, now)
-            .await?
+    let Some(zone) = store_agents::consume_join_token(&mut tx, &token_hash, host_id, now).await?
     else {
         return Err(bad_join());
     };

@@ -60,12 +60,73 @@ async fn fail(
     err
 }
 
+/// The account name as the per-account limit counts it: trimmed, lower-case, clipped.
+fn account_key(username: &str) -> String {
+    zy_model::validate::clip(&username.trim().to_lowercase(), 64)
+}
+
+/// A login refused before any password check is summarised in the audit log (see
+/// `refusals.rs`) instead of being written on its own.
+fn refused(s: &AppState, ctx: &RequestContext, username: &str, err: Error) -> Error {
+    s.refusals
+        .count(&ctx.source_ip, "login", err.code.as_str(), Some(username));
+    ctx.mark_audited();
+    err
+}
+
+/// The per-address and per-account login limits (security settings); 429 when spent.
+fn throttle(
+    s: &AppState,
+    ctx: &RequestContext,
+    settings: &zy_model::security::SecuritySettings,
+    username: &str,
+    account: &str,
+) -> Result<(), Error> {
+    let now = std::time::Instant::now();
+    let limited = s
+        .login_by_address
+        .take(
+            &ctx.source_ip,
+            settings.login_attempts_per_address_per_minute,
+            now,
+        )
+        .and_then(|()| {
+            s.login_by_account
+                .take(account, settings.login_attempts_per_account_per_minute, now)
+        });
+    let Err(secs) = limited else { return Ok(()) };
+    let err = Error::rate_limited(
+        t!(
+            "登录尝试过于频繁，请 {} 秒后重试" ;
+            "too many login attempts; try again in {} seconds",
+            secs
+        ),
+        secs,
+    )
+    .with_details(serde_json::json!({ "retry_after_secs": secs }));
+    Err(refused(s, ctx, username, err))
+}
+
+/// A login that got through gives its attempts back: only failures use up the limits.
+fn give_back(s: &AppState, ctx: &RequestContext, account: &str) {
+    s.login_by_address.give_back(&ctx.source_ip);
+    s.login_by_account.give_back(account);
+}
+
 pub async fn login(
     s: &AppState,
     ctx: &RequestContext,
     input: LoginInput,
 ) -> Result<LoginOutcome, Error> {
     let settings = s.settings().await?;
+    let account = account_key(&input.username);
+    throttle(s, ctx, &settings, &input.username, &account)?;
+    // A hashing slot before any database work: a flood beyond the bound is refused here.
+    let slot = s
+        .hashing
+        .admit()
+        .await
+        .map_err(|e| refused(s, ctx, &input.username, e))?;
     let now = Timestamp::now();
     let bad_credentials = || {
         Error::new(
@@ -76,7 +137,8 @@ pub async fn login(
     let rec = users::get_by_username(s.store.pool(), input.username.trim()).await?;
     let Some(rec) = rec else {
         // Same work as a real check, so response times do not reveal which names exist.
-        let _ = password::verify(input.password, password::DUMMY_HASH.to_string()).await;
+        slot.verify(input.password, password::DUMMY_HASH.to_string())
+            .await?;
         let tx = s.store.begin_write().await?;
         return Err(fail(tx, ctx, &input.username, None, bad_credentials()).await);
     };
@@ -93,6 +155,7 @@ pub async fn login(
         .with_details(serde_json::json!({ "locked_until": until }))
     };
     if let Some(until) = rec.user.locked_until.filter(|t| *t > now) {
+        drop(slot);
         let tx = s.store.begin_write().await?;
         return Err(fail(
             tx,
@@ -103,7 +166,9 @@ pub async fn login(
         )
         .await);
     }
-    let password_ok = password::verify(input.password, rec.password_hash.clone()).await;
+    let password_ok = slot
+        .verify(input.password, rec.password_hash.clone())
+        .await?;
 
     let mut tx = s.store.begin_write().await?;
     let count_failure = |tx: zy_store::Tx, err: Error| async {
@@ -176,6 +241,7 @@ pub async fn login(
             }
             (None, None) => {
                 drop(tx);
+                give_back(s, ctx, &account);
                 return Err(Error::new(
                     ErrorCode::MfaRequired,
                     t!(
@@ -215,6 +281,7 @@ pub async fn login(
     });
     let detail = serde_json::json!({ "session_id": session.id, "mfa": rec.user.mfa_enabled });
     commit_audited(tx, ctx, None, "login", "user", &uid.to_string(), detail).await?;
+    give_back(s, ctx, &account);
     Ok(LoginOutcome {
         session_secret,
         csrf_token,
@@ -256,14 +323,14 @@ pub async fn change_password(
     let rec = users::get(s.store.pool(), actor.user.id)
         .await?
         .ok_or_else(Error::unauthenticated)?;
-    if !password::verify(current, rec.password_hash.clone()).await {
+    if !s.hashing.verify(current, rec.password_hash.clone()).await? {
         return Err(Error::validation(
             "current_password",
             t!("当前密码不正确", "the current password is wrong"),
         ));
     }
     settings.check_password(&new, &rec.user.username)?;
-    if password::verify(new.clone(), rec.password_hash).await {
+    if s.hashing.verify(new.clone(), rec.password_hash).await? {
         return Err(Error::validation(
             "new_password",
             t!(
@@ -272,7 +339,7 @@ pub async fn change_password(
             ),
         ));
     }
-    let hash = password::hash(new).await?;
+    let hash = s.hashing.hash(new).await?;
     let keep = match actor.kind {
         AuthKind::Session { id, .. } => Some(id),
         AuthKind::Token { .. } => None,

@@ -4,7 +4,7 @@
 use super::commit_audited;
 use crate::app::users::{load, target};
 use crate::auth::actor::Actor;
-use crate::auth::{password, secrets};
+use crate::auth::secrets;
 use crate::context::RequestContext;
 use crate::state::{AppState, SECURITY_SETTINGS_KEY};
 use zy_model::id::UserId;
@@ -87,7 +87,7 @@ pub async fn reset_password(
     let r = load(s, id).await?;
     authorize(&actor.principal, Action::UserSecurity(target(&r)))?;
     let otp = secrets::one_time_password();
-    let hash = password::hash(otp.clone()).await?;
+    let hash = s.hashing.hash(otp.clone()).await?;
     let mut tx = s.store.begin_write().await?;
     users::set_password(&mut tx, id, &hash, true).await?;
     users::set_lock(&mut tx, id, None).await?;

@@ -4,7 +4,7 @@
 
 use super::commit_audited;
 use crate::auth::actor::Actor;
-use crate::auth::{password, secrets};
+use crate::auth::secrets;
 use crate::context::RequestContext;
 use crate::state::AppState;
 use zy_model::id::{DepartmentId, UserId};
@@ -87,7 +87,7 @@ pub async fn create(
             (p.clone(), Some(p))
         }
     };
-    let hash = password::hash(password).await?;
+    let hash = s.hashing.hash(password).await?;
     let now = Timestamp::now();
     let u = User {
         id: UserId::new(),

@@ -195,7 +195,8 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Actor, Error> {
         }
         // Recording use at most once a minute keeps token checks read-only on hot paths.
         if tok.last_used_at.is_none_or(|t| now.secs_since(t) >= 60) {
-            zy_store::tokens::touch(store.pool(), tok.id, now).await?;
+            let (store, id) = (store.clone(), tok.id);
+            background_touch(async move { zy_store::tokens::touch(store.pool(), id, now).await });
         }
         (tok.user_id, AuthKind::Token { id: tok.id })
     } else {
@@ -225,7 +226,8 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Actor, Error> {
         }
         csrf = Some(s.csrf_token.clone());
         if now.secs_since(s.last_seen_at) >= 30 {
-            zy_store::sessions::touch(store.pool(), s.id, now).await?;
+            let (store, id) = (store.clone(), s.id);
+            background_touch(async move { zy_store::sessions::touch(store.pool(), id, now).await });
         }
         (
             s.user_id,
@@ -302,4 +304,15 @@ pub fn restriction_for(
         return Some(Restriction::MfaEnrolment);
     }
     None
+}
+
+/// Records use of a session or token without making the request wait for the database's
+/// write lock (which a login flood may hold for a while); a lost touch is retried by the
+/// next request, and the idle limit is minutes, the touch interval seconds.
+fn background_touch<T>(work: impl std::future::Future<Output = Result<T, Error>> + Send + 'static) {
+    tokio::spawn(async move {
+        if let Err(e) = work.await {
+            tracing::debug!(error = %e, "could not record the use of a credential");
+        }
+    });
 }

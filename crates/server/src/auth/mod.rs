@@ -3,6 +3,7 @@
 
 pub mod actor;
 pub mod cache;
+pub mod limiter;
 pub mod password;
 pub mod seal;
 pub mod secrets;

@@ -517,3 +517,172 @@ async fn revocation_applies_at_once_on_the_same_replica(db: Db) {
     assert_eq!(user.get("/v1/me").await.0, StatusCode::UNAUTHORIZED);
 }
 both_databases!(revocation_applies_at_once_on_the_same_replica);
+
+/// A login as raw HTTP: status, `Retry-After` (if any) and the body.
+async fn login_attempt(
+    ts: &TestServer,
+    username: &str,
+    password: &str,
+) -> (StatusCode, Option<u64>, serde_json::Value) {
+    let resp = ts
+        .http
+        .post(format!("{}/v1/auth/login", ts.url))
+        .json(&json!({ "username": username, "password": password }))
+        .send()
+        .await
+        .expect("sent");
+    let st = resp.status();
+    let retry = resp
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    let body: serde_json::Value = resp.json().await.unwrap_or_default();
+    if !st.is_success() {
+        assert_error_body(st, &body);
+    }
+    (st, retry, body)
+}
+
+/// Sets the two login limits as the security admin and returns the answer.
+async fn set_login_limits(
+    by: &Session,
+    per_address: u32,
+    per_account: u32,
+) -> (StatusCode, serde_json::Value) {
+    let (st, mut settings) = by.get("/v1/security/settings").await;
+    assert_eq!(st, StatusCode::OK, "{settings}");
+    settings["login_attempts_per_address_per_minute"] = json!(per_address);
+    settings["login_attempts_per_account_per_minute"] = json!(per_account);
+    by.put("/v1/security/settings", settings).await
+}
+
+async fn a_login_burst_beyond_the_hash_bound_gets_429_not_5xx(db: Db) {
+    let ts = TestServer::start(db).await;
+    let sec = ts.admin("secadmin").await;
+    // Only the hash bound is under test here, not the rate limits.
+    let (st, body) = set_login_limits(&sec, 100_000, 1_000).await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let burst = 33 * cores + 250;
+    let ts = std::sync::Arc::new(ts);
+    let tasks: Vec<_> = (0..burst)
+        .map(|i| {
+            let ts = ts.clone();
+            tokio::spawn(async move {
+                login_attempt(&ts, &format!("nobody-{i}"), "Wrong#Pass2026").await
+            })
+        })
+        .collect();
+    let (mut refused, mut wrong) = (0, 0);
+    for t in tasks {
+        let (st, retry, body) = t.await.expect("task");
+        assert!(!st.is_server_error(), "{st} {body}");
+        match st {
+            StatusCode::TOO_MANY_REQUESTS => {
+                refused += 1;
+                assert_eq!(body["error"]["code"], "rate_limited", "{body}");
+                assert!(retry.is_some_and(|s| s >= 1), "429 without Retry-After");
+            }
+            StatusCode::UNAUTHORIZED => wrong += 1,
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    assert!(refused > 0, "{burst} concurrent logins, none refused");
+    assert!(wrong >= cores, "only {wrong} logins were checked");
+    // The server is still fine for everyone else.
+    let (st, _) = sec.get("/v1/me").await;
+    assert_eq!(st, StatusCode::OK);
+}
+both_databases!(a_login_burst_beyond_the_hash_bound_gets_429_not_5xx);
+
+async fn login_limits_per_address_and_account_are_the_security_admins(db: Db) {
+    let ts = TestServer::start(db).await;
+    let sec = ts.admin("secadmin").await;
+    let admin = ts.platform_admin().await;
+    // Only the security admin sets them, within bounds.
+    let (_, mut settings) = sec.get("/v1/security/settings").await;
+    assert_eq!(settings["login_attempts_per_address_per_minute"], 120);
+    assert_eq!(settings["login_attempts_per_account_per_minute"], 10);
+    settings["login_attempts_per_account_per_minute"] = json!(1_000);
+    let (st, body) = admin.put("/v1/security/settings", settings).await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{body}");
+    let (st, body) = set_login_limits(&sec, 100, 0).await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(
+        body["error"]["details"]["field"],
+        "login_attempts_per_account_per_minute"
+    );
+    let (st, body) = set_login_limits(&sec, 1_000_000, 3).await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    // Per address: three tries a minute from here, then even the right password waits.
+    let (st, body) = set_login_limits(&sec, 3, 1_000).await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    assert_eq!(body["login_attempts_per_address_per_minute"], 3);
+    for name in ["a.ghost", "b.ghost", "c.ghost"] {
+        let (st, _, body) = login_attempt(&ts, name, "Wrong#Pass2026").await;
+        assert_eq!(st, StatusCode::UNAUTHORIZED, "{body}");
+    }
+    let otp = ts.one_time_password("auditor");
+    let (st, retry, body) = login_attempt(&ts, "auditor", &otp).await;
+    assert_eq!(st, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(body["error"]["code"], "rate_limited");
+    let secs = retry.expect("Retry-After");
+    assert!((1..=20).contains(&secs), "{secs}");
+    assert_eq!(body["error"]["details"]["retry_after_secs"], secs);
+
+    // Per account: raised for addresses (at once), three tries a minute for a name,
+    // whether it exists or not.
+    let (st, body) = set_login_limits(&sec, 1_000, 3).await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    for _ in 0..3 {
+        let (st, _, body) = login_attempt(&ts, "ghost.user", "Wrong#Pass2026").await;
+        assert_eq!(st, StatusCode::UNAUTHORIZED, "{body}");
+    }
+    let (st, retry, body) = login_attempt(&ts, "ghost.user", "Wrong#Pass2026").await;
+    assert_eq!(st, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert!(retry.is_some());
+    // Upper case is the same account; another account is not affected.
+    let (st, _, _) = login_attempt(&ts, "GHOST.USER", "Wrong#Pass2026").await;
+    assert_eq!(st, StatusCode::TOO_MANY_REQUESTS);
+    let (st, _, body) = login_attempt(&ts, "other.ghost", "Wrong#Pass2026").await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED, "{body}");
+
+    // Raised again, sign-ins work; every failure is in the audit log: checked ones one by
+    // one, refused ones in a summary per source.
+    let (st, body) = set_login_limits(&sec, 120, 10).await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    let state = &ts.server.as_ref().expect("running").state;
+    assert_eq!(state.refusals.pending(), 3);
+    state.refusals.flush(state).await.expect("summary written");
+    assert_eq!(state.refusals.pending(), 0);
+    let auditor = ts.admin("auditor").await;
+    let (st, log) = auditor
+        .get("/v1/audit?action=login&outcome=failure&limit=100")
+        .await;
+    assert_eq!(st, StatusCode::OK, "{log}");
+    let items = log["items"].as_array().expect("items");
+    let checked = |name: &str| {
+        items
+            .iter()
+            .filter(|r| r["actor_name"] == name && r["target_type"] == "user")
+            .count()
+    };
+    assert_eq!(checked("ghost.user"), 3, "{log}");
+    assert_eq!(checked("other.ghost"), 1, "{log}");
+    let summary = items
+        .iter()
+        .find(|r| r["target_type"] == "refused_attempts")
+        .expect("a summary of refused attempts");
+    let detail: serde_json::Value =
+        serde_json::from_str(summary["detail"].as_str().unwrap_or("{}")).unwrap_or_default();
+    assert_eq!(detail["attempts"], 3, "{detail}");
+    assert_eq!(detail["codes"]["rate_limited"], 3, "{detail}");
+    assert!(detail["names"]
+        .as_array()
+        .is_some_and(|n| n.iter().any(|n| n == "ghost.user")));
+    let (st, v) = auditor.get("/v1/audit/verify").await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["ok"], true, "{v}");
+}
+both_databases!(login_limits_per_address_and_account_are_the_security_admins);

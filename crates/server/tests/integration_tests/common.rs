@@ -103,6 +103,7 @@ impl TestServer {
             max_connections: 8,
             lease_secs: 2,
             secret_key_file: None,
+            request_timeout: std::time::Duration::from_secs(30),
         };
         let server = zy_server::start(config.clone())
             .await

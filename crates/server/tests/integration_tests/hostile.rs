@@ -291,6 +291,98 @@ async fn malformed_requests_get_clear_errors(db: Db) {
 }
 both_databases!(malformed_requests_get_clear_errors);
 
+async fn random_methods_and_paths_do_not_grow_the_metrics(db: Db) {
+    let ts = TestServer::start(db).await;
+    let anon = ts.anonymous();
+    for i in 0..20 {
+        let m = Method::from_bytes(format!("ZYM{i}").as_bytes()).expect("method");
+        let (st, v) = send(&ts, &anon, m, &format!("/v1/zyrandom{i}"), None, vec![]).await;
+        assert!(st.is_client_error(), "{st} {v}");
+        let (st, _) = send(
+            &ts,
+            &anon,
+            Method::GET,
+            &format!("/v1/zyrandom{i}/x"),
+            None,
+            vec![],
+        )
+        .await;
+        assert_eq!(st, StatusCode::NOT_FOUND);
+        let (st, _) = send(
+            &ts,
+            &anon,
+            Method::from_bytes(b"ZYMX").expect("m"),
+            "/v1/departments",
+            None,
+            vec![],
+        )
+        .await;
+        assert!(st.is_client_error());
+    }
+    let text = ts
+        .http
+        .get(format!("{}/metrics", ts.url))
+        .send()
+        .await
+        .expect("sent")
+        .text()
+        .await
+        .expect("text");
+    assert!(!text.contains("zyrandom"), "a path became a label");
+    assert!(!text.contains("ZYM"), "a method became a label");
+    assert!(
+        text.contains("route=\"unmatched\",method=\"other\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("route=\"unmatched\",method=\"GET\""),
+        "{text}"
+    );
+    let series = text
+        .lines()
+        .filter(|l| l.starts_with("zhengyun_http_requests_total{"))
+        .count();
+    assert!(series <= 4, "{text}");
+}
+both_databases!(random_methods_and_paths_do_not_grow_the_metrics);
+
+async fn agent_join_checks_its_token_before_anything_else(db: Db) {
+    let ts = TestServer::start(db).await;
+    let anon = ts.anonymous();
+    // Everything else is wrong too; the answer is about the token, so nothing else was
+    // looked at (a valid token with this CSR would be a 422 about csr_pem).
+    let bodies = [
+        json!({ "token": "zyj_wrong", "csr_pem": "not a csr", "name": "", "address": "no-such-host.invalid:1", "capacity": { "vcpus": 0, "memory_mib": 0, "disk_gib": 0, "disk_free_gib": 0, "accel": "tcg", "qemu_version": "" } }),
+        json!({ "token": "x".repeat(5000), "csr_pem": "y".repeat(20000), "name": "h", "address": "127.0.0.1:1", "capacity": { "vcpus": 2, "memory_mib": 4096, "disk_gib": 10, "disk_free_gib": 5, "accel": "tcg", "qemu_version": "" } }),
+    ];
+    let started = std::time::Instant::now();
+    for _ in 0..25 {
+        for b in &bodies {
+            let (st, v) = anon.post("/v1/agents/join", b.clone()).await;
+            assert_eq!(st, StatusCode::UNAUTHORIZED, "{v}");
+            assert_eq!(v["error"]["code"], "unauthenticated", "{v}");
+        }
+    }
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "50 bad joins took {:?}",
+        started.elapsed()
+    );
+    // Audited as one summary, not fifty writes.
+    let state = &ts.server.as_ref().expect("running").state;
+    assert_eq!(state.refusals.pending(), 50);
+    state.refusals.flush(state).await.expect("written");
+    let auditor = ts.admin("auditor").await;
+    let (st, log) = auditor.get("/v1/audit?action=join_agent&limit=100").await;
+    assert_eq!(st, StatusCode::OK, "{log}");
+    let items = log["items"].as_array().expect("items");
+    assert_eq!(items.len(), 1, "{log}");
+    assert!(items[0]["detail"]
+        .as_str()
+        .is_some_and(|d| d.contains("\"attempts\":50")));
+}
+both_databases!(agent_join_checks_its_token_before_anything_else);
+
 /// A small deterministic generator, so a failure can be replayed with its seed.
 struct Rng(u64);
 
@@ -519,3 +611,83 @@ impl TestServer {
         }
     }
 }
+
+/// `POST /v1/departments` as raw HTTP: status, `Retry-After` and body.
+async fn create_department(
+    ts: &TestServer,
+    by: &Session,
+    body: Value,
+) -> (StatusCode, Option<reqwest::header::HeaderValue>, Value) {
+    let resp = ts
+        .http
+        .post(format!("{}/v1/departments", ts.url))
+        .bearer_auth(by.bearer.as_deref().unwrap_or_default())
+        .json(&body)
+        .send()
+        .await
+        .expect("sent");
+    let st = resp.status();
+    let retry = resp.headers().get("retry-after").cloned();
+    (st, retry, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// SQLite has one writer; a change that cannot get its turn in time is told to retry
+/// (503 with `Retry-After`), never answered 500 "database is locked".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_write_contention_is_503_with_retry_after() {
+    let ts = TestServer::start(Db::Sqlite).await;
+    let admin = ts.platform_admin().await;
+    let held = ts.store().begin_write().await.expect("the writer slot");
+    let (st, retry, v) = create_department(
+        &ts,
+        &admin,
+        json!({ "name": "争用测试局", "code": "ZY-BUSY" }),
+    )
+    .await;
+    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    assert_eq!(v["error"]["code"], "unavailable", "{v}");
+    assert!(retry.is_some(), "503 without Retry-After");
+    drop(held);
+    let (st, v) = admin
+        .post(
+            "/v1/departments",
+            json!({ "name": "争用测试局", "code": "ZY-BUSY" }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+}
+
+/// A request that outlives the request timeout is answered 503 with `Retry-After` in the
+/// one error body, never a 500.
+async fn slow_requests_time_out_with_503(db: Db) {
+    let mut ts = TestServer::start(db).await;
+    let admin = ts.platform_admin().await;
+    // No time at all: a change that waits for the database even once times out.
+    ts.config.request_timeout = std::time::Duration::ZERO;
+    ts.restart().await;
+    let admin = Session {
+        url: ts.url.clone(),
+        ..admin
+    };
+    let mut timed_out = 0;
+    for i in 0..20 {
+        let (st, retry, v) = create_department(
+            &ts,
+            &admin,
+            json!({ "name": format!("超时测试局{i}"), "code": format!("ZY-TO{i}") }),
+        )
+        .await;
+        assert!(
+            !st.is_server_error() || st == StatusCode::SERVICE_UNAVAILABLE,
+            "{st} {v}"
+        );
+        if st == StatusCode::SERVICE_UNAVAILABLE {
+            assert_error_body(st, &v);
+            assert_eq!(v["error"]["code"], "unavailable", "{v}");
+            assert!(retry.is_some(), "503 without Retry-After");
+            timed_out += 1;
+        }
+    }
+    assert!(timed_out > 0, "no change timed out");
+}
+both_databases!(slow_requests_time_out_with_503);
