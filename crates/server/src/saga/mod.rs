@@ -89,10 +89,12 @@ pub trait SagaDef: Send + Sync + 'static {
     /// record the outcome on the target and to start whatever comes next.
     fn finished<'a>(
         &'a self,
-        cx: &'a Cx,
-        tx: &'a mut Tx,
-        outcome: SagaState,
-    ) -> BoxFuture<'a, Result<(), Error>>;
+        _cx: &'a Cx,
+        _tx: &'a mut Tx,
+        _outcome: SagaState,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async { Ok(()) })
+    }
     /// Steps the code that starts the saga has done in the starting transaction (e.g. a
     /// reservation); the engine begins after them, and undoes them like any other.
     fn done_by_starter(&self) -> usize {

@@ -13,10 +13,8 @@ use serde::{Deserialize, Serialize};
 use zy_compute::DriverError;
 use zy_model::compute::QuotaLimits;
 use zy_model::id::{InstanceId, VolumeId};
-use zy_model::Error;
 use zy_store::instances::InstanceRow;
-use zy_store::sagas::SagaState;
-use zy_store::{volumes, Tx};
+use zy_store::volumes;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Attachment {
@@ -74,10 +72,6 @@ async fn unplug(cx: &Cx, a: &Attachment) -> StepResult {
     }
 }
 
-fn no_finish<'a>() -> BoxFuture<'a, Result<(), Error>> {
-    Box::pin(async { Ok(()) })
-}
-
 pub struct Attach;
 pub static ATTACH: Attach = Attach;
 
@@ -116,14 +110,6 @@ impl SagaDef for Attach {
                 _ => unplug(cx, &a).await,
             }
         })
-    }
-    fn finished<'a>(
-        &'a self,
-        _cx: &'a Cx,
-        _tx: &'a mut Tx,
-        _outcome: SagaState,
-    ) -> BoxFuture<'a, Result<(), Error>> {
-        no_finish()
     }
 }
 
@@ -169,14 +155,6 @@ impl SagaDef for Detach {
             }
             Ok(())
         })
-    }
-    fn finished<'a>(
-        &'a self,
-        _cx: &'a Cx,
-        _tx: &'a mut Tx,
-        _outcome: SagaState,
-    ) -> BoxFuture<'a, Result<(), Error>> {
-        no_finish()
     }
 }
 
@@ -248,13 +226,5 @@ impl SagaDef for Extend {
             }
             cx.commit(tx).await
         })
-    }
-    fn finished<'a>(
-        &'a self,
-        _cx: &'a Cx,
-        _tx: &'a mut Tx,
-        _outcome: SagaState,
-    ) -> BoxFuture<'a, Result<(), Error>> {
-        no_finish()
     }
 }
