@@ -24,6 +24,9 @@ struct Args {
     server_args: Vec<String>,
     /// Run the end-to-end create benchmark with this many instances instead of the list one.
     creates: Option<usize>,
+    /// With `--creates`: kill -9 the server this long after the last create was accepted,
+    /// start it again on the same database, and wait for every saga to finish or undo.
+    kill_after_ms: Option<u64>,
     /// Real VMs on the local agent: boot this many one after another (create → ready marker).
     kvm_boots: Option<usize>,
     /// Real VMs on the local agent: run this many 128 MiB guests at once.
@@ -45,6 +48,7 @@ fn parse_args() -> Result<Args> {
         paths: Vec::new(),
         server_args: Vec::new(),
         creates: None,
+        kill_after_ms: None,
         kvm_boots: None,
         kvm_concurrent: None,
         login_flood: None,
@@ -63,6 +67,7 @@ fn parse_args() -> Result<Args> {
             // Extra paths to load after the main one, for comparison (e.g. /healthz, /v1/me).
             "--also" => a.paths.push(v()?),
             "--creates" => a.creates = Some(v()?.parse()?),
+            "--kill-after-ms" => a.kill_after_ms = Some(v()?.parse()?),
             "--kvm-boots" => a.kvm_boots = Some(v()?.parse()?),
             "--kvm-concurrent" => a.kvm_concurrent = Some(v()?.parse()?),
             "--login-flood" => a.login_flood = Some(v()?.parse()?),
@@ -227,7 +232,7 @@ async fn main() -> Result<()> {
             }
         });
     }
-    let _server = Child(child);
+    let mut server = Child(child);
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
     let started = Instant::now();
@@ -293,7 +298,13 @@ async fn main() -> Result<()> {
             .ok()
             .and_then(|g| g.clone())
             .context("no admin one-time password printed")?;
-        return bench_creates(&http, &base, backend, &otp, n, login("wjw.admin").await?).await;
+        let member = login("wjw.admin").await?;
+        let crash = a.kill_after_ms.map(|ms| Crash {
+            after: Duration::from_millis(ms),
+            cmd: &mut cmd,
+            server: &mut server,
+        });
+        return bench_creates(&http, &base, backend, &otp, n, member, crash).await;
     }
     let dept_admin = login("wjw.admin").await?;
     let reader = login("jianguan").await?;
@@ -373,6 +384,38 @@ async fn main() -> Result<()> {
 /// Submits `n` instances in batches of 100 (4 requests in flight) and measures until every
 /// one is running: the whole path of API, quota, scheduler, reconciler and (simulated,
 /// zero-latency) provider.
+/// A kill -9 in the middle of the creates, and the restart on the same database.
+struct Crash<'a> {
+    after: Duration,
+    cmd: &'a mut Command,
+    server: &'a mut Child,
+}
+
+impl Crash<'_> {
+    async fn kill_and_restart(&mut self, http: &reqwest::Client, base: &str) -> Result<()> {
+        tokio::time::sleep(self.after).await;
+        // SIGKILL: no shutdown, no flush; whatever the sagas were doing is cut off.
+        self.server.0.kill().context("kill -9 the server")?;
+        let _ = self.server.0.wait();
+        self.cmd.stdout(Stdio::null());
+        self.server.0 = self.cmd.spawn().context("restarting the server")?;
+        let started = Instant::now();
+        while http
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .map(|r| !r.status().is_success())
+            .unwrap_or(true)
+        {
+            if started.elapsed() > Duration::from_secs(60) {
+                bail!("the server did not come back");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(())
+    }
+}
+
 async fn bench_creates(
     http: &reqwest::Client,
     base: &str,
@@ -380,6 +423,7 @@ async fn bench_creates(
     otp: &str,
     n: usize,
     member: String,
+    mut crash: Option<Crash<'_>>,
 ) -> Result<()> {
     // The platform admin: change the one-time password, enrol TOTP, raise the quota.
     let r: Value = http
@@ -468,6 +512,9 @@ async fn bench_creates(
         t.await??;
     }
     let submitted = started.elapsed().as_secs_f64();
+    if let Some(c) = crash.as_mut() {
+        c.kill_and_restart(http, base).await?;
+    }
     let (mut running, mut failed);
     loop {
         running = 0;
@@ -506,6 +553,17 @@ async fn bench_creates(
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let total = started.elapsed().as_secs_f64();
+    // After a crash, wait for the last sagas to end before checking.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut active = 0;
+    while crash.is_some() && Instant::now() < deadline {
+        let sagas = get_json(http, &format!("{base}/v1/system/sagas"), &admin).await?;
+        active = sagas["items"].as_array().map(Vec::len).unwrap_or(0);
+        if active == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let check: Value = http
         .get(format!("{base}/v1/admin/check"))
         .bearer_auth(&admin)
@@ -513,11 +571,23 @@ async fn bench_creates(
         .await?
         .json()
         .await?;
+    let killed = crash
+        .as_ref()
+        .map(|c| {
+            format!(
+                " killed_after_ms={} sagas_active_after={active}",
+                c.after.as_millis()
+            )
+        })
+        .unwrap_or_default();
     println!(
-        "RESULT backend={backend} creates={n} running={running} failed={failed} submit_s={submitted:.2} total_s={total:.2} creates_per_s={:.0} admin_check_ok={}",
+        "RESULT backend={backend} creates={n} running={running} failed={failed} submit_s={submitted:.2} total_s={total:.2} creates_per_s={:.0}{killed} admin_check_ok={}",
         running as f64 / total,
         check["ok"]
     );
+    if check["ok"] != true {
+        println!("CHECK {check}");
+    }
     Ok(())
 }
 
