@@ -152,7 +152,9 @@ impl Server {
             let _ = tx.send(());
         }
         let _ = (&mut self.task).await;
-        drop(self.tasks.take());
+        if let Some(r) = self.tasks.take() {
+            r.stop().await;
+        }
         self.flush_refusals().await;
         self.state.store.close().await;
     }
@@ -167,7 +169,9 @@ impl Server {
     /// Waits until the server stops (on Ctrl-C or SIGTERM when started by [`run`]).
     pub async fn wait(mut self) {
         let _ = (&mut self.task).await;
-        drop(self.tasks.take());
+        if let Some(r) = self.tasks.take() {
+            r.stop().await;
+        }
         self.flush_refusals().await;
     }
 }

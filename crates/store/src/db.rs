@@ -252,6 +252,9 @@ impl Store {
     }
 
     pub async fn close(&self) {
+        if let Some(r) = &self.reader {
+            r.close();
+        }
         self.pool.close().await;
     }
 }

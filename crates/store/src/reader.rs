@@ -14,6 +14,8 @@ use zy_model::Error;
 pub struct ReaderPool {
     path: String,
     idle: Mutex<Vec<rusqlite::Connection>>,
+    /// Set by [`ReaderPool::close`]: connections in use are closed when they come back.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 const MAX_IDLE: usize = 8;
@@ -48,7 +50,18 @@ impl ReaderPool {
         Arc::new(ReaderPool {
             path,
             idle: Mutex::new(Vec::new()),
+            closed: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// Closes the idle connections now and the busy ones when they come back, so the
+    /// database file is left alone once the store is closed (SQLite folds its write-ahead
+    /// log into the file when the last connection closes).
+    pub fn close(&self) {
+        self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Ok(mut g) = self.idle.lock() {
+            g.clear();
+        }
     }
 
     fn open(&self) -> rusqlite::Result<rusqlite::Connection> {
@@ -77,7 +90,7 @@ impl ReaderPool {
             };
             let rows = run(&conn, &sql, &args);
             if let Ok(mut g) = pool.idle.lock() {
-                if g.len() < MAX_IDLE {
+                if g.len() < MAX_IDLE && !pool.closed.load(std::sync::atomic::Ordering::SeqCst) {
                     g.push(conn);
                 }
             }

@@ -10,6 +10,7 @@
 pub mod builtin;
 
 use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
@@ -56,6 +57,18 @@ fn lease_for(period: Duration) -> Duration {
 const RECORD_EVERY: Duration = Duration::from_secs(5);
 
 impl Runner {
+    /// Stops every task and waits until each has let go of what it held (database
+    /// connections above all), so the store can be closed cleanly after this.
+    pub async fn stop(mut self) {
+        let handles = std::mem::take(&mut self.handles);
+        for h in &handles {
+            h.abort();
+        }
+        for h in handles {
+            let _ = h.await;
+        }
+    }
+
     pub fn start(store: Store, replica: String, tasks: Vec<Arc<dyn Task>>) -> Runner {
         let handles = tasks
             .into_iter()
@@ -96,11 +109,14 @@ async fn drive(store: Store, replica: String, task: Arc<dyn Task>) {
                 }
             })
         });
-        // A panic in the task is caught by its own tokio task and reported as a failure.
-        let t = task.clone();
-        let result = match tokio::spawn(async move { t.activate().await }).await {
+        // A panic in the task is caught and reported as a failure. The pass runs inside
+        // this tokio task, so stopping the runner drops it at once.
+        let result = match std::panic::AssertUnwindSafe(task.activate())
+            .catch_unwind()
+            .await
+        {
             Ok(r) => r,
-            Err(e) => Err(Error::internal(format!("the task panicked: {e}"))),
+            Err(_) => Err(Error::internal("the task panicked")),
         };
         if let Some(r) = renewer {
             r.abort();
