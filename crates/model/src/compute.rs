@@ -121,6 +121,7 @@ pub struct Image {
 
 /// Limits and current use of a department or project.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
 pub struct QuotaLimits {
     pub instances: i64,
     pub vcpus: i64,

@@ -203,10 +203,9 @@ fn apply(body: &Value, path: &[String], m: &Mutation) -> Vec<u8> {
     }
 }
 
-/// Objects that still ignore unknown fields (every other body refuses them with 400):
-/// (operation, path of the object). Known gap: `QuotaLimits` lacks
-/// `deny_unknown_fields`.
-const TOLERATES_UNKNOWN_FIELDS: &[(&str, &str)] = &[("set_quota", "limits")];
+/// Objects that may ignore unknown fields (every other body refuses them with 400):
+/// (operation, path of the object). None today; `QuotaLimits` was the last.
+const TOLERATES_UNKNOWN_FIELDS: &[(&str, &str)] = &[];
 
 /// Values a field of this name must never accept, whatever the operation: names that
 /// hide or reverse text, simulated latencies beyond a minute (found by this test: an
