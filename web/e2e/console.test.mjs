@@ -362,6 +362,34 @@ test('the platform admin signs in the first time, adds a department and puts a h
   await page.close()
 })
 
+test('the security admin signs in the first time and raises the per-account login limit', async (t) => {
+  if (!server.admins.secadmin) {
+    t.skip('the server did not print the one-time passwords (not a first start)')
+    return
+  }
+  const { page, errors } = await newPage(browser.ctx)
+  await firstLogin(page, server.base, 'secadmin', server.admins.secadmin, 'Security!2026-e2e-check')
+  await page.getByTestId('nav-security').click()
+  const menu = await page.getByTestId('menu').innerText()
+  assert.match(menu, /安全设置/)
+  assert.doesNotMatch(menu, /后台任务|审计日志|云主机/)
+  const field = page.getByTestId('sec-login_attempts_per_account_per_minute').locator('input')
+  await field.waitFor()
+  assert.equal(await field.inputValue(), '10')
+  await field.fill('20')
+  await field.blur()
+  await page.getByTestId('security-save').click()
+  await page.locator('.el-message--success').first().waitFor()
+  await shot(page, '14c-security-settings')
+  await page.reload()
+  await page.getByTestId('sec-login_attempts_per_account_per_minute').locator('input').waitFor()
+  assert.equal(await page.getByTestId('sec-login_attempts_per_account_per_minute').locator('input').inputValue(), '20')
+  await page.getByTestId('logout').click()
+  await page.waitForURL('**/login')
+  assert.deepEqual(errors, [])
+  await page.close()
+})
+
 test('in English the API error comes back in English', async () => {
   const { page } = await newPage(browser.ctx)
   await page.goto(`${server.base}/login`)

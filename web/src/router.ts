@@ -36,6 +36,7 @@ const routes: RouteRecordRaw[] = [
       { path: 'platform/infra', name: 'infra', component: () => import('./views/platform/Infra.vue'), meta: { roles: ['platform_admin', 'supervisor', 'provider_operator'], title: 'nav.infra' } },
       { path: 'platform/flavors', name: 'flavors', component: () => import('./views/platform/Flavors.vue'), meta: { roles: ['platform_admin', 'supervisor'], title: 'nav.flavors' } },
       { path: 'platform/images', name: 'images', component: () => import('./views/platform/Images.vue'), meta: { roles: ['platform_admin', 'supervisor'], title: 'nav.images' } },
+      { path: 'platform/security', name: 'security', component: () => import('./views/platform/Security.vue'), meta: { roles: ['security_admin'], title: 'nav.security' } },
       { path: 'platform/tasks', name: 'tasks', component: () => import('./views/platform/Tasks.vue'), meta: { roles: ['platform_admin'], title: 'nav.tasks' } },
       { path: 'audit', name: 'audit', component: () => import('./views/audit/Audit.vue'), meta: { roles: ['auditor'], title: 'nav.auditLog' } },
       { path: ':rest(.*)*', name: 'not-found', component: () => import('./views/NotFound.vue') },

@@ -15,7 +15,7 @@ const en: typeof zh = {
   nav: {
     portal: 'Department portal', platform: 'Platform', audit: 'Audit', overview: 'Overview', projects: 'Projects',
     instances: 'Instances', volumes: 'Volumes', quotas: 'Quotas', members: 'Members', departments: 'Departments',
-    users: 'Users and roles', infra: 'Providers and hosts', flavors: 'Flavors', images: 'Images', tasks: 'Background tasks', auditLog: 'Audit log',
+    users: 'Users and roles', infra: 'Providers and hosts', flavors: 'Flavors', images: 'Images', tasks: 'Background tasks', security: 'Security settings', auditLog: 'Audit log',
     logout: 'Log out', profile: 'Account',
   },
   roles: {
@@ -75,6 +75,13 @@ const en: typeof zh = {
     maintenanceOff: 'Enable host "{name}" again?', pack: 'Pack', spread: 'Spread', hostsOf: 'Hosts of {name}',
     agent: 'Agent', online: 'online', offline: 'offline', joinToken: 'Issue join token',
     joinTokenIssued: 'Join token (shown only now, valid {hours} hours, usable once):', joinTokenHint: 'Run on the host:' },
+  security: {
+    title: 'Security settings', hint: 'MLPS level 3 rules for passwords, locks and sessions, and the limits that keep a flood of logins from exhausting the server. Changes apply to every server within seconds.',
+    password_min_length: 'Minimum password length', password_min_classes: 'Character classes required (of 4)', password_max_age_days: 'Password expires after (days, 0 = never)',
+    lockout_threshold: 'Failed logins that lock an account', lockout_minutes: 'Lock lasts (minutes)', session_idle_minutes: 'Idle session ends after (minutes)',
+    session_max_hours: 'Session lasts at most (hours)', token_max_days: 'API token lifetime at most (days)',
+    login_attempts_per_address_per_minute: 'Login attempts per source address per minute', login_attempts_per_account_per_minute: 'Login attempts per account per minute',
+  },
   tasks: {
     title: 'Background tasks and running operations', hint: 'Periodic work of every server replica, and the multi-step operations (sagas) still running or being undone. Refreshed every 5 seconds.',
     name: 'Task', replica: 'Replica', mode: 'Runs on', leader: 'This replica', standby: 'Standby', everyReplica: 'Every replica',

@@ -13,7 +13,7 @@ export default {
   nav: {
     portal: '部门自服务', platform: '平台管理', audit: '审计', overview: '概览', projects: '业务系统（项目）',
     instances: '云主机', volumes: '云硬盘', quotas: '配额', members: '成员', departments: '委办局（部门）',
-    users: '用户与角色', infra: '云服务商与宿主机', flavors: '规格', images: '镜像', tasks: '后台任务', auditLog: '审计日志',
+    users: '用户与角色', infra: '云服务商与宿主机', flavors: '规格', images: '镜像', tasks: '后台任务', security: '安全设置', auditLog: '审计日志',
     logout: '退出登录', profile: '账号',
   },
   roles: {
@@ -73,6 +73,13 @@ export default {
     maintenanceOff: '确定将宿主机「{name}」恢复启用？', pack: '紧凑', spread: '分散', hostsOf: '{name} 的宿主机',
     agent: 'Agent', online: '在线', offline: '离线', joinToken: '签发接入令牌',
     joinTokenIssued: '接入令牌（只显示这一次，{hours} 小时内有效，只能使用一次）：', joinTokenHint: '在宿主机上运行：' },
+  security: {
+    title: '安全设置', hint: '等保三级的口令、锁定与会话规则，以及防止登录洪泛耗尽服务器的频率限制。修改在数秒内对所有服务器生效。',
+    password_min_length: '口令最小长度', password_min_classes: '口令须包含的字符类别数（共 4 类）', password_max_age_days: '口令有效期（天，0 为不过期）',
+    lockout_threshold: '连续登录失败锁定次数', lockout_minutes: '锁定时长（分钟）', session_idle_minutes: '会话空闲超时（分钟）',
+    session_max_hours: '会话最长时长（小时）', token_max_days: 'API 令牌最长有效期（天）',
+    login_attempts_per_address_per_minute: '每个来源地址每分钟登录次数', login_attempts_per_account_per_minute: '每个账号每分钟登录次数',
+  },
   tasks: {
     title: '后台任务与执行中的操作', hint: '各服务器副本的周期性工作，以及仍在执行或回滚中的多步操作（saga）。每 5 秒刷新。',
     name: '任务', replica: '副本', mode: '运行方式', leader: '本副本执行', standby: '待命', everyReplica: '每个副本',
