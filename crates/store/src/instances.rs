@@ -517,62 +517,55 @@ pub struct SizeCols<'a> {
     pub gpus: u32,
 }
 
-/// Changes the size if the instance is still at `generation`; false otherwise.
-pub async fn resize_if(
-    tx: &mut Tx,
-    id: InstanceId,
-    generation: i64,
-    to: &SizeCols<'_>,
-) -> Result<bool, Error> {
-    let n = sqlx::query(
-        "UPDATE instances SET flavor_id = $1, flavor_name = $2, vcpus = $3, memory_mib = $4, gpus = $5, disk_gib = $6, \
-         updated_at = $7, generation = generation + 1 WHERE id = $8 AND generation = $9",
-    )
-    .bind(to.flavor_id.to_string())
-    .bind(to.flavor_name)
-    .bind(to.vcpus as i64)
-    .bind(to.memory_mib as i64)
-    .bind(to.gpus as i64)
-    .bind(to.disk_gib as i64)
-    .bind(Timestamp::now().0)
-    .bind(id.to_string())
-    .bind(generation)
-    .execute(&mut **tx)
-    .await
-    .map_err(db_error)?
-    .rows_affected();
-    Ok(n == 1)
+/// Which row version a size change is conditional on.
+pub enum SizeGuard {
+    /// The instance is still at this `generation` (a resize request).
+    Generation(i64),
+    /// The instance still has this (flavor, vCPU, memory MiB, disk GiB) (the undo of a
+    /// resize: once only).
+    Size(FlavorId, u32, u64, u64),
 }
 
-/// Sets the size back (the undo of a resize) if the instance still has the size
-/// `expect = (flavor, vcpus, memory, disk)`; false when it was restored already.
-pub async fn restore_size(
+/// Sets the size columns if `guard` still holds; false when it does not (someone changed
+/// the instance first, or the undo already ran).
+pub async fn set_size_if(
     tx: &mut Tx,
     id: InstanceId,
-    expect: (FlavorId, u32, u64, u64),
+    guard: SizeGuard,
     to: &SizeCols<'_>,
 ) -> Result<bool, Error> {
-    let n = sqlx::query(
+    let condition = match guard {
+        SizeGuard::Generation(_) => "generation = $9",
+        SizeGuard::Size(..) => {
+            "flavor_id = $9 AND vcpus = $10 AND memory_mib = $11 AND disk_gib = $12"
+        }
+    };
+    let sql = format!(
         "UPDATE instances SET flavor_id = $1, flavor_name = $2, vcpus = $3, memory_mib = $4, gpus = $5, disk_gib = $6, \
-         updated_at = $7, generation = generation + 1 \
-         WHERE id = $8 AND flavor_id = $9 AND vcpus = $10 AND memory_mib = $11 AND disk_gib = $12",
-    )
-    .bind(to.flavor_id.to_string())
-    .bind(to.flavor_name)
-    .bind(to.vcpus as i64)
-    .bind(to.memory_mib as i64)
-    .bind(to.gpus as i64)
-    .bind(to.disk_gib as i64)
-    .bind(Timestamp::now().0)
-    .bind(id.to_string())
-    .bind(expect.0.to_string())
-    .bind(expect.1 as i64)
-    .bind(expect.2 as i64)
-    .bind(expect.3 as i64)
-    .execute(&mut **tx)
-    .await
-    .map_err(db_error)?
-    .rows_affected();
+         updated_at = $7, generation = generation + 1 WHERE id = $8 AND {condition}"
+    );
+    let q = sqlx::query(&sql)
+        .bind(to.flavor_id.to_string())
+        .bind(to.flavor_name)
+        .bind(to.vcpus as i64)
+        .bind(to.memory_mib as i64)
+        .bind(to.gpus as i64)
+        .bind(to.disk_gib as i64)
+        .bind(Timestamp::now().0)
+        .bind(id.to_string());
+    let q = match guard {
+        SizeGuard::Generation(g) => q.bind(g),
+        SizeGuard::Size(f, v, m, d) => q
+            .bind(f.to_string())
+            .bind(v as i64)
+            .bind(m as i64)
+            .bind(d as i64),
+    };
+    let n = q
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?
+        .rows_affected();
     Ok(n == 1)
 }
 

@@ -235,19 +235,7 @@ async fn main() -> Result<()> {
     let mut server = Child(child);
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
-    let started = Instant::now();
-    while http
-        .get(format!("{base}/readyz"))
-        .send()
-        .await
-        .map(|r| !r.status().is_success())
-        .unwrap_or(true)
-    {
-        if started.elapsed() > Duration::from_secs(60) {
-            bail!("the server did not become ready");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_ready(&http, &base).await?;
     let login = |user: &'static str| {
         let http = http.clone();
         let base = base.clone();
@@ -384,6 +372,24 @@ async fn main() -> Result<()> {
 /// Submits `n` instances in batches of 100 (4 requests in flight) and measures until every
 /// one is running: the whole path of API, quota, scheduler, reconciler and (simulated,
 /// zero-latency) provider.
+/// Polls `/readyz` until the server answers, for at most a minute.
+async fn wait_ready(http: &reqwest::Client, base: &str) -> Result<()> {
+    let started = Instant::now();
+    while http
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .map(|r| !r.status().is_success())
+        .unwrap_or(true)
+    {
+        if started.elapsed() > Duration::from_secs(60) {
+            bail!("the server did not become ready");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
+
 /// A kill -9 in the middle of the creates, and the restart on the same database.
 struct Crash<'a> {
     after: Duration,
@@ -399,20 +405,7 @@ impl Crash<'_> {
         let _ = self.server.0.wait();
         self.cmd.stdout(Stdio::null());
         self.server.0 = self.cmd.spawn().context("restarting the server")?;
-        let started = Instant::now();
-        while http
-            .get(format!("{base}/readyz"))
-            .send()
-            .await
-            .map(|r| !r.status().is_success())
-            .unwrap_or(true)
-        {
-            if started.elapsed() > Duration::from_secs(60) {
-                bail!("the server did not come back");
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Ok(())
+        wait_ready(http, base).await
     }
 }
 

@@ -220,10 +220,15 @@ pub async fn create(
     }
     // Each instance's create saga starts in the same transaction: committed together or
     // not at all.
-    let params: Vec<String> = rows
+    let params = rows
         .iter()
-        .map(|r| format!("{{\"instance_id\":\"{}\"}}", r.instance.id))
-        .collect();
+        .map(|r| {
+            serde_json::to_string(&instance_sagas::Target {
+                instance_id: r.instance.id,
+            })
+            .map_err(|e| Error::internal(e.to_string()))
+        })
+        .collect::<Result<Vec<String>, Error>>()?;
     let new_sagas: Vec<zy_store::sagas::NewSaga> = rows
         .iter()
         .zip(params)
@@ -473,7 +478,14 @@ pub async fn resize(
         disk_gib: disk,
         gpus: f.gpus,
     };
-    if !instances::resize_if(&mut tx, id, i.generation, &to).await? {
+    if !instances::set_size_if(
+        &mut tx,
+        id,
+        instances::SizeGuard::Generation(i.generation),
+        &to,
+    )
+    .await?
+    {
         return Err(changed_meanwhile());
     }
     let params = instance_sagas::ResizeParams {

@@ -610,10 +610,15 @@ impl SagaDef for Resize {
             let i = &row.instance;
             let mut tx = cx.begin().await?;
             // Conditional on the instance still having the new size: once only.
-            if instances::restore_size(
+            if instances::set_size_if(
                 &mut tx,
                 i.id,
-                (p.to.flavor_id, p.to.vcpus, p.to.memory_mib, p.to.disk_gib),
+                instances::SizeGuard::Size(
+                    p.to.flavor_id,
+                    p.to.vcpus,
+                    p.to.memory_mib,
+                    p.to.disk_gib,
+                ),
                 &zy_store::instances::SizeCols {
                     flavor_id: p.from.flavor_id,
                     flavor_name: &p.from_flavor_name,
