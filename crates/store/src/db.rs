@@ -115,9 +115,17 @@ impl Store {
             }
         }
         let schema = pg_schema.map(str::to_string);
+        // SQLite: every connection is opened here and kept for the life of the store (a
+        // local file needs no recycling). A connection whose opening is abandoned half-way
+        // (its caller cancelled) is dropped rather than closed, and closes on its own
+        // thread whenever it gets there: after `close` has returned, touching the file of
+        // a server that said it had stopped.
+        let sqlite_rw = backend == Backend::Sqlite && !read_only;
         let pool = AnyPoolOptions::new()
             .max_connections(max_connections)
-            .min_connections(1)
+            .min_connections(if sqlite_rw { max_connections } else { 1 })
+            .idle_timeout((!sqlite_rw).then_some(Duration::from_secs(600)))
+            .max_lifetime((!sqlite_rw).then_some(Duration::from_secs(1800)))
             .acquire_timeout(Duration::from_secs(10))
             .after_connect(move |conn: &mut AnyConnection, _meta| {
                 let schema = schema.clone();
@@ -167,6 +175,12 @@ impl Store {
                 ))
                 .with_internal(e.to_string())
             })?;
+        if sqlite_rw {
+            let mut all = Vec::with_capacity(max_connections as usize);
+            for _ in 0..max_connections {
+                all.push(pool.acquire().await.map_err(db_error)?);
+            }
+        }
         let reader = match backend {
             // The reader opens the plain path; evidence is read through the URL above.
             Backend::Sqlite if read_only => None,
@@ -253,9 +267,22 @@ impl Store {
 
     pub async fn close(&self) {
         if let Some(r) = &self.reader {
-            r.close();
+            r.close().await;
         }
-        self.pool.close().await;
+        // sqlx's close can return with a connection left in its idle queue: one handed
+        // back while the pool was closing, or one opened by its maintenance task. Such a
+        // connection would close whenever the last clone of the pool goes away, and with
+        // SQLite the last connection to close folds the write-ahead log into the file, so
+        // the file would change after the server said it had stopped. Closing again
+        // closes what is idle; the wait covers a connection still on its way back.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            self.pool.close().await;
+            if self.pool.size() == 0 || std::time::Instant::now() > deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 }
 

@@ -8,15 +8,21 @@ use crate::sql::Arg;
 use rusqlite::types::ValueRef;
 use rusqlite::OpenFlags;
 use std::sync::{Arc, Mutex};
-use zy_model::Error;
+use zy_model::{t, Error};
 
 /// Read-only SQLite connections to the same file, reused across queries.
 pub struct ReaderPool {
     path: String,
     idle: Mutex<Vec<rusqlite::Connection>>,
-    /// Set by [`ReaderPool::close`]: connections in use are closed when they come back.
-    closed: std::sync::atomic::AtomicBool,
+    /// One permit per read in flight; [`ReaderPool::close`] takes them all, so it returns
+    /// only once every connection is closed. A read's blocking thread outlives a caller
+    /// that gave up waiting (a stopped task, a timed-out request), so this is the only
+    /// way to know it has finished.
+    in_flight: Arc<tokio::sync::Semaphore>,
 }
+
+/// More reads than this at once never happen (the blocking pool is smaller).
+const MAX_IN_FLIGHT: u32 = 4096;
 
 const MAX_IDLE: usize = 8;
 
@@ -50,15 +56,18 @@ impl ReaderPool {
         Arc::new(ReaderPool {
             path,
             idle: Mutex::new(Vec::new()),
-            closed: std::sync::atomic::AtomicBool::new(false),
+            in_flight: Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT as usize)),
         })
     }
 
-    /// Closes the idle connections now and the busy ones when they come back, so the
-    /// database file is left alone once the store is closed (SQLite folds its write-ahead
+    /// Refuses new reads, waits for the reads in flight and closes every connection, so
+    /// the database file is left alone once this returns (SQLite folds its write-ahead
     /// log into the file when the last connection closes).
-    pub fn close(&self) {
-        self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
+    pub async fn close(&self) {
+        if let Ok(all) = self.in_flight.acquire_many(MAX_IN_FLIGHT).await {
+            self.in_flight.close();
+            drop(all);
+        }
         if let Ok(mut g) = self.idle.lock() {
             g.clear();
         }
@@ -83,6 +92,10 @@ impl ReaderPool {
         args: Vec<Arg>,
     ) -> Result<Vec<PlainRow>, Error> {
         let pool = self.clone();
+        let permit =
+            self.in_flight.clone().acquire_owned().await.map_err(|_| {
+                Error::unavailable(t!("服务正在停止", "the service is shutting down"))
+            })?;
         tokio::task::spawn_blocking(move || {
             let conn = match pool.idle.lock().ok().and_then(|mut g| g.pop()) {
                 Some(c) => c,
@@ -90,10 +103,11 @@ impl ReaderPool {
             };
             let rows = run(&conn, &sql, &args);
             if let Ok(mut g) = pool.idle.lock() {
-                if g.len() < MAX_IDLE && !pool.closed.load(std::sync::atomic::Ordering::SeqCst) {
+                if g.len() < MAX_IDLE {
                     g.push(conn);
                 }
             }
+            drop(permit);
             rows
         })
         .await

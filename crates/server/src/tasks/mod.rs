@@ -97,9 +97,10 @@ async fn drive(store: Store, replica: String, task: Arc<dyn Task>) {
         let started = Timestamp::now();
         let clock = Instant::now();
         // Renew the singleton's lease while the pass runs, however long it takes.
+        // Aborted when dropped, so a runner stopped mid-pass leaves no renewer behind.
         let renewer = task.singleton().then(|| {
             let (store, replica, t) = (store.clone(), replica.clone(), task.clone());
-            tokio::spawn(async move {
+            AbortOnDrop(tokio::spawn(async move {
                 let every = lease_for(t.period()) / 3;
                 loop {
                     tokio::time::sleep(every).await;
@@ -107,7 +108,7 @@ async fn drive(store: Store, replica: String, task: Arc<dyn Task>) {
                         tracing::warn!(task = t.name(), "lost the task's lease while running");
                     }
                 }
-            })
+            }))
         });
         // A panic in the task is caught and reported as a failure. The pass runs inside
         // this tokio task, so stopping the runner drops it at once.
@@ -118,9 +119,7 @@ async fn drive(store: Store, replica: String, task: Arc<dyn Task>) {
             Ok(r) => r,
             Err(_) => Err(Error::internal("the task panicked")),
         };
-        if let Some(r) = renewer {
-            r.abort();
-        }
+        drop(renewer);
         let duration = clock.elapsed();
         let (ok, status, error) = match result {
             Ok(s) => (true, s, None),
@@ -167,6 +166,14 @@ async fn drive(store: Store, replica: String, task: Arc<dyn Task>) {
             }
             None => tokio::time::sleep(period).await,
         }
+    }
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
