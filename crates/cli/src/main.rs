@@ -343,6 +343,7 @@ async fn run_server(a: ServerArgs) -> anyhow::Result<()> {
         lease_secs: 30,
         secret_key_file: a.secret_key_file,
         request_timeout: std::time::Duration::from_secs(a.request_timeout_secs.max(1)),
+        ..Default::default()
     };
     let server = zy_server::start(config)
         .await

@@ -221,6 +221,8 @@ pub fn what_names(what: &str) -> (&'static str, &'static str) {
         "instance" => ("云主机", "Instance"),
         "volume" => ("云硬盘", "Volume"),
         "server_group" => ("主机组", "Server group"),
+        "resource_request" => ("资源申请", "Request"),
+        "approval_chain" => ("审批流程", "Approval chain"),
         _ => ("对象", "Object"),
     }
 }

@@ -108,6 +108,12 @@ typed_id!(
 typed_id!(
     /// A live migration of an instance between hosts.
     MigrationId, "migration");
+typed_id!(
+    /// A resource request (资源申请): new resources, a change, or a release.
+    ResourceRequestId, "resource_request");
+typed_id!(
+    /// An approval chain (审批流程) of a department and request kind.
+    ApprovalChainId, "approval_chain");
 
 #[cfg(test)]
 mod tests {

@@ -11,6 +11,7 @@ pub mod error;
 pub mod id;
 pub mod ops;
 pub mod page;
+pub mod requests;
 pub mod role;
 pub mod security;
 pub mod tenancy;

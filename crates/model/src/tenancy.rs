@@ -14,6 +14,9 @@ pub struct Department {
     /// Short code used in reports and bills, e.g. `WJW`.
     pub code: String,
     pub description: String,
+    /// Resources only through requests (资源申请): nothing is created directly, so
+    /// nothing bypasses approval and quota.
+    pub requests_only: bool,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub generation: i64,

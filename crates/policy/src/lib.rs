@@ -71,6 +71,23 @@ pub enum Action {
     InstanceOperate(DepartmentId, ProjectId),
     /// Run the invariant check over the whole platform.
     AdminCheck,
+    /// List requests (each list then shows only what the caller may read).
+    RequestList,
+    /// Read a project's resource requests and their timelines.
+    RequestRead(DepartmentId, ProjectId),
+    /// Draft, submit, withdraw and copy requests for a project.
+    RequestCreate(DepartmentId, ProjectId),
+    /// Decide an approval step held by `Role` at `Scope` (approve, reject, return).
+    RequestDecide(Role, Scope),
+    /// Accept a delivery, or report a problem with it, for the requesting project.
+    RequestAccept(DepartmentId, ProjectId),
+    /// See the delivery list and mark deliveries done (the providers' side).
+    RequestDeliver,
+    /// Read the approval chains that apply to a department (`None`: all of them).
+    ApprovalChainRead(Option<DepartmentId>),
+    /// Set or remove approval chains and which departments take resources only through
+    /// requests.
+    ApprovalChainSet,
 }
 
 /// Which departments and projects a principal may list.
@@ -271,6 +288,37 @@ pub fn authorize(p: &Principal, action: Action) -> Result<(), Error> {
                 || p.holds(Role::DeptAdmin, &Scope::Project(d, pr))
                 || p.holds(Role::DeptMember, &Scope::Project(d, pr))
         }
+        RequestList => p
+            .grants
+            .iter()
+            .any(|g| !matches!(g.role, Role::SecurityAdmin | Role::Auditor)),
+        RequestRead(d, pr) => {
+            p.reads_all_tenancy()
+                || p.holds(Role::ProviderOperator, &platform)
+                || p.holds(Role::DeptAdmin, &Scope::Project(d, pr))
+                || p.holds(Role::DeptMember, &Scope::Project(d, pr))
+        }
+        RequestCreate(d, pr) | RequestAccept(d, pr) => {
+            p.holds(Role::DeptAdmin, &Scope::Project(d, pr))
+                || p.holds(Role::DeptMember, &Scope::Project(d, pr))
+        }
+        RequestDecide(role, scope) => {
+            matches!(role, Role::DeptAdmin | Role::Supervisor | Role::Finance)
+                && scope.fits(role)
+                && p.holds(role, &scope)
+        }
+        RequestDeliver => {
+            p.holds(Role::ProviderOperator, &platform) || p.holds(Role::PlatformAdmin, &platform)
+        }
+        ApprovalChainRead(None) => {
+            p.holds(Role::PlatformAdmin, &platform) || p.holds(Role::Supervisor, &platform)
+        }
+        ApprovalChainRead(Some(d)) => {
+            p.holds(Role::PlatformAdmin, &platform)
+                || p.holds(Role::Supervisor, &platform)
+                || p.holds(Role::DeptAdmin, &Scope::Department(d))
+        }
+        ApprovalChainSet => p.holds(Role::PlatformAdmin, &platform),
         InstanceOperate(d, pr) => {
             p.holds(Role::PlatformAdmin, &platform)
                 || p.holds(Role::DeptAdmin, &Scope::Project(d, pr))

@@ -23,6 +23,8 @@ pub struct Config {
     pub secret_key_file: Option<PathBuf>,
     /// Longest an API request may take before it is answered 503 with `Retry-After`.
     pub request_timeout: std::time::Duration,
+    /// How often overdue reviews and deliveries are looked for (tests shorten it).
+    pub request_timer_secs: u64,
 }
 
 impl Config {
@@ -52,6 +54,7 @@ impl Default for Config {
             lease_secs: 30,
             secret_key_file: None,
             request_timeout: std::time::Duration::from_secs(30),
+            request_timer_secs: 30,
         }
     }
 }

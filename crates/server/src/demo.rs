@@ -123,6 +123,7 @@ pub async fn load(store: &Store) -> Result<bool, Error> {
             name: (*name).into(),
             code: (*code).into(),
             description: "演示数据（宜宾市电子政务云）/ demo data".into(),
+            requests_only: false,
             created_at: now,
             updated_at: now,
             generation: 1,

@@ -19,6 +19,7 @@ pub mod extract;
 pub mod metrics;
 pub mod middleware;
 pub mod refusals;
+pub mod requests;
 pub mod saga;
 pub mod state;
 pub mod tasks;
@@ -208,7 +209,10 @@ pub async fn start(config: Config) -> Result<Server, Error> {
         state.compute.owner.clone(),
         tasks::builtin::all(&state.compute, &state.store, state.config.lease_secs)
             .into_iter()
-            .chain([refusals::task(state.clone())])
+            .chain([
+                refusals::task(state.clone()),
+                requests::timers::task(state.clone()),
+            ])
             .collect(),
     );
     Ok(Server {

@@ -12,7 +12,7 @@ use zy_model::tenancy::Department;
 use zy_model::time::Timestamp;
 use zy_model::{t, Error};
 
-const COLS: &str = "id, name, code, description, created_at, updated_at, generation";
+const COLS: &str = "id, name, code, description, requests_only, created_at, updated_at, generation";
 
 impl Decode for Department {
     fn decode<R: Get>(r: &R) -> Result<Self, Error> {
@@ -21,6 +21,7 @@ impl Decode for Department {
             name: text(r, "name")?,
             code: text(r, "code")?,
             description: text(r, "description")?,
+            requests_only: int(r, "requests_only")? != 0,
             created_at: ts(r, "created_at")?,
             updated_at: ts(r, "updated_at")?,
             generation: int(r, "generation")?,

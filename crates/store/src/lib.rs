@@ -18,6 +18,7 @@ mod migrate;
 pub mod projects;
 pub mod quotas;
 mod reader;
+pub mod requests;
 mod rows;
 pub mod sagas;
 pub mod sessions;

@@ -39,10 +39,16 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0004_sagas_tasks.sql"),
         postgres: include_str!("../migrations/postgres/0004_sagas_tasks.sql"),
     },
+    Migration {
+        version: 5,
+        name: "requests",
+        sqlite: include_str!("../migrations/sqlite/0005_requests.sql"),
+        postgres: include_str!("../migrations/postgres/0005_requests.sql"),
+    },
 ];
 
 /// The newest schema version this binary knows.
-pub const LATEST: i64 = 4;
+pub const LATEST: i64 = 5;
 
 /// The oldest schema version whose audit tables this binary reads as they are (the audit
 /// log and its head have not changed since version 1).

@@ -158,6 +158,23 @@ fn expected(f: &Fixture, a: Action) -> (usize, Vec<Holder>) {
         InstanceRead(..) => [Pa, Sup, Fin, Da, Dm, DmProject],
         InstanceOperate(..) => [Pa, Da, Dm, DmProject],
         AdminCheck => [Pa],
+        RequestList => [Pa, Sup, Fin, Po, Da, DaOther, Dm, DmProject, DmSibling, DmOther, DmOtherProject],
+        RequestRead(..) => [Pa, Sup, Fin, Po, Da, Dm, DmProject],
+        RequestCreate(..) => [Da, Dm, DmProject],
+        RequestDecide(role, scope) => match (role, scope) {
+            // Each step is decided by exactly the role it names, where it names it.
+            (Role::DeptAdmin, Scope::Department(_)) => &[Da][..],
+            (Role::Supervisor, Scope::Platform) => &[Sup][..],
+            (Role::Finance, Scope::Platform) => &[Fin][..],
+            _ => NOBODY,
+        },
+        RequestAccept(..) => [Da, Dm, DmProject],
+        RequestDeliver => [Pa, Po],
+        ApprovalChainRead(d) => match d {
+            None => &[Pa, Sup][..],
+            Some(_) => &[Pa, Sup, Da][..],
+        },
+        ApprovalChainSet => [Pa],
     }
 }
 
@@ -232,7 +249,20 @@ pub(super) fn samples(f: &Fixture) -> Vec<Action> {
         InstanceRead(d, pr),
         InstanceOperate(d, pr),
         AdminCheck,
+        RequestList,
+        RequestRead(d, pr),
+        RequestCreate(d, pr),
+        RequestAccept(d, pr),
+        RequestDeliver,
+        ApprovalChainRead(None),
+        ApprovalChainRead(Some(d)),
+        ApprovalChainSet,
     ];
+    for r in Role::ALL {
+        for s in [Scope::Platform, dept, proj] {
+            v.push(RequestDecide(r, s));
+        }
+    }
     for r in [Role::PlatformAdmin, Role::SecurityAdmin, Role::Auditor] {
         v.push(UserUpdate(admin(r)));
         v.push(UserDelete(admin(r)));

@@ -10,6 +10,7 @@ pub mod instances;
 pub mod inventory;
 pub mod memberships;
 pub mod projects;
+pub mod requests;
 pub mod security;
 pub mod system;
 pub mod tokens;
@@ -45,6 +46,7 @@ use zy_model::Error;
         (name = "security", description = "安全管理 / security administration"),
         (name = "audit", description = "审计日志 / audit log"),
         (name = "compute", description = "计算资源：云服务商、可用区、宿主机、规格、镜像、配额、云主机 / compute"),
+        (name = "requests", description = "资源申请、审批、交付与验收 / resource requests, approvals, delivery and acceptance"),
         (name = "system", description = "运行状态与后台任务 / health, metrics, background tasks and sagas"),
     )
 )]
@@ -160,6 +162,27 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(volumes::attach_volume))
         .routes(routes!(volumes::detach_volume))
         .routes(routes!(volumes::extend_volume))
+        .routes(routes!(requests::list_requests, requests::create_request))
+        .routes(routes!(
+            requests::get_request,
+            requests::update_request,
+            requests::delete_request
+        ))
+        .routes(routes!(requests::submit_request))
+        .routes(routes!(requests::withdraw_request))
+        .routes(routes!(requests::copy_request))
+        .routes(routes!(requests::approve_request))
+        .routes(routes!(requests::reject_request))
+        .routes(routes!(requests::return_request))
+        .routes(routes!(requests::accept_request))
+        .routes(routes!(requests::report_problem))
+        .routes(routes!(requests::redeliver_request))
+        .routes(routes!(
+            requests::list_approval_chains,
+            requests::set_approval_chain
+        ))
+        .routes(routes!(requests::delete_approval_chain))
+        .routes(routes!(requests::set_requests_only))
         .routes(routes!(system::healthz))
         .routes(routes!(system::readyz))
         .routes(routes!(system::metrics))

@@ -42,6 +42,7 @@ pub async fn create(
             "description",
             input.description.as_deref().unwrap_or(""),
         )?,
+        requests_only: false,
         created_at: now,
         updated_at: now,
         generation: 1,

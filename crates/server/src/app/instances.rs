@@ -51,6 +51,53 @@ pub async fn create(
         &actor.principal,
         Action::InstanceOperate(project.department_id, project.id),
     )?;
+    super::requests::refuse_if_requests_only(s, project.department_id).await?;
+    let p = prepare(s, &project, &n).await?;
+    let mut tx = s.store.begin_write().await?;
+    if !insert_prepared(&mut tx, &p).await? {
+        drop(tx);
+        return Err(super::quotas::exceeded(s, project.department_id, project.id, &p.total).await);
+    }
+    let rows = p.rows;
+    let detail = serde_json::json!({ "count": n.count, "name": p.name, "flavor": p.flavor_name, "image": p.image_name, "project_id": project.id, "ids": rows.iter().map(|r| r.instance.id).collect::<Vec<_>>() });
+    let target = if n.count == 1 {
+        rows[0].instance.id.to_string()
+    } else {
+        String::new()
+    };
+    commit_audited(
+        tx,
+        ctx,
+        Some(actor),
+        "create_instances",
+        "instance",
+        &target,
+        detail,
+    )
+    .await?;
+    s.compute.wake.notify_one();
+    Ok(rows.into_iter().map(|r| r.instance).collect())
+}
+
+/// Instances checked and resolved, ready to be inserted with their quota.
+pub(crate) struct Prepared {
+    pub rows: Vec<InstanceRow>,
+    /// What they take from the quotas, together.
+    pub total: QuotaLimits,
+    pub project: zy_model::tenancy::Project,
+    pub name: String,
+    pub flavor_name: String,
+    pub image_name: String,
+    group: Option<(String, GroupPolicy)>,
+}
+
+/// Validates a create and resolves its flavor, image, zone and provider (no writes, no
+/// authorisation: the caller decided who may).
+pub(crate) async fn prepare(
+    s: &AppState,
+    project: &zy_model::tenancy::Project,
+    n: &NewInstances,
+) -> Result<Prepared, Error> {
     if !(1..=MAX_COUNT).contains(&n.count) {
         return Err(Error::validation(
             "count",
@@ -144,14 +191,9 @@ pub async fn create(
     } else {
         InstanceState::Stopped
     };
-    let mut tx = s.store.begin_write().await?;
-    let group = match &n.group {
-        Some((g, policy)) => Some(
-            instances::group_for(&mut tx, project.id, &validate::name("group", g)?, *policy)
-                .await?,
-        ),
-        None => None,
-    };
+    if let Some((g, _)) = &n.group {
+        validate::name("group", g)?;
+    }
     let rows: Vec<InstanceRow> = (1..=n.count)
         .map(|k| InstanceRow {
             instance: Instance {
@@ -172,7 +214,7 @@ pub async fn create(
                 memory_mib: flavor.memory_mib,
                 disk_gib,
                 gpus: flavor.gpus,
-                group_id: group.as_ref().map(|g| g.id),
+                group_id: None,
                 zone_id: None,
                 provider_id: None,
                 host_id: None,
@@ -202,25 +244,42 @@ pub async fn create(
         disk_gib: one.disk_gib * n.count as i64,
         volumes: 0,
     };
-    let dept_ok = zy_store::quotas::consume(
-        &mut tx,
-        "department",
-        &project.department_id.to_string(),
-        &total,
-    )
-    .await?;
-    let proj_ok = dept_ok
-        && zy_store::quotas::consume(&mut tx, "project", &project.id.to_string(), &total).await?;
+    Ok(Prepared {
+        rows,
+        total,
+        project: project.clone(),
+        name,
+        flavor_name: flavor.name,
+        image_name: image.name,
+        group: n.group.clone(),
+    })
+}
+
+/// Takes the quotas and inserts the instances with their create sagas, in the caller's
+/// transaction. False (nothing written) when a quota would be exceeded.
+pub(crate) async fn insert_prepared(tx: &mut zy_store::Tx, p: &Prepared) -> Result<bool, Error> {
+    let (project, total) = (&p.project, &p.total);
+    let dept_ok =
+        zy_store::quotas::consume(tx, "department", &project.department_id.to_string(), total)
+            .await?;
+    let proj_ok =
+        dept_ok && zy_store::quotas::consume(tx, "project", &project.id.to_string(), total).await?;
     if !proj_ok {
-        drop(tx);
-        return Err(super::quotas::exceeded(s, project.department_id, project.id, &total).await);
+        return Ok(false);
     }
-    for r in &rows {
-        instances::insert(&mut tx, r).await?;
+    let group = match &p.group {
+        Some((g, policy)) => Some(instances::group_for(tx, project.id, g, *policy).await?),
+        None => None,
+    };
+    for r in &p.rows {
+        let mut r = r.clone();
+        r.instance.group_id = group.as_ref().map(|g| g.id);
+        instances::insert(tx, &r).await?;
     }
     // Each instance's create saga starts in the same transaction: committed together or
     // not at all.
-    let params = rows
+    let params = p
+        .rows
         .iter()
         .map(|r| {
             serde_json::to_string(&instance_sagas::Target {
@@ -229,7 +288,8 @@ pub async fn create(
             .map_err(|e| Error::internal(e.to_string()))
         })
         .collect::<Result<Vec<String>, Error>>()?;
-    let new_sagas: Vec<zy_store::sagas::NewSaga> = rows
+    let new_sagas: Vec<zy_store::sagas::NewSaga> = p
+        .rows
         .iter()
         .zip(params)
         .map(|(r, params)| zy_store::sagas::NewSaga {
@@ -240,25 +300,8 @@ pub async fn create(
             step: crate::saga::SagaDef::done_by_starter(&instance_sagas::CREATE) as i64,
         })
         .collect();
-    zy_store::sagas::start_many(&mut tx, &new_sagas).await?;
-    let detail = serde_json::json!({ "count": n.count, "name": name, "flavor": flavor.name, "image": image.name, "project_id": project.id, "ids": rows.iter().map(|r| r.instance.id).collect::<Vec<_>>() });
-    let target = if n.count == 1 {
-        rows[0].instance.id.to_string()
-    } else {
-        String::new()
-    };
-    commit_audited(
-        tx,
-        ctx,
-        Some(actor),
-        "create_instances",
-        "instance",
-        &target,
-        detail,
-    )
-    .await?;
-    s.compute.wake.notify_one();
-    Ok(rows.into_iter().map(|r| r.instance).collect())
+    zy_store::sagas::start_many(tx, &new_sagas).await?;
+    Ok(true)
 }
 
 async fn load(s: &AppState, id: InstanceId) -> Result<InstanceRow, Error> {

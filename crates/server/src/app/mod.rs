@@ -11,6 +11,7 @@ pub mod inventory;
 pub mod memberships;
 pub mod projects;
 pub mod quotas;
+pub mod requests;
 pub mod security;
 pub mod tokens;
 pub mod users;

@@ -99,6 +99,7 @@ pub async fn create(
         &actor.principal,
         Action::InstanceOperate(pr.department_id, pr.id),
     )?;
+    super::requests::refuse_if_requests_only(s, pr.department_id).await?;
     if !(1..=65536).contains(&size_gib) {
         return Err(Error::validation(
             "size_gib",
@@ -108,22 +109,7 @@ pub async fn create(
             ),
         ));
     }
-    let pools = inventory::pools(&s.store).await?;
-    let pool = match pool {
-        Some(p) => pools
-            .into_iter()
-            .find(|x| x.id == p)
-            .ok_or_else(|| Error::not_found("storage_pool", p))?,
-        None => pools
-            .into_iter()
-            .max_by_key(|p| p.capacity_gib.saturating_sub(p.used_gib))
-            .ok_or_else(|| {
-                Error::conflict(t!(
-                    "还没有存储池，请联系平台管理员",
-                    "there is no storage pool yet; ask the platform admin"
-                ))
-            })?,
-    };
+    let pool = pick_pool(s, pool).await?;
     let v = Volume {
         id: VolumeId::new(),
         project_id: pr.id,
@@ -137,21 +123,12 @@ pub async fn create(
         updated_at: Timestamp::now(),
         generation: 1,
     };
-    let d = delta(size_gib as i64, 1);
     let mut tx = s.store.begin_write().await?;
-    if !quotas::consume(&mut tx, "department", &pr.department_id.to_string(), &d).await?
-        || !quotas::consume(&mut tx, "project", &pr.id.to_string(), &d).await?
-    {
+    if !insert_in(&mut tx, &v, &pool).await? {
         drop(tx);
+        let d = delta(size_gib as i64, 1);
         return Err(super::quotas::exceeded(s, pr.department_id, pr.id, &d).await);
     }
-    if !inventory::claim_pool(&mut tx, pool.id, size_gib as i64).await? {
-        return Err(Error::conflict(
-            t!("存储池 {} 剩余空间不足" ; "storage pool {} has not enough free space", pool.name),
-        )
-        .with_details(serde_json::json!({ "reason": "pool_full" })));
-    }
-    volumes::insert(&mut tx, &v).await?;
     commit_audited(
         tx,
         ctx,
@@ -163,6 +140,72 @@ pub async fn create(
     )
     .await?;
     Ok(v)
+}
+
+/// The pool asked for, or the one with the most free space.
+pub(crate) async fn pick_pool(
+    s: &AppState,
+    pool: Option<StoragePoolId>,
+) -> Result<StoragePool, Error> {
+    let pools = inventory::pools(&s.store).await?;
+    match pool {
+        Some(p) => pools
+            .into_iter()
+            .find(|x| x.id == p)
+            .ok_or_else(|| Error::not_found("storage_pool", p)),
+        None => pools
+            .into_iter()
+            .max_by_key(|p| p.capacity_gib.saturating_sub(p.used_gib))
+            .ok_or_else(|| {
+                Error::conflict(t!(
+                    "还没有存储池，请联系平台管理员",
+                    "there is no storage pool yet; ask the platform admin"
+                ))
+            }),
+    }
+}
+
+/// Takes the quotas and the pool's space and inserts the volume, in the caller's
+/// transaction. False when a quota would be exceeded; a conflict when the pool is full.
+pub(crate) async fn insert_in(
+    tx: &mut zy_store::Tx,
+    v: &Volume,
+    pool: &StoragePool,
+) -> Result<bool, Error> {
+    let d = delta(v.size_gib as i64, 1);
+    if !quotas::consume(tx, "department", &v.department_id.to_string(), &d).await?
+        || !quotas::consume(tx, "project", &v.project_id.to_string(), &d).await?
+    {
+        return Ok(false);
+    }
+    if !inventory::claim_pool(tx, pool.id, v.size_gib as i64).await? {
+        return Err(Error::conflict(
+            t!("存储池 {} 剩余空间不足" ; "storage pool {} has not enough free space", pool.name),
+        )
+        .with_details(serde_json::json!({ "reason": "pool_full" })));
+    }
+    volumes::insert(tx, v).await?;
+    Ok(true)
+}
+
+/// Deletes an unattached volume and gives back its quota and pool space, in the caller's
+/// transaction (a delivery being rolled back). False when it is attached or gone.
+pub(crate) async fn remove_in(tx: &mut zy_store::Tx, id: VolumeId) -> Result<bool, Error> {
+    let Some(v) = volumes::get_for_update(tx, id).await? else {
+        return Ok(false);
+    };
+    if zy_store::sagas::active_for(&mut **tx, &id.to_string())
+        .await?
+        .is_some()
+        || !volumes::delete_available(tx, id).await?
+    {
+        return Ok(false);
+    }
+    inventory::claim_pool(tx, v.pool_id, -(v.size_gib as i64)).await?;
+    let d = delta(v.size_gib as i64, 1);
+    quotas::release(tx, "department", &v.department_id.to_string(), &d).await?;
+    quotas::release(tx, "project", &v.project_id.to_string(), &d).await?;
+    Ok(true)
 }
 
 pub async fn get(s: &AppState, actor: &Actor, id: VolumeId) -> Result<Volume, Error> {

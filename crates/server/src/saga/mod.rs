@@ -112,7 +112,12 @@ pub trait SagaDef: Send + Sync + 'static {
 
 /// Every saga the engine can run.
 pub fn registry() -> &'static [&'static dyn SagaDef] {
-    crate::compute::sagas::ALL
+    static ALL: std::sync::LazyLock<Vec<&'static dyn SagaDef>> = std::sync::LazyLock::new(|| {
+        let mut v = crate::compute::sagas::ALL.to_vec();
+        v.push(&crate::requests::delivery::DELIVERY);
+        v
+    });
+    &ALL
 }
 
 pub fn definition(kind: &str) -> Option<&'static dyn SagaDef> {
@@ -355,7 +360,11 @@ async fn run_step(cx: &mut Cx, idx: usize, progress: Progress) -> StepResult {
     let name = def.steps()[idx];
     if forward && cx.compute.saga_hooks.should_fail(def.kind(), name) {
         cx.pending = None;
-        def.action(cx, idx).await?;
+        if let Err(e) = def.action(cx, idx).await {
+            // Not done yet (e.g. still waiting): inject the failure after it succeeds.
+            cx.compute.saga_hooks.fail_once(def.kind(), name);
+            return Err(e);
+        }
         return Err(StepError::Fail(format!("injected failure at step {name}")));
     }
     cx.pending = Some(progress);

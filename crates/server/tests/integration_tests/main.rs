@@ -12,6 +12,7 @@ mod faults;
 mod hostile;
 mod kvm;
 mod openapi;
+mod requests;
 mod sagas;
 mod tenancy;
 mod world;

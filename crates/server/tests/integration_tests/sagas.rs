@@ -247,6 +247,30 @@ async fn exercise(ts: &TestServer, c: &Cloud, kind: &str, step: &str, n: usize) 
             c.member.delete(&format!("/v1/instances/{id}")).await;
             quiesce(c).await;
         }
+        "request_delivery" => {
+            let before = quota_used(c).await;
+            hooks(ts).fail_once(kind, step);
+            let r = crate::requests::auto_approved(c, &name).await;
+            quiesce(c).await;
+            let (_, detail) = c.member.get(&format!("/v1/requests/{r}")).await;
+            assert_eq!(detail["state"], "failed", "{kind}/{step}: {detail}");
+            assert!(
+                detail["note"]
+                    .as_str()
+                    .is_some_and(|n| n.contains("injected")),
+                "the reason is shown: {detail}"
+            );
+            assert_eq!(
+                quota_used(c).await,
+                before,
+                "{kind}/{step}: quota given back"
+            );
+            let (_, vols) = c
+                .member
+                .get(&format!("/v1/volumes?project_id={}", c.project))
+                .await;
+            assert_eq!(vols["items"].as_array().map(Vec::len), Some(0), "{vols}");
+        }
         // Live migration needs real hosts: its steps are failed in the kvm tests.
         "instance_migrate" => return,
         other => panic!("saga {other} has no failure scenario: add one to sagas.rs"),
@@ -332,6 +356,18 @@ async fn every_step_of_every_saga_can_run_twice(db: Db) {
         c.member.delete(&format!("/v1/instances/{id}")).await;
     }
     c.member.delete(&format!("/v1/volumes/{vol}")).await;
+    let r = crate::requests::auto_approved(&c, "twice-r").await;
+    quiesce(&c).await;
+    let (_, detail) = c.member.get(&format!("/v1/requests/{r}")).await;
+    assert_eq!(detail["state"], "delivered", "{detail}");
+    for d in detail["delivered"].as_array().cloned().unwrap_or_default() {
+        let path = format!(
+            "/v1/{}s/{}",
+            d["kind"].as_str().unwrap_or(""),
+            d["id"].as_str().unwrap_or("")
+        );
+        c.member.delete(&path).await;
+    }
     quiesce(&c).await;
     assert_check_clean(&c).await;
     let used = quota_used(&c).await;

@@ -276,6 +276,34 @@ impl<'a> World<'a> {
         }
     }
 
+    /// A new request of the home project written by the home member, in `state`: a
+    /// draft, pending at the department admin's step, or (set directly in the database,
+    /// as a delivery would leave it) delivered or with a reported problem. Returns its id
+    /// and generation.
+    pub async fn request_in(&self, state: &str) -> (String, i64) {
+        let n = self.fresh();
+        let member = self.session(Caller::DeptMember);
+        let body = json!({ "project_id": self.p, "kind": "new", "title": format!("申请{n}"), "purpose": "测试", "items": [{ "type": "instances", "name": format!("rq{n}"), "flavor": "1C2G", "image": "CentOS-7.9", "count": 1 }] });
+        let (st, b) = member.post("/v1/requests", body).await;
+        assert_eq!(st, StatusCode::CREATED, "{b}");
+        let id = b["id"].as_str().expect("request id").to_string();
+        if state != "draft" {
+            let (st, b) = member
+                .post(&format!("/v1/requests/{id}/submit"), json!({}))
+                .await;
+            assert_eq!(st, StatusCode::OK, "{b}");
+        }
+        if state == "delivered" || state == "problem" {
+            sql(
+                self.ts,
+                &format!("UPDATE resource_requests SET state = '{state}' WHERE id = '{id}'"),
+            )
+            .await;
+        }
+        let (_, b) = member.get(&format!("/v1/requests/{id}")).await;
+        (id, b["generation"].as_i64().unwrap_or(1))
+    }
+
     /// A new volume attached to a new running instance.
     async fn attached_volume(&self) -> String {
         let v = self.volume().await;
@@ -504,6 +532,31 @@ impl<'a> World<'a> {
             }
             "detach_volume" => req(Method::POST, format!("/v1/volumes/{}/detach", self.attached_volume().await), None),
             "extend_volume" => req(Method::POST, format!("/v1/volumes/{}/extend", self.volume().await), Some(json!({ "size_gib": 20 }))),
+            "list_requests" => req(Method::GET, "/v1/requests?view=all", None),
+            "create_request" => req(Method::POST, "/v1/requests", Some(json!({ "project_id": p, "kind": "new", "title": format!("申请{n}"), "purpose": "测试", "items": [{ "type": "volume", "name": format!("rv{n}"), "size_gib": 10 }] }))),
+            "get_request" => req(Method::GET, format!("/v1/requests/{}", self.request_in("draft").await.0), None),
+            "update_request" => {
+                let (id, g) = self.request_in("draft").await;
+                req(Method::PUT, format!("/v1/requests/{id}"), Some(json!({ "project_id": p, "kind": "new", "title": format!("改{n}"), "purpose": "测试", "items": [{ "type": "volume", "name": format!("rv{n}"), "size_gib": 20 }], "generation": g })))
+            }
+            "delete_request" => req(Method::DELETE, format!("/v1/requests/{}", self.request_in("draft").await.0), None),
+            "submit_request" => req(Method::POST, format!("/v1/requests/{}/submit", self.request_in("draft").await.0), Some(json!({}))),
+            "withdraw_request" => req(Method::POST, format!("/v1/requests/{}/withdraw", self.request_in("pending").await.0), None),
+            "copy_request" => req(Method::POST, format!("/v1/requests/{}/copy", self.request_in("draft").await.0), None),
+            "approve_request" => req(Method::POST, format!("/v1/requests/{}/approve", self.request_in("pending").await.0), Some(json!({ "step": 0 }))),
+            "reject_request" => req(Method::POST, format!("/v1/requests/{}/reject", self.request_in("pending").await.0), Some(json!({ "reason": "不需要" }))),
+            "return_request" => req(Method::POST, format!("/v1/requests/{}/return", self.request_in("pending").await.0), Some(json!({ "reason": "补充材料" }))),
+            "accept_request" => req(Method::POST, format!("/v1/requests/{}/accept", self.request_in("delivered").await.0), None),
+            "report_problem" => req(Method::POST, format!("/v1/requests/{}/problem", self.request_in("delivered").await.0), Some(json!({ "reason": "无法登录" }))),
+            "redeliver_request" => req(Method::POST, format!("/v1/requests/{}/redeliver", self.request_in("problem").await.0), Some(json!({ "reason": "已重置密码" }))),
+            "list_approval_chains" => req(Method::GET, "/v1/approval-chains", None),
+            "set_approval_chain" => req(Method::PUT, "/v1/approval-chains", Some(json!({ "department_id": d, "kind": "release", "steps": [{ "name": "部门审核", "role": "dept_admin", "scope": "department", "deadline_hours": 24 }] }))),
+            "delete_approval_chain" => {
+                let (st, b) = self.admin.put("/v1/approval-chains", json!({ "department_id": d, "kind": "change", "steps": [{ "name": "部门审核", "role": "dept_admin", "scope": "department", "deadline_hours": 24 }] })).await;
+                assert_eq!(st, StatusCode::OK, "{b}");
+                req(Method::DELETE, format!("/v1/approval-chains/{d}/change"), None)
+            }
+            "set_requests_only" => req(Method::PUT, format!("/v1/departments/{d}/requests-only"), Some(json!({ "enabled": false }))),
             other => panic!("operation {other} has no request in world.rs: add one to World::request (and a row to authz.rs's TABLE)"),
         }
     }
