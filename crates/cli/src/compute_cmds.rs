@@ -179,7 +179,7 @@ async fn catalogue_id(c: &Client, path: &str, what: &str, key: &str) -> Result<S
 }
 
 /// Accepts a project id or name.
-async fn project_id(c: &Client, p: &str) -> Result<String> {
+pub(crate) async fn project_id(c: &Client, p: &str) -> Result<String> {
     if uuid::Uuid::parse_str(p).is_ok() {
         return Ok(p.to_string());
     }

@@ -7,6 +7,7 @@ mod commands;
 mod compute_cmds;
 mod inventory_cmds;
 mod output;
+mod request_cmds;
 mod tenancy_cmds;
 
 use clap::{Args, Parser, Subcommand};
@@ -101,6 +102,12 @@ enum Command {
     /// Storage pools.
     #[command(subcommand)]
     Pool(inventory_cmds::PoolCmd),
+    /// Resource requests (资源申请): apply, review, accept.
+    #[command(subcommand)]
+    Request(request_cmds::RequestCmd),
+    /// Approval chains (审批流程) and requests-only departments.
+    #[command(subcommand)]
+    ApprovalChain(request_cmds::ChainCmd),
     /// Platform administration.
     #[command(subcommand)]
     Admin(AdminCmd),

@@ -171,6 +171,9 @@ pub async fn load(store: &Store) -> Result<bool, Error> {
             )
             .await?;
             grant(&mut tx, dev, Role::DeptMember, Scope::Project(d.id, p)).await?;
+            if n == 0 {
+                requests(&mut tx, d.id, p, member).await?;
+            }
         }
         n += 1;
     }
@@ -202,6 +205,105 @@ pub async fn load(store: &Store) -> Result<bool, Error> {
     .await?;
     tx.commit().await.map_err(zy_store::db_error)?;
     Ok(true)
+}
+
+/// Requests of the first department's member, waiting at each point of the flow: one
+/// pending at the department admin's review, one returned for changes, one draft.
+async fn requests(
+    tx: &mut Tx,
+    department: DepartmentId,
+    project: ProjectId,
+    member: UserId,
+) -> Result<(), Error> {
+    use zy_model::requests::*;
+    use zy_store::requests as rq;
+    let now = Timestamp::now();
+    let lease = Some(now.plus_secs(365 * 86_400));
+    for (title, purpose, count, state) in [
+        (
+            "全民健康信息平台扩容",
+            "门诊量增长，应用服务器由 2 台扩至 4 台",
+            2u32,
+            "pending",
+        ),
+        (
+            "健康档案查询服务",
+            "新建居民健康档案对外查询服务",
+            1,
+            "returned",
+        ),
+        ("数据交换前置机", "与省平台数据交换", 1, "draft"),
+    ] {
+        let r = ResourceRequest {
+            id: zy_model::id::ResourceRequestId::new(),
+            department_id: department,
+            project_id: project,
+            kind: RequestKind::New,
+            title: title.into(),
+            purpose: purpose.into(),
+            mlps_level: Some(3),
+            lease_end: lease,
+            items: vec![
+                RequestItem::Instances {
+                    name: "his-app".into(),
+                    flavor: "4C8G".into(),
+                    image: "CentOS-7.9".into(),
+                    count,
+                    disk_gib: None,
+                },
+                RequestItem::Volume {
+                    name: "his-data".into(),
+                    size_gib: 200,
+                },
+            ],
+            state: RequestState::Draft,
+            steps: Vec::new(),
+            current_step: 0,
+            step_due: None,
+            provider_id: None,
+            zone_id: None,
+            estimated_monthly_fen: None,
+            totals: RequestTotals {
+                instances: count as i64,
+                vcpus: 4 * count as i64,
+                memory_mib: 8192 * count as i64,
+                disk_gib: 40 * count as i64,
+                volumes: 1,
+                volume_gib: 200,
+            },
+            requester_id: member,
+            requester_name: String::new(),
+            delivered: Vec::new(),
+            note: None,
+            delivery_due: None,
+            submitted_at: None,
+            created_at: now,
+            updated_at: now,
+            generation: 1,
+        };
+        rq::insert(tx, &r).await?;
+        rq::add_event(tx, r.id, "draft", Some(member), None, None).await?;
+        if state == "draft" {
+            continue;
+        }
+        rq::submit(tx, r.id, 1, &default_steps(), None).await?;
+        rq::add_event(tx, r.id, "submit", Some(member), None, None).await?;
+        if state == "returned" {
+            let why = "请补充等保测评报告编号 / add the MLPS assessment report number";
+            rq::decide(
+                tx,
+                r.id,
+                Some(0),
+                RequestState::Returned,
+                (None, None),
+                None,
+                Some(why),
+            )
+            .await?;
+            rq::add_event(tx, r.id, "return", None, Some("部门审核"), Some(why)).await?;
+        }
+    }
+    Ok(())
 }
 
 async fn user(
