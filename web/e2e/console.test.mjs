@@ -252,6 +252,65 @@ test('a department member signs in with the keyboard, gets the forbidden page fo
   await page.close()
 })
 
+test('a member applies for instances, the department admin and the supervisor approve, and the member accepts the delivery', async () => {
+  const member = await newPage(browser.ctx)
+  let page = member.page
+  await login(page, server.base, 'wjw.user')
+  await page.waitForURL('**/portal/instances')
+  await page.getByTestId('nav-requests').click()
+  await page.getByTestId('request-table').locator('tr', { hasText: '全民健康信息平台扩容' }).waitFor()
+  await page.getByTestId('request-new').click()
+  await page.getByTestId('request-title').fill('e2e申请')
+  await page.getByTestId('request-submit').click()
+  await page.getByTestId('request-error').waitFor()
+  assert.match(await page.getByTestId('request-error').innerText(), /用途/)
+  await page.getByTestId('request-purpose').locator('textarea').fill('端到端测试')
+  await page.getByTestId('request-submit').click()
+  await page.locator('[data-testid="request-state"][data-state="pending"]').waitFor()
+  const url = page.url()
+  await shot(page, '08a-request-submitted')
+  await page.getByTestId('logout').click()
+
+  const lead = await newPage(browser.ctx)
+  page = lead.page
+  await login(page, server.base, 'wjw.admin')
+  await page.waitForURL('**/portal/instances')
+  await page.getByTestId('nav-approvals').click()
+  await page.getByTestId('request-table').locator('tr', { hasText: 'e2e申请' }).getByTestId('request-link').click()
+  await page.getByTestId('request-approve').click()
+  await page.locator('[data-testid="request-timeline"] [data-action="approve"]').waitFor()
+  await page.getByTestId('logout').click()
+
+  const sup = await newPage(browser.ctx)
+  page = sup.page
+  await login(page, server.base, 'jianguan')
+  await page.waitForURL('**/platform/overview')
+  await page.getByTestId('nav-approvals').click()
+  await page.getByTestId('request-table').locator('tr', { hasText: 'e2e申请' }).getByTestId('request-link').click()
+  await page.getByTestId('decide-card').waitFor()
+  await shot(page, '08b-supervisor-decides')
+  await page.getByTestId('request-approve').click()
+  await page.locator('[data-testid="request-state"][data-state="delivering"], [data-testid="request-state"][data-state="delivered"]').first().waitFor()
+  await page.getByTestId('logout').click()
+
+  page = member.page
+  await login(page, server.base, 'wjw.user')
+  await page.waitForURL('**/portal/instances')
+  for (let i = 0; i < 60; i++) {
+    await page.goto(url)
+    if (await page.locator('[data-testid="request-state"][data-state="delivered"]').count()) break
+    await page.waitForTimeout(500)
+  }
+  await page.getByTestId('delivered-item').first().waitFor()
+  await page.getByTestId('request-accept').click()
+  await page.locator('[data-testid="request-state"][data-state="accepted"]').waitFor()
+  await shot(page, '08c-request-accepted')
+  for (const p of [member, lead, sup]) {
+    assert.deepEqual(p.errors, [])
+    await p.page.close()
+  }
+})
+
 test('the supervisor sees the overview, whose charts load as a separate chunk', async () => {
   const { page, errors } = await newPage(browser.ctx)
   const scripts = []

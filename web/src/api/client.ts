@@ -21,6 +21,9 @@ export type Quota = Schemas['Quota']
 export type AuditRecord = Schemas['AuditRecord']
 export type Me = Schemas['Me']
 export type ErrorCode = Schemas['ErrorCode']
+export type ResourceRequest = Schemas['ResourceRequest']
+export type RequestDetail = Schemas['RequestDetail']
+export type ApprovalChain = Schemas['ApprovalChain']
 
 export interface Page<T> {
   items: T[]

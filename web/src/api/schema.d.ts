@@ -101,6 +101,38 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/approval-chains": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["list_approval_chains"];
+        put: operations["set_approval_chain"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/approval-chains/{scope}/{kind}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        delete: operations["delete_approval_chain"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/audit": {
         parameters: {
             query?: never;
@@ -227,6 +259,22 @@ export interface paths {
         options?: never;
         head?: never;
         patch: operations["update_department"];
+        trace?: never;
+    };
+    "/v1/departments/{id}/requests-only": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put: operations["set_requests_only"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/v1/flavors": {
@@ -678,6 +726,182 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/requests": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["list_requests"];
+        put?: never;
+        post: operations["create_request"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/requests/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["get_request"];
+        put: operations["update_request"];
+        post?: never;
+        delete: operations["delete_request"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/requests/{id}/accept": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["accept_request"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/requests/{id}/approve": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["approve_request"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/requests/{id}/copy": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["copy_request"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/requests/{id}/problem": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["report_problem"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/requests/{id}/redeliver": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["redeliver_request"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/requests/{id}/reject": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["reject_request"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/requests/{id}/return": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["return_request"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/requests/{id}/submit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["submit_request"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/requests/{id}/withdraw": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["withdraw_request"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/security/settings": {
         parameters: {
             query?: never;
@@ -1030,6 +1254,40 @@ export interface components {
             last_used_at?: null | components["schemas"]["Timestamp"];
             revoked_at?: null | components["schemas"]["Timestamp"];
         };
+        /**
+         * @description How one department's requests of one kind are reviewed. A department without its own
+         *     chain uses the platform's default for that kind.
+         */
+        ApprovalChain: {
+            id: components["schemas"]["ApprovalChainId"];
+            department_id?: null | components["schemas"]["DepartmentId"];
+            kind: components["schemas"]["RequestKind"];
+            steps: components["schemas"]["ChainStep"][];
+            /**
+             * Format: int32
+             * @description Requests at or below this many vCPUs (and no volumes above `auto_max_volume_gib`)
+             *     are approved at submit without review. `None`: never.
+             */
+            auto_max_vcpus?: number | null;
+            /** Format: int64 */
+            auto_max_volume_gib?: number | null;
+            updated_at: components["schemas"]["Timestamp"];
+            /** Format: int64 */
+            generation: number;
+        };
+        /** Format: uuid */
+        ApprovalChainId: string;
+        /** @description A reviewer's approval of the current step. */
+        ApproveBody: {
+            /**
+             * Format: int32
+             * @description The step the reviewer looked at (index into `steps`).
+             */
+            step?: number | null;
+            provider_id?: null | components["schemas"]["ProviderId"];
+            zone_id?: null | components["schemas"]["ZoneId"];
+            comment?: string | null;
+        };
         AttachVolume: {
             instance_id: components["schemas"]["InstanceId"];
         };
@@ -1054,6 +1312,50 @@ export interface components {
             detail: string;
             prev_hash: string;
             hash: string;
+        };
+        /**
+         * @description How one department's (or, without a department, every department's default) requests
+         *     of one kind are reviewed.
+         */
+        ChainBody: {
+            department_id?: null | components["schemas"]["DepartmentId"];
+            kind: components["schemas"]["RequestKind"];
+            /** @description One to five steps. */
+            steps: components["schemas"]["ChainStep"][];
+            /**
+             * Format: int32
+             * @description Approve without review at or below this many vCPUs.
+             */
+            auto_max_vcpus?: number | null;
+            /**
+             * Format: int64
+             * @description …and at or below this many GiB of volumes.
+             */
+            auto_max_volume_gib?: number | null;
+        };
+        /** @description One review in a chain. */
+        ChainStep: {
+            /** @description Shown on the timeline (e.g. 部门审核, 大数据局审批, 财政审核). */
+            name: string;
+            role: components["schemas"]["Role"];
+            scope: components["schemas"]["StepScope"];
+            /**
+             * Format: int32
+             * @description Hours the step may take before its reviewers are reminded (and the request shows
+             *     it overdue).
+             */
+            deadline_hours: number;
+            /**
+             * Format: int32
+             * @description The step applies only when the request asks for more than this many vCPUs.
+             */
+            min_vcpus?: number | null;
+            /**
+             * Format: int64
+             * @description The step applies only when the request's estimated monthly cost is above this, in
+             *     fen (applies to every request while no price list exists).
+             */
+            min_monthly_fen?: number | null;
         };
         ChangePassword: {
             current_password: string;
@@ -1232,12 +1534,24 @@ export interface components {
             /** @description The generated one-time password, shown this once. */
             initial_password?: string | null;
         };
+        /** @description A resource a request produced. */
+        DeliveredResource: {
+            /** @description `instance` or `volume`. */
+            kind: string;
+            id: string;
+            name: string;
+        };
         Department: {
             id: components["schemas"]["DepartmentId"];
             name: string;
             /** @description Short code used in reports and bills, e.g. `WJW`. */
             code: string;
             description: string;
+            /**
+             * @description Resources only through requests (资源申请): nothing is created directly, so
+             *     nothing bypasses approval and quota.
+             */
+            requests_only: boolean;
             created_at: components["schemas"]["Timestamp"];
             updated_at: components["schemas"]["Timestamp"];
             /** Format: int64 */
@@ -1468,6 +1782,26 @@ export interface components {
                 alive: boolean;
                 /** @description The last heartbeat (capacity, QEMU version, VMs), as the agent sent it. */
                 report: Record<string, never>;
+            }[];
+        };
+        /** @description A list returned whole (small collections: providers, zones, flavors, …). */
+        List_ApprovalChain: {
+            items: {
+                id: components["schemas"]["ApprovalChainId"];
+                department_id?: null | components["schemas"]["DepartmentId"];
+                kind: components["schemas"]["RequestKind"];
+                steps: components["schemas"]["ChainStep"][];
+                /**
+                 * Format: int32
+                 * @description Requests at or below this many vCPUs (and no volumes above `auto_max_volume_gib`)
+                 *     are approved at submit without review. `None`: never.
+                 */
+                auto_max_vcpus?: number | null;
+                /** Format: int64 */
+                auto_max_volume_gib?: number | null;
+                updated_at: components["schemas"]["Timestamp"];
+                /** Format: int64 */
+                generation: number;
             }[];
         };
         /** @description A list returned whole (small collections: providers, zones, flavors, …). */
@@ -1789,6 +2123,10 @@ export interface components {
         MigrationId: string;
         /** @enum {string} */
         MigrationState: "running" | "completed" | "failed";
+        /** @description What is wrong with a delivery, or what the provider did about it. */
+        NoteBody: {
+            reason: string;
+        };
         /**
          * @description How a recorded call ended.
          * @enum {string}
@@ -1818,6 +2156,11 @@ export interface components {
                 /** @description Short code used in reports and bills, e.g. `WJW`. */
                 code: string;
                 description: string;
+                /**
+                 * @description Resources only through requests (资源申请): nothing is created directly, so
+                 *     nothing bypasses approval and quota.
+                 */
+                requests_only: boolean;
                 created_at: components["schemas"]["Timestamp"];
                 updated_at: components["schemas"]["Timestamp"];
                 /** Format: int64 */
@@ -1885,6 +2228,56 @@ export interface components {
                 department_id: components["schemas"]["DepartmentId"];
                 name: string;
                 description: string;
+                created_at: components["schemas"]["Timestamp"];
+                updated_at: components["schemas"]["Timestamp"];
+                /** Format: int64 */
+                generation: number;
+            }[];
+            /** @description Pass as `cursor` to get the next page; absent on the last page. */
+            next_cursor?: string | null;
+        };
+        /** @description One page of results. */
+        Page_ResourceRequest: {
+            items: {
+                id: components["schemas"]["ResourceRequestId"];
+                department_id: components["schemas"]["DepartmentId"];
+                project_id: components["schemas"]["ProjectId"];
+                kind: components["schemas"]["RequestKind"];
+                title: string;
+                /** @description 用途: what the business system needs the resources for. */
+                purpose: string;
+                /**
+                 * Format: int32
+                 * @description 等保级别 of the business system (1–4), when known.
+                 */
+                mlps_level?: number | null;
+                lease_end?: null | components["schemas"]["Timestamp"];
+                items: components["schemas"]["RequestItem"][];
+                state: components["schemas"]["RequestState"];
+                /** @description The chain fixed at submit (configuration changes later do not move it). */
+                steps: components["schemas"]["ChainStep"][];
+                /**
+                 * Format: int32
+                 * @description Index into `steps` of the review under way (while `pending`).
+                 */
+                current_step: number;
+                step_due?: null | components["schemas"]["Timestamp"];
+                provider_id?: null | components["schemas"]["ProviderId"];
+                zone_id?: null | components["schemas"]["ZoneId"];
+                /**
+                 * Format: int64
+                 * @description Estimated monthly cost in fen, once the provider has a price list.
+                 */
+                estimated_monthly_fen?: number | null;
+                totals: components["schemas"]["RequestTotals"];
+                requester_id: components["schemas"]["UserId"];
+                requester_name: string;
+                /** @description What was delivered (instances, volumes) — or, after a failure, what was rolled back. */
+                delivered: components["schemas"]["DeliveredResource"][];
+                /** @description Why a delivery failed or what the requester reported. */
+                note?: string | null;
+                delivery_due?: null | components["schemas"]["Timestamp"];
+                submitted_at?: null | components["schemas"]["Timestamp"];
                 created_at: components["schemas"]["Timestamp"];
                 updated_at: components["schemas"]["Timestamp"];
                 /** Format: int64 */
@@ -1992,9 +2385,134 @@ export interface components {
             /** Format: int64 */
             volumes: number;
         };
+        /** @description A decision that needs a reason the requester will read. */
+        ReasonBody: {
+            reason: string;
+            /**
+             * Format: int32
+             * @description The step the reviewer looked at.
+             */
+            step?: number | null;
+        };
         RecoveryCodes: {
             /** @description Ten one-use recovery codes, shown this once. Keep them somewhere safe. */
             recovery_codes: string[];
+        };
+        /** @description A request as its requester writes it. */
+        RequestBody: {
+            project_id: components["schemas"]["ProjectId"];
+            kind: components["schemas"]["RequestKind"];
+            title: string;
+            /** @description 用途. */
+            purpose: string;
+            /**
+             * Format: int32
+             * @description 等保级别 (1–4).
+             */
+            mlps_level?: number | null;
+            lease_end?: null | components["schemas"]["Timestamp"];
+            items: components["schemas"]["RequestItem"][];
+            provider_id?: null | components["schemas"]["ProviderId"];
+            zone_id?: null | components["schemas"]["ZoneId"];
+            /**
+             * Format: int64
+             * @description For an edit: the generation the requester saw.
+             */
+            generation?: number | null;
+        };
+        /** @description A request with its timeline. */
+        RequestDetail: components["schemas"]["ResourceRequest"] & {
+            timeline: components["schemas"]["RequestEvent"][];
+            /** @description Whether the caller may decide the current step. */
+            can_decide: boolean;
+        };
+        /** @description One entry of a request's timeline: who did what when, and why. */
+        RequestEvent: {
+            at: components["schemas"]["Timestamp"];
+            /**
+             * @description submit, approve, reject, return, withdraw, auto_approve, deliver, delivered,
+             *     failed, accept, problem, remind, copy, edit.
+             */
+            action: string;
+            actor_id?: null | components["schemas"]["UserId"];
+            actor_name?: string | null;
+            /** @description The step's name, for review decisions. */
+            step?: string | null;
+            reason?: string | null;
+        };
+        /**
+         * @description One line of a request. New requests carry `instances` and `volume` items; change
+         *     requests `resize`, `volume` (for a project that exists) and `extend_lease`; release
+         *     requests `release`.
+         */
+        RequestItem: {
+            name: string;
+            /** @description Flavor name or id (e.g. `2C4G`). */
+            flavor: string;
+            /** @description Image name or id. */
+            image: string;
+            /** Format: int32 */
+            count: number;
+            /**
+             * Format: int64
+             * @description System disk; the image's minimum when absent.
+             */
+            disk_gib?: number | null;
+            /** @enum {string} */
+            type: "instances";
+        } | {
+            name: string;
+            /** Format: int64 */
+            size_gib: number;
+            /** @enum {string} */
+            type: "volume";
+        } | {
+            instance_id: components["schemas"]["InstanceId"];
+            flavor: string;
+            /** @enum {string} */
+            type: "resize";
+        } | {
+            instance_id: components["schemas"]["InstanceId"];
+            lease_end: components["schemas"]["Timestamp"];
+            /** @enum {string} */
+            type: "extend_lease";
+        } | {
+            instance_id: components["schemas"]["InstanceId"];
+            /** @enum {string} */
+            type: "release";
+        };
+        /**
+         * @description What a request asks for.
+         * @enum {string}
+         */
+        RequestKind: "new" | "change" | "release";
+        /**
+         * @description Where a request is. `draft → pending → delivering → delivered → accepted`; a reviewer
+         *     may send it back (`returned`, editable, submitted again) or end it (`rejected`); the
+         *     requester may withdraw it before delivery; a delivery that fails is rolled back
+         *     (`failed`); the requester may report a problem with a delivery (`problem`), which the
+         *     provider's operator delivers again.
+         * @enum {string}
+         */
+        RequestState: "draft" | "pending" | "returned" | "rejected" | "withdrawn" | "delivering" | "delivered" | "problem" | "accepted" | "failed";
+        /** @description What a request asks for in total, for choosing steps and checking quota. */
+        RequestTotals: {
+            /** Format: int64 */
+            instances: number;
+            /** Format: int64 */
+            vcpus: number;
+            /** Format: int64 */
+            memory_mib: number;
+            /** Format: int64 */
+            disk_gib: number;
+            /** Format: int64 */
+            volumes: number;
+            /** Format: int64 */
+            volume_gib: number;
+        };
+        /** @description Whether a department takes resources only through requests. */
+        RequestsOnlyBody: {
+            enabled: boolean;
         };
         /**
          * @description What the account must do before anything else.
@@ -2006,6 +2524,54 @@ export interface components {
             /** Format: int64 */
             disk_gib?: number | null;
         };
+        /** @description A request as the API shows it. */
+        ResourceRequest: {
+            id: components["schemas"]["ResourceRequestId"];
+            department_id: components["schemas"]["DepartmentId"];
+            project_id: components["schemas"]["ProjectId"];
+            kind: components["schemas"]["RequestKind"];
+            title: string;
+            /** @description 用途: what the business system needs the resources for. */
+            purpose: string;
+            /**
+             * Format: int32
+             * @description 等保级别 of the business system (1–4), when known.
+             */
+            mlps_level?: number | null;
+            lease_end?: null | components["schemas"]["Timestamp"];
+            items: components["schemas"]["RequestItem"][];
+            state: components["schemas"]["RequestState"];
+            /** @description The chain fixed at submit (configuration changes later do not move it). */
+            steps: components["schemas"]["ChainStep"][];
+            /**
+             * Format: int32
+             * @description Index into `steps` of the review under way (while `pending`).
+             */
+            current_step: number;
+            step_due?: null | components["schemas"]["Timestamp"];
+            provider_id?: null | components["schemas"]["ProviderId"];
+            zone_id?: null | components["schemas"]["ZoneId"];
+            /**
+             * Format: int64
+             * @description Estimated monthly cost in fen, once the provider has a price list.
+             */
+            estimated_monthly_fen?: number | null;
+            totals: components["schemas"]["RequestTotals"];
+            requester_id: components["schemas"]["UserId"];
+            requester_name: string;
+            /** @description What was delivered (instances, volumes) — or, after a failure, what was rolled back. */
+            delivered: components["schemas"]["DeliveredResource"][];
+            /** @description Why a delivery failed or what the requester reported. */
+            note?: string | null;
+            delivery_due?: null | components["schemas"]["Timestamp"];
+            submitted_at?: null | components["schemas"]["Timestamp"];
+            created_at: components["schemas"]["Timestamp"];
+            updated_at: components["schemas"]["Timestamp"];
+            /** Format: int64 */
+            generation: number;
+        };
+        /** Format: uuid */
+        ResourceRequestId: string;
         /** @enum {string} */
         Role: "platform_admin" | "security_admin" | "auditor" | "supervisor" | "finance" | "provider_operator" | "dept_admin" | "dept_member";
         /** @description One saga as the API shows it. */
@@ -2115,6 +2681,11 @@ export interface components {
             /** Format: int64 */
             latency_max_ms?: number;
         };
+        /**
+         * @description The scope an approval step's role is held at, relative to the request.
+         * @enum {string}
+         */
+        StepScope: "department" | "platform";
         StoragePool: {
             id: components["schemas"]["StoragePoolId"];
             zone_id: components["schemas"]["ZoneId"];
@@ -2132,6 +2703,14 @@ export interface components {
          * @enum {string}
          */
         Strategy: "pack" | "spread";
+        /**
+         * @description The generation (or step) the caller saw, so a request that moved meanwhile is refused
+         *     rather than acted on blind.
+         */
+        SubmitBody: {
+            /** Format: int64 */
+            generation?: number | null;
+        };
         /**
          * @description What is wrong at a point of the chain.
          * @enum {string}
@@ -2454,6 +3033,99 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["JoinResponse"];
                 };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_approval_chains: {
+        parameters: {
+            query?: {
+                /**
+                 * @description The chains that apply to this department's requests (one per kind); without it,
+                 *     every chain configured.
+                 */
+                department_id?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["List_ApprovalChain"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    set_approval_chain: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ChainBody"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApprovalChain"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_approval_chain: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description `platform` or a department id */
+                scope: string;
+                kind: components["schemas"]["RequestKind"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             default: {
                 headers: {
@@ -2820,6 +3492,37 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Department"];
                 };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    set_requests_only: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["DepartmentId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RequestsOnlyBody"];
+            };
+        };
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             default: {
                 headers: {
@@ -4001,6 +4704,450 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Quota"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_requests: {
+        parameters: {
+            query?: {
+                limit?: number;
+                cursor?: string;
+                /** @description `created_at` (default `-created_at`, newest first), `-created_at`, `name`, `-name`. */
+                sort?: string;
+                /**
+                 * @description `mine` (default): my requests; `all`: every request I may read; `to_decide`: waiting
+                 *     for a step I decide (待我审批); `deliveries`: the providers' delivery list.
+                 */
+                view?: string;
+                state?: string;
+                department_id?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_ResourceRequest"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_request: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RequestBody"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ResourceRequest"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_request: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["ResourceRequestId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RequestDetail"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    update_request: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["ResourceRequestId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RequestBody"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ResourceRequest"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_request: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["ResourceRequestId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    accept_request: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["ResourceRequestId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ResourceRequest"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    approve_request: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["ResourceRequestId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ApproveBody"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ResourceRequest"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    copy_request: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["ResourceRequestId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ResourceRequest"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    report_problem: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["ResourceRequestId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NoteBody"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ResourceRequest"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    redeliver_request: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["ResourceRequestId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NoteBody"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ResourceRequest"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    reject_request: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["ResourceRequestId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ReasonBody"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ResourceRequest"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    return_request: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["ResourceRequestId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ReasonBody"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ResourceRequest"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    submit_request: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["ResourceRequestId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SubmitBody"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ResourceRequest"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    withdraw_request: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["ResourceRequestId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ResourceRequest"];
                 };
             };
             default: {
