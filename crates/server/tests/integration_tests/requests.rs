@@ -477,3 +477,107 @@ async fn an_overdue_step_reminds_its_reviewers_once(db: Db) {
     assert_eq!(n, 1, "{r}");
 }
 both_databases!(an_overdue_step_reminds_its_reviewers_once);
+
+async fn two_replicas_approving_at_once_never_overrun_the_quota(db: Db) {
+    let ts = TestServer::start(db).await;
+    let c = cloud(&ts, 4).await;
+    let (lead, sup) = reviewers(&ts, &c).await;
+    let second = zy_server::start(ts.config.clone())
+        .await
+        .expect("second replica");
+    let sup2 = ts.new_user(&c.admin, "dsj.sup2", None).await;
+    ts.grant(&c.admin, &sup2, Role::Supervisor, None, None)
+        .await;
+    let sup2 = Session {
+        url: format!("http://{}", second.addr),
+        ..sup2
+    };
+    let (st, v) = c
+        .admin
+        .put("/v1/quotas", json!({ "project_id": c.project, "limits": { "instances": 5, "vcpus": 10, "memory_mib": 1048576, "disk_gib": 100000, "volumes": 100 } }))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    // Rounds of two requests of 2 instances each against room for 5: in every round at
+    // most what fits is approved, whichever replica answers.
+    let mut approved = 0;
+    for round in 0..3 {
+        let mut ids = Vec::new();
+        for k in 0..2 {
+            let id = draft(&c, &format!("r{round}{k}"), 2, "2C4G").await;
+            let (st, v) = submit(&c, &id).await;
+            if st != StatusCode::OK {
+                assert_eq!(v["error"]["code"], "quota_exceeded", "{v}");
+                continue;
+            }
+            let (st, v) = lead
+                .post(&format!("/v1/requests/{id}/approve"), json!({}))
+                .await;
+            assert_eq!(st, StatusCode::OK, "{v}");
+            ids.push(id);
+        }
+        if ids.len() < 2 {
+            break;
+        }
+        let (pa, pb) = (
+            format!("/v1/requests/{}/approve", ids[0]),
+            format!("/v1/requests/{}/approve", ids[1]),
+        );
+        let (a, b) = tokio::join!(sup.post(&pa, json!({})), sup2.post(&pb, json!({})));
+        for (st, v) in [&a, &b] {
+            if *st == StatusCode::OK {
+                approved += 1;
+            } else {
+                assert_eq!(v["error"]["code"], "quota_exceeded", "{v}");
+            }
+        }
+    }
+    assert_eq!(
+        approved, 2,
+        "room for two requests of two instances: exactly two approved"
+    );
+    let (_, q) = c
+        .member
+        .get(&format!("/v1/quotas?project_id={}", c.project))
+        .await;
+    assert_eq!(q["used"]["instances"], 4, "{q}");
+    second.stop().await;
+    assert_check_clean(&c).await;
+}
+both_databases!(two_replicas_approving_at_once_never_overrun_the_quota);
+
+async fn a_crash_between_approval_and_delivery_still_ends_delivered(db: Db) {
+    let mut ts = TestServer::start(db).await;
+    let c = cloud(&ts, 4).await;
+    let (lead, sup) = reviewers(&ts, &c).await;
+    let id = draft(&c, "crash", 3, "2C4G").await;
+    submit(&c, &id).await;
+    lead.post(&format!("/v1/requests/{id}/approve"), json!({}))
+        .await;
+    let (st, v) = sup
+        .post(&format!("/v1/requests/{id}/approve"), json!({}))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    // The server goes away with the delivery and the creates in flight.
+    ts.restart().await;
+    let member = Session {
+        url: ts.url.clone(),
+        ..c.member.clone()
+    };
+    let r = wait_state(&member, &id, "delivered").await;
+    assert_eq!(
+        r["delivered"].as_array().map(Vec::len),
+        Some(4),
+        "three instances and a volume: {r}"
+    );
+    let admin = Session {
+        url: ts.url.clone(),
+        ..c.admin.clone()
+    };
+    let (st, report) = admin.get("/v1/admin/check").await;
+    assert_eq!(
+        (st, &report["ok"]),
+        (StatusCode::OK, &json!(true)),
+        "{report}"
+    );
+}
+both_databases!(a_crash_between_approval_and_delivery_still_ends_delivered);
