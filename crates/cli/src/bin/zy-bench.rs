@@ -31,6 +31,9 @@ struct Args {
     kvm_boots: Option<usize>,
     /// Real VMs on the local agent: run this many 128 MiB guests at once.
     kvm_concurrent: Option<usize>,
+    /// Resource requests: submit this many, approve each through the two default steps
+    /// by concurrent reviewers, and wait until all are delivered on the simulated provider.
+    requests: Option<usize>,
     /// Login flood: this many concurrent logins per phase.
     login_flood: Option<usize>,
     /// Login flood: distinct loopback source addresses (127.1.0.x) the logins come from.
@@ -52,6 +55,7 @@ fn parse_args() -> Result<Args> {
         kvm_boots: None,
         kvm_concurrent: None,
         login_flood: None,
+        requests: None,
         sources: 64,
     };
     let mut it = std::env::args().skip(1);
@@ -71,6 +75,7 @@ fn parse_args() -> Result<Args> {
             "--kvm-boots" => a.kvm_boots = Some(v()?.parse()?),
             "--kvm-concurrent" => a.kvm_concurrent = Some(v()?.parse()?),
             "--login-flood" => a.login_flood = Some(v()?.parse()?),
+            "--requests" => a.requests = Some(v()?.parse()?),
             "--sources" => a.sources = v()?.parse::<usize>()?.clamp(1, 250),
             // Extra arguments for `zhengyun server`, e.g. --max-connections 4.
             "--server-arg" => a.server_args.push(v()?),
@@ -170,7 +175,7 @@ async fn ensure_wrk() -> Result<()> {
 #[tokio::main]
 async fn main() -> Result<()> {
     let a = parse_args()?;
-    if a.login_flood.is_none() && a.creates.is_none() {
+    if a.login_flood.is_none() && a.creates.is_none() && a.requests.is_none() {
         ensure_wrk().await?;
     }
     let port = free_port()?;
@@ -277,6 +282,22 @@ async fn main() -> Result<()> {
     }
     if let Some(n) = a.login_flood {
         let r = login_flood(&base, backend, server_pid, n, a.sources).await;
+        let _ = std::fs::remove_dir_all(&dir);
+        return r;
+    }
+    if let Some(n) = a.requests {
+        let otp = admin_otp
+            .lock()
+            .ok()
+            .and_then(|g| g.clone())
+            .context("no admin one-time password printed")?;
+        let admin = platform_admin(&http, &base, &otp).await?;
+        let (member, lead, sup) = (
+            login("wjw.user").await?,
+            login("wjw.admin").await?,
+            login("jianguan").await?,
+        );
+        let r = bench_requests(&http, &base, backend, &admin, n, [member, lead, sup]).await;
         let _ = std::fs::remove_dir_all(&dir);
         return r;
     }
@@ -418,66 +439,9 @@ async fn bench_creates(
     member: String,
     mut crash: Option<Crash<'_>>,
 ) -> Result<()> {
-    // The platform admin: change the one-time password, enrol TOTP, raise the quota.
-    let r: Value = http
-        .post(format!("{base}/v1/auth/login"))
-        .json(&json!({ "username": "admin", "password": otp, "bearer": true }))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    let admin = r["session_token"].as_str().context("session")?.to_string();
-    http.post(format!("{base}/v1/me/password"))
-        .bearer_auth(&admin)
-        .json(&json!({ "current_password": otp, "new_password": "Bench#Pass2026" }))
-        .send()
-        .await?
-        .error_for_status()?;
-    let e: Value = http
-        .post(format!("{base}/v1/me/mfa/enrol"))
-        .bearer_auth(&admin)
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    let secret =
-        zy_model::totp::base32_decode(e["secret"].as_str().context("secret")?).context("b32")?;
-    let code = zy_model::totp::code_at(&secret, chrono::Utc::now().timestamp());
-    http.post(format!("{base}/v1/me/mfa/confirm"))
-        .bearer_auth(&admin)
-        .json(&json!({ "code": code }))
-        .send()
-        .await?
-        .error_for_status()?;
-    let projects: Value = http
-        .get(format!("{base}/v1/projects?limit=1"))
-        .bearer_auth(&member)
-        .send()
-        .await?
-        .json()
-        .await?;
-    let project = projects["items"][0]["id"]
-        .as_str()
-        .context("project")?
-        .to_string();
-    let dept = projects["items"][0]["department_id"]
-        .as_str()
-        .context("department")?
-        .to_string();
-    let big = json!({ "instances": 100000, "vcpus": 1000000, "memory_mib": 1_000_000_000_000i64, "disk_gib": 1_000_000_000i64, "volumes": 1000 });
-    for scope in [
-        json!({ "department_id": dept, "limits": big }),
-        json!({ "project_id": project, "limits": big }),
-    ] {
-        http.put(format!("{base}/v1/quotas"))
-            .bearer_auth(&admin)
-            .json(&scope)
-            .send()
-            .await?
-            .error_for_status()?;
-    }
+    let admin = platform_admin(http, base, otp).await?;
+    let (project, dept) = first_project(http, base, &member).await?;
+    raise_quotas(http, base, &admin, &dept, &project).await?;
     let started = Instant::now();
     let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(4));
     let mut tasks = Vec::new();
@@ -582,6 +546,244 @@ async fn bench_creates(
         println!("CHECK {check}");
     }
     Ok(())
+}
+
+/// The platform admin's session: the one-time password changed and TOTP enrolled.
+async fn platform_admin(http: &reqwest::Client, base: &str, otp: &str) -> Result<String> {
+    let r: Value = http
+        .post(format!("{base}/v1/auth/login"))
+        .json(&json!({ "username": "admin", "password": otp, "bearer": true }))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let admin = r["session_token"].as_str().context("session")?.to_string();
+    http.post(format!("{base}/v1/me/password"))
+        .bearer_auth(&admin)
+        .json(&json!({ "current_password": otp, "new_password": "Bench#Pass2026" }))
+        .send()
+        .await?
+        .error_for_status()?;
+    let e: Value = http
+        .post(format!("{base}/v1/me/mfa/enrol"))
+        .bearer_auth(&admin)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let secret =
+        zy_model::totp::base32_decode(e["secret"].as_str().context("secret")?).context("b32")?;
+    let code = zy_model::totp::code_at(&secret, chrono::Utc::now().timestamp());
+    http.post(format!("{base}/v1/me/mfa/confirm"))
+        .bearer_auth(&admin)
+        .json(&json!({ "code": code }))
+        .send()
+        .await?
+        .error_for_status()?;
+    Ok(admin)
+}
+
+/// The first project the caller sees, with its department.
+async fn first_project(http: &reqwest::Client, base: &str, tok: &str) -> Result<(String, String)> {
+    let projects = get_json(http, &format!("{base}/v1/projects?limit=1"), tok).await?;
+    let p = &projects["items"][0];
+    Ok((
+        p["id"].as_str().context("project")?.to_string(),
+        p["department_id"]
+            .as_str()
+            .context("department")?
+            .to_string(),
+    ))
+}
+
+/// Quotas large enough that the benchmark measures the work, not the refusals.
+async fn raise_quotas(
+    http: &reqwest::Client,
+    base: &str,
+    admin: &str,
+    dept: &str,
+    project: &str,
+) -> Result<()> {
+    let big = json!({ "instances": 100000, "vcpus": 1000000, "memory_mib": 1_000_000_000_000i64, "disk_gib": 1_000_000_000i64, "volumes": 100000 });
+    for scope in [
+        json!({ "department_id": dept, "limits": big }),
+        json!({ "project_id": project, "limits": big }),
+    ] {
+        http.put(format!("{base}/v1/quotas"))
+            .bearer_auth(admin)
+            .json(&scope)
+            .send()
+            .await?
+            .error_for_status()?;
+    }
+    Ok(())
+}
+
+/// Runs `f` over `ids` with `width` at a time; returns each call's latency in ms.
+async fn each<F, Fut>(ids: &[String], width: usize, f: F) -> Result<Vec<f64>>
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = Result<()>> + Send + 'static,
+{
+    let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(width));
+    let mut tasks = Vec::new();
+    for id in ids {
+        let (sem, fut) = (sem.clone(), f(id.clone()));
+        tasks.push(tokio::spawn(async move {
+            let _p = sem.acquire().await?;
+            let t = Instant::now();
+            fut.await?;
+            anyhow::Ok(t.elapsed().as_secs_f64() * 1000.0)
+        }));
+    }
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await??);
+    }
+    Ok(out)
+}
+
+/// `--requests N`: N requests (one 1C2G instance each) submitted by a department member,
+/// approved by the department admin and the supervisor with 8 approvals in flight each,
+/// delivered on the simulated providers; reports requests/s from the first submit to the
+/// last delivery, the approval endpoint's latency, and the invariant check.
+async fn bench_requests(
+    http: &reqwest::Client,
+    base: &str,
+    backend: &str,
+    admin: &str,
+    n: usize,
+    [member, lead, sup]: [String; 3],
+) -> Result<()> {
+    let (project, dept) = first_project(http, base, &member).await?;
+    raise_quotas(http, base, admin, &dept, &project).await?;
+    let started = Instant::now();
+    let ids: Vec<String> = (0..n).map(|k| format!("{k}")).collect();
+    let created = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let submit = {
+        let (http, base, member, project, created) = (
+            http.clone(),
+            base.to_string(),
+            member.clone(),
+            project.clone(),
+            created.clone(),
+        );
+        move |k: String| {
+            let (http, base, member, project, created) = (
+                http.clone(),
+                base.clone(),
+                member.clone(),
+                project.clone(),
+                created.clone(),
+            );
+            async move {
+                let body = json!({ "project_id": project, "kind": "new", "title": format!("bench{k}"), "purpose": "benchmark", "items": [{ "type": "instances", "name": format!("rq{k}"), "flavor": "1C2G", "image": "CentOS-7.9", "count": 1 }] });
+                let r: Value = http
+                    .post(format!("{base}/v1/requests"))
+                    .bearer_auth(&member)
+                    .json(&body)
+                    .send()
+                    .await?
+                    .error_for_status()?
+                    .json()
+                    .await?;
+                let id = r["id"].as_str().context("id")?.to_string();
+                http.post(format!("{base}/v1/requests/{id}/submit"))
+                    .bearer_auth(&member)
+                    .json(&json!({}))
+                    .send()
+                    .await?
+                    .error_for_status()?;
+                if let Ok(mut g) = created.lock() {
+                    g.push(id);
+                }
+                anyhow::Ok(())
+            }
+        }
+    };
+    each(&ids, 16, submit).await?;
+    let submitted = started.elapsed().as_secs_f64();
+    let ids = created.lock().map(|g| g.clone()).unwrap_or_default();
+    let mut latencies = Vec::new();
+    for reviewer in [&lead, &sup] {
+        let approve = {
+            let (http, base, tok) = (http.clone(), base.to_string(), reviewer.clone());
+            move |id: String| {
+                let (http, base, tok) = (http.clone(), base.clone(), tok.clone());
+                async move {
+                    http.post(format!("{base}/v1/requests/{id}/approve"))
+                        .bearer_auth(&tok)
+                        .json(&json!({}))
+                        .send()
+                        .await?
+                        .error_for_status()?;
+                    anyhow::Ok(())
+                }
+            }
+        };
+        latencies.extend(each(&ids, 8, approve).await?);
+    }
+    let approved = started.elapsed().as_secs_f64();
+    let (mut delivered, mut failed);
+    loop {
+        let d = get_json(
+            http,
+            &format!("{base}/v1/requests?view=mine&state=delivered&limit=1000"),
+            &member,
+        )
+        .await?;
+        let f = get_json(
+            http,
+            &format!("{base}/v1/requests?view=mine&state=failed&limit=1000"),
+            &member,
+        )
+        .await?;
+        delivered = count_all(http, base, &member, "delivered", d).await?;
+        failed = count_all(http, base, &member, "failed", f).await?;
+        if delivered + failed >= n {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(900) {
+            bail!("only {delivered} of {n} delivered after 15 minutes");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let total = started.elapsed().as_secs_f64();
+    let check = get_json(http, &format!("{base}/v1/admin/check"), admin).await?;
+    let p50 = percentile(&mut latencies, 0.5);
+    let p99 = percentile(&mut latencies, 0.99);
+    println!(
+        "RESULT backend={backend} requests={n} delivered={delivered} failed={failed} submit_s={submitted:.2} approved_s={approved:.2} total_s={total:.2} requests_per_s={:.1} approve_p50_ms={p50:.1} approve_p99_ms={p99:.1} admin_check_ok={}",
+        delivered as f64 / total,
+        check["ok"]
+    );
+    Ok(())
+}
+
+/// Counts every request of the member's in `state`, following the cursor from `first`.
+async fn count_all(
+    http: &reqwest::Client,
+    base: &str,
+    tok: &str,
+    state: &str,
+    first: Value,
+) -> Result<usize> {
+    let mut page = first;
+    let mut n = 0;
+    loop {
+        n += page["items"].as_array().map(Vec::len).unwrap_or(0);
+        let Some(c) = page["next_cursor"].as_str().map(str::to_string) else {
+            return Ok(n);
+        };
+        page = get_json(
+            http,
+            &format!("{base}/v1/requests?view=mine&state={state}&limit=1000&cursor={c}"),
+            tok,
+        )
+        .await?;
+    }
 }
 
 fn percentile(v: &mut [f64], p: f64) -> f64 {
