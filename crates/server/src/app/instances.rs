@@ -465,7 +465,39 @@ pub async fn resize(
             )
         })?;
     let mut tx = s.store.begin_write_for(&id.to_string()).await?;
-    let r = load_in(&mut tx, id).await?;
+    let (i, disk) = resize_in(&mut tx, s, id, &f, disk_gib).await?;
+    let i = &i;
+    let detail = serde_json::json!({ "from": i.flavor_name, "to": f.name, "disk_gib": disk });
+    commit_audited(
+        tx,
+        ctx,
+        Some(actor),
+        "resize_instance",
+        "instance",
+        &id.to_string(),
+        detail,
+    )
+    .await?;
+    if let Some(h) = i.host_id {
+        if let Ok(Some(row)) = zy_store::inventory::host(s.store.pool(), h).await {
+            s.compute.placement.upsert(&[row]);
+        }
+    }
+    s.compute.wake.notify_one();
+    Ok(load(s, id).await?.instance)
+}
+
+/// The resize of a stopped instance to flavor `f`, in the caller's transaction: quota and
+/// host capacity for the difference, the new size conditional on the generation, and the
+/// resize saga. Returns the instance as it was and the new disk size.
+pub(crate) async fn resize_in(
+    tx: &mut zy_store::Tx,
+    s: &AppState,
+    id: InstanceId,
+    f: &zy_model::compute::Flavor,
+    disk_gib: Option<u64>,
+) -> Result<(Instance, u64), Error> {
+    let r = load_in(tx, id).await?;
     let i = &r.instance;
     if i.state != InstanceState::Stopped || i.desired != InstanceState::Stopped {
         return Err(Error::conflict(t!(
@@ -488,11 +520,9 @@ pub async fn resize(
         disk_gib: disk as i64 - i.disk_gib as i64,
         volumes: 0,
     };
-    if !zy_store::quotas::consume(&mut tx, "department", &i.department_id.to_string(), &delta)
-        .await?
-        || !zy_store::quotas::consume(&mut tx, "project", &i.project_id.to_string(), &delta).await?
+    if !zy_store::quotas::consume(tx, "department", &i.department_id.to_string(), &delta).await?
+        || !zy_store::quotas::consume(tx, "project", &i.project_id.to_string(), &delta).await?
     {
-        drop(tx);
         return Err(super::quotas::exceeded(s, i.department_id, i.project_id, &delta).await);
     }
     let new = zy_store::inventory::Demand {
@@ -506,9 +536,8 @@ pub async fn resize(
         let old = demand(i);
         // Release first, then claim the new size: one conditional update each, so the
         // host's limits are checked in the database.
-        zy_store::inventory::release_capacity(&mut tx, host, old).await?;
-        if !zy_store::inventory::claim_capacity(&mut tx, host, new).await? {
-            drop(tx);
+        zy_store::inventory::release_capacity(tx, host, old).await?;
+        if !zy_store::inventory::claim_capacity(tx, host, new).await? {
             return Err(Error::conflict(t!("所在宿主机没有足够资源容纳新规格", "the instance's host has no room for the new flavor"))
                 .with_details(serde_json::json!({ "reason": "host_full", "delta": { "vcpus": new.vcpus - old.vcpus, "memory_mib": new.memory_mib - old.memory_mib } })));
         }
@@ -521,14 +550,7 @@ pub async fn resize(
         disk_gib: disk,
         gpus: f.gpus,
     };
-    if !instances::set_size_if(
-        &mut tx,
-        id,
-        instances::SizeGuard::Generation(i.generation),
-        &to,
-    )
-    .await?
-    {
+    if !instances::set_size_if(tx, id, instances::SizeGuard::Generation(i.generation), &to).await? {
         return Err(changed_meanwhile());
     }
     let params = instance_sagas::ResizeParams {
@@ -545,30 +567,13 @@ pub async fn resize(
         to_flavor_name: f.name.clone(),
         host_id: host,
     };
-    if crate::saga::start(&mut tx, &instance_sagas::RESIZE, &id.to_string(), &params)
+    if crate::saga::start(tx, &instance_sagas::RESIZE, &id.to_string(), &params)
         .await?
         .is_none()
     {
         return Err(busy_with_saga());
     }
-    let detail = serde_json::json!({ "from": i.flavor_name, "to": f.name, "disk_gib": disk });
-    commit_audited(
-        tx,
-        ctx,
-        Some(actor),
-        "resize_instance",
-        "instance",
-        &id.to_string(),
-        detail,
-    )
-    .await?;
-    if let Some(h) = i.host_id {
-        if let Ok(Some(row)) = zy_store::inventory::host(s.store.pool(), h).await {
-            s.compute.placement.upsert(&[row]);
-        }
-    }
-    s.compute.wake.notify_one();
-    Ok(load(s, id).await?.instance)
+    Ok((r.instance, disk))
 }
 
 /// The instance is in the middle of another change (a saga is running on it).

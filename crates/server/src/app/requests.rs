@@ -811,6 +811,7 @@ pub async fn decide(
 pub struct PreparedDelivery {
     instances: Vec<super::instances::Prepared>,
     volumes: Vec<(Volume, StoragePool)>,
+    resizes: Vec<(InstanceId, Flavor)>,
 }
 
 async fn prepare_delivery(
@@ -822,7 +823,9 @@ async fn prepare_delivery(
     let mut out = PreparedDelivery {
         instances: Vec::new(),
         volumes: Vec::new(),
+        resizes: Vec::new(),
     };
+    let flavors = zy_store::inventory::flavors(&s.store).await?;
     for it in &r.items {
         match it {
             RequestItem::Instances {
@@ -868,9 +871,23 @@ async fn prepare_delivery(
                     pool,
                 ));
             }
-            RequestItem::Resize { .. }
-            | RequestItem::ExtendLease { .. }
-            | RequestItem::Release { .. } => {
+            RequestItem::Resize {
+                instance_id,
+                flavor,
+            } => {
+                let f = flavors
+                    .iter()
+                    .find(|x| x.name == *flavor || x.id.to_string() == *flavor)
+                    .cloned()
+                    .ok_or_else(|| {
+                        Error::validation(
+                            "flavor",
+                            t!("规格 {} 已不存在" ; "flavor {} no longer exists", validate::clip(flavor, 40)),
+                        )
+                    })?;
+                out.resizes.push((*instance_id, f));
+            }
+            RequestItem::ExtendLease { .. } | RequestItem::Release { .. } => {
                 return Err(Error::conflict(t!(
                     "此类变更项暂不能自动交付",
                     "this kind of change item cannot be delivered automatically yet"
@@ -940,6 +957,24 @@ async fn deliver_in(
             kind: "volume".into(),
             id: v.id.to_string(),
             name: v.name.clone(),
+        });
+    }
+    for (id, f) in &prepared.resizes {
+        let (i, _) = super::instances::resize_in(tx, s, *id, f, None)
+            .await
+            .map_err(|e| match e.code {
+                zy_model::ErrorCode::Conflict
+                    if e.details.as_ref().is_some_and(|d| d.get("state").is_some()) =>
+                {
+                    Error::conflict(t!("变更规格须先关闭云主机 {}：请申请人关机后再审批" ; "a resize needs the instance stopped: ask the requester to stop {} first", id))
+                        .with_details(serde_json::json!({ "reason": "stop_first", "instance_id": id }))
+                }
+                _ => e,
+            })?;
+        delivered.push(DeliveredResource {
+            kind: "instance".into(),
+            id: id.to_string(),
+            name: i.name,
         });
     }
     store::set_delivered(tx, r.id, &delivered).await?;

@@ -581,3 +581,47 @@ async fn a_crash_between_approval_and_delivery_still_ends_delivered(db: Db) {
     );
 }
 both_databases!(a_crash_between_approval_and_delivery_still_ends_delivered);
+
+async fn a_change_request_resizes_a_stopped_instance_and_adds_a_volume(db: Db) {
+    let ts = TestServer::start(db).await;
+    let c = cloud(&ts, 2).await;
+    let d = department_of(&c).await;
+    let chain = json!({ "department_id": d, "kind": "change", "steps": [{ "name": "部门审核", "role": "dept_admin", "scope": "department", "deadline_hours": 24 }], "auto_max_vcpus": 64 });
+    let (st, v) = c.admin.put("/v1/approval-chains", chain).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (_, running) = crate::compute::create(&c, "up", 1, json!({})).await;
+    let (_, stopped) = crate::compute::create(&c, "down", 1, json!({ "start": false })).await;
+    crate::compute::settle(&c).await;
+    let change = |id: &Value| {
+        json!({ "project_id": c.project, "kind": "change", "title": "扩容", "purpose": "业务增长",
+            "items": [{ "type": "resize", "instance_id": id, "flavor": "4C8G" }, { "type": "volume", "name": "more", "size_gib": 20 }] })
+    };
+    // A running instance: the delivery says to stop it first, and nothing is taken.
+    let (st, r) = c
+        .member
+        .post("/v1/requests", change(&running["items"][0]["id"]))
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{r}");
+    let (st, v) = submit(&c, r["id"].as_str().unwrap_or("")).await;
+    assert_eq!(st, StatusCode::CONFLICT, "{v}");
+    assert_eq!(v["error"]["details"]["reason"], "stop_first", "{v}");
+    let (st, r) = c
+        .member
+        .post("/v1/requests", change(&stopped["items"][0]["id"]))
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{r}");
+    assert_eq!(r["totals"]["vcpus"], 2, "the difference: {r}");
+    let id = r["id"].as_str().expect("id").to_string();
+    let (st, v) = submit(&c, &id).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    wait_state(&c.member, &id, "delivered").await;
+    let iid = stopped["items"][0]["id"].as_str().unwrap_or("");
+    let (_, i) = c.member.get(&format!("/v1/instances/{iid}")).await;
+    assert_eq!(
+        (i["flavor_name"].as_str(), i["state"].as_str()),
+        (Some("4C8G"), Some("stopped")),
+        "{i}"
+    );
+    assert_check_clean(&c).await;
+}
+both_databases!(a_change_request_resizes_a_stopped_instance_and_adds_a_volume);
