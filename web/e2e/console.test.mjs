@@ -264,7 +264,7 @@ test('a member applies for instances, the department admin and the supervisor ap
   await page.getByTestId('request-submit').click()
   await page.getByTestId('request-error').waitFor()
   assert.match(await page.getByTestId('request-error').innerText(), /用途/)
-  await page.getByTestId('request-purpose').locator('textarea').fill('端到端测试')
+  await page.getByTestId('request-purpose').fill('端到端测试')
   await page.getByTestId('request-submit').click()
   await page.locator('[data-testid="request-state"][data-state="pending"]').waitFor()
   const url = page.url()
