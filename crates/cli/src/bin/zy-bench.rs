@@ -680,22 +680,11 @@ async fn bench_requests(
             );
             async move {
                 let body = json!({ "project_id": project, "kind": "new", "title": format!("bench{k}"), "purpose": "benchmark", "items": [{ "type": "instances", "name": format!("rq{k}"), "flavor": "1C2G", "image": "CentOS-7.9", "count": 1 }] });
-                let r: Value = http
-                    .post(format!("{base}/v1/requests"))
-                    .bearer_auth(&member)
-                    .json(&body)
-                    .send()
-                    .await?
-                    .error_for_status()?
-                    .json()
-                    .await?;
+                let r =
+                    post_retrying(&http, &format!("{base}/v1/requests"), &member, &body).await?;
                 let id = r["id"].as_str().context("id")?.to_string();
-                http.post(format!("{base}/v1/requests/{id}/submit"))
-                    .bearer_auth(&member)
-                    .json(&json!({}))
-                    .send()
-                    .await?
-                    .error_for_status()?;
+                let submit = format!("{base}/v1/requests/{id}/submit");
+                post_retrying(&http, &submit, &member, &json!({})).await?;
                 if let Ok(mut g) = created.lock() {
                     g.push(id);
                 }
@@ -713,12 +702,8 @@ async fn bench_requests(
             move |id: String| {
                 let (http, base, tok) = (http.clone(), base.clone(), tok.clone());
                 async move {
-                    http.post(format!("{base}/v1/requests/{id}/approve"))
-                        .bearer_auth(&tok)
-                        .json(&json!({}))
-                        .send()
-                        .await?
-                        .error_for_status()?;
+                    let url = format!("{base}/v1/requests/{id}/approve");
+                    post_retrying(&http, &url, &tok, &json!({})).await?;
                     anyhow::Ok(())
                 }
             }
@@ -755,11 +740,44 @@ async fn bench_requests(
     let p50 = percentile(&mut latencies, 0.5);
     let p99 = percentile(&mut latencies, 0.99);
     println!(
-        "RESULT backend={backend} requests={n} delivered={delivered} failed={failed} submit_s={submitted:.2} approved_s={approved:.2} total_s={total:.2} requests_per_s={:.1} approve_p50_ms={p50:.1} approve_p99_ms={p99:.1} admin_check_ok={}",
+        "RESULT backend={backend} requests={n} delivered={delivered} failed={failed} submit_s={submitted:.2} approved_s={approved:.2} total_s={total:.2} requests_per_s={:.1} approve_p50_ms={p50:.1} approve_p99_ms={p99:.1} busy_retries={} admin_check_ok={}",
         delivered as f64 / total,
+        RETRIES.load(std::sync::atomic::Ordering::Relaxed),
         check["ok"]
     );
     Ok(())
+}
+
+/// Times a request was answered 429/503 and sent again after its `Retry-After`.
+static RETRIES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// POSTs `body`, sending it again after `Retry-After` while the server says it is busy
+/// (429/503), as a well-behaved client does.
+async fn post_retrying(
+    http: &reqwest::Client,
+    url: &str,
+    tok: &str,
+    body: &Value,
+) -> Result<Value> {
+    for _ in 0..20 {
+        let r = http.post(url).bearer_auth(tok).json(body).send().await?;
+        let st = r.status();
+        if st == reqwest::StatusCode::SERVICE_UNAVAILABLE
+            || st == reqwest::StatusCode::TOO_MANY_REQUESTS
+        {
+            let wait = r
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(1);
+            RETRIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tokio::time::sleep(Duration::from_secs(wait)).await;
+            continue;
+        }
+        return Ok(r.error_for_status()?.json().await?);
+    }
+    bail!("{url}: still busy after 20 tries")
 }
 
 /// Counts every request of the member's in `state`, following the cursor from `first`.

@@ -726,10 +726,15 @@ pub async fn decide(
                 zone_id,
             )?;
             let last = at as usize + 1 == r.steps.len();
+            let placement = (provider_id, zone_id);
+            // Resolved before the transaction: the write lock is held only for the writes.
+            let prepared = if last {
+                Some(prepare_delivery(s, &r, placement).await?)
+            } else {
+                None
+            };
             let mut tx = s.store.begin_write_for(&id.to_string()).await?;
-            if last {
-                let placement = (provider_id, zone_id);
-                let prepared = prepare_delivery(s, &r, placement).await?;
+            if let Some(prepared) = prepared {
                 store::add_event(
                     &mut tx,
                     id,
