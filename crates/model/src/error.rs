@@ -221,6 +221,9 @@ pub fn what_names(what: &str) -> (&'static str, &'static str) {
         "instance" => ("云主机", "Instance"),
         "volume" => ("云硬盘", "Volume"),
         "server_group" => ("主机组", "Server group"),
+        "notification" => ("通知", "Notification"),
+        "webhook" => ("Webhook 订阅", "Webhook"),
+        "delivery" => ("投递记录", "Delivery"),
         _ => ("对象", "Object"),
     }
 }

@@ -109,6 +109,16 @@ typed_id!(
     /// A live migration of an instance between hosts.
     MigrationId, "migration");
 
+typed_id!(
+    /// One notice in one user's inbox.
+    NotificationId, "notification");
+typed_id!(
+    /// A webhook subscription.
+    WebhookId, "webhook");
+typed_id!(
+    /// One e-mail or webhook call in the outbox.
+    DeliveryId, "delivery");
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,6 +18,7 @@ pub mod error;
 pub mod extract;
 pub mod metrics;
 pub mod middleware;
+pub mod notify;
 pub mod refusals;
 pub mod saga;
 pub mod state;
