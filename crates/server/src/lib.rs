@@ -101,6 +101,7 @@ pub async fn build(
         // is gone (a crash or kill -9), and waiting for them would only delay recovery.
         let freed = zy_store::sagas::release_all_leases(&state.store).await?;
         zy_store::tasks::release_all(&state.store).await?;
+        zy_store::notifications::release_delivery_leases(&state.store).await?;
         if freed > 0 {
             tracing::info!(sagas = freed, "took over sagas left by a previous run");
         }
@@ -209,7 +210,10 @@ pub async fn start(config: Config) -> Result<Server, Error> {
         state.compute.owner.clone(),
         tasks::builtin::all(&state.compute, &state.store, state.config.lease_secs)
             .into_iter()
-            .chain([refusals::task(state.clone())])
+            .chain([
+                refusals::task(state.clone()),
+                notify::delivery::task(state.clone()),
+            ])
             .collect(),
     );
     Ok(Server {

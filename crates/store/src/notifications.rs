@@ -591,3 +591,14 @@ pub async fn count_pending(store: &Store) -> Result<i64, Error> {
         .await
         .map_err(db_error)
 }
+
+/// Frees every delivery claim (SQLite at start: the claims belong to a process that is gone).
+pub async fn release_delivery_leases(store: &Store) -> Result<u64, Error> {
+    Ok(sqlx::query(
+        "UPDATE notification_deliveries SET lease_owner = NULL, lease_until = 0 WHERE state = 'pending' AND lease_until > 0",
+    )
+    .execute(store.pool())
+    .await
+    .map_err(db_error)?
+    .rows_affected())
+}

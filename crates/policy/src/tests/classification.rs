@@ -158,6 +158,11 @@ fn expected(f: &Fixture, a: Action) -> (usize, Vec<Holder>) {
         InstanceRead(..) => [Pa, Sup, Fin, Da, Dm, DmProject],
         InstanceOperate(..) => [Pa, Da, Dm, DmProject],
         AdminCheck => [Pa],
+        NotifyMailManage => [Pa],
+        WebhookManage(d) => match d {
+            None => &[Pa][..],
+            Some(_) => &[Pa, Da][..],
+        },
     }
 }
 
@@ -232,6 +237,9 @@ pub(super) fn samples(f: &Fixture) -> Vec<Action> {
         InstanceRead(d, pr),
         InstanceOperate(d, pr),
         AdminCheck,
+        NotifyMailManage,
+        WebhookManage(None),
+        WebhookManage(Some(d)),
     ];
     for r in [Role::PlatformAdmin, Role::SecurityAdmin, Role::Auditor] {
         v.push(UserUpdate(admin(r)));

@@ -13,7 +13,10 @@
 //! Templates (zh-CN and English per kind, with their parameters) live in
 //! `zy_model::notice`; the inbox renders in the reader's language at read time.
 
+pub mod delivery;
 pub mod mail;
+pub mod smtp;
+pub mod webhook;
 
 use serde_json::json;
 use zy_model::id::{DeliveryId, NotificationId, UserId};
