@@ -6,6 +6,7 @@ mod client;
 mod commands;
 mod compute_cmds;
 mod inventory_cmds;
+mod notify_cmds;
 mod output;
 mod tenancy_cmds;
 
@@ -101,6 +102,12 @@ enum Command {
     /// Storage pools.
     #[command(subcommand)]
     Pool(inventory_cmds::PoolCmd),
+    /// Your notifications (站内信) and notification preferences.
+    #[command(subcommand)]
+    Inbox(notify_cmds::InboxCmd),
+    /// Notification delivery: mail settings, webhooks and delivery logs.
+    #[command(subcommand)]
+    Notify(notify_cmds::NotifyCmd),
     /// Platform administration.
     #[command(subcommand)]
     Admin(AdminCmd),
