@@ -41,21 +41,34 @@ impl Decode for NotificationRow {
     }
 }
 
-pub async fn insert_notification(tx: &mut Tx, n: &NotificationRow) -> Result<(), Error> {
-    sqlx::query(
-        "INSERT INTO notifications (id, user_id, kind, params, link, subject_id, created_at, read) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 0)",
-    )
-    .bind(n.id.to_string())
-    .bind(n.user_id.to_string())
-    .bind(&n.kind)
-    .bind(&n.params)
-    .bind(n.link.clone())
-    .bind(n.subject_id.clone())
-    .bind(n.created_at.0)
-    .execute(&mut **tx)
-    .await
-    .map_err(db_error)?;
+/// Inserts inbox rows, 100 to a statement (one round trip per 100 recipients).
+pub async fn insert_notifications(tx: &mut Tx, rows: &[NotificationRow]) -> Result<(), Error> {
+    for chunk in rows.chunks(100) {
+        let mut sql = crate::sql::Sql::new(
+            "INSERT INTO notifications (id, user_id, kind, params, link, subject_id, created_at, read) VALUES ",
+        );
+        for (i, n) in chunk.iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            sql.push("(")
+                .bind_text(n.id.to_string())
+                .push(", ")
+                .bind_text(n.user_id.to_string())
+                .push(", ")
+                .bind_text(n.kind.clone())
+                .push(", ")
+                .bind_text(n.params.clone())
+                .push(", ")
+                .bind_opt_text(n.link.clone())
+                .push(", ")
+                .bind_opt_text(n.subject_id.clone())
+                .push(", ")
+                .bind(crate::sql::Arg::I64(n.created_at.0))
+                .push(", 0)");
+        }
+        sql.query().execute(&mut **tx).await.map_err(db_error)?;
+    }
     Ok(())
 }
 

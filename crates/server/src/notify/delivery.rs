@@ -19,8 +19,9 @@ use zy_store::notifications::{self as repo, DeliveryRow};
 
 /// Attempts before a delivery is given up as failed.
 pub const MAX_ATTEMPTS: i64 = 10;
-/// Rows claimed per pass.
+/// Rows claimed per pass, and passes per activation at most.
 const BATCH: u32 = 64;
+const PASSES: usize = 32;
 /// How long a claim lasts; a send never takes longer (SMTP steps and calls have deadlines).
 const LEASE_SECS: i64 = 120;
 
@@ -79,59 +80,16 @@ impl Task for Delivery {
     }
     fn activate(&self) -> BoxFuture<'_, Result<serde_json::Value, Error>> {
         Box::pin(async move {
-            let store = &self.state.store;
-            let owner = &self.state.compute.owner;
-            let now = Timestamp::now();
-            let rows =
-                repo::claim_deliveries(store, owner, now, now.plus_secs(LEASE_SECS), BATCH).await?;
-            if rows.is_empty() {
-                return Ok(serde_json::json!({ "claimed": 0 }));
-            }
-            let relay = if rows.iter().any(|r| r.channel == "email") {
-                Some(self.relay().await)
-            } else {
-                None
-            };
-            let mut set = tokio::task::JoinSet::new();
-            for row in rows {
-                let this = self.state.clone();
-                let http = self.http.clone();
-                let relay = relay.clone();
-                set.spawn(async move {
-                    let a = match row.channel.as_str() {
-                        "email" => send_mail(&row, relay.flatten()).await,
-                        "webhook" => call_webhook(&this, http.as_ref(), &row).await,
-                        other => Attempt::permanent(format!("unknown channel {other}")),
-                    };
-                    (row, a)
-                });
-            }
             let (mut sent, mut retried, mut failed) = (0, 0, 0);
-            while let Some(done) = set.join_next().await {
-                let Ok((row, a)) = done else { continue };
-                let retry_at =
-                    (!a.ok && a.transient && row.attempts + 1 < MAX_ATTEMPTS).then(|| {
-                        Timestamp::now().plus_secs(backoff(row.attempts + 1).as_secs() as i64)
-                    });
-                match (a.ok, retry_at) {
-                    (true, _) => sent += 1,
-                    (false, Some(_)) => retried += 1,
-                    (false, None) => failed += 1,
+            // Passes until nothing is due, so a burst is not held back by the period.
+            for _ in 0..PASSES {
+                let (s, r, f, claimed) = self.pass().await?;
+                sent += s;
+                retried += r;
+                failed += f;
+                if claimed < BATCH as usize {
+                    break;
                 }
-                if !a.ok {
-                    tracing::warn!(delivery = %row.id, channel = %row.channel, attempts = row.attempts + 1,
-                        error = a.error.as_deref().unwrap_or(""), "notification delivery failed");
-                }
-                repo::record_attempt(
-                    store,
-                    row.id,
-                    owner,
-                    a.ok,
-                    a.status,
-                    a.error.as_deref(),
-                    retry_at,
-                )
-                .await?;
             }
             Ok(serde_json::json!({ "sent": sent, "retried": retried, "failed": failed }))
         })
@@ -139,6 +97,64 @@ impl Task for Delivery {
 }
 
 impl Delivery {
+    /// Claims one batch, sends it, records the outcomes: (sent, retried, failed, claimed).
+    async fn pass(&self) -> Result<(usize, usize, usize, usize), Error> {
+        let store = &self.state.store;
+        let owner = &self.state.compute.owner;
+        let now = Timestamp::now();
+        let rows =
+            repo::claim_deliveries(store, owner, now, now.plus_secs(LEASE_SECS), BATCH).await?;
+        let claimed = rows.len();
+        if rows.is_empty() {
+            return Ok((0, 0, 0, 0));
+        }
+        let relay = if rows.iter().any(|r| r.channel == "email") {
+            Some(self.relay().await)
+        } else {
+            None
+        };
+        let mut set = tokio::task::JoinSet::new();
+        for row in rows {
+            let this = self.state.clone();
+            let http = self.http.clone();
+            let relay = relay.clone();
+            set.spawn(async move {
+                let a = match row.channel.as_str() {
+                    "email" => send_mail(&row, relay.flatten()).await,
+                    "webhook" => call_webhook(&this, http.as_ref(), &row).await,
+                    other => Attempt::permanent(format!("unknown channel {other}")),
+                };
+                (row, a)
+            });
+        }
+        let (mut sent, mut retried, mut failed) = (0, 0, 0);
+        while let Some(done) = set.join_next().await {
+            let Ok((row, a)) = done else { continue };
+            let retry_at = (!a.ok && a.transient && row.attempts + 1 < MAX_ATTEMPTS)
+                .then(|| Timestamp::now().plus_secs(backoff(row.attempts + 1).as_secs() as i64));
+            match (a.ok, retry_at) {
+                (true, _) => sent += 1,
+                (false, Some(_)) => retried += 1,
+                (false, None) => failed += 1,
+            }
+            if !a.ok {
+                tracing::warn!(delivery = %row.id, channel = %row.channel, attempts = row.attempts + 1,
+                    error = a.error.as_deref().unwrap_or(""), "notification delivery failed");
+            }
+            repo::record_attempt(
+                store,
+                row.id,
+                owner,
+                a.ok,
+                a.status,
+                a.error.as_deref(),
+                retry_at,
+            )
+            .await?;
+        }
+        Ok((sent, retried, failed, claimed))
+    }
+
     /// The relay from the mail settings (password opened here, never logged), or why not.
     async fn relay(&self) -> Option<Result<(smtp::Relay, String), String>> {
         let m = match mail::load(&self.state.store).await {

@@ -67,22 +67,20 @@ pub async fn enqueue(tx: &mut Tx, notice: &Notice) -> Result<(), Error> {
         )));
     }
     let now = Timestamp::now();
-    for user in &to {
-        repo::insert_notification(
-            tx,
-            &NotificationRow {
-                id: NotificationId::new(),
-                user_id: *user,
-                kind: notice.kind.as_str().to_string(),
-                params: params.clone(),
-                link: notice.link.clone(),
-                subject_id: notice.subject.map(|s| s.to_string()),
-                created_at: now,
-                read_at: None,
-            },
-        )
-        .await?;
-    }
+    let rows: Vec<NotificationRow> = to
+        .iter()
+        .map(|user| NotificationRow {
+            id: NotificationId::new(),
+            user_id: *user,
+            kind: notice.kind.as_str().to_string(),
+            params: params.clone(),
+            link: notice.link.clone(),
+            subject_id: notice.subject.map(|s| s.to_string()),
+            created_at: now,
+            read_at: None,
+        })
+        .collect();
+    repo::insert_notifications(tx, &rows).await?;
 
     let recipients = repo::recipients(tx, &to).await?;
     let mail_on = mail::load_tx(tx).await?.is_some_and(|m| m.enabled);
