@@ -35,7 +35,7 @@ CREATE TABLE webhooks (
     url           TEXT NOT NULL,
     -- JSON array of kinds; empty = every kind.
     kinds         TEXT NOT NULL DEFAULT '[]',
-    department_id TEXT REFERENCES departments (id),
+    department_id TEXT REFERENCES departments (id) ON DELETE CASCADE,
     scope_key     TEXT NOT NULL,
     secret        TEXT NOT NULL,
     enabled       BIGINT  NOT NULL DEFAULT 1,
