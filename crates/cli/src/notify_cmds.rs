@@ -59,6 +59,9 @@ pub enum NotifyCmd {
         /// The relay password (absent keeps the stored one; empty removes it).
         #[arg(long, env = "ZHENGYUN_SMTP_PASSWORD", hide_env_values = true)]
         password: Option<String>,
+        /// PEM file of the internal CA that signed the relay's certificate (STARTTLS).
+        #[arg(long)]
+        ca_file: Option<std::path::PathBuf>,
         #[arg(long)]
         disable: bool,
     },
@@ -258,11 +261,20 @@ pub(crate) async fn notify(c: &Client, cmd: NotifyCmd, json: bool) -> Result<()>
             starttls,
             username,
             password,
+            ca_file,
             disable,
         } => {
+            let ca_pem = match ca_file {
+                Some(f) => Some(
+                    std::fs::read_to_string(&f)
+                        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", f.display()))?,
+                ),
+                None => None,
+            };
             let mut body = json!({
                 "enabled": !disable, "host": host, "port": port, "from": from,
                 "security": if starttls { "starttls" } else { "none" }, "username": username,
+                "ca_pem": ca_pem,
             });
             if let Some(p) = password {
                 body["password"] = json!(p);

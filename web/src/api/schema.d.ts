@@ -1967,6 +1967,11 @@ export interface components {
             username?: string | null;
             /** @description Whether a relay password is stored (sealed). */
             password_set: boolean;
+            /**
+             * @description PEM of the CA that signed the relay's certificate, if one is trusted besides the
+             *     system's roots.
+             */
+            ca_pem?: string | null;
         };
         MarkedRead: {
             /**
@@ -2516,6 +2521,11 @@ export interface components {
             username?: string | null;
             /** @description The relay password: absent keeps the stored one, empty removes it. */
             password?: string | null;
+            /**
+             * @description PEM of an internal CA that signed the relay's certificate (STARTTLS); absent or
+             *     empty: the system's roots only.
+             */
+            ca_pem?: string | null;
         };
         UpdatePreferences: {
             /** @description `zh-CN` or `en`; absent keeps the current one. */

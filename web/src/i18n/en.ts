@@ -114,7 +114,7 @@ const en: typeof zh = {
     budget_threshold: 'Budget alert',
   },
   notify: {
-    title: 'Notification delivery', mail: 'Mail server (SMTP)', enabled: 'Enabled', host: 'Host', port: 'Port', from: 'From address', security: 'Encryption',
+    caPem: 'Internal CA certificate (PEM, optional)', title: 'Notification delivery', mail: 'Mail server (SMTP)', enabled: 'Enabled', host: 'Host', port: 'Port', from: 'From address', security: 'Encryption',
     plain: 'None (local or internal relay only)', username: 'User name', password: 'Password', passwordKept: 'Stored (leave empty to keep)', forgetPassword: 'Remove the stored password',
     mailLog: 'E-mail deliveries', to: 'To', subject: 'Subject', attempts: 'Attempts', lastError: 'Last error', status: 'Status',
     state_pending: 'Pending', state_sent: 'Sent', state_failed: 'Failed',

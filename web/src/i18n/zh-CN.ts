@@ -112,7 +112,7 @@ export default {
     budget_threshold: '预算预警',
   },
   notify: {
-    title: '通知投递', mail: '邮件服务器（SMTP）', enabled: '启用', host: '服务器', port: '端口', from: '发件地址', security: '连接加密',
+    caPem: '内部 CA 证书（PEM，可选）', title: '通知投递', mail: '邮件服务器（SMTP）', enabled: '启用', host: '服务器', port: '端口', from: '发件地址', security: '连接加密',
     plain: '不加密（仅限本机或内网）', username: '用户名', password: '密码', passwordKept: '已保存（留空则不变）', forgetPassword: '删除已保存的密码',
     mailLog: '邮件投递记录', to: '收件人', subject: '主题', attempts: '尝试次数', lastError: '最近错误', status: '响应码',
     state_pending: '待发送', state_sent: '已发送', state_failed: '失败',

@@ -88,6 +88,10 @@ pub struct MailSettings {
     pub username: Option<String>,
     /// Whether a relay password is stored (sealed).
     pub password_set: bool,
+    /// PEM of the CA that signed the relay's certificate, if one is trusted besides the
+    /// system's roots.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_pem: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -103,6 +107,9 @@ pub struct UpdateMailSettings {
     pub username: Option<String>,
     /// The relay password: absent keeps the stored one, empty removes it.
     pub password: Option<String>,
+    /// PEM of an internal CA that signed the relay's certificate (STARTTLS); absent or
+    /// empty: the system's roots only.
+    pub ca_pem: Option<String>,
 }
 
 /// A webhook subscription as shown (the secret only once, at creation).
@@ -399,6 +406,7 @@ fn mail_view(m: Option<mail::StoredMail>) -> MailSettings {
             security: m.security,
             username: m.username,
             password_set: m.password.is_some(),
+            ca_pem: m.ca_pem,
         },
         None => MailSettings {
             enabled: false,
@@ -408,6 +416,7 @@ fn mail_view(m: Option<mail::StoredMail>) -> MailSettings {
             security: mail::MailSecurity::None,
             username: None,
             password_set: false,
+            ca_pem: None,
         },
     }
 }
@@ -486,6 +495,21 @@ pub async fn update_mail_settings(
             ),
         ));
     }
+    let ca_pem = b
+        .ca_pem
+        .map(|p| p.trim().to_string())
+        .filter(|p| !p.is_empty());
+    if let Some(p) = &ca_pem {
+        if p.len() > 16 * 1024 || mail::parse_ca_pem(p).is_err() {
+            return Err(Error::validation(
+                "ca_pem",
+                t!(
+                    "CA 证书须为 PEM 格式（-----BEGIN CERTIFICATE-----），不超过 16 KiB",
+                    "ca_pem must be PEM certificates (-----BEGIN CERTIFICATE-----), at most 16 KiB"
+                ),
+            ));
+        }
+    }
     let mut tx = s.store.begin_write().await?;
     let old = mail::load_tx(&mut tx).await?;
     let password = match b.password {
@@ -501,12 +525,14 @@ pub async fn update_mail_settings(
         security: b.security,
         username,
         password,
+        ca_pem,
     };
     zy_store::settings::put(&mut tx, mail::KEY, &stored).await?;
     let view = mail_view(Some(stored));
     let detail = serde_json::json!({
         "enabled": view.enabled, "host": view.host, "port": view.port, "from": view.from,
         "security": view.security, "username": view.username, "password_set": view.password_set,
+        "ca_pem_set": view.ca_pem.is_some(),
     });
     commit_audited(
         tx,

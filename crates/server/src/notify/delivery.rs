@@ -173,12 +173,18 @@ impl Delivery {
             },
             None => None,
         };
+        let extra_roots = match m.ca_pem.as_deref().map(mail::parse_ca_pem) {
+            Some(Ok(c)) => c,
+            Some(Err(e)) => return Some(Err(format!("the relay's CA certificate: {e}"))),
+            None => Vec::new(),
+        };
         Some(Ok((
             smtp::Relay {
                 host: m.host,
                 port: m.port,
                 starttls: m.security == mail::MailSecurity::Starttls,
                 credentials: m.username.zip(password),
+                extra_roots,
             },
             m.from,
         )))

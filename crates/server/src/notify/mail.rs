@@ -29,6 +29,22 @@ pub struct StoredMail {
     pub username: Option<String>,
     /// Sealed (`auth::seal`).
     pub password: Option<String>,
+    /// PEM of the CA that signed the relay's certificate (an internal CA), trusted for
+    /// STARTTLS besides the system's roots.
+    #[serde(default)]
+    pub ca_pem: Option<String>,
+}
+
+/// The certificates in a PEM text; an error when there are none or one is malformed.
+pub fn parse_ca_pem(pem: &str) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, String> {
+    use rustls::pki_types::pem::PemObject;
+    let certs: Result<Vec<_>, _> =
+        rustls::pki_types::CertificateDer::pem_slice_iter(pem.as_bytes()).collect();
+    match certs {
+        Ok(c) if !c.is_empty() => Ok(c),
+        Ok(_) => Err("no certificate in the PEM text".into()),
+        Err(e) => Err(format!("the PEM text is not readable: {e}")),
+    }
 }
 
 /// The settings, read in a transaction (as `enqueue` does).

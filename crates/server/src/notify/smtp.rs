@@ -25,6 +25,8 @@ pub struct Relay {
     pub starttls: bool,
     /// User name and password for AUTH PLAIN.
     pub credentials: Option<(String, String)>,
+    /// CA certificates trusted for STARTTLS besides the system's roots (an internal CA).
+    pub extra_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
 }
 
 impl std::fmt::Debug for Relay {
@@ -168,7 +170,7 @@ pub async fn send(relay: &Relay, mail: &Mail) -> Result<(), SmtpError> {
             ));
         }
         c.command("STARTTLS", &[220]).await?;
-        c = starttls(c, &relay.host).await?;
+        c = starttls(c, relay).await?;
         caps = c.command("EHLO zhengyun", &[250]).await?;
     }
     if let Some((user, pass)) = &relay.credentials {
@@ -209,10 +211,16 @@ fn has_capability(ehlo: &str, cap: &str) -> bool {
     })
 }
 
-async fn starttls(c: Conn, host: &str) -> Result<Conn, SmtpError> {
+async fn starttls(c: Conn, relay: &Relay) -> Result<Conn, SmtpError> {
+    let host = relay.host.as_str();
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls_native_certs::load_native_certs().certs {
         let _ = roots.add(cert);
+    }
+    for cert in &relay.extra_roots {
+        roots
+            .add(cert.clone())
+            .map_err(|e| SmtpError::permanent(format!("the relay's CA certificate: {e}")))?;
     }
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),

@@ -279,6 +279,11 @@ impl Drop for SmtpServer {
 const PYTHON: &str = "/usr/bin/python3";
 
 async fn smtp_server() -> Option<SmtpServer> {
+    smtp_server_with(&[]).await
+}
+
+/// aiosmtpd with extra options (e.g. `--tlscert`/`--tlskey`: STARTTLS offered and required).
+async fn smtp_server_with(extra: &[&str]) -> Option<SmtpServer> {
     let present = std::process::Command::new(PYTHON)
         .args(["-c", "import aiosmtpd"])
         .status()
@@ -296,15 +301,9 @@ async fn smtp_server() -> Option<SmtpServer> {
     };
     let maildir = temp_dir().join("maildir");
     let child = std::process::Command::new(PYTHON)
-        .args([
-            "-m",
-            "aiosmtpd",
-            "-n",
-            "-l",
-            &format!("127.0.0.1:{port}"),
-            "-c",
-            "aiosmtpd.handlers.Mailbox",
-        ])
+        .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
+        .args(extra)
+        .args(["-c", "aiosmtpd.handlers.Mailbox"])
         .arg(&maildir)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -559,6 +558,105 @@ async fn mail_to_a_relay_that_is_down_is_retried_not_lost(db: Db) {
     assert!(row["next_attempt_at"].is_string(), "{row}");
 }
 both_databases!(mail_to_a_relay_that_is_down_is_retried_not_lost);
+
+/// A CA and a certificate for `localhost` signed by it: (CA PEM, cert PEM, key PEM).
+fn internal_ca() -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().expect("ca key");
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).expect("ca");
+    let key = KeyPair::generate().expect("key");
+    let cert = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+        .expect("params")
+        .signed_by(&key, &ca, &ca_key)
+        .expect("cert");
+    (ca.pem(), cert.pem(), key.serialize_pem())
+}
+
+async fn mail_goes_over_starttls_to_a_relay_under_an_internal_ca(db: Db) {
+    let (ca, cert, key) = internal_ca();
+    let dir = temp_dir();
+    let (cert_file, key_file) = (dir.join("relay.crt"), dir.join("relay.key"));
+    std::fs::write(&cert_file, cert).expect("cert");
+    std::fs::write(&key_file, key).expect("key");
+    let tls = [
+        "--tlscert",
+        cert_file.to_str().expect("path"),
+        "--tlskey",
+        key_file.to_str().expect("path"),
+    ];
+    let Some(smtp) = smtp_server_with(&tls).await else {
+        return;
+    };
+    let ts = TestServer::start(db).await;
+    let admin = ts.platform_admin().await;
+    let (st, b) = admin
+        .post("/v1/users", json!({ "username": "wu.shi", "display_name": "吴十", "email": "wu.shi@zwb.yibin.gov.cn" }))
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{b}");
+    let u: UserId = b["user"]["id"].as_str().expect("id").parse().expect("uid");
+    let settings = |ca: Option<&str>| json!({ "enabled": true, "host": "127.0.0.1", "port": smtp.port, "from": "noreply@zwy.yibin.gov.cn", "security": "starttls", "ca_pem": ca });
+    // Without the internal CA the relay's certificate is not trusted: nothing is sent.
+    let (st, b) = admin.put("/v1/notify/mail", settings(None)).await;
+    assert_eq!(st, StatusCode::OK, "{b}");
+    enqueue(
+        &ts,
+        &notice(
+            NoticeKind::Restored,
+            vec![u],
+            json!({ "resource": "云主机", "name": "gw-01" }),
+        ),
+    )
+    .await;
+    let row = eventually(15, "a refused handshake", || {
+        let admin = admin.clone();
+        async move {
+            let (_, log) = admin.get("/v1/notify/mail/deliveries").await;
+            let d = log["items"][0].clone();
+            (d["attempts"].as_i64().unwrap_or(0) >= 1).then_some(d)
+        }
+    })
+    .await;
+    assert!(
+        row["last_error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("TLS handshake"),
+        "{row}"
+    );
+    assert!(mails(&smtp.maildir).is_empty());
+    // Trusting it, the retry goes through over TLS.
+    let (st, b) = admin.put("/v1/notify/mail", settings(Some(&ca))).await;
+    assert_eq!(st, StatusCode::OK, "{b}");
+    assert!(
+        b["ca_pem"]
+            .as_str()
+            .is_some_and(|p| p.contains("BEGIN CERTIFICATE")),
+        "{b}"
+    );
+    let row = eventually(20, "the delivery to end", || {
+        let admin = admin.clone();
+        async move {
+            let (_, log) = admin.get("/v1/notify/mail/deliveries").await;
+            let d = log["items"][0].clone();
+            (d["state"] != "pending" || d["attempts"].as_i64().unwrap_or(0) >= 3).then_some(d)
+        }
+    })
+    .await;
+    assert_eq!(row["state"], "sent", "{row}");
+    let got = mails(&smtp.maildir);
+    assert_eq!(
+        header(&got[0].0, "Subject").as_deref(),
+        Some("已恢复：gw-01")
+    );
+    let (st, _) = admin
+        .put("/v1/notify/mail", settings(Some("not a certificate")))
+        .await;
+    assert!(st.is_client_error(), "{st}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+both_databases!(mail_goes_over_starttls_to_a_relay_under_an_internal_ca);
 
 // ---- Webhooks ----
 
