@@ -516,6 +516,19 @@ async fn mail_reaches_a_real_smtp_server_in_the_recipients_language(db: Db) {
 }
 both_databases!(mail_reaches_a_real_smtp_server_in_the_recipients_language);
 
+/// The newest e-mail in the delivery log once it has been tried at least once.
+async fn first_attempt_of_newest_mail(admin: &Session) -> Value {
+    eventually(15, "a first attempt", || {
+        let admin = admin.clone();
+        async move {
+            let (_, log) = admin.get("/v1/notify/mail/deliveries").await;
+            let d = log["items"][0].clone();
+            (d["attempts"].as_i64().unwrap_or(0) >= 1).then_some(d)
+        }
+    })
+    .await
+}
+
 async fn mail_to_a_relay_that_is_down_is_retried_not_lost(db: Db) {
     let ts = TestServer::start(db).await;
     let admin = ts.platform_admin().await;
@@ -541,15 +554,7 @@ async fn mail_to_a_relay_that_is_down_is_retried_not_lost(db: Db) {
         ),
     )
     .await;
-    let row = eventually(15, "a failed attempt", || {
-        let admin = admin.clone();
-        async move {
-            let (_, log) = admin.get("/v1/notify/mail/deliveries").await;
-            let d = log["items"][0].clone();
-            (d["attempts"].as_i64().unwrap_or(0) >= 1).then_some(d)
-        }
-    })
-    .await;
+    let row = first_attempt_of_newest_mail(&admin).await;
     assert_eq!(row["state"], "pending", "{row}");
     assert!(
         row["last_error"].as_str().unwrap_or("").contains("connect"),
@@ -609,15 +614,7 @@ async fn mail_goes_over_starttls_to_a_relay_under_an_internal_ca(db: Db) {
         ),
     )
     .await;
-    let row = eventually(15, "a refused handshake", || {
-        let admin = admin.clone();
-        async move {
-            let (_, log) = admin.get("/v1/notify/mail/deliveries").await;
-            let d = log["items"][0].clone();
-            (d["attempts"].as_i64().unwrap_or(0) >= 1).then_some(d)
-        }
-    })
-    .await;
+    let row = first_attempt_of_newest_mail(&admin).await;
     assert!(
         row["last_error"]
             .as_str()
