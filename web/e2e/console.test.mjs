@@ -1,8 +1,8 @@
 // End-to-end tests of the console in headless Chromium against a real server with the
 // demo data: sign-in rules, the department portal's instance life cycle, role-based
 // menus and the forbidden page, the auditor's first login (password change, TOTP
-// enrolment) and audit view, the overview's lazy chart chunk, English errors, and the
-// instance list with 1,000 rows.
+// enrolment) and audit view, the overview's lazy chart chunk, English errors, the inbox
+// and webhooks, and the instance list with 1,000 rows.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
@@ -214,6 +214,41 @@ test('a department admin sees quota bars and creates and deletes a volume', asyn
   await row.getByTestId('volume-delete').click()
   await confirmBox(page)
   await row.waitFor({ state: 'detached' })
+  await page.getByTestId('logout').click()
+  await page.waitForURL('**/login')
+  assert.deepEqual(errors, [])
+  await page.close()
+})
+
+test('a department admin reads the inbox from the bell, marks all read, and subscribes a webhook', async () => {
+  const { page, errors } = await newPage(browser.ctx)
+  await login(page, server.base, 'wjw.admin')
+  await page.waitForURL('**/portal/instances')
+  // The demo leaves three notices for this admin: an approval, a lease, a budget alert.
+  const badge = page.getByTestId('bell').locator('.el-badge__content')
+  await badge.waitFor()
+  assert.equal((await badge.innerText()).trim(), '3')
+  await page.getByTestId('bell').click()
+  await page.waitForURL('**/inbox')
+  const notices = page.getByTestId('notice')
+  await notices.first().waitFor()
+  assert.equal(await notices.count(), 3)
+  assert.match(await page.getByTestId('inbox').innerText(), /待审批：全民健康信息平台扩容 4 台云主机/)
+  await shot(page, '07c-inbox')
+  await page.getByTestId('read-all').click()
+  await badge.waitFor({ state: 'hidden' })
+
+  await page.getByTestId('nav-notify').click()
+  await page.getByTestId('new-webhook').click()
+  await page.getByTestId('webhook-name').fill('卫计委 OA 待办')
+  await page.getByTestId('webhook-url').fill('http://127.0.0.1:9/hooks/zhengyun')
+  await page.getByTestId('create-webhook').click()
+  const box = page.locator('.el-message-box')
+  await box.waitFor()
+  assert.match(await box.innerText(), /zwh_/)
+  await box.locator('.el-button--primary').click()
+  await page.getByTestId('webhooks').locator('tr', { hasText: '卫计委 OA 待办' }).waitFor()
+  await shot(page, '07d-webhooks')
   await page.getByTestId('logout').click()
   await page.waitForURL('**/login')
   assert.deepEqual(errors, [])

@@ -44,6 +44,8 @@ const routes: RouteRecordRaw[] = [
       { path: 'platform/images', name: 'images', component: () => import('./views/platform/Images.vue'), meta: { roles: ['platform_admin', 'supervisor'], title: 'nav.images' } },
       { path: 'platform/security', name: 'security', component: () => import('./views/platform/Security.vue'), meta: { roles: ['security_admin'], title: 'nav.security' } },
       { path: 'platform/tasks', name: 'tasks', component: () => import('./views/platform/Tasks.vue'), meta: { roles: ['platform_admin'], title: 'nav.tasks' } },
+      { path: 'inbox', name: 'inbox', component: () => import('./views/Inbox.vue'), meta: { title: 'nav.inbox' } },
+      { path: 'platform/notify', name: 'notify', component: () => import('./views/platform/Notify.vue'), meta: { roles: ['platform_admin', 'dept_admin'], title: 'nav.notify' } },
       { path: 'audit', name: 'audit', component: () => import('./views/audit/Audit.vue'), meta: { roles: ['auditor'], title: 'nav.auditLog' } },
       { path: ':rest(.*)*', name: 'not-found', component: () => import('./views/NotFound.vue') },
     ],

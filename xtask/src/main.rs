@@ -11,6 +11,7 @@
 //! - `cargo xtask web`     — only the console's checks and end-to-end tests (`web.rs`).
 
 mod pg;
+mod smtp;
 mod template;
 mod web;
 
@@ -113,9 +114,15 @@ fn test(args: &[String]) -> bool {
         eprintln!("cannot build the guest template the real-VM tests need");
         return false;
     }
+    // The notification tests send real mail to aiosmtpd on loopback.
+    if let Err(e) = smtp::ensure() {
+        eprintln!("cannot provide the test SMTP server: {e}");
+        return false;
+    }
     let mut c = cargo();
     c.env("ZY_TEMPLATE_DIR", root().join("target/zy-template"))
-        .env("ZY_REQUIRE_QEMU", "1");
+        .env("ZY_REQUIRE_QEMU", "1")
+        .env("ZY_REQUIRE_SMTP", "1");
     if has_nextest() {
         c.args(["nextest", "run", "--workspace", "--no-fail-fast"]);
     } else {

@@ -150,6 +150,8 @@ pub async fn run(
         Command::Pool(x) => crate::inventory_cmds::pool(&c, x, json).await,
         Command::Request(x) => crate::request_cmds::request(&c, x, json).await,
         Command::ApprovalChain(x) => crate::request_cmds::chain(&c, x, json).await,
+        Command::Inbox(x) => crate::notify_cmds::inbox(&c, x, json).await,
+        Command::Notify(x) => crate::notify_cmds::notify(&c, x, json).await,
         Command::Admin(crate::AdminCmd::Check) => crate::compute_cmds::admin_check(&c, json).await,
         Command::Admin(crate::AdminCmd::Tasks) => crate::compute_cmds::admin_tasks(&c, json).await,
         Command::Admin(crate::AdminCmd::Sagas) => crate::compute_cmds::admin_sagas(&c, json).await,

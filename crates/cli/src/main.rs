@@ -6,6 +6,7 @@ mod client;
 mod commands;
 mod compute_cmds;
 mod inventory_cmds;
+mod notify_cmds;
 mod output;
 mod request_cmds;
 mod tenancy_cmds;
@@ -108,6 +109,12 @@ enum Command {
     /// Approval chains (审批流程) and requests-only departments.
     #[command(subcommand)]
     ApprovalChain(request_cmds::ChainCmd),
+    /// Your notifications (站内信) and notification preferences.
+    #[command(subcommand)]
+    Inbox(notify_cmds::InboxCmd),
+    /// Notification delivery: mail settings, webhooks and delivery logs.
+    #[command(subcommand)]
+    Notify(notify_cmds::NotifyCmd),
     /// Platform administration.
     #[command(subcommand)]
     Admin(AdminCmd),

@@ -470,3 +470,48 @@ async fn audit_verify_reads_the_evidence_without_changing_or_migrating_it() {
     assert!(!out.status.success());
     assert!(!copy.exists(), "verify created the data dir");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_reads_the_inbox_and_sets_preferences() {
+    let e = env().await;
+    e.ok(
+        &["login", "-u", "wjw.user", "--password-stdin"],
+        "Yibin@2026demo\n",
+    )
+    .await;
+    // The demo leaves this member two notices: an approved request and a lease ending.
+    let count = e.json(&["inbox", "count"]).await;
+    assert_eq!(count["unread"], 2, "{count}");
+    let table = e.ok(&["inbox", "list"], "").await;
+    assert!(table.contains("申请已通过"), "{table}");
+    assert!(table.contains("租期将到：hosp-web-01"), "{table}");
+    let page = e.json(&["inbox", "list", "--unread"]).await;
+    let id = page["items"][0]["id"].as_str().expect("id").to_string();
+    e.ok(&["inbox", "read", &id], "").await;
+    assert_eq!(e.json(&["inbox", "count"]).await["unread"], 1);
+    e.ok(&["inbox", "read-all"], "").await;
+    assert_eq!(e.json(&["inbox", "count"]).await["unread"], 0);
+    let prefs = e
+        .json(&[
+            "inbox",
+            "set-prefs",
+            "--language",
+            "en",
+            "--email-off",
+            "lease_ending,purged",
+        ])
+        .await;
+    assert_eq!(prefs["language"], "en");
+    assert_eq!(
+        prefs["email_off"],
+        serde_json::json!(["lease_ending", "purged"])
+    );
+    // Mail settings are the platform admin's.
+    let out = e.run(&["notify", "mail"], "").await;
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("forbidden"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

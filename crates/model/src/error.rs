@@ -223,6 +223,9 @@ pub fn what_names(what: &str) -> (&'static str, &'static str) {
         "server_group" => ("主机组", "Server group"),
         "resource_request" => ("资源申请", "Request"),
         "approval_chain" => ("审批流程", "Approval chain"),
+        "notification" => ("通知", "Notification"),
+        "webhook" => ("Webhook 订阅", "Webhook"),
+        "delivery" => ("投递记录", "Delivery"),
         _ => ("对象", "Object"),
     }
 }

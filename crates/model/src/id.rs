@@ -115,6 +115,16 @@ typed_id!(
     /// An approval chain (审批流程) of a department and request kind.
     ApprovalChainId, "approval_chain");
 
+typed_id!(
+    /// One notice in one user's inbox.
+    NotificationId, "notification");
+typed_id!(
+    /// A webhook subscription.
+    WebhookId, "webhook");
+typed_id!(
+    /// One e-mail or webhook call in the outbox.
+    DeliveryId, "delivery");
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -88,6 +88,11 @@ pub enum Action {
     /// Set or remove approval chains and which departments take resources only through
     /// requests.
     ApprovalChainSet,
+    /// The platform's mail (SMTP) settings and the e-mail delivery log.
+    NotifyMailManage,
+    /// Webhook subscriptions (and their delivery logs) of a department, or platform-wide
+    /// ones when `None`.
+    WebhookManage(Option<DepartmentId>),
 }
 
 /// Which departments and projects a principal may list.
@@ -259,7 +264,11 @@ pub fn authorize(p: &Principal, action: Action) -> Result<(), Error> {
             p.holds(Role::SecurityAdmin, &platform)
         }
         AuditRead => p.holds(Role::Auditor, &platform),
-        InventoryManage | AdminCheck => p.holds(Role::PlatformAdmin, &platform),
+        InventoryManage | AdminCheck | NotifyMailManage => p.holds(Role::PlatformAdmin, &platform),
+        WebhookManage(d) => {
+            p.holds(Role::PlatformAdmin, &platform)
+                || d.is_some_and(|d| p.holds(Role::DeptAdmin, &Scope::Department(d)))
+        }
         InventoryRead => [
             Role::PlatformAdmin,
             Role::Supervisor,

@@ -117,6 +117,8 @@ pub async fn load(store: &Store) -> Result<bool, Error> {
     let mut tx = store.begin_write().await?;
     let now = Timestamp::now();
     let mut n = 0u32;
+    // The first bureau's admin and member, who find notices in their inboxes.
+    let mut wjw: Option<(UserId, UserId)> = None;
     for (name, code, prefix, projs) in DEPARTMENTS {
         let d = Department {
             id: DepartmentId::new(),
@@ -161,6 +163,7 @@ pub async fn load(store: &Store) -> Result<bool, Error> {
         )
         .await?;
         grant(&mut tx, member, Role::DeptMember, Scope::Department(d.id)).await?;
+        wjw.get_or_insert((admin, member));
         if let Some(p) = first_project {
             let dev = user(
                 &mut tx,
@@ -177,6 +180,7 @@ pub async fn load(store: &Store) -> Result<bool, Error> {
         }
         n += 1;
     }
+    let mut supervisor = None;
     for (username, display, role) in [
         ("jianguan", "监管人员（大数据局）", Role::Supervisor),
         ("caizheng", "财政局审核员", Role::Finance),
@@ -184,6 +188,12 @@ pub async fn load(store: &Store) -> Result<bool, Error> {
     ] {
         let u = user(&mut tx, username, display, None, &hash).await?;
         grant(&mut tx, u, role, Scope::Platform).await?;
+        if role == Role::Supervisor {
+            supervisor = Some(u);
+        }
+    }
+    if let Some((admin, member)) = wjw {
+        notices(&mut tx, admin, member, supervisor).await?;
     }
     compute(&mut tx).await?;
     zy_store::audit::append(
@@ -302,6 +312,54 @@ async fn requests(
             .await?;
             rq::add_event(tx, r.id, "return", None, Some("部门审核"), Some(why)).await?;
         }
+    }
+    Ok(())
+}
+
+/// A few notices in the demo users' inboxes, as the approval, lease and budget work would
+/// leave them.
+async fn notices(
+    tx: &mut Tx,
+    admin: UserId,
+    member: UserId,
+    supervisor: Option<UserId>,
+) -> Result<(), Error> {
+    use crate::notify::{enqueue, Notice, NoticeKind};
+    use serde_json::json;
+    let request = json!({
+        "request": "REQ-2026-0001", "title": "全民健康信息平台扩容 4 台云主机",
+        "department": "宜宾市卫生和计划生育委员会", "step": "部门审批", "deadline": "2026-12-04 18:00",
+    });
+    let all: [(NoticeKind, Vec<UserId>, serde_json::Value); 4] = [
+        (NoticeKind::ApprovalNeeded, vec![admin], request.clone()),
+        (
+            NoticeKind::RequestApproved,
+            vec![member],
+            json!({ "request": "REQ-2026-0000", "title": "预约挂号服务系统数据库云硬盘", "approver": "卫计委管理员" }),
+        ),
+        (
+            NoticeKind::LeaseEnding,
+            vec![member, admin],
+            json!({ "resource": "云主机", "name": "hosp-web-01", "days": 3, "expires_at": "2026-12-03 00:00" }),
+        ),
+        (
+            NoticeKind::BudgetThreshold,
+            supervisor.into_iter().chain([admin]).collect(),
+            json!({ "department": "宜宾市卫生和计划生育委员会", "budget": "2026 年度云资源预算", "percent": 82, "spent_fen": 41_000_000, "limit_fen": 50_000_000 }),
+        ),
+    ];
+    for (kind, to, params) in all {
+        enqueue(
+            tx,
+            &Notice {
+                kind,
+                to,
+                params,
+                link: None,
+                subject: None,
+            },
+        )
+        .await?;
     }
     Ok(())
 }

@@ -18,6 +18,7 @@ pub mod error;
 pub mod extract;
 pub mod metrics;
 pub mod middleware;
+pub mod notify;
 pub mod refusals;
 pub mod requests;
 pub mod saga;
@@ -101,6 +102,7 @@ pub async fn build(
         // is gone (a crash or kill -9), and waiting for them would only delay recovery.
         let freed = zy_store::sagas::release_all_leases(&state.store).await?;
         zy_store::tasks::release_all(&state.store).await?;
+        zy_store::notifications::release_delivery_leases(&state.store).await?;
         if freed > 0 {
             tracing::info!(sagas = freed, "took over sagas left by a previous run");
         }
@@ -212,6 +214,7 @@ pub async fn start(config: Config) -> Result<Server, Error> {
             .chain([
                 refusals::task(state.clone()),
                 requests::timers::task(state.clone()),
+                notify::delivery::task(state.clone()),
             ])
             .collect(),
     );

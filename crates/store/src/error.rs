@@ -34,6 +34,15 @@ pub fn db_error(e: sqlx::Error) -> Error {
         if let Some(e) = contention(d.code().as_deref(), &msg) {
             return e;
         }
+        // PostgreSQL refuses NUL in text ("invalid byte sequence for encoding UTF8: 0x00"):
+        // the client sent it, so it is the client's error, never a 500.
+        if d.code().as_deref() == Some("22021") {
+            return Error::invalid(t!(
+                "输入含有无法保存的字符（如 NUL），请删除后重试",
+                "the input holds a character that cannot be stored (such as NUL); remove it and try again"
+            ))
+            .with_internal(msg);
+        }
         if msg.contains("append-only") || msg.contains("cannot be deleted") {
             return Error::forbidden(t!(
                 "审计日志只能追加，180 天内的记录不可删除",

@@ -42,6 +42,18 @@ pub async fn insert_provider(tx: &mut Tx, p: &Provider, config: &str) -> Result<
     Ok(())
 }
 
+/// A provider's name, for messages.
+pub async fn provider_name<'c>(
+    e: impl sqlx::Executor<'c, Database = sqlx::Any>,
+    id: ProviderId,
+) -> Result<Option<String>, Error> {
+    sqlx::query_scalar("SELECT name FROM providers WHERE id = $1")
+        .bind(id.to_string())
+        .fetch_optional(e)
+        .await
+        .map_err(db_error)
+}
+
 pub async fn providers(store: &Store) -> Result<Vec<(Provider, String)>, Error> {
     let rows = sqlx::query("SELECT id, name, kind, simulated, description, config, created_at, generation FROM providers ORDER BY name")
         .fetch_all(store.pool())

@@ -15,6 +15,7 @@ pub mod instances;
 pub mod inventory;
 pub mod memberships;
 mod migrate;
+pub mod notifications;
 pub mod projects;
 pub mod quotas;
 mod reader;

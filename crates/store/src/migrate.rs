@@ -39,16 +39,25 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0004_sagas_tasks.sql"),
         postgres: include_str!("../migrations/postgres/0004_sagas_tasks.sql"),
     },
+    // Versions are numbered per feature branch and merged later: the list may have gaps,
+    // and a database may have a later version applied before an earlier one appears
+    // (see `pending`).
     Migration {
         version: 5,
         name: "requests",
         sqlite: include_str!("../migrations/sqlite/0005_requests.sql"),
         postgres: include_str!("../migrations/postgres/0005_requests.sql"),
     },
+    Migration {
+        version: 6,
+        name: "notifications",
+        sqlite: include_str!("../migrations/sqlite/0006_notifications.sql"),
+        postgres: include_str!("../migrations/postgres/0006_notifications.sql"),
+    },
 ];
 
 /// The newest schema version this binary knows.
-pub const LATEST: i64 = 5;
+pub const LATEST: i64 = 6;
 
 /// The oldest schema version whose audit tables this binary reads as they are (the audit
 /// log and its head have not changed since version 1).
@@ -104,13 +113,14 @@ pub(crate) async fn run(store: &Store) -> Result<(), Error> {
     )
     .await
     .map_err(db_error)?;
-    let current: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM schema_migrations")
-        .fetch_one(&mut *tx)
+    let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations")
+        .fetch_all(&mut *tx)
         .await
         .map_err(db_error)?;
-    let current = current.unwrap_or(0);
-    not_newer(current)?;
-    for m in MIGRATIONS.iter().filter(|m| m.version > current) {
+    not_newer(applied.iter().copied().max().unwrap_or(0))?;
+    let known: Vec<i64> = MIGRATIONS.iter().map(|m| m.version).collect();
+    let todo = pending(&applied, &known);
+    for m in MIGRATIONS.iter().filter(|m| todo.contains(&m.version)) {
         let sql = match store.backend() {
             Backend::Sqlite => m.sqlite,
             Backend::Postgres => m.postgres,
@@ -131,4 +141,41 @@ pub(crate) async fn run(store: &Store) -> Result<(), Error> {
     }
     tx.commit().await.map_err(db_error)?;
     Ok(())
+}
+
+/// The versions still to apply, in order: every known version not applied yet — not only
+/// those above the highest applied, so a version merged in below one already applied (the
+/// numbers have gaps while features are built in parallel) is applied too.
+fn pending(applied: &[i64], known: &[i64]) -> Vec<i64> {
+    let mut todo: Vec<i64> = known
+        .iter()
+        .copied()
+        .filter(|v| !applied.contains(v))
+        .collect();
+    todo.sort_unstable();
+    todo
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_are_listed_in_order_without_duplicates() {
+        let v: Vec<i64> = MIGRATIONS.iter().map(|m| m.version).collect();
+        assert!(v.windows(2).all(|w| w[0] < w[1]), "{v:?}");
+        assert_eq!(v.last().copied(), Some(LATEST));
+    }
+
+    #[test]
+    fn a_gap_in_the_numbers_is_accepted_and_filled_later() {
+        // A fresh database gets everything, gaps and all.
+        assert_eq!(pending(&[], &[1, 2, 3, 4, 6]), vec![1, 2, 3, 4, 6]);
+        // Migrated to 6 with 5 missing; a later binary knowing 5 applies it.
+        assert_eq!(
+            pending(&[1, 2, 3, 4, 6], &[1, 2, 3, 4, 5, 6, 7]),
+            vec![5, 7]
+        );
+        assert!(pending(&[1, 2, 3, 4, 6], &[1, 2, 3, 4, 6]).is_empty());
+    }
 }

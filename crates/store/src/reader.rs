@@ -47,6 +47,7 @@ impl rusqlite::ToSql for Arg {
         match self {
             Arg::I64(v) => v.to_sql(),
             Arg::Text(v) => v.to_sql(),
+            Arg::OptText(v) => v.to_sql(),
         }
     }
 }

@@ -10,6 +10,8 @@ use zy_model::page::{PageRequest, SortField};
 pub(crate) enum Arg {
     I64(i64),
     Text(String),
+    /// A text value that may be NULL.
+    OptText(Option<String>),
 }
 
 pub(crate) struct Sql {
@@ -40,6 +42,10 @@ impl Sql {
 
     pub fn bind_text(&mut self, s: impl Into<String>) -> &mut Self {
         self.bind(Arg::Text(s.into()))
+    }
+
+    pub fn bind_opt_text(&mut self, s: Option<String>) -> &mut Self {
+        self.bind(Arg::OptText(s))
     }
 
     /// `col IN ($n, …)`; an empty list matches nothing.
@@ -167,6 +173,7 @@ impl Sql {
             q = match a {
                 Arg::I64(v) => q.bind(*v),
                 Arg::Text(v) => q.bind(v.as_str()),
+                Arg::OptText(v) => q.bind(v.as_deref()),
             };
         }
         q

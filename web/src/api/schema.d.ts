@@ -598,6 +598,86 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/me/notification-preferences": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["get_notification_preferences"];
+        put: operations["update_notification_preferences"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/me/notifications": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["list_notifications"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/me/notifications/read-all": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["read_all_notifications"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/me/notifications/unread-count": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["unread_notifications"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/me/notifications/{id}/read": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["read_notification"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/me/password": {
         parameters: {
             query?: never;
@@ -641,6 +721,38 @@ export interface paths {
         put?: never;
         post?: never;
         delete: operations["revoke_membership"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/notify/mail": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["get_mail_settings"];
+        put: operations["update_mail_settings"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/notify/mail/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["list_mail_deliveries"];
+        put?: never;
+        post?: never;
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -1176,6 +1288,54 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/webhooks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["list_webhooks"];
+        put?: never;
+        post: operations["create_webhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/webhooks/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        delete: operations["delete_webhook"];
+        options?: never;
+        head?: never;
+        patch: operations["update_webhook"];
+        trace?: never;
+    };
+    "/v1/webhooks/{id}/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["list_webhook_deliveries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/zones": {
         parameters: {
             query?: never;
@@ -1512,6 +1672,15 @@ export interface components {
             size_gib: number;
             pool_id?: null | components["schemas"]["StoragePoolId"];
         };
+        CreateWebhook: {
+            /** @description What it is for, e.g. `卫健委 OA 待办`. */
+            name: string;
+            /** @description `http://` or `https://` URL the JSON is POSTed to. */
+            url: string;
+            /** @description Kinds to send; empty or absent for every kind. */
+            kinds?: components["schemas"]["NoticeKind"][] | null;
+            department_id?: null | components["schemas"]["DepartmentId"];
+        };
         CreateZone: {
             provider_id: components["schemas"]["ProviderId"];
             /** @description e.g. 宜宾 */
@@ -1534,6 +1703,11 @@ export interface components {
             /** @description The generated one-time password, shown this once. */
             initial_password?: string | null;
         };
+        CreatedWebhook: {
+            webhook: components["schemas"]["Webhook"];
+            /** @description The signing secret, shown this once: verify `X-Zhengyun-Signature` with it. */
+            secret: string;
+        };
         /** @description A resource a request produced. */
         DeliveredResource: {
             /** @description `instance` or `volume`. */
@@ -1541,6 +1715,33 @@ export interface components {
             id: string;
             name: string;
         };
+        /** @description One e-mail or webhook call in a delivery log. */
+        Delivery: {
+            id: components["schemas"]["DeliveryId"];
+            /** @description `email` or `webhook`. */
+            channel: string;
+            kind: string;
+            /** @description The recipient's address (e-mail only). */
+            to?: string | null;
+            /** @description The subject (e-mail only). */
+            subject?: string | null;
+            webhook_id?: null | components["schemas"]["WebhookId"];
+            /** @description `pending`, `sent` or `failed`. */
+            state: string;
+            /** Format: int64 */
+            attempts: number;
+            next_attempt_at?: null | components["schemas"]["Timestamp"];
+            /**
+             * Format: int64
+             * @description The receiver's HTTP status or the relay's SMTP reply code of the last attempt.
+             */
+            last_status?: number | null;
+            last_error?: string | null;
+            created_at: components["schemas"]["Timestamp"];
+            updated_at: components["schemas"]["Timestamp"];
+        };
+        /** Format: uuid */
+        DeliveryId: string;
         Department: {
             id: components["schemas"]["DepartmentId"];
             name: string;
@@ -1686,6 +1887,20 @@ export interface components {
         };
         /** Format: uuid */
         ImageId: string;
+        /** @description One notice in the caller's inbox, rendered in the caller's language. */
+        InboxItem: {
+            id: components["schemas"]["NotificationId"];
+            kind: components["schemas"]["NoticeKind"];
+            title: string;
+            body: string;
+            /** @description Console path to open. */
+            link?: string | null;
+            /** @description The object it is about. */
+            subject_id?: string | null;
+            created_at: components["schemas"]["Timestamp"];
+            read: boolean;
+            read_at?: null | components["schemas"]["Timestamp"];
+        };
         Instance: {
             id: components["schemas"]["InstanceId"];
             project_id: components["schemas"]["ProjectId"];
@@ -2068,6 +2283,37 @@ export interface components {
             session_token?: string | null;
             required_action?: null | components["schemas"]["RequiredAction"];
         };
+        /**
+         * @description How the connection to the relay is protected.
+         * @enum {string}
+         */
+        MailSecurity: "none" | "starttls";
+        /** @description The platform's mail settings as shown (the password never is). */
+        MailSettings: {
+            /** @description Whether notices are e-mailed at all. */
+            enabled: boolean;
+            host: string;
+            /** Format: int32 */
+            port: number;
+            /** @description The sender address, e.g. `noreply@zwy.example.gov.cn`. */
+            from: string;
+            security: components["schemas"]["MailSecurity"];
+            username?: string | null;
+            /** @description Whether a relay password is stored (sealed). */
+            password_set: boolean;
+            /**
+             * @description PEM of the CA that signed the relay's certificate, if one is trusted besides the
+             *     system's roots.
+             */
+            ca_pem?: string | null;
+        };
+        MarkedRead: {
+            /**
+             * Format: int64
+             * @description How many notices were marked read.
+             */
+            marked: number;
+        };
         Me: {
             user: components["schemas"]["User"];
             memberships: components["schemas"]["Membership"][];
@@ -2128,6 +2374,13 @@ export interface components {
             reason: string;
         };
         /**
+         * @description What happened; each kind has a zh-CN and an English template (subject and body).
+         * @enum {string}
+         */
+        NoticeKind: "approval_needed" | "approval_reminder" | "request_approved" | "request_rejected" | "request_returned" | "delivery_needed" | "request_delivered" | "delivery_failed" | "lease_ending" | "lease_expired" | "released" | "restored" | "purged" | "budget_threshold";
+        /** Format: uuid */
+        NotificationId: string;
+        /**
          * @description How a recorded call ended.
          * @enum {string}
          */
@@ -2149,6 +2402,35 @@ export interface components {
             next_cursor?: string | null;
         };
         /** @description One page of results. */
+        Page_Delivery: {
+            items: {
+                id: components["schemas"]["DeliveryId"];
+                /** @description `email` or `webhook`. */
+                channel: string;
+                kind: string;
+                /** @description The recipient's address (e-mail only). */
+                to?: string | null;
+                /** @description The subject (e-mail only). */
+                subject?: string | null;
+                webhook_id?: null | components["schemas"]["WebhookId"];
+                /** @description `pending`, `sent` or `failed`. */
+                state: string;
+                /** Format: int64 */
+                attempts: number;
+                next_attempt_at?: null | components["schemas"]["Timestamp"];
+                /**
+                 * Format: int64
+                 * @description The receiver's HTTP status or the relay's SMTP reply code of the last attempt.
+                 */
+                last_status?: number | null;
+                last_error?: string | null;
+                created_at: components["schemas"]["Timestamp"];
+                updated_at: components["schemas"]["Timestamp"];
+            }[];
+            /** @description Pass as `cursor` to get the next page; absent on the last page. */
+            next_cursor?: string | null;
+        };
+        /** @description One page of results. */
         Page_Department: {
             items: {
                 id: components["schemas"]["DepartmentId"];
@@ -2165,6 +2447,24 @@ export interface components {
                 updated_at: components["schemas"]["Timestamp"];
                 /** Format: int64 */
                 generation: number;
+            }[];
+            /** @description Pass as `cursor` to get the next page; absent on the last page. */
+            next_cursor?: string | null;
+        };
+        /** @description One page of results. */
+        Page_InboxItem: {
+            items: {
+                id: components["schemas"]["NotificationId"];
+                kind: components["schemas"]["NoticeKind"];
+                title: string;
+                body: string;
+                /** @description Console path to open. */
+                link?: string | null;
+                /** @description The object it is about. */
+                subject_id?: string | null;
+                created_at: components["schemas"]["Timestamp"];
+                read: boolean;
+                read_at?: null | components["schemas"]["Timestamp"];
             }[];
             /** @description Pass as `cursor` to get the next page; absent on the last page. */
             next_cursor?: string | null;
@@ -2330,6 +2630,20 @@ export interface components {
         PasswordReset: {
             /** @description The new one-time password, shown this once; it must be changed at next login. */
             initial_password: string;
+        };
+        /** @description The caller's notification preferences. */
+        Preferences: {
+            /** @description The language of e-mails: `zh-CN` (default) or `en`. */
+            language: string;
+            /** @description Kinds not sent by e-mail (the inbox always gets every notice). */
+            email_off: components["schemas"]["NoticeKind"][];
+            /** @description Every kind there is, for a preferences page. */
+            kinds: components["schemas"]["NoticeKind"][];
+            /**
+             * Format: int64
+             * @description Pass back to update only if nothing changed meanwhile (0: never saved).
+             */
+            generation: number;
         };
         Project: {
             id: components["schemas"]["ProjectId"];
@@ -2757,6 +3071,10 @@ export interface components {
         Timestamp: string;
         /** Format: uuid */
         TokenId: string;
+        UnreadCount: {
+            /** Format: int64 */
+            unread: number;
+        };
         UpdateDepartment: {
             name?: string | null;
             code?: string | null;
@@ -2769,6 +3087,32 @@ export interface components {
         };
         UpdateHost: {
             state: components["schemas"]["HostState"];
+        };
+        UpdateMailSettings: {
+            enabled: boolean;
+            /** @description The relay's host name or address. */
+            host: string;
+            /** Format: int32 */
+            port: number;
+            from: string;
+            security: components["schemas"]["MailSecurity"];
+            /** @description User name for AUTH PLAIN; absent or empty for none. */
+            username?: string | null;
+            /** @description The relay password: absent keeps the stored one, empty removes it. */
+            password?: string | null;
+            /**
+             * @description PEM of an internal CA that signed the relay's certificate (STARTTLS); absent or
+             *     empty: the system's roots only.
+             */
+            ca_pem?: string | null;
+        };
+        UpdatePreferences: {
+            /** @description `zh-CN` or `en`; absent keeps the current one. */
+            language?: string | null;
+            /** @description Kinds not to e-mail; absent keeps the current list. */
+            email_off?: components["schemas"]["NoticeKind"][] | null;
+            /** Format: int64 */
+            generation?: number | null;
         };
         UpdateProject: {
             name?: string | null;
@@ -2794,6 +3138,14 @@ export interface components {
              * @description Moves the person to another department; `null` makes them department-less.
              */
             department_id?: string | null;
+            /** Format: int64 */
+            generation?: number | null;
+        };
+        UpdateWebhook: {
+            name?: string | null;
+            url?: string | null;
+            kinds?: components["schemas"]["NoticeKind"][] | null;
+            enabled?: boolean | null;
             /** Format: int64 */
             generation?: number | null;
         };
@@ -2874,6 +3226,23 @@ export interface components {
         VolumeId: string;
         /** @enum {string} */
         VolumeState: "available" | "in_use";
+        /** @description A webhook subscription as shown (the secret only once, at creation). */
+        Webhook: {
+            id: components["schemas"]["WebhookId"];
+            name: string;
+            url: string;
+            /** @description Kinds sent; empty means every kind. */
+            kinds: components["schemas"]["NoticeKind"][];
+            department_id?: null | components["schemas"]["DepartmentId"];
+            enabled: boolean;
+            created_at: components["schemas"]["Timestamp"];
+            created_by?: null | components["schemas"]["UserId"];
+            updated_at: components["schemas"]["Timestamp"];
+            /** Format: int64 */
+            generation: number;
+        };
+        /** Format: uuid */
+        WebhookId: string;
         Zone: {
             id: components["schemas"]["ZoneId"];
             provider_id: components["schemas"]["ProviderId"];
@@ -4284,6 +4653,177 @@ export interface operations {
             };
         };
     };
+    get_notification_preferences: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Preferences"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    update_notification_preferences: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdatePreferences"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Preferences"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_notifications: {
+        parameters: {
+            query?: {
+                limit?: number;
+                cursor?: string;
+                /** @description Only unread notices. */
+                unread?: boolean;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_InboxItem"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    read_all_notifications: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MarkedRead"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    unread_notifications: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnreadCount"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    read_notification: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["NotificationId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     change_password: {
         parameters: {
             query?: never;
@@ -4395,6 +4935,94 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_mail_settings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MailSettings"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    update_mail_settings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateMailSettings"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MailSettings"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_mail_deliveries: {
+        parameters: {
+            query?: {
+                limit?: number;
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_Delivery"];
+                };
             };
             default: {
                 headers: {
@@ -5901,6 +6529,159 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Volume"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_webhooks: {
+        parameters: {
+            query?: {
+                /** @description Only this department's subscriptions. */
+                department_id?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Webhook"][];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_webhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateWebhook"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CreatedWebhook"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_webhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["WebhookId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    update_webhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["WebhookId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateWebhook"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Webhook"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_webhook_deliveries: {
+        parameters: {
+            query?: {
+                limit?: number;
+                cursor?: string;
+            };
+            header?: never;
+            path: {
+                id: components["schemas"]["WebhookId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_Delivery"];
                 };
             };
             default: {

@@ -18,6 +18,7 @@ const en: typeof zh = {
     users: 'Users and roles', infra: 'Providers and hosts', flavors: 'Flavors', images: 'Images', tasks: 'Background tasks', security: 'Security settings', auditLog: 'Audit log',
     requests: 'My requests', approvals: 'To approve', deliveries: 'Deliveries', approvalChains: 'Approval chains',
     logout: 'Log out', profile: 'Account',
+    logout: 'Log out', profile: 'Account', inbox: 'Inbox', notify: 'Notification delivery', mine: 'Mine',
   },
   roles: {
     platform_admin: 'Platform admin', security_admin: 'Security admin', auditor: 'Auditor', supervisor: 'Supervisor',
@@ -119,6 +120,25 @@ const en: typeof zh = {
     actions: { draft: 'Draft created', edit: 'Edited', submit: 'Submitted', approve: 'Approved', reject: 'Rejected', return: 'Returned for changes',
       withdraw: 'Withdrawn', auto_approve: 'Approved automatically', delivered: 'Delivered, awaiting acceptance', failed: 'Delivery failed and rolled back',
       accept: 'Accepted', problem: 'Problem reported', redeliver: 'Delivered again', remind: 'Review overdue: reminded', delivery_overdue: 'Delivery overdue: reminded' },
+  inbox: {
+    title: 'Inbox', onlyUnread: 'Unread only', readAll: 'Mark all read', empty: 'No notifications', unread: 'Unread', more: 'Load more',
+    prefs: 'Preferences', language: 'E-mail language', emailKinds: 'Kinds sent by e-mail', bell: 'Inbox: {n} unread',
+    prefsHint: 'The inbox always gets every notice; this only decides which kinds are also sent to your e-mail address (once the platform admin has set up the mail server).',
+  },
+  kinds: {
+    approval_needed: 'Approval needed', approval_reminder: 'Approval reminder', request_approved: 'Request approved', request_rejected: 'Request rejected',
+    request_returned: 'Request returned', delivery_needed: 'Delivery needed', request_delivered: 'Resources delivered', delivery_failed: 'Delivery failed',
+    lease_ending: 'Lease ending', lease_expired: 'Lease expired', released: 'Moved to the recycle bin', restored: 'Restored', purged: 'Deleted for good',
+    budget_threshold: 'Budget alert',
+  },
+  notify: {
+    caPem: 'Internal CA certificate (PEM, optional)', title: 'Notification delivery', mail: 'Mail server (SMTP)', enabled: 'Enabled', host: 'Host', port: 'Port', from: 'From address', security: 'Encryption',
+    plain: 'None (local or internal relay only)', username: 'User name', password: 'Password', passwordKept: 'Stored (leave empty to keep)', forgetPassword: 'Remove the stored password',
+    mailLog: 'E-mail deliveries', to: 'To', subject: 'Subject', attempts: 'Attempts', lastError: 'Last error', status: 'Status',
+    state_pending: 'Pending', state_sent: 'Sent', state_failed: 'Failed',
+    webhooks: 'Webhook subscriptions', webhookHint: 'Notices are POSTed as JSON to the URL with X-Zhengyun-Signature (HMAC-SHA256; the secret is shown once, at creation); failures are retried with exponential backoff.',
+    kinds: 'Kinds', allKinds: 'Every kind', log: 'Deliveries', newWebhook: 'New webhook subscription', wholePlatform: 'Whole platform (every department)',
+    secretOnce: 'Signing secret (shown only this once; keep it now): {s}', removeConfirm: 'Delete the webhook subscription "{n}"?',
   },
   validation: { name: 'Enter a name', nameLength: 'Names are 1–64 characters', positive: 'Enter a positive whole number', select: 'Choose one',
     username: 'User names are 3–32 lower-case letters, digits, dots, underscores or hyphens, starting with a letter', code: 'Enter a code' },

@@ -16,6 +16,7 @@ export default {
     users: '用户与角色', infra: '云服务商与宿主机', flavors: '规格', images: '镜像', tasks: '后台任务', security: '安全设置', auditLog: '审计日志',
     requests: '我的申请', approvals: '待我审批', deliveries: '交付任务', approvalChains: '审批流程',
     logout: '退出登录', profile: '账号',
+    logout: '退出登录', profile: '账号', inbox: '站内信', notify: '通知投递', mine: '我的',
   },
   roles: {
     platform_admin: '系统管理员', security_admin: '安全管理员', auditor: '审计管理员', supervisor: '监管',
@@ -117,6 +118,25 @@ export default {
     actions: { draft: '创建草稿', edit: '修改', submit: '提交申请', approve: '同意', reject: '驳回', return: '退回修改',
       withdraw: '撤回', auto_approve: '自动审批通过', delivered: '交付完成，待验收', failed: '交付失败，已回滚',
       accept: '验收通过', problem: '报告验收问题', redeliver: '重新交付', remind: '审批超时提醒', delivery_overdue: '交付超时提醒' },
+  inbox: {
+    title: '站内信', onlyUnread: '只看未读', readAll: '全部标为已读', empty: '没有通知', unread: '未读', more: '加载更多',
+    prefs: '通知偏好', language: '邮件语言', emailKinds: '发送邮件的通知类型', bell: '站内信：{n} 条未读',
+    prefsHint: '站内信总会收到全部通知；这里只决定哪些类型同时发到您账号的电子邮箱（须由系统管理员配置邮件服务器）。',
+  },
+  kinds: {
+    approval_needed: '待审批', approval_reminder: '审批催办', request_approved: '申请已通过', request_rejected: '申请未通过',
+    request_returned: '申请被退回', delivery_needed: '待交付', request_delivered: '资源已交付', delivery_failed: '交付失败',
+    lease_ending: '租期将到', lease_expired: '租期已到', released: '放入回收站', restored: '从回收站恢复', purged: '彻底删除',
+    budget_threshold: '预算预警',
+  },
+  notify: {
+    caPem: '内部 CA 证书（PEM，可选）', title: '通知投递', mail: '邮件服务器（SMTP）', enabled: '启用', host: '服务器', port: '端口', from: '发件地址', security: '连接加密',
+    plain: '不加密（仅限本机或内网）', username: '用户名', password: '密码', passwordKept: '已保存（留空则不变）', forgetPassword: '删除已保存的密码',
+    mailLog: '邮件投递记录', to: '收件人', subject: '主题', attempts: '尝试次数', lastError: '最近错误', status: '响应码',
+    state_pending: '待发送', state_sent: '已发送', state_failed: '失败',
+    webhooks: 'Webhook 订阅', webhookHint: '通知以 JSON POST 到订阅地址，带 X-Zhengyun-Signature（HMAC-SHA256，密钥仅在创建时显示一次）；失败按指数退避重试。',
+    kinds: '通知类型', allKinds: '全部类型', log: '投递记录', newWebhook: '新建 Webhook 订阅', wholePlatform: '全平台（所有部门）',
+    secretOnce: '签名密钥（只显示这一次，请立即保存）：{s}', removeConfirm: '删除 Webhook 订阅“{n}”？',
   },
   validation: { name: '请输入名称', nameLength: '名称长度为 1–64 个字符', positive: '请输入正整数', select: '请选择',
     username: '用户名为 3–32 位小写字母、数字、点、下划线或连字符，且以字母开头', code: '请输入代码' },

@@ -175,6 +175,11 @@ fn expected(f: &Fixture, a: Action) -> (usize, Vec<Holder>) {
             Some(_) => &[Pa, Sup, Da][..],
         },
         ApprovalChainSet => [Pa],
+        NotifyMailManage => [Pa],
+        WebhookManage(d) => match d {
+            None => &[Pa][..],
+            Some(_) => &[Pa, Da][..],
+        },
     }
 }
 
@@ -257,6 +262,9 @@ pub(super) fn samples(f: &Fixture) -> Vec<Action> {
         ApprovalChainRead(None),
         ApprovalChainRead(Some(d)),
         ApprovalChainSet,
+        NotifyMailManage,
+        WebhookManage(None),
+        WebhookManage(Some(d)),
     ];
     for r in Role::ALL {
         for s in [Scope::Platform, dept, proj] {

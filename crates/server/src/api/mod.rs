@@ -9,6 +9,7 @@ pub mod departments;
 pub mod instances;
 pub mod inventory;
 pub mod memberships;
+pub mod notifications;
 pub mod projects;
 pub mod requests;
 pub mod security;
@@ -47,6 +48,7 @@ use zy_model::Error;
         (name = "audit", description = "审计日志 / audit log"),
         (name = "compute", description = "计算资源：云服务商、可用区、宿主机、规格、镜像、配额、云主机 / compute"),
         (name = "requests", description = "资源申请、审批、交付与验收 / resource requests, approvals, delivery and acceptance"),
+        (name = "notifications", description = "通知：站内信、偏好、邮件与 Webhook / notifications: inbox, preferences, e-mail and webhooks"),
         (name = "system", description = "运行状态与后台任务 / health, metrics, background tasks and sagas"),
     )
 )]
@@ -144,6 +146,28 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(instances::instance_console))
         .routes(routes!(instances::admin_check))
         .routes(routes!(instances::instance_sagas))
+        .routes(routes!(notifications::list_notifications))
+        .routes(routes!(notifications::unread_notifications))
+        .routes(routes!(notifications::read_notification))
+        .routes(routes!(notifications::read_all_notifications))
+        .routes(routes!(
+            notifications::get_notification_preferences,
+            notifications::update_notification_preferences
+        ))
+        .routes(routes!(
+            notifications::get_mail_settings,
+            notifications::update_mail_settings
+        ))
+        .routes(routes!(notifications::list_mail_deliveries))
+        .routes(routes!(
+            notifications::list_webhooks,
+            notifications::create_webhook
+        ))
+        .routes(routes!(
+            notifications::update_webhook,
+            notifications::delete_webhook
+        ))
+        .routes(routes!(notifications::list_webhook_deliveries))
         .routes(routes!(system::list_tasks))
         .routes(routes!(system::list_sagas))
         .routes(routes!(agents::create_join_token))

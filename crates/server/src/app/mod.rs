@@ -9,6 +9,7 @@ pub mod departments;
 pub mod instances;
 pub mod inventory;
 pub mod memberships;
+pub mod notifications;
 pub mod projects;
 pub mod quotas;
 pub mod requests;

@@ -586,7 +586,16 @@ pub async fn submit(
     )
     .await?;
     if let Some(prepared) = auto {
-        deliver_in(&mut tx, s, &r, None, prepared, (None, None)).await?;
+        deliver_in(
+            &mut tx,
+            s,
+            &r,
+            None,
+            prepared,
+            (None, None),
+            "自动审批 automatic",
+        )
+        .await?;
         store::add_event(&mut tx, id, "auto_approve", None, None, None).await?;
     } else {
         crate::requests::notify::approval_needed(&mut tx, &r, &steps[0]).await?;
@@ -744,7 +753,16 @@ pub async fn decide(
                     comment.as_deref(),
                 )
                 .await?;
-                deliver_in(&mut tx, s, &r, Some(at), prepared, placement).await?;
+                deliver_in(
+                    &mut tx,
+                    s,
+                    &r,
+                    Some(at),
+                    prepared,
+                    placement,
+                    &actor.user.display_name,
+                )
+                .await?;
             } else {
                 if !store::next_step(&mut tx, id, at, &r.steps[at as usize + 1]).await? {
                     return Err(changed_meanwhile());
@@ -798,7 +816,8 @@ pub async fn decide(
         "return"
     };
     store::add_event(&mut tx, id, verb, who, Some(&step.name), Some(&detail)).await?;
-    crate::requests::notify::decided(&mut tx, &r, action, &detail).await?;
+    crate::requests::notify::decided(&mut tx, &r, action, &actor.user.display_name, &detail)
+        .await?;
     commit_audited(
         tx,
         ctx,
@@ -914,6 +933,7 @@ async fn deliver_in(
     at: Option<u32>,
     prepared: PreparedDelivery,
     placement: (Option<ProviderId>, Option<ZoneId>),
+    approver: &str,
 ) -> Result<(), Error> {
     let due = Timestamp::now().plus_secs(DELIVERY_HOURS * 3600);
     if !store::decide(
@@ -990,6 +1010,7 @@ async fn deliver_in(
         &crate::requests::delivery::Target { request_id: r.id },
     )
     .await?;
+    crate::requests::notify::approved(tx, r, approver).await?;
     crate::requests::notify::delivery_needed(tx, r).await?;
     Ok(())
 }

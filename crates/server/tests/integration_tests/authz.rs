@@ -154,6 +154,22 @@ const TABLE: &[(&str, [u16; 9], Elsewhere)] = &[
     ("set_approval_chain",      [200, 403, 403, 403, 403, 403, 403, 403, 401], R403),
     ("delete_approval_chain",   [204, 403, 403, 403, 403, 403, 403, 403, 401], R403),
     ("set_requests_only",       [204, 403, 403, 403, 403, 403, 403, 403, 401], R403),
+    // One's own inbox and preferences: every account, about itself only.
+    ("list_notifications",      [200, 200, 200, 200, 200, 200, 200, 200, 401], Same),
+    ("unread_notifications",    [200, 200, 200, 200, 200, 200, 200, 200, 401], Same),
+    ("read_notification",       [204, 204, 204, 204, 204, 204, 204, 204, 401], Same),
+    ("read_all_notifications",  [200, 200, 200, 200, 200, 200, 200, 200, 401], Same),
+    ("get_notification_preferences",    [200, 200, 200, 200, 200, 200, 200, 200, 401], Same),
+    ("update_notification_preferences", [200, 200, 200, 200, 200, 200, 200, 200, 401], Same),
+    ("get_mail_settings",       [200, 403, 403, 403, 403, 403, 403, 403, 401], Same),
+    ("update_mail_settings",    [200, 403, 403, 403, 403, 403, 403, 403, 401], Same),
+    ("list_mail_deliveries",    [200, 403, 403, 403, 403, 403, 403, 403, 401], Same),
+    // A department's webhooks: its department admin and the platform admin.
+    ("list_webhooks",           [200, 403, 403, 403, 403, 403, 200, 403, 401], R403),
+    ("create_webhook",          [201, 403, 403, 403, 403, 403, 201, 403, 401], R403),
+    ("update_webhook",          [200, 403, 403, 403, 403, 403, 200, 403, 401], R403),
+    ("delete_webhook",          [204, 403, 403, 403, 403, 403, 204, 403, 401], R403),
+    ("list_webhook_deliveries", [200, 403, 403, 403, 403, 403, 200, 403, 401], R403),
 ];
 
 /// The first caller (in column order) the table lets call `op` successfully.

@@ -61,6 +61,21 @@ pub(crate) async fn auto_approved(c: &Cloud, title: &str) -> String {
     id
 }
 
+/// The kinds of the notices in `s`'s inbox about request `id`.
+async fn notices(s: &Session, id: &str) -> Vec<String> {
+    let (st, page) = s.get("/v1/me/notifications?limit=100").await;
+    assert_eq!(st, StatusCode::OK, "{page}");
+    page["items"]
+        .as_array()
+        .map(|l| {
+            l.iter()
+                .filter(|n| n["subject_id"] == id)
+                .filter_map(|n| n["kind"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 async fn wait_state(s: &Session, id: &str, want: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -117,6 +132,15 @@ async fn a_request_goes_from_draft_through_two_reviews_to_accepted(db: Db) {
         .await;
     assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
 
+    assert_eq!(
+        notices(&lead, &id).await,
+        ["approval_needed"],
+        "the step's reviewer is told"
+    );
+    assert!(
+        notices(&sup, &id).await.is_empty(),
+        "not yet the supervisor"
+    );
     let (_, todo) = lead.get("/v1/requests?view=to_decide").await;
     assert!(
         todo["items"]
@@ -168,6 +192,14 @@ async fn a_request_goes_from_draft_through_two_reviews_to_accepted(db: Db) {
         assert_eq!(i["state"], "running", "{i}");
         assert_eq!(i["provider_id"], c.provider.as_str());
     }
+    let mut told = notices(&c.member, &id).await;
+    told.sort();
+    assert_eq!(
+        told,
+        ["request_approved", "request_delivered"],
+        "the requester is told"
+    );
+    assert_eq!(notices(&sup, &id).await, ["approval_needed"]);
     let (st, r) = c
         .member
         .post(&format!("/v1/requests/{id}/accept"), json!({}))

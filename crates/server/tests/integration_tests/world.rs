@@ -319,6 +319,47 @@ impl<'a> World<'a> {
         v
     }
 
+    /// A new notice in `s`'s own inbox (enqueued as any capability would); its id.
+    pub async fn notice_for(&self, s: &Session) -> String {
+        let user: zy_model::id::UserId = s.user_id.parse().expect("user id");
+        let mut tx = self.ts.store().begin_write().await.expect("tx");
+        zy_server::notify::enqueue(
+            &mut tx,
+            &zy_server::notify::Notice {
+                kind: zy_server::notify::NoticeKind::Restored,
+                to: vec![user],
+                params: json!({ "resource": "云主机", "name": "vm-1" }),
+                link: None,
+                subject: None,
+            },
+        )
+        .await
+        .expect("enqueue");
+        tx.commit().await.expect("commit");
+        let (id,): (String,) = sqlx::query_as(
+            "SELECT id FROM notifications WHERE user_id = $1 ORDER BY id DESC LIMIT 1",
+        )
+        .bind(user.to_string())
+        .fetch_one(self.ts.store().pool())
+        .await
+        .expect("notice");
+        id
+    }
+
+    /// A new webhook subscription of the home department (disabled: nothing is sent).
+    async fn webhook(&self) -> String {
+        let n = self.fresh();
+        let (st, b) = self.admin.post("/v1/webhooks", json!({ "name": format!("钩子{n}"), "url": "http://127.0.0.1:9/x", "department_id": self.d })).await;
+        assert_eq!(st, StatusCode::CREATED, "{b}");
+        let id = b["webhook"]["id"].as_str().expect("webhook id").to_string();
+        let (st, b) = self
+            .admin
+            .patch(&format!("/v1/webhooks/{id}"), json!({ "enabled": false }))
+            .await;
+        assert_eq!(st, StatusCode::OK, "{b}");
+        id
+    }
+
     /// A new ordinary account of the home department (never logged in).
     async fn account(&self) -> String {
         let n = self.fresh();
@@ -557,6 +598,26 @@ impl<'a> World<'a> {
                 req(Method::DELETE, format!("/v1/approval-chains/{d}/change"), None)
             }
             "set_requests_only" => req(Method::PUT, format!("/v1/departments/{d}/requests-only"), Some(json!({ "enabled": false }))),
+            "list_notifications" => req(Method::GET, "/v1/me/notifications?unread=true", None),
+            "unread_notifications" => req(Method::GET, "/v1/me/notifications/unread-count", None),
+            "read_notification" => {
+                let id = match caller {
+                    Caller::Anonymous => uuid::Uuid::now_v7().to_string(),
+                    c => self.notice_for(self.session(c)).await,
+                };
+                req(Method::POST, format!("/v1/me/notifications/{id}/read"), None)
+            }
+            "read_all_notifications" => req(Method::POST, "/v1/me/notifications/read-all", None),
+            "get_notification_preferences" => req(Method::GET, "/v1/me/notification-preferences", None),
+            "update_notification_preferences" => req(Method::PUT, "/v1/me/notification-preferences", Some(json!({ "language": "zh-CN", "email_off": ["approval_reminder"] }))),
+            "get_mail_settings" => req(Method::GET, "/v1/notify/mail", None),
+            "update_mail_settings" => req(Method::PUT, "/v1/notify/mail", Some(json!({ "enabled": false, "host": "127.0.0.1", "port": 2525, "from": "noreply@zhengyun.local", "security": "none" }))),
+            "list_mail_deliveries" => req(Method::GET, "/v1/notify/mail/deliveries", None),
+            "list_webhooks" => req(Method::GET, format!("/v1/webhooks?department_id={d}"), None),
+            "create_webhook" => req(Method::POST, "/v1/webhooks", Some(json!({ "name": format!("OA 待办{n}"), "url": "http://127.0.0.1:9/hooks/zhengyun", "kinds": ["approval_needed"], "department_id": d }))),
+            "update_webhook" => req(Method::PATCH, format!("/v1/webhooks/{}", self.webhook().await), Some(json!({ "enabled": false }))),
+            "delete_webhook" => req(Method::DELETE, format!("/v1/webhooks/{}", self.webhook().await), None),
+            "list_webhook_deliveries" => req(Method::GET, format!("/v1/webhooks/{}/deliveries", self.webhook().await), None),
             other => panic!("operation {other} has no request in world.rs: add one to World::request (and a row to authz.rs's TABLE)"),
         }
     }
