@@ -120,6 +120,7 @@ const en: typeof zh = {
     actions: { draft: 'Draft created', edit: 'Edited', submit: 'Submitted', approve: 'Approved', reject: 'Rejected', return: 'Returned for changes',
       withdraw: 'Withdrawn', auto_approve: 'Approved automatically', delivered: 'Delivered, awaiting acceptance', failed: 'Delivery failed and rolled back',
       accept: 'Accepted', problem: 'Problem reported', redeliver: 'Delivered again', remind: 'Review overdue: reminded', delivery_overdue: 'Delivery overdue: reminded' },
+  },
   inbox: {
     title: 'Inbox', onlyUnread: 'Unread only', readAll: 'Mark all read', empty: 'No notifications', unread: 'Unread', more: 'Load more',
     prefs: 'Preferences', language: 'E-mail language', emailKinds: 'Kinds sent by e-mail', bell: 'Inbox: {n} unread',

@@ -118,6 +118,7 @@ export default {
     actions: { draft: '创建草稿', edit: '修改', submit: '提交申请', approve: '同意', reject: '驳回', return: '退回修改',
       withdraw: '撤回', auto_approve: '自动审批通过', delivered: '交付完成，待验收', failed: '交付失败，已回滚',
       accept: '验收通过', problem: '报告验收问题', redeliver: '重新交付', remind: '审批超时提醒', delivery_overdue: '交付超时提醒' },
+  },
   inbox: {
     title: '站内信', onlyUnread: '只看未读', readAll: '全部标为已读', empty: '没有通知', unread: '未读', more: '加载更多',
     prefs: '通知偏好', language: '邮件语言', emailKinds: '发送邮件的通知类型', bell: '站内信：{n} 条未读',
