@@ -17,7 +17,6 @@ const en: typeof zh = {
     instances: 'Instances', volumes: 'Volumes', quotas: 'Quotas', members: 'Members', departments: 'Departments',
     users: 'Users and roles', infra: 'Providers and hosts', flavors: 'Flavors', images: 'Images', tasks: 'Background tasks', security: 'Security settings', auditLog: 'Audit log',
     requests: 'My requests', approvals: 'To approve', deliveries: 'Deliveries', approvalChains: 'Approval chains',
-    logout: 'Log out', profile: 'Account',
     logout: 'Log out', profile: 'Account', inbox: 'Inbox', notify: 'Notification delivery', mine: 'Mine',
   },
   roles: {

@@ -15,7 +15,6 @@ export default {
     instances: '云主机', volumes: '云硬盘', quotas: '配额', members: '成员', departments: '委办局（部门）',
     users: '用户与角色', infra: '云服务商与宿主机', flavors: '规格', images: '镜像', tasks: '后台任务', security: '安全设置', auditLog: '审计日志',
     requests: '我的申请', approvals: '待我审批', deliveries: '交付任务', approvalChains: '审批流程',
-    logout: '退出登录', profile: '账号',
     logout: '退出登录', profile: '账号', inbox: '站内信', notify: '通知投递', mine: '我的',
   },
   roles: {
