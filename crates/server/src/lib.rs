@@ -208,7 +208,10 @@ pub async fn start(config: Config) -> Result<Server, Error> {
         state.compute.owner.clone(),
         tasks::builtin::all(&state.compute, &state.store, state.config.lease_secs)
             .into_iter()
-            .chain([refusals::task(state.clone())])
+            .chain([
+                refusals::task(state.clone()),
+                app::leases::task(state.clone()),
+            ])
             .collect(),
     );
     Ok(Server {

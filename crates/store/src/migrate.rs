@@ -39,10 +39,18 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0004_sagas_tasks.sql"),
         postgres: include_str!("../migrations/postgres/0004_sagas_tasks.sql"),
     },
+    // Versions are numbered across parallel lines of work: 5, 6 and 8 come from other
+    // branches, so this list may have gaps until they are merged (see `pending`).
+    Migration {
+        version: 7,
+        name: "leases_recycle",
+        sqlite: include_str!("../migrations/sqlite/0007_leases_recycle.sql"),
+        postgres: include_str!("../migrations/postgres/0007_leases_recycle.sql"),
+    },
 ];
 
 /// The newest schema version this binary knows.
-pub const LATEST: i64 = 4;
+pub const LATEST: i64 = 7;
 
 /// The oldest schema version whose audit tables this binary reads as they are (the audit
 /// log and its head have not changed since version 1).
@@ -98,13 +106,12 @@ pub(crate) async fn run(store: &Store) -> Result<(), Error> {
     )
     .await
     .map_err(db_error)?;
-    let current: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM schema_migrations")
-        .fetch_one(&mut *tx)
+    let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations")
+        .fetch_all(&mut *tx)
         .await
         .map_err(db_error)?;
-    let current = current.unwrap_or(0);
-    not_newer(current)?;
-    for m in MIGRATIONS.iter().filter(|m| m.version > current) {
+    not_newer(applied.iter().copied().max().unwrap_or(0))?;
+    for m in pending(MIGRATIONS, &applied) {
         let sql = match store.backend() {
             Backend::Sqlite => m.sqlite,
             Backend::Postgres => m.postgres,
@@ -125,4 +132,43 @@ pub(crate) async fn run(store: &Store) -> Result<(), Error> {
     }
     tx.commit().await.map_err(db_error)?;
     Ok(())
+}
+
+/// The migrations not applied yet, in version order. Every missing version is applied, not
+/// only those above the highest one: a database migrated by a build that had version 7 but
+/// not yet 5 (numbers handed out to parallel branches) gets 5 when the merged build starts.
+fn pending<'a>(all: &'a [Migration], applied: &[i64]) -> impl Iterator<Item = &'a Migration> {
+    let applied = applied.to_vec();
+    all.iter().filter(move |m| !applied.contains(&m.version))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(version: i64) -> Migration {
+        Migration {
+            version,
+            name: "",
+            sqlite: "",
+            postgres: "",
+        }
+    }
+
+    #[test]
+    fn a_gap_left_by_a_later_version_is_filled_in() {
+        let all = [m(1), m(2), m(5), m(6), m(7), m(8)];
+        let got: Vec<i64> = pending(&all, &[1, 2, 7]).map(|m| m.version).collect();
+        assert_eq!(got, vec![5, 6, 8]);
+        assert_eq!(pending(&all, &[1, 2, 5, 6, 7, 8]).count(), 0);
+        let fresh: Vec<i64> = pending(&all, &[]).map(|m| m.version).collect();
+        assert_eq!(fresh, vec![1, 2, 5, 6, 7, 8]);
+    }
+
+    #[test]
+    fn versions_are_listed_in_order_and_latest_is_the_highest() {
+        let v: Vec<i64> = MIGRATIONS.iter().map(|m| m.version).collect();
+        assert!(v.windows(2).all(|w| w[0] < w[1]), "{v:?}");
+        assert_eq!(v.last().copied(), Some(LATEST));
+    }
 }

@@ -157,6 +157,8 @@ fn expected(f: &Fixture, a: Action) -> (usize, Vec<Holder>) {
         },
         InstanceRead(..) => [Pa, Sup, Fin, Da, Dm, DmProject],
         InstanceOperate(..) => [Pa, Da, Dm, DmProject],
+        InstanceLease(..) => [Pa, Da],
+        LeaseSettingsManage => [Pa],
         AdminCheck => [Pa],
     }
 }
@@ -231,6 +233,8 @@ pub(super) fn samples(f: &Fixture) -> Vec<Action> {
         QuotaSet(proj),
         InstanceRead(d, pr),
         InstanceOperate(d, pr),
+        InstanceLease(d, pr),
+        LeaseSettingsManage,
         AdminCheck,
     ];
     for r in [Role::PlatformAdmin, Role::SecurityAdmin, Role::Auditor] {

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod departments;
 pub mod instances;
 pub mod inventory;
+pub mod leases;
 pub mod memberships;
 pub mod projects;
 pub mod security;
@@ -142,6 +143,13 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(instances::instance_console))
         .routes(routes!(instances::admin_check))
         .routes(routes!(instances::instance_sagas))
+        .routes(routes!(leases::set_instance_lease))
+        .routes(routes!(leases::release_instance))
+        .routes(routes!(leases::restore_instance))
+        .routes(routes!(
+            leases::get_lease_settings,
+            leases::update_lease_settings
+        ))
         .routes(routes!(system::list_tasks))
         .routes(routes!(system::list_sagas))
         .routes(routes!(agents::create_join_token))
