@@ -123,6 +123,29 @@ pub enum InstanceCmd {
         #[arg(long)]
         wait: bool,
     },
+    /// Set, extend (`--days 30`, `--end …`) or remove (`--clear`) the lease (使用期限);
+    /// department admins.
+    Lease {
+        id: String,
+        #[command(flatten)]
+        end: crate::lease_cmds::LeaseEnd,
+        #[arg(long)]
+        clear: bool,
+    },
+    /// Release to the recycle bin (回收站): stopped, disks kept, deleted for good after the
+    /// retention unless restored.
+    Release {
+        id: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Bring back from the recycle bin (stopped), optionally with a new lease; department
+    /// admins.
+    Restore {
+        id: String,
+        #[command(flatten)]
+        end: crate::lease_cmds::LeaseEnd,
+    },
     /// The instance's live migrations.
     Migrations {
         id: String,
@@ -179,7 +202,7 @@ async fn catalogue_id(c: &Client, path: &str, what: &str, key: &str) -> Result<S
 }
 
 /// Accepts a project id or name.
-async fn project_id(c: &Client, p: &str) -> Result<String> {
+pub(crate) async fn project_id(c: &Client, p: &str) -> Result<String> {
     if uuid::Uuid::parse_str(p).is_ok() {
         return Ok(p.to_string());
     }
@@ -381,6 +404,10 @@ pub async fn instance(c: &Client, cmd: InstanceCmd, json: bool) -> Result<()> {
                         ("宿主机 host", "host_name"),
                         ("宿主机编号 host id", "host_id"),
                         ("错误 error", "last_error"),
+                        ("使用期限 lease end", "lease_end"),
+                        ("期限已到 lease ended", "lease_ended"),
+                        ("移入回收站 recycled at", "recycled_at"),
+                        ("彻底删除 purge at", "purge_at"),
                     ],
                 )
             }
@@ -440,6 +467,13 @@ pub async fn instance(c: &Client, cmd: InstanceCmd, json: bool) -> Result<()> {
                 println!("{}", v["output"].as_str().unwrap_or(""))
             }
         }
+        InstanceCmd::Lease { id, end, clear } => {
+            crate::lease_cmds::lease(c, &id, &end, clear, json).await?
+        }
+        InstanceCmd::Release { id, reason } => {
+            crate::lease_cmds::release(c, &id, reason, json).await?
+        }
+        InstanceCmd::Restore { id, end } => crate::lease_cmds::restore(c, &id, &end, json).await?,
         InstanceCmd::Migrate { id, to, wait } => {
             let mut v = c
                 .post(

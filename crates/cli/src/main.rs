@@ -6,6 +6,7 @@ mod client;
 mod commands;
 mod compute_cmds;
 mod inventory_cmds;
+mod lease_cmds;
 mod output;
 mod tenancy_cmds;
 
@@ -101,6 +102,9 @@ enum Command {
     /// Storage pools.
     #[command(subcommand)]
     Pool(inventory_cmds::PoolCmd),
+    /// The recycle bin (回收站): released instances until they are restored or purged.
+    #[command(subcommand)]
+    RecycleBin(lease_cmds::RecycleBinCmd),
     /// Platform administration.
     #[command(subcommand)]
     Admin(AdminCmd),
@@ -114,6 +118,9 @@ enum AdminCmd {
     Tasks,
     /// Sagas still running or undoing.
     Sagas,
+    /// Lease settings: reminders, grace period, recycle-bin retention (shown; changed with
+    /// any option).
+    LeaseSettings(lease_cmds::LeaseSettingsArgs),
 }
 
 #[derive(Args)]

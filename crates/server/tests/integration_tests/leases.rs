@@ -447,3 +447,31 @@ async fn release_and_lease_refuse_what_they_cannot_do(db: Db) {
     assert_check_clean(&c).await;
 }
 both_databases!(release_and_lease_refuse_what_they_cannot_do);
+
+async fn the_demo_has_a_lease_ending_soon_and_an_instance_in_the_bin(db: Db) {
+    let ts = TestServer::start_with(db, true).await;
+    let admin = ts
+        .login("gaj.admin", zy_server::demo::DEMO_PASSWORD)
+        .await
+        .expect("demo login");
+    let (_, bin) = admin.get("/v1/instances?recycled=true").await;
+    let bin = bin["items"].as_array().cloned().unwrap_or_default();
+    assert_eq!(bin.len(), 1, "{bin:?}");
+    assert!(bin[0]["purge_at"].is_string(), "{bin:?}");
+    let (_, live) = admin.get("/v1/instances").await;
+    let soon: Vec<&Value> = live["items"]
+        .as_array()
+        .map(|a| a.iter().filter(|i| i["lease_end"].is_string()).collect())
+        .unwrap_or_default();
+    assert_eq!(soon.len(), 1, "{live}");
+    let id = soon[0]["id"].as_str().expect("id").to_string();
+    // Two days left: the 3-day reminder goes out on the first pass, once.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while count(&events(&admin, &id).await, "lease_ending") == 0 {
+        assert!(Instant::now() < deadline, "no reminder");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(count(&events(&admin, &id).await, "lease_ending"), 1);
+}
+both_databases!(the_demo_has_a_lease_ending_soon_and_an_instance_in_the_bin);
