@@ -357,6 +357,22 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/instances/{id}/lease": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put: operations["set_instance_lease"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/instances/{id}/metrics": {
         parameters: {
             query?: never;
@@ -421,6 +437,22 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/instances/{id}/release": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["release_instance"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/instances/{id}/resize": {
         parameters: {
             query?: never;
@@ -431,6 +463,22 @@ export interface paths {
         get?: never;
         put?: never;
         post: operations["resize_instance"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/instances/{id}/restore": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["restore_instance"];
         delete?: never;
         options?: never;
         head?: never;
@@ -704,6 +752,22 @@ export interface paths {
         get: operations["list_storage_pools"];
         put?: never;
         post: operations["create_storage_pool"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/system/lease-settings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["get_lease_settings"];
+        put: operations["update_lease_settings"];
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -1152,6 +1216,7 @@ export interface components {
              *     shell script).
              */
             user_data?: string | null;
+            lease_end?: null | components["schemas"]["Timestamp"];
         };
         CreateJoinToken: {
             /**
@@ -1246,7 +1311,10 @@ export interface components {
         /** Format: uuid */
         DepartmentId: string;
         Discrepancy: {
-            /** @description `host_allocation`, `quota_usage`, `orphaned_disk`, `missing_disk`, `stuck_instance`. */
+            /**
+             * @description `host_allocation`, `quota_usage`, `orphaned_disk`, `missing_disk`, `stuck_instance`,
+             *     `recycle_bin`, `lease`, …
+             */
             kind: string;
             /** @description What it is about, e.g. `host <id>` or `project <id>`. */
             subject: string;
@@ -1399,6 +1467,16 @@ export interface components {
             /** @description What the instance is being driven towards: `running`, `stopped` or `deleted`. */
             desired: components["schemas"]["InstanceState"];
             last_error?: string | null;
+            lease_end?: null | components["schemas"]["Timestamp"];
+            /**
+             * @description The lease ended and the instance was stopped for it; it starts again only once the
+             *     lease is extended.
+             */
+            lease_ended: boolean;
+            recycled_at?: null | components["schemas"]["Timestamp"];
+            purge_at?: null | components["schemas"]["Timestamp"];
+            /** @description Why it was released (the lease ended, a user's release, a release request). */
+            recycle_reason?: string | null;
             created_at: components["schemas"]["Timestamp"];
             updated_at: components["schemas"]["Timestamp"];
             /** Format: int64 */
@@ -1453,6 +1531,22 @@ export interface components {
         };
         /** Format: uuid */
         JoinTokenId: string;
+        /** @description Durations in seconds, so a test (or a trial) can run a whole lease in seconds. */
+        LeaseSettings: {
+            /** @description When reminders go out, in seconds before the lease ends (default 7, 3 and 1 days). */
+            reminder_offsets_secs: number[];
+            /**
+             * Format: int64
+             * @description Seconds between the end (the instance is stopped) and the release to the recycle
+             *     bin (default 7 days).
+             */
+            grace_secs: number;
+            /**
+             * Format: int64
+             * @description Seconds an instance stays in the recycle bin before it is purged (default 7 days).
+             */
+            retention_secs: number;
+        };
         /** @description A list returned whole (small collections: providers, zones, flavors, …). */
         List_Agent: {
             items: {
@@ -1563,6 +1657,16 @@ export interface components {
                 /** @description What the instance is being driven towards: `running`, `stopped` or `deleted`. */
                 desired: components["schemas"]["InstanceState"];
                 last_error?: string | null;
+                lease_end?: null | components["schemas"]["Timestamp"];
+                /**
+                 * @description The lease ended and the instance was stopped for it; it starts again only once the
+                 *     lease is extended.
+                 */
+                lease_ended: boolean;
+                recycled_at?: null | components["schemas"]["Timestamp"];
+                purge_at?: null | components["schemas"]["Timestamp"];
+                /** @description Why it was released (the lease ended, a user's release, a release request). */
+                recycle_reason?: string | null;
                 created_at: components["schemas"]["Timestamp"];
                 updated_at: components["schemas"]["Timestamp"];
                 /** Format: int64 */
@@ -1855,6 +1959,16 @@ export interface components {
                 /** @description What the instance is being driven towards: `running`, `stopped` or `deleted`. */
                 desired: components["schemas"]["InstanceState"];
                 last_error?: string | null;
+                lease_end?: null | components["schemas"]["Timestamp"];
+                /**
+                 * @description The lease ended and the instance was stopped for it; it starts again only once the
+                 *     lease is extended.
+                 */
+                lease_ended: boolean;
+                recycled_at?: null | components["schemas"]["Timestamp"];
+                purge_at?: null | components["schemas"]["Timestamp"];
+                /** @description Why it was released (the lease ended, a user's release, a release request). */
+                recycle_reason?: string | null;
                 created_at: components["schemas"]["Timestamp"];
                 updated_at: components["schemas"]["Timestamp"];
                 /** Format: int64 */
@@ -1978,6 +2092,7 @@ export interface components {
             scope_id: string;
             limits: components["schemas"]["QuotaLimits"];
             used: components["schemas"]["QuotaLimits"];
+            recycled?: null | components["schemas"]["QuotaLimits"];
         };
         /** @description Limits and current use of a department or project. */
         QuotaLimits: {
@@ -1996,6 +2111,10 @@ export interface components {
             /** @description Ten one-use recovery codes, shown this once. Keep them somewhere safe. */
             recovery_codes: string[];
         };
+        ReleaseInstance: {
+            /** @description Why (at most 200 characters), shown in the recycle bin and the instance's events. */
+            reason?: string | null;
+        };
         /**
          * @description What the account must do before anything else.
          * @enum {string}
@@ -2005,6 +2124,9 @@ export interface components {
             flavor: string;
             /** Format: int64 */
             disk_gib?: number | null;
+        };
+        RestoreInstance: {
+            lease_end?: null | components["schemas"]["Timestamp"];
         };
         /** @enum {string} */
         Role: "platform_admin" | "security_admin" | "auditor" | "supervisor" | "finance" | "provider_operator" | "dept_admin" | "dept_member";
@@ -2095,6 +2217,9 @@ export interface components {
         };
         /** Format: uuid */
         ServerGroupId: string;
+        SetLease: {
+            lease_end?: null | components["schemas"]["Timestamp"];
+        };
         SetQuota: {
             department_id?: null | components["schemas"]["DepartmentId"];
             project_id?: null | components["schemas"]["ProjectId"];
@@ -3054,6 +3179,8 @@ export interface operations {
                 q?: string;
                 /** @description Include deleted instances. */
                 deleted?: boolean;
+                /** @description `true`: only the recycle bin (回收站); `false` (default): only instances outside it. */
+                recycled?: boolean;
             };
             header?: never;
             path?: never;
@@ -3229,6 +3356,39 @@ export interface operations {
             };
         };
     };
+    set_instance_lease: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["InstanceId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SetLease"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Instance"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     instance_metrics: {
         parameters: {
             query?: never;
@@ -3349,6 +3509,39 @@ export interface operations {
             };
         };
     };
+    release_instance: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["InstanceId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ReleaseInstance"];
+            };
+        };
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Instance"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     resize_instance: {
         parameters: {
             query?: never;
@@ -3365,6 +3558,39 @@ export interface operations {
         };
         responses: {
             202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Instance"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    restore_instance: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["InstanceId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RestoreInstance"];
+            };
+        };
+        responses: {
+            200: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4117,6 +4343,64 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["StoragePool"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_lease_settings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LeaseSettings"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    update_lease_settings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["LeaseSettings"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LeaseSettings"];
                 };
             };
             default: {

@@ -15,7 +15,7 @@ const en: typeof zh = {
   nav: {
     portal: 'Department portal', platform: 'Platform', audit: 'Audit', overview: 'Overview', projects: 'Projects',
     instances: 'Instances', volumes: 'Volumes', quotas: 'Quotas', members: 'Members', departments: 'Departments',
-    users: 'Users and roles', infra: 'Providers and hosts', flavors: 'Flavors', images: 'Images', tasks: 'Background tasks', security: 'Security settings', auditLog: 'Audit log',
+    users: 'Users and roles', infra: 'Providers and hosts', flavors: 'Flavors', images: 'Images', tasks: 'Background tasks', security: 'Security settings', auditLog: 'Audit log', recycleBin: 'Recycle bin', leaseSettings: 'Lease settings',
     logout: 'Log out', profile: 'Account',
   },
   roles: {
@@ -88,6 +88,17 @@ const en: typeof zh = {
     lastRun: 'Last run', duration: 'Duration (ms)', outcome: 'Outcome', ok: 'OK', error: 'Error', status: 'Status', runs: 'Runs', failures: 'Failures',
     nextRun: 'Next run', sagas: 'Running operations (sagas)', noSagas: 'Nothing running', kind: 'Kind', target: 'Object',
     sagaState: 'State', saga_running: 'Running', saga_undoing: 'Undoing', saga_done: 'Done', saga_undone: 'Undone', step: 'Step', attempts: 'Tries',
+  },
+  lease: {
+    end: 'Lease', none: 'No end', left: '{d} left', ended: 'Ended (stopped; extend the lease to start it)', edit: 'Set lease', clear: 'Remove lease',
+    newEnd: 'Lease ends at', saved: 'Lease updated', release: 'Release to recycle bin', releaseConfirm: 'Release instance "{name}" to the recycle bin? It is stopped, its disks are kept, and it is deleted for good in {days} unless a department admin restores it.',
+    releaseReason: 'Reason (optional)', deleteNow: 'Delete now', deleteNowConfirm: 'Delete instance "{name}" and its disks for good now? This cannot be undone.',
+    inBin: 'This instance is in the recycle bin (stopped, disks kept, quota still counted) and is deleted for good at {t}.', restore: 'Restore', restoreConfirm: 'Restore instance "{name}" from the recycle bin? It comes back stopped.',
+    restored: 'Restored', binTitle: 'Recycle bin', binHint: 'Released instances stay here (stopped, disks kept, still counted in the quota) until they are deleted for good; department admins restore or delete them now.',
+    recycledAt: 'Released at', purgeAt: 'Deleted for good at', reason: 'Reason', settingsTitle: 'Lease settings',
+    settingsHint: 'Reminders go out before the end; at the end the instance is stopped; after the grace period it goes to the recycle bin; after the retention it is deleted for good. Changes apply to every lease at once.',
+    reminders: 'Reminders before the end', addReminder: 'Add reminder', grace: 'Grace period (stopped → recycle bin)', retention: 'Recycle-bin retention',
+    days: 'days', hours: 'hours', recycledShare: 'of which in the recycle bin: {n} instances / {v} vCPU',
   },
   flavor: { title: 'Flavors', vcpus: 'vCPU', memory: 'Memory (GiB)', gpus: 'GPU' },
   image: { title: 'Images', os: 'OS', minDisk: 'Min disk (GiB)', providers: 'Providers', allProviders: 'All' },

@@ -13,7 +13,7 @@ export default {
   nav: {
     portal: '部门自服务', platform: '平台管理', audit: '审计', overview: '概览', projects: '业务系统（项目）',
     instances: '云主机', volumes: '云硬盘', quotas: '配额', members: '成员', departments: '委办局（部门）',
-    users: '用户与角色', infra: '云服务商与宿主机', flavors: '规格', images: '镜像', tasks: '后台任务', security: '安全设置', auditLog: '审计日志',
+    users: '用户与角色', infra: '云服务商与宿主机', flavors: '规格', images: '镜像', tasks: '后台任务', security: '安全设置', auditLog: '审计日志', recycleBin: '回收站', leaseSettings: '使用期限设置',
     logout: '退出登录', profile: '账号',
   },
   roles: {
@@ -86,6 +86,17 @@ export default {
     lastRun: '上次运行', duration: '耗时（毫秒）', outcome: '结果', ok: '成功', error: '失败', status: '状态', runs: '次数', failures: '失败次数',
     nextRun: '下次运行', sagas: '执行中的操作（saga）', noSagas: '当前没有执行中的操作', kind: '类型', target: '对象',
     sagaState: '状态', saga_running: '执行中', saga_undoing: '回滚中', saga_done: '完成', saga_undone: '已回滚', step: '步骤', attempts: '重试',
+  },
+  lease: {
+    end: '使用期限', none: '长期', left: '剩余 {d}', ended: '已到期（已停止，延长期限后可启动）', edit: '设置期限', clear: '取消期限',
+    newEnd: '到期时间', saved: '使用期限已更新', release: '释放到回收站', releaseConfirm: '确定将云主机「{name}」释放到回收站？云主机将关机，磁盘保留，{days} 后彻底删除，期间部门管理员可恢复。',
+    releaseReason: '释放原因（可选）', deleteNow: '立即删除', deleteNowConfirm: '确定立即彻底删除云主机「{name}」及其磁盘？此操作不可恢复。',
+    inBin: '该云主机在回收站中（已关机，磁盘保留，配额仍占用），将于 {t} 彻底删除。', restore: '恢复', restoreConfirm: '确定从回收站恢复云主机「{name}」？恢复后为关机状态。',
+    restored: '已恢复', binTitle: '回收站', binHint: '已释放的云主机在此保留（已关机、磁盘保留、仍计入配额），到期后彻底删除；部门管理员可恢复或立即删除。',
+    recycledAt: '移入时间', purgeAt: '彻底删除时间', reason: '原因', settingsTitle: '使用期限设置',
+    settingsHint: '到期前按设定时间提醒；到期时关机；宽限期满后移入回收站；回收站保留期满后彻底删除。修改后立即对所有期限生效。',
+    reminders: '到期前提醒', addReminder: '添加提醒', grace: '宽限期（到期关机后至移入回收站）', retention: '回收站保留期',
+    days: '天', hours: '小时', recycledShare: '其中回收站占用：{n} 台 / {v} vCPU',
   },
   flavor: { title: '规格', vcpus: 'vCPU', memory: '内存 (GiB)', gpus: 'GPU' },
   image: { title: '镜像', os: '操作系统', minDisk: '最小磁盘 (GiB)', providers: '可用云服务商', allProviders: '全部' },

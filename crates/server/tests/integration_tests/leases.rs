@@ -475,3 +475,69 @@ async fn the_demo_has_a_lease_ending_soon_and_an_instance_in_the_bin(db: Db) {
     assert_eq!(count(&events(&admin, &id).await, "lease_ending"), 1);
 }
 both_databases!(the_demo_has_a_lease_ending_soon_and_an_instance_in_the_bin);
+
+/// Not a test: how long the lease manager takes to record reminders, 1,000 leases due at
+/// once (`docs/BENCHMARKS.md`). Run with
+/// `cargo nextest run -p zy-server --run-ignored only -E 'test(lease_manager_throughput)' --no-capture`.
+async fn lease_manager_throughput(db: Db) {
+    let ts = TestServer::start(db.clone()).await;
+    let c = cloud(&ts, 40).await;
+    c.admin.put("/v1/quotas", json!({ "project_id": c.project, "limits": { "instances": 2000, "vcpus": 100000, "memory_mib": 100000000, "disk_gib": 10000000, "volumes": 10 } })).await;
+    let (_, p) = c.admin.get(&format!("/v1/projects/{}", c.project)).await;
+    let d = p["department_id"].as_str().expect("department").to_string();
+    c.admin.put("/v1/quotas", json!({ "department_id": d, "limits": { "instances": 2000, "vcpus": 100000, "memory_mib": 100000000, "disk_gib": 10000000, "volumes": 10 } })).await;
+    // Reminders far from now while the instances are made, so none is due yet.
+    settings(&c, &[60], 3600, 3600).await;
+    for k in 0..2 {
+        let (st, b) = create(
+            &c,
+            &format!("bulk{k}"),
+            500,
+            json!({ "lease_end": in_secs(3600), "start": false }),
+        )
+        .await;
+        assert_eq!(st, StatusCode::ACCEPTED, "{b}");
+    }
+    crate::compute::settle(&c).await;
+    let m =
+        zy_server::app::leases::LeaseManager(ts.server.as_ref().expect("running").state.clone());
+    // Now every lease is due for its reminder (and re-examined at once).
+    settings(&c, &[7200], 3600, 3600).await;
+    let started = Instant::now();
+    let (mut reminded, mut passes, mut busiest) = (0u64, 0u32, (0u64, Duration::ZERO));
+    while started.elapsed() < Duration::from_secs(60) {
+        let t = Instant::now();
+        let st = m.activate().await.expect("pass");
+        let took = t.elapsed();
+        let n = st["reminded"].as_u64().unwrap_or(0);
+        reminded += n;
+        passes += 1;
+        if n > busiest.0 {
+            busiest = (n, took);
+        }
+        if n == 0 && st["rescheduled"].as_u64() == Some(0) && st["lost_races"].as_u64() == Some(0) {
+            break;
+        }
+    }
+    eprintln!(
+        "{db:?}: {reminded} reminders recorded by the measured passes ({passes} passes, the runner's own pass took the rest) in {:?}; busiest pass {} reminders in {:?}",
+        started.elapsed(),
+        busiest.0,
+        busiest.1
+    );
+}
+
+mod lease_manager_throughput {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "a measurement, not a test"]
+    async fn sqlite() {
+        super::lease_manager_throughput(crate::common::Db::Sqlite).await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "a measurement, not a test"]
+    async fn postgres() {
+        if let Some(db) = crate::common::Db::postgres() {
+            super::lease_manager_throughput(db).await
+        }
+    }
+}
