@@ -299,6 +299,15 @@ pub struct Volume {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub instance_id: Option<InstanceId>,
     pub state: VolumeState,
+    /// In the recycle bin (回收站) since then (only detached volumes are released): space
+    /// and quota still held; absent when not released.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recycled_at: Option<Timestamp>,
+    /// When a volume in the recycle bin is deleted for good.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub purge_at: Option<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recycle_reason: Option<String>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub generation: i64,

@@ -303,3 +303,57 @@ impl Decode for Usage {
         }))
     }
 }
+
+// --- volumes --------------------------------------------------------------------------
+
+/// Releases a detached volume to the recycle bin; false when it is attached (or being
+/// attached), already in the bin or gone.
+pub async fn release_volume(
+    tx: &mut Tx,
+    id: VolumeId,
+    reason: &str,
+    purge_at: Timestamp,
+) -> Result<bool, Error> {
+    one(
+        tx,
+        sqlx::query(
+            "UPDATE volumes SET recycled_at = $1, purge_at = $2, recycle_reason = $3, updated_at = $1, \
+             generation = generation + 1 WHERE id = $4 AND state = 'available' AND recycled_at IS NULL",
+        )
+        .bind(Timestamp::now().0)
+        .bind(purge_at.0)
+        .bind(zy_model::validate::clip(reason, 500))
+        .bind(id.to_string()),
+    )
+    .await
+}
+
+/// Brings a volume back from the recycle bin; false when it is not in the bin.
+pub async fn restore_volume(tx: &mut Tx, id: VolumeId) -> Result<bool, Error> {
+    one(
+        tx,
+        sqlx::query(
+            "UPDATE volumes SET recycled_at = NULL, purge_at = NULL, recycle_reason = NULL, updated_at = $1, \
+             generation = generation + 1 WHERE id = $2 AND recycled_at IS NOT NULL",
+        )
+        .bind(Timestamp::now().0)
+        .bind(id.to_string()),
+    )
+    .await
+}
+
+/// Volumes in the recycle bin whose retention is over, oldest first.
+pub async fn volumes_to_purge(
+    store: &Store,
+    now: Timestamp,
+    limit: i64,
+) -> Result<Vec<zy_model::compute::Volume>, Error> {
+    let mut sql = Sql::new(
+        "SELECT id, project_id, department_id, name, size_gib, pool_id, instance_id, state, created_at, updated_at, generation, \
+         recycled_at, purge_at, recycle_reason FROM volumes WHERE recycled_at IS NOT NULL AND purge_at IS NOT NULL AND purge_at <= ",
+    );
+    sql.bind(crate::sql::Arg::I64(now.0))
+        .push(" ORDER BY purge_at, id LIMIT ")
+        .bind(crate::sql::Arg::I64(limit));
+    sql.fetch_all(store).await
+}

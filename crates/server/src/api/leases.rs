@@ -1,7 +1,7 @@
 //! Leases (使用期限) and the recycle bin (回收站): `PUT /v1/instances/{id}/lease`,
 //! `POST /v1/instances/{id}/release` and `…/restore`, and the platform's lease settings
-//! at `/v1/system/lease-settings`. The recycle bin itself is the instance list with
-//! `recycled=true`.
+//! at `/v1/system/lease-settings`; `POST /v1/volumes/{id}/release` and `…/restore`. The
+//! recycle bin itself is the instance (and volume) list with `recycled=true`.
 
 use crate::app::leases;
 use crate::auth::actor::Actor;
@@ -14,7 +14,8 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use utoipa::ToSchema;
 use zy_model::compute::Instance;
-use zy_model::id::InstanceId;
+use zy_model::compute::Volume;
+use zy_model::id::{InstanceId, VolumeId};
 use zy_model::lease::LeaseSettings;
 use zy_model::time::Timestamp;
 
@@ -102,4 +103,36 @@ pub async fn update_lease_settings(
     Json(b): Json<LeaseSettings>,
 ) -> ApiResult<axum::Json<LeaseSettings>> {
     Ok(axum::Json(leases::put_settings(&s, &ctx, &actor, b).await?))
+}
+
+#[utoipa::path(post, path = "/v1/volumes/{id}/release", tag = "compute", params(("id" = VolumeId, Path)), request_body = ReleaseInstance,
+    responses((status = 200, body = Volume), (status = "default", body = ErrorBody)))]
+pub async fn release_volume(
+    State(s): State<AppState>,
+    ctx: RequestContext,
+    actor: Actor,
+    Path(id): Path<VolumeId>,
+    Json(b): Json<ReleaseInstance>,
+) -> ApiResult<axum::Json<Volume>> {
+    Ok(axum::Json(
+        leases::release_volume(&s, &ctx, &actor, id, b.reason).await?,
+    ))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreVolume {}
+
+#[utoipa::path(post, path = "/v1/volumes/{id}/restore", tag = "compute", params(("id" = VolumeId, Path)), request_body = RestoreVolume,
+    responses((status = 200, body = Volume), (status = "default", body = ErrorBody)))]
+pub async fn restore_volume(
+    State(s): State<AppState>,
+    ctx: RequestContext,
+    actor: Actor,
+    Path(id): Path<VolumeId>,
+    Json(_): Json<RestoreVolume>,
+) -> ApiResult<axum::Json<Volume>> {
+    Ok(axum::Json(
+        leases::restore_volume(&s, &ctx, &actor, id).await?,
+    ))
 }

@@ -146,6 +146,8 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(leases::set_instance_lease))
         .routes(routes!(leases::release_instance))
         .routes(routes!(leases::restore_instance))
+        .routes(routes!(leases::release_volume))
+        .routes(routes!(leases::restore_volume))
         .routes(routes!(
             leases::get_lease_settings,
             leases::update_lease_settings

@@ -18,7 +18,7 @@ use crate::context::RequestContext;
 use crate::state::AppState;
 use futures_util::future::BoxFuture;
 use std::time::Duration;
-use zy_model::compute::{Instance, InstanceState};
+use zy_model::compute::{Instance, InstanceState, Volume};
 use zy_model::id::*;
 use zy_model::lease::{self, LeaseProgress, LeaseSettings, LeaseStep};
 use zy_model::time::Timestamp;
@@ -317,28 +317,7 @@ pub async fn release_one(
         &actor.principal,
         Action::InstanceOperate(i.department_id, i.project_id),
     )?;
-    let reason = match reason {
-        Some(r) => {
-            let r = r.trim().to_string();
-            if r.chars().count() > 200 || r.chars().any(char::is_control) {
-                return Err(Error::validation(
-                    "reason",
-                    t!(
-                        "原因最多 200 个字符，且不能含控制字符",
-                        "the reason is at most 200 characters without control characters"
-                    ),
-                ));
-            }
-            r
-        }
-        None => String::new(),
-    };
-    let who = actor.summary().name;
-    let reason = if reason.is_empty() {
-        format!("由 {who} 释放 / released by {who}")
-    } else {
-        format!("由 {who} 释放：{reason} / released by {who}: {reason}")
-    };
+    let reason = release_reason(actor, reason)?;
     let mut tx = s.store.begin_write_for(&id.to_string()).await?;
     let out = release(&mut tx, &[id], &reason).await?;
     commit_audited(
@@ -355,6 +334,26 @@ pub async fn release_one(
     out.into_iter()
         .next()
         .ok_or_else(|| Error::internal("release returned nothing"))
+}
+
+/// The recorded reason of a release by `actor`: who, and what they wrote (validated).
+fn release_reason(actor: &Actor, reason: Option<String>) -> Result<String, Error> {
+    let reason = reason.map(|r| r.trim().to_string()).unwrap_or_default();
+    if reason.chars().count() > 200 || reason.chars().any(char::is_control) {
+        return Err(Error::validation(
+            "reason",
+            t!(
+                "原因最多 200 个字符，且不能含控制字符",
+                "the reason is at most 200 characters without control characters"
+            ),
+        ));
+    }
+    let who = actor.summary().name;
+    Ok(if reason.is_empty() {
+        format!("由 {who} 释放 / released by {who}")
+    } else {
+        format!("由 {who} 释放：{reason} / released by {who}: {reason}")
+    })
 }
 
 /// `POST /v1/instances/{id}/restore`: a department admin (or the platform admin) brings
@@ -414,6 +413,131 @@ pub async fn put_settings(
     Ok(new)
 }
 
+// --- volumes --------------------------------------------------------------------------
+
+/// Releases detached volumes to the recycle bin in the caller's transaction (space and
+/// quota kept, deleted for good after the retention). Every volume must exist, be
+/// detached and not be in the bin, or the caller's transaction must be dropped.
+pub async fn release_volumes(
+    tx: &mut Tx,
+    ids: &[VolumeId],
+    reason: &str,
+) -> Result<Vec<Volume>, Error> {
+    let settings = settings_in(tx).await?;
+    let mut out = Vec::with_capacity(ids.len());
+    for &id in ids {
+        let v = zy_store::volumes::get_for_update(tx, id)
+            .await?
+            .ok_or_else(|| Error::not_found("volume", id))?;
+        let purge_at = Timestamp::now().plus_secs(settings.retention_secs);
+        if !leases::release_volume(tx, id, reason, purge_at).await? {
+            return Err(if v.recycled_at.is_some() {
+                Error::conflict(t!("云硬盘 {} 已在回收站中" ; "the volume {} is already in the recycle bin", v.name))
+                    .with_details(serde_json::json!({ "reason": "in_recycle_bin" }))
+            } else {
+                Error::conflict(t!("云硬盘 {} 仍挂载在云主机上，请先卸载" ; "the volume {} is attached; detach it first", v.name))
+                    .with_details(serde_json::json!({ "reason": "attached", "instance_id": v.instance_id }))
+            });
+        }
+        out.push(
+            zy_store::volumes::get_for_update(tx, id)
+                .await?
+                .ok_or_else(|| Error::not_found("volume", id))?,
+        );
+    }
+    Ok(out)
+}
+
+/// `POST /v1/volumes/{id}/release`: whoever may delete the volume may release it.
+pub async fn release_volume(
+    s: &AppState,
+    ctx: &RequestContext,
+    actor: &Actor,
+    id: VolumeId,
+    reason: Option<String>,
+) -> Result<Volume, Error> {
+    let v = super::volumes::load(s, actor, id).await?;
+    let reason = release_reason(actor, reason)?;
+    let mut tx = s.store.begin_write_for(&id.to_string()).await?;
+    let out = release_volumes(&mut tx, &[id], &reason).await?;
+    commit_audited(
+        tx,
+        ctx,
+        Some(actor),
+        "release_volume",
+        "volume",
+        &id.to_string(),
+        serde_json::json!({ "name": v.name, "reason": reason }),
+    )
+    .await?;
+    out.into_iter()
+        .next()
+        .ok_or_else(|| Error::internal("release returned nothing"))
+}
+
+/// `POST /v1/volumes/{id}/restore`: a department admin (or the platform admin).
+pub async fn restore_volume(
+    s: &AppState,
+    ctx: &RequestContext,
+    actor: &Actor,
+    id: VolumeId,
+) -> Result<Volume, Error> {
+    let v = zy_store::volumes::get(s.store.pool(), id)
+        .await?
+        .ok_or_else(|| Error::not_found("volume", id))?;
+    authorize(
+        &actor.principal,
+        Action::InstanceLease(v.department_id, v.project_id),
+    )?;
+    let mut tx = s.store.begin_write_for(&id.to_string()).await?;
+    if !leases::restore_volume(&mut tx, id).await? {
+        return Err(Error::conflict(t!(
+            "云硬盘 {} 不在回收站中" ; "the volume {} is not in the recycle bin",
+            v.name
+        ))
+        .with_details(serde_json::json!({ "reason": "not_in_recycle_bin" })));
+    }
+    let out = zy_store::volumes::get_for_update(&mut tx, id)
+        .await?
+        .ok_or_else(|| Error::not_found("volume", id))?;
+    commit_audited(
+        tx,
+        ctx,
+        Some(actor),
+        "restore_volume",
+        "volume",
+        &id.to_string(),
+        serde_json::json!({ "name": v.name }),
+    )
+    .await?;
+    Ok(out)
+}
+
+async fn purge_volume(s: &AppState, seen: &Volume, pass: &mut Pass) -> Result<(), Error> {
+    let mut tx = s.store.begin_write_for(&seen.id.to_string()).await?;
+    let Some(v) = zy_store::volumes::get_for_update(&mut tx, seen.id).await? else {
+        return Ok(());
+    };
+    if v.recycled_at.is_none() || v.purge_at != seen.purge_at {
+        pass.lost_races += 1;
+        return Ok(());
+    }
+    if let Err(e) = super::volumes::delete_in(&mut tx, &v).await {
+        // Busy with a saga (it cannot be attached while in the bin): the next pass retries.
+        tracing::warn!(volume = %v.id, error = %e, "recycle-bin purge of a volume postponed");
+        return Ok(());
+    }
+    pass.purged += 1;
+    commit_system(
+        tx,
+        "purge_volume",
+        "volume",
+        &v.id.to_string(),
+        serde_json::json!({ "name": v.name, "size_gib": v.size_gib, "recycled_at": v.recycled_at }),
+    )
+    .await
+}
+
 // --- the background task ----------------------------------------------------------------
 
 /// The `lease_manager` task (one replica, every second): applies [`lease::step`] to each
@@ -455,6 +579,9 @@ impl crate::tasks::Task for LeaseManager {
             }
             for r in leases::purge_due(&s.store, now, BATCH).await? {
                 purge(s, &r, &mut pass).await?;
+            }
+            for v in leases::volumes_to_purge(&s.store, now, BATCH).await? {
+                purge_volume(s, &v, &mut pass).await?;
             }
             if pass.ended + pass.released + pass.purged > 0 {
                 s.compute.wake.notify_one();

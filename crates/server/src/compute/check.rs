@@ -252,6 +252,20 @@ pub async fn run(c: &Compute, store: &Store) -> Result<CheckReport, Error> {
             ));
         }
     }
+    for v in volumes.iter().filter(|v| v.recycled_at.is_some()) {
+        if v.instance_id.is_some() || v.purge_at.is_none() {
+            out.push(d(
+                "recycle_bin",
+                format!("volume {} ({})", v.id, v.name),
+                "detached, with a purge time".into(),
+                format!(
+                    "attached to {:?}, purge_at {:?}",
+                    v.instance_id,
+                    v.purge_at.map(|t| t.to_rfc3339())
+                ),
+            ));
+        }
+    }
     let live_ids: HashMap<String, Option<String>> = live
         .iter()
         .map(|r| {

@@ -476,6 +476,124 @@ async fn the_demo_has_a_lease_ending_soon_and_an_instance_in_the_bin(db: Db) {
 }
 both_databases!(the_demo_has_a_lease_ending_soon_and_an_instance_in_the_bin);
 
+async fn a_volume_in_the_recycle_bin_is_restored_or_purged(db: Db) {
+    let ts = TestServer::start(db).await;
+    let c = cloud(&ts, 2).await;
+    let da = dept_admin(&ts, &c).await;
+    settings(&c, &[60], 60, 3).await;
+    let vol = |name: &'static str| {
+        let c = &c;
+        async move {
+            let (st, v) = c
+                .member
+                .post(
+                    "/v1/volumes",
+                    json!({ "project_id": c.project, "name": name, "size_gib": 10 }),
+                )
+                .await;
+            assert_eq!(st, StatusCode::CREATED, "{v}");
+            v["id"].as_str().expect("id").to_string()
+        }
+    };
+    let keep = vol("keep").await;
+    let gone = vol("gone").await;
+    let i = one_instance(&c, "host-of-volume", None).await;
+    // An attached volume is not released; a detached one is, and leaves the list.
+    let (st, b) = c
+        .member
+        .post(
+            &format!("/v1/volumes/{keep}/attach"),
+            json!({ "instance_id": i }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{b}");
+    let (st, b) = c
+        .member
+        .post(&format!("/v1/volumes/{keep}/release"), json!({}))
+        .await;
+    assert_eq!(
+        (st, b["error"]["details"]["reason"].as_str()),
+        (StatusCode::CONFLICT, Some("attached")),
+        "{b}"
+    );
+    let (st, _) = c
+        .member
+        .post(&format!("/v1/volumes/{keep}/detach"), json!({}))
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    for v in [&keep, &gone] {
+        let (st, b) = c
+            .member
+            .post(
+                &format!("/v1/volumes/{v}/release"),
+                json!({ "reason": "迁移完成" }),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{b}");
+        assert!(b["purge_at"].is_string(), "{b}");
+    }
+    let (_, list) = c
+        .member
+        .get(&format!("/v1/volumes?project_id={}", c.project))
+        .await;
+    assert_eq!(list["items"].as_array().map(Vec::len), Some(0), "{list}");
+    let (_, bin) = c
+        .member
+        .get(&format!(
+            "/v1/volumes?project_id={}&recycled=true",
+            c.project
+        ))
+        .await;
+    assert_eq!(bin["items"].as_array().map(Vec::len), Some(2), "{bin}");
+    // In the bin: not attachable; restored by the department admin only.
+    let (st, b) = c
+        .member
+        .post(
+            &format!("/v1/volumes/{keep}/attach"),
+            json!({ "instance_id": i }),
+        )
+        .await;
+    assert_eq!(
+        (st, b["error"]["details"]["reason"].as_str()),
+        (StatusCode::CONFLICT, Some("in_recycle_bin")),
+        "{b}"
+    );
+    let (st, _) = c
+        .member
+        .post(&format!("/v1/volumes/{keep}/restore"), json!({}))
+        .await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    let (st, b) = da
+        .post(&format!("/v1/volumes/{keep}/restore"), json!({}))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{b}");
+    assert!(b["recycled_at"].is_null(), "{b}");
+    // The other is purged after 3 s: gone, its space and quota given back.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (st, _) = c.member.get(&format!("/v1/volumes/{gone}")).await;
+        if st == StatusCode::NOT_FOUND {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never purged");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, q) = c
+        .member
+        .get(&format!("/v1/quotas?project_id={}", c.project))
+        .await;
+    assert_eq!(
+        (
+            q["used"]["volumes"].as_i64(),
+            q["used"]["disk_gib"].as_i64()
+        ),
+        (Some(1), Some(50)),
+        "{q}"
+    );
+    assert_check_clean(&c).await;
+}
+both_databases!(a_volume_in_the_recycle_bin_is_restored_or_purged);
+
 /// Not a test: how long the lease manager takes to record reminders, 1,000 leases due at
 /// once (`docs/BENCHMARKS.md`). Run with
 /// `cargo nextest run -p zy-server --run-ignored only -E 'test(lease_manager_throughput)' --no-capture`.

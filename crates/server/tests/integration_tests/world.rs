@@ -495,6 +495,13 @@ impl<'a> World<'a> {
             }
             "release_instance" => req(Method::POST, format!("/v1/instances/{}/release", self.instance_in("running").await), Some(json!({ "reason": "项目结束" }))),
             "restore_instance" => req(Method::POST, format!("/v1/instances/{}/restore", self.recycled_instance().await), Some(json!({}))),
+            "release_volume" => req(Method::POST, format!("/v1/volumes/{}/release", self.volume().await), Some(json!({ "reason": "不再需要" }))),
+            "restore_volume" => {
+                let v = self.volume().await;
+                let (st, b) = self.admin.post(&format!("/v1/volumes/{v}/release"), json!({})).await;
+                assert_eq!(st, StatusCode::OK, "{b}");
+                req(Method::POST, format!("/v1/volumes/{v}/restore"), Some(json!({})))
+            }
             "get_lease_settings" => req(Method::GET, "/v1/system/lease-settings", None),
             "update_lease_settings" => req(Method::PUT, "/v1/system/lease-settings", Some(serde_json::to_value(zy_model::lease::LeaseSettings::default()).expect("settings"))),
             "instance_sagas" => req(Method::GET, format!("/v1/instances/{i}/sagas"), None),

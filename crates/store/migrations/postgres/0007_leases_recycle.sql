@@ -16,3 +16,10 @@ ALTER TABLE instances ADD COLUMN recycle_reason TEXT;
 
 CREATE INDEX instances_lease_next_idx ON instances (lease_next_at) WHERE lease_next_at IS NOT NULL;
 CREATE INDEX instances_purge_idx ON instances (purge_at) WHERE purge_at IS NOT NULL;
+
+-- Volumes released to the recycle bin (available ones only): kept with their space and
+-- quota until purge_at, then deleted like a DELETE would.
+ALTER TABLE volumes ADD COLUMN recycled_at BIGINT;
+ALTER TABLE volumes ADD COLUMN purge_at BIGINT;
+ALTER TABLE volumes ADD COLUMN recycle_reason TEXT;
+CREATE INDEX volumes_purge_idx ON volumes (purge_at) WHERE purge_at IS NOT NULL;
