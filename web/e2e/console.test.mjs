@@ -218,7 +218,7 @@ test('a department admin sees a lease counting down, and restores an instance fr
   await page.close()
 })
 
-test('a department admin sees quota bars and creates and deletes a volume', async () => {
+test('a department admin sees quota bars, creates a volume and releases it to the recycle bin', async () => {
   const { page, errors } = await newPage(browser.ctx)
   await login(page, server.base, 'wjw.admin')
   await page.waitForURL('**/portal/instances')

@@ -706,6 +706,16 @@ pub enum VolumeCmd {
     Delete {
         id: String,
     },
+    /// Release a detached volume to the recycle bin (回收站).
+    Release {
+        id: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Bring a volume back from the recycle bin; department admins.
+    Restore {
+        id: String,
+    },
 }
 
 const VOLUME_COLS: &[(&str, &str)] = &[
@@ -761,6 +771,10 @@ pub async fn volume(c: &Client, cmd: VolumeCmd, json: bool) -> Result<()> {
             c.delete(&format!("/v1/volumes/{id}")).await?;
             eprintln!("已删除 deleted");
         }
+        VolumeCmd::Release { id, reason } => {
+            crate::lease_cmds::release_volume(c, &id, reason, json).await?
+        }
+        VolumeCmd::Restore { id } => crate::lease_cmds::restore_volume(c, &id, json).await?,
     }
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! Client commands for leases (使用期限) and the recycle bin (回收站): `instance lease |
-//! release | restore`, `recycle-bin list` and `admin lease-settings`.
+//! release | restore`, `volume release | restore`, `recycle-bin list` and `admin
+//! lease-settings`.
 
 use crate::client::Client;
 use crate::compute_cmds::{items, project_id};
@@ -116,6 +117,47 @@ pub async fn restore(c: &Client, id: &str, end: &LeaseEnd, json: bool) -> Result
     Ok(())
 }
 
+pub async fn release_volume(
+    c: &Client,
+    id: &str,
+    reason: Option<String>,
+    json: bool,
+) -> Result<()> {
+    let v = c
+        .post(
+            &format!("/v1/volumes/{id}/release"),
+            json!({ "reason": reason }),
+        )
+        .await?;
+    show_volume(&v, json);
+    Ok(())
+}
+
+pub async fn restore_volume(c: &Client, id: &str, json: bool) -> Result<()> {
+    let v = c
+        .post(&format!("/v1/volumes/{id}/restore"), json!({}))
+        .await?;
+    show_volume(&v, json);
+    Ok(())
+}
+
+fn show_volume(v: &Value, json: bool) {
+    if json {
+        output::json(v)
+    } else {
+        record(v, BIN_VOLUME_COLS)
+    }
+}
+
+const BIN_VOLUME_COLS: &[(&str, &str)] = &[
+    ("编号 id", "id"),
+    ("名称 name", "name"),
+    ("容量 GiB", "size_gib"),
+    ("移入回收站 recycled at", "recycled_at"),
+    ("彻底删除 purge at", "purge_at"),
+    ("原因 reason", "recycle_reason"),
+];
+
 fn show_instance(v: &Value, json: bool) {
     if json {
         output::json(v)
@@ -152,8 +194,14 @@ pub async fn recycle_bin(c: &Client, cmd: RecycleBinCmd, json: bool) -> Result<(
         q.push(("department_id", d));
     }
     let v = c.get("/v1/instances", &q).await?;
+    let vq: Vec<(&str, String)> = q
+        .iter()
+        .filter(|(k, _)| *k != "department_id")
+        .cloned()
+        .collect();
+    let vols = c.get("/v1/volumes", &vq).await?;
     if json {
-        output::json(&v);
+        output::json(&json!({ "instances": v["items"], "volumes": vols["items"] }));
     } else {
         table(
             items(&v),
@@ -167,6 +215,10 @@ pub async fn recycle_bin(c: &Client, cmd: RecycleBinCmd, json: bool) -> Result<(
                 ("原因 reason", "recycle_reason"),
             ],
         );
+        if !items(&vols).is_empty() {
+            println!();
+            table(items(&vols), BIN_VOLUME_COLS);
+        }
     }
     Ok(())
 }

@@ -299,8 +299,9 @@ async fn a_member_runs_instances_with_a_token() {
     .await
     .expect("join");
     let bin: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    assert_eq!(bin["items"][0]["id"], first.as_str(), "{bin}");
-    assert_eq!(bin["items"].as_array().map(Vec::len), Some(1), "{bin}");
+    assert_eq!(bin["instances"][0]["id"], first.as_str(), "{bin}");
+    assert_eq!(bin["instances"].as_array().map(Vec::len), Some(1), "{bin}");
+    assert_eq!(bin["volumes"].as_array().map(Vec::len), Some(0), "{bin}");
     let out = run_with_token(vec!["recycle-bin", "list"])
         .await
         .expect("join");

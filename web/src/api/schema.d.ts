@@ -1016,6 +1016,38 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/volumes/{id}/release": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["release_volume"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/volumes/{id}/restore": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["restore_volume"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/zones": {
         parameters: {
             query?: never;
@@ -2040,6 +2072,9 @@ export interface components {
                 pool_id: components["schemas"]["StoragePoolId"];
                 instance_id?: null | components["schemas"]["InstanceId"];
                 state: components["schemas"]["VolumeState"];
+                recycled_at?: null | components["schemas"]["Timestamp"];
+                purge_at?: null | components["schemas"]["Timestamp"];
+                recycle_reason?: string | null;
                 created_at: components["schemas"]["Timestamp"];
                 updated_at: components["schemas"]["Timestamp"];
                 /** Format: int64 */
@@ -2128,6 +2163,7 @@ export interface components {
         RestoreInstance: {
             lease_end?: null | components["schemas"]["Timestamp"];
         };
+        RestoreVolume: Record<string, never>;
         /** @enum {string} */
         Role: "platform_admin" | "security_admin" | "auditor" | "supervisor" | "finance" | "provider_operator" | "dept_admin" | "dept_member";
         /** @description One saga as the API shows it. */
@@ -2411,6 +2447,9 @@ export interface components {
             pool_id: components["schemas"]["StoragePoolId"];
             instance_id?: null | components["schemas"]["InstanceId"];
             state: components["schemas"]["VolumeState"];
+            recycled_at?: null | components["schemas"]["Timestamp"];
+            purge_at?: null | components["schemas"]["Timestamp"];
+            recycle_reason?: string | null;
             created_at: components["schemas"]["Timestamp"];
             updated_at: components["schemas"]["Timestamp"];
             /** Format: int64 */
@@ -4843,6 +4882,8 @@ export interface operations {
                 cursor?: string;
                 sort?: string;
                 project_id?: string;
+                /** @description `true`: only the recycle bin (回收站); `false` (default): only volumes outside it. */
+                recycled?: boolean;
             };
             header?: never;
             path?: never;
@@ -5029,6 +5070,72 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": components["schemas"]["ExtendVolume"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Volume"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    release_volume: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["VolumeId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ReleaseInstance"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Volume"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    restore_volume: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["VolumeId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RestoreVolume"];
             };
         };
         responses: {

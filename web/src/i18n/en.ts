@@ -98,6 +98,7 @@ const en: typeof zh = {
     recycledAt: 'Released at', purgeAt: 'Deleted for good at', reason: 'Reason', settingsTitle: 'Lease settings',
     settingsHint: 'Reminders go out before the end; at the end the instance is stopped; after the grace period it goes to the recycle bin; after the retention it is deleted for good. Changes apply to every lease at once.',
     reminders: 'Reminders before the end', addReminder: 'Add reminder', grace: 'Grace period (stopped → recycle bin)', retention: 'Recycle-bin retention',
+    releaseVolumeConfirm: 'Release volume "{name}" to the recycle bin? It is deleted for good after the retention unless a department admin restores it.', volumes: 'Volumes',
     days: 'days', hours: 'hours', recycledShare: 'of which in the recycle bin: {n} instances / {v} vCPU',
   },
   flavor: { title: 'Flavors', vcpus: 'vCPU', memory: 'Memory (GiB)', gpus: 'GPU' },

@@ -96,6 +96,7 @@ export default {
     recycledAt: '移入时间', purgeAt: '彻底删除时间', reason: '原因', settingsTitle: '使用期限设置',
     settingsHint: '到期前按设定时间提醒；到期时关机；宽限期满后移入回收站；回收站保留期满后彻底删除。修改后立即对所有期限生效。',
     reminders: '到期前提醒', addReminder: '添加提醒', grace: '宽限期（到期关机后至移入回收站）', retention: '回收站保留期',
+    releaseVolumeConfirm: '确定将云硬盘「{name}」释放到回收站？保留期满后彻底删除，期间部门管理员可恢复。', volumes: '云硬盘',
     days: '天', hours: '小时', recycledShare: '其中回收站占用：{n} 台 / {v} vCPU',
   },
   flavor: { title: '规格', vcpus: 'vCPU', memory: '内存 (GiB)', gpus: 'GPU' },
