@@ -2163,7 +2163,6 @@ export interface components {
         RestoreInstance: {
             lease_end?: null | components["schemas"]["Timestamp"];
         };
-        RestoreVolume: Record<string, never>;
         /** @enum {string} */
         Role: "platform_admin" | "security_admin" | "auditor" | "supervisor" | "finance" | "provider_operator" | "dept_admin" | "dept_member";
         /** @description One saga as the API shows it. */
@@ -5133,11 +5132,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["RestoreVolume"];
-            };
-        };
+        requestBody?: never;
         responses: {
             200: {
                 headers: {

@@ -119,18 +119,13 @@ pub async fn release_volume(
     ))
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RestoreVolume {}
-
-#[utoipa::path(post, path = "/v1/volumes/{id}/restore", tag = "compute", params(("id" = VolumeId, Path)), request_body = RestoreVolume,
+#[utoipa::path(post, path = "/v1/volumes/{id}/restore", tag = "compute", params(("id" = VolumeId, Path)),
     responses((status = 200, body = Volume), (status = "default", body = ErrorBody)))]
 pub async fn restore_volume(
     State(s): State<AppState>,
     ctx: RequestContext,
     actor: Actor,
     Path(id): Path<VolumeId>,
-    Json(_): Json<RestoreVolume>,
 ) -> ApiResult<axum::Json<Volume>> {
     Ok(axum::Json(
         leases::restore_volume(&s, &ctx, &actor, id).await?,

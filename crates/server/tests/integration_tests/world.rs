@@ -500,7 +500,7 @@ impl<'a> World<'a> {
                 let v = self.volume().await;
                 let (st, b) = self.admin.post(&format!("/v1/volumes/{v}/release"), json!({})).await;
                 assert_eq!(st, StatusCode::OK, "{b}");
-                req(Method::POST, format!("/v1/volumes/{v}/restore"), Some(json!({})))
+                req(Method::POST, format!("/v1/volumes/{v}/restore"), None)
             }
             "get_lease_settings" => req(Method::GET, "/v1/system/lease-settings", None),
             "update_lease_settings" => req(Method::PUT, "/v1/system/lease-settings", Some(serde_json::to_value(zy_model::lease::LeaseSettings::default()).expect("settings"))),
