@@ -78,6 +78,10 @@ pub enum InstanceCmd {
         /// zy-busybox template).
         #[arg(long)]
         user_data: Option<std::path::PathBuf>,
+        /// A lease (使用期限) ending this many days from now: reminders before, stopped at
+        /// the end, released to the recycle bin after the grace period.
+        #[arg(long)]
+        lease_days: Option<u32>,
     },
     Get {
         id: String,
@@ -341,6 +345,7 @@ pub async fn instance(c: &Client, cmd: InstanceCmd, json: bool) -> Result<()> {
             stopped,
             wait,
             user_data,
+            lease_days,
         } => {
             let project = project_id(c, &project).await?;
             let user_data = match user_data {
@@ -367,7 +372,8 @@ pub async fn instance(c: &Client, cmd: InstanceCmd, json: bool) -> Result<()> {
             let body = json!({
                 "project_id": project, "name": name, "flavor": flavor, "image": image, "count": count, "disk_gib": disk_gib,
                 "zone_id": zone, "provider_id": provider, "group": group, "start": !stopped,
-                "user_data": user_data
+                "user_data": user_data,
+                "lease_end": lease_days.map(|d| (chrono::Utc::now() + chrono::Duration::days(d as i64)).to_rfc3339()),
             });
             let v = c.post("/v1/instances", body).await?;
             let ids: Vec<String> = items(&v)

@@ -246,6 +246,8 @@ async fn a_member_runs_instances_with_a_token() {
         "CentOS-7.9",
         "--count",
         "5",
+        "--lease-days",
+        "30",
         "--wait",
     ])
     .await
@@ -273,6 +275,7 @@ async fn a_member_runs_instances_with_a_token() {
     let items = list["items"].as_array().expect("items");
     assert_eq!(items.len(), 5);
     assert!(items.iter().all(|i| i["state"] == "running"));
+    assert!(items.iter().all(|i| i["lease_end"].is_string()), "{list}");
     // The console's "delete" is a release to the recycle bin; the bin lists it.
     let first = items[0]["id"].as_str().expect("id").to_string();
     let out = run_with_token(vec![
