@@ -382,7 +382,18 @@ test('the platform admin signs in the first time, adds a department and puts a h
   await tasks.getByText('saga_executor').waitFor()
   await tasks.getByText('instance_reconciler').waitFor()
   assert.match(await tasks.innerText(), /本副本执行/)
+  await tasks.getByText('lease_manager').waitFor()
   await shot(page, '14b-background-tasks')
+
+  // Lease settings in days: the defaults (7/3/1 days, 7 days, 7 days), then a longer grace.
+  await page.getByTestId('nav-lease-settings').click()
+  await page.getByTestId('lease-form').waitFor()
+  assert.equal(await page.getByTestId('reminder-days-0').locator('input').inputValue(), '7')
+  await page.getByTestId('grace-days').locator('input').fill('10')
+  await page.getByTestId('lease-save').click()
+  await page.locator('.el-message--success').first().waitFor()
+  assert.equal(await page.getByTestId('grace-days').locator('input').inputValue(), '10')
+  await shot(page, '14c-lease-settings')
   await page.getByTestId('logout').click()
   await page.waitForURL('**/login')
   assert.deepEqual(errors, [])
