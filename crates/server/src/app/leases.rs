@@ -74,9 +74,10 @@ pub async fn notice_lease_ending(
     left_secs: i64,
 ) -> Result<(), Error> {
     let left = lease::human(left_secs);
+    let (zh, en) = left.split_once(" / ").unwrap_or((&left, &left));
     let text = format!(
-        "使用期限将于 {} 到期（还剩 {}），到期后云主机将被停止；如需继续使用请申请延期 / the lease ends at {} (in {}); the instance will then be stopped — request an extension to keep it",
-        end.to_rfc3339(), left, end.to_rfc3339(), left
+        "使用期限将于 {} 到期（还剩 {zh}），到期后云主机将被停止；如需继续使用请申请延期 / the lease ends at {} (in {en}); the instance will then be stopped — request an extension to keep it",
+        end.to_rfc3339(), end.to_rfc3339()
     );
     notice_event(tx, r, "lease_ending", &text).await
 }
