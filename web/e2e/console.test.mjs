@@ -184,14 +184,41 @@ test('a department member runs a real VM on 本机 KVM and reads its serial cons
   // Real hosts report metrics from QEMU.
   await page.getByRole('tab', { name: '监控' }).click()
   await page.getByTestId('metrics').waitFor()
-  await page.getByTestId('act-delete').click()
+  // A member's "delete" releases to the recycle bin: stopped, disks kept.
+  await page.getByTestId('act-release').click()
   await confirmBox(page)
-  await page.locator('[data-testid="instance-state"][data-state="deleted"]').waitFor({ timeout: 60000 })
+  await page.getByTestId('recycled-alert').waitFor({ timeout: 60000 })
+  await page.locator('[data-testid="instance-state"][data-state="stopped"]').waitFor({ timeout: 60000 })
   assert.deepEqual(errors, [])
   await page.close()
 })
 
-test('a department admin sees quota bars and creates and deletes a volume', async () => {
+test('a department admin sees a lease counting down, and restores an instance from the recycle bin', async () => {
+  const { page, errors } = await newPage(browser.ctx)
+  await login(page, server.base, 'gaj.admin')
+  await page.waitForURL('**/portal/instances')
+  // The demo's instance whose lease ends in two days shows the time left.
+  await page.getByTestId('instance-link').filter({ hasText: '临时数据比对-2' }).click()
+  await page.getByTestId('lease-left').waitFor()
+  assert.match(await page.getByTestId('lease-left').innerText(), /剩余 1 天 23 小时|剩余 2 天/)
+  await page.getByTestId('lease-edit').waitFor()
+  await shot(page, '07c-lease')
+
+  await page.getByTestId('nav-recycle-bin').click()
+  const row = page.getByTestId('recycle-bin').locator('tr', { hasText: '旧版报表服务' })
+  await row.waitFor()
+  assert.match(await row.innerText(), /系统已迁移到新版/)
+  await shot(page, '07d-recycle-bin')
+  await row.getByTestId('bin-restore').click()
+  await confirmBox(page)
+  await row.waitFor({ state: 'detached' })
+  await page.getByTestId('logout').click()
+  await page.waitForURL('**/login')
+  assert.deepEqual(errors, [])
+  await page.close()
+})
+
+test('a department admin sees quota bars, creates a volume and releases it to the recycle bin', async () => {
   const { page, errors } = await newPage(browser.ctx)
   await login(page, server.base, 'wjw.admin')
   await page.waitForURL('**/portal/instances')
@@ -449,7 +476,18 @@ test('the platform admin signs in the first time, adds a department and puts a h
   await tasks.getByText('saga_executor').waitFor()
   await tasks.getByText('instance_reconciler').waitFor()
   assert.match(await tasks.innerText(), /本副本执行/)
+  await tasks.getByText('lease_manager').waitFor()
   await shot(page, '14b-background-tasks')
+
+  // Lease settings in days: the defaults (7/3/1 days, 7 days, 7 days), then a longer grace.
+  await page.getByTestId('nav-lease-settings').click()
+  await page.getByTestId('lease-form').waitFor()
+  assert.equal(await page.getByTestId('reminder-days-0').locator('input').inputValue(), '7')
+  await page.getByTestId('grace-days').locator('input').fill('10')
+  await page.getByTestId('lease-save').click()
+  await page.locator('.el-message--success').first().waitFor()
+  assert.equal(await page.getByTestId('grace-days').locator('input').inputValue(), '10')
+  await shot(page, '14c-lease-settings')
   await page.getByTestId('logout').click()
   await page.waitForURL('**/login')
   assert.deepEqual(errors, [])

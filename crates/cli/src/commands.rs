@@ -155,6 +155,10 @@ pub async fn run(
         Command::Admin(crate::AdminCmd::Check) => crate::compute_cmds::admin_check(&c, json).await,
         Command::Admin(crate::AdminCmd::Tasks) => crate::compute_cmds::admin_tasks(&c, json).await,
         Command::Admin(crate::AdminCmd::Sagas) => crate::compute_cmds::admin_sagas(&c, json).await,
+        Command::Admin(crate::AdminCmd::LeaseSettings(a)) => {
+            crate::lease_cmds::lease_settings(&c, a, json).await
+        }
+        Command::RecycleBin(x) => crate::lease_cmds::recycle_bin(&c, x, json).await,
         Command::Server(_) | Command::Agent(_) | Command::Openapi => unreachable_command(),
     }
 }

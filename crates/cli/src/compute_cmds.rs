@@ -78,6 +78,10 @@ pub enum InstanceCmd {
         /// zy-busybox template).
         #[arg(long)]
         user_data: Option<std::path::PathBuf>,
+        /// A lease (使用期限) ending this many days from now: reminders before, stopped at
+        /// the end, released to the recycle bin after the grace period.
+        #[arg(long)]
+        lease_days: Option<u32>,
     },
     Get {
         id: String,
@@ -122,6 +126,29 @@ pub enum InstanceCmd {
         /// Wait until the migration ends and show its downtime.
         #[arg(long)]
         wait: bool,
+    },
+    /// Set, extend (`--days 30`, `--end …`) or remove (`--clear`) the lease (使用期限);
+    /// department admins.
+    Lease {
+        id: String,
+        #[command(flatten)]
+        end: crate::lease_cmds::LeaseEnd,
+        #[arg(long)]
+        clear: bool,
+    },
+    /// Release to the recycle bin (回收站): stopped, disks kept, deleted for good after the
+    /// retention unless restored.
+    Release {
+        id: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Bring back from the recycle bin (stopped), optionally with a new lease; department
+    /// admins.
+    Restore {
+        id: String,
+        #[command(flatten)]
+        end: crate::lease_cmds::LeaseEnd,
     },
     /// The instance's live migrations.
     Migrations {
@@ -318,6 +345,7 @@ pub async fn instance(c: &Client, cmd: InstanceCmd, json: bool) -> Result<()> {
             stopped,
             wait,
             user_data,
+            lease_days,
         } => {
             let project = project_id(c, &project).await?;
             let user_data = match user_data {
@@ -344,7 +372,8 @@ pub async fn instance(c: &Client, cmd: InstanceCmd, json: bool) -> Result<()> {
             let body = json!({
                 "project_id": project, "name": name, "flavor": flavor, "image": image, "count": count, "disk_gib": disk_gib,
                 "zone_id": zone, "provider_id": provider, "group": group, "start": !stopped,
-                "user_data": user_data
+                "user_data": user_data,
+                "lease_end": lease_days.map(|d| (chrono::Utc::now() + chrono::Duration::days(d as i64)).to_rfc3339()),
             });
             let v = c.post("/v1/instances", body).await?;
             let ids: Vec<String> = items(&v)
@@ -381,6 +410,10 @@ pub async fn instance(c: &Client, cmd: InstanceCmd, json: bool) -> Result<()> {
                         ("宿主机 host", "host_name"),
                         ("宿主机编号 host id", "host_id"),
                         ("错误 error", "last_error"),
+                        ("使用期限 lease end", "lease_end"),
+                        ("期限已到 lease ended", "lease_ended"),
+                        ("移入回收站 recycled at", "recycled_at"),
+                        ("彻底删除 purge at", "purge_at"),
                     ],
                 )
             }
@@ -440,6 +473,13 @@ pub async fn instance(c: &Client, cmd: InstanceCmd, json: bool) -> Result<()> {
                 println!("{}", v["output"].as_str().unwrap_or(""))
             }
         }
+        InstanceCmd::Lease { id, end, clear } => {
+            crate::lease_cmds::lease(c, &id, &end, clear, json).await?
+        }
+        InstanceCmd::Release { id, reason } => {
+            crate::lease_cmds::release(c, &id, reason, json).await?
+        }
+        InstanceCmd::Restore { id, end } => crate::lease_cmds::restore(c, &id, &end, json).await?,
         InstanceCmd::Migrate { id, to, wait } => {
             let mut v = c
                 .post(
@@ -672,6 +712,16 @@ pub enum VolumeCmd {
     Delete {
         id: String,
     },
+    /// Release a detached volume to the recycle bin (回收站).
+    Release {
+        id: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Bring a volume back from the recycle bin; department admins.
+    Restore {
+        id: String,
+    },
 }
 
 const VOLUME_COLS: &[(&str, &str)] = &[
@@ -727,6 +777,10 @@ pub async fn volume(c: &Client, cmd: VolumeCmd, json: bool) -> Result<()> {
             c.delete(&format!("/v1/volumes/{id}")).await?;
             eprintln!("已删除 deleted");
         }
+        VolumeCmd::Release { id, reason } => {
+            crate::lease_cmds::release_volume(c, &id, reason, json).await?
+        }
+        VolumeCmd::Restore { id } => crate::lease_cmds::restore_volume(c, &id, json).await?,
     }
     Ok(())
 }

@@ -6,6 +6,7 @@ mod client;
 mod commands;
 mod compute_cmds;
 mod inventory_cmds;
+mod lease_cmds;
 mod notify_cmds;
 mod output;
 mod request_cmds;
@@ -115,6 +116,9 @@ enum Command {
     /// Notification delivery: mail settings, webhooks and delivery logs.
     #[command(subcommand)]
     Notify(notify_cmds::NotifyCmd),
+    /// The recycle bin (回收站): released instances until they are restored or purged.
+    #[command(subcommand)]
+    RecycleBin(lease_cmds::RecycleBinCmd),
     /// Platform administration.
     #[command(subcommand)]
     Admin(AdminCmd),
@@ -128,6 +132,9 @@ enum AdminCmd {
     Tasks,
     /// Sagas still running or undoing.
     Sagas,
+    /// Lease settings: reminders, grace period, recycle-bin retention (shown; changed with
+    /// any option).
+    LeaseSettings(lease_cmds::LeaseSettingsArgs),
 }
 
 #[derive(Args)]

@@ -246,6 +246,8 @@ async fn a_member_runs_instances_with_a_token() {
         "CentOS-7.9",
         "--count",
         "5",
+        "--lease-days",
+        "30",
         "--wait",
     ])
     .await
@@ -273,6 +275,44 @@ async fn a_member_runs_instances_with_a_token() {
     let items = list["items"].as_array().expect("items");
     assert_eq!(items.len(), 5);
     assert!(items.iter().all(|i| i["state"] == "running"));
+    assert!(items.iter().all(|i| i["lease_end"].is_string()), "{list}");
+    // The console's "delete" is a release to the recycle bin; the bin lists it.
+    let first = items[0]["id"].as_str().expect("id").to_string();
+    let out = run_with_token(vec![
+        "instance",
+        "release",
+        Box::leak(first.clone().into_boxed_str()),
+        "--reason",
+        "测试结束",
+    ])
+    .await
+    .expect("join");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run_with_token(vec![
+        "--json",
+        "recycle-bin",
+        "list",
+        "--project",
+        "全民健康信息平台",
+    ])
+    .await
+    .expect("join");
+    let bin: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(bin["instances"][0]["id"], first.as_str(), "{bin}");
+    assert_eq!(bin["instances"].as_array().map(Vec::len), Some(1), "{bin}");
+    assert_eq!(bin["volumes"].as_array().map(Vec::len), Some(0), "{bin}");
+    let out = run_with_token(vec!["recycle-bin", "list"])
+        .await
+        .expect("join");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("测试结束"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let out = run_with_token(vec![
         "instance",
         "create",

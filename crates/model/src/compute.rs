@@ -137,6 +137,11 @@ pub struct Quota {
     pub scope_id: String,
     pub limits: QuotaLimits,
     pub used: QuotaLimits,
+    /// The share of `used` held by instances in the recycle bin (回收站): they still count,
+    /// so a restore never fails for quota and their disks still occupy storage. Shown by
+    /// `GET /v1/quotas`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recycled: Option<QuotaLimits>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -245,6 +250,22 @@ pub struct Instance {
     pub desired: InstanceState,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// When the lease (使用期限) ends; absent: no lease.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lease_end: Option<Timestamp>,
+    /// The lease ended and the instance was stopped for it; it starts again only once the
+    /// lease is extended.
+    pub lease_ended: bool,
+    /// In the recycle bin (回收站) since then: stopped, disks kept, quota still counted;
+    /// absent when not released.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recycled_at: Option<Timestamp>,
+    /// When an instance in the recycle bin is deleted for good.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub purge_at: Option<Timestamp>,
+    /// Why it was released (the lease ended, a user's release, a release request).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recycle_reason: Option<String>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub generation: i64,
@@ -278,6 +299,15 @@ pub struct Volume {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub instance_id: Option<InstanceId>,
     pub state: VolumeState,
+    /// In the recycle bin (回收站) since then (only detached volumes are released): space
+    /// and quota still held; absent when not released.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recycled_at: Option<Timestamp>,
+    /// When a volume in the recycle bin is deleted for good.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub purge_at: Option<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recycle_reason: Option<String>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub generation: i64,

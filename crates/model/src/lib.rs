@@ -9,6 +9,7 @@ pub mod audit;
 pub mod compute;
 pub mod error;
 pub mod id;
+pub mod lease;
 pub mod notice;
 pub mod ops;
 pub mod page;

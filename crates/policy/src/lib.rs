@@ -69,6 +69,11 @@ pub enum Action {
     InstanceRead(DepartmentId, ProjectId),
     /// Create, start, stop, reboot, resize and delete instances in a project.
     InstanceOperate(DepartmentId, ProjectId),
+    /// Set or extend an instance's lease (使用期限) and restore it from the recycle bin
+    /// (回收站): the department's admin decides how long its resources live.
+    InstanceLease(DepartmentId, ProjectId),
+    /// Read and change the lease settings (reminders, grace period, recycle-bin retention).
+    LeaseSettingsManage,
     /// Run the invariant check over the whole platform.
     AdminCheck,
     /// List requests (each list then shows only what the caller may read).
@@ -264,7 +269,9 @@ pub fn authorize(p: &Principal, action: Action) -> Result<(), Error> {
             p.holds(Role::SecurityAdmin, &platform)
         }
         AuditRead => p.holds(Role::Auditor, &platform),
-        InventoryManage | AdminCheck | NotifyMailManage => p.holds(Role::PlatformAdmin, &platform),
+        InventoryManage | AdminCheck | NotifyMailManage | LeaseSettingsManage => {
+            p.holds(Role::PlatformAdmin, &platform)
+        }
         WebhookManage(d) => {
             p.holds(Role::PlatformAdmin, &platform)
                 || d.is_some_and(|d| p.holds(Role::DeptAdmin, &Scope::Department(d)))
@@ -332,6 +339,10 @@ pub fn authorize(p: &Principal, action: Action) -> Result<(), Error> {
             p.holds(Role::PlatformAdmin, &platform)
                 || p.holds(Role::DeptAdmin, &Scope::Project(d, pr))
                 || p.holds(Role::DeptMember, &Scope::Project(d, pr))
+        }
+        InstanceLease(d, pr) => {
+            p.holds(Role::PlatformAdmin, &platform)
+                || p.holds(Role::DeptAdmin, &Scope::Project(d, pr))
         }
     };
     if allowed {

@@ -579,3 +579,73 @@ async fn compute(tx: &mut Tx) -> Result<(), Error> {
     }
     Ok(())
 }
+
+/// The demo's leases and recycle bin (公安局 · 治安综合管理平台): an instance whose lease
+/// ends in two days (its reminder shows on the first pass of the lease manager) and one
+/// already released to the recycle bin. Made through the same use cases as the API, as
+/// the department's admin, once, right after the demo data is loaded.
+pub async fn lease_examples(s: &crate::state::AppState) -> Result<(), Error> {
+    use crate::app::{instances, leases};
+    let Some(admin) = users::get_by_username(s.store.pool(), "gaj.admin").await? else {
+        return Ok(());
+    };
+    let page = zy_model::page::PageRequest::parse(Some(10), None, None)?;
+    let filter = zy_store::Filter {
+        q: Some("治安综合管理平台".into()),
+    };
+    let found = projects::list(&s.store, &page, projects::ProjectScope::All, None, &filter).await?;
+    let Some(project) = found.items.first() else {
+        return Ok(());
+    };
+    let grants = memberships::grants_for_user(s.store.pool(), admin.user.id).await?;
+    let actor = crate::auth::actor::Actor {
+        principal: zy_policy::Principal {
+            user_id: admin.user.id,
+            grants,
+        },
+        user: admin.user,
+        kind: crate::auth::actor::AuthKind::Token {
+            id: zy_model::id::TokenId::new(),
+        },
+        restriction: None,
+        admin_role: None,
+    };
+    let ctx = crate::context::RequestContext::new("local".into(), zy_model::text::Lang::Zh);
+    let new = |name: &str, lease_end: Option<Timestamp>| instances::NewInstances {
+        project_id: project.id,
+        name: name.into(),
+        flavor: "2C4G".into(),
+        image: "CentOS-7.9".into(),
+        disk_gib: None,
+        zone_id: None,
+        provider_id: None,
+        count: 1,
+        group: None,
+        start: true,
+        user_data: String::new(),
+        lease_end,
+    };
+    instances::create(
+        s,
+        &ctx,
+        &actor,
+        new(
+            "临时数据比对-2",
+            Some(Timestamp::now().plus_secs(2 * 86_400)),
+        ),
+    )
+    .await?;
+    let old = instances::create(s, &ctx, &actor, new("旧版报表服务", None)).await?;
+    for i in old {
+        let ctx = crate::context::RequestContext::new("local".into(), zy_model::text::Lang::Zh);
+        leases::release_one(
+            s,
+            &ctx,
+            &actor,
+            i.id,
+            Some("系统已迁移到新版 / replaced by the new version".into()),
+        )
+        .await?;
+    }
+    Ok(())
+}

@@ -78,9 +78,7 @@ pub async fn build(
     )
     .await?;
     let credentials = bootstrap::first_start(&store).await?;
-    if config.demo {
-        demo::load(&store).await?;
-    }
+    let fresh_demo = config.demo && demo::load(&store).await?;
     let (router, doc) = api::api_router().split_for_parts();
     let state = state::AppState::new(store, config, operations(&doc)).await?;
     let _ = state.metrics.started.set(std::time::Instant::now());
@@ -114,6 +112,9 @@ pub async fn build(
             instances = adopted,
             "instances re-ensured on their providers after start"
         );
+    }
+    if fresh_demo {
+        demo::lease_examples(&state).await?;
     }
     let router = router
         .route_layer(axum::middleware::from_fn_with_state(
@@ -215,6 +216,7 @@ pub async fn start(config: Config) -> Result<Server, Error> {
                 refusals::task(state.clone()),
                 requests::timers::task(state.clone()),
                 notify::delivery::task(state.clone()),
+                app::leases::task(state.clone()),
             ])
             .collect(),
     );

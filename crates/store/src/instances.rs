@@ -17,6 +17,7 @@ use zy_model::Error;
 pub const COLS: &str = "id, project_id, department_id, name, flavor_id, flavor_name, image_id, image_name, vcpus, memory_mib, disk_gib, gpus, \
     want_zone_id, want_provider_id, group_id, zone_id, provider_id, host_id, state, desired, quota_held, capacity_held, disk_created, \
     resize_pending, reboot_pending, work, attempts, next_attempt_at, lease_owner, lease_until, last_error, created_at, updated_at, generation, user_data, \
+    lease_end, lease_ended, recycled_at, purge_at, recycle_reason, \
     (SELECT name FROM hosts WHERE hosts.id = instances.host_id) AS host_name";
 
 /// An instance as stored, with the bookkeeping the reconciler needs.
@@ -61,6 +62,11 @@ impl Decode for InstanceRow {
                 state: InstanceState::parse(&state).unwrap_or(InstanceState::Error),
                 desired: InstanceState::parse(&desired).unwrap_or(InstanceState::Running),
                 last_error: opt_text(r, "last_error")?,
+                lease_end: opt_ts(r, "lease_end")?,
+                lease_ended: int(r, "lease_ended")? != 0,
+                recycled_at: opt_ts(r, "recycled_at")?,
+                purge_at: opt_ts(r, "purge_at")?,
+                recycle_reason: opt_text(r, "recycle_reason")?,
                 created_at: ts(r, "created_at")?,
                 updated_at: ts(r, "updated_at")?,
                 generation: int(r, "generation")?,
@@ -82,8 +88,8 @@ pub async fn insert(tx: &mut Tx, r: &InstanceRow) -> Result<(), Error> {
     let i = &r.instance;
     sqlx::query(
         "INSERT INTO instances (id, project_id, department_id, name, flavor_id, flavor_name, image_id, image_name, vcpus, memory_mib, disk_gib, gpus, \
-         want_zone_id, want_provider_id, group_id, state, desired, quota_held, work, created_at, updated_at, user_data) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, 1, 1, $18, $18, $19)",
+         want_zone_id, want_provider_id, group_id, state, desired, quota_held, work, created_at, updated_at, user_data, lease_end, lease_next_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, 1, 1, $18, $18, $19, $20, $21)",
     )
     .bind(i.id.to_string())
     .bind(i.project_id.to_string())
@@ -104,6 +110,8 @@ pub async fn insert(tx: &mut Tx, r: &InstanceRow) -> Result<(), Error> {
     .bind(i.desired.as_str())
     .bind(i.created_at.0)
     .bind(&r.user_data)
+    .bind(i.lease_end.map(|e| e.0))
+    .bind(i.lease_end.map(|_| 0i64))
     .execute(&mut **tx)
     .await
     .map_err(db_error)?;
@@ -151,6 +159,9 @@ pub struct InstanceFilter {
     /// Part of the name, case-insensitive.
     pub q: Option<String>,
     pub include_deleted: bool,
+    /// `Some(true)`: only the recycle bin (回收站); `Some(false)`: only instances outside
+    /// it; `None`: both.
+    pub recycled: Option<bool>,
 }
 
 /// Lists instances of the given projects and/or departments (all when both are `None`).
@@ -178,6 +189,11 @@ pub async fn list(
     if !f.include_deleted && f.state != Some(InstanceState::Deleted) {
         sql.push(" AND state <> 'deleted'");
     }
+    match f.recycled {
+        Some(true) => sql.push(" AND recycled_at IS NOT NULL"),
+        Some(false) => sql.push(" AND recycled_at IS NULL"),
+        None => &mut sql,
+    };
     sql.push_page(page, "name", "created_at", "id");
     let rows: Vec<InstanceRow> = sql.fetch_all(store).await?;
     let items = rows.into_iter().map(|r| r.instance).collect();

@@ -13,6 +13,7 @@ pub mod departments;
 mod error;
 pub mod instances;
 pub mod inventory;
+pub mod leases;
 pub mod memberships;
 mod migrate;
 pub mod notifications;

@@ -54,10 +54,16 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0006_notifications.sql"),
         postgres: include_str!("../migrations/postgres/0006_notifications.sql"),
     },
+    Migration {
+        version: 7,
+        name: "leases_recycle",
+        sqlite: include_str!("../migrations/sqlite/0007_leases_recycle.sql"),
+        postgres: include_str!("../migrations/postgres/0007_leases_recycle.sql"),
+    },
 ];
 
 /// The newest schema version this binary knows.
-pub const LATEST: i64 = 6;
+pub const LATEST: i64 = 7;
 
 /// The oldest schema version whose audit tables this binary reads as they are (the audit
 /// log and its head have not changed since version 1).

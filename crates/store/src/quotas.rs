@@ -37,6 +37,7 @@ impl Decode for Quota {
                 disk_gib: int(r, "used_disk_gib")?,
                 volumes: int(r, "used_volumes")?,
             },
+            recycled: None,
         })
     }
 }

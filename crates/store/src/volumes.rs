@@ -15,6 +15,9 @@ use zy_model::time::Timestamp;
 use zy_model::Error;
 
 const COLS: &str = "id, project_id, department_id, name, size_gib, pool_id, instance_id, state, created_at, updated_at, generation";
+/// What is read: the columns written at insert and the recycle-bin columns.
+const READ_COLS: &str = "id, project_id, department_id, name, size_gib, pool_id, instance_id, state, created_at, updated_at, generation, \
+    recycled_at, purge_at, recycle_reason";
 
 impl Decode for Volume {
     fn decode<R: Get>(r: &R) -> Result<Self, Error> {
@@ -31,6 +34,9 @@ impl Decode for Volume {
             } else {
                 VolumeState::Available
             },
+            recycled_at: opt_ts(r, "recycled_at")?,
+            purge_at: opt_ts(r, "purge_at")?,
+            recycle_reason: opt_text(r, "recycle_reason")?,
             created_at: ts(r, "created_at")?,
             updated_at: ts(r, "updated_at")?,
             generation: int(r, "generation")?,
@@ -57,7 +63,7 @@ pub async fn get<'c>(
     e: impl Executor<'c, Database = Any>,
     id: VolumeId,
 ) -> Result<Option<Volume>, Error> {
-    let r = sqlx::query(&format!("SELECT {COLS} FROM volumes WHERE id = $1"))
+    let r = sqlx::query(&format!("SELECT {READ_COLS} FROM volumes WHERE id = $1"))
         .bind(id.to_string())
         .fetch_optional(e)
         .await
@@ -71,12 +77,18 @@ pub async fn list(
     departments: Option<&[DepartmentId]>,
     projects: Option<&[ProjectId]>,
     project: Option<ProjectId>,
+    recycled: bool,
 ) -> Result<Page<Volume>, Error> {
-    let mut sql = Sql::new(&format!("SELECT {COLS} FROM volumes WHERE 1 = 1"));
+    let mut sql = Sql::new(&format!("SELECT {READ_COLS} FROM volumes WHERE 1 = 1"));
     sql.push_visible("project_id", departments, projects);
     if let Some(p) = project {
         sql.push(" AND project_id = ").bind_text(p.to_string());
     }
+    sql.push(if recycled {
+        " AND recycled_at IS NOT NULL"
+    } else {
+        " AND recycled_at IS NULL"
+    });
     sql.push_page(page, "name", "created_at", "id");
     let items: Vec<Volume> = sql.fetch_all(store).await?;
     Ok(finish_page(page, items, |v| {
@@ -84,7 +96,8 @@ pub async fn list(
     }))
 }
 
-/// Attaches (`Some`) or detaches (`None`) if the volume is still in the expected state.
+/// Attaches (`Some`) or detaches (`None`) if the volume is still in the expected state (and,
+/// to attach, not in the recycle bin).
 pub async fn set_attachment(
     tx: &mut Tx,
     id: VolumeId,
@@ -95,7 +108,7 @@ pub async fn set_attachment(
     } else {
         ("available", "in_use")
     };
-    let n = sqlx::query("UPDATE volumes SET state = $1, instance_id = $2, updated_at = $3, generation = generation + 1 WHERE id = $4 AND state = $5")
+    let n = sqlx::query("UPDATE volumes SET state = $1, instance_id = $2, updated_at = $3, generation = generation + 1 WHERE id = $4 AND state = $5 AND ($5 = 'in_use' OR recycled_at IS NULL)")
         .bind(to)
         .bind(instance.map(|i| i.to_string()))
         .bind(Timestamp::now().0)
@@ -144,7 +157,7 @@ pub async fn detach_all(tx: &mut Tx, instance: InstanceId) -> Result<u64, Error>
 
 /// Every volume, for the invariant check.
 pub async fn all(store: &Store) -> Result<Vec<Volume>, Error> {
-    Sql::new(&format!("SELECT {COLS} FROM volumes"))
+    Sql::new(&format!("SELECT {READ_COLS} FROM volumes"))
         .fetch_all(store)
         .await
 }

@@ -405,6 +405,22 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/instances/{id}/lease": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put: operations["set_instance_lease"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/instances/{id}/metrics": {
         parameters: {
             query?: never;
@@ -469,6 +485,22 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/instances/{id}/release": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["release_instance"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/instances/{id}/resize": {
         parameters: {
             query?: never;
@@ -479,6 +511,22 @@ export interface paths {
         get?: never;
         put?: never;
         post: operations["resize_instance"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/instances/{id}/restore": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["restore_instance"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1046,6 +1094,22 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/system/lease-settings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["get_lease_settings"];
+        put: operations["update_lease_settings"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/system/sagas": {
         parameters: {
             query?: never;
@@ -1282,6 +1346,38 @@ export interface paths {
         get?: never;
         put?: never;
         post: operations["extend_volume"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/volumes/{id}/release": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["release_volume"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/volumes/{id}/restore": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["restore_volume"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1614,6 +1710,7 @@ export interface components {
              *     shell script).
              */
             user_data?: string | null;
+            lease_end?: null | components["schemas"]["Timestamp"];
         };
         CreateJoinToken: {
             /**
@@ -1761,7 +1858,10 @@ export interface components {
         /** Format: uuid */
         DepartmentId: string;
         Discrepancy: {
-            /** @description `host_allocation`, `quota_usage`, `orphaned_disk`, `missing_disk`, `stuck_instance`. */
+            /**
+             * @description `host_allocation`, `quota_usage`, `orphaned_disk`, `missing_disk`, `stuck_instance`,
+             *     `recycle_bin`, `lease`, …
+             */
             kind: string;
             /** @description What it is about, e.g. `host <id>` or `project <id>`. */
             subject: string;
@@ -1928,6 +2028,16 @@ export interface components {
             /** @description What the instance is being driven towards: `running`, `stopped` or `deleted`. */
             desired: components["schemas"]["InstanceState"];
             last_error?: string | null;
+            lease_end?: null | components["schemas"]["Timestamp"];
+            /**
+             * @description The lease ended and the instance was stopped for it; it starts again only once the
+             *     lease is extended.
+             */
+            lease_ended: boolean;
+            recycled_at?: null | components["schemas"]["Timestamp"];
+            purge_at?: null | components["schemas"]["Timestamp"];
+            /** @description Why it was released (the lease ended, a user's release, a release request). */
+            recycle_reason?: string | null;
             created_at: components["schemas"]["Timestamp"];
             updated_at: components["schemas"]["Timestamp"];
             /** Format: int64 */
@@ -1982,6 +2092,22 @@ export interface components {
         };
         /** Format: uuid */
         JoinTokenId: string;
+        /** @description Durations in seconds, so a test (or a trial) can run a whole lease in seconds. */
+        LeaseSettings: {
+            /** @description When reminders go out, in seconds before the lease ends (default 7, 3 and 1 days). */
+            reminder_offsets_secs: number[];
+            /**
+             * Format: int64
+             * @description Seconds between the end (the instance is stopped) and the release to the recycle
+             *     bin (default 7 days).
+             */
+            grace_secs: number;
+            /**
+             * Format: int64
+             * @description Seconds an instance stays in the recycle bin before it is purged (default 7 days).
+             */
+            retention_secs: number;
+        };
         /** @description A list returned whole (small collections: providers, zones, flavors, …). */
         List_Agent: {
             items: {
@@ -2112,6 +2238,16 @@ export interface components {
                 /** @description What the instance is being driven towards: `running`, `stopped` or `deleted`. */
                 desired: components["schemas"]["InstanceState"];
                 last_error?: string | null;
+                lease_end?: null | components["schemas"]["Timestamp"];
+                /**
+                 * @description The lease ended and the instance was stopped for it; it starts again only once the
+                 *     lease is extended.
+                 */
+                lease_ended: boolean;
+                recycled_at?: null | components["schemas"]["Timestamp"];
+                purge_at?: null | components["schemas"]["Timestamp"];
+                /** @description Why it was released (the lease ended, a user's release, a release request). */
+                recycle_reason?: string | null;
                 created_at: components["schemas"]["Timestamp"];
                 updated_at: components["schemas"]["Timestamp"];
                 /** Format: int64 */
@@ -2498,6 +2634,16 @@ export interface components {
                 /** @description What the instance is being driven towards: `running`, `stopped` or `deleted`. */
                 desired: components["schemas"]["InstanceState"];
                 last_error?: string | null;
+                lease_end?: null | components["schemas"]["Timestamp"];
+                /**
+                 * @description The lease ended and the instance was stopped for it; it starts again only once the
+                 *     lease is extended.
+                 */
+                lease_ended: boolean;
+                recycled_at?: null | components["schemas"]["Timestamp"];
+                purge_at?: null | components["schemas"]["Timestamp"];
+                /** @description Why it was released (the lease ended, a user's release, a release request). */
+                recycle_reason?: string | null;
                 created_at: components["schemas"]["Timestamp"];
                 updated_at: components["schemas"]["Timestamp"];
                 /** Format: int64 */
@@ -2619,6 +2765,9 @@ export interface components {
                 pool_id: components["schemas"]["StoragePoolId"];
                 instance_id?: null | components["schemas"]["InstanceId"];
                 state: components["schemas"]["VolumeState"];
+                recycled_at?: null | components["schemas"]["Timestamp"];
+                purge_at?: null | components["schemas"]["Timestamp"];
+                recycle_reason?: string | null;
                 created_at: components["schemas"]["Timestamp"];
                 updated_at: components["schemas"]["Timestamp"];
                 /** Format: int64 */
@@ -2685,6 +2834,7 @@ export interface components {
             scope_id: string;
             limits: components["schemas"]["QuotaLimits"];
             used: components["schemas"]["QuotaLimits"];
+            recycled?: null | components["schemas"]["QuotaLimits"];
         };
         /** @description Limits and current use of a department or project. */
         QuotaLimits: {
@@ -2711,6 +2861,10 @@ export interface components {
         RecoveryCodes: {
             /** @description Ten one-use recovery codes, shown this once. Keep them somewhere safe. */
             recovery_codes: string[];
+        };
+        ReleaseInstance: {
+            /** @description Why (at most 200 characters), shown in the recycle bin and the instance's events. */
+            reason?: string | null;
         };
         /** @description A request as its requester writes it. */
         RequestBody: {
@@ -2886,6 +3040,9 @@ export interface components {
         };
         /** Format: uuid */
         ResourceRequestId: string;
+        RestoreInstance: {
+            lease_end?: null | components["schemas"]["Timestamp"];
+        };
         /** @enum {string} */
         Role: "platform_admin" | "security_admin" | "auditor" | "supervisor" | "finance" | "provider_operator" | "dept_admin" | "dept_member";
         /** @description One saga as the API shows it. */
@@ -2975,6 +3132,9 @@ export interface components {
         };
         /** Format: uuid */
         ServerGroupId: string;
+        SetLease: {
+            lease_end?: null | components["schemas"]["Timestamp"];
+        };
         SetQuota: {
             department_id?: null | components["schemas"]["DepartmentId"];
             project_id?: null | components["schemas"]["ProjectId"];
@@ -3217,6 +3377,9 @@ export interface components {
             pool_id: components["schemas"]["StoragePoolId"];
             instance_id?: null | components["schemas"]["InstanceId"];
             state: components["schemas"]["VolumeState"];
+            recycled_at?: null | components["schemas"]["Timestamp"];
+            purge_at?: null | components["schemas"]["Timestamp"];
+            recycle_reason?: string | null;
             created_at: components["schemas"]["Timestamp"];
             updated_at: components["schemas"]["Timestamp"];
             /** Format: int64 */
@@ -4126,6 +4289,8 @@ export interface operations {
                 q?: string;
                 /** @description Include deleted instances. */
                 deleted?: boolean;
+                /** @description `true`: only the recycle bin (回收站); `false` (default): only instances outside it. */
+                recycled?: boolean;
             };
             header?: never;
             path?: never;
@@ -4301,6 +4466,39 @@ export interface operations {
             };
         };
     };
+    set_instance_lease: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["InstanceId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SetLease"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Instance"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     instance_metrics: {
         parameters: {
             query?: never;
@@ -4421,6 +4619,39 @@ export interface operations {
             };
         };
     };
+    release_instance: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["InstanceId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ReleaseInstance"];
+            };
+        };
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Instance"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     resize_instance: {
         parameters: {
             query?: never;
@@ -4437,6 +4668,39 @@ export interface operations {
         };
         responses: {
             202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Instance"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    restore_instance: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["InstanceId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RestoreInstance"];
+            };
+        };
+        responses: {
+            200: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5904,6 +6168,64 @@ export interface operations {
             };
         };
     };
+    get_lease_settings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LeaseSettings"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    update_lease_settings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["LeaseSettings"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LeaseSettings"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     list_sagas: {
         parameters: {
             query?: never;
@@ -6334,6 +6656,8 @@ export interface operations {
                 cursor?: string;
                 sort?: string;
                 project_id?: string;
+                /** @description `true`: only the recycle bin (回收站); `false` (default): only volumes outside it. */
+                recycled?: boolean;
             };
             header?: never;
             path?: never;
@@ -6522,6 +6846,68 @@ export interface operations {
                 "application/json": components["schemas"]["ExtendVolume"];
             };
         };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Volume"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    release_volume: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["VolumeId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ReleaseInstance"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Volume"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    restore_volume: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["VolumeId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
         responses: {
             200: {
                 headers: {

@@ -89,6 +89,9 @@ pub struct CreateInstances {
     /// User data handed to the guest at boot (at most 16 KiB; our templates run it as a
     /// shell script).
     pub user_data: Option<String>,
+    /// When the lease (使用期限) ends (RFC 3339, in the future): reminders before, stopped
+    /// at the end, released to the recycle bin after the grace period. Absent: no lease.
+    pub lease_end: Option<zy_model::time::Timestamp>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -108,6 +111,8 @@ pub struct ListInstances {
     pub q: Option<String>,
     /// Include deleted instances.
     pub deleted: Option<bool>,
+    /// `true`: only the recycle bin (回收站); `false` (default): only instances outside it.
+    pub recycled: Option<bool>,
 }
 
 #[utoipa::path(get, path = "/v1/instances", tag = "compute", params(ListInstances), responses((status = 200, body = Page<Instance>), (status = "default", body = ErrorBody)))]
@@ -142,6 +147,7 @@ pub async fn list_instances(
         state,
         q: q.q,
         include_deleted: q.deleted.unwrap_or(false),
+        recycled: Some(q.recycled.unwrap_or(false)),
     };
     Ok(axum::Json(inst::list(&s, &actor, &page, &filter).await?))
 }
@@ -165,6 +171,7 @@ pub async fn create_instances(
         group: b.group.map(|g| (g.name, g.policy)),
         start: b.start.unwrap_or(true),
         user_data: b.user_data.unwrap_or_default(),
+        lease_end: b.lease_end,
     };
     Ok((
         StatusCode::ACCEPTED,

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod departments;
 pub mod instances;
 pub mod inventory;
+pub mod leases;
 pub mod memberships;
 pub mod notifications;
 pub mod projects;
@@ -168,6 +169,15 @@ pub fn api_router() -> OpenApiRouter<AppState> {
             notifications::delete_webhook
         ))
         .routes(routes!(notifications::list_webhook_deliveries))
+        .routes(routes!(leases::set_instance_lease))
+        .routes(routes!(leases::release_instance))
+        .routes(routes!(leases::restore_instance))
+        .routes(routes!(leases::release_volume))
+        .routes(routes!(leases::restore_volume))
+        .routes(routes!(
+            leases::get_lease_settings,
+            leases::update_lease_settings
+        ))
         .routes(routes!(system::list_tasks))
         .routes(routes!(system::list_sagas))
         .routes(routes!(agents::create_join_token))

@@ -32,6 +32,8 @@ pub struct ListVolumes {
     pub sort: Option<String>,
     #[param(value_type = Option<String>, format = Uuid)]
     pub project_id: Option<ProjectId>,
+    /// `true`: only the recycle bin (回收站); `false` (default): only volumes outside it.
+    pub recycled: Option<bool>,
 }
 
 #[utoipa::path(get, path = "/v1/volumes", tag = "compute", params(ListVolumes), responses((status = 200, body = Page<Volume>), (status = "default", body = ErrorBody)))]
@@ -42,7 +44,8 @@ pub async fn list_volumes(
 ) -> ApiResult<axum::Json<Page<Volume>>> {
     let page = PageRequest::parse(q.limit, q.cursor.as_deref(), q.sort.as_deref())?;
     Ok(axum::Json(
-        crate::app::volumes::list(&s, &actor, &page, q.project_id).await?,
+        crate::app::volumes::list(&s, &actor, &page, q.project_id, q.recycled.unwrap_or(false))
+            .await?,
     ))
 }
 

@@ -31,6 +31,8 @@ pub struct NewInstances {
     pub start: bool,
     /// Handed to the guest at boot (our templates run it as a shell script).
     pub user_data: String,
+    /// When the lease (使用期限) ends; none: no lease.
+    pub lease_end: Option<Timestamp>,
 }
 
 /// Largest user data accepted (as cloud-init's NoCloud limits are of the same order).
@@ -186,6 +188,9 @@ pub(crate) async fn prepare(
         }
     }
     let now = Timestamp::now();
+    if let Some(end) = n.lease_end {
+        zy_model::lease::check_end("lease_end", end, now)?;
+    }
     let desired = if n.start {
         InstanceState::Running
     } else {
@@ -221,6 +226,11 @@ pub(crate) async fn prepare(
                 state: InstanceState::Pending,
                 desired,
                 last_error: None,
+                lease_end: n.lease_end,
+                lease_ended: false,
+                recycled_at: None,
+                purge_at: None,
+                recycle_reason: None,
                 created_at: now,
                 updated_at: now,
                 generation: 1,
@@ -386,6 +396,20 @@ pub async fn act(
         Error::conflict(t!("云主机当前状态为 {}，不能{}" ; "the instance is {} and cannot be {} now", i.state.as_str(), what))
             .with_details(serde_json::json!({ "state": i.state, "desired": i.desired }))
     };
+    if i.recycled_at.is_some() && matches!(action, "start" | "reboot") {
+        return Err(Error::conflict(t!(
+            "云主机在回收站中，请先由部门管理员恢复",
+            "the instance is in the recycle bin; a department admin must restore it first"
+        ))
+        .with_details(serde_json::json!({ "reason": "in_recycle_bin" })));
+    }
+    if i.lease_ended && action == "start" {
+        return Err(Error::conflict(t!(
+            "云主机的使用期限已到期，请先延长使用期限",
+            "the instance's lease has ended; extend the lease before starting it"
+        ))
+        .with_details(serde_json::json!({ "reason": "lease_ended" })));
+    }
     let (want, reboot) = match action {
         "start" | "stop" => {
             if i.desired == InstanceState::Deleted || i.state == InstanceState::Error {
@@ -499,6 +523,13 @@ pub(crate) async fn resize_in(
 ) -> Result<(Instance, u64), Error> {
     let r = load_in(tx, id).await?;
     let i = &r.instance;
+    if i.recycled_at.is_some() {
+        return Err(Error::conflict(t!(
+            "云主机在回收站中，请先恢复",
+            "the instance is in the recycle bin; restore it first"
+        ))
+        .with_details(serde_json::json!({ "reason": "in_recycle_bin" })));
+    }
     if i.state != InstanceState::Stopped || i.desired != InstanceState::Stopped {
         return Err(Error::conflict(t!(
             "请先停止云主机再调整规格",

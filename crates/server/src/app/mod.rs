@@ -8,6 +8,7 @@ pub mod auth;
 pub mod departments;
 pub mod instances;
 pub mod inventory;
+pub mod leases;
 pub mod memberships;
 pub mod notifications;
 pub mod projects;
@@ -49,6 +50,35 @@ pub async fn commit_audited(
     tx.commit().await.map_err(db_error)?;
     ctx.mark_audited();
     Ok(())
+}
+
+/// Appends the success record of a change the platform made by itself (a background task:
+/// the lease manager) and commits, fail-closed like [`commit_audited`]. The actor is
+/// `system`; each record gets its own request id.
+pub async fn commit_system(
+    mut tx: Tx,
+    action: &str,
+    target_type: &str,
+    target_id: &str,
+    detail: serde_json::Value,
+) -> Result<(), Error> {
+    let entry = zy_model::audit::AuditEntry {
+        at: zy_model::time::Timestamp::now(),
+        actor_id: None,
+        actor_name: "system".into(),
+        actor_roles: String::new(),
+        source_ip: String::new(),
+        action: action.to_string(),
+        target_type: target_type.to_string(),
+        target_id: target_id.to_string(),
+        outcome: Outcome::Success,
+        request_id: zy_model::id::RequestId::new().to_string(),
+        detail: detail.to_string(),
+    };
+    zy_store::audit::append(&mut tx, entry)
+        .await
+        .map_err(audit_unavailable)?;
+    tx.commit().await.map_err(db_error)
 }
 
 pub fn audit_unavailable(e: Error) -> Error {

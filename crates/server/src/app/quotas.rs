@@ -49,7 +49,12 @@ pub async fn get(
 ) -> Result<Quota, Error> {
     let (sc, kind, id) = scope(s, department, project).await?;
     authorize(&actor.principal, Action::QuotaRead(sc))?;
-    Ok(zy_store::quotas::get(s.store.pool(), kind, &id)
+    let recycled = match sc {
+        Scope::Department(d) => Some(zy_store::leases::recycled_usage(&s.store, d, None).await?),
+        Scope::Project(d, p) => Some(zy_store::leases::recycled_usage(&s.store, d, Some(p)).await?),
+        Scope::Platform => None,
+    };
+    let mut q = zy_store::quotas::get(s.store.pool(), kind, &id)
         .await?
         .unwrap_or(Quota {
             scope_type: kind.into(),
@@ -62,7 +67,10 @@ pub async fn get(
                 disk_gib: 0,
                 volumes: 0,
             },
-        }))
+            recycled: None,
+        });
+    q.recycled = recycled;
+    Ok(q)
 }
 
 pub async fn set(

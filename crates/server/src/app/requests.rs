@@ -836,6 +836,8 @@ pub struct PreparedDelivery {
     instances: Vec<super::instances::Prepared>,
     volumes: Vec<(Volume, StoragePool)>,
     resizes: Vec<(InstanceId, Flavor)>,
+    leases: Vec<(InstanceId, Timestamp)>,
+    releases: Vec<InstanceId>,
 }
 
 async fn prepare_delivery(
@@ -848,6 +850,8 @@ async fn prepare_delivery(
         instances: Vec::new(),
         volumes: Vec::new(),
         resizes: Vec::new(),
+        leases: Vec::new(),
+        releases: Vec::new(),
     };
     let flavors = zy_store::inventory::flavors(&s.store).await?;
     for it in &r.items {
@@ -871,6 +875,7 @@ async fn prepare_delivery(
                     group: None,
                     start: true,
                     user_data: String::new(),
+                    lease_end: r.lease_end,
                 };
                 out.instances
                     .push(super::instances::prepare(s, &p, &n).await?);
@@ -888,6 +893,9 @@ async fn prepare_delivery(
                         pool_id: pool.id,
                         instance_id: None,
                         state: VolumeState::Available,
+                        recycled_at: None,
+                        purge_at: None,
+                        recycle_reason: None,
                         created_at: now,
                         updated_at: now,
                         generation: 1,
@@ -911,12 +919,11 @@ async fn prepare_delivery(
                     })?;
                 out.resizes.push((*instance_id, f));
             }
-            RequestItem::ExtendLease { .. } | RequestItem::Release { .. } => {
-                return Err(Error::conflict(t!(
-                    "此类变更项暂不能自动交付",
-                    "this kind of change item cannot be delivered automatically yet"
-                )))
-            }
+            RequestItem::ExtendLease {
+                instance_id,
+                lease_end,
+            } => out.leases.push((*instance_id, *lease_end)),
+            RequestItem::Release { instance_id } => out.releases.push(*instance_id),
         }
     }
     Ok(out)
@@ -997,10 +1004,29 @@ async fn deliver_in(
                 _ => e,
             })?;
         delivered.push(DeliveredResource {
-            kind: "instance".into(),
+            kind: "resized".into(),
             id: id.to_string(),
             name: i.name,
         });
+    }
+    for (id, end) in &prepared.leases {
+        for i in super::leases::set_lease(tx, &[*id], Some(*end)).await? {
+            delivered.push(DeliveredResource {
+                kind: "lease".into(),
+                id: id.to_string(),
+                name: i.name,
+            });
+        }
+    }
+    if !prepared.releases.is_empty() {
+        let why = format!("释放申请 / release request: {}", r.title);
+        for i in super::leases::release(tx, &prepared.releases, &why).await? {
+            delivered.push(DeliveredResource {
+                kind: "released".into(),
+                id: i.id.to_string(),
+                name: i.name,
+            });
+        }
     }
     store::set_delivered(tx, r.id, &delivered).await?;
     crate::saga::start(

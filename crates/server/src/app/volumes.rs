@@ -72,7 +72,7 @@ fn delta(size: i64, count: i64) -> QuotaLimits {
     }
 }
 
-async fn load(s: &AppState, actor: &Actor, id: VolumeId) -> Result<Volume, Error> {
+pub(crate) async fn load(s: &AppState, actor: &Actor, id: VolumeId) -> Result<Volume, Error> {
     let v = volumes::get(s.store.pool(), id)
         .await?
         .ok_or_else(|| Error::not_found("volume", id))?;
@@ -119,6 +119,9 @@ pub async fn create(
         pool_id: pool.id,
         instance_id: None,
         state: VolumeState::Available,
+        recycled_at: None,
+        purge_at: None,
+        recycle_reason: None,
         created_at: Timestamp::now(),
         updated_at: Timestamp::now(),
         generation: 1,
@@ -224,6 +227,7 @@ pub async fn list(
     actor: &Actor,
     page: &PageRequest,
     project: Option<ProjectId>,
+    recycled: bool,
 ) -> Result<Page<Volume>, Error> {
     let vis = if authorize(&actor.principal, Action::InventoryManage).is_ok() {
         Visibility::All
@@ -231,7 +235,7 @@ pub async fn list(
         tenancy_visibility(&actor.principal)
     };
     match vis {
-        Visibility::All => volumes::list(&s.store, page, None, None, project).await,
+        Visibility::All => volumes::list(&s.store, page, None, None, project, recycled).await,
         v if v.is_empty() => Err(Error::forbidden(t!(
             "您的角色无权查看云硬盘",
             "Your role may not see volumes"
@@ -239,7 +243,17 @@ pub async fn list(
         Visibility::Some {
             departments,
             projects,
-        } => volumes::list(&s.store, page, Some(&departments), Some(&projects), project).await,
+        } => {
+            volumes::list(
+                &s.store,
+                page,
+                Some(&departments),
+                Some(&projects),
+                project,
+                recycled,
+            )
+            .await
+        }
     }
 }
 
@@ -333,6 +347,13 @@ pub async fn attach(
                 "the volume and the instance are in different zones"
             ),
         ));
+    }
+    if v.recycled_at.is_some() || i.recycled_at.is_some() {
+        return Err(Error::conflict(t!(
+            "云硬盘或云主机在回收站中，请先恢复",
+            "the volume or the instance is in the recycle bin; restore it first"
+        ))
+        .with_details(serde_json::json!({ "reason": "in_recycle_bin" })));
     }
     if !volumes::set_attachment(&mut tx, id, Some(instance)).await? {
         return Err(Error::conflict(t!(
@@ -523,23 +544,7 @@ pub async fn delete(
     let v = volumes::get_for_update(&mut tx, id)
         .await?
         .ok_or_else(|| Error::not_found("volume", id))?;
-    if zy_store::sagas::active_for(&mut *tx, &id.to_string())
-        .await?
-        .is_some()
-    {
-        return Err(volume_busy());
-    }
-    if !volumes::delete_available(&mut tx, id).await? {
-        return Err(Error::conflict(t!(
-            "云硬盘仍挂载在云主机上，请先卸载",
-            "the volume is still attached; detach it first"
-        ))
-        .with_details(serde_json::json!({ "instance_id": v.instance_id })));
-    }
-    inventory::claim_pool(&mut tx, v.pool_id, -(v.size_gib as i64)).await?;
-    let d = delta(v.size_gib as i64, 1);
-    quotas::release(&mut tx, "department", &v.department_id.to_string(), &d).await?;
-    quotas::release(&mut tx, "project", &v.project_id.to_string(), &d).await?;
+    delete_in(&mut tx, &v).await?;
     commit_audited(
         tx,
         ctx,
@@ -550,4 +555,28 @@ pub async fn delete(
         serde_json::json!({ "name": v.name, "size_gib": v.size_gib }),
     )
     .await
+}
+
+/// Deletes a volume read in this transaction (`get_for_update`) and gives its pool space
+/// and quota back: refused while a saga works on it or while it is attached. Also the
+/// recycle bin's purge.
+pub(crate) async fn delete_in(tx: &mut zy_store::Tx, v: &Volume) -> Result<(), Error> {
+    let id = v.id;
+    if zy_store::sagas::active_for(&mut **tx, &id.to_string())
+        .await?
+        .is_some()
+    {
+        return Err(volume_busy());
+    }
+    if !volumes::delete_available(tx, id).await? {
+        return Err(Error::conflict(t!(
+            "云硬盘仍挂载在云主机上，请先卸载",
+            "the volume is still attached; detach it first"
+        ))
+        .with_details(serde_json::json!({ "instance_id": v.instance_id })));
+    }
+    inventory::claim_pool(tx, v.pool_id, -(v.size_gib as i64)).await?;
+    let d = delta(v.size_gib as i64, 1);
+    quotas::release(tx, "department", &v.department_id.to_string(), &d).await?;
+    quotas::release(tx, "project", &v.project_id.to_string(), &d).await
 }

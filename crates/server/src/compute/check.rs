@@ -4,7 +4,10 @@
 //! provider without a live instance that owns it, and no live instance without its disk;
 //! no instance left between states (or with a desired state it does not have) without a
 //! saga working on it; no volume attached to an instance that is gone; no anti-affinity
-//! slot held on a host its instance is not on.
+//! slot held on a host its instance is not on; an instance in the recycle bin wants to be
+//! stopped (or deleted, once purged), has a purge time and still holds its quota and its
+//! host's capacity (both are counted above like any live instance's); an instance whose
+//! lease ended does not want to run.
 
 use super::Compute;
 use std::collections::{HashMap, HashSet};
@@ -14,7 +17,8 @@ use zy_store::Store;
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct Discrepancy {
-    /// `host_allocation`, `quota_usage`, `orphaned_disk`, `missing_disk`, `stuck_instance`.
+    /// `host_allocation`, `quota_usage`, `orphaned_disk`, `missing_disk`, `stuck_instance`,
+    /// `recycle_bin`, `lease`, …
     pub kind: String,
     /// What it is about, e.g. `host <id>` or `project <id>`.
     pub subject: String,
@@ -217,6 +221,48 @@ pub async fn run(c: &Compute, store: &Store) -> Result<CheckReport, Error> {
                     i.desired.as_str()
                 ),
                 format!("state {}, no saga", i.state.as_str()),
+            ));
+        }
+    }
+    for r in &live {
+        let i = &r.instance;
+        if i.recycled_at.is_some() {
+            let wants = matches!(i.desired, InstanceState::Stopped | InstanceState::Deleted);
+            let holds = r.quota_held || i.state == InstanceState::Error;
+            if !wants || i.purge_at.is_none() || !holds {
+                out.push(d(
+                    "recycle_bin",
+                    format!("instance {} ({})", i.id, i.name),
+                    "desired stopped or deleted, a purge time, quota held".into(),
+                    format!(
+                        "desired {}, purge_at {:?}, quota held {}",
+                        i.desired.as_str(),
+                        i.purge_at.map(|t| t.to_rfc3339()),
+                        r.quota_held
+                    ),
+                ));
+            }
+        }
+        if i.lease_ended && i.desired == InstanceState::Running {
+            out.push(d(
+                "lease",
+                format!("instance {} ({})", i.id, i.name),
+                "stopped: its lease ended".into(),
+                "desired running".into(),
+            ));
+        }
+    }
+    for v in volumes.iter().filter(|v| v.recycled_at.is_some()) {
+        if v.instance_id.is_some() || v.purge_at.is_none() {
+            out.push(d(
+                "recycle_bin",
+                format!("volume {} ({})", v.id, v.name),
+                "detached, with a purge time".into(),
+                format!(
+                    "attached to {:?}, purge_at {:?}",
+                    v.instance_id,
+                    v.purge_at.map(|t| t.to_rfc3339())
+                ),
             ));
         }
     }

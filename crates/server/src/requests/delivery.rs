@@ -10,7 +10,7 @@ use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use zy_model::compute::InstanceState;
 use zy_model::id::{InstanceId, ResourceRequestId, VolumeId};
-use zy_model::requests::{RequestState, ResourceRequest};
+use zy_model::requests::{RequestItem, RequestState, ResourceRequest};
 use zy_model::Error;
 use zy_store::sagas::SagaState;
 use zy_store::{requests as store, Tx};
@@ -42,12 +42,15 @@ fn ids<T: std::str::FromStr>(r: &ResourceRequest, kind: &str) -> Vec<T> {
         .collect()
 }
 
-/// Every instance created and in the state it was asked for; a failed one fails the
-/// delivery.
+/// Every instance created (or resized) and in the state it was asked for; a failed one
+/// fails the delivery.
 async fn await_resources(cx: &mut Cx) -> StepResult {
     let r = request(cx).await?;
     let mut waiting = 0;
-    for id in ids::<InstanceId>(&r, "instance") {
+    let watched = ids::<InstanceId>(&r, "instance")
+        .into_iter()
+        .chain(ids::<InstanceId>(&r, "resized"));
+    for id in watched {
         let Some(row) = zy_store::instances::get(cx.store.pool(), id).await? else {
             return Err(StepError::Fail(format!("instance {id} is gone")));
         };
@@ -60,8 +63,27 @@ async fn await_resources(cx: &mut Cx) -> StepResult {
                 i.last_error.clone().unwrap_or_default()
             )));
         }
-        if i.state != i.desired {
+        let busy = zy_store::sagas::active_for(cx.store.pool(), &id.to_string())
+            .await?
+            .is_some();
+        if i.state != i.desired || busy {
             waiting += 1;
+            continue;
+        }
+        let wanted = r.items.iter().find_map(|it| match it {
+            RequestItem::Resize {
+                instance_id,
+                flavor,
+            } if *instance_id == id => Some(flavor),
+            _ => None,
+        });
+        if let Some(f) = wanted.filter(|f| **f != i.flavor_name && **f != i.flavor_id.to_string()) {
+            return Err(StepError::Fail(format!(
+                "云主机 {} 未能调整为 {f} / instance {} could not be resized to {f}: {}",
+                i.name,
+                i.name,
+                i.last_error.clone().unwrap_or_default()
+            )));
         }
     }
     if waiting > 0 {
@@ -90,8 +112,10 @@ async fn hand_over(cx: &mut Cx) -> StepResult {
     cx.commit(tx).await
 }
 
-/// Releases everything the request produced: instances are deleted through their own
-/// (forward-only) delete sagas, volumes given back at once.
+/// Releases everything the request produced: instances it created are deleted through
+/// their own (forward-only) delete sagas, volumes it created given back at once. Changes
+/// to instances the department already had (a resize, a lease, a release) are not undone
+/// here: a resize undoes itself when the host refuses it, and the others cannot fail.
 async fn roll_back(cx: &mut Cx) -> StepResult {
     let r = request(cx).await?;
     for id in ids::<InstanceId>(&r, "instance") {

@@ -7,6 +7,9 @@
 //! | `instance_reconciler` | one replica | 1 s | starts the saga each instance waits for (`work = 1` without an active saga) |
 //! | `host_monitor` | every replica | 2 s | heartbeats of the agents, guest crashes and power-offs |
 //! | `placement_refresh` | every replica | 30 s | re-reads host usage other replicas changed |
+//!
+//! Tasks that belong to one use case live with it: `lease_manager` (one replica, 1 s:
+//! leases and the recycle bin) in `app/leases.rs`, `refused_attempts_audit` in `refusals.rs`.
 
 use super::Task;
 use crate::compute::sagas::instance::ensure_next;

@@ -170,6 +170,15 @@ const TABLE: &[(&str, [u16; 9], Elsewhere)] = &[
     ("update_webhook",          [200, 403, 403, 403, 403, 403, 200, 403, 401], R403),
     ("delete_webhook",          [204, 403, 403, 403, 403, 403, 204, 403, 401], R403),
     ("list_webhook_deliveries", [200, 403, 403, 403, 403, 403, 200, 403, 401], R403),
+    // Leases and the recycle bin: whoever may delete may release; the department admin
+    // decides leases and restores.
+    ("set_instance_lease",      [200, 403, 403, 403, 403, 403, 200, 403, 401], R403),
+    ("release_instance",        [202, 403, 403, 403, 403, 403, 202, 202, 401], R403),
+    ("restore_instance",        [200, 403, 403, 403, 403, 403, 200, 403, 401], R403),
+    ("release_volume",          [200, 403, 403, 403, 403, 403, 200, 200, 401], R403),
+    ("restore_volume",          [200, 403, 403, 403, 403, 403, 200, 403, 401], R403),
+    ("get_lease_settings",      [200, 403, 403, 403, 403, 403, 403, 403, 401], Same),
+    ("update_lease_settings",   [200, 403, 403, 403, 403, 403, 403, 403, 401], Same),
 ];
 
 /// The first caller (in column order) the table lets call `op` successfully.

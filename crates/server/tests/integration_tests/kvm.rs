@@ -487,6 +487,45 @@ async fn a_real_vm_lives_its_whole_life_on_an_agent_host() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_real_vm_released_to_the_recycle_bin_is_purged_leaving_no_files() {
+    let Some(template) = template_dir() else {
+        return;
+    };
+    let ts = TestServer::start(Db::Sqlite).await;
+    let mut k = kvm_cloud(&ts, template).await;
+    let (agent, agent_dir) = k.join("host-bin").await;
+    let id = k.create("bin-01", "").await;
+    k.wait_state(&id, "running").await;
+    // Booted (a guest still booting ignores the ACPI power button until QEMU is told to quit).
+    k.wait_console(&id, "ZHENGYUN-READY hostname=bin-01", 1)
+        .await;
+    let vm_dir = agent_dir.join("vms").join(&id);
+    assert!(vm_dir.exists(), "{}", vm_dir.display());
+    // The recycle bin keeps it for 20 s: released, stopped with its disk, then purged.
+    let (st, b) = k
+        .admin
+        .put(
+            "/v1/system/lease-settings",
+            json!({ "reminder_offsets_secs": [86400], "grace_secs": 86400, "retention_secs": 20 }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{b}");
+    let (st, v) = k
+        .member
+        .post(&format!("/v1/instances/{id}/release"), json!({}))
+        .await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{v}");
+    k.wait_state(&id, "stopped").await;
+    assert!(vm_dir.join("root.qcow2").exists(), "the bin keeps the disk");
+    k.wait_state(&id, "deleted").await;
+    assert!(!vm_dir.exists(), "{} still exists", vm_dir.display());
+    let (st, report) = k.admin.get("/v1/admin/check").await;
+    assert_eq!(st, StatusCode::OK, "{report}");
+    assert_eq!(report["ok"], true, "{report}");
+    agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn live_migration_moves_a_running_guest_and_its_claims() {
     let Some(template) = template_dir() else {
         return;

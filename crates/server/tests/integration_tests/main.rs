@@ -11,6 +11,7 @@ mod compute;
 mod faults;
 mod hostile;
 mod kvm;
+mod leases;
 mod notify;
 mod openapi;
 mod requests;

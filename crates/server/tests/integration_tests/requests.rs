@@ -657,3 +657,46 @@ async fn a_change_request_resizes_a_stopped_instance_and_adds_a_volume(db: Db) {
     assert_check_clean(&c).await;
 }
 both_databases!(a_change_request_resizes_a_stopped_instance_and_adds_a_volume);
+
+async fn change_and_release_requests_extend_a_lease_and_give_an_instance_back(db: Db) {
+    let ts = TestServer::start(db).await;
+    let c = cloud(&ts, 2).await;
+    let d = department_of(&c).await;
+    for kind in ["change", "release"] {
+        let chain = json!({ "department_id": d, "kind": kind, "steps": [{ "name": "部门审核", "role": "dept_admin", "scope": "department", "deadline_hours": 24 }], "auto_max_vcpus": 64 });
+        let (st, v) = c.admin.put("/v1/approval-chains", chain).await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+    }
+    let (_, created) = crate::compute::create(&c, "svc", 1, json!({})).await;
+    crate::compute::settle(&c).await;
+    let iid = created["items"][0]["id"].clone();
+    let body = json!({ "project_id": c.project, "kind": "change", "title": "续期", "purpose": "业务延续一年",
+        "items": [{ "type": "extend_lease", "instance_id": iid, "lease_end": "2031-06-30T00:00:00+08:00" }] });
+    let (st, r) = c.member.post("/v1/requests", body).await;
+    assert_eq!(st, StatusCode::CREATED, "{r}");
+    let id = r["id"].as_str().expect("id").to_string();
+    let (st, v) = submit(&c, &id).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    wait_state(&c.member, &id, "delivered").await;
+    let path = format!("/v1/instances/{}", iid.as_str().unwrap_or(""));
+    let (_, i) = c.member.get(&path).await;
+    assert!(
+        i["lease_end"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("2031-06-30")),
+        "{i}"
+    );
+    let body = json!({ "project_id": c.project, "kind": "release", "title": "下线", "purpose": "系统迁移完成",
+        "items": [{ "type": "release", "instance_id": iid }] });
+    let (st, r) = c.member.post("/v1/requests", body).await;
+    assert_eq!(st, StatusCode::CREATED, "{r}");
+    let id = r["id"].as_str().expect("id").to_string();
+    let (st, v) = submit(&c, &id).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let r = wait_state(&c.member, &id, "delivered").await;
+    assert_eq!(r["delivered"][0]["kind"], "released", "{r}");
+    let (_, i) = c.member.get(&path).await;
+    assert!(i["recycled_at"].is_string(), "in the recycle bin: {i}");
+    assert_check_clean(&c).await;
+}
+both_databases!(change_and_release_requests_extend_a_lease_and_give_an_instance_back);

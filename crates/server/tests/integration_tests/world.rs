@@ -304,6 +304,17 @@ impl<'a> World<'a> {
         (id, b["generation"].as_i64().unwrap_or(1))
     }
 
+    /// A new stopped instance of the home project, released to the recycle bin.
+    pub async fn recycled_instance(&self) -> String {
+        let id = self.instance_in("stopped").await;
+        let (st, b) = self
+            .admin
+            .post(&format!("/v1/instances/{id}/release"), json!({}))
+            .await;
+        assert_eq!(st, StatusCode::ACCEPTED, "{b}");
+        id
+    }
+
     /// A new volume attached to a new running instance.
     async fn attached_volume(&self) -> String {
         let v = self.volume().await;
@@ -547,6 +558,21 @@ impl<'a> World<'a> {
             // running instance is refused with 409 (the kvm tests migrate for real).
             "migrate_instance" => req(Method::POST, format!("/v1/instances/{i}/migrate"), Some(json!({}))),
             "admin_check" => req(Method::GET, "/v1/admin/check", None),
+            "set_instance_lease" => {
+                let end = chrono::Utc::now() + chrono::Duration::days(30);
+                req(Method::PUT, format!("/v1/instances/{}/lease", self.instance_in("stopped").await), Some(json!({ "lease_end": end.to_rfc3339() })))
+            }
+            "release_instance" => req(Method::POST, format!("/v1/instances/{}/release", self.instance_in("running").await), Some(json!({ "reason": "项目结束" }))),
+            "restore_instance" => req(Method::POST, format!("/v1/instances/{}/restore", self.recycled_instance().await), Some(json!({}))),
+            "release_volume" => req(Method::POST, format!("/v1/volumes/{}/release", self.volume().await), Some(json!({ "reason": "不再需要" }))),
+            "restore_volume" => {
+                let v = self.volume().await;
+                let (st, b) = self.admin.post(&format!("/v1/volumes/{v}/release"), json!({})).await;
+                assert_eq!(st, StatusCode::OK, "{b}");
+                req(Method::POST, format!("/v1/volumes/{v}/restore"), None)
+            }
+            "get_lease_settings" => req(Method::GET, "/v1/system/lease-settings", None),
+            "update_lease_settings" => req(Method::PUT, "/v1/system/lease-settings", Some(serde_json::to_value(zy_model::lease::LeaseSettings::default()).expect("settings"))),
             "instance_sagas" => req(Method::GET, format!("/v1/instances/{i}/sagas"), None),
             "list_tasks" => req(Method::GET, "/v1/system/tasks", None),
             "list_sagas" => req(Method::GET, "/v1/system/sagas", None),
