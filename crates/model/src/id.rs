@@ -108,6 +108,12 @@ typed_id!(
 typed_id!(
     /// A live migration of an instance between hosts.
     MigrationId, "migration");
+typed_id!(
+    /// A version of a provider's price list (价格目录).
+    PriceVersionId, "price_version");
+typed_id!(
+    /// An adjustment line on a closed bill.
+    AdjustmentId, "adjustment");
 
 #[cfg(test)]
 mod tests {

@@ -6,9 +6,11 @@
 
 pub mod agents;
 pub mod audit;
+pub mod billing;
 pub mod compute;
 pub mod error;
 pub mod id;
+pub mod money;
 pub mod ops;
 pub mod page;
 pub mod role;
@@ -20,4 +22,5 @@ pub mod totp;
 pub mod validate;
 
 pub use error::{Error, ErrorCode};
+pub use money::Money;
 pub use text::Text;
