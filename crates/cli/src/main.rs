@@ -142,6 +142,10 @@ struct ServerArgs {
     /// Longest an API request may take; slower ones are answered 503 with Retry-After.
     #[arg(long, default_value_t = 30)]
     request_timeout_secs: u64,
+    /// Let finance move the metering clock forward (POST /v1/billing/clock), to try billing
+    /// with back-dated months. For tests and trials only, never in production.
+    #[arg(long, env = "ZHENGYUN_TEST_CLOCK")]
+    test_clock: bool,
     /// Key that seals second-factor seeds (default: <data dir>/secret.key, created at first
     /// start). Replicas sharing a database must share this file.
     #[arg(long, env = "ZHENGYUN_SECRET_KEY_FILE")]
@@ -343,6 +347,7 @@ async fn run_server(a: ServerArgs) -> anyhow::Result<()> {
         lease_secs: 30,
         secret_key_file: a.secret_key_file,
         request_timeout: std::time::Duration::from_secs(a.request_timeout_secs.max(1)),
+        test_clock: a.test_clock,
     };
     let server = zy_server::start(config)
         .await

@@ -221,6 +221,10 @@ pub fn what_names(what: &str) -> (&'static str, &'static str) {
         "instance" => ("云主机", "Instance"),
         "volume" => ("云硬盘", "Volume"),
         "server_group" => ("主机组", "Server group"),
+        "price_version" => ("价格版本", "Price version"),
+        "bill" => ("账单", "Bill"),
+        "budget" => ("预算", "Budget"),
+        "reconciliation" => ("对账结果", "Reconciliation"),
         _ => ("对象", "Object"),
     }
 }

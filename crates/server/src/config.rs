@@ -23,6 +23,9 @@ pub struct Config {
     pub secret_key_file: Option<PathBuf>,
     /// Longest an API request may take before it is answered 503 with `Retry-After`.
     pub request_timeout: std::time::Duration,
+    /// Let finance move the metering clock forward (`POST /v1/billing/clock`): for tests
+    /// and trials of billing with back-dated months, never for production.
+    pub test_clock: bool,
 }
 
 impl Config {
@@ -52,6 +55,7 @@ impl Default for Config {
             lease_secs: 30,
             secret_key_file: None,
             request_timeout: std::time::Duration::from_secs(30),
+            test_clock: false,
         }
     }
 }

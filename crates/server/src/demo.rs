@@ -117,6 +117,7 @@ pub async fn load(store: &Store) -> Result<bool, Error> {
     let mut tx = store.begin_write().await?;
     let now = Timestamp::now();
     let mut n = 0u32;
+    let mut billed = Vec::new();
     for (name, code, prefix, projs) in DEPARTMENTS {
         let d = Department {
             id: DepartmentId::new(),
@@ -171,6 +172,9 @@ pub async fn load(store: &Store) -> Result<bool, Error> {
             .await?;
             grant(&mut tx, dev, Role::DeptMember, Scope::Project(d.id, p)).await?;
         }
+        if let Some(p) = first_project {
+            billed.push((d.id, p));
+        }
         n += 1;
     }
     for (username, display, role) in [
@@ -181,7 +185,8 @@ pub async fn load(store: &Store) -> Result<bool, Error> {
         let u = user(&mut tx, username, display, None, &hash).await?;
         grant(&mut tx, u, role, Scope::Platform).await?;
     }
-    compute(&mut tx).await?;
+    let providers = compute(&mut tx).await?;
+    crate::app::billing::demo::load(&mut tx, &billed, &providers).await?;
     zy_store::audit::append(
         &mut tx,
         AuditEntry {
@@ -251,7 +256,7 @@ async fn grant(tx: &mut Tx, user: UserId, role: Role, scope: Scope) -> Result<()
 
 /// Two simulated providers sized like the seeds' clouds, with zones, the seeds' flavors
 /// and a few government images. Labelled as simulated everywhere.
-async fn compute(tx: &mut Tx) -> Result<(), Error> {
+async fn compute(tx: &mut Tx) -> Result<Vec<zy_model::id::ProviderId>, Error> {
     use zy_model::compute::*;
     use zy_model::id::*;
     let now = Timestamp::now();
@@ -416,5 +421,5 @@ async fn compute(tx: &mut Tx) -> Result<(), Error> {
         };
         zy_store::inventory::insert_image(tx, &i).await?;
     }
-    Ok(())
+    Ok([sims, vec![local.id]].concat())
 }

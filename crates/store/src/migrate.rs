@@ -39,10 +39,16 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0004_sagas_tasks.sql"),
         postgres: include_str!("../migrations/postgres/0004_sagas_tasks.sql"),
     },
+    Migration {
+        version: 8,
+        name: "billing",
+        sqlite: include_str!("../migrations/sqlite/0008_billing.sql"),
+        postgres: include_str!("../migrations/postgres/0008_billing.sql"),
+    },
 ];
 
 /// The newest schema version this binary knows.
-pub const LATEST: i64 = 4;
+pub const LATEST: i64 = 8;
 
 /// The oldest schema version whose audit tables this binary reads as they are (the audit
 /// log and its head have not changed since version 1).
@@ -85,6 +91,15 @@ fn not_newer(current: i64) -> Result<(), Error> {
     Ok(())
 }
 
+/// The migrations not yet applied, in order. Versions are numbered with gaps (features
+/// developed side by side take numbers in advance), so a database at version 8 may still
+/// lack 5–7: every missing version is applied, not only those above the highest.
+fn pending(applied: &[i64]) -> impl Iterator<Item = &'static Migration> + '_ {
+    MIGRATIONS
+        .iter()
+        .filter(move |m| !applied.contains(&m.version))
+}
+
 pub(crate) async fn run(store: &Store) -> Result<(), Error> {
     let mut tx = store.begin_write().await?;
     if store.backend() == Backend::Postgres {
@@ -98,13 +113,12 @@ pub(crate) async fn run(store: &Store) -> Result<(), Error> {
     )
     .await
     .map_err(db_error)?;
-    let current: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM schema_migrations")
-        .fetch_one(&mut *tx)
+    let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations")
+        .fetch_all(&mut *tx)
         .await
         .map_err(db_error)?;
-    let current = current.unwrap_or(0);
-    not_newer(current)?;
-    for m in MIGRATIONS.iter().filter(|m| m.version > current) {
+    not_newer(applied.iter().copied().max().unwrap_or(0))?;
+    for m in pending(&applied) {
         let sql = match store.backend() {
             Backend::Sqlite => m.sqlite,
             Backend::Postgres => m.postgres,
@@ -125,4 +139,25 @@ pub(crate) async fn run(store: &Store) -> Result<(), Error> {
     }
     tx.commit().await.map_err(db_error)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_ordered_and_a_gap_in_the_numbers_is_accepted() {
+        let versions: Vec<i64> = MIGRATIONS.iter().map(|m| m.version).collect();
+        assert!(versions.windows(2).all(|w| w[0] < w[1]), "{versions:?}");
+        assert_eq!(versions.last().copied(), Some(LATEST));
+        // A fresh database gets everything; one that has 1–4 gets the rest even though
+        // the numbers jump.
+        assert_eq!(pending(&[]).count(), MIGRATIONS.len());
+        let rest: Vec<i64> = pending(&[1, 2, 3, 4]).map(|m| m.version).collect();
+        assert_eq!(rest, vec![8]);
+        // A database that has a later number but lacks an earlier one (merged branches)
+        // still gets the earlier one.
+        let missing: Vec<i64> = pending(&[1, 2, 3, 8]).map(|m| m.version).collect();
+        assert_eq!(missing, vec![4]);
+    }
 }

@@ -50,7 +50,7 @@ pub async fn insert(tx: &mut Tx, v: &Volume) -> Result<(), Error> {
         .execute(&mut **tx)
         .await
         .map_err(db_error)?;
-    Ok(())
+    crate::billing::meter_volume(tx, v.id).await
 }
 
 pub async fn get<'c>(
@@ -116,7 +116,7 @@ pub async fn set_size(tx: &mut Tx, id: VolumeId, size_gib: u64) -> Result<(), Er
         .execute(&mut **tx)
         .await
         .map_err(db_error)?;
-    Ok(())
+    crate::billing::meter_volume(tx, id).await
 }
 
 /// Deletes a volume that is not attached; false if it is (or is gone).
@@ -127,6 +127,9 @@ pub async fn delete_available(tx: &mut Tx, id: VolumeId) -> Result<bool, Error> 
         .await
         .map_err(db_error)?
         .rows_affected();
+    if n == 1 {
+        crate::billing::meter_volume(tx, id).await?;
+    }
     Ok(n == 1)
 }
 
@@ -190,6 +193,9 @@ pub async fn restore_size(tx: &mut Tx, id: VolumeId, to: u64, from: u64) -> Resu
         .await
         .map_err(db_error)?
         .rows_affected();
+    if n == 1 {
+        crate::billing::meter_volume(tx, id).await?;
+    }
     Ok(n == 1)
 }
 

@@ -158,6 +158,12 @@ fn expected(f: &Fixture, a: Action) -> (usize, Vec<Holder>) {
         InstanceRead(..) => [Pa, Sup, Fin, Da, Dm, DmProject],
         InstanceOperate(..) => [Pa, Da, Dm, DmProject],
         AdminCheck => [Pa],
+        BillRead(_) => [Sup, Fin, Da],
+        BillReadAll => [Sup, Fin],
+        BillConfirm(_) => [Da],
+        BillingManage => [Fin],
+        ProviderBillRead => [Sup, Fin, Po],
+        PriceListManage => [Pa, Fin],
     }
 }
 
@@ -232,6 +238,12 @@ pub(super) fn samples(f: &Fixture) -> Vec<Action> {
         InstanceRead(d, pr),
         InstanceOperate(d, pr),
         AdminCheck,
+        BillRead(d),
+        BillReadAll,
+        BillConfirm(d),
+        BillingManage,
+        ProviderBillRead,
+        PriceListManage,
     ];
     for r in [Role::PlatformAdmin, Role::SecurityAdmin, Role::Auditor] {
         v.push(UserUpdate(admin(r)));

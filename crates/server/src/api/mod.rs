@@ -5,6 +5,7 @@
 pub mod agents;
 pub mod audit;
 pub mod auth;
+pub mod billing;
 pub mod departments;
 pub mod instances;
 pub mod inventory;
@@ -45,6 +46,7 @@ use zy_model::Error;
         (name = "security", description = "安全管理 / security administration"),
         (name = "audit", description = "审计日志 / audit log"),
         (name = "compute", description = "计算资源：云服务商、可用区、宿主机、规格、镜像、配额、云主机 / compute"),
+        (name = "billing", description = "计量、计费与账单：价格目录、月结、调整、对账、预算 / metering, rating and billing"),
         (name = "system", description = "运行状态与后台任务 / health, metrics, background tasks and sagas"),
     )
 )]
@@ -160,6 +162,27 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(volumes::attach_volume))
         .routes(routes!(volumes::detach_volume))
         .routes(routes!(volumes::extend_volume))
+        .routes(routes!(billing::usage_report))
+        .routes(routes!(
+            billing::list_price_versions,
+            billing::create_price_version
+        ))
+        .routes(routes!(billing::withdraw_price_version))
+        .routes(routes!(billing::list_billing_months))
+        .routes(routes!(billing::close_month))
+        .routes(routes!(billing::set_billing_clock))
+        .routes(routes!(billing::list_bills))
+        .routes(routes!(billing::get_bill))
+        .routes(routes!(billing::export_bill))
+        .routes(routes!(billing::adjust_bill))
+        .routes(routes!(billing::confirm_bill))
+        .routes(routes!(billing::pay_bill))
+        .routes(routes!(billing::list_provider_bills))
+        .routes(routes!(billing::get_budget, billing::set_budget))
+        .routes(routes!(
+            billing::list_reconciliations,
+            billing::create_reconciliation
+        ))
         .routes(routes!(system::healthz))
         .routes(routes!(system::readyz))
         .routes(routes!(system::metrics))

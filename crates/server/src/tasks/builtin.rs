@@ -7,6 +7,7 @@
 //! | `instance_reconciler` | one replica | 1 s | starts the saga each instance waits for (`work = 1` without an active saga) |
 //! | `host_monitor` | every replica | 2 s | heartbeats of the agents, guest crashes and power-offs |
 //! | `placement_refresh` | every replica | 30 s | re-reads host usage other replicas changed |
+//! | `budget_watch` | one replica | 60 s | raises each department's 80 % and 100 % budget alerts of the month, once each |
 
 use super::Task;
 use crate::compute::sagas::instance::ensure_next;
@@ -46,6 +47,9 @@ pub fn all(c: &Arc<Compute>, store: &Store, lease_secs: i64) -> Vec<Arc<dyn Task
         }),
         Arc::new(PlacementRefresh {
             c: c.clone(),
+            store: store.clone(),
+        }),
+        Arc::new(BudgetWatch {
             store: store.clone(),
         }),
     ]
@@ -207,6 +211,29 @@ impl Task for PlacementRefresh {
         Box::pin(async move {
             self.c.placement.load(&self.store).await?;
             Ok(serde_json::json!({ "reloaded": true }))
+        })
+    }
+}
+
+/// Raises budget alerts (`app::billing::watch_budgets`).
+pub struct BudgetWatch {
+    store: Store,
+}
+
+impl Task for BudgetWatch {
+    fn name(&self) -> &'static str {
+        "budget_watch"
+    }
+    fn period(&self) -> Duration {
+        Duration::from_secs(60)
+    }
+    fn singleton(&self) -> bool {
+        true
+    }
+    fn activate(&self) -> BoxFuture<'_, Result<serde_json::Value, Error>> {
+        Box::pin(async move {
+            let raised = crate::app::billing::watch_budgets(&self.store).await?;
+            Ok(serde_json::json!({ "alerts_raised": raised }))
         })
     }
 }

@@ -104,6 +104,7 @@ impl TestServer {
             lease_secs: 2,
             secret_key_file: None,
             request_timeout: std::time::Duration::from_secs(30),
+            test_clock: true,
         };
         let server = zy_server::start(config.clone())
             .await
