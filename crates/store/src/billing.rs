@@ -657,7 +657,7 @@ pub async fn provider_totals(
         }
     }
     let mut sql = Sql::new(
-        "SELECT provider_id, department_id, SUM(amount_fen) AS fen FROM bill_lines WHERE month = ",
+        "SELECT provider_id, department_id, CAST(SUM(amount_fen) AS BIGINT) AS fen FROM bill_lines WHERE month = ",
     );
     sql.bind_text(month)
         .push(" GROUP BY provider_id, department_id ORDER BY provider_id, department_id");

@@ -6,6 +6,7 @@ mod common;
 
 mod audit;
 mod auth;
+mod billing;
 mod authz;
 mod compute;
 mod faults;
