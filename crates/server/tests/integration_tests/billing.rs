@@ -27,7 +27,9 @@ async fn clock(fin: &Session, to: &str) {
 }
 
 async fn act(member: &Session, id: &str, what: &str, body: Value) {
-    let (st, b) = member.post(&format!("/v1/instances/{id}/{what}"), body).await;
+    let (st, b) = member
+        .post(&format!("/v1/instances/{id}/{what}"), body)
+        .await;
     assert_eq!(st, StatusCode::ACCEPTED, "{what}: {b}");
 }
 
@@ -39,23 +41,33 @@ async fn a_simulated_month_bills_to_the_fen_and_closes_for_good(db: Db) {
     let ts = TestServer::start(db).await;
     let c = cloud(&ts, 2).await;
     let (_, proj) = c.admin.get(&format!("/v1/projects/{}", c.project)).await;
-    let d = proj["department_id"].as_str().expect("department").to_string();
+    let d = proj["department_id"]
+        .as_str()
+        .expect("department")
+        .to_string();
     let fin = ts.new_user(&c.admin, "caizheng", None).await;
     ts.grant(&c.admin, &fin, Role::Finance, None, None).await;
     let boss = ts.new_user(&c.admin, "wjw.boss", Some(&d)).await;
-    ts.grant(&c.admin, &boss, Role::DeptAdmin, Some(&d), None).await;
+    ts.grant(&c.admin, &boss, Role::DeptAdmin, Some(&d), None)
+        .await;
 
     // Prices: v1 from T0, v2 (vCPU twice as dear) from day 15. Both published beforehand.
     clock(&fin, &at(-1)).await;
     for (from, vcpu) in [(at(0), "0.06"), (at(15), "0.12")] {
         let (st, b) = fin
-            .post("/v1/price-versions", json!({ "provider_id": c.provider, "effective_from": from, "rates": rates(vcpu) }))
+            .post(
+                "/v1/price-versions",
+                json!({ "provider_id": c.provider, "effective_from": from, "rates": rates(vcpu) }),
+            )
             .await;
         assert_eq!(st, StatusCode::CREATED, "{b}");
     }
     // A version may not start in the past (history stays true).
     let (st, b) = fin
-        .post("/v1/price-versions", json!({ "provider_id": c.provider, "effective_from": at(-2), "rates": rates("1") }))
+        .post(
+            "/v1/price-versions",
+            json!({ "provider_id": c.provider, "effective_from": at(-2), "rates": rates("1") }),
+        )
         .await;
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
 
@@ -69,7 +81,10 @@ async fn a_simulated_month_bills_to_the_fen_and_closes_for_good(db: Db) {
     let id = created["items"][0]["id"].as_str().expect("id").to_string();
     let (st, vol) = c
         .member
-        .post("/v1/volumes", json!({ "project_id": c.project, "name": "data", "size_gib": 100 }))
+        .post(
+            "/v1/volumes",
+            json!({ "project_id": c.project, "name": "data", "size_gib": 100 }),
+        )
         .await;
     assert_eq!(st, StatusCode::CREATED, "{vol}");
     let vol = vol["id"].as_str().expect("volume").to_string();
@@ -95,10 +110,18 @@ async fn a_simulated_month_bills_to_the_fen_and_closes_for_good(db: Db) {
     let (st, draft) = boss.get(&format!("/v1/bills/2031-03/{d}")).await;
     assert_eq!(st, StatusCode::OK, "{draft}");
     assert_eq!(draft["state"], "draft");
-    let (st, b) = fin.post("/v1/billing/months/2031-03/close", json!({})).await;
-    assert_eq!(st, StatusCode::CONFLICT, "a month that has not ended cannot close: {b}");
+    let (st, b) = fin
+        .post("/v1/billing/months/2031-03/close", json!({}))
+        .await;
+    assert_eq!(
+        st,
+        StatusCode::CONFLICT,
+        "a month that has not ended cannot close: {b}"
+    );
     clock(&fin, &at(31)).await;
-    let (st, b) = fin.post("/v1/billing/months/2031-03/close", json!({})).await;
+    let (st, b) = fin
+        .post("/v1/billing/months/2031-03/close", json!({}))
+        .await;
     assert_eq!(st, StatusCode::OK, "{b}");
 
     // The calculation by hand, in 0.0001 yuan (prices × hours; GiB-month = 720 h).
@@ -106,7 +129,12 @@ async fn a_simulated_month_bills_to_the_fen_and_closes_for_good(db: Db) {
     //           running 4C8G days 13–15 (48 h) at v1: 4×600×48 + 8×250×48
     //           running 4C8G days 15–20 (120 h) at v2: 4×1200×120 + 8×250×120
     //           its 40 GiB disk for all 480 h (stopped too): 40×3500×480/720
-    let instance = 2 * 600 * 240 + 4 * 250 * 240 + 4 * 600 * 48 + 8 * 250 * 48 + 4 * 1200 * 120 + 8 * 250 * 120;
+    let instance = 2 * 600 * 240
+        + 4 * 250 * 240
+        + 4 * 600 * 48
+        + 8 * 250 * 48
+        + 4 * 1200 * 120
+        + 8 * 250 * 120;
     let instance_exact = instance as f64 + 40.0 * 3500.0 * 480.0 / 720.0;
     // Volume: 100 GiB for 480 h at 0.50 a GiB-month.
     let volume_exact = 100.0 * 5000.0 * 480.0 / 720.0;
@@ -119,7 +147,12 @@ async fn a_simulated_month_bills_to_the_fen_and_closes_for_good(db: Db) {
     assert_eq!(bill["state"], "closed");
     let lines = bill["lines"].as_array().expect("lines");
     assert_eq!(lines.len(), 2, "{bill}");
-    let line = |rid: &str| lines.iter().find(|l| l["resource_id"] == rid).unwrap_or_else(|| panic!("no line for {rid}: {bill}"));
+    let line = |rid: &str| {
+        lines
+            .iter()
+            .find(|l| l["resource_id"] == rid)
+            .unwrap_or_else(|| panic!("no line for {rid}: {bill}"))
+    };
     let li = line(&id);
     assert_eq!(li["amount"], instance_fen, "{li}");
     assert_eq!(li["running_secs"], (240 + 48 + 120) * 3600);
@@ -129,40 +162,82 @@ async fn a_simulated_month_bills_to_the_fen_and_closes_for_good(db: Db) {
     assert_eq!(bill["total"], instance_fen + volume_fen);
 
     // Closed is closed: a second close, and a change behind the API's back, are refused.
-    let (st, b) = fin.post("/v1/billing/months/2031-03/close", json!({})).await;
+    let (st, b) = fin
+        .post("/v1/billing/months/2031-03/close", json!({}))
+        .await;
     assert_eq!(st, StatusCode::CONFLICT, "{b}");
     let tampered = sqlx::raw_sql("UPDATE bill_lines SET amount_fen = 1 WHERE month = '2031-03'")
         .execute(ts.store().pool())
         .await;
-    assert!(tampered.is_err(), "the lines of a closed month were changed");
+    assert!(
+        tampered.is_err(),
+        "the lines of a closed month were changed"
+    );
     // The department cannot adjust; finance can, with a reason, and it is audited.
     let adj = json!({ "amount": -500, "reason": "三月宕机两小时，按合同补偿" });
-    let (st, _) = boss.post(&format!("/v1/bills/2031-03/{d}/adjustments"), adj.clone()).await;
+    let (st, _) = boss
+        .post(&format!("/v1/bills/2031-03/{d}/adjustments"), adj.clone())
+        .await;
     assert_eq!(st, StatusCode::FORBIDDEN);
-    let (st, b) = fin.post(&format!("/v1/bills/2031-03/{d}/adjustments"), json!({ "amount": -500, "reason": " " })).await;
+    let (st, b) = fin
+        .post(
+            &format!("/v1/bills/2031-03/{d}/adjustments"),
+            json!({ "amount": -500, "reason": " " }),
+        )
+        .await;
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
-    let (st, adjusted) = fin.post(&format!("/v1/bills/2031-03/{d}/adjustments"), adj).await;
+    let (st, adjusted) = fin
+        .post(&format!("/v1/bills/2031-03/{d}/adjustments"), adj)
+        .await;
     assert_eq!(st, StatusCode::OK, "{adjusted}");
     assert_eq!(adjusted["total"], instance_fen + volume_fen - 500);
     assert_eq!(adjusted["usage_total"], instance_fen + volume_fen);
     let aud = ts.admin("auditor").await;
     let (_, log) = aud.get("/v1/audit?action=adjust_bill").await;
-    assert!(log["items"].as_array().is_some_and(|v| v.iter().any(|r| r["action"] == "adjust_bill")), "{log}");
+    assert!(
+        log["items"]
+            .as_array()
+            .is_some_and(|v| v.iter().any(|r| r["action"] == "adjust_bill")),
+        "{log}"
+    );
 
     // closed → confirmed (the department) → paid (finance); a paid bill takes no adjustment.
-    let (st, b) = fin.post(&format!("/v1/bills/2031-03/{d}/pay"), json!({})).await;
+    let (st, b) = fin
+        .post(&format!("/v1/bills/2031-03/{d}/pay"), json!({}))
+        .await;
     assert_eq!(st, StatusCode::CONFLICT, "paid before confirmed: {b}");
-    let (st, b) = boss.post(&format!("/v1/bills/2031-03/{d}/confirm"), json!({})).await;
-    assert_eq!((st, b["state"].clone()), (StatusCode::OK, json!("confirmed")), "{b}");
-    let (st, b) = fin.post(&format!("/v1/bills/2031-03/{d}/pay"), json!({})).await;
-    assert_eq!((st, b["state"].clone()), (StatusCode::OK, json!("paid")), "{b}");
-    let (st, b) = fin.post(&format!("/v1/bills/2031-03/{d}/adjustments"), json!({ "amount": 1, "reason": "x" })).await;
+    let (st, b) = boss
+        .post(&format!("/v1/bills/2031-03/{d}/confirm"), json!({}))
+        .await;
+    assert_eq!(
+        (st, b["state"].clone()),
+        (StatusCode::OK, json!("confirmed")),
+        "{b}"
+    );
+    let (st, b) = fin
+        .post(&format!("/v1/bills/2031-03/{d}/pay"), json!({}))
+        .await;
+    assert_eq!(
+        (st, b["state"].clone()),
+        (StatusCode::OK, json!("paid")),
+        "{b}"
+    );
+    let (st, b) = fin
+        .post(
+            &format!("/v1/bills/2031-03/{d}/adjustments"),
+            json!({ "amount": 1, "reason": "x" }),
+        )
+        .await;
     assert_eq!(st, StatusCode::CONFLICT, "{b}");
 
     // What the city owes the provider for March, by department.
     let (st, pb) = fin.get("/v1/provider-bills?month=2031-03").await;
     assert_eq!(st, StatusCode::OK, "{pb}");
-    let p = pb["items"].as_array().and_then(|v| v.iter().find(|p| p["provider_id"] == c.provider.as_str())).cloned().expect("provider bill");
+    let p = pb["items"]
+        .as_array()
+        .and_then(|v| v.iter().find(|p| p["provider_id"] == c.provider.as_str()))
+        .cloned()
+        .expect("provider bill");
     assert_eq!(p["total"], instance_fen + volume_fen, "{p}");
     assert_eq!(p["departments"][0]["department_id"], d.as_str());
 
@@ -180,7 +255,12 @@ async fn a_simulated_month_bills_to_the_fen_and_closes_for_good(db: Db) {
         .as_array()
         .expect("differences")
         .iter()
-        .map(|x| (x["resource_id"].as_str().unwrap_or("").to_string(), x["kind"].as_str().unwrap_or("").to_string()))
+        .map(|x| {
+            (
+                x["resource_id"].as_str().unwrap_or("").to_string(),
+                x["kind"].as_str().unwrap_or("").to_string(),
+            )
+        })
         .collect();
     let mut want = vec![
         (id.clone(), "quantity".to_string()),
@@ -194,7 +274,10 @@ async fn a_simulated_month_bills_to_the_fen_and_closes_for_good(db: Db) {
     assert_eq!(rec["matched"], 0);
     assert_eq!(rec["delta"], 3340 - volume_fen + 9900, "{rec}");
     let (st, list) = fin.get("/v1/reconciliations").await;
-    assert_eq!((st, list["items"].as_array().map(Vec::len)), (StatusCode::OK, Some(1)));
+    assert_eq!(
+        (st, list["items"].as_array().map(Vec::len)),
+        (StatusCode::OK, Some(1))
+    );
 
     // The CSV export carries every line and the total.
     let (st, r) = fin.get(&format!("/v1/bills/2031-03/{d}/export")).await;
@@ -202,7 +285,13 @@ async fn a_simulated_month_bills_to_the_fen_and_closes_for_good(db: Db) {
     let r = r.as_str().expect("CSV text").to_string();
     assert!(r.starts_with('\u{feff}'), "BOM");
     assert!(r.contains(&id) && r.contains(&vol), "{r}");
-    assert!(r.contains(&format!(",{}\r\n", zy_model::Money(instance_fen + volume_fen - 500).yuan())), "{r}");
+    assert!(
+        r.contains(&format!(
+            ",{}\r\n",
+            zy_model::Money(instance_fen + volume_fen - 500).yuan()
+        )),
+        "{r}"
+    );
 }
 both_databases!(a_simulated_month_bills_to_the_fen_and_closes_for_good);
 
@@ -210,12 +299,18 @@ async fn a_budget_alert_is_raised_once_at_each_level(db: Db) {
     let ts = TestServer::start(db).await;
     let c = cloud(&ts, 1).await;
     let (_, proj) = c.admin.get(&format!("/v1/projects/{}", c.project)).await;
-    let d = proj["department_id"].as_str().expect("department").to_string();
+    let d = proj["department_id"]
+        .as_str()
+        .expect("department")
+        .to_string();
     let fin = ts.new_user(&c.admin, "caizheng", None).await;
     ts.grant(&c.admin, &fin, Role::Finance, None, None).await;
     clock(&fin, &at(-1)).await;
     let (st, b) = fin
-        .post("/v1/price-versions", json!({ "provider_id": c.provider, "effective_from": at(0), "rates": rates("1.00") }))
+        .post(
+            "/v1/price-versions",
+            json!({ "provider_id": c.provider, "effective_from": at(0), "rates": rates("1.00") }),
+        )
         .await;
     assert_eq!(st, StatusCode::CREATED, "{b}");
     clock(&fin, &at(0)).await;
@@ -226,18 +321,29 @@ async fn a_budget_alert_is_raised_once_at_each_level(db: Db) {
     assert_eq!(st, StatusCode::ACCEPTED, "{b}");
     settle(&c).await;
     // 4 vCPU × ¥1 + 8 GiB × ¥0.025 = ¥4.20 an hour, plus the disk: ¥100 lasts ~23 h.
-    let (st, b) = fin.put(&format!("/v1/budgets/{d}"), json!({ "monthly": 10_000 })).await;
+    let (st, b) = fin
+        .put(&format!("/v1/budgets/{d}"), json!({ "monthly": 10_000 }))
+        .await;
     assert_eq!(st, StatusCode::OK, "{b}");
     clock(&fin, &at(1)).await;
     let (st, status) = fin.get(&format!("/v1/budgets/{d}")).await;
     assert_eq!(st, StatusCode::OK, "{status}");
-    assert!(status["spent"].as_i64().is_some_and(|s| s > 10_000), "{status}");
-    assert!(status["forecast"].as_i64() > status["spent"].as_i64(), "{status}");
+    assert!(
+        status["spent"].as_i64().is_some_and(|s| s > 10_000),
+        "{status}"
+    );
+    assert!(
+        status["forecast"].as_i64() > status["spent"].as_i64(),
+        "{status}"
+    );
     // The budget_watch task raises 80 % and 100 % once each.
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         let (_, s) = fin.get(&format!("/v1/budgets/{d}")).await;
-        let levels: Vec<i64> = s["alerts"].as_array().map(|a| a.iter().filter_map(|x| x["level"].as_i64()).collect()).unwrap_or_default();
+        let levels: Vec<i64> = s["alerts"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|x| x["level"].as_i64()).collect())
+            .unwrap_or_default();
         if levels.len() >= 2 {
             let mut l = levels.clone();
             l.sort();
@@ -256,14 +362,29 @@ async fn the_test_clock_only_moves_forward_and_only_where_enabled(db: Db) {
     let fin = ts.new_user(&admin, "caizheng", None).await;
     ts.grant(&admin, &fin, Role::Finance, None, None).await;
     clock(&fin, "2032-01-01T00:00:00+08:00").await;
-    let (st, b) = fin.post("/v1/billing/clock", json!({ "to": "2031-12-31T00:00:00+08:00" })).await;
+    let (st, b) = fin
+        .post(
+            "/v1/billing/clock",
+            json!({ "to": "2031-12-31T00:00:00+08:00" }),
+        )
+        .await;
     assert_eq!(st, StatusCode::CONFLICT, "{b}");
-    let (st, _) = admin.post("/v1/billing/clock", json!({ "to": "2033-01-01T00:00:00+08:00" })).await;
+    let (st, _) = admin
+        .post(
+            "/v1/billing/clock",
+            json!({ "to": "2033-01-01T00:00:00+08:00" }),
+        )
+        .await;
     assert_eq!(st, StatusCode::FORBIDDEN);
     ts.config.test_clock = false;
     ts.restart().await;
     let fin = ts.login("caizheng", USER_PASSWORD).await.expect("login");
-    let (st, b) = fin.post("/v1/billing/clock", json!({ "to": "2033-01-01T00:00:00+08:00" })).await;
+    let (st, b) = fin
+        .post(
+            "/v1/billing/clock",
+            json!({ "to": "2033-01-01T00:00:00+08:00" }),
+        )
+        .await;
     assert_eq!(st, StatusCode::CONFLICT, "{b}");
 }
 both_databases!(the_test_clock_only_moves_forward_and_only_where_enabled);

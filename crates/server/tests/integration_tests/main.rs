@@ -6,8 +6,8 @@ mod common;
 
 mod audit;
 mod auth;
-mod billing;
 mod authz;
+mod billing;
 mod compute;
 mod faults;
 mod hostile;

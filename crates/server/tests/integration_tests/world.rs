@@ -108,6 +108,7 @@ pub struct World<'a> {
     pub instance: String,
     pub volume: String,
     n: AtomicU32,
+    months: AtomicU32,
 }
 
 impl<'a> World<'a> {
@@ -218,6 +219,7 @@ impl<'a> World<'a> {
             instance: String::new(),
             volume: String::new(),
             n: AtomicU32::new(0),
+            months: AtomicU32::new(0),
         };
         w.instance = w.instance_in("running").await;
         w.volume = w.volume().await;
@@ -237,10 +239,15 @@ impl<'a> World<'a> {
         self.n.fetch_add(1, Ordering::SeqCst)
     }
 
+    /// A month nobody has closed yet (January 2001 onwards; the months of 2000 stay open).
+    pub fn fresh_month(&self) -> String {
+        let m = self.months.fetch_add(1, Ordering::SeqCst) % 1188;
+        format!("{}-{:02}", 2001 + m / 12, m % 12 + 1)
+    }
+
     /// A month no one has closed yet, closed now by finance (every department gets a bill).
     pub async fn closed_month(&self) -> String {
-        let n = self.fresh();
-        let month = format!("{}-{:02}", 2001 + n / 12, n % 12 + 1);
+        let month = self.fresh_month();
         let (st, b) = self
             .session(Caller::Finance)
             .post(&format!("/v1/billing/months/{month}/close"), json!({}))
@@ -554,7 +561,7 @@ impl<'a> World<'a> {
             "create_price_version" => req(Method::POST, "/v1/price-versions", Some(self.price_version_body())),
             "withdraw_price_version" => req(Method::DELETE, format!("/v1/price-versions/{}", self.future_price_version().await), None),
             "list_billing_months" => req(Method::GET, "/v1/billing/months", None),
-            "close_month" => req(Method::POST, format!("/v1/billing/months/{}-{:02}/close", 2001 + n / 12, n % 12 + 1), None),
+            "close_month" => req(Method::POST, format!("/v1/billing/months/{}/close", self.fresh_month()), None),
             "set_billing_clock" => {
                 let to = zy_model::time::Timestamp::now().plus_secs(3600 + 60 * i64::from(n));
                 req(Method::POST, "/v1/billing/clock", Some(json!({ "to": to })))
