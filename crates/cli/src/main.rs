@@ -2,6 +2,7 @@
 //! subcommand is a client of the public HTTP API (tables for people, `--json` for scripts).
 
 mod audit_cmds;
+mod billing_cmds;
 mod client;
 mod commands;
 mod compute_cmds;
@@ -101,6 +102,29 @@ enum Command {
     /// Storage pools.
     #[command(subcommand)]
     Pool(inventory_cmds::PoolCmd),
+    /// Bills (账单): list, show, export, close a month, adjust, confirm, pay; providers.
+    #[command(subcommand)]
+    Bill(billing_cmds::BillCmd),
+    /// Price lists (价格目录): versions per provider.
+    #[command(subcommand)]
+    Price(billing_cmds::PriceCmd),
+    /// Usage and its cost per resource (计量), this month unless --month.
+    Usage {
+        #[arg(long)]
+        month: Option<String>,
+        #[arg(long)]
+        department: Option<String>,
+        #[arg(long)]
+        project: Option<String>,
+        #[arg(long)]
+        provider: Option<String>,
+    },
+    /// Department budgets (预算).
+    #[command(subcommand)]
+    Budget(billing_cmds::BudgetCmd),
+    /// Reconciliation with providers' invoices (对账).
+    #[command(subcommand)]
+    Reconcile(billing_cmds::ReconcileCmd),
     /// Platform administration.
     #[command(subcommand)]
     Admin(AdminCmd),

@@ -330,7 +330,7 @@ pub async fn close_month(
 
 /// Every department's bill for `[from, to)` (departments without usage get an empty bill,
 /// so each can confirm it).
-async fn month_bills(
+pub async fn month_bills(
     store: &Store,
     from: Timestamp,
     to: Timestamp,
