@@ -29,6 +29,7 @@ const routes: RouteRecordRaw[] = [
       { path: 'portal/instances/:id', name: 'instance', component: () => import('./views/dept/InstanceDetail.vue'), meta: { roles: PORTAL, title: 'nav.instances' } },
       { path: 'portal/volumes', name: 'volumes', component: () => import('./views/dept/Volumes.vue'), meta: { roles: PORTAL, title: 'nav.volumes' } },
       { path: 'portal/quotas', name: 'quotas', component: () => import('./views/dept/Quotas.vue'), meta: { roles: PORTAL, title: 'nav.quotas' } },
+      { path: 'portal/bills', name: 'bills', component: () => import('./views/dept/Bills.vue'), meta: { roles: ['dept_admin', 'finance', 'supervisor'], title: 'nav.bills' } },
       { path: 'portal/members', name: 'members', component: () => import('./views/dept/Members.vue'), meta: { roles: ['platform_admin', 'dept_admin'], title: 'nav.members' } },
       { path: 'platform/overview', name: 'overview', component: () => import('./views/platform/Overview.vue'), meta: { roles: PLATFORM_READ, title: 'nav.overview' } },
       { path: 'platform/departments', name: 'departments', component: () => import('./views/platform/Departments.vue'), meta: { roles: ['platform_admin', 'supervisor', 'finance'], title: 'nav.departments' } },
@@ -36,6 +37,7 @@ const routes: RouteRecordRaw[] = [
       { path: 'platform/infra', name: 'infra', component: () => import('./views/platform/Infra.vue'), meta: { roles: ['platform_admin', 'supervisor', 'provider_operator'], title: 'nav.infra' } },
       { path: 'platform/flavors', name: 'flavors', component: () => import('./views/platform/Flavors.vue'), meta: { roles: ['platform_admin', 'supervisor'], title: 'nav.flavors' } },
       { path: 'platform/images', name: 'images', component: () => import('./views/platform/Images.vue'), meta: { roles: ['platform_admin', 'supervisor'], title: 'nav.images' } },
+      { path: 'platform/billing', name: 'billing', component: () => import('./views/platform/Billing.vue'), meta: { roles: ['finance', 'supervisor', 'provider_operator', 'platform_admin'], title: 'nav.billing' } },
       { path: 'platform/security', name: 'security', component: () => import('./views/platform/Security.vue'), meta: { roles: ['security_admin'], title: 'nav.security' } },
       { path: 'platform/tasks', name: 'tasks', component: () => import('./views/platform/Tasks.vue'), meta: { roles: ['platform_admin'], title: 'nav.tasks' } },
       { path: 'audit', name: 'audit', component: () => import('./views/audit/Audit.vue'), meta: { roles: ['auditor'], title: 'nav.auditLog' } },
@@ -62,6 +64,6 @@ export function homeFor(): string {
   if (hasAny('auditor')) return '/audit'
   if (hasAny('security_admin')) return '/platform/users'
   if (hasAny('provider_operator')) return '/platform/infra'
-  if (hasAny('finance')) return '/platform/departments'
+  if (hasAny('finance')) return '/platform/billing'
   return '/forbidden'
 }
