@@ -388,3 +388,60 @@ async fn the_test_clock_only_moves_forward_and_only_where_enabled(db: Db) {
     assert_eq!(st, StatusCode::CONFLICT, "{b}");
 }
 both_databases!(the_test_clock_only_moves_forward_and_only_where_enabled);
+
+/// A close that dies before its commit (as under kill -9) leaves nothing: the month is
+/// still open, no bill or line was written, and the next close succeeds in full.
+async fn a_close_cut_short_leaves_the_month_open(db: Db) {
+    let ts = TestServer::start(db).await;
+    let c = cloud(&ts, 1).await;
+    let fin = ts.new_user(&c.admin, "caizheng", None).await;
+    ts.grant(&c.admin, &fin, Role::Finance, None, None).await;
+    clock(&fin, &at(-1)).await;
+    let (st, b) = fin
+        .post(
+            "/v1/price-versions",
+            json!({ "provider_id": c.provider, "effective_from": at(0), "rates": rates("0.06") }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{b}");
+    clock(&fin, &at(0)).await;
+    let (st, b) = c
+        .member
+        .post("/v1/instances", json!({ "project_id": c.project, "name": "web", "flavor": "2C4G", "image": "CentOS-7.9" }))
+        .await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{b}");
+    settle(&c).await;
+    clock(&fin, &at(31)).await;
+    let store = ts.store();
+    let (from, to) = zy_server::app::billing::month_bounds("2031-03").expect("month");
+    let bills = zy_server::app::billing::month_bills(store, from, to, "2031-03")
+        .await
+        .expect("rated");
+    assert!(bills.iter().any(|b| !b.lines.is_empty()));
+    let mut tx = store.begin_write().await.expect("tx");
+    zy_store::billing::write_closed_month(&mut tx, "2031-03", zy_model::id::UserId::new(), &bills)
+        .await
+        .expect("written");
+    drop(tx); // the process dies here, before the commit
+    for table in ["billing_months", "bills", "bill_lines"] {
+        let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
+            .fetch_one(store.pool())
+            .await
+            .expect("count");
+        assert_eq!(n, 0, "{table} kept rows of a close that never committed");
+    }
+    let (st, m) = fin.get("/v1/billing/months").await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(
+        m["items"]
+            .as_array()
+            .is_some_and(|v| v.iter().all(|x| x["closed"] == false)),
+        "{m}"
+    );
+    let (st, b) = fin
+        .post("/v1/billing/months/2031-03/close", json!({}))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{b}");
+    assert!(b["total"].as_i64().is_some_and(|t| t > 0), "{b}");
+}
+both_databases!(a_close_cut_short_leaves_the_month_open);
