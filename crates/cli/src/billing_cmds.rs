@@ -141,7 +141,8 @@ pub async fn bill(c: &Client, cmd: BillCmd, json: bool) -> Result<()> {
             }
             let v = c.get("/v1/bills", &q).await?;
             if json {
-                return Ok(output::json(&v));
+                output::json(&v);
+                return Ok(());
             }
             let rows = money_rows(&v, &["usage_total", "adjustments_total", "total"]);
             table(
@@ -161,7 +162,8 @@ pub async fn bill(c: &Client, cmd: BillCmd, json: bool) -> Result<()> {
                 .get(&format!("/v1/bills/{month}/{department}"), &[])
                 .await?;
             if json {
-                return Ok(output::json(&v));
+                output::json(&v);
+                return Ok(());
             }
             let mut head = v.clone();
             yuan(&mut head, &["usage_total", "adjustments_total", "total"]);
@@ -254,7 +256,8 @@ pub async fn bill(c: &Client, cmd: BillCmd, json: bool) -> Result<()> {
                 .post(&format!("/v1/billing/months/{month}/close"), json!({}))
                 .await?;
             if json {
-                return Ok(output::json(&v));
+                output::json(&v);
+                return Ok(());
             }
             yuan(&mut v, &["total"]);
             record(
@@ -302,7 +305,8 @@ pub async fn bill(c: &Client, cmd: BillCmd, json: bool) -> Result<()> {
             let q: Vec<(&str, String)> = month.map(|m| vec![("month", m)]).unwrap_or_default();
             let v = c.get("/v1/provider-bills", &q).await?;
             if json {
-                return Ok(output::json(&v));
+                output::json(&v);
+                return Ok(());
             }
             let mut rows = Vec::new();
             for p in items(&v) {
@@ -328,7 +332,8 @@ pub async fn bill(c: &Client, cmd: BillCmd, json: bool) -> Result<()> {
         BillCmd::Months => {
             let v = c.get("/v1/billing/months", &[]).await?;
             if json {
-                return Ok(output::json(&v));
+                output::json(&v);
+                return Ok(());
             }
             table(
                 &money_rows(&v, &["total"]),
@@ -369,7 +374,8 @@ pub async fn price(c: &Client, cmd: PriceCmd, json: bool) -> Result<()> {
                 .unwrap_or_default();
             let v = c.get("/v1/price-versions", &q).await?;
             if json {
-                return Ok(output::json(&v));
+                output::json(&v);
+                return Ok(());
             }
             let rows: Vec<Value> = items(&v)
                 .iter()
@@ -438,7 +444,8 @@ pub async fn usage(
     }
     let v = c.get("/v1/usage", &q).await?;
     if json {
-        return Ok(output::json(&v));
+        output::json(&v);
+        return Ok(());
     }
     let rows: Vec<Value> = money_rows(&v, &["amount"])
         .into_iter()
@@ -480,7 +487,8 @@ pub async fn budget(c: &Client, cmd: BudgetCmd, json: bool) -> Result<()> {
         }
     };
     if json {
-        return Ok(output::json(&v));
+        output::json(&v);
+        return Ok(());
     }
     let mut r = v.clone();
     yuan(&mut r, &["monthly", "spent", "forecast"]);
@@ -512,7 +520,8 @@ pub async fn reconcile(c: &Client, cmd: ReconcileCmd, json: bool) -> Result<()> 
                 .unwrap_or_else(|| "import.csv".into());
             let v = c.post("/v1/reconciliations", json!({ "provider_id": provider, "month": month, "source": source, "csv": csv })).await?;
             if json {
-                return Ok(output::json(&v));
+                output::json(&v);
+                return Ok(());
             }
             let mut head = v.clone();
             yuan(&mut head, &["our_total", "their_total", "delta"]);

@@ -28,6 +28,19 @@ pub fn demo_rates(discount_permille: u32) -> Rates {
     }
 }
 
+/// One demo resource: what it is and when (hours from the start) it ran, stopped, ended.
+struct Planned {
+    name: &'static str,
+    /// Empty for a volume.
+    flavor: &'static str,
+    vcpus: u32,
+    memory_mib: u64,
+    disk_gib: u64,
+    from_h: i64,
+    to_h: i64,
+    stop_h: Option<i64>,
+}
+
 pub async fn load(
     tx: &mut Tx,
     departments: &[(DepartmentId, ProjectId)],
@@ -58,22 +71,49 @@ pub async fn load(
     let hour = 3_600_000_000i64;
     for (k, (d, p)) in departments.iter().take(6).enumerate() {
         let k = k as i64;
-        let plan: [(&str, &str, u32, u64, u64, i64, i64, Option<i64>); 3] = [
-            // (name, flavor, vcpus, memory MiB, disk GiB, start h, end h, stopped from h)
-            (
-                "web-01",
-                "4C8G",
-                4,
-                8192,
-                50,
-                0,
-                24 * 80 + k * 10,
-                Some(24 * 60),
-            ),
-            ("db-01", "8C32G", 8, 32768, 200, 24 * 5, 24 * 85, None),
-            ("data-vol", "", 0, 0, 500, 24 * 2, 24 * 88, None),
+        let plan = [
+            Planned {
+                name: "web-01",
+                flavor: "4C8G",
+                vcpus: 4,
+                memory_mib: 8192,
+                disk_gib: 50,
+                from_h: 0,
+                to_h: 24 * 80 + k * 10,
+                stop_h: Some(24 * 60),
+            },
+            Planned {
+                name: "db-01",
+                flavor: "8C32G",
+                vcpus: 8,
+                memory_mib: 32768,
+                disk_gib: 200,
+                from_h: 24 * 5,
+                to_h: 24 * 85,
+                stop_h: None,
+            },
+            Planned {
+                name: "data-vol",
+                flavor: "",
+                vcpus: 0,
+                memory_mib: 0,
+                disk_gib: 500,
+                from_h: 24 * 2,
+                to_h: 24 * 88,
+                stop_h: None,
+            },
         ];
-        for (name, flavor, vcpus, memory_mib, disk_gib, from_h, to_h, stop_h) in plan {
+        for Planned {
+            name,
+            flavor,
+            vcpus,
+            memory_mib,
+            disk_gib,
+            from_h,
+            to_h,
+            stop_h,
+        } in plan
+        {
             let volume = flavor.is_empty();
             let rid = if volume {
                 VolumeId::new().to_string()

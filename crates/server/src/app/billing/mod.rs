@@ -339,7 +339,7 @@ pub async fn month_bills(
     let lines = rate_period(store, &UsageFilter::default(), from, to).await?;
     let names = zy_store::billing::names(store).await?;
     let mut by: BTreeMap<DepartmentId, Vec<BillLine>> = BTreeMap::new();
-    for (id, _) in &names.departments {
+    for id in names.departments.keys() {
         if let Ok(d) = id.parse::<DepartmentId>() {
             by.entry(d).or_default();
         }
