@@ -446,14 +446,24 @@ pub async fn list_bills(
                     .into_iter()
                     .map(|(b, _)| b)
                     .collect();
+            // The trend: with no month given, the open months among the last six (drafts,
+            // month to date) beside the closed ones; with a month, that month.
             let now = clock(&s.store).await?;
-            let current = month.clone().unwrap_or_else(|| month_of(now));
-            if !v.iter().any(|b| b.month == current)
-                && !zy_store::billing::month_closed(s.store.pool(), &current).await?
-            {
-                let b = load_bill(&s.store, &current, d).await?;
-                v.push(summary(&b));
+            let wanted: Vec<String> = match &month {
+                Some(m) => vec![m.clone()],
+                None => last_months(&month_of(now), TREND_MONTHS),
+            };
+            for m in wanted {
+                if !v.iter().any(|b| b.month == m)
+                    && !zy_store::billing::month_closed(s.store.pool(), &m).await?
+                {
+                    let b = load_bill(&s.store, &m, d).await?;
+                    if month.is_some() || !b.lines.is_empty() || m == month_of(now) {
+                        v.push(summary(&b));
+                    }
+                }
             }
+            v.sort_by(|a, b| a.month.cmp(&b.month));
             Ok(v)
         }
         None => {
@@ -475,6 +485,24 @@ pub async fn list_bills(
                 .collect())
         }
     }
+}
+
+/// Months a department's trend shows without a month asked for.
+const TREND_MONTHS: u32 = 6;
+
+/// `n` months up to and including `month` (`YYYY-MM`), oldest first.
+fn last_months(month: &str, n: u32) -> Vec<String> {
+    let (y, m): (i32, i32) = (
+        month[..4].parse().unwrap_or(2000),
+        month[5..].parse().unwrap_or(1),
+    );
+    let idx = y * 12 + (m - 1);
+    (0..n as i32)
+        .rev()
+        .map(|k| idx - k)
+        .filter(|i| *i >= 2000 * 12)
+        .map(|i| format!("{:04}-{:02}", i / 12, i % 12 + 1))
+        .collect()
 }
 
 fn summary(b: &Bill) -> BillSummary {
@@ -764,6 +792,15 @@ pub async fn set_clock(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_trend_counts_back_across_the_new_year() {
+        assert_eq!(
+            last_months("2027-02", 4),
+            vec!["2026-11", "2026-12", "2027-01", "2027-02"]
+        );
+        assert_eq!(last_months("2000-02", 6), vec!["2000-01", "2000-02"]);
+    }
 
     #[test]
     fn months_are_calendar_months_in_shanghai() {
