@@ -3349,7 +3349,10 @@ export interface operations {
     list_bills: {
         parameters: {
             query?: {
-                /** @description `YYYY-MM`; default: this month (for one department: every month it has a bill for). */
+                /**
+                 * @description `YYYY-MM`; default: this month (for one department: its closed months and the open
+                 *     months of the last six with usage, the current one always).
+                 */
                 month?: string;
                 /** @description One department's bills over the months (its trend); default: every department's. */
                 department_id?: string;

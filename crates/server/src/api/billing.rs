@@ -132,7 +132,8 @@ pub async fn set_billing_clock(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct BillsParams {
-    /// `YYYY-MM`; default: this month (for one department: every month it has a bill for).
+    /// `YYYY-MM`; default: this month (for one department: its closed months and the open
+    /// months of the last six with usage, the current one always).
     pub month: Option<String>,
     /// One department's bills over the months (its trend); default: every department's.
     #[param(value_type = Option<String>, format = Uuid)]
