@@ -21,12 +21,15 @@ pub enum BillCmd {
     },
     /// One department's bill with its lines and adjustments.
     Show { month: String, department: String },
-    /// The bill as CSV (to a file, or standard output).
+    /// The bill as CSV or XLSX (to a file, or standard output).
     Export {
         month: String,
         department: String,
         #[arg(long)]
         out: Option<std::path::PathBuf>,
+        /// `csv` or `xlsx`.
+        #[arg(long, default_value = "csv")]
+        format: String,
     },
     /// Close a month (finance): every department's bill is written and can no longer change.
     Close { month: String },
@@ -229,12 +232,13 @@ pub async fn bill(c: &Client, cmd: BillCmd, json: bool) -> Result<()> {
             month,
             department,
             out,
+            format,
         } => {
             let resp = c
                 .send(
                     Method::GET,
                     &format!("/v1/bills/{month}/{department}/export"),
-                    &[],
+                    &[("format", format)],
                     None,
                 )
                 .await?;

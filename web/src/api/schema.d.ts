@@ -3480,7 +3480,10 @@ export interface operations {
     };
     export_bill: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description `csv` (default, UTF-8 with BOM) or `xlsx`. */
+                format?: string;
+            };
             header?: never;
             path: {
                 /** @description YYYY-MM */
@@ -3491,7 +3494,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description CSV (UTF-8 with BOM) */
+            /** @description CSV (UTF-8 with BOM) or an XLSX workbook */
             200: {
                 headers: {
                     [name: string]: unknown;

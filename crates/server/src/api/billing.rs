@@ -160,22 +160,50 @@ pub async fn get_bill(
     Ok(axum::Json(app::bill(&s, &actor, &month, d).await?))
 }
 
-#[utoipa::path(get, path = "/v1/bills/{month}/{department_id}/export", tag = "billing", params(("month" = String, Path, description = "YYYY-MM"), ("department_id" = DepartmentId, Path)),
-    responses((status = 200, description = "CSV (UTF-8 with BOM)", content_type = "text/csv"), (status = "default", body = ErrorBody)))]
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ExportParams {
+    /// `csv` (default, UTF-8 with BOM) or `xlsx`.
+    pub format: Option<String>,
+}
+
+#[utoipa::path(get, path = "/v1/bills/{month}/{department_id}/export", tag = "billing", params(("month" = String, Path, description = "YYYY-MM"), ("department_id" = DepartmentId, Path), ExportParams),
+    responses((status = 200, description = "CSV (UTF-8 with BOM) or an XLSX workbook", content_type = "text/csv"), (status = "default", body = ErrorBody)))]
 pub async fn export_bill(
     State(s): State<AppState>,
     ctx: RequestContext,
     actor: Actor,
     Path((month, d)): Path<(String, DepartmentId)>,
+    Query(q): Query<ExportParams>,
 ) -> ApiResult<Response> {
-    let csv = app::export_csv(&s, &ctx, &actor, &month, d).await?;
-    let mut resp = csv.into_response();
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/csv; charset=utf-8"),
-    );
+    let format = q.format.as_deref().unwrap_or("csv");
+    if format != "csv" && format != "xlsx" {
+        return Err(zy_model::Error::validation(
+            "format",
+            zy_model::t!("format 须为 csv 或 xlsx", "format must be csv or xlsx"),
+        )
+        .into());
+    }
+    let bill = app::bill_for_export(&s, &ctx, &actor, &month, d).await?;
+    let (body, ctype, ext): (Vec<u8>, &'static str, &str) = if format == "xlsx" {
+        (
+            app::bill_xlsx(&bill),
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            "xlsx",
+        )
+    } else {
+        (
+            app::bill_csv(&bill).into_bytes(),
+            "text/csv; charset=utf-8",
+            "csv",
+        )
+    };
+    let mut resp = body.into_response();
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
     if let Ok(v) = HeaderValue::from_str(&format!(
-        "attachment; filename=\"zhengyun-bill-{month}-{d}.csv\""
+        "attachment; filename=\"zhengyun-bill-{month}-{d}.{ext}\""
     )) {
         resp.headers_mut().insert(header::CONTENT_DISPOSITION, v);
     }

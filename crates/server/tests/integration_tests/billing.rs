@@ -292,6 +292,59 @@ async fn a_simulated_month_bills_to_the_fen_and_closes_for_good(db: Db) {
         )),
         "{r}"
     );
+
+    // The XLSX workbook, opened by a real ZIP reader and its sheet read cell by cell.
+    let mut rq = fin.http.get(format!(
+        "{}/v1/bills/2031-03/{d}/export?format=xlsx",
+        fin.url
+    ));
+    if let Some(b) = &fin.bearer {
+        rq = rq.bearer_auth(b);
+    }
+    let resp = rq.send().await.expect("xlsx");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let bytes = resp.bytes().await.expect("xlsx bytes");
+    let path = temp_dir().join("bill.xlsx");
+    std::fs::write(&path, &bytes).expect("write xlsx");
+    let script = r#"
+import sys, zipfile, xml.etree.ElementTree as ET
+z = zipfile.ZipFile(sys.argv[1])
+assert z.testzip() is None
+ns = {'m': 'http://schemas.openxmlformats.org/spreadsheetml/2006/main'}
+names = set(z.namelist())
+assert {'[Content_Types].xml', 'xl/workbook.xml', 'xl/worksheets/sheet1.xml'} <= names, names
+for r in ET.fromstring(z.read('xl/worksheets/sheet1.xml')).findall('.//m:row', ns):
+    cells = []
+    for c in r.findall('m:c', ns):
+        t = c.find('m:is/m:t', ns)
+        v = c.find('m:v', ns)
+        cells.append(t.text if t is not None else v.text)
+    print('\t'.join(cells))
+"#;
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(&path)
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let last = text.lines().last().unwrap_or_default();
+    assert!(last.contains("合计 total"), "{text}");
+    assert!(
+        last.ends_with(&zy_model::Money(instance_fen + volume_fen - 500).yuan()),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.contains(&id) && l.ends_with(&zy_model::Money(instance_fen).yuan())),
+        "{text}"
+    );
+    assert!(text.contains("三月宕机两小时"), "{text}");
 }
 both_databases!(a_simulated_month_bills_to_the_fen_and_closes_for_good);
 

@@ -1,20 +1,19 @@
-//! Exports of bills for finance: CSV (UTF-8 with a BOM, formulas defused).
+//! Exports of bills for finance: CSV (UTF-8 with a BOM, formulas defused); the XLSX
+//! workbook is in `xlsx.rs`.
 
 use super::*;
 
-/// A bill as CSV for finance (UTF-8 with a BOM so spreadsheet programs read the Chinese
-/// header): one row per line, then the adjustments, then the total.
-pub async fn export_csv(
+/// The bill to export, for a caller who may read it.
+pub async fn bill_for_export(
     s: &AppState,
     ctx: &RequestContext,
     actor: &Actor,
     month: &str,
     d: DepartmentId,
-) -> Result<String, Error> {
+) -> Result<Bill, Error> {
     authorize(&actor.principal, Action::BillRead(d))?;
-    let b = load_bill(&s.store, month, d).await?;
     let _ = ctx;
-    Ok(bill_csv(&b))
+    load_bill(&s.store, month, d).await
 }
 
 fn csv_field(s: &str) -> String {
@@ -27,6 +26,8 @@ fn csv_field(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
 }
 
+/// A bill as CSV for finance (UTF-8 with a BOM so spreadsheet programs read the Chinese
+/// header): one row per line, then the adjustments, then the total.
 pub fn bill_csv(b: &Bill) -> String {
     let mut out = String::from("\u{feff}月份/month,部门/department,项目/project,云服务商/provider,资源ID/resource_id,类型/kind,名称/name,运行秒/running_secs,停机或占用秒/stopped_secs,vCPU秒/vcpu_secs,内存MiB秒/memory_mib_secs,磁盘GiB秒/disk_gib_secs,GPU秒/gpu_secs,金额元/amount_yuan\r\n");
     for l in &b.lines {

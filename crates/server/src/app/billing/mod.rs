@@ -28,11 +28,13 @@ pub mod demo;
 pub mod export;
 pub mod prices;
 pub mod reconcile;
+pub mod xlsx;
 
 pub use budgets::*;
 pub use export::*;
 pub use prices::*;
 pub use reconcile::*;
+pub use xlsx::bill_xlsx;
 use zy_store::Store;
 
 // ---------------------------------------------------------------- months
