@@ -21,13 +21,13 @@ pub enum BillCmd {
     },
     /// One department's bill with its lines and adjustments.
     Show { month: String, department: String },
-    /// The bill as CSV or XLSX (to a file, or standard output).
+    /// The bill as CSV, XLSX or a printable PDF (to a file, or standard output).
     Export {
         month: String,
         department: String,
         #[arg(long)]
         out: Option<std::path::PathBuf>,
-        /// `csv` or `xlsx`.
+        /// `csv`, `xlsx` or `pdf`.
         #[arg(long, default_value = "csv")]
         format: String,
     },

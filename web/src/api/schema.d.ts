@@ -3481,7 +3481,7 @@ export interface operations {
     export_bill: {
         parameters: {
             query?: {
-                /** @description `csv` (default, UTF-8 with BOM) or `xlsx`. */
+                /** @description `csv` (default, UTF-8 with BOM), `xlsx` or `pdf` (printable, A4, Chinese text). */
                 format?: string;
             };
             header?: never;
@@ -3494,7 +3494,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description CSV (UTF-8 with BOM) or an XLSX workbook */
+            /** @description CSV (UTF-8 with BOM), an XLSX workbook or a PDF */
             200: {
                 headers: {
                     [name: string]: unknown;

@@ -94,7 +94,7 @@ const en: typeof zh = {
     title: 'Department bills', trend: 'Monthly trend', total: 'Total', yuan: 'yuan', usage: 'Usage', adjustment: 'Adjustment', amount: 'Amount (yuan)',
     budget: 'Budget', budgetMonthly: 'Monthly budget (yuan)', noBudget: 'not set', spent: 'Spent this month', forecast: 'Forecast to month end',
     alert: 'Budget alert: {level}% spent in {month} (¥{spent})', confirm: 'Confirm bill', confirmText: 'Confirm that the {month} bill of ¥{total} is correct? Finance then pays it.',
-    exportXlsx: 'Export XLSX', exportCsv: 'Export CSV', kind: 'Kind', kind_instance: 'Instance', kind_volume: 'Volume', runningH: 'Running (h)', stoppedH: 'Stopped/held (h)', resources: 'Resources',
+    exportPdf: 'Print PDF', exportXlsx: 'Export XLSX', exportCsv: 'Export CSV', kind: 'Kind', kind_instance: 'Instance', kind_volume: 'Volume', runningH: 'Running (h)', stoppedH: 'Stopped/held (h)', resources: 'Resources',
     state_draft: 'Draft (month open)', state_closed: 'Closed', state_confirmed: 'Confirmed', state_paid: 'Paid',
   },
   billing: {

@@ -92,7 +92,7 @@ export default {
     title: '部门账单', trend: '月度账单趋势', total: '合计', yuan: '元', usage: '用量金额', adjustment: '调整', amount: '金额（元）',
     budget: '预算', budgetMonthly: '月预算（元）', noBudget: '未设置', spent: '本月已用', forecast: '预计月末',
     alert: '预算告警：{month} 已用 {level}%（¥{spent}）', confirm: '确认账单', confirmText: '确认 {month} 账单合计 ¥{total} 无误？确认后由财政支付。',
-    exportXlsx: '导出 XLSX', exportCsv: '导出 CSV', kind: '类型', kind_instance: '云主机', kind_volume: '云硬盘', runningH: '运行（小时）', stoppedH: '停机/占用（小时）', resources: '资源数',
+    exportPdf: '打印 PDF', exportXlsx: '导出 XLSX', exportCsv: '导出 CSV', kind: '类型', kind_instance: '云主机', kind_volume: '云硬盘', runningH: '运行（小时）', stoppedH: '停机/占用（小时）', resources: '资源数',
     state_draft: '草稿（未月结）', state_closed: '已月结', state_confirmed: '部门已确认', state_paid: '已支付',
   },
   billing: {

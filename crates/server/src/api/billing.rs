@@ -164,12 +164,12 @@ pub async fn get_bill(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ExportParams {
-    /// `csv` (default, UTF-8 with BOM) or `xlsx`.
+    /// `csv` (default, UTF-8 with BOM), `xlsx` or `pdf` (printable, A4, Chinese text).
     pub format: Option<String>,
 }
 
 #[utoipa::path(get, path = "/v1/bills/{month}/{department_id}/export", tag = "billing", params(("month" = String, Path, description = "YYYY-MM"), ("department_id" = DepartmentId, Path), ExportParams),
-    responses((status = 200, description = "CSV (UTF-8 with BOM) or an XLSX workbook", content_type = "text/csv"), (status = "default", body = ErrorBody)))]
+    responses((status = 200, description = "CSV (UTF-8 with BOM), an XLSX workbook or a PDF", content_type = "text/csv"), (status = "default", body = ErrorBody)))]
 pub async fn export_bill(
     State(s): State<AppState>,
     ctx: RequestContext,
@@ -178,15 +178,20 @@ pub async fn export_bill(
     Query(q): Query<ExportParams>,
 ) -> ApiResult<Response> {
     let format = q.format.as_deref().unwrap_or("csv");
-    if format != "csv" && format != "xlsx" {
+    if !["csv", "xlsx", "pdf"].contains(&format) {
         return Err(zy_model::Error::validation(
             "format",
-            zy_model::t!("format 须为 csv 或 xlsx", "format must be csv or xlsx"),
+            zy_model::t!(
+                "format 须为 csv、xlsx 或 pdf",
+                "format must be csv, xlsx or pdf"
+            ),
         )
         .into());
     }
     let bill = app::bill_for_export(&s, &ctx, &actor, &month, d).await?;
-    let (body, ctype, ext): (Vec<u8>, &'static str, &str) = if format == "xlsx" {
+    let (body, ctype, ext): (Vec<u8>, &'static str, &str) = if format == "pdf" {
+        (app::bill_pdf(&bill), "application/pdf", "pdf")
+    } else if format == "xlsx" {
         (
             app::bill_xlsx(&bill),
             "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",

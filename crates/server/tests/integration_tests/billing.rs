@@ -345,6 +345,60 @@ for r in ET.fromstring(z.read('xl/worksheets/sheet1.xml')).findall('.//m:row', n
         "{text}"
     );
     assert!(text.contains("三月宕机两小时"), "{text}");
+
+    // The printable PDF, read by poppler's pdftotext: Chinese text and the total.
+    pdf_says(
+        &fin,
+        &format!("/v1/bills/2031-03/{d}/export?format=pdf"),
+        &[
+            "宜宾市卫计委",
+            "合计",
+            "已支付",
+            &zy_model::Money(instance_fen + volume_fen - 500).yuan(),
+            "web",
+        ],
+    )
+    .await;
+}
+
+/// Fetches a PDF and checks that `pdftotext` finds every one of `want` in it. Without
+/// pdftotext the check is skipped, unless `ZY_REQUIRE_PDFTOTEXT` (set by `cargo xtask
+/// test`, which installs poppler) makes that a failure.
+async fn pdf_says(s: &Session, path: &str, want: &[&str]) {
+    let mut rq = s.http.get(format!("{}{path}", s.url));
+    if let Some(b) = &s.bearer {
+        rq = rq.bearer_auth(b);
+    }
+    let resp = rq.send().await.expect("pdf");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let bytes = resp.bytes().await.expect("pdf bytes");
+    assert!(bytes.starts_with(b"%PDF-1."), "not a PDF");
+    let file = temp_dir().join("bill.pdf");
+    std::fs::write(&file, &bytes).expect("write pdf");
+    let out = match std::process::Command::new("pdftotext")
+        .arg(&file)
+        .arg("-")
+        .output()
+    {
+        Ok(o) => o,
+        Err(e) => {
+            assert!(
+                std::env::var_os("ZY_REQUIRE_PDFTOTEXT").is_none(),
+                "pdftotext: {e}"
+            );
+            eprintln!("pdftotext is not installed; the PDF was not read back");
+            return;
+        }
+    };
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    for w in want {
+        assert!(text.contains(w), "{w} not in the PDF's text:\n{text}");
+    }
 }
 both_databases!(a_simulated_month_bills_to_the_fen_and_closes_for_good);
 

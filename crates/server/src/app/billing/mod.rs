@@ -26,12 +26,14 @@ use zy_store::billing::{Names, UsageFilter};
 pub mod budgets;
 pub mod demo;
 pub mod export;
+pub mod pdf;
 pub mod prices;
 pub mod reconcile;
 pub mod xlsx;
 
 pub use budgets::*;
 pub use export::*;
+pub use pdf::bill_pdf;
 pub use prices::*;
 pub use reconcile::*;
 pub use xlsx::bill_xlsx;
