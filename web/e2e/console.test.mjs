@@ -371,6 +371,48 @@ test('a member applies for instances, the department admin and the supervisor ap
     assert.deepEqual(p.errors, [])
     await p.page.close()
   }
+test('finance closes a month, adjusts a bill with a reason, and the department admin sees the bill with its trend', async () => {
+  const { page, errors } = await newPage(browser.ctx)
+  // Two months back (Asia/Shanghai): the demo ledger has usage there and it is still open.
+  const s = new Date(Date.now() + 8 * 3600_000)
+  const back = new Date(Date.UTC(s.getUTCFullYear(), s.getUTCMonth() - 2, 1))
+  const month = `${back.getUTCFullYear()}-${String(back.getUTCMonth() + 1).padStart(2, '0')}`
+  await login(page, server.base, 'caizheng')
+  await page.waitForURL('**/platform/billing')
+  await page.getByTestId('billing-month').fill(month)
+  await page.getByTestId('billing-month').press('Enter')
+  const rows = page.getByTestId('billing-bills').locator('tbody tr')
+  await rows.first().waitFor()
+  assert.match(await rows.first().innerText(), /草稿/)
+  await page.getByTestId('close-month').click()
+  await confirmBox(page)
+  await page.getByTestId('billing-bills').locator('tbody tr', { hasText: '已月结' }).first().waitFor()
+  await page.getByTestId('billing-bills').locator('tbody tr', { hasText: '宜宾市卫生和计划生育委员会' }).click()
+  const detail = page.getByTestId('billing-detail')
+  await detail.waitFor()
+  const before = await detail.locator('b').innerText()
+  await page.getByTestId('adjust').click()
+  await page.getByTestId('adjust-amount').fill('-1.00')
+  await page.getByTestId('adjust-reason').fill('e2e 补偿')
+  await page.getByTestId('adjust-save').click()
+  await detail.locator('td', { hasText: 'e2e 补偿' }).waitFor()
+  assert.notEqual(await detail.locator('b').innerText(), before)
+  await shot(page, '09a-billing')
+  await page.getByTestId('logout').click()
+  await page.waitForURL('**/login')
+
+  await login(page, server.base, 'wjw.admin')
+  await page.waitForURL('**/portal/instances')
+  await page.getByTestId('nav-bills').click()
+  await page.getByTestId('bill-trend').locator('canvas').waitFor()
+  await page.getByTestId('bill-state').waitFor()
+  await page.getByTestId('budget').waitFor()
+  // The trend shows the month finance just closed beside the open one.
+  await page.waitForTimeout(800)
+  await shot(page, '09b-department-bill')
+  await page.getByTestId('logout').click()
+  assert.deepEqual(errors, [])
+  await page.close()
 })
 
 test('the supervisor sees the overview, whose charts load as a separate chunk', async () => {

@@ -36,6 +36,7 @@ const routes: RouteRecordRaw[] = [
       { path: 'platform/approval-chains', name: 'approval-chains', component: () => import('./views/platform/ApprovalChains.vue'), meta: { roles: ['platform_admin', 'supervisor'], title: 'nav.approvalChains' } },
       { path: 'portal/quotas', name: 'quotas', component: () => import('./views/dept/Quotas.vue'), meta: { roles: PORTAL, title: 'nav.quotas' } },
       { path: 'portal/recycle-bin', name: 'recycle-bin', component: () => import('./views/dept/RecycleBin.vue'), meta: { roles: PORTAL, title: 'nav.recycleBin' } },
+      { path: 'portal/bills', name: 'bills', component: () => import('./views/dept/Bills.vue'), meta: { roles: ['dept_admin', 'finance', 'supervisor'], title: 'nav.bills' } },
       { path: 'portal/members', name: 'members', component: () => import('./views/dept/Members.vue'), meta: { roles: ['platform_admin', 'dept_admin'], title: 'nav.members' } },
       { path: 'platform/overview', name: 'overview', component: () => import('./views/platform/Overview.vue'), meta: { roles: PLATFORM_READ, title: 'nav.overview' } },
       { path: 'platform/departments', name: 'departments', component: () => import('./views/platform/Departments.vue'), meta: { roles: ['platform_admin', 'supervisor', 'finance'], title: 'nav.departments' } },
@@ -43,6 +44,7 @@ const routes: RouteRecordRaw[] = [
       { path: 'platform/infra', name: 'infra', component: () => import('./views/platform/Infra.vue'), meta: { roles: ['platform_admin', 'supervisor', 'provider_operator'], title: 'nav.infra' } },
       { path: 'platform/flavors', name: 'flavors', component: () => import('./views/platform/Flavors.vue'), meta: { roles: ['platform_admin', 'supervisor'], title: 'nav.flavors' } },
       { path: 'platform/images', name: 'images', component: () => import('./views/platform/Images.vue'), meta: { roles: ['platform_admin', 'supervisor'], title: 'nav.images' } },
+      { path: 'platform/billing', name: 'billing', component: () => import('./views/platform/Billing.vue'), meta: { roles: ['finance', 'supervisor', 'provider_operator', 'platform_admin'], title: 'nav.billing' } },
       { path: 'platform/security', name: 'security', component: () => import('./views/platform/Security.vue'), meta: { roles: ['security_admin'], title: 'nav.security' } },
       { path: 'platform/tasks', name: 'tasks', component: () => import('./views/platform/Tasks.vue'), meta: { roles: ['platform_admin'], title: 'nav.tasks' } },
       { path: 'inbox', name: 'inbox', component: () => import('./views/Inbox.vue'), meta: { title: 'nav.inbox' } },
@@ -72,6 +74,6 @@ export function homeFor(): string {
   if (hasAny('auditor')) return '/audit'
   if (hasAny('security_admin')) return '/platform/users'
   if (hasAny('provider_operator')) return '/platform/infra'
-  if (hasAny('finance')) return '/platform/departments'
+  if (hasAny('finance')) return '/platform/billing'
   return '/forbidden'
 }

@@ -119,10 +119,19 @@ fn test(args: &[String]) -> bool {
         eprintln!("cannot provide the test SMTP server: {e}");
         return false;
     }
+    // The billing tests read exported PDFs with a real reader: poppler's pdftotext, with
+    // poppler-data for the Chinese CID font's character collection.
+    let poppler_ready = std::path::Path::new("/usr/share/poppler/cidToUnicode/Adobe-GB1").exists()
+        && Command::new("pdftotext").arg("-v").output().is_ok();
+    if !poppler_ready && !web::apt_install(&["poppler-utils", "poppler-data"]) {
+        eprintln!("cannot install poppler-utils and poppler-data for the PDF export tests");
+        return false;
+    }
     let mut c = cargo();
     c.env("ZY_TEMPLATE_DIR", root().join("target/zy-template"))
         .env("ZY_REQUIRE_QEMU", "1")
-        .env("ZY_REQUIRE_SMTP", "1");
+        .env("ZY_REQUIRE_SMTP", "1")
+        .env("ZY_REQUIRE_PDFTOTEXT", "1");
     if has_nextest() {
         c.args(["nextest", "run", "--workspace", "--no-fail-fast"]);
     } else {

@@ -115,7 +115,7 @@ pub fn build() -> bool {
     ok
 }
 
-fn apt_install(packages: &[&str]) -> bool {
+pub fn apt_install(packages: &[&str]) -> bool {
     eprintln!("installing {packages:?} with apt-get");
     let mut update = Command::new("apt-get");
     update.args(["update", "-qq"]);

@@ -2,6 +2,7 @@
 //! subcommand is a client of the public HTTP API (tables for people, `--json` for scripts).
 
 mod audit_cmds;
+mod billing_cmds;
 mod client;
 mod commands;
 mod compute_cmds;
@@ -119,6 +120,29 @@ enum Command {
     /// The recycle bin (回收站): released instances until they are restored or purged.
     #[command(subcommand)]
     RecycleBin(lease_cmds::RecycleBinCmd),
+    /// Bills (账单): list, show, export, close a month, adjust, confirm, pay; providers.
+    #[command(subcommand)]
+    Bill(billing_cmds::BillCmd),
+    /// Price lists (价格目录): versions per provider.
+    #[command(subcommand)]
+    Price(billing_cmds::PriceCmd),
+    /// Usage and its cost per resource (计量), this month unless --month.
+    Usage {
+        #[arg(long)]
+        month: Option<String>,
+        #[arg(long)]
+        department: Option<String>,
+        #[arg(long)]
+        project: Option<String>,
+        #[arg(long)]
+        provider: Option<String>,
+    },
+    /// Department budgets (预算).
+    #[command(subcommand)]
+    Budget(billing_cmds::BudgetCmd),
+    /// Reconciliation with providers' invoices (对账).
+    #[command(subcommand)]
+    Reconcile(billing_cmds::ReconcileCmd),
     /// Platform administration.
     #[command(subcommand)]
     Admin(AdminCmd),
@@ -163,6 +187,10 @@ struct ServerArgs {
     /// Longest an API request may take; slower ones are answered 503 with Retry-After.
     #[arg(long, default_value_t = 30)]
     request_timeout_secs: u64,
+    /// Let finance move the metering clock forward (POST /v1/billing/clock), to try billing
+    /// with back-dated months. For tests and trials only, never in production.
+    #[arg(long, env = "ZHENGYUN_TEST_CLOCK")]
+    test_clock: bool,
     /// Key that seals second-factor seeds (default: <data dir>/secret.key, created at first
     /// start). Replicas sharing a database must share this file.
     #[arg(long, env = "ZHENGYUN_SECRET_KEY_FILE")]
@@ -364,6 +392,7 @@ async fn run_server(a: ServerArgs) -> anyhow::Result<()> {
         lease_secs: 30,
         secret_key_file: a.secret_key_file,
         request_timeout: std::time::Duration::from_secs(a.request_timeout_secs.max(1)),
+        test_clock: a.test_clock,
         ..Default::default()
     };
     let server = zy_server::start(config)

@@ -226,6 +226,10 @@ pub fn what_names(what: &str) -> (&'static str, &'static str) {
         "notification" => ("通知", "Notification"),
         "webhook" => ("Webhook 订阅", "Webhook"),
         "delivery" => ("投递记录", "Delivery"),
+        "price_version" => ("价格版本", "Price version"),
+        "bill" => ("账单", "Bill"),
+        "budget" => ("预算", "Budget"),
+        "reconciliation" => ("对账结果", "Reconciliation"),
         _ => ("对象", "Object"),
     }
 }

@@ -124,6 +124,12 @@ typed_id!(
 typed_id!(
     /// One e-mail or webhook call in the outbox.
     DeliveryId, "delivery");
+typed_id!(
+    /// A version of a provider's price list (价格目录).
+    PriceVersionId, "price_version");
+typed_id!(
+    /// An adjustment line on a closed bill.
+    AdjustmentId, "adjustment");
 
 #[cfg(test)]
 mod tests {

@@ -6,10 +6,12 @@
 
 pub mod agents;
 pub mod audit;
+pub mod billing;
 pub mod compute;
 pub mod error;
 pub mod id;
 pub mod lease;
+pub mod money;
 pub mod notice;
 pub mod ops;
 pub mod page;
@@ -23,4 +25,5 @@ pub mod totp;
 pub mod validate;
 
 pub use error::{Error, ErrorCode};
+pub use money::Money;
 pub use text::Text;

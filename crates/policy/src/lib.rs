@@ -98,6 +98,19 @@ pub enum Action {
     /// Webhook subscriptions (and their delivery logs) of a department, or platform-wide
     /// ones when `None`.
     WebhookManage(Option<DepartmentId>),
+    /// Read one department's usage, bills and budget (draft and closed).
+    BillRead(DepartmentId),
+    /// Read every department's bills and the platform's months.
+    BillReadAll,
+    /// Confirm a department's closed bill (the department agrees with it).
+    BillConfirm(DepartmentId),
+    /// Close months, adjust and mark bills paid, set budgets, import providers' invoices
+    /// for reconciliation, move the test clock (where enabled): finance.
+    BillingManage,
+    /// Read what the city owes providers and the reconciliations with their invoices.
+    ProviderBillRead,
+    /// Add and withdraw price-list versions.
+    PriceListManage,
 }
 
 /// Which departments and projects a principal may list.
@@ -343,6 +356,20 @@ pub fn authorize(p: &Principal, action: Action) -> Result<(), Error> {
         InstanceLease(d, pr) => {
             p.holds(Role::PlatformAdmin, &platform)
                 || p.holds(Role::DeptAdmin, &Scope::Project(d, pr))
+        }
+        BillRead(d) => {
+            p.holds(Role::Finance, &platform)
+                || p.holds(Role::Supervisor, &platform)
+                || p.holds(Role::DeptAdmin, &Scope::Department(d))
+        }
+        BillReadAll => p.holds(Role::Finance, &platform) || p.holds(Role::Supervisor, &platform),
+        BillConfirm(d) => p.holds(Role::DeptAdmin, &Scope::Department(d)),
+        BillingManage => p.holds(Role::Finance, &platform),
+        ProviderBillRead => [Role::Finance, Role::Supervisor, Role::ProviderOperator]
+            .into_iter()
+            .any(|r| p.holds(r, &platform)),
+        PriceListManage => {
+            p.holds(Role::Finance, &platform) || p.holds(Role::PlatformAdmin, &platform)
         }
     };
     if allowed {

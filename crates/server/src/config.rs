@@ -25,6 +25,9 @@ pub struct Config {
     pub request_timeout: std::time::Duration,
     /// How often overdue reviews and deliveries are looked for (tests shorten it).
     pub request_timer_secs: u64,
+    /// Let finance move the metering clock forward (`POST /v1/billing/clock`): for tests
+    /// and trials of billing with back-dated months, never for production.
+    pub test_clock: bool,
 }
 
 impl Config {
@@ -55,6 +58,7 @@ impl Default for Config {
             secret_key_file: None,
             request_timeout: std::time::Duration::from_secs(30),
             request_timer_secs: 30,
+            test_clock: false,
         }
     }
 }

@@ -119,6 +119,7 @@ pub async fn load(store: &Store) -> Result<bool, Error> {
     let mut n = 0u32;
     // The first bureau's admin and member, who find notices in their inboxes.
     let mut wjw: Option<(UserId, UserId)> = None;
+    let mut billed = Vec::new();
     for (name, code, prefix, projs) in DEPARTMENTS {
         let d = Department {
             id: DepartmentId::new(),
@@ -178,6 +179,9 @@ pub async fn load(store: &Store) -> Result<bool, Error> {
                 requests(&mut tx, d.id, p, member).await?;
             }
         }
+        if let Some(p) = first_project {
+            billed.push((d.id, p));
+        }
         n += 1;
     }
     let mut supervisor = None;
@@ -195,7 +199,8 @@ pub async fn load(store: &Store) -> Result<bool, Error> {
     if let Some((admin, member)) = wjw {
         notices(&mut tx, admin, member, supervisor).await?;
     }
-    compute(&mut tx).await?;
+    let providers = compute(&mut tx).await?;
+    crate::app::billing::demo::load(&mut tx, &billed, &providers).await?;
     zy_store::audit::append(
         &mut tx,
         AuditEntry {
@@ -412,7 +417,7 @@ async fn grant(tx: &mut Tx, user: UserId, role: Role, scope: Scope) -> Result<()
 
 /// Two simulated providers sized like the seeds' clouds, with zones, the seeds' flavors
 /// and a few government images. Labelled as simulated everywhere.
-async fn compute(tx: &mut Tx) -> Result<(), Error> {
+async fn compute(tx: &mut Tx) -> Result<Vec<zy_model::id::ProviderId>, Error> {
     use zy_model::compute::*;
     use zy_model::id::*;
     let now = Timestamp::now();
@@ -577,7 +582,7 @@ async fn compute(tx: &mut Tx) -> Result<(), Error> {
         };
         zy_store::inventory::insert_image(tx, &i).await?;
     }
-    Ok(())
+    Ok([sims, vec![local.id]].concat())
 }
 
 /// The demo's leases and recycle bin (公安局 · 治安综合管理平台): an instance whose lease

@@ -128,6 +128,16 @@ fn conflict_text(key: &str) -> Option<Text> {
             "您已有同名的 API 令牌",
             "you already have an API token with this name"
         )
+    } else if has(
+        "price_versions_provider_from_key",
+        "price_versions.provider_id, price_versions.effective_from",
+    ) {
+        t!(
+            "该云服务商已有同一生效时间的价格版本",
+            "this provider already has a price version taking effect at that instant"
+        )
+    } else if has("billing_months_pkey", "billing_months.month") {
+        t!("该月已经月结", "this month is already closed")
     } else {
         return None;
     })

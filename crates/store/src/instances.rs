@@ -222,6 +222,7 @@ pub async fn transition(
         .rows_affected();
     if n == 1 && from != to {
         event(tx, id, from.as_str(), to.as_str(), reason).await?;
+        crate::billing::meter_instance(tx, id).await?;
     }
     Ok(n == 1)
 }
@@ -494,6 +495,7 @@ pub async fn guest_powered_off(
     .rows_affected();
     if n == 1 {
         event(tx, id, "running", "stopped", "the guest powered itself off").await?;
+        crate::billing::meter_instance(tx, id).await?;
     }
     Ok(n == 1)
 }
@@ -582,6 +584,9 @@ pub async fn set_size_if(
         .await
         .map_err(db_error)?
         .rows_affected();
+    if n == 1 {
+        crate::billing::meter_instance(tx, id).await?;
+    }
     Ok(n == 1)
 }
 

@@ -8,6 +8,7 @@
 
 pub mod agents;
 pub mod audit;
+pub mod billing;
 mod db;
 pub mod departments;
 mod error;

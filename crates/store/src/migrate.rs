@@ -60,10 +60,16 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0007_leases_recycle.sql"),
         postgres: include_str!("../migrations/postgres/0007_leases_recycle.sql"),
     },
+    Migration {
+        version: 8,
+        name: "billing",
+        sqlite: include_str!("../migrations/sqlite/0008_billing.sql"),
+        postgres: include_str!("../migrations/postgres/0008_billing.sql"),
+    },
 ];
 
 /// The newest schema version this binary knows.
-pub const LATEST: i64 = 7;
+pub const LATEST: i64 = 8;
 
 /// The oldest schema version whose audit tables this binary reads as they are (the audit
 /// log and its head have not changed since version 1).

@@ -56,7 +56,7 @@ pub async fn insert(tx: &mut Tx, v: &Volume) -> Result<(), Error> {
         .execute(&mut **tx)
         .await
         .map_err(db_error)?;
-    Ok(())
+    crate::billing::meter_volume(tx, v.id).await
 }
 
 pub async fn get<'c>(
@@ -129,7 +129,7 @@ pub async fn set_size(tx: &mut Tx, id: VolumeId, size_gib: u64) -> Result<(), Er
         .execute(&mut **tx)
         .await
         .map_err(db_error)?;
-    Ok(())
+    crate::billing::meter_volume(tx, id).await
 }
 
 /// Deletes a volume that is not attached; false if it is (or is gone).
@@ -140,6 +140,9 @@ pub async fn delete_available(tx: &mut Tx, id: VolumeId) -> Result<bool, Error> 
         .await
         .map_err(db_error)?
         .rows_affected();
+    if n == 1 {
+        crate::billing::meter_volume(tx, id).await?;
+    }
     Ok(n == 1)
 }
 
@@ -203,6 +206,9 @@ pub async fn restore_size(tx: &mut Tx, id: VolumeId, to: u64, from: u64) -> Resu
         .await
         .map_err(db_error)?
         .rows_affected();
+    if n == 1 {
+        crate::billing::meter_volume(tx, id).await?;
+    }
     Ok(n == 1)
 }
 

@@ -229,6 +229,166 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/billing/clock": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["set_billing_clock"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/billing/months": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["list_billing_months"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/billing/months/{month}/close": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["close_month"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/bills": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["list_bills"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/bills/{month}/{department_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["get_bill"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/bills/{month}/{department_id}/adjustments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["adjust_bill"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/bills/{month}/{department_id}/confirm": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["confirm_bill"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/bills/{month}/{department_id}/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["export_bill"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/bills/{month}/{department_id}/pay": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["pay_bill"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/budgets/{department_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["get_budget"];
+        put: operations["set_budget"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/departments": {
         parameters: {
             query?: never;
@@ -806,6 +966,38 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/price-versions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["list_price_versions"];
+        put?: never;
+        post: operations["create_price_version"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/price-versions/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        delete: operations["withdraw_price_version"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/projects": {
         parameters: {
             query?: never;
@@ -836,6 +1028,22 @@ export interface paths {
         options?: never;
         head?: never;
         patch: operations["update_project"];
+        trace?: never;
+    };
+    "/v1/provider-bills": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["list_provider_bills"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/v1/providers": {
@@ -880,6 +1088,22 @@ export interface paths {
         get: operations["get_quota"];
         put: operations["set_quota"];
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/reconciliations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["list_reconciliations"];
+        put?: never;
+        post: operations["create_reconciliation"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1171,6 +1395,22 @@ export interface paths {
         put?: never;
         post?: never;
         delete: operations["revoke_token"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["usage_report"];
+        put?: never;
+        post?: never;
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -1484,6 +1724,16 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** @description A correction to a closed bill, made by finance with a reason. */
+        Adjustment: {
+            id: components["schemas"]["AdjustmentId"];
+            amount: components["schemas"]["Money"];
+            reason: string;
+            created_at: components["schemas"]["Timestamp"];
+            created_by: components["schemas"]["UserId"];
+        };
+        /** Format: uuid */
+        AdjustmentId: string;
         /** @description The agent of a real host, as the control plane last heard from it. */
         Agent: {
             host_id: components["schemas"]["HostId"];
@@ -1569,6 +1819,94 @@ export interface components {
             prev_hash: string;
             hash: string;
         };
+        /** @description A department's bill for one month. */
+        Bill: {
+            month: string;
+            department_id: components["schemas"]["DepartmentId"];
+            department_name: string;
+            state: components["schemas"]["BillState"];
+            /** @description The sum of the lines. */
+            usage_total: components["schemas"]["Money"];
+            adjustments_total: components["schemas"]["Money"];
+            /** @description `usage_total + adjustments_total`. */
+            total: components["schemas"]["Money"];
+            /** Format: int64 */
+            generation: number;
+            lines: components["schemas"]["BillLine"][];
+            adjustments: components["schemas"]["Adjustment"][];
+        };
+        /** @description One resource's line on a bill: what it used in the month and what that costs. */
+        BillLine: {
+            department_id: components["schemas"]["DepartmentId"];
+            project_id: components["schemas"]["ProjectId"];
+            project_name: string;
+            provider_id?: null | components["schemas"]["ProviderId"];
+            provider_name: string;
+            resource_id: string;
+            kind: components["schemas"]["ResourceKind"];
+            name: string;
+            /** Format: int64 */
+            running_secs: number;
+            /** Format: int64 */
+            stopped_secs: number;
+            /**
+             * Format: int64
+             * @description vCPU-seconds, MiB-seconds, GiB-seconds and GPU-seconds billed.
+             */
+            vcpu_secs: number;
+            /** Format: int64 */
+            memory_mib_secs: number;
+            /** Format: int64 */
+            disk_gib_secs: number;
+            /** Format: int64 */
+            gpu_secs: number;
+            amount: components["schemas"]["Money"];
+        };
+        /** @enum {string} */
+        BillState: "draft" | "closed" | "confirmed" | "paid";
+        /** @description One row of a month's summary (a department's bill without its lines). */
+        BillSummary: {
+            month: string;
+            department_id: components["schemas"]["DepartmentId"];
+            department_name: string;
+            state: components["schemas"]["BillState"];
+            usage_total: components["schemas"]["Money"];
+            adjustments_total: components["schemas"]["Money"];
+            total: components["schemas"]["Money"];
+        };
+        /** @description A month as the books see it. */
+        BillingMonth: {
+            month: string;
+            closed: boolean;
+            closed_at?: null | components["schemas"]["Timestamp"];
+            total: components["schemas"]["Money"];
+        };
+        BudgetAlert: {
+            month: string;
+            /**
+             * Format: int32
+             * @description 80 or 100 (% of the monthly budget).
+             */
+            level: number;
+            at: components["schemas"]["Timestamp"];
+            spent: components["schemas"]["Money"];
+            budget: components["schemas"]["Money"];
+        };
+        /** @description A department's budget with this month's spending so far and the forecast to month end. */
+        BudgetStatus: {
+            department_id: components["schemas"]["DepartmentId"];
+            month: string;
+            monthly?: null | components["schemas"]["Money"];
+            spent: components["schemas"]["Money"];
+            /** @description `spent` extrapolated at the month's run rate so far to the whole month. */
+            forecast: components["schemas"]["Money"];
+            /**
+             * Format: int64
+             * @description `spent` as per mille of the budget (`None` without a budget).
+             */
+            used_permille?: number | null;
+            alerts: components["schemas"]["BudgetAlert"][];
+        };
         /**
          * @description How one department's (or, without a department, every department's default) requests
          *     of one kind are reviewed.
@@ -1623,6 +1961,14 @@ export interface components {
             instances_checked: number;
             quotas_checked: number;
             discrepancies: components["schemas"]["Discrepancy"][];
+        };
+        ClockStatus: {
+            now: components["schemas"]["Timestamp"];
+            /**
+             * Format: int64
+             * @description Offset from real time in seconds.
+             */
+            offset_secs: number;
         };
         ConfirmMfa: {
             /** @description A current 6-digit code from the authenticator app. */
@@ -1855,6 +2201,12 @@ export interface components {
             /** Format: int64 */
             generation: number;
         };
+        /** @description A department's discount under this version, in per mille (50 = 5 % off). */
+        DepartmentDiscount: {
+            department_id: components["schemas"]["DepartmentId"];
+            /** Format: int32 */
+            permille: number;
+        };
         /** Format: uuid */
         DepartmentId: string;
         Discrepancy: {
@@ -1904,6 +2256,11 @@ export interface components {
         };
         /** Format: uuid */
         FlavorId: string;
+        /** @description A flavor priced as a bundle (vCPU, memory and GPUs together), per hour. */
+        FlavorRate: {
+            flavor: string;
+            per_hour: components["schemas"]["Rate"];
+        };
         GrantMembership: {
             user_id: components["schemas"]["UserId"];
             role: components["schemas"]["Role"];
@@ -2146,6 +2503,56 @@ export interface components {
             }[];
         };
         /** @description A list returned whole (small collections: providers, zones, flavors, …). */
+        List_BillLine: {
+            items: {
+                department_id: components["schemas"]["DepartmentId"];
+                project_id: components["schemas"]["ProjectId"];
+                project_name: string;
+                provider_id?: null | components["schemas"]["ProviderId"];
+                provider_name: string;
+                resource_id: string;
+                kind: components["schemas"]["ResourceKind"];
+                name: string;
+                /** Format: int64 */
+                running_secs: number;
+                /** Format: int64 */
+                stopped_secs: number;
+                /**
+                 * Format: int64
+                 * @description vCPU-seconds, MiB-seconds, GiB-seconds and GPU-seconds billed.
+                 */
+                vcpu_secs: number;
+                /** Format: int64 */
+                memory_mib_secs: number;
+                /** Format: int64 */
+                disk_gib_secs: number;
+                /** Format: int64 */
+                gpu_secs: number;
+                amount: components["schemas"]["Money"];
+            }[];
+        };
+        /** @description A list returned whole (small collections: providers, zones, flavors, …). */
+        List_BillSummary: {
+            items: {
+                month: string;
+                department_id: components["schemas"]["DepartmentId"];
+                department_name: string;
+                state: components["schemas"]["BillState"];
+                usage_total: components["schemas"]["Money"];
+                adjustments_total: components["schemas"]["Money"];
+                total: components["schemas"]["Money"];
+            }[];
+        };
+        /** @description A list returned whole (small collections: providers, zones, flavors, …). */
+        List_BillingMonth: {
+            items: {
+                month: string;
+                closed: boolean;
+                closed_at?: null | components["schemas"]["Timestamp"];
+                total: components["schemas"]["Money"];
+            }[];
+        };
+        /** @description A list returned whole (small collections: providers, zones, flavors, …). */
         List_Flavor: {
             items: {
                 id: components["schemas"]["FlavorId"];
@@ -2301,6 +2708,19 @@ export interface components {
             }[];
         };
         /** @description A list returned whole (small collections: providers, zones, flavors, …). */
+        List_PriceVersion: {
+            items: {
+                id: components["schemas"]["PriceVersionId"];
+                provider_id: components["schemas"]["ProviderId"];
+                effective_from: components["schemas"]["Timestamp"];
+                rates: components["schemas"]["Rates"];
+                note: string;
+                created_at: components["schemas"]["Timestamp"];
+                /** @description Whether it has taken effect (then it can no longer be withdrawn). */
+                in_effect: boolean;
+            }[];
+        };
+        /** @description A list returned whole (small collections: providers, zones, flavors, …). */
         List_Provider: {
             items: {
                 id: components["schemas"]["ProviderId"];
@@ -2313,6 +2733,32 @@ export interface components {
                 created_at: components["schemas"]["Timestamp"];
                 /** Format: int64 */
                 generation: number;
+            }[];
+        };
+        /** @description A list returned whole (small collections: providers, zones, flavors, …). */
+        List_ProviderBill: {
+            items: {
+                month: string;
+                provider_id: components["schemas"]["ProviderId"];
+                provider_name: string;
+                closed: boolean;
+                total: components["schemas"]["Money"];
+                departments: components["schemas"]["ProviderBillDepartment"][];
+            }[];
+        };
+        /** @description A list returned whole (small collections: providers, zones, flavors, …). */
+        List_Reconciliation: {
+            items: {
+                id: string;
+                provider_id: components["schemas"]["ProviderId"];
+                month: string;
+                source: string;
+                created_at: components["schemas"]["Timestamp"];
+                matched: number;
+                our_total: components["schemas"]["Money"];
+                their_total: components["schemas"]["Money"];
+                delta: components["schemas"]["Money"];
+                differences: components["schemas"]["ReconciliationDifference"][];
             }[];
         };
         /** @description A list returned whole (small collections: providers, zones, flavors, …). */
@@ -2505,6 +2951,47 @@ export interface components {
         MigrationId: string;
         /** @enum {string} */
         MigrationState: "running" | "completed" | "failed";
+        /**
+         * Format: int64
+         * @description An amount in fen (分). `Money(12345)` is ¥123.45. Negative amounts are credits
+         *     (adjustment lines that give money back).
+         */
+        Money: number;
+        NewAdjustment: {
+            /** @description Fen; negative gives money back. */
+            amount: components["schemas"]["Money"];
+            reason: string;
+            /**
+             * Format: int64
+             * @description The bill's `generation` the adjustment was decided on (optional).
+             */
+            generation?: number | null;
+        };
+        NewPriceVersion: {
+            provider_id: components["schemas"]["ProviderId"];
+            /**
+             * @description When the version takes effect; must be later than now (a version in force is never
+             *     changed, only superseded by a later one).
+             */
+            effective_from: components["schemas"]["Timestamp"];
+            rates: components["schemas"]["Rates"];
+            note?: string;
+        };
+        /**
+         * @description A provider's claimed usage for one month, as CSV text.
+         *
+         *     Column mapping (the header row names the columns, in any order; other columns are
+         *     ignored): `resource_id` (or `资源ID`) — our resource id as the provider knows it;
+         *     `hours` (or `用量小时`) — billed hours, up to four decimals; `amount` (or `金额`) —
+         *     yuan, up to two decimals.
+         */
+        NewReconciliation: {
+            provider_id: components["schemas"]["ProviderId"];
+            month: string;
+            /** @description A name for the imported file (shown with the result). */
+            source: string;
+            csv: string;
+        };
         /** @description What is wrong with a delivery, or what the provider did about it. */
         NoteBody: {
             reason: string;
@@ -2794,6 +3281,22 @@ export interface components {
              */
             generation: number;
         };
+        /**
+         * @description One version of a provider's price list (价格目录). Versions are never edited: a new one
+         *     supersedes the previous from its `effective_from`.
+         */
+        PriceVersion: {
+            id: components["schemas"]["PriceVersionId"];
+            provider_id: components["schemas"]["ProviderId"];
+            effective_from: components["schemas"]["Timestamp"];
+            rates: components["schemas"]["Rates"];
+            note: string;
+            created_at: components["schemas"]["Timestamp"];
+            /** @description Whether it has taken effect (then it can no longer be withdrawn). */
+            in_effect: boolean;
+        };
+        /** Format: uuid */
+        PriceVersionId: string;
         Project: {
             id: components["schemas"]["ProjectId"];
             department_id: components["schemas"]["DepartmentId"];
@@ -2817,6 +3320,20 @@ export interface components {
             created_at: components["schemas"]["Timestamp"];
             /** Format: int64 */
             generation: number;
+        };
+        /** @description What the city owes one provider for one month, by department. */
+        ProviderBill: {
+            month: string;
+            provider_id: components["schemas"]["ProviderId"];
+            provider_name: string;
+            closed: boolean;
+            total: components["schemas"]["Money"];
+            departments: components["schemas"]["ProviderBillDepartment"][];
+        };
+        ProviderBillDepartment: {
+            department_id: components["schemas"]["DepartmentId"];
+            department_name: string;
+            amount: components["schemas"]["Money"];
         };
         /** Format: uuid */
         ProviderId: string;
@@ -2849,6 +3366,35 @@ export interface components {
             /** Format: int64 */
             volumes: number;
         };
+        /** @description yuan, at most four decimals */
+        Rate: string;
+        /**
+         * @description The prices of one price-list version. A GiB-month is 720 hours (30 days), so a GiB held
+         *     for any month of any length costs the same per hour.
+         */
+        Rates: {
+            vcpu_hour: components["schemas"]["Rate"];
+            memory_gib_hour: components["schemas"]["Rate"];
+            gpu_hour: components["schemas"]["Rate"];
+            /** @description An instance's system disk, per GiB-month. */
+            disk_gib_month: components["schemas"]["Rate"];
+            /** @description A volume, per GiB-month. */
+            volume_gib_month: components["schemas"]["Rate"];
+            /** @description Flavors priced as a bundle per hour instead of vCPU + memory + GPU. */
+            flavors?: components["schemas"]["FlavorRate"][];
+            /**
+             * Format: int32
+             * @description Share of the compute price (vCPU, memory, GPU or bundle) charged while an instance is
+             *     stopped, per mille (0: stopped instances pay only their disk).
+             */
+            stopped_compute_permille?: number;
+            /**
+             * Format: int32
+             * @description The provider contract's discount on everything, per mille.
+             */
+            discount_permille?: number;
+            department_discounts?: components["schemas"]["DepartmentDiscount"][];
+        };
         /** @description A decision that needs a reason the requester will read. */
         ReasonBody: {
             reason: string;
@@ -2857,6 +3403,33 @@ export interface components {
              * @description The step the reviewer looked at.
              */
             step?: number | null;
+        };
+        Reconciliation: {
+            id: string;
+            provider_id: components["schemas"]["ProviderId"];
+            month: string;
+            source: string;
+            created_at: components["schemas"]["Timestamp"];
+            matched: number;
+            our_total: components["schemas"]["Money"];
+            their_total: components["schemas"]["Money"];
+            delta: components["schemas"]["Money"];
+            differences: components["schemas"]["ReconciliationDifference"][];
+        };
+        ReconciliationDifference: {
+            resource_id: string;
+            /** @description `missing_on_our_side`, `missing_on_their_side`, `quantity` or `price`. */
+            kind: string;
+            /**
+             * Format: int64
+             * @description Hours ×100 (0.01 h units), ours and theirs.
+             */
+            our_centihours?: number | null;
+            /** Format: int64 */
+            their_centihours?: number | null;
+            our_amount: components["schemas"]["Money"];
+            their_amount: components["schemas"]["Money"];
+            delta: components["schemas"]["Money"];
         };
         RecoveryCodes: {
             /** @description Ten one-use recovery codes, shown this once. Keep them somewhere safe. */
@@ -2992,6 +3565,8 @@ export interface components {
             /** Format: int64 */
             disk_gib?: number | null;
         };
+        /** @enum {string} */
+        ResourceKind: "instance" | "volume";
         /** @description A request as the API shows it. */
         ResourceRequest: {
             id: components["schemas"]["ResourceRequestId"];
@@ -3132,6 +3707,14 @@ export interface components {
         };
         /** Format: uuid */
         ServerGroupId: string;
+        SetBudget: {
+            /** @description Fen per month. */
+            monthly: components["schemas"]["Money"];
+        };
+        SetClock: {
+            /** @description The instant the metering clock shows from now on (never earlier than it shows). */
+            to: components["schemas"]["Timestamp"];
+        };
         SetLease: {
             lease_end?: null | components["schemas"]["Timestamp"];
         };
@@ -3868,6 +4451,354 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    set_billing_clock: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SetClock"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ClockStatus"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_billing_months: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["List_BillingMonth"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    close_month: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description YYYY-MM */
+                month: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BillingMonth"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_bills: {
+        parameters: {
+            query?: {
+                /**
+                 * @description `YYYY-MM`; default: this month (for one department: its closed months and the open
+                 *     months of the last six with usage, the current one always).
+                 */
+                month?: string;
+                /** @description One department's bills over the months (its trend); default: every department's. */
+                department_id?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["List_BillSummary"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_bill: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description YYYY-MM */
+                month: string;
+                department_id: components["schemas"]["DepartmentId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Bill"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    adjust_bill: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description YYYY-MM */
+                month: string;
+                department_id: components["schemas"]["DepartmentId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewAdjustment"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Bill"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    confirm_bill: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description YYYY-MM */
+                month: string;
+                department_id: components["schemas"]["DepartmentId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Bill"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    export_bill: {
+        parameters: {
+            query?: {
+                /** @description `csv` (default, UTF-8 with BOM), `xlsx` or `pdf` (printable, A4, Chinese text). */
+                format?: string;
+            };
+            header?: never;
+            path: {
+                /** @description YYYY-MM */
+                month: string;
+                department_id: components["schemas"]["DepartmentId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description CSV (UTF-8 with BOM), an XLSX workbook or a PDF */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/csv": unknown;
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    pay_bill: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description YYYY-MM */
+                month: string;
+                department_id: components["schemas"]["DepartmentId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Bill"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_budget: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                department_id: components["schemas"]["DepartmentId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BudgetStatus"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    set_budget: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                department_id: components["schemas"]["DepartmentId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SetBudget"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BudgetStatus"];
+                };
             };
             default: {
                 headers: {
@@ -5298,6 +6229,93 @@ export interface operations {
             };
         };
     };
+    list_price_versions: {
+        parameters: {
+            query?: {
+                provider_id?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["List_PriceVersion"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_price_version: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewPriceVersion"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PriceVersion"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    withdraw_price_version: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["PriceVersionId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     list_projects: {
         parameters: {
             query?: {
@@ -5456,6 +6474,36 @@ export interface operations {
             };
         };
     };
+    list_provider_bills: {
+        parameters: {
+            query?: {
+                /** @description `YYYY-MM`; default: this month. */
+                month?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["List_ProviderBill"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     list_providers: {
         parameters: {
             query?: never;
@@ -5596,6 +6644,66 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Quota"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_reconciliations: {
+        parameters: {
+            query?: {
+                provider_id?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["List_Reconciliation"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_reconciliation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewReconciliation"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Reconciliation"];
                 };
             };
             default: {
@@ -6362,6 +7470,40 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    usage_report: {
+        parameters: {
+            query?: {
+                /** @description `YYYY-MM` (Asia/Shanghai); default: this month. */
+                month?: string;
+                department_id?: string;
+                project_id?: string;
+                provider_id?: string;
+                resource_id?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["List_BillLine"];
+                };
             };
             default: {
                 headers: {

@@ -182,6 +182,12 @@ fn expected(f: &Fixture, a: Action) -> (usize, Vec<Holder>) {
             None => &[Pa][..],
             Some(_) => &[Pa, Da][..],
         },
+        BillRead(_) => [Sup, Fin, Da],
+        BillReadAll => [Sup, Fin],
+        BillConfirm(_) => [Da],
+        BillingManage => [Fin],
+        ProviderBillRead => [Sup, Fin, Po],
+        PriceListManage => [Pa, Fin],
     }
 }
 
@@ -269,6 +275,12 @@ pub(super) fn samples(f: &Fixture) -> Vec<Action> {
         NotifyMailManage,
         WebhookManage(None),
         WebhookManage(Some(d)),
+        BillRead(d),
+        BillReadAll,
+        BillConfirm(d),
+        BillingManage,
+        ProviderBillRead,
+        PriceListManage,
     ];
     for r in Role::ALL {
         for s in [Scope::Platform, dept, proj] {

@@ -5,6 +5,7 @@
 pub mod agents;
 pub mod audit;
 pub mod auth;
+pub mod billing;
 pub mod departments;
 pub mod instances;
 pub mod inventory;
@@ -50,6 +51,7 @@ use zy_model::Error;
         (name = "compute", description = "计算资源：云服务商、可用区、宿主机、规格、镜像、配额、云主机 / compute"),
         (name = "requests", description = "资源申请、审批、交付与验收 / resource requests, approvals, delivery and acceptance"),
         (name = "notifications", description = "通知：站内信、偏好、邮件与 Webhook / notifications: inbox, preferences, e-mail and webhooks"),
+        (name = "billing", description = "计量、计费与账单：价格目录、月结、调整、对账、预算 / metering, rating and billing"),
         (name = "system", description = "运行状态与后台任务 / health, metrics, background tasks and sagas"),
     )
 )]
@@ -217,6 +219,27 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(requests::delete_approval_chain))
         .routes(routes!(requests::set_requests_only))
+        .routes(routes!(billing::usage_report))
+        .routes(routes!(
+            billing::list_price_versions,
+            billing::create_price_version
+        ))
+        .routes(routes!(billing::withdraw_price_version))
+        .routes(routes!(billing::list_billing_months))
+        .routes(routes!(billing::close_month))
+        .routes(routes!(billing::set_billing_clock))
+        .routes(routes!(billing::list_bills))
+        .routes(routes!(billing::get_bill))
+        .routes(routes!(billing::export_bill))
+        .routes(routes!(billing::adjust_bill))
+        .routes(routes!(billing::confirm_bill))
+        .routes(routes!(billing::pay_bill))
+        .routes(routes!(billing::list_provider_bills))
+        .routes(routes!(billing::get_budget, billing::set_budget))
+        .routes(routes!(
+            billing::list_reconciliations,
+            billing::create_reconciliation
+        ))
         .routes(routes!(system::healthz))
         .routes(routes!(system::readyz))
         .routes(routes!(system::metrics))

@@ -48,7 +48,7 @@ async fn fail(
         Outcome::Failure,
         serde_json::json!({ "code": err.code.as_str() }),
     );
-    entry.actor_name = zy_model::validate::clip(username, 64);
+    entry.actor_name = zy_model::validate::clip(&username.replace('\0', "\u{fffd}"), 64);
     entry.actor_id = user_id;
     if let Err(e) = zy_store::audit::append(&mut tx, entry).await {
         return super::audit_unavailable(e);
@@ -134,7 +134,12 @@ pub async fn login(
             t!("用户名或密码错误", "wrong user name or password"),
         )
     };
-    let rec = users::get_by_username(s.store.pool(), input.username.trim()).await?;
+    // A name with a NUL cannot exist (PostgreSQL refuses it in text): unknown, without asking.
+    let rec = if input.username.contains('\0') {
+        None
+    } else {
+        users::get_by_username(s.store.pool(), input.username.trim()).await?
+    };
     let Some(rec) = rec else {
         // Same work as a real check, so response times do not reveal which names exist.
         slot.verify(input.password, password::DUMMY_HASH.to_string())

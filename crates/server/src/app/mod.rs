@@ -5,6 +5,7 @@
 pub mod agents;
 pub mod audit;
 pub mod auth;
+pub mod billing;
 pub mod departments;
 pub mod instances;
 pub mod inventory;

@@ -218,6 +218,76 @@ async fn own_instance(
         })
 }
 
+/// The request's monthly cost at the provider's price list in force: at the provider the
+/// request names, else at the dearest provider that has prices (so a cost threshold in
+/// the chain is never passed by guessing low). `None` while no provider has prices.
+async fn estimate(
+    s: &AppState,
+    items: &[RequestItem],
+    provider: Option<ProviderId>,
+) -> Result<Option<i64>, Error> {
+    use zy_rating::EstimateItem;
+    let flavors = zy_store::inventory::flavors(&s.store).await?;
+    let images = zy_store::inventory::images(&s.store).await?;
+    let mut est = Vec::new();
+    for it in items {
+        match it {
+            RequestItem::Instances {
+                flavor,
+                image,
+                count,
+                disk_gib,
+                ..
+            } => {
+                let Some(f) = flavors
+                    .iter()
+                    .find(|x| x.name == *flavor || x.id.to_string() == *flavor)
+                else {
+                    continue;
+                };
+                let min = images
+                    .iter()
+                    .find(|x| x.name == *image || x.id.to_string() == *image)
+                    .map(|i| i.min_disk_gib)
+                    .unwrap_or(0);
+                est.push(EstimateItem::Instance {
+                    flavor: f.name.clone(),
+                    vcpus: f.vcpus,
+                    memory_mib: f.memory_mib,
+                    disk_gib: disk_gib.unwrap_or(min),
+                    gpus: f.gpus,
+                    count: *count,
+                });
+            }
+            RequestItem::Volume { size_gib, .. } => est.push(EstimateItem::Volume {
+                size_gib: *size_gib,
+                count: 1,
+            }),
+            RequestItem::Resize { .. }
+            | RequestItem::ExtendLease { .. }
+            | RequestItem::Release { .. } => {}
+        }
+    }
+    if est.is_empty() {
+        return Ok(None);
+    }
+    let providers: Vec<ProviderId> = match provider {
+        Some(p) => vec![p],
+        None => zy_store::inventory::providers(&s.store)
+            .await?
+            .into_iter()
+            .map(|(p, _)| p.id)
+            .collect(),
+    };
+    let mut best: Option<i64> = None;
+    for p in providers {
+        if let Some(m) = super::billing::estimate_monthly(&s.store, p, &est).await? {
+            best = Some(best.map_or(m.0, |b| b.max(m.0)));
+        }
+    }
+    Ok(best)
+}
+
 fn quota_want(t: &RequestTotals) -> QuotaLimits {
     QuotaLimits {
         instances: t.instances,
@@ -556,7 +626,8 @@ pub async fn submit(
     let t = totals(s, &p, &r.items).await?;
     check_quota(s, &p, &t).await?;
     let chain = store::chain_for(s.store.pool(), r.department_id, r.kind).await?;
-    let steps = chain.steps_for(&t, r.estimated_monthly_fen);
+    let cost = estimate(s, &r.items, r.provider_id).await?;
+    let steps = chain.steps_for(&t, cost);
     // Approved without review: resolved now, reserved and delivered in the same
     // transaction as the submit.
     let auto = if steps.is_empty() {
@@ -570,7 +641,7 @@ pub async fn submit(
         id,
         generation.unwrap_or(r.generation),
         &steps,
-        r.estimated_monthly_fen,
+        cost,
     )
     .await?
     {

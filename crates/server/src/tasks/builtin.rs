@@ -10,6 +10,7 @@
 //!
 //! Tasks that belong to one use case live with it: `lease_manager` (one replica, 1 s:
 //! leases and the recycle bin) in `app/leases.rs`, `refused_attempts_audit` in `refusals.rs`.
+//! | `budget_watch` | one replica | 60 s | raises each department's 80 % and 100 % budget alerts of the month, once each |
 
 use super::Task;
 use crate::compute::sagas::instance::ensure_next;
@@ -49,6 +50,9 @@ pub fn all(c: &Arc<Compute>, store: &Store, lease_secs: i64) -> Vec<Arc<dyn Task
         }),
         Arc::new(PlacementRefresh {
             c: c.clone(),
+            store: store.clone(),
+        }),
+        Arc::new(BudgetWatch {
             store: store.clone(),
         }),
     ]
@@ -210,6 +214,29 @@ impl Task for PlacementRefresh {
         Box::pin(async move {
             self.c.placement.load(&self.store).await?;
             Ok(serde_json::json!({ "reloaded": true }))
+        })
+    }
+}
+
+/// Raises budget alerts (`app::billing::watch_budgets`).
+pub struct BudgetWatch {
+    store: Store,
+}
+
+impl Task for BudgetWatch {
+    fn name(&self) -> &'static str {
+        "budget_watch"
+    }
+    fn period(&self) -> Duration {
+        Duration::from_secs(60)
+    }
+    fn singleton(&self) -> bool {
+        true
+    }
+    fn activate(&self) -> BoxFuture<'_, Result<serde_json::Value, Error>> {
+        Box::pin(async move {
+            let raised = crate::app::billing::watch_budgets(&self.store).await?;
+            Ok(serde_json::json!({ "alerts_raised": raised }))
         })
     }
 }

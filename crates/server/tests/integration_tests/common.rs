@@ -105,6 +105,7 @@ impl TestServer {
             secret_key_file: None,
             request_timeout: std::time::Duration::from_secs(30),
             request_timer_secs: 1,
+            test_clock: true,
         };
         let server = zy_server::start(config.clone())
             .await

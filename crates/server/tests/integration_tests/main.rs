@@ -7,6 +7,7 @@ mod common;
 mod audit;
 mod auth;
 mod authz;
+mod billing;
 mod compute;
 mod faults;
 mod hostile;

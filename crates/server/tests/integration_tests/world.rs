@@ -108,6 +108,7 @@ pub struct World<'a> {
     pub instance: String,
     pub volume: String,
     n: AtomicU32,
+    months: AtomicU32,
 }
 
 impl<'a> World<'a> {
@@ -218,6 +219,7 @@ impl<'a> World<'a> {
             instance: String::new(),
             volume: String::new(),
             n: AtomicU32::new(0),
+            months: AtomicU32::new(0),
         };
         w.instance = w.instance_in("running").await;
         w.volume = w.volume().await;
@@ -235,6 +237,56 @@ impl<'a> World<'a> {
 
     pub fn fresh(&self) -> u32 {
         self.n.fetch_add(1, Ordering::SeqCst)
+    }
+
+    /// A month nobody has closed yet (January 2001 onwards; the months of 2000 stay open).
+    pub fn fresh_month(&self) -> String {
+        let m = self.months.fetch_add(1, Ordering::SeqCst) % 1188;
+        format!("{}-{:02}", 2001 + m / 12, m % 12 + 1)
+    }
+
+    /// A month no one has closed yet, closed now by finance (every department gets a bill).
+    pub async fn closed_month(&self) -> String {
+        let month = self.fresh_month();
+        let (st, b) = self
+            .session(Caller::Finance)
+            .post(&format!("/v1/billing/months/{month}/close"), json!({}))
+            .await;
+        assert_eq!(st, StatusCode::OK, "{b}");
+        month
+    }
+
+    /// A closed month whose home-department bill its admin has confirmed.
+    pub async fn confirmed_month(&self) -> String {
+        let m = self.closed_month().await;
+        let (st, b) = self
+            .session(Caller::DeptAdmin)
+            .post(&format!("/v1/bills/{m}/{}/confirm", self.d), json!({}))
+            .await;
+        assert_eq!(st, StatusCode::OK, "{b}");
+        m
+    }
+
+    /// A price version of the world's provider that has not taken effect.
+    pub async fn future_price_version(&self) -> String {
+        let (st, b) = self
+            .admin
+            .post("/v1/price-versions", self.price_version_body())
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{b}");
+        b["id"].as_str().expect("price version id").to_string()
+    }
+
+    fn price_version_body(&self) -> Value {
+        let n = self.fresh();
+        json!({
+            "provider_id": self.provider,
+            "effective_from": format!("2090-01-01T00:{:02}:{:02}+08:00", (n / 60) % 60, n % 60),
+            "rates": { "vcpu_hour": "0.0600", "memory_gib_hour": "0.0250", "gpu_hour": "4.5", "disk_gib_month": "0.35", "volume_gib_month": "0.5",
+                       "flavors": [{ "flavor": "2C4G", "per_hour": "0.2" }], "stopped_compute_permille": 0, "discount_permille": 50,
+                       "department_discounts": [{ "department_id": self.d, "permille": 100 }] },
+            "note": "测试价格"
+        })
     }
 
     /// A new volume of the home project.
@@ -644,6 +696,30 @@ impl<'a> World<'a> {
             "update_webhook" => req(Method::PATCH, format!("/v1/webhooks/{}", self.webhook().await), Some(json!({ "enabled": false }))),
             "delete_webhook" => req(Method::DELETE, format!("/v1/webhooks/{}", self.webhook().await), None),
             "list_webhook_deliveries" => req(Method::GET, format!("/v1/webhooks/{}/deliveries", self.webhook().await), None),
+            "usage_report" => req(Method::GET, format!("/v1/usage?department_id={d}"), None),
+            "list_price_versions" => req(Method::GET, "/v1/price-versions", None),
+            "create_price_version" => req(Method::POST, "/v1/price-versions", Some(self.price_version_body())),
+            "withdraw_price_version" => req(Method::DELETE, format!("/v1/price-versions/{}", self.future_price_version().await), None),
+            "list_billing_months" => req(Method::GET, "/v1/billing/months", None),
+            "close_month" => req(Method::POST, format!("/v1/billing/months/{}/close", self.fresh_month()), None),
+            "set_billing_clock" => {
+                let to = zy_model::time::Timestamp::now().plus_secs(3600 + 60 * i64::from(n));
+                req(Method::POST, "/v1/billing/clock", Some(json!({ "to": to })))
+            }
+            "list_bills" => req(Method::GET, format!("/v1/bills?department_id={d}"), None),
+            "get_bill" => req(Method::GET, format!("/v1/bills/2000-01/{d}"), None),
+            "export_bill" => req(Method::GET, format!("/v1/bills/2000-01/{d}/export"), None),
+            "adjust_bill" => req(Method::POST, format!("/v1/bills/{}/{d}/adjustments", self.closed_month().await), Some(json!({ "amount": -1250, "reason": "宕机补偿 / outage credit" }))),
+            "confirm_bill" => req(Method::POST, format!("/v1/bills/{}/{d}/confirm", self.closed_month().await), None),
+            "pay_bill" => req(Method::POST, format!("/v1/bills/{}/{d}/pay", self.confirmed_month().await), None),
+            "list_provider_bills" => req(Method::GET, "/v1/provider-bills", None),
+            "get_budget" => req(Method::GET, format!("/v1/budgets/{d}"), None),
+            "set_budget" => req(Method::PUT, format!("/v1/budgets/{d}"), Some(json!({ "monthly": 5_000_000 }))),
+            "list_reconciliations" => req(Method::GET, "/v1/reconciliations", None),
+            "create_reconciliation" => req(Method::POST, "/v1/reconciliations", Some(json!({
+                "provider_id": self.provider, "month": "2000-01", "source": "invoice.csv",
+                "csv": "resource_id,hours,amount\nabc,720,12.50\n"
+            }))),
             other => panic!("operation {other} has no request in world.rs: add one to World::request (and a row to authz.rs's TABLE)"),
         }
     }
