@@ -42,6 +42,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             name: format!("部门{d:03}"),
             code: format!("D{d:03}"),
             description: String::new(),
+            requests_only: false,
             created_at: now,
             updated_at: now,
             generation: 1,
