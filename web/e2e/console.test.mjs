@@ -371,6 +371,8 @@ test('a member applies for instances, the department admin and the supervisor ap
     assert.deepEqual(p.errors, [])
     await p.page.close()
   }
+})
+
 test('finance closes a month, adjusts a bill with a reason, and the department admin sees the bill with its trend', async () => {
   const { page, errors } = await newPage(browser.ctx)
   // Two months back (Asia/Shanghai): the demo ledger has usage there and it is still open.

@@ -225,6 +225,7 @@ async fn a_request_goes_from_draft_through_two_reviews_to_accepted(db: Db) {
     );
     assert_eq!(detail["timeline"][2]["reason"], "同意");
     assert_eq!(detail["timeline"][2]["actor_name"], "测试wjw.lead");
+    crate::compute::settle(&c).await;
     assert_check_clean(&c).await;
 }
 both_databases!(a_request_goes_from_draft_through_two_reviews_to_accepted);
@@ -285,6 +286,7 @@ async fn two_final_approvals_at_once_never_take_more_quota_than_there_is(db: Db)
         &ids[1]
     };
     wait_state(&c.member, winner, "delivered").await;
+    crate::compute::settle(&c).await;
     assert_check_clean(&c).await;
 }
 both_databases!(two_final_approvals_at_once_never_take_more_quota_than_there_is);
@@ -472,6 +474,8 @@ async fn a_delivery_that_cannot_be_made_is_rolled_back_and_says_why(db: Db) {
         assert!(Instant::now() < deadline, "quota given back: {q}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // The rolled-back instance finishes its delete before the check looks.
+    crate::compute::settle(&c).await;
     assert_check_clean(&c).await;
 }
 both_databases!(a_delivery_that_cannot_be_made_is_rolled_back_and_says_why);
@@ -573,6 +577,7 @@ async fn two_replicas_approving_at_once_never_overrun_the_quota(db: Db) {
         .await;
     assert_eq!(q["used"]["instances"], 4, "{q}");
     second.stop().await;
+    crate::compute::settle(&c).await;
     assert_check_clean(&c).await;
 }
 both_databases!(two_replicas_approving_at_once_never_overrun_the_quota);
@@ -654,6 +659,7 @@ async fn a_change_request_resizes_a_stopped_instance_and_adds_a_volume(db: Db) {
         (Some("4C8G"), Some("stopped")),
         "{i}"
     );
+    crate::compute::settle(&c).await;
     assert_check_clean(&c).await;
 }
 both_databases!(a_change_request_resizes_a_stopped_instance_and_adds_a_volume);
@@ -697,6 +703,7 @@ async fn change_and_release_requests_extend_a_lease_and_give_an_instance_back(db
     assert_eq!(r["delivered"][0]["kind"], "released", "{r}");
     let (_, i) = c.member.get(&path).await;
     assert!(i["recycled_at"].is_string(), "in the recycle bin: {i}");
+    crate::compute::settle(&c).await;
     assert_check_clean(&c).await;
 }
 both_databases!(change_and_release_requests_extend_a_lease_and_give_an_instance_back);
