@@ -271,11 +271,7 @@ async fn main() -> Result<()> {
     };
     if a.kvm_boots.is_some() || a.kvm_concurrent.is_some() {
         let member = login("wjw.admin").await?;
-        let otp = admin_otp
-            .lock()
-            .ok()
-            .and_then(|g| g.clone())
-            .context("no admin one-time password printed")?;
+        let otp = printed_otp(&admin_otp).await?;
         let r = kvm_bench(&http, &base, &member, &otp, a.kvm_boots, a.kvm_concurrent).await;
         let _ = std::fs::remove_dir_all(&dir);
         return r;
@@ -286,11 +282,7 @@ async fn main() -> Result<()> {
         return r;
     }
     if let Some(n) = a.requests {
-        let otp = admin_otp
-            .lock()
-            .ok()
-            .and_then(|g| g.clone())
-            .context("no admin one-time password printed")?;
+        let otp = printed_otp(&admin_otp).await?;
         let admin = platform_admin(&http, &base, &otp).await?;
         let (member, lead, sup) = (
             login("wjw.user").await?,
@@ -302,11 +294,7 @@ async fn main() -> Result<()> {
         return r;
     }
     if let Some(n) = a.creates {
-        let otp = admin_otp
-            .lock()
-            .ok()
-            .and_then(|g| g.clone())
-            .context("no admin one-time password printed")?;
+        let otp = printed_otp(&admin_otp).await?;
         let member = login("wjw.admin").await?;
         let crash = a.kill_after_ms.map(|ms| Crash {
             after: Duration::from_millis(ms),
@@ -546,6 +534,18 @@ async fn bench_creates(
         println!("CHECK {check}");
     }
     Ok(())
+}
+
+/// The admin's one-time password from the server's first-start output (read by another
+/// thread, which may still be on its way to that line when the server is ready).
+async fn printed_otp(otp: &std::sync::Mutex<Option<String>>) -> Result<String> {
+    for _ in 0..100 {
+        if let Some(p) = otp.lock().ok().and_then(|g| g.clone()) {
+            return Ok(p);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bail!("no admin one-time password printed")
 }
 
 /// The platform admin's session: the one-time password changed and TOTP enrolled.
