@@ -516,13 +516,22 @@ pub async fn reconcile(c: &Client, cmd: ReconcileCmd, json: bool) -> Result<()> 
             month,
             file,
         } => {
-            let csv = std::fs::read_to_string(&file)
-                .with_context(|| format!("cannot read {}", file.display()))?;
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
             let source = file
                 .file_name()
                 .map(|f| f.to_string_lossy().to_string())
                 .unwrap_or_else(|| "import.csv".into());
-            let v = c.post("/v1/reconciliations", json!({ "provider_id": provider, "month": month, "source": source, "csv": csv })).await?;
+            // A workbook goes base64-encoded; anything else is CSV text.
+            let body = if source.to_lowercase().ends_with(".xlsx") {
+                use base64::Engine;
+                let b64 = base64::engine::general_purpose::STANDARD.encode(&bytes);
+                json!({ "provider_id": provider, "month": month, "source": source, "xlsx_base64": b64 })
+            } else {
+                let csv = String::from_utf8(bytes).context("the CSV file is not UTF-8")?;
+                json!({ "provider_id": provider, "month": month, "source": source, "csv": csv })
+            };
+            let v = c.post("/v1/reconciliations", body).await?;
             if json {
                 output::json(&v);
                 return Ok(());

@@ -2978,7 +2978,8 @@ export interface components {
             note?: string;
         };
         /**
-         * @description A provider's claimed usage for one month, as CSV text.
+         * @description A provider's claimed usage for one month, as CSV text or as an XLSX workbook (base64;
+         *     its first worksheet is read, by the same column mapping).
          *
          *     Column mapping (the header row names the columns, in any order; other columns are
          *     ignored): `resource_id` (or `资源ID`) — our resource id as the provider knows it;
@@ -2990,7 +2991,10 @@ export interface components {
             month: string;
             /** @description A name for the imported file (shown with the result). */
             source: string;
-            csv: string;
+            /** @description The CSV text (UTF-8); or leave it empty and send `xlsx_base64`. */
+            csv?: string;
+            /** @description An `.xlsx` file, base64-encoded. */
+            xlsx_base64?: string | null;
         };
         /** @description What is wrong with a delivery, or what the provider did about it. */
         NoteBody: {

@@ -273,10 +273,26 @@ async fn a_simulated_month_bills_to_the_fen_and_closes_for_good(db: Db) {
     assert_eq!(got, want, "{rec}");
     assert_eq!(rec["matched"], 0);
     assert_eq!(rec["delta"], 3340 - volume_fen + 9900, "{rec}");
+
+    // The same invoice as a spreadsheet (deflated, shared strings, as Excel saves it)
+    // reports the same three differences.
+    let xlsx = xlsx_of(&csv);
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(xlsx);
+    let (st, rec2) = fin
+        .post("/v1/reconciliations", json!({ "provider_id": c.provider, "month": "2031-03", "source": "浪潮云2031年3月账单.xlsx", "xlsx_base64": b64 }))
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{rec2}");
+    assert_eq!(rec2["differences"], rec["differences"], "{rec2}");
+    assert_eq!(rec2["delta"], rec["delta"]);
+    let (st, v) = fin
+        .post("/v1/reconciliations", json!({ "provider_id": c.provider, "month": "2031-03", "source": "x.xlsx", "xlsx_base64": "bm90IGEgemlw" }))
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
     let (st, list) = fin.get("/v1/reconciliations").await;
     assert_eq!(
         (st, list["items"].as_array().map(Vec::len)),
-        (StatusCode::OK, Some(1))
+        (StatusCode::OK, Some(2))
     );
 
     // The CSV export carries every line and the total.
@@ -552,3 +568,47 @@ async fn a_close_cut_short_leaves_the_month_open(db: Db) {
     assert!(b["total"].as_i64().is_some_and(|t| t > 0), "{b}");
 }
 both_databases!(a_close_cut_short_leaves_the_month_open);
+
+/// `csv` as an `.xlsx` workbook written by Python's zipfile with deflate and shared
+/// strings, independently of our own reader and writer.
+fn xlsx_of(csv: &str) -> Vec<u8> {
+    let script = r#"
+import csv, io, sys, zipfile
+rows = list(csv.reader(io.StringIO(sys.stdin.read().lstrip('\ufeff'))))
+strings, cells = [], []
+for r, row in enumerate(rows, 1):
+    out = []
+    for c, v in enumerate(row):
+        ref = chr(65 + c) + str(r)
+        try:
+            float(v)
+            out.append('<c r="%s"><v>%s</v></c>' % (ref, v))
+        except ValueError:
+            strings.append(v)
+            out.append('<c r="%s" t="s"><v>%d</v></c>' % (ref, len(strings) - 1))
+    cells.append('<row r="%d">%s</row>' % (r, ''.join(out)))
+esc = lambda s: s.replace('&', '&amp;').replace('<', '&lt;')
+buf = io.BytesIO()
+with zipfile.ZipFile(buf, 'w', zipfile.ZIP_DEFLATED) as z:
+    z.writestr('[Content_Types].xml', '<Types/>')
+    z.writestr('xl/sharedStrings.xml', '<sst>' + ''.join('<si><t>%s</t></si>' % esc(s) for s in strings) + '</sst>')
+    z.writestr('xl/worksheets/sheet1.xml', '<worksheet><sheetData>' + ''.join(cells) + '</sheetData></worksheet>')
+sys.stdout.buffer.write(buf.getvalue())
+"#;
+    use std::io::Write;
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(csv.as_bytes())
+        .expect("write");
+    let out = child.wait_with_output().expect("python3 runs");
+    assert!(out.status.success());
+    out.stdout
+}

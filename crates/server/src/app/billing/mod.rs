@@ -30,6 +30,7 @@ pub mod pdf;
 pub mod prices;
 pub mod reconcile;
 pub mod xlsx;
+pub mod xlsx_read;
 
 pub use budgets::*;
 pub use export::*;

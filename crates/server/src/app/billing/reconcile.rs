@@ -3,7 +3,8 @@
 
 use super::*;
 
-/// A provider's claimed usage for one month, as CSV text.
+/// A provider's claimed usage for one month, as CSV text or as an XLSX workbook (base64;
+/// its first worksheet is read, by the same column mapping).
 ///
 /// Column mapping (the header row names the columns, in any order; other columns are
 /// ignored): `resource_id` (or `资源ID`) — our resource id as the provider knows it;
@@ -16,7 +17,12 @@ pub struct NewReconciliation {
     pub month: String,
     /// A name for the imported file (shown with the result).
     pub source: String,
+    /// The CSV text (UTF-8); or leave it empty and send `xlsx_base64`.
+    #[serde(default)]
     pub csv: String,
+    /// An `.xlsx` file, base64-encoded.
+    #[serde(default)]
+    pub xlsx_base64: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -137,13 +143,44 @@ pub async fn reconcile(
     authorize(&actor.principal, Action::BillingManage)?;
     let (from, to) = month_bounds(&b.month)?;
     let source = zy_model::validate::name("source", &b.source)?;
-    if b.csv.len() > 32 * 1024 * 1024 {
+    if b.csv.len() > 32 * 1024 * 1024
+        || b.xlsx_base64
+            .as_ref()
+            .is_some_and(|x| x.len() > 44 * 1024 * 1024)
+    {
         return Err(Error::validation(
             "csv",
             t!("文件超过 32 MiB", "the file is larger than 32 MiB"),
         ));
     }
-    let theirs = parse_claims(&b.csv)?;
+    let csv = match (&b.xlsx_base64, b.csv.is_empty()) {
+        (Some(x), true) => {
+            use base64::Engine;
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(x.trim())
+                .map_err(|_| {
+                    Error::validation(
+                        "xlsx_base64",
+                        t!(
+                            "XLSX 文件须以 base64 编码",
+                            "the XLSX file must be base64-encoded"
+                        ),
+                    )
+                })?;
+            super::xlsx_read::first_sheet_as_csv(&bytes)?
+        }
+        (None, false) => b.csv.clone(),
+        _ => {
+            return Err(Error::validation(
+                "csv",
+                t!(
+                    "请提供 CSV 文本或 XLSX 文件（二选一）",
+                    "send either the CSV text or the XLSX file, not both and not neither"
+                ),
+            ))
+        }
+    };
+    let theirs = parse_claims(&csv)?;
     let providers = zy_store::inventory::providers(&s.store).await?;
     if !providers.iter().any(|(p, _)| p.id == b.provider_id) {
         return Err(Error::not_found("provider", b.provider_id));

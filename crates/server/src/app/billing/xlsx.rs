@@ -200,6 +200,16 @@ pub fn bill_xlsx(b: &Bill) -> Vec<u8> {
     ])
 }
 
+/// A one-sheet workbook of text cells, as this module writes them (for the reader's tests).
+#[cfg(test)]
+pub(crate) fn test_workbook(rows: &[&[&str]]) -> Vec<u8> {
+    let rows: Vec<Vec<Cell>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| Cell::Text((*c).to_string())).collect())
+        .collect();
+    zip(&[("xl/worksheets/sheet1.xml", sheet(&rows).into_bytes())])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
