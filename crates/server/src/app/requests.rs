@@ -886,20 +886,15 @@ pub async fn decide(
     } else {
         "return"
     };
-    store::add_event(&mut tx, id, verb, who, Some(&step.name), Some(&detail)).await?;
     crate::requests::notify::decided(&mut tx, &r, action, &actor.user.display_name, &detail)
         .await?;
-    commit_audited(
-        tx,
-        ctx,
-        Some(actor),
-        &format!("{verb}_request"),
-        "resource_request",
-        &id.to_string(),
-        serde_json::json!({ "title": r.title, "step": step.name, "reason": detail }),
-    )
-    .await?;
-    get_plain(s, id).await
+    let ev = Event {
+        action: verb,
+        step: Some(&step.name),
+        reason: Some(&detail),
+    };
+    let audit = serde_json::json!({ "title": r.title, "step": step.name, "reason": detail });
+    finish(s, tx, ctx, actor, id, ev, &format!("{verb}_request"), audit).await
 }
 
 /// What a delivery will insert, resolved before its transaction.
@@ -1151,33 +1146,21 @@ pub async fn accept(
             ),
         ));
     }
-    store::add_event(
-        &mut tx,
-        id,
-        verb,
-        Some(actor.principal.user_id),
-        None,
-        reason.as_deref(),
-    )
-    .await?;
     if to == RequestState::Problem {
         crate::requests::notify::delivery_needed(&mut tx, &r).await?;
     }
-    commit_audited(
-        tx,
-        ctx,
-        Some(actor),
-        if to == RequestState::Accepted {
-            "accept_request"
-        } else {
-            "report_problem"
-        },
-        "resource_request",
-        &id.to_string(),
-        serde_json::json!({ "title": r.title, "reason": reason }),
-    )
-    .await?;
-    get_plain(s, id).await
+    let ev = Event {
+        action: verb,
+        step: None,
+        reason: reason.as_deref(),
+    };
+    let audit_action = if to == RequestState::Accepted {
+        "accept_request"
+    } else {
+        "report_problem"
+    };
+    let audit = serde_json::json!({ "title": r.title, "reason": reason });
+    finish(s, tx, ctx, actor, id, ev, audit_action, audit).await
 }
 
 /// The provider's operator hands a delivery over again after a reported problem.
@@ -1209,27 +1192,14 @@ pub async fn redeliver(
             ),
         ));
     }
-    store::add_event(
-        &mut tx,
-        id,
-        "redeliver",
-        Some(actor.principal.user_id),
-        None,
-        Some(&note),
-    )
-    .await?;
     crate::requests::notify::delivered(&mut tx, &r).await?;
-    commit_audited(
-        tx,
-        ctx,
-        Some(actor),
-        "redeliver_request",
-        "resource_request",
-        &id.to_string(),
-        serde_json::json!({ "title": r.title, "note": note }),
-    )
-    .await?;
-    get_plain(s, id).await
+    let ev = Event {
+        action: "redeliver",
+        step: None,
+        reason: Some(&note),
+    };
+    let audit = serde_json::json!({ "title": r.title, "note": note });
+    finish(s, tx, ctx, actor, id, ev, "redeliver_request", audit).await
 }
 
 fn can_decide(actor: &Actor, r: &ResourceRequest) -> bool {
