@@ -230,6 +230,12 @@ pub fn what_names(what: &str) -> (&'static str, &'static str) {
         "bill" => ("账单", "Bill"),
         "budget" => ("预算", "Budget"),
         "reconciliation" => ("对账结果", "Reconciliation"),
+        "vpc" => ("虚拟私有网络", "VPC"),
+        "subnet" => ("子网", "Subnet"),
+        "nic" => ("网卡", "Network interface"),
+        "security_group" => ("安全组", "Security group"),
+        "external_network" => ("外部网络", "External network"),
+        "elastic_ip" => ("弹性IP", "Elastic IP"),
         _ => ("对象", "Object"),
     }
 }

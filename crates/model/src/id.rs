@@ -130,6 +130,24 @@ typed_id!(
 typed_id!(
     /// An adjustment line on a closed bill.
     AdjustmentId, "adjustment");
+typed_id!(
+    /// A virtual private network (虚拟私有网络, VPC).
+    VpcId, "vpc");
+typed_id!(
+    /// A subnet (子网) of a VPC.
+    SubnetId, "subnet");
+typed_id!(
+    /// A network interface (网卡) of an instance on a subnet.
+    NicId, "nic");
+typed_id!(
+    /// A security group (安全组).
+    SecurityGroupId, "security_group");
+typed_id!(
+    /// An external network (外部网络, e.g. 政务外网) of a zone.
+    ExternalNetworkId, "external_network");
+typed_id!(
+    /// An elastic IP (弹性IP) on an external network.
+    ElasticIpId, "elastic_ip");
 
 #[cfg(test)]
 mod tests {

@@ -12,6 +12,7 @@ pub mod error;
 pub mod id;
 pub mod lease;
 pub mod money;
+pub mod network;
 pub mod notice;
 pub mod ops;
 pub mod page;

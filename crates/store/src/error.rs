@@ -98,49 +98,101 @@ fn contention(code: Option<&str>, msg: &str) -> Option<Error> {
 
 fn conflict_text(key: &str) -> Option<Text> {
     let has = |a: &str, b: &str| key.contains(a) || key.contains(b);
-    Some(if has("departments_name_key", "departments.name") {
-        t!("已有同名部门", "a department with this name already exists")
-    } else if has("departments_code_key", "departments.code") {
-        t!(
-            "已有相同编码的部门",
-            "a department with this code already exists"
-        )
-    } else if has(
-        "projects_department_name_key",
-        "projects.department_id, projects.name",
-    ) {
-        t!(
-            "该部门下已有同名项目",
-            "this department already has a project with this name"
-        )
-    } else if has("users_username_key", "users.username") {
-        t!("用户名已被使用", "this username is already taken")
-    } else if has("memberships_user_role_scope_key", "memberships.user_id") {
-        t!(
-            "该用户已在此范围持有该角色",
-            "the user already holds this role at this scope"
-        )
-    } else if has(
-        "api_tokens_user_name_key",
-        "api_tokens.user_id, api_tokens.name",
-    ) {
-        t!(
-            "您已有同名的 API 令牌",
-            "you already have an API token with this name"
-        )
-    } else if has(
-        "price_versions_provider_from_key",
-        "price_versions.provider_id, price_versions.effective_from",
-    ) {
-        t!(
-            "该云服务商已有同一生效时间的价格版本",
-            "this provider already has a price version taking effect at that instant"
-        )
-    } else if has("billing_months_pkey", "billing_months.month") {
-        t!("该月已经月结", "this month is already closed")
-    } else {
-        return None;
-    })
+    Some(
+        if has("vpcs_department_name_key", "vpcs.department_id, vpcs.name") {
+            t!(
+                "该部门已有同名的虚拟私有网络",
+                "this department already has a VPC with this name"
+            )
+        } else if has("vpcs_vni_key", "vpcs.vni") {
+            t!(
+                "VXLAN 编号被并发占用，请重试",
+                "the VXLAN number was taken meanwhile; please try again"
+            )
+        } else if has("subnets_vpc_name_key", "subnets.vpc_id, subnets.name") {
+            t!(
+                "该网络已有同名子网",
+                "this VPC already has a subnet with this name"
+            )
+        } else if has("nics_subnet_ip_key", "nics.subnet_id, nics.ip_num") {
+            t!("该 IP 地址已被占用", "that IP address is already in use")
+        } else if has("nics_instance_idx_key", "nics.instance_id, nics.idx") {
+            t!(
+                "云主机的网卡被同时修改，请重试",
+                "the instance's NICs changed meanwhile; please try again"
+            )
+        } else if has("nics_mac_key", "nics.mac") {
+            t!(
+                "MAC 地址冲突，请重试",
+                "the MAC address clashed; please try again"
+            )
+        } else if has(
+            "security_groups_project_name_key",
+            "security_groups.project_id, security_groups.name",
+        ) {
+            t!(
+                "该项目已有同名安全组",
+                "this project already has a security group with this name"
+            )
+        } else if has("external_networks_name_key", "external_networks.name") {
+            t!(
+                "已有同名外部网络",
+                "an external network with this name already exists"
+            )
+        } else if has(
+            "elastic_ips_address_key",
+            "elastic_ips.external_network_id, elastic_ips.ip_num",
+        ) {
+            t!(
+                "该弹性IP地址已被占用",
+                "that elastic IP address is already taken"
+            )
+        } else if has("elastic_ips_nic_key", "elastic_ips.nic_id") {
+            t!("该网卡已绑定弹性IP", "that NIC already has an elastic IP")
+        } else if has("departments_name_key", "departments.name") {
+            t!("已有同名部门", "a department with this name already exists")
+        } else if has("departments_code_key", "departments.code") {
+            t!(
+                "已有相同编码的部门",
+                "a department with this code already exists"
+            )
+        } else if has(
+            "projects_department_name_key",
+            "projects.department_id, projects.name",
+        ) {
+            t!(
+                "该部门下已有同名项目",
+                "this department already has a project with this name"
+            )
+        } else if has("users_username_key", "users.username") {
+            t!("用户名已被使用", "this username is already taken")
+        } else if has("memberships_user_role_scope_key", "memberships.user_id") {
+            t!(
+                "该用户已在此范围持有该角色",
+                "the user already holds this role at this scope"
+            )
+        } else if has(
+            "api_tokens_user_name_key",
+            "api_tokens.user_id, api_tokens.name",
+        ) {
+            t!(
+                "您已有同名的 API 令牌",
+                "you already have an API token with this name"
+            )
+        } else if has(
+            "price_versions_provider_from_key",
+            "price_versions.provider_id, price_versions.effective_from",
+        ) {
+            t!(
+                "该云服务商已有同一生效时间的价格版本",
+                "this provider already has a price version taking effect at that instant"
+            )
+        } else if has("billing_months_pkey", "billing_months.month") {
+            t!("该月已经月结", "this month is already closed")
+        } else {
+            return None;
+        },
+    )
 }
 
 #[cfg(test)]

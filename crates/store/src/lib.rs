@@ -17,6 +17,7 @@ pub mod inventory;
 pub mod leases;
 pub mod memberships;
 mod migrate;
+pub mod networks;
 pub mod notifications;
 pub mod projects;
 pub mod quotas;
