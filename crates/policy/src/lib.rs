@@ -111,6 +111,13 @@ pub enum Action {
     ProviderBillRead,
     /// Add and withdraw price-list versions.
     PriceListManage,
+    /// Read a project's networks (VPCs, subnets, NICs, security groups, elastic IPs), or a
+    /// department's shared VPCs when the project is `None`. The security admin reads every
+    /// one (platform-wide oversight of security policy).
+    NetworkRead(DepartmentId, Option<ProjectId>),
+    /// Create, change and delete a project's networks and security groups, or a
+    /// department's shared VPCs when the project is `None` (its department admin).
+    NetworkOperate(DepartmentId, Option<ProjectId>),
 }
 
 /// Which departments and projects a principal may list.
@@ -370,6 +377,27 @@ pub fn authorize(p: &Principal, action: Action) -> Result<(), Error> {
             .any(|r| p.holds(r, &platform)),
         PriceListManage => {
             p.holds(Role::Finance, &platform) || p.holds(Role::PlatformAdmin, &platform)
+        }
+        NetworkRead(d, pr) => {
+            p.reads_all_tenancy()
+                || p.holds(Role::SecurityAdmin, &platform)
+                || match pr {
+                    Some(pr) => {
+                        p.holds(Role::DeptAdmin, &Scope::Project(d, pr))
+                            || p.holds(Role::DeptMember, &Scope::Project(d, pr))
+                    }
+                    None => member_of_department(p, d),
+                }
+        }
+        NetworkOperate(d, pr) => {
+            p.holds(Role::PlatformAdmin, &platform)
+                || match pr {
+                    Some(pr) => {
+                        p.holds(Role::DeptAdmin, &Scope::Project(d, pr))
+                            || p.holds(Role::DeptMember, &Scope::Project(d, pr))
+                    }
+                    None => p.holds(Role::DeptAdmin, &Scope::Department(d)),
+                }
         }
     };
     if allowed {

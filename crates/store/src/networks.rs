@@ -387,16 +387,19 @@ pub async fn nics_of_instance(store: &Store, instance: InstanceId) -> Result<Vec
     with_groups(store.pool(), decode_all(&rows)?).await
 }
 
-pub async fn get_nic(tx: &mut Tx, id: NicId) -> Result<Option<Nic>, Error> {
+pub async fn get_nic<'c, E>(e: E, id: NicId) -> Result<Option<Nic>, Error>
+where
+    E: Executor<'c, Database = Any> + Copy,
+{
     let r = sqlx::query(&format!("SELECT {NIC_COLS} FROM nics WHERE id = $1"))
         .bind(id.to_string())
-        .fetch_optional(&mut **tx)
+        .fetch_optional(e)
         .await
         .map_err(db_error)?;
     let Some(n) = r.as_ref().map(Nic::decode).transpose()? else {
         return Ok(None);
     };
-    Ok(with_groups(&mut **tx, vec![n]).await?.pop())
+    Ok(with_groups(e, vec![n]).await?.pop())
 }
 
 /// Removes a NIC (its address and group memberships go with it; an elastic IP bound to it

@@ -188,6 +188,14 @@ fn expected(f: &Fixture, a: Action) -> (usize, Vec<Holder>) {
         BillingManage => [Fin],
         ProviderBillRead => [Sup, Fin, Po],
         PriceListManage => [Pa, Fin],
+        NetworkRead(_, pr) => match pr {
+            Some(_) => &[Pa, Sec, Sup, Fin, Da, Dm, DmProject][..],
+            None => &[Pa, Sec, Sup, Fin, Da, Dm, DmProject, DmSibling][..],
+        },
+        NetworkOperate(_, pr) => match pr {
+            Some(_) => &[Pa, Da, Dm, DmProject][..],
+            None => &[Pa, Da][..],
+        },
     }
 }
 
@@ -281,6 +289,10 @@ pub(super) fn samples(f: &Fixture) -> Vec<Action> {
         BillingManage,
         ProviderBillRead,
         PriceListManage,
+        NetworkRead(d, Some(pr)),
+        NetworkRead(d, None),
+        NetworkOperate(d, Some(pr)),
+        NetworkOperate(d, None),
     ];
     for r in Role::ALL {
         for s in [Scope::Platform, dept, proj] {

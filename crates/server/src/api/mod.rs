@@ -11,6 +11,7 @@ pub mod instances;
 pub mod inventory;
 pub mod leases;
 pub mod memberships;
+pub mod networks;
 pub mod notifications;
 pub mod projects;
 pub mod requests;
@@ -52,6 +53,7 @@ use zy_model::Error;
         (name = "requests", description = "资源申请、审批、交付与验收 / resource requests, approvals, delivery and acceptance"),
         (name = "notifications", description = "通知：站内信、偏好、邮件与 Webhook / notifications: inbox, preferences, e-mail and webhooks"),
         (name = "billing", description = "计量、计费与账单：价格目录、月结、调整、对账、预算 / metering, rating and billing"),
+        (name = "networks", description = "虚拟网络：VPC、子网、网卡、安全组、外部网络与弹性IP / virtual networks, security groups and elastic IPs"),
         (name = "system", description = "运行状态与后台任务 / health, metrics, background tasks and sagas"),
     )
 )]
@@ -198,6 +200,34 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(volumes::attach_volume))
         .routes(routes!(volumes::detach_volume))
         .routes(routes!(volumes::extend_volume))
+        .routes(routes!(networks::list_vpcs, networks::create_vpc))
+        .routes(routes!(networks::get_vpc, networks::delete_vpc))
+        .routes(routes!(networks::create_subnet))
+        .routes(routes!(networks::delete_subnet))
+        .routes(routes!(networks::list_nics, networks::create_nic))
+        .routes(routes!(networks::delete_nic))
+        .routes(routes!(networks::set_nic_security_groups))
+        .routes(routes!(
+            networks::list_security_groups,
+            networks::create_security_group
+        ))
+        .routes(routes!(
+            networks::get_security_group,
+            networks::delete_security_group
+        ))
+        .routes(routes!(networks::set_security_group_rules))
+        .routes(routes!(
+            networks::list_external_networks,
+            networks::create_external_network
+        ))
+        .routes(routes!(
+            networks::list_elastic_ips,
+            networks::allocate_elastic_ip
+        ))
+        .routes(routes!(networks::bind_elastic_ip))
+        .routes(routes!(networks::unbind_elastic_ip))
+        .routes(routes!(networks::release_elastic_ip))
+        .routes(routes!(networks::host_firewall))
         .routes(routes!(requests::list_requests, requests::create_request))
         .routes(routes!(
             requests::get_request,

@@ -303,6 +303,94 @@ impl<'a> World<'a> {
         b["id"].as_str().expect("volume id").to_string()
     }
 
+    /// A new VPC of the home project with one subnet: (vpc id, subnet id).
+    pub async fn vpc(&self) -> (String, String) {
+        let n = self.fresh();
+        let (st, v) = self
+            .admin
+            .post(
+                "/v1/vpcs",
+                json!({ "project_id": self.p, "name": format!("net{n}") }),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{v}");
+        let vpc = v["id"].as_str().expect("vpc id").to_string();
+        let (st, sn) = self
+            .admin
+            .post(
+                &format!("/v1/vpcs/{vpc}/subnets"),
+                json!({ "name": "sn", "cidr": "10.1.0.0/24" }),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{sn}");
+        (vpc, sn["id"].as_str().expect("subnet id").to_string())
+    }
+
+    /// A new NIC of the home instance on a new VPC.
+    pub async fn nic(&self) -> String {
+        let (_, sn) = self.vpc().await;
+        let (st, b) = self
+            .admin
+            .post(
+                &format!("/v1/instances/{}/nics", self.instance),
+                json!({ "subnet_id": sn }),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{b}");
+        b["id"].as_str().expect("nic id").to_string()
+    }
+
+    /// A new security group of the home project.
+    pub async fn security_group(&self) -> String {
+        let n = self.fresh();
+        let (st, b) = self
+            .admin
+            .post(
+                "/v1/security-groups",
+                json!({ "project_id": self.p, "name": format!("sg{n}") }),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{b}");
+        b["id"].as_str().expect("group id").to_string()
+    }
+
+    /// A new external network of the test zone.
+    async fn external_network(&self) -> String {
+        let n = self.fresh();
+        let (st, b) = self
+            .admin
+            .post("/v1/external-networks", json!({ "zone_id": self.zone, "name": format!("政务外网{n}"), "cidr": "198.18.0.0/24", "host_interface": "br-ext" }))
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{b}");
+        b["id"].as_str().expect("external network id").to_string()
+    }
+
+    /// A new elastic IP of the home project, bound to a new NIC when `bound`.
+    pub async fn elastic_ip(&self, bound: bool) -> String {
+        let x = self.external_network().await;
+        let (st, b) = self
+            .admin
+            .post(
+                "/v1/elastic-ips",
+                json!({ "project_id": self.p, "external_network_id": x }),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{b}");
+        let id = b["id"].as_str().expect("eip id").to_string();
+        if bound {
+            let nic = self.nic().await;
+            let (st, b) = self
+                .admin
+                .post(
+                    &format!("/v1/elastic-ips/{id}/bind"),
+                    json!({ "nic_id": nic }),
+                )
+                .await;
+            assert_eq!(st, StatusCode::OK, "{b}");
+        }
+        id
+    }
+
     /// A new instance of the home project, once it has reached `state` ("running" or
     /// "stopped").
     pub async fn instance_in(&self, state: &str) -> String {
@@ -651,6 +739,29 @@ impl<'a> World<'a> {
             }
             "detach_volume" => req(Method::POST, format!("/v1/volumes/{}/detach", self.attached_volume().await), None),
             "extend_volume" => req(Method::POST, format!("/v1/volumes/{}/extend", self.volume().await), Some(json!({ "size_gib": 20 }))),
+            "list_vpcs" => req(Method::GET, "/v1/vpcs", None),
+            "create_vpc" => req(Method::POST, "/v1/vpcs", Some(json!({ "project_id": p, "name": format!("网络{n}") }))),
+            "get_vpc" => req(Method::GET, format!("/v1/vpcs/{}", self.vpc().await.0), None),
+            "delete_vpc" => req(Method::DELETE, format!("/v1/vpcs/{}", self.vpc().await.0), None),
+            "create_subnet" => req(Method::POST, format!("/v1/vpcs/{}/subnets", self.vpc().await.0), Some(json!({ "name": format!("子网{n}"), "cidr": "10.2.0.0/24", "dns_servers": ["10.2.0.2"] }))),
+            "delete_subnet" => req(Method::DELETE, format!("/v1/subnets/{}", self.vpc().await.1), None),
+            "list_nics" => req(Method::GET, format!("/v1/instances/{}/nics", self.instance), None),
+            "create_nic" => req(Method::POST, format!("/v1/instances/{}/nics", self.instance), Some(json!({ "subnet_id": self.vpc().await.1, "ip": "10.1.0.9" }))),
+            "delete_nic" => req(Method::DELETE, format!("/v1/nics/{}", self.nic().await), None),
+            "set_nic_security_groups" => req(Method::PUT, format!("/v1/nics/{}/security-groups", self.nic().await), Some(json!({ "security_group_ids": [self.security_group().await] }))),
+            "list_security_groups" => req(Method::GET, "/v1/security-groups", None),
+            "create_security_group" => req(Method::POST, "/v1/security-groups", Some(json!({ "project_id": p, "name": format!("安全组{n}") }))),
+            "get_security_group" => req(Method::GET, format!("/v1/security-groups/{}", self.security_group().await), None),
+            "delete_security_group" => req(Method::DELETE, format!("/v1/security-groups/{}", self.security_group().await), None),
+            "set_security_group_rules" => req(Method::PUT, format!("/v1/security-groups/{}/rules", self.security_group().await), Some(json!({ "generation": 1, "rules": [{ "direction": "ingress", "protocol": "tcp", "port_min": 8080 }] }))),
+            "list_external_networks" => req(Method::GET, "/v1/external-networks", None),
+            "create_external_network" => req(Method::POST, "/v1/external-networks", Some(json!({ "zone_id": self.zone, "name": format!("外网{n}"), "cidr": "198.19.0.0/24", "host_interface": "br-ext" }))),
+            "list_elastic_ips" => req(Method::GET, "/v1/elastic-ips", None),
+            "allocate_elastic_ip" => req(Method::POST, "/v1/elastic-ips", Some(json!({ "project_id": p, "external_network_id": self.external_network().await }))),
+            "bind_elastic_ip" => req(Method::POST, format!("/v1/elastic-ips/{}/bind", self.elastic_ip(false).await), Some(json!({ "nic_id": self.nic().await }))),
+            "unbind_elastic_ip" => req(Method::POST, format!("/v1/elastic-ips/{}/unbind", self.elastic_ip(true).await), None),
+            "release_elastic_ip" => req(Method::DELETE, format!("/v1/elastic-ips/{}", self.elastic_ip(false).await), None),
+            "host_firewall" => req(Method::GET, format!("/v1/hosts/{}/firewall", self.host), None),
             "list_requests" => req(Method::GET, "/v1/requests?view=all", None),
             "create_request" => req(Method::POST, "/v1/requests", Some(json!({ "project_id": p, "kind": "new", "title": format!("申请{n}"), "purpose": "测试", "items": [{ "type": "volume", "name": format!("rv{n}"), "size_gib": 10 }] }))),
             "get_request" => req(Method::GET, format!("/v1/requests/{}", self.request_in("draft").await.0), None),

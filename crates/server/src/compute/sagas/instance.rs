@@ -392,11 +392,13 @@ async fn release_capacity(cx: &mut Cx, row: &InstanceRow) -> StepResult {
     Ok(())
 }
 
-/// Gives back the quota, once; volumes outlive their instance and become available.
+/// Gives back the quota, once; volumes outlive their instance and become available; its
+/// NICs are removed and their addresses return to their subnets (idempotent).
 async fn release_quota(cx: &mut Cx, row: &InstanceRow) -> StepResult {
     let i = &row.instance;
     let mut tx = cx.begin().await?;
     zy_store::volumes::detach_all(&mut tx, i.id).await?;
+    zy_store::networks::release_instance_nics(&mut tx, i.id).await?;
     if instances::take_flag(&mut tx, i.id, Flag::QuotaHeld).await? {
         let d = quota_delta(i);
         zy_store::quotas::release(&mut tx, "department", &i.department_id.to_string(), &d).await?;

@@ -1,0 +1,262 @@
+//! Virtual networks: bad inputs get a clear 4xx naming the field, subnets overlap across
+//! VPCs but never inside one, the platform's address allocation never hands one address to
+//! two NICs (also under concurrency) and fills a subnet exactly, rule changes are
+//! conditional, a host's rule set follows its NICs' groups, elastic IPs bind 1:1, an
+//! address maps back to its owner, and deleting an instance frees its addresses.
+
+use crate::both_databases;
+use crate::common::*;
+use crate::world::World;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+fn field(b: &Value) -> &str {
+    b["error"]["details"]["field"].as_str().unwrap_or_default()
+}
+
+async fn networks_refuse_bad_input_and_allocate_addresses_exactly(db: Db) {
+    let ts = TestServer::start(db).await;
+    let w = World::new(&ts).await;
+    let a = &w.admin;
+    let (vpc, _) = w.vpc().await; // holds 10.1.0.0/24
+
+    // Bad CIDRs and overlaps inside one VPC: 422 with the field named.
+    for (cidr, why) in [
+        ("10.1.0.0/33", "prefix"),
+        ("10.1.0.7/24", "host bits"),
+        ("banana", "garbage"),
+        ("10.1.0.0/16", "overlap"),
+        ("10.1.0.128/25", "overlap"),
+    ] {
+        let (st, b) = a
+            .post(
+                &format!("/v1/vpcs/{vpc}/subnets"),
+                json!({ "name": "x", "cidr": cidr }),
+            )
+            .await;
+        assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{why}: {b}");
+        assert_eq!(field(&b), "cidr", "{why}: {b}");
+    }
+    let (st, b) = a
+        .post(
+            &format!("/v1/vpcs/{vpc}/subnets"),
+            json!({ "name": "gw", "cidr": "10.9.0.0/24", "gateway": "10.8.0.1" }),
+        )
+        .await;
+    assert_eq!(
+        (st, field(&b)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "gateway"),
+        "{b}"
+    );
+    // The same CIDR in another VPC is fine (overlap across VPCs is allowed).
+    let (other, _) = w.vpc().await;
+    let (st, b) = a.get(&format!("/v1/vpcs/{other}")).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(b["subnets"][0]["cidr"], "10.1.0.0/24");
+    assert!(b["vni"].as_i64().expect("vni") >= 4096);
+
+    // A /29 holds 5 addresses besides its gateway: handed out lowest first, then 409.
+    let (st, sn) = a
+        .post(
+            &format!("/v1/vpcs/{vpc}/subnets"),
+            json!({ "name": "small", "cidr": "10.5.0.0/29" }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{sn}");
+    let sn = sn["id"].as_str().expect("subnet").to_string();
+    let nics = format!("/v1/instances/{}/nics", w.instance);
+    let (st, b) = a
+        .post(&nics, json!({ "subnet_id": sn, "ip": "10.5.0.1" }))
+        .await;
+    assert_eq!(
+        (st, field(&b)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "ip"),
+        "the gateway: {b}"
+    );
+    let (st, b) = a
+        .post(&nics, json!({ "subnet_id": sn, "ip": "10.6.0.3" }))
+        .await;
+    assert_eq!(
+        (st, field(&b)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "ip"),
+        "outside: {b}"
+    );
+    let (st, b) = a
+        .post(&nics, json!({ "subnet_id": sn, "ip": "10.5.0.4" }))
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{b}");
+    let (st, b) = a
+        .post(&nics, json!({ "subnet_id": sn, "ip": "10.5.0.4" }))
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT, "taken: {b}");
+    // Four more concurrently: never one address twice, and the subnet is then full.
+    let mut tasks = Vec::new();
+    for _ in 0..5 {
+        let (s, path, body) = (a.clone(), nics.clone(), json!({ "subnet_id": sn }));
+        tasks.push(tokio::spawn(async move { s.post(&path, body).await }));
+    }
+    let mut got = Vec::new();
+    for t in tasks {
+        let (st, b) = t.await.expect("task");
+        if st == StatusCode::CREATED {
+            got.push(b["ip"].as_str().expect("ip").to_string());
+        } else {
+            assert_eq!(st, StatusCode::CONFLICT, "{b}");
+        }
+    }
+    got.sort();
+    got.dedup();
+    assert_eq!(got.len(), 4, "the four free addresses, each once: {got:?}");
+    for ip in ["10.5.0.2", "10.5.0.3", "10.5.0.5", "10.5.0.6"] {
+        assert!(got.contains(&ip.to_string()), "{ip} in {got:?}");
+    }
+    let (st, b) = a.post(&nics, json!({ "subnet_id": sn })).await;
+    assert_eq!(st, StatusCode::CONFLICT, "{b}");
+    assert_eq!(b["error"]["details"]["reason"], "subnet_full");
+    // A subnet in use is not deleted.
+    let (st, _) = a.delete(&format!("/v1/subnets/{sn}")).await;
+    assert_eq!(st, StatusCode::CONFLICT);
+
+    // Security groups: bad rules and unknown remote groups are 422; a stale generation 409.
+    let sg = w.security_group().await;
+    let rules = format!("/v1/security-groups/{sg}/rules");
+    for (rule, f) in [
+        (
+            json!({ "direction": "ingress", "protocol": "tcp", "port_min": 9000, "port_max": 80 }),
+            "rules[0].port_max",
+        ),
+        (
+            json!({ "direction": "ingress", "protocol": "icmp", "port_min": 1 }),
+            "rules[0].port_min",
+        ),
+        (
+            json!({ "direction": "ingress", "protocol": "tcp", "remote_cidr": "300.0.0.0/8" }),
+            "rules[0].remote_cidr",
+        ),
+        (
+            json!({ "direction": "ingress", "protocol": "tcp", "remote_group_id": "0190f3a0-0000-7000-8000-000000000000" }),
+            "rules[0].remote_group_id",
+        ),
+    ] {
+        let (st, b) = a
+            .put(&rules, json!({ "generation": 1, "rules": [rule] }))
+            .await;
+        assert_eq!(
+            (st, field(&b)),
+            (StatusCode::UNPROCESSABLE_ENTITY, f),
+            "{b}"
+        );
+    }
+    let (st, b) = a
+        .put(
+            &rules,
+            json!({ "generation": 1, "rules": [{ "direction": "ingress", "protocol": "sctp" }] }),
+        )
+        .await;
+    assert!(st.is_client_error(), "an unknown protocol: {st} {b}");
+    let web = w.security_group().await;
+    let body = json!({ "generation": 1, "rules": [
+        { "direction": "ingress", "protocol": "tcp", "port_min": 8080 },
+        { "direction": "ingress", "protocol": "icmp", "remote_group_id": web },
+        { "direction": "egress", "protocol": "any", "remote_cidr": "0.0.0.0/0" },
+    ] });
+    let (st, b) = a.put(&rules, body.clone()).await;
+    assert_eq!(st, StatusCode::OK, "{b}");
+    assert_eq!(b["generation"], 2);
+    let (st, b) = a.put(&rules, body).await;
+    assert_eq!(st, StatusCode::CONFLICT, "stale generation: {b}");
+    // A group named by another group's rule is not deleted.
+    let (st, _) = a.delete(&format!("/v1/security-groups/{web}")).await;
+    assert_eq!(st, StatusCode::CONFLICT);
+
+    // The NIC at 10.5.0.4 joins the group: the host's rule set enforces it.
+    let (_, list) = a.get(&nics).await;
+    let nic = list
+        .as_array()
+        .expect("nics")
+        .iter()
+        .find(|n| n["ip"] == "10.5.0.4")
+        .expect("the fixed NIC")["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let (st, b) = a
+        .put(
+            &format!("/v1/nics/{nic}/security-groups"),
+            json!({ "security_group_ids": [sg] }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{b}");
+    let (_, inst) = a.get(&format!("/v1/instances/{}", w.instance)).await;
+    let host = inst["host_id"].as_str().expect("placed").to_string();
+    let (st, fw) = a.get(&format!("/v1/hosts/{host}/firewall")).await;
+    assert_eq!(st, StatusCode::OK, "{fw}");
+    let text = fw["ruleset"].as_str().expect("ruleset");
+    assert!(text.contains("ip daddr 10.5.0.4 jump in_"), "{text}");
+    assert!(text.contains("tcp dport 8080 accept"), "{text}");
+
+    // Elastic IPs: bound 1:1; the address maps back to the instance either way.
+    let eip = w.elastic_ip(false).await;
+    let (st, b) = a
+        .post(
+            &format!("/v1/elastic-ips/{eip}/bind"),
+            json!({ "nic_id": nic }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{b}");
+    let addr: std::net::Ipv4Addr = b["address"]
+        .as_str()
+        .expect("address")
+        .parse()
+        .expect("ipv4");
+    let (st, _) = a.delete(&format!("/v1/elastic-ips/{eip}")).await;
+    assert_eq!(
+        st,
+        StatusCode::CONFLICT,
+        "a bound elastic IP is not released"
+    );
+    let owner = zy_server::app::networks::owner_of_address(ts.store(), addr)
+        .await
+        .expect("lookup")
+        .expect("owned");
+    assert_eq!(
+        (owner.instance_id.to_string(), owner.via.as_str()),
+        (w.instance.clone(), "elastic_ip")
+    );
+    let owner =
+        zy_server::app::networks::owner_of_address(ts.store(), "10.5.0.4".parse().expect("ip"))
+            .await
+            .expect("lookup")
+            .expect("owned");
+    assert_eq!(owner.instance_id.to_string(), w.instance);
+    assert_eq!(owner.project_id.to_string(), w.p);
+
+    // Deleting the instance frees its addresses and unbinds the elastic IP.
+    let (st, b) = a.delete(&format!("/v1/instances/{}", w.instance)).await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{b}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (_, i) = a.get(&format!("/v1/instances/{}", w.instance)).await;
+        if i["state"] == "deleted" || i["error"]["code"] == "not_found" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never deleted: {i}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let (st, _) = a.delete(&format!("/v1/subnets/{sn}")).await;
+    assert_eq!(st, StatusCode::NO_CONTENT, "the subnet is free again");
+    let (_, e) = a.get("/v1/elastic-ips").await;
+    let e = e
+        .as_array()
+        .expect("eips")
+        .iter()
+        .find(|x| x["id"] == eip.as_str())
+        .expect("eip")
+        .clone();
+    assert!(e.get("nic_id").is_none(), "{e}");
+    assert!(zy_server::app::networks::owner_of_address(ts.store(), addr)
+        .await
+        .expect("lookup")
+        .is_none());
+}
+both_databases!(networks_refuse_bad_input_and_allocate_addresses_exactly);
