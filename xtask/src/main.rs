@@ -127,11 +127,24 @@ fn test(args: &[String]) -> bool {
         eprintln!("cannot install poppler-utils and poppler-data for the PDF export tests");
         return false;
     }
+    // The network tests check and enforce nftables rule sets in network namespaces joined
+    // by a bridge (nftables, iproute2; python3 serves the TCP ports probed).
+    let net_ready = ["/usr/sbin/nft", "/usr/sbin/ip", "/usr/bin/python3"]
+        .iter()
+        .all(|p| std::path::Path::new(p).exists())
+        || ["/usr/sbin/nft", "/sbin/ip", "/usr/bin/python3"]
+            .iter()
+            .all(|p| std::path::Path::new(p).exists());
+    if !net_ready && !web::apt_install(&["nftables", "iproute2", "python3"]) {
+        eprintln!("cannot install nftables and iproute2 for the network tests");
+        return false;
+    }
     let mut c = cargo();
     c.env("ZY_TEMPLATE_DIR", root().join("target/zy-template"))
         .env("ZY_REQUIRE_QEMU", "1")
         .env("ZY_REQUIRE_SMTP", "1")
-        .env("ZY_REQUIRE_PDFTOTEXT", "1");
+        .env("ZY_REQUIRE_PDFTOTEXT", "1")
+        .env("ZY_REQUIRE_NFT", "1");
     if has_nextest() {
         c.args(["nextest", "run", "--workspace", "--no-fail-fast"]);
     } else {

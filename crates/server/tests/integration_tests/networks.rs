@@ -260,3 +260,217 @@ async fn networks_refuse_bad_input_and_allocate_addresses_exactly(db: Db) {
         .is_none());
 }
 both_databases!(networks_refuse_bad_input_and_allocate_addresses_exactly);
+
+/// Network namespaces made by one test: deleted when dropped, also after a failure.
+struct Namespaces(Vec<String>);
+
+impl Drop for Namespaces {
+    fn drop(&mut self) {
+        for n in &self.0 {
+            let _ = std::process::Command::new("ip")
+                .args(["netns", "del", n])
+                .status();
+        }
+    }
+}
+
+fn sh(args: &[&str]) -> std::process::Output {
+    let out = std::process::Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Whether `from` can open a TCP connection to `ip:port` within a second.
+fn connects(from: &str, ip: &str, port: u16) -> bool {
+    let probe = format!("echo > /dev/tcp/{ip}/{port}");
+    std::process::Command::new("ip")
+        .args(["netns", "exec", from, "timeout", "1", "bash", "-c", &probe])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// The kernel enforces what the control plane decides: a host (a network namespace with
+/// the VPC's bridge) loads the rule set `GET /v1/hosts/{id}/firewall` gives for a NIC whose
+/// group opens TCP 8080; from another address on the bridge 8080 connects and 8081 is
+/// dropped and counted; after a rule change the new rule set opens 8081 too. Needs root,
+/// nftables and iproute2 (`cargo xtask test` installs them and sets `ZY_REQUIRE_NFT`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hosts_rule_set_lets_through_exactly_what_the_groups_allow() {
+    let usable = std::path::Path::new("/usr/sbin/nft").exists()
+        && std::process::Command::new("ip")
+            .args(["netns", "list"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+        && is_root();
+    if !usable {
+        assert!(
+            std::env::var_os("ZY_REQUIRE_NFT").is_none(),
+            "root, nftables and iproute2 are required"
+        );
+        eprintln!("needs root, nftables and iproute2: skipped");
+        return;
+    }
+    let ts = TestServer::start(Db::Sqlite).await;
+    let w = World::new(&ts).await;
+    let a = &w.admin;
+    let (vpc, _) = w.vpc().await;
+    let (st, sn) = a
+        .post(
+            &format!("/v1/vpcs/{vpc}/subnets"),
+            json!({ "name": "web", "cidr": "10.77.0.0/24" }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{sn}");
+    let sg = w.security_group().await;
+    let set_rules = |generation: i64, ports: &[u16]| {
+        let mut rules = vec![json!({ "direction": "egress", "protocol": "any" })];
+        for p in ports {
+            rules.push(json!({ "direction": "ingress", "protocol": "tcp", "port_min": p }));
+        }
+        json!({ "generation": generation, "rules": rules })
+    };
+    let (st, b) = a
+        .put(
+            &format!("/v1/security-groups/{sg}/rules"),
+            set_rules(1, &[8080]),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{b}");
+    let (st, nic) = a
+        .post(
+            &format!("/v1/instances/{}/nics", w.instance),
+            json!({ "subnet_id": sn["id"], "security_group_ids": [sg] }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{nic}");
+    let (_, inst) = a.get(&format!("/v1/instances/{}", w.instance)).await;
+    let host = inst["host_id"].as_str().expect("placed").to_string();
+    let nic_id: zy_model::id::NicId = nic["id"].as_str().expect("id").parse().expect("nic id");
+    let vpc_id: zy_model::id::VpcId = vpc.parse().expect("vpc id");
+    let (tap, bridge) = (
+        zy_model::network::tap_name(nic_id),
+        zy_model::network::nft::bridge_name(vpc_id),
+    );
+    let ip = nic["ip"].as_str().expect("ip").to_string();
+    let mac = nic["mac"].as_str().expect("mac").to_string();
+
+    // The host and two guests: the NIC's namespace behind its "tap" (a veth named like
+    // one), and a client elsewhere on the bridge.
+    let p = format!("zyt{}", std::process::id());
+    let (h, g, c) = (format!("{p}h"), format!("{p}g"), format!("{p}c"));
+    for n in [&h, &g, &c] {
+        sh(&["ip", "netns", "add", n]);
+    }
+    let _guard = Namespaces(vec![h.clone(), g.clone(), c.clone()]);
+    sh(&[
+        "ip",
+        "netns",
+        "exec",
+        &h,
+        "sysctl",
+        "-qw",
+        "net.bridge.bridge-nf-call-iptables=1",
+    ]);
+    sh(&["ip", "-n", &h, "link", "add", &bridge, "type", "bridge"]);
+    sh(&["ip", "-n", &h, "link", "set", &bridge, "up"]);
+    sh(&[
+        "ip", "-n", &h, "link", "add", &tap, "type", "veth", "peer", "name", "eth0", "netns", &g,
+    ]);
+    sh(&[
+        "ip", "-n", &h, "link", "add", "zytc", "type", "veth", "peer", "name", "eth0", "netns", &c,
+    ]);
+    for port in [tap.as_str(), "zytc"] {
+        sh(&["ip", "-n", &h, "link", "set", port, "master", &bridge, "up"]);
+    }
+    sh(&["ip", "-n", &g, "link", "set", "eth0", "address", &mac, "up"]);
+    sh(&[
+        "ip",
+        "-n",
+        &g,
+        "addr",
+        "add",
+        &format!("{ip}/24"),
+        "dev",
+        "eth0",
+    ]);
+    sh(&["ip", "-n", &c, "link", "set", "eth0", "up"]);
+    sh(&[
+        "ip",
+        "-n",
+        &c,
+        "addr",
+        "add",
+        "10.77.0.200/24",
+        "dev",
+        "eth0",
+    ]);
+    // The guest listens on 8080 and 8081 (and says so once both are bound).
+    let server = "import socket,sys,time\nss=[]\nfor p in (8080,8081):\n s=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);s.bind(('0.0.0.0',p));s.listen(16);ss.append(s)\nprint('ready',flush=True)\ntime.sleep(30)\n";
+    let mut listener = std::process::Command::new("ip")
+        .args(["netns", "exec", &g, "python3", "-c", server])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("listener");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(listener.stdout.take().expect("stdout")),
+        &mut line,
+    )
+    .expect("ready line");
+    assert_eq!(line.trim(), "ready");
+
+    let apply = |ruleset: &str| {
+        let path = std::env::temp_dir().join(format!("{p}.nft"));
+        std::fs::write(&path, ruleset).expect("write rule set");
+        sh(&[
+            "ip",
+            "netns",
+            "exec",
+            &h,
+            "nft",
+            "-f",
+            path.to_str().expect("path"),
+        ]);
+        let _ = std::fs::remove_file(&path);
+    };
+    let (st, fw) = a.get(&format!("/v1/hosts/{host}/firewall")).await;
+    assert_eq!(st, StatusCode::OK, "{fw}");
+    apply(fw["ruleset"].as_str().expect("ruleset"));
+    assert!(connects(&c, &ip, 8080), "8080 is allowed");
+    assert!(!connects(&c, &ip, 8081), "8081 is not");
+    let counters = sh(&["ip", "netns", "exec", &h, "nft", "list", "counters"]);
+    let counters = String::from_utf8_lossy(&counters.stdout).to_string();
+    assert!(
+        !counters.contains("packets 0 "),
+        "the drop was counted: {counters}"
+    );
+
+    // A rule change: the next rule set opens 8081 as well.
+    let (st, b) = a
+        .put(
+            &format!("/v1/security-groups/{sg}/rules"),
+            set_rules(2, &[8080, 8081]),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{b}");
+    let (_, fw) = a.get(&format!("/v1/hosts/{host}/firewall")).await;
+    apply(fw["ruleset"].as_str().expect("ruleset"));
+    assert!(connects(&c, &ip, 8081), "8081 is allowed now");
+    assert!(connects(&c, &ip, 8080), "and 8080 still");
+    let _ = listener.kill();
+    let _ = listener.wait();
+}
+
+fn is_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
