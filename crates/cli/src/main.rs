@@ -8,6 +8,7 @@ mod commands;
 mod compute_cmds;
 mod inventory_cmds;
 mod lease_cmds;
+mod network_cmds;
 mod notify_cmds;
 mod output;
 mod request_cmds;
@@ -105,6 +106,21 @@ enum Command {
     /// Storage pools.
     #[command(subcommand)]
     Pool(inventory_cmds::PoolCmd),
+    /// Virtual private networks (虚拟私有网络) and their subnets.
+    #[command(subcommand)]
+    Vpc(network_cmds::VpcCmd),
+    /// Subnets (子网) of a VPC.
+    #[command(subcommand)]
+    Subnet(network_cmds::SubnetCmd),
+    /// Network interfaces (网卡) of instances.
+    #[command(subcommand)]
+    Nic(network_cmds::NicCmd),
+    /// Security groups (安全组) and their rules.
+    #[command(subcommand)]
+    Sg(network_cmds::SgCmd),
+    /// Elastic IPs (弹性IP) and the external networks they come from.
+    #[command(subcommand)]
+    Eip(network_cmds::EipCmd),
     /// Resource requests (资源申请): apply, review, accept.
     #[command(subcommand)]
     Request(request_cmds::RequestCmd),

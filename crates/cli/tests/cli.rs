@@ -555,3 +555,79 @@ async fn a_member_reads_the_inbox_and_sets_preferences() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_opens_a_port_in_a_security_group_and_sees_the_demo_network() {
+    let e = env().await;
+    e.ok(
+        &["login", "-u", "wjw.user", "--password-stdin"],
+        "Yibin@2026demo\n",
+    )
+    .await;
+    let vpcs = e
+        .json(&["vpc", "list", "--project", "全民健康信息平台"])
+        .await;
+    let vpc = vpcs
+        .as_array()
+        .and_then(|v| v.iter().find(|x| x["name"] == "业务网"))
+        .expect("the demo VPC")["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let text = e.ok(&["vpc", "show", &vpc], "").await;
+    assert!(
+        text.contains("10.10.1.0/24") && text.contains("10.10.2.0/24"),
+        "{text}"
+    );
+    let g = e
+        .json(&[
+            "sg",
+            "create",
+            "--project",
+            "全民健康信息平台",
+            "--name",
+            "api",
+        ])
+        .await;
+    let id = g["id"].as_str().expect("id").to_string();
+    let g = e
+        .json(&[
+            "sg",
+            "add-rule",
+            &id,
+            "--protocol",
+            "tcp",
+            "--ports",
+            "8000-8080",
+            "--remote",
+            "10.0.0.0/8",
+        ])
+        .await;
+    assert_eq!(g["generation"], 2, "{g}");
+    assert_eq!(g["rules"][1]["port_max"], 8080, "{g}");
+    let out = e
+        .run(
+            &[
+                "sg",
+                "add-rule",
+                &id,
+                "--protocol",
+                "tcp",
+                "--ports",
+                "90-80",
+            ],
+            "",
+        )
+        .await;
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("validation_failed"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = e.ok(&["sg", "show", &id], "").await;
+    assert!(
+        text.contains("8000") && text.contains("10.0.0.0/8"),
+        "{text}"
+    );
+}

@@ -181,6 +181,7 @@ pub async fn load(store: &Store) -> Result<bool, Error> {
         }
         if let Some(p) = first_project {
             billed.push((d.id, p));
+            crate::app::networks::demo(&mut tx, d.id, p).await?;
         }
         n += 1;
     }

@@ -965,3 +965,71 @@ pub async fn owner_of_address(store: &Store, ip: Ipv4Addr) -> Result<Option<Addr
 pub async fn host_ruleset(store: &Store, host: HostId) -> Result<String, Error> {
     Ok(nft::render(&db::host_firewall(store, host).await?))
 }
+
+// ---- Demo data -------------------------------------------------------------------------
+
+/// A project's demo network: a VPC with a web and a database subnet, a `web` group open
+/// on 80/443 and to ping, and a `db` group open on 3306 to the web group's members only.
+pub(crate) async fn demo(
+    tx: &mut zy_store::Tx,
+    d: DepartmentId,
+    p: ProjectId,
+) -> Result<(), Error> {
+    let now = Timestamp::now();
+    let mut v = Vpc {
+        id: VpcId::new(),
+        department_id: d,
+        project_id: Some(p),
+        name: "业务网".into(),
+        description: "演示数据 / demo data".into(),
+        vni: 0,
+        created_at: now,
+        generation: 1,
+    };
+    db::insert_vpc(tx, &mut v).await?;
+    for (name, cidr) in [("web", "10.10.1.0/24"), ("db", "10.10.2.0/24")] {
+        let c = Cidr::parse("cidr", cidr)?;
+        let sn = Subnet {
+            id: SubnetId::new(),
+            vpc_id: v.id,
+            name: name.into(),
+            cidr: c.to_string(),
+            gateway: ip_text(c.default_gateway()),
+            dns_servers: vec!["10.10.0.2".into()],
+            dhcp: true,
+            created_at: now,
+        };
+        db::insert_subnet(tx, &sn, c).await?;
+    }
+    let rule = |protocol, port: Option<u16>, remote_group_id| SecurityRule {
+        direction: Direction::Ingress,
+        protocol,
+        port_min: port,
+        port_max: port,
+        remote_cidr: None,
+        remote_group_id,
+        description: String::new(),
+    };
+    let group = |name: &str, rules: Vec<SecurityRule>| SecurityGroup {
+        id: SecurityGroupId::new(),
+        department_id: d,
+        project_id: p,
+        name: name.into(),
+        description: "演示数据 / demo data".into(),
+        rules: default_rules().into_iter().chain(rules).collect(),
+        created_at: now,
+        updated_at: now,
+        generation: 1,
+    };
+    let web = group(
+        "web",
+        vec![
+            rule(Protocol::Tcp, Some(80), None),
+            rule(Protocol::Tcp, Some(443), None),
+            rule(Protocol::Icmp, None, None),
+        ],
+    );
+    let dbg = group("db", vec![rule(Protocol::Tcp, Some(3306), Some(web.id))]);
+    db::insert_group(tx, &web).await?;
+    db::insert_group(tx, &dbg).await
+}
