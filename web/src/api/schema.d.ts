@@ -437,6 +437,86 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/elastic-ips": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["list_elastic_ips"];
+        put?: never;
+        post: operations["allocate_elastic_ip"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/elastic-ips/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        delete: operations["release_elastic_ip"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/elastic-ips/{id}/bind": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["bind_elastic_ip"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/elastic-ips/{id}/unbind": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["unbind_elastic_ip"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/external-networks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["list_external_networks"];
+        put?: never;
+        post: operations["create_external_network"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/flavors": {
         parameters: {
             query?: never;
@@ -483,6 +563,22 @@ export interface paths {
         options?: never;
         head?: never;
         patch: operations["update_host"];
+        trace?: never;
+    };
+    "/v1/hosts/{id}/firewall": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["host_firewall"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/v1/images": {
@@ -623,6 +719,22 @@ export interface paths {
         get: operations["instance_migrations"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/instances/{id}/nics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["list_nics"];
+        put?: never;
+        post: operations["create_nic"];
         delete?: never;
         options?: never;
         head?: never;
@@ -929,6 +1041,38 @@ export interface paths {
         put?: never;
         post?: never;
         delete: operations["revoke_membership"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/nics/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        delete: operations["delete_nic"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/nics/{id}/security-groups": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put: operations["set_nic_security_groups"];
+        post?: never;
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -1286,6 +1430,54 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/security-groups": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["list_security_groups"];
+        put?: never;
+        post: operations["create_security_group"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/security-groups/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["get_security_group"];
+        put?: never;
+        post?: never;
+        delete: operations["delete_security_group"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/security-groups/{id}/rules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put: operations["set_security_group_rules"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/security/settings": {
         parameters: {
             query?: never;
@@ -1313,6 +1505,22 @@ export interface paths {
         put?: never;
         post: operations["create_storage_pool"];
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/subnets/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        delete: operations["delete_subnet"];
         options?: never;
         head?: never;
         patch?: never;
@@ -1624,6 +1832,54 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/vpcs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["list_vpcs"];
+        put?: never;
+        post: operations["create_vpc"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/vpcs/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["get_vpc"];
+        put?: never;
+        post?: never;
+        delete: operations["delete_vpc"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/vpcs/{id}/subnets": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["create_subnet"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/webhooks": {
         parameters: {
             query?: never;
@@ -1748,6 +2004,10 @@ export interface components {
             alive: boolean;
             /** @description The last heartbeat (capacity, QEMU version, VMs), as the agent sent it. */
             report: Record<string, never>;
+        };
+        AllocateElasticIp: {
+            project_id: components["schemas"]["ProjectId"];
+            external_network_id: components["schemas"]["ExternalNetworkId"];
         };
         ApiToken: {
             id: components["schemas"]["TokenId"];
@@ -1881,6 +2141,9 @@ export interface components {
             closed_at?: null | components["schemas"]["Timestamp"];
             total: components["schemas"]["Money"];
         };
+        BindElasticIp: {
+            nic_id: components["schemas"]["NicId"];
+        };
         BudgetAlert: {
             month: string;
             /**
@@ -1984,6 +2247,15 @@ export interface components {
             code: string;
             description?: string | null;
         };
+        CreateExternalNetwork: {
+            zone_id: components["schemas"]["ZoneId"];
+            name: string;
+            cidr: string;
+            /** @description Default: the first host address. */
+            gateway?: string | null;
+            /** @description The host interface or bridge the network is reached on (≤ 15 characters). */
+            host_interface: string;
+        };
         CreateFlavor: {
             /** @description e.g. `4C8G` */
             name: string;
@@ -2065,6 +2337,12 @@ export interface components {
              */
             valid_hours?: number | null;
         };
+        CreateNic: {
+            subnet_id: components["schemas"]["SubnetId"];
+            /** @description A fixed address of the subnet; default: the next free one. */
+            ip?: string | null;
+            security_group_ids?: components["schemas"]["SecurityGroupId"][];
+        };
         CreateProject: {
             department_id: components["schemas"]["DepartmentId"];
             /** @description e.g. 全民健康信息平台 */
@@ -2079,11 +2357,31 @@ export interface components {
             description?: string | null;
             sim?: null | components["schemas"]["SimSettings"];
         };
+        CreateSecurityGroup: {
+            project_id: components["schemas"]["ProjectId"];
+            name: string;
+            description?: string;
+            /** @description Default: everything outbound allowed, nothing inbound. */
+            rules?: components["schemas"]["SecurityRule"][] | null;
+        };
         CreateStoragePool: {
             zone_id: components["schemas"]["ZoneId"];
             name: string;
             /** Format: int64 */
             capacity_gib: number;
+        };
+        CreateSubnet: {
+            name: string;
+            /**
+             * @description IPv4 CIDR from /8 to /29, e.g. `10.0.1.0/24`; must not overlap another subnet of the
+             *     same VPC.
+             */
+            cidr: string;
+            /** @description Default: the first host address. */
+            gateway?: string | null;
+            dns_servers?: string[];
+            /** @description Serve DHCP on the subnet (default true). */
+            dhcp?: boolean | null;
         };
         CreateToken: {
             /** @description What the token is for, e.g. `备份脚本`. */
@@ -2114,6 +2412,12 @@ export interface components {
             /** Format: int64 */
             size_gib: number;
             pool_id?: null | components["schemas"]["StoragePoolId"];
+        };
+        CreateVpc: {
+            project_id?: null | components["schemas"]["ProjectId"];
+            department_id?: null | components["schemas"]["DepartmentId"];
+            name: string;
+            description?: string;
         };
         CreateWebhook: {
             /** @description What it is for, e.g. `卫健委 OA 待办`. */
@@ -2209,6 +2513,8 @@ export interface components {
         };
         /** Format: uuid */
         DepartmentId: string;
+        /** @enum {string} */
+        Direction: "ingress" | "egress";
         Discrepancy: {
             /**
              * @description `host_allocation`, `quota_usage`, `orphaned_disk`, `missing_disk`, `stuck_instance`,
@@ -2220,6 +2526,19 @@ export interface components {
             expected: string;
             actual: string;
         };
+        ElasticIp: {
+            id: components["schemas"]["ElasticIpId"];
+            external_network_id: components["schemas"]["ExternalNetworkId"];
+            department_id: components["schemas"]["DepartmentId"];
+            project_id: components["schemas"]["ProjectId"];
+            address: string;
+            nic_id?: null | components["schemas"]["NicId"];
+            created_at: components["schemas"]["Timestamp"];
+            /** Format: int64 */
+            generation: number;
+        };
+        /** Format: uuid */
+        ElasticIpId: string;
         /** @description The error body as documented in OpenAPI. */
         ErrorBody: {
             error: components["schemas"]["ErrorDetail"];
@@ -2242,6 +2561,18 @@ export interface components {
             /** Format: int64 */
             size_gib: number;
         };
+        ExternalNetwork: {
+            id: components["schemas"]["ExternalNetworkId"];
+            zone_id: components["schemas"]["ZoneId"];
+            name: string;
+            cidr: string;
+            gateway: string;
+            /** @description The host interface (or bridge) the network is reached on, e.g. `br-ext`. */
+            host_interface: string;
+            created_at: components["schemas"]["Timestamp"];
+        };
+        /** Format: uuid */
+        ExternalNetworkId: string;
         Flavor: {
             id: components["schemas"]["FlavorId"];
             /** @description e.g. `2C4G` */
@@ -2327,6 +2658,10 @@ export interface components {
             /** @description `kvm` when guests really run under KVM here, `tcg` otherwise (probed, not assumed). */
             accel: string;
             qemu_version: string;
+        };
+        HostFirewall: {
+            /** @description The nftables rule set (`nft -f` input) the host must enforce now. */
+            ruleset: string;
         };
         /** Format: uuid */
         HostId: string;
@@ -2996,6 +3331,25 @@ export interface components {
             /** @description An `.xlsx` file, base64-encoded. */
             xlsx_base64?: string | null;
         };
+        Nic: {
+            id: components["schemas"]["NicId"];
+            instance_id: components["schemas"]["InstanceId"];
+            subnet_id: components["schemas"]["SubnetId"];
+            vpc_id: components["schemas"]["VpcId"];
+            department_id: components["schemas"]["DepartmentId"];
+            project_id: components["schemas"]["ProjectId"];
+            /**
+             * Format: int64
+             * @description The interface's position on the instance (0 = eth0).
+             */
+            index: number;
+            mac: string;
+            ip: string;
+            security_group_ids: components["schemas"]["SecurityGroupId"][];
+            created_at: components["schemas"]["Timestamp"];
+        };
+        /** Format: uuid */
+        NicId: string;
         /** @description What is wrong with a delivery, or what the provider did about it. */
         NoteBody: {
             reason: string;
@@ -3313,6 +3667,8 @@ export interface components {
         };
         /** Format: uuid */
         ProjectId: string;
+        /** @enum {string} */
+        Protocol: "tcp" | "udp" | "icmp" | "any";
         Provider: {
             id: components["schemas"]["ProviderId"];
             name: string;
@@ -3653,6 +4009,49 @@ export interface components {
          * @enum {string}
          */
         ScopeType: "platform" | "department" | "project";
+        SecurityGroup: {
+            id: components["schemas"]["SecurityGroupId"];
+            department_id: components["schemas"]["DepartmentId"];
+            project_id: components["schemas"]["ProjectId"];
+            name: string;
+            description: string;
+            rules: components["schemas"]["SecurityRule"][];
+            created_at: components["schemas"]["Timestamp"];
+            updated_at: components["schemas"]["Timestamp"];
+            /**
+             * Format: int64
+             * @description Changes of the rules are conditional on it.
+             */
+            generation: number;
+        };
+        /** Format: uuid */
+        SecurityGroupId: string;
+        /**
+         * @description One stateful rule: traffic in `direction` of `protocol` (to ports `port_min..=port_max`
+         *     for TCP/UDP) from (ingress) or to (egress) a CIDR or the members of a group is allowed;
+         *     replies to allowed traffic always pass.
+         */
+        SecurityRule: {
+            direction: components["schemas"]["Direction"];
+            protocol: components["schemas"]["Protocol"];
+            /**
+             * Format: int32
+             * @description First port (TCP/UDP only); absent: every port.
+             */
+            port_min?: number | null;
+            /**
+             * Format: int32
+             * @description Last port (TCP/UDP only); absent: the same as `port_min`.
+             */
+            port_max?: number | null;
+            /**
+             * @description The remote side as an IPv4 CIDR (`0.0.0.0/0`: anywhere). Give this or
+             *     `remote_group_id`, not both; neither means anywhere.
+             */
+            remote_cidr?: string | null;
+            remote_group_id?: null | components["schemas"]["SecurityGroupId"];
+            description?: string;
+        };
         SecuritySettings: {
             /**
              * Format: int32
@@ -3722,10 +4121,23 @@ export interface components {
         SetLease: {
             lease_end?: null | components["schemas"]["Timestamp"];
         };
+        SetNicGroups: {
+            /** @description At most 5 groups of the NIC's project. */
+            security_group_ids: components["schemas"]["SecurityGroupId"][];
+        };
         SetQuota: {
             department_id?: null | components["schemas"]["DepartmentId"];
             project_id?: null | components["schemas"]["ProjectId"];
             limits: components["schemas"]["QuotaLimits"];
+        };
+        SetRules: {
+            /**
+             * Format: int64
+             * @description The group's generation as read; a change made meanwhile gives 409.
+             */
+            generation: number;
+            /** @description The whole new rule list (at most 1000). */
+            rules: components["schemas"]["SecurityRule"][];
         };
         /** @description Settings of a simulated provider, stored as the provider's `config` JSON. */
         SimSettings: {
@@ -3772,6 +4184,23 @@ export interface components {
             /** Format: int64 */
             generation?: number | null;
         };
+        Subnet: {
+            id: components["schemas"]["SubnetId"];
+            vpc_id: components["schemas"]["VpcId"];
+            name: string;
+            /** @description IPv4 CIDR, e.g. `10.0.1.0/24`; may overlap subnets of other VPCs. */
+            cidr: string;
+            gateway: string;
+            dns_servers: string[];
+            /**
+             * @description Whether the hosts serve DHCP on this subnet (the addresses always come from the
+             *     platform's own allocation).
+             */
+            dhcp: boolean;
+            created_at: components["schemas"]["Timestamp"];
+        };
+        /** Format: uuid */
+        SubnetId: string;
         /**
          * @description What is wrong at a point of the chain.
          * @enum {string}
@@ -3976,6 +4405,26 @@ export interface components {
         VolumeId: string;
         /** @enum {string} */
         VolumeState: "available" | "in_use";
+        Vpc: {
+            id: components["schemas"]["VpcId"];
+            department_id: components["schemas"]["DepartmentId"];
+            project_id?: null | components["schemas"]["ProjectId"];
+            name: string;
+            description: string;
+            /**
+             * Format: int64
+             * @description The VXLAN network identifier that carries this VPC between hosts (unique).
+             */
+            vni: number;
+            created_at: components["schemas"]["Timestamp"];
+            /** Format: int64 */
+            generation: number;
+        };
+        VpcDetail: components["schemas"]["Vpc"] & {
+            subnets: components["schemas"]["Subnet"][];
+        };
+        /** Format: uuid */
+        VpcId: string;
         /** @description A webhook subscription as shown (the secret only once, at creation). */
         Webhook: {
             id: components["schemas"]["WebhookId"];
@@ -5001,6 +5450,214 @@ export interface operations {
             };
         };
     };
+    list_elastic_ips: {
+        parameters: {
+            query?: {
+                /** @description Only this project's (VPCs: with its department's shared ones). */
+                project_id?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ElasticIp"][];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    allocate_elastic_ip: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AllocateElasticIp"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ElasticIp"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    release_elastic_ip: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["ElasticIpId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    bind_elastic_ip: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["ElasticIpId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BindElasticIp"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ElasticIp"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    unbind_elastic_ip: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["ElasticIpId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ElasticIp"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_external_networks: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ExternalNetwork"][];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_external_network: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateExternalNetwork"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ExternalNetwork"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     list_flavors: {
         parameters: {
             query?: never;
@@ -5140,6 +5797,35 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Host"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    host_firewall: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["HostId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HostFirewall"];
                 };
             };
             default: {
@@ -5513,6 +6199,68 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["List_Migration"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_nics: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["InstanceId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Nic"][];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_nic: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["InstanceId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateNic"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Nic"];
                 };
             };
             default: {
@@ -6134,6 +6882,66 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_nic: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["NicId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    set_nic_security_groups: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["NicId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SetNicGroups"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Nic"];
+                };
             };
             default: {
                 headers: {
@@ -7164,6 +7972,156 @@ export interface operations {
             };
         };
     };
+    list_security_groups: {
+        parameters: {
+            query?: {
+                /** @description Only this project's (VPCs: with its department's shared ones). */
+                project_id?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SecurityGroup"][];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_security_group: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateSecurityGroup"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SecurityGroup"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_security_group: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["SecurityGroupId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SecurityGroup"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_security_group: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["SecurityGroupId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    set_security_group_rules: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["SecurityGroupId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SetRules"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SecurityGroup"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     get_security_settings: {
         parameters: {
             query?: never;
@@ -7269,6 +8227,33 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["StoragePool"];
                 };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_subnet: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["SubnetId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             default: {
                 headers: {
@@ -8061,6 +9046,156 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Volume"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_vpcs: {
+        parameters: {
+            query?: {
+                /** @description Only this project's (VPCs: with its department's shared ones). */
+                project_id?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Vpc"][];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_vpc: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateVpc"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Vpc"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_vpc: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["VpcId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VpcDetail"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_vpc: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["VpcId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_subnet: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["VpcId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateSubnet"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Subnet"];
                 };
             };
             default: {
