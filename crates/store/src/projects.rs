@@ -126,8 +126,9 @@ pub async fn update(
 ///
 /// Refused with a 409 naming what is left (instances not yet deleted, volumes, role grants).
 /// Instances that are already deleted do not hold the project: their rows, events and
-/// migrations, the project's server groups and its quota row go with it, in the same
-/// transaction. The audit log keeps the history (who created and deleted each of them).
+/// migrations, the project's server groups, its networks (VPCs and subnets, security groups,
+/// elastic IPs: no NIC is left once its instances are deleted) and its quota row go with it,
+/// in the same transaction. The audit log keeps the history (who created and deleted each of them).
 /// Returns how many deleted instances' rows went with the project.
 pub async fn delete(tx: &mut Tx, id: ProjectId) -> Result<u64, Error> {
     let sid = id.to_string();
@@ -174,6 +175,11 @@ pub async fn delete(tx: &mut Tx, id: ProjectId) -> Result<u64, Error> {
         format!("DELETE FROM anti_affinity_slots WHERE instance_id IN ({DELETED})"),
         "DELETE FROM instances WHERE project_id = $1 AND state = 'deleted'".to_string(),
         "DELETE FROM server_groups WHERE project_id = $1".to_string(),
+        "DELETE FROM elastic_ips WHERE project_id = $1".to_string(),
+        "DELETE FROM security_rules WHERE group_id IN (SELECT id FROM security_groups WHERE project_id = $1)".to_string(),
+        "DELETE FROM security_groups WHERE project_id = $1".to_string(),
+        "DELETE FROM subnets WHERE vpc_id IN (SELECT id FROM vpcs WHERE project_id = $1)".to_string(),
+        "DELETE FROM vpcs WHERE project_id = $1".to_string(),
         "DELETE FROM quotas WHERE scope_type = 'project' AND scope_id = $1".to_string(),
     ] {
         sqlx::query(&sql)

@@ -258,6 +258,33 @@ async fn networks_refuse_bad_input_and_allocate_addresses_exactly(db: Db) {
         .await
         .expect("lookup")
         .is_none());
+
+    // A project whose instances are gone is deleted with its networks.
+    let d = w.d.clone();
+    let pr = project(a, &d, "临时项目").await;
+    let (st, v) = a
+        .post("/v1/vpcs", json!({ "project_id": pr, "name": "临时网" }))
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let vid = v["id"].as_str().expect("vpc").to_string();
+    let (st, _) = a
+        .post(
+            &format!("/v1/vpcs/{vid}/subnets"),
+            json!({ "name": "s", "cidr": "10.3.0.0/24" }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED);
+    let (st, _) = a
+        .post(
+            "/v1/security-groups",
+            json!({ "project_id": pr, "name": "g" }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED);
+    let (st, b) = a.delete(&format!("/v1/projects/{pr}")).await;
+    assert_eq!(st, StatusCode::NO_CONTENT, "{b}");
+    let (st, _) = a.get(&format!("/v1/vpcs/{vid}")).await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
 }
 both_databases!(networks_refuse_bad_input_and_allocate_addresses_exactly);
 
