@@ -294,6 +294,84 @@ fn an_empty_cloud_plans_nothing() {
     assert_eq!(plan.before.zones[&0], Occupancy::default());
 }
 
+/// `decoys` pinned 8-vCPU hosts, alternately left with 1 vCPU and with 1.4 GiB of room
+/// and equally loaded (so they alternate in the receivers' order, and every subtree's
+/// maxima promise room for 2 vCPUs and 2 GiB); then host `decoys` with exactly that room,
+/// and host `decoys + 1` to empty, holding 2 vCPUs / 2 GiB and 1 vCPU / 1 GiB.
+fn decoys(decoys: u32) -> ConsolidationInput {
+    let mut hosts: Vec<PlanHost> = (0..decoys + 2).map(|id| host(id, 8)).collect();
+    let mut instances = Vec::new();
+    for id in 0..decoys {
+        let mut pinned = vm(u64::from(id), id, 1);
+        pinned.movable = false;
+        if id % 2 == 0 {
+            pinned.demand.vcpus = 5;
+        } else {
+            pinned.demand.memory_mib = 5 * 1024;
+        }
+        instances.push(pinned);
+    }
+    let id = u64::from(decoys);
+    instances.push(vm(id, decoys, 4));
+    instances.push(vm(id + 1, decoys + 1, 2));
+    instances.push(vm(id + 2, decoys + 1, 1));
+    hosts.reverse();
+    ConsolidationInput {
+        hosts,
+        instances,
+        target: Target::default(),
+    }
+}
+
+#[test]
+fn a_search_gives_up_after_its_budget_of_hosts_turned_down() {
+    let fewer = SEARCH_BUDGET - 1;
+    let plan = plan_consolidation(&decoys(fewer));
+    let id = u64::from(fewer);
+    assert_eq!(
+        plan.moves,
+        vec![step(id + 1, fewer + 1, fewer), step(id + 2, fewer + 1, 0)]
+    );
+    let plan = plan_consolidation(&decoys(SEARCH_BUDGET));
+    assert!(plan.moves.is_empty());
+    let id = u64::from(SEARCH_BUDGET);
+    assert_eq!(
+        plan.skipped[plan.skipped.len() - 2..],
+        [
+            (HostId(SEARCH_BUDGET), Skip::NoRoom(InstanceId(id))),
+            (HostId(SEARCH_BUDGET + 1), Skip::NoRoom(InstanceId(id + 1)))
+        ]
+    );
+}
+
+#[test]
+fn hosts_without_room_for_the_smallest_instance_are_not_searched() {
+    // The decoys of the test above, but each short of room for even the smallest
+    // instance to move in one resource: they leave the tree, and do not count. The host
+    // with room is pinned too, with room for both instances.
+    let mut input = decoys(2 * SEARCH_BUDGET);
+    for instance in &mut input.instances {
+        if instance.host == HostId(2 * SEARCH_BUDGET) {
+            *instance = vm(instance.id.0, instance.host.0, 3);
+            instance.movable = false;
+        } else if !instance.movable {
+            instance.demand.vcpus = instance.demand.vcpus.max(6);
+            instance.demand.memory_mib = instance.demand.memory_mib.max(6 * 1024);
+            if instance.id.0 % 2 == 0 {
+                instance.demand.memory_mib = 1024;
+            } else {
+                instance.demand.vcpus = 1;
+            }
+        }
+    }
+    let plan = plan_consolidation(&input);
+    let (id, host) = (u64::from(2 * SEARCH_BUDGET), 2 * SEARCH_BUDGET);
+    assert_eq!(
+        plan.moves,
+        vec![step(id + 1, host + 1, host), step(id + 2, host + 1, host)]
+    );
+}
+
 // Property tests.
 
 const ZONES: u32 = 2;
