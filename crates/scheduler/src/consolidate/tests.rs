@@ -415,9 +415,9 @@ fn arbitrary_host() -> impl Strategy<Value = PlanHost> {
 }
 
 /// An instance on the host with this index (or, when past the last, on an unknown host).
-fn arbitrary_instance() -> impl Strategy<Value = (usize, PlanInstance)> {
+fn arbitrary_instance(hosts: usize) -> impl Strategy<Value = (usize, PlanInstance)> {
     (
-        0usize..13,
+        0..=hosts,
         (
             0u32..5,
             prop::sample::select(vec![0u64, 1000, 2048, 4096]),
@@ -448,10 +448,11 @@ fn arbitrary_instance() -> impl Strategy<Value = (usize, PlanInstance)> {
         )
 }
 
-fn arbitrary_input() -> impl Strategy<Value = ConsolidationInput> {
+/// Up to `hosts` hosts and `instances` instances.
+fn arbitrary_input(hosts: usize, instances: usize) -> impl Strategy<Value = ConsolidationInput> {
     (
-        prop::collection::vec(arbitrary_host(), 1..12),
-        prop::collection::vec(arbitrary_instance(), 0..48),
+        prop::collection::vec(arbitrary_host(), 1..=hosts),
+        prop::collection::vec(arbitrary_instance(hosts), 0..=instances),
         prop::sample::select(vec![500u32, 800, 1000, 1200]),
         0u32..=2,
     )
@@ -600,13 +601,13 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(1024))]
 
     #[test]
-    fn every_step_of_every_plan_is_safe(input in arbitrary_input()) {
+    fn every_step_of_every_plan_is_safe(input in arbitrary_input(12, 48)) {
         let plan = plan_consolidation(&input);
         replay(&input, &plan)?;
     }
 
     #[test]
-    fn the_same_input_in_any_order_gives_the_same_plan(input in arbitrary_input()) {
+    fn the_same_input_in_any_order_gives_the_same_plan(input in arbitrary_input(12, 48)) {
         let plan = plan_consolidation(&input);
         prop_assert_eq!(&plan_consolidation(&input.clone()), &plan);
         let mut shuffled = input.clone();
@@ -615,5 +616,16 @@ proptest! {
         let half = shuffled.instances.len() / 2;
         shuffled.instances.rotate_left(half);
         prop_assert_eq!(&plan_consolidation(&shuffled), &plan);
+    }
+}
+
+proptest! {
+    // Deeper trees and longer plans, fewer of them: the replay is quadratic.
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn every_step_of_every_large_plan_is_safe(input in arbitrary_input(300, 1500)) {
+        let plan = plan_consolidation(&input);
+        replay(&input, &plan)?;
     }
 }
