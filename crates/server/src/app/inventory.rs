@@ -328,6 +328,22 @@ pub async fn set_host_state(
             "the host was fenced after a failure and has not been heard from since (it may still hold old guests): it cannot be enabled yet"
         )));
     }
+    // A real host back from a failure runs shared-storage guests only once its agent holds
+    // a lease again (else it would fence what is moved onto it).
+    if state == HostState::Enabled && before.host.state == HostState::Down && sim.is_none() {
+        let leased = zy_store::agents::agents(&s.store)
+            .await?
+            .into_iter()
+            .find(|a| a.host_id == id)
+            .and_then(|a| serde_json::from_str::<zy_compute::agent::HostReport>(&a.report).ok())
+            .is_some_and(|r| r.lease_left_ms.is_some_and(|l| l > 0));
+        if !leased {
+            return Err(Error::conflict(t!(
+                "该宿主机的代理尚未重新取得控制面租约，请几秒后重试",
+                "the host's agent has not renewed its lease with the control plane yet; try again in a few seconds"
+            )));
+        }
+    }
     let mut tx = s.store.begin_write().await?;
     inventory::set_host_state(&mut tx, id, state).await?;
     // Maintenance empties the host by live migration where the provider can do it.

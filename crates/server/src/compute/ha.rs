@@ -411,8 +411,9 @@ impl HaMonitor {
                 if stays {
                     continue;
                 }
-                // Only the VM on this host: `delete_instance` never touches a shared disk.
-                match driver.delete_instance(vm.id, r.host_id.0).await {
+                // Everything of the VM on this host but a shared disk (the same removal as
+                // an abandoned incoming migration's): the guest runs elsewhere now.
+                match driver.abort_incoming(vm.id, r.host_id.0).await {
                     Ok(()) => {
                         pass.cleaned += 1;
                         tracing::info!(host = %r.host_id, vm = %vm.id, "removed a stale guest from a returned host");
