@@ -523,6 +523,24 @@ test('the platform admin signs in the first time, adds a department and puts a h
   await tasks.getByText('lease_manager').waitFor()
   await shot(page, '14b-background-tasks')
 
+  // High availability and consolidation: recoveries (none yet), then a consolidation
+  // plan over the simulated providers, approved and stopped again.
+  await page.getByTestId('nav-ha').click()
+  await page.getByTestId('ha-recoveries').waitFor()
+  await page.getByRole('tab', { name: '资源整合' }).click()
+  await page.getByTestId('propose').click()
+  const plan = page.getByTestId('plan')
+  await plan.getByText('待批准').waitFor()
+  assert.match(await plan.innerText(), /使用中宿主机 \d+ → \d+ 台，腾空 \d+ 台/)
+  await shot(page, '14d-consolidation-plan')
+  if (await page.getByTestId('approve').isVisible()) {
+    await page.getByTestId('approve').click()
+    await confirmBox(page)
+    await plan.getByText('执行中').waitFor()
+    await page.getByTestId('stop').click()
+    await plan.getByText('已停止').waitFor()
+  }
+
   // Lease settings in days: the defaults (7/3/1 days, 7 days, 7 days), then a longer grace.
   await page.getByTestId('nav-lease-settings').click()
   await page.getByTestId('lease-form').waitFor()

@@ -46,6 +46,7 @@ const routes: RouteRecordRaw[] = [
       { path: 'platform/images', name: 'images', component: () => import('./views/platform/Images.vue'), meta: { roles: ['platform_admin', 'supervisor'], title: 'nav.images' } },
       { path: 'platform/billing', name: 'billing', component: () => import('./views/platform/Billing.vue'), meta: { roles: ['finance', 'supervisor', 'provider_operator', 'platform_admin'], title: 'nav.billing' } },
       { path: 'platform/security', name: 'security', component: () => import('./views/platform/Security.vue'), meta: { roles: ['security_admin'], title: 'nav.security' } },
+      { path: 'platform/ha', name: 'ha', component: () => import('./views/platform/Ha.vue'), meta: { roles: ['platform_admin', 'supervisor', 'provider_operator'], title: 'nav.ha' } },
       { path: 'platform/tasks', name: 'tasks', component: () => import('./views/platform/Tasks.vue'), meta: { roles: ['platform_admin'], title: 'nav.tasks' } },
       { path: 'inbox', name: 'inbox', component: () => import('./views/Inbox.vue'), meta: { title: 'nav.inbox' } },
       { path: 'platform/notify', name: 'notify', component: () => import('./views/platform/Notify.vue'), meta: { roles: ['platform_admin', 'dept_admin'], title: 'nav.notify' } },

@@ -106,13 +106,14 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Ids<T> 
 pub fn router(state: Arc<AgentState>) -> Router {
     Router::new()
         .route("/v1/host", get(host))
+        .route("/v1/host/lease", post(lease))
         .route(
             "/v1/instances/{id}",
             put(ensure).get(status).delete(delete_instance),
         )
         .route(
             "/v1/instances/{id}/disk",
-            put(create_disk).delete(remove_everything),
+            put(create_disk).delete(remove_disk),
         )
         .route("/v1/instances/{id}/reboot", post(reboot))
         .route("/v1/instances/{id}/resize", post(resize))
@@ -157,6 +158,7 @@ pub fn vm_spec(id: Uuid, s: &VmSpecWire) -> zy_qemu::VmSpec {
         user_data: (!s.user_data.is_empty()).then(|| s.user_data.clone()),
         forward_port: None,
         restart_on_crash: s.restart_on_crash,
+        shared_dir: s.shared_dir.as_ref().map(std::path::PathBuf::from),
     }
 }
 
@@ -177,6 +179,45 @@ pub fn report(id: Uuid, st: zy_qemu::VmStatus, crashes: u32) -> VmReport {
 
 async fn host(State(s): State<Arc<AgentState>>) -> ApiResult<axum::Json<HostReport>> {
     Ok(axum::Json(s.host_report().await?))
+}
+
+async fn lease(
+    State(s): State<Arc<AgentState>>,
+    Body(b): Body<FenceLease>,
+) -> ApiResult<axum::Json<HostReport>> {
+    s.fence.grant(b).map_err(ApiError::invalid)?;
+    Ok(axum::Json(s.host_report().await?))
+}
+
+/// Removes the VM and its root disk — on shared storage too, which only the instance's
+/// deletion does (a prepared incoming migration is abandoned with `DELETE …/incoming`,
+/// which leaves a shared disk alone).
+async fn remove_disk(
+    State(s): State<Arc<AgentState>>,
+    Ids(id): Ids<Uuid>,
+    q: Result<axum::extract::Query<SharedDir>, QueryRejection>,
+) -> ApiResult<StatusCode> {
+    let q = q.map_err(|e| ApiError::invalid(e.body_text()))?;
+    let shared = match s.hv.spec(id).await {
+        Ok(spec) => spec.shared_dir,
+        Err(_) => None,
+    }
+    .or(q.0.shared_dir.map(std::path::PathBuf::from));
+    s.forget(id);
+    s.hv.delete(id).await?;
+    if let Some(dir) = shared {
+        if !dir.is_absolute() {
+            return Err(ApiError::invalid("shared_dir must be an absolute path"));
+        }
+        s.hv.delete_shared_disk(id, &dir).await?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SharedDir {
+    shared_dir: Option<String>,
 }
 
 async fn create_disk(
@@ -209,6 +250,13 @@ async fn ensure(
         WantedPower::Running => {
             if s.hv.status(id).await == zy_qemu::VmStatus::Missing {
                 return Err(ApiError::not_found(format!("the disk of instance {id}")));
+            }
+            if spec.shared_dir.is_some() && !s.fence.may_run_shared() {
+                return Err(ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "fenced",
+                    "this host's lease with the control plane ran out: it runs no shared-storage guest until the lease is renewed",
+                ));
             }
             s.hv.start(&spec).await?;
         }

@@ -8,6 +8,7 @@
 //! policy says so (and counts it, so the control plane records the crash).
 
 pub mod api;
+pub mod fence;
 pub mod identity;
 pub mod tls;
 
@@ -15,7 +16,6 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 use uuid::Uuid;
 use zy_compute::agent::*;
 
@@ -46,6 +46,7 @@ pub struct AgentState {
     pub migration_host: String,
     qemu_version: String,
     crashes: Mutex<HashMap<Uuid, u32>>,
+    fence: fence::Lease,
 }
 
 impl AgentState {
@@ -93,6 +94,8 @@ impl AgentState {
             agent_version: env!("CARGO_PKG_VERSION").to_string(),
             vms,
             load: load(),
+            lease_left_ms: self.fence.left_ms(),
+            fenced: self.fence.fenced(),
         })
     }
 }
@@ -211,6 +214,7 @@ pub async fn start(cfg: AgentConfig) -> Result<Agent, String> {
                 migration_host: String::new(),
                 qemu_version: qemu_version.clone(),
                 crashes: Default::default(),
+                fence: fence::Lease::load(&cfg.data_dir),
             };
             let capacity = probe_state.capacity().await.map_err(|e| e.to_string())?;
             let name = cfg.name.clone().unwrap_or_else(machine_name);
@@ -238,6 +242,7 @@ pub async fn start(cfg: AgentConfig) -> Result<Agent, String> {
         migration_host,
         qemu_version,
         crashes: Default::default(),
+        fence: fence::Lease::load(&cfg.data_dir),
     });
     adopt(&state).await;
     let listener = tls::TlsListener::new(tcp, tls).map_err(|e| e.to_string())?;
@@ -305,16 +310,31 @@ async fn restart_crashed(state: &AgentState, spec: &zy_qemu::VmSpec) {
     if !spec.restart_on_crash {
         return;
     }
+    if spec.shared_dir.is_some() && !state.fence.may_run_shared() {
+        // Another host may be running it by now: only the control plane decides.
+        tracing::warn!(vm = %spec.id, "not restarting a shared-storage VM without a valid lease");
+        return;
+    }
     match state.hv.start(spec).await {
         Ok(_) => tracing::info!(vm = %spec.id, "restarted a VM that died unexpectedly"),
         Err(e) => tracing::error!(vm = %spec.id, error = %e, "cannot restart a VM that died"),
     }
 }
 
-/// Watches for guests that die without being asked to.
+/// Watches for guests that die without being asked to, and fences: once the lease with
+/// the control plane has run out, every guest whose disk another host can open is killed
+/// (checked twice a second, so within [`fence::CHECK`] of the lease's end).
 async fn supervise(state: Arc<AgentState>) {
+    let mut tick = 0u32;
     loop {
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        tokio::time::sleep(fence::CHECK).await;
+        if state.fence.expired() {
+            fence::fence_shared(&state).await;
+        }
+        tick += 1;
+        if !tick.is_multiple_of(4) {
+            continue;
+        }
         let Ok(ids) = state.hv.list().await else {
             continue;
         };

@@ -174,6 +174,9 @@ pub async fn run(
             crate::lease_cmds::lease_settings(&c, a, json).await
         }
         Command::RecycleBin(x) => crate::lease_cmds::recycle_bin(&c, x, json).await,
+        Command::Ha(x) => crate::ha_cmds::ha(&c, x, json).await,
+        Command::HostGroup(x) => crate::ha_cmds::host_group(&c, x, json).await,
+        Command::Consolidation(x) => crate::ha_cmds::consolidation(&c, x, json).await,
         Command::Server(_) | Command::Agent(_) | Command::Openapi => unreachable_command(),
     }
 }

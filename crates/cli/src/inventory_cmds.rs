@@ -324,6 +324,12 @@ pub enum PoolCmd {
         name: String,
         #[arg(long)]
         capacity_gib: u64,
+        /// local (default) or shared: a directory mounted at --path on every host of the
+        /// zone, holding the zone's instance disks (HA restart, migration without copy).
+        #[arg(long, default_value = "local")]
+        kind: String,
+        #[arg(long)]
+        path: Option<String>,
     },
 }
 
@@ -334,6 +340,8 @@ pub async fn pool(c: &Client, cmd: PoolCmd, json: bool) -> Result<()> {
         ("可用区 zone", "zone_id"),
         ("容量GiB capacity", "capacity_gib"),
         ("已用 used", "used_gib"),
+        ("类型 kind", "kind"),
+        ("挂载路径 path", "path"),
     ];
     match cmd {
         PoolCmd::List => show(&c.get("/v1/storage-pools", &[]).await?, cols, json),
@@ -341,11 +349,13 @@ pub async fn pool(c: &Client, cmd: PoolCmd, json: bool) -> Result<()> {
             zone,
             name,
             capacity_gib,
+            kind,
+            path,
         } => {
             let v = c
                 .post(
                     "/v1/storage-pools",
-                    json!({ "zone_id": zone, "name": name, "capacity_gib": capacity_gib }),
+                    json!({ "zone_id": zone, "name": name, "capacity_gib": capacity_gib, "kind": kind, "path": path }),
                 )
                 .await?;
             output::one(&v, cols, json)

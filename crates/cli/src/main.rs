@@ -6,6 +6,7 @@ mod billing_cmds;
 mod client;
 mod commands;
 mod compute_cmds;
+mod ha_cmds;
 mod inventory_cmds;
 mod lease_cmds;
 mod network_cmds;
@@ -133,6 +134,15 @@ enum Command {
     /// Notification delivery: mail settings, webhooks and delivery logs.
     #[command(subcommand)]
     Notify(notify_cmds::NotifyCmd),
+    /// High availability (高可用): recoveries, instance policies, maintenance evacuation.
+    #[command(subcommand)]
+    Ha(ha_cmds::HaCmd),
+    /// Host groups and their HA policy (主机组).
+    #[command(subcommand)]
+    HostGroup(ha_cmds::HostGroupCmd),
+    /// Consolidation plans (资源整合): free hosts by live migration, on approval.
+    #[command(subcommand)]
+    Consolidation(ha_cmds::ConsolidationCmd),
     /// The recycle bin (回收站): released instances until they are restored or purged.
     #[command(subcommand)]
     RecycleBin(lease_cmds::RecycleBinCmd),

@@ -3,6 +3,8 @@
 //!
 //! Agent API (every call idempotent; the agent answers 4xx with [`AgentError`]):
 //! - `GET  /v1/host`                              → [`HostReport`] (the heartbeat)
+//! - `POST /v1/host/lease` [`FenceLease`]          → [`HostReport`] (heartbeat renewing the
+//!   self-fencing lease: an agent whose lease runs out kills its shared-storage guests)
 //! - `PUT  /v1/instances/{id}/disk`  [`DiskRequest`]   create the root disk (linked clone)
 //! - `DELETE /v1/instances/{id}/disk`
 //! - `PUT  /v1/instances/{id}`       [`EnsureRequest`] define and bring to a power state
@@ -65,7 +67,27 @@ pub struct HostReport {
     pub agent_version: String,
     pub vms: Vec<VmReport>,
     pub load: HostLoad,
+    /// What is left of the self-fencing lease, when the agent holds one.
+    #[serde(default)]
+    pub lease_left_ms: Option<u64>,
+    /// Guests this agent killed because its lease ran out (since it started).
+    #[serde(default)]
+    pub fenced: u32,
 }
+
+/// The control plane's grant: "you may keep running guests whose disks other hosts can
+/// open for `valid_ms` from now". `issued_at_ms` (the control plane's clock, ms since the
+/// epoch) lets the agent refuse a grant that arrives late, so a delayed packet can never
+/// stretch a lease past what the control plane counted on.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FenceLease {
+    pub valid_ms: u64,
+    pub issued_at_ms: i64,
+}
+
+/// Largest clock difference (and delivery delay) a lease grant may show, in ms.
+pub const LEASE_MAX_SKEW_MS: i64 = 2_000;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct HostLoad {
@@ -108,6 +130,9 @@ pub struct VmSpecWire {
     pub user_data: String,
     #[serde(default)]
     pub restart_on_crash: bool,
+    /// The shared-storage directory of the zone holding the root disk, when it is shared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared_dir: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -30,6 +30,9 @@ pub struct InstanceSpec {
     /// User data handed to the guest at boot (a shell script for our templates); empty
     /// when none.
     pub user_data: String,
+    /// The zone's shared-storage directory when the root disk lives there (HA restart
+    /// and live migration without a disk copy); `None` for a host-local disk.
+    pub shared_dir: Option<String>,
 }
 
 /// The power state a driver reports or is asked to reach.
@@ -123,6 +126,11 @@ pub trait ComputeDriver: Send + Sync {
         _host_id: Uuid,
     ) -> DriverFuture<'_, Option<agent::VmMetrics>> {
         Box::pin(async { Ok(None) })
+    }
+
+    /// Whether this provider moves running instances between its hosts (live migration).
+    fn live_migration(&self) -> bool {
+        false
     }
 
     /// Live migration, step 1 on the target host: prepare to receive `spec` (its

@@ -85,6 +85,64 @@ pub struct Host {
     pub used_gpus: u32,
     pub created_at: Timestamp,
     pub generation: i64,
+    /// High availability: `ok`, `fencing` (declared failed, waiting out its lease) or
+    /// `failed` (fenced; its instances were recovered).
+    pub ha_state: HostHaState,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group_id: Option<HostGroupId>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum HostHaState {
+    Ok,
+    Fencing,
+    Failed,
+}
+
+impl HostHaState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HostHaState::Ok => "ok",
+            HostHaState::Fencing => "fencing",
+            HostHaState::Failed => "failed",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "ok" => Some(HostHaState::Ok),
+            "fencing" => Some(HostHaState::Fencing),
+            "failed" => Some(HostHaState::Failed),
+            _ => None,
+        }
+    }
+}
+
+/// A storage pool's kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PoolKind {
+    /// The hosts' own disks (volumes).
+    Local,
+    /// A directory mounted at the same path on every host of the zone (NFS, a cluster
+    /// file system): instances of the zone keep their root disk there.
+    Shared,
+}
+
+impl PoolKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PoolKind::Local => "local",
+            PoolKind::Shared => "shared",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "local" => Some(PoolKind::Local),
+            "shared" => Some(PoolKind::Shared),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -95,6 +153,10 @@ pub struct StoragePool {
     pub capacity_gib: u64,
     pub used_gib: u64,
     pub created_at: Timestamp,
+    pub kind: PoolKind,
+    /// For a shared pool: where it is mounted on every host of the zone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -175,6 +237,11 @@ pub enum InstanceState {
     Migrating,
     Stopped,
     Error,
+    /// Its host failed: waiting for the host to be fenced, then restarted elsewhere.
+    Recovering,
+    /// Its host failed and its disks were on that host only: nothing can run it until
+    /// the host comes back (`last_error` says which host and why).
+    Lost,
     Deleting,
     Deleted,
 }
@@ -189,6 +256,8 @@ impl InstanceState {
             InstanceState::Migrating => "migrating",
             InstanceState::Stopped => "stopped",
             InstanceState::Error => "error",
+            InstanceState::Recovering => "recovering",
+            InstanceState::Lost => "lost",
             InstanceState::Deleting => "deleting",
             InstanceState::Deleted => "deleted",
         }
@@ -202,6 +271,8 @@ impl InstanceState {
             InstanceState::Migrating,
             InstanceState::Stopped,
             InstanceState::Error,
+            InstanceState::Recovering,
+            InstanceState::Lost,
             InstanceState::Deleting,
             InstanceState::Deleted,
         ]
@@ -266,6 +337,13 @@ pub struct Instance {
     /// Why it was released (the lease ended, a user's release, a release request).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recycle_reason: Option<String>,
+    /// The shared storage pool holding the root disk (absent: on the host's own disk).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub root_pool_id: Option<StoragePoolId>,
+    /// What HA does when the host fails.
+    pub ha_policy: HaPolicy,
+    /// Higher restarts first after a host failure.
+    pub ha_priority: i32,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub generation: i64,
@@ -311,4 +389,42 @@ pub struct Volume {
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub generation: i64,
+}
+
+/// What high availability does with an instance when its host fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum HaPolicy {
+    /// The host group's policy, or `restart` when the host is in no group.
+    Inherit,
+    /// Restart it on another host (disks on shared storage only).
+    Restart,
+    /// Move it to another host but leave it stopped.
+    LeaveStopped,
+}
+
+impl HaPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HaPolicy::Inherit => "inherit",
+            HaPolicy::Restart => "restart",
+            HaPolicy::LeaveStopped => "leave_stopped",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "inherit" => Some(HaPolicy::Inherit),
+            "restart" => Some(HaPolicy::Restart),
+            "leave_stopped" => Some(HaPolicy::LeaveStopped),
+            _ => None,
+        }
+    }
+    /// The policy that applies, given the host group's.
+    pub fn effective(self, group: Option<HaPolicy>) -> HaPolicy {
+        match (self, group) {
+            (HaPolicy::Inherit, Some(g)) if g != HaPolicy::Inherit => g,
+            (HaPolicy::Inherit, _) => HaPolicy::Restart,
+            (p, _) => p,
+        }
+    }
 }

@@ -89,6 +89,18 @@ typed_id!(
     HostId, "host");
 typed_id!(StoragePoolId, "storage_pool");
 typed_id!(
+    /// A group of hosts sharing an HA policy (主机组).
+    HostGroupId, "host_group");
+typed_id!(
+    /// One instance's recovery after its host failed.
+    HaRecoveryId, "ha_recovery");
+typed_id!(
+    /// A maintenance evacuation of a host.
+    EvacuationId, "evacuation");
+typed_id!(
+    /// A consolidation plan (资源整合方案).
+    ConsolidationPlanId, "consolidation_plan");
+typed_id!(
     /// A flavor (规格).
     FlavorId, "flavor");
 typed_id!(

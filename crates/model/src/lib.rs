@@ -9,6 +9,7 @@ pub mod audit;
 pub mod billing;
 pub mod compute;
 pub mod error;
+pub mod ha;
 pub mod id;
 pub mod lease;
 pub mod money;

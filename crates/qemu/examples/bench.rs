@@ -35,6 +35,7 @@ fn spec(hostname: &str, user_data: Option<&str>) -> VmSpec {
         user_data: user_data.map(str::to_string),
         forward_port: None,
         restart_on_crash: false,
+        shared_dir: None,
     }
 }
 

@@ -211,6 +211,9 @@ impl Hypervisor {
         if !paths.spec().exists() {
             self.write_spec(spec).await?;
         }
+        if spec.shared_dir.is_some() {
+            return self.link_shared_disk(spec).await;
+        }
         if paths.root().exists() {
             return Ok(());
         }
@@ -221,6 +224,91 @@ impl Hypervisor {
             .map_err(|e| Error::io("install root disk", e))?;
         tracing::info!(vm = %spec.id, gib = spec.disk_gib, template = %spec.template, "root disk created");
         Ok(())
+    }
+
+    /// A root disk on shared storage: created there once (a linked clone of the
+    /// template's copy on the same storage, so every host resolves the same backing
+    /// file), and linked from this host's VM directory. Idempotent; any host may do it.
+    pub(crate) async fn link_shared_disk(&self, spec: &VmSpec) -> Result<()> {
+        let (Some(shared), Some(disk_dir)) = (&spec.shared_dir, spec.shared_disk_dir()) else {
+            return Ok(());
+        };
+        let paths = self.paths(spec.id);
+        tokio::fs::create_dir_all(&paths.dir)
+            .await
+            .map_err(|e| Error::io(format!("create {}", paths.dir.display()), e))?;
+        if !paths.spec().exists() {
+            self.write_spec(spec).await?;
+        }
+        let disk = disk_dir.join("root.qcow2");
+        if !disk.exists() {
+            let local = self.template(&spec.template).await?;
+            let template = Template::install(shared, &local.dir).await?;
+            tokio::fs::create_dir_all(&disk_dir)
+                .await
+                .map_err(|e| Error::io(format!("create {}", disk_dir.display()), e))?;
+            let tmp = disk_dir.join(format!("root.qcow2.creating-{}", Uuid::new_v4()));
+            create_overlay(&template.root_disk(), &tmp, spec.disk_gib).await?;
+            // Another host may have won the race; its disk is as good as ours.
+            if disk.exists() {
+                remove_if_exists(&tmp).await?;
+            } else {
+                tokio::fs::rename(&tmp, &disk)
+                    .await
+                    .map_err(|e| Error::io("install shared root disk", e))?;
+                tracing::info!(vm = %spec.id, gib = spec.disk_gib, dir = %disk_dir.display(), "root disk created on shared storage");
+            }
+        }
+        let link = paths.root();
+        match tokio::fs::read_link(&link).await {
+            Ok(target) if target == disk => return Ok(()),
+            Ok(_) => remove_if_exists(&link).await?,
+            Err(_) if link.exists() => {
+                return Err(Error::BadSpec(format!(
+                    "VM {} has a local root disk; it cannot move to shared storage",
+                    spec.id
+                )))
+            }
+            Err(_) => {}
+        }
+        tokio::fs::symlink(&disk, &link)
+            .await
+            .map_err(|e| Error::io(format!("link {}", link.display()), e))
+    }
+
+    /// Removes a root disk kept on shared storage (the VM's directory on each host is
+    /// removed by [`Hypervisor::delete`], which never follows the link). Idempotent.
+    pub async fn delete_shared_disk(&self, id: Uuid, shared_dir: &Path) -> Result<()> {
+        let dir = shared_dir.join("disks").join(id.to_string());
+        match tokio::fs::remove_dir_all(&dir).await {
+            Ok(()) => {
+                tracing::info!(vm = %id, dir = %dir.display(), "shared root disk deleted");
+                Ok(())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io(format!("remove {}", dir.display()), e)),
+        }
+    }
+
+    /// Self-fencing: kills the VM at once, without asking the guest, and leaves it
+    /// stopped (not crashed, so nothing restarts it here). Returns whether it ran.
+    pub async fn fence(&self, id: Uuid) -> Result<bool> {
+        let _g = self.lock(id).await;
+        let VmStatus::Running { pid } = self.status(id).await else {
+            self.clean_runtime(id).await.ok();
+            return Ok(false);
+        };
+        let tag = vm_tag(id);
+        kill9(pid).await;
+        if !poll_until(Duration::from_secs(5), || !alive(pid, &tag)).await {
+            return Err(Error::Timeout {
+                what: format!("QEMU pid {pid} to exit after SIGKILL"),
+                after: Duration::from_secs(5),
+            });
+        }
+        self.clean_runtime(id).await?;
+        tracing::warn!(vm = %id, pid, "VM fenced: killed because this host lost its lease with the control plane");
+        Ok(true)
     }
 
     /// The VM's state.

@@ -66,15 +66,31 @@ impl Hypervisor {
         tokio::fs::create_dir_all(&paths.dir)
             .await
             .map_err(|e| Error::io(format!("create {}", paths.dir.display()), e))?;
-        create_overlay(&template.root_disk(), &paths.root(), spec.disk_gib).await?;
+        let shared = spec.shared_dir.is_some();
+        if shared {
+            // The disk is already where the target can open it: nothing to copy. QEMU
+            // opens it inactive (no write lock) until the hand-over.
+            self.link_shared_disk(spec).await?;
+        } else {
+            create_overlay(&template.root_disk(), &paths.root(), spec.disk_gib).await?;
+        }
         self.write_spec(spec).await?;
         self.set_attached(spec.id, &[]).await?;
         self.start_locked(spec, Some(())).await?;
         let ep = IncomingEndpoint {
             migrate_port: free_port()?,
-            nbd_port: free_port()?,
+            nbd_port: if shared { 0 } else { free_port()? },
         };
         let mut q = self.qmp(spec.id).await?;
+        if shared {
+            q.execute(
+                "migrate-incoming",
+                Some(json!({ "uri": format!("tcp:127.0.0.1:{}", ep.migrate_port) })),
+            )
+            .await?;
+            tracing::info!(vm = %spec.id, ?ep, "incoming migration prepared (shared storage)");
+            return Ok(ep);
+        }
         q.execute(
             "nbd-server-start",
             Some(json!({ "addr": { "type": "inet",
@@ -190,10 +206,13 @@ impl Hypervisor {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let _ = q
-            .execute("block-export-del", Some(json!({ "id": NBD_EXPORT })))
-            .await;
-        q.execute("nbd-server-stop", None).await?;
+        let shared = self.spec(id).await.is_ok_and(|s| s.shared_dir.is_some());
+        if !shared {
+            let _ = q
+                .execute("block-export-del", Some(json!({ "id": NBD_EXPORT })))
+                .await;
+            q.execute("nbd-server-stop", None).await?;
+        }
         let st = q.execute("query-status", None).await?;
         if st["status"].as_str() != Some("running") {
             q.execute("cont", None).await?;
@@ -204,22 +223,11 @@ impl Hypervisor {
 }
 
 async fn migrate(q: &mut Qmp, to: IncomingEndpoint, began: Instant) -> Result<MigrationReport> {
-    q.execute(
-        "blockdev-add",
-        Some(
-            json!({ "driver": "nbd", "node-name": NBD_NODE, "export": NBD_EXPORT,
-            "server": { "type": "inet", "host": "127.0.0.1", "port": to.nbd_port.to_string() } }),
-        ),
-    )
-    .await?;
-    q.execute(
-        "blockdev-mirror",
-        Some(json!({ "job-id": MIRROR_JOB, "device": "root", "target": NBD_NODE, "sync": "top" })),
-    )
-    .await?;
-    let job_ready = |j: &Value| j["device"].as_str() == Some(MIRROR_JOB);
-    q.wait_event("BLOCK_JOB_READY", MIGRATION_TIMEOUT, job_ready)
-        .await?;
+    // `nbd_port` 0: the disk is on shared storage, only RAM and device state move.
+    let mirror = to.nbd_port != 0;
+    if mirror {
+        start_mirror(q, to).await?;
+    }
     let mirror_ms = began.elapsed().as_millis() as u64;
     q.execute(
         "migrate-set-parameters",
@@ -253,6 +261,39 @@ async fn migrate(q: &mut Qmp, to: IncomingEndpoint, began: Instant) -> Result<Mi
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
+    let disk_bytes = if mirror { end_mirror(q).await? } else { 0 };
+    Ok(MigrationReport {
+        downtime_ms: done["downtime"].as_u64().unwrap_or(0),
+        total_ms: 0,
+        mirror_ms,
+        ram_bytes: done["ram"]["transferred"].as_u64().unwrap_or(0),
+        disk_bytes,
+    })
+}
+
+/// Mirrors the top layer of the root disk into the target's export until in sync.
+async fn start_mirror(q: &mut Qmp, to: IncomingEndpoint) -> Result<()> {
+    q.execute(
+        "blockdev-add",
+        Some(
+            json!({ "driver": "nbd", "node-name": NBD_NODE, "export": NBD_EXPORT,
+            "server": { "type": "inet", "host": "127.0.0.1", "port": to.nbd_port.to_string() } }),
+        ),
+    )
+    .await?;
+    q.execute(
+        "blockdev-mirror",
+        Some(json!({ "job-id": MIRROR_JOB, "device": "root", "target": NBD_NODE, "sync": "top" })),
+    )
+    .await?;
+    let job_ready = |j: &Value| j["device"].as_str() == Some(MIRROR_JOB);
+    q.wait_event("BLOCK_JOB_READY", MIGRATION_TIMEOUT, job_ready)
+        .await?;
+    Ok(())
+}
+
+/// Ends a mirror in sync without switching the source to the target; returns the bytes sent.
+async fn end_mirror(q: &mut Qmp) -> Result<u64> {
     let jobs = q.execute("query-block-jobs", None).await?;
     let disk_bytes = jobs
         .as_array()
@@ -265,13 +306,7 @@ async fn migrate(q: &mut Qmp, to: IncomingEndpoint, began: Instant) -> Result<Mi
     wait_job_gone(q, Duration::from_secs(30)).await?;
     q.execute("blockdev-del", Some(json!({ "node-name": NBD_NODE })))
         .await?;
-    Ok(MigrationReport {
-        downtime_ms: done["downtime"].as_u64().unwrap_or(0),
-        total_ms: 0,
-        mirror_ms,
-        ram_bytes: done["ram"]["transferred"].as_u64().unwrap_or(0),
-        disk_bytes,
-    })
+    Ok(disk_bytes)
 }
 
 async fn wait_job_gone(q: &mut Qmp, timeout: Duration) -> Result<()> {

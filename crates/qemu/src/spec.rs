@@ -30,9 +30,24 @@ pub struct VmSpec {
     /// The caller's policy, kept with the VM so that [`crate::Hypervisor::adopt`] can
     /// report it next to a VM that died.
     pub restart_on_crash: bool,
+    /// A directory mounted on every host of the zone (NFS or a cluster file system; one
+    /// directory shared by several agents in tests). When set, the root disk lives in
+    /// `<shared_dir>/disks/<id>/` (cloned from the template copy in
+    /// `<shared_dir>/templates/`) so another host can run the VM after a failure or take
+    /// it by live migration without copying the disk; QEMU's own image locks keep two
+    /// hosts from opening it at once.
+    #[serde(default)]
+    pub shared_dir: Option<std::path::PathBuf>,
 }
 
 impl VmSpec {
+    /// Where the root disk lives when it is on shared storage.
+    pub fn shared_disk_dir(&self) -> Option<std::path::PathBuf> {
+        self.shared_dir
+            .as_ref()
+            .map(|d| d.join("disks").join(self.id.to_string()))
+    }
+
     /// Refuses specs QEMU or the guest could not honour.
     pub fn validate(&self) -> Result<()> {
         let h = &self.hostname;
@@ -72,6 +87,14 @@ impl VmSpec {
                 return Err(Error::BadSpec(format!(
                     "user data is {} bytes, at most {MAX_USER_DATA}",
                     u.len()
+                )));
+            }
+        }
+        if let Some(d) = &self.shared_dir {
+            if !d.is_absolute() {
+                return Err(Error::BadSpec(format!(
+                    "the shared storage directory {} must be an absolute path",
+                    d.display()
                 )));
             }
         }
@@ -131,6 +154,7 @@ mod tests {
             template: "zy-busybox".into(),
             user_data: Some("echo hi".into()),
             forward_port: Some((2222, 22)),
+            shared_dir: None,
             restart_on_crash: true,
         }
     }

@@ -85,10 +85,13 @@ impl Template {
             return Ok(installed);
         }
         source.verify().await?;
-        let staging = data_dir
-            .join("templates")
-            .join(format!(".{}.installing", source.manifest.name));
-        let _ = tokio::fs::remove_dir_all(&staging).await;
+        // A staging directory of our own: on shared storage several hosts may install
+        // the same template at once.
+        let staging = data_dir.join("templates").join(format!(
+            ".{}.installing-{}",
+            source.manifest.name,
+            uuid::Uuid::new_v4()
+        ));
         tokio::fs::create_dir_all(&staging)
             .await
             .map_err(|e| Error::io(format!("create {}", staging.display()), e))?;
@@ -97,9 +100,16 @@ impl Template {
                 .await
                 .map_err(|e| Error::io(format!("copy template file {f}"), e))?;
         }
-        tokio::fs::rename(&staging, &dest)
-            .await
-            .map_err(|e| Error::io(format!("install template to {}", dest.display()), e))?;
+        if let Err(e) = tokio::fs::rename(&staging, &dest).await {
+            let _ = tokio::fs::remove_dir_all(&staging).await;
+            if !dest.join("template.json").exists() {
+                return Err(Error::io(
+                    format!("install template to {}", dest.display()),
+                    e,
+                ));
+            }
+            // Installed meanwhile by another host.
+        }
         let t = Template::open(&dest).await?;
         t.verify().await?;
         tracing::info!(template = %t.manifest.name, dir = %dest.display(), "template installed");

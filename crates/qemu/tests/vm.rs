@@ -162,6 +162,7 @@ fn spec(hostname: &str, user_data: Option<&str>) -> VmSpec {
         user_data: user_data.map(str::to_string),
         forward_port: None,
         restart_on_crash: true,
+        shared_dir: None,
     }
 }
 

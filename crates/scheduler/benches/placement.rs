@@ -12,9 +12,11 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use zy_scheduler::{
-    GroupId, GroupPolicy, Host, HostId, HostState, Request, Scheduler, Strategy, Usage,
-};
+#[path = "support/seeds.rs"]
+mod seeds;
+
+use seeds::{flavors, host, Rng};
+use zy_scheduler::{GroupId, GroupPolicy, HostId, Request, Scheduler, Strategy, Usage};
 
 const HOSTS: u32 = 10_000;
 const INSTANCES: usize = 100_000;
@@ -26,72 +28,14 @@ const TARGET_PLACEMENTS_PER_SECOND: f64 = 20_000.0;
 const TARGET_P99_NANOS: u64 = 1_000_000;
 const TARGET_RATIO: f64 = 1.10;
 
-/// The seeds' flavors as (vCPUs, memory GiB, weight), the weights favouring small ones.
-const FLAVORS: [(u32, u64, u64); 8] = [
-    (1, 2, 25),
-    (2, 4, 25),
-    (4, 8, 18),
-    (4, 16, 10),
-    (8, 16, 8),
-    (8, 32, 6),
-    (16, 32, 4),
-    (16, 64, 4),
-];
-
 /// System disks are mostly small; data disks reach 500 GiB.
 const DISKS: [(u64, u64); 5] = [(40, 40), (80, 20), (100, 15), (200, 15), (500, 10)];
-
-/// xorshift64*: deterministic, fast, and enough for picking flavors.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, bound: u64) -> u64 {
-        self.next() % bound
-    }
-
-    fn weighted<T: Copy>(&mut self, items: &[(T, u64)]) -> T {
-        let total: u64 = items.iter().map(|&(_, weight)| weight).sum();
-        let mut pick = self.below(total);
-        for &(item, weight) in items {
-            if pick < weight {
-                return item;
-            }
-            pick -= weight;
-        }
-        items[items.len() - 1].0
-    }
-}
-
-fn host(id: u32) -> Host {
-    Host {
-        id: HostId(id),
-        zone: 0,
-        provider: 0,
-        state: HostState::Enabled,
-        vcpus: 64,
-        memory_mib: 512 * 1024,
-        disk_gib: 8 * 1024,
-        gpus: 0,
-        cpu_ratio_permille: 4000,
-        mem_ratio_permille: 1000,
-    }
-}
 
 fn generate(seed: u64) -> Vec<Request> {
     // Numbering groups from the seed keeps the two phases' groups apart.
     let mut next_group = seed;
     let mut rng = Rng(seed);
-    let flavors: Vec<((u32, u64), u64)> = FLAVORS
-        .iter()
-        .map(|&(vcpus, gib, weight)| ((vcpus, gib), weight))
-        .collect();
+    let flavors = flavors();
     let mut requests = Vec::with_capacity(INSTANCES);
     while requests.len() < INSTANCES {
         let (vcpus, gib) = rng.weighted(&flavors);
@@ -177,7 +121,10 @@ impl Timings {
             p99: at(990),
             max: nanos.last().copied().unwrap_or(0),
             hosts_used,
-            lower_bound: lower_bound(live.iter().map(|(_, request)| request), host(0).capacity()),
+            lower_bound: lower_bound(
+                live.iter().map(|(_, request)| request),
+                host(0, 0).capacity(),
+            ),
             failed: self.failed,
         }
     }
@@ -189,7 +136,7 @@ fn run(strategy: Strategy, requests: &[Request], churn: &[Request]) -> [Run; 2] 
     let mut scheduler = Scheduler::new();
     scheduler.set_zone_strategy(0, strategy);
     for id in 0..HOSTS {
-        scheduler.add_host(host(id), Usage::ZERO);
+        scheduler.add_host(host(id, 0), Usage::ZERO);
     }
     let mut live = Vec::with_capacity(INSTANCES);
     let mut fill = Timings::default();

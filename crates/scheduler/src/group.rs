@@ -72,7 +72,7 @@ impl Groups {
 
 /// Keys here are small integers the scheduler itself hands out, so there is no hash
 /// flooding to defend against and SipHash would only cost time in the placement loop.
-type IdHash = BuildHasherDefault<IdHasher>;
+pub(crate) type IdHash = BuildHasherDefault<IdHasher>;
 
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct IdHasher(u64);
@@ -90,6 +90,10 @@ impl Hasher for IdHasher {
 
     fn write_u32(&mut self, value: u32) {
         self.write_u64(u64::from(value));
+    }
+
+    fn write_usize(&mut self, value: usize) {
+        self.write_u64(value as u64);
     }
 
     fn write_u64(&mut self, value: u64) {

@@ -9,7 +9,11 @@
 //! with [`Scheduler::claim`]. Decisions cost microseconds on 10,000 hosts (see
 //! `benches/placement.rs`) because an index keeps the few partly used hosts apart from the
 //! many empty or full ones.
+//!
+//! [`plan_consolidation`] is the other direction: from where instances run, the live
+//! migrations that empty lightly used hosts, safe to execute one by one and to stop anywhere.
 
+mod consolidate;
 mod explain;
 mod filter;
 mod group;
@@ -21,6 +25,10 @@ mod scheduler;
 #[cfg(test)]
 mod proptests;
 
+pub use consolidate::{
+    plan_consolidation, ConsolidationInput, InstanceId, Move, Occupancy, Plan, PlanHost,
+    PlanInstance, Skip, Target, Utilisation,
+};
 pub use explain::{ClaimError, NoValidHost, Rejections, UnknownHost};
 pub use filter::Filter;
 pub use host::{Host, HostId, HostState, Usage};

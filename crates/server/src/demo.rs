@@ -470,6 +470,8 @@ async fn compute(tx: &mut Tx) -> Result<Vec<zy_model::id::ProviderId>, Error> {
                 used_gpus: 0,
                 created_at: now,
                 generation: 1,
+                ha_state: HostHaState::Ok,
+                group_id: None,
             })
             .collect();
         zy_store::inventory::insert_hosts(tx, &hs).await?;
@@ -480,6 +482,10 @@ async fn compute(tx: &mut Tx) -> Result<Vec<zy_model::id::ProviderId>, Error> {
             capacity_gib: 500 * 1024,
             used_gib: 0,
             created_at: now,
+            // Shared by every host of the zone (simulated): HA restarts its instances
+            // elsewhere when a host fails.
+            kind: PoolKind::Shared,
+            path: Some(format!("/mnt/zhengyun/{zone}-ceph")),
         };
         zy_store::inventory::insert_pool(tx, &pool).await?;
         provider_ids.push(p.id);
@@ -514,6 +520,8 @@ async fn compute(tx: &mut Tx) -> Result<Vec<zy_model::id::ProviderId>, Error> {
             capacity_gib: 200,
             used_gib: 0,
             created_at: now,
+            kind: PoolKind::Local,
+            path: None,
         },
     )
     .await?;

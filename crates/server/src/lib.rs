@@ -217,6 +217,9 @@ pub async fn start(config: Config) -> Result<Server, Error> {
                 requests::timers::task(state.clone()),
                 notify::delivery::task(state.clone()),
                 app::leases::task(state.clone()),
+                compute::ha::task(state.compute.clone(), state.store.clone()),
+                app::ha::evacuator(state.clone()),
+                app::consolidation::executor(state.clone()),
             ])
             .collect(),
     );

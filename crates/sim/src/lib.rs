@@ -286,4 +286,53 @@ impl ComputeDriver for SimProvider {
             Ok(self.world().host_alive(host_id))
         })
     }
+
+    fn live_migration(&self) -> bool {
+        true
+    }
+
+    fn prepare_incoming<'a>(
+        &'a self,
+        spec: &'a InstanceSpec,
+    ) -> DriverFuture<'a, zy_compute::agent::IncomingEndpoint> {
+        Box::pin(async move {
+            self.latency().await;
+            self.world().prepare_incoming(spec)?;
+            // The simulated "address" of the target is its host id.
+            Ok(zy_compute::agent::IncomingEndpoint {
+                host: spec.host_id.to_string(),
+                migrate_port: 0,
+                nbd_port: 0,
+            })
+        })
+    }
+
+    fn migrate_out<'a>(
+        &'a self,
+        instance_id: Uuid,
+        source_host: Uuid,
+        to: &'a zy_compute::agent::IncomingEndpoint,
+    ) -> DriverFuture<'a, zy_compute::agent::MigrationReport> {
+        Box::pin(async move {
+            let target: Uuid = to
+                .host
+                .parse()
+                .map_err(|_| zy_compute::DriverError::Permanent("not a simulated target".into()))?;
+            let began = std::time::Instant::now();
+            self.latency().await;
+            self.world().migrate_out(instance_id, source_host, target)?;
+            Ok(zy_compute::agent::MigrationReport {
+                downtime_ms: 0,
+                total_ms: began.elapsed().as_millis() as u64,
+                bytes: 0,
+            })
+        })
+    }
+
+    fn abort_incoming(&self, instance_id: Uuid, target_host: Uuid) -> DriverFuture<'_, ()> {
+        Box::pin(async move {
+            self.world().abort_incoming(instance_id, target_host)?;
+            Ok(())
+        })
+    }
 }

@@ -287,6 +287,88 @@ impl World {
         Ok(())
     }
 
+    /// Live migration, target side: the disk and a stopped instance wait on the target.
+    pub(crate) fn prepare_incoming(&mut self, spec: &InstanceSpec) -> Result<(), DriverError> {
+        check_shape(spec)?;
+        let host = usable_host(&mut self.hosts, spec.host_id)?;
+        if host
+            .instances
+            .get(&spec.instance_id)
+            .is_some_and(|i| i.power == PowerState::Running)
+        {
+            return Err(permanent("the instance already runs on the target"));
+        }
+        host.disks.insert(spec.instance_id, spec.disk_gib);
+        host.instances.entry(spec.instance_id).or_insert(Instance {
+            spec: spec.clone(),
+            power: PowerState::Stopped,
+            console: Console::default(),
+            volumes: BTreeMap::new(),
+        });
+        Ok(())
+    }
+
+    /// Live migration, source side: the guest leaves the source and runs on the target
+    /// (its console goes with it).
+    pub(crate) fn migrate_out(
+        &mut self,
+        instance_id: Uuid,
+        source: Uuid,
+        target: Uuid,
+    ) -> Result<(), DriverError> {
+        usable_host(&mut self.hosts, target)?;
+        let src = usable_host(&mut self.hosts, source)?;
+        let running = src
+            .instances
+            .get(&instance_id)
+            .is_some_and(|i| i.power == PowerState::Running);
+        if !running {
+            return Err(permanent("the instance does not run on the source"));
+        }
+        if !src.instances[&instance_id].volumes.is_empty() {
+            return Err(permanent(
+                "detach the instance's volumes before migrating it",
+            ));
+        }
+        let Some(mut moved) = src.instances.remove(&instance_id) else {
+            return Err(permanent("no such instance"));
+        };
+        src.disks.remove(&instance_id);
+        let dst = usable_host(&mut self.hosts, target)?;
+        let Some(waiting) = dst.instances.get_mut(&instance_id) else {
+            // Not prepared: put it back and refuse.
+            let src = usable_host(&mut self.hosts, source)?;
+            src.disks.insert(instance_id, moved.spec.disk_gib);
+            src.instances.insert(instance_id, moved);
+            return Err(permanent("the target was not prepared"));
+        };
+        moved.spec.host_id = target;
+        waiting.spec = moved.spec;
+        waiting.console = moved.console;
+        waiting.power = PowerState::Running;
+        Ok(())
+    }
+
+    /// Undo of a prepared target: the waiting (stopped) copy goes.
+    pub(crate) fn abort_incoming(
+        &mut self,
+        instance_id: Uuid,
+        target: Uuid,
+    ) -> Result<(), DriverError> {
+        let Some(host) = known_host(&mut self.hosts, target)? else {
+            return Ok(());
+        };
+        if host
+            .instances
+            .get(&instance_id)
+            .is_some_and(|i| i.power != PowerState::Running)
+        {
+            host.instances.remove(&instance_id);
+            host.disks.remove(&instance_id);
+        }
+        Ok(())
+    }
+
     pub(crate) fn status(
         &mut self,
         instance_id: Uuid,

@@ -9,6 +9,7 @@ use zy_compute::{ComputeDriver, DriverError, InstanceSpec, PowerState};
 
 fn spec_on(host_id: Uuid) -> InstanceSpec {
     InstanceSpec {
+        shared_dir: None,
         instance_id: Uuid::new_v4(),
         name: "web-1".to_owned(),
         host_id,

@@ -17,8 +17,9 @@ use zy_model::Error;
 pub const COLS: &str = "id, project_id, department_id, name, flavor_id, flavor_name, image_id, image_name, vcpus, memory_mib, disk_gib, gpus, \
     want_zone_id, want_provider_id, group_id, zone_id, provider_id, host_id, state, desired, quota_held, capacity_held, disk_created, \
     resize_pending, reboot_pending, work, attempts, next_attempt_at, lease_owner, lease_until, last_error, created_at, updated_at, generation, user_data, \
-    lease_end, lease_ended, recycled_at, purge_at, recycle_reason, \
-    (SELECT name FROM hosts WHERE hosts.id = instances.host_id) AS host_name";
+    lease_end, lease_ended, recycled_at, purge_at, recycle_reason, root_pool_id, ha_policy, ha_priority, \
+    (SELECT name FROM hosts WHERE hosts.id = instances.host_id) AS host_name, \
+    (SELECT path FROM storage_pools WHERE storage_pools.id = instances.root_pool_id) AS shared_dir";
 
 /// An instance as stored, with the bookkeeping the reconciler needs.
 #[derive(Debug, Clone)]
@@ -34,6 +35,8 @@ pub struct InstanceRow {
     pub attempts: i64,
     /// Handed to the guest at boot; not part of the API view.
     pub user_data: String,
+    /// Where the shared pool holding the root disk is mounted on the hosts.
+    pub shared_dir: Option<String>,
 }
 
 impl Decode for InstanceRow {
@@ -70,6 +73,9 @@ impl Decode for InstanceRow {
                 created_at: ts(r, "created_at")?,
                 updated_at: ts(r, "updated_at")?,
                 generation: int(r, "generation")?,
+                root_pool_id: opt_id(r, "root_pool_id")?,
+                ha_policy: HaPolicy::parse(&text(r, "ha_policy")?).unwrap_or(HaPolicy::Inherit),
+                ha_priority: int(r, "ha_priority")? as i32,
             },
             want_zone_id: opt_id(r, "want_zone_id")?,
             want_provider_id: opt_id(r, "want_provider_id")?,
@@ -80,6 +86,7 @@ impl Decode for InstanceRow {
             reboot_pending: int(r, "reboot_pending")? != 0,
             attempts: int(r, "attempts")?,
             user_data: text(r, "user_data")?,
+            shared_dir: opt_text(r, "shared_dir")?,
         })
     }
 }
@@ -274,7 +281,12 @@ pub async fn set_placement(
     zone: ZoneId,
     provider: ProviderId,
 ) -> Result<(), Error> {
-    sqlx::query("UPDATE instances SET host_id = $1, zone_id = $2, provider_id = $3, capacity_held = 1, updated_at = $4 WHERE id = $5")
+    // A zone with a shared pool keeps the root disks of its instances there (decided once,
+    // at first placement: an instance never changes where its disk is).
+    sqlx::query("UPDATE instances SET host_id = $1, zone_id = $2, provider_id = $3, capacity_held = 1, updated_at = $4, \
+         root_pool_id = CASE WHEN disk_created = 0 AND root_pool_id IS NULL \
+             THEN (SELECT id FROM storage_pools WHERE storage_pools.zone_id = $2 AND kind = 'shared') ELSE root_pool_id END \
+         WHERE id = $5")
         .bind(host.to_string())
         .bind(zone.to_string())
         .bind(provider.to_string())

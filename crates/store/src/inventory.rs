@@ -119,7 +119,7 @@ pub async fn zones(store: &Store) -> Result<Vec<Zone>, Error> {
 }
 
 const HOST_COLS: &str = "id, zone_id, provider_id, name, slot, vcpus, memory_mib, disk_gib, gpus, cpu_ratio_permille, mem_ratio_permille, \
-    state, used_vcpus, used_memory_mib, used_disk_gib, used_gpus, created_at, generation";
+    state, used_vcpus, used_memory_mib, used_disk_gib, used_gpus, created_at, generation, ha_state, group_id";
 
 /// A host with its scheduler slot.
 #[derive(Debug, Clone)]
@@ -151,6 +151,8 @@ impl Decode for HostRow {
                 used_gpus: int(r, "used_gpus")? as u32,
                 created_at: ts(r, "created_at")?,
                 generation: int(r, "generation")?,
+                ha_state: HostHaState::parse(&text(r, "ha_state")?).unwrap_or(HostHaState::Ok),
+                group_id: opt_id(r, "group_id")?,
             },
         })
     }
@@ -284,17 +286,21 @@ impl Decode for StoragePool {
             capacity_gib: int(r, "capacity_gib")? as u64,
             used_gib: int(r, "used_gib")? as u64,
             created_at: ts(r, "created_at")?,
+            kind: PoolKind::parse(&text(r, "kind")?).unwrap_or(PoolKind::Local),
+            path: opt_text(r, "path")?,
         })
     }
 }
 
 pub async fn insert_pool(tx: &mut Tx, p: &StoragePool) -> Result<(), Error> {
-    sqlx::query("INSERT INTO storage_pools (id, zone_id, name, capacity_gib, created_at) VALUES ($1, $2, $3, $4, $5)")
+    sqlx::query("INSERT INTO storage_pools (id, zone_id, name, capacity_gib, created_at, kind, path) VALUES ($1, $2, $3, $4, $5, $6, $7)")
         .bind(p.id.to_string())
         .bind(p.zone_id.to_string())
         .bind(&p.name)
         .bind(p.capacity_gib as i64)
         .bind(p.created_at.0)
+        .bind(p.kind.as_str())
+        .bind(p.path.clone())
         .execute(&mut **tx)
         .await
         .map_err(db_error)?;
@@ -302,7 +308,7 @@ pub async fn insert_pool(tx: &mut Tx, p: &StoragePool) -> Result<(), Error> {
 }
 
 pub async fn pools(store: &Store) -> Result<Vec<StoragePool>, Error> {
-    Sql::new("SELECT id, zone_id, name, capacity_gib, used_gib, created_at FROM storage_pools ORDER BY name, id").fetch_all(store).await
+    Sql::new("SELECT id, zone_id, name, capacity_gib, used_gib, created_at, kind, path FROM storage_pools ORDER BY name, id").fetch_all(store).await
 }
 
 /// Takes (or, negative, gives back) pool space; false when it would not fit.

@@ -12,6 +12,7 @@ pub mod billing;
 mod db;
 pub mod departments;
 mod error;
+pub mod ha;
 pub mod instances;
 pub mod inventory;
 pub mod leases;

@@ -67,6 +67,12 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../migrations/postgres/0008_billing.sql"),
     },
     Migration {
+        version: 9,
+        name: "ha",
+        sqlite: include_str!("../migrations/sqlite/0009_ha.sql"),
+        postgres: include_str!("../migrations/postgres/0009_ha.sql"),
+    },
+    Migration {
         version: 11,
         name: "networks",
         sqlite: include_str!("../migrations/sqlite/0011_networks.sql"),

@@ -389,6 +389,70 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/consolidation/plans": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["list_consolidation_plans"];
+        put?: never;
+        post: operations["propose_consolidation"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/consolidation/plans/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["get_consolidation_plan"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/consolidation/plans/{id}/approve": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["approve_consolidation_plan"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/consolidation/plans/{id}/stop": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["stop_consolidation_plan"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/departments": {
         parameters: {
             query?: never;
@@ -533,6 +597,54 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/ha/recoveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["list_recoveries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/host-groups": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["list_host_groups"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/host-groups/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put: operations["put_host_group"];
+        post?: never;
+        delete: operations["delete_host_group"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/hosts": {
         parameters: {
             query?: never;
@@ -563,6 +675,38 @@ export interface paths {
         options?: never;
         head?: never;
         patch: operations["update_host"];
+        trace?: never;
+    };
+    "/v1/hosts/{id}/evacuate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["evacuate_host"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/hosts/{id}/evacuation": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["get_evacuation"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/v1/hosts/{id}/firewall": {
@@ -654,6 +798,22 @@ export interface paths {
         };
         get: operations["instance_events"];
         put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/instances/{id}/ha": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put: operations["set_instance_ha"];
         post?: never;
         delete?: never;
         options?: never;
@@ -2054,6 +2214,13 @@ export interface components {
             zone_id?: null | components["schemas"]["ZoneId"];
             comment?: string | null;
         };
+        ApprovePlan: {
+            /**
+             * Format: int64
+             * @description The plan's `generation` as the approver saw it.
+             */
+            generation: number;
+        };
         AttachVolume: {
             instance_id: components["schemas"]["InstanceId"];
         };
@@ -2240,6 +2407,30 @@ export interface components {
         ConsoleLog: {
             output: string;
         };
+        /** @description A consolidation plan (资源整合方案): migrations that free hosts. */
+        ConsolidationPlan: {
+            id: components["schemas"]["ConsolidationPlanId"];
+            state: components["schemas"]["PlanState"];
+            moves: components["schemas"]["PlanMove"][];
+            freed_hosts: components["schemas"]["HostId"][];
+            before: components["schemas"]["PlanUtilisation"];
+            after: components["schemas"]["PlanUtilisation"];
+            /**
+             * Format: int32
+             * @description Moves done so far.
+             */
+            next_move: number;
+            created_at: components["schemas"]["Timestamp"];
+            approved_at?: null | components["schemas"]["Timestamp"];
+            finished_at?: null | components["schemas"]["Timestamp"];
+            error?: string | null;
+            /** @description Moves skipped while executing, with the reason. */
+            skipped: components["schemas"]["EvacuationFailure"][];
+            /** Format: int64 */
+            generation: number;
+        };
+        /** Format: uuid */
+        ConsolidationPlanId: string;
         CreateDepartment: {
             /** @description e.g. 宜宾市卫生和计划生育委员会 */
             name: string;
@@ -2369,6 +2560,9 @@ export interface components {
             name: string;
             /** Format: int64 */
             capacity_gib: number;
+            kind?: null | components["schemas"]["PoolKind"];
+            /** @description For a shared pool: the absolute mount path, the same on every host. */
+            path?: string | null;
         };
         CreateSubnet: {
             name: string;
@@ -2555,6 +2749,39 @@ export interface components {
             request_id: string;
             details?: Record<string, never>;
         };
+        /** @description A maintenance evacuation and its progress. */
+        Evacuation: {
+            id: components["schemas"]["EvacuationId"];
+            host_id: components["schemas"]["HostId"];
+            state: components["schemas"]["EvacuationState"];
+            started_at: components["schemas"]["Timestamp"];
+            finished_at?: null | components["schemas"]["Timestamp"];
+            /**
+             * Format: int32
+             * @description Instances still on the host (not deleted).
+             */
+            remaining: number;
+            /**
+             * Format: int32
+             * @description Live migrations off the host since the evacuation began.
+             */
+            migrated: number;
+            /**
+             * Format: int32
+             * @description Migrations running now.
+             */
+            in_progress: number;
+            failures: components["schemas"]["EvacuationFailure"][];
+        };
+        /** @description An instance that could not leave a host in maintenance. */
+        EvacuationFailure: {
+            instance_id: components["schemas"]["InstanceId"];
+            reason: string;
+        };
+        /** Format: uuid */
+        EvacuationId: string;
+        /** @enum {string} */
+        EvacuationState: "running" | "empty" | "incomplete" | "cancelled";
         /** Format: uuid */
         EventId: string;
         ExtendVolume: {
@@ -2606,6 +2833,38 @@ export interface components {
             name: string;
             policy: components["schemas"]["GroupPolicy"];
         };
+        /**
+         * @description What high availability does with an instance when its host fails.
+         * @enum {string}
+         */
+        HaPolicy: "inherit" | "restart" | "leave_stopped";
+        /** @description One instance's recovery after a host failure, with its timings. */
+        HaRecovery: {
+            id: components["schemas"]["HaRecoveryId"];
+            host_id: components["schemas"]["HostId"];
+            host_name: string;
+            instance_id: components["schemas"]["InstanceId"];
+            instance_name: string;
+            last_seen_at?: null | components["schemas"]["Timestamp"];
+            /** @description When the failure was declared (heartbeats missed for the detection time). */
+            detected_at: components["schemas"]["Timestamp"];
+            /** @description When the host's lease had surely run out, so it had stopped its guests. */
+            fenced_at: components["schemas"]["Timestamp"];
+            restarted_at?: null | components["schemas"]["Timestamp"];
+            target_host_id?: null | components["schemas"]["HostId"];
+            policy: components["schemas"]["HaPolicy"];
+            /** Format: int32 */
+            priority: number;
+            outcome: components["schemas"]["RecoveryOutcome"];
+            reason?: string | null;
+            /**
+             * Format: double
+             * @description Seconds from the last heartbeat (or detection) to running again.
+             */
+            recovery_secs?: number | null;
+        };
+        /** Format: uuid */
+        HaRecoveryId: string;
         Health: {
             status: string;
         };
@@ -2641,6 +2900,12 @@ export interface components {
             created_at: components["schemas"]["Timestamp"];
             /** Format: int64 */
             generation: number;
+            /**
+             * @description High availability: `ok`, `fencing` (declared failed, waiting out its lease) or
+             *     `failed` (fenced; its instances were recovered).
+             */
+            ha_state: components["schemas"]["HostHaState"];
+            group_id?: null | components["schemas"]["HostGroupId"];
         };
         /** @description What a host offers, as its agent measured it. */
         HostCapacity: {
@@ -2663,6 +2928,20 @@ export interface components {
             /** @description The nftables rule set (`nft -f` input) the host must enforce now. */
             ruleset: string;
         };
+        /** @description A group of hosts with the HA policy of their instances (主机组). */
+        HostGroup: {
+            id: components["schemas"]["HostGroupId"];
+            name: string;
+            ha_policy: components["schemas"]["HaPolicy"];
+            hosts: components["schemas"]["HostId"][];
+            created_at: components["schemas"]["Timestamp"];
+            /** Format: int64 */
+            generation: number;
+        };
+        /** Format: uuid */
+        HostGroupId: string;
+        /** @enum {string} */
+        HostHaState: "ok" | "fencing" | "failed";
         /** Format: uuid */
         HostId: string;
         /** @enum {string} */
@@ -2730,6 +3009,14 @@ export interface components {
             purge_at?: null | components["schemas"]["Timestamp"];
             /** @description Why it was released (the lease ended, a user's release, a release request). */
             recycle_reason?: string | null;
+            root_pool_id?: null | components["schemas"]["StoragePoolId"];
+            /** @description What HA does when the host fails. */
+            ha_policy: components["schemas"]["HaPolicy"];
+            /**
+             * Format: int32
+             * @description Higher restarts first after a host failure.
+             */
+            ha_priority: number;
             created_at: components["schemas"]["Timestamp"];
             updated_at: components["schemas"]["Timestamp"];
             /** Format: int64 */
@@ -2753,7 +3040,7 @@ export interface components {
          *     any → error; deleting → deleted.
          * @enum {string}
          */
-        InstanceState: "pending" | "scheduling" | "provisioning" | "running" | "migrating" | "stopped" | "error" | "deleting" | "deleted";
+        InstanceState: "pending" | "scheduling" | "provisioning" | "running" | "migrating" | "stopped" | "error" | "recovering" | "lost" | "deleting" | "deleted";
         /** @description What an agent sends once, with its one-time join token. */
         JoinRequest: {
             token: string;
@@ -2888,6 +3175,30 @@ export interface components {
             }[];
         };
         /** @description A list returned whole (small collections: providers, zones, flavors, …). */
+        List_ConsolidationPlan: {
+            items: {
+                id: components["schemas"]["ConsolidationPlanId"];
+                state: components["schemas"]["PlanState"];
+                moves: components["schemas"]["PlanMove"][];
+                freed_hosts: components["schemas"]["HostId"][];
+                before: components["schemas"]["PlanUtilisation"];
+                after: components["schemas"]["PlanUtilisation"];
+                /**
+                 * Format: int32
+                 * @description Moves done so far.
+                 */
+                next_move: number;
+                created_at: components["schemas"]["Timestamp"];
+                approved_at?: null | components["schemas"]["Timestamp"];
+                finished_at?: null | components["schemas"]["Timestamp"];
+                error?: string | null;
+                /** @description Moves skipped while executing, with the reason. */
+                skipped: components["schemas"]["EvacuationFailure"][];
+                /** Format: int64 */
+                generation: number;
+            }[];
+        };
+        /** @description A list returned whole (small collections: providers, zones, flavors, …). */
         List_Flavor: {
             items: {
                 id: components["schemas"]["FlavorId"];
@@ -2900,6 +3211,33 @@ export interface components {
                 /** Format: int32 */
                 gpus: number;
                 created_at: components["schemas"]["Timestamp"];
+            }[];
+        };
+        /** @description A list returned whole (small collections: providers, zones, flavors, …). */
+        List_HaRecovery: {
+            items: {
+                id: components["schemas"]["HaRecoveryId"];
+                host_id: components["schemas"]["HostId"];
+                host_name: string;
+                instance_id: components["schemas"]["InstanceId"];
+                instance_name: string;
+                last_seen_at?: null | components["schemas"]["Timestamp"];
+                /** @description When the failure was declared (heartbeats missed for the detection time). */
+                detected_at: components["schemas"]["Timestamp"];
+                /** @description When the host's lease had surely run out, so it had stopped its guests. */
+                fenced_at: components["schemas"]["Timestamp"];
+                restarted_at?: null | components["schemas"]["Timestamp"];
+                target_host_id?: null | components["schemas"]["HostId"];
+                policy: components["schemas"]["HaPolicy"];
+                /** Format: int32 */
+                priority: number;
+                outcome: components["schemas"]["RecoveryOutcome"];
+                reason?: string | null;
+                /**
+                 * Format: double
+                 * @description Seconds from the last heartbeat (or detection) to running again.
+                 */
+                recovery_secs?: number | null;
             }[];
         };
         /** @description A list returned whole (small collections: providers, zones, flavors, …). */
@@ -2933,6 +3271,24 @@ export interface components {
                 used_disk_gib: number;
                 /** Format: int32 */
                 used_gpus: number;
+                created_at: components["schemas"]["Timestamp"];
+                /** Format: int64 */
+                generation: number;
+                /**
+                 * @description High availability: `ok`, `fencing` (declared failed, waiting out its lease) or
+                 *     `failed` (fenced; its instances were recovered).
+                 */
+                ha_state: components["schemas"]["HostHaState"];
+                group_id?: null | components["schemas"]["HostGroupId"];
+            }[];
+        };
+        /** @description A list returned whole (small collections: providers, zones, flavors, …). */
+        List_HostGroup: {
+            items: {
+                id: components["schemas"]["HostGroupId"];
+                name: string;
+                ha_policy: components["schemas"]["HaPolicy"];
+                hosts: components["schemas"]["HostId"][];
                 created_at: components["schemas"]["Timestamp"];
                 /** Format: int64 */
                 generation: number;
@@ -2990,6 +3346,14 @@ export interface components {
                 purge_at?: null | components["schemas"]["Timestamp"];
                 /** @description Why it was released (the lease ended, a user's release, a release request). */
                 recycle_reason?: string | null;
+                root_pool_id?: null | components["schemas"]["StoragePoolId"];
+                /** @description What HA does when the host fails. */
+                ha_policy: components["schemas"]["HaPolicy"];
+                /**
+                 * Format: int32
+                 * @description Higher restarts first after a host failure.
+                 */
+                ha_priority: number;
                 created_at: components["schemas"]["Timestamp"];
                 updated_at: components["schemas"]["Timestamp"];
                 /** Format: int64 */
@@ -3128,6 +3492,9 @@ export interface components {
                 /** Format: int64 */
                 used_gib: number;
                 created_at: components["schemas"]["Timestamp"];
+                kind: components["schemas"]["PoolKind"];
+                /** @description For a shared pool: where it is mounted on every host of the zone. */
+                path?: string | null;
             }[];
         };
         /** @description A list returned whole (small collections: providers, zones, flavors, …). */
@@ -3489,6 +3856,14 @@ export interface components {
                 purge_at?: null | components["schemas"]["Timestamp"];
                 /** @description Why it was released (the lease ended, a user's release, a release request). */
                 recycle_reason?: string | null;
+                root_pool_id?: null | components["schemas"]["StoragePoolId"];
+                /** @description What HA does when the host fails. */
+                ha_policy: components["schemas"]["HaPolicy"];
+                /**
+                 * Format: int32
+                 * @description Higher restarts first after a host failure.
+                 */
+                ha_priority: number;
                 created_at: components["schemas"]["Timestamp"];
                 updated_at: components["schemas"]["Timestamp"];
                 /** Format: int64 */
@@ -3625,6 +4000,38 @@ export interface components {
             /** @description The new one-time password, shown this once; it must be changed at next login. */
             initial_password: string;
         };
+        /** @description One live migration of a consolidation plan. */
+        PlanMove: {
+            instance_id: components["schemas"]["InstanceId"];
+            instance_name: string;
+            from_host_id: components["schemas"]["HostId"];
+            to_host_id: components["schemas"]["HostId"];
+        };
+        /** @enum {string} */
+        PlanState: "proposed" | "executing" | "done" | "stopped" | "failed" | "superseded";
+        /** @description Utilisation figures before or after a plan. */
+        PlanUtilisation: {
+            /**
+             * Format: int32
+             * @description Hosts with at least one instance.
+             */
+            hosts_in_use: number;
+            /**
+             * Format: int32
+             * @description Mean share of vCPU allocated on the hosts in use (‰).
+             */
+            cpu_alloc_permille: number;
+            /**
+             * Format: int32
+             * @description Mean share of memory allocated on the hosts in use (‰).
+             */
+            mem_alloc_permille: number;
+        };
+        /**
+         * @description A storage pool's kind.
+         * @enum {string}
+         */
+        PoolKind: "local" | "shared";
         /** @description The caller's notification preferences. */
         Preferences: {
             /** @description The language of e-mails: `zh-CN` (default) or `en`. */
@@ -3667,6 +4074,15 @@ export interface components {
         };
         /** Format: uuid */
         ProjectId: string;
+        ProposeConsolidation: {
+            /**
+             * Format: int32
+             * @description Ceiling of allocated vCPU and memory on the hosts that receive instances, in ‰
+             *     (500–1000; default 800, the seeds' 60–80 % target).
+             */
+            ceiling_permille?: number | null;
+            zone_id?: null | components["schemas"]["ZoneId"];
+        };
         /** @enum {string} */
         Protocol: "tcp" | "udp" | "icmp" | "any";
         Provider: {
@@ -3704,6 +4120,15 @@ export interface components {
         PurgeResult: {
             /** Format: int64 */
             deleted: number;
+        };
+        PutHostGroup: {
+            /**
+             * @description `restart` or `leave_stopped`: what HA does with the group's hosts' instances whose
+             *     own policy is `inherit`.
+             */
+            ha_policy: components["schemas"]["HaPolicy"];
+            /** @description The group's hosts (each leaves any other group). */
+            hosts: components["schemas"]["HostId"][];
         };
         Quota: {
             /** @description `department` or `project`. */
@@ -3795,6 +4220,11 @@ export interface components {
             /** @description Ten one-use recovery codes, shown this once. Keep them somewhere safe. */
             recovery_codes: string[];
         };
+        /**
+         * @description How one instance fared when its host failed.
+         * @enum {string}
+         */
+        RecoveryOutcome: "pending" | "restarted" | "left_stopped" | "lost" | "failed";
         ReleaseInstance: {
             /** @description Why (at most 200 characters), shown in the recycle bin and the instance's events. */
             reason?: string | null;
@@ -4118,6 +4548,18 @@ export interface components {
             /** @description The instant the metering clock shows from now on (never earlier than it shows). */
             to: components["schemas"]["Timestamp"];
         };
+        SetInstanceHa: {
+            /**
+             * @description `restart` (default for new instances, through `inherit`), `leave_stopped`, or
+             *     `inherit` (the host group's policy).
+             */
+            ha_policy: components["schemas"]["HaPolicy"];
+            /**
+             * Format: int32
+             * @description Restart order after a host failure, 0–100 (higher first); platform admin only.
+             */
+            priority?: number | null;
+        };
         SetLease: {
             lease_end?: null | components["schemas"]["Timestamp"];
         };
@@ -4168,6 +4610,9 @@ export interface components {
             /** Format: int64 */
             used_gib: number;
             created_at: components["schemas"]["Timestamp"];
+            kind: components["schemas"]["PoolKind"];
+            /** @description For a shared pool: where it is mounted on every host of the zone. */
+            path?: string | null;
         };
         /** Format: uuid */
         StoragePoolId: string;
@@ -5263,6 +5708,155 @@ export interface operations {
             };
         };
     };
+    list_consolidation_plans: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["List_ConsolidationPlan"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    propose_consolidation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ProposeConsolidation"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConsolidationPlan"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_consolidation_plan: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["ConsolidationPlanId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConsolidationPlan"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    approve_consolidation_plan: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["ConsolidationPlanId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ApprovePlan"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConsolidationPlan"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    stop_consolidation_plan: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["ConsolidationPlanId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConsolidationPlan"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     list_departments: {
         parameters: {
             query?: {
@@ -5716,6 +6310,127 @@ export interface operations {
             };
         };
     };
+    list_recoveries: {
+        parameters: {
+            query?: {
+                /** @description Only the recoveries after this host's failures. */
+                host_id?: components["schemas"]["HostId"];
+                /** @description Only this instance's recoveries. */
+                instance_id?: components["schemas"]["InstanceId"];
+                /** @description At most this many, newest first (1–1000, default 200). */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["List_HaRecovery"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_host_groups: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["List_HostGroup"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    put_host_group: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PutHostGroup"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HostGroup"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_host_group: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     list_hosts: {
         parameters: {
             query?: {
@@ -5797,6 +6512,64 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Host"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    evacuate_host: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["HostId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Evacuation"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_evacuation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["HostId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Evacuation"];
                 };
             };
             default: {
@@ -6075,6 +6848,39 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["List_InstanceEvent"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    set_instance_ha: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["InstanceId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SetInstanceHa"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Instance"];
                 };
             };
             default: {

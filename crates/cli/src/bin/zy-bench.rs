@@ -36,6 +36,9 @@ struct Args {
     requests: Option<usize>,
     /// Login flood: this many concurrent logins per phase.
     login_flood: Option<usize>,
+    /// HA: this many instances on one simulated host that fails; time until all run
+    /// elsewhere.
+    ha: Option<usize>,
     /// Login flood: distinct loopback source addresses (127.1.0.x) the logins come from.
     sources: usize,
 }
@@ -56,6 +59,7 @@ fn parse_args() -> Result<Args> {
         kvm_concurrent: None,
         login_flood: None,
         requests: None,
+        ha: None,
         sources: 64,
     };
     let mut it = std::env::args().skip(1);
@@ -76,6 +80,7 @@ fn parse_args() -> Result<Args> {
             "--kvm-concurrent" => a.kvm_concurrent = Some(v()?.parse()?),
             "--login-flood" => a.login_flood = Some(v()?.parse()?),
             "--requests" => a.requests = Some(v()?.parse()?),
+            "--ha" => a.ha = Some(v()?.parse()?),
             "--sources" => a.sources = v()?.parse::<usize>()?.clamp(1, 250),
             // Extra arguments for `zhengyun server`, e.g. --max-connections 4.
             "--server-arg" => a.server_args.push(v()?),
@@ -175,7 +180,7 @@ async fn ensure_wrk() -> Result<()> {
 #[tokio::main]
 async fn main() -> Result<()> {
     let a = parse_args()?;
-    if a.login_flood.is_none() && a.creates.is_none() && a.requests.is_none() {
+    if a.login_flood.is_none() && a.creates.is_none() && a.requests.is_none() && a.ha.is_none() {
         ensure_wrk().await?;
     }
     let port = free_port()?;
@@ -290,6 +295,14 @@ async fn main() -> Result<()> {
             login("jianguan").await?,
         );
         let r = bench_requests(&http, &base, backend, &admin, n, [member, lead, sup]).await;
+        let _ = std::fs::remove_dir_all(&dir);
+        return r;
+    }
+    if let Some(n) = a.ha {
+        let otp = printed_otp(&admin_otp).await?;
+        let admin = platform_admin(&http, &base, &otp).await?;
+        let member = login("wjw.admin").await?;
+        let r = bench_ha(&http, &base, backend, &admin, &member, n).await;
         let _ = std::fs::remove_dir_all(&dir);
         return r;
     }
@@ -1221,4 +1234,133 @@ async fn login_flood(base: &str, backend: &str, pid: u32, n: usize, sources: usi
         lat.iter().cloned().fold(0.0, f64::max),
     );
     Ok(())
+}
+
+/// `--ha N`: a zone of the simulated 浪潮云 with shared storage and two large hosts; N
+/// instances packed on the first; the host fails (set down); reports the time from the
+/// failure until every instance runs on the other host, and each recovery's own time.
+async fn bench_ha(
+    http: &reqwest::Client,
+    base: &str,
+    backend: &str,
+    admin: &str,
+    member: &str,
+    n: usize,
+) -> Result<()> {
+    let send = |m: reqwest::Method, path: String, body: Value| {
+        let (http, base, admin) = (http.clone(), base.to_string(), admin.to_string());
+        async move {
+            let r = http
+                .request(m, format!("{base}{path}"))
+                .bearer_auth(&admin)
+                .json(&body)
+                .send()
+                .await?;
+            let st = r.status();
+            let v: Value = r.json().await.unwrap_or(Value::Null);
+            if !st.is_success() {
+                bail!("{path}: {st} {v}");
+            }
+            anyhow::Ok(v)
+        }
+    };
+    let providers = get_json(http, &format!("{base}/v1/providers"), admin).await?;
+    let provider = providers["items"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["kind"] == "sim"))
+        .and_then(|p| p["id"].as_str())
+        .context("no simulated provider")?
+        .to_string();
+    let zone = send(reqwest::Method::POST, "/v1/zones".into(), json!({ "provider_id": provider, "region": "压测", "name": "高可用压测区", "strategy": "pack" })).await?;
+    let zone = zone["id"].as_str().context("zone")?.to_string();
+    send(reqwest::Method::POST, "/v1/storage-pools".into(), json!({ "zone_id": zone, "name": "ha-bench-shared", "capacity_gib": 10_000_000, "kind": "shared", "path": "/mnt/zhengyun/ha-bench" })).await?;
+    let hosts = send(reqwest::Method::POST, "/v1/hosts".into(), json!({ "zone_id": zone, "name_prefix": "hab", "count": 2, "vcpus": 512, "memory_mib": 4 * 1024 * 1024, "disk_gib": 1_000_000 })).await?;
+    let host_ids: Vec<String> = hosts["items"]
+        .as_array()
+        .context("hosts")?
+        .iter()
+        .filter_map(|h| h["id"].as_str().map(str::to_string))
+        .collect();
+    let (project, dept) = first_project(http, base, member).await?;
+    raise_quotas(http, base, admin, &dept, &project).await?;
+    let mut ids = Vec::new();
+    let mut left = n;
+    let mut k = 0;
+    while left > 0 {
+        let c = left.min(100);
+        let body = json!({ "project_id": project, "zone_id": zone, "name": format!("ha{k}"), "flavor": "1C2G", "image": "CentOS-7.9", "count": c });
+        let v = post_retrying(http, &format!("{base}/v1/instances"), member, &body).await?;
+        for i in v["items"].as_array().context("items")? {
+            ids.push(i["id"].as_str().context("id")?.to_string());
+        }
+        left -= c;
+        k += 1;
+    }
+    // All running (packed onto the first host).
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let on = |st: &str| format!("{base}/v1/instances?project_id={project}&state={st}&limit=1000");
+    loop {
+        let running = count_instances(http, &on("running"), member).await?;
+        if running >= n {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("only {running} of {n} instances running");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let failed = host_ids.first().context("host")?.clone();
+    let began = Instant::now();
+    send(
+        reqwest::Method::PATCH,
+        format!("/v1/hosts/{failed}"),
+        json!({ "state": "down" }),
+    )
+    .await?;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let all = loop {
+        let r = get_json(
+            http,
+            &format!("{base}/v1/ha/recoveries?host_id={failed}&limit=1000"),
+            admin,
+        )
+        .await?;
+        let items = r["items"].as_array().cloned().unwrap_or_default();
+        let done = items.iter().filter(|i| i["outcome"] == "restarted").count();
+        if done >= n {
+            break items;
+        }
+        if Instant::now() > deadline {
+            bail!("only {done} of {n} recovered");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let wall = began.elapsed().as_secs_f64();
+    let mut secs: Vec<f64> = all
+        .iter()
+        .filter_map(|r| r["recovery_secs"].as_f64())
+        .collect();
+    let check = get_json(http, &format!("{base}/v1/admin/check"), admin).await?;
+    println!(
+        "HA on {backend}: host with {n} instances set down → all running on the other host in {wall:.1} s; per instance (detection → running) p50 {:.1} s, p95 {:.1} s, max {:.1} s; admin check: {}",
+        percentile(&mut secs, 0.5),
+        percentile(&mut secs, 0.95),
+        percentile(&mut secs, 1.0),
+        if check["ok"] == true { "clean".to_string() } else { check.to_string() }
+    );
+    let _ = ids;
+    Ok(())
+}
+
+async fn count_instances(http: &reqwest::Client, first: &str, tok: &str) -> Result<usize> {
+    let mut n = 0;
+    let mut url = first.to_string();
+    loop {
+        let page = get_json(http, &url, tok).await?;
+        n += page["items"].as_array().map(Vec::len).unwrap_or(0);
+        let Some(c) = page["next_cursor"].as_str() else {
+            return Ok(n);
+        };
+        url = format!("{first}&cursor={c}");
+    }
 }

@@ -322,6 +322,14 @@ pub struct CreateStoragePool {
     pub zone_id: ZoneId,
     pub name: String,
     pub capacity_gib: u64,
+    /// `local` (default) or `shared`: a directory mounted at `path` on every host of the
+    /// zone; the zone's new instances keep their root disk there (HA restart, live
+    /// migration without a disk copy). One shared pool per zone.
+    #[serde(default)]
+    pub kind: Option<zy_model::compute::PoolKind>,
+    /// For a shared pool: the absolute mount path, the same on every host.
+    #[serde(default)]
+    pub path: Option<String>,
 }
 
 #[utoipa::path(get, path = "/v1/storage-pools", tag = "compute", responses((status = 200, body = List<StoragePool>), (status = "default", body = ErrorBody)))]
@@ -344,8 +352,19 @@ pub async fn create_storage_pool(
     Ok((
         StatusCode::CREATED,
         axum::Json(
-            crate::app::volumes::create_pool(&s, &ctx, &actor, b.zone_id, &b.name, b.capacity_gib)
-                .await?,
+            crate::app::volumes::create_pool(
+                &s,
+                &ctx,
+                &actor,
+                b.zone_id,
+                &b.name,
+                b.capacity_gib,
+                (
+                    b.kind.unwrap_or(zy_model::compute::PoolKind::Local),
+                    b.path.as_deref(),
+                ),
+            )
+            .await?,
         ),
     ))
 }

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod auth;
 pub mod billing;
 pub mod departments;
+pub mod ha;
 pub mod instances;
 pub mod inventory;
 pub mod leases;
@@ -182,6 +183,19 @@ pub fn api_router() -> OpenApiRouter<AppState> {
             leases::get_lease_settings,
             leases::update_lease_settings
         ))
+        .routes(routes!(ha::list_recoveries))
+        .routes(routes!(ha::set_instance_ha))
+        .routes(routes!(ha::list_host_groups))
+        .routes(routes!(ha::put_host_group, ha::delete_host_group))
+        .routes(routes!(ha::evacuate_host))
+        .routes(routes!(ha::get_evacuation))
+        .routes(routes!(
+            ha::propose_consolidation,
+            ha::list_consolidation_plans
+        ))
+        .routes(routes!(ha::get_consolidation_plan))
+        .routes(routes!(ha::approve_consolidation_plan))
+        .routes(routes!(ha::stop_consolidation_plan))
         .routes(routes!(system::list_tasks))
         .routes(routes!(system::list_sagas))
         .routes(routes!(agents::create_join_token))

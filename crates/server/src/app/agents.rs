@@ -215,6 +215,8 @@ pub async fn join(
         used_gpus: 0,
         created_at: now,
         generation: 1,
+        ha_state: HostHaState::Ok,
+        group_id: None,
     };
     zy_store::inventory::insert_hosts(&mut tx, std::slice::from_ref(&host)).await?;
     let agent = AgentRow {
@@ -310,6 +312,17 @@ pub async fn migrate(
     target: Option<HostId>,
 ) -> Result<Migration, Error> {
     authorize(&actor.principal, Action::InventoryManage)?;
+    begin_migration(s, Some((ctx, actor)), id, target).await
+}
+
+/// Starts a live migration: for the platform admin's request (`by` the caller), or for a
+/// maintenance evacuation or a consolidation plan (`by` none: the system, audited as such).
+pub async fn begin_migration(
+    s: &AppState,
+    by: Option<(&RequestContext, &Actor)>,
+    id: InstanceId,
+    target: Option<HostId>,
+) -> Result<Migration, Error> {
     let row = instances::get(s.store.pool(), id)
         .await?
         .filter(|r| r.instance.state != InstanceState::Deleted)
@@ -328,7 +341,7 @@ pub async fn migrate(
         )));
     };
     let driver = s.compute.drivers.get(provider)?;
-    if driver.kind() != "kvm" {
+    if !driver.live_migration() {
         return Err(Error::conflict(t!(
             "该云服务商不支持热迁移",
             "this provider does not support live migration"
@@ -371,7 +384,9 @@ pub async fn migrate(
         downtime_ms: None,
         total_ms: None,
         error: None,
-        created_by: actor.principal.user_id.to_string(),
+        created_by: by
+            .map(|(_, a)| a.principal.user_id.to_string())
+            .unwrap_or_else(|| "system".into()),
         created_at: Timestamp::now(),
         finished_at: None,
     };
@@ -423,16 +438,25 @@ pub async fn migrate(
         else {
             return Err(super::instances::busy_with_saga());
         };
-        commit_audited(
-            tx,
-            ctx,
-            Some(actor),
-            "migrate_instance",
-            "instance",
-            &id.to_string(),
-            serde_json::json!({ "migration_id": m.id, "source_host_id": source, "target_host_id": meta.id, "saga_id": saga_id }),
-        )
-        .await
+        let detail = serde_json::json!({ "migration_id": m.id, "source_host_id": source, "target_host_id": meta.id, "saga_id": saga_id });
+        match by {
+            Some((ctx, actor)) => {
+                commit_audited(
+                    tx,
+                    ctx,
+                    Some(actor),
+                    "migrate_instance",
+                    "instance",
+                    &id.to_string(),
+                    detail,
+                )
+                .await
+            }
+            None => {
+                super::commit_system(tx, "migrate_instance", "instance", &id.to_string(), detail)
+                    .await
+            }
+        }
     }
     .await;
     if let Err(e) = result {

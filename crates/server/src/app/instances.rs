@@ -234,6 +234,9 @@ pub(crate) async fn prepare(
                 created_at: now,
                 updated_at: now,
                 generation: 1,
+                root_pool_id: None,
+                ha_policy: zy_model::compute::HaPolicy::Inherit,
+                ha_priority: 0,
             },
             want_zone_id: n.zone_id,
             want_provider_id: n.provider_id,
@@ -244,6 +247,7 @@ pub(crate) async fn prepare(
             reboot_pending: false,
             attempts: 0,
             user_data: n.user_data.clone(),
+            shared_dir: None,
         })
         .collect();
     let one = quota_delta(&rows[0].instance);

@@ -276,6 +276,8 @@ pub async fn create_hosts(
             used_gpus: 0,
             created_at: now,
             generation: 1,
+            ha_state: HostHaState::Ok,
+            group_id: None,
         })
         .collect();
     let mut tx = s.store.begin_write().await?;
@@ -316,8 +318,51 @@ pub async fn set_host_state(
     state: HostState,
 ) -> Result<Host, Error> {
     authorize(&actor.principal, Action::InventoryManage)?;
+    let before = inventory::host(s.store.pool(), id)
+        .await?
+        .ok_or_else(|| Error::not_found("host", id))?;
+    let sim = s.compute.drivers.sim(before.host.provider_id);
+    if state == HostState::Enabled && before.host.ha_state != HostHaState::Ok && sim.is_none() {
+        return Err(Error::conflict(t!(
+            "该宿主机因故障被隔离，尚未重新连通；其上可能仍有旧的云主机副本，暂不能启用",
+            "the host was fenced after a failure and has not been heard from since (it may still hold old guests): it cannot be enabled yet"
+        )));
+    }
+    // A real host back from a failure runs shared-storage guests only once its agent holds
+    // a lease again (else it would fence what is moved onto it).
+    if state == HostState::Enabled && before.host.state == HostState::Down && sim.is_none() {
+        let leased = zy_store::agents::agents(&s.store)
+            .await?
+            .into_iter()
+            .find(|a| a.host_id == id)
+            .and_then(|a| serde_json::from_str::<zy_compute::agent::HostReport>(&a.report).ok())
+            .is_some_and(|r| r.lease_left_ms.is_some_and(|l| l > 0));
+        if !leased {
+            return Err(Error::conflict(t!(
+                "该宿主机的代理尚未重新取得控制面租约，请几秒后重试",
+                "the host's agent has not renewed its lease with the control plane yet; try again in a few seconds"
+            )));
+        }
+    }
     let mut tx = s.store.begin_write().await?;
     inventory::set_host_state(&mut tx, id, state).await?;
+    // Maintenance empties the host by live migration where the provider can do it.
+    let live_migration = s
+        .compute
+        .drivers
+        .get(before.host.provider_id)
+        .is_ok_and(|d| d.live_migration());
+    if state == HostState::Maintenance && live_migration {
+        zy_store::ha::start_evacuation(&mut tx, id, Some(&actor.principal.user_id.to_string()))
+            .await?;
+    } else if state != HostState::Maintenance {
+        super::ha::cancel_evacuation_in(&mut tx, id).await?;
+    }
+    if state == HostState::Enabled && sim.is_some() {
+        // A simulated machine set down and enabled again restarts empty: nothing of it
+        // can run twice, so its HA state is cleared at once.
+        zy_store::ha::clear_ha(&mut tx, id).await?;
+    }
     commit_audited(
         tx,
         ctx,
@@ -329,6 +374,15 @@ pub async fn set_host_state(
     )
     .await?;
     s.compute.placement.set_state(id, state);
+    // A simulated host set down fails its simulated machine (to rehearse a host failure),
+    // and comes back empty when enabled.
+    if let Some(sim) = sim {
+        match state {
+            HostState::Down => sim.kill_host(id.0),
+            HostState::Enabled if before.host.state == HostState::Down => sim.revive_host(id.0),
+            _ => {}
+        }
+    }
     let h = inventory::host(s.store.pool(), id)
         .await?
         .ok_or_else(|| Error::not_found("host", id))?;

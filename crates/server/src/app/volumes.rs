@@ -21,6 +21,7 @@ pub async fn create_pool(
     zone: ZoneId,
     name: &str,
     capacity_gib: u64,
+    (kind, path): (PoolKind, Option<&str>),
 ) -> Result<StoragePool, Error> {
     authorize(&actor.principal, Action::InventoryManage)?;
     inventory::zones(&s.store)
@@ -34,6 +35,25 @@ pub async fn create_pool(
             t!("容量超出合理范围", "capacity_gib is out of range"),
         ));
     }
+    let path = match (kind, path) {
+        (PoolKind::Local, None) => None,
+        (PoolKind::Local, Some(_)) => {
+            return Err(Error::validation(
+                "path",
+                t!("本地存储池不需要挂载路径", "a local pool has no mount path"),
+            ))
+        }
+        (PoolKind::Shared, None) => {
+            return Err(Error::validation(
+                "path",
+                t!(
+                    "共享存储池需要填写各宿主机上的挂载路径",
+                    "a shared pool needs the path it is mounted at on every host"
+                ),
+            ))
+        }
+        (PoolKind::Shared, Some(p)) => Some(shared_path(p)?),
+    };
     let p = StoragePool {
         id: StoragePoolId::new(),
         zone_id: zone,
@@ -41,6 +61,8 @@ pub async fn create_pool(
         capacity_gib,
         used_gib: 0,
         created_at: Timestamp::now(),
+        kind,
+        path,
     };
     let mut tx = s.store.begin_write().await?;
     inventory::insert_pool(&mut tx, &p).await?;
@@ -51,10 +73,31 @@ pub async fn create_pool(
         "create_storage_pool",
         "storage_pool",
         &p.id.to_string(),
-        serde_json::json!({ "name": p.name, "capacity_gib": capacity_gib }),
+        serde_json::json!({ "name": p.name, "capacity_gib": capacity_gib, "kind": p.kind, "path": p.path }),
     )
     .await?;
     Ok(p)
+}
+
+/// A shared pool's mount path: absolute, plain (no `..`, no control characters), at most
+/// 200 bytes — it ends up in QEMU's command line and in file names on every host.
+fn shared_path(p: &str) -> Result<String, Error> {
+    let ok = p.starts_with('/')
+        && p.len() <= 200
+        && p.len() > 1
+        && !p.split('/').any(|c| c == ".." || c == ".")
+        && p.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/-_.".contains(c));
+    if !ok {
+        return Err(Error::validation(
+            "path",
+            t!(
+                "挂载路径须为绝对路径，仅含字母、数字和 / - _ .，且不超过 200 个字符",
+                "the mount path must be absolute, at most 200 characters of letters, digits and / - _ ."
+            ),
+        ));
+    }
+    Ok(p.trim_end_matches('/').to_string())
 }
 
 pub async fn list_pools(s: &AppState, actor: &Actor) -> Result<Vec<StoragePool>, Error> {

@@ -89,6 +89,24 @@ impl AgentClient {
         .map_err(|e| DriverError::Transient(e.to_string()))
     }
 
+    /// A heartbeat that renews the host's self-fencing lease (see `compute::ha`).
+    pub async fn heartbeat_with_lease(
+        &self,
+        lease: &FenceLease,
+        timeout: Duration,
+    ) -> Result<HostReport, DriverError> {
+        self.call(
+            reqwest::Method::POST,
+            "/v1/host/lease",
+            Some(lease),
+            timeout,
+        )
+        .await?
+        .json()
+        .await
+        .map_err(|e| DriverError::Transient(format!("agent answered nonsense: {e}")))
+    }
+
     async fn call<B: serde::Serialize + ?Sized>(
         &self,
         method: reqwest::Method,
@@ -113,6 +131,7 @@ pub fn wire_spec(spec: &InstanceSpec) -> VmSpecWire {
         template: spec.image.clone(),
         user_data: spec.user_data.clone(),
         restart_on_crash: true,
+        shared_dir: spec.shared_dir.clone(),
     }
 }
 
@@ -347,6 +366,10 @@ impl ComputeDriver for KvmDriver {
                 .await?;
             Ok(())
         })
+    }
+
+    fn live_migration(&self) -> bool {
+        true
     }
 
     fn host_alive(&self, host_id: Uuid) -> DriverFuture<'_, bool> {

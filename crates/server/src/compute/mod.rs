@@ -7,6 +7,7 @@
 
 pub mod check;
 pub mod drivers;
+pub mod ha;
 pub mod kvm;
 pub mod monitor;
 pub mod pki;

@@ -70,10 +70,24 @@ async fn pass(
             known.insert(a.host_id.0, a.address.clone());
         }
     }
+    // Only hosts whose HA state is `ok` get their self-fencing lease renewed: once a host
+    // is declared failed, its lease is left to run out (see `compute::ha`).
+    let leased = zy_store::ha::lease_allowed(store).await?;
+    let leased = &leased;
     let polls = agents.iter().map(|a| async move {
         let r = match c.kvm.agent(a.host_id.0) {
+            Ok(client) if leased.contains(&a.host_id) => {
+                let lease = zy_compute::agent::FenceLease {
+                    valid_ms: super::ha::LEASE.as_millis() as u64,
+                    issued_at_ms: Timestamp::now().0 / 1000,
+                };
+                client
+                    .heartbeat_with_lease(&lease, super::ha::HEARTBEAT_TIMEOUT)
+                    .await
+                    .ok()
+            }
             Ok(client) => client
-                .get::<HostReport>("/v1/host", Duration::from_secs(3))
+                .get::<HostReport>("/v1/host", super::ha::HEARTBEAT_TIMEOUT)
                 .await
                 .ok(),
             Err(_) => None,

@@ -62,7 +62,7 @@ pub struct PlaceRequest {
     pub group: Option<(ServerGroupId, GroupPolicy)>,
 }
 
-fn to_state(s: HostState) -> sched::HostState {
+pub(crate) fn to_state(s: HostState) -> sched::HostState {
     match s {
         HostState::Enabled => sched::HostState::Enabled,
         HostState::Maintenance => sched::HostState::Maintenance,

@@ -59,7 +59,8 @@ pub(crate) async fn cloud(ts: &TestServer, hosts: u32) -> Cloud {
     admin
         .post(
             "/v1/storage-pools",
-            json!({ "zone_id": zone["id"], "name": "ceph", "capacity_gib": 1000 }),
+            // Shared by the zone's hosts: HA restarts instances elsewhere (tests in ha.rs).
+            json!({ "zone_id": zone["id"], "name": "ceph", "capacity_gib": 1000, "kind": "shared", "path": "/mnt/zhengyun/test-ceph" }),
         )
         .await;
     let d = department(&admin, "宜宾市卫计委", "WJW").await;

@@ -688,3 +688,261 @@ async fn live_migration_moves_a_running_guest_and_its_claims() {
     a.stop().await;
     b.stop().await;
 }
+
+/// Hosts on this machine with a QEMU process of the instance (its id is in the command
+/// line; its `-pidfile` is in the host's data dir). A QEMU that is daemonising shows as
+/// several processes of one host for a moment: that is one copy.
+fn qemu_copies(id: &str) -> usize {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    let hosts: std::collections::BTreeSet<String> = dir
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .filter_map(|e| {
+            let raw = std::fs::read(e.path().join("cmdline")).ok()?;
+            let args: Vec<String> = raw
+                .split(|b| *b == 0)
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            if !(args.first()?.contains("qemu-system")
+                && args.iter().any(|a| a == &format!("zy-{id}")))
+            {
+                return None;
+            }
+            let at = args.iter().position(|a| a == "-pidfile")?;
+            args.get(at + 1).cloned()
+        })
+        .collect();
+    hosts.len()
+}
+
+/// Kills the QEMU processes an agent started (its VMs' pid files).
+fn kill_guests(agent_dir: &Path) {
+    let Ok(vms) = std::fs::read_dir(agent_dir.join("vms")) else {
+        return;
+    };
+    for vm in vms.flatten() {
+        if let Some(pid) = std::fs::read_to_string(vm.path().join("qemu.pid"))
+            .ok()
+            .and_then(|p| p.trim().parse::<i32>().ok())
+        {
+            let _ = std::process::Command::new("kill")
+                .args(["-9", &pid.to_string()])
+                .status();
+        }
+    }
+}
+
+impl Kvm {
+    /// Waits until HA has restarted the instance on a host other than `from`, sampling the
+    /// QEMU processes on the machine all along: never two copies at once.
+    async fn wait_recovered(&self, id: &str, from: &str) -> (Value, Duration) {
+        let began = Instant::now();
+        let deadline = began + Duration::from_secs(180);
+        loop {
+            let copies = qemu_copies(id);
+            if copies > 1 {
+                let ps = std::process::Command::new("ps")
+                    .args(["-eo", "pid,ppid,stat,etimes,args"])
+                    .output()
+                    .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                    .unwrap_or_default();
+                let mine: Vec<&str> = ps.lines().filter(|l| l.contains(id)).collect();
+                panic!(
+                    "{copies} QEMU processes run instance {id} at once:\n{}",
+                    mine.join("\n")
+                );
+            }
+            let i = self.instance(id).await;
+            if i["state"] == "running" && i["host_id"] != from {
+                return (i, began.elapsed());
+            }
+            assert!(
+                i["state"] != "error" && i["state"] != "lost",
+                "instance not recovered: {i}"
+            );
+            assert!(Instant::now() < deadline, "never recovered: {i}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    async fn recovery(&self, id: &str) -> Value {
+        let (st, r) = self
+            .admin
+            .get(&format!("/v1/ha/recoveries?instance_id={id}"))
+            .await;
+        assert_eq!(st, StatusCode::OK, "{r}");
+        r["items"][0].clone()
+    }
+}
+
+/// The trial of issue 14 on real VMs: three agents share a directory as a zone's shared
+/// storage. (1) A host dies with its guests (agent and QEMU killed): its shared-storage
+/// guest runs again on another host. (2) A host is cut off from the control plane but
+/// stays alive: its agent fences the guest when its lease runs out, and only then does the
+/// control plane restart it elsewhere — at no moment do two QEMU processes run it. (3) The
+/// cut-off host returns: its stale guest is removed, it is enabled again, and putting the
+/// guest's host into maintenance live-migrates the guest there without a disk copy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ha_restarts_shared_storage_guests_elsewhere_and_never_twice() {
+    let Some(template) = template_dir() else {
+        return;
+    };
+    let ts = TestServer::start(Db::Sqlite).await;
+    let mut k = kvm_cloud(&ts, template).await;
+    let shared = k.agent_dir();
+    std::fs::create_dir_all(&shared).expect("shared dir");
+    let (st, p) = k
+        .admin
+        .post(
+            "/v1/storage-pools",
+            json!({ "zone_id": k.zone, "name": "共享存储", "capacity_gib": 100, "kind": "shared", "path": shared.to_string_lossy() }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{p}");
+    let (a, a_dir) = k.join("host-a").await;
+    let (b, b_dir) = k.join("host-b").await;
+    let (c, c_dir) = k.join("host-c").await;
+    let dirs: std::collections::HashMap<String, (PathBuf, String)> =
+        [(&a, &a_dir, "a"), (&b, &b_dir, "b"), (&c, &c_dir, "c")]
+            .into_iter()
+            .map(|(ag, d, n)| (ag.state.host_id.to_string(), (d.clone(), n.to_string())))
+            .collect();
+    let mut agents = vec![Some(a), Some(b), Some(c)];
+
+    let id = k.create("ha-counter", COUNTER).await;
+    let placed = k.wait_state(&id, "running").await;
+    assert!(
+        placed["root_pool_id"].is_string(),
+        "on shared storage: {placed}"
+    );
+    k.wait_console(&id, "count 2", 1).await;
+    let disk = shared.join("disks").join(&id).join("root.qcow2");
+    assert!(disk.exists(), "the root disk is on the shared storage");
+
+    // (1) The first host dies: agent gone, its QEMU killed.
+    let h1 = placed["host_id"].as_str().expect("host").to_string();
+    let (h1_dir, _) = dirs[&h1].clone();
+    let i1 = agents
+        .iter()
+        .position(|a| {
+            a.as_ref()
+                .is_some_and(|a| a.state.host_id.to_string() == h1)
+        })
+        .expect("agent of h1");
+    agents[i1].take().expect("agent").stop().await;
+    kill_guests(&h1_dir);
+    let (back, took) = k.wait_recovered(&id, &h1).await;
+    k.wait_console(&id, "count 1", 1).await;
+    let r = k.recovery(&id).await;
+    eprintln!("host killed → running elsewhere: {took:?}; recovery: {r}");
+    assert_eq!(r["outcome"], "restarted", "{r}");
+    assert_eq!(r["host_id"], h1.as_str());
+    assert!(r["recovery_secs"].as_f64().is_some_and(|s| s < 60.0), "{r}");
+
+    // (2) The second host is cut off from the control plane, alive, its guest running.
+    let h2 = back["host_id"].as_str().expect("host").to_string();
+    let (h2_dir, _) = dirs[&h2].clone();
+    let h2_address: String = sqlx::query_scalar("SELECT address FROM agents WHERE host_id = $1")
+        .bind(&h2)
+        .fetch_one(ts.store().pool())
+        .await
+        .expect("address");
+    sqlx::query("UPDATE agents SET address = '127.0.0.1:9' WHERE host_id = $1")
+        .bind(&h2)
+        .execute(ts.store().pool())
+        .await
+        .expect("partition");
+    let (again, took) = k.wait_recovered(&id, &h2).await;
+    let r = k.recovery(&id).await;
+    eprintln!("host cut off → running elsewhere: {took:?}; recovery: {r}");
+    assert_eq!(r["host_id"], h2.as_str(), "{r}");
+    assert_eq!(r["outcome"], "restarted", "{r}");
+    let vm_h2 = h2_dir.join("vms").join(&id);
+    assert!(
+        std::fs::read_to_string(vm_h2.join("qemu.pid")).is_err(),
+        "the cut-off host fenced its copy"
+    );
+    k.wait_console(&id, "count 1", 1).await;
+
+    // (3) The partition heals: the stale guest goes, the host can be enabled again.
+    sqlx::query("UPDATE agents SET address = $1 WHERE host_id = $2")
+        .bind(&h2_address)
+        .bind(&h2)
+        .execute(ts.store().pool())
+        .await
+        .expect("heal");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while vm_h2.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the stale guest was never removed"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(disk.exists(), "the shared disk stays");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (st, v) = k
+            .admin
+            .patch(&format!("/v1/hosts/{h2}"), json!({ "state": "enabled" }))
+            .await;
+        if st == StatusCode::OK {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "cannot enable the returned host: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // Maintenance on the guest's host empties it by live migration (shared disk: no copy).
+    let h3 = again["host_id"].as_str().expect("host").to_string();
+    let (st, e) = k
+        .admin
+        .post(&format!("/v1/hosts/{h3}/evacuate"), json!({}))
+        .await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{e}");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let evac = loop {
+        let (_, e) = k.admin.get(&format!("/v1/hosts/{h3}/evacuation")).await;
+        if e["state"] != "running" {
+            break e;
+        }
+        // (A live migration has two QEMU processes for a moment: the target's waits
+        // paused for the hand-over.)
+        assert!(Instant::now() < deadline, "evacuation never ended: {e}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(evac["state"], "empty", "{evac}");
+    assert_eq!(evac["migrated"], 1, "{evac}");
+    let moved = k.instance(&id).await;
+    assert_eq!(moved["host_id"], h2.as_str(), "{moved}");
+    assert_eq!(moved["state"], "running", "{moved}");
+    let (_, ms) = k
+        .member
+        .get(&format!("/v1/instances/{id}/migrations"))
+        .await;
+    eprintln!("evacuation migration: {}", ms["items"][0]);
+
+    // Deleted: nothing left on the shared storage either.
+    let (st, v) = k.member.delete(&format!("/v1/instances/{id}")).await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{v}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while disk.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the shared disk was never removed"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for a in agents.into_iter().flatten() {
+        a.stop().await;
+    }
+}

@@ -235,6 +235,43 @@ impl<'a> World<'a> {
             .1
     }
 
+    /// A host of its own in a new zone (nothing of the world runs there).
+    pub async fn spare_host(&self) -> String {
+        let n = self.fresh();
+        let (st, z) = self.admin.post("/v1/zones", json!({ "provider_id": self.provider, "region": "宜宾", "name": format!("备用区{n}") })).await;
+        assert_eq!(st, StatusCode::CREATED, "{z}");
+        let (st, h) = self.admin.post("/v1/hosts", json!({ "zone_id": z["id"], "name_prefix": format!("s{n}"), "vcpus": 8, "memory_mib": 16384, "disk_gib": 500 })).await;
+        assert_eq!(st, StatusCode::CREATED, "{h}");
+        h["items"][0]["id"].as_str().expect("host id").to_string()
+    }
+
+    /// A new zone (spread) with two hosts and one small running instance on each: a
+    /// consolidation plan for it moves one instance and frees one host.
+    pub async fn consolidation_zone(&self) -> String {
+        let n = self.fresh();
+        let (st, z) = self.admin.post("/v1/zones", json!({ "provider_id": self.provider, "region": "宜宾", "name": format!("整合区{n}"), "strategy": "spread" })).await;
+        assert_eq!(st, StatusCode::CREATED, "{z}");
+        let zone = z["id"].as_str().expect("zone id").to_string();
+        let (st, h) = self.admin.post("/v1/hosts", json!({ "zone_id": zone, "name_prefix": format!("c{n}"), "count": 2, "vcpus": 8, "memory_mib": 16384, "disk_gib": 500 })).await;
+        assert_eq!(st, StatusCode::CREATED, "{h}");
+        let body = json!({ "project_id": self.p, "zone_id": zone, "name": format!("cz{n}"), "flavor": "1C2G", "image": "CentOS-7.9", "count": 2, "start": true });
+        let (st, b) = self.admin.post("/v1/instances", body).await;
+        assert_eq!(st, StatusCode::ACCEPTED, "{b}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for i in b["items"].as_array().expect("items") {
+            let id = i["id"].as_str().expect("id");
+            loop {
+                let (_, i) = self.admin.get(&format!("/v1/instances/{id}")).await;
+                if i["state"] == "running" {
+                    break;
+                }
+                assert!(Instant::now() < deadline && i["state"] != "error", "{i}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        zone
+    }
+
     pub fn fresh(&self) -> u32 {
         self.n.fetch_add(1, Ordering::SeqCst)
     }
@@ -704,6 +741,41 @@ impl<'a> World<'a> {
             }
             "release_instance" => req(Method::POST, format!("/v1/instances/{}/release", self.instance_in("running").await), Some(json!({ "reason": "项目结束" }))),
             "restore_instance" => req(Method::POST, format!("/v1/instances/{}/restore", self.recycled_instance().await), Some(json!({}))),
+            "list_recoveries" => req(Method::GET, "/v1/ha/recoveries", None),
+            "set_instance_ha" => req(Method::PUT, format!("/v1/instances/{i}/ha"), Some(json!({ "ha_policy": "leave_stopped" }))),
+            "list_host_groups" => req(Method::GET, "/v1/host-groups", None),
+            "put_host_group" => req(Method::PUT, format!("/v1/host-groups/g{n}"), Some(json!({ "ha_policy": "restart", "hosts": [self.host] }))),
+            "delete_host_group" => {
+                let (st, b) = self.admin.put(&format!("/v1/host-groups/d{n}"), json!({ "ha_policy": "leave_stopped", "hosts": [] })).await;
+                assert_eq!(st, StatusCode::OK, "{b}");
+                req(Method::DELETE, format!("/v1/host-groups/d{n}"), None)
+            }
+            "evacuate_host" => req(Method::POST, format!("/v1/hosts/{}/evacuate", self.spare_host().await), None),
+            "get_evacuation" => {
+                let h = self.spare_host().await;
+                let (st, b) = self.admin.post(&format!("/v1/hosts/{h}/evacuate"), json!({})).await;
+                assert_eq!(st, StatusCode::ACCEPTED, "{b}");
+                req(Method::GET, format!("/v1/hosts/{h}/evacuation"), None)
+            }
+            "propose_consolidation" => req(Method::POST, "/v1/consolidation/plans", Some(json!({ "zone_id": self.zone }))),
+            "list_consolidation_plans" => req(Method::GET, "/v1/consolidation/plans", None),
+            "get_consolidation_plan" => {
+                let (st, b) = self.admin.post("/v1/consolidation/plans", json!({ "zone_id": self.zone })).await;
+                assert_eq!(st, StatusCode::CREATED, "{b}");
+                req(Method::GET, format!("/v1/consolidation/plans/{}", b["id"].as_str().expect("plan id")), None)
+            }
+            "approve_consolidation_plan" => {
+                let zone = self.consolidation_zone().await;
+                let (st, b) = self.admin.post("/v1/consolidation/plans", json!({ "zone_id": zone })).await;
+                assert_eq!(st, StatusCode::CREATED, "{b}");
+                assert_eq!(b["moves"].as_array().map(|m| m.len()), Some(1), "{b}");
+                req(Method::POST, format!("/v1/consolidation/plans/{}/approve", b["id"].as_str().expect("plan id")), Some(json!({ "generation": b["generation"] })))
+            }
+            "stop_consolidation_plan" => {
+                let (st, b) = self.admin.post("/v1/consolidation/plans", json!({ "zone_id": self.zone })).await;
+                assert_eq!(st, StatusCode::CREATED, "{b}");
+                req(Method::POST, format!("/v1/consolidation/plans/{}/stop", b["id"].as_str().expect("plan id")), None)
+            }
             "release_volume" => req(Method::POST, format!("/v1/volumes/{}/release", self.volume().await), Some(json!({ "reason": "不再需要" }))),
             "restore_volume" => {
                 let v = self.volume().await;

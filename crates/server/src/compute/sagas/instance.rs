@@ -53,6 +53,7 @@ pub fn spec(row: &InstanceRow) -> Option<InstanceSpec> {
         gpus: i.gpus,
         image: i.image_name.clone(),
         user_data: row.user_data.clone(),
+        shared_dir: row.shared_dir.clone(),
     })
 }
 

@@ -184,9 +184,10 @@ impl SagaDef for Migrate {
                     match whereabouts(cx, &p, &r).await {
                         Whereabouts::Source => {}
                         Whereabouts::Target => {
-                            return Err(StepError::Wait(
-                                "the guest runs only on the target; not undoing over it".into(),
-                            ))
+                            // The hand-over happened: the only copy runs on the target.
+                            // Finish the move instead of undoing it (the claim's undo then
+                            // finds the migration completed and gives nothing back).
+                            return switch_over(cx, &p, &r).await;
                         }
                         Whereabouts::Unknown => {
                             return Err(StepError::Wait(

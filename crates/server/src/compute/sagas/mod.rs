@@ -1,9 +1,10 @@
 //! The compute sagas, run by the one saga engine (`crate::saga`): instances (create,
 //! start, stop, reboot, resize, delete), volumes (attach, detach, extend) and live
-//! migration.
+//! migration, recovery after a host failure.
 
 pub mod instance;
 pub mod migrate;
+pub mod recover;
 pub mod volume;
 
 use crate::saga::SagaDef;
@@ -20,4 +21,5 @@ pub static ALL: &[&dyn SagaDef] = &[
     &volume::DETACH,
     &volume::EXTEND,
     &migrate::MIGRATE,
+    &recover::RECOVER,
 ];
