@@ -479,8 +479,7 @@ class Bed:
             log("databases created; syncing schemas")
             self.db_sync()
         log(f"infrastructure and schemas ready after {time.time() - t0:.0f} s")
-        cfg = lambda s: {f"OS_{s.upper()}_CONFIG_DIR": os.path.join(self.etc, s)}
-        self.uwsgi("keystone", "keystone.wsgi.api:application", 5000, cfg("keystone"))
+        self.start_service("keystone")
         if fresh:
             self.wait_port(5000, "keystone")
             self.keystone_bootstrap()
@@ -489,23 +488,9 @@ class Bed:
         api.wait_ready()
         zy = self.keystone_catalogue(api)
         self.wait_port(RABBIT_PORT, "rabbitmq")
-        nova_env = {"OS_NOVA_CONFIG_DIR": os.path.join(self.etc, "nova"),
-                    "OS_NOVA_CONFIG_FILES": "api-paste.ini;nova.conf"}
-        nconf = ["--config-file", os.path.join(self.etc, "nova", "nova.conf")]
-        self.uwsgi("placement", "placement.wsgi.api:application", 8778, cfg("placement"))
-        self.uwsgi("nova-api", "nova.wsgi.osapi_compute:application", 8774, nova_env)
-        self.uwsgi("glance", "glance.wsgi.api:application", 9292,
-                   {"OS_GLANCE_CONFIG_DIR": os.path.join(self.etc, "glance")})
-        self.uwsgi("neutron", "neutron.wsgi.api:application", 9696,
-                   {"OS_NEUTRON_CONFIG_DIR": os.path.join(self.etc, "neutron"),
-                    "OS_NEUTRON_CONFIG_FILES": "neutron.conf;ml2_conf.ini"})
-        self.spawn("nova-conductor", [os.path.join(BIN, "nova-conductor")] + nconf, env=nova_env)
-        self.spawn("nova-scheduler", [os.path.join(BIN, "nova-scheduler")] + nconf, env=nova_env)
-        self.spawn("nova-compute", [os.path.join(BIN, "nova-compute")] + nconf, env=nova_env)
-        cconf = ["--config-file", os.path.join(self.etc, "cinder", "cinder.conf")]
-        self.spawn("cinder-api", [os.path.join(BIN, "cinder-api")] + cconf)
-        self.spawn("cinder-scheduler", [os.path.join(BIN, "cinder-scheduler")] + cconf)
-        self.spawn("cinder-volume", [os.path.join(BIN, "cinder-volume")] + cconf)
+        for name in ["placement", "nova-api", "glance", "neutron", "nova-conductor", "nova-scheduler",
+                     "nova-compute", "cinder-api", "cinder-scheduler", "cinder-volume"]:
+            self.start_service(name)
         for svc, port in PORTS.items():
             self.wait_port(port, svc)
         for svc, path in [("compute", "/flavors"), ("network", "/v2.0/networks"), ("image", "/v2/images"),
@@ -534,10 +519,49 @@ class Bed:
             if pools and pools.get("pools"):
                 break
             time.sleep(1)
-        self.write_env(zy)
+        net = api.call("network", "GET", "/v2.0/networks?name=private")["networks"][0]
+        self.write_env(zy, net["id"])
         log(f"ready after {time.time() - t0:.0f} s; variables in {self.p('env')}")
 
-    def write_env(self, zy):
+    def nova_env(self):
+        return {"OS_NOVA_CONFIG_DIR": os.path.join(self.etc, "nova"),
+                "OS_NOVA_CONFIG_FILES": "api-paste.ini;nova.conf"}
+
+    def start_service(self, name):
+        """Starts one OpenStack service (also used by tests that kill and restart one)."""
+        cfg = lambda s: {f"OS_{s.upper()}_CONFIG_DIR": os.path.join(self.etc, s)}
+        nconf = ["--config-file", os.path.join(self.etc, "nova", "nova.conf")]
+        cconf = ["--config-file", os.path.join(self.etc, "cinder", "cinder.conf")]
+        if name == "keystone":
+            self.uwsgi("keystone", "keystone.wsgi.api:application", 5000, cfg("keystone"))
+        elif name == "placement":
+            self.uwsgi("placement", "placement.wsgi.api:application", 8778, cfg("placement"))
+        elif name == "nova-api":
+            self.uwsgi("nova-api", "nova.wsgi.osapi_compute:application", 8774, self.nova_env())
+        elif name == "glance":
+            self.uwsgi("glance", "glance.wsgi.api:application", 9292, cfg("glance"))
+        elif name == "neutron":
+            self.uwsgi("neutron", "neutron.wsgi.api:application", 9696,
+                       {"OS_NEUTRON_CONFIG_DIR": os.path.join(self.etc, "neutron"),
+                        "OS_NEUTRON_CONFIG_FILES": "neutron.conf;ml2_conf.ini"})
+        elif name.startswith("nova-"):
+            self.spawn(name, [os.path.join(BIN, name)] + nconf, env=self.nova_env())
+        elif name.startswith("cinder-"):
+            self.spawn(name, [os.path.join(BIN, name)] + cconf)
+        else:
+            raise RuntimeError(f"unknown service {name}")
+
+    def stop_service(self, name):
+        pid = self.recorded().get(name)
+        if pid is None:
+            return
+        stop_trees([pid])
+        try:
+            os.remove(os.path.join(self.pids, name))
+        except OSError:
+            pass
+
+    def write_env(self, zy, network_id):
         env = {
             "ZY_OPENSTACK_AUTH_URL": "http://127.0.0.1:5000/v3",
             "ZY_OPENSTACK_USERNAME": "admin",
@@ -548,6 +572,9 @@ class Bed:
             "ZY_OPENSTACK_TEST_PROJECT": "zhengyun",
             "ZY_OPENSTACK_TEST_PROJECT_ID": zy["id"],
             "ZY_OPENSTACK_BED": self.root,
+            "ZY_OPENSTACK_NETWORK_ID": network_id,
+            "ZY_OPENSTACK_PYTHON": sys.executable,
+            "ZY_OPENSTACK_BED_SCRIPT": os.path.abspath(__file__),
             "OS_AUTH_URL": "http://127.0.0.1:5000/v3",
             "OS_USERNAME": "admin",
             "OS_PASSWORD": PASSWORD,
@@ -582,38 +609,45 @@ class Bed:
         if not pids:
             log("not running")
             return
-        tree = set()
-        children = {}
-        for entry in os.listdir("/proc"):
-            if entry.isdigit():
-                try:
-                    stat = open(f"/proc/{entry}/stat").read()
-                    ppid = int(stat[stat.rfind(")") + 2:].split()[1])
-                    children.setdefault(ppid, []).append(int(entry))
-                except (OSError, ValueError, IndexError):
-                    pass
-        todo = list(pids.values())
-        while todo:
-            pid = todo.pop()
-            if pid in tree:
-                continue
-            tree.add(pid)
-            todo.extend(children.get(pid, []))
-        for pid in tree:
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except OSError:
-                pass
-        deadline = time.time() + 10
-        while time.time() < deadline and any(os.path.exists(f"/proc/{p}") and not zombie(p) for p in tree):
-            time.sleep(0.2)
-        for pid in tree:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
+        n = stop_trees(list(pids.values()))
         shutil.rmtree(self.pids, ignore_errors=True)
-        log(f"stopped {len(tree)} processes")
+        log(f"stopped {n} processes")
+
+
+def stop_trees(roots):
+    """SIGTERM every process in the trees under `roots`, wait up to 10 s, SIGKILL the rest
+    (the services fork workers; killing only the recorded PID leaves orphans behind)."""
+    tree = set()
+    children = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = open(f"/proc/{entry}/stat").read()
+                ppid = int(stat[stat.rfind(")") + 2:].split()[1])
+                children.setdefault(ppid, []).append(int(entry))
+            except (OSError, ValueError, IndexError):
+                pass
+    todo = list(roots)
+    while todo:
+        pid = todo.pop()
+        if pid in tree:
+            continue
+        tree.add(pid)
+        todo.extend(children.get(pid, []))
+    for pid in tree:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except OSError:
+            pass
+    deadline = time.time() + 10
+    while time.time() < deadline and any(os.path.exists(f"/proc/{p}") and not zombie(p) for p in tree):
+        time.sleep(0.2)
+    for pid in tree:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    return len(tree)
 
 
 def zombie(pid):
@@ -730,7 +764,7 @@ class Api:
 
 def main():
     if len(sys.argv) < 3:
-        print("usage: bed.py up|down|status|env STATE_DIR", file=sys.stderr)
+        print("usage: bed.py up|down|status|env STATE_DIR | stop-service|start-service STATE_DIR NAME", file=sys.stderr)
         return 2
     cmd, root = sys.argv[1], sys.argv[2]
     bed = Bed(root)
@@ -747,6 +781,12 @@ def main():
         return 0
     if cmd == "status":
         return 0 if bed.status() else 1
+    if cmd == "stop-service" and len(sys.argv) == 4:
+        bed.stop_service(sys.argv[3])
+        return 0
+    if cmd == "start-service" and len(sys.argv) == 4:
+        bed.start_service(sys.argv[3])
+        return 0
     if cmd == "env":
         try:
             sys.stdout.write(open(bed.p("env")).read())

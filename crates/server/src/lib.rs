@@ -86,7 +86,7 @@ pub async fn build(
         state
             .compute
             .drivers
-            .install(p.id, &p.kind, &config, &state.compute.kvm);
+            .install(p.id, &p.kind, &config, &state.compute.kvm, &state.sealer);
     }
     let pki = compute::pki::Pki::load_or_create(&state.store, &state.sealer).await?;
     let _ = state.compute.pki.set(pki);
@@ -217,6 +217,7 @@ pub async fn start(config: Config) -> Result<Server, Error> {
                 requests::timers::task(state.clone()),
                 notify::delivery::task(state.clone()),
                 app::leases::task(state.clone()),
+                app::openstack::task(state.clone()),
             ])
             .collect(),
     );

@@ -12,6 +12,7 @@ pub mod inventory;
 pub mod leases;
 pub mod memberships;
 pub mod notifications;
+pub mod openstack;
 pub mod projects;
 pub mod quotas;
 pub mod requests;

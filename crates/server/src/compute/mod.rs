@@ -9,6 +9,7 @@ pub mod check;
 pub mod drivers;
 pub mod kvm;
 pub mod monitor;
+pub mod openstack;
 pub mod pki;
 pub mod placement;
 pub mod sagas;

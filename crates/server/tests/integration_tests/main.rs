@@ -15,6 +15,7 @@ mod kvm;
 mod leases;
 mod notify;
 mod openapi;
+mod openstack;
 mod requests;
 mod sagas;
 mod tenancy;
