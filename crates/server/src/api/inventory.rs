@@ -113,11 +113,12 @@ pub async fn put_openstack_settings(
 #[utoipa::path(post, path = "/v1/providers/{id}/openstack/sync", tag = "compute", params(("id" = ProviderId, Path)), responses((status = 200, body = crate::app::openstack::SyncReport), (status = "default", body = ErrorBody)))]
 pub async fn sync_openstack(
     State(s): State<AppState>,
+    ctx: RequestContext,
     actor: Actor,
     Path(id): Path<ProviderId>,
 ) -> ApiResult<axum::Json<crate::app::openstack::SyncReport>> {
     Ok(axum::Json(
-        crate::app::openstack::sync_now(&s, &actor, id).await?,
+        crate::app::openstack::sync_now(&s, &ctx, &actor, id).await?,
     ))
 }
 

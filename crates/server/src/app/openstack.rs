@@ -36,6 +36,18 @@ pub async fn check_reachable(settings: &OpenStackSettings) -> Result<(), Error> 
     })?;
     match client.project_id().await {
         Ok(_) => Ok(()),
+        Err(
+            zy_compute::DriverError::Transient(e)
+            | zy_compute::DriverError::Permanent(e)
+            | zy_compute::DriverError::InProgress(e),
+        ) => Err(Error::validation(
+            "openstack",
+            t!(
+                "无法使用这些设置连接 OpenStack 云：{}" ;
+                "cannot reach the OpenStack cloud with these settings: {}",
+                e
+            ),
+        )),
         Err(e) => Err(Error::validation(
             "openstack",
             t!(
@@ -99,7 +111,7 @@ pub async fn update_settings(
         tx,
         ctx,
         Some(actor),
-        "update_provider",
+        "put_openstack_settings",
         "provider",
         &id.to_string(),
         serde_json::to_value(settings.view()).unwrap_or_default(),
@@ -269,10 +281,27 @@ pub async fn sync_hosts(s: &AppState, id: ProviderId) -> Result<SyncReport, Erro
 
 /// Synchronises one provider now (the platform admin's button; the task does it
 /// periodically).
-pub async fn sync_now(s: &AppState, actor: &Actor, id: ProviderId) -> Result<SyncReport, Error> {
+pub async fn sync_now(
+    s: &AppState,
+    ctx: &RequestContext,
+    actor: &Actor,
+    id: ProviderId,
+) -> Result<SyncReport, Error> {
     authorize(&actor.principal, Action::InventoryManage)?;
     openstack_provider(s, id).await?;
-    sync_hosts(s, id).await
+    let report = sync_hosts(s, id).await?;
+    let tx = s.store.begin_write().await?;
+    commit_audited(
+        tx,
+        ctx,
+        Some(actor),
+        "sync_openstack",
+        "provider",
+        &id.to_string(),
+        serde_json::to_value(&report).unwrap_or_default(),
+    )
+    .await?;
+    Ok(report)
 }
 
 /// The periodic synchronisation of every OpenStack provider (one replica at a time).

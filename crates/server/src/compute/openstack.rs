@@ -18,10 +18,12 @@
 //! - **Microversion.** Nova is called with an explicit microversion: the newest the
 //!   provider offers up to [`WANTED_MICROVERSION`], and at least [`MIN_MICROVERSION`]
 //!   (flavor details embedded in servers).
-//! - **Failures.** 4xx → permanent errors with the provider's own message; 5xx, 429,
-//!   timeouts and refused connections → transient. A circuit breaker per provider opens
-//!   after consecutive transient failures and a semaphore bounds concurrent calls, so an
-//!   outage neither hammers the provider nor blocks zhengyun.
+//! - **Failures.** 4xx → permanent errors with the provider's own message; 500, 409 and
+//!   429 → transient (retried a few times with backoff); an outage — refused connections,
+//!   timeouts, 502/503/504 — makes the saga wait with backoff, uncounted, so work resumes
+//!   when the provider is back and nothing is undone for it. A circuit breaker per provider
+//!   opens after consecutive failures and a semaphore bounds concurrent calls, so an outage
+//!   neither hammers the provider nor blocks zhengyun.
 //! - **Placement.** zhengyun chooses the provider and availability zone; Nova's own
 //!   scheduler chooses the hypervisor. The hypervisors are shown as the provider's hosts
 //!   (read-only capacity), and the host the zhengyun scheduler books is only an account
@@ -403,6 +405,8 @@ pub fn classify(service: &str, status: u16, body: &str) -> DriverError {
     let msg = provider_message(body);
     let text = format!("OpenStack {service} answered {status}: {msg}");
     match status {
+        // The provider (or its gateway) is down for the moment: wait for it.
+        502..=504 => DriverError::InProgress(format!("{UNAVAILABLE}: {text}")),
         // Busy (a task in progress), over a rate limit, or the provider itself failing:
         // worth trying again.
         409 | 429 | 500..=599 => DriverError::Transient(text),
@@ -567,8 +571,20 @@ pub struct OpenStackClient {
     limit: tokio::sync::Semaphore,
 }
 
+/// The prefix of every "the provider is down" error: such errors make the saga wait (with
+/// backoff, uncounted) rather than fail, so an outage delays work but never undoes it.
+pub const UNAVAILABLE: &str = "OpenStack unavailable";
+
 fn transport(e: reqwest::Error) -> DriverError {
-    DriverError::Transient(format!("OpenStack unreachable: {e}"))
+    DriverError::InProgress(format!("{UNAVAILABLE}: {e}"))
+}
+
+fn is_outage(e: &DriverError) -> bool {
+    match e {
+        DriverError::Transient(_) => true,
+        DriverError::InProgress(m) => m.starts_with(UNAVAILABLE),
+        _ => false,
+    }
 }
 
 impl OpenStackClient {
@@ -631,7 +647,9 @@ impl OpenStackClient {
             .json(&self.auth_body())
             .send()
             .await
-            .map_err(|e| DriverError::Transient(format!("Keystone unreachable: {e}")))?;
+            .map_err(|e| {
+                DriverError::InProgress(format!("{UNAVAILABLE}: Keystone unreachable: {e}"))
+            })?;
         let status = resp.status().as_u16();
         let header = resp
             .headers()
@@ -747,10 +765,9 @@ impl OpenStackClient {
         body: Option<&Value>,
     ) -> Result<Value, DriverError> {
         if !self.breaker.lock().expect("breaker").allow(Instant::now()) {
-            return Err(DriverError::Transient(
-                "the provider failed repeatedly; calls are paused for a moment (circuit open)"
-                    .into(),
-            ));
+            return Err(DriverError::InProgress(format!(
+                "{UNAVAILABLE}: it failed repeatedly; calls are paused for a moment (circuit open)"
+            )));
         }
         let _permit = self
             .limit
@@ -758,11 +775,11 @@ impl OpenStackClient {
             .await
             .map_err(|_| DriverError::Transient("driver shutting down".into()))?;
         let r = self.call_inner(service, method, path, body).await;
-        let transient = matches!(r, Err(DriverError::Transient(_)));
+        let failed = r.as_ref().err().is_some_and(is_outage);
         self.breaker
             .lock()
             .expect("breaker")
-            .record(!transient, Instant::now());
+            .record(!failed, Instant::now());
         r
     }
 
@@ -1441,7 +1458,11 @@ mod tests {
         );
         assert!(matches!(
             classify("network", 503, r#"{"NeutronError": {"message": "busy"}}"#),
-            DriverError::Transient(m) if m.ends_with("busy")
+            DriverError::InProgress(m) if m.ends_with("busy") && m.starts_with(UNAVAILABLE)
+        ));
+        assert!(matches!(
+            classify("compute", 500, r#"{"computeFault": {"message": "boom"}}"#),
+            DriverError::Transient(m) if m.ends_with("boom")
         ));
         assert!(matches!(
             classify(
