@@ -443,7 +443,11 @@ class Bed:
 
     # ---- fixtures --------------------------------------------------------------------
 
-    def fixtures(self, api):
+    def fixtures(self, api, project_id):
+        # Tests and benchmarks create many servers; Nova's default quota (10) would refuse.
+        api.call("compute", "PUT", f"/os-quota-sets/{project_id}", {"quota_set": {
+            "instances": -1, "cores": -1, "ram": -1}})
+        api.call("network", "PUT", f"/v2.0/quotas/{project_id}", {"quota": {"port": -1}})
         for name, vcpus, ram, disk in [("m1.tiny", 1, 512, 1), ("m1.small", 1, 2048, 20),
                                        ("m1.medium", 2, 4096, 40), ("m1.large", 4, 8192, 80)]:
             flavors = api.call("compute", "GET", "/flavors")["flavors"]
@@ -496,7 +500,7 @@ class Bed:
         for svc, path in [("compute", "/flavors"), ("network", "/v2.0/networks"), ("image", "/v2/images"),
                           ("placement", "/resource_providers")]:
             api.wait_service(svc, path, bed=self)
-        self.fixtures(api)
+        self.fixtures(api, zy["id"])
         # The compute node appears in placement once nova-compute has reported and the
         # scheduler's periodic discover_hosts has mapped it.
         deadline = time.time() + 120

@@ -122,6 +122,19 @@ pub async fn sync_openstack(
     ))
 }
 
+/// What changed in the OpenStack provider without going through zhengyun: servers that
+/// appeared, changed (size, power state) or disappeared.
+#[utoipa::path(get, path = "/v1/providers/{id}/openstack/drift", tag = "compute", params(("id" = ProviderId, Path)), responses((status = 200, body = List<crate::app::openstack::DriftItem>), (status = "default", body = ErrorBody)))]
+pub async fn openstack_drift(
+    State(s): State<AppState>,
+    actor: Actor,
+    Path(id): Path<ProviderId>,
+) -> ApiResult<axum::Json<List<crate::app::openstack::DriftItem>>> {
+    Ok(axum::Json(List {
+        items: crate::app::openstack::list_drift(&s, &actor, id).await?,
+    }))
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateZone {

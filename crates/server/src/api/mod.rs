@@ -134,6 +134,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
             inventory::put_openstack_settings
         ))
         .routes(routes!(inventory::sync_openstack))
+        .routes(routes!(inventory::openstack_drift))
         .routes(routes!(inventory::list_zones, inventory::create_zone))
         .routes(routes!(inventory::update_zone))
         .routes(routes!(inventory::list_hosts, inventory::create_hosts))

@@ -14,6 +14,7 @@ use zy_model::{t, validate, Error};
 use zy_policy::{authorize, Action};
 use zy_store::inventory;
 
+#[allow(clippy::too_many_arguments)]
 pub async fn create_provider(
     s: &AppState,
     ctx: &RequestContext,

@@ -329,13 +329,193 @@ impl crate::tasks::Task for OpenStackSync {
                     continue;
                 }
                 // One provider failing (an outage) does not stop the others.
-                let r = match sync_hosts(&self.0, p.id).await {
+                let mut r = match sync_hosts(&self.0, p.id).await {
                     Ok(r) => serde_json::to_value(r).unwrap_or_default(),
                     Err(e) => serde_json::json!({ "error": e.message.en }),
                 };
+                if let (Ok(d), Some(o)) = (drift(&self.0, p.id).await, r.as_object_mut()) {
+                    o.insert("drift".into(), serde_json::json!(d.len()));
+                }
                 out.insert(p.id.to_string(), r);
             }
             Ok(serde_json::Value::Object(out))
         })
     }
+}
+
+/// A difference between zhengyun's records and the provider cloud that did not go through
+/// zhengyun.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
+pub struct DriftItem {
+    /// `appeared` (a server zhengyun did not make), `changed` (its size or power state
+    /// changed outside zhengyun) or `disappeared` (zhengyun's server is gone).
+    pub kind: String,
+    /// The OpenStack server id (absent when it disappeared).
+    pub server_id: Option<String>,
+    pub name: String,
+    pub openstack_project: Option<String>,
+    /// The zhengyun instance concerned, if any.
+    pub instance_id: Option<InstanceId>,
+    /// The mapped department and project of an appeared server (where adoption puts it).
+    pub department_id: Option<DepartmentId>,
+    pub project_id: Option<ProjectId>,
+    pub detail: String,
+}
+
+/// Compares the provider's servers (in the credential's project and every mapped project)
+/// with zhengyun's instances on it. Read-only; nothing is changed on either side.
+pub async fn drift(s: &AppState, id: ProviderId) -> Result<Vec<DriftItem>, Error> {
+    let driver = s.compute.drivers.openstack(id).ok_or_else(|| {
+        Error::unavailable(t!(
+            "云服务商 {} 没有可用的 OpenStack 驱动" ;
+            "provider {} has no OpenStack driver",
+            id
+        ))
+    })?;
+    let unavailable = |e: zy_compute::DriverError| {
+        Error::unavailable(t!(
+            "无法读取 OpenStack 云的云主机：{}" ;
+            "cannot read the OpenStack cloud's servers: {}",
+            e
+        ))
+    };
+    let own = driver.client.project_id().await.map_err(unavailable)?;
+    let mut projects = vec![own];
+    for m in &driver.client.settings.projects {
+        if !projects.contains(&m.openstack_project) {
+            projects.push(m.openstack_project.clone());
+        }
+    }
+    let mut servers = Vec::new();
+    for p in &projects {
+        for sv in driver.client.list_servers(p).await.map_err(unavailable)? {
+            if !servers
+                .iter()
+                .any(|x: &crate::compute::openstack::Server| x.id == sv.id)
+            {
+                servers.push(sv);
+            }
+        }
+    }
+    let instances: Vec<_> = zy_store::instances::live(&s.store)
+        .await?
+        .into_iter()
+        .filter(|r| r.instance.provider_id == Some(id))
+        .collect();
+    Ok(compare(&driver.client.settings, &servers, &instances))
+}
+
+/// The pure comparison behind [`drift`].
+pub fn compare(
+    settings: &OpenStackSettings,
+    servers: &[crate::compute::openstack::Server],
+    instances: &[zy_store::instances::InstanceRow],
+) -> Vec<DriftItem> {
+    let mut out = Vec::new();
+    for sv in servers {
+        if sv.status == "DELETED" || sv.task_state.as_deref() == Some("deleting") {
+            continue;
+        }
+        let mine = sv
+            .marker
+            .and_then(|m| instances.iter().find(|r| r.instance.id.0 == m));
+        let Some(row) = mine else {
+            let owner = settings.owner_of(&sv.project_id);
+            out.push(DriftItem {
+                kind: "appeared".into(),
+                server_id: Some(sv.id.clone()),
+                name: sv.name.clone(),
+                openstack_project: Some(sv.project_id.clone()),
+                instance_id: None,
+                department_id: owner.map(|o| DepartmentId(o.department_id)),
+                project_id: owner.map(|o| ProjectId(o.project_id)),
+                detail: format!(
+                    "{} vCPU / {} MiB ({}), {}{}",
+                    sv.vcpus,
+                    sv.memory_mib,
+                    sv.flavor_name,
+                    sv.status,
+                    if sv.marker.is_some() {
+                        "; marked for a zhengyun instance that no longer exists"
+                    } else {
+                        ""
+                    }
+                ),
+            });
+            continue;
+        };
+        let i = &row.instance;
+        // Only settled states are compared: while zhengyun works on an instance, Nova's
+        // state is expected to differ.
+        if sv.task_state.is_some()
+            || i.state != i.desired
+            || !matches!(i.state, InstanceState::Running | InstanceState::Stopped)
+        {
+            continue;
+        }
+        let mut changes = Vec::new();
+        if (sv.vcpus, sv.memory_mib) != (i.vcpus, i.memory_mib) && sv.vcpus > 0 {
+            changes.push(format!(
+                "size {} vCPU / {} MiB in zhengyun, {} vCPU / {} MiB ({}) in the provider",
+                i.vcpus, i.memory_mib, sv.vcpus, sv.memory_mib, sv.flavor_name
+            ));
+        }
+        let power = match sv.status.as_str() {
+            "ACTIVE" => Some(InstanceState::Running),
+            "SHUTOFF" => Some(InstanceState::Stopped),
+            _ => None,
+        };
+        if power.is_some_and(|p| p != i.state) || sv.status == "ERROR" {
+            changes.push(format!(
+                "{} in zhengyun, {} in the provider",
+                i.state.as_str(),
+                sv.status
+            ));
+        }
+        if !changes.is_empty() {
+            out.push(DriftItem {
+                kind: "changed".into(),
+                server_id: Some(sv.id.clone()),
+                name: i.name.clone(),
+                openstack_project: Some(sv.project_id.clone()),
+                instance_id: Some(i.id),
+                department_id: Some(i.department_id),
+                project_id: Some(i.project_id),
+                detail: changes.join("; "),
+            });
+        }
+    }
+    for row in instances {
+        let i = &row.instance;
+        if !matches!(i.state, InstanceState::Running | InstanceState::Stopped) {
+            continue;
+        }
+        if !servers.iter().any(|sv| sv.marker == Some(i.id.0)) {
+            out.push(DriftItem {
+                kind: "disappeared".into(),
+                server_id: None,
+                name: i.name.clone(),
+                openstack_project: None,
+                instance_id: Some(i.id),
+                department_id: Some(i.department_id),
+                project_id: Some(i.project_id),
+                detail: format!(
+                    "{} in zhengyun; the provider has no server for it",
+                    i.state.as_str()
+                ),
+            });
+        }
+    }
+    out
+}
+
+/// The drift of one provider, for the platform admin and the supervisor.
+pub async fn list_drift(
+    s: &AppState,
+    actor: &Actor,
+    id: ProviderId,
+) -> Result<Vec<DriftItem>, Error> {
+    authorize(&actor.principal, Action::InventoryRead)?;
+    openstack_provider(s, id).await?;
+    drift(s, id).await
 }

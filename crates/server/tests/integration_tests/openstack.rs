@@ -444,6 +444,40 @@ async fn an_openstack_provider_runs_instances_through_nova() {
         !list.to_string().contains("made-outside"),
         "an unadopted server is not shown as the department's: {list}"
     );
+    // It is flagged as drift, and so is one of zhengyun's servers stopped behind its back.
+    let stopped_outside = &batch[0];
+    let sid = nova.servers_of(stopped_outside).await[0]["id"]
+        .as_str()
+        .expect("server id")
+        .to_string();
+    let st = nova
+        .post(&format!("/servers/{sid}/action"), json!({"os-stop": null}))
+        .await;
+    assert!(st.is_success(), "{st}");
+    nova.wait_status(stopped_outside, "SHUTOFF").await;
+    let (st, drift) = c
+        .admin
+        .get(&format!("/v1/providers/{}/openstack/drift", c.provider))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{drift}");
+    let items = drift["items"].as_array().expect("items");
+    assert!(
+        items
+            .iter()
+            .any(|d| d["kind"] == "appeared" && d["name"] == "made-outside"),
+        "{drift}"
+    );
+    assert!(
+        items.iter().any(|d| d["kind"] == "changed"
+            && d["instance_id"] == stopped_outside.as_str()
+            && d["detail"].as_str().unwrap_or("").contains("SHUTOFF")),
+        "{drift}"
+    );
+    // Instances zhengyun runs and Nova agrees on are not drift.
+    assert!(
+        !items.iter().any(|d| d["instance_id"] == batch[1].as_str()),
+        "{drift}"
+    );
 
     // Settings that do not reach the provider are refused and the stored ones kept.
     let mut bad = b.settings();

@@ -592,6 +592,7 @@ impl<'a> World<'a> {
             "create_provider" => req(Method::POST, "/v1/providers", Some(json!({ "name": format!("模拟云{n}"), "kind": "sim" }))),
             "get_openstack_settings" => req(Method::GET, format!("/v1/providers/{}/openstack", self.openstack_provider), None),
             "put_openstack_settings" => req(Method::PUT, format!("/v1/providers/{}/openstack", self.openstack_provider), Some(openstack_settings(&self.openstack_url))),
+            "openstack_drift" => req(Method::GET, format!("/v1/providers/{}/openstack/drift", self.openstack_provider), None),
             "sync_openstack" => req(Method::POST, format!("/v1/providers/{}/openstack/sync", self.openstack_provider), None),
             "update_provider" => req(Method::PATCH, format!("/v1/providers/{}", self.provider), Some(json!({ "sim": { "failure_probability": 0.0, "latency_min_ms": 0, "latency_max_ms": 0 } }))),
             "list_zones" => req(Method::GET, "/v1/zones", None),
