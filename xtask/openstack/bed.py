@@ -508,8 +508,9 @@ class Bed:
             self.check_alive()
             rps = api.call("placement", "GET", "/resource_providers")["resource_providers"]
             if rps:
-                self.run([os.path.join(BIN, "nova-manage")] + nconf + ["cell_v2", "discover_hosts"],
-                         env=nova_env, check=False)
+                self.run([os.path.join(BIN, "nova-manage"), "--config-file",
+                          os.path.join(self.etc, "nova", "nova.conf"), "cell_v2", "discover_hosts"],
+                         env=self.nova_env(), check=False)
                 hv = api.call("compute", "GET", "/os-hypervisors")["hypervisors"]
                 if hv:
                     break
