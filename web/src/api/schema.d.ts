@@ -1078,6 +1078,63 @@ export interface paths {
         patch: operations["update_provider"];
         trace?: never;
     };
+    "/v1/providers/{id}/openstack": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["get_openstack_settings"];
+        /**
+         * Replaces the connection, credentials and mappings of an OpenStack provider (checked
+         *     against the cloud first; the credential must be given again, as it is never returned).
+         */
+        put: operations["put_openstack_settings"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/providers/{id}/openstack/drift": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * What changed in the OpenStack provider without going through zhengyun: servers that
+         *     appeared, changed (size, power state) or disappeared.
+         */
+        get: operations["openstack_drift"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/providers/{id}/openstack/sync": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Reads the OpenStack provider's hypervisors now and shows them as its hosts. */
+        post: operations["sync_openstack"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/quotas": {
         parameters: {
             query?: never;
@@ -1734,6 +1791,12 @@ export interface components {
         };
         /** Format: uuid */
         AdjustmentId: string;
+        /**
+         * @description What reconciliation does with a server or volume that appeared in a mapped project
+         *     without going through zhengyun.
+         * @enum {string}
+         */
+        AdoptionMode: "flag" | "auto";
         /** @description The agent of a real host, as the control plane last heard from it. */
         Agent: {
             host_id: components["schemas"]["HostId"];
@@ -2074,10 +2137,14 @@ export interface components {
         CreateProvider: {
             /** @description e.g. 浪潮云 */
             name: string;
-            /** @description `sim` (simulated provider) or `kvm` (real hosts joined by `zhengyun agent`). */
+            /**
+             * @description `sim` (simulated provider), `kvm` (real hosts joined by `zhengyun agent`) or
+             *     `openstack` (an existing OpenStack cloud driven through its APIs).
+             */
             kind: string;
             description?: string | null;
             sim?: null | components["schemas"]["SimSettings"];
+            openstack?: null | components["schemas"]["OpenStackSettings"];
         };
         CreateStoragePool: {
             zone_id: components["schemas"]["ZoneId"];
@@ -2220,6 +2287,25 @@ export interface components {
             expected: string;
             actual: string;
         };
+        /**
+         * @description A difference between zhengyun's records and the provider cloud that did not go through
+         *     zhengyun.
+         */
+        DriftItem: {
+            /**
+             * @description `appeared` (a server zhengyun did not make), `changed` (its size or power state
+             *     changed outside zhengyun) or `disappeared` (zhengyun's server is gone).
+             */
+            kind: string;
+            /** @description The OpenStack server id (absent when it disappeared). */
+            server_id?: string | null;
+            name: string;
+            openstack_project?: string | null;
+            instance_id?: null | components["schemas"]["InstanceId"];
+            department_id?: null | components["schemas"]["DepartmentId"];
+            project_id?: null | components["schemas"]["ProjectId"];
+            detail: string;
+        };
         /** @description The error body as documented in OpenAPI. */
         ErrorBody: {
             error: components["schemas"]["ErrorDetail"];
@@ -2256,6 +2342,14 @@ export interface components {
         };
         /** Format: uuid */
         FlavorId: string;
+        /** @description A zhengyun flavor (by its size) and the Nova flavor it stands for. */
+        FlavorMapping: {
+            /** Format: int32 */
+            vcpus: number;
+            /** Format: int64 */
+            memory_mib: number;
+            openstack_flavor: string;
+        };
         /** @description A flavor priced as a bundle (vCPU, memory and GPUs together), per hour. */
         FlavorRate: {
             flavor: string;
@@ -2344,6 +2438,11 @@ export interface components {
         };
         /** Format: uuid */
         ImageId: string;
+        /** @description A zhengyun image name and the Glance image it stands for. */
+        ImageMapping: {
+            image: string;
+            openstack_image: string;
+        };
         /** @description One notice in the caller's inbox, rendered in the caller's language. */
         InboxItem: {
             id: components["schemas"]["NotificationId"];
@@ -2550,6 +2649,24 @@ export interface components {
                 closed: boolean;
                 closed_at?: null | components["schemas"]["Timestamp"];
                 total: components["schemas"]["Money"];
+            }[];
+        };
+        /** @description A list returned whole (small collections: providers, zones, flavors, …). */
+        List_DriftItem: {
+            items: {
+                /**
+                 * @description `appeared` (a server zhengyun did not make), `changed` (its size or power state
+                 *     changed outside zhengyun) or `disappeared` (zhengyun's server is gone).
+                 */
+                kind: string;
+                /** @description The OpenStack server id (absent when it disappeared). */
+                server_id?: string | null;
+                name: string;
+                openstack_project?: string | null;
+                instance_id?: null | components["schemas"]["InstanceId"];
+                department_id?: null | components["schemas"]["DepartmentId"];
+                project_id?: null | components["schemas"]["ProjectId"];
+                detail: string;
             }[];
         };
         /** @description A list returned whole (small collections: providers, zones, flavors, …). */
@@ -3007,6 +3124,56 @@ export interface components {
         NoticeKind: "approval_needed" | "approval_reminder" | "request_approved" | "request_rejected" | "request_returned" | "delivery_needed" | "request_delivered" | "delivery_failed" | "lease_ending" | "lease_expired" | "released" | "restored" | "purged" | "budget_threshold";
         /** Format: uuid */
         NotificationId: string;
+        /** @description How an OpenStack provider authenticates. */
+        OpenStackCredential: {
+            id: string;
+            secret: string;
+            /** @enum {string} */
+            type: "application_credential";
+        } | {
+            username: string;
+            password: string;
+            user_domain?: string;
+            project: string;
+            project_domain?: string;
+            /** @enum {string} */
+            type: "password";
+        };
+        /** @description The settings of an `openstack` provider, as the platform admin gives them. */
+        OpenStackSettings: {
+            /** @description Keystone v3, e.g. `https://keystone.example.gov.cn:5000/v3`. */
+            auth_url: string;
+            region?: string;
+            credential: components["schemas"]["OpenStackCredential"];
+            /** @description Verify the provider's TLS certificate (on unless turned off on purpose). */
+            verify_tls?: boolean;
+            /** @description A CA certificate (PEM) to trust besides the system's. */
+            ca_pem?: string | null;
+            /** @description The Neutron network new servers get a port on; none when empty. */
+            network?: string | null;
+            images?: components["schemas"]["ImageMapping"][];
+            flavors?: components["schemas"]["FlavorMapping"][];
+            projects?: components["schemas"]["ProjectMapping"][];
+            zones?: components["schemas"]["ZoneMapping"][];
+            adoption?: components["schemas"]["AdoptionMode"];
+        };
+        /** @description The settings as shown: everything but the secret. */
+        OpenStackSettingsView: {
+            auth_url: string;
+            region: string;
+            /** @description `application_credential` or `password`. */
+            credential_type: string;
+            /** @description The application credential id or the user name (not secret). */
+            credential_id: string;
+            verify_tls: boolean;
+            has_ca_pem: boolean;
+            network?: string | null;
+            images: components["schemas"]["ImageMapping"][];
+            flavors: components["schemas"]["FlavorMapping"][];
+            projects: components["schemas"]["ProjectMapping"][];
+            zones: components["schemas"]["ZoneMapping"][];
+            adoption: components["schemas"]["AdoptionMode"];
+        };
         /**
          * @description How a recorded call ended.
          * @enum {string}
@@ -3313,6 +3480,14 @@ export interface components {
         };
         /** Format: uuid */
         ProjectId: string;
+        /** @description An OpenStack project and the zhengyun department and project its resources belong to. */
+        ProjectMapping: {
+            openstack_project: string;
+            /** Format: uuid */
+            department_id: string;
+            /** Format: uuid */
+            project_id: string;
+        };
         Provider: {
             id: components["schemas"]["ProviderId"];
             name: string;
@@ -3772,6 +3947,24 @@ export interface components {
             /** Format: int64 */
             generation?: number | null;
         };
+        /** @description What one synchronisation did. */
+        SyncReport: {
+            /**
+             * Format: int32
+             * @description Hypervisors the provider reports.
+             */
+            hypervisors: number;
+            /**
+             * Format: int32
+             * @description Hosts added for hypervisors seen for the first time.
+             */
+            hosts_added: number;
+            /**
+             * Format: int32
+             * @description Hosts whose capacity or state changed.
+             */
+            hosts_updated: number;
+        };
         /**
          * @description What is wrong at a point of the chain.
          * @enum {string}
@@ -4003,6 +4196,12 @@ export interface components {
         };
         /** Format: uuid */
         ZoneId: string;
+        /** @description A zhengyun zone and the availability zone it stands for. */
+        ZoneMapping: {
+            /** Format: uuid */
+            zone_id: string;
+            availability_zone: string;
+        };
     };
     responses: never;
     parameters: never;
@@ -6587,6 +6786,126 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Provider"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_openstack_settings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["ProviderId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenStackSettingsView"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    put_openstack_settings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["ProviderId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["OpenStackSettings"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenStackSettingsView"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    openstack_drift: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["ProviderId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["List_DriftItem"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    sync_openstack: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["ProviderId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SyncReport"];
                 };
             };
             default: {
