@@ -563,5 +563,40 @@ async fn openstack_errors_are_clear_and_change_nothing(db: Db) {
     }
     let (_, after) = admin.get("/v1/providers").await;
     assert_eq!(before, after, "nothing was stored");
+
+    // A provider that answers is stored with its secret sealed: not in the database, not
+    // in the audit record, not in any answer.
+    let keystone = crate::world::openstack_stub().await;
+    let (st, p) = admin
+        .post(
+            "/v1/providers",
+            json!({ "name": "封存测试云", "kind": "openstack",
+                    "openstack": crate::world::openstack_settings(&keystone) }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{p}");
+    let id = p["id"].as_str().expect("id");
+    let stored = zy_store::inventory::providers(ts.store())
+        .await
+        .expect("providers")
+        .into_iter()
+        .find(|(p, _)| p.id.to_string() == id)
+        .map(|(_, config)| config)
+        .expect("stored");
+    assert!(stored.contains(&keystone), "{stored}");
+    assert!(
+        !stored.contains("stub-secret"),
+        "the secret is sealed: {stored}"
+    );
+    let (_, view) = admin.get(&format!("/v1/providers/{id}/openstack")).await;
+    assert_eq!(view["credential_type"], "application_credential", "{view}");
+    assert!(!view.to_string().contains("stub-secret"), "{view}");
+    let (_, audit) = ts.admin("auditor").await.get("/v1/audit?limit=200").await;
+    assert!(!audit.to_string().contains("stub-secret"), "{audit}");
+    // The stored, sealed settings still work: a restart installs the driver from them.
+    let (st, sync) = admin
+        .post(&format!("/v1/providers/{id}/openstack/sync"), json!({}))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{sync}");
 }
 crate::both_databases!(openstack_errors_are_clear_and_change_nothing);
