@@ -9,7 +9,9 @@
 //! - `cargo xtask template [--out DIR] [--force]` — the guest template for `crates/qemu`
 //!   (kernel, initramfs, root disk) in `target/zy-template/`.
 //! - `cargo xtask web`     — only the console's checks and end-to-end tests (`web.rs`).
+//! - `cargo xtask openstack up|down|status|env` — the OpenStack test bed (`openstack.rs`).
 
+mod openstack;
 mod pg;
 mod smtp;
 mod template;
@@ -77,6 +79,9 @@ fn has_nextest() -> bool {
 
 fn test(args: &[String]) -> bool {
     let lint = !args.iter().any(|a| a == "--no-lint");
+    // The OpenStack test bed starts while the code is linted and compiled; the tests wait
+    // for it. It is stopped when `_bed` is dropped, also when the tests fail.
+    let mut bed = openstack::Background::start();
     if lint {
         if !run({
             let mut c = cargo();
@@ -139,7 +144,13 @@ fn test(args: &[String]) -> bool {
         eprintln!("cannot install nftables and iproute2 for the network tests");
         return false;
     }
+    if let Err(e) = bed.ready() {
+        eprintln!("{e}");
+        return false;
+    }
     let mut c = cargo();
+    c.envs(openstack::env_vars())
+        .env("ZY_REQUIRE_OPENSTACK", "1");
     c.env("ZY_TEMPLATE_DIR", root().join("target/zy-template"))
         .env("ZY_REQUIRE_QEMU", "1")
         .env("ZY_REQUIRE_SMTP", "1")
@@ -265,6 +276,7 @@ fn main() -> ExitCode {
         Some("web") => web::check(debug_server_build()),
         Some("bench-api") => bench_api(&args[1..]),
         Some("template") => template::run(&args[1..]),
+        Some("openstack") => openstack::main(&args[1..]),
         Some("pg") => match pg::ensure() {
             // Starts a PostgreSQL and keeps it for manual use until Enter is pressed.
             Ok(pg) => {
@@ -279,7 +291,7 @@ fn main() -> ExitCode {
             }
         },
         _ => {
-            eprintln!("usage: cargo xtask <test [--no-lint] [--no-web] | run | web | openapi | bench-api [--postgres] | template [--out DIR] [--force] | pg>");
+            eprintln!("usage: cargo xtask <test [--no-lint] [--no-web] | run | web | openapi | bench-api [--postgres] | template [--out DIR] [--force] | openstack up|down|status|env | pg>");
             false
         }
     };

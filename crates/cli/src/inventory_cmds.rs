@@ -8,10 +8,14 @@ use anyhow::Result;
 use clap::Subcommand;
 use serde_json::json;
 
+// Parsed once per run: the size of the `create` variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 pub enum ProviderCmd {
     List,
-    /// Add a provider: `sim` (simulated) or `kvm` (hosts joined by `zhengyun agent`).
+    /// Add a provider: `sim` (simulated), `kvm` (hosts joined by `zhengyun agent`) or
+    /// `openstack` (an existing OpenStack cloud: `--auth-url` and an application credential
+    /// or a password; the secret is read from ZHENGYUN_OPENSTACK_SECRET when not given).
     Create {
         #[arg(long)]
         name: String,
@@ -19,6 +23,50 @@ pub enum ProviderCmd {
         kind: String,
         #[arg(long)]
         description: Option<String>,
+        /// Keystone v3 URL (openstack).
+        #[arg(long)]
+        auth_url: Option<String>,
+        #[arg(long, default_value = "RegionOne")]
+        region: String,
+        /// Application credential id (preferred) …
+        #[arg(long)]
+        app_cred_id: Option<String>,
+        /// … or a user name with `--project` (password authentication).
+        #[arg(long)]
+        username: Option<String>,
+        #[arg(long)]
+        project: Option<String>,
+        /// The application credential's secret or the password.
+        #[arg(long)]
+        secret: Option<String>,
+        /// The Neutron network new servers get a port on.
+        #[arg(long)]
+        network: Option<String>,
+        /// A CA certificate (PEM file) to trust.
+        #[arg(long)]
+        ca_file: Option<std::path::PathBuf>,
+        /// Do not verify the provider's TLS certificate (test clouds only).
+        #[arg(long)]
+        insecure: bool,
+    },
+    /// An OpenStack provider's settings (never the secret).
+    OpenstackShow {
+        id: String,
+    },
+    /// Replace an OpenStack provider's settings and mappings from a JSON file (the body of
+    /// PUT /v1/providers/{id}/openstack, credential included).
+    OpenstackSet {
+        id: String,
+        #[arg(long)]
+        file: std::path::PathBuf,
+    },
+    /// Read an OpenStack provider's hypervisors now (shown as its hosts).
+    Sync {
+        id: String,
+    },
+    /// What changed in an OpenStack provider without going through zhengyun.
+    Drift {
+        id: String,
     },
     /// Failure injection and latency of a simulated provider.
     SetSim {
@@ -139,15 +187,96 @@ pub async fn provider(c: &Client, cmd: ProviderCmd, json: bool) -> Result<()> {
             name,
             kind,
             description,
+            auth_url,
+            region,
+            app_cred_id,
+            username,
+            project,
+            secret,
+            network,
+            ca_file,
+            insecure,
         } => {
-            let v = c
-                .post(
-                    "/v1/providers",
-                    json!({ "name": name, "kind": kind, "description": description }),
-                )
-                .await?;
+            let mut body = json!({ "name": name, "kind": kind, "description": description });
+            if kind == "openstack" {
+                let secret = secret
+                    .or_else(|| std::env::var("ZHENGYUN_OPENSTACK_SECRET").ok())
+                    .ok_or_else(|| anyhow::anyhow!("--secret or ZHENGYUN_OPENSTACK_SECRET is needed for an openstack provider"))?;
+                let credential = match (app_cred_id, username, project) {
+                    (Some(id), None, _) => {
+                        json!({ "type": "application_credential", "id": id, "secret": secret })
+                    }
+                    (None, Some(u), Some(p)) => {
+                        json!({ "type": "password", "username": u, "password": secret, "project": p })
+                    }
+                    _ => anyhow::bail!("give either --app-cred-id, or --username with --project"),
+                };
+                let ca_pem = match ca_file {
+                    Some(f) => Some(std::fs::read_to_string(&f)?),
+                    None => None,
+                };
+                body["openstack"] = json!({ "auth_url": auth_url, "region": region, "credential": credential,
+                    "network": network, "ca_pem": ca_pem, "verify_tls": !insecure });
+            }
+            let v = c.post("/v1/providers", body).await?;
             output::one(&v, cols, json)
         }
+        ProviderCmd::OpenstackShow { id } => {
+            let v = c.get(&format!("/v1/providers/{id}/openstack"), &[]).await?;
+            output::one(
+                &v,
+                &[
+                    ("Keystone auth_url", "auth_url"),
+                    ("区域 region", "region"),
+                    ("凭据 credential", "credential_type"),
+                    ("凭据编号 credential_id", "credential_id"),
+                    ("网络 network", "network"),
+                    ("纳管 adoption", "adoption"),
+                ],
+                json,
+            )
+        }
+        ProviderCmd::OpenstackSet { id, file } => {
+            let body: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&file)?)?;
+            let v = c
+                .put(&format!("/v1/providers/{id}/openstack"), body)
+                .await?;
+            output::one(
+                &v,
+                &[
+                    ("Keystone auth_url", "auth_url"),
+                    ("区域 region", "region"),
+                    ("凭据 credential", "credential_type"),
+                ],
+                json,
+            )
+        }
+        ProviderCmd::Sync { id } => {
+            let v = c
+                .post(&format!("/v1/providers/{id}/openstack/sync"), json!({}))
+                .await?;
+            output::one(
+                &v,
+                &[
+                    ("计算节点 hypervisors", "hypervisors"),
+                    ("新增主机 hosts_added", "hosts_added"),
+                    ("更新主机 hosts_updated", "hosts_updated"),
+                ],
+                json,
+            )
+        }
+        ProviderCmd::Drift { id } => show(
+            &c.get(&format!("/v1/providers/{id}/openstack/drift"), &[])
+                .await?,
+            &[
+                ("类型 kind", "kind"),
+                ("名称 name", "name"),
+                ("云主机 server_id", "server_id"),
+                ("实例 instance_id", "instance_id"),
+                ("详情 detail", "detail"),
+            ],
+            json,
+        ),
         ProviderCmd::SetSim {
             id,
             failure_p,

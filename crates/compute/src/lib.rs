@@ -52,6 +52,11 @@ pub enum DriverError {
     /// Retrying will not help (bad image, unsupported request).
     #[error("driver refused: {0}")]
     Permanent(String),
+    /// The provider accepted the request and works on it asynchronously (a server
+    /// building, a volume attaching), or is unavailable for the moment: call again
+    /// later; not a failure.
+    #[error("in progress at the provider: {0}")]
+    InProgress(String),
     /// The host does not answer; its instances need HA handling, not retries.
     #[error("host {0} is down")]
     HostDown(Uuid),

@@ -86,7 +86,7 @@ pub async fn build(
         state
             .compute
             .drivers
-            .install(p.id, &p.kind, &config, &state.compute.kvm);
+            .install(p.id, &p.kind, &config, &state.compute.kvm, &state.sealer);
     }
     let pki = compute::pki::Pki::load_or_create(&state.store, &state.sealer).await?;
     let _ = state.compute.pki.set(pki);
@@ -220,6 +220,7 @@ pub async fn start(config: Config) -> Result<Server, Error> {
                 compute::ha::task(state.compute.clone(), state.store.clone()),
                 app::ha::evacuator(state.clone()),
                 app::consolidation::executor(state.clone()),
+                app::openstack::task(state.clone()),
             ])
             .collect(),
     );

@@ -415,3 +415,27 @@ pub async fn set_zone_strategy(tx: &mut Tx, id: ZoneId, strategy: Strategy) -> R
     }
     Ok(())
 }
+
+/// Sets the capacity of a host whose capacity comes from elsewhere (a provider cloud's
+/// hypervisor); what is in use stays as it is.
+pub async fn set_host_capacity(
+    tx: &mut Tx,
+    id: HostId,
+    vcpus: u32,
+    memory_mib: u64,
+    disk_gib: u64,
+    state: HostState,
+) -> Result<(), Error> {
+    sqlx::query(
+        "UPDATE hosts SET vcpus = $1, memory_mib = $2, disk_gib = $3, state = $4, generation = generation + 1 WHERE id = $5",
+    )
+    .bind(vcpus as i64)
+    .bind(memory_mib as i64)
+    .bind(disk_gib as i64)
+    .bind(state.as_str())
+    .bind(id.to_string())
+    .execute(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    Ok(())
+}

@@ -5,6 +5,7 @@ use super::List;
 use crate::app::inventory as inv;
 use crate::auth::actor::Actor;
 use crate::compute::drivers::SimSettings;
+use crate::compute::openstack::{OpenStackSettings, OpenStackSettingsView};
 use crate::context::RequestContext;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{Json, Path, Query};
@@ -21,10 +22,14 @@ use zy_model::id::*;
 pub struct CreateProvider {
     /// e.g. 浪潮云
     pub name: String,
-    /// `sim` (simulated provider) or `kvm` (real hosts joined by `zhengyun agent`).
+    /// `sim` (simulated provider), `kvm` (real hosts joined by `zhengyun agent`) or
+    /// `openstack` (an existing OpenStack cloud driven through its APIs).
     pub kind: String,
     pub description: Option<String>,
     pub sim: Option<SimSettings>,
+    /// Connection, credentials (sealed at rest, never returned) and mappings of an
+    /// `openstack` provider.
+    pub openstack: Option<OpenStackSettings>,
 }
 
 #[utoipa::path(get, path = "/v1/providers", tag = "compute", responses((status = 200, body = List<Provider>), (status = "default", body = ErrorBody)))]
@@ -52,6 +57,7 @@ pub async fn create_provider(
         &b.kind,
         b.description.as_deref().unwrap_or(""),
         b.sim,
+        b.openstack,
     )
     .await?;
     Ok((StatusCode::CREATED, axum::Json(p)))
@@ -75,6 +81,58 @@ pub async fn update_provider(
     Ok(axum::Json(
         inv::update_sim(&s, &ctx, &actor, id, b.sim).await?,
     ))
+}
+
+#[utoipa::path(get, path = "/v1/providers/{id}/openstack", tag = "compute", params(("id" = ProviderId, Path)), responses((status = 200, body = OpenStackSettingsView), (status = "default", body = ErrorBody)))]
+pub async fn get_openstack_settings(
+    State(s): State<AppState>,
+    actor: Actor,
+    Path(id): Path<ProviderId>,
+) -> ApiResult<axum::Json<OpenStackSettingsView>> {
+    Ok(axum::Json(
+        crate::app::openstack::settings(&s, &actor, id).await?,
+    ))
+}
+
+/// Replaces the connection, credentials and mappings of an OpenStack provider (checked
+/// against the cloud first; the credential must be given again, as it is never returned).
+#[utoipa::path(put, path = "/v1/providers/{id}/openstack", tag = "compute", params(("id" = ProviderId, Path)), request_body = OpenStackSettings, responses((status = 200, body = OpenStackSettingsView), (status = "default", body = ErrorBody)))]
+pub async fn put_openstack_settings(
+    State(s): State<AppState>,
+    ctx: RequestContext,
+    actor: Actor,
+    Path(id): Path<ProviderId>,
+    Json(b): Json<OpenStackSettings>,
+) -> ApiResult<axum::Json<OpenStackSettingsView>> {
+    Ok(axum::Json(
+        crate::app::openstack::update_settings(&s, &ctx, &actor, id, b).await?,
+    ))
+}
+
+/// Reads the OpenStack provider's hypervisors now and shows them as its hosts.
+#[utoipa::path(post, path = "/v1/providers/{id}/openstack/sync", tag = "compute", params(("id" = ProviderId, Path)), responses((status = 200, body = crate::app::openstack::SyncReport), (status = "default", body = ErrorBody)))]
+pub async fn sync_openstack(
+    State(s): State<AppState>,
+    ctx: RequestContext,
+    actor: Actor,
+    Path(id): Path<ProviderId>,
+) -> ApiResult<axum::Json<crate::app::openstack::SyncReport>> {
+    Ok(axum::Json(
+        crate::app::openstack::sync_now(&s, &ctx, &actor, id).await?,
+    ))
+}
+
+/// What changed in the OpenStack provider without going through zhengyun: servers that
+/// appeared, changed (size, power state) or disappeared.
+#[utoipa::path(get, path = "/v1/providers/{id}/openstack/drift", tag = "compute", params(("id" = ProviderId, Path)), responses((status = 200, body = List<crate::app::openstack::DriftItem>), (status = "default", body = ErrorBody)))]
+pub async fn openstack_drift(
+    State(s): State<AppState>,
+    actor: Actor,
+    Path(id): Path<ProviderId>,
+) -> ApiResult<axum::Json<List<crate::app::openstack::DriftItem>>> {
+    Ok(axum::Json(List {
+        items: crate::app::openstack::list_drift(&s, &actor, id).await?,
+    }))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

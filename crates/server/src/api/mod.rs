@@ -132,6 +132,12 @@ pub fn api_router() -> OpenApiRouter<AppState> {
             inventory::create_provider
         ))
         .routes(routes!(inventory::update_provider))
+        .routes(routes!(
+            inventory::get_openstack_settings,
+            inventory::put_openstack_settings
+        ))
+        .routes(routes!(inventory::sync_openstack))
+        .routes(routes!(inventory::openstack_drift))
         .routes(routes!(inventory::list_zones, inventory::create_zone))
         .routes(routes!(inventory::update_zone))
         .routes(routes!(inventory::list_hosts, inventory::create_hosts))

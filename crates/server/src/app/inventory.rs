@@ -14,6 +14,7 @@ use zy_model::{t, validate, Error};
 use zy_policy::{authorize, Action};
 use zy_store::inventory;
 
+#[allow(clippy::too_many_arguments)]
 pub async fn create_provider(
     s: &AppState,
     ctx: &RequestContext,
@@ -22,14 +23,24 @@ pub async fn create_provider(
     kind: &str,
     description: &str,
     sim: Option<SimSettings>,
+    openstack: Option<crate::compute::openstack::OpenStackSettings>,
 ) -> Result<Provider, Error> {
     authorize(&actor.principal, Action::InventoryManage)?;
-    if kind != "sim" && kind != "kvm" {
+    if kind != "sim" && kind != "kvm" && kind != "openstack" {
         return Err(Error::validation(
             "kind",
             t!(
-                "云服务商类型须为 sim（模拟）或 kvm（由 zhengyun agent 接入的宿主机）",
-                "kind must be sim (simulated) or kvm (hosts joined by zhengyun agent)"
+                "云服务商类型须为 sim（模拟）、kvm（由 zhengyun agent 接入的宿主机）或 openstack（现有的 OpenStack 云）",
+                "kind must be sim (simulated), kvm (hosts joined by zhengyun agent) or openstack (an existing OpenStack cloud)"
+            ),
+        ));
+    }
+    if (kind == "openstack") != openstack.is_some() {
+        return Err(Error::validation(
+            "openstack",
+            t!(
+                "OpenStack 云服务商须提供 openstack 设置，其他类型不能提供",
+                "an openstack provider needs the openstack settings, and other kinds take none"
             ),
         ));
     }
@@ -45,6 +56,19 @@ pub async fn create_provider(
     }
     let settings = sim.unwrap_or_default();
     settings.validate()?;
+    // An OpenStack provider is checked against the cloud before anything is stored
+    // (outside any transaction), and its secret is sealed.
+    let os_config = match &openstack {
+        Some(o) => {
+            o.validate()?;
+            super::openstack::check_reachable(o).await?;
+            Some(
+                serde_json::to_string(&o.sealed(&s.sealer)?)
+                    .map_err(|e| Error::internal(e.to_string()))?,
+            )
+        }
+        None => None,
+    };
     let p = Provider {
         id: ProviderId::new(),
         name: validate::name("name", name)?,
@@ -54,7 +78,10 @@ pub async fn create_provider(
         created_at: Timestamp::now(),
         generation: 1,
     };
-    let config = serde_json::to_string(&settings).map_err(|e| Error::internal(e.to_string()))?;
+    let config = match os_config {
+        Some(c) => c,
+        None => serde_json::to_string(&settings).map_err(|e| Error::internal(e.to_string()))?,
+    };
     let mut tx = s.store.begin_write().await?;
     inventory::insert_provider(&mut tx, &p, &config).await?;
     commit_audited(
@@ -69,7 +96,7 @@ pub async fn create_provider(
     .await?;
     s.compute
         .drivers
-        .install(p.id, &p.kind, &config, &s.compute.kvm);
+        .install(p.id, &p.kind, &config, &s.compute.kvm, &s.sealer);
     Ok(p)
 }
 

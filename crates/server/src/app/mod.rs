@@ -15,6 +15,7 @@ pub mod leases;
 pub mod memberships;
 pub mod networks;
 pub mod notifications;
+pub mod openstack;
 pub mod projects;
 pub mod quotas;
 pub mod requests;

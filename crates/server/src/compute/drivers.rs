@@ -55,6 +55,7 @@ impl SimSettings {
 pub struct Drivers {
     by_provider: RwLock<HashMap<ProviderId, Arc<dyn ComputeDriver>>>,
     sims: RwLock<HashMap<ProviderId, Arc<zy_sim::SimProvider>>>,
+    openstack: RwLock<HashMap<ProviderId, Arc<super::openstack::OpenStackDriver>>>,
 }
 
 impl Drivers {
@@ -122,6 +123,7 @@ impl Drivers {
         kind: &str,
         config: &str,
         kvm: &Arc<super::kvm::KvmDriver>,
+        sealer: &crate::auth::seal::Sealer,
     ) {
         match kind {
             "sim" => {
@@ -129,6 +131,17 @@ impl Drivers {
                 self.install_sim(p, &settings);
             }
             "kvm" => self.set(p, kvm.clone()),
+            "openstack" => match openstack_driver(config, sealer) {
+                Ok(d) => {
+                    if let Ok(mut m) = self.openstack.write() {
+                        m.insert(p, d.clone());
+                    }
+                    self.set(p, d)
+                }
+                Err(e) => {
+                    tracing::warn!(provider = %p, error = %e, "cannot set up the OpenStack driver")
+                }
+            },
             other => {
                 tracing::warn!(provider = %p, kind = other, "no driver for this provider kind")
             }
@@ -140,6 +153,26 @@ impl Drivers {
         if let Ok(mut m) = self.by_provider.write() {
             m.insert(p, d);
         }
+    }
+}
+
+/// The driver of an `openstack` provider from its stored settings (secret sealed).
+pub fn openstack_driver(
+    config: &str,
+    sealer: &crate::auth::seal::Sealer,
+) -> Result<Arc<super::openstack::OpenStackDriver>, String> {
+    let stored: super::openstack::OpenStackSettings =
+        serde_json::from_str(config).map_err(|e| e.to_string())?;
+    let settings = stored
+        .opened(sealer)
+        .map_err(|e| e.message.en.to_string())?;
+    Ok(Arc::new(super::openstack::OpenStackDriver::new(settings)?))
+}
+
+/// The OpenStack drivers installed, for the inventory and reconciliation tasks.
+impl Drivers {
+    pub fn openstack(&self, p: ProviderId) -> Option<Arc<super::openstack::OpenStackDriver>> {
+        self.openstack.read().ok().and_then(|m| m.get(&p).cloned())
     }
 }
 

@@ -10,6 +10,7 @@ pub mod drivers;
 pub mod ha;
 pub mod kvm;
 pub mod monitor;
+pub mod openstack;
 pub mod pki;
 pub mod placement;
 pub mod sagas;

@@ -60,6 +60,7 @@ impl From<zy_compute::DriverError> for StepError {
     fn from(e: zy_compute::DriverError) -> Self {
         match e {
             zy_compute::DriverError::Transient(m) => StepError::Retry(m),
+            zy_compute::DriverError::InProgress(m) => StepError::Wait(m),
             other => StepError::Fail(other.to_string()),
         }
     }

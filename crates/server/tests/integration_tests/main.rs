@@ -16,6 +16,7 @@ mod leases;
 mod networks;
 mod notify;
 mod openapi;
+mod openstack;
 mod requests;
 mod sagas;
 mod tenancy;

@@ -101,6 +101,8 @@ pub struct World<'a> {
     pub u: String,
     token_owner: Session,
     pub provider: String,
+    pub openstack_provider: String,
+    pub openstack_url: String,
     pub zone: String,
     pub host: String,
     pub kvm_zone: String,
@@ -202,7 +204,19 @@ impl<'a> World<'a> {
             )
             .await;
         ok(st, &kz);
+        // An OpenStack provider whose cloud is a loopback stub of Keystone and Nova (the
+        // real bed is for the openstack tests; the table only needs a provider that answers).
+        let stub = openstack_stub().await;
+        let (st, osp) = admin
+            .post(
+                "/v1/providers",
+                json!({ "name": "OpenStack 云", "kind": "openstack", "openstack": openstack_settings(&stub) }),
+            )
+            .await;
+        ok(st, &osp);
         let mut w = World {
+            openstack_provider: osp["id"].as_str().expect("provider").to_string(),
+            openstack_url: stub,
             ts,
             admin,
             sec,
@@ -701,6 +715,10 @@ impl<'a> World<'a> {
             "purge_audit" => req(Method::POST, "/v1/audit/purge", Some(json!({ "before": "2020-01-01T00:00:00+08:00" }))),
             "list_providers" => req(Method::GET, "/v1/providers", None),
             "create_provider" => req(Method::POST, "/v1/providers", Some(json!({ "name": format!("模拟云{n}"), "kind": "sim" }))),
+            "get_openstack_settings" => req(Method::GET, format!("/v1/providers/{}/openstack", self.openstack_provider), None),
+            "put_openstack_settings" => req(Method::PUT, format!("/v1/providers/{}/openstack", self.openstack_provider), Some(openstack_settings(&self.openstack_url))),
+            "openstack_drift" => req(Method::GET, format!("/v1/providers/{}/openstack/drift", self.openstack_provider), None),
+            "sync_openstack" => req(Method::POST, format!("/v1/providers/{}/openstack/sync", self.openstack_provider), None),
             "update_provider" => req(Method::PATCH, format!("/v1/providers/{}", self.provider), Some(json!({ "sim": { "failure_probability": 0.0, "latency_min_ms": 0, "latency_max_ms": 0 } }))),
             "list_zones" => req(Method::GET, "/v1/zones", None),
             "create_zone" => req(Method::POST, "/v1/zones", Some(json!({ "provider_id": self.provider, "region": "宜宾", "name": format!("区{n}") }))),
@@ -936,4 +954,92 @@ impl<'a> World<'a> {
         }
         (st, v, rid)
     }
+}
+
+/// Settings of an OpenStack provider whose Keystone is at `url`.
+pub fn openstack_settings(url: &str) -> Value {
+    json!({ "auth_url": url, "credential": { "type": "application_credential", "id": "zy", "secret": "stub-secret" } })
+}
+
+/// A loopback stub of Keystone and Nova: a token with a catalogue, Nova's version document,
+/// no hypervisors. Returns Keystone's URL.
+pub async fn openstack_stub() -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", l.local_addr().expect("addr"));
+    let b = base.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            let base = b.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                // Headers, then as much body as Content-Length says.
+                loop {
+                    let Ok(n) = s.read(&mut chunk).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&buf).to_string();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let len = text[..end]
+                            .lines()
+                            .find_map(|l| {
+                                let (k, v) = l.split_once(':')?;
+                                k.eq_ignore_ascii_case("content-length")
+                                    .then(|| v.trim().parse::<usize>().ok())?
+                            })
+                            .unwrap_or(0);
+                        if buf.len() >= end + 4 + len {
+                            break;
+                        }
+                    }
+                }
+                let text = String::from_utf8_lossy(&buf).to_string();
+                let line = text.lines().next().unwrap_or_default().to_string();
+                let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+                let (status, extra, body) = if path.starts_with("/v3/auth/tokens") {
+                    let body = json!({"token": {"expires_at": "2099-01-01T00:00:00Z",
+                        "project": {"id": "stub-project"},
+                        "catalog": [{"type": "compute", "endpoints": [
+                            {"interface": "public", "region_id": "RegionOne", "url": format!("{base}/compute")}]}]}});
+                    (201, "X-Subject-Token: stub-token\r\n", body)
+                } else if path == "/compute" || path == "/compute/" {
+                    (
+                        200,
+                        "",
+                        json!({"version": {"version": "2.79", "min_version": "2.1"}}),
+                    )
+                } else if path.starts_with("/compute/os-hypervisors") {
+                    (200, "", json!({"hypervisors": []}))
+                } else if path.starts_with("/compute/os-availability-zone") {
+                    (200, "", json!({"availabilityZoneInfo": []}))
+                } else if path.starts_with("/compute/servers") {
+                    (200, "", json!({"servers": []}))
+                } else {
+                    (
+                        404,
+                        "",
+                        json!({"itemNotFound": {"message": "not in the stub", "code": 404}}),
+                    )
+                };
+                let body = body.to_string();
+                let _ = s
+                    .write_all(
+                        format!(
+                            "HTTP/1.1 {status} Stub\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                            body.len()
+                        )
+                        .as_bytes(),
+                    )
+                    .await;
+            });
+        }
+    });
+    format!("{base}/v3")
 }
