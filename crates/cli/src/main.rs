@@ -8,6 +8,7 @@ mod commands;
 mod compute_cmds;
 mod inventory_cmds;
 mod lease_cmds;
+mod metrics_cmds;
 mod notify_cmds;
 mod output;
 mod request_cmds;
@@ -120,6 +121,9 @@ enum Command {
     /// The recycle bin (回收站): released instances until they are restored or purged.
     #[command(subcommand)]
     RecycleBin(lease_cmds::RecycleBinCmd),
+    /// Metrics history (监控): CPU, memory, disk, network and availability over time.
+    #[command(subcommand)]
+    Metrics(metrics_cmds::MetricsCmd),
     /// Bills (账单): list, show, export, close a month, adjust, confirm, pay; providers.
     #[command(subcommand)]
     Bill(billing_cmds::BillCmd),

@@ -11,6 +11,7 @@ pub mod compute;
 pub mod error;
 pub mod id;
 pub mod lease;
+pub mod metrics;
 pub mod money;
 pub mod notice;
 pub mod ops;

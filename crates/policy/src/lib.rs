@@ -111,6 +111,9 @@ pub enum Action {
     ProviderBillRead,
     /// Add and withdraw price-list versions.
     PriceListManage,
+    /// Read measured figures (metrics history): `None` for the infrastructure (hosts,
+    /// zones, providers), `Some(scope)` for a department, a project or an instance of it.
+    MetricsRead(Option<Scope>),
 }
 
 /// Which departments and projects a principal may list.
@@ -370,6 +373,19 @@ pub fn authorize(p: &Principal, action: Action) -> Result<(), Error> {
             .any(|r| p.holds(r, &platform)),
         PriceListManage => {
             p.holds(Role::Finance, &platform) || p.holds(Role::PlatformAdmin, &platform)
+        }
+        MetricsRead(None) => [
+            Role::PlatformAdmin,
+            Role::Supervisor,
+            Role::ProviderOperator,
+        ]
+        .into_iter()
+        .any(|r| p.holds(r, &platform)),
+        MetricsRead(Some(scope)) => {
+            p.holds(Role::PlatformAdmin, &platform)
+                || p.holds(Role::Supervisor, &platform)
+                || (scope != platform
+                    && (p.holds(Role::DeptAdmin, &scope) || p.holds(Role::DeptMember, &scope)))
         }
     };
     if allowed {

@@ -18,6 +18,7 @@ pub mod error;
 pub mod extract;
 pub mod metrics;
 pub mod middleware;
+pub mod monitoring;
 pub mod notify;
 pub mod refusals;
 pub mod requests;
@@ -217,6 +218,7 @@ pub async fn start(config: Config) -> Result<Server, Error> {
                 requests::timers::task(state.clone()),
                 notify::delivery::task(state.clone()),
                 app::leases::task(state.clone()),
+                monitoring::collector::task(state.clone()),
             ])
             .collect(),
     );

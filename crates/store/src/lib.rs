@@ -16,6 +16,7 @@ pub mod instances;
 pub mod inventory;
 pub mod leases;
 pub mod memberships;
+pub mod metrics;
 mod migrate;
 pub mod notifications;
 pub mod projects;

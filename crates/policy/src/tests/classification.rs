@@ -188,6 +188,12 @@ fn expected(f: &Fixture, a: Action) -> (usize, Vec<Holder>) {
         BillingManage => [Fin],
         ProviderBillRead => [Sup, Fin, Po],
         PriceListManage => [Pa, Fin],
+        MetricsRead(scope) => match scope {
+            None => &[Pa, Sup, Po][..],
+            Some(Scope::Platform) => &[Pa, Sup][..],
+            Some(Scope::Department(_)) => &[Pa, Sup, Da, Dm][..],
+            Some(Scope::Project(..)) => &[Pa, Sup, Da, Dm, DmProject][..],
+        },
     }
 }
 
@@ -281,6 +287,10 @@ pub(super) fn samples(f: &Fixture) -> Vec<Action> {
         BillingManage,
         ProviderBillRead,
         PriceListManage,
+        MetricsRead(None),
+        MetricsRead(Some(Scope::Platform)),
+        MetricsRead(Some(dept)),
+        MetricsRead(Some(proj)),
     ];
     for r in Role::ALL {
         for s in [Scope::Platform, dept, proj] {

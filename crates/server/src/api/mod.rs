@@ -11,6 +11,7 @@ pub mod instances;
 pub mod inventory;
 pub mod leases;
 pub mod memberships;
+pub mod metrics;
 pub mod notifications;
 pub mod projects;
 pub mod requests;
@@ -52,6 +53,7 @@ use zy_model::Error;
         (name = "requests", description = "资源申请、审批、交付与验收 / resource requests, approvals, delivery and acceptance"),
         (name = "notifications", description = "通知：站内信、偏好、邮件与 Webhook / notifications: inbox, preferences, e-mail and webhooks"),
         (name = "billing", description = "计量、计费与账单：价格目录、月结、调整、对账、预算 / metering, rating and billing"),
+        (name = "metrics", description = "监控：指标历史 / monitoring: metrics history"),
         (name = "system", description = "运行状态与后台任务 / health, metrics, background tasks and sagas"),
     )
 )]
@@ -219,6 +221,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(requests::delete_approval_chain))
         .routes(routes!(requests::set_requests_only))
+        .routes(routes!(metrics::query_metrics))
         .routes(routes!(billing::usage_report))
         .routes(routes!(
             billing::list_price_versions,

@@ -11,6 +11,7 @@ pub mod instances;
 pub mod inventory;
 pub mod leases;
 pub mod memberships;
+pub mod metrics;
 pub mod notifications;
 pub mod projects;
 pub mod quotas;

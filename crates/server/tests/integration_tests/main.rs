@@ -13,6 +13,7 @@ mod faults;
 mod hostile;
 mod kvm;
 mod leases;
+mod metrics;
 mod notify;
 mod openapi;
 mod requests;

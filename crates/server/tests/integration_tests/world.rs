@@ -696,6 +696,7 @@ impl<'a> World<'a> {
             "update_webhook" => req(Method::PATCH, format!("/v1/webhooks/{}", self.webhook().await), Some(json!({ "enabled": false }))),
             "delete_webhook" => req(Method::DELETE, format!("/v1/webhooks/{}", self.webhook().await), None),
             "list_webhook_deliveries" => req(Method::GET, format!("/v1/webhooks/{}/deliveries", self.webhook().await), None),
+            "query_metrics" => req(Method::GET, format!("/v1/metrics/query?scope=instance&id={i}&series=cpu,up"), None),
             "usage_report" => req(Method::GET, format!("/v1/usage?department_id={d}"), None),
             "list_price_versions" => req(Method::GET, "/v1/price-versions", None),
             "create_price_version" => req(Method::POST, "/v1/price-versions", Some(self.price_version_body())),
