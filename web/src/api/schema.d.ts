@@ -934,6 +934,22 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/metrics/query": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["query_metrics"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/notify/mail": {
         parameters: {
             query?: never;
@@ -1749,6 +1765,11 @@ export interface components {
             /** @description The last heartbeat (capacity, QEMU version, VMs), as the agent sent it. */
             report: Record<string, never>;
         };
+        /**
+         * @description How a query combines the points of one step.
+         * @enum {string}
+         */
+        Aggregate: "avg" | "min" | "max";
         ApiToken: {
             id: components["schemas"]["TokenId"];
             user_id: components["schemas"]["UserId"];
@@ -2915,6 +2936,33 @@ export interface components {
         };
         /** Format: uuid */
         MembershipId: string;
+        /**
+         * @description What a series belongs to.
+         * @enum {string}
+         */
+        MetricScope: "instance" | "host" | "project" | "department" | "zone" | "provider";
+        /**
+         * @description The answer to a metrics query: shared timestamps (start of each step, epoch seconds)
+         *     and one column of values per asked series (`null` where nothing was measured).
+         */
+        MetricsResult: {
+            scope: components["schemas"]["MetricScope"];
+            id: string;
+            /** @description The stored resolution read (`raw` 10 s, `minute`, `hour`). */
+            resolution: components["schemas"]["Resolution"];
+            /**
+             * Format: int64
+             * @description Seconds per point (never finer than the resolution).
+             */
+            step: number;
+            /** Format: int64 */
+            from: number;
+            /** Format: int64 */
+            to: number;
+            agg: components["schemas"]["Aggregate"];
+            timestamps: number[];
+            series: components["schemas"]["SeriesValues"][];
+        };
         MfaEnrolment: {
             /** @description The TOTP secret in base32, for typing into an authenticator app. */
             secret: string;
@@ -3569,6 +3617,11 @@ export interface components {
             /** Format: int64 */
             disk_gib?: number | null;
         };
+        /**
+         * @description A stored resolution: its point spacing and the span of one block, in seconds.
+         * @enum {string}
+         */
+        Resolution: "raw" | "minute" | "hour";
         /** @enum {string} */
         ResourceKind: "instance" | "volume";
         /** @description A request as the API shows it. */
@@ -3708,6 +3761,17 @@ export interface components {
              *     not; successful logins do not count. Per server replica.
              */
             login_attempts_per_account_per_minute?: number;
+        };
+        /**
+         * @description The measured series, in their column order.
+         * @enum {string}
+         */
+        Series: "cpu" | "mem" | "mem_used" | "disk_read" | "disk_write" | "disk_used" | "net_rx" | "net_tx" | "up";
+        SeriesValues: {
+            series: components["schemas"]["Series"];
+            /** @description `%`, `MiB`, `B/s` or empty (`up`). */
+            unit: string;
+            values: (number | null)[];
         };
         /** Format: uuid */
         ServerGroupId: string;
@@ -6134,6 +6198,51 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    query_metrics: {
+        parameters: {
+            query: {
+                /** @description `instance`, `host`, `project`, `department`, `zone` or `provider`. */
+                scope: string;
+                /** @description The entity's id (UUID). */
+                id: string;
+                /**
+                 * @description Comma-separated: `cpu`, `mem`, `mem_used`, `disk_read`, `disk_write`, `disk_used`,
+                 *     `net_rx`, `net_tx`, `up` (default `cpu`).
+                 */
+                series?: string;
+                /** @description Start (RFC 3339); default one hour before `to`. */
+                from?: string;
+                /** @description End (RFC 3339); default now. At most 400 days after `from`. */
+                to?: string;
+                /** @description Seconds per point (10 s – 31 days); default about 240 points. At most 2000 points. */
+                step?: number;
+                /** @description `avg` (default), `min` or `max` of the points in each step. */
+                agg?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MetricsResult"];
+                };
             };
             default: {
                 headers: {
