@@ -230,6 +230,8 @@ pub fn what_names(what: &str) -> (&'static str, &'static str) {
         "bill" => ("账单", "Bill"),
         "budget" => ("预算", "Budget"),
         "reconciliation" => ("对账结果", "Reconciliation"),
+        "alert_rule" => ("告警规则", "Alert rule"),
+        "alert_silence" => ("告警静默", "Silence"),
         _ => ("对象", "Object"),
     }
 }

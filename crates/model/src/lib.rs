@@ -5,6 +5,7 @@
 //! on it and its rules can be tested on their own.
 
 pub mod agents;
+pub mod alerts;
 pub mod audit;
 pub mod billing;
 pub mod compute;

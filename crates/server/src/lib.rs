@@ -219,6 +219,7 @@ pub async fn start(config: Config) -> Result<Server, Error> {
                 notify::delivery::task(state.clone()),
                 app::leases::task(state.clone()),
                 monitoring::collector::task(state.clone()),
+                monitoring::alerts::task(state.clone()),
             ])
             .collect(),
     );

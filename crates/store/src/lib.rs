@@ -7,6 +7,7 @@
 //! in-process lock for correctness, so replicas sharing one PostgreSQL stay correct.
 
 pub mod agents;
+pub mod alerts;
 pub mod audit;
 pub mod billing;
 mod db;

@@ -167,6 +167,7 @@ pub async fn footprint(store: &Store) -> Result<Vec<(i64, i64, i64)>, Error> {
 #[derive(Debug, Clone)]
 pub struct MeteredInstance {
     pub id: String,
+    pub name: String,
     pub project_id: String,
     pub department_id: String,
     pub zone_id: String,
@@ -182,6 +183,7 @@ pub struct MeteredInstance {
 #[derive(Debug, Clone)]
 pub struct MeteredHost {
     pub id: String,
+    pub name: String,
     pub zone_id: String,
     pub provider_id: String,
     pub vcpus: i64,
@@ -190,7 +192,7 @@ pub struct MeteredHost {
 
 /// Every host and every instance placed on one (not deleted).
 pub async fn metered(store: &Store) -> Result<(Vec<MeteredHost>, Vec<MeteredInstance>), Error> {
-    let hosts = sqlx::query("SELECT id, zone_id, provider_id, vcpus, memory_mib FROM hosts")
+    let hosts = sqlx::query("SELECT id, zone_id, provider_id, vcpus, memory_mib, name FROM hosts")
         .fetch_all(store.pool())
         .await
         .map_err(db_error)?
@@ -202,11 +204,12 @@ pub async fn metered(store: &Store) -> Result<(Vec<MeteredHost>, Vec<MeteredInst
                 provider_id: r.try_get(2).map_err(db_error)?,
                 vcpus: r.try_get(3).map_err(db_error)?,
                 memory_mib: r.try_get(4).map_err(db_error)?,
+                name: r.try_get(5).map_err(db_error)?,
             })
         })
         .collect::<Result<Vec<_>, Error>>()?;
     let instances = sqlx::query(
-        "SELECT id, project_id, department_id, zone_id, provider_id, host_id, state, vcpus, memory_mib, disk_gib \
+        "SELECT id, project_id, department_id, zone_id, provider_id, host_id, state, vcpus, memory_mib, disk_gib, name \
          FROM instances WHERE host_id IS NOT NULL AND zone_id IS NOT NULL AND provider_id IS NOT NULL \
          AND state NOT IN ('deleted', 'deleting')",
     )
@@ -226,8 +229,49 @@ pub async fn metered(store: &Store) -> Result<(Vec<MeteredHost>, Vec<MeteredInst
             vcpus: r.try_get(7).map_err(db_error)?,
             memory_mib: r.try_get(8).map_err(db_error)?,
             disk_gib: r.try_get(9).map_err(db_error)?,
+            name: r.try_get(10).map_err(db_error)?,
         })
     })
     .collect::<Result<Vec<_>, Error>>()?;
     Ok((hosts, instances))
+}
+
+/// The blocks of many entities of one scope at `res` starting in `[from_block, to_block]`:
+/// (entity, data), in block order per entity. Read 500 entities per statement.
+pub async fn read_blocks_many(
+    store: &Store,
+    scope: &str,
+    entities: &[String],
+    res: Resolution,
+    from_block: i64,
+    to_block: i64,
+) -> Result<Vec<(String, Vec<u8>)>, Error> {
+    let mut out = Vec::new();
+    for chunk in entities.chunks(500) {
+        let mut text = String::from(
+            "SELECT entity, data FROM metric_blocks WHERE scope = $1 AND res = $2 AND block_start >= $3 AND block_start <= $4 AND entity IN (",
+        );
+        for i in 0..chunk.len() {
+            if i > 0 {
+                text.push_str(", ");
+            }
+            text.push_str(&format!("${}", i + 5));
+        }
+        text.push_str(") ORDER BY entity, block_start");
+        let mut q = sqlx::query(&text)
+            .bind(scope)
+            .bind(res.code())
+            .bind(from_block)
+            .bind(to_block);
+        for e in chunk {
+            q = q.bind(e.as_str());
+        }
+        for r in q.fetch_all(store.pool()).await.map_err(db_error)? {
+            out.push((
+                r.try_get(0).map_err(db_error)?,
+                r.try_get(1).map_err(db_error)?,
+            ));
+        }
+    }
+    Ok(out)
 }

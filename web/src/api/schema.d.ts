@@ -101,6 +101,102 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/alert-rules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["list_alert_rules"];
+        put?: never;
+        post: operations["create_alert_rule"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/alert-rules/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        delete: operations["delete_alert_rule"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/alert-silences": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["list_silences"];
+        put?: never;
+        post: operations["create_silence"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/alert-silences/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        delete: operations["delete_silence"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/alerts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["list_alerts"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/alerts/history": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["list_alert_history"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/approval-chains": {
         parameters: {
             query?: never;
@@ -1740,6 +1836,22 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /**
+         * @description A rule's alert about one target that is pending (the condition holds, not yet for long
+         *     enough) or firing.
+         */
+        ActiveAlert: {
+            rule_id: string;
+            rule_name: string;
+            target: components["schemas"]["AlertTarget"];
+            target_id: string;
+            target_name: string;
+            /** @description `pending` or `firing`. */
+            state: string;
+            since: components["schemas"]["Timestamp"];
+            /** Format: double */
+            value?: number | null;
+        };
         /** @description A correction to a closed bill, made by finance with a reason. */
         Adjustment: {
             id: components["schemas"]["AdjustmentId"];
@@ -1770,6 +1882,56 @@ export interface components {
          * @enum {string}
          */
         Aggregate: "avg" | "min" | "max";
+        /** @description One entry of the alert history: an alert fired or resolved. */
+        AlertEvent: {
+            id: string;
+            rule_id: string;
+            rule_name: string;
+            department_id?: string | null;
+            target: components["schemas"]["AlertTarget"];
+            target_id: string;
+            target_name: string;
+            /** @description `firing` or `resolved`. */
+            state: string;
+            /** Format: double */
+            value?: number | null;
+            at: components["schemas"]["Timestamp"];
+            /** @description A silence covered it: recorded, nobody notified. */
+            silenced: boolean;
+        };
+        /**
+         * @description What a rule watches.
+         * @enum {string}
+         */
+        AlertKind: "threshold" | "crashes";
+        /** @enum {string} */
+        AlertOp: "gt" | "lt";
+        /** @description A rule as stored and shown. */
+        AlertRule: {
+            id: string;
+            name: string;
+            kind: components["schemas"]["AlertKind"];
+            scope: components["schemas"]["MetricScope"];
+            entity_id: string;
+            /** @description The department whose resources it covers (absent for the infrastructure). */
+            department_id?: string | null;
+            target: components["schemas"]["AlertTarget"];
+            series?: null | components["schemas"]["Series"];
+            op?: null | components["schemas"]["AlertOp"];
+            /** Format: double */
+            threshold?: number | null;
+            /** Format: int64 */
+            for_secs: number;
+            /** Format: int64 */
+            crash_count?: number | null;
+            created_by: string;
+            created_at: components["schemas"]["Timestamp"];
+        };
+        /**
+         * @description What each alert of a rule is about.
+         * @enum {string}
+         */
+        AlertTarget: "instance" | "host";
         ApiToken: {
             id: components["schemas"]["TokenId"];
             user_id: components["schemas"]["UserId"];
@@ -2487,6 +2649,21 @@ export interface components {
             retention_secs: number;
         };
         /** @description A list returned whole (small collections: providers, zones, flavors, …). */
+        List_ActiveAlert: {
+            items: {
+                rule_id: string;
+                rule_name: string;
+                target: components["schemas"]["AlertTarget"];
+                target_id: string;
+                target_name: string;
+                /** @description `pending` or `firing`. */
+                state: string;
+                since: components["schemas"]["Timestamp"];
+                /** Format: double */
+                value?: number | null;
+            }[];
+        };
+        /** @description A list returned whole (small collections: providers, zones, flavors, …). */
         List_Agent: {
             items: {
                 host_id: components["schemas"]["HostId"];
@@ -2501,6 +2678,48 @@ export interface components {
                 alive: boolean;
                 /** @description The last heartbeat (capacity, QEMU version, VMs), as the agent sent it. */
                 report: Record<string, never>;
+            }[];
+        };
+        /** @description A list returned whole (small collections: providers, zones, flavors, …). */
+        List_AlertEvent: {
+            items: {
+                id: string;
+                rule_id: string;
+                rule_name: string;
+                department_id?: string | null;
+                target: components["schemas"]["AlertTarget"];
+                target_id: string;
+                target_name: string;
+                /** @description `firing` or `resolved`. */
+                state: string;
+                /** Format: double */
+                value?: number | null;
+                at: components["schemas"]["Timestamp"];
+                /** @description A silence covered it: recorded, nobody notified. */
+                silenced: boolean;
+            }[];
+        };
+        /** @description A list returned whole (small collections: providers, zones, flavors, …). */
+        List_AlertRule: {
+            items: {
+                id: string;
+                name: string;
+                kind: components["schemas"]["AlertKind"];
+                scope: components["schemas"]["MetricScope"];
+                entity_id: string;
+                /** @description The department whose resources it covers (absent for the infrastructure). */
+                department_id?: string | null;
+                target: components["schemas"]["AlertTarget"];
+                series?: null | components["schemas"]["Series"];
+                op?: null | components["schemas"]["AlertOp"];
+                /** Format: double */
+                threshold?: number | null;
+                /** Format: int64 */
+                for_secs: number;
+                /** Format: int64 */
+                crash_count?: number | null;
+                created_by: string;
+                created_at: components["schemas"]["Timestamp"];
             }[];
         };
         /** @description A list returned whole (small collections: providers, zones, flavors, …). */
@@ -2804,6 +3023,20 @@ export interface components {
             }[];
         };
         /** @description A list returned whole (small collections: providers, zones, flavors, …). */
+        List_Silence: {
+            items: {
+                id: string;
+                scope: components["schemas"]["MetricScope"];
+                entity_id: string;
+                department_id?: string | null;
+                starts_at: components["schemas"]["Timestamp"];
+                ends_at: components["schemas"]["Timestamp"];
+                reason: string;
+                created_by: string;
+                created_at: components["schemas"]["Timestamp"];
+            }[];
+        };
+        /** @description A list returned whole (small collections: providers, zones, flavors, …). */
         List_StoragePool: {
             items: {
                 id: components["schemas"]["StoragePoolId"];
@@ -3015,6 +3248,37 @@ export interface components {
              */
             generation?: number | null;
         };
+        /** @description A new rule, as a department admin, the platform admin or a provider operator sends it. */
+        NewAlertRule: {
+            /** @description 1–64 characters, shown in alerts and notices. */
+            name: string;
+            kind: components["schemas"]["AlertKind"];
+            /**
+             * @description What the rule covers: one instance, a project's or a department's instances, or a
+             *     host's, a zone's or a provider's hosts (or instances).
+             */
+            scope: components["schemas"]["MetricScope"];
+            /** @description The id of that instance, project, department, host, zone or provider. */
+            id: string;
+            target?: null | components["schemas"]["AlertTarget"];
+            series?: null | components["schemas"]["Series"];
+            op?: null | components["schemas"]["AlertOp"];
+            /**
+             * Format: double
+             * @description Threshold rules: the threshold in the series' unit (% for cpu, mem, disk_used).
+             */
+            threshold?: number | null;
+            /**
+             * Format: int64
+             * @description Threshold rules: how long it must hold before the alert fires, seconds (0–21600).
+             */
+            for_secs?: number;
+            /**
+             * Format: int64
+             * @description Crash rules: crashes within an hour that fire the alert (1–100).
+             */
+            crash_count?: number | null;
+        };
         NewPriceVersion: {
             provider_id: components["schemas"]["ProviderId"];
             /**
@@ -3044,6 +3308,16 @@ export interface components {
             /** @description An `.xlsx` file, base64-encoded. */
             xlsx_base64?: string | null;
         };
+        /** @description A new silence: no notices for alerts about the scope's targets during the window. */
+        NewSilence: {
+            scope: components["schemas"]["MetricScope"];
+            id: string;
+            starts_at?: null | components["schemas"]["Timestamp"];
+            /** @description After the start, at most 30 days after now. */
+            ends_at: components["schemas"]["Timestamp"];
+            /** @description Why (1–200 characters), e.g. "planned maintenance". */
+            reason: string;
+        };
         /** @description What is wrong with a delivery, or what the provider did about it. */
         NoteBody: {
             reason: string;
@@ -3052,7 +3326,7 @@ export interface components {
          * @description What happened; each kind has a zh-CN and an English template (subject and body).
          * @enum {string}
          */
-        NoticeKind: "approval_needed" | "approval_reminder" | "request_approved" | "request_rejected" | "request_returned" | "delivery_needed" | "request_delivered" | "delivery_failed" | "lease_ending" | "lease_expired" | "released" | "restored" | "purged" | "budget_threshold";
+        NoticeKind: "approval_needed" | "approval_reminder" | "request_approved" | "request_rejected" | "request_returned" | "delivery_needed" | "request_delivered" | "delivery_failed" | "lease_ending" | "lease_expired" | "released" | "restored" | "purged" | "budget_threshold" | "alert_firing" | "alert_resolved";
         /** Format: uuid */
         NotificationId: string;
         /**
@@ -3791,6 +4065,17 @@ export interface components {
             project_id?: null | components["schemas"]["ProjectId"];
             limits: components["schemas"]["QuotaLimits"];
         };
+        Silence: {
+            id: string;
+            scope: components["schemas"]["MetricScope"];
+            entity_id: string;
+            department_id?: string | null;
+            starts_at: components["schemas"]["Timestamp"];
+            ends_at: components["schemas"]["Timestamp"];
+            reason: string;
+            created_by: string;
+            created_at: components["schemas"]["Timestamp"];
+        };
         /** @description Settings of a simulated provider, stored as the provider's `config` JSON. */
         SimSettings: {
             /**
@@ -4215,6 +4500,233 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["JoinResponse"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_alert_rules: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["List_AlertRule"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_alert_rule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewAlertRule"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AlertRule"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_alert_rule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_silences: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["List_Silence"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_silence: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewSilence"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Silence"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_silence: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_alerts: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["List_ActiveAlert"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_alert_history: {
+        parameters: {
+            query?: {
+                /** @description Newest entries, 1–1000 (default 200). */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["List_AlertEvent"];
                 };
             };
             default: {

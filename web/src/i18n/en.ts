@@ -166,6 +166,8 @@ const en: typeof zh = {
     request_returned: 'Request returned', delivery_needed: 'Delivery needed', request_delivered: 'Resources delivered', delivery_failed: 'Delivery failed',
     lease_ending: 'Lease ending', lease_expired: 'Lease expired', released: 'Moved to the recycle bin', restored: 'Restored', purged: 'Deleted for good',
     budget_threshold: 'Budget alert',
+    alert_firing: 'Alert firing',
+    alert_resolved: 'Alert resolved',
   },
   notify: {
     caPem: 'Internal CA certificate (PEM, optional)', title: 'Notification delivery', mail: 'Mail server (SMTP)', enabled: 'Enabled', host: 'Host', port: 'Port', from: 'From address', security: 'Encryption',

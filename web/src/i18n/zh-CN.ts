@@ -164,6 +164,8 @@ export default {
     request_returned: '申请被退回', delivery_needed: '待交付', request_delivered: '资源已交付', delivery_failed: '交付失败',
     lease_ending: '租期将到', lease_expired: '租期已到', released: '放入回收站', restored: '从回收站恢复', purged: '彻底删除',
     budget_threshold: '预算预警',
+    alert_firing: '告警触发',
+    alert_resolved: '告警恢复',
   },
   notify: {
     caPem: '内部 CA 证书（PEM，可选）', title: '通知投递', mail: '邮件服务器（SMTP）', enabled: '启用', host: '服务器', port: '端口', from: '发件地址', security: '连接加密',

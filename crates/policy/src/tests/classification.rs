@@ -194,6 +194,12 @@ fn expected(f: &Fixture, a: Action) -> (usize, Vec<Holder>) {
             Some(Scope::Department(_)) => &[Pa, Sup, Da, Dm][..],
             Some(Scope::Project(..)) => &[Pa, Sup, Da, Dm, DmProject][..],
         },
+        AlertRead => [Pa, Sup, Po, Da, DaOther, Dm, DmProject, DmSibling, DmOther, DmOtherProject],
+        AlertManage(scope) => match scope {
+            None => &[Pa, Po][..],
+            Some(Scope::Platform) => &[Pa][..],
+            Some(_) => &[Pa, Da][..],
+        },
     }
 }
 
@@ -291,6 +297,11 @@ pub(super) fn samples(f: &Fixture) -> Vec<Action> {
         MetricsRead(Some(Scope::Platform)),
         MetricsRead(Some(dept)),
         MetricsRead(Some(proj)),
+        AlertRead,
+        AlertManage(None),
+        AlertManage(Some(Scope::Platform)),
+        AlertManage(Some(dept)),
+        AlertManage(Some(proj)),
     ];
     for r in Role::ALL {
         for s in [Scope::Platform, dept, proj] {

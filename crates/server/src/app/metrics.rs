@@ -47,17 +47,11 @@ fn parse_series(s: Option<&str>) -> Result<Vec<Series>, Error> {
     Ok(out)
 }
 
-/// Checks that the caller may read `scope`/`id` and that it exists.
-async fn authorize_target(
-    s: &AppState,
-    actor: &Actor,
-    scope: MetricScope,
-    id: Uuid,
-) -> Result<(), Error> {
-    let p = &actor.principal;
-    match scope {
+/// The policy scope of an entity (`None`: the infrastructure) and the department it
+/// belongs to; 404 when it does not exist.
+pub async fn resolve(s: &AppState, scope: MetricScope, id: Uuid) -> Result<Option<Scope>, Error> {
+    Ok(match scope {
         MetricScope::Host | MetricScope::Zone | MetricScope::Provider => {
-            authorize(p, Action::MetricsRead(None))?;
             let exists = match scope {
                 MetricScope::Host => zy_store::inventory::host(s.store.pool(), HostId(id))
                     .await?
@@ -74,42 +68,47 @@ async fn authorize_target(
             if !exists {
                 return Err(Error::not_found(scope.as_str(), id));
             }
+            None
         }
         MetricScope::Department => {
             let d = DepartmentId(id);
-            authorize(p, Action::MetricsRead(Some(Scope::Department(d))))?;
             if zy_store::departments::get(s.store.pool(), d)
                 .await?
                 .is_none()
             {
                 return Err(Error::not_found("department", id));
             }
+            Some(Scope::Department(d))
         }
         MetricScope::Project => {
             let pr = zy_store::projects::get(s.store.pool(), ProjectId(id))
                 .await?
                 .ok_or_else(|| Error::not_found("project", id))?;
-            authorize(
-                p,
-                Action::MetricsRead(Some(Scope::Project(pr.department_id, pr.id))),
-            )?;
+            Some(Scope::Project(pr.department_id, pr.id))
         }
         MetricScope::Instance => {
             let row = zy_store::instances::get(s.store.pool(), InstanceId(id))
                 .await?
                 .ok_or_else(|| Error::not_found("instance", id))?;
-            let i = &row.instance;
-            authorize(
-                p,
-                Action::MetricsRead(Some(Scope::Project(i.department_id, i.project_id))),
-            )?;
+            Some(Scope::Project(
+                row.instance.department_id,
+                row.instance.project_id,
+            ))
         }
-    }
-    Ok(())
+    })
 }
 
-pub async fn query(s: &AppState, actor: &Actor, q: Query) -> Result<MetricsResult, Error> {
-    let scope = MetricScope::parse(&q.scope).ok_or_else(|| {
+/// The department a policy scope belongs to.
+pub fn department_of(scope: Option<Scope>) -> Option<DepartmentId> {
+    match scope {
+        Some(Scope::Department(d)) | Some(Scope::Project(d, _)) => Some(d),
+        _ => None,
+    }
+}
+
+/// Parses the scope name and the id (UUID) of a query or a rule.
+pub fn parse_target(scope: &str, id: &str) -> Result<(MetricScope, Uuid), Error> {
+    let scope = MetricScope::parse(scope).ok_or_else(|| {
         Error::validation(
             "scope",
             t!(
@@ -118,12 +117,41 @@ pub async fn query(s: &AppState, actor: &Actor, q: Query) -> Result<MetricsResul
             ),
         )
     })?;
-    let id: Uuid = q.id.trim().parse().map_err(|_| {
+    let id: Uuid = id.trim().parse().map_err(|_| {
         Error::validation(
             "id",
             t!("id 须为对象的 UUID", "id must be the object's UUID"),
         )
     })?;
+    Ok((scope, id))
+}
+
+/// Checks that the caller may read `scope`/`id` and that it exists. The infrastructure is
+/// refused before it is looked up (nobody learns which hosts exist).
+async fn authorize_target(
+    s: &AppState,
+    actor: &Actor,
+    scope: MetricScope,
+    id: Uuid,
+) -> Result<(), Error> {
+    if matches!(
+        scope,
+        MetricScope::Host | MetricScope::Zone | MetricScope::Provider
+    ) {
+        authorize(&actor.principal, Action::MetricsRead(None))?;
+    }
+    if let MetricScope::Department = scope {
+        authorize(
+            &actor.principal,
+            Action::MetricsRead(Some(Scope::Department(DepartmentId(id)))),
+        )?;
+    }
+    let resolved = resolve(s, scope, id).await?;
+    authorize(&actor.principal, Action::MetricsRead(resolved))
+}
+
+pub async fn query(s: &AppState, actor: &Actor, q: Query) -> Result<MetricsResult, Error> {
+    let (scope, id) = parse_target(&q.scope, &q.id)?;
     let series = parse_series(q.series.as_deref())?;
     let agg = match q.agg.as_deref() {
         None | Some("") => Aggregate::Avg,

@@ -3,6 +3,7 @@
 //! and write the audit record in the same transaction as the change.
 
 pub mod agents;
+pub mod alerts;
 pub mod audit;
 pub mod auth;
 pub mod billing;

@@ -1,9 +1,10 @@
-//! Metrics history (issue 14 items 1–2): the collector task that measures every host and
+//! Monitoring (issue 14 items 1–2): the collector task that measures every host and
 //! instance through the compute drivers and writes the embedded time-series store
-//! (`collector.rs`; layout in `zy_model::metrics`, table in `zy_store::metrics`), and the
-//! query over it (`query.rs`). The latest figures of the last pass are kept in memory for
-//! the Prometheus exposition.
+//! (`collector.rs`; layout in `zy_model::metrics`, table in `zy_store::metrics`; the query
+//! is `app/metrics.rs`), and the alert evaluator (`alerts.rs`). The latest figures of the
+//! last pass are kept in memory for the Prometheus exposition.
 
+pub mod alerts;
 pub mod collector;
 
 use std::collections::HashMap;
