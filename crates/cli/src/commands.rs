@@ -154,6 +154,7 @@ pub async fn run(
         Command::Notify(x) => crate::notify_cmds::notify(&c, x, json).await,
         Command::Bill(x) => crate::billing_cmds::bill(&c, x, json).await,
         Command::Metrics(x) => crate::metrics_cmds::metrics(&c, x, json).await,
+        Command::Alert(x) => crate::metrics_cmds::alert(&c, x, json).await,
         Command::Price(x) => crate::billing_cmds::price(&c, x, json).await,
         Command::Usage {
             month,

@@ -124,6 +124,9 @@ enum Command {
     /// Metrics history (监控): CPU, memory, disk, network and availability over time.
     #[command(subcommand)]
     Metrics(metrics_cmds::MetricsCmd),
+    /// Alerts (告警): rules, what fires now and its history, silences.
+    #[command(subcommand)]
+    Alert(metrics_cmds::AlertCmd),
     /// Bills (账单): list, show, export, close a month, adjust, confirm, pay; providers.
     #[command(subcommand)]
     Bill(billing_cmds::BillCmd),
