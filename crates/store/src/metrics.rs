@@ -32,39 +32,45 @@ pub async fn write_blocks(store: &Store, rows: &[BlockRow]) -> Result<(), Error>
     }
     for tx_rows in rows.chunks(ROWS_PER_TX) {
         let mut tx = store.begin_write().await?;
-        for chunk in tx_rows.chunks(ROWS_PER_STATEMENT) {
-            let mut text = String::from(
-                "INSERT INTO metric_blocks (scope, entity, res, block_start, data) VALUES ",
-            );
-            for i in 0..chunk.len() {
-                if i > 0 {
-                    text.push_str(", ");
-                }
-                let b = i * 5;
-                text.push_str(&format!(
-                    "(${}, ${}, ${}, ${}, ${})",
-                    b + 1,
-                    b + 2,
-                    b + 3,
-                    b + 4,
-                    b + 5
-                ));
-            }
-            text.push_str(
-                " ON CONFLICT (scope, entity, res, block_start) DO UPDATE SET data = excluded.data",
-            );
-            let mut q = sqlx::query(&text);
-            for r in chunk {
-                q = q
-                    .bind(r.scope)
-                    .bind(r.entity.as_str())
-                    .bind(r.res.code())
-                    .bind(r.block_start)
-                    .bind(r.data.as_slice());
-            }
-            q.execute(&mut *tx).await.map_err(db_error)?;
-        }
+        write_blocks_in(&mut tx, tx_rows).await?;
         tx.commit().await.map_err(db_error)?;
+    }
+    Ok(())
+}
+
+/// Inserts or replaces the blocks in the caller's transaction.
+pub async fn write_blocks_in(tx: &mut crate::Tx, rows: &[BlockRow]) -> Result<(), Error> {
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let mut text = String::from(
+            "INSERT INTO metric_blocks (scope, entity, res, block_start, data) VALUES ",
+        );
+        for i in 0..chunk.len() {
+            if i > 0 {
+                text.push_str(", ");
+            }
+            let b = i * 5;
+            text.push_str(&format!(
+                "(${}, ${}, ${}, ${}, ${})",
+                b + 1,
+                b + 2,
+                b + 3,
+                b + 4,
+                b + 5
+            ));
+        }
+        text.push_str(
+            " ON CONFLICT (scope, entity, res, block_start) DO UPDATE SET data = excluded.data",
+        );
+        let mut q = sqlx::query(&text);
+        for r in chunk {
+            q = q
+                .bind(r.scope)
+                .bind(r.entity.as_str())
+                .bind(r.res.code())
+                .bind(r.block_start)
+                .bind(r.data.as_slice());
+        }
+        q.execute(&mut **tx).await.map_err(db_error)?;
     }
     Ok(())
 }

@@ -568,6 +568,95 @@ fn compute(
     out
 }
 
+/// For the benchmark (`examples/metrics_bench.rs`): `instances` synthetic instances (100
+/// per host; 10 departments of 10 projects; 2 zones) read `intervals` times 10 s apart
+/// from `start`, through the same rate computation, rollups, encoding and batched writes
+/// as the collector (a write every minute). Returns the blocks written.
+pub async fn synthetic_ingest(
+    store: &zy_store::Store,
+    instances: usize,
+    intervals: usize,
+    start: i64,
+) -> Result<usize, Error> {
+    let hosts: Vec<MeteredHost> = (0..instances.div_ceil(100))
+        .map(|h| MeteredHost {
+            id: Uuid::from_u128(1 << 64 | h as u128).to_string(),
+            name: format!("host-{h}"),
+            zone_id: Uuid::from_u128(2 << 64 | (h % 2) as u128).to_string(),
+            provider_id: Uuid::from_u128(3 << 64).to_string(),
+            vcpus: 64,
+            memory_mib: 262_144,
+        })
+        .collect();
+    let list: Vec<MeteredInstance> = (0..instances)
+        .map(|i| MeteredInstance {
+            id: Uuid::from_u128(4 << 64 | i as u128).to_string(),
+            name: format!("vm-{i}"),
+            project_id: Uuid::from_u128(5 << 64 | (i % 100) as u128).to_string(),
+            department_id: Uuid::from_u128(6 << 64 | (i % 10) as u128).to_string(),
+            zone_id: hosts[i / 100].zone_id.clone(),
+            provider_id: hosts[i / 100].provider_id.clone(),
+            host_id: hosts[i / 100].id.clone(),
+            state: "running".into(),
+            vcpus: 2,
+            memory_mib: 4096,
+            disk_gib: 40,
+        })
+        .collect();
+    let mut m = Memory {
+        seeded: true,
+        last_flush: start,
+        ..Memory::default()
+    };
+    let mut written = 0;
+    for k in 0..intervals {
+        let t = start + 10 * k as i64;
+        let kk = k as u64;
+        let mut answers: HashMap<String, Answer> = HashMap::new();
+        for (i, inst) in list.iter().enumerate() {
+            let c = InstanceCounters {
+                instance_id: inst.id.parse().unwrap_or_default(),
+                running: true,
+                cpu_time_ms: kk * 200 * (i as u64 % 100),
+                memory_used_mib: 1024 + (i as u64 % 2048),
+                disk_read_bytes: kk * 10_000 * (i as u64 % 37),
+                disk_write_bytes: kk * 5_000 * (i as u64 % 41),
+                disk_used_bytes: Some(10 << 30),
+                net_rx_bytes: Some(kk * 3_000 * (i as u64 % 13)),
+                net_tx_bytes: Some(kk * 2_000 * (i as u64 % 17)),
+            };
+            match answers
+                .entry(inst.host_id.clone())
+                .or_insert_with(|| Answer::Sample(HostSample::default()))
+            {
+                Answer::Sample(s) => s.instances.push(c),
+                Answer::Down => {}
+            }
+        }
+        let latest = compute(&mut m, t * 1000, &hosts, &list, &answers);
+        for (key, values) in &latest {
+            let fixed: Vec<Option<i64>> = values.iter().map(|v| v.and_then(fixed)).collect();
+            m.entities
+                .entry((key.0, key.1.clone()))
+                .or_insert_with(Entity::new)
+                .add(t, &fixed);
+        }
+        if t - m.last_flush >= 60 {
+            let mut rows = Vec::new();
+            for ((scope, id), e) in &m.entities {
+                e.rows(scope, id, &mut rows);
+            }
+            zy_store::metrics::write_blocks(store, &rows).await?;
+            written += rows.len();
+            for e in m.entities.values_mut() {
+                e.written();
+            }
+            m.last_flush = t;
+        }
+    }
+    Ok(written)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,6 +6,7 @@
 
 pub mod alerts;
 pub mod collector;
+pub mod demo;
 
 use std::collections::HashMap;
 use std::sync::RwLock;
