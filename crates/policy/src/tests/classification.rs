@@ -368,11 +368,14 @@ fn a_department_role_elsewhere_gets_nothing_but_the_catalogue() {
     for a in samples(&f) {
         let (_, allowed) = expected(&f, a);
         for h in [DaOther, DmOther, DmOtherProject] {
-            // Listing requests is open to every working role; the list itself shows
-            // only what the caller may read (tested in the server's authz table).
+            // Listing requests and alerts is open to every working role; the list itself
+            // shows only what the caller may read (tested in the server's authz table).
             assert_eq!(
                 allowed.contains(&h),
-                matches!(a, Action::CatalogueRead | Action::RequestList),
+                matches!(
+                    a,
+                    Action::CatalogueRead | Action::RequestList | Action::AlertRead
+                ),
                 "{a:?} by {h:?}"
             );
         }
