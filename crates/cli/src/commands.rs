@@ -158,6 +158,8 @@ pub async fn run(
         Command::Inbox(x) => crate::notify_cmds::inbox(&c, x, json).await,
         Command::Notify(x) => crate::notify_cmds::notify(&c, x, json).await,
         Command::Bill(x) => crate::billing_cmds::bill(&c, x, json).await,
+        Command::Metrics(x) => crate::metrics_cmds::metrics(&c, x, json).await,
+        Command::Alert(x) => crate::metrics_cmds::alert(&c, x, json).await,
         Command::Price(x) => crate::billing_cmds::price(&c, x, json).await,
         Command::Usage {
             month,

@@ -10,6 +10,7 @@ mod ha_cmds;
 mod inventory_cmds;
 mod lease_cmds;
 mod network_cmds;
+mod metrics_cmds;
 mod notify_cmds;
 mod output;
 mod request_cmds;
@@ -146,6 +147,12 @@ enum Command {
     /// The recycle bin (回收站): released instances until they are restored or purged.
     #[command(subcommand)]
     RecycleBin(lease_cmds::RecycleBinCmd),
+    /// Metrics history (监控): CPU, memory, disk, network and availability over time.
+    #[command(subcommand)]
+    Metrics(metrics_cmds::MetricsCmd),
+    /// Alerts (告警): rules, what fires now and its history, silences.
+    #[command(subcommand)]
+    Alert(metrics_cmds::AlertCmd),
     /// Bills (账单): list, show, export, close a month, adjust, confirm, pay; providers.
     #[command(subcommand)]
     Bill(billing_cmds::BillCmd),

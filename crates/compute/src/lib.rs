@@ -44,6 +44,30 @@ pub enum PowerState {
     Missing,
 }
 
+/// Cumulative counters of one instance as its host measures them at one instant; the
+/// control plane turns two readings into rates. `None` where the host does not measure it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct InstanceCounters {
+    pub instance_id: Uuid,
+    /// Whether the guest runs on that host now.
+    pub running: bool,
+    /// CPU time the guest used since it started, ms.
+    pub cpu_time_ms: u64,
+    pub memory_used_mib: u64,
+    pub disk_read_bytes: u64,
+    pub disk_write_bytes: u64,
+    /// Root disk: bytes in use.
+    pub disk_used_bytes: Option<u64>,
+    pub net_rx_bytes: Option<u64>,
+    pub net_tx_bytes: Option<u64>,
+}
+
+/// One reading of a host: the counters of the asked instances it has.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HostSample {
+    pub instances: Vec<InstanceCounters>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DriverError {
     /// Worth retrying (timeouts, a busy host, an injected failure).
@@ -136,6 +160,39 @@ pub trait ComputeDriver: Send + Sync {
     /// Whether this provider moves running instances between its hosts (live migration).
     fn live_migration(&self) -> bool {
         false
+    /// One reading of the host's figures for the metrics history: counters of each of
+    /// `instances` the host has (those it does not have are left out). The default asks
+    /// [`metrics`](Self::metrics) per instance; drivers that can answer in one call do.
+    fn host_sample<'a>(
+        &'a self,
+        host_id: Uuid,
+        instances: &'a [Uuid],
+    ) -> DriverFuture<'a, HostSample> {
+        Box::pin(async move {
+            if !self.host_alive(host_id).await? {
+                return Err(DriverError::HostDown(host_id));
+            }
+            let mut out = HostSample::default();
+            for &id in instances {
+                match self.metrics(id, host_id).await {
+                    Ok(Some(m)) => out.instances.push(InstanceCounters {
+                        instance_id: id,
+                        running: true,
+                        cpu_time_ms: m.cpu_time_ms,
+                        memory_used_mib: m.memory_rss_mib,
+                        disk_read_bytes: m.disk_read_bytes,
+                        disk_write_bytes: m.disk_write_bytes,
+                        disk_used_bytes: Some(m.disk_used_bytes),
+                        net_rx_bytes: None,
+                        net_tx_bytes: None,
+                    }),
+                    // Not running there (or not measurable): left out, so it counts as down.
+                    Ok(None) | Err(DriverError::Permanent(_)) | Err(DriverError::Transient(_)) => {}
+                    Err(e @ DriverError::HostDown(_)) => return Err(e),
+                }
+            }
+            Ok(out)
+        })
     }
 
     /// Live migration, step 1 on the target host: prepare to receive `spec` (its

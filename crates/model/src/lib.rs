@@ -5,6 +5,7 @@
 //! on it and its rules can be tested on their own.
 
 pub mod agents;
+pub mod alerts;
 pub mod audit;
 pub mod billing;
 pub mod compute;
@@ -12,6 +13,7 @@ pub mod error;
 pub mod ha;
 pub mod id;
 pub mod lease;
+pub mod metrics;
 pub mod money;
 pub mod network;
 pub mod notice;

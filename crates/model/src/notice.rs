@@ -21,6 +21,8 @@
 //! | `restored` | resource, name |
 //! | `purged` | resource, name |
 //! | `budget_threshold` | department, budget, percent (number), spent_fen, limit_fen |
+//! | `alert_firing` | rule, target, value |
+//! | `alert_resolved` | rule, target |
 
 use crate::text::Lang;
 use serde::{Deserialize, Serialize};
@@ -64,6 +66,10 @@ pub enum NoticeKind {
     Purged,
     /// 预算预警.
     BudgetThreshold,
+    /// 告警触发.
+    AlertFiring,
+    /// 告警恢复.
+    AlertResolved,
 }
 
 /// Placeholder for a parameter that is missing, null or empty.
@@ -80,7 +86,7 @@ struct Template {
 }
 
 impl NoticeKind {
-    pub const ALL: [NoticeKind; 14] = [
+    pub const ALL: [NoticeKind; 16] = [
         NoticeKind::ApprovalNeeded,
         NoticeKind::ApprovalReminder,
         NoticeKind::RequestApproved,
@@ -95,6 +101,8 @@ impl NoticeKind {
         NoticeKind::Restored,
         NoticeKind::Purged,
         NoticeKind::BudgetThreshold,
+        NoticeKind::AlertFiring,
+        NoticeKind::AlertResolved,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -113,6 +121,8 @@ impl NoticeKind {
             NoticeKind::Restored => "restored",
             NoticeKind::Purged => "purged",
             NoticeKind::BudgetThreshold => "budget_threshold",
+            NoticeKind::AlertFiring => "alert_firing",
+            NoticeKind::AlertResolved => "alert_resolved",
         }
     }
 
@@ -206,6 +216,18 @@ impl NoticeKind {
                 "Budget alert: {department}",
                 "{department} has used {percent}% of the budget \"{budget}\" ({spent_fen} / {limit_fen} yuan).",
             ),
+            NoticeKind::AlertFiring => (
+                "告警：{rule}（{target}）",
+                "告警规则「{rule}」对 {target} 触发，当前值 {value}。",
+                "Alert: {rule} ({target})",
+                "The alert rule \"{rule}\" fired for {target}; the value is {value}.",
+            ),
+            NoticeKind::AlertResolved => (
+                "告警恢复：{rule}（{target}）",
+                "告警规则「{rule}」对 {target} 的告警已恢复。",
+                "Resolved: {rule} ({target})",
+                "The alert of rule \"{rule}\" for {target} is resolved.",
+            ),
         };
         Template {
             zh_subject,
@@ -246,6 +268,8 @@ impl NoticeKind {
             NoticeKind::Restored => ("从回收站恢复", "Restored"),
             NoticeKind::Purged => ("彻底删除", "Deleted for good"),
             NoticeKind::BudgetThreshold => ("预算预警", "Budget alert"),
+            NoticeKind::AlertFiring => ("告警触发", "Alert firing"),
+            NoticeKind::AlertResolved => ("告警恢复", "Alert resolved"),
         };
         match lang {
             Lang::Zh => zh,

@@ -118,6 +118,15 @@ pub enum Action {
     /// Create, change and delete a project's networks and security groups, or a
     /// department's shared VPCs when the project is `None` (its department admin).
     NetworkOperate(DepartmentId, Option<ProjectId>),
+    /// Read measured figures (metrics history): `None` for the infrastructure (hosts,
+    /// zones, providers), `Some(scope)` for a department, a project or an instance of it.
+    MetricsRead(Option<Scope>),
+    /// See alert rules, alerts and silences (each caller only those of its departments,
+    /// unless it reads the infrastructure).
+    AlertRead,
+    /// Set alert rules and silences: `None` for the infrastructure (hosts, zones,
+    /// providers), `Some(scope)` for a department's resources.
+    AlertManage(Option<Scope>),
 }
 
 /// Which departments and projects a principal may list.
@@ -398,6 +407,35 @@ pub fn authorize(p: &Principal, action: Action) -> Result<(), Error> {
                     }
                     None => p.holds(Role::DeptAdmin, &Scope::Department(d)),
                 }
+        MetricsRead(None) => [
+            Role::PlatformAdmin,
+            Role::Supervisor,
+            Role::ProviderOperator,
+        ]
+        .into_iter()
+        .any(|r| p.holds(r, &platform)),
+        AlertRead => p.grants.iter().any(|g| {
+            matches!(
+                g.role,
+                Role::PlatformAdmin
+                    | Role::Supervisor
+                    | Role::ProviderOperator
+                    | Role::DeptAdmin
+                    | Role::DeptMember
+            )
+        }),
+        AlertManage(None) => {
+            p.holds(Role::PlatformAdmin, &platform) || p.holds(Role::ProviderOperator, &platform)
+        }
+        AlertManage(Some(scope)) => {
+            p.holds(Role::PlatformAdmin, &platform)
+                || (scope != platform && p.holds(Role::DeptAdmin, &scope))
+        }
+        MetricsRead(Some(scope)) => {
+            p.holds(Role::PlatformAdmin, &platform)
+                || p.holds(Role::Supervisor, &platform)
+                || (scope != platform
+                    && (p.holds(Role::DeptAdmin, &scope) || p.holds(Role::DeptMember, &scope)))
         }
     };
     if allowed {

@@ -28,6 +28,11 @@ pub struct Config {
     /// Let finance move the metering clock forward (`POST /v1/billing/clock`): for tests
     /// and trials of billing with back-dated months, never for production.
     pub test_clock: bool,
+    /// Seconds between two readings of every host's figures (metrics history; 10 s).
+    pub metrics_interval_secs: u64,
+    /// Seconds between two writes of the metrics blocks in progress (60 s; tests: 0,
+    /// every reading).
+    pub metrics_flush_secs: u64,
 }
 
 impl Config {
@@ -59,6 +64,8 @@ impl Default for Config {
             request_timeout: std::time::Duration::from_secs(30),
             request_timer_secs: 30,
             test_clock: false,
+            metrics_interval_secs: 10,
+            metrics_flush_secs: 60,
         }
     }
 }

@@ -202,6 +202,8 @@ pub async fn load(store: &Store) -> Result<bool, Error> {
     }
     let providers = compute(&mut tx).await?;
     crate::app::billing::demo::load(&mut tx, &billed, &providers).await?;
+    let depts: Vec<DepartmentId> = billed.iter().map(|(d, _)| *d).collect();
+    crate::monitoring::demo::load(&mut tx, &depts, &providers).await?;
     zy_store::audit::append(
         &mut tx,
         AuditEntry {

@@ -18,6 +18,7 @@ pub mod error;
 pub mod extract;
 pub mod metrics;
 pub mod middleware;
+pub mod monitoring;
 pub mod notify;
 pub mod refusals;
 pub mod requests;
@@ -221,6 +222,8 @@ pub async fn start(config: Config) -> Result<Server, Error> {
                 app::ha::evacuator(state.clone()),
                 app::consolidation::executor(state.clone()),
                 app::openstack::task(state.clone()),
+                monitoring::collector::task(state.clone()),
+                monitoring::alerts::task(state.clone()),
             ])
             .collect(),
     );

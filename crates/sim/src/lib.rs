@@ -63,6 +63,8 @@ pub struct SimProvider {
     latency_min: Duration,
     /// Never below `latency_min`.
     latency_max: Duration,
+    /// Fixes the simulated figures of each instance (metrics history).
+    seed: u64,
 }
 
 impl SimProvider {
@@ -73,6 +75,7 @@ impl SimProvider {
             create_failure_p: AtomicU64::new(0),
             latency_min: config.latency_min,
             latency_max: config.latency_max.max(config.latency_min),
+            seed: config.seed,
         };
         provider.set_create_failure_p(config.create_failure_p);
         provider
@@ -93,6 +96,12 @@ impl SimProvider {
     /// disks are lost, as when a real machine dies.
     pub fn kill_host(&self, host_id: Uuid) {
         self.world().kill_host(host_id);
+    }
+
+    /// The guest uses all its CPU from now on (or stops doing so): what a busy loop in a
+    /// real guest does, for tests of alerts and for the demo.
+    pub fn set_cpu_burn(&self, instance_id: Uuid, burning: bool) {
+        self.world().set_burning(instance_id, burning);
     }
 
     /// The host answers again, empty (a repaired or reinstalled machine).
@@ -333,6 +342,17 @@ impl ComputeDriver for SimProvider {
         Box::pin(async move {
             self.world().abort_incoming(instance_id, target_host)?;
             Ok(())
+    fn host_sample<'a>(
+        &'a self,
+        host_id: Uuid,
+        instances: &'a [Uuid],
+    ) -> DriverFuture<'a, zy_compute::HostSample> {
+        Box::pin(async move {
+            self.latency().await;
+            let now_ms = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64);
+            self.world().sample(host_id, instances, now_ms, self.seed)
         })
     }
 }

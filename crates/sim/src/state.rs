@@ -17,6 +17,10 @@ pub(crate) struct World {
     hosts: HashMap<Uuid, Host>,
     /// volume → (host, instance), so one volume never ends up in two instances.
     volumes: HashMap<Uuid, (Uuid, Uuid)>,
+    /// Counters of running instances for the metrics history (see [`Meter`]).
+    meters: HashMap<Uuid, Meter>,
+    /// Instances told to burn their CPU (tests of alerts and the demo).
+    burning: std::collections::HashSet<Uuid>,
 }
 
 #[derive(Debug)]
@@ -511,5 +515,110 @@ impl World {
             counts.disks += host.disks.len();
         }
         counts
+    }
+}
+
+/// The simulated figures of one running instance: counters advanced on each reading by
+/// the rates of that moment, so two readings give plausible rates. The rates follow a
+/// slow wave around a level fixed by the seed and the instance id (deterministic per
+/// seed); a burning instance uses all its CPU.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Meter {
+    last_ms: u64,
+    cpu_ms: f64,
+    read: f64,
+    write: f64,
+    rx: f64,
+    tx: f64,
+}
+
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// A number in [0, 1) fixed by the seed, the instance and which figure it is.
+fn unit(seed: u64, id: Uuid, k: u64) -> f64 {
+    let (a, b) = id.as_u64_pair();
+    (mix(seed ^ mix(a ^ mix(b ^ k))) >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// A slow wave in [-1, 1] with a period of 20–80 minutes, phase fixed per instance.
+fn wave(seed: u64, id: Uuid, now_ms: u64) -> f64 {
+    let period = 1_200_000.0 + 3_600_000.0 * unit(seed, id, 1);
+    let phase = std::f64::consts::TAU * unit(seed, id, 2);
+    (std::f64::consts::TAU * now_ms as f64 / period + phase).sin()
+}
+
+impl World {
+    pub(crate) fn set_burning(&mut self, instance_id: Uuid, burning: bool) {
+        if burning {
+            self.burning.insert(instance_id);
+        } else {
+            self.burning.remove(&instance_id);
+        }
+    }
+
+    pub(crate) fn sample(
+        &mut self,
+        host_id: Uuid,
+        wanted: &[Uuid],
+        now_ms: u64,
+        seed: u64,
+    ) -> Result<zy_compute::HostSample, DriverError> {
+        let host = self.hosts.get(&host_id).map_or(Ok(None), |h| {
+            if h.alive {
+                Ok(Some(h))
+            } else {
+                Err(DriverError::HostDown(host_id))
+            }
+        })?;
+        let mut out = zy_compute::HostSample::default();
+        for id in wanted {
+            let running = host
+                .and_then(|h| h.instances.get(id))
+                .filter(|i| i.power == PowerState::Running);
+            let Some(inst) = running else {
+                // A guest that stops starts its counters again, like a real one.
+                self.meters.remove(id);
+                continue;
+            };
+            let spec = &inst.spec;
+            let m = self.meters.entry(*id).or_insert(Meter {
+                last_ms: now_ms,
+                ..Meter::default()
+            });
+            let dt = now_ms.saturating_sub(m.last_ms) as f64 / 1000.0;
+            m.last_ms = now_ms;
+            let w = wave(seed, *id, now_ms);
+            let cpu = if self.burning.contains(id) {
+                0.99
+            } else {
+                (0.05 + 0.4 * unit(seed, *id, 3) + 0.15 * w).clamp(0.01, 1.0)
+            };
+            let io = 1.0 + 0.6 * w;
+            m.cpu_ms += dt * 1000.0 * f64::from(spec.vcpus) * cpu;
+            m.read += dt * (20_000.0 + 2_000_000.0 * unit(seed, *id, 4)) * io;
+            m.write += dt * (10_000.0 + 1_000_000.0 * unit(seed, *id, 5)) * io;
+            m.rx += dt * (5_000.0 + 500_000.0 * unit(seed, *id, 6)) * io;
+            m.tx += dt * (5_000.0 + 300_000.0 * unit(seed, *id, 7)) * io;
+            let mem_share = (0.3 + 0.5 * unit(seed, *id, 8) + 0.05 * w).clamp(0.05, 1.0);
+            let disk_size = spec.disk_gib.saturating_mul(1 << 30);
+            let disk_share = 0.15 + 0.6 * unit(seed, *id, 9);
+            out.instances.push(zy_compute::InstanceCounters {
+                instance_id: *id,
+                running: true,
+                cpu_time_ms: m.cpu_ms as u64,
+                memory_used_mib: (spec.memory_mib as f64 * mem_share) as u64,
+                disk_read_bytes: m.read as u64,
+                disk_write_bytes: m.write as u64,
+                disk_used_bytes: Some((disk_size as f64 * disk_share) as u64),
+                net_rx_bytes: Some(m.rx as u64),
+                net_tx_bytes: Some(m.tx as u64),
+            });
+        }
+        Ok(out)
     }
 }

@@ -7,6 +7,7 @@
 //! in-process lock for correctness, so replicas sharing one PostgreSQL stay correct.
 
 pub mod agents;
+pub mod alerts;
 pub mod audit;
 pub mod billing;
 mod db;
@@ -17,6 +18,7 @@ pub mod instances;
 pub mod inventory;
 pub mod leases;
 pub mod memberships;
+pub mod metrics;
 mod migrate;
 pub mod networks;
 pub mod notifications;

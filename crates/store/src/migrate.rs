@@ -73,6 +73,12 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../migrations/postgres/0009_ha.sql"),
     },
     Migration {
+        version: 10,
+        name: "metrics",
+        sqlite: include_str!("../migrations/sqlite/0010_metrics.sql"),
+        postgres: include_str!("../migrations/postgres/0010_metrics.sql"),
+    },
+    Migration {
         version: 11,
         name: "networks",
         sqlite: include_str!("../migrations/sqlite/0011_networks.sql"),

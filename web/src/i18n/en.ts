@@ -45,6 +45,12 @@ const en: typeof zh = {
     error: 'Error', deleting: 'Deleting', migrating: 'Migrating', deleted: 'Deleted', available: 'Available', in_use: 'In use',
     enabled: 'Enabled', maintenance: 'Maintenance', down: 'Down', recovering: 'Recovering', lost: 'Lost',
   },
+  metrics: {
+    series: { cpu: 'CPU', mem: 'Memory', mem_used: 'Memory used', disk_read: 'Disk read', disk_write: 'Disk write', disk_used: 'Disk used', net_rx: 'Network in', net_tx: 'Network out', up: 'Up' },
+    range: { '1h': '1 hour', '6h': '6 hours', '24h': '24 hours', '7d': '7 days', '30d': '30 days' },
+    resolution: { raw: 'raw 10 s', minute: '1-minute rollups', hour: '1-hour rollups' },
+    history: 'Metrics history', hostTitle: 'Host metrics', overviewTitle: 'CPU use per provider',
+  },
   instance: {
     sagas: 'Operations', saga_instance_create: 'Create', saga_instance_start: 'Start', saga_instance_stop: 'Stop', saga_instance_reboot: 'Reboot',
     saga_instance_resize: 'Resize', saga_instance_delete: 'Delete', saga_instance_recover: 'Recovery', saga_instance_migrate: 'Live migration',
@@ -161,6 +167,8 @@ const en: typeof zh = {
     request_returned: 'Request returned', delivery_needed: 'Delivery needed', request_delivered: 'Resources delivered', delivery_failed: 'Delivery failed',
     lease_ending: 'Lease ending', lease_expired: 'Lease expired', released: 'Moved to the recycle bin', restored: 'Restored', purged: 'Deleted for good',
     budget_threshold: 'Budget alert',
+    alert_firing: 'Alert firing',
+    alert_resolved: 'Alert resolved',
   },
   notify: {
     caPem: 'Internal CA certificate (PEM, optional)', title: 'Notification delivery', mail: 'Mail server (SMTP)', enabled: 'Enabled', host: 'Host', port: 'Port', from: 'From address', security: 'Encryption',

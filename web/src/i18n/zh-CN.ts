@@ -43,6 +43,12 @@ export default {
     error: '错误', deleting: '删除中', migrating: '迁移中', deleted: '已删除', available: '可用', in_use: '使用中',
     enabled: '启用', maintenance: '维护', down: '故障', recovering: '故障恢复中', lost: '丢失',
   },
+  metrics: {
+    series: { cpu: 'CPU', mem: '内存', mem_used: '内存用量', disk_read: '磁盘读', disk_write: '磁盘写', disk_used: '磁盘使用率', net_rx: '网络接收', net_tx: '网络发送', up: '在线' },
+    range: { '1h': '1 小时', '6h': '6 小时', '24h': '24 小时', '7d': '7 天', '30d': '30 天' },
+    resolution: { raw: '原始 10 秒', minute: '1 分钟汇总', hour: '1 小时汇总' },
+    history: '监控历史', hostTitle: '宿主机监控', overviewTitle: '各云服务商 CPU 使用率',
+  },
   instance: {
     sagas: '操作记录', saga_instance_create: '创建', saga_instance_start: '开机', saga_instance_stop: '关机', saga_instance_reboot: '重启',
     saga_instance_resize: '调整规格', saga_instance_delete: '删除', saga_instance_recover: '故障恢复', saga_instance_migrate: '热迁移',
@@ -159,6 +165,8 @@ export default {
     request_returned: '申请被退回', delivery_needed: '待交付', request_delivered: '资源已交付', delivery_failed: '交付失败',
     lease_ending: '租期将到', lease_expired: '租期已到', released: '放入回收站', restored: '从回收站恢复', purged: '彻底删除',
     budget_threshold: '预算预警',
+    alert_firing: '告警触发',
+    alert_resolved: '告警恢复',
   },
   notify: {
     caPem: '内部 CA 证书（PEM，可选）', title: '通知投递', mail: '邮件服务器（SMTP）', enabled: '启用', host: '服务器', port: '端口', from: '发件地址', security: '连接加密',

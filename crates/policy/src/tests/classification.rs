@@ -196,6 +196,18 @@ fn expected(f: &Fixture, a: Action) -> (usize, Vec<Holder>) {
             Some(_) => &[Pa, Da, Dm, DmProject][..],
             None => &[Pa, Da][..],
         },
+        MetricsRead(scope) => match scope {
+            None => &[Pa, Sup, Po][..],
+            Some(Scope::Platform) => &[Pa, Sup][..],
+            Some(Scope::Department(_)) => &[Pa, Sup, Da, Dm][..],
+            Some(Scope::Project(..)) => &[Pa, Sup, Da, Dm, DmProject][..],
+        },
+        AlertRead => [Pa, Sup, Po, Da, DaOther, Dm, DmProject, DmSibling, DmOther, DmOtherProject],
+        AlertManage(scope) => match scope {
+            None => &[Pa, Po][..],
+            Some(Scope::Platform) => &[Pa][..],
+            Some(_) => &[Pa, Da][..],
+        },
     }
 }
 
@@ -293,6 +305,15 @@ pub(super) fn samples(f: &Fixture) -> Vec<Action> {
         NetworkRead(d, None),
         NetworkOperate(d, Some(pr)),
         NetworkOperate(d, None),
+        MetricsRead(None),
+        MetricsRead(Some(Scope::Platform)),
+        MetricsRead(Some(dept)),
+        MetricsRead(Some(proj)),
+        AlertRead,
+        AlertManage(None),
+        AlertManage(Some(Scope::Platform)),
+        AlertManage(Some(dept)),
+        AlertManage(Some(proj)),
     ];
     for r in Role::ALL {
         for s in [Scope::Platform, dept, proj] {
@@ -359,11 +380,14 @@ fn a_department_role_elsewhere_gets_nothing_but_the_catalogue() {
     for a in samples(&f) {
         let (_, allowed) = expected(&f, a);
         for h in [DaOther, DmOther, DmOtherProject] {
-            // Listing requests is open to every working role; the list itself shows
-            // only what the caller may read (tested in the server's authz table).
+            // Listing requests and alerts is open to every working role; the list itself
+            // shows only what the caller may read (tested in the server's authz table).
             assert_eq!(
                 allowed.contains(&h),
-                matches!(a, Action::CatalogueRead | Action::RequestList),
+                matches!(
+                    a,
+                    Action::CatalogueRead | Action::RequestList | Action::AlertRead
+                ),
                 "{a:?} by {h:?}"
             );
         }

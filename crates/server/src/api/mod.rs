@@ -3,6 +3,7 @@
 //! from this code. [`router`] assembles them with the operational endpoints.
 
 pub mod agents;
+pub mod alerts;
 pub mod audit;
 pub mod auth;
 pub mod billing;
@@ -13,6 +14,7 @@ pub mod inventory;
 pub mod leases;
 pub mod memberships;
 pub mod networks;
+pub mod metrics;
 pub mod notifications;
 pub mod projects;
 pub mod requests;
@@ -55,6 +57,7 @@ use zy_model::Error;
         (name = "notifications", description = "通知：站内信、偏好、邮件与 Webhook / notifications: inbox, preferences, e-mail and webhooks"),
         (name = "billing", description = "计量、计费与账单：价格目录、月结、调整、对账、预算 / metering, rating and billing"),
         (name = "networks", description = "虚拟网络：VPC、子网、网卡、安全组、外部网络与弹性IP / virtual networks, security groups and elastic IPs"),
+        (name = "metrics", description = "监控与告警：指标历史、告警规则、告警与静默 / monitoring: metrics history, alert rules, alerts and silences"),
         (name = "system", description = "运行状态与后台任务 / health, metrics, background tasks and sagas"),
     )
 )]
@@ -269,6 +272,13 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(requests::delete_approval_chain))
         .routes(routes!(requests::set_requests_only))
+        .routes(routes!(metrics::query_metrics))
+        .routes(routes!(alerts::list_alert_rules, alerts::create_alert_rule))
+        .routes(routes!(alerts::delete_alert_rule))
+        .routes(routes!(alerts::list_alerts))
+        .routes(routes!(alerts::list_alert_history))
+        .routes(routes!(alerts::list_silences, alerts::create_silence))
+        .routes(routes!(alerts::delete_silence))
         .routes(routes!(billing::usage_report))
         .routes(routes!(
             billing::list_price_versions,

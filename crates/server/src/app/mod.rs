@@ -3,6 +3,7 @@
 //! and write the audit record in the same transaction as the change.
 
 pub mod agents;
+pub mod alerts;
 pub mod audit;
 pub mod auth;
 pub mod billing;
@@ -14,6 +15,7 @@ pub mod inventory;
 pub mod leases;
 pub mod memberships;
 pub mod networks;
+pub mod metrics;
 pub mod notifications;
 pub mod openstack;
 pub mod projects;

@@ -37,6 +37,8 @@ pub struct Compute {
     pub kvm: Arc<kvm::KvmDriver>,
     /// The platform CAs, loaded at start.
     pub pki: std::sync::OnceLock<pki::Pki>,
+    /// The metrics collector's last figures (on the replica that collects).
+    pub metrics_latest: crate::monitoring::LatestFigures,
 }
 
 impl Compute {
@@ -49,6 +51,7 @@ impl Compute {
             running_sagas: Default::default(),
             saga_hooks: Default::default(),
             image_carriers: Default::default(),
+            metrics_latest: Default::default(),
             kvm: kvm::KvmDriver::new(),
             pki: std::sync::OnceLock::new(),
         })

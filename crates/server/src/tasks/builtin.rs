@@ -9,7 +9,8 @@
 //! | `placement_refresh` | every replica | 30 s | re-reads host usage other replicas changed |
 //!
 //! Tasks that belong to one use case live with it: `lease_manager` (one replica, 1 s:
-//! leases and the recycle bin) in `app/leases.rs`, `refused_attempts_audit` in `refusals.rs`.
+//! leases and the recycle bin) in `app/leases.rs`, `refused_attempts_audit` in `refusals.rs`,
+//! `metrics_collector` and `alert_evaluator` (one replica each, every 10 s) in `monitoring/`.
 //! | `budget_watch` | one replica | 60 s | raises each department's 80 % and 100 % budget alerts of the month, once each |
 
 use super::Task;

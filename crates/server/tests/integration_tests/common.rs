@@ -106,6 +106,8 @@ impl TestServer {
             request_timeout: std::time::Duration::from_secs(30),
             request_timer_secs: 1,
             test_clock: true,
+            metrics_interval_secs: 2,
+            metrics_flush_secs: 0,
         };
         let server = zy_server::start(config.clone())
             .await

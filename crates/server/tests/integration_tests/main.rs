@@ -14,6 +14,7 @@ mod hostile;
 mod kvm;
 mod leases;
 mod networks;
+mod metrics;
 mod notify;
 mod openapi;
 mod openstack;

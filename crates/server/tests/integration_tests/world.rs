@@ -549,6 +549,36 @@ impl<'a> World<'a> {
     }
 
     /// A new webhook subscription of the home department (disabled: nothing is sent).
+    /// A threshold rule over the home department's instances.
+    pub fn alert_rule_body(&self) -> Value {
+        let n = self.fresh();
+        json!({ "name": format!("CPU 过高{n}"), "kind": "threshold", "scope": "department", "id": self.d, "series": "cpu", "op": "gt", "threshold": 90.0, "for_secs": 600 })
+    }
+
+    async fn alert_rule(&self) -> String {
+        let (st, b) = self
+            .admin
+            .post("/v1/alert-rules", self.alert_rule_body())
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{b}");
+        b["id"].as_str().expect("rule id").to_string()
+    }
+
+    /// A silence of the home project's alerts for an hour.
+    pub fn silence_body(&self) -> Value {
+        let ends = zy_model::time::Timestamp::now().plus_secs(3600);
+        json!({ "scope": "project", "id": self.p, "ends_at": ends, "reason": "计划内维护" })
+    }
+
+    async fn silence(&self) -> String {
+        let (st, b) = self
+            .admin
+            .post("/v1/alert-silences", self.silence_body())
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{b}");
+        b["id"].as_str().expect("silence id").to_string()
+    }
+
     async fn webhook(&self) -> String {
         let n = self.fresh();
         let (st, b) = self.admin.post("/v1/webhooks", json!({ "name": format!("钩子{n}"), "url": "http://127.0.0.1:9/x", "department_id": self.d })).await;
@@ -897,6 +927,15 @@ impl<'a> World<'a> {
             "update_webhook" => req(Method::PATCH, format!("/v1/webhooks/{}", self.webhook().await), Some(json!({ "enabled": false }))),
             "delete_webhook" => req(Method::DELETE, format!("/v1/webhooks/{}", self.webhook().await), None),
             "list_webhook_deliveries" => req(Method::GET, format!("/v1/webhooks/{}/deliveries", self.webhook().await), None),
+            "list_alert_rules" => req(Method::GET, "/v1/alert-rules", None),
+            "create_alert_rule" => req(Method::POST, "/v1/alert-rules", Some(self.alert_rule_body())),
+            "delete_alert_rule" => req(Method::DELETE, format!("/v1/alert-rules/{}", self.alert_rule().await), None),
+            "list_alerts" => req(Method::GET, "/v1/alerts", None),
+            "list_alert_history" => req(Method::GET, "/v1/alerts/history", None),
+            "list_silences" => req(Method::GET, "/v1/alert-silences", None),
+            "create_silence" => req(Method::POST, "/v1/alert-silences", Some(self.silence_body())),
+            "delete_silence" => req(Method::DELETE, format!("/v1/alert-silences/{}", self.silence().await), None),
+            "query_metrics" => req(Method::GET, format!("/v1/metrics/query?scope=instance&id={i}&series=cpu,up"), None),
             "usage_report" => req(Method::GET, format!("/v1/usage?department_id={d}"), None),
             "list_price_versions" => req(Method::GET, "/v1/price-versions", None),
             "create_price_version" => req(Method::POST, "/v1/price-versions", Some(self.price_version_body())),

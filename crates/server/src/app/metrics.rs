@@ -1,0 +1,200 @@
+//! Metrics history queries: who may read which entity's series, then the plan (resolution
+//! and step, `zy_model::metrics::plan`), one read of the blocks and their evaluation.
+//! A department's people read their instances, projects and department; the platform
+//! admin, the supervisor and provider operators read hosts, zones and providers.
+
+use crate::auth::actor::Actor;
+use crate::state::AppState;
+use uuid::Uuid;
+use zy_model::id::*;
+use zy_model::metrics::{self, Aggregate, MetricScope, MetricsResult, Series, SeriesValues};
+use zy_model::role::Scope;
+use zy_model::time::Timestamp;
+use zy_model::{t, Error};
+use zy_policy::{authorize, Action};
+
+/// A query as the API received it (strings checked here, so every mistake gets a message).
+pub struct Query {
+    pub scope: String,
+    pub id: String,
+    pub series: Option<String>,
+    pub from: Option<Timestamp>,
+    pub to: Option<Timestamp>,
+    pub step: Option<i64>,
+    pub agg: Option<String>,
+}
+
+fn parse_series(s: Option<&str>) -> Result<Vec<Series>, Error> {
+    let Some(s) = s.filter(|s| !s.trim().is_empty()) else {
+        return Ok(vec![Series::Cpu]);
+    };
+    let mut out = Vec::new();
+    for name in s.split(',') {
+        let Some(x) = Series::parse(name.trim()) else {
+            return Err(Error::validation(
+                "series",
+                t!(
+                    "未知的指标 {}；可选：cpu、mem、mem_used、disk_read、disk_write、disk_used、net_rx、net_tx、up" ;
+                    "unknown series {}; choose from cpu, mem, mem_used, disk_read, disk_write, disk_used, net_rx, net_tx, up",
+                    name.chars().take(40).collect::<String>()
+                ),
+            ));
+        };
+        if !out.contains(&x) {
+            out.push(x);
+        }
+    }
+    Ok(out)
+}
+
+/// The policy scope of an entity (`None`: the infrastructure) and the department it
+/// belongs to; 404 when it does not exist.
+pub async fn resolve(s: &AppState, scope: MetricScope, id: Uuid) -> Result<Option<Scope>, Error> {
+    Ok(match scope {
+        MetricScope::Host | MetricScope::Zone | MetricScope::Provider => {
+            let exists = match scope {
+                MetricScope::Host => zy_store::inventory::host(s.store.pool(), HostId(id))
+                    .await?
+                    .is_some(),
+                MetricScope::Zone => zy_store::inventory::zones(&s.store)
+                    .await?
+                    .iter()
+                    .any(|z| z.id.0 == id),
+                _ => zy_store::inventory::providers(&s.store)
+                    .await?
+                    .iter()
+                    .any(|(p, _)| p.id.0 == id),
+            };
+            if !exists {
+                return Err(Error::not_found(scope.as_str(), id));
+            }
+            None
+        }
+        MetricScope::Department => {
+            let d = DepartmentId(id);
+            if zy_store::departments::get(s.store.pool(), d)
+                .await?
+                .is_none()
+            {
+                return Err(Error::not_found("department", id));
+            }
+            Some(Scope::Department(d))
+        }
+        MetricScope::Project => {
+            let pr = zy_store::projects::get(s.store.pool(), ProjectId(id))
+                .await?
+                .ok_or_else(|| Error::not_found("project", id))?;
+            Some(Scope::Project(pr.department_id, pr.id))
+        }
+        MetricScope::Instance => {
+            let row = zy_store::instances::get(s.store.pool(), InstanceId(id))
+                .await?
+                .ok_or_else(|| Error::not_found("instance", id))?;
+            Some(Scope::Project(
+                row.instance.department_id,
+                row.instance.project_id,
+            ))
+        }
+    })
+}
+
+/// The department a policy scope belongs to.
+pub fn department_of(scope: Option<Scope>) -> Option<DepartmentId> {
+    match scope {
+        Some(Scope::Department(d)) | Some(Scope::Project(d, _)) => Some(d),
+        _ => None,
+    }
+}
+
+/// Parses the scope name and the id (UUID) of a query or a rule.
+pub fn parse_target(scope: &str, id: &str) -> Result<(MetricScope, Uuid), Error> {
+    let scope = MetricScope::parse(scope).ok_or_else(|| {
+        Error::validation(
+            "scope",
+            t!(
+                "范围须为 instance、host、project、department、zone 或 provider",
+                "scope must be instance, host, project, department, zone or provider"
+            ),
+        )
+    })?;
+    let id: Uuid = id.trim().parse().map_err(|_| {
+        Error::validation(
+            "id",
+            t!("id 须为对象的 UUID", "id must be the object's UUID"),
+        )
+    })?;
+    Ok((scope, id))
+}
+
+/// Checks that the caller may read `scope`/`id` and that it exists. The infrastructure is
+/// refused before it is looked up (nobody learns which hosts exist).
+async fn authorize_target(
+    s: &AppState,
+    actor: &Actor,
+    scope: MetricScope,
+    id: Uuid,
+) -> Result<(), Error> {
+    if matches!(
+        scope,
+        MetricScope::Host | MetricScope::Zone | MetricScope::Provider
+    ) {
+        authorize(&actor.principal, Action::MetricsRead(None))?;
+    }
+    if let MetricScope::Department = scope {
+        authorize(
+            &actor.principal,
+            Action::MetricsRead(Some(Scope::Department(DepartmentId(id)))),
+        )?;
+    }
+    let resolved = resolve(s, scope, id).await?;
+    authorize(&actor.principal, Action::MetricsRead(resolved))
+}
+
+pub async fn query(s: &AppState, actor: &Actor, q: Query) -> Result<MetricsResult, Error> {
+    let (scope, id) = parse_target(&q.scope, &q.id)?;
+    let series = parse_series(q.series.as_deref())?;
+    let agg = match q.agg.as_deref() {
+        None | Some("") => Aggregate::Avg,
+        Some(a) => Aggregate::parse(a).ok_or_else(|| {
+            Error::validation(
+                "agg",
+                t!("agg 须为 avg、min 或 max", "agg must be avg, min or max"),
+            )
+        })?,
+    };
+    let now = Timestamp::now().0 / 1_000_000;
+    let to = q.to.map_or(now, |t| t.0.div_euclid(1_000_000));
+    let from = q.from.map_or(to - 3600, |t| t.0.div_euclid(1_000_000));
+    let plan = metrics::plan(now, from, to, q.step)?;
+    authorize_target(s, actor, scope, id).await?;
+    let blocks = zy_store::metrics::read_blocks(
+        &s.store,
+        scope.as_str(),
+        &id.to_string(),
+        plan.res,
+        plan.res.block_start(plan.from),
+        plan.res.block_start(plan.to),
+    )
+    .await?;
+    let data: Vec<Vec<u8>> = blocks.into_iter().map(|(_, d)| d).collect();
+    let (timestamps, values) = metrics::evaluate(&plan, &data, &series, agg);
+    Ok(MetricsResult {
+        scope,
+        id: id.to_string(),
+        resolution: plan.res,
+        step: plan.step,
+        from: plan.from,
+        to: plan.to,
+        agg,
+        timestamps,
+        series: series
+            .iter()
+            .zip(values)
+            .map(|(s, values)| SeriesValues {
+                series: *s,
+                unit: s.unit().to_string(),
+                values,
+            })
+            .collect(),
+    })
+}
