@@ -451,6 +451,68 @@ pub struct Vulnerability {
     pub generation: i64,
 }
 
+/// An alert rule on events.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct EventRule {
+    pub id: uuid::Uuid,
+    pub name: String,
+    /// Only this department's events (`null`: every event).
+    pub department_id: Option<DepartmentId>,
+    /// Only this category (`null`: any).
+    pub category: Option<Category>,
+    /// Counts events of this severity or worse.
+    pub min_severity: Severity,
+    /// Fires when at least this many events arrive…
+    pub threshold: i64,
+    /// …within this many seconds.
+    pub window_secs: i64,
+    pub last_fired_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub generation: i64,
+}
+
+/// Counts of findings per department or provider.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct VulnCount {
+    /// The department or provider id (empty: no known owner).
+    pub key: String,
+    /// Open or being fixed.
+    pub open: i64,
+    /// Open or being fixed, past the deadline.
+    pub overdue: i64,
+    /// Claimed fixed, waiting for a re-scan.
+    pub fixed: i64,
+    /// Confirmed by a re-scan.
+    pub verified: i64,
+    /// Fixed (claimed or confirmed) on or before the deadline.
+    pub fixed_within_deadline: i64,
+    pub accepted: i64,
+}
+
+/// One imported scanner file.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct VulnImport {
+    pub id: uuid::Uuid,
+    pub source: String,
+    /// `csv` or `nessus`.
+    pub format: String,
+    pub created_at: Timestamp,
+    /// Hosts the file scanned.
+    pub hosts: i64,
+    /// Findings in the file (after folding duplicates).
+    pub findings: i64,
+    /// New findings.
+    pub created: i64,
+    /// Known findings seen again (last seen updated).
+    pub updated: i64,
+    /// Findings claimed fixed or verified that the scan still reports, reopened.
+    pub reopened: i64,
+    /// Findings on scanned hosts the scan no longer reports, verified.
+    pub verified: i64,
+    /// Rows of the same finding folded into one.
+    pub duplicates: i64,
+}
+
 /// The state change a caller asks for; who may ask for which is decided in the app layer.
 pub fn transition_allowed(from: VulnState, to: VulnState) -> bool {
     use VulnState::*;
