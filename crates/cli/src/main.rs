@@ -191,6 +191,13 @@ struct ServerArgs {
     /// with back-dated months. For tests and trials only, never in production.
     #[arg(long, env = "ZHENGYUN_TEST_CLOCK")]
     test_clock: bool,
+    /// Receive security events from firewalls, WAFs and IDSs as syslog over UDP on this
+    /// address (RFC 5424 / RFC 3164), e.g. 127.0.0.1:5514. Off by default.
+    #[arg(long)]
+    syslog_udp: Option<std::net::SocketAddr>,
+    /// The same over TCP (octet counting or one message per line).
+    #[arg(long)]
+    syslog_tcp: Option<std::net::SocketAddr>,
     /// Key that seals second-factor seeds (default: <data dir>/secret.key, created at first
     /// start). Replicas sharing a database must share this file.
     #[arg(long, env = "ZHENGYUN_SECRET_KEY_FILE")]
@@ -393,6 +400,8 @@ async fn run_server(a: ServerArgs) -> anyhow::Result<()> {
         secret_key_file: a.secret_key_file,
         request_timeout: std::time::Duration::from_secs(a.request_timeout_secs.max(1)),
         test_clock: a.test_clock,
+        syslog_udp: a.syslog_udp,
+        syslog_tcp: a.syslog_tcp,
         ..Default::default()
     };
     let server = zy_server::start(config)

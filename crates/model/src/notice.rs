@@ -21,6 +21,8 @@
 //! | `restored` | resource, name |
 //! | `purged` | resource, name |
 //! | `budget_threshold` | department, budget, percent (number), spent_fen, limit_fen |
+//! | `security_alert` | rule, department, events (number), minutes (number), severity |
+//! | `vulnerability_overdue` | title, address, department, severity, deadline |
 
 use crate::text::Lang;
 use serde::{Deserialize, Serialize};
@@ -64,6 +66,10 @@ pub enum NoticeKind {
     Purged,
     /// 预算预警.
     BudgetThreshold,
+    /// 安全告警: an alert rule on security events fired.
+    SecurityAlert,
+    /// 漏洞整改超期: a vulnerability finding passed its repair deadline.
+    VulnerabilityOverdue,
 }
 
 /// Placeholder for a parameter that is missing, null or empty.
@@ -80,7 +86,7 @@ struct Template {
 }
 
 impl NoticeKind {
-    pub const ALL: [NoticeKind; 14] = [
+    pub const ALL: [NoticeKind; 16] = [
         NoticeKind::ApprovalNeeded,
         NoticeKind::ApprovalReminder,
         NoticeKind::RequestApproved,
@@ -95,6 +101,8 @@ impl NoticeKind {
         NoticeKind::Restored,
         NoticeKind::Purged,
         NoticeKind::BudgetThreshold,
+        NoticeKind::SecurityAlert,
+        NoticeKind::VulnerabilityOverdue,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -113,6 +121,8 @@ impl NoticeKind {
             NoticeKind::Restored => "restored",
             NoticeKind::Purged => "purged",
             NoticeKind::BudgetThreshold => "budget_threshold",
+            NoticeKind::SecurityAlert => "security_alert",
+            NoticeKind::VulnerabilityOverdue => "vulnerability_overdue",
         }
     }
 
@@ -206,6 +216,18 @@ impl NoticeKind {
                 "Budget alert: {department}",
                 "{department} has used {percent}% of the budget \"{budget}\" ({spent_fen} / {limit_fen} yuan).",
             ),
+            NoticeKind::SecurityAlert => (
+                "安全告警：{rule}",
+                "告警规则「{rule}」已触发：{department}在 {minutes} 分钟内发生 {events} 起{severity}及以上级别的安全事件，请及时处置。",
+                "Security alert: {rule}",
+                "The alert rule \"{rule}\" fired: {events} security events of severity {severity} or worse for {department} within {minutes} minutes; please look into them.",
+            ),
+            NoticeKind::VulnerabilityOverdue => (
+                "漏洞整改超期：{title}",
+                "{department}的漏洞「{title}」（{address}，{severity}）已超过整改期限 {deadline}，请尽快修复并申请复扫。",
+                "Vulnerability overdue: {title}",
+                "The vulnerability \"{title}\" ({address}, {severity}) of {department} is past its repair deadline {deadline}; fix it and ask for a re-scan.",
+            ),
         };
         Template {
             zh_subject,
@@ -246,6 +268,8 @@ impl NoticeKind {
             NoticeKind::Restored => ("从回收站恢复", "Restored"),
             NoticeKind::Purged => ("彻底删除", "Deleted for good"),
             NoticeKind::BudgetThreshold => ("预算预警", "Budget alert"),
+            NoticeKind::SecurityAlert => ("安全告警", "Security alert"),
+            NoticeKind::VulnerabilityOverdue => ("漏洞整改超期", "Vulnerability overdue"),
         };
         match lang {
             Lang::Zh => zh,

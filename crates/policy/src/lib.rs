@@ -111,6 +111,18 @@ pub enum Action {
     ProviderBillRead,
     /// Add and withdraw price-list versions.
     PriceListManage,
+    /// Read the platform's security policy: the address plan (地址规划), event retention,
+    /// repair deadlines, alert rules and the syslog intake's counters.
+    SecurityPolicyRead,
+    /// Change that policy, import scanner results, accept a finding's risk or reopen it:
+    /// the security admin.
+    SecurityPolicyManage,
+    /// Read every department's security events and vulnerability findings.
+    SecurityEventReadAll,
+    /// Read one department's security events and findings.
+    SecurityEventRead(DepartmentId),
+    /// Work a department's findings: mark them being fixed or fixed.
+    VulnerabilityWork(DepartmentId),
 }
 
 /// Which departments and projects a principal may list.
@@ -371,6 +383,19 @@ pub fn authorize(p: &Principal, action: Action) -> Result<(), Error> {
         PriceListManage => {
             p.holds(Role::Finance, &platform) || p.holds(Role::PlatformAdmin, &platform)
         }
+        SecurityPolicyRead => [Role::SecurityAdmin, Role::PlatformAdmin, Role::Supervisor]
+            .into_iter()
+            .any(|r| p.holds(r, &platform)),
+        SecurityPolicyManage => p.holds(Role::SecurityAdmin, &platform),
+        SecurityEventReadAll => {
+            p.holds(Role::SecurityAdmin, &platform) || p.holds(Role::Supervisor, &platform)
+        }
+        SecurityEventRead(d) => {
+            p.holds(Role::SecurityAdmin, &platform)
+                || p.holds(Role::Supervisor, &platform)
+                || p.holds(Role::DeptAdmin, &Scope::Department(d))
+        }
+        VulnerabilityWork(d) => p.holds(Role::DeptAdmin, &Scope::Department(d)),
     };
     if allowed {
         Ok(())

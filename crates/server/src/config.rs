@@ -28,6 +28,10 @@ pub struct Config {
     /// Let finance move the metering clock forward (`POST /v1/billing/clock`): for tests
     /// and trials of billing with back-dated months, never for production.
     pub test_clock: bool,
+    /// Where the syslog receiver of security events listens for UDP and TCP (off when
+    /// `None`; port 0 picks a free port).
+    pub syslog_udp: Option<SocketAddr>,
+    pub syslog_tcp: Option<SocketAddr>,
 }
 
 impl Config {
@@ -59,6 +63,8 @@ impl Default for Config {
             request_timeout: std::time::Duration::from_secs(30),
             request_timer_secs: 30,
             test_clock: false,
+            syslog_udp: None,
+            syslog_tcp: None,
         }
     }
 }

@@ -23,6 +23,7 @@ pub mod refusals;
 pub mod requests;
 pub mod saga;
 pub mod state;
+pub mod syslog;
 pub mod tasks;
 pub mod web;
 
@@ -147,6 +148,8 @@ pub struct Server {
     task: tokio::task::JoinHandle<()>,
     /// The background tasks; dropping it stops them.
     tasks: Option<tasks::Runner>,
+    /// The syslog receiver of security events, when configured.
+    syslog: Option<syslog::Intake>,
 }
 
 impl Server {
@@ -156,6 +159,9 @@ impl Server {
             let _ = tx.send(());
         }
         let _ = (&mut self.task).await;
+        if let Some(i) = self.syslog.take() {
+            i.stop().await;
+        }
         if let Some(r) = self.tasks.take() {
             r.stop().await;
         }
@@ -191,6 +197,13 @@ pub async fn start(config: Config) -> Result<Server, Error> {
     let addr = listener
         .local_addr()
         .map_err(|e| Error::internal(e.to_string()))?;
+    let intake = syslog::start(
+        state.store.clone(),
+        state.syslog.clone(),
+        state.config.syslog_udp,
+        state.config.syslog_tcp,
+    )
+    .await?;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let shutdown = async move {
@@ -217,6 +230,7 @@ pub async fn start(config: Config) -> Result<Server, Error> {
                 requests::timers::task(state.clone()),
                 notify::delivery::task(state.clone()),
                 app::leases::task(state.clone()),
+                app::secev::task(state.clone()),
             ])
             .collect(),
     );
@@ -227,6 +241,7 @@ pub async fn start(config: Config) -> Result<Server, Error> {
         shutdown: Some(tx),
         task,
         tasks: Some(runner),
+        syslog: intake,
     })
 }
 

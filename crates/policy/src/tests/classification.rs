@@ -188,6 +188,11 @@ fn expected(f: &Fixture, a: Action) -> (usize, Vec<Holder>) {
         BillingManage => [Fin],
         ProviderBillRead => [Sup, Fin, Po],
         PriceListManage => [Pa, Fin],
+        SecurityPolicyRead => [Pa, Sec, Sup],
+        SecurityPolicyManage => [Sec],
+        SecurityEventReadAll => [Sec, Sup],
+        SecurityEventRead(_) => [Sec, Sup, Da],
+        VulnerabilityWork(_) => [Da],
     }
 }
 
@@ -281,6 +286,11 @@ pub(super) fn samples(f: &Fixture) -> Vec<Action> {
         BillingManage,
         ProviderBillRead,
         PriceListManage,
+        SecurityPolicyRead,
+        SecurityPolicyManage,
+        SecurityEventReadAll,
+        SecurityEventRead(d),
+        VulnerabilityWork(d),
     ];
     for r in Role::ALL {
         for s in [Scope::Platform, dept, proj] {

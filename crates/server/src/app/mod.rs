@@ -15,10 +15,12 @@ pub mod notifications;
 pub mod projects;
 pub mod quotas;
 pub mod requests;
+pub mod secev;
 pub mod security;
 pub mod tokens;
 pub mod users;
 pub mod volumes;
+pub mod vulns;
 
 use crate::auth::actor::Actor;
 use crate::context::RequestContext;

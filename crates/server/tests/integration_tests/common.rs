@@ -106,6 +106,8 @@ impl TestServer {
             request_timeout: std::time::Duration::from_secs(30),
             request_timer_secs: 1,
             test_clock: true,
+            syslog_udp: None,
+            syslog_tcp: None,
         };
         let server = zy_server::start(config.clone())
             .await
