@@ -198,6 +198,9 @@ struct ServerArgs {
     /// The same over TCP (octet counting or one message per line).
     #[arg(long)]
     syslog_tcp: Option<std::net::SocketAddr>,
+    /// Lines the syslog queue holds before UDP lines are dropped (and counted).
+    #[arg(long, default_value_t = 65_536)]
+    syslog_queue: usize,
     /// Key that seals second-factor seeds (default: <data dir>/secret.key, created at first
     /// start). Replicas sharing a database must share this file.
     #[arg(long, env = "ZHENGYUN_SECRET_KEY_FILE")]
@@ -402,6 +405,7 @@ async fn run_server(a: ServerArgs) -> anyhow::Result<()> {
         test_clock: a.test_clock,
         syslog_udp: a.syslog_udp,
         syslog_tcp: a.syslog_tcp,
+        syslog_queue: a.syslog_queue,
         ..Default::default()
     };
     let server = zy_server::start(config)

@@ -53,7 +53,10 @@ impl ScanResult {
         if self.findings.len() >= MAX_FINDINGS {
             return Err(Error::validation(
                 "file",
-                t!("文件中的漏洞超过 100000 条", "the file holds more than 100,000 findings"),
+                t!(
+                    "文件中的漏洞超过 100000 条",
+                    "the file holds more than 100,000 findings"
+                ),
             ));
         }
         self.findings.push(f);
@@ -155,11 +158,7 @@ pub fn read_csv(csv: &str) -> Result<ScanResult, Error> {
     for (n, line) in lines {
         let row = n + 1;
         let f = split_csv(line);
-        let get = |i: Option<usize>| {
-            i.and_then(|i| f.get(i))
-                .map(|s| s.trim())
-                .unwrap_or("")
-        };
+        let get = |i: Option<usize>| i.and_then(|i| f.get(i)).map(|s| s.trim()).unwrap_or("");
         let address: IpAddr = get(Some(addr)).parse().map_err(|_| {
             Error::validation(
                 "csv",
@@ -339,9 +338,7 @@ fn tokens(doc: &str) -> Result<Vec<Tok>, Error> {
             if selfclosing {
                 body = &body[..body.len() - 1];
             }
-            let name_end = body
-                .find(|c: char| c.is_whitespace())
-                .unwrap_or(body.len());
+            let name_end = body.find(|c: char| c.is_whitespace()).unwrap_or(body.len());
             let name = body[..name_end].to_string();
             if name.is_empty() {
                 return Err(xml_error("<>"));
@@ -352,7 +349,11 @@ fn tokens(doc: &str) -> Result<Vec<Tok>, Error> {
                 let eq = a.find('=').ok_or_else(|| xml_error(&name))?;
                 let key = a[..eq].trim().to_string();
                 let v = a[eq + 1..].trim_start();
-                let q = v.chars().next().filter(|c| *c == '"' || *c == '\'').ok_or_else(|| xml_error(&name))?;
+                let q = v
+                    .chars()
+                    .next()
+                    .filter(|c| *c == '"' || *c == '\'')
+                    .ok_or_else(|| xml_error(&name))?;
                 let close = v[1..].find(q).ok_or_else(|| xml_error(&name))?;
                 attrs.push((key, unescape(&v[1..1 + close])?));
                 a = v[close + 2..].trim_start();
@@ -438,7 +439,10 @@ pub fn read_nessus(doc: &str) -> Result<ScanResult, Error> {
         }
     }
     if !stack.is_empty() {
-        return Err(xml_error(&format!("<{}>", clip(&stack[stack.len() - 1], 40))));
+        return Err(xml_error(&format!(
+            "<{}>",
+            clip(&stack[stack.len() - 1], 40)
+        )));
     }
     if !saw_root {
         return Err(Error::validation(
@@ -487,7 +491,10 @@ fn finish_host(
             continue;
         }
         let port = attr(attrs, "port").trim().parse::<u16>().map_err(|_| {
-            Error::validation("xml", t!("ReportItem 的端口无效", "a ReportItem has an invalid port"))
+            Error::validation(
+                "xml",
+                t!("ReportItem 的端口无效", "a ReportItem has an invalid port"),
+            )
         })?;
         let vuln_id = clip(&attr(attrs, "pluginID"), 128);
         if vuln_id.is_empty() {
@@ -558,7 +565,11 @@ mod tests {
         assert_eq!(ssh.solution, "Upgrade OpenSSH to 9.3 or later.");
         assert_eq!(r.findings[1].severity, Severity::Critical);
         assert_eq!(r.findings[1].solution, "Patch & restart");
-        assert_eq!(r.scanned.len(), 2, "a host with no findings was scanned too");
+        assert_eq!(
+            r.scanned.len(),
+            2,
+            "a host with no findings was scanned too"
+        );
     }
 
     #[test]
@@ -586,7 +597,11 @@ mod tests {
         let r = read_csv(csv).expect("parses");
         assert_eq!(r.findings.len(), 2);
         assert_eq!(r.duplicates, 1);
-        assert_eq!(r.findings[0].severity, Severity::Critical, "the worse of two duplicates is kept");
+        assert_eq!(
+            r.findings[0].severity,
+            Severity::Critical,
+            "the worse of two duplicates is kept"
+        );
         assert_eq!(r.findings[1].title, "Weak, guessable password");
         assert_eq!(r.findings[1].port, 22);
         assert_eq!(r.findings[1].severity, Severity::High);
@@ -594,11 +609,19 @@ mod tests {
 
     #[test]
     fn bad_csv_rows_name_the_row() {
-        let e = read_csv("address,title,severity,vuln_id\n10.0.0.1,x,high,1\n10.0.0.300,y,high,2\n").unwrap_err();
+        let e =
+            read_csv("address,title,severity,vuln_id\n10.0.0.1,x,high,1\n10.0.0.300,y,high,2\n")
+                .unwrap_err();
         assert!(e.message.en.contains("row 3"), "{}", e.message.en);
-        assert!(read_csv("address,title,vuln_id\n").is_err(), "no severity column");
+        assert!(
+            read_csv("address,title,vuln_id\n").is_err(),
+            "no severity column"
+        );
         assert!(read_csv("address,title,severity,vuln_id\n10.0.0.1,x,extreme,1\n").is_err());
-        assert!(read_csv("address,title,severity,vuln_id\n10.0.0.1,x,high,1,\n10.0.0.1,,high,1\n").is_err());
+        assert!(
+            read_csv("address,title,severity,vuln_id\n10.0.0.1,x,high,1,\n10.0.0.1,,high,1\n")
+                .is_err()
+        );
     }
 
     proptest::proptest! {

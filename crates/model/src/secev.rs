@@ -221,11 +221,7 @@ impl Cidr {
     pub fn range(&self) -> (u128, u128) {
         let bits = self.mask_bits();
         let k = ip_key(self.addr);
-        let host = if bits >= 128 {
-            0
-        } else {
-            u128::MAX >> bits
-        };
+        let host = if bits >= 128 { 0 } else { u128::MAX >> bits };
         (k & !host, k | host)
     }
 
@@ -538,10 +534,23 @@ mod tests {
 
     #[test]
     fn cidrs_parse_normalise_and_refuse_host_bits() {
-        assert_eq!(Cidr::parse("10.20.0.0/16").unwrap().to_string(), "10.20.0.0/16");
+        assert_eq!(
+            Cidr::parse("10.20.0.0/16").unwrap().to_string(),
+            "10.20.0.0/16"
+        );
         assert_eq!(Cidr::parse("10.20.3.4").unwrap().prefix, 32);
         assert_eq!(Cidr::parse("fd00::/8").unwrap().prefix, 8);
-        for bad in ["10.20.1.0/16", "10.0.0.0/33", "10.0.0/8", "x/8", "10.0.0.0/", "10.0.0.0/-1", "", "::/129", "10.0.0.0/08a"] {
+        for bad in [
+            "10.20.1.0/16",
+            "10.0.0.0/33",
+            "10.0.0/8",
+            "x/8",
+            "10.0.0.0/",
+            "10.0.0.0/-1",
+            "",
+            "::/129",
+            "10.0.0.0/08a",
+        ] {
             assert!(Cidr::parse(bad).is_err(), "{bad}");
         }
         assert!(Cidr::parse("0.0.0.0/0").is_ok());
@@ -554,17 +563,29 @@ mod tests {
             (Cidr::parse("10.0.0.0/8").unwrap(), a, None),
             (Cidr::parse("10.20.0.0/16").unwrap(), b, None),
         ]);
-        assert_eq!(plan.lookup("10.20.1.1".parse().unwrap()).map(|x| x.0), Some(b));
-        assert_eq!(plan.lookup("10.21.1.1".parse().unwrap()).map(|x| x.0), Some(a));
+        assert_eq!(
+            plan.lookup("10.20.1.1".parse().unwrap()).map(|x| x.0),
+            Some(b)
+        );
+        assert_eq!(
+            plan.lookup("10.21.1.1".parse().unwrap()).map(|x| x.0),
+            Some(a)
+        );
         assert_eq!(plan.lookup("11.0.0.1".parse().unwrap()), None);
-        assert_eq!(plan.lookup("::ffff:10.20.0.9".parse().unwrap()).map(|x| x.0), Some(b));
+        assert_eq!(
+            plan.lookup("::ffff:10.20.0.9".parse().unwrap())
+                .map(|x| x.0),
+            Some(b)
+        );
     }
 
     #[test]
     fn ipv6_blocks_do_not_swallow_ipv4() {
         let a = d();
         let plan = AddressPlan::new([(Cidr::parse("::/0").unwrap(), a, None)]);
-        assert!(!Cidr::parse("::/0").unwrap().contains("10.0.0.1".parse().unwrap()));
+        assert!(!Cidr::parse("::/0")
+            .unwrap()
+            .contains("10.0.0.1".parse().unwrap()));
         assert_eq!(plan.lookup("10.0.0.1".parse().unwrap()), None);
         assert!(plan.lookup("2001:db8::1".parse().unwrap()).is_some());
     }
@@ -583,8 +604,14 @@ mod tests {
         use VulnState::*;
         assert!(transition_allowed(Open, Fixing));
         assert!(transition_allowed(Fixing, Fixed));
-        assert!(!transition_allowed(Fixed, Verified), "only a re-scan verifies");
-        assert!(!transition_allowed(Verified, Open), "only a re-scan reopens");
+        assert!(
+            !transition_allowed(Fixed, Verified),
+            "only a re-scan verifies"
+        );
+        assert!(
+            !transition_allowed(Verified, Open),
+            "only a re-scan reopens"
+        );
         assert!(transition_allowed(Fixed, Accepted));
     }
 

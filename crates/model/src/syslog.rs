@@ -375,8 +375,8 @@ impl Fields {
             "proto" | "protocol" | "协议" | "transport" => set(&mut self.protocol, protocol(v)),
             "act" | "action" | "动作" | "处理动作" | "处置动作" | "处理结果" | "policyaction"
             | "result" => set(&mut self.action, text()),
-            "cat" | "category" | "攻击类型" | "日志类型" | "事件类型" | "威胁类型" | "eventtype"
-            | "threattype" | "attacktype" | "subtype" | "logtype" | "type" => {
+            "cat" | "category" | "攻击类型" | "日志类型" | "事件类型" | "威胁类型"
+            | "eventtype" | "threattype" | "attacktype" | "subtype" | "logtype" | "type" => {
                 set(&mut self.category, text())
             }
             "sev" | "severity" | "level" | "级别" | "严重级别" | "危险级别" | "威胁等级"
@@ -478,7 +478,9 @@ fn kv_pairs(s: &str) -> Vec<(String, String)> {
         }
         let next = next_key(s, vs);
         let end = next.map(|(n, _, _)| n).unwrap_or(s.len());
-        let v = s[vs..end].trim_end_matches(|c: char| c.is_whitespace() || c == ',' || c == ';' || c == '，' || c == '；');
+        let v = s[vs..end].trim_end_matches(|c: char| {
+            c.is_whitespace() || c == ',' || c == ';' || c == '，' || c == '；'
+        });
         let v = v.trim();
         out.push((key.to_string(), v.replace("\\=", "=")));
         cur = next;
@@ -515,7 +517,9 @@ fn cef(s: &str, f: &mut Fields) {
     let parts = split_pipes(s, 8);
     let get = |i: usize| parts.get(i).map(String::as_str).unwrap_or("");
     if !get(2).is_empty() {
-        f.device = Some(clip_field(&format!("{} {}", get(1), get(2)).trim().to_string()));
+        f.device = Some(clip_field(
+            &format!("{} {}", get(1), get(2)).trim().to_string(),
+        ));
     }
     if !get(5).is_empty() {
         f.name = Some(clip_field(get(5)));
@@ -602,13 +606,68 @@ fn action_of(v: &str) -> Option<EventAction> {
 /// The category a hint (category field, rule and event names; lowercase) points at.
 fn category_of(hint: &str) -> Option<Category> {
     const RULES: &[(Category, &[&str])] = &[
-        (Category::Virus, &["virus", "malware", "trojan", "ransom", "病毒", "木马", "恶意软件", "蠕虫"]),
-        (Category::WebAttack, &["waf", "sql", "xss", "webshell", "web", "injection", "注入", "跨站", "网页篡改", "目录遍历"]),
-        (Category::BruteForce, &["brute", "暴力", "爆破", "password guess", "弱口令", "login fail"]),
+        (
+            Category::Virus,
+            &[
+                "virus",
+                "malware",
+                "trojan",
+                "ransom",
+                "病毒",
+                "木马",
+                "恶意软件",
+                "蠕虫",
+            ],
+        ),
+        (
+            Category::WebAttack,
+            &[
+                "waf",
+                "sql",
+                "xss",
+                "webshell",
+                "web",
+                "injection",
+                "注入",
+                "跨站",
+                "网页篡改",
+                "目录遍历",
+            ],
+        ),
+        (
+            Category::BruteForce,
+            &[
+                "brute",
+                "暴力",
+                "爆破",
+                "password guess",
+                "弱口令",
+                "login fail",
+            ],
+        ),
         (Category::Scan, &["scan", "扫描", "probe", "探测", "sweep"]),
-        (Category::Intrusion, &["ips", "ids", "intrusion", "exploit", "入侵", "漏洞利用", "溢出", "backdoor", "后门"]),
-        (Category::Attack, &["attack", "ddos", "flood", "攻击", "dos"]),
-        (Category::PolicyDeny, &["policy", "acl", "deny", "策略", "访问控制", "拒绝"]),
+        (
+            Category::Intrusion,
+            &[
+                "ips",
+                "ids",
+                "intrusion",
+                "exploit",
+                "入侵",
+                "漏洞利用",
+                "溢出",
+                "backdoor",
+                "后门",
+            ],
+        ),
+        (
+            Category::Attack,
+            &["attack", "ddos", "flood", "攻击", "dos"],
+        ),
+        (
+            Category::PolicyDeny,
+            &["policy", "acl", "deny", "策略", "访问控制", "拒绝"],
+        ),
     ];
     RULES
         .iter()
@@ -628,11 +687,26 @@ fn severity_of(v: &str) -> Option<Severity> {
         });
     }
     let table: &[(Severity, &[&str])] = &[
-        (Severity::Critical, &["critical", "crit", "very-high", "emerg", "alert", "严重", "紧急", "致命"]),
+        (
+            Severity::Critical,
+            &[
+                "critical",
+                "crit",
+                "very-high",
+                "emerg",
+                "alert",
+                "严重",
+                "紧急",
+                "致命",
+            ],
+        ),
         (Severity::High, &["high", "高", "err"]),
         (Severity::Medium, &["medium", "middle", "med", "warn", "中"]),
         (Severity::Low, &["low", "notice", "低"]),
-        (Severity::Info, &["info", "information", "debug", "信息", "提示"]),
+        (
+            Severity::Info,
+            &["info", "information", "debug", "信息", "提示"],
+        ),
     ];
     table
         .iter()
@@ -652,8 +726,15 @@ mod tests {
 
     #[test]
     fn rfc5424_with_structured_data_and_kv_body() {
-        let e = p(r#"<36>1 2026-11-30T10:15:00+08:00 fw-core-01 USG - POLICY [meta sequenceId="7" note="a \"q\" b"] vsys=public, protocol=6, source-ip=203.0.113.9, source-port=51234, destination-ip=10.20.1.15, destination-port=3389, policy-name=deny-rdp, action=deny"#);
-        assert_eq!(e.at, chrono::DateTime::parse_from_rfc3339("2026-11-30T10:15:00+08:00").ok().map(|d| d.timestamp_micros()));
+        let e = p(
+            r#"<36>1 2026-11-30T10:15:00+08:00 fw-core-01 USG - POLICY [meta sequenceId="7" note="a \"q\" b"] vsys=public, protocol=6, source-ip=203.0.113.9, source-port=51234, destination-ip=10.20.1.15, destination-port=3389, policy-name=deny-rdp, action=deny"#,
+        );
+        assert_eq!(
+            e.at,
+            chrono::DateTime::parse_from_rfc3339("2026-11-30T10:15:00+08:00")
+                .ok()
+                .map(|d| d.timestamp_micros())
+        );
         assert_eq!(e.appliance.as_deref(), Some("fw-core-01"));
         assert_eq!(e.format, EventFormat::Kv);
         assert_eq!(e.action, EventAction::Blocked);
@@ -679,7 +760,10 @@ mod tests {
         assert_eq!(e.dst_port, Some(443));
         assert_eq!(e.rule.as_deref(), Some("union select 检测"));
         let at = e.at.expect("time");
-        let d = crate::time::shanghai().timestamp_micros(at).single().expect("t");
+        let d = crate::time::shanghai()
+            .timestamp_micros(at)
+            .single()
+            .expect("t");
         use chrono::Timelike;
         assert_eq!((d.month(), d.day(), d.hour(), d.year()), (11, 30, 10, 2026));
     }
@@ -696,7 +780,9 @@ mod tests {
 
     #[test]
     fn cef_with_escapes_and_extension() {
-        let e = p(r"<134>Nov 30 12:00:00 ids01 CEF:0|Acme|Sentinel IPS|5.1|4012|Exploit attempt on a\|b|8|src=203.0.113.5 dst=10.40.0.9 spt=1025 dpt=80 proto=TCP act=blocked cat=/Intrusion/Exploit msg=has spaces here");
+        let e = p(
+            r"<134>Nov 30 12:00:00 ids01 CEF:0|Acme|Sentinel IPS|5.1|4012|Exploit attempt on a\|b|8|src=203.0.113.5 dst=10.40.0.9 spt=1025 dpt=80 proto=TCP act=blocked cat=/Intrusion/Exploit msg=has spaces here",
+        );
         assert_eq!(e.format, EventFormat::Cef);
         assert_eq!(e.severity, Severity::High);
         assert_eq!(e.category, Category::Intrusion);
@@ -732,9 +818,14 @@ mod tests {
 
     #[test]
     fn december_lines_read_in_january_are_last_year() {
-        let jan2 = chrono::DateTime::parse_from_rfc3339("2027-01-02T00:00:00+08:00").unwrap().timestamp_micros();
+        let jan2 = chrono::DateTime::parse_from_rfc3339("2027-01-02T00:00:00+08:00")
+            .unwrap()
+            .timestamp_micros();
         let e = parse(b"<13>Dec 31 23:59:00 h x=1 y=2", jan2);
-        let d = crate::time::shanghai().timestamp_micros(e.at.unwrap()).single().unwrap();
+        let d = crate::time::shanghai()
+            .timestamp_micros(e.at.unwrap())
+            .single()
+            .unwrap();
         assert_eq!(d.year(), 2026);
     }
 

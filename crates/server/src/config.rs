@@ -32,6 +32,8 @@ pub struct Config {
     /// `None`; port 0 picks a free port).
     pub syslog_udp: Option<SocketAddr>,
     pub syslog_tcp: Option<SocketAddr>,
+    /// Lines the syslog queue holds before UDP lines are dropped (default 65,536).
+    pub syslog_queue: usize,
 }
 
 impl Config {
@@ -65,6 +67,7 @@ impl Default for Config {
             test_clock: false,
             syslog_udp: None,
             syslog_tcp: None,
+            syslog_queue: crate::syslog::QUEUE_BOUND,
         }
     }
 }

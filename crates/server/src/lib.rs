@@ -202,6 +202,7 @@ pub async fn start(config: Config) -> Result<Server, Error> {
         state.syslog.clone(),
         state.config.syslog_udp,
         state.config.syslog_tcp,
+        state.config.syslog_queue,
     )
     .await?;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();

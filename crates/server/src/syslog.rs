@@ -2,13 +2,14 @@
 //! streams (RFC 6587 octet counting or newline framing) from firewalls, WAFs and IDSs, off
 //! unless `--syslog-udp` / `--syslog-tcp` name an address.
 //!
-//! Pipeline: the sockets push raw lines into one bounded queue ([`QUEUE_BOUND`] lines);
+//! Pipeline: the sockets push raw lines into one bounded queue ([`QUEUE_BOUND`] lines by
+//! default, `--syslog-queue`);
 //! one writer takes whatever has queued (up to [`BATCH`] lines), parses them
 //! (`zy_model::syslog`), maps each to its owner through the address plan, and writes the
 //! batch and its day counts in one transaction (`app::secev::write_batch`). A full queue
 //! drops UDP lines and counts them (`dropped`); a TCP sender waits instead (its stream is
 //! flow-controlled), so nothing sent over TCP is dropped. Memory is bounded by the queue:
-//! at most [`QUEUE_BOUND`] lines of at most [`MAX_LINE`] bytes, plus one batch in flight.
+//! at most its bound of lines of at most [`MAX_LINE`] bytes each, plus one batch in flight.
 //!
 //! The sockets and the writer are started with the server like its HTTP listener; the
 //! periodic work on events (retention, alert rules) is a background task
@@ -25,7 +26,7 @@ use zy_model::time::Timestamp;
 use zy_model::{t, Error};
 use zy_store::Store;
 
-/// Lines the queue holds before UDP lines are dropped.
+/// Lines the queue holds before UDP lines are dropped (the default of `--syslog-queue`).
 pub const QUEUE_BOUND: usize = 65_536;
 /// Longest line kept (bytes); longer ones are cut (TCP) or truncated by the datagram.
 pub const MAX_LINE: usize = 16 * 1024;
@@ -46,6 +47,7 @@ pub struct Stats {
     pub tcp_connections: AtomicU64,
     pub tcp_refused: AtomicU64,
     pub queued: AtomicU64,
+    bound: AtomicU64,
     udp: std::sync::OnceLock<SocketAddr>,
     tcp: std::sync::OnceLock<SocketAddr>,
 }
@@ -83,7 +85,7 @@ impl Stats {
             dropped: self.dropped.load(Relaxed),
             written: self.written.load(Relaxed),
             queued: self.queued.load(Relaxed),
-            queue_bound: QUEUE_BOUND as u64,
+            queue_bound: self.bound.load(Relaxed),
             batches: self.batches.load(Relaxed),
             write_errors: self.write_errors.load(Relaxed),
             lost_on_error: self.lost_on_error.load(Relaxed),
@@ -145,11 +147,14 @@ pub async fn start(
     stats: Arc<Stats>,
     udp: Option<SocketAddr>,
     tcp: Option<SocketAddr>,
+    queue_bound: usize,
 ) -> Result<Option<Intake>, Error> {
     if udp.is_none() && tcp.is_none() {
         return Ok(None);
     }
-    let (tx, rx) = mpsc::channel::<Raw>(QUEUE_BOUND);
+    let bound = queue_bound.clamp(1, 1 << 20);
+    stats.bound.store(bound as u64, Relaxed);
+    let (tx, rx) = mpsc::channel::<Raw>(bound);
     let mut handles = Vec::new();
     if let Some(addr) = udp {
         let sock = tokio::net::UdpSocket::bind(addr)
@@ -280,7 +285,10 @@ async fn tcp_conn(
                 let mut skip = Vec::new();
                 loop {
                     skip.clear();
-                    let m = (&mut r).take(MAX_LINE as u64).read_until(b'\n', &mut skip).await?;
+                    let m = (&mut r)
+                        .take(MAX_LINE as u64)
+                        .read_until(b'\n', &mut skip)
+                        .await?;
                     if m == 0 || skip.last() == Some(&b'\n') {
                         break;
                     }

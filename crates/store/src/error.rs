@@ -144,7 +144,10 @@ fn conflict_text(key: &str) -> Option<Text> {
             "this CIDR block is already in the address plan"
         )
     } else if has("security_event_rules_name_key", "security_event_rules.name") {
-        t!("已有同名告警规则", "an alert rule with this name already exists")
+        t!(
+            "已有同名告警规则",
+            "an alert rule with this name already exists"
+        )
     } else {
         return None;
     })

@@ -96,10 +96,7 @@ pub async fn instance_owner(
         .transpose()
 }
 
-fn id_of<T: std::str::FromStr<Err = Error>>(
-    r: &sqlx::any::AnyRow,
-    col: &str,
-) -> Result<T, Error> {
+fn id_of<T: std::str::FromStr<Err = Error>>(r: &sqlx::any::AnyRow, col: &str) -> Result<T, Error> {
     id(r, col)
 }
 
@@ -289,7 +286,9 @@ pub async fn search(
     before: Option<i64>,
     limit: i64,
 ) -> Result<Vec<SecurityEvent>, Error> {
-    let mut sql = Sql::new(&format!("SELECT seq, {EVENT_COLS} FROM security_events WHERE 1 = 1"));
+    let mut sql = Sql::new(&format!(
+        "SELECT seq, {EVENT_COLS} FROM security_events WHERE 1 = 1"
+    ));
     if let Some(b) = before {
         sql.push(" AND seq < ").bind(crate::sql::Arg::I64(b));
     }
@@ -387,7 +386,9 @@ pub async fn counts(
     let mut sql = Sql::new(&format!(
         "SELECT {col} AS k, CAST(SUM(events) AS BIGINT) AS n FROM security_event_counts WHERE day >= "
     ));
-    sql.bind_text(from_day).push(" AND day <= ").bind_text(to_day);
+    sql.bind_text(from_day)
+        .push(" AND day <= ")
+        .bind_text(to_day);
     if let Some(ds) = departments {
         sql.push(" AND ")
             .push_in("department_id", ds.iter().map(|d| d.to_string()));
@@ -420,7 +421,6 @@ pub async fn purge_events(tx: &mut Tx, before: Timestamp, limit: i64) -> Result<
 }
 
 // ---------------------------------------------------------------- alert rules
-
 
 impl Decode for EventRule {
     fn decode<R: Get>(r: &R) -> Result<Self, Error> {
@@ -470,13 +470,15 @@ pub async fn insert_rule(tx: &mut Tx, r: &EventRule) -> Result<(), Error> {
 }
 
 pub async fn delete_rule(tx: &mut Tx, id: uuid::Uuid) -> Result<bool, Error> {
-    Ok(sqlx::query("DELETE FROM security_event_rules WHERE id = $1")
-        .bind(id.to_string())
-        .execute(&mut **tx)
-        .await
-        .map_err(db_error)?
-        .rows_affected()
-        == 1)
+    Ok(
+        sqlx::query("DELETE FROM security_event_rules WHERE id = $1")
+            .bind(id.to_string())
+            .execute(&mut **tx)
+            .await
+            .map_err(db_error)?
+            .rows_affected()
+            == 1,
+    )
 }
 
 /// Records that a rule fired, unless another pass already did (conditional on the
@@ -700,7 +702,6 @@ pub async fn vulns(
     Ok(rows.into_iter().map(|v| with_overdue(v, now)).collect())
 }
 
-
 impl Decode for VulnCount {
     fn decode<R: Get>(r: &R) -> Result<Self, Error> {
         Ok(VulnCount {
@@ -773,7 +774,6 @@ pub async fn mark_reminded(tx: &mut Tx, v: &Vulnerability) -> Result<bool, Error
     .rows_affected()
         == 1)
 }
-
 
 impl Decode for VulnImport {
     fn decode<R: Get>(r: &R) -> Result<Self, Error> {

@@ -41,11 +41,11 @@ pub struct Resolver {
 impl Resolver {
     pub async fn load(tx: &mut Tx) -> Result<Resolver, Error> {
         let blocks = repo::blocks_in(tx).await?;
-        let plan = AddressPlan::new(
-            blocks
-                .into_iter()
-                .filter_map(|b| Cidr::parse(&b.cidr).ok().map(|c| (c, b.department_id, b.provider_id))),
-        );
+        let plan = AddressPlan::new(blocks.into_iter().filter_map(|b| {
+            Cidr::parse(&b.cidr)
+                .ok()
+                .map(|c| (c, b.department_id, b.provider_id))
+        }));
         Ok(Resolver { plan })
     }
 
@@ -111,10 +111,9 @@ pub async fn write_batch(store: &Store, batch: &[Pending]) -> Result<(), Error> 
                 .dst_ip
                 .and_then(|ip| r.resolve(ip))
                 .or_else(|| e.src_ip.and_then(|ip| r.resolve(ip)));
-            let at = e
-                .at
-                .filter(|at| (p.received_at - at).abs() < 366 * 86_400 * 1_000_000)
-                .unwrap_or(p.received_at);
+            let at =
+                e.at.filter(|at| (p.received_at - at).abs() < 366 * 86_400 * 1_000_000)
+                    .unwrap_or(p.received_at);
             NewEvent {
                 at,
                 received_at: p.received_at,
@@ -200,7 +199,10 @@ pub async fn record_local_drops(
 /// The departments whose events and findings `actor` may see: `None` for all; with
 /// `department` the caller asks for one. A department admin without a department given
 /// sees their own departments.
-pub fn scope(actor: &Actor, department: Option<DepartmentId>) -> Result<Option<Vec<DepartmentId>>, Error> {
+pub fn scope(
+    actor: &Actor,
+    department: Option<DepartmentId>,
+) -> Result<Option<Vec<DepartmentId>>, Error> {
     if let Some(d) = department {
         authorize(&actor.principal, Action::SecurityEventRead(d))?;
         return Ok(Some(vec![d]));
@@ -337,7 +339,10 @@ pub async fn search(
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(Error::validation(
             "limit",
-            t!("每页条数须在 1 到 500 之间", "limit must be between 1 and 500"),
+            t!(
+                "每页条数须在 1 到 500 之间",
+                "limit must be between 1 and 500"
+            ),
         ));
     }
     let before = match q.cursor.as_deref() {
@@ -350,9 +355,10 @@ pub async fn search(
         f.text = Some(zy_model::validate::search(t)?);
     }
     if let Some(a) = &f.address {
-        let ip: IpAddr = a.trim().parse().map_err(|_| {
-            Error::validation("address", t!("IP 地址无效", "not an IP address"))
-        })?;
+        let ip: IpAddr = a
+            .trim()
+            .parse()
+            .map_err(|_| Error::validation("address", t!("IP 地址无效", "not an IP address")))?;
         f.address = Some(ip.to_string());
     }
     let mut items = repo::search(&s.store, &f, before, limit).await?;
@@ -393,7 +399,10 @@ pub async fn counts(
     };
     let parse = |field: &str, d: &str| {
         chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").map_err(|_| {
-            Error::validation(field, t!("日期须形如 2026-11-30", "a date looks like 2026-11-30"))
+            Error::validation(
+                field,
+                t!("日期须形如 2026-11-30", "a date looks like 2026-11-30"),
+            )
         })
     };
     let (a, b) = (parse("from", &from)?, parse("to", &to)?);
@@ -490,13 +499,19 @@ pub async fn create_rule(
     if !(1..=1_000_000).contains(&b.threshold) {
         return Err(Error::validation(
             "threshold",
-            t!("阈值须在 1 到 1000000 之间", "threshold must be between 1 and 1,000,000"),
+            t!(
+                "阈值须在 1 到 1000000 之间",
+                "threshold must be between 1 and 1,000,000"
+            ),
         ));
     }
     if !(1..=1440).contains(&b.window_minutes) {
         return Err(Error::validation(
             "window_minutes",
-            t!("时间窗口须在 1 到 1440 分钟之间", "the window must be between 1 and 1440 minutes"),
+            t!(
+                "时间窗口须在 1 到 1440 分钟之间",
+                "the window must be between 1 and 1440 minutes"
+            ),
         ));
     }
     let mut tx = s.store.begin_write().await?;
@@ -585,7 +600,9 @@ impl crate::tasks::Task for SecurityTask {
             let mut tx = s.store.begin_write().await?;
             let purged = repo::purge_events(&mut tx, cutoff, 10_000).await?;
             tx.commit().await.map_err(zy_store::db_error)?;
-            Ok(serde_json::json!({ "alerts": fired, "overdue_reminders": reminded, "purged": purged }))
+            Ok(
+                serde_json::json!({ "alerts": fired, "overdue_reminders": reminded, "purged": purged }),
+            )
         })
     }
 }
@@ -610,7 +627,9 @@ async fn fire_rules(s: &AppState, now: Timestamp) -> Result<u32, Error> {
         let mut to = crate::notify::holders(&mut tx, Role::SecurityAdmin, Scope::Platform).await?;
         let department = match r.department_id {
             Some(d) => {
-                to.extend(crate::notify::holders(&mut tx, Role::DeptAdmin, Scope::Department(d)).await?);
+                to.extend(
+                    crate::notify::holders(&mut tx, Role::DeptAdmin, Scope::Department(d)).await?,
+                );
                 zy_store::departments::get(&mut *tx, d)
                     .await?
                     .map(|x| x.name)

@@ -65,11 +65,12 @@ pub async fn import(
         .unwrap_or_default();
     let resolver = Resolver::load(&mut tx).await?;
     let addresses: Vec<String> = result.scanned.iter().map(|a| a.to_string()).collect();
-    let mut known: HashMap<(String, u16, String), Vulnerability> = repo::on_addresses(&mut tx, &addresses)
-        .await?
-        .into_iter()
-        .map(|v| ((v.address.clone(), v.port, v.vuln_id.clone()), v))
-        .collect();
+    let mut known: HashMap<(String, u16, String), Vulnerability> =
+        repo::on_addresses(&mut tx, &addresses)
+            .await?
+            .into_iter()
+            .map(|v| ((v.address.clone(), v.port, v.vuln_id.clone()), v))
+            .collect();
     let mut rec = VulnImport {
         id: uuid::Uuid::now_v7(),
         source,
@@ -143,7 +144,10 @@ pub async fn import(
     }
     // What the re-scan of these hosts no longer reports is gone: verified.
     for (_, mut v) in known {
-        if matches!(v.state, VulnState::Open | VulnState::Fixing | VulnState::Fixed) {
+        if matches!(
+            v.state,
+            VulnState::Open | VulnState::Fixing | VulnState::Fixed
+        ) {
             v.state = VulnState::Verified;
             v.verified_at = Some(now);
             v.fixed_at = v.fixed_at.or(Some(now));
@@ -188,7 +192,10 @@ pub async fn list(
     if !(1..=500).contains(&limit) {
         return Err(Error::validation(
             "limit",
-            t!("每页条数须在 1 到 500 之间", "limit must be between 1 and 500"),
+            t!(
+                "每页条数须在 1 到 500 之间",
+                "limit must be between 1 and 500"
+            ),
         ));
     }
     let after = match q.cursor.as_deref() {
@@ -201,9 +208,10 @@ pub async fn list(
         f.text = Some(zy_model::validate::search(t)?);
     }
     if let Some(a) = &f.address {
-        let ip: std::net::IpAddr = a.trim().parse().map_err(|_| {
-            Error::validation("address", t!("IP 地址无效", "not an IP address"))
-        })?;
+        let ip: std::net::IpAddr = a
+            .trim()
+            .parse()
+            .map_err(|_| Error::validation("address", t!("IP 地址无效", "not an IP address")))?;
         f.address = Some(ip.to_string());
     }
     let mut items = repo::vulns(&s.store, &f, after, limit).await?;
@@ -228,7 +236,10 @@ pub async fn counts(
         _ => {
             return Err(Error::validation(
                 "by",
-                t!("分组须为 department 或 provider", "by must be department or provider"),
+                t!(
+                    "分组须为 department 或 provider",
+                    "by must be department or provider"
+                ),
             ))
         }
     };
@@ -258,7 +269,10 @@ pub async fn transition(
         Some(n) if n.chars().count() > 500 => {
             return Err(Error::validation(
                 "note",
-                t!("说明不能超过 500 个字符", "the note is at most 500 characters"),
+                t!(
+                    "说明不能超过 500 个字符",
+                    "the note is at most 500 characters"
+                ),
             ))
         }
         Some(n) => Some(n.replace('\0', "")),
@@ -341,7 +355,9 @@ pub async fn remind_overdue(s: &AppState, now: Timestamp) -> Result<u32, Error> 
         let mut to = crate::notify::holders(&mut tx, Role::SecurityAdmin, Scope::Platform).await?;
         let department = match v.department_id {
             Some(d) => {
-                to.extend(crate::notify::holders(&mut tx, Role::DeptAdmin, Scope::Department(d)).await?);
+                to.extend(
+                    crate::notify::holders(&mut tx, Role::DeptAdmin, Scope::Department(d)).await?,
+                );
                 zy_store::departments::get(&mut *tx, d)
                     .await?
                     .map(|x| x.name)

@@ -17,5 +17,6 @@ mod notify;
 mod openapi;
 mod requests;
 mod sagas;
+mod secev;
 mod tenancy;
 mod world;
