@@ -378,7 +378,7 @@ pub fn read_nessus(doc: &str) -> Result<ScanResult, Error> {
     let mut host_name = String::new();
     let mut host_ip: Option<String> = None;
     let mut in_tag: Option<String> = None;
-    let mut items: Vec<(Vec<(String, String)>, Vec<(String, String)>)> = Vec::new();
+    let mut items: Vec<Item> = Vec::new();
     let mut child: Option<String> = None;
     for tok in toks {
         match tok {
@@ -456,6 +456,9 @@ pub fn read_nessus(doc: &str) -> Result<ScanResult, Error> {
     Ok(out)
 }
 
+/// A `ReportItem`: its attributes and its child elements' texts.
+type Item = (Vec<(String, String)>, Vec<(String, String)>);
+
 fn attr(attrs: &[(String, String)], key: &str) -> String {
     attrs
         .iter()
@@ -464,12 +467,11 @@ fn attr(attrs: &[(String, String)], key: &str) -> String {
         .unwrap_or_default()
 }
 
-#[allow(clippy::type_complexity)]
 fn finish_host(
     out: &mut ScanResult,
     name: &str,
     host_ip: Option<&str>,
-    items: &[(Vec<(String, String)>, Vec<(String, String)>)],
+    items: &[Item],
 ) -> Result<(), Error> {
     let text = host_ip.unwrap_or(name).trim();
     let address: IpAddr = text.parse().map_err(|_| {
@@ -530,6 +532,7 @@ fn finish_host(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -288,7 +288,7 @@ impl AddressPlan {
                 (lo, hi, c.mask_bits(), c.addr.is_ipv4(), d, p)
             })
             .collect();
-        v.sort_by(|a, b| b.2.cmp(&a.2));
+        v.sort_by_key(|b| std::cmp::Reverse(b.2));
         AddressPlan { blocks: v }
     }
 
@@ -525,6 +525,7 @@ pub fn transition_allowed(from: VulnState, to: VulnState) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -68,11 +68,9 @@ pub fn parse(raw: &[u8], now: i64) -> Parsed {
     };
     let category = if known {
         let mut hint = f.category.clone().unwrap_or_default();
-        for extra in [&f.rule, &f.name] {
-            if let Some(x) = extra {
-                hint.push(' ');
-                hint.push_str(x);
-            }
+        for x in [&f.rule, &f.name].into_iter().flatten() {
+            hint.push(' ');
+            hint.push_str(x);
         }
         if hint.trim().is_empty() {
             hint = body.to_string();
@@ -517,9 +515,7 @@ fn cef(s: &str, f: &mut Fields) {
     let parts = split_pipes(s, 8);
     let get = |i: usize| parts.get(i).map(String::as_str).unwrap_or("");
     if !get(2).is_empty() {
-        f.device = Some(clip_field(
-            &format!("{} {}", get(1), get(2)).trim().to_string(),
-        ));
+        f.device = Some(clip_field(format!("{} {}", get(1), get(2)).trim()));
     }
     if !get(5).is_empty() {
         f.name = Some(clip_field(get(5)));
@@ -715,6 +711,7 @@ fn severity_of(v: &str) -> Option<Severity> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

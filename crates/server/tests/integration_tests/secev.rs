@@ -410,9 +410,11 @@ async fn vulnerabilities_are_imported_deduplicated_worked_and_verified_by_a_resc
     let (weak, mysql) = (find("WEAKPW"), find("MYSQL-OLD"));
     assert_eq!(struts["severity"], "critical");
     let days = |v: &Value| {
-        let d = zy_model::time::Timestamp::parse_rfc3339(v["deadline"].as_str().unwrap()).unwrap();
+        let d = zy_model::time::Timestamp::parse_rfc3339(v["deadline"].as_str().expect("deadline"))
+            .expect("time");
         let f =
-            zy_model::time::Timestamp::parse_rfc3339(v["first_seen"].as_str().unwrap()).unwrap();
+            zy_model::time::Timestamp::parse_rfc3339(v["first_seen"].as_str().expect("first_seen"))
+                .expect("time");
         d.secs_since(f) / 86_400
     };
     assert_eq!(
@@ -428,7 +430,7 @@ async fn vulnerabilities_are_imported_deduplicated_worked_and_verified_by_a_resc
     );
 
     let state = |id: &Value, body: Value| {
-        let path = format!("/v1/vulnerabilities/{}/state", id.as_str().unwrap());
+        let path = format!("/v1/vulnerabilities/{}/state", id.as_str().expect("id"));
         async move { (path.clone(), body) }
     };
     let (p, body) = state(&struts["id"], json!({ "state": "fixing" })).await;
