@@ -169,6 +169,9 @@ pub async fn run(
             crate::lease_cmds::lease_settings(&c, a, json).await
         }
         Command::RecycleBin(x) => crate::lease_cmds::recycle_bin(&c, x, json).await,
+        Command::AddressPlan(x) => crate::secev_cmds::address_plan(&c, x, json).await,
+        Command::Secevent(x) => crate::secev_cmds::secevent(&c, x, json).await,
+        Command::Vuln(x) => crate::secev_cmds::vuln(&c, x, json).await,
         Command::Server(_) | Command::Agent(_) | Command::Openapi => unreachable_command(),
     }
 }

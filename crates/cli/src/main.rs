@@ -11,6 +11,7 @@ mod lease_cmds;
 mod notify_cmds;
 mod output;
 mod request_cmds;
+mod secev_cmds;
 mod tenancy_cmds;
 
 use clap::{Args, Parser, Subcommand};
@@ -143,6 +144,16 @@ enum Command {
     /// Reconciliation with providers' invoices (对账).
     #[command(subcommand)]
     Reconcile(billing_cmds::ReconcileCmd),
+    /// The address plan (地址规划): CIDR blocks of departments, for mapping security events
+    /// and vulnerabilities.
+    #[command(subcommand)]
+    AddressPlan(secev_cmds::AddressPlanCmd),
+    /// Security events (安全事件): list, counts, the syslog intake, alert rules, policy.
+    #[command(subcommand)]
+    Secevent(secev_cmds::SecEventCmd),
+    /// Vulnerability tracking (漏洞管理): import scans, list, move findings, counts.
+    #[command(subcommand)]
+    Vuln(secev_cmds::VulnCmd),
     /// Platform administration.
     #[command(subcommand)]
     Admin(AdminCmd),

@@ -16,6 +16,7 @@ pub mod projects;
 pub mod quotas;
 pub mod requests;
 pub mod secev;
+pub mod secev_demo;
 pub mod security;
 pub mod tokens;
 pub mod users;

@@ -58,15 +58,40 @@ pub async fn import(
             ))
         }
     };
-    let now = Timestamp::now();
     let mut tx = s.store.begin_write().await?;
-    let policy: SecurityPolicy = zy_store::settings::get(&mut *tx, super::secev::POLICY_KEY)
+    let rec = apply_scan(&mut tx, &result, source, &b.format, Timestamp::now()).await?;
+    commit_audited(
+        tx,
+        ctx,
+        Some(actor),
+        "import_vulnerabilities",
+        "vulnerability_import",
+        &rec.id.to_string(),
+        serde_json::json!({
+            "source": rec.source, "format": rec.format, "hosts": rec.hosts, "findings": rec.findings,
+            "created": rec.created, "updated": rec.updated, "reopened": rec.reopened, "verified": rec.verified,
+        }),
+    )
+    .await?;
+    Ok(rec)
+}
+
+/// Applies one scanner file's result in the caller's transaction (new findings, seen
+/// again, reopened, verified by absence) and records the import.
+pub async fn apply_scan(
+    tx: &mut zy_store::Tx,
+    result: &ScanResult,
+    source: String,
+    format: &str,
+    now: Timestamp,
+) -> Result<VulnImport, Error> {
+    let policy: SecurityPolicy = zy_store::settings::get(&mut **tx, super::secev::POLICY_KEY)
         .await?
         .unwrap_or_default();
-    let resolver = Resolver::load(&mut tx).await?;
+    let resolver = Resolver::load(tx).await?;
     let addresses: Vec<String> = result.scanned.iter().map(|a| a.to_string()).collect();
     let mut known: HashMap<(String, u16, String), Vulnerability> =
-        repo::on_addresses(&mut tx, &addresses)
+        repo::on_addresses(tx, &addresses)
             .await?
             .into_iter()
             .map(|v| ((v.address.clone(), v.port, v.vuln_id.clone()), v))
@@ -74,7 +99,7 @@ pub async fn import(
     let mut rec = VulnImport {
         id: uuid::Uuid::now_v7(),
         source,
-        format: b.format.clone(),
+        format: format.to_string(),
         created_at: now,
         hosts: result.scanned.len() as i64,
         findings: result.findings.len() as i64,
@@ -109,7 +134,7 @@ pub async fn import(
                 } else {
                     rec.updated += 1;
                 }
-                if !repo::update_vuln(&mut tx, &v).await? {
+                if !repo::update_vuln(tx, &v).await? {
                     return Err(conflict_retry());
                 }
             }
@@ -137,7 +162,7 @@ pub async fn import(
                     overdue: false,
                     generation: 1,
                 };
-                repo::insert_vuln(&mut tx, &v).await?;
+                repo::insert_vuln(tx, &v).await?;
                 rec.created += 1;
             }
         }
@@ -151,26 +176,13 @@ pub async fn import(
             v.state = VulnState::Verified;
             v.verified_at = Some(now);
             v.fixed_at = v.fixed_at.or(Some(now));
-            if !repo::update_vuln(&mut tx, &v).await? {
+            if !repo::update_vuln(tx, &v).await? {
                 return Err(conflict_retry());
             }
             rec.verified += 1;
         }
     }
-    repo::insert_import(&mut tx, &rec).await?;
-    commit_audited(
-        tx,
-        ctx,
-        Some(actor),
-        "import_vulnerabilities",
-        "vulnerability_import",
-        &rec.id.to_string(),
-        serde_json::json!({
-            "source": rec.source, "format": rec.format, "hosts": rec.hosts, "findings": rec.findings,
-            "created": rec.created, "updated": rec.updated, "reopened": rec.reopened, "verified": rec.verified,
-        }),
-    )
-    .await?;
+    repo::insert_import(tx, &rec).await?;
     Ok(rec)
 }
 
