@@ -642,3 +642,26 @@ async fn an_alert_rule_fires_through_the_notifications(db: Db) {
     }
 }
 both_databases!(an_alert_rule_fires_through_the_notifications);
+
+async fn the_demo_has_an_address_plan_events_and_findings(db: Db) {
+    let ts = TestServer::start_with(db, true).await;
+    let sec = ts.admin("secadmin").await;
+    let (_, plan) = sec.get("/v1/address-plan").await;
+    let blocks = plan["items"].as_array().map(Vec::len).unwrap_or(0);
+    assert!(blocks >= 5, "a block per bureau: {plan}");
+    let (_, b) = sec.get("/v1/security-events/counts?by=department").await;
+    let mapped: i64 = b["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|c| c["key"] != "")
+        .map(|c| c["events"].as_i64().unwrap_or(0))
+        .sum();
+    assert_eq!(mapped, 560, "every replayed line maps to a bureau: {b}");
+    let (_, b) = sec.get("/v1/vulnerabilities?overdue=true").await;
+    assert!(
+        !b["items"].as_array().map(Vec::is_empty).unwrap_or(true),
+        "the demo scan has overdue findings: {b}"
+    );
+}
+both_databases!(the_demo_has_an_address_plan_events_and_findings);
