@@ -52,6 +52,38 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/address-plan": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["list_address_blocks"];
+        put?: never;
+        post: operations["create_address_block"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/address-plan/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        delete: operations["delete_address_block"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/admin/check": {
         parameters: {
             query?: never;
@@ -1286,6 +1318,102 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/security-event-rules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["list_security_event_rules"];
+        put?: never;
+        post: operations["create_security_event_rule"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/security-event-rules/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        delete: operations["delete_security_event_rule"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/security-events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["list_security_events"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/security-events/counts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["security_event_counts"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/security-events/intake": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["syslog_intake"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/security-policy": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["get_security_policy"];
+        put: operations["update_security_policy"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/security/settings": {
         parameters: {
             query?: never;
@@ -1624,6 +1752,70 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/vulnerabilities": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["list_vulnerabilities"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/vulnerabilities/counts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["vulnerability_counts"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/vulnerabilities/{id}/state": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["set_vulnerability_state"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/vulnerability-imports": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["import_vulnerabilities"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/webhooks": {
         parameters: {
             query?: never;
@@ -1724,6 +1916,20 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /**
+         * @description One block of the address plan (地址规划): a CIDR assigned to a department, optionally
+         *     with the provider (and zone) whose network it is in.
+         */
+        AddressBlock: {
+            /** Format: uuid */
+            id: string;
+            cidr: string;
+            department_id: components["schemas"]["DepartmentId"];
+            department_name: string;
+            provider_id?: null | components["schemas"]["ProviderId"];
+            description: string;
+            created_at: components["schemas"]["Timestamp"];
+        };
         /** @description A correction to a closed bill, made by finance with a reason. */
         Adjustment: {
             id: components["schemas"]["AdjustmentId"];
@@ -1907,6 +2113,11 @@ export interface components {
             used_permille?: number | null;
             alerts: components["schemas"]["BudgetAlert"][];
         };
+        /**
+         * @description What kind of security event.
+         * @enum {string}
+         */
+        Category: "attack" | "intrusion" | "virus" | "web_attack" | "scan" | "brute_force" | "policy_deny" | "other";
         /**
          * @description How one department's (or, without a department, every department's default) requests
          *     of one kind are reviewed.
@@ -2236,8 +2447,57 @@ export interface components {
             request_id: string;
             details?: Record<string, never>;
         };
+        /**
+         * @description What the appliance did with the traffic.
+         * @enum {string}
+         */
+        EventAction: "blocked" | "allowed";
+        /** @description One bucket of the pre-aggregated counters. */
+        EventCount: {
+            /**
+             * @description The grouping key's value (a day `YYYY-MM-DD`, a category, a department id, …;
+             *     empty for events of no known department or provider).
+             */
+            key: string;
+            /** Format: int64 */
+            events: number;
+        };
+        /**
+         * @description The message format the parser recognised.
+         * @enum {string}
+         */
+        EventFormat: "kv" | "cef" | "leef" | "unknown";
         /** Format: uuid */
         EventId: string;
+        /** @description An alert rule on events. */
+        EventRule: {
+            /** Format: uuid */
+            id: string;
+            name: string;
+            department_id?: null | components["schemas"]["DepartmentId"];
+            category?: null | components["schemas"]["Category"];
+            /** @description Counts events of this severity or worse. */
+            min_severity: components["schemas"]["Severity"];
+            /**
+             * Format: int64
+             * @description Fires when at least this many events arrive…
+             */
+            threshold: number;
+            /**
+             * Format: int64
+             * @description …within this many seconds.
+             */
+            window_secs: number;
+            last_fired_at?: null | components["schemas"]["Timestamp"];
+            created_at: components["schemas"]["Timestamp"];
+            /** Format: int64 */
+            generation: number;
+        };
+        /**
+         * @description Where an event came from.
+         * @enum {string}
+         */
+        EventSource: "syslog" | "security_group";
         ExtendVolume: {
             /** Format: int64 */
             size_gib: number;
@@ -2419,6 +2679,50 @@ export interface components {
          * @enum {string}
          */
         InstanceState: "pending" | "scheduling" | "provisioning" | "running" | "migrating" | "stopped" | "error" | "deleting" | "deleted";
+        /** @description What the intake has done since the server started. */
+        IntakeStatus: {
+            /** @description Listening UDP and TCP addresses (`null`: off). */
+            udp?: string | null;
+            tcp?: string | null;
+            /**
+             * Format: int64
+             * @description Lines received.
+             */
+            received: number;
+            /**
+             * Format: int64
+             * @description Lines dropped because the queue was full (UDP only).
+             */
+            dropped: number;
+            /**
+             * Format: int64
+             * @description Lines written as events.
+             */
+            written: number;
+            /**
+             * Format: int64
+             * @description Lines waiting in the queue now, and the queue's bound.
+             */
+            queued: number;
+            /** Format: int64 */
+            queue_bound: number;
+            /** Format: int64 */
+            batches: number;
+            /**
+             * Format: int64
+             * @description Failed batch writes (retried) and lines given up after five failures.
+             */
+            write_errors: number;
+            /** Format: int64 */
+            lost_on_error: number;
+            /** Format: int64 */
+            tcp_connections: number;
+            /**
+             * Format: int64
+             * @description TCP connections refused because 256 were open.
+             */
+            tcp_refused: number;
+        };
         /** @description What an agent sends once, with its one-time join token. */
         JoinRequest: {
             token: string;
@@ -2464,6 +2768,19 @@ export interface components {
              * @description Seconds an instance stays in the recycle bin before it is purged (default 7 days).
              */
             retention_secs: number;
+        };
+        /** @description A list returned whole (small collections: providers, zones, flavors, …). */
+        List_AddressBlock: {
+            items: {
+                /** Format: uuid */
+                id: string;
+                cidr: string;
+                department_id: components["schemas"]["DepartmentId"];
+                department_name: string;
+                provider_id?: null | components["schemas"]["ProviderId"];
+                description: string;
+                created_at: components["schemas"]["Timestamp"];
+            }[];
         };
         /** @description A list returned whole (small collections: providers, zones, flavors, …). */
         List_Agent: {
@@ -2550,6 +2867,44 @@ export interface components {
                 closed: boolean;
                 closed_at?: null | components["schemas"]["Timestamp"];
                 total: components["schemas"]["Money"];
+            }[];
+        };
+        /** @description A list returned whole (small collections: providers, zones, flavors, …). */
+        List_EventCount: {
+            items: {
+                /**
+                 * @description The grouping key's value (a day `YYYY-MM-DD`, a category, a department id, …;
+                 *     empty for events of no known department or provider).
+                 */
+                key: string;
+                /** Format: int64 */
+                events: number;
+            }[];
+        };
+        /** @description A list returned whole (small collections: providers, zones, flavors, …). */
+        List_EventRule: {
+            items: {
+                /** Format: uuid */
+                id: string;
+                name: string;
+                department_id?: null | components["schemas"]["DepartmentId"];
+                category?: null | components["schemas"]["Category"];
+                /** @description Counts events of this severity or worse. */
+                min_severity: components["schemas"]["Severity"];
+                /**
+                 * Format: int64
+                 * @description Fires when at least this many events arrive…
+                 */
+                threshold: number;
+                /**
+                 * Format: int64
+                 * @description …within this many seconds.
+                 */
+                window_secs: number;
+                last_fired_at?: null | components["schemas"]["Timestamp"];
+                created_at: components["schemas"]["Timestamp"];
+                /** Format: int64 */
+                generation: number;
             }[];
         };
         /** @description A list returned whole (small collections: providers, zones, flavors, …). */
@@ -2826,6 +3181,40 @@ export interface components {
             }[];
         };
         /** @description A list returned whole (small collections: providers, zones, flavors, …). */
+        List_VulnCount: {
+            items: {
+                /** @description The department or provider id (empty: no known owner). */
+                key: string;
+                /**
+                 * Format: int64
+                 * @description Open or being fixed.
+                 */
+                open: number;
+                /**
+                 * Format: int64
+                 * @description Open or being fixed, past the deadline.
+                 */
+                overdue: number;
+                /**
+                 * Format: int64
+                 * @description Claimed fixed, waiting for a re-scan.
+                 */
+                fixed: number;
+                /**
+                 * Format: int64
+                 * @description Confirmed by a re-scan.
+                 */
+                verified: number;
+                /**
+                 * Format: int64
+                 * @description Fixed (claimed or confirmed) on or before the deadline.
+                 */
+                fixed_within_deadline: number;
+                /** Format: int64 */
+                accepted: number;
+            }[];
+        };
+        /** @description A list returned whole (small collections: providers, zones, flavors, …). */
         List_Zone: {
             items: {
                 id: components["schemas"]["ZoneId"];
@@ -2957,6 +3346,16 @@ export interface components {
          *     (adjustment lines that give money back).
          */
         Money: number;
+        NewAddressBlock: {
+            /**
+             * @description `10.20.0.0/16` (host bits zero). Blocks may nest — the most specific wins — but the
+             *     same block cannot be entered twice.
+             */
+            cidr: string;
+            department_id: components["schemas"]["DepartmentId"];
+            provider_id?: null | components["schemas"]["ProviderId"];
+            description?: string;
+        };
         NewAdjustment: {
             /** @description Fen; negative gives money back. */
             amount: components["schemas"]["Money"];
@@ -2966,6 +3365,22 @@ export interface components {
              * @description The bill's `generation` the adjustment was decided on (optional).
              */
             generation?: number | null;
+        };
+        NewEventRule: {
+            name: string;
+            department_id?: null | components["schemas"]["DepartmentId"];
+            category?: null | components["schemas"]["Category"];
+            min_severity: components["schemas"]["Severity"];
+            /**
+             * Format: int64
+             * @description 1–1,000,000 events…
+             */
+            threshold: number;
+            /**
+             * Format: int64
+             * @description …within 1–1440 minutes.
+             */
+            window_minutes: number;
         };
         NewPriceVersion: {
             provider_id: components["schemas"]["ProviderId"];
@@ -2996,6 +3411,18 @@ export interface components {
             /** @description An `.xlsx` file, base64-encoded. */
             xlsx_base64?: string | null;
         };
+        NewVulnImport: {
+            /** @description A name for the file (shown with the import). */
+            source: string;
+            /** @description `csv` or `nessus` (a Nessus v2 `.nessus` XML export). */
+            format: string;
+            /**
+             * @description The file's text (UTF-8). CSV columns: `address`, `port`, `protocol`, `vuln_id`,
+             *     `title`, `severity`, `cve`, `solution` (Chinese headers accepted; see
+             *     docs/ARCHITECTURE.md).
+             */
+            content: string;
+        };
         /** @description What is wrong with a delivery, or what the provider did about it. */
         NoteBody: {
             reason: string;
@@ -3004,7 +3431,7 @@ export interface components {
          * @description What happened; each kind has a zh-CN and an English template (subject and body).
          * @enum {string}
          */
-        NoticeKind: "approval_needed" | "approval_reminder" | "request_approved" | "request_rejected" | "request_returned" | "delivery_needed" | "request_delivered" | "delivery_failed" | "lease_ending" | "lease_expired" | "released" | "restored" | "purged" | "budget_threshold";
+        NoticeKind: "approval_needed" | "approval_reminder" | "request_approved" | "request_rejected" | "request_returned" | "delivery_needed" | "request_delivered" | "delivery_failed" | "lease_ending" | "lease_expired" | "released" | "restored" | "purged" | "budget_threshold" | "security_alert" | "vulnerability_overdue";
         /** Format: uuid */
         NotificationId: string;
         /**
@@ -3224,6 +3651,48 @@ export interface components {
             next_cursor?: string | null;
         };
         /** @description One page of results. */
+        Page_SecurityEvent: {
+            items: {
+                /**
+                 * Format: int64
+                 * @description Increasing number (the cursor of the event list).
+                 */
+                seq: number;
+                /** @description When it happened (the appliance's time, or when received if it sent none). */
+                at: components["schemas"]["Timestamp"];
+                received_at: components["schemas"]["Timestamp"];
+                source: components["schemas"]["EventSource"];
+                /** @description The appliance (syslog host name, or the sender's address) or our host. */
+                appliance: string;
+                format: components["schemas"]["EventFormat"];
+                category: components["schemas"]["Category"];
+                severity: components["schemas"]["Severity"];
+                action: components["schemas"]["EventAction"];
+                src_ip?: string | null;
+                /** Format: int32 */
+                src_port?: number | null;
+                dst_ip?: string | null;
+                /** Format: int32 */
+                dst_port?: number | null;
+                protocol?: string | null;
+                /** @description Rule, signature or attack name. */
+                rule?: string | null;
+                /**
+                 * Format: int64
+                 * @description How many occurrences this row stands for (security-group drops are summed per
+                 *     window; syslog lines are 1).
+                 */
+                count: number;
+                department_id?: null | components["schemas"]["DepartmentId"];
+                provider_id?: null | components["schemas"]["ProviderId"];
+                instance_id?: null | components["schemas"]["InstanceId"];
+                /** @description The raw line as received (at most 2,048 characters). */
+                message: string;
+            }[];
+            /** @description Pass as `cursor` to get the next page; absent on the last page. */
+            next_cursor?: string | null;
+        };
+        /** @description One page of results. */
         Page_User: {
             items: {
                 id: components["schemas"]["UserId"];
@@ -3261,6 +3730,42 @@ export interface components {
                 recycle_reason?: string | null;
                 created_at: components["schemas"]["Timestamp"];
                 updated_at: components["schemas"]["Timestamp"];
+                /** Format: int64 */
+                generation: number;
+            }[];
+            /** @description Pass as `cursor` to get the next page; absent on the last page. */
+            next_cursor?: string | null;
+        };
+        /** @description One page of results. */
+        Page_Vulnerability: {
+            items: {
+                /** Format: uuid */
+                id: string;
+                address: string;
+                /**
+                 * Format: int32
+                 * @description 0 for host-level findings.
+                 */
+                port: number;
+                protocol: string;
+                /** @description The scanner's id of the vulnerability (plugin id, NVT OID, or a CVE). */
+                vuln_id: string;
+                title: string;
+                severity: components["schemas"]["Severity"];
+                cve: string;
+                solution: string;
+                state: components["schemas"]["VulnState"];
+                department_id?: null | components["schemas"]["DepartmentId"];
+                provider_id?: null | components["schemas"]["ProviderId"];
+                instance_id?: null | components["schemas"]["InstanceId"];
+                first_seen: components["schemas"]["Timestamp"];
+                last_seen: components["schemas"]["Timestamp"];
+                deadline: components["schemas"]["Timestamp"];
+                fixed_at?: null | components["schemas"]["Timestamp"];
+                verified_at?: null | components["schemas"]["Timestamp"];
+                /** @description Why the risk was accepted, or the department's note on its fix. */
+                note: string;
+                overdue: boolean;
                 /** Format: int64 */
                 generation: number;
             }[];
@@ -3653,6 +4158,66 @@ export interface components {
          * @enum {string}
          */
         ScopeType: "platform" | "department" | "project";
+        /** @description A stored security event. */
+        SecurityEvent: {
+            /**
+             * Format: int64
+             * @description Increasing number (the cursor of the event list).
+             */
+            seq: number;
+            /** @description When it happened (the appliance's time, or when received if it sent none). */
+            at: components["schemas"]["Timestamp"];
+            received_at: components["schemas"]["Timestamp"];
+            source: components["schemas"]["EventSource"];
+            /** @description The appliance (syslog host name, or the sender's address) or our host. */
+            appliance: string;
+            format: components["schemas"]["EventFormat"];
+            category: components["schemas"]["Category"];
+            severity: components["schemas"]["Severity"];
+            action: components["schemas"]["EventAction"];
+            src_ip?: string | null;
+            /** Format: int32 */
+            src_port?: number | null;
+            dst_ip?: string | null;
+            /** Format: int32 */
+            dst_port?: number | null;
+            protocol?: string | null;
+            /** @description Rule, signature or attack name. */
+            rule?: string | null;
+            /**
+             * Format: int64
+             * @description How many occurrences this row stands for (security-group drops are summed per
+             *     window; syslog lines are 1).
+             */
+            count: number;
+            department_id?: null | components["schemas"]["DepartmentId"];
+            provider_id?: null | components["schemas"]["ProviderId"];
+            instance_id?: null | components["schemas"]["InstanceId"];
+            /** @description The raw line as received (at most 2,048 characters). */
+            message: string;
+        };
+        /**
+         * @description The security policy the security admin keeps: retention of events and the repair
+         *     deadlines of vulnerabilities by severity.
+         */
+        SecurityPolicy: {
+            /**
+             * Format: int64
+             * @description Days security events are kept (7–3650; default 180).
+             */
+            event_retention_days: number;
+            /**
+             * Format: int64
+             * @description Days to repair a finding of each severity (1–365).
+             */
+            deadline_days_critical: number;
+            /** Format: int64 */
+            deadline_days_high: number;
+            /** Format: int64 */
+            deadline_days_medium: number;
+            /** Format: int64 */
+            deadline_days_low: number;
+        };
         SecuritySettings: {
             /**
              * Format: int32
@@ -3727,6 +4292,11 @@ export interface components {
             project_id?: null | components["schemas"]["ProjectId"];
             limits: components["schemas"]["QuotaLimits"];
         };
+        /**
+         * @description How serious (events and vulnerabilities share the scale).
+         * @enum {string}
+         */
+        Severity: "critical" | "high" | "medium" | "low" | "info";
         /** @description Settings of a simulated provider, stored as the provider's `config` JSON. */
         SimSettings: {
             /**
@@ -3976,6 +4546,129 @@ export interface components {
         VolumeId: string;
         /** @enum {string} */
         VolumeState: "available" | "in_use";
+        /** @description Counts of findings per department or provider. */
+        VulnCount: {
+            /** @description The department or provider id (empty: no known owner). */
+            key: string;
+            /**
+             * Format: int64
+             * @description Open or being fixed.
+             */
+            open: number;
+            /**
+             * Format: int64
+             * @description Open or being fixed, past the deadline.
+             */
+            overdue: number;
+            /**
+             * Format: int64
+             * @description Claimed fixed, waiting for a re-scan.
+             */
+            fixed: number;
+            /**
+             * Format: int64
+             * @description Confirmed by a re-scan.
+             */
+            verified: number;
+            /**
+             * Format: int64
+             * @description Fixed (claimed or confirmed) on or before the deadline.
+             */
+            fixed_within_deadline: number;
+            /** Format: int64 */
+            accepted: number;
+        };
+        /** @description One imported scanner file. */
+        VulnImport: {
+            /** Format: uuid */
+            id: string;
+            source: string;
+            /** @description `csv` or `nessus`. */
+            format: string;
+            created_at: components["schemas"]["Timestamp"];
+            /**
+             * Format: int64
+             * @description Hosts the file scanned.
+             */
+            hosts: number;
+            /**
+             * Format: int64
+             * @description Findings in the file (after folding duplicates).
+             */
+            findings: number;
+            /**
+             * Format: int64
+             * @description New findings.
+             */
+            created: number;
+            /**
+             * Format: int64
+             * @description Known findings seen again (last seen updated).
+             */
+            updated: number;
+            /**
+             * Format: int64
+             * @description Findings claimed fixed or verified that the scan still reports, reopened.
+             */
+            reopened: number;
+            /**
+             * Format: int64
+             * @description Findings on scanned hosts the scan no longer reports, verified.
+             */
+            verified: number;
+            /**
+             * Format: int64
+             * @description Rows of the same finding folded into one.
+             */
+            duplicates: number;
+        };
+        /**
+         * @description A vulnerability finding's state (open → fixing → fixed → verified; accepted risk).
+         * @enum {string}
+         */
+        VulnState: "open" | "fixing" | "fixed" | "verified" | "accepted";
+        VulnTransition: {
+            /**
+             * @description `fixing` or `fixed` (the department), `accepted` (the security admin, with a
+             *     `note` saying why) or `open` (back from fixing by the department; back from fixed
+             *     or accepted by the security admin). `verified` comes only from a re-scan.
+             */
+            state: components["schemas"]["VulnState"];
+            /** @description A note on the fix, or the reason a risk is accepted (at most 500 characters). */
+            note?: string | null;
+        };
+        /** @description A vulnerability finding: one (address, port, vulnerability id). */
+        Vulnerability: {
+            /** Format: uuid */
+            id: string;
+            address: string;
+            /**
+             * Format: int32
+             * @description 0 for host-level findings.
+             */
+            port: number;
+            protocol: string;
+            /** @description The scanner's id of the vulnerability (plugin id, NVT OID, or a CVE). */
+            vuln_id: string;
+            title: string;
+            severity: components["schemas"]["Severity"];
+            cve: string;
+            solution: string;
+            state: components["schemas"]["VulnState"];
+            department_id?: null | components["schemas"]["DepartmentId"];
+            provider_id?: null | components["schemas"]["ProviderId"];
+            instance_id?: null | components["schemas"]["InstanceId"];
+            first_seen: components["schemas"]["Timestamp"];
+            last_seen: components["schemas"]["Timestamp"];
+            deadline: components["schemas"]["Timestamp"];
+            fixed_at?: null | components["schemas"]["Timestamp"];
+            verified_at?: null | components["schemas"]["Timestamp"];
+            /** @description Why the risk was accepted, or the department's note on its fix. */
+            note: string;
+            overdue: boolean;
+            /** Format: int64 */
+            generation: number;
+        };
         /** @description A webhook subscription as shown (the secret only once, at creation). */
         Webhook: {
             id: components["schemas"]["WebhookId"];
@@ -4067,6 +4760,91 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Health"];
                 };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_address_blocks: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["List_AddressBlock"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_address_block: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewAddressBlock"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AddressBlock"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_address_block: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             default: {
                 headers: {
@@ -7164,6 +7942,258 @@ export interface operations {
             };
         };
     };
+    list_security_event_rules: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["List_EventRule"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_security_event_rule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewEventRule"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EventRule"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_security_event_rule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_security_events: {
+        parameters: {
+            query?: {
+                /** @description One department (a department admin sees only their own; without it, all they may). */
+                department_id?: string;
+                /** @description From this time (RFC 3339), inclusive. */
+                from?: string;
+                /** @description Until this time (RFC 3339), exclusive. */
+                to?: string;
+                category?: "attack" | "intrusion" | "virus" | "web_attack" | "scan" | "brute_force" | "policy_deny" | "other";
+                severity?: "critical" | "high" | "medium" | "low" | "info";
+                action?: "blocked" | "allowed";
+                source?: "syslog" | "security_group";
+                /** @description Source or destination IP address. */
+                address?: string;
+                /** @description Substring of the raw message or the rule name. */
+                q?: string;
+                /** @description Events per page, 1–500 (default 50). */
+                limit?: number;
+                /** @description The `next_cursor` of the previous page. */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_SecurityEvent"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    security_event_counts: {
+        parameters: {
+            query: {
+                /** @description `day`, `department`, `provider`, `category`, `severity` or `action`. */
+                by: string;
+                /** @description First day, `YYYY-MM-DD` (Asia/Shanghai; default 29 days before `to`). */
+                from?: string;
+                /** @description Last day, inclusive (default today). */
+                to?: string;
+                department_id?: string;
+                category?: "attack" | "intrusion" | "virus" | "web_attack" | "scan" | "brute_force" | "policy_deny" | "other";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["List_EventCount"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    syslog_intake: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IntakeStatus"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_security_policy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SecurityPolicy"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    update_security_policy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SecurityPolicy"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SecurityPolicy"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     get_security_settings: {
         parameters: {
             query?: never;
@@ -8061,6 +9091,141 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Volume"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_vulnerabilities: {
+        parameters: {
+            query?: {
+                department_id?: string;
+                state?: "open" | "fixing" | "fixed" | "verified" | "accepted";
+                severity?: "critical" | "high" | "medium" | "low" | "info";
+                /** @description The host's IP address. */
+                address?: string;
+                /** @description Only findings past their deadline and not yet fixed. */
+                overdue?: boolean;
+                /** @description Substring of the title or the CVE. */
+                q?: string;
+                /** @description Findings per page, 1–500 (default 50). */
+                limit?: number;
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_Vulnerability"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    vulnerability_counts: {
+        parameters: {
+            query: {
+                /** @description `department` or `provider`. */
+                by: string;
+                department_id?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["List_VulnCount"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    set_vulnerability_state: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["VulnTransition"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Vulnerability"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    import_vulnerabilities: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewVulnImport"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VulnImport"];
                 };
             };
             default: {
