@@ -34,12 +34,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let m: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(100_000);
     let rate: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(50_000);
     let pg = args.next();
-    let dir = std::env::temp_dir().join(format!("zy-syslog-bench-{}", uuid::Uuid::now_v7().simple()));
+    let dir =
+        std::env::temp_dir().join(format!("zy-syslog-bench-{}", uuid::Uuid::now_v7().simple()));
     std::fs::create_dir_all(&dir)?;
     let config = zy_server::Config {
         listen: "127.0.0.1:0".parse()?,
         database_url: pg.clone(),
-        pg_schema: pg.as_ref().map(|_| format!("zb_{}", uuid::Uuid::now_v7().simple())),
+        pg_schema: pg
+            .as_ref()
+            .map(|_| format!("zb_{}", uuid::Uuid::now_v7().simple())),
         data_dir: dir.clone(),
         syslog_udp: Some("127.0.0.1:0".parse()?),
         syslog_tcp: Some("127.0.0.1:0".parse()?),

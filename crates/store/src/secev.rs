@@ -815,3 +815,13 @@ pub async fn insert_import(tx: &mut Tx, i: &VulnImport) -> Result<(), Error> {
     .map_err(db_error)?;
     Ok(())
 }
+
+/// Records every overdue finding's reminder as sent (demo data: its history already
+/// reminded the departments, so a fresh demo does not fill their inboxes).
+pub async fn mark_all_reminded(tx: &mut Tx) -> Result<(), Error> {
+    sqlx::query("UPDATE vulnerabilities SET reminded_deadline = deadline")
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}

@@ -131,5 +131,7 @@ pub async fn load(
         now.plus_secs(-20 * 86_400),
     )
     .await?;
+    // The demo's history already reminded the departments of what is overdue.
+    repo::mark_all_reminded(tx).await?;
     Ok(())
 }
