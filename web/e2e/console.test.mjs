@@ -218,6 +218,29 @@ test('a department admin sees a lease counting down, and restores an instance fr
   await page.close()
 })
 
+test('a department admin sees its security events with charts and marks a vulnerability fixed', async () => {
+  const { page, errors } = await newPage(browser.ctx)
+  await login(page, server.base, 'wjw.admin')
+  await page.waitForURL('**/portal/instances')
+  await page.getByTestId('nav-events').click()
+  const events = page.getByTestId('secev-events')
+  await events.locator('tbody tr').first().waitFor()
+  await page.getByTestId('secev-chart-day').locator('canvas').waitFor()
+  await shot(page, '12a-security-events')
+
+  await page.getByTestId('nav-vulnerabilities').click()
+  const vulns = page.getByTestId('vulns')
+  await vulns.locator('tbody tr').first().waitFor()
+  const before = await vulns.locator('tbody tr').count()
+  assert.ok(before > 0, 'the demo scan gives the department findings')
+  await shot(page, '12b-vulnerabilities')
+  await vulns.getByTestId('vuln-fixed').first().click()
+  await page.locator('.el-message--success').waitFor()
+  await vulns.locator('.el-tag', { hasText: '已修复' }).first().waitFor()
+  assert.deepEqual(errors, [])
+  await page.close()
+})
+
 test('a department admin sees quota bars, creates a volume and releases it to the recycle bin', async () => {
   const { page, errors } = await newPage(browser.ctx)
   await login(page, server.base, 'wjw.admin')

@@ -222,6 +222,11 @@ fn run_product() -> bool {
         "127.0.0.1:8080",
         "--data-dir",
         "data",
+        // Security events: firewalls and WAFs may send syslog here (loopback only).
+        "--syslog-udp",
+        "127.0.0.1:5514",
+        "--syslog-tcp",
+        "127.0.0.1:5514",
     ]);
     // With QEMU on the machine, the demo also gets a real provider: this machine, run by
     // a local agent ("本机 KVM").

@@ -179,6 +179,9 @@ pub async fn run(
         Command::Ha(x) => crate::ha_cmds::ha(&c, x, json).await,
         Command::HostGroup(x) => crate::ha_cmds::host_group(&c, x, json).await,
         Command::Consolidation(x) => crate::ha_cmds::consolidation(&c, x, json).await,
+        Command::AddressPlan(x) => crate::secev_cmds::address_plan(&c, x, json).await,
+        Command::Secevent(x) => crate::secev_cmds::secevent(&c, x, json).await,
+        Command::Vuln(x) => crate::secev_cmds::vuln(&c, x, json).await,
         Command::Server(_) | Command::Agent(_) | Command::Openapi => unreachable_command(),
     }
 }

@@ -9,11 +9,12 @@ mod compute_cmds;
 mod ha_cmds;
 mod inventory_cmds;
 mod lease_cmds;
-mod network_cmds;
 mod metrics_cmds;
+mod network_cmds;
 mod notify_cmds;
 mod output;
 mod request_cmds;
+mod secev_cmds;
 mod tenancy_cmds;
 
 use clap::{Args, Parser, Subcommand};
@@ -176,6 +177,16 @@ enum Command {
     /// Reconciliation with providers' invoices (对账).
     #[command(subcommand)]
     Reconcile(billing_cmds::ReconcileCmd),
+    /// The address plan (地址规划): CIDR blocks of departments, for mapping security events
+    /// and vulnerabilities.
+    #[command(subcommand)]
+    AddressPlan(secev_cmds::AddressPlanCmd),
+    /// Security events (安全事件): list, counts, the syslog intake, alert rules, policy.
+    #[command(subcommand)]
+    Secevent(secev_cmds::SecEventCmd),
+    /// Vulnerability tracking (漏洞管理): import scans, list, move findings, counts.
+    #[command(subcommand)]
+    Vuln(secev_cmds::VulnCmd),
     /// Platform administration.
     #[command(subcommand)]
     Admin(AdminCmd),
@@ -224,6 +235,16 @@ struct ServerArgs {
     /// with back-dated months. For tests and trials only, never in production.
     #[arg(long, env = "ZHENGYUN_TEST_CLOCK")]
     test_clock: bool,
+    /// Receive security events from firewalls, WAFs and IDSs as syslog over UDP on this
+    /// address (RFC 5424 / RFC 3164), e.g. 127.0.0.1:5514. Off by default.
+    #[arg(long)]
+    syslog_udp: Option<std::net::SocketAddr>,
+    /// The same over TCP (octet counting or one message per line).
+    #[arg(long)]
+    syslog_tcp: Option<std::net::SocketAddr>,
+    /// Lines the syslog queue holds before UDP lines are dropped (and counted).
+    #[arg(long, default_value_t = 65_536)]
+    syslog_queue: usize,
     /// Key that seals second-factor seeds (default: <data dir>/secret.key, created at first
     /// start). Replicas sharing a database must share this file.
     #[arg(long, env = "ZHENGYUN_SECRET_KEY_FILE")]
@@ -426,6 +447,9 @@ async fn run_server(a: ServerArgs) -> anyhow::Result<()> {
         secret_key_file: a.secret_key_file,
         request_timeout: std::time::Duration::from_secs(a.request_timeout_secs.max(1)),
         test_clock: a.test_clock,
+        syslog_udp: a.syslog_udp,
+        syslog_tcp: a.syslog_tcp,
+        syslog_queue: a.syslog_queue,
         ..Default::default()
     };
     let server = zy_server::start(config)

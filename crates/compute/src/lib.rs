@@ -160,6 +160,8 @@ pub trait ComputeDriver: Send + Sync {
     /// Whether this provider moves running instances between its hosts (live migration).
     fn live_migration(&self) -> bool {
         false
+    }
+
     /// One reading of the host's figures for the metrics history: counters of each of
     /// `instances` the host has (those it does not have are left out). The default asks
     /// [`metrics`](Self::metrics) per instance; drivers that can answer in one call do.
@@ -187,7 +189,10 @@ pub trait ComputeDriver: Send + Sync {
                         net_tx_bytes: None,
                     }),
                     // Not running there (or not measurable): left out, so it counts as down.
-                    Ok(None) | Err(DriverError::Permanent(_)) | Err(DriverError::Transient(_)) => {}
+                    Ok(None)
+                    | Err(DriverError::Permanent(_))
+                    | Err(DriverError::Transient(_))
+                    | Err(DriverError::InProgress(_)) => {}
                     Err(e @ DriverError::HostDown(_)) => return Err(e),
                 }
             }

@@ -23,6 +23,8 @@
 //! | `budget_threshold` | department, budget, percent (number), spent_fen, limit_fen |
 //! | `alert_firing` | rule, target, value |
 //! | `alert_resolved` | rule, target |
+//! | `security_alert` | rule, department, events (number), minutes (number), severity |
+//! | `vulnerability_overdue` | title, address, department, severity, deadline |
 
 use crate::text::Lang;
 use serde::{Deserialize, Serialize};
@@ -70,6 +72,10 @@ pub enum NoticeKind {
     AlertFiring,
     /// 告警恢复.
     AlertResolved,
+    /// 安全告警: an alert rule on security events fired.
+    SecurityAlert,
+    /// 漏洞整改超期: a vulnerability finding passed its repair deadline.
+    VulnerabilityOverdue,
 }
 
 /// Placeholder for a parameter that is missing, null or empty.
@@ -86,7 +92,7 @@ struct Template {
 }
 
 impl NoticeKind {
-    pub const ALL: [NoticeKind; 16] = [
+    pub const ALL: [NoticeKind; 18] = [
         NoticeKind::ApprovalNeeded,
         NoticeKind::ApprovalReminder,
         NoticeKind::RequestApproved,
@@ -103,6 +109,8 @@ impl NoticeKind {
         NoticeKind::BudgetThreshold,
         NoticeKind::AlertFiring,
         NoticeKind::AlertResolved,
+        NoticeKind::SecurityAlert,
+        NoticeKind::VulnerabilityOverdue,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -123,6 +131,8 @@ impl NoticeKind {
             NoticeKind::BudgetThreshold => "budget_threshold",
             NoticeKind::AlertFiring => "alert_firing",
             NoticeKind::AlertResolved => "alert_resolved",
+            NoticeKind::SecurityAlert => "security_alert",
+            NoticeKind::VulnerabilityOverdue => "vulnerability_overdue",
         }
     }
 
@@ -228,6 +238,18 @@ impl NoticeKind {
                 "Resolved: {rule} ({target})",
                 "The alert of rule \"{rule}\" for {target} is resolved.",
             ),
+            NoticeKind::SecurityAlert => (
+                "安全告警：{rule}",
+                "告警规则「{rule}」已触发：{department}在 {minutes} 分钟内发生 {events} 起{severity}及以上级别的安全事件，请及时处置。",
+                "Security alert: {rule}",
+                "The alert rule \"{rule}\" fired: {events} security events of severity {severity} or worse for {department} within {minutes} minutes; please look into them.",
+            ),
+            NoticeKind::VulnerabilityOverdue => (
+                "漏洞整改超期：{title}",
+                "{department}的漏洞「{title}」（{address}，{severity}）已超过整改期限 {deadline}，请尽快修复并申请复扫。",
+                "Vulnerability overdue: {title}",
+                "The vulnerability \"{title}\" ({address}, {severity}) of {department} is past its repair deadline {deadline}; fix it and ask for a re-scan.",
+            ),
         };
         Template {
             zh_subject,
@@ -270,6 +292,8 @@ impl NoticeKind {
             NoticeKind::BudgetThreshold => ("预算预警", "Budget alert"),
             NoticeKind::AlertFiring => ("告警触发", "Alert firing"),
             NoticeKind::AlertResolved => ("告警恢复", "Alert resolved"),
+            NoticeKind::SecurityAlert => ("安全告警", "Security alert"),
+            NoticeKind::VulnerabilityOverdue => ("漏洞整改超期", "Vulnerability overdue"),
         };
         match lang {
             Lang::Zh => zh,

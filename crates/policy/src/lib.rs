@@ -127,6 +127,18 @@ pub enum Action {
     /// Set alert rules and silences: `None` for the infrastructure (hosts, zones,
     /// providers), `Some(scope)` for a department's resources.
     AlertManage(Option<Scope>),
+    /// Read the platform's security policy: the address plan (地址规划), event retention,
+    /// repair deadlines, alert rules and the syslog intake's counters.
+    SecurityPolicyRead,
+    /// Change that policy, import scanner results, accept a finding's risk or reopen it:
+    /// the security admin.
+    SecurityPolicyManage,
+    /// Read every department's security events and vulnerability findings.
+    SecurityEventReadAll,
+    /// Read one department's security events and findings.
+    SecurityEventRead(DepartmentId),
+    /// Work a department's findings: mark them being fixed or fixed.
+    VulnerabilityWork(DepartmentId),
 }
 
 /// Which departments and projects a principal may list.
@@ -407,6 +419,7 @@ pub fn authorize(p: &Principal, action: Action) -> Result<(), Error> {
                     }
                     None => p.holds(Role::DeptAdmin, &Scope::Department(d)),
                 }
+        }
         MetricsRead(None) => [
             Role::PlatformAdmin,
             Role::Supervisor,
@@ -437,6 +450,19 @@ pub fn authorize(p: &Principal, action: Action) -> Result<(), Error> {
                 || (scope != platform
                     && (p.holds(Role::DeptAdmin, &scope) || p.holds(Role::DeptMember, &scope)))
         }
+        SecurityPolicyRead => [Role::SecurityAdmin, Role::PlatformAdmin, Role::Supervisor]
+            .into_iter()
+            .any(|r| p.holds(r, &platform)),
+        SecurityPolicyManage => p.holds(Role::SecurityAdmin, &platform),
+        SecurityEventReadAll => {
+            p.holds(Role::SecurityAdmin, &platform) || p.holds(Role::Supervisor, &platform)
+        }
+        SecurityEventRead(d) => {
+            p.holds(Role::SecurityAdmin, &platform)
+                || p.holds(Role::Supervisor, &platform)
+                || p.holds(Role::DeptAdmin, &Scope::Department(d))
+        }
+        VulnerabilityWork(d) => p.holds(Role::DeptAdmin, &Scope::Department(d)),
     };
     if allowed {
         Ok(())

@@ -33,6 +33,12 @@ pub struct Config {
     /// Seconds between two writes of the metrics blocks in progress (60 s; tests: 0,
     /// every reading).
     pub metrics_flush_secs: u64,
+    /// Where the syslog receiver of security events listens for UDP and TCP (off when
+    /// `None`; port 0 picks a free port).
+    pub syslog_udp: Option<SocketAddr>,
+    pub syslog_tcp: Option<SocketAddr>,
+    /// Lines the syslog queue holds before UDP lines are dropped (default 65,536).
+    pub syslog_queue: usize,
 }
 
 impl Config {
@@ -66,6 +72,9 @@ impl Default for Config {
             test_clock: false,
             metrics_interval_secs: 10,
             metrics_flush_secs: 60,
+            syslog_udp: None,
+            syslog_tcp: None,
+            syslog_queue: crate::syslog::QUEUE_BOUND,
         }
     }
 }

@@ -120,6 +120,7 @@ pub async fn load(store: &Store) -> Result<bool, Error> {
     // The first bureau's admin and member, who find notices in their inboxes.
     let mut wjw: Option<(UserId, UserId)> = None;
     let mut billed = Vec::new();
+    let mut all_departments = Vec::new();
     for (name, code, prefix, projs) in DEPARTMENTS {
         let d = Department {
             id: DepartmentId::new(),
@@ -132,6 +133,7 @@ pub async fn load(store: &Store) -> Result<bool, Error> {
             generation: 1,
         };
         departments::insert(&mut tx, &d).await?;
+        all_departments.push((d.id, d.name.clone()));
         let mut first_project = None;
         for p in projs.iter() {
             let pr = Project {
@@ -204,6 +206,7 @@ pub async fn load(store: &Store) -> Result<bool, Error> {
     crate::app::billing::demo::load(&mut tx, &billed, &providers).await?;
     let depts: Vec<DepartmentId> = billed.iter().map(|(d, _)| *d).collect();
     crate::monitoring::demo::load(&mut tx, &depts, &providers).await?;
+    crate::app::secev_demo::load(&mut tx, &all_departments, &providers).await?;
     zy_store::audit::append(
         &mut tx,
         AuditEntry {

@@ -24,6 +24,7 @@ pub mod refusals;
 pub mod requests;
 pub mod saga;
 pub mod state;
+pub mod syslog;
 pub mod tasks;
 pub mod web;
 
@@ -148,6 +149,8 @@ pub struct Server {
     task: tokio::task::JoinHandle<()>,
     /// The background tasks; dropping it stops them.
     tasks: Option<tasks::Runner>,
+    /// The syslog receiver of security events, when configured.
+    syslog: Option<syslog::Intake>,
 }
 
 impl Server {
@@ -157,6 +160,9 @@ impl Server {
             let _ = tx.send(());
         }
         let _ = (&mut self.task).await;
+        if let Some(i) = self.syslog.take() {
+            i.stop().await;
+        }
         if let Some(r) = self.tasks.take() {
             r.stop().await;
         }
@@ -192,6 +198,14 @@ pub async fn start(config: Config) -> Result<Server, Error> {
     let addr = listener
         .local_addr()
         .map_err(|e| Error::internal(e.to_string()))?;
+    let intake = syslog::start(
+        state.store.clone(),
+        state.syslog.clone(),
+        state.config.syslog_udp,
+        state.config.syslog_tcp,
+        state.config.syslog_queue,
+    )
+    .await?;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let shutdown = async move {
@@ -224,6 +238,7 @@ pub async fn start(config: Config) -> Result<Server, Error> {
                 app::openstack::task(state.clone()),
                 monitoring::collector::task(state.clone()),
                 monitoring::alerts::task(state.clone()),
+                app::secev::task(state.clone()),
             ])
             .collect(),
     );
@@ -234,6 +249,7 @@ pub async fn start(config: Config) -> Result<Server, Error> {
         shutdown: Some(tx),
         task,
         tasks: Some(runner),
+        syslog: intake,
     })
 }
 

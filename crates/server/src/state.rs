@@ -38,6 +38,8 @@ pub struct Inner {
     pub refusals: crate::refusals::Refusals,
     /// `(METHOD, /v1/path/{id})` → operation id, from the generated OpenAPI document.
     pub operations: HashMap<(String, String), String>,
+    /// The syslog receiver's counters (`syslog.rs`).
+    pub syslog: Arc<crate::syslog::Stats>,
 }
 
 impl std::ops::Deref for AppState {
@@ -68,6 +70,7 @@ impl AppState {
             login_by_account: crate::auth::limiter::RateLimiter::new(LIMITER_KEYS),
             refusals: Default::default(),
             operations,
+            syslog: Default::default(),
         })))
     }
 

@@ -342,6 +342,9 @@ impl ComputeDriver for SimProvider {
         Box::pin(async move {
             self.world().abort_incoming(instance_id, target_host)?;
             Ok(())
+        })
+    }
+
     fn host_sample<'a>(
         &'a self,
         host_id: Uuid,

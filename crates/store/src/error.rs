@@ -189,6 +189,16 @@ fn conflict_text(key: &str) -> Option<Text> {
             )
         } else if has("billing_months_pkey", "billing_months.month") {
             t!("该月已经月结", "this month is already closed")
+        } else if has("address_blocks_cidr_key", "address_blocks.cidr") {
+            t!(
+                "地址规划中已有该网段",
+                "this CIDR block is already in the address plan"
+            )
+        } else if has("security_event_rules_name_key", "security_event_rules.name") {
+            t!(
+                "已有同名告警规则",
+                "an alert rule with this name already exists"
+            )
         } else {
             return None;
         },

@@ -28,6 +28,7 @@ mod reader;
 pub mod requests;
 mod rows;
 pub mod sagas;
+pub mod secev;
 pub mod sessions;
 pub mod settings;
 mod sql;

@@ -84,10 +84,16 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0011_networks.sql"),
         postgres: include_str!("../migrations/postgres/0011_networks.sql"),
     },
+    Migration {
+        version: 12,
+        name: "security_events",
+        sqlite: include_str!("../migrations/sqlite/0012_security_events.sql"),
+        postgres: include_str!("../migrations/postgres/0012_security_events.sql"),
+    },
 ];
 
 /// The newest schema version this binary knows.
-pub const LATEST: i64 = 11;
+pub const LATEST: i64 = 12;
 
 /// The oldest schema version whose audit tables this binary reads as they are (the audit
 /// log and its head have not changed since version 1).

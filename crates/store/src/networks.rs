@@ -808,6 +808,51 @@ where
     Ok(None)
 }
 
+/// Every address that names one instance, for resolving many addresses at once (security
+/// events): bound elastic IPs, and NIC addresses used in exactly one VPC (an address used
+/// in several VPCs names nobody). Keys are IPv4 addresses as numbers.
+pub async fn address_owners(
+    tx: &mut crate::Tx,
+) -> Result<std::collections::HashMap<u32, AddressOwner>, Error> {
+    let mut out = std::collections::HashMap::new();
+    let owner = |r: &sqlx::any::AnyRow, via: &str| -> Result<(u32, AddressOwner), Error> {
+        Ok((
+            int(r, "ip_num")? as u32,
+            AddressOwner {
+                instance_id: id(r, "instance_id")?,
+                project_id: id(r, "project_id")?,
+                department_id: id(r, "department_id")?,
+                provider_id: opt_id(r, "provider_id")?,
+                via: via.to_string(),
+            },
+        ))
+    };
+    let nics = sqlx::query(
+        "SELECT n.ip_num, n.instance_id, n.project_id, n.department_id, i.provider_id FROM nics n \
+         LEFT JOIN instances i ON i.id = n.instance_id \
+         WHERE n.ip_num IN (SELECT ip_num FROM nics GROUP BY ip_num HAVING COUNT(*) = 1)",
+    )
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    for r in &nics {
+        let (ip, o) = owner(r, "nic")?;
+        out.insert(ip, o);
+    }
+    let eips = sqlx::query(
+        "SELECT x.ip_num, n.instance_id, n.project_id, n.department_id, i.provider_id FROM elastic_ips x \
+         JOIN nics n ON n.id = x.nic_id LEFT JOIN instances i ON i.id = n.instance_id",
+    )
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    for r in &eips {
+        let (ip, o) = owner(r, "elastic_ip")?;
+        out.insert(ip, o);
+    }
+    Ok(out)
+}
+
 /// The firewall one host must enforce: every NIC of the instances placed on it, with the
 /// rules of its groups, and the member addresses of every group those rules name (members
 /// within the same VPC as the NIC that names it).

@@ -52,6 +52,38 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/address-plan": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["list_address_blocks"];
+        put?: never;
+        post: operations["create_address_block"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/address-plan/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        delete: operations["delete_address_block"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/admin/check": {
         parameters: {
             query?: never;
@@ -95,6 +127,102 @@ export interface paths {
         put?: never;
         /** Called by `zhengyun agent` with a one-time join token (no session). */
         post: operations["join_agent"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/alert-rules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["list_alert_rules"];
+        put?: never;
+        post: operations["create_alert_rule"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/alert-rules/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        delete: operations["delete_alert_rule"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/alert-silences": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["list_silences"];
+        put?: never;
+        post: operations["create_silence"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/alert-silences/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        delete: operations["delete_silence"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/alerts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["list_alerts"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/alerts/history": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["list_alert_history"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -1206,6 +1334,22 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/metrics/query": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["query_metrics"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/nics/{id}": {
         parameters: {
             query?: never;
@@ -1380,6 +1524,63 @@ export interface paths {
         options?: never;
         head?: never;
         patch: operations["update_provider"];
+        trace?: never;
+    };
+    "/v1/providers/{id}/openstack": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["get_openstack_settings"];
+        /**
+         * Replaces the connection, credentials and mappings of an OpenStack provider (checked
+         *     against the cloud first; the credential must be given again, as it is never returned).
+         */
+        put: operations["put_openstack_settings"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/providers/{id}/openstack/drift": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * What changed in the OpenStack provider without going through zhengyun: servers that
+         *     appeared, changed (size, power state) or disappeared.
+         */
+        get: operations["openstack_drift"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/providers/{id}/openstack/sync": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Reads the OpenStack provider's hypervisors now and shows them as its hosts. */
+        post: operations["sync_openstack"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/v1/quotas": {
@@ -1590,6 +1791,86 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/security-event-rules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["list_security_event_rules"];
+        put?: never;
+        post: operations["create_security_event_rule"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/security-event-rules/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        delete: operations["delete_security_event_rule"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/security-events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["list_security_events"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/security-events/counts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["security_event_counts"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/security-events/intake": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["syslog_intake"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/security-groups": {
         parameters: {
             query?: never;
@@ -1631,6 +1912,22 @@ export interface paths {
         };
         get?: never;
         put: operations["set_security_group_rules"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/security-policy": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["get_security_policy"];
+        put: operations["update_security_policy"];
         post?: never;
         delete?: never;
         options?: never;
@@ -2040,6 +2337,70 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/vulnerabilities": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["list_vulnerabilities"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/vulnerabilities/counts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["vulnerability_counts"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/vulnerabilities/{id}/state": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["set_vulnerability_state"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/vulnerability-imports": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["import_vulnerabilities"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/webhooks": {
         parameters: {
             query?: never;
@@ -2140,6 +2501,36 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /**
+         * @description A rule's alert about one target that is pending (the condition holds, not yet for long
+         *     enough) or firing.
+         */
+        ActiveAlert: {
+            rule_id: string;
+            rule_name: string;
+            target: components["schemas"]["AlertTarget"];
+            target_id: string;
+            target_name: string;
+            /** @description `pending` or `firing`. */
+            state: string;
+            since: components["schemas"]["Timestamp"];
+            /** Format: double */
+            value?: number | null;
+        };
+        /**
+         * @description One block of the address plan (地址规划): a CIDR assigned to a department, optionally
+         *     with the provider (and zone) whose network it is in.
+         */
+        AddressBlock: {
+            /** Format: uuid */
+            id: string;
+            cidr: string;
+            department_id: components["schemas"]["DepartmentId"];
+            department_name: string;
+            provider_id?: null | components["schemas"]["ProviderId"];
+            description: string;
+            created_at: components["schemas"]["Timestamp"];
+        };
         /** @description A correction to a closed bill, made by finance with a reason. */
         Adjustment: {
             id: components["schemas"]["AdjustmentId"];
@@ -2150,6 +2541,12 @@ export interface components {
         };
         /** Format: uuid */
         AdjustmentId: string;
+        /**
+         * @description What reconciliation does with a server or volume that appeared in a mapped project
+         *     without going through zhengyun.
+         * @enum {string}
+         */
+        AdoptionMode: "flag" | "auto";
         /** @description The agent of a real host, as the control plane last heard from it. */
         Agent: {
             host_id: components["schemas"]["HostId"];
@@ -2165,6 +2562,61 @@ export interface components {
             /** @description The last heartbeat (capacity, QEMU version, VMs), as the agent sent it. */
             report: Record<string, never>;
         };
+        /**
+         * @description How a query combines the points of one step.
+         * @enum {string}
+         */
+        Aggregate: "avg" | "min" | "max";
+        /** @description One entry of the alert history: an alert fired or resolved. */
+        AlertEvent: {
+            id: string;
+            rule_id: string;
+            rule_name: string;
+            department_id?: string | null;
+            target: components["schemas"]["AlertTarget"];
+            target_id: string;
+            target_name: string;
+            /** @description `firing` or `resolved`. */
+            state: string;
+            /** Format: double */
+            value?: number | null;
+            at: components["schemas"]["Timestamp"];
+            /** @description A silence covered it: recorded, nobody notified. */
+            silenced: boolean;
+        };
+        /**
+         * @description What a rule watches.
+         * @enum {string}
+         */
+        AlertKind: "threshold" | "crashes";
+        /** @enum {string} */
+        AlertOp: "gt" | "lt";
+        /** @description A rule as stored and shown. */
+        AlertRule: {
+            id: string;
+            name: string;
+            kind: components["schemas"]["AlertKind"];
+            scope: components["schemas"]["MetricScope"];
+            entity_id: string;
+            /** @description The department whose resources it covers (absent for the infrastructure). */
+            department_id?: string | null;
+            target: components["schemas"]["AlertTarget"];
+            series?: null | components["schemas"]["Series"];
+            op?: null | components["schemas"]["AlertOp"];
+            /** Format: double */
+            threshold?: number | null;
+            /** Format: int64 */
+            for_secs: number;
+            /** Format: int64 */
+            crash_count?: number | null;
+            created_by: string;
+            created_at: components["schemas"]["Timestamp"];
+        };
+        /**
+         * @description What each alert of a rule is about.
+         * @enum {string}
+         */
+        AlertTarget: "instance" | "host";
         AllocateElasticIp: {
             project_id: components["schemas"]["ProjectId"];
             external_network_id: components["schemas"]["ExternalNetworkId"];
@@ -2337,6 +2789,11 @@ export interface components {
             used_permille?: number | null;
             alerts: components["schemas"]["BudgetAlert"][];
         };
+        /**
+         * @description What kind of security event.
+         * @enum {string}
+         */
+        Category: "attack" | "intrusion" | "virus" | "web_attack" | "scan" | "brute_force" | "policy_deny" | "other";
         /**
          * @description How one department's (or, without a department, every department's default) requests
          *     of one kind are reviewed.
@@ -2543,10 +3000,14 @@ export interface components {
         CreateProvider: {
             /** @description e.g. 浪潮云 */
             name: string;
-            /** @description `sim` (simulated provider) or `kvm` (real hosts joined by `zhengyun agent`). */
+            /**
+             * @description `sim` (simulated provider), `kvm` (real hosts joined by `zhengyun agent`) or
+             *     `openstack` (an existing OpenStack cloud driven through its APIs).
+             */
             kind: string;
             description?: string | null;
             sim?: null | components["schemas"]["SimSettings"];
+            openstack?: null | components["schemas"]["OpenStackSettings"];
         };
         CreateSecurityGroup: {
             project_id: components["schemas"]["ProjectId"];
@@ -2720,6 +3181,25 @@ export interface components {
             expected: string;
             actual: string;
         };
+        /**
+         * @description A difference between zhengyun's records and the provider cloud that did not go through
+         *     zhengyun.
+         */
+        DriftItem: {
+            /**
+             * @description `appeared` (a server zhengyun did not make), `changed` (its size or power state
+             *     changed outside zhengyun) or `disappeared` (zhengyun's server is gone).
+             */
+            kind: string;
+            /** @description The OpenStack server id (absent when it disappeared). */
+            server_id?: string | null;
+            name: string;
+            openstack_project?: string | null;
+            instance_id?: null | components["schemas"]["InstanceId"];
+            department_id?: null | components["schemas"]["DepartmentId"];
+            project_id?: null | components["schemas"]["ProjectId"];
+            detail: string;
+        };
         ElasticIp: {
             id: components["schemas"]["ElasticIpId"];
             external_network_id: components["schemas"]["ExternalNetworkId"];
@@ -2782,8 +3262,57 @@ export interface components {
         EvacuationId: string;
         /** @enum {string} */
         EvacuationState: "running" | "empty" | "incomplete" | "cancelled";
+        /**
+         * @description What the appliance did with the traffic.
+         * @enum {string}
+         */
+        EventAction: "blocked" | "allowed";
+        /** @description One bucket of the pre-aggregated counters. */
+        EventCount: {
+            /**
+             * @description The grouping key's value (a day `YYYY-MM-DD`, a category, a department id, …;
+             *     empty for events of no known department or provider).
+             */
+            key: string;
+            /** Format: int64 */
+            events: number;
+        };
+        /**
+         * @description The message format the parser recognised.
+         * @enum {string}
+         */
+        EventFormat: "kv" | "cef" | "leef" | "unknown";
         /** Format: uuid */
         EventId: string;
+        /** @description An alert rule on events. */
+        EventRule: {
+            /** Format: uuid */
+            id: string;
+            name: string;
+            department_id?: null | components["schemas"]["DepartmentId"];
+            category?: null | components["schemas"]["Category"];
+            /** @description Counts events of this severity or worse. */
+            min_severity: components["schemas"]["Severity"];
+            /**
+             * Format: int64
+             * @description Fires when at least this many events arrive…
+             */
+            threshold: number;
+            /**
+             * Format: int64
+             * @description …within this many seconds.
+             */
+            window_secs: number;
+            last_fired_at?: null | components["schemas"]["Timestamp"];
+            created_at: components["schemas"]["Timestamp"];
+            /** Format: int64 */
+            generation: number;
+        };
+        /**
+         * @description Where an event came from.
+         * @enum {string}
+         */
+        EventSource: "syslog" | "security_group";
         ExtendVolume: {
             /** Format: int64 */
             size_gib: number;
@@ -2814,6 +3343,14 @@ export interface components {
         };
         /** Format: uuid */
         FlavorId: string;
+        /** @description A zhengyun flavor (by its size) and the Nova flavor it stands for. */
+        FlavorMapping: {
+            /** Format: int32 */
+            vcpus: number;
+            /** Format: int64 */
+            memory_mib: number;
+            openstack_flavor: string;
+        };
         /** @description A flavor priced as a bundle (vCPU, memory and GPUs together), per hour. */
         FlavorRate: {
             flavor: string;
@@ -2958,6 +3495,11 @@ export interface components {
         };
         /** Format: uuid */
         ImageId: string;
+        /** @description A zhengyun image name and the Glance image it stands for. */
+        ImageMapping: {
+            image: string;
+            openstack_image: string;
+        };
         /** @description One notice in the caller's inbox, rendered in the caller's language. */
         InboxItem: {
             id: components["schemas"]["NotificationId"];
@@ -3041,6 +3583,50 @@ export interface components {
          * @enum {string}
          */
         InstanceState: "pending" | "scheduling" | "provisioning" | "running" | "migrating" | "stopped" | "error" | "recovering" | "lost" | "deleting" | "deleted";
+        /** @description What the intake has done since the server started. */
+        IntakeStatus: {
+            /** @description Listening UDP and TCP addresses (`null`: off). */
+            udp?: string | null;
+            tcp?: string | null;
+            /**
+             * Format: int64
+             * @description Lines received.
+             */
+            received: number;
+            /**
+             * Format: int64
+             * @description Lines dropped because the queue was full (UDP only).
+             */
+            dropped: number;
+            /**
+             * Format: int64
+             * @description Lines written as events.
+             */
+            written: number;
+            /**
+             * Format: int64
+             * @description Lines waiting in the queue now, and the queue's bound.
+             */
+            queued: number;
+            /** Format: int64 */
+            queue_bound: number;
+            /** Format: int64 */
+            batches: number;
+            /**
+             * Format: int64
+             * @description Failed batch writes (retried) and lines given up after five failures.
+             */
+            write_errors: number;
+            /** Format: int64 */
+            lost_on_error: number;
+            /** Format: int64 */
+            tcp_connections: number;
+            /**
+             * Format: int64
+             * @description TCP connections refused because 256 were open.
+             */
+            tcp_refused: number;
+        };
         /** @description What an agent sends once, with its one-time join token. */
         JoinRequest: {
             token: string;
@@ -3088,6 +3674,34 @@ export interface components {
             retention_secs: number;
         };
         /** @description A list returned whole (small collections: providers, zones, flavors, …). */
+        List_ActiveAlert: {
+            items: {
+                rule_id: string;
+                rule_name: string;
+                target: components["schemas"]["AlertTarget"];
+                target_id: string;
+                target_name: string;
+                /** @description `pending` or `firing`. */
+                state: string;
+                since: components["schemas"]["Timestamp"];
+                /** Format: double */
+                value?: number | null;
+            }[];
+        };
+        /** @description A list returned whole (small collections: providers, zones, flavors, …). */
+        List_AddressBlock: {
+            items: {
+                /** Format: uuid */
+                id: string;
+                cidr: string;
+                department_id: components["schemas"]["DepartmentId"];
+                department_name: string;
+                provider_id?: null | components["schemas"]["ProviderId"];
+                description: string;
+                created_at: components["schemas"]["Timestamp"];
+            }[];
+        };
+        /** @description A list returned whole (small collections: providers, zones, flavors, …). */
         List_Agent: {
             items: {
                 host_id: components["schemas"]["HostId"];
@@ -3102,6 +3716,48 @@ export interface components {
                 alive: boolean;
                 /** @description The last heartbeat (capacity, QEMU version, VMs), as the agent sent it. */
                 report: Record<string, never>;
+            }[];
+        };
+        /** @description A list returned whole (small collections: providers, zones, flavors, …). */
+        List_AlertEvent: {
+            items: {
+                id: string;
+                rule_id: string;
+                rule_name: string;
+                department_id?: string | null;
+                target: components["schemas"]["AlertTarget"];
+                target_id: string;
+                target_name: string;
+                /** @description `firing` or `resolved`. */
+                state: string;
+                /** Format: double */
+                value?: number | null;
+                at: components["schemas"]["Timestamp"];
+                /** @description A silence covered it: recorded, nobody notified. */
+                silenced: boolean;
+            }[];
+        };
+        /** @description A list returned whole (small collections: providers, zones, flavors, …). */
+        List_AlertRule: {
+            items: {
+                id: string;
+                name: string;
+                kind: components["schemas"]["AlertKind"];
+                scope: components["schemas"]["MetricScope"];
+                entity_id: string;
+                /** @description The department whose resources it covers (absent for the infrastructure). */
+                department_id?: string | null;
+                target: components["schemas"]["AlertTarget"];
+                series?: null | components["schemas"]["Series"];
+                op?: null | components["schemas"]["AlertOp"];
+                /** Format: double */
+                threshold?: number | null;
+                /** Format: int64 */
+                for_secs: number;
+                /** Format: int64 */
+                crash_count?: number | null;
+                created_by: string;
+                created_at: components["schemas"]["Timestamp"];
             }[];
         };
         /** @description A list returned whole (small collections: providers, zones, flavors, …). */
@@ -3194,6 +3850,62 @@ export interface components {
                 error?: string | null;
                 /** @description Moves skipped while executing, with the reason. */
                 skipped: components["schemas"]["EvacuationFailure"][];
+                /** Format: int64 */
+                generation: number;
+            }[];
+        };
+        /** @description A list returned whole (small collections: providers, zones, flavors, …). */
+        List_DriftItem: {
+            items: {
+                /**
+                 * @description `appeared` (a server zhengyun did not make), `changed` (its size or power state
+                 *     changed outside zhengyun) or `disappeared` (zhengyun's server is gone).
+                 */
+                kind: string;
+                /** @description The OpenStack server id (absent when it disappeared). */
+                server_id?: string | null;
+                name: string;
+                openstack_project?: string | null;
+                instance_id?: null | components["schemas"]["InstanceId"];
+                department_id?: null | components["schemas"]["DepartmentId"];
+                project_id?: null | components["schemas"]["ProjectId"];
+                detail: string;
+            }[];
+        };
+        /** @description A list returned whole (small collections: providers, zones, flavors, …). */
+        List_EventCount: {
+            items: {
+                /**
+                 * @description The grouping key's value (a day `YYYY-MM-DD`, a category, a department id, …;
+                 *     empty for events of no known department or provider).
+                 */
+                key: string;
+                /** Format: int64 */
+                events: number;
+            }[];
+        };
+        /** @description A list returned whole (small collections: providers, zones, flavors, …). */
+        List_EventRule: {
+            items: {
+                /** Format: uuid */
+                id: string;
+                name: string;
+                department_id?: null | components["schemas"]["DepartmentId"];
+                category?: null | components["schemas"]["Category"];
+                /** @description Counts events of this severity or worse. */
+                min_severity: components["schemas"]["Severity"];
+                /**
+                 * Format: int64
+                 * @description Fires when at least this many events arrive…
+                 */
+                threshold: number;
+                /**
+                 * Format: int64
+                 * @description …within this many seconds.
+                 */
+                window_secs: number;
+                last_fired_at?: null | components["schemas"]["Timestamp"];
+                created_at: components["schemas"]["Timestamp"];
                 /** Format: int64 */
                 generation: number;
             }[];
@@ -3482,6 +4194,20 @@ export interface components {
             }[];
         };
         /** @description A list returned whole (small collections: providers, zones, flavors, …). */
+        List_Silence: {
+            items: {
+                id: string;
+                scope: components["schemas"]["MetricScope"];
+                entity_id: string;
+                department_id?: string | null;
+                starts_at: components["schemas"]["Timestamp"];
+                ends_at: components["schemas"]["Timestamp"];
+                reason: string;
+                created_by: string;
+                created_at: components["schemas"]["Timestamp"];
+            }[];
+        };
+        /** @description A list returned whole (small collections: providers, zones, flavors, …). */
         List_StoragePool: {
             items: {
                 id: components["schemas"]["StoragePoolId"];
@@ -3525,6 +4251,40 @@ export interface components {
                 next_run?: null | components["schemas"]["Timestamp"];
                 /** @description When the replica last reported (a replica that stopped reporting is gone). */
                 heartbeat: components["schemas"]["Timestamp"];
+            }[];
+        };
+        /** @description A list returned whole (small collections: providers, zones, flavors, …). */
+        List_VulnCount: {
+            items: {
+                /** @description The department or provider id (empty: no known owner). */
+                key: string;
+                /**
+                 * Format: int64
+                 * @description Open or being fixed.
+                 */
+                open: number;
+                /**
+                 * Format: int64
+                 * @description Open or being fixed, past the deadline.
+                 */
+                overdue: number;
+                /**
+                 * Format: int64
+                 * @description Claimed fixed, waiting for a re-scan.
+                 */
+                fixed: number;
+                /**
+                 * Format: int64
+                 * @description Confirmed by a re-scan.
+                 */
+                verified: number;
+                /**
+                 * Format: int64
+                 * @description Fixed (claimed or confirmed) on or before the deadline.
+                 */
+                fixed_within_deadline: number;
+                /** Format: int64 */
+                accepted: number;
             }[];
         };
         /** @description A list returned whole (small collections: providers, zones, flavors, …). */
@@ -3617,6 +4377,33 @@ export interface components {
         };
         /** Format: uuid */
         MembershipId: string;
+        /**
+         * @description What a series belongs to.
+         * @enum {string}
+         */
+        MetricScope: "instance" | "host" | "project" | "department" | "zone" | "provider";
+        /**
+         * @description The answer to a metrics query: shared timestamps (start of each step, epoch seconds)
+         *     and one column of values per asked series (`null` where nothing was measured).
+         */
+        MetricsResult: {
+            scope: components["schemas"]["MetricScope"];
+            id: string;
+            /** @description The stored resolution read (`raw` 10 s, `minute`, `hour`). */
+            resolution: components["schemas"]["Resolution"];
+            /**
+             * Format: int64
+             * @description Seconds per point (never finer than the resolution).
+             */
+            step: number;
+            /** Format: int64 */
+            from: number;
+            /** Format: int64 */
+            to: number;
+            agg: components["schemas"]["Aggregate"];
+            timestamps: number[];
+            series: components["schemas"]["SeriesValues"][];
+        };
         MfaEnrolment: {
             /** @description The TOTP secret in base32, for typing into an authenticator app. */
             secret: string;
@@ -3659,6 +4446,16 @@ export interface components {
          *     (adjustment lines that give money back).
          */
         Money: number;
+        NewAddressBlock: {
+            /**
+             * @description `10.20.0.0/16` (host bits zero). Blocks may nest — the most specific wins — but the
+             *     same block cannot be entered twice.
+             */
+            cidr: string;
+            department_id: components["schemas"]["DepartmentId"];
+            provider_id?: null | components["schemas"]["ProviderId"];
+            description?: string;
+        };
         NewAdjustment: {
             /** @description Fen; negative gives money back. */
             amount: components["schemas"]["Money"];
@@ -3668,6 +4465,53 @@ export interface components {
              * @description The bill's `generation` the adjustment was decided on (optional).
              */
             generation?: number | null;
+        };
+        /** @description A new rule, as a department admin, the platform admin or a provider operator sends it. */
+        NewAlertRule: {
+            /** @description 1–64 characters, shown in alerts and notices. */
+            name: string;
+            kind: components["schemas"]["AlertKind"];
+            /**
+             * @description What the rule covers: one instance, a project's or a department's instances, or a
+             *     host's, a zone's or a provider's hosts (or instances).
+             */
+            scope: components["schemas"]["MetricScope"];
+            /** @description The id of that instance, project, department, host, zone or provider. */
+            id: string;
+            target?: null | components["schemas"]["AlertTarget"];
+            series?: null | components["schemas"]["Series"];
+            op?: null | components["schemas"]["AlertOp"];
+            /**
+             * Format: double
+             * @description Threshold rules: the threshold in the series' unit (% for cpu, mem, disk_used).
+             */
+            threshold?: number | null;
+            /**
+             * Format: int64
+             * @description Threshold rules: how long it must hold before the alert fires, seconds (0–21600).
+             */
+            for_secs?: number;
+            /**
+             * Format: int64
+             * @description Crash rules: crashes within an hour that fire the alert (1–100).
+             */
+            crash_count?: number | null;
+        };
+        NewEventRule: {
+            name: string;
+            department_id?: null | components["schemas"]["DepartmentId"];
+            category?: null | components["schemas"]["Category"];
+            min_severity: components["schemas"]["Severity"];
+            /**
+             * Format: int64
+             * @description 1–1,000,000 events…
+             */
+            threshold: number;
+            /**
+             * Format: int64
+             * @description …within 1–1440 minutes.
+             */
+            window_minutes: number;
         };
         NewPriceVersion: {
             provider_id: components["schemas"]["ProviderId"];
@@ -3698,6 +4542,28 @@ export interface components {
             /** @description An `.xlsx` file, base64-encoded. */
             xlsx_base64?: string | null;
         };
+        /** @description A new silence: no notices for alerts about the scope's targets during the window. */
+        NewSilence: {
+            scope: components["schemas"]["MetricScope"];
+            id: string;
+            starts_at?: null | components["schemas"]["Timestamp"];
+            /** @description After the start, at most 30 days after now. */
+            ends_at: components["schemas"]["Timestamp"];
+            /** @description Why (1–200 characters), e.g. "planned maintenance". */
+            reason: string;
+        };
+        NewVulnImport: {
+            /** @description A name for the file (shown with the import). */
+            source: string;
+            /** @description `csv` or `nessus` (a Nessus v2 `.nessus` XML export). */
+            format: string;
+            /**
+             * @description The file's text (UTF-8). CSV columns: `address`, `port`, `protocol`, `vuln_id`,
+             *     `title`, `severity`, `cve`, `solution` (Chinese headers accepted; see
+             *     docs/ARCHITECTURE.md).
+             */
+            content: string;
+        };
         Nic: {
             id: components["schemas"]["NicId"];
             instance_id: components["schemas"]["InstanceId"];
@@ -3725,9 +4591,59 @@ export interface components {
          * @description What happened; each kind has a zh-CN and an English template (subject and body).
          * @enum {string}
          */
-        NoticeKind: "approval_needed" | "approval_reminder" | "request_approved" | "request_rejected" | "request_returned" | "delivery_needed" | "request_delivered" | "delivery_failed" | "lease_ending" | "lease_expired" | "released" | "restored" | "purged" | "budget_threshold";
+        NoticeKind: "approval_needed" | "approval_reminder" | "request_approved" | "request_rejected" | "request_returned" | "delivery_needed" | "request_delivered" | "delivery_failed" | "lease_ending" | "lease_expired" | "released" | "restored" | "purged" | "budget_threshold" | "alert_firing" | "alert_resolved" | "security_alert" | "vulnerability_overdue";
         /** Format: uuid */
         NotificationId: string;
+        /** @description How an OpenStack provider authenticates. */
+        OpenStackCredential: {
+            id: string;
+            secret: string;
+            /** @enum {string} */
+            type: "application_credential";
+        } | {
+            username: string;
+            password: string;
+            user_domain?: string;
+            project: string;
+            project_domain?: string;
+            /** @enum {string} */
+            type: "password";
+        };
+        /** @description The settings of an `openstack` provider, as the platform admin gives them. */
+        OpenStackSettings: {
+            /** @description Keystone v3, e.g. `https://keystone.example.gov.cn:5000/v3`. */
+            auth_url: string;
+            region?: string;
+            credential: components["schemas"]["OpenStackCredential"];
+            /** @description Verify the provider's TLS certificate (on unless turned off on purpose). */
+            verify_tls?: boolean;
+            /** @description A CA certificate (PEM) to trust besides the system's. */
+            ca_pem?: string | null;
+            /** @description The Neutron network new servers get a port on; none when empty. */
+            network?: string | null;
+            images?: components["schemas"]["ImageMapping"][];
+            flavors?: components["schemas"]["FlavorMapping"][];
+            projects?: components["schemas"]["ProjectMapping"][];
+            zones?: components["schemas"]["ZoneMapping"][];
+            adoption?: components["schemas"]["AdoptionMode"];
+        };
+        /** @description The settings as shown: everything but the secret. */
+        OpenStackSettingsView: {
+            auth_url: string;
+            region: string;
+            /** @description `application_credential` or `password`. */
+            credential_type: string;
+            /** @description The application credential id or the user name (not secret). */
+            credential_id: string;
+            verify_tls: boolean;
+            has_ca_pem: boolean;
+            network?: string | null;
+            images: components["schemas"]["ImageMapping"][];
+            flavors: components["schemas"]["FlavorMapping"][];
+            projects: components["schemas"]["ProjectMapping"][];
+            zones: components["schemas"]["ZoneMapping"][];
+            adoption: components["schemas"]["AdoptionMode"];
+        };
         /**
          * @description How a recorded call ended.
          * @enum {string}
@@ -3953,6 +4869,48 @@ export interface components {
             next_cursor?: string | null;
         };
         /** @description One page of results. */
+        Page_SecurityEvent: {
+            items: {
+                /**
+                 * Format: int64
+                 * @description Increasing number (the cursor of the event list).
+                 */
+                seq: number;
+                /** @description When it happened (the appliance's time, or when received if it sent none). */
+                at: components["schemas"]["Timestamp"];
+                received_at: components["schemas"]["Timestamp"];
+                source: components["schemas"]["EventSource"];
+                /** @description The appliance (syslog host name, or the sender's address) or our host. */
+                appliance: string;
+                format: components["schemas"]["EventFormat"];
+                category: components["schemas"]["Category"];
+                severity: components["schemas"]["Severity"];
+                action: components["schemas"]["EventAction"];
+                src_ip?: string | null;
+                /** Format: int32 */
+                src_port?: number | null;
+                dst_ip?: string | null;
+                /** Format: int32 */
+                dst_port?: number | null;
+                protocol?: string | null;
+                /** @description Rule, signature or attack name. */
+                rule?: string | null;
+                /**
+                 * Format: int64
+                 * @description How many occurrences this row stands for (security-group drops are summed per
+                 *     window; syslog lines are 1).
+                 */
+                count: number;
+                department_id?: null | components["schemas"]["DepartmentId"];
+                provider_id?: null | components["schemas"]["ProviderId"];
+                instance_id?: null | components["schemas"]["InstanceId"];
+                /** @description The raw line as received (at most 2,048 characters). */
+                message: string;
+            }[];
+            /** @description Pass as `cursor` to get the next page; absent on the last page. */
+            next_cursor?: string | null;
+        };
+        /** @description One page of results. */
         Page_User: {
             items: {
                 id: components["schemas"]["UserId"];
@@ -3990,6 +4948,42 @@ export interface components {
                 recycle_reason?: string | null;
                 created_at: components["schemas"]["Timestamp"];
                 updated_at: components["schemas"]["Timestamp"];
+                /** Format: int64 */
+                generation: number;
+            }[];
+            /** @description Pass as `cursor` to get the next page; absent on the last page. */
+            next_cursor?: string | null;
+        };
+        /** @description One page of results. */
+        Page_Vulnerability: {
+            items: {
+                /** Format: uuid */
+                id: string;
+                address: string;
+                /**
+                 * Format: int32
+                 * @description 0 for host-level findings.
+                 */
+                port: number;
+                protocol: string;
+                /** @description The scanner's id of the vulnerability (plugin id, NVT OID, or a CVE). */
+                vuln_id: string;
+                title: string;
+                severity: components["schemas"]["Severity"];
+                cve: string;
+                solution: string;
+                state: components["schemas"]["VulnState"];
+                department_id?: null | components["schemas"]["DepartmentId"];
+                provider_id?: null | components["schemas"]["ProviderId"];
+                instance_id?: null | components["schemas"]["InstanceId"];
+                first_seen: components["schemas"]["Timestamp"];
+                last_seen: components["schemas"]["Timestamp"];
+                deadline: components["schemas"]["Timestamp"];
+                fixed_at?: null | components["schemas"]["Timestamp"];
+                verified_at?: null | components["schemas"]["Timestamp"];
+                /** @description Why the risk was accepted, or the department's note on its fix. */
+                note: string;
+                overdue: boolean;
                 /** Format: int64 */
                 generation: number;
             }[];
@@ -4074,6 +5068,14 @@ export interface components {
         };
         /** Format: uuid */
         ProjectId: string;
+        /** @description An OpenStack project and the zhengyun department and project its resources belong to. */
+        ProjectMapping: {
+            openstack_project: string;
+            /** Format: uuid */
+            department_id: string;
+            /** Format: uuid */
+            project_id: string;
+        };
         ProposeConsolidation: {
             /**
              * Format: int32
@@ -4355,6 +5357,11 @@ export interface components {
             /** Format: int64 */
             disk_gib?: number | null;
         };
+        /**
+         * @description A stored resolution: its point spacing and the span of one block, in seconds.
+         * @enum {string}
+         */
+        Resolution: "raw" | "minute" | "hour";
         /** @enum {string} */
         ResourceKind: "instance" | "volume";
         /** @description A request as the API shows it. */
@@ -4439,6 +5446,44 @@ export interface components {
          * @enum {string}
          */
         ScopeType: "platform" | "department" | "project";
+        /** @description A stored security event. */
+        SecurityEvent: {
+            /**
+             * Format: int64
+             * @description Increasing number (the cursor of the event list).
+             */
+            seq: number;
+            /** @description When it happened (the appliance's time, or when received if it sent none). */
+            at: components["schemas"]["Timestamp"];
+            received_at: components["schemas"]["Timestamp"];
+            source: components["schemas"]["EventSource"];
+            /** @description The appliance (syslog host name, or the sender's address) or our host. */
+            appliance: string;
+            format: components["schemas"]["EventFormat"];
+            category: components["schemas"]["Category"];
+            severity: components["schemas"]["Severity"];
+            action: components["schemas"]["EventAction"];
+            src_ip?: string | null;
+            /** Format: int32 */
+            src_port?: number | null;
+            dst_ip?: string | null;
+            /** Format: int32 */
+            dst_port?: number | null;
+            protocol?: string | null;
+            /** @description Rule, signature or attack name. */
+            rule?: string | null;
+            /**
+             * Format: int64
+             * @description How many occurrences this row stands for (security-group drops are summed per
+             *     window; syslog lines are 1).
+             */
+            count: number;
+            department_id?: null | components["schemas"]["DepartmentId"];
+            provider_id?: null | components["schemas"]["ProviderId"];
+            instance_id?: null | components["schemas"]["InstanceId"];
+            /** @description The raw line as received (at most 2,048 characters). */
+            message: string;
+        };
         SecurityGroup: {
             id: components["schemas"]["SecurityGroupId"];
             department_id: components["schemas"]["DepartmentId"];
@@ -4456,6 +5501,28 @@ export interface components {
         };
         /** Format: uuid */
         SecurityGroupId: string;
+        /**
+         * @description The security policy the security admin keeps: retention of events and the repair
+         *     deadlines of vulnerabilities by severity.
+         */
+        SecurityPolicy: {
+            /**
+             * Format: int64
+             * @description Days security events are kept (7–3650; default 180).
+             */
+            event_retention_days: number;
+            /**
+             * Format: int64
+             * @description Days to repair a finding of each severity (1–365).
+             */
+            deadline_days_critical: number;
+            /** Format: int64 */
+            deadline_days_high: number;
+            /** Format: int64 */
+            deadline_days_medium: number;
+            /** Format: int64 */
+            deadline_days_low: number;
+        };
         /**
          * @description One stateful rule: traffic in `direction` of `protocol` (to ports `port_min..=port_max`
          *     for TCP/UDP) from (ingress) or to (egress) a CIDR or the members of a group is allowed;
@@ -4538,6 +5605,17 @@ export interface components {
              */
             login_attempts_per_account_per_minute?: number;
         };
+        /**
+         * @description The measured series, in their column order.
+         * @enum {string}
+         */
+        Series: "cpu" | "mem" | "mem_used" | "disk_read" | "disk_write" | "disk_used" | "net_rx" | "net_tx" | "up";
+        SeriesValues: {
+            series: components["schemas"]["Series"];
+            /** @description `%`, `MiB`, `B/s` or empty (`up`). */
+            unit: string;
+            values: (number | null)[];
+        };
         /** Format: uuid */
         ServerGroupId: string;
         SetBudget: {
@@ -4580,6 +5658,22 @@ export interface components {
             generation: number;
             /** @description The whole new rule list (at most 1000). */
             rules: components["schemas"]["SecurityRule"][];
+        };
+        /**
+         * @description How serious (events and vulnerabilities share the scale).
+         * @enum {string}
+         */
+        Severity: "critical" | "high" | "medium" | "low" | "info";
+        Silence: {
+            id: string;
+            scope: components["schemas"]["MetricScope"];
+            entity_id: string;
+            department_id?: string | null;
+            starts_at: components["schemas"]["Timestamp"];
+            ends_at: components["schemas"]["Timestamp"];
+            reason: string;
+            created_by: string;
+            created_at: components["schemas"]["Timestamp"];
         };
         /** @description Settings of a simulated provider, stored as the provider's `config` JSON. */
         SimSettings: {
@@ -4646,6 +5740,24 @@ export interface components {
         };
         /** Format: uuid */
         SubnetId: string;
+        /** @description What one synchronisation did. */
+        SyncReport: {
+            /**
+             * Format: int32
+             * @description Hypervisors the provider reports.
+             */
+            hypervisors: number;
+            /**
+             * Format: int32
+             * @description Hosts added for hypervisors seen for the first time.
+             */
+            hosts_added: number;
+            /**
+             * Format: int32
+             * @description Hosts whose capacity or state changed.
+             */
+            hosts_updated: number;
+        };
         /**
          * @description What is wrong at a point of the chain.
          * @enum {string}
@@ -4870,6 +5982,129 @@ export interface components {
         };
         /** Format: uuid */
         VpcId: string;
+        /** @description Counts of findings per department or provider. */
+        VulnCount: {
+            /** @description The department or provider id (empty: no known owner). */
+            key: string;
+            /**
+             * Format: int64
+             * @description Open or being fixed.
+             */
+            open: number;
+            /**
+             * Format: int64
+             * @description Open or being fixed, past the deadline.
+             */
+            overdue: number;
+            /**
+             * Format: int64
+             * @description Claimed fixed, waiting for a re-scan.
+             */
+            fixed: number;
+            /**
+             * Format: int64
+             * @description Confirmed by a re-scan.
+             */
+            verified: number;
+            /**
+             * Format: int64
+             * @description Fixed (claimed or confirmed) on or before the deadline.
+             */
+            fixed_within_deadline: number;
+            /** Format: int64 */
+            accepted: number;
+        };
+        /** @description One imported scanner file. */
+        VulnImport: {
+            /** Format: uuid */
+            id: string;
+            source: string;
+            /** @description `csv` or `nessus`. */
+            format: string;
+            created_at: components["schemas"]["Timestamp"];
+            /**
+             * Format: int64
+             * @description Hosts the file scanned.
+             */
+            hosts: number;
+            /**
+             * Format: int64
+             * @description Findings in the file (after folding duplicates).
+             */
+            findings: number;
+            /**
+             * Format: int64
+             * @description New findings.
+             */
+            created: number;
+            /**
+             * Format: int64
+             * @description Known findings seen again (last seen updated).
+             */
+            updated: number;
+            /**
+             * Format: int64
+             * @description Findings claimed fixed or verified that the scan still reports, reopened.
+             */
+            reopened: number;
+            /**
+             * Format: int64
+             * @description Findings on scanned hosts the scan no longer reports, verified.
+             */
+            verified: number;
+            /**
+             * Format: int64
+             * @description Rows of the same finding folded into one.
+             */
+            duplicates: number;
+        };
+        /**
+         * @description A vulnerability finding's state (open → fixing → fixed → verified; accepted risk).
+         * @enum {string}
+         */
+        VulnState: "open" | "fixing" | "fixed" | "verified" | "accepted";
+        VulnTransition: {
+            /**
+             * @description `fixing` or `fixed` (the department), `accepted` (the security admin, with a
+             *     `note` saying why) or `open` (back from fixing by the department; back from fixed
+             *     or accepted by the security admin). `verified` comes only from a re-scan.
+             */
+            state: components["schemas"]["VulnState"];
+            /** @description A note on the fix, or the reason a risk is accepted (at most 500 characters). */
+            note?: string | null;
+        };
+        /** @description A vulnerability finding: one (address, port, vulnerability id). */
+        Vulnerability: {
+            /** Format: uuid */
+            id: string;
+            address: string;
+            /**
+             * Format: int32
+             * @description 0 for host-level findings.
+             */
+            port: number;
+            protocol: string;
+            /** @description The scanner's id of the vulnerability (plugin id, NVT OID, or a CVE). */
+            vuln_id: string;
+            title: string;
+            severity: components["schemas"]["Severity"];
+            cve: string;
+            solution: string;
+            state: components["schemas"]["VulnState"];
+            department_id?: null | components["schemas"]["DepartmentId"];
+            provider_id?: null | components["schemas"]["ProviderId"];
+            instance_id?: null | components["schemas"]["InstanceId"];
+            first_seen: components["schemas"]["Timestamp"];
+            last_seen: components["schemas"]["Timestamp"];
+            deadline: components["schemas"]["Timestamp"];
+            fixed_at?: null | components["schemas"]["Timestamp"];
+            verified_at?: null | components["schemas"]["Timestamp"];
+            /** @description Why the risk was accepted, or the department's note on its fix. */
+            note: string;
+            overdue: boolean;
+            /** Format: int64 */
+            generation: number;
+        };
         /** @description A webhook subscription as shown (the secret only once, at creation). */
         Webhook: {
             id: components["schemas"]["WebhookId"];
@@ -4897,6 +6132,12 @@ export interface components {
         };
         /** Format: uuid */
         ZoneId: string;
+        /** @description A zhengyun zone and the availability zone it stands for. */
+        ZoneMapping: {
+            /** Format: uuid */
+            zone_id: string;
+            availability_zone: string;
+        };
     };
     responses: never;
     parameters: never;
@@ -4961,6 +6202,91 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Health"];
                 };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_address_blocks: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["List_AddressBlock"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_address_block: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewAddressBlock"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AddressBlock"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_address_block: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             default: {
                 headers: {
@@ -5045,6 +6371,233 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["JoinResponse"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_alert_rules: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["List_AlertRule"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_alert_rule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewAlertRule"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AlertRule"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_alert_rule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_silences: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["List_Silence"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_silence: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewSilence"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Silence"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_silence: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_alerts: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["List_ActiveAlert"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_alert_history: {
+        parameters: {
+            query?: {
+                /** @description Newest entries, 1–1000 (default 200). */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["List_AlertEvent"];
                 };
             };
             default: {
@@ -7699,6 +9252,51 @@ export interface operations {
             };
         };
     };
+    query_metrics: {
+        parameters: {
+            query: {
+                /** @description `instance`, `host`, `project`, `department`, `zone` or `provider`. */
+                scope: string;
+                /** @description The entity's id (UUID). */
+                id: string;
+                /**
+                 * @description Comma-separated: `cpu`, `mem`, `mem_used`, `disk_read`, `disk_write`, `disk_used`,
+                 *     `net_rx`, `net_tx`, `up` (default `cpu`).
+                 */
+                series?: string;
+                /** @description Start (RFC 3339); default one hour before `to`. */
+                from?: string;
+                /** @description End (RFC 3339); default now. At most 400 days after `from`. */
+                to?: string;
+                /** @description Seconds per point (10 s – 31 days); default about 240 points. At most 2000 points. */
+                step?: number;
+                /** @description `avg` (default), `min` or `max` of the points in each step. */
+                agg?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MetricsResult"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     delete_nic: {
         parameters: {
             query?: never;
@@ -8201,6 +9799,126 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Provider"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_openstack_settings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["ProviderId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenStackSettingsView"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    put_openstack_settings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["ProviderId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["OpenStackSettings"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenStackSettingsView"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    openstack_drift: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["ProviderId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["List_DriftItem"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    sync_openstack: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["ProviderId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SyncReport"];
                 };
             };
             default: {
@@ -8778,6 +10496,200 @@ export interface operations {
             };
         };
     };
+    list_security_event_rules: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["List_EventRule"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_security_event_rule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewEventRule"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EventRule"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_security_event_rule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_security_events: {
+        parameters: {
+            query?: {
+                /** @description One department (a department admin sees only their own; without it, all they may). */
+                department_id?: string;
+                /** @description From this time (RFC 3339), inclusive. */
+                from?: string;
+                /** @description Until this time (RFC 3339), exclusive. */
+                to?: string;
+                category?: "attack" | "intrusion" | "virus" | "web_attack" | "scan" | "brute_force" | "policy_deny" | "other";
+                severity?: "critical" | "high" | "medium" | "low" | "info";
+                action?: "blocked" | "allowed";
+                source?: "syslog" | "security_group";
+                /** @description Source or destination IP address. */
+                address?: string;
+                /** @description Substring of the raw message or the rule name. */
+                q?: string;
+                /** @description Events per page, 1–500 (default 50). */
+                limit?: number;
+                /** @description The `next_cursor` of the previous page. */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_SecurityEvent"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    security_event_counts: {
+        parameters: {
+            query: {
+                /** @description `day`, `department`, `provider`, `category`, `severity` or `action`. */
+                by: string;
+                /** @description First day, `YYYY-MM-DD` (Asia/Shanghai; default 29 days before `to`). */
+                from?: string;
+                /** @description Last day, inclusive (default today). */
+                to?: string;
+                department_id?: string;
+                category?: "attack" | "intrusion" | "virus" | "web_attack" | "scan" | "brute_force" | "policy_deny" | "other";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["List_EventCount"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    syslog_intake: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IntakeStatus"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     list_security_groups: {
         parameters: {
             query?: {
@@ -8916,6 +10828,64 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["SecurityGroup"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_security_policy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SecurityPolicy"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    update_security_policy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SecurityPolicy"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SecurityPolicy"];
                 };
             };
             default: {
@@ -10002,6 +11972,141 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Subnet"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_vulnerabilities: {
+        parameters: {
+            query?: {
+                department_id?: string;
+                state?: "open" | "fixing" | "fixed" | "verified" | "accepted";
+                severity?: "critical" | "high" | "medium" | "low" | "info";
+                /** @description The host's IP address. */
+                address?: string;
+                /** @description Only findings past their deadline and not yet fixed. */
+                overdue?: boolean;
+                /** @description Substring of the title or the CVE. */
+                q?: string;
+                /** @description Findings per page, 1–500 (default 50). */
+                limit?: number;
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_Vulnerability"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    vulnerability_counts: {
+        parameters: {
+            query: {
+                /** @description `department` or `provider`. */
+                by: string;
+                department_id?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["List_VulnCount"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    set_vulnerability_state: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["VulnTransition"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Vulnerability"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    import_vulnerabilities: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewVulnImport"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VulnImport"];
                 };
             };
             default: {

@@ -208,6 +208,11 @@ fn expected(f: &Fixture, a: Action) -> (usize, Vec<Holder>) {
             Some(Scope::Platform) => &[Pa][..],
             Some(_) => &[Pa, Da][..],
         },
+        SecurityPolicyRead => [Pa, Sec, Sup],
+        SecurityPolicyManage => [Sec],
+        SecurityEventReadAll => [Sec, Sup],
+        SecurityEventRead(_) => [Sec, Sup, Da],
+        VulnerabilityWork(_) => [Da],
     }
 }
 
@@ -314,6 +319,11 @@ pub(super) fn samples(f: &Fixture) -> Vec<Action> {
         AlertManage(Some(Scope::Platform)),
         AlertManage(Some(dept)),
         AlertManage(Some(proj)),
+        SecurityPolicyRead,
+        SecurityPolicyManage,
+        SecurityEventReadAll,
+        SecurityEventRead(d),
+        VulnerabilityWork(d),
     ];
     for r in Role::ALL {
         for s in [Scope::Platform, dept, proj] {

@@ -13,11 +13,12 @@ pub mod instances;
 pub mod inventory;
 pub mod leases;
 pub mod memberships;
-pub mod networks;
 pub mod metrics;
+pub mod networks;
 pub mod notifications;
 pub mod projects;
 pub mod requests;
+pub mod secev;
 pub mod security;
 pub mod system;
 pub mod tokens;
@@ -50,7 +51,7 @@ use zy_model::Error;
         (name = "users", description = "用户 / users"),
         (name = "memberships", description = "角色授权 / role grants"),
         (name = "tokens", description = "API 令牌 / API tokens"),
-        (name = "security", description = "安全管理 / security administration"),
+        (name = "security", description = "安全管理：账号安全、地址规划、安全事件、漏洞管理 / security administration, address plan, security events, vulnerabilities"),
         (name = "audit", description = "审计日志 / audit log"),
         (name = "compute", description = "计算资源：云服务商、可用区、宿主机、规格、镜像、配额、云主机 / compute"),
         (name = "requests", description = "资源申请、审批、交付与验收 / resource requests, approvals, delivery and acceptance"),
@@ -300,6 +301,27 @@ pub fn api_router() -> OpenApiRouter<AppState> {
             billing::list_reconciliations,
             billing::create_reconciliation
         ))
+        .routes(routes!(
+            secev::list_address_blocks,
+            secev::create_address_block
+        ))
+        .routes(routes!(secev::delete_address_block))
+        .routes(routes!(secev::list_security_events))
+        .routes(routes!(secev::security_event_counts))
+        .routes(routes!(secev::syslog_intake))
+        .routes(routes!(
+            secev::get_security_policy,
+            secev::update_security_policy
+        ))
+        .routes(routes!(
+            secev::list_security_event_rules,
+            secev::create_security_event_rule
+        ))
+        .routes(routes!(secev::delete_security_event_rule))
+        .routes(routes!(secev::list_vulnerabilities))
+        .routes(routes!(secev::vulnerability_counts))
+        .routes(routes!(secev::import_vulnerabilities))
+        .routes(routes!(secev::set_vulnerability_state))
         .routes(routes!(system::healthz))
         .routes(routes!(system::readyz))
         .routes(routes!(system::metrics))

@@ -251,6 +251,8 @@ pub async fn sync_hosts(s: &AppState, id: ProviderId) -> Result<SyncReport, Erro
                     used_gpus: 0,
                     created_at: Timestamp::now(),
                     generation: 1,
+                    ha_state: zy_model::compute::HostHaState::Ok,
+                    group_id: None,
                 });
             }
         }

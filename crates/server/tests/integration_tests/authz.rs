@@ -247,6 +247,24 @@ const TABLE: &[(&str, [u16; 9], Elsewhere)] = &[
     ("set_budget",              [403, 403, 403, 403, 200, 403, 403, 403, 401], R403),
     ("list_reconciliations",    [403, 403, 403, 200, 200, 200, 403, 403, 401], Same),
     ("create_reconciliation",   [403, 403, 403, 403, 201, 403, 403, 403, 401], Same),
+    // Security events and vulnerabilities: the security admin keeps the policy and sees
+    // everything; the supervisor reads everything; a department admin sees and works their
+    // own department's events and findings; the platform admin reads the policy.
+    ("list_address_blocks",     [200, 200, 403, 200, 403, 403, 403, 403, 401], Same),
+    ("create_address_block",    [403, 201, 403, 403, 403, 403, 403, 403, 401], Same),
+    ("delete_address_block",    [403, 204, 403, 403, 403, 403, 403, 403, 401], Same),
+    ("list_security_events",    [403, 200, 403, 200, 403, 403, 200, 403, 401], R403),
+    ("security_event_counts",   [403, 200, 403, 200, 403, 403, 200, 403, 401], R403),
+    ("syslog_intake",           [200, 200, 403, 200, 403, 403, 403, 403, 401], Same),
+    ("get_security_policy",     [200, 200, 403, 200, 403, 403, 403, 403, 401], Same),
+    ("update_security_policy",  [403, 200, 403, 403, 403, 403, 403, 403, 401], Same),
+    ("list_security_event_rules",  [200, 200, 403, 200, 403, 403, 403, 403, 401], Same),
+    ("create_security_event_rule", [403, 201, 403, 403, 403, 403, 403, 403, 401], Same),
+    ("delete_security_event_rule", [403, 204, 403, 403, 403, 403, 403, 403, 401], Same),
+    ("list_vulnerabilities",    [403, 200, 403, 200, 403, 403, 200, 403, 401], R403),
+    ("vulnerability_counts",    [403, 200, 403, 200, 403, 403, 200, 403, 401], R403),
+    ("import_vulnerabilities",  [403, 201, 403, 403, 403, 403, 403, 403, 401], Same),
+    ("set_vulnerability_state", [403, 403, 403, 403, 403, 403, 200, 403, 401], R403),
 ];
 
 /// The first caller (in column order) the table lets call `op` successfully.

@@ -85,6 +85,15 @@ impl TestServer {
     }
 
     pub async fn start_with(db: Db, demo: bool) -> TestServer {
+        Self::start_custom(db, demo, |_| {}).await
+    }
+
+    /// Starts with the configuration changed by `f` (e.g. the syslog receiver on).
+    pub async fn start_custom(
+        db: Db,
+        demo: bool,
+        f: impl FnOnce(&mut zy_server::Config),
+    ) -> TestServer {
         let dir = temp_dir();
         let (database_url, pg_schema) = match &db {
             Db::Sqlite => (None, None),
@@ -108,7 +117,12 @@ impl TestServer {
             test_clock: true,
             metrics_interval_secs: 2,
             metrics_flush_secs: 0,
+            syslog_udp: None,
+            syslog_tcp: None,
+            syslog_queue: 65_536,
         };
+        let mut config = config;
+        f(&mut config);
         let server = zy_server::start(config.clone())
             .await
             .expect("server starts");

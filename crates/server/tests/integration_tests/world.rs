@@ -592,6 +592,55 @@ impl<'a> World<'a> {
         id
     }
 
+    /// A fresh address-plan block of the home department (by the security admin): its id
+    /// and CIDR.
+    pub async fn address_block(&self) -> (String, String) {
+        let n = self.fresh();
+        let cidr = format!("10.{}.{}.0/24", 100 + n / 256 % 100, n % 256);
+        let (st, b) = self
+            .sec
+            .post(
+                "/v1/address-plan",
+                json!({ "cidr": cidr, "department_id": self.d }),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{b}");
+        (b["id"].as_str().expect("block id").to_string(), cidr)
+    }
+
+    async fn event_rule(&self) -> String {
+        let n = self.fresh();
+        let (st, b) = self.sec.post("/v1/security-event-rules", json!({ "name": format!("规则{n}"), "min_severity": "critical", "threshold": 1000, "window_minutes": 1 })).await;
+        assert_eq!(st, StatusCode::CREATED, "{b}");
+        b["id"].as_str().expect("rule id").to_string()
+    }
+
+    /// A fresh open finding of the home department (an address-plan block and an import).
+    async fn vulnerability(&self) -> String {
+        let (_, cidr) = self.address_block().await;
+        let addr = cidr.replace(".0/24", ".7");
+        let csv = format!(
+            "address,port,vuln_id,title,severity\n{addr},443,TLS-1,TLS 1.0 enabled,medium\n"
+        );
+        let (st, b) = self
+            .sec
+            .post(
+                "/v1/vulnerability-imports",
+                json!({ "source": "scan.csv", "format": "csv", "content": csv }),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{b}");
+        let (st, b) = self
+            .sec
+            .get(&format!("/v1/vulnerabilities?address={addr}"))
+            .await;
+        assert_eq!(st, StatusCode::OK, "{b}");
+        b["items"][0]["id"]
+            .as_str()
+            .expect("finding id")
+            .to_string()
+    }
+
     /// A new ordinary account of the home department (never logged in).
     async fn account(&self) -> String {
         let n = self.fresh();
@@ -960,6 +1009,21 @@ impl<'a> World<'a> {
                 "provider_id": self.provider, "month": "2000-01", "source": "invoice.csv",
                 "csv": "resource_id,hours,amount\nabc,720,12.50\n"
             }))),
+            "list_address_blocks" => req(Method::GET, "/v1/address-plan", None),
+            "create_address_block" => req(Method::POST, "/v1/address-plan", Some(json!({ "cidr": format!("172.{}.{}.0/24", 16 + n / 256 % 16, n % 256), "department_id": d, "description": "政务外网 / e-government network" }))),
+            "delete_address_block" => req(Method::DELETE, format!("/v1/address-plan/{}", self.address_block().await.0), None),
+            "list_security_events" => req(Method::GET, format!("/v1/security-events?department_id={d}"), None),
+            "security_event_counts" => req(Method::GET, format!("/v1/security-events/counts?by=category&department_id={d}"), None),
+            "syslog_intake" => req(Method::GET, "/v1/security-events/intake", None),
+            "get_security_policy" => req(Method::GET, "/v1/security-policy", None),
+            "update_security_policy" => req(Method::PUT, "/v1/security-policy", Some(json!({ "event_retention_days": 180, "deadline_days_critical": 7, "deadline_days_high": 15, "deadline_days_medium": 30, "deadline_days_low": 90 }))),
+            "list_security_event_rules" => req(Method::GET, "/v1/security-event-rules", None),
+            "create_security_event_rule" => req(Method::POST, "/v1/security-event-rules", Some(json!({ "name": format!("高危事件{n}"), "department_id": d, "min_severity": "high", "threshold": 100, "window_minutes": 10 }))),
+            "delete_security_event_rule" => req(Method::DELETE, format!("/v1/security-event-rules/{}", self.event_rule().await), None),
+            "list_vulnerabilities" => req(Method::GET, format!("/v1/vulnerabilities?department_id={d}"), None),
+            "vulnerability_counts" => req(Method::GET, format!("/v1/vulnerabilities/counts?by=department&department_id={d}"), None),
+            "import_vulnerabilities" => req(Method::POST, "/v1/vulnerability-imports", Some(json!({ "source": "scan.csv", "format": "csv", "content": format!("address,port,vuln_id,title,severity\n198.18.{}.{},22,SSH-1,弱口令,high\n", n / 256 % 256, n % 256) }))),
+            "set_vulnerability_state" => req(Method::POST, format!("/v1/vulnerabilities/{}/state", self.vulnerability().await), Some(json!({ "state": "fixing", "note": "已安排升级 / upgrade scheduled" }))),
             other => panic!("operation {other} has no request in world.rs: add one to World::request (and a row to authz.rs's TABLE)"),
         }
     }
