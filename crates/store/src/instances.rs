@@ -651,3 +651,30 @@ pub async fn take_work(tx: &mut Tx, id: InstanceId) -> Result<Option<InstanceRow
     .map_err(db_error)?;
     r.as_ref().map(InstanceRow::decode).transpose()
 }
+
+/// The placed instances' department, project, zone and provider ids, by instance id (labels
+/// of the metrics exposition).
+pub async fn labels(
+    store: &Store,
+) -> Result<std::collections::HashMap<String, [String; 4]>, Error> {
+    let rows = sqlx::query(
+        "SELECT id, department_id, project_id, zone_id, provider_id FROM instances \
+         WHERE state <> 'deleted' AND host_id IS NOT NULL",
+    )
+    .fetch_all(store.pool())
+    .await
+    .map_err(db_error)?;
+    let mut out = std::collections::HashMap::with_capacity(rows.len());
+    for r in &rows {
+        out.insert(
+            text(r, "id")?,
+            [
+                text(r, "department_id")?,
+                text(r, "project_id")?,
+                opt_text(r, "zone_id")?.unwrap_or_default(),
+                opt_text(r, "provider_id")?.unwrap_or_default(),
+            ],
+        );
+    }
+    Ok(out)
+}

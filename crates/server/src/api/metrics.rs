@@ -61,3 +61,21 @@ pub async fn query_metrics(
         .await?,
     ))
 }
+
+#[utoipa::path(get, path = "/v1/metrics/prometheus", tag = "metrics",
+    responses((status = 200, description = "Prometheus text exposition (0.0.4) of the latest figures of every host and instance, with department, project, zone and provider labels", content_type = "text/plain"), (status = "default", body = ErrorBody)))]
+pub async fn prometheus_metrics(
+    State(s): State<AppState>,
+    actor: Actor,
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    let text = metrics::prometheus(&s, &actor).await?;
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
+}

@@ -274,6 +274,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(requests::delete_approval_chain))
         .routes(routes!(requests::set_requests_only))
         .routes(routes!(metrics::query_metrics))
+        .routes(routes!(metrics::prometheus_metrics))
         .routes(routes!(alerts::list_alert_rules, alerts::create_alert_rule))
         .routes(routes!(alerts::delete_alert_rule))
         .routes(routes!(alerts::list_alerts))

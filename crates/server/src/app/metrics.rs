@@ -198,3 +198,89 @@ pub async fn query(s: &AppState, actor: &Actor, q: Query) -> Result<MetricsResul
             .collect(),
     })
 }
+
+/// The latest figures of every host and instance in the Prometheus text exposition format
+/// (version 0.0.4), for an existing Prometheus or VictoriaMetrics to scrape with an API
+/// token of the platform admin, the supervisor or a provider operator. Instances carry
+/// their department, project, host, zone and provider as labels (ids, so a renamed object
+/// keeps its series). Only the replica that collects has figures; the others answer with
+/// the headers alone, so scrape every replica (or the collecting one).
+pub async fn prometheus(s: &AppState, actor: &Actor) -> Result<String, Error> {
+    authorize(&actor.principal, Action::MetricsRead(None))?;
+    let (at, latest) = s.compute.metrics_latest.get();
+    let owners: std::collections::HashMap<String, zy_store::ha::Placed> =
+        zy_store::ha::placed(&s.store)
+            .await?
+            .into_iter()
+            .map(|p| (p.id.to_string(), p))
+            .collect();
+    let rows = zy_store::instances::labels(&s.store).await?;
+    Ok(render_prometheus(at, &latest, &owners, &rows))
+}
+
+/// Labels of an instance for the exposition: (department, project, zone, provider).
+pub type InstanceLabels = std::collections::HashMap<String, [String; 4]>;
+
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// The exposition text (pure, so it is tested without a server).
+pub fn render_prometheus(
+    at: i64,
+    latest: &crate::monitoring::Latest,
+    placed: &std::collections::HashMap<String, zy_store::ha::Placed>,
+    labels: &InstanceLabels,
+) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# HELP zhengyun_metrics_collected_seconds When the figures below were taken (Unix time).\n# TYPE zhengyun_metrics_collected_seconds gauge\nzhengyun_metrics_collected_seconds {at}"
+    );
+    for scope in ["host", "instance"] {
+        for series in Series::ALL {
+            let name = format!("zhengyun_{scope}_{}", series.as_str());
+            let _ = writeln!(
+                out,
+                "# HELP {name} {scope} {} ({}).\n# TYPE {name} gauge",
+                series.as_str(),
+                series.unit()
+            );
+            let mut keys: Vec<&(&'static str, String)> =
+                latest.keys().filter(|(s, _)| *s == scope).collect();
+            keys.sort();
+            for key in keys {
+                let Some(Some(v)) = latest.get(key).map(|vs| vs[series as usize]) else {
+                    continue;
+                };
+                let id = &key.1;
+                let mut l = format!("{scope}_id=\"{}\"", escape(id));
+                if scope == "instance" {
+                    if let Some(p) = placed.get(id) {
+                        let _ = write!(
+                            l,
+                            ",instance_name=\"{}\",host_id=\"{}\"",
+                            escape(&p.name),
+                            p.host_id
+                        );
+                    }
+                    if let Some([d, pr, z, pv]) = labels.get(id) {
+                        let _ = write!(
+                            l,
+                            ",department_id=\"{}\",project_id=\"{}\",zone_id=\"{}\",provider_id=\"{}\"",
+                            escape(d),
+                            escape(pr),
+                            escape(z),
+                            escape(pv)
+                        );
+                    }
+                }
+                let _ = writeln!(out, "{name}{{{l}}} {v}");
+            }
+        }
+    }
+    out
+}

@@ -112,6 +112,36 @@ async fn figures_are_collected_and_read_per_scope_by_whoever_may_see_them(db: Db
         assert_error_body(st, &b);
     }
 
+    // The same figures for Prometheus: the burning guest with its department's label.
+    let (st, v) = c.admin.get("/v1/metrics/prometheus").await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let text = v.as_str().unwrap_or_default().to_string();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("zhengyun_instance_cpu{") && l.contains(&burning))
+        .unwrap_or_else(|| panic!("no cpu line for the burning guest:\n{text}"));
+    assert!(
+        line.contains(&format!("department_id=\"{dept}\"")),
+        "{line}"
+    );
+    assert!(
+        line.contains(&format!("project_id=\"{}\"", c.project)),
+        "{line}"
+    );
+    let value: f64 = line
+        .rsplit(' ')
+        .next()
+        .and_then(|v| v.parse().ok())
+        .expect("value");
+    assert!(value > 90.0, "{line}");
+    assert!(text.contains("# TYPE zhengyun_host_up gauge"), "{text}");
+    let (st, _) = c.member.get("/v1/metrics/prometheus").await;
+    assert_eq!(
+        st,
+        StatusCode::FORBIDDEN,
+        "a project member reads no exposition"
+    );
+
     // A host that dies is down, and so are its instances.
     sim.kill_host(host.parse().expect("uuid"));
     until(&c.admin, &q("host", &host, "up"), |v| {
