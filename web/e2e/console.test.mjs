@@ -299,6 +299,22 @@ test('a department admin reads the inbox from the bell, marks all read, and subs
   await box.locator('.el-button--primary').click()
   await page.getByTestId('webhooks').locator('tr', { hasText: '卫计委 OA 待办' }).waitFor()
   await shot(page, '07d-webhooks')
+  // Alerts: the department's demo rules, and a new CPU rule on the department.
+  await page.getByTestId('nav-alerts').click()
+  await page.getByTestId('alerts-active').waitFor()
+  await page.getByRole('tab', { name: '告警规则' }).click()
+  const rules = page.getByTestId('alert-rules')
+  await rules.waitFor()
+  const dept = await page.evaluate(async () => {
+    const r = await fetch('/v1/departments?limit=1', { credentials: 'include' })
+    return (await r.json()).items[0].id
+  })
+  await page.getByTestId('rule-name').fill('e2e CPU 告警')
+  await page.getByTestId('rule-id').fill(dept)
+  await page.getByTestId('rule-add').click()
+  await rules.getByText('e2e CPU 告警').waitFor()
+  assert.match(await rules.innerText(), /cpu > 90 持续 10 分钟/)
+  await shot(page, '07e-alert-rules')
   await page.getByTestId('logout').click()
   await page.waitForURL('**/login')
   assert.deepEqual(errors, [])

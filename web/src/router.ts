@@ -46,6 +46,7 @@ const routes: RouteRecordRaw[] = [
       { path: 'platform/images', name: 'images', component: () => import('./views/platform/Images.vue'), meta: { roles: ['platform_admin', 'supervisor'], title: 'nav.images' } },
       { path: 'platform/billing', name: 'billing', component: () => import('./views/platform/Billing.vue'), meta: { roles: ['finance', 'supervisor', 'provider_operator', 'platform_admin'], title: 'nav.billing' } },
       { path: 'platform/security', name: 'security', component: () => import('./views/platform/Security.vue'), meta: { roles: ['security_admin'], title: 'nav.security' } },
+      { path: 'alerts', name: 'alerts', component: () => import('./views/platform/Alerts.vue'), meta: { roles: ['platform_admin', 'supervisor', 'provider_operator', 'dept_admin', 'dept_member'], title: 'nav.alerts' } },
       { path: 'platform/ha', name: 'ha', component: () => import('./views/platform/Ha.vue'), meta: { roles: ['platform_admin', 'supervisor', 'provider_operator'], title: 'nav.ha' } },
       { path: 'security/events', name: 'security-events', component: () => import('./views/security/Events.vue'), meta: { roles: ['security_admin', 'supervisor', 'dept_admin'], title: 'nav.securityEvents' } },
       { path: 'security/vulnerabilities', name: 'vulnerabilities', component: () => import('./views/security/Vulnerabilities.vue'), meta: { roles: ['security_admin', 'supervisor', 'dept_admin'], title: 'nav.vulnerabilities' } },

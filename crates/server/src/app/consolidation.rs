@@ -111,6 +111,10 @@ async fn plan_now(s: &AppState, ceiling: u32, only: Option<ZoneId>) -> Result<Pl
         slot_of.insert(h.host.id, h.slot);
     }
     let placed = ha::placed(&s.store).await?;
+    // Measured CPU of the last reading (on the replica that collects); the planner keeps
+    // receiving hosts' measured CPU under the ceiling too.
+    let (_, latest) = s.compute.metrics_latest.get();
+    let cpu_idx = zy_model::metrics::Series::Cpu as usize;
     let mut groups: HashMap<ServerGroupId, u64> = HashMap::new();
     let mut names: HashMap<u64, (InstanceId, String)> = HashMap::new();
     let mut instances = Vec::new();
@@ -138,9 +142,12 @@ async fn plan_now(s: &AppState, ceiling: u32, only: Option<ZoneId>) -> Result<Pl
                 disk_gib: p.disk_gib,
                 gpus: p.gpus,
             },
-            // Measured use: allocation stands in until the metrics history feeds it
-            // (the planner then also keeps measured CPU under the ceiling).
-            cpu_used_millis: 0,
+            // CPU % of the allotted vCPUs → thousandths of a busy vCPU.
+            cpu_used_millis: latest
+                .get(&("instance", p.id.to_string()))
+                .and_then(|v| v[cpu_idx])
+                .map(|pct| (pct.clamp(0.0, 100.0) * 10.0 * p.vcpus as f64) as u32)
+                .unwrap_or(0),
             group,
             movable: p.state == InstanceState::Running && p.volumes == 0 && !p.busy,
         });
