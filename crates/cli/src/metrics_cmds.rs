@@ -31,10 +31,48 @@ pub enum MetricsCmd {
         #[arg(long, default_value = "avg")]
         agg: String,
     },
+    /// Remote write to a Prometheus-compatible store: show, or set with --url (and
+    /// --token, from ZHENGYUN_REMOTE_WRITE_TOKEN to keep it out of the shell history);
+    /// --disable stops it.
+    RemoteWrite {
+        #[arg(long)]
+        url: Option<String>,
+        #[arg(long, env = "ZHENGYUN_REMOTE_WRITE_TOKEN")]
+        token: Option<String>,
+        #[arg(long)]
+        disable: bool,
+    },
 }
 
 pub async fn metrics(c: &Client, cmd: MetricsCmd, json: bool) -> Result<()> {
     match cmd {
+        MetricsCmd::RemoteWrite {
+            url,
+            token,
+            disable,
+        } => {
+            let v = if url.is_some() || disable {
+                let current = c.get("/v1/metrics/remote-write", &[]).await?;
+                let url = url.unwrap_or_else(|| current["url"].as_str().unwrap_or("").to_string());
+                c.put(
+                    "/v1/metrics/remote-write",
+                    json!({ "enabled": !disable, "url": url, "bearer_token": token }),
+                )
+                .await?
+            } else {
+                c.get("/v1/metrics/remote-write", &[]).await?
+            };
+            crate::output::one(
+                &v,
+                &[
+                    ("启用 enabled", "enabled"),
+                    ("地址 url", "url"),
+                    ("有令牌 token", "has_token"),
+                ],
+                json,
+            );
+            Ok(())
+        }
         MetricsCmd::Query {
             scope,
             id,

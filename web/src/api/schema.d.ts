@@ -1366,6 +1366,22 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/metrics/remote-write": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["get_remote_write"];
+        put: operations["set_remote_write"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/nics/{id}": {
         parameters: {
             query?: never;
@@ -5247,6 +5263,12 @@ export interface components {
             /** @description Why (at most 200 characters), shown in the recycle bin and the instance's events. */
             reason?: string | null;
         };
+        /** @description The remote-write settings as the API shows them (never the token). */
+        RemoteWriteView: {
+            enabled: boolean;
+            url: string;
+            has_token: boolean;
+        };
         /** @description A request as its requester writes it. */
         RequestBody: {
             project_id: components["schemas"]["ProjectId"];
@@ -5665,6 +5687,20 @@ export interface components {
             department_id?: null | components["schemas"]["DepartmentId"];
             project_id?: null | components["schemas"]["ProjectId"];
             limits: components["schemas"]["QuotaLimits"];
+        };
+        SetRemoteWrite: {
+            /** @description Send every reading (every 10 s) to `url`. */
+            enabled: boolean;
+            /**
+             * @description The receiver, e.g. `http://vm.example.gov.cn:8428/api/v1/write` (VictoriaMetrics) or
+             *     a Prometheus's `/api/v1/write`.
+             */
+            url: string;
+            /**
+             * @description Sent as `Authorization: Bearer …`; absent keeps the stored one, `""` removes it.
+             *     Sealed at rest and never returned.
+             */
+            bearer_token?: string | null;
         };
         SetRules: {
             /**
@@ -9329,6 +9365,64 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["MetricsResult"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_remote_write: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RemoteWriteView"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    set_remote_write: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SetRemoteWrite"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RemoteWriteView"];
                 };
             };
             default: {

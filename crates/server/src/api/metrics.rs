@@ -79,3 +79,48 @@ pub async fn prometheus_metrics(
     )
         .into_response())
 }
+
+#[utoipa::path(get, path = "/v1/metrics/remote-write", tag = "metrics",
+    responses((status = 200, body = metrics::RemoteWriteView), (status = "default", body = ErrorBody)))]
+pub async fn get_remote_write(
+    State(s): State<AppState>,
+    actor: Actor,
+) -> ApiResult<axum::Json<metrics::RemoteWriteView>> {
+    Ok(axum::Json(
+        metrics::remote_write_settings(&s, &actor).await?,
+    ))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetRemoteWrite {
+    /// Send every reading (every 10 s) to `url`.
+    pub enabled: bool,
+    /// The receiver, e.g. `http://vm.example.gov.cn:8428/api/v1/write` (VictoriaMetrics) or
+    /// a Prometheus's `/api/v1/write`.
+    pub url: String,
+    /// Sent as `Authorization: Bearer …`; absent keeps the stored one, `""` removes it.
+    /// Sealed at rest and never returned.
+    pub bearer_token: Option<String>,
+}
+
+#[utoipa::path(put, path = "/v1/metrics/remote-write", tag = "metrics", request_body = SetRemoteWrite,
+    responses((status = 200, body = metrics::RemoteWriteView), (status = "default", body = ErrorBody)))]
+pub async fn set_remote_write(
+    State(s): State<AppState>,
+    ctx: crate::context::RequestContext,
+    actor: Actor,
+    crate::extract::Json(b): crate::extract::Json<SetRemoteWrite>,
+) -> ApiResult<axum::Json<metrics::RemoteWriteView>> {
+    Ok(axum::Json(
+        metrics::set_remote_write(
+            &s,
+            &ctx,
+            &actor,
+            b.enabled,
+            &b.url,
+            b.bearer_token.as_deref(),
+        )
+        .await?,
+    ))
+}

@@ -275,6 +275,10 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(requests::set_requests_only))
         .routes(routes!(metrics::query_metrics))
         .routes(routes!(metrics::prometheus_metrics))
+        .routes(routes!(
+            metrics::get_remote_write,
+            metrics::set_remote_write
+        ))
         .routes(routes!(alerts::list_alert_rules, alerts::create_alert_rule))
         .routes(routes!(alerts::delete_alert_rule))
         .routes(routes!(alerts::list_alerts))

@@ -284,3 +284,78 @@ pub fn render_prometheus(
     }
     out
 }
+
+/// The remote-write settings as the API shows them (never the token).
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct RemoteWriteView {
+    pub enabled: bool,
+    pub url: String,
+    pub has_token: bool,
+}
+
+pub async fn remote_write_settings(s: &AppState, actor: &Actor) -> Result<RemoteWriteView, Error> {
+    authorize(&actor.principal, Action::InventoryManage)?;
+    let c: crate::monitoring::remote_write::Stored = zy_store::settings::get(
+        s.store.pool(),
+        crate::monitoring::remote_write::SETTINGS_KEY,
+    )
+    .await?
+    .unwrap_or_default();
+    Ok(RemoteWriteView {
+        enabled: c.enabled,
+        url: c.url,
+        has_token: c.bearer_sealed.is_some(),
+    })
+}
+
+/// Sets where the collector sends each reading (remote write). `bearer_token`: `None`
+/// keeps the stored one, an empty string removes it.
+pub async fn set_remote_write(
+    s: &AppState,
+    ctx: &crate::context::RequestContext,
+    actor: &Actor,
+    enabled: bool,
+    url: &str,
+    bearer_token: Option<&str>,
+) -> Result<RemoteWriteView, Error> {
+    use crate::monitoring::remote_write as rw;
+    authorize(&actor.principal, Action::InventoryManage)?;
+    if enabled || !url.is_empty() {
+        rw::check_url(url)?;
+    }
+    if bearer_token.is_some_and(|b| b.len() > 4096) {
+        return Err(Error::validation(
+            "bearer_token",
+            t!(
+                "令牌过长（至多 4096 个字符）",
+                "the token is too long (at most 4,096 characters)"
+            ),
+        ));
+    }
+    let mut tx = s.store.begin_write().await?;
+    let old: rw::Stored = zy_store::settings::get(&mut *tx, rw::SETTINGS_KEY)
+        .await?
+        .unwrap_or_default();
+    let bearer_sealed = match bearer_token {
+        None => old.bearer_sealed,
+        Some("") => None,
+        Some(b) => Some(s.sealer.seal(b)?),
+    };
+    let stored = rw::Stored {
+        enabled,
+        url: url.to_string(),
+        bearer_sealed,
+    };
+    zy_store::settings::put(&mut tx, rw::SETTINGS_KEY, &stored).await?;
+    super::commit_audited(
+        tx,
+        ctx,
+        Some(actor),
+        "set_remote_write",
+        "settings",
+        rw::SETTINGS_KEY,
+        serde_json::json!({ "enabled": enabled, "url": url, "token_changed": bearer_token.is_some() }),
+    )
+    .await?;
+    remote_write_settings(s, actor).await
+}

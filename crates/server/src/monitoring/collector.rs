@@ -281,6 +281,7 @@ impl Collector {
             .filter(|a| matches!(a, Answer::Down))
             .count();
         let entities = latest.len();
+        let remote = remote_write(s, t, &latest).await;
         s.compute.metrics_latest.replace(t, latest);
         let flush_every = i64::try_from(s.config.metrics_flush_secs).unwrap_or(60);
         let mut written = 0;
@@ -302,6 +303,7 @@ impl Collector {
         Ok(serde_json::json!({
             "at": t, "hosts": hosts.len(), "hosts_down": down, "instances": instances.len(),
             "entities": entities, "blocks_written": written, "blocks_trimmed": trimmed,
+            "remote_write": remote,
         }))
     }
 
@@ -655,6 +657,38 @@ pub async fn synthetic_ingest(
         }
     }
     Ok(written)
+}
+
+/// Sends the reading to the configured remote-write receiver, if any; the outcome goes
+/// into the task's status (`off`, `ok`, or the error).
+async fn remote_write(s: &crate::state::AppState, t: i64, latest: &super::Latest) -> String {
+    use super::remote_write as rw;
+    let stored: Option<rw::Stored> =
+        match zy_store::settings::get(s.store.pool(), rw::SETTINGS_KEY).await {
+            Ok(v) => v,
+            Err(e) => return format!("cannot read the settings: {e}"),
+        };
+    let Some(cfg) = stored.filter(|c| c.enabled) else {
+        return "off".into();
+    };
+    let bearer = match cfg.bearer_sealed.as_deref().map(|b| s.sealer.open(b)) {
+        Some(Ok(b)) => Some(b),
+        Some(Err(e)) => return format!("cannot open the token: {e}"),
+        None => None,
+    };
+    let labels = match zy_store::instances::labels(&s.store).await {
+        Ok(l) => l,
+        Err(e) => return format!("cannot read the labels: {e}"),
+    };
+    let body = rw::write_request(t, latest, &labels);
+    let http = reqwest::Client::new();
+    match rw::send(&http, &cfg.url, bearer.as_deref(), body).await {
+        Ok(()) => "ok".into(),
+        Err(e) => {
+            tracing::warn!(url = %cfg.url, error = %e, "remote write failed");
+            e
+        }
+    }
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 pub mod alerts;
 pub mod collector;
 pub mod demo;
+pub mod remote_write;
 
 use std::collections::HashMap;
 use std::sync::RwLock;

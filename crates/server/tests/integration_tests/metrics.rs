@@ -142,6 +142,91 @@ async fn figures_are_collected_and_read_per_scope_by_whoever_may_see_them(db: Db
         "a project member reads no exposition"
     );
 
+    // Remote write: a loopback receiver gets each reading as snappy-framed protobuf.
+    let receiver = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = receiver.local_addr().expect("addr").port();
+    let (got, mut bodies) = tokio::sync::mpsc::channel::<(String, Vec<u8>)>(4);
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut sock, _)) = receiver.accept().await {
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 65536];
+            let (head, body) = loop {
+                let n = sock.read(&mut chunk).await.unwrap_or(0);
+                if n == 0 {
+                    break (String::new(), Vec::new());
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                    continue;
+                };
+                let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0);
+                if buf.len() >= end + 4 + len {
+                    break (head, buf[end + 4..end + 4 + len].to_vec());
+                }
+            };
+            let _ = sock
+                .write_all(b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n")
+                .await;
+            if got.send((head, body)).await.is_err() {
+                break;
+            }
+        }
+    });
+    let url = format!("http://127.0.0.1:{port}/api/v1/write");
+    let (st, v) = c
+        .admin
+        .put(
+            "/v1/metrics/remote-write",
+            json!({ "enabled": true, "url": url, "bearer_token": "s3cret-token" }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["has_token"], true);
+    assert!(
+        !v.to_string().contains("s3cret"),
+        "the token is never returned: {v}"
+    );
+    let (head, body) = tokio::time::timeout(std::time::Duration::from_secs(30), bodies.recv())
+        .await
+        .expect("a remote write within 30 s")
+        .expect("body");
+    assert!(head.contains("content-encoding: snappy"), "{head}");
+    assert!(
+        head.contains("authorization: bearer s3cret-token"),
+        "{head}"
+    );
+    let proto = snappy_literals(&body);
+    let has = |needle: &str| proto.windows(needle.len()).any(|w| w == needle.as_bytes());
+    assert!(has("zhengyun_instance_cpu"), "series name");
+    assert!(
+        has(&burning) && has(&dept),
+        "instance and department labels"
+    );
+    let (st, v) = c
+        .admin
+        .put(
+            "/v1/metrics/remote-write",
+            json!({ "enabled": false, "url": "" }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (st, v) = c
+        .admin
+        .put(
+            "/v1/metrics/remote-write",
+            json!({ "enabled": true, "url": "ftp://x" }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+
     // A host that dies is down, and so are its instances.
     sim.kill_host(host.parse().expect("uuid"));
     until(&c.admin, &q("host", &host, "up"), |v| {
@@ -427,3 +512,32 @@ async fn malformed_alert_rules_and_silences_are_refused(db: Db) {
     assert_eq!(st.as_u16(), 422, "{b}");
 }
 both_databases!(malformed_alert_rules_and_silences_are_refused);
+
+/// Decodes snappy's block format as far as remote write uses it here (literal elements).
+fn snappy_literals(enc: &[u8]) -> Vec<u8> {
+    let mut i = 0;
+    while enc[i] >= 0x80 {
+        i += 1;
+    }
+    i += 1;
+    let mut out = Vec::new();
+    while i < enc.len() {
+        let tag = enc[i];
+        i += 1;
+        assert_eq!(tag & 3, 0, "only literal elements are sent");
+        let m = match tag >> 2 {
+            60 => {
+                i += 1;
+                usize::from(enc[i - 1])
+            }
+            61 => {
+                i += 2;
+                usize::from(u16::from_le_bytes([enc[i - 2], enc[i - 1]]))
+            }
+            small => usize::from(small),
+        } + 1;
+        out.extend_from_slice(&enc[i..i + m]);
+        i += m;
+    }
+    out
+}

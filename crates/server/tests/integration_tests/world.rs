@@ -984,6 +984,8 @@ impl<'a> World<'a> {
             "list_silences" => req(Method::GET, "/v1/alert-silences", None),
             "create_silence" => req(Method::POST, "/v1/alert-silences", Some(self.silence_body())),
             "delete_silence" => req(Method::DELETE, format!("/v1/alert-silences/{}", self.silence().await), None),
+            "get_remote_write" => req(Method::GET, "/v1/metrics/remote-write", None),
+            "set_remote_write" => req(Method::PUT, "/v1/metrics/remote-write", Some(json!({ "enabled": false, "url": "http://127.0.0.1:9/api/v1/write" }))),
             "prometheus_metrics" => req(Method::GET, "/v1/metrics/prometheus", None),
             "query_metrics" => req(Method::GET, format!("/v1/metrics/query?scope=instance&id={i}&series=cpu,up"), None),
             "usage_report" => req(Method::GET, format!("/v1/usage?department_id={d}"), None),
