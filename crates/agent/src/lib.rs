@@ -118,10 +118,67 @@ fn load() -> HostLoad {
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(0)
     };
+    let (cpu_busy_ms, cpu_total_ms) = std::fs::read_to_string("/proc/stat")
+        .map(|s| cpu_times_ms(&s))
+        .unwrap_or_default();
+    let (net_rx_bytes, net_tx_bytes) = std::fs::read_to_string("/proc/net/dev")
+        .map(|s| {
+            physical_traffic(&s, |name| {
+                std::path::Path::new("/sys/class/net")
+                    .join(name)
+                    .join("device")
+                    .exists()
+            })
+        })
+        .unwrap_or_default();
     HostLoad {
         load_milli,
         memory_used_mib: field("MemTotal:").saturating_sub(field("MemAvailable:")) >> 10,
+        cpu_busy_ms,
+        cpu_total_ms,
+        net_rx_bytes,
+        net_tx_bytes,
     }
+}
+
+/// Busy and total CPU time in ms from `/proc/stat`'s first line (all cores, in clock
+/// ticks of 1/100 s, the kernel's USER_HZ on every Linux architecture we run on).
+/// Idle and I/O wait count as not busy; steal counts as busy, since the guest lost it.
+fn cpu_times_ms(stat: &str) -> (u64, u64) {
+    let Some(line) = stat.lines().find(|l| l.starts_with("cpu ")) else {
+        return (0, 0);
+    };
+    let ticks: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    // user nice system idle iowait irq softirq steal (guest time is already in user).
+    let total: u64 = ticks.iter().take(8).sum();
+    let idle = ticks.get(3).copied().unwrap_or(0) + ticks.get(4).copied().unwrap_or(0);
+    ((total.saturating_sub(idle)) * 10, total * 10)
+}
+
+/// Bytes received and sent by the interfaces `physical` accepts, from `/proc/net/dev`;
+/// bridges, taps, tunnels and loopback would count guest traffic twice.
+fn physical_traffic(dev: &str, physical: impl Fn(&str) -> bool) -> (u64, u64) {
+    let mut rx = 0u64;
+    let mut tx = 0u64;
+    for line in dev.lines().skip(2) {
+        let Some((name, rest)) = line.split_once(':') else {
+            continue;
+        };
+        if !physical(name.trim()) {
+            continue;
+        }
+        let f: Vec<u64> = rest
+            .split_whitespace()
+            .map(|x| x.parse().unwrap_or(0))
+            .collect();
+        rx += f.first().copied().unwrap_or(0);
+        tx += f.get(8).copied().unwrap_or(0);
+    }
+    (rx, tx)
 }
 
 async fn qemu_version(bin: &std::path::Path) -> String {
@@ -347,5 +404,29 @@ async fn supervise(state: Arc<AgentState>) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod load_tests {
+    use super::*;
+
+    #[test]
+    fn cpu_times_leave_idle_and_iowait_out_of_busy() {
+        let stat = "cpu  100 5 45 800 50 0 0 0 0 0\ncpu0 50 2 20 400 25 0 0 0 0 0\n";
+        // total 1000 ticks, idle+iowait 850 → busy 150 ticks = 1500 ms.
+        assert_eq!(cpu_times_ms(stat), (1_500, 10_000));
+        assert_eq!(cpu_times_ms("intr 1 2 3"), (0, 0));
+    }
+
+    #[test]
+    fn only_physical_interfaces_count() {
+        let dev = "Inter-|   Receive                                                |  Transmit
+ face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed
+    lo: 9000      10    0    0    0     0          0         0     9000      10    0    0    0     0       0          0
+  eth0: 1000      10    0    0    0     0          0         0     2000      20    0    0    0     0       0          0
+zb100: 500       5    0    0    0     0          0         0      700       7    0    0    0     0       0          0
+";
+        assert_eq!(physical_traffic(dev, |n| n == "eth0"), (1000, 2000));
     }
 }

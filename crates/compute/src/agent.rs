@@ -94,6 +94,17 @@ pub struct HostLoad {
     /// 1-minute load average ×1000.
     pub load_milli: u64,
     pub memory_used_mib: u64,
+    /// Cumulative CPU time over all cores since boot, ms: busy, and in all (from
+    /// `/proc/stat`); two readings give the host's own CPU use.
+    #[serde(default)]
+    pub cpu_busy_ms: u64,
+    #[serde(default)]
+    pub cpu_total_ms: u64,
+    /// Bytes through the physical interfaces since boot.
+    #[serde(default)]
+    pub net_rx_bytes: u64,
+    #[serde(default)]
+    pub net_tx_bytes: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

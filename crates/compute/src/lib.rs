@@ -62,10 +62,31 @@ pub struct InstanceCounters {
     pub net_tx_bytes: Option<u64>,
 }
 
-/// One reading of a host: the counters of the asked instances it has.
+/// A host's own figures at one instant (what the machine as a whole uses, guests and
+/// overhead together), for hosts whose agent measures them.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HostCounters {
+    /// CPU time spent busy (not idle or waiting for I/O) over all cores since boot, ms.
+    pub cpu_busy_ms: u64,
+    /// All CPU time over all cores since boot, ms.
+    pub cpu_total_ms: u64,
+    pub memory_used_mib: u64,
+    pub memory_total_mib: u64,
+    /// The file system holding the host's disks.
+    pub disk_used_bytes: u64,
+    pub disk_total_bytes: u64,
+    /// Physical interfaces only (bridges, taps, tunnels and loopback left out), bytes
+    /// since boot.
+    pub net_rx_bytes: u64,
+    pub net_tx_bytes: u64,
+}
+
+/// One reading of a host: the counters of the asked instances it has, and the host's
+/// own when its agent measures them (`None` for providers that do not).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct HostSample {
     pub instances: Vec<InstanceCounters>,
+    pub host: Option<HostCounters>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -174,29 +195,10 @@ pub trait ComputeDriver: Send + Sync {
             if !self.host_alive(host_id).await? {
                 return Err(DriverError::HostDown(host_id));
             }
-            let mut out = HostSample::default();
-            for &id in instances {
-                match self.metrics(id, host_id).await {
-                    Ok(Some(m)) => out.instances.push(InstanceCounters {
-                        instance_id: id,
-                        running: true,
-                        cpu_time_ms: m.cpu_time_ms,
-                        memory_used_mib: m.memory_rss_mib,
-                        disk_read_bytes: m.disk_read_bytes,
-                        disk_write_bytes: m.disk_write_bytes,
-                        disk_used_bytes: Some(m.disk_used_bytes),
-                        net_rx_bytes: None,
-                        net_tx_bytes: None,
-                    }),
-                    // Not running there (or not measurable): left out, so it counts as down.
-                    Ok(None)
-                    | Err(DriverError::Permanent(_))
-                    | Err(DriverError::Transient(_))
-                    | Err(DriverError::InProgress(_)) => {}
-                    Err(e @ DriverError::HostDown(_)) => return Err(e),
-                }
-            }
-            Ok(out)
+            Ok(HostSample {
+                instances: instance_counters(self, host_id, instances).await?,
+                host: None,
+            })
         })
     }
 
@@ -236,4 +238,37 @@ pub trait ComputeDriver: Send + Sync {
     fn abort_incoming(&self, _instance_id: Uuid, _target_host: Uuid) -> DriverFuture<'_, ()> {
         Box::pin(async { Ok(()) })
     }
+}
+
+/// The counters of each of `instances` on `host_id`, asked one by one through
+/// [`ComputeDriver::metrics`]; those not running there are left out (so they count as
+/// down). Stops only when the host itself is down.
+pub async fn instance_counters<D: ComputeDriver + ?Sized>(
+    driver: &D,
+    host_id: Uuid,
+    instances: &[Uuid],
+) -> Result<Vec<InstanceCounters>, DriverError> {
+    let mut out = Vec::new();
+    for &id in instances {
+        match driver.metrics(id, host_id).await {
+            Ok(Some(m)) => out.push(InstanceCounters {
+                instance_id: id,
+                running: true,
+                cpu_time_ms: m.cpu_time_ms,
+                memory_used_mib: m.memory_rss_mib,
+                disk_read_bytes: m.disk_read_bytes,
+                disk_write_bytes: m.disk_write_bytes,
+                disk_used_bytes: Some(m.disk_used_bytes),
+                net_rx_bytes: None,
+                net_tx_bytes: None,
+            }),
+            // Not running there (or not measurable): left out, so it counts as down.
+            Ok(None)
+            | Err(DriverError::Permanent(_))
+            | Err(DriverError::Transient(_))
+            | Err(DriverError::InProgress(_)) => {}
+            Err(e @ DriverError::HostDown(_)) => return Err(e),
+        }
+    }
+    Ok(out)
 }

@@ -22,7 +22,8 @@ pub const SCALE: f64 = 100.0;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Series {
-    /// CPU use in % of the allotted vCPUs (host: of its physical CPUs, by its guests).
+    /// CPU use in % of the allotted vCPUs (host: its own busy CPU where its agent
+    /// measures it, else the share of its physical CPUs its guests use).
     Cpu,
     /// Memory in use, % of the allotted memory.
     Mem,

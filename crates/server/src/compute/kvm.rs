@@ -383,6 +383,42 @@ impl ComputeDriver for KvmDriver {
         })
     }
 
+    /// One `/v1/host` call gives the host's own figures (and tells it answers), then the
+    /// guests' counters one by one.
+    fn host_sample<'a>(
+        &'a self,
+        host_id: Uuid,
+        instances: &'a [Uuid],
+    ) -> DriverFuture<'a, zy_compute::HostSample> {
+        Box::pin(async move {
+            let report = match self.agent(host_id) {
+                Ok(a) => {
+                    a.get::<HostReport>("/v1/host", Duration::from_secs(5))
+                        .await
+                }
+                Err(e) => Err(e),
+            };
+            let Ok(report) = report else {
+                return Err(DriverError::HostDown(host_id));
+            };
+            let c = &report.capacity;
+            let host = zy_compute::HostCounters {
+                cpu_busy_ms: report.load.cpu_busy_ms,
+                cpu_total_ms: report.load.cpu_total_ms,
+                memory_used_mib: report.load.memory_used_mib,
+                memory_total_mib: c.memory_mib,
+                disk_used_bytes: c.disk_gib.saturating_sub(c.disk_free_gib) << 30,
+                disk_total_bytes: c.disk_gib << 30,
+                net_rx_bytes: report.load.net_rx_bytes,
+                net_tx_bytes: report.load.net_tx_bytes,
+            };
+            Ok(zy_compute::HostSample {
+                instances: zy_compute::instance_counters(self, host_id, instances).await?,
+                host: Some(host),
+            })
+        })
+    }
+
     fn metrics(&self, instance_id: Uuid, host_id: Uuid) -> DriverFuture<'_, Option<VmMetrics>> {
         Box::pin(async move {
             let m = self

@@ -22,7 +22,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 use uuid::Uuid;
-use zy_compute::{DriverError, HostSample, InstanceCounters};
+use zy_compute::{DriverError, HostCounters, HostSample, InstanceCounters};
 use zy_model::id::ProviderId;
 use zy_model::metrics::{fixed, Block, Resolution, RollupAcc, Series};
 use zy_model::Error;
@@ -50,6 +50,8 @@ pub struct Collector {
 struct Memory {
     /// Per instance: when its counters were read, and what they were.
     prev: HashMap<Uuid, (i64, InstanceCounters)>,
+    /// Per host whose agent measures its own figures: when, and what they were.
+    prev_host: HashMap<String, (i64, HostCounters)>,
     entities: HashMap<(&'static str, String), Entity>,
     /// The blocks in progress were read back from the database.
     seeded: bool,
@@ -475,6 +477,34 @@ impl Sum {
     }
 }
 
+/// Replaces a host's figures derived from its guests by what the host measured of
+/// itself (guests, their QEMU overhead and everything else on the machine): CPU and
+/// network from the change since `prev` (ms elapsed, earlier reading), memory and disk
+/// use as they stand. The guests' disk I/O stays the sum of theirs.
+fn own_figures(v: &mut Values, own: &HostCounters, prev: Option<(i64, &HostCounters)>) {
+    if own.memory_total_mib > 0 {
+        v[Series::Mem.index()] =
+            Some((own.memory_used_mib as f64 / own.memory_total_mib as f64 * 100.0).min(100.0));
+        v[Series::MemUsed.index()] = Some(own.memory_used_mib as f64);
+    }
+    if own.disk_total_bytes > 0 {
+        v[Series::DiskUsed.index()] =
+            Some((own.disk_used_bytes as f64 / own.disk_total_bytes as f64 * 100.0).min(100.0));
+    }
+    let Some((dt_ms, p)) = prev.filter(|(dt, _)| *dt > 0) else {
+        return;
+    };
+    let total = own.cpu_total_ms.saturating_sub(p.cpu_total_ms);
+    let busy = own.cpu_busy_ms.checked_sub(p.cpu_busy_ms);
+    if let (Some(busy), true) = (busy, total > 0) {
+        v[Series::Cpu.index()] = Some((busy as f64 / total as f64 * 100.0).min(100.0));
+    }
+    let dt = dt_ms as f64 / 1000.0;
+    let rate = |new: u64, old: u64| (new >= old).then(|| (new - old) as f64 / dt);
+    v[Series::NetRx.index()] = rate(own.net_rx_bytes, p.net_rx_bytes);
+    v[Series::NetTx.index()] = rate(own.net_tx_bytes, p.net_tx_bytes);
+}
+
 /// Turns one reading into the figures of every entity.
 fn compute(
     m: &mut Memory,
@@ -546,14 +576,28 @@ fn compute(
         out.insert(("instance", i.id.clone()), v);
     }
     m.prev.retain(|id, _| seen.contains(id));
+    m.prev_host.retain(|id, _| {
+        matches!(
+            answers.get(id),
+            Some(Answer::Sample(HostSample { host: Some(_), .. }))
+        )
+    });
     for h in hosts {
         let up = matches!(answers.get(&h.id), Some(Answer::Sample(_)));
         let v = if up {
             let sum = sums.remove(&("host", h.id.as_str())).unwrap_or_default();
-            sum.values(
+            let mut v = sum.values(
                 Some((h.vcpus.max(1) as f64, h.memory_mib.max(1) as f64)),
                 Some(1.0),
-            )
+            );
+            if let Some(Answer::Sample(HostSample {
+                host: Some(own), ..
+            })) = answers.get(&h.id)
+            {
+                let prev = m.prev_host.insert(h.id.clone(), (now_ms, own.clone()));
+                own_figures(&mut v, own, prev.as_ref().map(|(at, p)| (now_ms - at, p)));
+            }
+            v
         } else {
             sums.remove(&("host", h.id.as_str()));
             let mut v: Values = [None; Series::COUNT];
@@ -694,6 +738,58 @@ async fn remote_write(s: &crate::state::AppState, t: i64, latest: &super::Latest
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_host_that_measures_itself_reports_its_own_cpu_memory_disk_and_traffic() {
+        let mut v: Values = [None; Series::COUNT];
+        v[Series::Cpu.index()] = Some(10.0); // what its guests use
+        v[Series::DiskRead.index()] = Some(4096.0);
+        let before = HostCounters {
+            cpu_busy_ms: 1_000,
+            cpu_total_ms: 10_000,
+            memory_used_mib: 1_000,
+            memory_total_mib: 4_000,
+            disk_used_bytes: 50,
+            disk_total_bytes: 100,
+            net_rx_bytes: 1_000,
+            net_tx_bytes: 2_000,
+        };
+        // The first reading: no rates yet, the guests' CPU stays.
+        own_figures(&mut v, &before, None);
+        assert_eq!(v[Series::Cpu.index()], Some(10.0));
+        assert_eq!(v[Series::Mem.index()], Some(25.0));
+        assert_eq!(v[Series::MemUsed.index()], Some(1_000.0));
+        assert_eq!(v[Series::DiskUsed.index()], Some(50.0));
+        assert_eq!(v[Series::NetRx.index()], None);
+        // 10 s later on 2 cores: 20,000 ms of CPU time, 15,000 of them busy.
+        let after = HostCounters {
+            cpu_busy_ms: 16_000,
+            cpu_total_ms: 30_000,
+            net_rx_bytes: 11_000,
+            net_tx_bytes: 2_000,
+            ..before.clone()
+        };
+        own_figures(&mut v, &after, Some((10_000, &before)));
+        assert_eq!(v[Series::Cpu.index()], Some(75.0));
+        assert_eq!(v[Series::NetRx.index()], Some(1_000.0));
+        assert_eq!(v[Series::NetTx.index()], Some(0.0));
+        assert_eq!(
+            v[Series::DiskRead.index()],
+            Some(4096.0),
+            "guests' I/O kept"
+        );
+        // Counters that went back (a reboot) give no rate rather than a wrong one.
+        let rebooted = HostCounters {
+            cpu_busy_ms: 10,
+            cpu_total_ms: 100,
+            net_rx_bytes: 5,
+            ..after.clone()
+        };
+        let mut w: Values = [None; Series::COUNT];
+        own_figures(&mut w, &rebooted, Some((10_000, &after)));
+        assert_eq!(w[Series::Cpu.index()], None);
+        assert_eq!(w[Series::NetRx.index()], None);
+    }
 
     fn point(t: i64) -> Vec<Option<i64>> {
         (0..Series::COUNT as i64)

@@ -227,6 +227,8 @@ fn last_count(log: &str) -> Option<u64> {
         .max()
 }
 
+/// Keeps the guest's one vCPU busy for 30 s after boot (shell builtins only), then says so.
+const BURN: &str = "read s _ </proc/uptime; end=$(( ${s%.*} + 30 )); while :; do read u _ </proc/uptime; [ ${u%.*} -ge $end ] && break; done; echo burn-done\n";
 const COUNTER: &str = "i=0; while true; do echo \"count $i\"; i=$((i+1)); sleep 1; done\n";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -287,6 +289,66 @@ async fn a_real_vm_lives_its_whole_life_on_an_agent_host() {
     assert_eq!(st, StatusCode::OK, "{m}");
     assert!(m["metrics"]["cpu_time_ms"].as_u64().unwrap_or(0) > 0, "{m}");
     assert_eq!(m["metrics"]["memory_mib"], 128, "{m}");
+
+    // A guest that burns its CPU for a while raises the alert its department set, which
+    // resolves once the guest is quiet again; the host reports its own figures.
+    let burn = k.create("burn-01", BURN).await;
+    let vm = k.wait_state(&burn, "running").await;
+    let dept = vm["department_id"]
+        .as_str()
+        .expect("department")
+        .to_string();
+    let da = ts.new_user(&k.admin, "wjw.admin", Some(&dept)).await;
+    ts.grant(&k.admin, &da, Role::DeptAdmin, Some(&dept), None)
+        .await;
+    let rule = json!({ "name": "CPU 过高", "kind": "threshold", "scope": "instance", "id": burn, "series": "cpu", "op": "gt", "threshold": 40.0, "for_secs": 4 });
+    let (st, r) = da.post("/v1/alert-rules", rule).await;
+    assert_eq!(st, StatusCode::CREATED, "{r}");
+    let rule = r["id"].as_str().expect("rule").to_string();
+    let alert_state = async |state: &str| {
+        let (_, h) = da.get("/v1/alerts/history").await;
+        h["items"].as_array().is_some_and(|a| {
+            a.iter()
+                .any(|e| e["rule_id"] == rule.as_str() && e["state"] == state)
+        })
+    };
+    let deadline = Instant::now() + BOOT;
+    while !alert_state("firing").await {
+        assert!(Instant::now() < deadline, "the CPU alert never fired");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    k.wait_console(&burn, "burn-done", 1).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !alert_state("resolved").await {
+        assert!(Instant::now() < deadline, "the CPU alert never resolved");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let (st, q) = k
+        .admin
+        .get(&format!(
+            "/v1/metrics/query?scope=host&id={host_id}&series=cpu,mem,disk_used&step=10"
+        ))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{q}");
+    let last = |k: usize| {
+        q["series"][k]["values"]
+            .as_array()
+            .and_then(|p| p.iter().rev().find_map(Value::as_f64))
+    };
+    assert!(
+        last(0).is_some_and(|c| c > 0.0 && c <= 100.0),
+        "host CPU: {q}"
+    );
+    assert!(
+        last(1).is_some_and(|m| m > 0.0 && m <= 100.0),
+        "host memory: {q}"
+    );
+    assert!(
+        last(2).is_some_and(|d| d > 0.0 && d <= 100.0),
+        "host disk: {q}"
+    );
+    let (st, v) = k.member.delete(&format!("/v1/instances/{burn}")).await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{v}");
 
     // Volumes hot-plug into the running guest and out again.
     let (st, vol) = k
