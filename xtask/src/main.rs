@@ -144,6 +144,12 @@ fn test(args: &[String]) -> bool {
         eprintln!("cannot install nftables and iproute2 for the network tests");
         return false;
     }
+    // Remote write is tried against a real Prometheus on loopback.
+    let prometheus_ready = Command::new("prometheus").arg("--version").output().is_ok();
+    if !prometheus_ready && !web::apt_install(&["prometheus"]) {
+        eprintln!("cannot install prometheus for the remote-write test");
+        return false;
+    }
     if let Err(e) = bed.ready() {
         eprintln!("{e}");
         return false;
@@ -155,7 +161,8 @@ fn test(args: &[String]) -> bool {
         .env("ZY_REQUIRE_QEMU", "1")
         .env("ZY_REQUIRE_SMTP", "1")
         .env("ZY_REQUIRE_PDFTOTEXT", "1")
-        .env("ZY_REQUIRE_NFT", "1");
+        .env("ZY_REQUIRE_NFT", "1")
+        .env("ZY_REQUIRE_PROMETHEUS", "1");
     if has_nextest() {
         c.args(["nextest", "run", "--workspace", "--no-fail-fast"]);
     } else {

@@ -38,13 +38,22 @@ pub fn task(s: AppState) -> std::sync::Arc<dyn crate::tasks::Task> {
     std::sync::Arc::new(Collector {
         s,
         mem: Mutex::new(Memory::default()),
+        unsent: Mutex::new(Default::default()),
     })
 }
 
 pub struct Collector {
     s: AppState,
     mem: Mutex<Memory>,
+    /// Readings the remote-write receiver has not taken yet, oldest first (bounded).
+    unsent: Mutex<std::collections::VecDeque<Vec<u8>>>,
 }
+
+/// Readings kept for a remote-write receiver that is away: 30 readings (5 minutes at the
+/// default interval), at most 32 MiB; older ones are dropped first (the embedded store
+/// keeps every point anyway).
+const UNSENT_READINGS: usize = 30;
+const UNSENT_BYTES: usize = 32 << 20;
 
 #[derive(Default)]
 struct Memory {
@@ -283,7 +292,7 @@ impl Collector {
             .filter(|a| matches!(a, Answer::Down))
             .count();
         let entities = latest.len();
-        let remote = remote_write(s, t, &latest).await;
+        let remote = remote_write(s, t, &latest, &self.unsent).await;
         s.compute.metrics_latest.replace(t, latest);
         let flush_every = i64::try_from(s.config.metrics_flush_secs).unwrap_or(60);
         let mut written = 0;
@@ -703,9 +712,15 @@ pub async fn synthetic_ingest(
     Ok(written)
 }
 
-/// Sends the reading to the configured remote-write receiver, if any; the outcome goes
-/// into the task's status (`off`, `ok`, or the error).
-async fn remote_write(s: &crate::state::AppState, t: i64, latest: &super::Latest) -> String {
+/// Sends the reading to the configured remote-write receiver, if any, after the readings
+/// it missed (oldest first, so every series stays in time order); the outcome goes into
+/// the task's status (`off`, `ok`, or the error with how many readings wait).
+async fn remote_write(
+    s: &crate::state::AppState,
+    t: i64,
+    latest: &super::Latest,
+    unsent: &Mutex<std::collections::VecDeque<Vec<u8>>>,
+) -> String {
     use super::remote_write as rw;
     let stored: Option<rw::Stored> =
         match zy_store::settings::get(s.store.pool(), rw::SETTINGS_KEY).await {
@@ -713,6 +728,7 @@ async fn remote_write(s: &crate::state::AppState, t: i64, latest: &super::Latest
             Err(e) => return format!("cannot read the settings: {e}"),
         };
     let Some(cfg) = stored.filter(|c| c.enabled) else {
+        lock_unsent(unsent).clear();
         return "off".into();
     };
     let bearer = match cfg.bearer_sealed.as_deref().map(|b| s.sealer.open(b)) {
@@ -724,20 +740,68 @@ async fn remote_write(s: &crate::state::AppState, t: i64, latest: &super::Latest
         Ok(l) => l,
         Err(e) => return format!("cannot read the labels: {e}"),
     };
-    let body = rw::write_request(t, latest, &labels);
+    keep_unsent(
+        &mut lock_unsent(unsent),
+        rw::write_request(t, latest, &labels),
+    );
     let http = reqwest::Client::new();
-    match rw::send(&http, &cfg.url, bearer.as_deref(), body).await {
-        Ok(()) => "ok".into(),
-        Err(e) => {
-            tracing::warn!(url = %cfg.url, error = %e, "remote write failed");
-            e
+    let mut refused = None;
+    loop {
+        let Some(body) = lock_unsent(unsent).pop_front() else {
+            return refused.unwrap_or_else(|| "ok".into());
+        };
+        match rw::send(&http, &cfg.url, bearer.as_deref(), body.clone()).await {
+            Ok(()) => {}
+            // The receiver refused this reading itself (e.g. samples it already has):
+            // sending it again would be refused again.
+            Err(rw::SendError::Refused(e)) => {
+                tracing::warn!(url = %cfg.url, error = %e, "remote write refused a reading");
+                refused = Some(e);
+            }
+            Err(rw::SendError::Unavailable(e)) => {
+                let mut q = lock_unsent(unsent);
+                q.push_front(body);
+                tracing::warn!(url = %cfg.url, error = %e, waiting = q.len(), "remote write failed");
+                return format!("{e} ({} readings wait)", q.len());
+            }
         }
+    }
+}
+
+fn lock_unsent(
+    m: &Mutex<std::collections::VecDeque<Vec<u8>>>,
+) -> std::sync::MutexGuard<'_, std::collections::VecDeque<Vec<u8>>> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Appends a reading, dropping the oldest beyond the bounds.
+fn keep_unsent(q: &mut std::collections::VecDeque<Vec<u8>>, body: Vec<u8>) {
+    q.push_back(body);
+    while q.len() > UNSENT_READINGS
+        || (q.len() > 1 && q.iter().map(Vec::len).sum::<usize>() > UNSENT_BYTES)
+    {
+        q.pop_front();
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unsent_readings_are_bounded_and_the_oldest_go_first() {
+        let mut q = std::collections::VecDeque::new();
+        for i in 0..(UNSENT_READINGS + 5) {
+            keep_unsent(&mut q, vec![i as u8]);
+        }
+        assert_eq!(q.len(), UNSENT_READINGS);
+        assert_eq!(q.front(), Some(&vec![5u8]), "the five oldest were dropped");
+        let mut q = std::collections::VecDeque::new();
+        keep_unsent(&mut q, vec![0; UNSENT_BYTES - 10]);
+        keep_unsent(&mut q, vec![1; 100]);
+        assert_eq!(q.len(), 1, "over the byte bound the oldest goes");
+        assert_eq!(q[0], vec![1u8; 100]);
+    }
 
     #[test]
     fn a_host_that_measures_itself_reports_its_own_cpu_memory_disk_and_traffic() {

@@ -140,13 +140,31 @@ pub fn snappy_literal(data: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Sends one reading; returns how many series were sent.
+/// Why a reading did not reach the receiver.
+#[derive(Debug)]
+pub enum SendError {
+    /// The receiver is unreachable, timed out, or answered 5xx/429: worth sending again.
+    Unavailable(String),
+    /// The receiver answered another 4xx about this reading: sending it again would not
+    /// help.
+    Refused(String),
+}
+
+impl std::fmt::Display for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SendError::Unavailable(e) | SendError::Refused(e) => f.write_str(e),
+        }
+    }
+}
+
+/// Sends one reading (an encoded `WriteRequest`).
 pub async fn send(
     http: &reqwest::Client,
     url: &str,
     bearer: Option<&str>,
     body: Vec<u8>,
-) -> Result<(), String> {
+) -> Result<(), SendError> {
     let mut req = http
         .post(url)
         .header("Content-Encoding", "snappy")
@@ -157,11 +175,23 @@ pub async fn send(
     if let Some(b) = bearer {
         req = req.bearer_auth(b);
     }
-    let resp = req.send().await.map_err(|e| e.to_string())?;
-    if resp.status().is_success() {
-        Ok(())
+    let resp = req
+        .send()
+        .await
+        .map_err(|e| SendError::Unavailable(e.to_string()))?;
+    let st = resp.status();
+    if st.is_success() {
+        return Ok(());
+    }
+    let text = resp.text().await.unwrap_or_default();
+    let msg = format!(
+        "the receiver answered {st}: {}",
+        text.trim().chars().take(200).collect::<String>()
+    );
+    if st.is_client_error() && st != reqwest::StatusCode::TOO_MANY_REQUESTS {
+        Err(SendError::Refused(msg))
     } else {
-        Err(format!("the receiver answered {}", resp.status()))
+        Err(SendError::Unavailable(msg))
     }
 }
 

@@ -541,3 +541,178 @@ fn snappy_literals(enc: &[u8]) -> Vec<u8> {
     }
     out
 }
+
+/// A real Prometheus on loopback with its remote-write receiver on; killed with the test.
+struct Prometheus {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Prometheus {
+    /// `None` (the test skips) when the binary is missing, unless the run requires it.
+    fn start(dir: &std::path::Path, port: u16) -> Option<Prometheus> {
+        let present = std::process::Command::new("prometheus")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !present {
+            assert!(
+                std::env::var("ZY_REQUIRE_PROMETHEUS").as_deref() != Ok("1"),
+                "prometheus is missing but its test is required (apt-get install prometheus)"
+            );
+            eprintln!("SKIPPED: prometheus is not installed (apt-get install prometheus)");
+            return None;
+        }
+        let config = dir.join("prometheus.yml");
+        std::fs::write(&config, "global:\n  scrape_interval: 1m\n").expect("config");
+        let child = std::process::Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("tsdb").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--web.enable-remote-write-receiver")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("prometheus starts");
+        Some(Prometheus { child, port })
+    }
+
+    async fn ready(&self) {
+        let url = format!("http://127.0.0.1:{}/-/ready", self.port);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if reqwest::get(&url)
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                return;
+            }
+            assert!(Instant::now() < deadline, "prometheus never became ready");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Raw samples of the selector over the last `secs`: (labels, [(time s, value)]).
+    async fn samples(&self, selector: &str, secs: u32) -> Vec<(Value, Vec<(f64, String)>)> {
+        let url = format!("http://127.0.0.1:{}/api/v1/query", self.port);
+        let Ok(r) = reqwest::Client::new()
+            .get(&url)
+            .query(&[("query", format!("{selector}[{secs}s]"))])
+            .send()
+            .await
+        else {
+            return Vec::new();
+        };
+        let v: Value = r.json().await.unwrap_or_default();
+        v["data"]["result"]
+            .as_array()
+            .map(|rs| {
+                rs.iter()
+                    .map(|r| {
+                        let points = r["values"]
+                            .as_array()
+                            .map(|ps| {
+                                ps.iter()
+                                    .filter_map(|p| {
+                                        Some((p[0].as_f64()?, p[1].as_str()?.to_string()))
+                                    })
+                                    .collect()
+                            })
+                            .unwrap_or_default();
+                        (r["metric"].clone(), points)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn stop(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The same figures reach a real Prometheus through remote write, labelled with the
+/// instance's department and project; readings taken while Prometheus is away are sent
+/// once it is back, in time order, so its series has no gap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn remote_write_reaches_a_real_prometheus_and_fills_an_outage_once_it_is_back() {
+    let dir = temp_dir();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
+        l.local_addr().expect("addr").port()
+    };
+    let Some(prom) = Prometheus::start(&dir, port) else {
+        return;
+    };
+    let ts = TestServer::start(Db::Sqlite).await;
+    let c = cloud(&ts, 1).await;
+    let (st, b) = create(&c, "prom", 1, json!({})).await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{b}");
+    let items = settle(&c).await;
+    let vm = items[0]["id"].as_str().expect("id").to_string();
+    let dept = items[0]["department_id"]
+        .as_str()
+        .expect("dept")
+        .to_string();
+    prom.ready().await;
+    let (st, v) = c
+        .admin
+        .put(
+            "/v1/metrics/remote-write",
+            json!({ "enabled": true, "url": format!("http://127.0.0.1:{port}/api/v1/write") }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let selector = format!("zhengyun_instance_up{{instance_id=\"{vm}\"}}");
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let series = loop {
+        let s = prom.samples(&selector, 120).await;
+        if s.first().is_some_and(|(_, p)| !p.is_empty()) {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "nothing reached prometheus");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let (labels, points) = &series[0];
+    assert_eq!(labels["department_id"], dept.as_str(), "{labels}");
+    assert_eq!(labels["project_id"], c.project.as_str(), "{labels}");
+    assert_eq!(points.last().map(|p| p.1.as_str()), Some("1"), "{points:?}");
+
+    // Prometheus goes away for a while; the readings meanwhile wait and follow it back.
+    prom.stop();
+    let away = chrono::Utc::now().timestamp() as f64;
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let back = chrono::Utc::now().timestamp() as f64;
+    let prom = Prometheus::start(&dir, port).expect("prometheus again");
+    prom.ready().await;
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let s = prom.samples(&selector, 300).await;
+        let during = s
+            .first()
+            .map(|(_, p)| p.iter().filter(|(t, _)| *t > away && *t < back).count())
+            .unwrap_or(0);
+        // The collector reads every 2 s in tests: about three readings fell in the gap.
+        if during >= 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the readings taken while prometheus was away never arrived: {s:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    drop(prom);
+    let _ = std::fs::remove_dir_all(&dir);
+}
