@@ -797,14 +797,23 @@ async fn adopt(
                 tx,
                 ctx,
                 Some(actor),
-                "adopt_instance",
+                "adopt_openstack_drift",
                 "instance",
                 &i.id.to_string(),
                 detail,
             )
             .await?
         }
-        _ => commit_system(tx, "adopt_instance", "instance", &i.id.to_string(), detail).await?,
+        _ => {
+            commit_system(
+                tx,
+                "adopt_openstack_drift",
+                "instance",
+                &i.id.to_string(),
+                detail,
+            )
+            .await?
+        }
     }
     Ok(row.instance)
 }
