@@ -524,6 +524,10 @@ fn drift_key(kind: &str, external_id: &str, change: &str) -> String {
 /// differences are inserted (open) and announced once, differences seen again are
 /// touched, open ones that went away are resolved. A dismissed item stays dismissed.
 async fn record_drift(s: &AppState, id: ProviderId, report: &mut SyncReport) -> Result<(), Error> {
+    // Only what this observation is newer than is resolved: a concurrent synchronisation
+    // (the task and the admin's button) with an older view must not resolve what a newer
+    // one recorded.
+    let observed_at = Timestamp::now();
     let (servers, items) = observe(s, id).await?;
     let settings = s
         .compute
@@ -610,7 +614,7 @@ async fn record_drift(s: &AppState, id: ProviderId, report: &mut SyncReport) -> 
         }
     }
     for (key, d) in &existing {
-        if d.state == "open" && !seen.contains(key) {
+        if d.state == "open" && !seen.contains(key) && d.last_seen.0 < observed_at.0 {
             zy_store::drift::set_state(
                 &mut tx,
                 d.id,
