@@ -178,6 +178,7 @@ const INSTANCE_COLS: &[(&str, &str)] = &[
     ("状态 state", "state"),
     ("目标 desired", "desired"),
     ("宿主机 host", "host_name"),
+    ("来源 origin", "origin"),
 ];
 
 pub(crate) fn items(v: &Value) -> &[Value] {

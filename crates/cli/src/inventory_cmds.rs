@@ -48,6 +48,15 @@ pub enum ProviderCmd {
         /// Do not verify the provider's TLS certificate (test clouds only).
         #[arg(long)]
         insecure: bool,
+        /// Map an OpenStack project to a zhengyun department and project, as
+        /// `OPENSTACK_PROJECT_ID=DEPARTMENT_ID:PROJECT_ID` (repeatable): servers found there
+        /// are adopted (纳管) into them.
+        #[arg(long = "map-project")]
+        map_project: Vec<String>,
+        /// What the synchronisation does with servers that appeared outside zhengyun in a
+        /// mapped project: `flag` (tell the supervisor; the admin adopts by hand) or `auto`.
+        #[arg(long, default_value = "flag")]
+        adoption: String,
     },
     /// An OpenStack provider's settings (never the secret).
     OpenstackShow {
@@ -64,9 +73,26 @@ pub enum ProviderCmd {
     Sync {
         id: String,
     },
-    /// What changed in an OpenStack provider without going through zhengyun.
+    /// What changed in an OpenStack provider without going through zhengyun (the drift
+    /// history; `--state all` for every item).
     Drift {
         id: String,
+        /// open (default), adopted, dismissed, resolved or all.
+        #[arg(long)]
+        state: Option<String>,
+    },
+    /// Adopt (纳管) a server that appeared in an OpenStack provider: it becomes an instance
+    /// of the mapped department and project.
+    DriftAdopt {
+        id: String,
+        item: String,
+    },
+    /// Dismiss a drift item (it stays dismissed).
+    DriftDismiss {
+        id: String,
+        item: String,
+        #[arg(long)]
+        reason: String,
     },
     /// Failure injection and latency of a simulated provider.
     SetSim {
@@ -196,6 +222,8 @@ pub async fn provider(c: &Client, cmd: ProviderCmd, json: bool) -> Result<()> {
             network,
             ca_file,
             insecure,
+            map_project,
+            adoption,
         } => {
             let mut body = json!({ "name": name, "kind": kind, "description": description });
             if kind == "openstack" {
@@ -215,8 +243,21 @@ pub async fn provider(c: &Client, cmd: ProviderCmd, json: bool) -> Result<()> {
                     Some(f) => Some(std::fs::read_to_string(&f)?),
                     None => None,
                 };
+                let mut projects = Vec::new();
+                for m in &map_project {
+                    let (os, zy) = m.split_once('=').ok_or_else(|| {
+                        anyhow::anyhow!("--map-project wants OPENSTACK_PROJECT_ID=DEPARTMENT_ID:PROJECT_ID, got {m}")
+                    })?;
+                    let (d, p) = zy.split_once(':').ok_or_else(|| {
+                        anyhow::anyhow!("--map-project wants OPENSTACK_PROJECT_ID=DEPARTMENT_ID:PROJECT_ID, got {m}")
+                    })?;
+                    projects.push(
+                        json!({ "openstack_project": os, "department_id": d, "project_id": p }),
+                    );
+                }
                 body["openstack"] = json!({ "auth_url": auth_url, "region": region, "credential": credential,
-                    "network": network, "ca_pem": ca_pem, "verify_tls": !insecure });
+                    "network": network, "ca_pem": ca_pem, "verify_tls": !insecure,
+                    "projects": projects, "adoption": adoption });
             }
             let v = c.post("/v1/providers", body).await?;
             output::one(&v, cols, json)
@@ -261,22 +302,68 @@ pub async fn provider(c: &Client, cmd: ProviderCmd, json: bool) -> Result<()> {
                     ("计算节点 hypervisors", "hypervisors"),
                     ("新增主机 hosts_added", "hosts_added"),
                     ("更新主机 hosts_updated", "hosts_updated"),
+                    ("新差异 drift_new", "drift_new"),
+                    ("待处理差异 drift_open", "drift_open"),
+                    ("已纳管 adopted", "adopted"),
                 ],
                 json,
             )
         }
-        ProviderCmd::Drift { id } => show(
-            &c.get(&format!("/v1/providers/{id}/openstack/drift"), &[])
-                .await?,
-            &[
-                ("类型 kind", "kind"),
-                ("名称 name", "name"),
-                ("云主机 server_id", "server_id"),
-                ("实例 instance_id", "instance_id"),
-                ("详情 detail", "detail"),
-            ],
-            json,
-        ),
+        ProviderCmd::Drift { id, state } => {
+            let q: Vec<(&str, String)> = state.map(|s| ("state", s)).into_iter().collect();
+            show(
+                &c.get(&format!("/v1/providers/{id}/openstack/drift"), &q)
+                    .await?,
+                &[
+                    ("编号 id", "id"),
+                    ("变化 change", "change"),
+                    ("名称 name", "name"),
+                    ("外部编号 external_id", "external_id"),
+                    ("状态 state", "state"),
+                    ("实例 instance_id", "instance_id"),
+                    ("详情 detail", "detail"),
+                    ("原因 reason", "reason"),
+                ],
+                json,
+            )
+        }
+        ProviderCmd::DriftAdopt { id, item } => {
+            let v = c
+                .post(
+                    &format!("/v1/providers/{id}/openstack/drift/{item}/adopt"),
+                    json!({}),
+                )
+                .await?;
+            output::one(
+                &v,
+                &[
+                    ("实例 id", "id"),
+                    ("名称 name", "name"),
+                    ("来源 origin", "origin"),
+                    ("部门 department_id", "department_id"),
+                    ("项目 project_id", "project_id"),
+                    ("状态 state", "state"),
+                ],
+                json,
+            )
+        }
+        ProviderCmd::DriftDismiss { id, item, reason } => {
+            let v = c
+                .post(
+                    &format!("/v1/providers/{id}/openstack/drift/{item}/dismiss"),
+                    json!({ "reason": reason }),
+                )
+                .await?;
+            output::one(
+                &v,
+                &[
+                    ("编号 id", "id"),
+                    ("状态 state", "state"),
+                    ("原因 reason", "reason"),
+                ],
+                json,
+            )
+        }
         ProviderCmd::SetSim {
             id,
             failure_p,

@@ -344,6 +344,11 @@ pub struct Instance {
     pub ha_policy: HaPolicy,
     /// Higher restarts first after a host failure.
     pub ha_priority: i32,
+    /// `created` through zhengyun, or `adopted` (纳管) from a provider cloud.
+    pub origin: String,
+    /// When it was adopted (metered from then); absent for instances zhengyun created.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub adopted_at: Option<Timestamp>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub generation: i64,
@@ -427,4 +432,42 @@ impl HaPolicy {
             (p, _) => p,
         }
     }
+}
+
+/// One difference between an OpenStack provider cloud and zhengyun, as the
+/// `openstack_sync` task recorded it (history: first and last seen, and what was decided).
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct DriftRecord {
+    pub id: DriftItemId,
+    pub provider_id: ProviderId,
+    /// `server` or `volume`.
+    pub kind: String,
+    /// The provider's id of the server or volume (for a `disappeared` item, the zhengyun
+    /// instance id: the provider no longer has one).
+    pub external_id: String,
+    /// `appeared`, `changed` or `disappeared`.
+    pub change: String,
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub openstack_project: Option<String>,
+    /// The zhengyun instance concerned (for an adopted item, the one it became).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance_id: Option<InstanceId>,
+    /// Where adoption puts it (the project mapping), or the instance's owner.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub department_id: Option<DepartmentId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub project_id: Option<ProjectId>,
+    pub detail: String,
+    /// `open` (to decide), `adopted`, `dismissed` (stays so) or `resolved` (the
+    /// difference went away).
+    pub state: String,
+    /// Why it stays open (e.g. over quota, no project mapping) or why it was dismissed.
+    pub reason: String,
+    pub first_seen: Timestamp,
+    pub last_seen: Timestamp,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decided_by: Option<UserId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decided_at: Option<Timestamp>,
 }

@@ -160,6 +160,10 @@ typed_id!(
 typed_id!(
     /// An elastic IP (弹性IP) on an external network.
     ElasticIpId, "elastic_ip");
+typed_id!(
+    /// One item of an OpenStack provider's drift history (a server or volume that
+    /// appeared, changed or disappeared outside zhengyun).
+    DriftItemId, "drift_item");
 
 #[cfg(test)]
 mod tests {

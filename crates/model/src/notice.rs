@@ -25,6 +25,7 @@
 //! | `alert_resolved` | rule, target |
 //! | `security_alert` | rule, department, events (number), minutes (number), severity |
 //! | `vulnerability_overdue` | title, address, department, severity, deadline |
+//! | `provider_drift` | provider, count (number), items |
 
 use crate::text::Lang;
 use serde::{Deserialize, Serialize};
@@ -76,6 +77,9 @@ pub enum NoticeKind {
     SecurityAlert,
     /// 漏洞整改超期: a vulnerability finding passed its repair deadline.
     VulnerabilityOverdue,
+    /// 云服务商资源差异: servers appeared, changed or disappeared in a provider cloud
+    /// without going through zhengyun.
+    ProviderDrift,
 }
 
 /// Placeholder for a parameter that is missing, null or empty.
@@ -92,7 +96,7 @@ struct Template {
 }
 
 impl NoticeKind {
-    pub const ALL: [NoticeKind; 18] = [
+    pub const ALL: [NoticeKind; 19] = [
         NoticeKind::ApprovalNeeded,
         NoticeKind::ApprovalReminder,
         NoticeKind::RequestApproved,
@@ -111,6 +115,7 @@ impl NoticeKind {
         NoticeKind::AlertResolved,
         NoticeKind::SecurityAlert,
         NoticeKind::VulnerabilityOverdue,
+        NoticeKind::ProviderDrift,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -133,6 +138,7 @@ impl NoticeKind {
             NoticeKind::AlertResolved => "alert_resolved",
             NoticeKind::SecurityAlert => "security_alert",
             NoticeKind::VulnerabilityOverdue => "vulnerability_overdue",
+            NoticeKind::ProviderDrift => "provider_drift",
         }
     }
 
@@ -250,6 +256,12 @@ impl NoticeKind {
                 "Vulnerability overdue: {title}",
                 "The vulnerability \"{title}\" ({address}, {severity}) of {department} is past its repair deadline {deadline}; fix it and ask for a re-scan.",
             ),
+            NoticeKind::ProviderDrift => (
+                "云服务商资源差异：{provider}",
+                "云服务商「{provider}」中有 {count} 项资源未经 zhengyun 出现、变化或消失：{items}。请在该云服务商的资源差异页面纳管或忽略。",
+                "Provider drift: {provider}",
+                "{count} resources appeared, changed or disappeared in the provider cloud \"{provider}\" without going through zhengyun: {items}. Adopt or dismiss them on the provider's drift page.",
+            ),
         };
         Template {
             zh_subject,
@@ -294,6 +306,7 @@ impl NoticeKind {
             NoticeKind::AlertResolved => ("告警恢复", "Alert resolved"),
             NoticeKind::SecurityAlert => ("安全告警", "Security alert"),
             NoticeKind::VulnerabilityOverdue => ("漏洞整改超期", "Vulnerability overdue"),
+            NoticeKind::ProviderDrift => ("云服务商资源差异", "Provider drift"),
         };
         match lang {
             Lang::Zh => zh,

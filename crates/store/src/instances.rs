@@ -17,7 +17,7 @@ use zy_model::Error;
 pub const COLS: &str = "id, project_id, department_id, name, flavor_id, flavor_name, image_id, image_name, vcpus, memory_mib, disk_gib, gpus, \
     want_zone_id, want_provider_id, group_id, zone_id, provider_id, host_id, state, desired, quota_held, capacity_held, disk_created, \
     resize_pending, reboot_pending, work, attempts, next_attempt_at, lease_owner, lease_until, last_error, created_at, updated_at, generation, user_data, \
-    lease_end, lease_ended, recycled_at, purge_at, recycle_reason, root_pool_id, ha_policy, ha_priority, \
+    lease_end, lease_ended, recycled_at, purge_at, recycle_reason, root_pool_id, ha_policy, ha_priority, origin, adopted_at, \
     (SELECT name FROM hosts WHERE hosts.id = instances.host_id) AS host_name, \
     (SELECT path FROM storage_pools WHERE storage_pools.id = instances.root_pool_id) AS shared_dir";
 
@@ -76,6 +76,8 @@ impl Decode for InstanceRow {
                 root_pool_id: opt_id(r, "root_pool_id")?,
                 ha_policy: HaPolicy::parse(&text(r, "ha_policy")?).unwrap_or(HaPolicy::Inherit),
                 ha_priority: int(r, "ha_priority")? as i32,
+                origin: text(r, "origin")?,
+                adopted_at: opt_ts(r, "adopted_at")?,
             },
             want_zone_id: opt_id(r, "want_zone_id")?,
             want_provider_id: opt_id(r, "want_provider_id")?,

@@ -12,6 +12,7 @@ pub mod audit;
 pub mod billing;
 mod db;
 pub mod departments;
+pub mod drift;
 mod error;
 pub mod ha;
 pub mod instances;

@@ -1586,12 +1586,50 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * What changed in the OpenStack provider without going through zhengyun: servers that
-         *     appeared, changed (size, power state) or disappeared.
+         * The drift history of an OpenStack provider: servers that appeared, changed (size,
+         *     power state) or disappeared there without going through zhengyun, as the
+         *     synchronisation recorded them (newest first).
          */
         get: operations["openstack_drift"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/providers/{id}/openstack/drift/{item}/adopt": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Adopts (纳管) a server that appeared in the provider cloud: it becomes an instance of
+         *     the mapped department and project, counted against their quota and metered from now.
+         */
+        post: operations["adopt_openstack_drift"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/providers/{id}/openstack/drift/{item}/dismiss": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Dismisses a drift item with a reason; it stays dismissed. */
+        post: operations["dismiss_openstack_drift"];
         delete?: never;
         options?: never;
         head?: never;
@@ -3213,24 +3251,46 @@ export interface components {
             expected: string;
             actual: string;
         };
+        /** @description Why an item is dismissed. */
+        DismissBody: {
+            /** @description Why it needs nothing from zhengyun (kept in the history and the audit log). */
+            reason: string;
+        };
+        /** Format: uuid */
+        DriftItemId: string;
         /**
-         * @description A difference between zhengyun's records and the provider cloud that did not go through
-         *     zhengyun.
+         * @description One difference between an OpenStack provider cloud and zhengyun, as the
+         *     `openstack_sync` task recorded it (history: first and last seen, and what was decided).
          */
-        DriftItem: {
-            /**
-             * @description `appeared` (a server zhengyun did not make), `changed` (its size or power state
-             *     changed outside zhengyun) or `disappeared` (zhengyun's server is gone).
-             */
+        DriftRecord: {
+            id: components["schemas"]["DriftItemId"];
+            provider_id: components["schemas"]["ProviderId"];
+            /** @description `server` or `volume`. */
             kind: string;
-            /** @description The OpenStack server id (absent when it disappeared). */
-            server_id?: string | null;
+            /**
+             * @description The provider's id of the server or volume (for a `disappeared` item, the zhengyun
+             *     instance id: the provider no longer has one).
+             */
+            external_id: string;
+            /** @description `appeared`, `changed` or `disappeared`. */
+            change: string;
             name: string;
             openstack_project?: string | null;
             instance_id?: null | components["schemas"]["InstanceId"];
             department_id?: null | components["schemas"]["DepartmentId"];
             project_id?: null | components["schemas"]["ProjectId"];
             detail: string;
+            /**
+             * @description `open` (to decide), `adopted`, `dismissed` (stays so) or `resolved` (the
+             *     difference went away).
+             */
+            state: string;
+            /** @description Why it stays open (e.g. over quota, no project mapping) or why it was dismissed. */
+            reason: string;
+            first_seen: components["schemas"]["Timestamp"];
+            last_seen: components["schemas"]["Timestamp"];
+            decided_by?: null | components["schemas"]["UserId"];
+            decided_at?: null | components["schemas"]["Timestamp"];
         };
         ElasticIp: {
             id: components["schemas"]["ElasticIpId"];
@@ -3591,6 +3651,9 @@ export interface components {
              * @description Higher restarts first after a host failure.
              */
             ha_priority: number;
+            /** @description `created` through zhengyun, or `adopted` (纳管) from a provider cloud. */
+            origin: string;
+            adopted_at?: null | components["schemas"]["Timestamp"];
             created_at: components["schemas"]["Timestamp"];
             updated_at: components["schemas"]["Timestamp"];
             /** Format: int64 */
@@ -3887,21 +3950,36 @@ export interface components {
             }[];
         };
         /** @description A list returned whole (small collections: providers, zones, flavors, …). */
-        List_DriftItem: {
+        List_DriftRecord: {
             items: {
-                /**
-                 * @description `appeared` (a server zhengyun did not make), `changed` (its size or power state
-                 *     changed outside zhengyun) or `disappeared` (zhengyun's server is gone).
-                 */
+                id: components["schemas"]["DriftItemId"];
+                provider_id: components["schemas"]["ProviderId"];
+                /** @description `server` or `volume`. */
                 kind: string;
-                /** @description The OpenStack server id (absent when it disappeared). */
-                server_id?: string | null;
+                /**
+                 * @description The provider's id of the server or volume (for a `disappeared` item, the zhengyun
+                 *     instance id: the provider no longer has one).
+                 */
+                external_id: string;
+                /** @description `appeared`, `changed` or `disappeared`. */
+                change: string;
                 name: string;
                 openstack_project?: string | null;
                 instance_id?: null | components["schemas"]["InstanceId"];
                 department_id?: null | components["schemas"]["DepartmentId"];
                 project_id?: null | components["schemas"]["ProjectId"];
                 detail: string;
+                /**
+                 * @description `open` (to decide), `adopted`, `dismissed` (stays so) or `resolved` (the
+                 *     difference went away).
+                 */
+                state: string;
+                /** @description Why it stays open (e.g. over quota, no project mapping) or why it was dismissed. */
+                reason: string;
+                first_seen: components["schemas"]["Timestamp"];
+                last_seen: components["schemas"]["Timestamp"];
+                decided_by?: null | components["schemas"]["UserId"];
+                decided_at?: null | components["schemas"]["Timestamp"];
             }[];
         };
         /** @description A list returned whole (small collections: providers, zones, flavors, …). */
@@ -4098,6 +4176,9 @@ export interface components {
                  * @description Higher restarts first after a host failure.
                  */
                 ha_priority: number;
+                /** @description `created` through zhengyun, or `adopted` (纳管) from a provider cloud. */
+                origin: string;
+                adopted_at?: null | components["schemas"]["Timestamp"];
                 created_at: components["schemas"]["Timestamp"];
                 updated_at: components["schemas"]["Timestamp"];
                 /** Format: int64 */
@@ -4623,7 +4704,7 @@ export interface components {
          * @description What happened; each kind has a zh-CN and an English template (subject and body).
          * @enum {string}
          */
-        NoticeKind: "approval_needed" | "approval_reminder" | "request_approved" | "request_rejected" | "request_returned" | "delivery_needed" | "request_delivered" | "delivery_failed" | "lease_ending" | "lease_expired" | "released" | "restored" | "purged" | "budget_threshold" | "alert_firing" | "alert_resolved" | "security_alert" | "vulnerability_overdue";
+        NoticeKind: "approval_needed" | "approval_reminder" | "request_approved" | "request_rejected" | "request_returned" | "delivery_needed" | "request_delivered" | "delivery_failed" | "lease_ending" | "lease_expired" | "released" | "restored" | "purged" | "budget_threshold" | "alert_firing" | "alert_resolved" | "security_alert" | "vulnerability_overdue" | "provider_drift";
         /** Format: uuid */
         NotificationId: string;
         /** @description How an OpenStack provider authenticates. */
@@ -4812,6 +4893,9 @@ export interface components {
                  * @description Higher restarts first after a host failure.
                  */
                 ha_priority: number;
+                /** @description `created` through zhengyun, or `adopted` (纳管) from a provider cloud. */
+                origin: string;
+                adopted_at?: null | components["schemas"]["Timestamp"];
                 created_at: components["schemas"]["Timestamp"];
                 updated_at: components["schemas"]["Timestamp"];
                 /** Format: int64 */
@@ -5809,6 +5893,26 @@ export interface components {
              * @description Hosts whose capacity or state changed.
              */
             hosts_updated: number;
+            /**
+             * Format: int32
+             * @description Drift items seen for the first time in this synchronisation.
+             */
+            drift_new: number;
+            /**
+             * Format: int32
+             * @description Drift items open (to decide) after it.
+             */
+            drift_open: number;
+            /**
+             * Format: int32
+             * @description Drift items that went away (resolved) in it.
+             */
+            drift_resolved: number;
+            /**
+             * Format: int32
+             * @description Servers adopted by it (adoption mode `auto`).
+             */
+            adopted: number;
         };
         /**
          * @description What is wrong at a point of the chain.
@@ -10013,7 +10117,10 @@ export interface operations {
     };
     openstack_drift: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description `open` (default), `adopted`, `dismissed`, `resolved` or `all`. */
+                state?: string;
+            };
             header?: never;
             path: {
                 id: components["schemas"]["ProviderId"];
@@ -10027,7 +10134,71 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["List_DriftItem"];
+                    "application/json": components["schemas"]["List_DriftRecord"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    adopt_openstack_drift: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["ProviderId"];
+                item: components["schemas"]["DriftItemId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Instance"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    dismiss_openstack_drift: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["ProviderId"];
+                item: components["schemas"]["DriftItemId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DismissBody"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DriftRecord"];
                 };
             };
             default: {

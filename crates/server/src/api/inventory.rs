@@ -122,17 +122,55 @@ pub async fn sync_openstack(
     ))
 }
 
-/// What changed in the OpenStack provider without going through zhengyun: servers that
-/// appeared, changed (size, power state) or disappeared.
-#[utoipa::path(get, path = "/v1/providers/{id}/openstack/drift", tag = "compute", params(("id" = ProviderId, Path)), responses((status = 200, body = List<crate::app::openstack::DriftItem>), (status = "default", body = ErrorBody)))]
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DriftParams {
+    /// `open` (default), `adopted`, `dismissed`, `resolved` or `all`.
+    pub state: Option<String>,
+}
+
+/// The drift history of an OpenStack provider: servers that appeared, changed (size,
+/// power state) or disappeared there without going through zhengyun, as the
+/// synchronisation recorded them (newest first).
+#[utoipa::path(get, path = "/v1/providers/{id}/openstack/drift", tag = "compute", params(("id" = ProviderId, Path), DriftParams), responses((status = 200, body = List<DriftRecord>), (status = "default", body = ErrorBody)))]
 pub async fn openstack_drift(
     State(s): State<AppState>,
     actor: Actor,
     Path(id): Path<ProviderId>,
-) -> ApiResult<axum::Json<List<crate::app::openstack::DriftItem>>> {
+    Query(q): Query<DriftParams>,
+) -> ApiResult<axum::Json<List<DriftRecord>>> {
     Ok(axum::Json(List {
-        items: crate::app::openstack::list_drift(&s, &actor, id).await?,
+        items: crate::app::openstack::list_drift(&s, &actor, id, q.state.as_deref()).await?,
     }))
+}
+
+/// Adopts (纳管) a server that appeared in the provider cloud: it becomes an instance of
+/// the mapped department and project, counted against their quota and metered from now.
+#[utoipa::path(post, path = "/v1/providers/{id}/openstack/drift/{item}/adopt", tag = "compute", params(("id" = ProviderId, Path), ("item" = DriftItemId, Path)), responses((status = 200, body = Instance), (status = "default", body = ErrorBody)))]
+pub async fn adopt_openstack_drift(
+    State(s): State<AppState>,
+    ctx: RequestContext,
+    actor: Actor,
+    Path((id, item)): Path<(ProviderId, DriftItemId)>,
+) -> ApiResult<axum::Json<Instance>> {
+    Ok(axum::Json(
+        crate::app::openstack::adopt_item(&s, &ctx, &actor, id, item).await?,
+    ))
+}
+
+/// Dismisses a drift item with a reason; it stays dismissed.
+#[utoipa::path(post, path = "/v1/providers/{id}/openstack/drift/{item}/dismiss", tag = "compute", params(("id" = ProviderId, Path), ("item" = DriftItemId, Path)), request_body = crate::app::openstack::DismissBody, responses((status = 200, body = DriftRecord), (status = "default", body = ErrorBody)))]
+pub async fn dismiss_openstack_drift(
+    State(s): State<AppState>,
+    ctx: RequestContext,
+    actor: Actor,
+    Path((id, item)): Path<(ProviderId, DriftItemId)>,
+    Json(b): Json<crate::app::openstack::DismissBody>,
+) -> ApiResult<axum::Json<DriftRecord>> {
+    Ok(axum::Json(
+        crate::app::openstack::dismiss_item(&s, &ctx, &actor, id, item, b).await?,
+    ))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -142,6 +142,8 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(inventory::sync_openstack))
         .routes(routes!(inventory::openstack_drift))
+        .routes(routes!(inventory::adopt_openstack_drift))
+        .routes(routes!(inventory::dismiss_openstack_drift))
         .routes(routes!(inventory::list_zones, inventory::create_zone))
         .routes(routes!(inventory::update_zone))
         .routes(routes!(inventory::list_hosts, inventory::create_hosts))

@@ -237,6 +237,8 @@ pub(crate) async fn prepare(
                 root_pool_id: None,
                 ha_policy: zy_model::compute::HaPolicy::Inherit,
                 ha_priority: 0,
+                origin: "created".into(),
+                adopted_at: None,
             },
             want_zone_id: n.zone_id,
             want_provider_id: n.provider_id,

@@ -19,6 +19,7 @@ use crate::state::AppState;
 use futures_util::future::BoxFuture;
 use zy_model::compute::*;
 use zy_model::id::*;
+use zy_model::role::{Role, Scope};
 use zy_model::time::Timestamp;
 use zy_model::{t, Error};
 use zy_policy::{authorize, Action};
@@ -133,6 +134,14 @@ pub struct SyncReport {
     pub hosts_added: u32,
     /// Hosts whose capacity or state changed.
     pub hosts_updated: u32,
+    /// Drift items seen for the first time in this synchronisation.
+    pub drift_new: u32,
+    /// Drift items open (to decide) after it.
+    pub drift_open: u32,
+    /// Drift items that went away (resolved) in it.
+    pub drift_resolved: u32,
+    /// Servers adopted by it (adoption mode `auto`).
+    pub adopted: u32,
 }
 
 /// A stable host id for a provider's hypervisor.
@@ -291,7 +300,7 @@ pub async fn sync_now(
 ) -> Result<SyncReport, Error> {
     authorize(&actor.principal, Action::InventoryManage)?;
     openstack_provider(s, id).await?;
-    let report = sync_hosts(s, id).await?;
+    let report = sync(s, id).await?;
     let tx = s.store.begin_write().await?;
     commit_audited(
         tx,
@@ -331,13 +340,10 @@ impl crate::tasks::Task for OpenStackSync {
                     continue;
                 }
                 // One provider failing (an outage) does not stop the others.
-                let mut r = match sync_hosts(&self.0, p.id).await {
+                let r = match sync(&self.0, p.id).await {
                     Ok(r) => serde_json::to_value(r).unwrap_or_default(),
                     Err(e) => serde_json::json!({ "error": e.message.en }),
                 };
-                if let (Ok(d), Some(o)) = (drift(&self.0, p.id).await, r.as_object_mut()) {
-                    o.insert("drift".into(), serde_json::json!(d.len()));
-                }
                 out.insert(p.id.to_string(), r);
             }
             Ok(serde_json::Value::Object(out))
@@ -364,16 +370,10 @@ pub struct DriftItem {
     pub detail: String,
 }
 
-/// Compares the provider's servers (in the credential's project and every mapped project)
-/// with zhengyun's instances on it. Read-only; nothing is changed on either side.
-pub async fn drift(s: &AppState, id: ProviderId) -> Result<Vec<DriftItem>, Error> {
-    let driver = s.compute.drivers.openstack(id).ok_or_else(|| {
-        Error::unavailable(t!(
-            "云服务商 {} 没有可用的 OpenStack 驱动" ;
-            "provider {} has no OpenStack driver",
-            id
-        ))
-    })?;
+/// The provider's servers in the credential's project and every mapped project.
+async fn servers_of(
+    driver: &crate::compute::openstack::OpenStackDriver,
+) -> Result<Vec<crate::compute::openstack::Server>, Error> {
     let unavailable = |e: zy_compute::DriverError| {
         Error::unavailable(t!(
             "无法读取 OpenStack 云的云主机：{}" ;
@@ -388,23 +388,22 @@ pub async fn drift(s: &AppState, id: ProviderId) -> Result<Vec<DriftItem>, Error
             projects.push(m.openstack_project.clone());
         }
     }
-    let mut servers = Vec::new();
+    let mut servers: Vec<crate::compute::openstack::Server> = Vec::new();
+    let mut ids = std::collections::HashSet::new();
     for p in &projects {
         for sv in driver.client.list_servers(p).await.map_err(unavailable)? {
-            if !servers
-                .iter()
-                .any(|x: &crate::compute::openstack::Server| x.id == sv.id)
-            {
+            if ids.insert(sv.id.clone()) {
                 servers.push(sv);
             }
         }
     }
-    let instances: Vec<_> = zy_store::instances::live(&s.store)
-        .await?
-        .into_iter()
-        .filter(|r| r.instance.provider_id == Some(id))
-        .collect();
-    Ok(compare(&driver.client.settings, &servers, &instances))
+    Ok(servers)
+}
+
+/// Whether `sv` is the server of zhengyun's instance `id`: one zhengyun created carries
+/// the instance id as its marker; an adopted one has the server's own id as instance id.
+pub fn owns(sv: &crate::compute::openstack::Server, id: InstanceId) -> bool {
+    sv.marker == Some(id.0) || sv.id == id.0.to_string()
 }
 
 /// The pure comparison behind [`drift`].
@@ -418,9 +417,7 @@ pub fn compare(
         if sv.status == "DELETED" || sv.task_state.as_deref() == Some("deleting") {
             continue;
         }
-        let mine = sv
-            .marker
-            .and_then(|m| instances.iter().find(|r| r.instance.id.0 == m));
+        let mine = instances.iter().find(|r| owns(sv, r.instance.id));
         let Some(row) = mine else {
             let owner = settings.owner_of(&sv.project_id);
             out.push(DriftItem {
@@ -492,7 +489,7 @@ pub fn compare(
         if !matches!(i.state, InstanceState::Running | InstanceState::Stopped) {
             continue;
         }
-        if !servers.iter().any(|sv| sv.marker == Some(i.id.0)) {
+        if !servers.iter().any(|sv| owns(sv, i.id)) {
             out.push(DriftItem {
                 kind: "disappeared".into(),
                 server_id: None,
@@ -511,13 +508,665 @@ pub fn compare(
     out
 }
 
-/// The drift of one provider, for the platform admin and the supervisor.
+/// Synchronises one provider: its hypervisors as hosts, then its drift (recorded, the new
+/// items announced, and in adoption mode `auto` the appeared servers adopted).
+pub async fn sync(s: &AppState, id: ProviderId) -> Result<SyncReport, Error> {
+    let mut report = sync_hosts(s, id).await?;
+    record_drift(s, id, &mut report).await?;
+    Ok(report)
+}
+
+fn drift_key(kind: &str, external_id: &str, change: &str) -> String {
+    format!("{kind}\u{1f}{external_id}\u{1f}{change}")
+}
+
+/// Compares the provider with zhengyun and records the result in the drift history: new
+/// differences are inserted (open) and announced once, differences seen again are
+/// touched, open ones that went away are resolved. A dismissed item stays dismissed.
+async fn record_drift(s: &AppState, id: ProviderId, report: &mut SyncReport) -> Result<(), Error> {
+    // Only what this observation is newer than is resolved: a concurrent synchronisation
+    // (the task and the admin's button) with an older view must not resolve what a newer
+    // one recorded.
+    let observed_at = Timestamp::now();
+    let (servers, items) = observe(s, id).await?;
+    let settings = s
+        .compute
+        .drivers
+        .openstack(id)
+        .map(|d| d.client.settings.clone());
+    let now = Timestamp::now();
+    let mut tx = s.store.begin_write().await?;
+    let existing: std::collections::HashMap<String, DriftRecord> =
+        zy_store::drift::all_of(&mut tx, id)
+            .await?
+            .into_iter()
+            .map(|d| (drift_key(&d.kind, &d.external_id, &d.change), d))
+            .collect();
+    let mut seen = std::collections::HashSet::new();
+    let mut changed = false;
+    for item in &items {
+        let external = match (&item.server_id, item.instance_id) {
+            (Some(sid), _) if item.kind != "disappeared" => sid.clone(),
+            (_, Some(iid)) => iid.to_string(),
+            (Some(sid), None) => sid.clone(),
+            (None, None) => continue,
+        };
+        let key = drift_key("server", &external, &item.kind);
+        seen.insert(key.clone());
+        match existing.get(&key) {
+            Some(d) => {
+                let reopen = d.state == "resolved";
+                if reopen || d.detail != item.detail {
+                    changed = true;
+                }
+                zy_store::drift::seen(&mut tx, d.id, now, &item.detail, true).await?;
+            }
+            None => {
+                let reason = if item.kind == "appeared" && item.department_id.is_none() {
+                    format!(
+                        "OpenStack 项目 {} 没有映射到 zhengyun 的部门和项目 / the OpenStack project {} is not mapped to a zhengyun department and project",
+                        item.openstack_project.as_deref().unwrap_or("—"),
+                        item.openstack_project.as_deref().unwrap_or("—"),
+                    )
+                } else {
+                    String::new()
+                };
+                zy_store::drift::insert(
+                    &mut tx,
+                    &DriftRecord {
+                        id: DriftItemId::new(),
+                        provider_id: id,
+                        kind: "server".into(),
+                        external_id: external,
+                        change: item.kind.clone(),
+                        name: item.name.clone(),
+                        openstack_project: item.openstack_project.clone(),
+                        instance_id: item.instance_id,
+                        department_id: item.department_id,
+                        project_id: item.project_id,
+                        detail: item.detail.clone(),
+                        state: "open".into(),
+                        reason,
+                        first_seen: now,
+                        last_seen: now,
+                        decided_by: None,
+                        decided_at: None,
+                    },
+                )
+                .await?;
+                if item.kind == "disappeared" {
+                    if let Some(iid) = item.instance_id {
+                        // The instance keeps its state and records (never deleted
+                        // silently); its history says what reconciliation found.
+                        zy_store::instances::event(
+                            &mut tx,
+                            iid,
+                            "",
+                            "",
+                            "the provider cloud no longer has its server (found by reconciliation); delete it in zhengyun or ask the provider",
+                        )
+                        .await?;
+                    }
+                }
+                report.drift_new += 1;
+                changed = true;
+            }
+        }
+    }
+    for (key, d) in &existing {
+        if d.state == "open" && !seen.contains(key) && d.last_seen.0 < observed_at.0 {
+            zy_store::drift::set_state(
+                &mut tx,
+                d.id,
+                "open",
+                "resolved",
+                "no longer differs / 差异已消失",
+                None,
+                None,
+                now,
+            )
+            .await?;
+            report.drift_resolved += 1;
+            changed = true;
+        }
+    }
+    let new = zy_store::drift::take_unnotified(&mut tx, id).await?;
+    if !new.is_empty() {
+        let mut to = crate::notify::holders(&mut tx, Role::Supervisor, Scope::Platform).await?;
+        to.extend(crate::notify::holders(&mut tx, Role::PlatformAdmin, Scope::Platform).await?);
+        let provider = inventory::providers(&s.store)
+            .await?
+            .into_iter()
+            .find(|(p, _)| p.id == id)
+            .map(|(p, _)| p.name)
+            .unwrap_or_default();
+        let mut names: Vec<String> = new
+            .iter()
+            .take(5)
+            .map(|d| format!("{} ({})", d.name, d.change))
+            .collect();
+        if new.len() > 5 {
+            names.push("…".into());
+        }
+        crate::notify::enqueue(
+            &mut tx,
+            &crate::notify::Notice {
+                kind: crate::notify::NoticeKind::ProviderDrift,
+                to,
+                params: serde_json::json!({
+                    "provider": provider,
+                    "count": new.len(),
+                    "items": names.join(", "),
+                }),
+                link: Some(format!("/providers/{id}/drift")),
+                subject: Some(id.0),
+            },
+        )
+        .await?;
+    }
+    report.drift_open = existing
+        .iter()
+        .filter(|(k, d)| d.state == "open" && seen.contains(*k))
+        .count() as u32
+        + report.drift_new;
+    if changed || !new.is_empty() {
+        commit_system(
+            tx,
+            "record_openstack_drift",
+            "provider",
+            &id.to_string(),
+            serde_json::json!({
+                "new": report.drift_new,
+                "resolved": report.drift_resolved,
+                "announced": new.len(),
+            }),
+        )
+        .await?;
+    } else {
+        drop(tx);
+    }
+    if settings.map(|x| x.adoption) == Some(crate::compute::openstack::AdoptionMode::Auto) {
+        let open = zy_store::drift::list(&s.store, id, Some(&["open"]), 10_000).await?;
+        for d in open
+            .iter()
+            .filter(|d| d.change == "appeared" && d.kind == "server")
+        {
+            let Some(sv) = servers.iter().find(|x| x.id == d.external_id) else {
+                continue;
+            };
+            // Whatever keeps one from being adopted (over quota, not settled) is kept as
+            // the item's reason; the others go on.
+            if adopt(s, None, None, d, sv).await.is_ok() {
+                report.adopted += 1;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The provider's servers and the drift against zhengyun's instances.
+async fn observe(
+    s: &AppState,
+    id: ProviderId,
+) -> Result<(Vec<crate::compute::openstack::Server>, Vec<DriftItem>), Error> {
+    let driver = s.compute.drivers.openstack(id).ok_or_else(|| {
+        Error::unavailable(t!(
+            "云服务商 {} 没有可用的 OpenStack 驱动" ;
+            "provider {} has no OpenStack driver",
+            id
+        ))
+    })?;
+    let servers = servers_of(&driver).await?;
+    let instances: Vec<_> = zy_store::instances::live(&s.store)
+        .await?
+        .into_iter()
+        .filter(|r| r.instance.provider_id == Some(id))
+        .collect();
+    let items = compare(&driver.client.settings, &servers, &instances);
+    Ok((servers, items))
+}
+
+/// Makes an appeared server a zhengyun instance of the mapped department and project, in
+/// one transaction with the quota check, the usage ledger (metered from now) and the audit
+/// record. The instance's id is the Nova server id, so the driver finds the server without
+/// a marker. On refusal (over quota, not settled, no mapping) the item stays open with the
+/// reason, and the error says why.
+async fn adopt(
+    s: &AppState,
+    ctx: Option<&RequestContext>,
+    actor: Option<&Actor>,
+    d: &DriftRecord,
+    sv: &crate::compute::openstack::Server,
+) -> Result<Instance, Error> {
+    let r = adoption_row(s, d, sv).await;
+    let row = match r {
+        Ok(row) => row,
+        Err(e) => {
+            keep_open(s, d, &e).await?;
+            return Err(e);
+        }
+    };
+    let i = &row.instance;
+    let want = QuotaLimits {
+        instances: 1,
+        vcpus: i.vcpus as i64,
+        memory_mib: i.memory_mib as i64,
+        disk_gib: i.disk_gib as i64,
+        volumes: 0,
+    };
+    let mut tx = s.store.begin_write().await?;
+    if !zy_store::drift::set_state(
+        &mut tx,
+        d.id,
+        "open",
+        "adopted",
+        "",
+        Some(i.id),
+        actor.map(|a| a.user.id),
+        Timestamp::now(),
+    )
+    .await?
+    {
+        return Err(Error::conflict(t!(
+            "该差异项已不是待处理状态（可能已被纳管或忽略）",
+            "this drift item is no longer open (it may have been adopted or dismissed already)"
+        )));
+    }
+    if !zy_store::quotas::consume(&mut tx, "department", &i.department_id.to_string(), &want)
+        .await?
+        || !zy_store::quotas::consume(&mut tx, "project", &i.project_id.to_string(), &want).await?
+    {
+        drop(tx);
+        let e = super::quotas::exceeded(s, i.department_id, i.project_id, &want).await;
+        keep_open(s, d, &e).await?;
+        return Err(e);
+    }
+    zy_store::drift::insert_adopted(&mut tx, &row).await?;
+    zy_store::billing::meter_instance(&mut tx, i.id).await?;
+    let detail = serde_json::json!({
+        "drift_item": d.id,
+        "server": sv.id,
+        "name": i.name,
+        "department_id": i.department_id,
+        "project_id": i.project_id,
+        "vcpus": i.vcpus,
+        "memory_mib": i.memory_mib,
+        "disk_gib": i.disk_gib,
+        "flavor": i.flavor_name,
+        "state": i.state.as_str(),
+    });
+    match (ctx, actor) {
+        (Some(ctx), Some(actor)) => {
+            commit_audited(
+                tx,
+                ctx,
+                Some(actor),
+                "adopt_openstack_drift",
+                "instance",
+                &i.id.to_string(),
+                detail,
+            )
+            .await?
+        }
+        _ => {
+            commit_system(
+                tx,
+                "adopt_openstack_drift",
+                "instance",
+                &i.id.to_string(),
+                detail,
+            )
+            .await?
+        }
+    }
+    Ok(row.instance)
+}
+
+/// Records why an item stays open (when the reason changed).
+async fn keep_open(s: &AppState, d: &DriftRecord, e: &Error) -> Result<(), Error> {
+    let reason = format!("{} / {}", e.message.zh, e.message.en);
+    if d.reason != reason {
+        let mut tx = s.store.begin_write().await?;
+        zy_store::drift::set_reason(&mut tx, d.id, &reason).await?;
+        commit_system(
+            tx,
+            "openstack_drift_kept_open",
+            "drift_item",
+            &d.id.to_string(),
+            serde_json::json!({ "reason": reason }),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// The instance an appeared server becomes (read-only: checks the mapping, the state and
+/// where it runs).
+async fn adoption_row(
+    s: &AppState,
+    d: &DriftRecord,
+    sv: &crate::compute::openstack::Server,
+) -> Result<zy_store::instances::InstanceRow, Error> {
+    let driver = s.compute.drivers.openstack(d.provider_id).ok_or_else(|| {
+        Error::unavailable(t!(
+            "云服务商 {} 没有可用的 OpenStack 驱动" ;
+            "provider {} has no OpenStack driver",
+            d.provider_id
+        ))
+    })?;
+    let settings = &driver.client.settings;
+    let owner = settings.owner_of(&sv.project_id).ok_or_else(|| {
+        Error::validation(
+            "openstack.projects",
+            t!(
+                "OpenStack 项目 {} 没有映射到部门和项目，请先在云服务商设置中添加映射" ;
+                "the OpenStack project {} is not mapped to a department and project; add the mapping in the provider's settings first",
+                sv.project_id
+            ),
+        )
+    })?;
+    let project = zy_store::projects::get(s.store.pool(), ProjectId(owner.project_id))
+        .await?
+        .filter(|p| p.department_id.0 == owner.department_id)
+        .ok_or_else(|| {
+            Error::validation(
+                "openstack.projects",
+                t!(
+                    "映射的项目 {} 不存在或不属于映射的部门" ;
+                    "the mapped project {} does not exist or is not of the mapped department",
+                    owner.project_id
+                ),
+            )
+        })?;
+    if sv.task_state.is_some() {
+        return Err(Error::conflict(t!(
+            "云主机正在执行 Nova 任务，待其完成后再纳管",
+            "the server has a Nova task in progress; adopt it once it settles"
+        )));
+    }
+    let state = match sv.status.as_str() {
+        "ACTIVE" => InstanceState::Running,
+        "SHUTOFF" => InstanceState::Stopped,
+        other => {
+            return Err(Error::conflict(t!(
+                "云主机状态为 {}，只有运行中或已关机的云主机可以纳管" ;
+                "the server is {}; only running or shut-off servers can be adopted",
+                other
+            )))
+        }
+    };
+    let iid = uuid::Uuid::parse_str(&sv.id).map_err(|_| {
+        Error::validation(
+            "server",
+            t!("云主机 ID {} 不是 UUID" ; "the server id {} is not a UUID", sv.id),
+        )
+    })?;
+    let hosts = inventory::hosts(&s.store, Some(d.provider_id)).await?;
+    let host = sv
+        .hypervisor
+        .as_deref()
+        .and_then(|h| {
+            hosts.iter().find(|r| {
+                r.host.name
+                    == format!("{h} (OpenStack)")
+                        .chars()
+                        .take(100)
+                        .collect::<String>()
+            })
+        })
+        .or_else(|| hosts.first())
+        .ok_or_else(|| {
+            Error::conflict(t!(
+                "该云服务商还没有同步到计算节点，请先同步",
+                "no hypervisor of this provider is synchronised yet; synchronise it first"
+            ))
+        })?;
+    // The flavor: zhengyun's of the same size, else the provider's own (its size as Nova
+    // reports it, under its Nova name).
+    let flavor = inventory::flavors(&s.store)
+        .await?
+        .into_iter()
+        .find(|f| f.vcpus == sv.vcpus && f.memory_mib == sv.memory_mib);
+    let (flavor_id, flavor_name, gpus) = match &flavor {
+        Some(f) => (f.id, f.name.clone(), f.gpus),
+        None => (
+            FlavorId(uuid::Uuid::nil()),
+            format!("openstack:{}", sv.flavor_name),
+            0,
+        ),
+    };
+    let image = sv.image_id.as_deref().and_then(|g| {
+        settings
+            .images
+            .iter()
+            .find(|m| m.openstack_image == g)
+            .map(|m| m.image.clone())
+    });
+    let (image_id, image_name) = match image {
+        Some(name) => (
+            inventory::images(&s.store)
+                .await?
+                .into_iter()
+                .find(|i| i.name == name)
+                .map(|i| i.id)
+                .unwrap_or(ImageId(uuid::Uuid::nil())),
+            name,
+        ),
+        None => (
+            ImageId(uuid::Uuid::nil()),
+            format!(
+                "openstack:{}",
+                sv.image_id.as_deref().unwrap_or("boot-from-volume")
+            ),
+        ),
+    };
+    let now = Timestamp::now();
+    let name: String = if sv.name.trim().is_empty() {
+        format!("openstack-{}", &sv.id[..8.min(sv.id.len())])
+    } else {
+        sv.name.chars().take(100).collect()
+    };
+    Ok(zy_store::instances::InstanceRow {
+        instance: Instance {
+            id: InstanceId(iid),
+            project_id: project.id,
+            department_id: project.department_id,
+            name,
+            flavor_id,
+            flavor_name,
+            image_id,
+            image_name,
+            vcpus: sv.vcpus,
+            memory_mib: sv.memory_mib,
+            disk_gib: sv.disk_gib,
+            gpus,
+            group_id: None,
+            zone_id: Some(host.host.zone_id),
+            provider_id: Some(d.provider_id),
+            host_id: Some(host.host.id),
+            host_name: Some(host.host.name.clone()),
+            state,
+            desired: state,
+            last_error: None,
+            lease_end: None,
+            lease_ended: false,
+            recycled_at: None,
+            purge_at: None,
+            recycle_reason: None,
+            root_pool_id: None,
+            ha_policy: HaPolicy::Inherit,
+            ha_priority: 0,
+            origin: "adopted".into(),
+            adopted_at: Some(now),
+            created_at: now,
+            updated_at: now,
+            generation: 1,
+        },
+        want_zone_id: None,
+        want_provider_id: None,
+        quota_held: true,
+        capacity_held: false,
+        disk_created: true,
+        resize_pending: false,
+        reboot_pending: false,
+        attempts: 0,
+        user_data: String::new(),
+        shared_dir: None,
+    })
+}
+
+/// The drift history of one provider (newest first), for the platform admin and the
+/// supervisor: `state` `open` (default), or `all`.
 pub async fn list_drift(
     s: &AppState,
     actor: &Actor,
     id: ProviderId,
-) -> Result<Vec<DriftItem>, Error> {
+    state: Option<&str>,
+) -> Result<Vec<DriftRecord>, Error> {
     authorize(&actor.principal, Action::InventoryRead)?;
     openstack_provider(s, id).await?;
-    drift(s, id).await
+    let states: Option<&[&str]> = match state.unwrap_or("open") {
+        "all" => None,
+        "open" => Some(&["open"]),
+        "adopted" => Some(&["adopted"]),
+        "dismissed" => Some(&["dismissed"]),
+        "resolved" => Some(&["resolved"]),
+        _ => {
+            return Err(Error::validation(
+                "state",
+                t!(
+                    "state 只能是 open、adopted、dismissed、resolved 或 all",
+                    "state must be open, adopted, dismissed, resolved or all"
+                ),
+            ))
+        }
+    };
+    zy_store::drift::list(&s.store, id, states, 5000).await
+}
+
+async fn open_item(s: &AppState, id: ProviderId, item: DriftItemId) -> Result<DriftRecord, Error> {
+    openstack_provider(s, id).await?;
+    let mut tx = s.store.begin_write().await?;
+    let d = zy_store::drift::get(&mut tx, item).await?;
+    drop(tx);
+    let d = d
+        .filter(|d| d.provider_id == id)
+        .ok_or_else(|| Error::not_found("drift_item", item))?;
+    if d.state != "open" {
+        return Err(Error::conflict(t!(
+            "该差异项的状态是 {}，只有待处理的差异项可以处理" ;
+            "this drift item is {}; only open items can be decided",
+            d.state
+        )));
+    }
+    Ok(d)
+}
+
+/// The platform admin adopts (纳管) an appeared server by hand (adoption mode `flag`, or
+/// an item `auto` could not adopt). The server is read again from Nova first.
+pub async fn adopt_item(
+    s: &AppState,
+    ctx: &RequestContext,
+    actor: &Actor,
+    id: ProviderId,
+    item: DriftItemId,
+) -> Result<Instance, Error> {
+    authorize(&actor.principal, Action::InventoryManage)?;
+    let d = open_item(s, id, item).await?;
+    if d.change != "appeared" || d.kind != "server" {
+        return Err(Error::conflict(t!(
+            "只有新出现的云主机可以纳管；变化或消失的差异项只能忽略",
+            "only servers that appeared can be adopted; changed or disappeared items can only be dismissed"
+        )));
+    }
+    let driver = s.compute.drivers.openstack(id).ok_or_else(|| {
+        Error::unavailable(t!(
+            "云服务商 {} 没有可用的 OpenStack 驱动" ;
+            "provider {} has no OpenStack driver",
+            id
+        ))
+    })?;
+    let sv = driver
+        .client
+        .server(&d.external_id)
+        .await
+        .map_err(|e| {
+            Error::unavailable(t!(
+                "无法读取 OpenStack 云的云主机：{}" ;
+                "cannot read the OpenStack cloud's server: {}",
+                e
+            ))
+        })?
+        .filter(|sv| sv.status != "DELETED")
+        .ok_or_else(|| {
+            Error::conflict(t!(
+                "该云主机已不在云服务商中，无法纳管",
+                "the server is no longer in the provider cloud; it cannot be adopted"
+            ))
+        })?;
+    adopt(s, Some(ctx), Some(actor), &d, &sv).await
+}
+
+/// Why an item is dismissed.
+#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DismissBody {
+    /// Why it needs nothing from zhengyun (kept in the history and the audit log).
+    pub reason: String,
+}
+
+/// The platform admin dismisses an item: it stays dismissed (the sync does not raise it
+/// again while it stays the same difference).
+pub async fn dismiss_item(
+    s: &AppState,
+    ctx: &RequestContext,
+    actor: &Actor,
+    id: ProviderId,
+    item: DriftItemId,
+    body: DismissBody,
+) -> Result<DriftRecord, Error> {
+    authorize(&actor.principal, Action::InventoryManage)?;
+    let reason = body.reason.trim();
+    if reason.is_empty() || reason.chars().count() > 500 {
+        return Err(Error::validation(
+            "reason",
+            t!(
+                "请填写忽略原因（1 到 500 个字符）",
+                "give the reason for dismissing (1 to 500 characters)"
+            ),
+        ));
+    }
+    let d = open_item(s, id, item).await?;
+    let mut tx = s.store.begin_write().await?;
+    if !zy_store::drift::set_state(
+        &mut tx,
+        d.id,
+        "open",
+        "dismissed",
+        reason,
+        None,
+        Some(actor.user.id),
+        Timestamp::now(),
+    )
+    .await?
+    {
+        return Err(Error::conflict(t!(
+            "该差异项已不是待处理状态",
+            "this drift item is no longer open"
+        )));
+    }
+    let out = zy_store::drift::get(&mut tx, d.id)
+        .await?
+        .ok_or_else(|| Error::not_found("drift_item", d.id))?;
+    commit_audited(
+        tx,
+        ctx,
+        Some(actor),
+        "dismiss_openstack_drift",
+        "drift_item",
+        &d.id.to_string(),
+        serde_json::json!({ "provider_id": id, "external_id": d.external_id, "change": d.change, "reason": reason }),
+    )
+    .await?;
+    Ok(out)
 }

@@ -841,12 +841,42 @@ impl OpenStackClient {
                 None,
             )
             .await?;
-        Ok(v.get("servers")
+        let found = v
+            .get("servers")
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
             .filter_map(parse_server)
-            .find(|s| s.marker == Some(instance) && s.status != "DELETED"))
+            .find(|s| s.marker == Some(instance) && s.status != "DELETED");
+        if found.is_some() {
+            return Ok(found);
+        }
+        // An adopted (纳管) server keeps its own name and has no marker: its zhengyun
+        // instance id is the Nova server id itself (see `app::openstack::adopt`).
+        Ok(self
+            .server(&instance.to_string())
+            .await?
+            .filter(|s| s.id == instance.to_string() && s.status != "DELETED"))
+    }
+
+    /// One server by its Nova id; `None` when Nova has no such server.
+    pub async fn server(&self, id: &str) -> Result<Option<Server>, DriverError> {
+        if Uuid::parse_str(id).is_err() {
+            return Ok(None);
+        }
+        match self
+            .call(
+                "compute",
+                reqwest::Method::GET,
+                &format!("/servers/{id}"),
+                None,
+            )
+            .await
+        {
+            Ok(v) => Ok(v.get("server").and_then(parse_server)),
+            Err(DriverError::Permanent(m)) if m.contains(" 404:") => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Every server of an OpenStack project (all pages).

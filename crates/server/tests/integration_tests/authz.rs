@@ -95,6 +95,8 @@ const TABLE: &[(&str, [u16; 9], Elsewhere)] = &[
     ("put_openstack_settings",  [200, 403, 403, 403, 403, 403, 403, 403, 401], Same),
     ("sync_openstack",          [200, 403, 403, 403, 403, 403, 403, 403, 401], Same),
     ("openstack_drift",         [200, 403, 403, 200, 403, 200, 403, 403, 401], Same),
+    ("adopt_openstack_drift",   [200, 403, 403, 403, 403, 403, 403, 403, 401], Same),
+    ("dismiss_openstack_drift", [200, 403, 403, 403, 403, 403, 403, 403, 401], Same),
     ("list_zones",              [200, 200, 403, 200, 200, 200, 200, 200, 401], Same),
     ("create_zone",             [201, 403, 403, 403, 403, 403, 403, 403, 401], Same),
     ("update_zone",             [200, 403, 403, 403, 403, 403, 403, 403, 401], Same),

@@ -80,6 +80,8 @@ struct Nova {
     http: reqwest::Client,
     token: String,
     compute: String,
+    /// The id of the project the bed's credential is scoped to.
+    project_id: String,
 }
 
 impl Nova {
@@ -113,10 +115,52 @@ impl Nova {
             .and_then(|e| e["url"].as_str())
             .expect("compute endpoint")
             .to_string();
+        let project_id = v["token"]["project"]["id"]
+            .as_str()
+            .expect("project id")
+            .to_string();
         Nova {
             http,
             token,
             compute,
+            project_id,
+        }
+    }
+
+    async fn delete(&self, path: &str) -> StatusCode {
+        self.http
+            .delete(format!("{}{path}", self.compute))
+            .header("X-Auth-Token", &self.token)
+            .send()
+            .await
+            .expect("nova")
+            .status()
+    }
+
+    /// Creates a server directly (not through zhengyun) and waits for it to be ACTIVE;
+    /// returns its id.
+    async fn create_outside(&self, name: &str, flavor: &str, image: &Value) -> String {
+        let r = self
+            .http
+            .post(format!("{}/servers", self.compute))
+            .header("X-Auth-Token", &self.token)
+            .header("OpenStack-API-Version", "compute 2.79")
+            .json(&json!({"server": {"name": name, "flavorRef": flavor,
+                "imageRef": image, "networks": "none"}}))
+            .send()
+            .await
+            .expect("nova");
+        assert!(r.status().is_success(), "{}", r.status());
+        let v: Value = r.json().await.expect("json");
+        let id = v["server"]["id"].as_str().expect("server id").to_string();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let s = self.get(&format!("/servers/{id}")).await;
+            if s["server"]["status"] == "ACTIVE" && s["server"]["OS-EXT-STS:task_state"].is_null() {
+                return id;
+            }
+            assert!(Instant::now() < deadline, "{name} never ACTIVE: {s}");
+            tokio::time::sleep(Duration::from_millis(300)).await;
         }
     }
 
@@ -182,6 +226,8 @@ impl Nova {
 struct Cloud {
     admin: Session,
     member: Session,
+    supervisor: Session,
+    department: String,
     project: String,
     provider: String,
 }
@@ -250,9 +296,14 @@ async fn cloud(ts: &TestServer, b: &Bed) -> Cloud {
     let member = ts.new_user(&admin, "dsj.ops", Some(&d)).await;
     ts.grant(&admin, &member, Role::DeptMember, Some(&d), Some(&project))
         .await;
+    let supervisor = ts.new_user(&admin, "jianguan", None).await;
+    ts.grant(&admin, &supervisor, Role::Supervisor, None, None)
+        .await;
     Cloud {
         admin,
         member,
+        supervisor,
+        department: d,
         project,
         provider,
     }
@@ -420,64 +471,7 @@ async fn an_openstack_provider_runs_instances_through_nova() {
         }
     }
 
-    // A server created directly in the provider (not through zhengyun) has no marker, so
-    // zhengyun's lookups never mistake it for one of its own.
-    let flavors = nova.get("/flavors").await;
-    let tiny = flavors["flavors"]
-        .as_array()
-        .expect("flavors")
-        .iter()
-        .find(|f| f["name"] == "m1.tiny")
-        .and_then(|f| f["id"].as_str())
-        .expect("m1.tiny")
-        .to_string();
-    let st = nova
-        .post(
-            "/servers",
-            json!({"server": {"name": "made-outside", "flavorRef": tiny,
-                "imageRef": server["image"]["id"], "networks": "none"}}),
-        )
-        .await;
-    assert!(st.is_success(), "{st}");
-    let (_, list) = c.member.get("/v1/instances").await;
-    assert!(
-        !list.to_string().contains("made-outside"),
-        "an unadopted server is not shown as the department's: {list}"
-    );
-    // It is flagged as drift, and so is one of zhengyun's servers stopped behind its back.
-    let stopped_outside = &batch[0];
-    let sid = nova.servers_of(stopped_outside).await[0]["id"]
-        .as_str()
-        .expect("server id")
-        .to_string();
-    let st = nova
-        .post(&format!("/servers/{sid}/action"), json!({"os-stop": null}))
-        .await;
-    assert!(st.is_success(), "{st}");
-    nova.wait_status(stopped_outside, "SHUTOFF").await;
-    let (st, drift) = c
-        .admin
-        .get(&format!("/v1/providers/{}/openstack/drift", c.provider))
-        .await;
-    assert_eq!(st, StatusCode::OK, "{drift}");
-    let items = drift["items"].as_array().expect("items");
-    assert!(
-        items
-            .iter()
-            .any(|d| d["kind"] == "appeared" && d["name"] == "made-outside"),
-        "{drift}"
-    );
-    assert!(
-        items.iter().any(|d| d["kind"] == "changed"
-            && d["instance_id"] == stopped_outside.as_str()
-            && d["detail"].as_str().unwrap_or("").contains("SHUTOFF")),
-        "{drift}"
-    );
-    // Instances zhengyun runs and Nova agrees on are not drift.
-    assert!(
-        !items.iter().any(|d| d["instance_id"] == batch[1].as_str()),
-        "{drift}"
-    );
+    adoption_and_drift(&b, &c, &nova, &server, &batch).await;
 
     // Settings that do not reach the provider are refused and the stored ones kept.
     let mut bad = b.settings();
@@ -492,6 +486,236 @@ async fn an_openstack_provider_runs_instances_through_nova() {
         .get(&format!("/v1/providers/{}/openstack", c.provider))
         .await;
     assert_eq!(view["auth_url"], b.auth_url.as_str(), "{view}");
+}
+
+/// Servers and drift made directly in the provider (not through zhengyun): flagged,
+/// announced, adopted by hand (mode `flag`) and automatically (mode `auto`), counted in
+/// quota and metered, operated through zhengyun afterwards; a dismissed item stays
+/// dismissed; a server deleted outside is flagged as disappeared.
+async fn adoption_and_drift(b: &Bed, c: &Cloud, nova: &Nova, server: &Value, batch: &[String]) {
+    let long = Duration::from_secs(90);
+    let flavors = nova.get("/flavors").await;
+    let tiny = flavors["flavors"]
+        .as_array()
+        .expect("flavors")
+        .iter()
+        .find(|f| f["name"] == "m1.tiny")
+        .and_then(|f| f["id"].as_str())
+        .expect("m1.tiny")
+        .to_string();
+    let image = server["image"]["id"].clone();
+    // Map the credential's project to the department's project; adoption by hand.
+    let mut settings = b.settings();
+    settings["projects"] = json!([{ "openstack_project": nova.project_id,
+        "department_id": c.department, "project_id": c.project }]);
+    settings["adoption"] = json!("flag");
+    let (st, v) = c
+        .admin
+        .put(
+            &format!("/v1/providers/{}/openstack", c.provider),
+            settings.clone(),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+
+    let outside = nova.create_outside("made-outside", &tiny, &image).await;
+    let ignored = nova
+        .create_outside("made-outside-ignored", &tiny, &image)
+        .await;
+    let (_, list) = c.member.get("/v1/instances").await;
+    assert!(
+        !list.to_string().contains("made-outside"),
+        "an unadopted server is not shown as the department's: {list}"
+    );
+    // One of zhengyun's servers stopped behind its back, another deleted behind its back.
+    let stopped_outside = &batch[0];
+    let sid = nova.servers_of(stopped_outside).await[0]["id"]
+        .as_str()
+        .expect("server id")
+        .to_string();
+    let st = nova
+        .post(&format!("/servers/{sid}/action"), json!({"os-stop": null}))
+        .await;
+    assert!(st.is_success(), "{st}");
+    nova.wait_status(stopped_outside, "SHUTOFF").await;
+    let deleted_outside = &batch[1];
+    let did = nova.servers_of(deleted_outside).await[0]["id"]
+        .as_str()
+        .expect("server id")
+        .to_string();
+    assert!(nova.delete(&format!("/servers/{did}")).await.is_success());
+    let deadline = Instant::now() + long;
+    while !nova.servers_of(deleted_outside).await.is_empty() {
+        assert!(Instant::now() < deadline, "never deleted");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+
+    let drift_url = format!("/v1/providers/{}/openstack/drift", c.provider);
+    let sync_url = format!("/v1/providers/{}/openstack/sync", c.provider);
+    let (st, sync) = c.admin.post(&sync_url, json!({})).await;
+    assert_eq!(st, StatusCode::OK, "{sync}");
+    assert_eq!(sync["adopted"], 0, "mode flag adopts nothing: {sync}");
+    let (st, drift) = c.admin.get(&drift_url).await;
+    assert_eq!(st, StatusCode::OK, "{drift}");
+    let items = drift["items"].as_array().expect("items").clone();
+    let item = |change: &str, pred: &dyn Fn(&Value) -> bool| {
+        items
+            .iter()
+            .find(|d| d["change"] == change && d["state"] == "open" && pred(d))
+            .cloned()
+            .unwrap_or_else(|| panic!("no open {change} item: {drift}"))
+    };
+    let appeared = item("appeared", &|d| d["external_id"] == outside.as_str());
+    assert_eq!(appeared["name"], "made-outside", "{appeared}");
+    assert_eq!(
+        appeared["department_id"],
+        c.department.as_str(),
+        "{appeared}"
+    );
+    let to_dismiss = item("appeared", &|d| d["external_id"] == ignored.as_str());
+    let changed = item("changed", &|d| d["instance_id"] == stopped_outside.as_str());
+    assert!(
+        changed["detail"].as_str().unwrap_or("").contains("SHUTOFF"),
+        "{changed}"
+    );
+    item("disappeared", &|d| {
+        d["instance_id"] == deleted_outside.as_str()
+    });
+    let (_, events) = c
+        .member
+        .get(&format!("/v1/instances/{deleted_outside}/events"))
+        .await;
+    assert!(
+        events.to_string().contains("no longer has its server"),
+        "{events}"
+    );
+    // Instances zhengyun runs and Nova agrees on are not drift.
+    assert!(
+        !items.iter().any(|d| d["instance_id"] == batch[2].as_str()),
+        "{drift}"
+    );
+    // The supervisors (and the platform admins) heard of it once. (A notice may also
+    // list servers left in the bed by earlier runs; this run's disappeared instance is in
+    // exactly one.)
+    let announced = |inbox: &Value| inbox.to_string().matches("batch-002 (disappeared)").count();
+    let (_, inbox) = c.supervisor.get("/v1/me/notifications").await;
+    assert_eq!(announced(&inbox), 1, "{inbox}");
+    let (st, again) = c.admin.post(&sync_url, json!({})).await;
+    assert_eq!(st, StatusCode::OK, "{again}");
+    assert_eq!(again["drift_new"], 0, "{again}");
+    let (_, inbox) = c.supervisor.get("/v1/me/notifications").await;
+    assert_eq!(announced(&inbox), 1, "announced once: {inbox}");
+
+    // Adopted by hand: the department's instance, counted in quota, metered.
+    let quota_url = format!("/v1/quotas?project_id={}", c.project);
+    let (_, before) = c.admin.get(&quota_url).await;
+    let (st, adopted) = c
+        .admin
+        .post(
+            &format!("{drift_url}/{}/adopt", appeared["id"].as_str().expect("id")),
+            json!({}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{adopted}");
+    assert_eq!(adopted["id"], outside.as_str(), "{adopted}");
+    assert_eq!(adopted["origin"], "adopted", "{adopted}");
+    assert_eq!(adopted["project_id"], c.project.as_str(), "{adopted}");
+    assert_eq!(adopted["state"], "running", "{adopted}");
+    let (_, after) = c.admin.get(&quota_url).await;
+    assert_eq!(
+        after["used"]["instances"].as_i64().unwrap_or(0),
+        before["used"]["instances"].as_i64().unwrap_or(0) + 1,
+        "{before} {after}"
+    );
+    // Metered from the moment of adoption (a line once a second has passed).
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (st, usage) = c
+            .supervisor
+            .get(&format!("/v1/usage?resource_id={outside}"))
+            .await;
+        assert_eq!(st, StatusCode::OK, "{usage}");
+        let items = usage["items"].as_array().cloned().unwrap_or_default();
+        if let Some(line) = items.first() {
+            assert_eq!(line["project_id"], c.project.as_str(), "{usage}");
+            assert!(line["running_secs"].as_i64().unwrap_or(0) >= 1, "{usage}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "never metered: {usage}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let (st, twice) = c
+        .admin
+        .post(
+            &format!("{drift_url}/{}/adopt", appeared["id"].as_str().expect("id")),
+            json!({}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT, "adopted once only: {twice}");
+    // Operated through zhengyun like its own: stop, then delete.
+    c.act(&outside, "stop", json!({})).await;
+    c.wait_for(&outside, &["stopped"], long).await;
+    let s = nova.get(&format!("/servers/{outside}")).await;
+    assert_eq!(s["server"]["status"], "SHUTOFF", "{s}");
+
+    // Dismissed stays dismissed.
+    let (st, v) = c
+        .admin
+        .post(
+            &format!(
+                "{drift_url}/{}/dismiss",
+                to_dismiss["id"].as_str().expect("id")
+            ),
+            json!({ "reason": "供应商测试用机，不纳管" }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (st, _) = c.admin.post(&sync_url, json!({})).await;
+    assert_eq!(st, StatusCode::OK);
+    let (_, all) = c.admin.get(&format!("{drift_url}?state=all")).await;
+    let state_of = |id: &Value| {
+        all["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .find(|d| d["id"] == *id)
+            .map(|d| d["state"].clone())
+    };
+    assert_eq!(
+        state_of(&to_dismiss["id"]),
+        Some(json!("dismissed")),
+        "{all}"
+    );
+    assert_eq!(state_of(&appeared["id"]), Some(json!("adopted")), "{all}");
+
+    // Mode auto: the next server made outside is adopted by the synchronisation.
+    settings["adoption"] = json!("auto");
+    let (st, v) = c
+        .admin
+        .put(&format!("/v1/providers/{}/openstack", c.provider), settings)
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let auto = nova
+        .create_outside("made-outside-auto", &tiny, &image)
+        .await;
+    let (st, sync) = c.admin.post(&sync_url, json!({})).await;
+    assert_eq!(st, StatusCode::OK, "{sync}");
+    // (The periodic synchronisation may have been first.)
+    assert!(sync["adopted"].as_u64().unwrap_or(0) <= 1, "{sync}");
+    let i = c.instance(&auto).await;
+    assert_eq!(i["origin"], "adopted", "{i}");
+    assert_eq!(i["department_id"], c.department.as_str(), "{i}");
+    // Deleted through zhengyun: the provider's server goes too.
+    let (st, v) = c.member.delete(&format!("/v1/instances/{auto}")).await;
+    assert!(st.is_success(), "{st} {v}");
+    c.wait_for(&auto, &["deleted", "recycled"], long).await;
+    // Leave the bed as found (its fake hypervisor's capacity is finite).
+    let (st, v) = c.member.delete(&format!("/v1/instances/{outside}")).await;
+    assert!(st.is_success(), "{st} {v}");
+    assert!(nova
+        .delete(&format!("/servers/{ignored}"))
+        .await
+        .is_success());
 }
 
 /// A stub that answers every request with `status` (a provider failing on the server side).

@@ -210,10 +210,18 @@ impl<'a> World<'a> {
         let (st, osp) = admin
             .post(
                 "/v1/providers",
-                json!({ "name": "OpenStack 云", "kind": "openstack", "openstack": openstack_settings(&stub) }),
+                json!({ "name": "OpenStack 云", "kind": "openstack", "openstack": openstack_settings_mapped(&stub, &d, &p) }),
             )
             .await;
         ok(st, &osp);
+        // A zone for its (capacity-less) hypervisor, so servers found there can be adopted.
+        let (st, oz) = admin
+            .post(
+                "/v1/zones",
+                json!({ "provider_id": osp["id"], "region": "宜宾", "name": "OpenStack 区" }),
+            )
+            .await;
+        ok(st, &oz);
         let mut w = World {
             openstack_provider: osp["id"].as_str().expect("provider").to_string(),
             openstack_url: stub,
@@ -444,6 +452,33 @@ impl<'a> World<'a> {
 
     /// A new instance of the home project, once it has reached `state` ("running" or
     /// "stopped").
+    /// A new open drift item of the OpenStack provider (a server that appeared in the stub
+    /// since the last synchronisation).
+    pub async fn drift_item(&self) -> String {
+        let (st, b) = self
+            .admin
+            .post(
+                &format!("/v1/providers/{}/openstack/sync", self.openstack_provider),
+                json!({}),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{b}");
+        let (st, b) = self
+            .admin
+            .get(&format!(
+                "/v1/providers/{}/openstack/drift",
+                self.openstack_provider
+            ))
+            .await;
+        assert_eq!(st, StatusCode::OK, "{b}");
+        b["items"]
+            .as_array()
+            .and_then(|a| a.iter().find(|d| d["change"] == "appeared"))
+            .and_then(|d| d["id"].as_str())
+            .unwrap_or_else(|| panic!("no open drift item: {b}"))
+            .to_string()
+    }
+
     pub async fn instance_in(&self, state: &str) -> String {
         let n = self.fresh();
         let body = json!({ "project_id": self.p, "zone_id": self.zone, "name": format!("vm{n}"), "flavor": "1C2G", "image": "CentOS-7.9", "start": state == "running" });
@@ -795,8 +830,10 @@ impl<'a> World<'a> {
             "list_providers" => req(Method::GET, "/v1/providers", None),
             "create_provider" => req(Method::POST, "/v1/providers", Some(json!({ "name": format!("模拟云{n}"), "kind": "sim" }))),
             "get_openstack_settings" => req(Method::GET, format!("/v1/providers/{}/openstack", self.openstack_provider), None),
-            "put_openstack_settings" => req(Method::PUT, format!("/v1/providers/{}/openstack", self.openstack_provider), Some(openstack_settings(&self.openstack_url))),
-            "openstack_drift" => req(Method::GET, format!("/v1/providers/{}/openstack/drift", self.openstack_provider), None),
+            "put_openstack_settings" => req(Method::PUT, format!("/v1/providers/{}/openstack", self.openstack_provider), Some(openstack_settings_mapped(&self.openstack_url, &self.d, &self.p))),
+            "openstack_drift" => req(Method::GET, format!("/v1/providers/{}/openstack/drift?state=all", self.openstack_provider), None),
+            "adopt_openstack_drift" => req(Method::POST, format!("/v1/providers/{}/openstack/drift/{}/adopt", self.openstack_provider, self.drift_item().await), None),
+            "dismiss_openstack_drift" => req(Method::POST, format!("/v1/providers/{}/openstack/drift/{}/dismiss", self.openstack_provider, self.drift_item().await), Some(json!({ "reason": "测试用云主机，无需纳管" }))),
             "sync_openstack" => req(Method::POST, format!("/v1/providers/{}/openstack/sync", self.openstack_provider), None),
             "update_provider" => req(Method::PATCH, format!("/v1/providers/{}", self.provider), Some(json!({ "sim": { "failure_probability": 0.0, "latency_min_ms": 0, "latency_max_ms": 0 } }))),
             "list_zones" => req(Method::GET, "/v1/zones", None),
@@ -1067,6 +1104,14 @@ pub fn openstack_settings(url: &str) -> Value {
     json!({ "auth_url": url, "credential": { "type": "application_credential", "id": "zy", "secret": "stub-secret" } })
 }
 
+/// The same, with the stub's project mapped to department `d` and project `p`.
+pub fn openstack_settings_mapped(url: &str, d: &str, p: &str) -> Value {
+    let mut v = openstack_settings(url);
+    v["projects"] =
+        json!([{ "openstack_project": "stub-project", "department_id": d, "project_id": p }]);
+    v
+}
+
 /// A loopback stub of Keystone and Nova: a token with a catalogue, Nova's version document,
 /// no hypervisors. Returns Keystone's URL.
 pub async fn openstack_stub() -> String {
@@ -1076,9 +1121,19 @@ pub async fn openstack_stub() -> String {
         .expect("bind");
     let base = format!("http://{}", l.local_addr().expect("addr"));
     let b = base.clone();
+    // The servers made "outside zhengyun": one more each time the project's servers are
+    // listed, so each synchronisation finds a new one to adopt or dismiss.
+    let outside: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+    let server = |id: &str| {
+        json!({"id": id, "name": format!("outside-{}", &id[..8]), "status": "ACTIVE",
+               "tenant_id": "stub-project", "metadata": {},
+               "flavor": {"vcpus": 1, "ram": 512, "disk": 1, "original_name": "m1.tiny"},
+               "OS-EXT-SRV-ATTR:hypervisor_hostname": "stub-hv"})
+    };
     tokio::spawn(async move {
         while let Ok((mut s, _)) = l.accept().await {
             let base = b.clone();
+            let outside = outside.clone();
             tokio::spawn(async move {
                 let mut buf = Vec::new();
                 let mut chunk = [0u8; 4096];
@@ -1122,9 +1177,28 @@ pub async fn openstack_stub() -> String {
                         json!({"version": {"version": "2.79", "min_version": "2.1"}}),
                     )
                 } else if path.starts_with("/compute/os-hypervisors") {
-                    (200, "", json!({"hypervisors": []}))
+                    // One hypervisor without capacity: nothing is ever scheduled there.
+                    (
+                        200,
+                        "",
+                        json!({"hypervisors": [{"id": "1", "hypervisor_hostname": "stub-hv", "state": "up",
+                            "vcpus": 0, "memory_mb": 0, "local_gb": 0, "service": {"host": "stub-hv"}}]}),
+                    )
                 } else if path.starts_with("/compute/os-availability-zone") {
                     (200, "", json!({"availabilityZoneInfo": []}))
+                } else if path.starts_with("/compute/servers/detail?limit=") {
+                    let mut ids = outside.lock().expect("stub");
+                    ids.push(uuid::Uuid::new_v4().to_string());
+                    (
+                        200,
+                        "",
+                        json!({"servers": ids.iter().map(|i| server(i)).collect::<Vec<_>>()}),
+                    )
+                } else if let Some(id) = path
+                    .strip_prefix("/compute/servers/")
+                    .filter(|id| outside.lock().expect("stub").iter().any(|o| o == id))
+                {
+                    (200, "", json!({"server": server(id)}))
                 } else if path.starts_with("/compute/servers") {
                     (200, "", json!({"servers": []}))
                 } else {
