@@ -858,7 +858,8 @@ pub async fn address_owners(
 /// within the same VPC as the NIC that names it).
 pub async fn host_firewall(store: &Store, host: HostId) -> Result<HostFirewall, Error> {
     let rows = sqlx::query(
-        "SELECT n.id, n.mac, n.ip_num, n.vpc_id FROM nics n JOIN instances i ON i.id = n.instance_id \
+        "SELECT n.id, n.mac, n.ip_num, v.vni FROM nics n JOIN instances i ON i.id = n.instance_id \
+         JOIN vpcs v ON v.id = n.vpc_id \
          WHERE i.host_id = $1 ORDER BY n.id",
     )
     .bind(host.to_string())
@@ -869,7 +870,7 @@ pub async fn host_firewall(store: &Store, host: HostId) -> Result<HostFirewall, 
     for r in &rows {
         nics.push(NicFirewall {
             nic: id(r, "id")?,
-            vpc: id(r, "vpc_id")?,
+            vni: int(r, "vni")?,
             mac: text(r, "mac")?,
             ip: r.try_get::<i64, _>("ip_num").map_err(db_error)? as u32,
             rules: Vec::new(),

@@ -132,6 +132,8 @@ impl Kvm {
             qemu_bin: "qemu-system-x86_64".into(),
             templates: vec![self.template.clone()],
             accel: Some(zy_qemu::Accel::Tcg),
+            netns: None,
+            underlay: None,
         }
     }
 
