@@ -1027,7 +1027,8 @@ fn net_usable() -> bool {
 }
 
 /// The guests serve HTTP on 8080 and 8081 and probe 10.77.0.2 and .3 every numbered
-/// round: ping, then each port, one console line per target.
+/// round: ping, then a TCP connection to each port (`nc`: busybox `wget` under TCG was
+/// too slow to trust), one console line per target.
 const PROBE: &str = r#"mkdir -p /tmp/www; echo zy > /tmp/www/index.html
 httpd -p 8080 -h /tmp/www; httpd -p 8081 -h /tmp/www
 n=0
@@ -1035,8 +1036,8 @@ while true; do
   n=$((n+1))
   for t in 10.77.0.2 10.77.0.3; do
     p=no; ping -c 1 -W 1 $t >/dev/null 2>&1 && p=ok
-    a=no; wget -q -T 2 -O /dev/null http://$t:8080/ 2>/dev/null && a=ok
-    b=no; wget -q -T 2 -O /dev/null http://$t:8081/ 2>/dev/null && b=ok
+    a=no; echo | nc -w 3 $t 8080 >/dev/null 2>&1 && a=ok
+    b=no; echo | nc -w 3 $t 8081 >/dev/null 2>&1 && b=ok
     echo "ZY-PROBE $n $t ping=$p tcp8080=$a tcp8081=$b"
   done
   sleep 1
@@ -1268,6 +1269,11 @@ async fn guests_on_two_hosts_share_a_vpc_across_vxlan_and_only_what_groups_allow
     // Opening TCP 8080 lets exactly that through, on both hosts, within seconds.
     let from_a = last_round(&k.console(&a).await);
     let from_b = last_round(&k.console(&b).await);
+    let before = (
+        a1.state.net.generation().await,
+        a2.state.net.generation().await,
+    );
+    let changed = Instant::now();
     let (st, r) = k
         .admin
         .put(
@@ -1276,10 +1282,27 @@ async fn guests_on_two_hosts_share_a_vpc_across_vxlan_and_only_what_groups_allow
         )
         .await;
     assert_eq!(st, StatusCode::OK, "{r}");
+    // Both hosts applied the new rule set within a second (the push, not the probe).
+    loop {
+        let now = (
+            a1.state.net.generation().await,
+            a2.state.net.generation().await,
+        );
+        if now.0 > before.0 && now.1 > before.1 {
+            break;
+        }
+        if changed.elapsed() > Duration::from_secs(10) {
+            let (_, tasks) = k.admin.get("/v1/system/tasks").await;
+            panic!("the rule change never reached both hosts ({before:?} → {now:?}): {tasks}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let took = changed.elapsed();
+    eprintln!("rule change → applied on both hosts: {took:?}");
     let took = k
         .wait_probe(&a, from_a, "10.77.0.3", "ping=ok tcp8080=ok tcp8081=no")
         .await;
-    eprintln!("rule change → enforced on B's host and seen by A's probe: {took:?}");
+    eprintln!("rule change → seen by A's probe: {took:?}");
     k.wait_probe(&b, from_b, "10.77.0.2", "ping=ok tcp8080=ok tcp8081=no")
         .await;
 
