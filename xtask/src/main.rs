@@ -133,15 +133,25 @@ fn test(args: &[String]) -> bool {
         return false;
     }
     // The network tests check and enforce nftables rule sets in network namespaces joined
-    // by a bridge (nftables, iproute2; python3 serves the TCP ports probed).
-    let net_ready = ["/usr/sbin/nft", "/usr/sbin/ip", "/usr/bin/python3"]
-        .iter()
-        .all(|p| std::path::Path::new(p).exists())
-        || ["/usr/sbin/nft", "/sbin/ip", "/usr/bin/python3"]
+    // by a bridge (nftables, iproute2; python3 serves the TCP ports probed); the agents'
+    // data plane serves DHCP with dnsmasq (dnsmasq-base); iperf3 is the benchmarks'.
+    let net_ready = [
+        "/usr/sbin/nft",
+        "/usr/bin/python3",
+        "/usr/sbin/dnsmasq",
+        "/usr/bin/iperf3",
+    ]
+    .iter()
+    .all(|p| std::path::Path::new(p).exists())
+        && ["/usr/sbin/ip", "/sbin/ip"]
             .iter()
-            .all(|p| std::path::Path::new(p).exists());
-    if !net_ready && !web::apt_install(&["nftables", "iproute2", "python3"]) {
-        eprintln!("cannot install nftables and iproute2 for the network tests");
+            .any(|p| std::path::Path::new(p).exists());
+    if !net_ready
+        && !web::apt_install(&["nftables", "iproute2", "python3", "dnsmasq-base", "iperf3"])
+    {
+        eprintln!(
+            "cannot install nftables, iproute2, dnsmasq-base and iperf3 for the network tests"
+        );
         return false;
     }
     // Remote write is tried against a real Prometheus on loopback.

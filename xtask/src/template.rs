@@ -11,6 +11,8 @@
 //! - on the serial console: `ZHENGYUN-READY hostname=<name> disk_bytes=<n> boot=<count>`
 //!   once booted, `ZY-BLOCK add|remove|resize <dev> …` when virtio disks change, and
 //!   `ZHENGYUN-POWEROFF` when the ACPI power button is pressed, after which it powers off.
+//! - DHCP on every NIC, hot-plugged ones included (checked every second), and
+//!   `ZY-NET <interface> ip=<address>` on the console once it has a lease.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -98,14 +100,15 @@ blkscan() {
 }
 blkscan
 
-# User-mode networking if there is a NIC.
+# DHCP on every NIC, also on those hot-plugged later (user-mode network or a VPC's).
 cat > /etc/udhcpc.script <<'EOF'
 #!/bin/sh
 case "$1" in
   bound|renew)
     ip addr flush dev $interface
     ip addr add $ip/${mask:-24} dev $interface
-    [ -n "$router" ] && ip route add default via ${router%% *} dev $interface
+    [ -n "$mtu" ] && ip link set dev $interface mtu $mtu
+    [ -n "$router" ] && ip route replace default via ${router%% *} dev $interface
     echo "ZY-NET $interface ip=$ip"
     ;;
 esac
@@ -114,18 +117,29 @@ chmod +x /etc/udhcpc.script
 echo "ZHENGYUN-READY hostname=$h disk_bytes=$disk boot=$boot"
 
 ip link set lo up
-if [ -e /sys/class/net/eth0 ]; then
-  ip link set eth0 up
-  udhcpc -i eth0 -s /etc/udhcpc.script -t 10 -T 1 -A 1 -b -q >/dev/console 2>&1
-fi
-
+mkdir -p /run/net
+netscan() {
+  for p in /sys/class/net/eth*; do
+    [ -e "$p" ] || continue
+    d=${p##*/}
+    [ -f /run/net/$d ] && continue
+    : > /run/net/$d
+    ip link set $d up
+    udhcpc -i $d -s /etc/udhcpc.script -t 10 -T 1 -A 1 -b -O mtu >/dev/console 2>&1
+  done
+  for f in /run/net/*; do
+    [ -e "$f" ] || continue
+    [ -e /sys/class/net/${f##*/} ] || rm -f $f
+  done
+}
+netscan
 
 if fwcfg user-data > /run/user-data; then
   echo "ZY-USERDATA started"
   sh /run/user-data </dev/null >/dev/console 2>&1 &
 fi
 
-while :; do blkscan; sleep 1; done
+while :; do blkscan; netscan; sleep 1; done
 "#;
 
 /// `cargo xtask template` entry point.

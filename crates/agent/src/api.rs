@@ -107,6 +107,7 @@ pub fn router(state: Arc<AgentState>) -> Router {
     Router::new()
         .route("/v1/host", get(host))
         .route("/v1/host/lease", post(lease))
+        .route("/v1/network", put(put_network).get(get_network))
         .route(
             "/v1/instances/{id}",
             put(ensure).get(status).delete(delete_instance),
@@ -159,6 +160,7 @@ pub fn vm_spec(id: Uuid, s: &VmSpecWire) -> zy_qemu::VmSpec {
         forward_port: None,
         restart_on_crash: s.restart_on_crash,
         shared_dir: s.shared_dir.as_ref().map(std::path::PathBuf::from),
+        nics: Vec::new(),
     }
 }
 
@@ -187,6 +189,28 @@ async fn lease(
 ) -> ApiResult<axum::Json<HostReport>> {
     s.fence.grant(b).map_err(ApiError::invalid)?;
     Ok(axum::Json(s.host_report().await?))
+}
+
+/// Brings the host's data plane to the pushed state, then every VM's NICs to it.
+async fn put_network(
+    State(s): State<Arc<AgentState>>,
+    Body(b): Body<NetworkState>,
+) -> ApiResult<axum::Json<NetworkReport>> {
+    let report = s.net.apply(b).await.map_err(|e| match e {
+        crate::net::NetError::Stale { .. } => {
+            ApiError::new(StatusCode::CONFLICT, "stale", e.to_string())
+        }
+        crate::net::NetError::Invalid(m) => ApiError::invalid(m),
+        crate::net::NetError::Command(m) => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "transient", m)
+        }
+    })?;
+    s.sync_nics().await?;
+    Ok(axum::Json(report))
+}
+
+async fn get_network(State(s): State<Arc<AgentState>>) -> ApiResult<axum::Json<NetworkReport>> {
+    Ok(axum::Json(s.net.report().await))
 }
 
 /// Removes the VM and its root disk — on shared storage too, which only the instance's
@@ -225,7 +249,7 @@ async fn create_disk(
     Ids(id): Ids<Uuid>,
     Body(b): Body<DiskRequest>,
 ) -> ApiResult<StatusCode> {
-    s.hv.create_disk(&vm_spec(id, &b.spec)).await?;
+    s.hv.create_disk(&s.spec_of(id, &b.spec).await).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -245,7 +269,7 @@ async fn ensure(
     Ids(id): Ids<Uuid>,
     Body(b): Body<EnsureRequest>,
 ) -> ApiResult<StatusCode> {
-    let spec = vm_spec(id, &b.spec);
+    let spec = s.spec_of(id, &b.spec).await;
     match b.state {
         WantedPower::Running => {
             if s.hv.status(id).await == zy_qemu::VmStatus::Missing {
@@ -313,7 +337,7 @@ async fn resize(
         s.hv.resize_disk(id, b.spec.disk_gib).await?;
     }
     // vCPU and memory are the spec the next start uses.
-    s.hv.update_spec(&vm_spec(id, &b.spec)).await?;
+    s.hv.update_spec(&s.spec_of(id, &b.spec).await).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -376,7 +400,7 @@ async fn incoming(
     Ids(id): Ids<Uuid>,
     Body(b): Body<EnsureRequest>,
 ) -> ApiResult<axum::Json<IncomingEndpoint>> {
-    let ep = s.hv.prepare_incoming(&vm_spec(id, &b.spec)).await?;
+    let ep = s.hv.prepare_incoming(&s.spec_of(id, &b.spec).await).await?;
     Ok(axum::Json(IncomingEndpoint {
         host: s.migration_host.clone(),
         migrate_port: ep.migrate_port,

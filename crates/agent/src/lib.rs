@@ -10,6 +10,7 @@
 pub mod api;
 pub mod fence;
 pub mod identity;
+pub mod net;
 pub mod tls;
 
 use std::collections::HashMap;
@@ -37,6 +38,12 @@ pub struct AgentConfig {
     pub templates: Vec<PathBuf>,
     /// `kvm` or `tcg` to skip the probe (tests); probed when `None`.
     pub accel: Option<zy_qemu::Accel>,
+    /// The network namespace the data plane (bridges, VXLAN, taps, rule set) and QEMU
+    /// live in; `None`: the host's own.
+    pub netns: Option<String>,
+    /// This host's address on the underlay network, where the other hosts' VXLAN tunnels
+    /// reach it; without one the host carries VPCs only locally.
+    pub underlay: Option<std::net::Ipv4Addr>,
 }
 
 pub struct AgentState {
@@ -47,6 +54,7 @@ pub struct AgentState {
     qemu_version: String,
     crashes: Mutex<HashMap<Uuid, u32>>,
     fence: fence::Lease,
+    pub net: net::DataPlane,
 }
 
 impl AgentState {
@@ -61,6 +69,41 @@ impl AgentState {
         if let Ok(mut m) = self.crashes.lock() {
             *m.entry(id).or_insert(0) += 1;
         }
+    }
+
+    /// The NICs the data plane has for a VM, as QEMU devices.
+    pub async fn vm_nics(&self, id: Uuid) -> Vec<zy_qemu::VmNic> {
+        self.net
+            .nics_of(id)
+            .await
+            .into_iter()
+            .map(|n| zy_qemu::VmNic {
+                id: n.id,
+                tap: net::names::tap(n.id),
+                mac: n.mac,
+            })
+            .collect()
+    }
+
+    /// A VM's spec from the control plane's, with its NICs from the data plane.
+    pub async fn spec_of(&self, id: Uuid, wire: &VmSpecWire) -> zy_qemu::VmSpec {
+        let mut spec = api::vm_spec(id, wire);
+        spec.nics = self.vm_nics(id).await;
+        spec
+    }
+
+    /// Gives every VM on this host the NICs the data plane has for it (hot-plug when
+    /// running).
+    pub async fn sync_nics(&self) -> Result<(), zy_qemu::Error> {
+        let mut first = None;
+        for id in self.hv.list().await? {
+            let nics = self.vm_nics(id).await;
+            if let Err(e) = self.hv.set_nics(id, &nics).await {
+                tracing::warn!(vm = %id, error = %e, "cannot bring the VM's NICs to the network state");
+                first.get_or_insert(e);
+            }
+        }
+        first.map_or(Ok(()), Err)
     }
 
     /// Forgets a VM that left this host.
@@ -96,6 +139,7 @@ impl AgentState {
             load: load(),
             lease_left_ms: self.fence.left_ms(),
             fenced: self.fence.fenced(),
+            underlay: self.net.underlay().map(|a| a.to_string()),
         })
     }
 }
@@ -239,8 +283,9 @@ pub async fn start(cfg: AgentConfig) -> Result<Agent, String> {
         Some(a) => a,
         None => probe(&cfg).await,
     };
-    let hv =
-        zy_qemu::Hypervisor::new(&cfg.data_dir, &cfg.qemu_bin, accel).map_err(|e| e.to_string())?;
+    let hv = zy_qemu::Hypervisor::new(&cfg.data_dir, &cfg.qemu_bin, accel)
+        .map_err(|e| e.to_string())?
+        .with_netns(cfg.netns.clone());
 
     let stored = identity::load(&cfg.data_dir)?;
     let mut listen = cfg.listen;
@@ -272,6 +317,7 @@ pub async fn start(cfg: AgentConfig) -> Result<Agent, String> {
                 qemu_version: qemu_version.clone(),
                 crashes: Default::default(),
                 fence: fence::Lease::load(&cfg.data_dir),
+                net: net::DataPlane::new(&cfg.data_dir, cfg.netns.clone(), cfg.underlay),
             };
             let capacity = probe_state.capacity().await.map_err(|e| e.to_string())?;
             let name = cfg.name.clone().unwrap_or_else(machine_name);
@@ -300,7 +346,12 @@ pub async fn start(cfg: AgentConfig) -> Result<Agent, String> {
         qemu_version,
         crashes: Default::default(),
         fence: fence::Lease::load(&cfg.data_dir),
+        net: net::DataPlane::new(&cfg.data_dir, cfg.netns.clone(), cfg.underlay),
     });
+    // The network first: a guest restarted below needs its taps.
+    if let Err(e) = state.net.adopt().await {
+        tracing::error!(error = %e, "cannot restore the host's network state");
+    }
     adopt(&state).await;
     let listener = tls::TlsListener::new(tcp, tls).map_err(|e| e.to_string())?;
     let router = api::router(state.clone());

@@ -285,6 +285,14 @@ struct AgentArgs {
     accel: String,
     #[arg(long, default_value = "qemu-system-x86_64")]
     qemu: PathBuf,
+    /// This host's IPv4 address where the other hosts' VXLAN tunnels reach it (the
+    /// underlay); without it VPCs stay local to this host.
+    #[arg(long)]
+    underlay: Option<std::net::Ipv4Addr>,
+    /// Run the data plane (bridges, VXLAN, taps, rule set) and QEMU in this network
+    /// namespace instead of the host's own.
+    #[arg(long)]
+    netns: Option<String>,
 }
 
 async fn run_agent(a: AgentArgs) -> anyhow::Result<()> {
@@ -305,6 +313,8 @@ async fn run_agent(a: AgentArgs) -> anyhow::Result<()> {
         qemu_bin: a.qemu,
         templates: a.templates,
         accel,
+        netns: a.netns,
+        underlay: a.underlay,
     })
     .await
     .map_err(|e| anyhow::anyhow!(e))?;
@@ -428,6 +438,8 @@ async fn local_agent(
         qemu_bin: "qemu-system-x86_64".into(),
         templates: vec![template],
         accel: None,
+        netns: None,
+        underlay: None,
     })
     .await
     .map_err(|e| anyhow::anyhow!(e))

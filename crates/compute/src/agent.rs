@@ -5,6 +5,8 @@
 //! - `GET  /v1/host`                              → [`HostReport`] (the heartbeat)
 //! - `POST /v1/host/lease` [`FenceLease`]          → [`HostReport`] (heartbeat renewing the
 //!   self-fencing lease: an agent whose lease runs out kills its shared-storage guests)
+//! - `PUT  /v1/network` [`NetworkState`]          → [`NetworkReport`] (the host's VPCs,
+//!   NICs and rule set; also `GET /v1/network` for the report alone)
 //! - `PUT  /v1/instances/{id}/disk`  [`DiskRequest`]   create the root disk (linked clone)
 //! - `DELETE /v1/instances/{id}/disk`
 //! - `PUT  /v1/instances/{id}`       [`EnsureRequest`] define and bring to a power state
@@ -73,6 +75,10 @@ pub struct HostReport {
     /// Guests this agent killed because its lease ran out (since it started).
     #[serde(default)]
     pub fenced: u32,
+    /// The IPv4 address other hosts reach this one's VXLAN tunnels on, when the agent
+    /// has a data plane.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub underlay: Option<String>,
 }
 
 /// The control plane's grant: "you may keep running guests whose disks other hosts can
@@ -213,4 +219,82 @@ pub struct AgentError {
     /// `not_found`, `invalid`, `conflict`, `transient`, `internal`.
     pub code: String,
     pub message: String,
+}
+
+/// The network a host must carry (`PUT /v1/network`, answered with [`NetworkReport`]):
+/// the whole desired state, so the agent converges to it from whatever it has. An agent
+/// refuses (409) a push whose generation is below the one it already applied, so an old
+/// push arriving late never undoes a newer one; the same generation again is applied again
+/// (idempotent).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkState {
+    pub generation: i64,
+    pub vpcs: Vec<VpcWire>,
+    pub nics: Vec<NicWire>,
+    /// The host's nftables rule set (`nft -f` input, `zy_model::network::nft::render`).
+    pub ruleset: String,
+}
+
+/// A VPC on the host: its bridge, its VXLAN device and DHCP.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VpcWire {
+    pub vni: u32,
+    /// The underlay addresses of the other hosts carrying this VPC (VXLAN unicast
+    /// head-end replication).
+    pub peers: Vec<String>,
+    pub subnets: Vec<SubnetWire>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubnetWire {
+    /// `10.0.1.0/24`
+    pub cidr: String,
+    pub gateway: String,
+    pub dns_servers: Vec<String>,
+    pub dhcp: bool,
+    /// Fixed addresses DHCP hands out (the platform's IPAM).
+    pub hosts: Vec<DhcpHost>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DhcpHost {
+    pub mac: String,
+    pub ip: String,
+}
+
+/// A NIC of an instance on this host: a tap on its VPC's bridge.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NicWire {
+    pub id: Uuid,
+    pub instance_id: Uuid,
+    pub vni: u32,
+    pub mac: String,
+    pub ip: String,
+    /// Position on the instance (0 = the first NIC).
+    pub index: u32,
+}
+
+/// What the agent applied, and the counters of its NICs.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct NetworkReport {
+    pub generation: i64,
+    pub nics: Vec<NicCounters>,
+}
+
+/// Cumulative counters of one NIC: packets its security groups dropped (the rule set's
+/// `drop_<tag>` counter) and the tap's traffic, seen from the guest (rx = received by
+/// the guest).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NicCounters {
+    pub id: Uuid,
+    pub dropped_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+    pub rx_packets: u64,
+    pub tx_packets: u64,
 }

@@ -14,7 +14,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use zy_model::id::{NicId, SecurityGroupId, VpcId};
+use zy_model::id::{NicId, SecurityGroupId};
 use zy_model::network::nft::{bridge_name, render, HostFirewall, NicFirewall};
 use zy_model::network::*;
 
@@ -52,7 +52,7 @@ fn rule(port: u16) -> SecurityRule {
     }
 }
 
-fn host(vpc: VpcId, nics: u32, rules: &[SecurityRule]) -> HostFirewall {
+fn host(vni: i64, nics: u32, rules: &[SecurityRule]) -> HostFirewall {
     let mut all = default_rules();
     all.extend(rules.iter().cloned());
     HostFirewall {
@@ -61,7 +61,7 @@ fn host(vpc: VpcId, nics: u32, rules: &[SecurityRule]) -> HostFirewall {
                 let nic = NicId::new();
                 NicFirewall {
                     nic,
-                    vpc,
+                    vni,
                     mac: mac_for(nic),
                     ip: u32::from(std::net::Ipv4Addr::new(10, 0, 0, 10 + i as u8)),
                     rules: all.clone(),
@@ -93,8 +93,7 @@ fn change_to_ten_hosts(p: &str) {
         sh(&["ip", "netns", "add", h]);
     }
     let _g = Namespaces(hosts.clone());
-    let vpc = VpcId::new();
-    let before: Vec<HostFirewall> = hosts.iter().map(|_| host(vpc, 10, &[rule(22)])).collect();
+    let before: Vec<HostFirewall> = hosts.iter().map(|_| host(4096, 10, &[rule(22)])).collect();
     for (h, fw) in hosts.iter().zip(&before) {
         load(h, &render(fw));
     }
@@ -127,8 +126,8 @@ fn iperf(p: &str, rules: usize) -> f64 {
         sh(&["ip", "netns", "add", n]);
     }
     let _g = Namespaces(vec![h.clone(), a.clone(), b.clone()]);
-    let vpc = VpcId::new();
-    let br = bridge_name(vpc);
+    let vni = 4096;
+    let br = bridge_name(vni);
     let nic = NicId::new();
     let tap = tap_name(nic);
     sh(&[
@@ -162,7 +161,7 @@ fn iperf(p: &str, rules: usize) -> f64 {
     let fw = HostFirewall {
         nics: vec![NicFirewall {
             nic,
-            vpc,
+            vni,
             mac,
             ip: u32::from(std::net::Ipv4Addr::new(10, 0, 0, 5)),
             rules: rs,

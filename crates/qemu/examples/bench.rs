@@ -36,6 +36,7 @@ fn spec(hostname: &str, user_data: Option<&str>) -> VmSpec {
         forward_port: None,
         restart_on_crash: false,
         shared_dir: None,
+        nics: vec![],
     }
 }
 

@@ -100,6 +100,8 @@ pub struct Hypervisor {
     pub(crate) accel: Accel,
     locks: std::sync::Mutex<HashMap<Uuid, Arc<tokio::sync::Mutex<()>>>>,
     verified: tokio::sync::Mutex<HashMap<String, Template>>,
+    /// The network namespace QEMU runs in (where the taps of the data plane are).
+    pub(crate) netns: Option<String>,
 }
 
 impl Hypervisor {
@@ -128,7 +130,15 @@ impl Hypervisor {
             accel,
             locks: Default::default(),
             verified: Default::default(),
+            netns: None,
         })
+    }
+
+    /// QEMU runs in this network namespace (`ip netns exec`), where the host's data plane
+    /// has its taps.
+    pub fn with_netns(mut self, netns: Option<String>) -> Self {
+        self.netns = netns;
+        self
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -361,7 +371,18 @@ impl Hypervisor {
         let args = self.qemu_args(spec, &paths, &template, &volumes, incoming.is_some());
         let began = Instant::now();
         let qemu = self.qemu_bin.to_string_lossy().into_owned();
-        run(&qemu, &args, Duration::from_secs(60))
+        let (program, args) = match &self.netns {
+            Some(ns) => {
+                let mut a: Vec<OsString> = ["netns", "exec", ns.as_str(), qemu.as_str()]
+                    .into_iter()
+                    .map(OsString::from)
+                    .collect();
+                a.extend(args);
+                ("ip", a)
+            }
+            None => (qemu.as_str(), args),
+        };
+        run(program, &args, Duration::from_secs(60))
             .await
             .map_err(|e| match e {
                 Error::Command {
@@ -451,14 +472,31 @@ impl Hypervisor {
                 volume_device(v.id)
             ));
         }
-        let mut net = "user,id=net0,restrict=on".to_string();
-        if let Some((host, guest)) = spec.forward_port {
-            net.push_str(&format!(",hostfwd=tcp:127.0.0.1:{host}-:{guest}"));
+        if spec.nics.is_empty() {
+            let mut net = "user,id=net0,restrict=on".to_string();
+            if let Some((host, guest)) = spec.forward_port {
+                net.push_str(&format!(",hostfwd=tcp:127.0.0.1:{host}-:{guest}"));
+            }
+            push("-netdev".into());
+            push(net);
+            push("-device".into());
+            push(format!("virtio-net-pci,netdev=net0,id={USER_NIC},romfile="));
         }
-        push("-netdev".into());
-        push(net);
-        push("-device".into());
-        push("virtio-net-pci,netdev=net0,romfile=".into());
+        for n in &spec.nics {
+            push("-netdev".into());
+            push(format!(
+                "tap,id={},ifname={},script=no,downscript=no",
+                crate::nics::netdev_id(n.id),
+                n.tap
+            ));
+            push("-device".into());
+            push(format!(
+                "virtio-net-pci,netdev={},mac={},id={},romfile=",
+                crate::nics::netdev_id(n.id),
+                n.mac,
+                crate::nics::device_id(n.id)
+            ));
+        }
         push("-fw_cfg".into());
         push(format!(
             "name=opt/zhengyun/hostname,string={}",
@@ -739,6 +777,9 @@ impl Hypervisor {
 }
 
 /// The `-name` of a VM's QEMU, also how its process is recognised in `/proc`.
+/// The device id of the user-mode NIC of a VM without NICs of its own.
+pub(crate) const USER_NIC: &str = "net0dev";
+
 pub(crate) fn vm_tag(id: Uuid) -> String {
     format!("zy-{id}")
 }

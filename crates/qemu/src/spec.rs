@@ -38,6 +38,39 @@ pub struct VmSpec {
     /// hosts from opening it at once.
     #[serde(default)]
     pub shared_dir: Option<std::path::PathBuf>,
+    /// NICs on taps of the host's data plane (`-netdev tap`); a VM without any gets
+    /// QEMU's user-mode network instead.
+    #[serde(default)]
+    pub nics: Vec<VmNic>,
+}
+
+/// A NIC of a VM: a virtio-net device on an existing tap (the agent's data plane made
+/// it and put it on its VPC's bridge).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VmNic {
+    pub id: Uuid,
+    pub tap: String,
+    pub mac: String,
+}
+
+impl VmNic {
+    fn validate(&self) -> Result<()> {
+        let tap_ok = !self.tap.is_empty()
+            && self.tap.len() <= 15
+            && self.tap.chars().all(|c| c.is_ascii_alphanumeric());
+        let parts: Vec<&str> = self.mac.split(':').collect();
+        let mac_ok = parts.len() == 6
+            && parts
+                .iter()
+                .all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit()));
+        if !tap_ok || !mac_ok {
+            return Err(Error::BadSpec(format!(
+                "NIC {}: tap {:?} or MAC {:?} is malformed",
+                self.id, self.tap, self.mac
+            )));
+        }
+        Ok(())
+    }
 }
 
 impl VmSpec {
@@ -98,6 +131,9 @@ impl VmSpec {
                 )));
             }
         }
+        for n in &self.nics {
+            n.validate()?;
+        }
         if let Some((host, guest)) = self.forward_port {
             if host == 0 || guest == 0 {
                 return Err(Error::BadSpec("forwarded ports must not be 0".into()));
@@ -156,6 +192,7 @@ mod tests {
             forward_port: Some((2222, 22)),
             shared_dir: None,
             restart_on_crash: true,
+            nics: vec![],
         }
     }
 
@@ -173,6 +210,13 @@ mod tests {
             |s| s.template = "../etc".into(),
             |s| s.user_data = Some("x".repeat(MAX_USER_DATA + 1)),
             |s| s.forward_port = Some((0, 22)),
+            |s| {
+                s.nics = vec![VmNic {
+                    id: Uuid::nil(),
+                    tap: "zt0,script=/x".into(),
+                    mac: "fa:16:5a:00:00:01".into(),
+                }]
+            },
         ];
         for (i, change) in bad.iter().enumerate() {
             let mut s = ok();

@@ -163,6 +163,7 @@ fn spec(hostname: &str, user_data: Option<&str>) -> VmSpec {
         forward_port: None,
         restart_on_crash: true,
         shared_dir: None,
+        nics: vec![],
     }
 }
 

@@ -236,6 +236,7 @@ pub async fn start(config: Config) -> Result<Server, Error> {
                 app::ha::evacuator(state.clone()),
                 app::consolidation::executor(state.clone()),
                 app::openstack::task(state.clone()),
+                app::dataplane::task(state.compute.clone(), state.store.clone()),
                 monitoring::collector::task(state.clone()),
                 monitoring::alerts::task(state.clone()),
                 app::secev::task(state.clone()),

@@ -96,10 +96,16 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0013_adoption.sql"),
         postgres: include_str!("../migrations/postgres/0013_adoption.sql"),
     },
+    Migration {
+        version: 14,
+        name: "net_dataplane",
+        sqlite: include_str!("../migrations/sqlite/0014_net_dataplane.sql"),
+        postgres: include_str!("../migrations/postgres/0014_net_dataplane.sql"),
+    },
 ];
 
 /// The newest schema version this binary knows.
-pub const LATEST: i64 = 13;
+pub const LATEST: i64 = 14;
 
 /// The oldest schema version whose audit tables this binary reads as they are (the audit
 /// log and its head have not changed since version 1).

@@ -858,7 +858,8 @@ pub async fn address_owners(
 /// within the same VPC as the NIC that names it).
 pub async fn host_firewall(store: &Store, host: HostId) -> Result<HostFirewall, Error> {
     let rows = sqlx::query(
-        "SELECT n.id, n.mac, n.ip_num, n.vpc_id FROM nics n JOIN instances i ON i.id = n.instance_id \
+        "SELECT n.id, n.mac, n.ip_num, v.vni FROM nics n JOIN instances i ON i.id = n.instance_id \
+         JOIN vpcs v ON v.id = n.vpc_id \
          WHERE i.host_id = $1 ORDER BY n.id",
     )
     .bind(host.to_string())
@@ -869,7 +870,7 @@ pub async fn host_firewall(store: &Store, host: HostId) -> Result<HostFirewall, 
     for r in &rows {
         nics.push(NicFirewall {
             nic: id(r, "id")?,
-            vpc: id(r, "vpc_id")?,
+            vni: int(r, "vni")?,
             mac: text(r, "mac")?,
             ip: r.try_get::<i64, _>("ip_num").map_err(db_error)? as u32,
             rules: Vec::new(),
@@ -903,4 +904,135 @@ pub async fn host_firewall(store: &Store, host: HostId) -> Result<HostFirewall, 
         groups.insert(g, v.into_iter().map(|n| n as u32).collect());
     }
     Ok(HostFirewall { nics, groups })
+}
+
+// ---- Data plane (migration 0014) -------------------------------------------------------
+
+/// A NIC with where its instance runs, for the hosts' data plane.
+#[derive(Debug, Clone)]
+pub struct PlacedNic {
+    pub id: NicId,
+    pub instance_id: InstanceId,
+    pub vpc_id: VpcId,
+    pub vni: i64,
+    pub subnet_id: SubnetId,
+    pub mac: String,
+    pub ip: String,
+    pub index: i64,
+    /// The host its instance is placed on (none while unplaced or once deleted).
+    pub host_id: Option<HostId>,
+}
+
+const PLACED_COLS: &str = "n.id, n.instance_id, n.vpc_id, v.vni, n.subnet_id, n.mac, n.ip, n.idx, \
+     CASE WHEN i.state = 'deleted' THEN NULL ELSE i.host_id END AS host_id";
+
+fn placed(r: &sqlx::any::AnyRow) -> Result<PlacedNic, Error> {
+    Ok(PlacedNic {
+        id: id(r, "id")?,
+        instance_id: id(r, "instance_id")?,
+        vpc_id: id(r, "vpc_id")?,
+        vni: int(r, "vni")?,
+        subnet_id: id(r, "subnet_id")?,
+        mac: text(r, "mac")?,
+        ip: text(r, "ip")?,
+        index: int(r, "idx")?,
+        host_id: opt_id(r, "host_id")?,
+    })
+}
+
+/// Every NIC of the VPCs that have a NIC on `host` (the host carries those VPCs; the
+/// other NICs give it the VXLAN peers and DHCP's fixed addresses).
+pub async fn host_vpc_nics(store: &Store, host: HostId) -> Result<Vec<PlacedNic>, Error> {
+    let rows = sqlx::query(&format!(
+        "SELECT {PLACED_COLS} FROM nics n JOIN vpcs v ON v.id = n.vpc_id \
+         LEFT JOIN instances i ON i.id = n.instance_id \
+         WHERE n.vpc_id IN (SELECT m.vpc_id FROM nics m JOIN instances j ON j.id = m.instance_id \
+                            WHERE j.host_id = $1 AND j.state <> 'deleted') \
+         ORDER BY n.vpc_id, n.id"
+    ))
+    .bind(host.to_string())
+    .fetch_all(store.pool())
+    .await
+    .map_err(db_error)?;
+    rows.iter().map(placed).collect()
+}
+
+/// What a host was last sent: (generation, digest, applied generation, pushed at µs).
+pub async fn host_network(
+    store: &Store,
+    host: HostId,
+) -> Result<Option<(i64, String, i64, i64)>, Error> {
+    let r = sqlx::query(
+        "SELECT generation, digest, applied, pushed_at FROM host_networks WHERE host_id = $1",
+    )
+    .bind(host.to_string())
+    .fetch_optional(store.pool())
+    .await
+    .map_err(db_error)?;
+    r.map(|r| {
+        Ok((
+            int(&r, "generation")?,
+            text(&r, "digest")?,
+            int(&r, "applied")?,
+            int(&r, "pushed_at")?,
+        ))
+    })
+    .transpose()
+}
+
+/// Moves a host's network generation from `from` (`None`: never sent) to `to` for a
+/// state with `digest`; false when another pass got there first.
+pub async fn advance_host_network(
+    store: &Store,
+    host: HostId,
+    from: Option<i64>,
+    to: i64,
+    digest: &str,
+    now: i64,
+) -> Result<bool, Error> {
+    let r = match from {
+        None => sqlx::query(
+            "INSERT INTO host_networks (host_id, generation, digest, applied, pushed_at) \
+             VALUES ($1, $2, $3, 0, $4) ON CONFLICT (host_id) DO NOTHING",
+        )
+        .bind(host.to_string())
+        .bind(to)
+        .bind(digest)
+        .bind(now)
+        .execute(store.pool())
+        .await
+        .map_err(db_error)?,
+        Some(g) => sqlx::query(
+            "UPDATE host_networks SET generation = $1, digest = $2, pushed_at = $3 \
+             WHERE host_id = $4 AND generation = $5",
+        )
+        .bind(to)
+        .bind(digest)
+        .bind(now)
+        .bind(host.to_string())
+        .bind(g)
+        .execute(store.pool())
+        .await
+        .map_err(db_error)?,
+    };
+    Ok(r.rows_affected() == 1)
+}
+
+/// Records that the agent applied `generation` (never moving backwards).
+pub async fn host_network_applied(
+    store: &Store,
+    host: HostId,
+    generation: i64,
+    now: i64,
+) -> Result<(), Error> {
+    sqlx::query(
+        "UPDATE host_networks SET applied = $1, pushed_at = $2 WHERE host_id = $3 AND applied < $1",
+    )
+    .bind(generation)
+    .bind(now)
+    .bind(host.to_string())
+    .execute(store.pool())
+    .await
+    .map_err(db_error)?;
+    Ok(())
 }

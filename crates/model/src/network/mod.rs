@@ -151,9 +151,9 @@ pub fn short_tag(id: uuid::Uuid) -> String {
     s[s.len() - 11..].to_string()
 }
 
-/// The tap device of a NIC on its host (`zyn` + tag: 14 bytes).
+/// The tap device of a NIC on its host (`zt` + tag of its id's random tail: 13 bytes).
 pub fn tap_name(nic: NicId) -> String {
-    format!("zyn{}", short_tag(nic.0))
+    format!("zt{}", short_tag(nic.0))
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]

@@ -16,7 +16,7 @@
 //!   discovery aside), and IPv6 neither reaches nor leaves it.
 
 use super::{ip_text, short_tag, tap_name, Cidr, Direction, Protocol, SecurityRule};
-use crate::id::{NicId, SecurityGroupId, VpcId};
+use crate::id::{NicId, SecurityGroupId};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
@@ -27,8 +27,9 @@ pub const TABLE: &str = "zhengyun";
 #[derive(Debug, Clone)]
 pub struct NicFirewall {
     pub nic: NicId,
-    /// The VPC (its bridge carries the NIC's traffic on the host).
-    pub vpc: VpcId,
+    /// The VPC's VXLAN network identifier (its bridge `zb<vni>` carries the NIC's
+    /// traffic on the host).
+    pub vni: i64,
     pub mac: String,
     pub ip: u32,
     pub rules: Vec<SecurityRule>,
@@ -85,9 +86,9 @@ fn rule_line(r: &SecurityRule) -> String {
     s
 }
 
-/// The bridge of a VPC on a host (`zyb` + tag of the VPC id).
-pub fn bridge_name(vpc: VpcId) -> String {
-    format!("zyb{}", short_tag(vpc.0))
+/// The bridge of a VPC on a host (`zb` + its VNI, at most 10 bytes).
+pub fn bridge_name(vni: i64) -> String {
+    format!("zb{vni}")
 }
 
 /// The whole rule set as `nft -f` input.
@@ -114,7 +115,7 @@ pub fn render(fw: &HostFirewall) -> String {
     let _ = writeln!(o, "\tchain forward {{");
     let _ = writeln!(o, "\t\ttype filter hook forward priority 0; policy accept;");
     for n in &fw.nics {
-        let (br, tag, ip) = (bridge_name(n.vpc), short_tag(n.nic.0), ip_text(n.ip));
+        let (br, tag, ip) = (bridge_name(n.vni), short_tag(n.nic.0), ip_text(n.ip));
         let _ = writeln!(o, "\t\toifname \"{br}\" ip daddr {ip} jump in_{tag}");
         let _ = writeln!(o, "\t\tiifname \"{br}\" ip saddr {ip} jump out_{tag}");
     }

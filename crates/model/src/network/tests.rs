@@ -175,14 +175,14 @@ fn sample() -> HostFirewall {
         nics: vec![
             NicFirewall {
                 nic: nic(0x1111_2222_3333),
-                vpc: VpcId(uuid::Uuid::from_u128(0x77)),
+                vni: 4096,
                 mac: mac_for(nic(0x1111_2222_3333)),
                 ip: u32::from(Ipv4Addr::new(10, 0, 0, 5)),
                 rules,
             },
             NicFirewall {
                 nic: nic(0x4444),
-                vpc: VpcId(uuid::Uuid::from_u128(0x77)),
+                vni: 4096,
                 mac: mac_for(nic(0x4444)),
                 ip: u32::from(Ipv4Addr::new(10, 0, 0, 9)),
                 rules: default_rules(),
@@ -208,7 +208,7 @@ fn the_rule_set_matches_the_golden_text() {
         got, GOLDEN,
         "render changed; rerun with ZY_UPDATE_GOLDEN=1 and review the diff"
     );
-    assert_eq!(tap_name(nic(0x1111_2222_3333)), "zyn11122223333");
+    assert_eq!(tap_name(nic(0x1111_2222_3333)), "zt11122223333");
     assert!(tap_name(NicId::new()).len() <= 15);
 }
 

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod auth;
 pub mod billing;
 pub mod consolidation;
+pub mod dataplane;
 pub mod departments;
 pub mod ha;
 pub mod instances;

@@ -131,7 +131,8 @@ pub async fn create_vpc(
     };
     let mut tx = s.store.begin_write().await?;
     db::insert_vpc(&mut tx, &mut v).await?;
-    commit_audited(
+    commit_net(
+        s,
         tx,
         ctx,
         Some(actor),
@@ -173,7 +174,8 @@ pub async fn delete_vpc(
         ))
         .with_details(json!({ "reason": "in_use" })));
     }
-    commit_audited(
+    commit_net(
+        s,
         tx,
         ctx,
         Some(actor),
@@ -251,7 +253,8 @@ pub async fn create_subnet(
         }
     }
     db::insert_subnet(&mut tx, &sn, cidr).await?;
-    commit_audited(
+    commit_net(
+        s,
         tx,
         ctx,
         Some(actor),
@@ -282,7 +285,8 @@ pub async fn delete_subnet(
         ))
         .with_details(json!({ "reason": "in_use" })));
     }
-    commit_audited(
+    commit_net(
+        s,
         tx,
         ctx,
         Some(actor),
@@ -432,7 +436,8 @@ pub async fn create_nic(
         created_at: Timestamp::now(),
     };
     db::insert_nic(&mut tx, &n, addr).await?;
-    commit_audited(
+    commit_net(
+        s,
         tx,
         ctx,
         Some(actor),
@@ -462,7 +467,8 @@ pub async fn delete_nic(
     let n = load_nic(s, actor, id).await?;
     let mut tx = s.store.begin_write_for(&n.instance_id.to_string()).await?;
     db::delete_nic(&mut tx, id).await?;
-    commit_audited(
+    commit_net(
+        s,
         tx,
         ctx,
         Some(actor),
@@ -499,7 +505,8 @@ pub async fn set_nic_groups(
     let mut tx = s.store.begin_write_for(&n.instance_id.to_string()).await?;
     check_groups(&mut tx, n.project_id, "security_group_ids", &groups).await?;
     db::set_nic_groups(&mut tx, id, &groups).await?;
-    commit_audited(
+    commit_net(
+        s,
         tx,
         ctx,
         Some(actor),
@@ -586,7 +593,8 @@ pub async fn create_group(
     let mut tx = s.store.begin_write().await?;
     check_remote_groups(&mut tx, pr.id, g.id, &g.rules).await?;
     db::insert_group(&mut tx, &g).await?;
-    commit_audited(
+    commit_net(
+        s,
         tx,
         ctx,
         Some(actor),
@@ -637,7 +645,8 @@ pub async fn set_rules(
     if !db::replace_rules(&mut tx, id, generation, &rules).await? {
         return Err(changed_meanwhile());
     }
-    commit_audited(
+    commit_net(
+        s,
         tx,
         ctx,
         Some(actor),
@@ -648,6 +657,24 @@ pub async fn set_rules(
     )
     .await?;
     load_group(s, actor, id, false).await
+}
+
+/// Commits an audited change of the networks and wakes the push of the hosts' network
+/// state (`network_push`), so the change reaches the hosts within a second.
+#[allow(clippy::too_many_arguments)]
+async fn commit_net(
+    s: &AppState,
+    tx: zy_store::Tx,
+    ctx: &RequestContext,
+    actor: Option<&Actor>,
+    action: &str,
+    kind: &str,
+    id: &str,
+    details: serde_json::Value,
+) -> Result<(), Error> {
+    commit_audited(tx, ctx, actor, action, kind, id, details).await?;
+    s.compute.net_wake.notify_one();
+    Ok(())
 }
 
 fn changed_meanwhile() -> Error {
@@ -676,7 +703,8 @@ pub async fn delete_group(
         .with_details(json!({ "reason": "in_use", "nics": nics, "rules": refs })));
     }
     db::delete_group(&mut tx, id).await?;
-    commit_audited(
+    commit_net(
+        s,
         tx,
         ctx,
         Some(actor),
@@ -765,7 +793,8 @@ pub async fn create_external(
     };
     let mut tx = s.store.begin_write().await?;
     db::insert_external(&mut tx, &x, c).await?;
-    commit_audited(
+    commit_net(
+        s,
         tx,
         ctx,
         Some(actor),
@@ -829,7 +858,8 @@ pub async fn allocate_eip(
         generation: 1,
     };
     db::insert_eip(&mut tx, &e, ip).await?;
-    commit_audited(
+    commit_net(
+        s,
         tx,
         ctx,
         Some(actor),
@@ -877,7 +907,8 @@ pub async fn bind_eip(
     if !db::set_eip_nic(&mut tx, id, e.generation, Some(nic)).await? {
         return Err(changed_meanwhile());
     }
-    commit_audited(
+    commit_net(
+        s,
         tx,
         ctx,
         Some(actor),
@@ -905,7 +936,8 @@ pub async fn unbind_eip(
     if e.nic_id.is_some() && !db::set_eip_nic(&mut tx, id, e.generation, None).await? {
         return Err(changed_meanwhile());
     }
-    commit_audited(
+    commit_net(
+        s,
         tx,
         ctx,
         Some(actor),
@@ -938,7 +970,8 @@ pub async fn release_eip(
         ))
         .with_details(json!({ "reason": "bound" })));
     }
-    commit_audited(
+    commit_net(
+        s,
         tx,
         ctx,
         Some(actor),

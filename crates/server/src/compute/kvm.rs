@@ -107,6 +107,51 @@ impl AgentClient {
         .map_err(|e| DriverError::Transient(format!("agent answered nonsense: {e}")))
     }
 
+    /// Pushes the host's network state. `Ok(Err(applied))` when the agent already applied
+    /// a newer generation (`applied`, read back from it).
+    pub async fn put_network(
+        &self,
+        state: &NetworkState,
+        timeout: Duration,
+    ) -> Result<Result<NetworkReport, i64>, DriverError> {
+        let resp = self
+            .http
+            .put(format!("{}/v1/network", self.base))
+            .json(state)
+            .timeout(timeout)
+            .send()
+            .await
+            .map_err(|e| DriverError::Transient(format!("agent unreachable: {e}")))?;
+        if resp.status().as_u16() == 409 {
+            let now: NetworkReport = self.get("/v1/network", timeout).await?;
+            return Ok(Err(now.generation));
+        }
+        let resp = self.send_checked(resp).await?;
+        resp.json()
+            .await
+            .map(Ok)
+            .map_err(|e| DriverError::Transient(format!("agent answered nonsense: {e}")))
+    }
+
+    async fn send_checked(
+        &self,
+        resp: reqwest::Response,
+    ) -> Result<reqwest::Response, DriverError> {
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(resp);
+        }
+        let body: Option<AgentError> = resp.json().await.ok();
+        let msg = body
+            .map(|b| format!("{}: {}", b.code, b.message))
+            .unwrap_or_else(|| status.to_string());
+        if status.is_server_error() || status.as_u16() == 429 {
+            Err(DriverError::Transient(format!("agent: {msg}")))
+        } else {
+            Err(DriverError::Permanent(format!("agent: {msg}")))
+        }
+    }
+
     async fn call<B: serde::Serialize + ?Sized>(
         &self,
         method: reqwest::Method,

@@ -25,6 +25,8 @@ pub struct Compute {
     pub owner: String,
     /// Wakes the saga executor when new work arrives.
     pub wake: Arc<tokio::sync::Notify>,
+    /// Wakes the push of the hosts' network state (`app::dataplane`) after a change.
+    pub net_wake: Arc<tokio::sync::Notify>,
     /// Sagas this replica runs right now (see `saga::run`).
     pub running_sagas: std::sync::Mutex<std::collections::HashSet<String>>,
     /// Test hooks of the saga engine (every step twice, a failure at a chosen step).
@@ -48,6 +50,7 @@ impl Compute {
             placement: placement::Placement::default(),
             owner: format!("replica-{}", uuid::Uuid::new_v4().simple()),
             wake: Arc::new(tokio::sync::Notify::new()),
+            net_wake: Arc::new(tokio::sync::Notify::new()),
             running_sagas: Default::default(),
             saga_hooks: Default::default(),
             image_carriers: Default::default(),

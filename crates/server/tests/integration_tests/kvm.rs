@@ -132,6 +132,8 @@ impl Kvm {
             qemu_bin: "qemu-system-x86_64".into(),
             templates: vec![self.template.clone()],
             accel: Some(zy_qemu::Accel::Tcg),
+            netns: None,
+            underlay: None,
         }
     }
 
@@ -1007,4 +1009,396 @@ async fn ha_restarts_shared_storage_guests_elsewhere_and_never_twice() {
     for a in agents.into_iter().flatten() {
         a.stop().await;
     }
+}
+
+// ---- Networks on real hosts (issue 16's data plane) -----------------------------------
+
+/// The network namespaces, links and processes of one test run, removed when dropped
+/// (after a failure too): every namespace whose name starts with the run's prefix (the two
+/// hosts, the agents' DHCP namespaces inside them), with every process in it (QEMU,
+/// dnsmasq) killed first. Interfaces, bridges and nftables tables go with their namespace.
+struct NetBed {
+    prefix: String,
+}
+
+impl NetBed {
+    fn namespaces(&self) -> Vec<String> {
+        std::fs::read_dir("/run/netns")
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.starts_with(&self.prefix))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for NetBed {
+    fn drop(&mut self) {
+        for ns in self.namespaces() {
+            if let Ok(o) = std::process::Command::new("ip")
+                .args(["netns", "pids", &ns])
+                .output()
+            {
+                for pid in String::from_utf8_lossy(&o.stdout).split_whitespace() {
+                    let _ = std::process::Command::new("kill")
+                        .args(["-KILL", pid])
+                        .status();
+                }
+            }
+            let _ = std::process::Command::new("ip")
+                .args(["netns", "del", &ns])
+                .status();
+        }
+    }
+}
+
+fn sh(args: &[&str]) {
+    let o = std::process::Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .expect("run");
+    assert!(
+        o.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+fn net_usable() -> bool {
+    let ok = ["/usr/sbin/nft", "/usr/sbin/dnsmasq"]
+        .iter()
+        .all(|p| Path::new(p).exists())
+        && std::process::Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        && std::process::Command::new("ip")
+            .args(["netns", "list"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            std::env::var_os("ZY_REQUIRE_QEMU").is_none(),
+            "root, iproute2, nftables and dnsmasq are required for the network test"
+        );
+        eprintln!("SKIPPED: needs root, iproute2, nftables and dnsmasq");
+    }
+    ok
+}
+
+/// The guests serve HTTP on 8080 and 8081 and probe 10.77.0.2 and .3 every numbered
+/// round: ping, then a TCP connection to each port (`nc`: busybox `wget` under TCG was
+/// too slow to trust), one console line per target.
+const PROBE: &str = r#"mkdir -p /tmp/www; echo zy > /tmp/www/index.html
+httpd -p 8080 -h /tmp/www; httpd -p 8081 -h /tmp/www
+n=0
+while true; do
+  n=$((n+1))
+  for t in 10.77.0.2 10.77.0.3; do
+    p=no; ping -c 1 -W 1 $t >/dev/null 2>&1 && p=ok
+    a=no; echo | nc -w 3 $t 8080 >/dev/null 2>&1 && a=ok
+    b=no; echo | nc -w 3 $t 8081 >/dev/null 2>&1 && b=ok
+    echo "ZY-PROBE $n $t ping=$p tcp8080=$a tcp8081=$b"
+  done
+  sleep 1
+done
+"#;
+
+impl Kvm {
+    /// A host whose data plane and guests live in the network namespace `ns`, its VXLAN
+    /// tunnels on `underlay`.
+    async fn join_in(
+        &mut self,
+        name: &str,
+        ns: &str,
+        underlay: &str,
+        dir: Option<PathBuf>,
+    ) -> (zy_agent::Agent, PathBuf) {
+        let (dir, token) = match dir {
+            Some(d) => (d, None),
+            None => {
+                let (st, t) = self
+                    .admin
+                    .post(&format!("/v1/zones/{}/join-tokens", self.zone), json!({}))
+                    .await;
+                assert_eq!(st, StatusCode::CREATED, "{t}");
+                (self.agent_dir(), t["token"].as_str().map(str::to_string))
+            }
+        };
+        let mut cfg = self.config(&dir, token, name);
+        cfg.netns = Some(ns.to_string());
+        cfg.underlay = Some(underlay.parse().expect("underlay"));
+        let agent = zy_agent::start(cfg).await.expect("agent starts");
+        (agent, dir)
+    }
+
+    async fn create_in_group(&self, name: &str, group: Option<&str>) -> String {
+        let mut body = json!({ "project_id": self.project, "name": name, "flavor": "1C128M", "image": "zy-busybox", "user_data": PROBE });
+        if let Some(g) = group {
+            body["group"] = json!({ "name": g, "policy": "anti_affinity" });
+        }
+        let (st, v) = self.member.post("/v1/instances", body).await;
+        assert_eq!(st, StatusCode::ACCEPTED, "{v}");
+        v["items"][0]["id"].as_str().expect("id").to_string()
+    }
+
+    /// A VPC of the project with the subnet 10.77.0.0/24 (the same in every VPC).
+    async fn vpc_subnet(&self, name: &str) -> String {
+        let (st, v) = self
+            .admin
+            .post(
+                "/v1/vpcs",
+                json!({ "project_id": self.project, "name": name }),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{v}");
+        let (st, sn) = self
+            .admin
+            .post(
+                &format!("/v1/vpcs/{}/subnets", v["id"].as_str().expect("vpc")),
+                json!({ "name": "s", "cidr": "10.77.0.0/24", "dhcp": true }),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{sn}");
+        sn["id"].as_str().expect("subnet").to_string()
+    }
+
+    async fn nic(&self, instance: &str, subnet: &str, sg: &str) -> String {
+        let (st, n) = self
+            .admin
+            .post(
+                &format!("/v1/instances/{instance}/nics"),
+                json!({ "subnet_id": subnet, "security_group_ids": [sg] }),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{n}");
+        n["ip"].as_str().expect("ip").to_string()
+    }
+}
+
+/// The probe results for `target` in a console log, of the rounds after `from`.
+fn probes(log: &str, from: u64, target: &str) -> Vec<String> {
+    log.lines()
+        .filter_map(|l| {
+            let rest = &l[l.find("ZY-PROBE ")? + 9..];
+            let mut w = rest.splitn(3, ' ');
+            let round: u64 = w.next()?.parse().ok()?;
+            (round > from && w.next()? == target).then(|| w.next().unwrap_or("").trim().to_string())
+        })
+        .collect()
+}
+
+/// The latest probe round in a console log.
+fn last_round(log: &str) -> u64 {
+    log.lines()
+        .filter_map(|l| {
+            let rest = &l[l.find("ZY-PROBE ")? + 9..];
+            rest.split(' ').next()?.parse().ok()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+impl Kvm {
+    /// Waits until `id` probes `target` with exactly `want` twice in a row in rounds after
+    /// `from`; returns how long it took.
+    async fn wait_probe(&self, id: &str, from: u64, target: &str, want: &str) -> Duration {
+        let began = Instant::now();
+        let deadline = began + Duration::from_secs(120);
+        loop {
+            let log = self.console(id).await;
+            let p = probes(&log, from, target);
+            if p.len() >= 2 && p[p.len() - 2..].iter().all(|l| l == want) {
+                return began.elapsed();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{id} never probed {target} as {want:?}; its probes: {p:?}\n{log}"
+            );
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn guests_on_two_hosts_share_a_vpc_across_vxlan_and_only_what_groups_allow_passes() {
+    let Some(template) = template_dir() else {
+        return;
+    };
+    if !net_usable() {
+        return;
+    }
+    let prefix = format!("zq{:x}", std::process::id() & 0xfffff);
+    let bed = NetBed {
+        prefix: prefix.clone(),
+    };
+    // Two hosts joined by a wire: a namespace each, a veth pair as the underlay.
+    let (n1, n2) = (format!("{prefix}a"), format!("{prefix}b"));
+    for n in [&n1, &n2] {
+        sh(&["ip", "netns", "add", n]);
+        sh(&["ip", "-n", n, "link", "set", "lo", "up"]);
+    }
+    sh(&[
+        "ip", "-n", &n1, "link", "add", "ul", "type", "veth", "peer", "name", "ul", "netns", &n2,
+    ]);
+    for (n, a) in [(&n1, "10.254.0.1/24"), (&n2, "10.254.0.2/24")] {
+        sh(&["ip", "-n", n, "addr", "add", a, "dev", "ul"]);
+        sh(&["ip", "-n", n, "link", "set", "ul", "up"]);
+    }
+
+    let ts = TestServer::start(Db::Sqlite).await;
+    let mut k = kvm_cloud(&ts, template).await;
+    let (a1, dir1) = k.join_in("net-a", &n1, "10.254.0.1", None).await;
+    let (a2, _dir2) = k.join_in("net-b", &n2, "10.254.0.2", None).await;
+    let by_host: std::collections::HashMap<String, &str> = [
+        (a1.state.host_id.to_string(), n1.as_str()),
+        (a2.state.host_id.to_string(), n2.as_str()),
+    ]
+    .into_iter()
+    .collect();
+
+    // Two VPCs with the same addresses; a group open to ping (and outbound) only.
+    let s1 = k.vpc_subnet("业务网").await;
+    let s2 = k.vpc_subnet("隔离网").await;
+    let (st, sg) = k
+        .admin
+        .post(
+            "/v1/security-groups",
+            json!({ "project_id": k.project, "name": "web" }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{sg}");
+    let sg_id = sg["id"].as_str().expect("sg").to_string();
+    let rules = |generation: i64, tcp: &[u16]| {
+        let mut r = vec![
+            json!({ "direction": "egress", "protocol": "any" }),
+            json!({ "direction": "ingress", "protocol": "icmp", "remote_cidr": "10.77.0.0/24" }),
+        ];
+        for p in tcp {
+            r.push(json!({ "direction": "ingress", "protocol": "tcp", "port_min": p, "remote_cidr": "10.77.0.0/24" }));
+        }
+        json!({ "generation": generation, "rules": r })
+    };
+    let (st, b) = k
+        .admin
+        .put(&format!("/v1/security-groups/{sg_id}/rules"), rules(1, &[]))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{b}");
+
+    // A and B never share a host; C is in the other VPC.
+    let a = k.create_in_group("net-a", Some("spread")).await;
+    let b = k.create_in_group("net-b", Some("spread")).await;
+    let c = k.create_in_group("net-c", None).await;
+    let mut hosts = Vec::new();
+    for id in [&a, &b, &c] {
+        let i = k.wait_state(id, "running").await;
+        hosts.push(i["host_id"].as_str().expect("host").to_string());
+    }
+    assert_ne!(hosts[0], hosts[1], "A and B are on different hosts");
+    // NICs by hot-plug into the running guests; addresses in creation order.
+    assert_eq!(k.nic(&a, &s1, &sg_id).await, "10.77.0.2");
+    assert_eq!(k.nic(&b, &s1, &sg_id).await, "10.77.0.3");
+    assert_eq!(k.nic(&c, &s2, &sg_id).await, "10.77.0.2");
+    for (id, ip) in [(&a, "10.77.0.2"), (&b, "10.77.0.3"), (&c, "10.77.0.2")] {
+        k.wait_console(id, &format!("ip={ip}"), 1).await;
+    }
+
+    // Across hosts over VXLAN: ping passes, both TCP ports are dropped.
+    let took = k
+        .wait_probe(&a, 0, "10.77.0.3", "ping=ok tcp8080=no tcp8081=no")
+        .await;
+    eprintln!(
+        "A (on {}) pings B (on {}) after {took:?}",
+        by_host[&hosts[0]], by_host[&hosts[1]]
+    );
+    k.wait_probe(&b, 0, "10.77.0.2", "ping=ok tcp8080=no tcp8081=no")
+        .await;
+    // The other VPC reaches neither, though it uses the same addresses.
+    let from = last_round(&k.console(&c).await);
+    k.wait_probe(&c, from, "10.77.0.3", "ping=no tcp8080=no tcp8081=no")
+        .await;
+    let log = k.console(&c).await;
+    assert!(
+        probes(&log, from, "10.77.0.3")
+            .iter()
+            .all(|l| l == "ping=no tcp8080=no tcp8081=no"),
+        "C reached into the other VPC: {:?}",
+        probes(&log, from, "10.77.0.3")
+    );
+
+    // Opening TCP 8080 lets exactly that through, on both hosts, within seconds.
+    let from_a = last_round(&k.console(&a).await);
+    let from_b = last_round(&k.console(&b).await);
+    let before = (
+        a1.state.net.generation().await,
+        a2.state.net.generation().await,
+    );
+    let changed = Instant::now();
+    let (st, r) = k
+        .admin
+        .put(
+            &format!("/v1/security-groups/{sg_id}/rules"),
+            rules(2, &[8080]),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{r}");
+    // Both hosts applied the new rule set within a second (the push, not the probe).
+    loop {
+        let now = (
+            a1.state.net.generation().await,
+            a2.state.net.generation().await,
+        );
+        if now.0 > before.0 && now.1 > before.1 {
+            break;
+        }
+        if changed.elapsed() > Duration::from_secs(10) {
+            let (_, tasks) = k.admin.get("/v1/system/tasks").await;
+            panic!("the rule change never reached both hosts ({before:?} → {now:?}): {tasks}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let took = changed.elapsed();
+    eprintln!("rule change → applied on both hosts: {took:?}");
+    let took = k
+        .wait_probe(&a, from_a, "10.77.0.3", "ping=ok tcp8080=ok tcp8081=no")
+        .await;
+    eprintln!("rule change → seen by A's probe: {took:?}");
+    k.wait_probe(&b, from_b, "10.77.0.2", "ping=ok tcp8080=ok tcp8081=no")
+        .await;
+
+    // The drops were counted: the agent reports them per NIC.
+    let report = a2.state.net.report().await;
+    assert!(
+        report
+            .nics
+            .iter()
+            .any(|n| n.dropped_packets > 0 || n.rx_packets > 0),
+        "{report:?}"
+    );
+
+    // An agent restart leaves every guest's network working (and adopts it).
+    a1.stop().await;
+    let (a1, _) = k.join_in("net-a", &n1, "10.254.0.1", Some(dir1)).await;
+    assert!(a1.state.net.generation().await > 0, "the state was adopted");
+    let from_a = last_round(&k.console(&a).await);
+    let from_b = last_round(&k.console(&b).await);
+    k.wait_probe(&a, from_a, "10.77.0.3", "ping=ok tcp8080=ok tcp8081=no")
+        .await;
+    k.wait_probe(&b, from_b, "10.77.0.2", "ping=ok tcp8080=ok tcp8081=no")
+        .await;
+
+    for id in [&a, &b, &c] {
+        let (st, _) = k.member.delete(&format!("/v1/instances/{id}")).await;
+        assert_eq!(st, StatusCode::ACCEPTED);
+    }
+    for id in [&a, &b, &c] {
+        k.wait_state(id, "deleted").await;
+    }
+    a1.state.net.teardown().await;
+    a2.state.net.teardown().await;
+    a1.stop().await;
+    a2.stop().await;
+    drop(bed);
 }

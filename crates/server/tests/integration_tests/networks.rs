@@ -380,10 +380,11 @@ async fn the_hosts_rule_set_lets_through_exactly_what_the_groups_allow() {
     let (_, inst) = a.get(&format!("/v1/instances/{}", w.instance)).await;
     let host = inst["host_id"].as_str().expect("placed").to_string();
     let nic_id: zy_model::id::NicId = nic["id"].as_str().expect("id").parse().expect("nic id");
-    let vpc_id: zy_model::id::VpcId = vpc.parse().expect("vpc id");
+    let (_, vpc_body) = a.get(&format!("/v1/vpcs/{vpc}")).await;
+    let vni = vpc_body["vni"].as_i64().expect("vni");
     let (tap, bridge) = (
         zy_model::network::tap_name(nic_id),
-        zy_model::network::nft::bridge_name(vpc_id),
+        zy_model::network::nft::bridge_name(vni),
     );
     let ip = nic["ip"].as_str().expect("ip").to_string();
     let mac = nic["mac"].as_str().expect("mac").to_string();
