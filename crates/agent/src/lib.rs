@@ -5,11 +5,13 @@
 //!
 //! Restarting the agent never touches a VM: at start it adopts the VMs it finds in its
 //! data directory, and a supervisor restarts guests that died unexpectedly when their
-//! policy says so (and counts it, so the control plane records the crash).
+//! policy says so (and counts it, so the control plane records the crash). Load balancers
+//! (HAProxy in network namespaces, [`lb`]) are adopted the same way.
 
 pub mod api;
 pub mod fence;
 pub mod identity;
+pub mod lb;
 pub mod tls;
 
 use std::collections::HashMap;
@@ -47,6 +49,8 @@ pub struct AgentState {
     qemu_version: String,
     crashes: Mutex<HashMap<Uuid, u32>>,
     fence: fence::Lease,
+    /// The load balancers (HAProxy in network namespaces) of this host.
+    pub lbs: lb::Lbs,
 }
 
 impl AgentState {
@@ -215,6 +219,7 @@ pub async fn start(cfg: AgentConfig) -> Result<Agent, String> {
                 qemu_version: qemu_version.clone(),
                 crashes: Default::default(),
                 fence: fence::Lease::load(&cfg.data_dir),
+                lbs: lb::Lbs::new(&cfg.data_dir),
             };
             let capacity = probe_state.capacity().await.map_err(|e| e.to_string())?;
             let name = cfg.name.clone().unwrap_or_else(machine_name);
@@ -243,8 +248,13 @@ pub async fn start(cfg: AgentConfig) -> Result<Agent, String> {
         qemu_version,
         crashes: Default::default(),
         fence: fence::Lease::load(&cfg.data_dir),
+        lbs: lb::Lbs::new(&cfg.data_dir),
     });
     adopt(&state).await;
+    let lbs = state.lbs.adopt().await;
+    if lbs > 0 {
+        tracing::info!(found = lbs, "adopted the load balancers on this host");
+    }
     let listener = tls::TlsListener::new(tcp, tls).map_err(|e| e.to_string())?;
     let router = api::router(state.clone());
     let serve = tokio::spawn(async move {

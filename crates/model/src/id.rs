@@ -160,6 +160,9 @@ typed_id!(
 typed_id!(
     /// An elastic IP (弹性IP) on an external network.
     ElasticIpId, "elastic_ip");
+typed_id!(
+    /// A load balancer (负载均衡) with its virtual IP on a subnet.
+    LoadBalancerId, "load_balancer");
 
 #[cfg(test)]
 mod tests {

@@ -25,9 +25,9 @@ use zy_store::Store;
 /// Lists: everything for the roles that read all tenancy and the security admin; else the
 /// caller's departments and projects.
 /// The departments and projects a caller sees; `None`: all.
-type Visible = Option<(Vec<DepartmentId>, Vec<ProjectId>)>;
+pub(crate) type Visible = Option<(Vec<DepartmentId>, Vec<ProjectId>)>;
 
-fn visibility(actor: &Actor) -> Result<Visible, Error> {
+pub(crate) fn visibility(actor: &Actor) -> Result<Visible, Error> {
     let p = &actor.principal;
     let sec = p.grants.iter().any(|g| {
         g.role == zy_model::role::Role::SecurityAdmin && g.scope == zy_model::role::Scope::Platform
@@ -47,7 +47,12 @@ fn visibility(actor: &Actor) -> Result<Visible, Error> {
 }
 
 /// Reading needs [`Action::NetworkRead`]; changing needs [`Action::NetworkOperate`] too.
-fn may(actor: &Actor, d: DepartmentId, p: Option<ProjectId>, write: bool) -> Result<(), Error> {
+pub(crate) fn may(
+    actor: &Actor,
+    d: DepartmentId,
+    p: Option<ProjectId>,
+    write: bool,
+) -> Result<(), Error> {
     authorize(&actor.principal, Action::NetworkRead(d, p))?;
     if write {
         authorize(&actor.principal, Action::NetworkOperate(d, p))?;
@@ -55,7 +60,10 @@ fn may(actor: &Actor, d: DepartmentId, p: Option<ProjectId>, write: bool) -> Res
     Ok(())
 }
 
-async fn project(s: &AppState, id: ProjectId) -> Result<zy_model::tenancy::Project, Error> {
+pub(crate) async fn project(
+    s: &AppState,
+    id: ProjectId,
+) -> Result<zy_model::tenancy::Project, Error> {
     zy_store::projects::get(s.store.pool(), id)
         .await?
         .ok_or_else(|| Error::not_found("project", id))
