@@ -329,3 +329,78 @@ pub async fn delete(
     s.compute.wake.notify_one();
     Ok(())
 }
+
+/// Demo data: a load balancer on the web subnet (virtual IP .10, HTTP on port 80, round
+/// robin, checked by GET /healthz); its apply saga places it on a simulated host.
+pub(crate) async fn demo(
+    tx: &mut zy_store::Tx,
+    vpc: &Vpc,
+    p: ProjectId,
+    sn: &Subnet,
+) -> Result<(), Error> {
+    let cidr = Cidr::parse("cidr", &sn.cidr)?;
+    let addr = cidr.first() + 10;
+    let now = Timestamp::now();
+    let id = LoadBalancerId::new();
+    let vip_nic = NicId::new();
+    net::insert_nic(
+        tx,
+        &Nic {
+            id: vip_nic,
+            instance_id: InstanceId(id.0),
+            subnet_id: sn.id,
+            vpc_id: vpc.id,
+            department_id: vpc.department_id,
+            project_id: p,
+            index: 0,
+            mac: mac_for(vip_nic),
+            ip: ip_text(addr),
+            security_group_ids: Vec::new(),
+            created_at: now,
+        },
+        addr,
+    )
+    .await?;
+    let lb = LoadBalancer {
+        id,
+        department_id: vpc.department_id,
+        project_id: p,
+        vpc_id: vpc.id,
+        subnet_id: sn.id,
+        name: "门户网站负载均衡".into(),
+        description: "演示数据 / demo data".into(),
+        vip: ip_text(addr),
+        listeners: vec![LbListener {
+            protocol: LbProtocol::Http,
+            port: 80,
+            algorithm: LbAlgorithm::RoundRobin,
+            health_check: HealthCheck {
+                http_path: Some("/healthz".into()),
+                expected_status: Some(200),
+                ..HealthCheck::default()
+            },
+            members: Vec::new(),
+        }],
+        state: LbState::Pending,
+        host_id: None,
+        simulated: false,
+        applied_generation: 0,
+        members: Vec::new(),
+        last_error: None,
+        created_at: now,
+        updated_at: now,
+        generation: 1,
+    };
+    db::insert(tx, &lb, vip_nic).await?;
+    crate::saga::start(
+        tx,
+        &sagas::APPLY,
+        &id.to_string(),
+        &sagas::Apply {
+            lb_id: id,
+            previous: None,
+        },
+    )
+    .await?;
+    Ok(())
+}

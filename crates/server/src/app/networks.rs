@@ -995,6 +995,7 @@ pub(crate) async fn demo(
         generation: 1,
     };
     db::insert_vpc(tx, &mut v).await?;
+    let mut web_subnet = None;
     for (name, cidr) in [("web", "10.10.1.0/24"), ("db", "10.10.2.0/24")] {
         let c = Cidr::parse("cidr", cidr)?;
         let sn = Subnet {
@@ -1008,6 +1009,12 @@ pub(crate) async fn demo(
             created_at: now,
         };
         db::insert_subnet(tx, &sn, c).await?;
+        if web_subnet.is_none() {
+            web_subnet = Some(sn);
+        }
+    }
+    if let Some(sn) = &web_subnet {
+        super::load_balancers::demo(tx, &v, p, sn).await?;
     }
     let rule = |protocol, port: Option<u16>, remote_group_id| SecurityRule {
         direction: Direction::Ingress,
