@@ -2,7 +2,8 @@
 // demo data: sign-in rules, the department portal's instance life cycle, role-based
 // menus and the forbidden page, the auditor's first login (password change, TOTP
 // enrolment) and audit view, the overview's lazy chart chunk, English errors, the inbox
-// and webhooks, and the instance list with 1,000 rows.
+// and webhooks, the network pages (VPC, subnet, security-group rule, load balancer,
+// topology), and the instance list with 1,000 rows.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
@@ -237,6 +238,49 @@ test('a department admin sees its security events with charts and marks a vulner
   await vulns.getByTestId('vuln-fixed').first().click()
   await page.locator('.el-message--success').waitFor()
   await vulns.locator('.el-tag', { hasText: '已修复' }).first().waitFor()
+  assert.deepEqual(errors, [])
+  await page.close()
+})
+
+test('a department admin creates a VPC with a subnet, opens a port in a security group, sees the demo load balancer and the topology', async () => {
+  const { page, errors } = await newPage(browser.ctx)
+  await login(page, server.base, 'wjw.admin')
+  await page.waitForURL('**/portal/instances')
+  await page.getByTestId('nav-vpcs').click()
+  await page.getByTestId('create-vpc').click()
+  await page.getByTestId('vpc-name').fill('e2e网络')
+  await page.getByTestId('vpc-save').click()
+  const row = page.getByTestId('vpc-table').locator('tr', { hasText: 'e2e网络' }).first()
+  await row.waitFor()
+  await row.getByTestId('add-subnet').click()
+  await page.getByTestId('subnet-name').fill('e2e子网')
+  await page.getByTestId('subnet-cidr').fill('10.99.1.7/24')
+  await page.getByTestId('subnet-save').click()
+  await page.locator('.el-dialog [role="alert"]', { hasText: '10.99.1.0/24' }).waitFor()
+  await page.getByTestId('subnet-cidr').fill('10.99.1.0/24')
+  await page.getByTestId('subnet-save').click()
+  await page.getByTestId('subnet-table').locator('tr', { hasText: '10.99.1.0/24' }).first().waitFor()
+  await shot(page, '13a-vpcs')
+
+  await page.getByTestId('nav-security-groups').click()
+  await page.getByTestId('sg-table').locator('tr', { hasText: 'web' }).first().click()
+  await page.getByTestId('rule-table').waitFor()
+  await page.getByTestId('rule-port').locator('input').fill('8080')
+  await page.getByTestId('rule-remote').fill('10.0.0.0/8')
+  await page.getByTestId('rule-add').click()
+  await page.getByTestId('rule-table').locator('tr', { hasText: '10.0.0.0/8' }).waitFor()
+  assert.match(await page.getByTestId('rule-table').innerText(), /8080/)
+  await shot(page, '13b-security-group')
+
+  await page.getByTestId('nav-load-balancers').click()
+  const lb = page.getByTestId('lb-table').locator('tr', { hasText: '门户网站负载均衡' })
+  await lb.waitFor()
+  assert.match(await lb.innerText(), /10\.10\.1\.10/)
+  await shot(page, '13c-load-balancers')
+
+  await page.getByTestId('nav-topology').click()
+  await page.getByTestId('topology-graph').locator('canvas').waitFor()
+  await shot(page, '13d-topology')
   assert.deepEqual(errors, [])
   await page.close()
 })

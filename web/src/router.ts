@@ -13,6 +13,8 @@ declare module 'vue-router' {
 }
 
 export const PORTAL: Role[] = ['platform_admin', 'supervisor', 'finance', 'dept_admin', 'dept_member']
+/** The network pages: whoever reads a project's networks (changes need an operating role). */
+export const NETWORK: Role[] = ['platform_admin', 'supervisor', 'dept_admin', 'dept_member']
 export const PLATFORM_READ: Role[] = ['platform_admin', 'supervisor']
 
 const routes: RouteRecordRaw[] = [
@@ -34,6 +36,11 @@ const routes: RouteRecordRaw[] = [
       { path: 'portal/approvals', name: 'approvals', component: () => import('./views/requests/Requests.vue'), props: { view: 'to_decide' }, meta: { roles: ['dept_admin', 'supervisor', 'finance'], title: 'nav.approvals' } },
       { path: 'platform/deliveries', name: 'deliveries', component: () => import('./views/requests/Requests.vue'), props: { view: 'deliveries' }, meta: { roles: ['platform_admin', 'provider_operator'], title: 'nav.deliveries' } },
       { path: 'platform/approval-chains', name: 'approval-chains', component: () => import('./views/platform/ApprovalChains.vue'), meta: { roles: ['platform_admin', 'supervisor'], title: 'nav.approvalChains' } },
+      { path: 'portal/network/topology', name: 'topology', component: () => import('./views/network/Topology.vue'), meta: { roles: NETWORK, title: 'net.topology' } },
+      { path: 'portal/network/vpcs', name: 'vpcs', component: () => import('./views/network/Vpcs.vue'), meta: { roles: NETWORK, title: 'net.vpcs' } },
+      { path: 'portal/network/security-groups', name: 'security-groups', component: () => import('./views/network/SecurityGroups.vue'), meta: { roles: [...NETWORK, 'security_admin'], title: 'net.securityGroups' } },
+      { path: 'portal/network/elastic-ips', name: 'elastic-ips', component: () => import('./views/network/ElasticIps.vue'), meta: { roles: NETWORK, title: 'net.elasticIps' } },
+      { path: 'portal/network/load-balancers', name: 'load-balancers', component: () => import('./views/network/LoadBalancers.vue'), meta: { roles: NETWORK, title: 'net.loadBalancers' } },
       { path: 'portal/quotas', name: 'quotas', component: () => import('./views/dept/Quotas.vue'), meta: { roles: PORTAL, title: 'nav.quotas' } },
       { path: 'portal/recycle-bin', name: 'recycle-bin', component: () => import('./views/dept/RecycleBin.vue'), meta: { roles: PORTAL, title: 'nav.recycleBin' } },
       { path: 'portal/bills', name: 'bills', component: () => import('./views/dept/Bills.vue'), meta: { roles: ['dept_admin', 'finance', 'supervisor'], title: 'nav.bills' } },

@@ -160,6 +160,14 @@ fn test(args: &[String]) -> bool {
         eprintln!("cannot install prometheus for the remote-write test");
         return false;
     }
+    // The load balancer test runs real HAProxy (Debian's) in network namespaces.
+    let haproxy_ready = ["/usr/sbin/haproxy", "/usr/local/sbin/haproxy"]
+        .iter()
+        .any(|p| std::path::Path::new(p).exists());
+    if !haproxy_ready && !web::apt_install(&["haproxy"]) {
+        eprintln!("cannot install haproxy for the load balancer tests");
+        return false;
+    }
     if let Err(e) = bed.ready() {
         eprintln!("{e}");
         return false;
@@ -172,7 +180,8 @@ fn test(args: &[String]) -> bool {
         .env("ZY_REQUIRE_SMTP", "1")
         .env("ZY_REQUIRE_PDFTOTEXT", "1")
         .env("ZY_REQUIRE_NFT", "1")
-        .env("ZY_REQUIRE_PROMETHEUS", "1");
+        .env("ZY_REQUIRE_PROMETHEUS", "1")
+        .env("ZY_REQUIRE_HAPROXY", "1");
     if has_nextest() {
         c.args(["nextest", "run", "--workspace", "--no-fail-fast"]);
     } else {

@@ -57,6 +57,19 @@ impl From<zy_qemu::Error> for ApiError {
     }
 }
 
+impl From<crate::lb::LbError> for ApiError {
+    fn from(e: crate::lb::LbError) -> Self {
+        match e {
+            crate::lb::LbError::Invalid(m) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", m)
+            }
+            crate::lb::LbError::Transient(m) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "transient", m)
+            }
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (
@@ -130,6 +143,10 @@ pub fn router(state: Arc<AgentState>) -> Router {
         )
         .route("/v1/instances/{id}/incoming/finish", post(finish_incoming))
         .route("/v1/instances/{id}/migrate", post(migrate))
+        .route(
+            "/v1/load-balancers/{id}",
+            put(ensure_lb).get(lb_status).delete(delete_lb),
+        )
         .fallback(|| async {
             ApiError::new(
                 StatusCode::NOT_FOUND,
@@ -436,4 +453,27 @@ async fn migrate(
         total_ms: r.total_ms,
         bytes: r.ram_bytes + r.disk_bytes,
     }))
+}
+
+async fn ensure_lb(
+    State(s): State<Arc<AgentState>>,
+    Ids(id): Ids<Uuid>,
+    Body(b): Body<LbSpecWire>,
+) -> ApiResult<axum::Json<LbReport>> {
+    Ok(axum::Json(s.lbs.ensure(id, &b).await?))
+}
+
+async fn lb_status(
+    State(s): State<Arc<AgentState>>,
+    Ids(id): Ids<Uuid>,
+) -> ApiResult<axum::Json<LbReport>> {
+    match s.lbs.status(id).await? {
+        Some(r) => Ok(axum::Json(r)),
+        None => Err(ApiError::not_found(format!("load balancer {id}"))),
+    }
+}
+
+async fn delete_lb(State(s): State<Arc<AgentState>>, Ids(id): Ids<Uuid>) -> ApiResult<StatusCode> {
+    s.lbs.delete(id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

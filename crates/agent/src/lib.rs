@@ -5,12 +5,14 @@
 //!
 //! Restarting the agent never touches a VM: at start it adopts the VMs it finds in its
 //! data directory, and a supervisor restarts guests that died unexpectedly when their
-//! policy says so (and counts it, so the control plane records the crash).
+//! policy says so (and counts it, so the control plane records the crash). Load balancers
+//! (HAProxy in network namespaces, [`lb`]) are adopted the same way.
 
 pub mod api;
 pub mod fence;
 pub mod identity;
 pub mod net;
+pub mod lb;
 pub mod tls;
 
 use std::collections::HashMap;
@@ -55,6 +57,8 @@ pub struct AgentState {
     crashes: Mutex<HashMap<Uuid, u32>>,
     fence: fence::Lease,
     pub net: net::DataPlane,
+    /// The load balancers (HAProxy in network namespaces) of this host.
+    pub lbs: lb::Lbs,
 }
 
 impl AgentState {
@@ -318,6 +322,7 @@ pub async fn start(cfg: AgentConfig) -> Result<Agent, String> {
                 crashes: Default::default(),
                 fence: fence::Lease::load(&cfg.data_dir),
                 net: net::DataPlane::new(&cfg.data_dir, cfg.netns.clone(), cfg.underlay),
+                lbs: lb::Lbs::new(&cfg.data_dir),
             };
             let capacity = probe_state.capacity().await.map_err(|e| e.to_string())?;
             let name = cfg.name.clone().unwrap_or_else(machine_name);
@@ -347,12 +352,17 @@ pub async fn start(cfg: AgentConfig) -> Result<Agent, String> {
         crashes: Default::default(),
         fence: fence::Lease::load(&cfg.data_dir),
         net: net::DataPlane::new(&cfg.data_dir, cfg.netns.clone(), cfg.underlay),
+        lbs: lb::Lbs::new(&cfg.data_dir),
     });
     // The network first: a guest restarted below needs its taps.
     if let Err(e) = state.net.adopt().await {
         tracing::error!(error = %e, "cannot restore the host's network state");
     }
     adopt(&state).await;
+    let lbs = state.lbs.adopt().await;
+    if lbs > 0 {
+        tracing::info!(found = lbs, "adopted the load balancers on this host");
+    }
     let listener = tls::TlsListener::new(tcp, tls).map_err(|e| e.to_string())?;
     let router = api::router(state.clone());
     let serve = tokio::spawn(async move {

@@ -152,6 +152,7 @@ pub async fn run(
         Command::Nic(x) => crate::network_cmds::nic(&c, x, json).await,
         Command::Sg(x) => crate::network_cmds::sg(&c, x, json).await,
         Command::Eip(x) => crate::network_cmds::eip(&c, x, json).await,
+        Command::Lb(x) => crate::lb_cmds::lb(&c, x, json).await,
         Command::Pool(x) => crate::inventory_cmds::pool(&c, x, json).await,
         Command::Request(x) => crate::request_cmds::request(&c, x, json).await,
         Command::ApprovalChain(x) => crate::request_cmds::chain(&c, x, json).await,

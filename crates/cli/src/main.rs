@@ -8,6 +8,7 @@ mod commands;
 mod compute_cmds;
 mod ha_cmds;
 mod inventory_cmds;
+mod lb_cmds;
 mod lease_cmds;
 mod metrics_cmds;
 mod network_cmds;
@@ -124,6 +125,9 @@ enum Command {
     /// Elastic IPs (弹性IP) and the external networks they come from.
     #[command(subcommand)]
     Eip(network_cmds::EipCmd),
+    /// Load balancers (负载均衡): listeners, pools, members and their health.
+    #[command(subcommand)]
+    Lb(lb_cmds::LbCmd),
     /// Resource requests (资源申请): apply, review, accept.
     #[command(subcommand)]
     Request(request_cmds::RequestCmd),

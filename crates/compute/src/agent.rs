@@ -20,6 +20,10 @@
 //! - `POST /v1/instances/{id}/incoming` [`EnsureRequest`] → [`IncomingEndpoint`]
 //! - `POST /v1/instances/{id}/incoming/finish` / `DELETE /v1/instances/{id}/incoming`
 //! - `POST /v1/instances/{id}/migrate` [`MigrateRequest`] → [`MigrationReport`]
+//! - `PUT  /v1/load-balancers/{id}` [`LbSpecWire`] → [`LbReport`] (HAProxy in a network
+//!   namespace on the VPC's bridge, started or reloaded to this configuration)
+//! - `GET  /v1/load-balancers/{id}`               → [`LbReport`] (members' health)
+//! - `DELETE /v1/load-balancers/{id}`             stop HAProxy, remove its namespace
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -297,4 +301,89 @@ pub struct NicCounters {
     pub tx_bytes: u64,
     pub rx_packets: u64,
     pub tx_packets: u64,
+}
+
+/// How a load balancer's listener passes traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LbMode {
+    Tcp,
+    Http,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LbBalance {
+    RoundRobin,
+    LeastConn,
+}
+
+/// One pool member as the host sees it: an address and port (`name` is unique within
+/// its listener and comes back in [`LbReport`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LbMemberWire {
+    pub name: String,
+    pub address: String,
+    pub port: u16,
+    pub weight: u16,
+}
+
+/// An HTTP health check: GET `path`, expecting `status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpCheckWire {
+    pub path: String,
+    pub status: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LbListenerWire {
+    pub mode: LbMode,
+    pub port: u16,
+    pub balance: LbBalance,
+    /// `None`: members are checked by a TCP connect.
+    pub http_check: Option<HttpCheckWire>,
+    pub interval_ms: u32,
+    pub rise: u8,
+    pub fall: u8,
+    pub members: Vec<LbMemberWire>,
+}
+
+/// `PUT /v1/load-balancers/{id}`: everything one load balancer runs with. The agent needs
+/// only the VPC's bridge on the host (`zb<vni>`) and the virtual IP from the platform's
+/// IPAM.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LbSpecWire {
+    pub vni: u32,
+    /// The virtual IP and its subnet's prefix length and gateway.
+    pub vip: String,
+    pub prefix: u8,
+    pub gateway: String,
+    pub listeners: Vec<LbListenerWire>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LbMemberHealth {
+    Up,
+    Down,
+    Unknown,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LbMemberReport {
+    pub listener_port: u16,
+    pub name: String,
+    pub health: LbMemberHealth,
+}
+
+/// A load balancer's state on its host: whether HAProxy runs and each member's health as
+/// HAProxy's stats socket (`show stat`) reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LbReport {
+    pub running: bool,
+    pub members: Vec<LbMemberReport>,
 }

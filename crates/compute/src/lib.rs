@@ -238,6 +238,35 @@ pub trait ComputeDriver: Send + Sync {
     fn abort_incoming(&self, _instance_id: Uuid, _target_host: Uuid) -> DriverFuture<'_, ()> {
         Box::pin(async { Ok(()) })
     }
+
+    /// Runs (or changes) load balancer `lb_id` on `host_id` with exactly `spec`; answers
+    /// with its members' health. Idempotent: the same spec again changes nothing.
+    fn ensure_load_balancer<'a>(
+        &'a self,
+        _lb_id: Uuid,
+        _host_id: Uuid,
+        _spec: &'a agent::LbSpecWire,
+    ) -> DriverFuture<'a, agent::LbReport> {
+        Box::pin(async {
+            Err(DriverError::Permanent(
+                "load balancers are not supported by this provider".into(),
+            ))
+        })
+    }
+
+    /// The load balancer's members' health now (`None`: the host does not run it).
+    fn load_balancer_status(
+        &self,
+        _lb_id: Uuid,
+        _host_id: Uuid,
+    ) -> DriverFuture<'_, Option<agent::LbReport>> {
+        Box::pin(async { Ok(None) })
+    }
+
+    /// Stops the load balancer and removes everything of it from the host; idempotent.
+    fn delete_load_balancer(&self, _lb_id: Uuid, _host_id: Uuid) -> DriverFuture<'_, ()> {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// The counters of each of `instances` on `host_id`, asked one by one through

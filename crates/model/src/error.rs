@@ -236,6 +236,7 @@ pub fn what_names(what: &str) -> (&'static str, &'static str) {
         "security_group" => ("安全组", "Security group"),
         "external_network" => ("外部网络", "External network"),
         "elastic_ip" => ("弹性IP", "Elastic IP"),
+        "load_balancer" => ("负载均衡", "Load balancer"),
         "alert_rule" => ("告警规则", "Alert rule"),
         "alert_silence" => ("告警静默", "Silence"),
         _ => ("对象", "Object"),

@@ -164,6 +164,9 @@ typed_id!(
     /// One item of an OpenStack provider's drift history (a server or volume that
     /// appeared, changed or disappeared outside zhengyun).
     DriftItemId, "drift_item");
+typed_id!(
+    /// A load balancer (负载均衡) with its virtual IP on a subnet.
+    LoadBalancerId, "load_balancer");
 
 #[cfg(test)]
 mod tests {

@@ -240,6 +240,10 @@ pub async fn start(config: Config) -> Result<Server, Error> {
                 monitoring::collector::task(state.clone()),
                 monitoring::alerts::task(state.clone()),
                 app::secev::task(state.clone()),
+                std::sync::Arc::new(compute::sagas::lb::HealthPoll {
+                    c: state.compute.clone(),
+                    store: state.store.clone(),
+                }),
             ])
             .collect(),
     );

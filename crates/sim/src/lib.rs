@@ -65,6 +65,8 @@ pub struct SimProvider {
     latency_max: Duration,
     /// Fixes the simulated figures of each instance (metrics history).
     seed: u64,
+    /// Load balancers as state only (host, configuration): nothing carries traffic.
+    lbs: Mutex<std::collections::HashMap<Uuid, (Uuid, zy_compute::agent::LbSpecWire)>>,
 }
 
 impl SimProvider {
@@ -76,6 +78,7 @@ impl SimProvider {
             latency_min: config.latency_min,
             latency_max: config.latency_max.max(config.latency_min),
             seed: config.seed,
+            lbs: Mutex::default(),
         };
         provider.set_create_failure_p(config.create_failure_p);
         provider
@@ -167,6 +170,24 @@ impl fmt::Debug for SimProvider {
             .field("create_failure_p", &self.create_failure_p())
             .field("counts", &self.counts())
             .finish_non_exhaustive()
+    }
+}
+
+/// A simulated load balancer reports every member up (it carries no traffic to check).
+fn sim_lb_report(spec: &zy_compute::agent::LbSpecWire) -> zy_compute::agent::LbReport {
+    zy_compute::agent::LbReport {
+        running: true,
+        members: spec
+            .listeners
+            .iter()
+            .flat_map(|l| {
+                l.members.iter().map(|m| zy_compute::agent::LbMemberReport {
+                    listener_port: l.port,
+                    name: m.name.clone(),
+                    health: zy_compute::agent::LbMemberHealth::Up,
+                })
+            })
+            .collect(),
     }
 }
 
@@ -298,6 +319,49 @@ impl ComputeDriver for SimProvider {
 
     fn live_migration(&self) -> bool {
         true
+    }
+
+    fn ensure_load_balancer<'a>(
+        &'a self,
+        lb_id: Uuid,
+        host_id: Uuid,
+        spec: &'a zy_compute::agent::LbSpecWire,
+    ) -> DriverFuture<'a, zy_compute::agent::LbReport> {
+        Box::pin(async move {
+            self.latency().await;
+            if !self.world().host_alive(host_id) {
+                return Err(zy_compute::DriverError::HostDown(host_id));
+            }
+            let mut lbs = self.lbs.lock().unwrap_or_else(PoisonError::into_inner);
+            lbs.insert(lb_id, (host_id, spec.clone()));
+            Ok(sim_lb_report(spec))
+        })
+    }
+
+    fn load_balancer_status(
+        &self,
+        lb_id: Uuid,
+        host_id: Uuid,
+    ) -> DriverFuture<'_, Option<zy_compute::agent::LbReport>> {
+        Box::pin(async move {
+            self.latency().await;
+            let lbs = self.lbs.lock().unwrap_or_else(PoisonError::into_inner);
+            Ok(lbs
+                .get(&lb_id)
+                .filter(|(h, _)| *h == host_id && self.world().host_alive(host_id))
+                .map(|(_, spec)| sim_lb_report(spec)))
+        })
+    }
+
+    fn delete_load_balancer(&self, lb_id: Uuid, _host_id: Uuid) -> DriverFuture<'_, ()> {
+        Box::pin(async move {
+            self.latency().await;
+            self.lbs
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&lb_id);
+            Ok(())
+        })
     }
 
     fn prepare_incoming<'a>(

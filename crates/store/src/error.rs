@@ -147,6 +147,14 @@ fn conflict_text(key: &str) -> Option<Text> {
                 "该弹性IP地址已被占用",
                 "that elastic IP address is already taken"
             )
+        } else if has(
+            "load_balancers_project_name_key",
+            "load_balancers.project_id, load_balancers.name",
+        ) {
+            t!(
+                "该项目已有同名负载均衡",
+                "this project already has a load balancer with this name"
+            )
         } else if has("elastic_ips_nic_key", "elastic_ips.nic_id") {
             t!("该网卡已绑定弹性IP", "that NIC already has an elastic IP")
         } else if has("departments_name_key", "departments.name") {

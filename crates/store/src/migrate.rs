@@ -102,10 +102,16 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0014_net_dataplane.sql"),
         postgres: include_str!("../migrations/postgres/0014_net_dataplane.sql"),
     },
+    Migration {
+        version: 15,
+        name: "load_balancers",
+        sqlite: include_str!("../migrations/sqlite/0015_load_balancers.sql"),
+        postgres: include_str!("../migrations/postgres/0015_load_balancers.sql"),
+    },
 ];
 
 /// The newest schema version this binary knows.
-pub const LATEST: i64 = 14;
+pub const LATEST: i64 = 15;
 
 /// The oldest schema version whose audit tables this binary reads as they are (the audit
 /// log and its head have not changed since version 1).

@@ -1158,6 +1158,54 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/load-balancers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["list_load_balancers"];
+        put?: never;
+        post: operations["create_load_balancer"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/load-balancers/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["get_load_balancer"];
+        put?: never;
+        post?: never;
+        delete: operations["delete_load_balancer"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/load-balancers/{id}/listeners": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put: operations["set_load_balancer_listeners"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/me": {
         parameters: {
             query?: never;
@@ -3055,6 +3103,16 @@ export interface components {
              */
             valid_hours?: number | null;
         };
+        CreateLoadBalancer: {
+            project_id: components["schemas"]["ProjectId"];
+            /** @description The subnet of the virtual IP (of a VPC of the project or shared by its department). */
+            subnet_id: components["schemas"]["SubnetId"];
+            name: string;
+            description?: string;
+            /** @description A fixed virtual IP of the subnet; default: the next free address. */
+            vip?: string | null;
+            listeners?: components["schemas"]["LbListener"][];
+        };
         CreateNic: {
             subnet_id: components["schemas"]["SubnetId"];
             /** @description A fixed address of the subnet; default: the next free one. */
@@ -3497,6 +3555,35 @@ export interface components {
         Health: {
             status: string;
         };
+        /**
+         * @description How members are checked: a TCP connect, or (with `http_path`) an HTTP GET expecting
+         *     `expected_status`. A member is marked down after `fall` failed checks in a row and up
+         *     again after `rise` passed ones.
+         */
+        HealthCheck: {
+            /** @description Check by HTTP GET of this path (e.g. `/healthz`); absent: a TCP connect. */
+            http_path?: string | null;
+            /**
+             * Format: int32
+             * @description The status an HTTP check expects (default 200).
+             */
+            expected_status?: number | null;
+            /**
+             * Format: int32
+             * @description Milliseconds between checks, 500–60000 (default 2000).
+             */
+            interval_ms?: number;
+            /**
+             * Format: int32
+             * @description Passed checks in a row before a member is up again, 1–10 (default 2).
+             */
+            rise?: number;
+            /**
+             * Format: int32
+             * @description Failed checks in a row before a member is down, 1–10 (default 3).
+             */
+            fall?: number;
+        };
         Host: {
             id: components["schemas"]["HostId"];
             zone_id: components["schemas"]["ZoneId"];
@@ -3752,6 +3839,35 @@ export interface components {
         };
         /** Format: uuid */
         JoinTokenId: string;
+        /** @enum {string} */
+        LbAlgorithm: "round_robin" | "least_connections";
+        /** @description A listener on the virtual IP with its pool. */
+        LbListener: {
+            protocol: components["schemas"]["LbProtocol"];
+            /**
+             * Format: int32
+             * @description The port on the virtual IP, 1–65535, one listener per port.
+             */
+            port: number;
+            algorithm: components["schemas"]["LbAlgorithm"];
+            health_check?: components["schemas"]["HealthCheck"];
+            members?: components["schemas"]["LbMember"][];
+        };
+        /** @description A pool member: an instance's NIC (in the load balancer's VPC) and the port it serves. */
+        LbMember: {
+            nic_id: components["schemas"]["NicId"];
+            /** Format: int32 */
+            port: number;
+            /**
+             * Format: int32
+             * @description Relative share of new connections/requests, 1–256 (default 1).
+             */
+            weight?: number;
+        };
+        /** @enum {string} */
+        LbProtocol: "tcp" | "http";
+        /** @enum {string} */
+        LbState: "pending" | "active" | "error" | "deleting";
         /** @description Durations in seconds, so a test (or a trial) can run a whole lease in seconds. */
         LeaseSettings: {
             /** @description When reminders go out, in seconds before the lease ends (default 7, 3 and 1 days). */
@@ -4411,6 +4527,35 @@ export interface components {
                 created_at: components["schemas"]["Timestamp"];
             }[];
         };
+        LoadBalancer: {
+            id: components["schemas"]["LoadBalancerId"];
+            department_id: components["schemas"]["DepartmentId"];
+            project_id: components["schemas"]["ProjectId"];
+            vpc_id: components["schemas"]["VpcId"];
+            subnet_id: components["schemas"]["SubnetId"];
+            name: string;
+            description: string;
+            /** @description The virtual IP (an address of the subnet from the platform's IPAM). */
+            vip: string;
+            listeners: components["schemas"]["LbListener"][];
+            state: components["schemas"]["LbState"];
+            host_id?: null | components["schemas"]["HostId"];
+            /** @description Whether that host belongs to a simulated provider (state only, no traffic). */
+            simulated: boolean;
+            /**
+             * Format: int64
+             * @description The configuration generation the host runs (0: none yet).
+             */
+            applied_generation: number;
+            members: components["schemas"]["MemberStatus"][];
+            last_error?: string | null;
+            created_at: components["schemas"]["Timestamp"];
+            updated_at: components["schemas"]["Timestamp"];
+            /** Format: int64 */
+            generation: number;
+        };
+        /** Format: uuid */
+        LoadBalancerId: string;
         LockUser: {
             /**
              * Format: int32
@@ -4477,6 +4622,18 @@ export interface components {
             /** @description `session` or `token`. */
             auth: string;
             required_action?: null | components["schemas"]["RequiredAction"];
+        };
+        /** @enum {string} */
+        MemberHealth: "up" | "down" | "unknown";
+        /** @description One member's operating status as the host last reported it. */
+        MemberStatus: {
+            /** Format: int32 */
+            listener_port: number;
+            nic_id: components["schemas"]["NicId"];
+            address: string;
+            /** Format: int32 */
+            port: number;
+            status: components["schemas"]["MemberHealth"];
         };
         Membership: {
             id: components["schemas"]["MembershipId"];
@@ -5762,6 +5919,15 @@ export interface components {
         };
         SetLease: {
             lease_end?: null | components["schemas"]["Timestamp"];
+        };
+        SetListeners: {
+            /**
+             * Format: int64
+             * @description The generation the change is based on (from the last read); a different current
+             *     generation is a 409. Absent: whatever is current.
+             */
+            generation?: number | null;
+            listeners: components["schemas"]["LbListener"][];
         };
         SetNicGroups: {
             /** @description At most 5 groups of the NIC's project. */
@@ -9018,6 +9184,156 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["List_JoinToken"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_load_balancers: {
+        parameters: {
+            query?: {
+                /** @description Only this project's load balancers. */
+                project_id?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LoadBalancer"][];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_load_balancer: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateLoadBalancer"];
+            };
+        };
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LoadBalancer"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_load_balancer: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["LoadBalancerId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LoadBalancer"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_load_balancer: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["LoadBalancerId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    set_load_balancer_listeners: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["LoadBalancerId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SetListeners"];
+            };
+        };
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LoadBalancer"];
                 };
             };
             default: {

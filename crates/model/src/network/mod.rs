@@ -4,6 +4,7 @@
 //! address of a subnet, MAC addresses, rule validation, and (in [`nft`]) the nftables rule
 //! set a host enforces. No IO, so every rule is unit- and property-tested here.
 
+pub mod lb;
 pub mod nft;
 
 use crate::id::*;

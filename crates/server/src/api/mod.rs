@@ -12,6 +12,7 @@ pub mod ha;
 pub mod instances;
 pub mod inventory;
 pub mod leases;
+pub mod load_balancers;
 pub mod memberships;
 pub mod metrics;
 pub mod networks;
@@ -57,6 +58,7 @@ use zy_model::Error;
         (name = "requests", description = "资源申请、审批、交付与验收 / resource requests, approvals, delivery and acceptance"),
         (name = "notifications", description = "通知：站内信、偏好、邮件与 Webhook / notifications: inbox, preferences, e-mail and webhooks"),
         (name = "billing", description = "计量、计费与账单：价格目录、月结、调整、对账、预算 / metering, rating and billing"),
+        (name = "load-balancers", description = "负载均衡：监听器、后端池、成员与健康检查 / load balancers: listeners, pools, members and health checks"),
         (name = "networks", description = "虚拟网络：VPC、子网、网卡、安全组、外部网络与弹性IP / virtual networks, security groups and elastic IPs"),
         (name = "metrics", description = "监控与告警：指标历史、告警规则、告警与静默 / monitoring: metrics history, alert rules, alerts and silences"),
         (name = "system", description = "运行状态与后台任务 / health, metrics, background tasks and sagas"),
@@ -226,6 +228,15 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(volumes::attach_volume))
         .routes(routes!(volumes::detach_volume))
         .routes(routes!(volumes::extend_volume))
+        .routes(routes!(
+            load_balancers::list_load_balancers,
+            load_balancers::create_load_balancer
+        ))
+        .routes(routes!(
+            load_balancers::get_load_balancer,
+            load_balancers::delete_load_balancer
+        ))
+        .routes(routes!(load_balancers::set_load_balancer_listeners))
         .routes(routes!(networks::list_vpcs, networks::create_vpc))
         .routes(routes!(networks::get_vpc, networks::delete_vpc))
         .routes(routes!(networks::create_subnet))

@@ -14,6 +14,7 @@ pub mod ha;
 pub mod instances;
 pub mod inventory;
 pub mod leases;
+pub mod load_balancers;
 pub mod memberships;
 pub mod metrics;
 pub mod networks;

@@ -25,9 +25,9 @@ use zy_store::Store;
 /// Lists: everything for the roles that read all tenancy and the security admin; else the
 /// caller's departments and projects.
 /// The departments and projects a caller sees; `None`: all.
-type Visible = Option<(Vec<DepartmentId>, Vec<ProjectId>)>;
+pub(crate) type Visible = Option<(Vec<DepartmentId>, Vec<ProjectId>)>;
 
-fn visibility(actor: &Actor) -> Result<Visible, Error> {
+pub(crate) fn visibility(actor: &Actor) -> Result<Visible, Error> {
     let p = &actor.principal;
     let sec = p.grants.iter().any(|g| {
         g.role == zy_model::role::Role::SecurityAdmin && g.scope == zy_model::role::Scope::Platform
@@ -47,7 +47,12 @@ fn visibility(actor: &Actor) -> Result<Visible, Error> {
 }
 
 /// Reading needs [`Action::NetworkRead`]; changing needs [`Action::NetworkOperate`] too.
-fn may(actor: &Actor, d: DepartmentId, p: Option<ProjectId>, write: bool) -> Result<(), Error> {
+pub(crate) fn may(
+    actor: &Actor,
+    d: DepartmentId,
+    p: Option<ProjectId>,
+    write: bool,
+) -> Result<(), Error> {
     authorize(&actor.principal, Action::NetworkRead(d, p))?;
     if write {
         authorize(&actor.principal, Action::NetworkOperate(d, p))?;
@@ -55,7 +60,10 @@ fn may(actor: &Actor, d: DepartmentId, p: Option<ProjectId>, write: bool) -> Res
     Ok(())
 }
 
-async fn project(s: &AppState, id: ProjectId) -> Result<zy_model::tenancy::Project, Error> {
+pub(crate) async fn project(
+    s: &AppState,
+    id: ProjectId,
+) -> Result<zy_model::tenancy::Project, Error> {
     zy_store::projects::get(s.store.pool(), id)
         .await?
         .ok_or_else(|| Error::not_found("project", id))
@@ -1020,6 +1028,7 @@ pub(crate) async fn demo(
         generation: 1,
     };
     db::insert_vpc(tx, &mut v).await?;
+    let mut web_subnet = None;
     for (name, cidr) in [("web", "10.10.1.0/24"), ("db", "10.10.2.0/24")] {
         let c = Cidr::parse("cidr", cidr)?;
         let sn = Subnet {
@@ -1033,6 +1042,12 @@ pub(crate) async fn demo(
             created_at: now,
         };
         db::insert_subnet(tx, &sn, c).await?;
+        if web_subnet.is_none() {
+            web_subnet = Some(sn);
+        }
+    }
+    if let Some(sn) = &web_subnet {
+        super::load_balancers::demo(tx, &v, p, sn).await?;
     }
     let rule = |protocol, port: Option<u16>, remote_group_id| SecurityRule {
         direction: Direction::Ingress,

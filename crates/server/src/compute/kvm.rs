@@ -413,6 +413,62 @@ impl ComputeDriver for KvmDriver {
         })
     }
 
+    fn ensure_load_balancer<'a>(
+        &'a self,
+        lb_id: Uuid,
+        host_id: Uuid,
+        spec: &'a LbSpecWire,
+    ) -> DriverFuture<'a, LbReport> {
+        Box::pin(async move {
+            self.agent(host_id)?
+                .call(
+                    reqwest::Method::PUT,
+                    &format!("/v1/load-balancers/{lb_id}"),
+                    Some(spec),
+                    SLOW,
+                )
+                .await?
+                .json()
+                .await
+                .map_err(|e| DriverError::Transient(format!("agent answered nonsense: {e}")))
+        })
+    }
+
+    fn load_balancer_status(
+        &self,
+        lb_id: Uuid,
+        host_id: Uuid,
+    ) -> DriverFuture<'_, Option<LbReport>> {
+        Box::pin(async move {
+            match self
+                .agent(host_id)?
+                .get::<LbReport>(
+                    &format!("/v1/load-balancers/{lb_id}"),
+                    Duration::from_secs(10),
+                )
+                .await
+            {
+                Ok(r) => Ok(Some(r)),
+                Err(DriverError::Permanent(m)) if m.contains("not_found") => Ok(None),
+                Err(e) => Err(e),
+            }
+        })
+    }
+
+    fn delete_load_balancer(&self, lb_id: Uuid, host_id: Uuid) -> DriverFuture<'_, ()> {
+        Box::pin(async move {
+            self.agent(host_id)?
+                .call::<()>(
+                    reqwest::Method::DELETE,
+                    &format!("/v1/load-balancers/{lb_id}"),
+                    None,
+                    SLOW,
+                )
+                .await?;
+            Ok(())
+        })
+    }
+
     fn live_migration(&self) -> bool {
         true
     }

@@ -179,6 +179,12 @@ const TABLE: &[(&str, [u16; 9], Elsewhere)] = &[
     ("unbind_elastic_ip",       [200, 403, 403, 403, 403, 403, 200, 200, 401], R403),
     ("release_elastic_ip",      [204, 403, 403, 403, 403, 403, 204, 204, 401], R403),
     ("host_firewall",           [200, 403, 403, 403, 403, 403, 403, 403, 401], Same),
+    // Load balancers: like the other network objects of a project.
+    ("list_load_balancers",     [200, 200, 403, 200, 200, 403, 200, 200, 401], Hidden),
+    ("create_load_balancer",    [202, 403, 403, 403, 403, 403, 202, 202, 401], R403),
+    ("get_load_balancer",       [200, 200, 403, 200, 200, 403, 200, 200, 401], R403),
+    ("delete_load_balancer",    [202, 403, 403, 403, 403, 403, 202, 202, 401], R403),
+    ("set_load_balancer_listeners", [202, 403, 403, 403, 403, 403, 202, 202, 401], R403),
     ("list_requests",           [200, 403, 403, 200, 200, 200, 200, 200, 401], Hidden),
     ("create_request",          [403, 403, 403, 403, 403, 403, 201, 201, 401], R403),
     ("get_request",             [200, 403, 403, 200, 200, 200, 200, 200, 401], R403),

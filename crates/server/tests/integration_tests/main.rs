@@ -13,6 +13,7 @@ mod faults;
 mod hostile;
 mod kvm;
 mod leases;
+mod load_balancers;
 mod metrics;
 mod networks;
 mod notify;

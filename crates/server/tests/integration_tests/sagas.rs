@@ -314,6 +314,30 @@ async fn exercise(ts: &TestServer, c: &Cloud, kind: &str, step: &str, n: usize) 
             c.member.delete(&format!("/v1/instances/{id}")).await;
             quiesce(c).await;
         }
+        "load_balancer_apply" => {
+            let sn = lb_subnet(c, &name).await;
+            hooks(ts).fail_once(kind, step);
+            let id = load_balancer(c, &sn, &name).await;
+            quiesce(c).await;
+            let (_, lb) = c.member.get(&format!("/v1/load-balancers/{id}")).await;
+            assert_eq!(lb["state"], "error", "{kind}/{step}: {lb}");
+            assert!(
+                lb["last_error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("injected")),
+                "{lb}"
+            );
+            assert_eq!(lb["applied_generation"], 0, "undone on the host: {lb}");
+            assert!(lb["host_id"].is_null(), "placement undone: {lb}");
+            remove_load_balancer(c, &id).await;
+        }
+        "load_balancer_delete" => {
+            let sn = lb_subnet(c, &name).await;
+            let id = load_balancer(c, &sn, &name).await;
+            quiesce(c).await;
+            hooks(ts).fail_once(kind, step);
+            remove_load_balancer(c, &id).await;
+        }
         other => panic!("saga {other} has no failure scenario: add one to sagas.rs"),
     }
     assert!(
@@ -321,6 +345,55 @@ async fn exercise(ts: &TestServer, c: &Cloud, kind: &str, step: &str, n: usize) 
         "{kind}/{step}: the injected failure never fired (step not run?)"
     );
     assert_check_clean(c).await;
+}
+
+/// A new VPC of the project with one subnet; the subnet's id.
+async fn lb_subnet(c: &Cloud, name: &str) -> String {
+    let (st, v) = c
+        .member
+        .post(
+            "/v1/vpcs",
+            json!({ "project_id": c.project, "name": format!("lbnet-{name}") }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let (st, sn) = c
+        .member
+        .post(
+            &format!("/v1/vpcs/{}/subnets", v["id"].as_str().unwrap_or("")),
+            json!({ "name": "sn", "cidr": "10.8.0.0/24" }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{sn}");
+    sn["id"].as_str().expect("subnet id").to_string()
+}
+
+async fn load_balancer(c: &Cloud, subnet: &str, name: &str) -> String {
+    let (st, lb) = c
+        .member
+        .post(
+            "/v1/load-balancers",
+            json!({ "project_id": c.project, "subnet_id": subnet, "name": name,
+                    "listeners": [{ "protocol": "tcp", "port": 5432, "algorithm": "least_connections" }] }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{lb}");
+    lb["id"].as_str().expect("lb id").to_string()
+}
+
+/// Deletes a load balancer and its VPC once it is gone.
+async fn remove_load_balancer(c: &Cloud, id: &str) {
+    let (_, lb) = c.member.get(&format!("/v1/load-balancers/{id}")).await;
+    let (st, v) = c.member.delete(&format!("/v1/load-balancers/{id}")).await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{v}");
+    quiesce(c).await;
+    let (st, _) = c.member.get(&format!("/v1/load-balancers/{id}")).await;
+    assert_eq!(st, StatusCode::NOT_FOUND, "the load balancer is gone");
+    let (st, v) = c
+        .member
+        .delete(&format!("/v1/vpcs/{}", lb["vpc_id"].as_str().unwrap_or("")))
+        .await;
+    assert_eq!(st, StatusCode::NO_CONTENT, "its address was freed: {v}");
 }
 
 /// Sets the instance's (simulated) host down, as a failed host; returns the host.
@@ -482,6 +555,26 @@ async fn every_step_of_every_saga_can_run_twice(db: Db) {
         (Some(0), Some(0), Some(0)),
         "{used}"
     );
+    // Load balancers: created, changed and deleted with every step twice.
+    let sn = lb_subnet(&c, "twice").await;
+    let lb = load_balancer(&c, &sn, "twice-lb").await;
+    quiesce(&c).await;
+    let (st, v) = c
+        .member
+        .put(
+            &format!("/v1/load-balancers/{lb}/listeners"),
+            json!({ "generation": 1, "listeners": [{ "protocol": "http", "port": 80, "algorithm": "round_robin" }] }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{v}");
+    quiesce(&c).await;
+    let (_, v) = c.member.get(&format!("/v1/load-balancers/{lb}")).await;
+    assert_eq!(
+        (v["state"].as_str(), v["applied_generation"].as_i64()),
+        (Some("active"), Some(2)),
+        "{v}"
+    );
+    remove_load_balancer(&c, &lb).await;
     // Every saga the engine knows ran to its end here with every step twice, so a new
     // saga must join this test.
     let counts = zy_store::sagas::counts(ts.store()).await.expect("counts");

@@ -399,6 +399,41 @@ impl<'a> World<'a> {
         b["id"].as_str().expect("nic id").to_string()
     }
 
+    /// A new load balancer of the home project (an HTTP listener on port 80 with the home
+    /// instance's NIC as member), once its host runs it.
+    pub async fn load_balancer(&self) -> String {
+        let n = self.fresh();
+        let (_, sn) = self.vpc().await;
+        let (st, nic) = self
+            .admin
+            .post(
+                &format!("/v1/instances/{}/nics", self.instance),
+                json!({ "subnet_id": sn }),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{nic}");
+        let (st, b) = self
+            .admin
+            .post(
+                "/v1/load-balancers",
+                json!({ "project_id": self.p, "subnet_id": sn, "name": format!("lb{n}"), "listeners": [
+                    { "protocol": "http", "port": 80, "algorithm": "round_robin",
+                      "members": [{ "nic_id": nic["id"], "port": 8080 }] }] }),
+            )
+            .await;
+        assert_eq!(st, StatusCode::ACCEPTED, "{b}");
+        let id = b["id"].as_str().expect("lb id").to_string();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let (_, lb) = self.admin.get(&format!("/v1/load-balancers/{id}")).await;
+            if lb["state"] == "active" {
+                return id;
+            }
+            assert!(std::time::Instant::now() < deadline, "never active: {lb}");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     /// A new security group of the home project.
     pub async fn security_group(&self) -> String {
         let n = self.fresh();
@@ -968,6 +1003,11 @@ impl<'a> World<'a> {
             "unbind_elastic_ip" => req(Method::POST, format!("/v1/elastic-ips/{}/unbind", self.elastic_ip(true).await), None),
             "release_elastic_ip" => req(Method::DELETE, format!("/v1/elastic-ips/{}", self.elastic_ip(false).await), None),
             "host_firewall" => req(Method::GET, format!("/v1/hosts/{}/firewall", self.host), None),
+            "list_load_balancers" => req(Method::GET, "/v1/load-balancers", None),
+            "create_load_balancer" => req(Method::POST, "/v1/load-balancers", Some(json!({ "project_id": p, "subnet_id": self.vpc().await.1, "name": format!("负载均衡{n}"), "listeners": [{ "protocol": "http", "port": 80, "algorithm": "round_robin" }] }))),
+            "get_load_balancer" => req(Method::GET, format!("/v1/load-balancers/{}", self.load_balancer().await), None),
+            "delete_load_balancer" => req(Method::DELETE, format!("/v1/load-balancers/{}", self.load_balancer().await), None),
+            "set_load_balancer_listeners" => req(Method::PUT, format!("/v1/load-balancers/{}/listeners", self.load_balancer().await), Some(json!({ "listeners": [{ "protocol": "tcp", "port": 443, "algorithm": "least_connections" }] }))),
             "list_requests" => req(Method::GET, "/v1/requests?view=all", None),
             "create_request" => req(Method::POST, "/v1/requests", Some(json!({ "project_id": p, "kind": "new", "title": format!("申请{n}"), "purpose": "测试", "items": [{ "type": "volume", "name": format!("rv{n}"), "size_gib": 10 }] }))),
             "get_request" => req(Method::GET, format!("/v1/requests/{}", self.request_in("draft").await.0), None),

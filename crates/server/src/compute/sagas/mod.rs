@@ -1,8 +1,9 @@
 //! The compute sagas, run by the one saga engine (`crate::saga`): instances (create,
 //! start, stop, reboot, resize, delete), volumes (attach, detach, extend) and live
-//! migration, recovery after a host failure.
+//! migration, recovery after a host failure; load balancers (apply, delete).
 
 pub mod instance;
+pub mod lb;
 pub mod migrate;
 pub mod recover;
 pub mod volume;
@@ -22,4 +23,6 @@ pub static ALL: &[&dyn SagaDef] = &[
     &volume::EXTEND,
     &migrate::MIGRATE,
     &recover::RECOVER,
+    &lb::APPLY,
+    &lb::DELETE,
 ];
