@@ -76,6 +76,10 @@ pub enum NoticeKind {
     SecurityAlert,
     /// 漏洞整改超期: a vulnerability finding passed its repair deadline.
     VulnerabilityOverdue,
+    /// 新工单: a ticket waits for the provider's operators.
+    TicketOpened,
+    /// 工单超时升级: a ticket missed its response or resolution deadline.
+    TicketEscalated,
 }
 
 /// Placeholder for a parameter that is missing, null or empty.
@@ -92,7 +96,7 @@ struct Template {
 }
 
 impl NoticeKind {
-    pub const ALL: [NoticeKind; 18] = [
+    pub const ALL: [NoticeKind; 20] = [
         NoticeKind::ApprovalNeeded,
         NoticeKind::ApprovalReminder,
         NoticeKind::RequestApproved,
@@ -111,6 +115,8 @@ impl NoticeKind {
         NoticeKind::AlertResolved,
         NoticeKind::SecurityAlert,
         NoticeKind::VulnerabilityOverdue,
+        NoticeKind::TicketOpened,
+        NoticeKind::TicketEscalated,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -133,6 +139,8 @@ impl NoticeKind {
             NoticeKind::AlertResolved => "alert_resolved",
             NoticeKind::SecurityAlert => "security_alert",
             NoticeKind::VulnerabilityOverdue => "vulnerability_overdue",
+            NoticeKind::TicketOpened => "ticket_opened",
+            NoticeKind::TicketEscalated => "ticket_escalated",
         }
     }
 
@@ -250,6 +258,18 @@ impl NoticeKind {
                 "Vulnerability overdue: {title}",
                 "The vulnerability \"{title}\" ({address}, {severity}) of {department} is past its repair deadline {deadline}; fix it and ask for a re-scan.",
             ),
+            NoticeKind::TicketOpened => (
+                "新工单：{title}",
+                "有一张{priority}级工单「{title}」等待处理，请在 {respond_by} 前响应。",
+                "New ticket: {title}",
+                "A priority {priority} ticket \"{title}\" is waiting; please respond by {respond_by}.",
+            ),
+            NoticeKind::TicketEscalated => (
+                "工单超时升级：{title}",
+                "工单「{title}」已超过{deadline}时限（{due}），已升级至第 {level} 级，请立即处理。",
+                "Ticket escalated: {title}",
+                "The ticket \"{title}\" missed its {deadline} deadline ({due}) and is escalated to level {level}; please handle it now.",
+            ),
         };
         Template {
             zh_subject,
@@ -294,6 +314,8 @@ impl NoticeKind {
             NoticeKind::AlertResolved => ("告警恢复", "Alert resolved"),
             NoticeKind::SecurityAlert => ("安全告警", "Security alert"),
             NoticeKind::VulnerabilityOverdue => ("漏洞整改超期", "Vulnerability overdue"),
+            NoticeKind::TicketOpened => ("新工单", "New ticket"),
+            NoticeKind::TicketEscalated => ("工单超时升级", "Ticket escalated"),
         };
         match lang {
             Lang::Zh => zh,

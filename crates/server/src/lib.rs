@@ -239,6 +239,9 @@ pub async fn start(config: Config) -> Result<Server, Error> {
                 monitoring::collector::task(state.clone()),
                 monitoring::alerts::task(state.clone()),
                 app::secev::task(state.clone()),
+                app::tickets::timers(state.clone()),
+                app::inspections::runner(state.clone()),
+                app::sla::scorer(state.clone()),
             ])
             .collect(),
     );
