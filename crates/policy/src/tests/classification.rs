@@ -218,7 +218,11 @@ fn expected(f: &Fixture, a: Action) -> (usize, Vec<Holder>) {
             Some(_) => &[Pa, Sup, Po, Da, Dm, DmProject, DmSibling][..],
             None => &[Pa, Sup, Po][..],
         },
-        TicketOpen(d) | TicketConfirm(d) => match d {
+        TicketOpen(d) => match d {
+            Some(_) => &[Da, Dm, DmProject, DmSibling][..],
+            None => &[Pa][..],
+        },
+        TicketConfirm(d) => match d {
             Some(_) => &[Da, Dm, DmProject, DmSibling][..],
             None => &[Pa][..],
         },
