@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod networks;
 pub mod notifications;
 pub mod openstack;
+pub mod operations_demo;
 pub mod projects;
 pub mod quotas;
 pub mod requests;
