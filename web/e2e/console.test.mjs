@@ -249,7 +249,7 @@ test('a department admin opens a ticket and sees its SLA countdown; the provider
   const table = page.getByTestId('ticket-table')
   await table.locator('tbody tr').first().waitFor()
   await page.getByTestId('ticket-new').click()
-  await page.getByTestId('ticket-title').locator('input').fill('e2e工单：门户无法登录')
+  await page.getByTestId('ticket-title').fill('e2e工单：门户无法登录')
   await pickOption(page, 'ticket-priority', 'L1')
   await page.getByTestId('ticket-submit').click()
   await page.waitForURL('**/ops/tickets/*')

@@ -625,3 +625,98 @@ async fn hostile_operations_inputs_get_a_clear_4xx(db: Db) {
     }
 }
 both_databases!(hostile_operations_inputs_get_a_clear_4xx);
+
+/// Not part of CI (`#[ignore]`): 5 providers, 100,000 tickets over 30 days and 30 days of
+/// inspection results for 10,000 hosts; the supervisor's ticket list per provider and the
+/// per-provider month figures the SLA score and the indicators read. Prints p50/p99.
+/// `cargo nextest run -p zy-server --run-ignored only -E 'test(ops_queries_at_province_scale)'`
+async fn ops_queries_at_province_scale(db: Db) {
+    let ts = TestServer::start(db).await;
+    let (c, _, sup) = setup(&ts, 1).await;
+    let mut providers = vec![c.provider.clone()];
+    for n in 0..4 {
+        let (st, p) = c
+            .admin
+            .post(
+                "/v1/providers",
+                json!({ "name": format!("模拟云{n}"), "kind": "sim" }),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{p}");
+        providers.push(p["id"].as_str().expect("id").to_string());
+    }
+    let now = zy_model::time::Timestamp::now().0;
+    let day = 86_400_000_000i64;
+    for (k, p) in providers.iter().enumerate() {
+        sql(&ts, &format!(
+            "INSERT INTO tickets (id, kind, priority, state, title, description, department_id, provider_id, source, opened_by, opened_at, respond_by, resolve_by, responded_at, resolved_at, closed_at, rating) \
+             WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 19999) \
+             SELECT 'b{k}-' || i, 'fault', 'l3', 'closed', 'bench', '', NULL, '{p}', 'user', 'u', {now} - (i % 30) * {day} - i, \
+             {now} - (i % 30) * {day} + 7200000000, {now} - (i % 30) * {day} + 86400000000, {now} - (i % 30) * {day} + (i % 3) * 3600000000, \
+             {now} - (i % 30) * {day} + 3600000000, {now} - (i % 30) * {day} + 7200000000, 1 + i % 5 FROM n"
+        )).await;
+        sql(&ts, &format!(
+            "INSERT INTO inspection_runs (id, plan_id, plan_name, trigger, started_at, finished_at, passed, checks, failed) VALUES ('r{k}', 'p', 'bench', 'schedule', {now}, {now}, 1, 0, 0)"
+        )).await;
+        sql(&ts, &format!(
+            "INSERT INTO inspection_results (run_id, seq, check_name, provider_id, passed, detail, at) \
+             WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 59999) \
+             SELECT 'r{k}', i, 'host_health', '{p}', CASE WHEN i % 50 = 0 THEN 0 ELSE 1 END, 'ok', {now} - (i % 30) * {day} FROM n"
+        )).await;
+    }
+    let pct = |mut v: Vec<Duration>| {
+        v.sort();
+        (v[v.len() / 2], v[v.len() * 99 / 100])
+    };
+    let mut list = Vec::new();
+    for i in 0..200 {
+        let p = &providers[i % providers.len()];
+        let t0 = Instant::now();
+        let (st, b) = sup
+            .get(&format!("/v1/tickets?provider_id={p}&limit=200"))
+            .await;
+        list.push(t0.elapsed());
+        assert_eq!(st, StatusCode::OK, "{b}");
+    }
+    let (from, to) = (
+        zy_model::time::Timestamp(now - 30 * day),
+        zy_model::time::Timestamp(now + 1),
+    );
+    let mut stats = Vec::new();
+    let mut insp = Vec::new();
+    for i in 0..50 {
+        let p = &providers[i % providers.len()];
+        let t0 = Instant::now();
+        let s = zy_server::app::tickets::provider_ticket_stats(ts.store(), p, from, to)
+            .await
+            .expect("stats");
+        stats.push(t0.elapsed());
+        assert_eq!(s.opened, 20_000);
+        let t0 = Instant::now();
+        let s = zy_server::app::inspections::provider_inspection_stats(ts.store(), p, from, to)
+            .await
+            .expect("stats");
+        insp.push(t0.elapsed());
+        assert_eq!(s.checks, 60_000);
+    }
+    let (l50, l99) = pct(list);
+    let (s50, s99) = pct(stats);
+    let (i50, i99) = pct(insp);
+    println!("BENCH ticket list (200 of 20,000 per provider) p50 {l50:?} p99 {l99:?}; provider_ticket_stats (20,000 tickets) p50 {s50:?} p99 {s99:?}; provider_inspection_stats (60,000 results) p50 {i50:?} p99 {i99:?}");
+}
+
+mod ops_queries_at_province_scale {
+    use super::*;
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore]
+    async fn sqlite() {
+        super::ops_queries_at_province_scale(Db::Sqlite).await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore]
+    async fn postgres() {
+        if let Some(db) = Db::postgres() {
+            super::ops_queries_at_province_scale(db).await
+        }
+    }
+}
