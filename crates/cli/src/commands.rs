@@ -161,6 +161,9 @@ pub async fn run(
         Command::Bill(x) => crate::billing_cmds::bill(&c, x, json).await,
         Command::Metrics(x) => crate::metrics_cmds::metrics(&c, x, json).await,
         Command::Alert(x) => crate::metrics_cmds::alert(&c, x, json).await,
+        Command::Ticket(x) => crate::ops_cmds::ticket(&c, x, json).await,
+        Command::Inspection(x) => crate::ops_cmds::inspection(&c, x, json).await,
+        Command::Sla(x) => crate::ops_cmds::sla(&c, x, json).await,
         Command::Price(x) => crate::billing_cmds::price(&c, x, json).await,
         Command::Usage {
             month,

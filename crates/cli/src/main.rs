@@ -13,6 +13,7 @@ mod lease_cmds;
 mod metrics_cmds;
 mod network_cmds;
 mod notify_cmds;
+mod ops_cmds;
 mod output;
 mod request_cmds;
 mod secev_cmds;
@@ -158,6 +159,15 @@ enum Command {
     /// Alerts (告警): rules, what fires now and its history, silences.
     #[command(subcommand)]
     Alert(metrics_cmds::AlertCmd),
+    /// Tickets (工单): open, accept, resolve, reopen, close with a rating; deadlines.
+    #[command(subcommand)]
+    Ticket(ops_cmds::TicketCmd),
+    /// Inspections (巡检): daily plans of automated checks, run now, results.
+    #[command(subcommand)]
+    Inspection(ops_cmds::InspectionCmd),
+    /// Provider SLA scores (服务质量考核): monthly scores, compute, weights and bands.
+    #[command(subcommand)]
+    Sla(ops_cmds::SlaCmd),
     /// Bills (账单): list, show, export, close a month, adjust, confirm, pay; providers.
     #[command(subcommand)]
     Bill(billing_cmds::BillCmd),

@@ -205,6 +205,9 @@ pub enum RuleCmd {
         /// Crashes within an hour (a crash rule instead of a threshold).
         #[arg(long, conflicts_with_all = ["gt", "lt", "series"])]
         crashes: Option<i64>,
+        /// Open a ticket (工单) to the provider when the alert fires.
+        #[arg(long)]
+        open_ticket: bool,
     },
     Remove {
         id: String,
@@ -269,17 +272,18 @@ pub async fn alert(c: &Client, cmd: AlertCmd, json: bool) -> Result<()> {
             lt,
             for_,
             crashes,
+            open_ticket,
         }) => {
             let body = match crashes {
                 Some(n) => {
-                    json!({ "name": name, "kind": "crashes", "scope": scope, "id": id, "crash_count": n })
+                    json!({ "name": name, "kind": "crashes", "scope": scope, "id": id, "crash_count": n, "open_ticket": open_ticket })
                 }
                 None => {
                     let (op, threshold) = match (gt, lt) {
                         (_, Some(x)) => ("lt", Some(x)),
                         (x, None) => ("gt", x),
                     };
-                    json!({ "name": name, "kind": "threshold", "scope": scope, "id": id, "target": target, "series": series, "op": op, "threshold": threshold, "for_secs": parse_duration(&for_)? })
+                    json!({ "name": name, "kind": "threshold", "scope": scope, "id": id, "target": target, "series": series, "op": op, "threshold": threshold, "for_secs": parse_duration(&for_)?, "open_ticket": open_ticket })
                 }
             };
             c.post("/v1/alert-rules", body).await?

@@ -103,6 +103,9 @@ pub struct NewAlertRule {
     pub for_secs: i64,
     /// Crash rules: crashes within an hour that fire the alert (1–100).
     pub crash_count: Option<i64>,
+    /// Open a ticket (工单, priority L2) to the provider when the alert fires.
+    #[serde(default)]
+    pub open_ticket: bool,
 }
 
 /// A rule as stored and shown.
@@ -121,6 +124,9 @@ pub struct AlertRule {
     pub threshold: Option<f64>,
     pub for_secs: i64,
     pub crash_count: Option<i64>,
+    /// Opens a ticket when it fires.
+    #[serde(default)]
+    pub open_ticket: bool,
     pub created_by: String,
     pub created_at: Timestamp,
 }
@@ -374,6 +380,7 @@ mod tests {
             threshold: Some(90.0),
             for_secs: 600,
             crash_count: None,
+            open_ticket: false,
         };
         assert_eq!(base.validate().ok(), Some(AlertTarget::Instance));
         let bad = |f: &dyn Fn(&mut NewAlertRule)| {

@@ -300,6 +300,20 @@ pub struct ProviderBill {
     pub closed: bool,
     pub total: Money,
     pub departments: Vec<ProviderBillDepartment>,
+    /// Adjustment lines (the SLA credit of 服务质量考核 is one, negative).
+    pub adjustments: Vec<ProviderBillAdjustment>,
+    /// `total` plus the adjustments: what the city pays.
+    pub payable: Money,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ProviderBillAdjustment {
+    /// Where the line comes from: `sla`.
+    pub source: String,
+    /// Fen; negative takes money off.
+    pub amount: Money,
+    pub reason: String,
+    pub created_at: Timestamp,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]

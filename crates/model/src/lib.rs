@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod money;
 pub mod network;
 pub mod notice;
+pub mod operations;
 pub mod ops;
 pub mod page;
 pub mod requests;

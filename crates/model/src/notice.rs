@@ -80,6 +80,10 @@ pub enum NoticeKind {
     /// 云服务商资源差异: servers appeared, changed or disappeared in a provider cloud
     /// without going through zhengyun.
     ProviderDrift,
+    /// 新工单: a ticket waits for the provider's operators.
+    TicketOpened,
+    /// 工单超时升级: a ticket missed its response or resolution deadline.
+    TicketEscalated,
 }
 
 /// Placeholder for a parameter that is missing, null or empty.
@@ -96,7 +100,7 @@ struct Template {
 }
 
 impl NoticeKind {
-    pub const ALL: [NoticeKind; 19] = [
+    pub const ALL: [NoticeKind; 21] = [
         NoticeKind::ApprovalNeeded,
         NoticeKind::ApprovalReminder,
         NoticeKind::RequestApproved,
@@ -116,6 +120,8 @@ impl NoticeKind {
         NoticeKind::SecurityAlert,
         NoticeKind::VulnerabilityOverdue,
         NoticeKind::ProviderDrift,
+        NoticeKind::TicketOpened,
+        NoticeKind::TicketEscalated,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -139,6 +145,8 @@ impl NoticeKind {
             NoticeKind::SecurityAlert => "security_alert",
             NoticeKind::VulnerabilityOverdue => "vulnerability_overdue",
             NoticeKind::ProviderDrift => "provider_drift",
+            NoticeKind::TicketOpened => "ticket_opened",
+            NoticeKind::TicketEscalated => "ticket_escalated",
         }
     }
 
@@ -262,6 +270,18 @@ impl NoticeKind {
                 "Provider drift: {provider}",
                 "{count} resources appeared, changed or disappeared in the provider cloud \"{provider}\" without going through zhengyun: {items}. Adopt or dismiss them on the provider's drift page.",
             ),
+            NoticeKind::TicketOpened => (
+                "新工单：{title}",
+                "有一张{priority}级工单「{title}」等待处理，请在 {respond_by} 前响应。",
+                "New ticket: {title}",
+                "A priority {priority} ticket \"{title}\" is waiting; please respond by {respond_by}.",
+            ),
+            NoticeKind::TicketEscalated => (
+                "工单超时升级：{title}",
+                "工单「{title}」已超过{deadline}时限（{due}），已升级至第 {level} 级，请立即处理。",
+                "Ticket escalated: {title}",
+                "The ticket \"{title}\" missed its {deadline} deadline ({due}) and is escalated to level {level}; please handle it now.",
+            ),
         };
         Template {
             zh_subject,
@@ -307,6 +327,8 @@ impl NoticeKind {
             NoticeKind::SecurityAlert => ("安全告警", "Security alert"),
             NoticeKind::VulnerabilityOverdue => ("漏洞整改超期", "Vulnerability overdue"),
             NoticeKind::ProviderDrift => ("云服务商资源差异", "Provider drift"),
+            NoticeKind::TicketOpened => ("新工单", "New ticket"),
+            NoticeKind::TicketEscalated => ("工单超时升级", "Ticket escalated"),
         };
         match lang {
             Lang::Zh => zh,

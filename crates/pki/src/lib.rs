@@ -198,5 +198,11 @@ pub fn control_plane_client_config(
         .with_client_auth_cert(certs(&me.cert_pem)?, key(&me.key_pem)?)?)
 }
 
+/// When a PEM certificate stops being valid (Unix seconds), if it parses.
+pub fn not_after(cert_pem: &str) -> Option<i64> {
+    let params = CertificateParams::from_ca_cert_pem(cert_pem).ok()?;
+    Some(params.not_after.unix_timestamp())
+}
+
 #[cfg(test)]
 mod tests;

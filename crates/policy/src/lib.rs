@@ -139,6 +139,31 @@ pub enum Action {
     SecurityEventRead(DepartmentId),
     /// Work a department's findings: mark them being fixed or fixed.
     VulnerabilityWork(DepartmentId),
+    /// List tickets (工单); each list then shows only what the caller may read.
+    TicketRead,
+    /// Read (and comment on) one ticket of a department, or about the infrastructure when
+    /// `None`.
+    TicketView(Option<DepartmentId>),
+    /// Open a ticket for a department (its people), or about the infrastructure when
+    /// `None` (the platform admin).
+    TicketOpen(Option<DepartmentId>),
+    /// Accept and resolve tickets: the providers' operators (and the platform admin).
+    TicketWork,
+    /// Confirm and rate, or reopen, a department's resolved ticket (`None`: an
+    /// infrastructure ticket, the platform admin).
+    TicketConfirm(Option<DepartmentId>),
+    /// Set the response and resolution deadlines of each priority.
+    TicketSettingsManage,
+    /// See inspection (巡检) plans, runs and results.
+    InspectionRead,
+    /// Add, remove and run inspection plans: the platform admin's (`false`), or the
+    /// auditor's audit-chain plans (`true`).
+    InspectionManage(bool),
+    /// Read providers' monthly SLA scores (服务质量考核).
+    SlaRead,
+    /// Compute SLA scores (which writes the credit onto the provider's bill) and set the
+    /// weights and credit bands: the supervisor.
+    SlaManage,
 }
 
 /// Which departments and projects a principal may list.
@@ -463,6 +488,57 @@ pub fn authorize(p: &Principal, action: Action) -> Result<(), Error> {
                 || p.holds(Role::DeptAdmin, &Scope::Department(d))
         }
         VulnerabilityWork(d) => p.holds(Role::DeptAdmin, &Scope::Department(d)),
+        TicketRead => p.grants.iter().any(|g| {
+            matches!(
+                g.role,
+                Role::PlatformAdmin
+                    | Role::Supervisor
+                    | Role::ProviderOperator
+                    | Role::DeptAdmin
+                    | Role::DeptMember
+            )
+        }),
+        TicketView(d) => {
+            [
+                Role::PlatformAdmin,
+                Role::Supervisor,
+                Role::ProviderOperator,
+            ]
+            .into_iter()
+            .any(|r| p.holds(r, &platform))
+                || d.is_some_and(|d| member_of_department(p, d))
+        }
+        TicketOpen(Some(d)) | TicketConfirm(Some(d)) => member_of_department(p, d),
+        TicketOpen(None) | TicketConfirm(None) | TicketSettingsManage => {
+            p.holds(Role::PlatformAdmin, &platform)
+        }
+        TicketWork => {
+            p.holds(Role::ProviderOperator, &platform) || p.holds(Role::PlatformAdmin, &platform)
+        }
+        InspectionRead => [
+            Role::PlatformAdmin,
+            Role::Supervisor,
+            Role::ProviderOperator,
+            Role::Auditor,
+        ]
+        .into_iter()
+        .any(|r| p.holds(r, &platform)),
+        InspectionManage(auditor) => {
+            if auditor {
+                p.holds(Role::Auditor, &platform)
+            } else {
+                p.holds(Role::PlatformAdmin, &platform)
+            }
+        }
+        SlaRead => [
+            Role::PlatformAdmin,
+            Role::Supervisor,
+            Role::Finance,
+            Role::ProviderOperator,
+        ]
+        .into_iter()
+        .any(|r| p.holds(r, &platform)),
+        SlaManage => p.holds(Role::Supervisor, &platform),
     };
     if allowed {
         Ok(())

@@ -207,6 +207,7 @@ pub async fn load(store: &Store) -> Result<bool, Error> {
     let depts: Vec<DepartmentId> = billed.iter().map(|(d, _)| *d).collect();
     crate::monitoring::demo::load(&mut tx, &depts, &providers).await?;
     crate::app::secev_demo::load(&mut tx, &all_departments, &providers).await?;
+    crate::app::operations_demo::load(&mut tx, &depts, &providers).await?;
     zy_store::audit::append(
         &mut tx,
         AuditEntry {

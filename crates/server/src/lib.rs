@@ -244,6 +244,9 @@ pub async fn start(config: Config) -> Result<Server, Error> {
                     c: state.compute.clone(),
                     store: state.store.clone(),
                 }),
+                app::tickets::timers(state.clone()),
+                app::inspections::runner(state.clone()),
+                app::sla::scorer(state.clone()),
             ])
             .collect(),
     );

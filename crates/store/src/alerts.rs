@@ -12,7 +12,7 @@ use zy_model::metrics::{MetricScope, Series};
 use zy_model::time::Timestamp;
 use zy_model::Error;
 
-const RULE_COLS: &str = "id, name, kind, scope, entity, department_id, target, series, op, threshold, for_secs, crash_count, created_by, created_at";
+const RULE_COLS: &str = "id, name, kind, scope, entity, department_id, target, series, op, threshold, for_secs, crash_count, created_by, created_at, open_ticket";
 
 fn bad(what: &str) -> Error {
     Error::internal(format!("unreadable alert row: {what}"))
@@ -43,12 +43,13 @@ fn rule(r: &AnyRow) -> Result<AlertRule, Error> {
         crash_count: r.try_get(11).map_err(db_error)?,
         created_by: r.try_get(12).map_err(db_error)?,
         created_at: Timestamp(r.try_get(13).map_err(db_error)?),
+        open_ticket: r.try_get::<i64, _>(14).map_err(db_error)? != 0,
     })
 }
 
 pub async fn insert_rule(tx: &mut Tx, r: &AlertRule) -> Result<(), Error> {
     sqlx::query(&format!(
-        "INSERT INTO alert_rules ({RULE_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+        "INSERT INTO alert_rules ({RULE_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
     ))
     .bind(&r.id)
     .bind(&r.name)
@@ -67,6 +68,7 @@ pub async fn insert_rule(tx: &mut Tx, r: &AlertRule) -> Result<(), Error> {
     .bind(r.crash_count)
     .bind(&r.created_by)
     .bind(r.created_at.0)
+    .bind(r.open_ticket as i64)
     .execute(&mut **tx)
     .await
     .map_err(db_error)?;

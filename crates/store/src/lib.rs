@@ -24,6 +24,7 @@ pub mod metrics;
 mod migrate;
 pub mod networks;
 pub mod notifications;
+pub mod operations;
 pub mod projects;
 pub mod quotas;
 mod reader;

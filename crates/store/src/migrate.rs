@@ -108,10 +108,16 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0015_load_balancers.sql"),
         postgres: include_str!("../migrations/postgres/0015_load_balancers.sql"),
     },
+    Migration {
+        version: 16,
+        name: "operations",
+        sqlite: include_str!("../migrations/sqlite/0016_operations.sql"),
+        postgres: include_str!("../migrations/postgres/0016_operations.sql"),
+    },
 ];
 
 /// The newest schema version this binary knows.
-pub const LATEST: i64 = 15;
+pub const LATEST: i64 = 16;
 
 /// The oldest schema version whose audit tables this binary reads as they are (the audit
 /// log and its head have not changed since version 1).

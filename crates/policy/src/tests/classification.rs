@@ -213,6 +213,25 @@ fn expected(f: &Fixture, a: Action) -> (usize, Vec<Holder>) {
         SecurityEventReadAll => [Sec, Sup],
         SecurityEventRead(_) => [Sec, Sup, Da],
         VulnerabilityWork(_) => [Da],
+        TicketRead => [Pa, Sup, Po, Da, DaOther, Dm, DmProject, DmSibling, DmOther, DmOtherProject],
+        TicketView(d) => match d {
+            Some(_) => &[Pa, Sup, Po, Da, Dm, DmProject, DmSibling][..],
+            None => &[Pa, Sup, Po][..],
+        },
+        TicketOpen(d) => match d {
+            Some(_) => &[Da, Dm, DmProject, DmSibling][..],
+            None => &[Pa][..],
+        },
+        TicketConfirm(d) => match d {
+            Some(_) => &[Da, Dm, DmProject, DmSibling][..],
+            None => &[Pa][..],
+        },
+        TicketWork => [Pa, Po],
+        TicketSettingsManage => [Pa],
+        InspectionRead => [Pa, Aud, Sup, Po],
+        InspectionManage(auditor) => if auditor { &[Aud][..] } else { &[Pa][..] },
+        SlaRead => [Pa, Sup, Fin, Po],
+        SlaManage => [Sup],
     }
 }
 
@@ -324,6 +343,20 @@ pub(super) fn samples(f: &Fixture) -> Vec<Action> {
         SecurityEventReadAll,
         SecurityEventRead(d),
         VulnerabilityWork(d),
+        TicketRead,
+        TicketView(Some(d)),
+        TicketView(None),
+        TicketOpen(Some(d)),
+        TicketOpen(None),
+        TicketWork,
+        TicketConfirm(Some(d)),
+        TicketConfirm(None),
+        TicketSettingsManage,
+        InspectionRead,
+        InspectionManage(false),
+        InspectionManage(true),
+        SlaRead,
+        SlaManage,
     ];
     for r in Role::ALL {
         for s in [Scope::Platform, dept, proj] {
@@ -396,7 +429,10 @@ fn a_department_role_elsewhere_gets_nothing_but_the_catalogue() {
                 allowed.contains(&h),
                 matches!(
                     a,
-                    Action::CatalogueRead | Action::RequestList | Action::AlertRead
+                    Action::CatalogueRead
+                        | Action::RequestList
+                        | Action::AlertRead
+                        | Action::TicketRead
                 ),
                 "{a:?} by {h:?}"
             );

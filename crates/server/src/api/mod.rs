@@ -17,6 +17,7 @@ pub mod memberships;
 pub mod metrics;
 pub mod networks;
 pub mod notifications;
+pub mod operations;
 pub mod projects;
 pub mod requests;
 pub mod secev;
@@ -61,6 +62,7 @@ use zy_model::Error;
         (name = "load-balancers", description = "负载均衡：监听器、后端池、成员与健康检查 / load balancers: listeners, pools, members and health checks"),
         (name = "networks", description = "虚拟网络：VPC、子网、网卡、安全组、外部网络与弹性IP / virtual networks, security groups and elastic IPs"),
         (name = "metrics", description = "监控与告警：指标历史、告警规则、告警与静默 / monitoring: metrics history, alert rules, alerts and silences"),
+        (name = "operations", description = "运维：工单、巡检、服务质量考核 / operations: tickets, inspections, provider SLA scores"),
         (name = "system", description = "运行状态与后台任务 / health, metrics, background tasks and sagas"),
     )
 )]
@@ -298,6 +300,31 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(alerts::list_alert_history))
         .routes(routes!(alerts::list_silences, alerts::create_silence))
         .routes(routes!(alerts::delete_silence))
+        .routes(routes!(operations::list_tickets, operations::open_ticket))
+        .routes(routes!(operations::get_ticket))
+        .routes(routes!(operations::accept_ticket))
+        .routes(routes!(operations::resolve_ticket))
+        .routes(routes!(operations::reopen_ticket))
+        .routes(routes!(operations::comment_ticket))
+        .routes(routes!(operations::close_ticket))
+        .routes(routes!(
+            operations::get_ticket_settings,
+            operations::set_ticket_settings
+        ))
+        .routes(routes!(
+            operations::list_inspection_plans,
+            operations::create_inspection_plan
+        ))
+        .routes(routes!(operations::delete_inspection_plan))
+        .routes(routes!(operations::run_inspection_plan))
+        .routes(routes!(operations::list_inspection_runs))
+        .routes(routes!(operations::get_inspection_run))
+        .routes(routes!(operations::list_sla_scores))
+        .routes(routes!(operations::compute_sla_scores))
+        .routes(routes!(
+            operations::get_sla_policy,
+            operations::set_sla_policy
+        ))
         .routes(routes!(billing::usage_report))
         .routes(routes!(
             billing::list_price_versions,

@@ -67,6 +67,7 @@ pub async fn create_rule(
         threshold: b.threshold,
         for_secs: b.for_secs,
         crash_count: b.crash_count,
+        open_ticket: b.open_ticket,
         created_by: actor.user.username.clone(),
         created_at: Timestamp::now(),
     };

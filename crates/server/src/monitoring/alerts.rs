@@ -44,11 +44,16 @@ impl crate::tasks::Task for Evaluator {
     }
 }
 
-/// The seam for the supervision issue: called in the transaction that records a firing
-/// (not silenced) alert, so a ticket opened here exists exactly when the alert does.
-/// Does nothing yet.
-pub async fn supervision_ticket_seam(_tx: &mut Tx, _event: &AlertEvent) -> Result<(), Error> {
-    Ok(())
+/// Called in the transaction that records a firing or resolved (not silenced) alert, so
+/// a ticket opened here exists exactly when the alert does (`app::tickets::on_alert`:
+/// rules with `open_ticket` open one, a resolved alert notes it on the ticket).
+pub async fn supervision_ticket_seam(
+    s: &AppState,
+    tx: &mut Tx,
+    rule: &AlertRule,
+    event: &AlertEvent,
+) -> Result<(), Error> {
+    crate::app::tickets::on_alert(tx, &s.store, rule, event).await
 }
 
 /// One instance or host a rule may cover, with everything it belongs to (for scopes and
@@ -251,7 +256,7 @@ async fn transition(
                 zy_store::alerts::insert_event(&mut tx, &e).await?;
                 if !silenced {
                     announce(&mut tx, rule, &e, NoticeKind::AlertFiring).await?;
-                    supervision_ticket_seam(&mut tx, &e).await?;
+                    supervision_ticket_seam(s, &mut tx, rule, &e).await?;
                 }
                 out.0 = 1;
             }
@@ -270,6 +275,7 @@ async fn transition(
                 zy_store::alerts::insert_event(&mut tx, &e).await?;
                 if !silenced {
                     announce(&mut tx, rule, &e, NoticeKind::AlertResolved).await?;
+                    supervision_ticket_seam(s, &mut tx, rule, &e).await?;
                 }
                 out.1 = 1;
             }

@@ -133,6 +133,7 @@ pub async fn load(
         threshold: Some(90.0),
         for_secs: 600,
         crash_count: None,
+        open_ticket: false,
         created_by: "system".into(),
         created_at: at,
     };

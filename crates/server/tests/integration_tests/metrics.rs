@@ -310,7 +310,7 @@ async fn malformed_metrics_queries_get_a_clear_4xx(db: Db) {
 both_databases!(malformed_metrics_queries_get_a_clear_4xx);
 
 /// The inbox items of `kind` the session has.
-async fn notices(s: &Session, kind: &str) -> usize {
+pub(crate) async fn notices(s: &Session, kind: &str) -> usize {
     let (st, v) = s.get("/v1/me/notifications?limit=200").await;
     assert_eq!(st, StatusCode::OK, "{v}");
     v["items"]

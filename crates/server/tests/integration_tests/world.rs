@@ -634,6 +634,61 @@ impl<'a> World<'a> {
         b["id"].as_str().expect("rule id").to_string()
     }
 
+    /// A general ticket of the home department to the simulated provider.
+    pub fn ticket_body(&self) -> Value {
+        let n = self.fresh();
+        json!({ "kind": "fault", "priority": "l2", "title": format!("无法访问{n}"), "description": "业务系统打不开", "department_id": self.d, "provider_id": self.provider })
+    }
+
+    /// A fresh ticket of the home department, brought to `state` (open, accepted,
+    /// resolved) by its department admin and the provider operator.
+    pub async fn ticket_in(&self, state: &str) -> String {
+        let (st, b) = self
+            .session(Caller::DeptAdmin)
+            .post("/v1/tickets", self.ticket_body())
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{b}");
+        let id = b["id"].as_str().expect("ticket id").to_string();
+        let po = self.session(Caller::ProviderOperator);
+        for (step, until) in [("accept", "open"), ("resolve", "accepted")] {
+            if state == until {
+                break;
+            }
+            let (st, b) = po
+                .post(&format!("/v1/tickets/{id}/{step}"), json!({}))
+                .await;
+            assert_eq!(st, StatusCode::OK, "{b}");
+        }
+        id
+    }
+
+    async fn inspection_plan(&self) -> String {
+        let n = self.fresh();
+        let (st, b) = self
+            .admin
+            .post(
+                "/v1/inspection-plans",
+                json!({ "name": format!("巡检{n}"), "checks": ["capacity"] }),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{b}");
+        b["id"].as_str().expect("plan id").to_string()
+    }
+
+    async fn inspection_run(&self) -> String {
+        let plan = self.inspection_plan().await;
+        let (st, b) = self
+            .admin
+            .raw(
+                Method::POST,
+                &format!("/v1/inspection-plans/{plan}/run"),
+                None,
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{b}");
+        b["id"].as_str().expect("run id").to_string()
+    }
+
     /// A silence of the home project's alerts for an hour.
     pub fn silence_body(&self) -> Value {
         let ends = zy_model::time::Timestamp::now().plus_secs(3600);
@@ -1057,6 +1112,26 @@ impl<'a> World<'a> {
             "create_alert_rule" => req(Method::POST, "/v1/alert-rules", Some(self.alert_rule_body())),
             "delete_alert_rule" => req(Method::DELETE, format!("/v1/alert-rules/{}", self.alert_rule().await), None),
             "list_alerts" => req(Method::GET, "/v1/alerts", None),
+            "list_tickets" => req(Method::GET, "/v1/tickets", None),
+            "open_ticket" => req(Method::POST, "/v1/tickets", Some(self.ticket_body())),
+            "get_ticket" => req(Method::GET, format!("/v1/tickets/{}", self.ticket_in("open").await), None),
+            "accept_ticket" => req(Method::POST, format!("/v1/tickets/{}/accept", self.ticket_in("open").await), Some(json!({ "note": "已受理" }))),
+            "resolve_ticket" => req(Method::POST, format!("/v1/tickets/{}/resolve", self.ticket_in("accepted").await), Some(json!({ "note": "已修复" }))),
+            "reopen_ticket" => req(Method::POST, format!("/v1/tickets/{}/reopen", self.ticket_in("resolved").await), Some(json!({ "note": "问题仍在" }))),
+            "comment_ticket" => req(Method::POST, format!("/v1/tickets/{}/comments", self.ticket_in("open").await), Some(json!({ "note": "补充说明" }))),
+            "close_ticket" => req(Method::POST, format!("/v1/tickets/{}/close", self.ticket_in("resolved").await), Some(json!({ "rating": 5 }))),
+            "get_ticket_settings" => req(Method::GET, "/v1/ticket-settings", None),
+            "set_ticket_settings" => req(Method::PUT, "/v1/ticket-settings", Some(serde_json::to_value(zy_model::operations::TicketSettings::default()).expect("json"))),
+            "list_inspection_plans" => req(Method::GET, "/v1/inspection-plans", None),
+            "create_inspection_plan" => req(Method::POST, "/v1/inspection-plans", Some(json!({ "name": format!("容量巡检{n}"), "checks": ["capacity"], "hour": 3 }))),
+            "delete_inspection_plan" => req(Method::DELETE, format!("/v1/inspection-plans/{}", self.inspection_plan().await), None),
+            "run_inspection_plan" => req(Method::POST, format!("/v1/inspection-plans/{}/run", self.inspection_plan().await), None),
+            "list_inspection_runs" => req(Method::GET, "/v1/inspection-runs", None),
+            "get_inspection_run" => req(Method::GET, format!("/v1/inspection-runs/{}", self.inspection_run().await), None),
+            "list_sla_scores" => req(Method::GET, "/v1/sla/scores", None),
+            "compute_sla_scores" => req(Method::POST, "/v1/sla/scores/2026-11/compute", None),
+            "get_sla_policy" => req(Method::GET, "/v1/sla/policy", None),
+            "set_sla_policy" => req(Method::PUT, "/v1/sla/policy", Some(serde_json::to_value(zy_model::operations::SlaPolicy::default()).expect("json"))),
             "list_alert_history" => req(Method::GET, "/v1/alerts/history", None),
             "list_silences" => req(Method::GET, "/v1/alert-silences", None),
             "create_silence" => req(Method::POST, "/v1/alert-silences", Some(self.silence_body())),

@@ -721,6 +721,8 @@ pub async fn provider_bills(
             closed,
             total: Money::ZERO,
             departments: vec![],
+            adjustments: vec![],
+            payable: Money::ZERO,
         });
         e.total = e.total + Money(fen);
         if let Ok(did) = d.parse::<DepartmentId>() {
@@ -730,6 +732,19 @@ pub async fn provider_bills(
                 amount: Money(fen),
             });
         }
+    }
+    for a in zy_store::operations::provider_adjustments(&s.store, &month).await? {
+        if let Some(b) = out.get_mut(&a.provider_id) {
+            b.adjustments.push(ProviderBillAdjustment {
+                source: a.source,
+                amount: Money(a.amount_fen),
+                reason: a.reason,
+                created_at: a.created_at,
+            });
+        }
+    }
+    for b in out.values_mut() {
+        b.payable = b.total + Money(b.adjustments.iter().map(|a| a.amount.0).sum());
     }
     Ok(out.into_values().collect())
 }
