@@ -25,6 +25,7 @@
 //! | `alert_resolved` | rule, target |
 //! | `security_alert` | rule, department, events (number), minutes (number), severity |
 //! | `vulnerability_overdue` | title, address, department, severity, deadline |
+//! | `report_ready` | title, month |
 
 use crate::text::Lang;
 use serde::{Deserialize, Serialize};
@@ -76,6 +77,8 @@ pub enum NoticeKind {
     SecurityAlert,
     /// 漏洞整改超期: a vulnerability finding passed its repair deadline.
     VulnerabilityOverdue,
+    /// 运维报告: a monthly operations report is ready.
+    ReportReady,
 }
 
 /// Placeholder for a parameter that is missing, null or empty.
@@ -92,7 +95,7 @@ struct Template {
 }
 
 impl NoticeKind {
-    pub const ALL: [NoticeKind; 18] = [
+    pub const ALL: [NoticeKind; 19] = [
         NoticeKind::ApprovalNeeded,
         NoticeKind::ApprovalReminder,
         NoticeKind::RequestApproved,
@@ -111,6 +114,7 @@ impl NoticeKind {
         NoticeKind::AlertResolved,
         NoticeKind::SecurityAlert,
         NoticeKind::VulnerabilityOverdue,
+        NoticeKind::ReportReady,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -133,6 +137,7 @@ impl NoticeKind {
             NoticeKind::AlertResolved => "alert_resolved",
             NoticeKind::SecurityAlert => "security_alert",
             NoticeKind::VulnerabilityOverdue => "vulnerability_overdue",
+            NoticeKind::ReportReady => "report_ready",
         }
     }
 
@@ -250,6 +255,12 @@ impl NoticeKind {
                 "Vulnerability overdue: {title}",
                 "The vulnerability \"{title}\" ({address}, {severity}) of {department} is past its repair deadline {deadline}; fix it and ask for a re-scan.",
             ),
+            NoticeKind::ReportReady => (
+                "运维报告已生成：{title}",
+                "{month} 的运维报告「{title}」已生成，可在监管 › 运维报告中下载 PDF 和 Excel 文件。",
+                "Operations report ready: {title}",
+                "The operations report \"{title}\" for {month} is ready; download the PDF and Excel files under Supervision › Reports.",
+            ),
         };
         Template {
             zh_subject,
@@ -294,6 +305,7 @@ impl NoticeKind {
             NoticeKind::AlertResolved => ("告警恢复", "Alert resolved"),
             NoticeKind::SecurityAlert => ("安全告警", "Security alert"),
             NoticeKind::VulnerabilityOverdue => ("漏洞整改超期", "Vulnerability overdue"),
+            NoticeKind::ReportReady => ("运维报告", "Operations report"),
         };
         match lang {
             Lang::Zh => zh,

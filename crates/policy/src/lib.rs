@@ -139,6 +139,15 @@ pub enum Action {
     SecurityEventRead(DepartmentId),
     /// Work a department's findings: mark them being fixed or fixed.
     VulnerabilityWork(DepartmentId),
+    /// Read supervision indicators, the dashboard (监管大屏) and idle resources: `None`
+    /// for every provider and department, `Some(d)` for one department's.
+    SupervisionRead(Option<DepartmentId>),
+    /// Recompute the indicators now and generate operations reports (运维报告).
+    SupervisionManage,
+    /// Turn a department's idle resource into a release or change request, or dismiss it.
+    IdleReclaim(DepartmentId),
+    /// Set the idle thresholds.
+    IdleSettingsManage,
 }
 
 /// Which departments and projects a principal may list.
@@ -463,6 +472,17 @@ pub fn authorize(p: &Principal, action: Action) -> Result<(), Error> {
                 || p.holds(Role::DeptAdmin, &Scope::Department(d))
         }
         VulnerabilityWork(d) => p.holds(Role::DeptAdmin, &Scope::Department(d)),
+        SupervisionRead(None) => {
+            p.holds(Role::Supervisor, &platform) || p.holds(Role::PlatformAdmin, &platform)
+        }
+        SupervisionRead(Some(d)) => {
+            p.holds(Role::Supervisor, &platform)
+                || p.holds(Role::PlatformAdmin, &platform)
+                || p.holds(Role::DeptAdmin, &Scope::Department(d))
+        }
+        SupervisionManage => p.holds(Role::Supervisor, &platform),
+        IdleReclaim(d) => p.holds(Role::DeptAdmin, &Scope::Department(d)),
+        IdleSettingsManage => p.holds(Role::PlatformAdmin, &platform),
     };
     if allowed {
         Ok(())

@@ -239,6 +239,7 @@ pub async fn start(config: Config) -> Result<Server, Error> {
                 monitoring::collector::task(state.clone()),
                 monitoring::alerts::task(state.clone()),
                 app::secev::task(state.clone()),
+                app::supervision::task(state.clone()),
             ])
             .collect(),
     );

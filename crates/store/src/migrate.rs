@@ -90,10 +90,16 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0012_security_events.sql"),
         postgres: include_str!("../migrations/postgres/0012_security_events.sql"),
     },
+    Migration {
+        version: 17,
+        name: "supervision",
+        sqlite: include_str!("../migrations/sqlite/0017_supervision.sql"),
+        postgres: include_str!("../migrations/postgres/0017_supervision.sql"),
+    },
 ];
 
 /// The newest schema version this binary knows.
-pub const LATEST: i64 = 12;
+pub const LATEST: i64 = 17;
 
 /// The oldest schema version whose audit tables this binary reads as they are (the audit
 /// log and its head have not changed since version 1).

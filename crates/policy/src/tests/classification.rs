@@ -213,6 +213,13 @@ fn expected(f: &Fixture, a: Action) -> (usize, Vec<Holder>) {
         SecurityEventReadAll => [Sec, Sup],
         SecurityEventRead(_) => [Sec, Sup, Da],
         VulnerabilityWork(_) => [Da],
+        SupervisionRead(d) => match d {
+            None => &[Pa, Sup][..],
+            Some(_) => &[Pa, Sup, Da][..],
+        },
+        SupervisionManage => [Sup],
+        IdleReclaim(_) => [Da],
+        IdleSettingsManage => [Pa],
     }
 }
 
@@ -324,6 +331,11 @@ pub(super) fn samples(f: &Fixture) -> Vec<Action> {
         SecurityEventReadAll,
         SecurityEventRead(d),
         VulnerabilityWork(d),
+        SupervisionRead(None),
+        SupervisionRead(Some(d)),
+        SupervisionManage,
+        IdleReclaim(d),
+        IdleSettingsManage,
     ];
     for r in Role::ALL {
         for s in [Scope::Platform, dept, proj] {

@@ -24,6 +24,7 @@ pub mod requests;
 pub mod secev;
 pub mod secev_demo;
 pub mod security;
+pub mod supervision;
 pub mod tokens;
 pub mod users;
 pub mod volumes;
