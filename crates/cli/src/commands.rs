@@ -160,6 +160,8 @@ pub async fn run(
         Command::Bill(x) => crate::billing_cmds::bill(&c, x, json).await,
         Command::Metrics(x) => crate::metrics_cmds::metrics(&c, x, json).await,
         Command::Alert(x) => crate::metrics_cmds::alert(&c, x, json).await,
+        Command::Supervision(x) => crate::supervision_cmds::supervision(&c, x, json).await,
+        Command::Idle(x) => crate::supervision_cmds::idle(&c, x, json).await,
         Command::Price(x) => crate::billing_cmds::price(&c, x, json).await,
         Command::Usage {
             month,

@@ -21,5 +21,6 @@ mod openstack;
 mod requests;
 mod sagas;
 mod secev;
+mod supervision;
 mod tenancy;
 mod world;

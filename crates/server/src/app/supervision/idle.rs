@@ -336,9 +336,6 @@ async fn load_for_decision(
             .parse()
             .map_err(|_| Error::internal("idle finding without a department"))?,
     );
-    if authorize(&actor.principal, Action::SupervisionRead(Some(d))).is_err() {
-        return Err(Error::not_found("idle_finding", parsed));
-    }
     authorize(&actor.principal, Action::IdleReclaim(d))?;
     if f.state != IdleState::Open {
         return Err(Error::conflict(t!(
