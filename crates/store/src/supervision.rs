@@ -34,9 +34,17 @@ pub struct HostTotals {
     pub used_memory_mib: i64,
 }
 
-/// Per provider id.
-pub async fn host_totals(store: &Store) -> Result<HashMap<String, HostTotals>, Error> {
-    let rows = sqlx::query(
+/// Per provider id (`only`: of that provider).
+pub async fn host_totals(
+    store: &Store,
+    only: Option<&str>,
+) -> Result<HashMap<String, HostTotals>, Error> {
+    let one = if only.is_some() {
+        "WHERE provider_id = $1"
+    } else {
+        ""
+    };
+    let text = format!(
         "SELECT provider_id, COUNT(*), \
          CAST(COALESCE(SUM(CASE WHEN state = 'enabled' AND ha_state = 'ok' THEN 1 ELSE 0 END), 0) AS BIGINT), \
          CAST(COALESCE(SUM(vcpus), 0) AS BIGINT), \
@@ -44,11 +52,13 @@ pub async fn host_totals(store: &Store) -> Result<HashMap<String, HostTotals>, E
          CAST(COALESCE(SUM(memory_mib), 0) AS BIGINT), \
          CAST(COALESCE(SUM(used_vcpus), 0) AS BIGINT), \
          CAST(COALESCE(SUM(used_memory_mib), 0) AS BIGINT) \
-         FROM hosts GROUP BY provider_id",
-    )
-    .fetch_all(store.pool())
-    .await
-    .map_err(db_error)?;
+         FROM hosts {one} GROUP BY provider_id"
+    );
+    let mut q = sqlx::query(&text);
+    if let Some(o) = only {
+        q = q.bind(o);
+    }
+    let rows = q.fetch_all(store.pool()).await.map_err(db_error)?;
     rows.iter()
         .map(|r| {
             Ok((
@@ -77,26 +87,34 @@ pub struct InstanceTotals {
     pub disk_gib: i64,
 }
 
-/// `by` is `provider_id` or `department_id`.
+/// `by` is `provider_id` or `department_id`; `only` limits it to one of them.
 pub async fn instance_totals(
     store: &Store,
     by: &str,
+    only: Option<&str>,
 ) -> Result<HashMap<String, InstanceTotals>, Error> {
     let col = match by {
         "provider_id" => "provider_id",
         _ => "department_id",
     };
-    let rows = sqlx::query(&format!(
+    let one = if only.is_some() {
+        format!("AND {col} = $1")
+    } else {
+        String::new()
+    };
+    let text = format!(
         "SELECT {col}, COUNT(*), \
          CAST(COALESCE(SUM(CASE WHEN state = 'running' THEN 1 ELSE 0 END), 0) AS BIGINT), \
          CAST(COALESCE(SUM(vcpus), 0) AS BIGINT), CAST(COALESCE(SUM(memory_mib), 0) AS BIGINT), \
          CAST(COALESCE(SUM(disk_gib), 0) AS BIGINT) \
          FROM instances WHERE state NOT IN ('deleted', 'deleting') AND recycled_at IS NULL \
-         AND {col} IS NOT NULL GROUP BY {col}"
-    ))
-    .fetch_all(store.pool())
-    .await
-    .map_err(db_error)?;
+         AND {col} IS NOT NULL {one} GROUP BY {col}"
+    );
+    let mut q = sqlx::query(&text);
+    if let Some(o) = only {
+        q = q.bind(o);
+    }
+    let rows = q.fetch_all(store.pool()).await.map_err(db_error)?;
     rows.iter()
         .map(|r| {
             Ok((
@@ -785,4 +803,25 @@ pub async fn incidents(
         e.2 += i(r, 2)?;
     }
     Ok(out)
+}
+
+/// Demo data only: marks a volume as last changed (detached) at `at`, so the demo shows a
+/// volume detached for weeks.
+pub async fn backdate_volume(tx: &mut Tx, id: &str, at: Timestamp) -> Result<(), Error> {
+    sqlx::query("UPDATE volumes SET updated_at = $1 WHERE id = $2")
+        .bind(at.0)
+        .bind(id)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
+
+/// When the first provider was created (none: `None`).
+pub async fn first_provider_at(store: &Store) -> Result<Option<Timestamp>, Error> {
+    let at: Option<i64> = sqlx::query_scalar("SELECT MIN(created_at) FROM providers")
+        .fetch_one(store.pool())
+        .await
+        .map_err(db_error)?;
+    Ok(at.map(Timestamp))
 }

@@ -853,6 +853,86 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/idle-resources": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["list_idle_resources"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/idle-resources/reclaimed": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["reclaimed_capacity"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/idle-resources/{id}/dismiss": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["dismiss_idle_resource"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/idle-resources/{id}/reclaim": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["reclaim_idle_resource"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/idle-settings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["get_idle_settings"];
+        put: operations["update_idle_settings"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/images": {
         parameters: {
             query?: never;
@@ -2015,6 +2095,134 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/supervision/dashboard": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["supervision_dashboard"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/supervision/departments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["rank_departments"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/supervision/indicators": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["get_indicators"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/supervision/providers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["compare_providers"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/supervision/refresh": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["refresh_indicators"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/supervision/reports": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["list_ops_reports"];
+        put?: never;
+        post: operations["create_ops_report"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/supervision/reports/{id}/{format}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["download_ops_report"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/supervision/trends": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["indicator_trends"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/system/lease-settings": {
         parameters: {
             query?: never;
@@ -3142,6 +3350,20 @@ export interface components {
             /** @description The signing secret, shown this once: verify `X-Zhengyun-Signature` with it. */
             secret: string;
         };
+        Dashboard: {
+            period: string;
+            /** @description `platform` (supervisor, platform admin) or `department` (a department admin). */
+            view: string;
+            totals: components["schemas"]["Totals"];
+            providers: components["schemas"]["IndicatorSet"][];
+            /** @description Ranked by spend. */
+            departments: components["schemas"]["IndicatorSet"][];
+            /** @description The ten open idle resources that free the most per month. */
+            idle: components["schemas"]["IdleFinding"][];
+            /** @description Firing alerts (at most 20). */
+            alerts: components["schemas"]["ActiveAlert"][];
+            trend: components["schemas"]["TrendMonth"][];
+        };
         /** @description A resource a request produced. */
         DeliveredResource: {
             /** @description `instance` or `volume`. */
@@ -3212,6 +3434,13 @@ export interface components {
             subject: string;
             expected: string;
             actual: string;
+        };
+        /** @description Why a department keeps an idle resource. */
+        DismissBody: {
+            /** @description 2–500 characters. */
+            reason: string;
+            /** Format: int64 */
+            generation?: number | null;
         };
         /**
          * @description A difference between zhengyun's records and the provider cloud that did not go through
@@ -3515,6 +3744,81 @@ export interface components {
         HostId: string;
         /** @enum {string} */
         HostState: "enabled" | "maintenance" | "down";
+        /** @description One idle or zombie resource. */
+        IdleFinding: {
+            id: string;
+            kind: components["schemas"]["IdleKind"];
+            /** @description `instance` or `volume`. */
+            resource_type: string;
+            resource_id: string;
+            resource_name: string;
+            department_id: string;
+            project_id: string;
+            provider_id?: string | null;
+            recommendation: components["schemas"]["Recommendation"];
+            /** @description For `downsize`: the flavor to resize to. */
+            target_flavor?: string | null;
+            /** @description What was measured (p95 CPU and samples, or since when it is stopped / detached). */
+            evidence: unknown;
+            /**
+             * Format: int64
+             * @description Capacity the recommendation frees.
+             */
+            vcpus: number;
+            /** Format: int64 */
+            memory_mib: number;
+            /** Format: int64 */
+            disk_gib: number;
+            /**
+             * Format: int64
+             * @description Monthly cost it frees, fen, under the provider's prices in force (`None`: no price
+             *     list).
+             */
+            monthly_fen?: number | null;
+            state: components["schemas"]["IdleState"];
+            request_id?: string | null;
+            /** @description The reason given when dismissed. */
+            reason?: string | null;
+            decided_by?: string | null;
+            detected_at: components["schemas"]["Timestamp"];
+            updated_at: components["schemas"]["Timestamp"];
+            reclaimed_at?: null | components["schemas"]["Timestamp"];
+            /** Format: int64 */
+            generation: number;
+        };
+        /**
+         * @description Why a resource is idle.
+         * @enum {string}
+         */
+        IdleKind: "low_cpu" | "stopped" | "unattached";
+        /** @description The idle thresholds (platform admin). */
+        IdleSettings: {
+            /**
+             * Format: double
+             * @description An instance is idle when the p95 of its hourly CPU stays below this, % (0.1–100).
+             */
+            cpu_p95_percent: number;
+            /**
+             * Format: int64
+             * @description Over this many days (1–30).
+             */
+            cpu_window_days: number;
+            /**
+             * Format: int64
+             * @description An instance stopped longer than this many days is a zombie (1–365).
+             */
+            stopped_days: number;
+            /**
+             * Format: int64
+             * @description A volume attached to nothing longer than this many days is idle (1–365).
+             */
+            unattached_days: number;
+        };
+        /**
+         * @description Where a finding is.
+         * @enum {string}
+         */
+        IdleState: "open" | "reclaiming" | "reclaimed" | "dismissed" | "cleared";
         Image: {
             id: components["schemas"]["ImageId"];
             name: string;
@@ -3545,6 +3849,50 @@ export interface components {
             created_at: components["schemas"]["Timestamp"];
             read: boolean;
             read_at?: null | components["schemas"]["Timestamp"];
+        };
+        /** @description One computed indicator: its code from docs/INDICATORS.md, value, unit and inputs. */
+        Indicator: {
+            /** @description The code in docs/INDICATORS.md, e.g. `P3` or `D2`. */
+            code: string;
+            /** @description Machine name, e.g. `cpu_utilisation`. */
+            name: string;
+            title_zh: string;
+            title_en: string;
+            /**
+             * Format: double
+             * @description `None` when the inputs do not allow a figure (e.g. no metrics in the period).
+             */
+            value?: number | null;
+            /** @description `%`, `count`, `vcpus`, `MiB`, `GiB`, `fen`. */
+            unit: string;
+            formula: string;
+            inputs: components["schemas"]["IndicatorInput"][];
+        };
+        /** @description One named input of an indicator (a count, a sum, a bound of the period). */
+        IndicatorInput: {
+            name: string;
+            /** Format: double */
+            value: number;
+            /** @description Where it was read (table or series), for tracing it back. */
+            source: string;
+        };
+        /**
+         * @description What an indicator set is about.
+         * @enum {string}
+         */
+        IndicatorScope: "provider" | "department";
+        /** @description Every indicator of one provider or department for one period. */
+        IndicatorSet: {
+            scope: components["schemas"]["IndicatorScope"];
+            id: string;
+            name: string;
+            /** @description `YYYY-MM` (Asia/Shanghai). */
+            period: string;
+            /** @description The period's bounds as used: `[from, to)`, `to` capped at the time of computing. */
+            from: components["schemas"]["Timestamp"];
+            to: components["schemas"]["Timestamp"];
+            computed_at: components["schemas"]["Timestamp"];
+            indicators: components["schemas"]["Indicator"][];
         };
         Instance: {
             id: components["schemas"]["InstanceId"];
@@ -4039,6 +4387,50 @@ export interface components {
             }[];
         };
         /** @description A list returned whole (small collections: providers, zones, flavors, …). */
+        List_IdleFinding: {
+            items: {
+                id: string;
+                kind: components["schemas"]["IdleKind"];
+                /** @description `instance` or `volume`. */
+                resource_type: string;
+                resource_id: string;
+                resource_name: string;
+                department_id: string;
+                project_id: string;
+                provider_id?: string | null;
+                recommendation: components["schemas"]["Recommendation"];
+                /** @description For `downsize`: the flavor to resize to. */
+                target_flavor?: string | null;
+                /** @description What was measured (p95 CPU and samples, or since when it is stopped / detached). */
+                evidence: unknown;
+                /**
+                 * Format: int64
+                 * @description Capacity the recommendation frees.
+                 */
+                vcpus: number;
+                /** Format: int64 */
+                memory_mib: number;
+                /** Format: int64 */
+                disk_gib: number;
+                /**
+                 * Format: int64
+                 * @description Monthly cost it frees, fen, under the provider's prices in force (`None`: no price
+                 *     list).
+                 */
+                monthly_fen?: number | null;
+                state: components["schemas"]["IdleState"];
+                request_id?: string | null;
+                /** @description The reason given when dismissed. */
+                reason?: string | null;
+                decided_by?: string | null;
+                detected_at: components["schemas"]["Timestamp"];
+                updated_at: components["schemas"]["Timestamp"];
+                reclaimed_at?: null | components["schemas"]["Timestamp"];
+                /** Format: int64 */
+                generation: number;
+            }[];
+        };
+        /** @description A list returned whole (small collections: providers, zones, flavors, …). */
         List_Image: {
             items: {
                 id: components["schemas"]["ImageId"];
@@ -4049,6 +4441,21 @@ export interface components {
                 /** @description Providers that carry the image; empty means all. */
                 providers: components["schemas"]["ProviderId"][];
                 created_at: components["schemas"]["Timestamp"];
+            }[];
+        };
+        /** @description A list returned whole (small collections: providers, zones, flavors, …). */
+        List_IndicatorSet: {
+            items: {
+                scope: components["schemas"]["IndicatorScope"];
+                id: string;
+                name: string;
+                /** @description `YYYY-MM` (Asia/Shanghai). */
+                period: string;
+                /** @description The period's bounds as used: `[from, to)`, `to` capped at the time of computing. */
+                from: components["schemas"]["Timestamp"];
+                to: components["schemas"]["Timestamp"];
+                computed_at: components["schemas"]["Timestamp"];
+                indicators: components["schemas"]["Indicator"][];
             }[];
         };
         /** @description A list returned whole (small collections: providers, zones, flavors, …). */
@@ -4151,6 +4558,22 @@ export interface components {
             }[];
         };
         /** @description A list returned whole (small collections: providers, zones, flavors, …). */
+        List_OpsReport: {
+            items: {
+                id: string;
+                month: string;
+                /** @description `None`: the whole platform. */
+                provider_id?: string | null;
+                title: string;
+                /** Format: int64 */
+                pdf_bytes: number;
+                /** Format: int64 */
+                xlsx_bytes: number;
+                created_by: string;
+                created_at: components["schemas"]["Timestamp"];
+            }[];
+        };
+        /** @description A list returned whole (small collections: providers, zones, flavors, …). */
         List_PriceVersion: {
             items: {
                 id: components["schemas"]["PriceVersionId"];
@@ -4187,6 +4610,24 @@ export interface components {
                 closed: boolean;
                 total: components["schemas"]["Money"];
                 departments: components["schemas"]["ProviderBillDepartment"][];
+            }[];
+        };
+        /** @description A list returned whole (small collections: providers, zones, flavors, …). */
+        List_ReclaimedCapacity: {
+            items: {
+                /** @description `YYYY-MM` of the reclaim (Asia/Shanghai). */
+                month: string;
+                department_id: string;
+                /** Format: int64 */
+                findings: number;
+                /** Format: int64 */
+                vcpus: number;
+                /** Format: int64 */
+                memory_mib: number;
+                /** Format: int64 */
+                disk_gib: number;
+                /** Format: int64 */
+                monthly_fen: number;
             }[];
         };
         /** @description A list returned whole (small collections: providers, zones, flavors, …). */
@@ -4283,6 +4724,16 @@ export interface components {
                 next_run?: null | components["schemas"]["Timestamp"];
                 /** @description When the replica last reported (a replica that stopped reporting is gone). */
                 heartbeat: components["schemas"]["Timestamp"];
+            }[];
+        };
+        /** @description A list returned whole (small collections: providers, zones, flavors, …). */
+        List_TrendPoint: {
+            items: {
+                month: string;
+                /** @description Indicator name → value, of the month's last snapshot (the current month: now). */
+                values: {
+                    [key: string]: number | null;
+                };
             }[];
         };
         /** @description A list returned whole (small collections: providers, zones, flavors, …). */
@@ -4574,6 +5025,13 @@ export interface components {
             /** @description An `.xlsx` file, base64-encoded. */
             xlsx_base64?: string | null;
         };
+        /** @description What the supervisor asks for. */
+        NewReport: {
+            /** @description `YYYY-MM`; a month that has begun (the current one: up to now). */
+            month: string;
+            /** @description A provider's report; absent for the whole platform's. */
+            provider_id?: string | null;
+        };
         /** @description A new silence: no notices for alerts about the scope's targets during the window. */
         NewSilence: {
             scope: components["schemas"]["MetricScope"];
@@ -4623,7 +5081,7 @@ export interface components {
          * @description What happened; each kind has a zh-CN and an English template (subject and body).
          * @enum {string}
          */
-        NoticeKind: "approval_needed" | "approval_reminder" | "request_approved" | "request_rejected" | "request_returned" | "delivery_needed" | "request_delivered" | "delivery_failed" | "lease_ending" | "lease_expired" | "released" | "restored" | "purged" | "budget_threshold" | "alert_firing" | "alert_resolved" | "security_alert" | "vulnerability_overdue";
+        NoticeKind: "approval_needed" | "approval_reminder" | "request_approved" | "request_rejected" | "request_returned" | "delivery_needed" | "request_delivered" | "delivery_failed" | "lease_ending" | "lease_expired" | "released" | "restored" | "purged" | "budget_threshold" | "alert_firing" | "alert_resolved" | "security_alert" | "vulnerability_overdue" | "report_ready";
         /** Format: uuid */
         NotificationId: string;
         /** @description How an OpenStack provider authenticates. */
@@ -4675,6 +5133,20 @@ export interface components {
             projects: components["schemas"]["ProjectMapping"][];
             zones: components["schemas"]["ZoneMapping"][];
             adoption: components["schemas"]["AdoptionMode"];
+        };
+        /** @description A stored monthly operations report. */
+        OpsReport: {
+            id: string;
+            month: string;
+            /** @description `None`: the whole platform. */
+            provider_id?: string | null;
+            title: string;
+            /** Format: int64 */
+            pdf_bytes: number;
+            /** Format: int64 */
+            xlsx_bytes: number;
+            created_by: string;
+            created_at: components["schemas"]["Timestamp"];
         };
         /**
          * @description How a recorded call ended.
@@ -5223,6 +5695,35 @@ export interface components {
              */
             step?: number | null;
         };
+        /** @description Optional generation of a decision. */
+        ReclaimBody: {
+            /**
+             * Format: int64
+             * @description The finding's generation as the caller saw it (409 when it moved meanwhile).
+             */
+            generation?: number | null;
+        };
+        /** @description Freed capacity per month and department (reclaimed findings). */
+        ReclaimedCapacity: {
+            /** @description `YYYY-MM` of the reclaim (Asia/Shanghai). */
+            month: string;
+            department_id: string;
+            /** Format: int64 */
+            findings: number;
+            /** Format: int64 */
+            vcpus: number;
+            /** Format: int64 */
+            memory_mib: number;
+            /** Format: int64 */
+            disk_gib: number;
+            /** Format: int64 */
+            monthly_fen: number;
+        };
+        /**
+         * @description What to do with an idle resource.
+         * @enum {string}
+         */
+        Recommendation: "release" | "downsize";
         Reconciliation: {
             id: string;
             provider_id: components["schemas"]["ProviderId"];
@@ -5259,6 +5760,10 @@ export interface components {
          * @enum {string}
          */
         RecoveryOutcome: "pending" | "restarted" | "left_stopped" | "lost" | "failed";
+        /** @description How many indicator sets were computed. */
+        Refreshed: {
+            sets: number;
+        };
         ReleaseInstance: {
             /** @description Why (at most 200 characters), shown in the recycle bin and the instance's events. */
             reason?: string | null;
@@ -5856,6 +6361,58 @@ export interface components {
         Timestamp: string;
         /** Format: uuid */
         TokenId: string;
+        /** @description Platform (or department) totals, each summed from the sets shown beside it. */
+        Totals: {
+            /** Format: int64 */
+            providers: number;
+            /** Format: int64 */
+            departments: number;
+            /** Format: int64 */
+            hosts: number;
+            /** Format: int64 */
+            hosts_up: number;
+            /** Format: int64 */
+            instances: number;
+            /** Format: int64 */
+            instances_running: number;
+            /** Format: int64 */
+            vcpus_allocatable: number;
+            /** Format: int64 */
+            vcpus_used: number;
+            /**
+             * Format: double
+             * @description Mean of the providers' (department: the departments') real CPU utilisation.
+             */
+            cpu_utilisation?: number | null;
+            /** Format: int64 */
+            spend_fen: number;
+            /** Format: int64 */
+            idle_open: number;
+            /** Format: int64 */
+            idle_monthly_fen: number;
+            /** Format: int64 */
+            alerts_firing: number;
+            /** Format: int64 */
+            security_events: number;
+            /** Format: int64 */
+            security_blocked: number;
+        };
+        /** @description One month of the trend. */
+        TrendMonth: {
+            month: string;
+            /** Format: double */
+            cpu_utilisation?: number | null;
+            /** Format: int64 */
+            spend_fen: number;
+        };
+        /** @description One month of a trend. */
+        TrendPoint: {
+            month: string;
+            /** @description Indicator name → value, of the month's last snapshot (the current month: now). */
+            values: {
+                [key: string]: number | null;
+            };
+        };
         UnreadCount: {
             /** Format: int64 */
             unread: number;
@@ -8204,6 +8761,190 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HostFirewall"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_idle_resources: {
+        parameters: {
+            query?: {
+                /**
+                 * @description `open`, `reclaiming`, `reclaimed`, `dismissed`, `cleared` or `all` (default: open
+                 *     and reclaiming).
+                 */
+                state?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["List_IdleFinding"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    reclaimed_capacity: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["List_ReclaimedCapacity"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    dismiss_idle_resource: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DismissBody"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IdleFinding"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    reclaim_idle_resource: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ReclaimBody"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IdleFinding"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_idle_settings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IdleSettings"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    update_idle_settings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["IdleSettings"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IdleSettings"];
                 };
             };
             default: {
@@ -11168,6 +11909,285 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    supervision_dashboard: {
+        parameters: {
+            query?: {
+                /** @description `YYYY-MM` (default: the current month). */
+                period?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Dashboard"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    rank_departments: {
+        parameters: {
+            query?: {
+                /** @description `YYYY-MM` (default: the current month). */
+                period?: string;
+                /**
+                 * @description A department indicator's name to rank by, highest first (default
+                 *     `cpu_utilisation`; e.g. `spend`).
+                 */
+                sort?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["List_IndicatorSet"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_indicators: {
+        parameters: {
+            query: {
+                /** @description `provider` or `department`. */
+                scope: string;
+                /** @description The provider's or department's id. */
+                id: string;
+                /** @description `YYYY-MM` (default: the current month). */
+                period?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IndicatorSet"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    compare_providers: {
+        parameters: {
+            query?: {
+                /** @description `YYYY-MM` (default: the current month). */
+                period?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["List_IndicatorSet"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    refresh_indicators: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Refreshed"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_ops_reports: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["List_OpsReport"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_ops_report: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewReport"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpsReport"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    download_ops_report: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                /** @description pdf or xlsx */
+                format: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The PDF or the XLSX workbook */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/pdf": unknown;
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    indicator_trends: {
+        parameters: {
+            query: {
+                /** @description `provider` or `department`. */
+                scope: string;
+                id: string;
+                /** @description How many months up to the current one, 1–24 (default 6). */
+                months?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["List_TrendPoint"];
+                };
             };
             default: {
                 headers: {

@@ -58,3 +58,7 @@ CREATE TABLE ops_reports (
     created_at  BIGINT NOT NULL,
     CONSTRAINT ops_reports_month_provider_key UNIQUE (month, provider_id)
 );
+
+-- One department's or provider's holdings without reading every instance.
+CREATE INDEX instances_department_state_idx ON instances (department_id, state);
+CREATE INDEX instances_provider_state_idx ON instances (provider_id, state);

@@ -179,12 +179,13 @@ impl Facts {
                 *spend.entry(k).or_default() += l.amount.fen();
             }
         }
+        let only = one.map(String::as_str);
         Ok(Facts {
             hosts: match scope {
-                IndicatorScope::Provider => repo::host_totals(store).await?,
+                IndicatorScope::Provider => repo::host_totals(store, only).await?,
                 IndicatorScope::Department => HashMap::new(),
             },
-            instances: repo::instance_totals(store, by).await?,
+            instances: repo::instance_totals(store, by, only).await?,
             volumes: match scope {
                 IndicatorScope::Department => repo::volume_totals(store).await?,
                 IndicatorScope::Provider => HashMap::new(),
@@ -1014,15 +1015,22 @@ impl crate::tasks::Task for SupervisionTask {
             let current = Period::parse(&s.store, None).await?;
             let sets = materialise(&s.store, &current).await?;
             let last = Period::parse(&s.store, Some(&month_back(&current.month, 1))).await?;
+            // Months before the platform had any provider have nothing to report.
+            let existed = repo::first_provider_at(&s.store)
+                .await?
+                .is_some_and(|at| at < last.to);
             let finished = repo::snapshots(&s.store, "provider", &last.month)
                 .await?
                 .first()
                 .and_then(|(_, b)| serde_json::from_str::<IndicatorSet>(b).ok())
                 .is_some_and(|x| x.computed_at >= last.to);
-            if !finished {
-                materialise(&s.store, &last).await?;
+            let mut reports = 0;
+            if existed {
+                if !finished {
+                    materialise(&s.store, &last).await?;
+                }
+                reports = report::monthly(s, &last.month).await?;
             }
-            let reports = report::monthly(s, &last.month).await?;
             Ok(serde_json::json!({ "sets": sets, "idle": idle, "reports": reports }))
         })
     }
