@@ -557,6 +557,53 @@ test('the supervisor sees the overview, whose charts load as a separate chunk', 
   await page.close()
 })
 
+test('the supervisor compares providers with drill-down, and the full-screen dashboard is ready within 2 s at 1920×1080', async () => {
+  const { page, errors } = await newPage(browser.ctx)
+  await login(page, server.base, 'jianguan')
+  await page.waitForURL('**/platform/overview')
+  await page.getByTestId('nav-supervision').click()
+  await page.getByTestId('sup-providers').locator('tbody tr').first().waitFor()
+  await page.getByTestId('sup-providers').locator('tbody tr').first().click()
+  await page.getByTestId('sup-indicators').locator('tbody tr').first().waitFor()
+  const codes = await page.getByTestId('sup-indicators').locator('tbody tr td:first-child').allInnerTexts()
+  assert.ok(codes.includes('P1') && codes.includes('P6'), codes.join(','))
+  await shot(page, '10b-supervision-drilldown')
+  await page.keyboard.press('Escape')
+  // The command centre's screen: no console frame, dark, 1920×1080.
+  await page.setViewportSize({ width: 1920, height: 1080 })
+  const t0 = Date.now()
+  await page.goto(`${server.base}/screen`)
+  await page.locator('[data-testid="screen"][data-ready="true"]').waitFor({ timeout: 15000 })
+  const readyMs = Date.now() - t0
+  writeFileSync(join(ARTIFACTS, 'screen-ready-ms.txt'), `${readyMs}\n`)
+  assert.equal(await page.getByTestId('menu').count(), 0, 'no console menu on the screen')
+  const providers = await page.getByTestId('screen-providers').innerText()
+  assert.match(providers, /\d/)
+  await page.waitForTimeout(300)
+  await page.screenshot({ path: join(ARTIFACTS, '10c-supervision-screen-1920x1080.png'), fullPage: false })
+  // 2 s is the target; the bound leaves room for a loaded CI machine, the figure is kept.
+  assert.ok(readyMs <= 5000, `the screen took ${readyMs} ms`)
+  await page.setViewportSize({ width: 1366, height: 768 })
+  assert.deepEqual(errors, [])
+  await page.close()
+})
+
+test('a department admin reclaims an idle volume in one step', async () => {
+  const { page, errors } = await newPage(browser.ctx)
+  await login(page, server.base, 'gaj.admin')
+  await page.getByTestId('nav-idle').click()
+  const row = page.getByTestId('reclaim-旧版备份盘')
+  await row.waitFor({ timeout: 20000 })
+  await shot(page, '10d-idle-resources')
+  await row.click()
+  await confirmBox(page)
+  await page.locator('.el-message--success').first().waitFor()
+  // Reclaiming: it leaves the list of open findings once the page has reloaded.
+  await page.getByTestId('reclaim-旧版备份盘').waitFor({ state: 'detached' })
+  assert.deepEqual(errors, [])
+  await page.close()
+})
+
 test('the auditor changes the one-time password, enrols TOTP, signs in with the second factor and verifies and exports the audit log', async (t) => {
   if (!server.admins.auditor) {
     t.skip('the server did not print the one-time passwords (not a first start)')

@@ -16,9 +16,12 @@ export const PORTAL: Role[] = ['platform_admin', 'supervisor', 'finance', 'dept_
 /** The network pages: whoever reads a project's networks (changes need an operating role). */
 export const NETWORK: Role[] = ['platform_admin', 'supervisor', 'dept_admin', 'dept_member']
 export const PLATFORM_READ: Role[] = ['platform_admin', 'supervisor']
+export const SUPERVISION: Role[] = ['platform_admin', 'supervisor', 'dept_admin']
 
 const routes: RouteRecordRaw[] = [
   { path: '/login', name: 'login', component: () => import('./views/Login.vue'), meta: { public: true } },
+  // The full-screen supervision dashboard (监管大屏): no console frame, for the command centre.
+  { path: '/screen', name: 'screen', component: () => import('./views/supervision/Screen.vue'), meta: { roles: SUPERVISION, title: 'nav.screen' } },
   {
     path: '/',
     component: () => import('./views/Shell.vue'),
@@ -62,6 +65,9 @@ const routes: RouteRecordRaw[] = [
       { path: 'security/events', name: 'security-events', component: () => import('./views/security/Events.vue'), meta: { roles: ['security_admin', 'supervisor', 'dept_admin'], title: 'nav.securityEvents' } },
       { path: 'security/vulnerabilities', name: 'vulnerabilities', component: () => import('./views/security/Vulnerabilities.vue'), meta: { roles: ['security_admin', 'supervisor', 'dept_admin'], title: 'nav.vulnerabilities' } },
       { path: 'security/address-plan', name: 'address-plan', component: () => import('./views/security/AddressPlan.vue'), meta: { roles: ['security_admin', 'platform_admin', 'supervisor'], title: 'nav.addressPlan' } },
+      { path: 'supervision', name: 'supervision', component: () => import('./views/supervision/Supervision.vue'), meta: { roles: SUPERVISION, title: 'nav.supervision' } },
+      { path: 'supervision/idle', name: 'idle', component: () => import('./views/supervision/Idle.vue'), meta: { roles: SUPERVISION, title: 'nav.idle' } },
+      { path: 'supervision/reports', name: 'reports', component: () => import('./views/supervision/Reports.vue'), meta: { roles: PLATFORM_READ, title: 'nav.reports' } },
       { path: 'platform/tasks', name: 'tasks', component: () => import('./views/platform/Tasks.vue'), meta: { roles: ['platform_admin'], title: 'nav.tasks' } },
       { path: 'inbox', name: 'inbox', component: () => import('./views/Inbox.vue'), meta: { title: 'nav.inbox' } },
       { path: 'platform/notify', name: 'notify', component: () => import('./views/platform/Notify.vue'), meta: { roles: ['platform_admin', 'dept_admin'], title: 'nav.notify' } },

@@ -164,6 +164,8 @@ pub async fn run(
         Command::Ticket(x) => crate::ops_cmds::ticket(&c, x, json).await,
         Command::Inspection(x) => crate::ops_cmds::inspection(&c, x, json).await,
         Command::Sla(x) => crate::ops_cmds::sla(&c, x, json).await,
+        Command::Supervision(x) => crate::supervision_cmds::supervision(&c, x, json).await,
+        Command::Idle(x) => crate::supervision_cmds::idle(&c, x, json).await,
         Command::Price(x) => crate::billing_cmds::price(&c, x, json).await,
         Command::Usage {
             month,

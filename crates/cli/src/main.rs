@@ -17,6 +17,7 @@ mod ops_cmds;
 mod output;
 mod request_cmds;
 mod secev_cmds;
+mod supervision_cmds;
 mod tenancy_cmds;
 
 use clap::{Args, Parser, Subcommand};
@@ -201,6 +202,14 @@ enum Command {
     /// Vulnerability tracking (漏洞管理): import scans, list, move findings, counts.
     #[command(subcommand)]
     Vuln(secev_cmds::VulnCmd),
+    /// Supervision (监管): indicators with their inputs, providers side by side,
+    /// departments ranked, the dashboard's totals, monthly operations reports.
+    #[command(subcommand)]
+    Supervision(supervision_cmds::SupervisionCmd),
+    /// Idle and zombie resources (闲置资源): list, reclaim in one step, dismiss, reclaimed
+    /// capacity, thresholds.
+    #[command(subcommand)]
+    Idle(supervision_cmds::IdleCmd),
     /// Platform administration.
     #[command(subcommand)]
     Admin(AdminCmd),

@@ -239,6 +239,8 @@ pub fn what_names(what: &str) -> (&'static str, &'static str) {
         "load_balancer" => ("负载均衡", "Load balancer"),
         "alert_rule" => ("告警规则", "Alert rule"),
         "alert_silence" => ("告警静默", "Silence"),
+        "idle_finding" => ("闲置资源", "Idle resource"),
+        "ops_report" => ("运维报告", "Operations report"),
         _ => ("对象", "Object"),
     }
 }

@@ -25,6 +25,7 @@ pub mod role;
 pub mod scan;
 pub mod secev;
 pub mod security;
+pub mod supervision;
 pub mod syslog;
 pub mod tenancy;
 pub mod text;

@@ -26,6 +26,7 @@
 //! | `security_alert` | rule, department, events (number), minutes (number), severity |
 //! | `vulnerability_overdue` | title, address, department, severity, deadline |
 //! | `provider_drift` | provider, count (number), items |
+//! | `report_ready` | title, month |
 
 use crate::text::Lang;
 use serde::{Deserialize, Serialize};
@@ -84,6 +85,8 @@ pub enum NoticeKind {
     TicketOpened,
     /// 工单超时升级: a ticket missed its response or resolution deadline.
     TicketEscalated,
+    /// 运维报告: a monthly operations report is ready.
+    ReportReady,
 }
 
 /// Placeholder for a parameter that is missing, null or empty.
@@ -100,7 +103,7 @@ struct Template {
 }
 
 impl NoticeKind {
-    pub const ALL: [NoticeKind; 21] = [
+    pub const ALL: [NoticeKind; 22] = [
         NoticeKind::ApprovalNeeded,
         NoticeKind::ApprovalReminder,
         NoticeKind::RequestApproved,
@@ -122,6 +125,7 @@ impl NoticeKind {
         NoticeKind::ProviderDrift,
         NoticeKind::TicketOpened,
         NoticeKind::TicketEscalated,
+        NoticeKind::ReportReady,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -147,6 +151,7 @@ impl NoticeKind {
             NoticeKind::ProviderDrift => "provider_drift",
             NoticeKind::TicketOpened => "ticket_opened",
             NoticeKind::TicketEscalated => "ticket_escalated",
+            NoticeKind::ReportReady => "report_ready",
         }
     }
 
@@ -282,6 +287,12 @@ impl NoticeKind {
                 "Ticket escalated: {title}",
                 "The ticket \"{title}\" missed its {deadline} deadline ({due}) and is escalated to level {level}; please handle it now.",
             ),
+            NoticeKind::ReportReady => (
+                "运维报告已生成：{title}",
+                "{month} 的运维报告「{title}」已生成，可在监管 › 运维报告中下载 PDF 和 Excel 文件。",
+                "Operations report ready: {title}",
+                "The operations report \"{title}\" for {month} is ready; download the PDF and Excel files under Supervision › Reports.",
+            ),
         };
         Template {
             zh_subject,
@@ -329,6 +340,8 @@ impl NoticeKind {
             NoticeKind::ProviderDrift => ("云服务商资源差异", "Provider drift"),
             NoticeKind::TicketOpened => ("新工单", "New ticket"),
             NoticeKind::TicketEscalated => ("工单超时升级", "Ticket escalated"),
+            ),
+            NoticeKind::ReportReady => ("运维报告", "Operations report"),
         };
         match lang {
             Lang::Zh => zh,

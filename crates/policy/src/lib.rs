@@ -164,6 +164,15 @@ pub enum Action {
     /// Compute SLA scores (which writes the credit onto the provider's bill) and set the
     /// weights and credit bands: the supervisor.
     SlaManage,
+    /// Read supervision indicators, the dashboard (监管大屏) and idle resources: `None`
+    /// for every provider and department, `Some(d)` for one department's.
+    SupervisionRead(Option<DepartmentId>),
+    /// Recompute the indicators now and generate operations reports (运维报告).
+    SupervisionManage,
+    /// Turn a department's idle resource into a release or change request, or dismiss it.
+    IdleReclaim(DepartmentId),
+    /// Set the idle thresholds.
+    IdleSettingsManage,
 }
 
 /// Which departments and projects a principal may list.
@@ -539,6 +548,17 @@ pub fn authorize(p: &Principal, action: Action) -> Result<(), Error> {
         .into_iter()
         .any(|r| p.holds(r, &platform)),
         SlaManage => p.holds(Role::Supervisor, &platform),
+        SupervisionRead(None) => {
+            p.holds(Role::Supervisor, &platform) || p.holds(Role::PlatformAdmin, &platform)
+        }
+        SupervisionRead(Some(d)) => {
+            p.holds(Role::Supervisor, &platform)
+                || p.holds(Role::PlatformAdmin, &platform)
+                || p.holds(Role::DeptAdmin, &Scope::Department(d))
+        }
+        SupervisionManage => p.holds(Role::Supervisor, &platform),
+        IdleReclaim(d) => p.holds(Role::DeptAdmin, &Scope::Department(d)),
+        IdleSettingsManage => p.holds(Role::PlatformAdmin, &platform),
     };
     if allowed {
         Ok(())

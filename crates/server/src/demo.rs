@@ -631,6 +631,7 @@ pub async fn lease_examples(s: &crate::state::AppState) -> Result<(), Error> {
         admin_role: None,
     };
     let ctx = crate::context::RequestContext::new("local".into(), zy_model::text::Lang::Zh);
+    supervision_examples(s, &ctx, &actor, project.id).await?;
     let new = |name: &str, lease_end: Option<Timestamp>| instances::NewInstances {
         project_id: project.id,
         name: name.into(),
@@ -667,5 +668,78 @@ pub async fn lease_examples(s: &crate::state::AppState) -> Result<(), Error> {
         )
         .await?;
     }
+    Ok(())
+}
+
+/// The demo's idle resources (闲置资源), labelled simulated data: an instance with 15 days
+/// of back-dated hourly CPU at 1–3 % (flagged by the supervision task's pass once it runs)
+/// and a data volume detached 45 days ago (flagged on the first pass).
+async fn supervision_examples(
+    s: &crate::state::AppState,
+    ctx: &crate::context::RequestContext,
+    actor: &crate::auth::actor::Actor,
+    project: ProjectId,
+) -> Result<(), Error> {
+    use zy_model::metrics::{Block, Resolution, RollupAcc, Series};
+    let quiet = crate::app::instances::create(
+        s,
+        ctx,
+        actor,
+        crate::app::instances::NewInstances {
+            project_id: project,
+            name: "历史档案查询（闲置）".into(),
+            flavor: "4C8G".into(),
+            image: "CentOS-7.9".into(),
+            disk_gib: None,
+            zone_id: None,
+            provider_id: None,
+            count: 1,
+            group: None,
+            start: true,
+            user_data: String::new(),
+            lease_end: None,
+        },
+    )
+    .await?;
+    let today = Resolution::Hour.block_start(Timestamp::now().0 / 1_000_000);
+    let mut rows = Vec::new();
+    for i in &quiet {
+        for day in 1..=15 {
+            let start = today - day * 86_400;
+            let mut block = Block::new(Resolution::Hour.columns());
+            for h in 0..24 {
+                let t = start + h * 3600;
+                let mut acc = RollupAcc::new(t);
+                let v: Vec<Option<i64>> = Series::ALL
+                    .iter()
+                    .map(|x| match x {
+                        Series::Cpu => zy_model::metrics::fixed(1.0 + ((t / 3600) % 3) as f64),
+                        Series::Mem => zy_model::metrics::fixed(22.0),
+                        Series::Up => Some(100),
+                        _ => None,
+                    })
+                    .collect();
+                acc.add_raw(&v);
+                block.push(t, &acc.columns());
+            }
+            rows.push(zy_store::metrics::BlockRow {
+                scope: "instance",
+                entity: i.id.to_string(),
+                res: Resolution::Hour,
+                block_start: start,
+                data: block.encode(),
+            });
+        }
+    }
+    zy_store::metrics::write_blocks(&s.store, &rows).await?;
+    let v = crate::app::volumes::create(s, ctx, actor, project, "旧版备份盘", 200, None).await?;
+    let mut tx = s.store.begin_write().await?;
+    zy_store::supervision::backdate_volume(
+        &mut tx,
+        &v.id.to_string(),
+        Timestamp::now().plus_secs(-45 * 86_400),
+    )
+    .await?;
+    tx.commit().await.map_err(zy_store::db_error)?;
     Ok(())
 }

@@ -247,6 +247,7 @@ pub async fn start(config: Config) -> Result<Server, Error> {
                 app::tickets::timers(state.clone()),
                 app::inspections::runner(state.clone()),
                 app::sla::scorer(state.clone()),
+                app::supervision::task(state.clone()),
             ])
             .collect(),
     );

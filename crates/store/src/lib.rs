@@ -35,6 +35,7 @@ pub mod secev;
 pub mod sessions;
 pub mod settings;
 mod sql;
+pub mod supervision;
 pub mod tasks;
 pub mod tokens;
 pub mod users;

@@ -114,10 +114,16 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0016_operations.sql"),
         postgres: include_str!("../migrations/postgres/0016_operations.sql"),
     },
+    Migration {
+        version: 17,
+        name: "supervision",
+        sqlite: include_str!("../migrations/sqlite/0017_supervision.sql"),
+        postgres: include_str!("../migrations/postgres/0017_supervision.sql"),
+    },
 ];
 
 /// The newest schema version this binary knows.
-pub const LATEST: i64 = 16;
+pub const LATEST: i64 = 17;
 
 /// The oldest schema version whose audit tables this binary reads as they are (the audit
 /// log and its head have not changed since version 1).

@@ -853,6 +853,86 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/idle-resources": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["list_idle_resources"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/idle-resources/reclaimed": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["reclaimed_capacity"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/idle-resources/{id}/dismiss": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["dismiss_idle_resource"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/idle-resources/{id}/reclaim": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["reclaim_idle_resource"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/idle-settings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["get_idle_settings"];
+        put: operations["update_idle_settings"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/images": {
         parameters: {
             query?: never;
@@ -863,87 +943,6 @@ export interface paths {
         get: operations["list_images"];
         put?: never;
         post: operations["create_image"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/inspection-plans": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get: operations["list_inspection_plans"];
-        put?: never;
-        post: operations["create_inspection_plan"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/inspection-plans/{id}": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        post?: never;
-        delete: operations["delete_inspection_plan"];
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/inspection-plans/{id}/run": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /** Runs the plan's checks now and records the run (failed checks open tickets). */
-        post: operations["run_inspection_plan"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/inspection-runs": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get: operations["list_inspection_runs"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/inspection-runs/{id}": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get: operations["get_inspection_run"];
-        put?: never;
-        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -2064,58 +2063,6 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/v1/sla/policy": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get: operations["get_sla_policy"];
-        put: operations["set_sla_policy"];
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/sla/scores": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get: operations["list_sla_scores"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/sla/scores/{month}/compute": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /**
-         * Computes every provider's score of the month as of now and writes (replaces) the
-         *     credit line on each provider's bill of that month.
-         */
-        post: operations["compute_sla_scores"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
     "/v1/storage-pools": {
         parameters: {
             query?: never;
@@ -2143,6 +2090,134 @@ export interface paths {
         put?: never;
         post?: never;
         delete: operations["delete_subnet"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/supervision/dashboard": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["supervision_dashboard"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/supervision/departments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["rank_departments"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/supervision/indicators": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["get_indicators"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/supervision/providers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["compare_providers"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/supervision/refresh": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["refresh_indicators"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/supervision/reports": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["list_ops_reports"];
+        put?: never;
+        post: operations["create_ops_report"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/supervision/reports/{id}/{format}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["download_ops_report"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/supervision/trends": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["indicator_trends"];
+        put?: never;
+        post?: never;
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -2192,137 +2267,6 @@ export interface paths {
         get: operations["list_tasks"];
         put?: never;
         post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/ticket-settings": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get: operations["get_ticket_settings"];
-        put: operations["set_ticket_settings"];
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/tickets": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get: operations["list_tickets"];
-        put?: never;
-        post: operations["open_ticket"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/tickets/{id}": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get: operations["get_ticket"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/tickets/{id}/accept": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /** The provider's operator accepts the ticket (its response). */
-        post: operations["accept_ticket"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/tickets/{id}/close": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /** The department confirms the resolution and rates the service (1–5). */
-        post: operations["close_ticket"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/tickets/{id}/comments": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        post: operations["comment_ticket"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/tickets/{id}/reopen": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /** The department sends a resolved ticket back (a note is required). */
-        post: operations["reopen_ticket"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/tickets/{id}/resolve": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        post: operations["resolve_ticket"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2905,8 +2849,6 @@ export interface components {
             for_secs: number;
             /** Format: int64 */
             crash_count?: number | null;
-            /** @description Opens a ticket when it fires. */
-            open_ticket?: boolean;
             created_by: string;
             created_at: components["schemas"]["Timestamp"];
         };
@@ -3140,23 +3082,12 @@ export interface components {
             current_password: string;
             new_password: string;
         };
-        /** @enum {string} */
-        CheckKind: "host_health" | "capacity" | "cert_expiry" | "admin_check" | "audit_chain";
         CheckReport: {
             ok: boolean;
             hosts_checked: number;
             instances_checked: number;
             quotas_checked: number;
             discrepancies: components["schemas"]["Discrepancy"][];
-        };
-        CheckResult: {
-            check: components["schemas"]["CheckKind"];
-            /** @description The provider it is about; empty for platform-wide checks. */
-            provider_id: string;
-            passed: boolean;
-            detail: string;
-            /** @description The ticket a failure opened or updated. */
-            ticket_id?: string | null;
         };
         ClockStatus: {
             now: components["schemas"]["Timestamp"];
@@ -3419,13 +3350,19 @@ export interface components {
             /** @description The signing secret, shown this once: verify `X-Zhengyun-Signature` with it. */
             secret: string;
         };
-        /** @description Response and resolution deadlines of one priority, minutes. */
-        Deadline: {
-            priority: components["schemas"]["TicketPriority"];
-            /** Format: int64 */
-            response_mins: number;
-            /** Format: int64 */
-            resolution_mins: number;
+        Dashboard: {
+            period: string;
+            /** @description `platform` (supervisor, platform admin) or `department` (a department admin). */
+            view: string;
+            totals: components["schemas"]["Totals"];
+            providers: components["schemas"]["IndicatorSet"][];
+            /** @description Ranked by spend. */
+            departments: components["schemas"]["IndicatorSet"][];
+            /** @description The ten open idle resources that free the most per month. */
+            idle: components["schemas"]["IdleFinding"][];
+            /** @description Firing alerts (at most 20). */
+            alerts: components["schemas"]["ActiveAlert"][];
+            trend: components["schemas"]["TrendMonth"][];
         };
         /** @description A resource a request produced. */
         DeliveredResource: {
@@ -3497,6 +3434,13 @@ export interface components {
             subject: string;
             expected: string;
             actual: string;
+        };
+        /** @description Why a department keeps an idle resource. */
+        DismissBody: {
+            /** @description 2–500 characters. */
+            reason: string;
+            /** Format: int64 */
+            generation?: number | null;
         };
         /**
          * @description A difference between zhengyun's records and the provider cloud that did not go through
@@ -3800,6 +3744,81 @@ export interface components {
         HostId: string;
         /** @enum {string} */
         HostState: "enabled" | "maintenance" | "down";
+        /** @description One idle or zombie resource. */
+        IdleFinding: {
+            id: string;
+            kind: components["schemas"]["IdleKind"];
+            /** @description `instance` or `volume`. */
+            resource_type: string;
+            resource_id: string;
+            resource_name: string;
+            department_id: string;
+            project_id: string;
+            provider_id?: string | null;
+            recommendation: components["schemas"]["Recommendation"];
+            /** @description For `downsize`: the flavor to resize to. */
+            target_flavor?: string | null;
+            /** @description What was measured (p95 CPU and samples, or since when it is stopped / detached). */
+            evidence: unknown;
+            /**
+             * Format: int64
+             * @description Capacity the recommendation frees.
+             */
+            vcpus: number;
+            /** Format: int64 */
+            memory_mib: number;
+            /** Format: int64 */
+            disk_gib: number;
+            /**
+             * Format: int64
+             * @description Monthly cost it frees, fen, under the provider's prices in force (`None`: no price
+             *     list).
+             */
+            monthly_fen?: number | null;
+            state: components["schemas"]["IdleState"];
+            request_id?: string | null;
+            /** @description The reason given when dismissed. */
+            reason?: string | null;
+            decided_by?: string | null;
+            detected_at: components["schemas"]["Timestamp"];
+            updated_at: components["schemas"]["Timestamp"];
+            reclaimed_at?: null | components["schemas"]["Timestamp"];
+            /** Format: int64 */
+            generation: number;
+        };
+        /**
+         * @description Why a resource is idle.
+         * @enum {string}
+         */
+        IdleKind: "low_cpu" | "stopped" | "unattached";
+        /** @description The idle thresholds (platform admin). */
+        IdleSettings: {
+            /**
+             * Format: double
+             * @description An instance is idle when the p95 of its hourly CPU stays below this, % (0.1–100).
+             */
+            cpu_p95_percent: number;
+            /**
+             * Format: int64
+             * @description Over this many days (1–30).
+             */
+            cpu_window_days: number;
+            /**
+             * Format: int64
+             * @description An instance stopped longer than this many days is a zombie (1–365).
+             */
+            stopped_days: number;
+            /**
+             * Format: int64
+             * @description A volume attached to nothing longer than this many days is idle (1–365).
+             */
+            unattached_days: number;
+        };
+        /**
+         * @description Where a finding is.
+         * @enum {string}
+         */
+        IdleState: "open" | "reclaiming" | "reclaimed" | "dismissed" | "cleared";
         Image: {
             id: components["schemas"]["ImageId"];
             name: string;
@@ -3831,46 +3850,49 @@ export interface components {
             read: boolean;
             read_at?: null | components["schemas"]["Timestamp"];
         };
-        InspectionPlan: {
+        /** @description One computed indicator: its code from docs/INDICATORS.md, value, unit and inputs. */
+        Indicator: {
+            /** @description The code in docs/INDICATORS.md, e.g. `P3` or `D2`. */
+            code: string;
+            /** @description Machine name, e.g. `cpu_utilisation`. */
+            name: string;
+            title_zh: string;
+            title_en: string;
+            /**
+             * Format: double
+             * @description `None` when the inputs do not allow a figure (e.g. no metrics in the period).
+             */
+            value?: number | null;
+            /** @description `%`, `count`, `vcpus`, `MiB`, `GiB`, `fen`. */
+            unit: string;
+            formula: string;
+            inputs: components["schemas"]["IndicatorInput"][];
+        };
+        /** @description One named input of an indicator (a count, a sum, a bound of the period). */
+        IndicatorInput: {
+            name: string;
+            /** Format: double */
+            value: number;
+            /** @description Where it was read (table or series), for tracing it back. */
+            source: string;
+        };
+        /**
+         * @description What an indicator set is about.
+         * @enum {string}
+         */
+        IndicatorScope: "provider" | "department";
+        /** @description Every indicator of one provider or department for one period. */
+        IndicatorSet: {
+            scope: components["schemas"]["IndicatorScope"];
             id: string;
             name: string;
-            checks: components["schemas"]["CheckKind"][];
-            /**
-             * Format: int64
-             * @description Local hour (Asia/Shanghai, 0–23) of the daily run.
-             */
-            hour: number;
-            /** @description `platform` (the platform admin's) or `auditor` (audit chain verification). */
-            owner: string;
-            enabled: boolean;
-            /** @description The local day (YYYY-MM-DD) of the last scheduled run. */
-            last_day?: string | null;
-            created_by: string;
-            created_at: components["schemas"]["Timestamp"];
-        };
-        InspectionRun: {
-            id: string;
-            plan_id: string;
-            plan_name: string;
-            /** @description `schedule` or `manual`. */
-            trigger: string;
-            started_at: components["schemas"]["Timestamp"];
-            finished_at: components["schemas"]["Timestamp"];
-            passed: boolean;
-            /** Format: int64 */
-            checks: number;
-            /** Format: int64 */
-            failed: number;
-            results: components["schemas"]["CheckResult"][];
-        };
-        /** @description A provider's inspection results in a period. */
-        InspectionStats: {
-            /** Format: int64 */
-            checks: number;
-            /** Format: int64 */
-            passed: number;
-            /** Format: int64 */
-            failed: number;
+            /** @description `YYYY-MM` (Asia/Shanghai). */
+            period: string;
+            /** @description The period's bounds as used: `[from, to)`, `to` capped at the time of computing. */
+            from: components["schemas"]["Timestamp"];
+            to: components["schemas"]["Timestamp"];
+            computed_at: components["schemas"]["Timestamp"];
+            indicators: components["schemas"]["Indicator"][];
         };
         Instance: {
             id: components["schemas"]["InstanceId"];
@@ -4114,8 +4136,6 @@ export interface components {
                 for_secs: number;
                 /** Format: int64 */
                 crash_count?: number | null;
-                /** @description Opens a ticket when it fires. */
-                open_ticket?: boolean;
                 created_by: string;
                 created_at: components["schemas"]["Timestamp"];
             }[];
@@ -4367,6 +4387,50 @@ export interface components {
             }[];
         };
         /** @description A list returned whole (small collections: providers, zones, flavors, …). */
+        List_IdleFinding: {
+            items: {
+                id: string;
+                kind: components["schemas"]["IdleKind"];
+                /** @description `instance` or `volume`. */
+                resource_type: string;
+                resource_id: string;
+                resource_name: string;
+                department_id: string;
+                project_id: string;
+                provider_id?: string | null;
+                recommendation: components["schemas"]["Recommendation"];
+                /** @description For `downsize`: the flavor to resize to. */
+                target_flavor?: string | null;
+                /** @description What was measured (p95 CPU and samples, or since when it is stopped / detached). */
+                evidence: unknown;
+                /**
+                 * Format: int64
+                 * @description Capacity the recommendation frees.
+                 */
+                vcpus: number;
+                /** Format: int64 */
+                memory_mib: number;
+                /** Format: int64 */
+                disk_gib: number;
+                /**
+                 * Format: int64
+                 * @description Monthly cost it frees, fen, under the provider's prices in force (`None`: no price
+                 *     list).
+                 */
+                monthly_fen?: number | null;
+                state: components["schemas"]["IdleState"];
+                request_id?: string | null;
+                /** @description The reason given when dismissed. */
+                reason?: string | null;
+                decided_by?: string | null;
+                detected_at: components["schemas"]["Timestamp"];
+                updated_at: components["schemas"]["Timestamp"];
+                reclaimed_at?: null | components["schemas"]["Timestamp"];
+                /** Format: int64 */
+                generation: number;
+            }[];
+        };
+        /** @description A list returned whole (small collections: providers, zones, flavors, …). */
         List_Image: {
             items: {
                 id: components["schemas"]["ImageId"];
@@ -4380,41 +4444,18 @@ export interface components {
             }[];
         };
         /** @description A list returned whole (small collections: providers, zones, flavors, …). */
-        List_InspectionPlan: {
+        List_IndicatorSet: {
             items: {
+                scope: components["schemas"]["IndicatorScope"];
                 id: string;
                 name: string;
-                checks: components["schemas"]["CheckKind"][];
-                /**
-                 * Format: int64
-                 * @description Local hour (Asia/Shanghai, 0–23) of the daily run.
-                 */
-                hour: number;
-                /** @description `platform` (the platform admin's) or `auditor` (audit chain verification). */
-                owner: string;
-                enabled: boolean;
-                /** @description The local day (YYYY-MM-DD) of the last scheduled run. */
-                last_day?: string | null;
-                created_by: string;
-                created_at: components["schemas"]["Timestamp"];
-            }[];
-        };
-        /** @description A list returned whole (small collections: providers, zones, flavors, …). */
-        List_InspectionRun: {
-            items: {
-                id: string;
-                plan_id: string;
-                plan_name: string;
-                /** @description `schedule` or `manual`. */
-                trigger: string;
-                started_at: components["schemas"]["Timestamp"];
-                finished_at: components["schemas"]["Timestamp"];
-                passed: boolean;
-                /** Format: int64 */
-                checks: number;
-                /** Format: int64 */
-                failed: number;
-                results: components["schemas"]["CheckResult"][];
+                /** @description `YYYY-MM` (Asia/Shanghai). */
+                period: string;
+                /** @description The period's bounds as used: `[from, to)`, `to` capped at the time of computing. */
+                from: components["schemas"]["Timestamp"];
+                to: components["schemas"]["Timestamp"];
+                computed_at: components["schemas"]["Timestamp"];
+                indicators: components["schemas"]["Indicator"][];
             }[];
         };
         /** @description A list returned whole (small collections: providers, zones, flavors, …). */
@@ -4517,6 +4558,22 @@ export interface components {
             }[];
         };
         /** @description A list returned whole (small collections: providers, zones, flavors, …). */
+        List_OpsReport: {
+            items: {
+                id: string;
+                month: string;
+                /** @description `None`: the whole platform. */
+                provider_id?: string | null;
+                title: string;
+                /** Format: int64 */
+                pdf_bytes: number;
+                /** Format: int64 */
+                xlsx_bytes: number;
+                created_by: string;
+                created_at: components["schemas"]["Timestamp"];
+            }[];
+        };
+        /** @description A list returned whole (small collections: providers, zones, flavors, …). */
         List_PriceVersion: {
             items: {
                 id: components["schemas"]["PriceVersionId"];
@@ -4553,10 +4610,24 @@ export interface components {
                 closed: boolean;
                 total: components["schemas"]["Money"];
                 departments: components["schemas"]["ProviderBillDepartment"][];
-                /** @description Adjustment lines (the SLA credit of 服务质量考核 is one, negative). */
-                adjustments: components["schemas"]["ProviderBillAdjustment"][];
-                /** @description `total` plus the adjustments: what the city pays. */
-                payable: components["schemas"]["Money"];
+            }[];
+        };
+        /** @description A list returned whole (small collections: providers, zones, flavors, …). */
+        List_ReclaimedCapacity: {
+            items: {
+                /** @description `YYYY-MM` of the reclaim (Asia/Shanghai). */
+                month: string;
+                department_id: string;
+                /** Format: int64 */
+                findings: number;
+                /** Format: int64 */
+                vcpus: number;
+                /** Format: int64 */
+                memory_mib: number;
+                /** Format: int64 */
+                disk_gib: number;
+                /** Format: int64 */
+                monthly_fen: number;
             }[];
         };
         /** @description A list returned whole (small collections: providers, zones, flavors, …). */
@@ -4610,49 +4681,6 @@ export interface components {
             }[];
         };
         /** @description A list returned whole (small collections: providers, zones, flavors, …). */
-        List_SlaScore: {
-            items: {
-                month: string;
-                provider_id: string;
-                provider_name: string;
-                /**
-                 * Format: int64
-                 * @description Instance-minutes the provider's instances were billed as running.
-                 */
-                service_minutes: number;
-                /**
-                 * Format: int64
-                 * @description Of those, minutes an instance was unreachable (see ARCHITECTURE.md).
-                 */
-                down_minutes: number;
-                /** Format: int64 */
-                availability_ppm: number;
-                tickets: components["schemas"]["TicketStats"];
-                inspections: components["schemas"]["InspectionStats"];
-                /** @description availability, timeliness, inspection, satisfaction (each 0–100). */
-                parts: number[];
-                weights: components["schemas"]["SlaWeights"];
-                /**
-                 * Format: double
-                 * @description 0–100.
-                 */
-                score: number;
-                /**
-                 * Format: int64
-                 * @description What the city owes the provider for the month before the credit (fen).
-                 */
-                fee_fen: number;
-                /** Format: int64 */
-                credit_pct: number;
-                /**
-                 * Format: int64
-                 * @description The credit taken off the provider's bill (fen, ≥ 0).
-                 */
-                credit_fen: number;
-                computed_at: components["schemas"]["Timestamp"];
-            }[];
-        };
-        /** @description A list returned whole (small collections: providers, zones, flavors, …). */
         List_StoragePool: {
             items: {
                 id: components["schemas"]["StoragePoolId"];
@@ -4699,46 +4727,13 @@ export interface components {
             }[];
         };
         /** @description A list returned whole (small collections: providers, zones, flavors, …). */
-        List_Ticket: {
+        List_TrendPoint: {
             items: {
-                id: string;
-                kind: components["schemas"]["TicketKind"];
-                priority: components["schemas"]["TicketPriority"];
-                state: components["schemas"]["TicketState"];
-                title: string;
-                description: string;
-                department_id?: string | null;
-                provider_id?: string | null;
-                /** @description `instance`, `volume` or `host` when the ticket is about one resource. */
-                subject_kind?: string | null;
-                subject_id?: string | null;
-                /** @description `user`, `alert` or `inspection`. */
-                source: string;
-                source_key?: string | null;
-                opened_by: string;
-                opened_at: components["schemas"]["Timestamp"];
-                /** @description Response deadline (accept by then). */
-                respond_by: components["schemas"]["Timestamp"];
-                /** @description Resolution deadline. */
-                resolve_by: components["schemas"]["Timestamp"];
-                responded_at?: null | components["schemas"]["Timestamp"];
-                resolved_at?: null | components["schemas"]["Timestamp"];
-                closed_at?: null | components["schemas"]["Timestamp"];
-                assignee?: string | null;
-                /**
-                 * Format: int64
-                 * @description How many deadlines it has missed so far (0, 1 or 2): each one escalates it.
-                 */
-                escalation: number;
-                response_missed: boolean;
-                resolution_missed: boolean;
-                /**
-                 * Format: int64
-                 * @description The department's satisfaction rating, 1–5.
-                 */
-                rating?: number | null;
-                /** Format: int64 */
-                generation: number;
+                month: string;
+                /** @description Indicator name → value, of the month's last snapshot (the current month: now). */
+                values: {
+                    [key: string]: number | null;
+                };
             }[];
         };
         /** @description A list returned whole (small collections: providers, zones, flavors, …). */
@@ -4984,8 +4979,6 @@ export interface components {
              * @description Crash rules: crashes within an hour that fire the alert (1–100).
              */
             crash_count?: number | null;
-            /** @description Open a ticket (工单, priority L2) to the provider when the alert fires. */
-            open_ticket?: boolean;
         };
         NewEventRule: {
             name: string;
@@ -5002,17 +4995,6 @@ export interface components {
              * @description …within 1–1440 minutes.
              */
             window_minutes: number;
-        };
-        NewInspectionPlan: {
-            /** @description 1–64 characters, unique. */
-            name: string;
-            /** @description One or more checks; `audit_chain` only alone, in the auditor's plans. */
-            checks: components["schemas"]["CheckKind"][];
-            /**
-             * Format: int64
-             * @description Local hour (Asia/Shanghai, 0–23); default 2.
-             */
-            hour?: number | null;
         };
         NewPriceVersion: {
             provider_id: components["schemas"]["ProviderId"];
@@ -5043,6 +5025,13 @@ export interface components {
             /** @description An `.xlsx` file, base64-encoded. */
             xlsx_base64?: string | null;
         };
+        /** @description What the supervisor asks for. */
+        NewReport: {
+            /** @description `YYYY-MM`; a month that has begun (the current one: up to now). */
+            month: string;
+            /** @description A provider's report; absent for the whole platform's. */
+            provider_id?: string | null;
+        };
         /** @description A new silence: no notices for alerts about the scope's targets during the window. */
         NewSilence: {
             scope: components["schemas"]["MetricScope"];
@@ -5052,26 +5041,6 @@ export interface components {
             ends_at: components["schemas"]["Timestamp"];
             /** @description Why (1–200 characters), e.g. "planned maintenance". */
             reason: string;
-        };
-        /**
-         * @description A new ticket. About one resource (`subject_kind` + `subject_id`: it goes to the
-         *     provider that runs it) or general (then `provider_id` chooses the provider).
-         */
-        NewTicket: {
-            kind: components["schemas"]["TicketKind"];
-            priority: components["schemas"]["TicketPriority"];
-            /** @description 1–100 characters. */
-            title: string;
-            description?: string;
-            /** @description `instance`, `volume` or `host`. */
-            subject_kind?: string | null;
-            subject_id?: string | null;
-            provider_id?: string | null;
-            /**
-             * @description The department it is for (general tickets of department people; derived from the
-             *     resource otherwise).
-             */
-            department_id?: string | null;
         };
         NewVulnImport: {
             /** @description A name for the file (shown with the import). */
@@ -5112,7 +5081,7 @@ export interface components {
          * @description What happened; each kind has a zh-CN and an English template (subject and body).
          * @enum {string}
          */
-        NoticeKind: "approval_needed" | "approval_reminder" | "request_approved" | "request_rejected" | "request_returned" | "delivery_needed" | "request_delivered" | "delivery_failed" | "lease_ending" | "lease_expired" | "released" | "restored" | "purged" | "budget_threshold" | "alert_firing" | "alert_resolved" | "security_alert" | "vulnerability_overdue" | "ticket_opened" | "ticket_escalated";
+        NoticeKind: "approval_needed" | "approval_reminder" | "request_approved" | "request_rejected" | "request_returned" | "delivery_needed" | "request_delivered" | "delivery_failed" | "lease_ending" | "lease_expired" | "released" | "restored" | "purged" | "budget_threshold" | "alert_firing" | "alert_resolved" | "security_alert" | "vulnerability_overdue" | "report_ready";
         /** Format: uuid */
         NotificationId: string;
         /** @description How an OpenStack provider authenticates. */
@@ -5164,6 +5133,20 @@ export interface components {
             projects: components["schemas"]["ProjectMapping"][];
             zones: components["schemas"]["ZoneMapping"][];
             adoption: components["schemas"]["AdoptionMode"];
+        };
+        /** @description A stored monthly operations report. */
+        OpsReport: {
+            id: string;
+            month: string;
+            /** @description `None`: the whole platform. */
+            provider_id?: string | null;
+            title: string;
+            /** Format: int64 */
+            pdf_bytes: number;
+            /** Format: int64 */
+            xlsx_bytes: number;
+            created_by: string;
+            created_at: components["schemas"]["Timestamp"];
         };
         /**
          * @description How a recorded call ended.
@@ -5628,18 +5611,6 @@ export interface components {
             closed: boolean;
             total: components["schemas"]["Money"];
             departments: components["schemas"]["ProviderBillDepartment"][];
-            /** @description Adjustment lines (the SLA credit of 服务质量考核 is one, negative). */
-            adjustments: components["schemas"]["ProviderBillAdjustment"][];
-            /** @description `total` plus the adjustments: what the city pays. */
-            payable: components["schemas"]["Money"];
-        };
-        ProviderBillAdjustment: {
-            /** @description Where the line comes from: `sla`. */
-            source: string;
-            /** @description Fen; negative takes money off. */
-            amount: components["schemas"]["Money"];
-            reason: string;
-            created_at: components["schemas"]["Timestamp"];
         };
         ProviderBillDepartment: {
             department_id: components["schemas"]["DepartmentId"];
@@ -5724,6 +5695,35 @@ export interface components {
              */
             step?: number | null;
         };
+        /** @description Optional generation of a decision. */
+        ReclaimBody: {
+            /**
+             * Format: int64
+             * @description The finding's generation as the caller saw it (409 when it moved meanwhile).
+             */
+            generation?: number | null;
+        };
+        /** @description Freed capacity per month and department (reclaimed findings). */
+        ReclaimedCapacity: {
+            /** @description `YYYY-MM` of the reclaim (Asia/Shanghai). */
+            month: string;
+            department_id: string;
+            /** Format: int64 */
+            findings: number;
+            /** Format: int64 */
+            vcpus: number;
+            /** Format: int64 */
+            memory_mib: number;
+            /** Format: int64 */
+            disk_gib: number;
+            /** Format: int64 */
+            monthly_fen: number;
+        };
+        /**
+         * @description What to do with an idle resource.
+         * @enum {string}
+         */
+        Recommendation: "release" | "downsize";
         Reconciliation: {
             id: string;
             provider_id: components["schemas"]["ProviderId"];
@@ -5760,6 +5760,10 @@ export interface components {
          * @enum {string}
          */
         RecoveryOutcome: "pending" | "restarted" | "left_stopped" | "lost" | "failed";
+        /** @description How many indicator sets were computed. */
+        Refreshed: {
+            sets: number;
+        };
         ReleaseInstance: {
             /** @description Why (at most 200 characters), shown in the recycle bin and the instance's events. */
             reason?: string | null;
@@ -6244,72 +6248,6 @@ export interface components {
             latency_max_ms?: number;
         };
         /**
-         * @description Availability below `below_ppm` (parts per million: 999900 is 99.99 %) takes
-         *     `credit_pct` percent off the month's fee.
-         */
-        SlaBand: {
-            /** Format: int64 */
-            below_ppm: number;
-            /** Format: int64 */
-            credit_pct: number;
-        };
-        SlaPolicy: {
-            weights: components["schemas"]["SlaWeights"];
-            bands: components["schemas"]["SlaBand"][];
-        };
-        /** @description A provider's score of a month, with everything it was computed from. */
-        SlaScore: {
-            month: string;
-            provider_id: string;
-            provider_name: string;
-            /**
-             * Format: int64
-             * @description Instance-minutes the provider's instances were billed as running.
-             */
-            service_minutes: number;
-            /**
-             * Format: int64
-             * @description Of those, minutes an instance was unreachable (see ARCHITECTURE.md).
-             */
-            down_minutes: number;
-            /** Format: int64 */
-            availability_ppm: number;
-            tickets: components["schemas"]["TicketStats"];
-            inspections: components["schemas"]["InspectionStats"];
-            /** @description availability, timeliness, inspection, satisfaction (each 0–100). */
-            parts: number[];
-            weights: components["schemas"]["SlaWeights"];
-            /**
-             * Format: double
-             * @description 0–100.
-             */
-            score: number;
-            /**
-             * Format: int64
-             * @description What the city owes the provider for the month before the credit (fen).
-             */
-            fee_fen: number;
-            /** Format: int64 */
-            credit_pct: number;
-            /**
-             * Format: int64
-             * @description The credit taken off the provider's bill (fen, ≥ 0).
-             */
-            credit_fen: number;
-            computed_at: components["schemas"]["Timestamp"];
-        };
-        /** @description Weights of the four parts of the score, whole percent, summing to 100. */
-        SlaWeights: {
-            /** Format: int64 */
-            availability: number;
-            /** Format: int64 */
-            timeliness: number;
-            /** Format: int64 */
-            inspection: number;
-            /** Format: int64 */
-            satisfaction: number;
-        };
-        /**
          * @description The scope an approval step's role is held at, relative to the request.
          * @enum {string}
          */
@@ -6419,138 +6357,62 @@ export interface components {
             /** @description When the replica last reported (a replica that stopped reporting is gone). */
             heartbeat: components["schemas"]["Timestamp"];
         };
-        Ticket: {
-            id: string;
-            kind: components["schemas"]["TicketKind"];
-            priority: components["schemas"]["TicketPriority"];
-            state: components["schemas"]["TicketState"];
-            title: string;
-            description: string;
-            department_id?: string | null;
-            provider_id?: string | null;
-            /** @description `instance`, `volume` or `host` when the ticket is about one resource. */
-            subject_kind?: string | null;
-            subject_id?: string | null;
-            /** @description `user`, `alert` or `inspection`. */
-            source: string;
-            source_key?: string | null;
-            opened_by: string;
-            opened_at: components["schemas"]["Timestamp"];
-            /** @description Response deadline (accept by then). */
-            respond_by: components["schemas"]["Timestamp"];
-            /** @description Resolution deadline. */
-            resolve_by: components["schemas"]["Timestamp"];
-            responded_at?: null | components["schemas"]["Timestamp"];
-            resolved_at?: null | components["schemas"]["Timestamp"];
-            closed_at?: null | components["schemas"]["Timestamp"];
-            assignee?: string | null;
-            /**
-             * Format: int64
-             * @description How many deadlines it has missed so far (0, 1 or 2): each one escalates it.
-             */
-            escalation: number;
-            response_missed: boolean;
-            resolution_missed: boolean;
-            /**
-             * Format: int64
-             * @description The department's satisfaction rating, 1–5.
-             */
-            rating?: number | null;
-            /** Format: int64 */
-            generation: number;
-        };
-        /** @description The department confirms the resolution and rates the service. */
-        TicketClose: {
-            /**
-             * Format: int64
-             * @description Satisfaction 1–5 (required when the ticket is a department's).
-             */
-            rating?: number | null;
-            note?: string;
-            /** Format: int64 */
-            generation?: number | null;
-        };
-        TicketDetail: components["schemas"]["Ticket"] & {
-            timeline: components["schemas"]["TicketEvent"][];
-        };
-        TicketEvent: {
-            id: string;
-            ticket_id: string;
-            at: components["schemas"]["Timestamp"];
-            /** @description The user's name, or `system` for timers, alerts and inspections. */
-            actor: string;
-            /**
-             * @description open, accept, resolve, close, reopen, comment, escalate_response,
-             *     escalate_resolution, alert_resolved, inspection_failed.
-             */
-            action: string;
-            note: string;
-        };
-        /** @enum {string} */
-        TicketKind: "fault" | "service_request" | "change" | "consultation";
-        /**
-         * @description L1 is the most urgent.
-         * @enum {string}
-         */
-        TicketPriority: "l1" | "l2" | "l3" | "l4";
-        /** @description The deadlines of every priority (set by the platform admin). */
-        TicketSettings: {
-            deadlines: components["schemas"]["Deadline"][];
-        };
-        /** @enum {string} */
-        TicketState: "open" | "accepted" | "resolved" | "closed";
-        /**
-         * @description A provider's tickets opened in a period, as the SLA score and the supervision
-         *     indicators read them. A deadline is *due* once it has passed or been met; tickets
-         *     whose deadline is still ahead and unmet count in neither.
-         */
-        TicketStats: {
-            /** Format: int64 */
-            opened: number;
-            /**
-             * Format: int64
-             * @description Closed (by the department) so far.
-             */
-            closed: number;
-            /** Format: int64 */
-            response_due: number;
-            /** Format: int64 */
-            response_met: number;
-            /** Format: int64 */
-            resolution_due: number;
-            /** Format: int64 */
-            resolution_met: number;
-            /**
-             * Format: int64
-             * @description Tickets that missed at least one deadline.
-             */
-            escalated: number;
-            /** Format: int64 */
-            ratings: number;
-            /** Format: int64 */
-            rating_sum: number;
-            /**
-             * Format: double
-             * @description Average rating (1–5), absent without ratings.
-             */
-            satisfaction_avg?: number | null;
-        };
-        /** @description A note on a step (accept, resolve, reopen, comment). */
-        TicketStep: {
-            /** @description Up to 2000 characters (required for comments and reopening). */
-            note?: string;
-            /** @description Accept only: who works on it (default: the caller's user name). */
-            assignee?: string | null;
-            /**
-             * Format: int64
-             * @description The ticket's generation the step was decided on (optional).
-             */
-            generation?: number | null;
-        };
         /** Format: date-time */
         Timestamp: string;
         /** Format: uuid */
         TokenId: string;
+        /** @description Platform (or department) totals, each summed from the sets shown beside it. */
+        Totals: {
+            /** Format: int64 */
+            providers: number;
+            /** Format: int64 */
+            departments: number;
+            /** Format: int64 */
+            hosts: number;
+            /** Format: int64 */
+            hosts_up: number;
+            /** Format: int64 */
+            instances: number;
+            /** Format: int64 */
+            instances_running: number;
+            /** Format: int64 */
+            vcpus_allocatable: number;
+            /** Format: int64 */
+            vcpus_used: number;
+            /**
+             * Format: double
+             * @description Mean of the providers' (department: the departments') real CPU utilisation.
+             */
+            cpu_utilisation?: number | null;
+            /** Format: int64 */
+            spend_fen: number;
+            /** Format: int64 */
+            idle_open: number;
+            /** Format: int64 */
+            idle_monthly_fen: number;
+            /** Format: int64 */
+            alerts_firing: number;
+            /** Format: int64 */
+            security_events: number;
+            /** Format: int64 */
+            security_blocked: number;
+        };
+        /** @description One month of the trend. */
+        TrendMonth: {
+            month: string;
+            /** Format: double */
+            cpu_utilisation?: number | null;
+            /** Format: int64 */
+            spend_fen: number;
+        };
+        /** @description One month of a trend. */
+        TrendPoint: {
+            month: string;
+            /** @description Indicator name → value, of the month's last snapshot (the current month: now). */
+            values: {
+                [key: string]: number | null;
+            };
+        };
         UnreadCount: {
             /** Format: int64 */
             unread: number;
@@ -8911,6 +8773,190 @@ export interface operations {
             };
         };
     };
+    list_idle_resources: {
+        parameters: {
+            query?: {
+                /**
+                 * @description `open`, `reclaiming`, `reclaimed`, `dismissed`, `cleared` or `all` (default: open
+                 *     and reclaiming).
+                 */
+                state?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["List_IdleFinding"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    reclaimed_capacity: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["List_ReclaimedCapacity"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    dismiss_idle_resource: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DismissBody"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IdleFinding"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    reclaim_idle_resource: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ReclaimBody"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IdleFinding"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_idle_settings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IdleSettings"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    update_idle_settings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["IdleSettings"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IdleSettings"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     list_images: {
         parameters: {
             query?: never;
@@ -8957,179 +9003,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Image"];
-                };
-            };
-            default: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-        };
-    };
-    list_inspection_plans: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["List_InspectionPlan"];
-                };
-            };
-            default: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-        };
-    };
-    create_inspection_plan: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["NewInspectionPlan"];
-            };
-        };
-        responses: {
-            201: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["InspectionPlan"];
-                };
-            };
-            default: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-        };
-    };
-    delete_inspection_plan: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            204: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content?: never;
-            };
-            default: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-        };
-    };
-    run_inspection_plan: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            201: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["InspectionRun"];
-                };
-            };
-            default: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-        };
-    };
-    list_inspection_runs: {
-        parameters: {
-            query?: {
-                /** @description Newest runs, 1–1000 (default 100). */
-                limit?: number;
-            };
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["List_InspectionRun"];
-                };
-            };
-            default: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-        };
-    };
-    get_inspection_run: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["InspectionRun"];
                 };
             };
             default: {
@@ -11962,123 +11835,6 @@ export interface operations {
             };
         };
     };
-    get_sla_policy: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["SlaPolicy"];
-                };
-            };
-            default: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-        };
-    };
-    set_sla_policy: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["SlaPolicy"];
-            };
-        };
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["SlaPolicy"];
-                };
-            };
-            default: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-        };
-    };
-    list_sla_scores: {
-        parameters: {
-            query?: {
-                /** @description YYYY-MM; all stored months when absent. */
-                month?: string;
-            };
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["List_SlaScore"];
-                };
-            };
-            default: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-        };
-    };
-    compute_sla_scores: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                month: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["List_SlaScore"];
-                };
-            };
-            default: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-        };
-    };
     list_storage_pools: {
         parameters: {
             query?: never;
@@ -12153,6 +11909,285 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    supervision_dashboard: {
+        parameters: {
+            query?: {
+                /** @description `YYYY-MM` (default: the current month). */
+                period?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Dashboard"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    rank_departments: {
+        parameters: {
+            query?: {
+                /** @description `YYYY-MM` (default: the current month). */
+                period?: string;
+                /**
+                 * @description A department indicator's name to rank by, highest first (default
+                 *     `cpu_utilisation`; e.g. `spend`).
+                 */
+                sort?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["List_IndicatorSet"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_indicators: {
+        parameters: {
+            query: {
+                /** @description `provider` or `department`. */
+                scope: string;
+                /** @description The provider's or department's id. */
+                id: string;
+                /** @description `YYYY-MM` (default: the current month). */
+                period?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IndicatorSet"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    compare_providers: {
+        parameters: {
+            query?: {
+                /** @description `YYYY-MM` (default: the current month). */
+                period?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["List_IndicatorSet"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    refresh_indicators: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Refreshed"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_ops_reports: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["List_OpsReport"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_ops_report: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewReport"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpsReport"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    download_ops_report: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                /** @description pdf or xlsx */
+                format: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The PDF or the XLSX workbook */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/pdf": unknown;
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    indicator_trends: {
+        parameters: {
+            query: {
+                /** @description `provider` or `department`. */
+                scope: string;
+                id: string;
+                /** @description How many months up to the current one, 1–24 (default 6). */
+                months?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["List_TrendPoint"];
+                };
             };
             default: {
                 headers: {
@@ -12264,322 +12299,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["List_TaskStatus"];
-                };
-            };
-            default: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-        };
-    };
-    get_ticket_settings: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["TicketSettings"];
-                };
-            };
-            default: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-        };
-    };
-    set_ticket_settings: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["TicketSettings"];
-            };
-        };
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["TicketSettings"];
-                };
-            };
-            default: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-        };
-    };
-    list_tickets: {
-        parameters: {
-            query?: {
-                /** @description open, accepted, resolved or closed. */
-                state?: string;
-                provider_id?: string;
-                /** @description Newest tickets, 1–1000 (default 200). */
-                limit?: number;
-            };
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["List_Ticket"];
-                };
-            };
-            default: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-        };
-    };
-    open_ticket: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["NewTicket"];
-            };
-        };
-        responses: {
-            201: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Ticket"];
-                };
-            };
-            default: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-        };
-    };
-    get_ticket: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["TicketDetail"];
-                };
-            };
-            default: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-        };
-    };
-    accept_ticket: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                id: string;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["TicketStep"];
-            };
-        };
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["TicketDetail"];
-                };
-            };
-            default: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-        };
-    };
-    close_ticket: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                id: string;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["TicketClose"];
-            };
-        };
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["TicketDetail"];
-                };
-            };
-            default: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-        };
-    };
-    comment_ticket: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                id: string;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["TicketStep"];
-            };
-        };
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["TicketDetail"];
-                };
-            };
-            default: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-        };
-    };
-    reopen_ticket: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                id: string;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["TicketStep"];
-            };
-        };
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["TicketDetail"];
-                };
-            };
-            default: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-        };
-    };
-    resolve_ticket: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                id: string;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["TicketStep"];
-            };
-        };
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["TicketDetail"];
                 };
             };
             default: {

@@ -232,6 +232,13 @@ fn expected(f: &Fixture, a: Action) -> (usize, Vec<Holder>) {
         InspectionManage(auditor) => if auditor { &[Aud][..] } else { &[Pa][..] },
         SlaRead => [Pa, Sup, Fin, Po],
         SlaManage => [Sup],
+        SupervisionRead(d) => match d {
+            None => &[Pa, Sup][..],
+            Some(_) => &[Pa, Sup, Da][..],
+        },
+        SupervisionManage => [Sup],
+        IdleReclaim(_) => [Da],
+        IdleSettingsManage => [Pa],
     }
 }
 
@@ -357,6 +364,11 @@ pub(super) fn samples(f: &Fixture) -> Vec<Action> {
         InspectionManage(true),
         SlaRead,
         SlaManage,
+        SupervisionRead(None),
+        SupervisionRead(Some(d)),
+        SupervisionManage,
+        IdleReclaim(d),
+        IdleSettingsManage,
     ];
     for r in Role::ALL {
         for s in [Scope::Platform, dept, proj] {

@@ -22,6 +22,7 @@ pub mod projects;
 pub mod requests;
 pub mod secev;
 pub mod security;
+pub mod supervision;
 pub mod system;
 pub mod tokens;
 pub mod users;
@@ -63,6 +64,7 @@ use zy_model::Error;
         (name = "networks", description = "虚拟网络：VPC、子网、网卡、安全组、外部网络与弹性IP / virtual networks, security groups and elastic IPs"),
         (name = "metrics", description = "监控与告警：指标历史、告警规则、告警与静默 / monitoring: metrics history, alert rules, alerts and silences"),
         (name = "operations", description = "运维：工单、巡检、服务质量考核 / operations: tickets, inspections, provider SLA scores"),
+        (name = "supervision", description = "监管：指标、监管大屏、闲置资源与运维报告 / supervision: indicators, dashboard, idle resources and operations reports"),
         (name = "system", description = "运行状态与后台任务 / health, metrics, background tasks and sagas"),
     )
 )]
@@ -367,6 +369,25 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(secev::vulnerability_counts))
         .routes(routes!(secev::import_vulnerabilities))
         .routes(routes!(secev::set_vulnerability_state))
+        .routes(routes!(supervision::get_indicators))
+        .routes(routes!(supervision::compare_providers))
+        .routes(routes!(supervision::rank_departments))
+        .routes(routes!(supervision::indicator_trends))
+        .routes(routes!(supervision::supervision_dashboard))
+        .routes(routes!(supervision::refresh_indicators))
+        .routes(routes!(
+            supervision::list_ops_reports,
+            supervision::create_ops_report
+        ))
+        .routes(routes!(supervision::download_ops_report))
+        .routes(routes!(supervision::list_idle_resources))
+        .routes(routes!(supervision::reclaimed_capacity))
+        .routes(routes!(supervision::reclaim_idle_resource))
+        .routes(routes!(supervision::dismiss_idle_resource))
+        .routes(routes!(
+            supervision::get_idle_settings,
+            supervision::update_idle_settings
+        ))
         .routes(routes!(system::healthz))
         .routes(routes!(system::readyz))
         .routes(routes!(system::metrics))

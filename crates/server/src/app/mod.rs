@@ -30,6 +30,7 @@ pub mod secev_demo;
 pub mod security;
 pub mod sla;
 pub mod tickets;
+pub mod supervision;
 pub mod tokens;
 pub mod users;
 pub mod volumes;

@@ -296,6 +296,24 @@ const TABLE: &[(&str, [u16; 9], Elsewhere)] = &[
     ("compute_sla_scores",      [403, 403, 403, 200, 403, 403, 403, 403, 401], Same),
     ("get_sla_policy",          [200, 403, 403, 200, 200, 200, 403, 403, 401], Same),
     ("set_sla_policy",          [403, 403, 403, 200, 403, 403, 403, 403, 401], Same),
+    // Supervision: the supervisor (and the platform admin) see every provider and
+    // department; a department admin only their own department's figures and idle
+    // resources, which only they reclaim or dismiss.
+    ("get_indicators",          [200, 403, 403, 200, 403, 403, 200, 403, 401], R403),
+    ("compare_providers",       [200, 403, 403, 200, 403, 403, 403, 403, 401], Same),
+    ("rank_departments",        [200, 403, 403, 200, 403, 403, 200, 403, 401], Hidden),
+    ("indicator_trends",        [200, 403, 403, 200, 403, 403, 200, 403, 401], R403),
+    ("supervision_dashboard",   [200, 403, 403, 200, 403, 403, 200, 403, 401], Hidden),
+    ("refresh_indicators",      [403, 403, 403, 200, 403, 403, 403, 403, 401], Same),
+    ("list_ops_reports",        [200, 403, 403, 200, 403, 403, 403, 403, 401], Same),
+    ("create_ops_report",       [403, 403, 403, 201, 403, 403, 403, 403, 401], Same),
+    ("download_ops_report",     [200, 403, 403, 200, 403, 403, 403, 403, 401], Same),
+    ("list_idle_resources",     [200, 403, 403, 200, 403, 403, 200, 403, 401], Hidden),
+    ("reclaimed_capacity",      [200, 403, 403, 200, 403, 403, 200, 403, 401], Hidden),
+    ("reclaim_idle_resource",   [403, 403, 403, 403, 403, 403, 200, 403, 401], R403),
+    ("dismiss_idle_resource",   [403, 403, 403, 403, 403, 403, 200, 403, 401], R403),
+    ("get_idle_settings",       [200, 403, 403, 200, 403, 403, 200, 403, 401], Same),
+    ("update_idle_settings",    [200, 403, 403, 403, 403, 403, 403, 403, 401], Same),
 ];
 
 /// The first caller (in column order) the table lets call `op` successfully.

@@ -380,7 +380,7 @@ for r in ET.fromstring(z.read('xl/worksheets/sheet1.xml')).findall('.//m:row', n
 /// Fetches a PDF and checks that `pdftotext` finds every one of `want` in it. Without
 /// pdftotext the check is skipped, unless `ZY_REQUIRE_PDFTOTEXT` (set by `cargo xtask
 /// test`, which installs poppler) makes that a failure.
-async fn pdf_says(s: &Session, path: &str, want: &[&str]) {
+pub(crate) async fn pdf_says(s: &Session, path: &str, want: &[&str]) {
     let mut rq = s.http.get(format!("{}{path}", s.url));
     if let Some(b) = &s.bearer {
         rq = rq.bearer_auth(b);

@@ -23,5 +23,6 @@ mod operations;
 mod requests;
 mod sagas;
 mod secev;
+mod supervision;
 mod tenancy;
 mod world;

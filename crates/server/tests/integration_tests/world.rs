@@ -362,6 +362,36 @@ impl<'a> World<'a> {
         b["id"].as_str().expect("volume id").to_string()
     }
 
+    /// An open idle finding about a new volume of the home project (written as the idle
+    /// task would, so reclaiming it deletes the volume).
+    pub async fn idle_finding(&self) -> String {
+        let v = self.volume().await;
+        let id = uuid::Uuid::now_v7().to_string();
+        let now = zy_model::time::Timestamp::now().0;
+        crate::common::sql(
+            self.ts,
+            &format!(
+                "INSERT INTO idle_findings (id, kind, resource_type, resource_id, resource_name, department_id, project_id, \
+                 recommendation, evidence, disk_gib, state, detected_at, updated_at) VALUES \
+                 ('{id}', 'unattached', 'volume', '{v}', 'vol', '{}', '{}', 'release', '{{}}', 10, 'open', {now}, {now})",
+                self.d, self.p
+            ),
+        )
+        .await;
+        id
+    }
+
+    /// A stored operations report of the current month.
+    pub async fn ops_report(&self) -> String {
+        let month = zy_server::app::billing::month_of(zy_model::time::Timestamp::now());
+        let (st, b) = self
+            .session(Caller::Supervisor)
+            .post("/v1/supervision/reports", json!({ "month": month }))
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{b}");
+        b["id"].as_str().expect("report id").to_string()
+    }
+
     /// A new VPC of the home project with one subnet: (vpc id, subnet id).
     pub async fn vpc(&self) -> (String, String) {
         let n = self.fresh();
@@ -1179,6 +1209,21 @@ impl<'a> World<'a> {
             "vulnerability_counts" => req(Method::GET, format!("/v1/vulnerabilities/counts?by=department&department_id={d}"), None),
             "import_vulnerabilities" => req(Method::POST, "/v1/vulnerability-imports", Some(json!({ "source": "scan.csv", "format": "csv", "content": format!("address,port,vuln_id,title,severity\n198.18.{}.{},22,SSH-1,弱口令,high\n", n / 256 % 256, n % 256) }))),
             "set_vulnerability_state" => req(Method::POST, format!("/v1/vulnerabilities/{}/state", self.vulnerability().await), Some(json!({ "state": "fixing", "note": "已安排升级 / upgrade scheduled" }))),
+            "get_indicators" => req(Method::GET, format!("/v1/supervision/indicators?scope=department&id={d}"), None),
+            "compare_providers" => req(Method::GET, "/v1/supervision/providers", None),
+            "rank_departments" => req(Method::GET, "/v1/supervision/departments?sort=spend", None),
+            "indicator_trends" => req(Method::GET, format!("/v1/supervision/trends?scope=department&id={d}&months=3"), None),
+            "supervision_dashboard" => req(Method::GET, "/v1/supervision/dashboard", None),
+            "refresh_indicators" => req(Method::POST, "/v1/supervision/refresh", None),
+            "list_ops_reports" => req(Method::GET, "/v1/supervision/reports", None),
+            "create_ops_report" => req(Method::POST, "/v1/supervision/reports", Some(json!({ "month": zy_server::app::billing::month_of(zy_model::time::Timestamp::now()) }))),
+            "download_ops_report" => req(Method::GET, format!("/v1/supervision/reports/{}/pdf", self.ops_report().await), None),
+            "list_idle_resources" => req(Method::GET, "/v1/idle-resources?state=all", None),
+            "reclaimed_capacity" => req(Method::GET, "/v1/idle-resources/reclaimed", None),
+            "reclaim_idle_resource" => req(Method::POST, format!("/v1/idle-resources/{}/reclaim", self.idle_finding().await), Some(json!({}))),
+            "dismiss_idle_resource" => req(Method::POST, format!("/v1/idle-resources/{}/dismiss", self.idle_finding().await), Some(json!({ "reason": "年底扩容备用 / reserved for the year-end peak" }))),
+            "get_idle_settings" => req(Method::GET, "/v1/idle-settings", None),
+            "update_idle_settings" => req(Method::PUT, "/v1/idle-settings", Some(json!({ "cpu_p95_percent": 5.0, "cpu_window_days": 14, "stopped_days": 30, "unattached_days": 30 }))),
             other => panic!("operation {other} has no request in world.rs: add one to World::request (and a row to authz.rs's TABLE)"),
         }
     }

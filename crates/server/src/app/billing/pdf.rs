@@ -9,7 +9,7 @@ use super::*;
 const LINES_PER_PAGE: usize = 48;
 
 /// UTF-16BE hex of a string; characters outside the BMP (not in UCS-2) become `?`.
-fn hex(s: &str) -> String {
+pub(crate) fn hex(s: &str) -> String {
     let mut out = String::with_capacity(s.len() * 4);
     for c in s.chars() {
         let u = u32::from(c);
@@ -146,6 +146,12 @@ pub fn bill_pdf(b: &Bill) -> Vec<u8> {
         }
         pages.push(p.stream());
     }
+    document(&pages)
+}
+
+/// A PDF (A4 pages) of the given content streams, with the Chinese font as `/F1`.
+pub(crate) fn document(pages: &[String]) -> Vec<u8> {
+    let n_pages = pages.len();
     // Objects: 1 catalog, 2 pages, 3 font, 4 CID font, 5 descriptor, then page + content pairs.
     let mut objs: Vec<Vec<u8>> = Vec::new();
     let kids: Vec<String> = (0..n_pages).map(|i| format!("{} 0 R", 6 + 2 * i)).collect();

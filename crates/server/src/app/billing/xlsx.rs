@@ -86,7 +86,7 @@ fn esc(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-enum Cell {
+pub(crate) enum Cell {
     Text(String),
     Num(String),
 }
@@ -184,20 +184,53 @@ pub fn bill_xlsx(b: &Bill) -> Vec<u8> {
     total.extend((0..6).map(|_| Text(String::new())));
     total.push(Num(b.total.yuan()));
     rows.push(total);
-    let ct = r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" ContentType="application/xml"/><Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/><Override PartName="/xl/worksheets/sheet1.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/></Types>"#;
+    workbook(&[(format!("账单 {}", b.month), rows)])
+}
+
+/// A workbook of the given sheets (name, rows); names are cut to Excel's 31 characters.
+pub(crate) fn workbook(sheets: &[(String, Vec<Vec<Cell>>)]) -> Vec<u8> {
+    let mut ct = String::from(
+        r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" ContentType="application/xml"/><Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/>"#,
+    );
+    let mut list = String::new();
+    let mut wb_rels = String::from(
+        r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">"#,
+    );
+    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+    for (i, (name, rows)) in sheets.iter().enumerate() {
+        let n = i + 1;
+        ct.push_str(&format!(
+            r#"<Override PartName="/xl/worksheets/sheet{n}.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/>"#
+        ));
+        let short: String = name.chars().take(31).collect();
+        list.push_str(&format!(
+            r#"<sheet name="{}" sheetId="{n}" r:id="rId{n}"/>"#,
+            esc(&short)
+        ));
+        wb_rels.push_str(&format!(
+            r#"<Relationship Id="rId{n}" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet" Target="worksheets/sheet{n}.xml"/>"#
+        ));
+        files.push((
+            format!("xl/worksheets/sheet{n}.xml"),
+            sheet(rows).into_bytes(),
+        ));
+    }
+    ct.push_str("</Types>");
+    wb_rels.push_str("</Relationships>");
     let rels = r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="xl/workbook.xml"/></Relationships>"#;
     let wb = format!(
-        r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?><workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"><sheets><sheet name="{}" sheetId="1" r:id="rId1"/></sheets></workbook>"#,
-        esc(&format!("账单 {}", b.month))
+        r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?><workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"><sheets>{list}</sheets></workbook>"#
     );
-    let wb_rels = r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet" Target="worksheets/sheet1.xml"/></Relationships>"#;
-    zip(&[
-        ("[Content_Types].xml", ct.as_bytes().to_vec()),
+    let mut all: Vec<(&str, Vec<u8>)> = vec![
+        ("[Content_Types].xml", ct.into_bytes()),
         ("_rels/.rels", rels.as_bytes().to_vec()),
         ("xl/workbook.xml", wb.into_bytes()),
-        ("xl/_rels/workbook.xml.rels", wb_rels.as_bytes().to_vec()),
-        ("xl/worksheets/sheet1.xml", sheet(&rows).into_bytes()),
-    ])
+        ("xl/_rels/workbook.xml.rels", wb_rels.into_bytes()),
+    ];
+    for (name, data) in &files {
+        all.push((name.as_str(), data.clone()));
+    }
+    zip(&all)
 }
 
 /// A one-sheet workbook of text cells, as this module writes them (for the reader's tests).
