@@ -340,7 +340,6 @@ impl NoticeKind {
             NoticeKind::ProviderDrift => ("云服务商资源差异", "Provider drift"),
             NoticeKind::TicketOpened => ("新工单", "New ticket"),
             NoticeKind::TicketEscalated => ("工单超时升级", "Ticket escalated"),
-            ),
             NoticeKind::ReportReady => ("运维报告", "Operations report"),
         };
         match lang {
