@@ -11,8 +11,8 @@
 pub mod api;
 pub mod fence;
 pub mod identity;
-pub mod net;
 pub mod lb;
+pub mod net;
 pub mod tls;
 
 use std::collections::HashMap;

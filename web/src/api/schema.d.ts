@@ -949,6 +949,87 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/inspection-plans": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["list_inspection_plans"];
+        put?: never;
+        post: operations["create_inspection_plan"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/inspection-plans/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        delete: operations["delete_inspection_plan"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/inspection-plans/{id}/run": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Runs the plan's checks now and records the run (failed checks open tickets). */
+        post: operations["run_inspection_plan"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/inspection-runs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["list_inspection_runs"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/inspection-runs/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["get_inspection_run"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/instances": {
         parameters: {
             query?: never;
@@ -1231,6 +1312,54 @@ export interface paths {
         };
         get: operations["list_join_tokens"];
         put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/load-balancers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["list_load_balancers"];
+        put?: never;
+        post: operations["create_load_balancer"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/load-balancers/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["get_load_balancer"];
+        put?: never;
+        post?: never;
+        delete: operations["delete_load_balancer"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/load-balancers/{id}/listeners": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put: operations["set_load_balancer_listeners"];
         post?: never;
         delete?: never;
         options?: never;
@@ -1666,12 +1795,50 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * What changed in the OpenStack provider without going through zhengyun: servers that
-         *     appeared, changed (size, power state) or disappeared.
+         * The drift history of an OpenStack provider: servers that appeared, changed (size,
+         *     power state) or disappeared there without going through zhengyun, as the
+         *     synchronisation recorded them (newest first).
          */
         get: operations["openstack_drift"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/providers/{id}/openstack/drift/{item}/adopt": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Adopts (纳管) a server that appeared in the provider cloud: it becomes an instance of
+         *     the mapped department and project, counted against their quota and metered from now.
+         */
+        post: operations["adopt_openstack_drift"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/providers/{id}/openstack/drift/{item}/dismiss": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Dismisses a drift item with a reason; it stays dismissed. */
+        post: operations["dismiss_openstack_drift"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2063,6 +2230,58 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/sla/policy": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["get_sla_policy"];
+        put: operations["set_sla_policy"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/sla/scores": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["list_sla_scores"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/sla/scores/{month}/compute": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Computes every provider's score of the month as of now and writes (replaces) the
+         *     credit line on each provider's bill of that month.
+         */
+        post: operations["compute_sla_scores"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/storage-pools": {
         parameters: {
             query?: never;
@@ -2267,6 +2486,137 @@ export interface paths {
         get: operations["list_tasks"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/ticket-settings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["get_ticket_settings"];
+        put: operations["set_ticket_settings"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tickets": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["list_tickets"];
+        put?: never;
+        post: operations["open_ticket"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tickets/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["get_ticket"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tickets/{id}/accept": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** The provider's operator accepts the ticket (its response). */
+        post: operations["accept_ticket"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tickets/{id}/close": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** The department confirms the resolution and rates the service (1–5). */
+        post: operations["close_ticket"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tickets/{id}/comments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["comment_ticket"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tickets/{id}/reopen": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** The department sends a resolved ticket back (a note is required). */
+        post: operations["reopen_ticket"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tickets/{id}/resolve": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["resolve_ticket"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2849,6 +3199,8 @@ export interface components {
             for_secs: number;
             /** Format: int64 */
             crash_count?: number | null;
+            /** @description Opens a ticket when it fires. */
+            open_ticket?: boolean;
             created_by: string;
             created_at: components["schemas"]["Timestamp"];
         };
@@ -3082,12 +3434,23 @@ export interface components {
             current_password: string;
             new_password: string;
         };
+        /** @enum {string} */
+        CheckKind: "host_health" | "capacity" | "cert_expiry" | "admin_check" | "audit_chain";
         CheckReport: {
             ok: boolean;
             hosts_checked: number;
             instances_checked: number;
             quotas_checked: number;
             discrepancies: components["schemas"]["Discrepancy"][];
+        };
+        CheckResult: {
+            check: components["schemas"]["CheckKind"];
+            /** @description The provider it is about; empty for platform-wide checks. */
+            provider_id: string;
+            passed: boolean;
+            detail: string;
+            /** @description The ticket a failure opened or updated. */
+            ticket_id?: string | null;
         };
         ClockStatus: {
             now: components["schemas"]["Timestamp"];
@@ -3224,6 +3587,16 @@ export interface components {
              * @description How long the token can be used (1–168 hours, default 24).
              */
             valid_hours?: number | null;
+        };
+        CreateLoadBalancer: {
+            project_id: components["schemas"]["ProjectId"];
+            /** @description The subnet of the virtual IP (of a VPC of the project or shared by its department). */
+            subnet_id: components["schemas"]["SubnetId"];
+            name: string;
+            description?: string;
+            /** @description A fixed virtual IP of the subnet; default: the next free address. */
+            vip?: string | null;
+            listeners?: components["schemas"]["LbListener"][];
         };
         CreateNic: {
             subnet_id: components["schemas"]["SubnetId"];
@@ -3364,6 +3737,14 @@ export interface components {
             alerts: components["schemas"]["ActiveAlert"][];
             trend: components["schemas"]["TrendMonth"][];
         };
+        /** @description Response and resolution deadlines of one priority, minutes. */
+        Deadline: {
+            priority: components["schemas"]["TicketPriority"];
+            /** Format: int64 */
+            response_mins: number;
+            /** Format: int64 */
+            resolution_mins: number;
+        };
         /** @description A resource a request produced. */
         DeliveredResource: {
             /** @description `instance` or `volume`. */
@@ -3442,24 +3823,41 @@ export interface components {
             /** Format: int64 */
             generation?: number | null;
         };
+        /** Format: uuid */
+        DriftItemId: string;
         /**
-         * @description A difference between zhengyun's records and the provider cloud that did not go through
-         *     zhengyun.
+         * @description One difference between an OpenStack provider cloud and zhengyun, as the
+         *     `openstack_sync` task recorded it (history: first and last seen, and what was decided).
          */
-        DriftItem: {
-            /**
-             * @description `appeared` (a server zhengyun did not make), `changed` (its size or power state
-             *     changed outside zhengyun) or `disappeared` (zhengyun's server is gone).
-             */
+        DriftRecord: {
+            id: components["schemas"]["DriftItemId"];
+            provider_id: components["schemas"]["ProviderId"];
+            /** @description `server` or `volume`. */
             kind: string;
-            /** @description The OpenStack server id (absent when it disappeared). */
-            server_id?: string | null;
+            /**
+             * @description The provider's id of the server or volume (for a `disappeared` item, the zhengyun
+             *     instance id: the provider no longer has one).
+             */
+            external_id: string;
+            /** @description `appeared`, `changed` or `disappeared`. */
+            change: string;
             name: string;
             openstack_project?: string | null;
             instance_id?: null | components["schemas"]["InstanceId"];
             department_id?: null | components["schemas"]["DepartmentId"];
             project_id?: null | components["schemas"]["ProjectId"];
             detail: string;
+            /**
+             * @description `open` (to decide), `adopted`, `dismissed` (stays so) or `resolved` (the
+             *     difference went away).
+             */
+            state: string;
+            /** @description Why it stays open (e.g. over quota, no project mapping) or why it was dismissed. */
+            reason: string;
+            first_seen: components["schemas"]["Timestamp"];
+            last_seen: components["schemas"]["Timestamp"];
+            decided_by?: null | components["schemas"]["UserId"];
+            decided_at?: null | components["schemas"]["Timestamp"];
         };
         ElasticIp: {
             id: components["schemas"]["ElasticIpId"];
@@ -3665,6 +4063,35 @@ export interface components {
         HaRecoveryId: string;
         Health: {
             status: string;
+        };
+        /**
+         * @description How members are checked: a TCP connect, or (with `http_path`) an HTTP GET expecting
+         *     `expected_status`. A member is marked down after `fall` failed checks in a row and up
+         *     again after `rise` passed ones.
+         */
+        HealthCheck: {
+            /** @description Check by HTTP GET of this path (e.g. `/healthz`); absent: a TCP connect. */
+            http_path?: string | null;
+            /**
+             * Format: int32
+             * @description The status an HTTP check expects (default 200).
+             */
+            expected_status?: number | null;
+            /**
+             * Format: int32
+             * @description Milliseconds between checks, 500–60000 (default 2000).
+             */
+            interval_ms?: number;
+            /**
+             * Format: int32
+             * @description Passed checks in a row before a member is up again, 1–10 (default 2).
+             */
+            rise?: number;
+            /**
+             * Format: int32
+             * @description Failed checks in a row before a member is down, 1–10 (default 3).
+             */
+            fall?: number;
         };
         Host: {
             id: components["schemas"]["HostId"];
@@ -3894,6 +4321,47 @@ export interface components {
             computed_at: components["schemas"]["Timestamp"];
             indicators: components["schemas"]["Indicator"][];
         };
+        InspectionPlan: {
+            id: string;
+            name: string;
+            checks: components["schemas"]["CheckKind"][];
+            /**
+             * Format: int64
+             * @description Local hour (Asia/Shanghai, 0–23) of the daily run.
+             */
+            hour: number;
+            /** @description `platform` (the platform admin's) or `auditor` (audit chain verification). */
+            owner: string;
+            enabled: boolean;
+            /** @description The local day (YYYY-MM-DD) of the last scheduled run. */
+            last_day?: string | null;
+            created_by: string;
+            created_at: components["schemas"]["Timestamp"];
+        };
+        InspectionRun: {
+            id: string;
+            plan_id: string;
+            plan_name: string;
+            /** @description `schedule` or `manual`. */
+            trigger: string;
+            started_at: components["schemas"]["Timestamp"];
+            finished_at: components["schemas"]["Timestamp"];
+            passed: boolean;
+            /** Format: int64 */
+            checks: number;
+            /** Format: int64 */
+            failed: number;
+            results: components["schemas"]["CheckResult"][];
+        };
+        /** @description A provider's inspection results in a period. */
+        InspectionStats: {
+            /** Format: int64 */
+            checks: number;
+            /** Format: int64 */
+            passed: number;
+            /** Format: int64 */
+            failed: number;
+        };
         Instance: {
             id: components["schemas"]["InstanceId"];
             project_id: components["schemas"]["ProjectId"];
@@ -3939,6 +4407,9 @@ export interface components {
              * @description Higher restarts first after a host failure.
              */
             ha_priority: number;
+            /** @description `created` through zhengyun, or `adopted` (纳管) from a provider cloud. */
+            origin: string;
+            adopted_at?: null | components["schemas"]["Timestamp"];
             created_at: components["schemas"]["Timestamp"];
             updated_at: components["schemas"]["Timestamp"];
             /** Format: int64 */
@@ -4037,6 +4508,35 @@ export interface components {
         };
         /** Format: uuid */
         JoinTokenId: string;
+        /** @enum {string} */
+        LbAlgorithm: "round_robin" | "least_connections";
+        /** @description A listener on the virtual IP with its pool. */
+        LbListener: {
+            protocol: components["schemas"]["LbProtocol"];
+            /**
+             * Format: int32
+             * @description The port on the virtual IP, 1–65535, one listener per port.
+             */
+            port: number;
+            algorithm: components["schemas"]["LbAlgorithm"];
+            health_check?: components["schemas"]["HealthCheck"];
+            members?: components["schemas"]["LbMember"][];
+        };
+        /** @description A pool member: an instance's NIC (in the load balancer's VPC) and the port it serves. */
+        LbMember: {
+            nic_id: components["schemas"]["NicId"];
+            /** Format: int32 */
+            port: number;
+            /**
+             * Format: int32
+             * @description Relative share of new connections/requests, 1–256 (default 1).
+             */
+            weight?: number;
+        };
+        /** @enum {string} */
+        LbProtocol: "tcp" | "http";
+        /** @enum {string} */
+        LbState: "pending" | "active" | "error" | "deleting";
         /** @description Durations in seconds, so a test (or a trial) can run a whole lease in seconds. */
         LeaseSettings: {
             /** @description When reminders go out, in seconds before the lease ends (default 7, 3 and 1 days). */
@@ -4136,6 +4636,8 @@ export interface components {
                 for_secs: number;
                 /** Format: int64 */
                 crash_count?: number | null;
+                /** @description Opens a ticket when it fires. */
+                open_ticket?: boolean;
                 created_by: string;
                 created_at: components["schemas"]["Timestamp"];
             }[];
@@ -4235,21 +4737,36 @@ export interface components {
             }[];
         };
         /** @description A list returned whole (small collections: providers, zones, flavors, …). */
-        List_DriftItem: {
+        List_DriftRecord: {
             items: {
-                /**
-                 * @description `appeared` (a server zhengyun did not make), `changed` (its size or power state
-                 *     changed outside zhengyun) or `disappeared` (zhengyun's server is gone).
-                 */
+                id: components["schemas"]["DriftItemId"];
+                provider_id: components["schemas"]["ProviderId"];
+                /** @description `server` or `volume`. */
                 kind: string;
-                /** @description The OpenStack server id (absent when it disappeared). */
-                server_id?: string | null;
+                /**
+                 * @description The provider's id of the server or volume (for a `disappeared` item, the zhengyun
+                 *     instance id: the provider no longer has one).
+                 */
+                external_id: string;
+                /** @description `appeared`, `changed` or `disappeared`. */
+                change: string;
                 name: string;
                 openstack_project?: string | null;
                 instance_id?: null | components["schemas"]["InstanceId"];
                 department_id?: null | components["schemas"]["DepartmentId"];
                 project_id?: null | components["schemas"]["ProjectId"];
                 detail: string;
+                /**
+                 * @description `open` (to decide), `adopted`, `dismissed` (stays so) or `resolved` (the
+                 *     difference went away).
+                 */
+                state: string;
+                /** @description Why it stays open (e.g. over quota, no project mapping) or why it was dismissed. */
+                reason: string;
+                first_seen: components["schemas"]["Timestamp"];
+                last_seen: components["schemas"]["Timestamp"];
+                decided_by?: null | components["schemas"]["UserId"];
+                decided_at?: null | components["schemas"]["Timestamp"];
             }[];
         };
         /** @description A list returned whole (small collections: providers, zones, flavors, …). */
@@ -4459,6 +4976,44 @@ export interface components {
             }[];
         };
         /** @description A list returned whole (small collections: providers, zones, flavors, …). */
+        List_InspectionPlan: {
+            items: {
+                id: string;
+                name: string;
+                checks: components["schemas"]["CheckKind"][];
+                /**
+                 * Format: int64
+                 * @description Local hour (Asia/Shanghai, 0–23) of the daily run.
+                 */
+                hour: number;
+                /** @description `platform` (the platform admin's) or `auditor` (audit chain verification). */
+                owner: string;
+                enabled: boolean;
+                /** @description The local day (YYYY-MM-DD) of the last scheduled run. */
+                last_day?: string | null;
+                created_by: string;
+                created_at: components["schemas"]["Timestamp"];
+            }[];
+        };
+        /** @description A list returned whole (small collections: providers, zones, flavors, …). */
+        List_InspectionRun: {
+            items: {
+                id: string;
+                plan_id: string;
+                plan_name: string;
+                /** @description `schedule` or `manual`. */
+                trigger: string;
+                started_at: components["schemas"]["Timestamp"];
+                finished_at: components["schemas"]["Timestamp"];
+                passed: boolean;
+                /** Format: int64 */
+                checks: number;
+                /** Format: int64 */
+                failed: number;
+                results: components["schemas"]["CheckResult"][];
+            }[];
+        };
+        /** @description A list returned whole (small collections: providers, zones, flavors, …). */
         List_Instance: {
             items: {
                 id: components["schemas"]["InstanceId"];
@@ -4505,6 +5060,9 @@ export interface components {
                  * @description Higher restarts first after a host failure.
                  */
                 ha_priority: number;
+                /** @description `created` through zhengyun, or `adopted` (纳管) from a provider cloud. */
+                origin: string;
+                adopted_at?: null | components["schemas"]["Timestamp"];
                 created_at: components["schemas"]["Timestamp"];
                 updated_at: components["schemas"]["Timestamp"];
                 /** Format: int64 */
@@ -4610,6 +5168,10 @@ export interface components {
                 closed: boolean;
                 total: components["schemas"]["Money"];
                 departments: components["schemas"]["ProviderBillDepartment"][];
+                /** @description Adjustment lines (the SLA credit of 服务质量考核 is one, negative). */
+                adjustments: components["schemas"]["ProviderBillAdjustment"][];
+                /** @description `total` plus the adjustments: what the city pays. */
+                payable: components["schemas"]["Money"];
             }[];
         };
         /** @description A list returned whole (small collections: providers, zones, flavors, …). */
@@ -4681,6 +5243,49 @@ export interface components {
             }[];
         };
         /** @description A list returned whole (small collections: providers, zones, flavors, …). */
+        List_SlaScore: {
+            items: {
+                month: string;
+                provider_id: string;
+                provider_name: string;
+                /**
+                 * Format: int64
+                 * @description Instance-minutes the provider's instances were billed as running.
+                 */
+                service_minutes: number;
+                /**
+                 * Format: int64
+                 * @description Of those, minutes an instance was unreachable (see ARCHITECTURE.md).
+                 */
+                down_minutes: number;
+                /** Format: int64 */
+                availability_ppm: number;
+                tickets: components["schemas"]["TicketStats"];
+                inspections: components["schemas"]["InspectionStats"];
+                /** @description availability, timeliness, inspection, satisfaction (each 0–100). */
+                parts: number[];
+                weights: components["schemas"]["SlaWeights"];
+                /**
+                 * Format: double
+                 * @description 0–100.
+                 */
+                score: number;
+                /**
+                 * Format: int64
+                 * @description What the city owes the provider for the month before the credit (fen).
+                 */
+                fee_fen: number;
+                /** Format: int64 */
+                credit_pct: number;
+                /**
+                 * Format: int64
+                 * @description The credit taken off the provider's bill (fen, ≥ 0).
+                 */
+                credit_fen: number;
+                computed_at: components["schemas"]["Timestamp"];
+            }[];
+        };
+        /** @description A list returned whole (small collections: providers, zones, flavors, …). */
         List_StoragePool: {
             items: {
                 id: components["schemas"]["StoragePoolId"];
@@ -4724,6 +5329,49 @@ export interface components {
                 next_run?: null | components["schemas"]["Timestamp"];
                 /** @description When the replica last reported (a replica that stopped reporting is gone). */
                 heartbeat: components["schemas"]["Timestamp"];
+            }[];
+        };
+        /** @description A list returned whole (small collections: providers, zones, flavors, …). */
+        List_Ticket: {
+            items: {
+                id: string;
+                kind: components["schemas"]["TicketKind"];
+                priority: components["schemas"]["TicketPriority"];
+                state: components["schemas"]["TicketState"];
+                title: string;
+                description: string;
+                department_id?: string | null;
+                provider_id?: string | null;
+                /** @description `instance`, `volume` or `host` when the ticket is about one resource. */
+                subject_kind?: string | null;
+                subject_id?: string | null;
+                /** @description `user`, `alert` or `inspection`. */
+                source: string;
+                source_key?: string | null;
+                opened_by: string;
+                opened_at: components["schemas"]["Timestamp"];
+                /** @description Response deadline (accept by then). */
+                respond_by: components["schemas"]["Timestamp"];
+                /** @description Resolution deadline. */
+                resolve_by: components["schemas"]["Timestamp"];
+                responded_at?: null | components["schemas"]["Timestamp"];
+                resolved_at?: null | components["schemas"]["Timestamp"];
+                closed_at?: null | components["schemas"]["Timestamp"];
+                assignee?: string | null;
+                /**
+                 * Format: int64
+                 * @description How many deadlines it has missed so far (0, 1 or 2): each one escalates it.
+                 */
+                escalation: number;
+                response_missed: boolean;
+                resolution_missed: boolean;
+                /**
+                 * Format: int64
+                 * @description The department's satisfaction rating, 1–5.
+                 */
+                rating?: number | null;
+                /** Format: int64 */
+                generation: number;
             }[];
         };
         /** @description A list returned whole (small collections: providers, zones, flavors, …). */
@@ -4781,6 +5429,35 @@ export interface components {
                 created_at: components["schemas"]["Timestamp"];
             }[];
         };
+        LoadBalancer: {
+            id: components["schemas"]["LoadBalancerId"];
+            department_id: components["schemas"]["DepartmentId"];
+            project_id: components["schemas"]["ProjectId"];
+            vpc_id: components["schemas"]["VpcId"];
+            subnet_id: components["schemas"]["SubnetId"];
+            name: string;
+            description: string;
+            /** @description The virtual IP (an address of the subnet from the platform's IPAM). */
+            vip: string;
+            listeners: components["schemas"]["LbListener"][];
+            state: components["schemas"]["LbState"];
+            host_id?: null | components["schemas"]["HostId"];
+            /** @description Whether that host belongs to a simulated provider (state only, no traffic). */
+            simulated: boolean;
+            /**
+             * Format: int64
+             * @description The configuration generation the host runs (0: none yet).
+             */
+            applied_generation: number;
+            members: components["schemas"]["MemberStatus"][];
+            last_error?: string | null;
+            created_at: components["schemas"]["Timestamp"];
+            updated_at: components["schemas"]["Timestamp"];
+            /** Format: int64 */
+            generation: number;
+        };
+        /** Format: uuid */
+        LoadBalancerId: string;
         LockUser: {
             /**
              * Format: int32
@@ -4847,6 +5524,18 @@ export interface components {
             /** @description `session` or `token`. */
             auth: string;
             required_action?: null | components["schemas"]["RequiredAction"];
+        };
+        /** @enum {string} */
+        MemberHealth: "up" | "down" | "unknown";
+        /** @description One member's operating status as the host last reported it. */
+        MemberStatus: {
+            /** Format: int32 */
+            listener_port: number;
+            nic_id: components["schemas"]["NicId"];
+            address: string;
+            /** Format: int32 */
+            port: number;
+            status: components["schemas"]["MemberHealth"];
         };
         Membership: {
             id: components["schemas"]["MembershipId"];
@@ -4979,6 +5668,8 @@ export interface components {
              * @description Crash rules: crashes within an hour that fire the alert (1–100).
              */
             crash_count?: number | null;
+            /** @description Open a ticket (工单, priority L2) to the provider when the alert fires. */
+            open_ticket?: boolean;
         };
         NewEventRule: {
             name: string;
@@ -4995,6 +5686,17 @@ export interface components {
              * @description …within 1–1440 minutes.
              */
             window_minutes: number;
+        };
+        NewInspectionPlan: {
+            /** @description 1–64 characters, unique. */
+            name: string;
+            /** @description One or more checks; `audit_chain` only alone, in the auditor's plans. */
+            checks: components["schemas"]["CheckKind"][];
+            /**
+             * Format: int64
+             * @description Local hour (Asia/Shanghai, 0–23); default 2.
+             */
+            hour?: number | null;
         };
         NewPriceVersion: {
             provider_id: components["schemas"]["ProviderId"];
@@ -5042,6 +5744,26 @@ export interface components {
             /** @description Why (1–200 characters), e.g. "planned maintenance". */
             reason: string;
         };
+        /**
+         * @description A new ticket. About one resource (`subject_kind` + `subject_id`: it goes to the
+         *     provider that runs it) or general (then `provider_id` chooses the provider).
+         */
+        NewTicket: {
+            kind: components["schemas"]["TicketKind"];
+            priority: components["schemas"]["TicketPriority"];
+            /** @description 1–100 characters. */
+            title: string;
+            description?: string;
+            /** @description `instance`, `volume` or `host`. */
+            subject_kind?: string | null;
+            subject_id?: string | null;
+            provider_id?: string | null;
+            /**
+             * @description The department it is for (general tickets of department people; derived from the
+             *     resource otherwise).
+             */
+            department_id?: string | null;
+        };
         NewVulnImport: {
             /** @description A name for the file (shown with the import). */
             source: string;
@@ -5081,7 +5803,7 @@ export interface components {
          * @description What happened; each kind has a zh-CN and an English template (subject and body).
          * @enum {string}
          */
-        NoticeKind: "approval_needed" | "approval_reminder" | "request_approved" | "request_rejected" | "request_returned" | "delivery_needed" | "request_delivered" | "delivery_failed" | "lease_ending" | "lease_expired" | "released" | "restored" | "purged" | "budget_threshold" | "alert_firing" | "alert_resolved" | "security_alert" | "vulnerability_overdue" | "report_ready";
+        NoticeKind: "approval_needed" | "approval_reminder" | "request_approved" | "request_rejected" | "request_returned" | "delivery_needed" | "request_delivered" | "delivery_failed" | "lease_ending" | "lease_expired" | "released" | "restored" | "purged" | "budget_threshold" | "alert_firing" | "alert_resolved" | "security_alert" | "vulnerability_overdue" | "provider_drift" | "ticket_opened" | "ticket_escalated" | "report_ready";
         /** Format: uuid */
         NotificationId: string;
         /** @description How an OpenStack provider authenticates. */
@@ -5284,6 +6006,9 @@ export interface components {
                  * @description Higher restarts first after a host failure.
                  */
                 ha_priority: number;
+                /** @description `created` through zhengyun, or `adopted` (纳管) from a provider cloud. */
+                origin: string;
+                adopted_at?: null | components["schemas"]["Timestamp"];
                 created_at: components["schemas"]["Timestamp"];
                 updated_at: components["schemas"]["Timestamp"];
                 /** Format: int64 */
@@ -5611,6 +6336,18 @@ export interface components {
             closed: boolean;
             total: components["schemas"]["Money"];
             departments: components["schemas"]["ProviderBillDepartment"][];
+            /** @description Adjustment lines (the SLA credit of 服务质量考核 is one, negative). */
+            adjustments: components["schemas"]["ProviderBillAdjustment"][];
+            /** @description `total` plus the adjustments: what the city pays. */
+            payable: components["schemas"]["Money"];
+        };
+        ProviderBillAdjustment: {
+            /** @description Where the line comes from: `sla`. */
+            source: string;
+            /** @description Fen; negative takes money off. */
+            amount: components["schemas"]["Money"];
+            reason: string;
+            created_at: components["schemas"]["Timestamp"];
         };
         ProviderBillDepartment: {
             department_id: components["schemas"]["DepartmentId"];
@@ -6184,6 +6921,15 @@ export interface components {
         SetLease: {
             lease_end?: null | components["schemas"]["Timestamp"];
         };
+        SetListeners: {
+            /**
+             * Format: int64
+             * @description The generation the change is based on (from the last read); a different current
+             *     generation is a 409. Absent: whatever is current.
+             */
+            generation?: number | null;
+            listeners: components["schemas"]["LbListener"][];
+        };
         SetNicGroups: {
             /** @description At most 5 groups of the NIC's project. */
             security_group_ids: components["schemas"]["SecurityGroupId"][];
@@ -6246,6 +6992,72 @@ export interface components {
             latency_min_ms?: number;
             /** Format: int64 */
             latency_max_ms?: number;
+        };
+        /**
+         * @description Availability below `below_ppm` (parts per million: 999900 is 99.99 %) takes
+         *     `credit_pct` percent off the month's fee.
+         */
+        SlaBand: {
+            /** Format: int64 */
+            below_ppm: number;
+            /** Format: int64 */
+            credit_pct: number;
+        };
+        SlaPolicy: {
+            weights: components["schemas"]["SlaWeights"];
+            bands: components["schemas"]["SlaBand"][];
+        };
+        /** @description A provider's score of a month, with everything it was computed from. */
+        SlaScore: {
+            month: string;
+            provider_id: string;
+            provider_name: string;
+            /**
+             * Format: int64
+             * @description Instance-minutes the provider's instances were billed as running.
+             */
+            service_minutes: number;
+            /**
+             * Format: int64
+             * @description Of those, minutes an instance was unreachable (see ARCHITECTURE.md).
+             */
+            down_minutes: number;
+            /** Format: int64 */
+            availability_ppm: number;
+            tickets: components["schemas"]["TicketStats"];
+            inspections: components["schemas"]["InspectionStats"];
+            /** @description availability, timeliness, inspection, satisfaction (each 0–100). */
+            parts: number[];
+            weights: components["schemas"]["SlaWeights"];
+            /**
+             * Format: double
+             * @description 0–100.
+             */
+            score: number;
+            /**
+             * Format: int64
+             * @description What the city owes the provider for the month before the credit (fen).
+             */
+            fee_fen: number;
+            /** Format: int64 */
+            credit_pct: number;
+            /**
+             * Format: int64
+             * @description The credit taken off the provider's bill (fen, ≥ 0).
+             */
+            credit_fen: number;
+            computed_at: components["schemas"]["Timestamp"];
+        };
+        /** @description Weights of the four parts of the score, whole percent, summing to 100. */
+        SlaWeights: {
+            /** Format: int64 */
+            availability: number;
+            /** Format: int64 */
+            timeliness: number;
+            /** Format: int64 */
+            inspection: number;
+            /** Format: int64 */
+            satisfaction: number;
         };
         /**
          * @description The scope an approval step's role is held at, relative to the request.
@@ -6314,6 +7126,26 @@ export interface components {
              * @description Hosts whose capacity or state changed.
              */
             hosts_updated: number;
+            /**
+             * Format: int32
+             * @description Drift items seen for the first time in this synchronisation.
+             */
+            drift_new: number;
+            /**
+             * Format: int32
+             * @description Drift items open (to decide) after it.
+             */
+            drift_open: number;
+            /**
+             * Format: int32
+             * @description Drift items that went away (resolved) in it.
+             */
+            drift_resolved: number;
+            /**
+             * Format: int32
+             * @description Servers adopted by it (adoption mode `auto`).
+             */
+            adopted: number;
         };
         /**
          * @description What is wrong at a point of the chain.
@@ -6356,6 +7188,134 @@ export interface components {
             next_run?: null | components["schemas"]["Timestamp"];
             /** @description When the replica last reported (a replica that stopped reporting is gone). */
             heartbeat: components["schemas"]["Timestamp"];
+        };
+        Ticket: {
+            id: string;
+            kind: components["schemas"]["TicketKind"];
+            priority: components["schemas"]["TicketPriority"];
+            state: components["schemas"]["TicketState"];
+            title: string;
+            description: string;
+            department_id?: string | null;
+            provider_id?: string | null;
+            /** @description `instance`, `volume` or `host` when the ticket is about one resource. */
+            subject_kind?: string | null;
+            subject_id?: string | null;
+            /** @description `user`, `alert` or `inspection`. */
+            source: string;
+            source_key?: string | null;
+            opened_by: string;
+            opened_at: components["schemas"]["Timestamp"];
+            /** @description Response deadline (accept by then). */
+            respond_by: components["schemas"]["Timestamp"];
+            /** @description Resolution deadline. */
+            resolve_by: components["schemas"]["Timestamp"];
+            responded_at?: null | components["schemas"]["Timestamp"];
+            resolved_at?: null | components["schemas"]["Timestamp"];
+            closed_at?: null | components["schemas"]["Timestamp"];
+            assignee?: string | null;
+            /**
+             * Format: int64
+             * @description How many deadlines it has missed so far (0, 1 or 2): each one escalates it.
+             */
+            escalation: number;
+            response_missed: boolean;
+            resolution_missed: boolean;
+            /**
+             * Format: int64
+             * @description The department's satisfaction rating, 1–5.
+             */
+            rating?: number | null;
+            /** Format: int64 */
+            generation: number;
+        };
+        /** @description The department confirms the resolution and rates the service. */
+        TicketClose: {
+            /**
+             * Format: int64
+             * @description Satisfaction 1–5 (required when the ticket is a department's).
+             */
+            rating?: number | null;
+            note?: string;
+            /** Format: int64 */
+            generation?: number | null;
+        };
+        TicketDetail: components["schemas"]["Ticket"] & {
+            timeline: components["schemas"]["TicketEvent"][];
+        };
+        TicketEvent: {
+            id: string;
+            ticket_id: string;
+            at: components["schemas"]["Timestamp"];
+            /** @description The user's name, or `system` for timers, alerts and inspections. */
+            actor: string;
+            /**
+             * @description open, accept, resolve, close, reopen, comment, escalate_response,
+             *     escalate_resolution, alert_resolved, inspection_failed.
+             */
+            action: string;
+            note: string;
+        };
+        /** @enum {string} */
+        TicketKind: "fault" | "service_request" | "change" | "consultation";
+        /**
+         * @description L1 is the most urgent.
+         * @enum {string}
+         */
+        TicketPriority: "l1" | "l2" | "l3" | "l4";
+        /** @description The deadlines of every priority (set by the platform admin). */
+        TicketSettings: {
+            deadlines: components["schemas"]["Deadline"][];
+        };
+        /** @enum {string} */
+        TicketState: "open" | "accepted" | "resolved" | "closed";
+        /**
+         * @description A provider's tickets opened in a period, as the SLA score and the supervision
+         *     indicators read them. A deadline is *due* once it has passed or been met; tickets
+         *     whose deadline is still ahead and unmet count in neither.
+         */
+        TicketStats: {
+            /** Format: int64 */
+            opened: number;
+            /**
+             * Format: int64
+             * @description Closed (by the department) so far.
+             */
+            closed: number;
+            /** Format: int64 */
+            response_due: number;
+            /** Format: int64 */
+            response_met: number;
+            /** Format: int64 */
+            resolution_due: number;
+            /** Format: int64 */
+            resolution_met: number;
+            /**
+             * Format: int64
+             * @description Tickets that missed at least one deadline.
+             */
+            escalated: number;
+            /** Format: int64 */
+            ratings: number;
+            /** Format: int64 */
+            rating_sum: number;
+            /**
+             * Format: double
+             * @description Average rating (1–5), absent without ratings.
+             */
+            satisfaction_avg?: number | null;
+        };
+        /** @description A note on a step (accept, resolve, reopen, comment). */
+        TicketStep: {
+            /** @description Up to 2000 characters (required for comments and reopening). */
+            note?: string;
+            /** @description Accept only: who works on it (default: the caller's user name). */
+            assignee?: string | null;
+            /**
+             * Format: int64
+             * @description The ticket's generation the step was decided on (optional).
+             */
+            generation?: number | null;
         };
         /** Format: date-time */
         Timestamp: string;
@@ -9015,6 +9975,179 @@ export interface operations {
             };
         };
     };
+    list_inspection_plans: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["List_InspectionPlan"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_inspection_plan: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewInspectionPlan"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InspectionPlan"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_inspection_plan: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    run_inspection_plan: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InspectionRun"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_inspection_runs: {
+        parameters: {
+            query?: {
+                /** @description Newest runs, 1–1000 (default 100). */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["List_InspectionRun"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_inspection_run: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InspectionRun"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     list_instances: {
         parameters: {
             query?: {
@@ -9655,6 +10788,156 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["List_JoinToken"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_load_balancers: {
+        parameters: {
+            query?: {
+                /** @description Only this project's load balancers. */
+                project_id?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LoadBalancer"][];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_load_balancer: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateLoadBalancer"];
+            };
+        };
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LoadBalancer"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_load_balancer: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["LoadBalancerId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LoadBalancer"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_load_balancer: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["LoadBalancerId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    set_load_balancer_listeners: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["LoadBalancerId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SetListeners"];
+            };
+        };
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LoadBalancer"];
                 };
             };
             default: {
@@ -10754,7 +12037,10 @@ export interface operations {
     };
     openstack_drift: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description `open` (default), `adopted`, `dismissed`, `resolved` or `all`. */
+                state?: string;
+            };
             header?: never;
             path: {
                 id: components["schemas"]["ProviderId"];
@@ -10768,7 +12054,71 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["List_DriftItem"];
+                    "application/json": components["schemas"]["List_DriftRecord"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    adopt_openstack_drift: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["ProviderId"];
+                item: components["schemas"]["DriftItemId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Instance"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    dismiss_openstack_drift: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["ProviderId"];
+                item: components["schemas"]["DriftItemId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DismissBody"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DriftRecord"];
                 };
             };
             default: {
@@ -11835,6 +13185,123 @@ export interface operations {
             };
         };
     };
+    get_sla_policy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SlaPolicy"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    set_sla_policy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SlaPolicy"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SlaPolicy"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_sla_scores: {
+        parameters: {
+            query?: {
+                /** @description YYYY-MM; all stored months when absent. */
+                month?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["List_SlaScore"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    compute_sla_scores: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                month: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["List_SlaScore"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     list_storage_pools: {
         parameters: {
             query?: never;
@@ -12299,6 +13766,322 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["List_TaskStatus"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_ticket_settings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TicketSettings"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    set_ticket_settings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TicketSettings"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TicketSettings"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_tickets: {
+        parameters: {
+            query?: {
+                /** @description open, accepted, resolved or closed. */
+                state?: string;
+                provider_id?: string;
+                /** @description Newest tickets, 1–1000 (default 200). */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["List_Ticket"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    open_ticket: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewTicket"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Ticket"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_ticket: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TicketDetail"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    accept_ticket: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TicketStep"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TicketDetail"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    close_ticket: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TicketClose"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TicketDetail"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    comment_ticket: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TicketStep"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TicketDetail"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    reopen_ticket: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TicketStep"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TicketDetail"];
+                };
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    resolve_ticket: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TicketStep"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TicketDetail"];
                 };
             };
             default: {
