@@ -732,6 +732,31 @@ pub async fn subject(
 }
 
 /// Every provider: (id, name).
+/// Tickets not closed yet, and of those the ones that missed a deadline, per department
+/// (`None` key: infrastructure tickets without one) — the dashboard's "open tickets and
+/// SLA status".
+pub async fn open_ticket_counts(store: &Store) -> Result<Vec<(Option<String>, i64, i64)>, Error> {
+    let rows = sqlx::query(
+        "SELECT department_id, COUNT(*), \
+                SUM(CASE WHEN escalation > 0 OR response_missed <> 0 OR resolution_missed <> 0 THEN 1 ELSE 0 END) \
+         FROM tickets WHERE state <> 'closed' GROUP BY department_id",
+    )
+    .fetch_all(store.pool())
+    .await
+    .map_err(db_error)?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                r.try_get(0).map_err(db_error)?,
+                r.try_get(1).map_err(db_error)?,
+                r.try_get::<Option<i64>, _>(2)
+                    .map_err(db_error)?
+                    .unwrap_or(0),
+            ))
+        })
+        .collect()
+}
+
 pub async fn provider_names(store: &Store) -> Result<Vec<(String, String)>, Error> {
     let rows = sqlx::query("SELECT id, name FROM providers ORDER BY name")
         .fetch_all(store.pool())

@@ -7352,6 +7352,16 @@ export interface components {
             idle_monthly_fen: number;
             /** Format: int64 */
             alerts_firing: number;
+            /**
+             * Format: int64
+             * @description Tickets not closed yet (a department admin: their departments' only).
+             */
+            tickets_open: number;
+            /**
+             * Format: int64
+             * @description Of those, the ones that missed their response or resolution deadline.
+             */
+            tickets_overdue: number;
             /** Format: int64 */
             security_events: number;
             /** Format: int64 */

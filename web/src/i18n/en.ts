@@ -28,7 +28,7 @@ const en: typeof zh = {
     screenTitle: 'E-government cloud supervision', period: 'Month', updated: 'Updated', refreshEvery: 'Refreshes every 60 s',
     providers: 'Providers', departments: 'Departments', hosts: 'Hosts', hostsUp: 'Hosts up', instances: 'Instances',
     running: 'Running', vcpuAlloc: 'vCPU allocation', cpuUtil: 'Real CPU utilisation', memUtil: 'Real memory utilisation',
-    spend: 'Spend this month (yuan)', idle: 'Idle resources', idleSaving: 'Could save (yuan/month)', alertsFiring: 'Alerts firing',
+    spend: 'Spend this month (yuan)', idle: 'Idle resources', idleSaving: 'Could save (yuan/month)', alertsFiring: 'Alerts firing', ticketsOpen: 'Open tickets', ticketsOverdue: 'Overdue', slaScore: 'SLA score',
     security: 'Security events', blocked: 'Blocked', trend: 'Trend over months', providerCompare: 'Providers side by side',
     deptRank: 'Departments by real CPU utilisation', alerts: 'Firing alerts', noAlerts: 'No alerts', exitScreen: 'Back to the console',
     indicators: 'Indicators', code: 'Code', value: 'Value', unit: 'Unit', formula: 'Formula', inputs: 'Inputs',

@@ -27,7 +27,7 @@ export default {
     screenTitle: '政务云监管大屏', period: '统计月份', updated: '更新于', refreshEvery: '每 60 秒自动刷新',
     providers: '云服务商', departments: '委办局', hosts: '宿主机', hostsUp: '可用宿主机', instances: '云主机',
     running: '运行中', vcpuAlloc: 'vCPU 分配率', cpuUtil: 'CPU 实际利用率', memUtil: '内存实际利用率',
-    spend: '本月费用（元）', idle: '闲置资源', idleSaving: '可节省（元/月）', alertsFiring: '告警中',
+    spend: '本月费用（元）', idle: '闲置资源', idleSaving: '可节省（元/月）', alertsFiring: '告警中', ticketsOpen: '未关闭工单', ticketsOverdue: '超时', slaScore: '考核得分',
     security: '安全事件', blocked: '已拦截', trend: '近月趋势', providerCompare: '云服务商对比',
     deptRank: '委办局排行（CPU 实际利用率）', alerts: '当前告警', noAlerts: '无告警', exitScreen: '返回控制台',
     indicators: '指标', code: '代码', value: '值', unit: '单位', formula: '公式', inputs: '输入',

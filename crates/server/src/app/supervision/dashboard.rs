@@ -30,6 +30,10 @@ pub struct Totals {
     pub idle_open: i64,
     pub idle_monthly_fen: i64,
     pub alerts_firing: i64,
+    /// Tickets not closed yet (a department admin: their departments' only).
+    pub tickets_open: i64,
+    /// Of those, the ones that missed their response or resolution deadline.
+    pub tickets_overdue: i64,
     pub security_events: i64,
     pub security_blocked: i64,
 }
@@ -104,6 +108,17 @@ pub async fn dashboard(
         alerts_firing,
         ..Default::default()
     };
+    for (dept, open, overdue) in zy_store::operations::open_ticket_counts(&s.store).await? {
+        let mine = match (&ds, dept) {
+            (None, _) => true,
+            (Some(ds), Some(d)) => ds.contains(&d),
+            (Some(_), None) => false,
+        };
+        if mine {
+            t.tickets_open += open;
+            t.tickets_overdue += overdue;
+        }
+    }
     for x in &providers {
         t.hosts += input(x, "host_availability", "hosts");
         t.hosts_up += input(x, "host_availability", "hosts_up");

@@ -9,8 +9,9 @@
 //! `indicator_snapshots`, which the comparison views, trends and the dashboard read; the
 //! indicators endpoint of one provider or department computes live.
 //!
-//! Ticket timeliness, inspection results and SLA scores (docs/INDICATORS.md, "from
-//! tickets/inspections/SLA") join [`DEFS`] once those read functions exist.
+//! Ticket timeliness, inspection results, minute-level availability and SLA scores
+//! (T1–T7) come from the operations part's month score (`app::sla::month_score`), loaded
+//! per provider into [`Facts::operations`].
 
 pub mod dashboard;
 pub mod idle;
@@ -100,6 +101,9 @@ pub struct Facts {
     pub mem: HashMap<String, HourlyMean>,
     pub spend: HashMap<String, i64>,
     pub budgets: HashMap<String, i64>,
+    /// Per provider: the month's SLA score with its ticket, inspection and availability
+    /// inputs (provider sets only).
+    pub operations: HashMap<String, zy_model::operations::SlaScore>,
 }
 
 /// Hourly means of CPU and memory per entity over `[from, to)` from the 1-hour rollups.
@@ -204,6 +208,7 @@ impl Facts {
                 .into_iter()
                 .map(|(d, m)| (d.to_string(), m.fen()))
                 .collect(),
+            operations: HashMap::new(),
         })
     }
 }
@@ -253,6 +258,22 @@ fn security(f: &Facts, id: &str) -> (Option<f64>, Vec<IndicatorInput>) {
             ),
         ],
     )
+}
+
+/// A share of `met` in `due` (%), with both as inputs.
+fn timeliness(met: i64, due: i64, what: &str) -> (Option<f64>, Vec<IndicatorInput>) {
+    let src = format!("tickets ({what} deadline, opened in the period)");
+    (
+        percent(met as f64, due as f64),
+        vec![
+            input("due", due as f64, &src),
+            input("met", met as f64, &src),
+        ],
+    )
+}
+
+fn operations<'a>(f: &'a Facts, id: &str) -> Option<&'a zy_model::operations::SlaScore> {
+    f.operations.get(id)
 }
 
 fn spend(f: &Facts, id: &str) -> (Option<f64>, Vec<IndicatorInput>) {
@@ -641,6 +662,146 @@ pub static DEFS: &[Def] = &[
         formula: "blocked / events × 100 (days of the period)",
         compute: security,
     },
+    Def {
+        code: "T1",
+        name: "ticket_response_timeliness",
+        scope: IndicatorScope::Provider,
+        zh: "工单响应及时率",
+        en: "Ticket response timeliness",
+        unit: "%",
+        formula: "responded in time / tickets due × 100",
+        compute: |f, id| match operations(f, id) {
+            Some(o) => timeliness(o.tickets.response_met, o.tickets.response_due, "response"),
+            None => (None, Vec::new()),
+        },
+    },
+    Def {
+        code: "T2",
+        name: "ticket_resolution_timeliness",
+        scope: IndicatorScope::Provider,
+        zh: "工单解决及时率",
+        en: "Ticket resolution timeliness",
+        unit: "%",
+        formula: "resolved in time / tickets due × 100",
+        compute: |f, id| match operations(f, id) {
+            Some(o) => timeliness(
+                o.tickets.resolution_met,
+                o.tickets.resolution_due,
+                "resolution",
+            ),
+            None => (None, Vec::new()),
+        },
+    },
+    Def {
+        code: "T3",
+        name: "ticket_escalations",
+        scope: IndicatorScope::Provider,
+        zh: "工单升级数",
+        en: "Tickets escalated",
+        unit: "count",
+        formula: "tickets opened in the period that missed a deadline",
+        compute: |f, id| match operations(f, id) {
+            Some(o) => (
+                Some(o.tickets.escalated as f64),
+                vec![
+                    input("opened", o.tickets.opened as f64, "tickets"),
+                    input(
+                        "escalated",
+                        o.tickets.escalated as f64,
+                        "tickets escalation > 0",
+                    ),
+                ],
+            ),
+            None => (None, Vec::new()),
+        },
+    },
+    Def {
+        code: "T4",
+        name: "satisfaction",
+        scope: IndicatorScope::Provider,
+        zh: "满意度",
+        en: "Satisfaction",
+        unit: "score",
+        formula: "Σ rating / rated tickets (1–5)",
+        compute: |f, id| match operations(f, id) {
+            Some(o) => (
+                o.tickets.satisfaction_avg.map(round2),
+                vec![
+                    input("ratings", o.tickets.ratings as f64, "tickets.rating"),
+                    input("rating_sum", o.tickets.rating_sum as f64, "tickets.rating"),
+                ],
+            ),
+            None => (None, Vec::new()),
+        },
+    },
+    Def {
+        code: "T5",
+        name: "inspection_pass_rate",
+        scope: IndicatorScope::Provider,
+        zh: "巡检通过率",
+        en: "Inspection pass rate",
+        unit: "%",
+        formula: "checks passed / checks × 100",
+        compute: |f, id| match operations(f, id) {
+            Some(o) => (
+                percent(o.inspections.passed as f64, o.inspections.checks as f64),
+                vec![
+                    input("checks", o.inspections.checks as f64, "inspection runs"),
+                    input("passed", o.inspections.passed as f64, "inspection runs"),
+                ],
+            ),
+            None => (None, Vec::new()),
+        },
+    },
+    Def {
+        code: "T6",
+        name: "minute_availability",
+        scope: IndicatorScope::Provider,
+        zh: "分钟级可用率",
+        en: "Minute-level availability",
+        unit: "%",
+        formula: "(service minutes − down minutes) / service minutes × 100",
+        compute: |f, id| match operations(f, id) {
+            Some(o) => (
+                (o.service_minutes > 0).then(|| round2(o.availability_ppm as f64 / 10_000.0)),
+                vec![
+                    input(
+                        "service_minutes",
+                        o.service_minutes as f64,
+                        "usage ledger, running",
+                    ),
+                    input(
+                        "down_minutes",
+                        o.down_minutes as f64,
+                        "metric_blocks instance up 1m",
+                    ),
+                ],
+            ),
+            None => (None, Vec::new()),
+        },
+    },
+    Def {
+        code: "T7",
+        name: "sla_score",
+        scope: IndicatorScope::Provider,
+        zh: "服务质量考核得分",
+        en: "SLA score",
+        unit: "score",
+        formula: "Σ part × weight / 100 (availability, timeliness, inspection, satisfaction)",
+        compute: |f, id| match operations(f, id) {
+            Some(o) => (
+                Some(round2(o.score)),
+                vec![
+                    input("availability_part", round2(o.parts[0]), "T6 → band"),
+                    input("timeliness_part", round2(o.parts[1]), "T1, T2"),
+                    input("inspection_part", round2(o.parts[2]), "T5"),
+                    input("satisfaction_part", round2(o.parts[3]), "T4"),
+                    input("credit_fen", o.credit_fen as f64, "SLA credit bands × fee"),
+                ],
+            ),
+            None => (None, Vec::new()),
+        },
+    },
 ];
 
 /// The indicator sets of `entities` (id, name) from loaded facts.
@@ -702,7 +863,13 @@ pub async fn compute(
         return Ok(Vec::new());
     }
     let ids: Vec<String> = entities.iter().map(|(id, _)| id.clone()).collect();
-    let facts = Facts::load(store, scope, &ids, p).await?;
+    let mut facts = Facts::load(store, scope, &ids, p).await?;
+    if scope == IndicatorScope::Provider {
+        for (id, name) in &entities {
+            let score = crate::app::sla::month_score(store, id, name, &p.month).await?;
+            facts.operations.insert(id.clone(), score);
+        }
+    }
     Ok(sets(scope, &entities, &facts, p, Timestamp::now()))
 }
 

@@ -255,8 +255,38 @@ pub async fn build(
             }),
         });
     }
-    // Tickets (工单), inspections (巡检) and SLA scores (服务质量考核) sections go here,
-    // from their own read functions, once they exist.
+    // 7. Tickets (工单), inspections (巡检) and the SLA score (服务质量考核).
+    let rows = providers
+        .iter()
+        .map(|x| {
+            (
+                x.name.clone(),
+                format!(
+                    "工单 {} 张（升级 {}），响应及时率 {}，解决及时率 {}，满意度 {}；巡检通过率 {}；分钟级可用率 {}；考核得分 {}",
+                    input(x, "ticket_escalations", "opened"),
+                    fmt(val(x, "ticket_escalations"), "count"),
+                    fmt(val(x, "ticket_response_timeliness"), "%"),
+                    fmt(val(x, "ticket_resolution_timeliness"), "%"),
+                    val(x, "satisfaction").map_or("—".into(), |v| format!("{v:.2}")),
+                    fmt(val(x, "inspection_pass_rate"), "%"),
+                    fmt(val(x, "minute_availability"), "%"),
+                    val(x, "sla_score").map_or("—".into(), |v| format!("{v:.2}")),
+                ),
+            )
+        })
+        .collect();
+    sections.push(Section {
+        title: "七、工单、巡检与服务质量考核 Tickets, inspections and SLA".into(),
+        rows,
+        chart: Some(Chart {
+            title: "服务质量考核得分".into(),
+            unit: "分".into(),
+            bars: providers
+                .iter()
+                .map(|x| (x.name.clone(), val(x, "sla_score").unwrap_or(0.0)))
+                .collect(),
+        }),
+    });
 
     let mut indicators = providers;
     indicators.extend(departments);
