@@ -145,6 +145,11 @@ class Bed:
             raise RuntimeError("PostgreSQL did not start (see log/postgres.log)")
         if fresh:
             for db in DATABASES:
+                # A run killed half-way through may have made some of them already.
+                r = self.run([psql, "-h", "127.0.0.1", "-p", str(PG_PORT), "-U", "postgres", "-tAc",
+                              f"SELECT 1 FROM pg_database WHERE datname = '{db}'"], check=False)
+                if r.returncode == 0 and r.stdout.strip() == "1":
+                    continue
                 self.run([psql, "-h", "127.0.0.1", "-p", str(PG_PORT), "-U", "postgres", "-c",
                           f"CREATE DATABASE {db}"])
         return fresh
