@@ -41,6 +41,11 @@ struct Args {
     ha: Option<usize>,
     /// Login flood: distinct loopback source addresses (127.1.0.x) the logins come from.
     sources: usize,
+    /// OpenStack (the bed of `cargo xtask openstack up`, its env loaded): adopt this many
+    /// servers created directly in it, then `os_creates` creates through zhengyun and as
+    /// many directly through Nova's API.
+    openstack: Option<usize>,
+    os_creates: usize,
 }
 
 fn parse_args() -> Result<Args> {
@@ -61,6 +66,8 @@ fn parse_args() -> Result<Args> {
         requests: None,
         ha: None,
         sources: 64,
+        openstack: None,
+        os_creates: 100,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -81,6 +88,8 @@ fn parse_args() -> Result<Args> {
             "--login-flood" => a.login_flood = Some(v()?.parse()?),
             "--requests" => a.requests = Some(v()?.parse()?),
             "--ha" => a.ha = Some(v()?.parse()?),
+            "--openstack" => a.openstack = Some(v()?.parse()?),
+            "--os-creates" => a.os_creates = v()?.parse()?,
             "--sources" => a.sources = v()?.parse::<usize>()?.clamp(1, 250),
             // Extra arguments for `zhengyun server`, e.g. --max-connections 4.
             "--server-arg" => a.server_args.push(v()?),
@@ -180,7 +189,12 @@ async fn ensure_wrk() -> Result<()> {
 #[tokio::main]
 async fn main() -> Result<()> {
     let a = parse_args()?;
-    if a.login_flood.is_none() && a.creates.is_none() && a.requests.is_none() && a.ha.is_none() {
+    if a.login_flood.is_none()
+        && a.creates.is_none()
+        && a.requests.is_none()
+        && a.ha.is_none()
+        && a.openstack.is_none()
+    {
         ensure_wrk().await?;
     }
     let port = free_port()?;
@@ -283,6 +297,14 @@ async fn main() -> Result<()> {
     }
     if let Some(n) = a.login_flood {
         let r = login_flood(&base, backend, server_pid, n, a.sources).await;
+        let _ = std::fs::remove_dir_all(&dir);
+        return r;
+    }
+    if let Some(n) = a.openstack {
+        let otp = printed_otp(&admin_otp).await?;
+        let admin = platform_admin(&http, &base, &otp).await?;
+        let member = login("wjw.user").await?;
+        let r = bench_openstack(&http, &base, backend, &admin, &member, n, a.os_creates).await;
         let _ = std::fs::remove_dir_all(&dir);
         return r;
     }
@@ -1363,4 +1385,396 @@ async fn count_instances(http: &reqwest::Client, first: &str, tok: &str) -> Resu
         };
         url = format!("{first}&cursor={c}");
     }
+}
+
+/// Nova of the OpenStack bed, straight through its API (as the `openstack` client does).
+struct BedNova {
+    http: reqwest::Client,
+    token: String,
+    compute: String,
+    glance: String,
+    project: String,
+}
+
+impl BedNova {
+    async fn login(http: &reqwest::Client) -> Result<(BedNova, Value)> {
+        let v = |k: &str| {
+            std::env::var(k)
+                .with_context(|| format!("{k} is not set: eval \"$(cargo xtask openstack env)\""))
+        };
+        let (auth, user, password) = (
+            v("ZY_OPENSTACK_AUTH_URL")?,
+            v("ZY_OPENSTACK_USERNAME").unwrap_or_else(|_| "admin".into()),
+            v("ZY_OPENSTACK_PASSWORD")?,
+        );
+        let project = v("ZY_OPENSTACK_TEST_PROJECT").unwrap_or_else(|_| "zhengyun".into());
+        let r = http
+            .post(format!("{auth}/auth/tokens"))
+            .json(
+                &json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {
+                "name": user, "domain": {"name": "Default"}, "password": password}}},
+                "scope": {"project": {"name": project, "domain": {"name": "Default"}}}}}),
+            )
+            .send()
+            .await?
+            .error_for_status()?;
+        let token = r.headers()["X-Subject-Token"].to_str()?.to_string();
+        let t: Value = r.json().await?;
+        let endpoint = |kind: &str| {
+            t["token"]["catalog"]
+                .as_array()
+                .and_then(|c| c.iter().find(|s| s["type"] == kind))
+                .and_then(|s| {
+                    s["endpoints"]
+                        .as_array()?
+                        .iter()
+                        .find(|e| e["interface"] == "public")
+                })
+                .and_then(|e| e["url"].as_str())
+                .map(|u| u.trim_end_matches('/').to_string())
+                .with_context(|| format!("no {kind} endpoint"))
+        };
+        let (compute, glance) = (endpoint("compute")?, endpoint("image")?);
+        let settings = json!({ "auth_url": auth, "region": "RegionOne",
+            "credential": { "type": "password", "username": user, "password": password, "project": project } });
+        Ok((
+            BedNova {
+                http: http.clone(),
+                token,
+                compute,
+                glance,
+                project: t["token"]["project"]["id"]
+                    .as_str()
+                    .context("project")?
+                    .to_string(),
+            },
+            settings,
+        ))
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value> {
+        let mut r = self
+            .http
+            .request(method, format!("{}{path}", self.compute))
+            .header("X-Auth-Token", &self.token)
+            .header("OpenStack-API-Version", "compute 2.79");
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let r = r.send().await?;
+        let st = r.status();
+        let text = r.text().await?;
+        if !st.is_success() {
+            bail!("Nova {path}: {st} {text}");
+        }
+        Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// Servers whose name starts with `prefix`: (id, status, task state).
+    async fn servers(&self, prefix: &str) -> Result<Vec<(String, String, bool)>> {
+        let mut out = Vec::new();
+        let mut marker = String::new();
+        loop {
+            let v = self
+                .call(
+                    reqwest::Method::GET,
+                    &format!("/servers/detail?limit=1000&name=^{prefix}{marker}"),
+                    None,
+                )
+                .await?;
+            let page = v["servers"].as_array().cloned().unwrap_or_default();
+            for sv in &page {
+                out.push((
+                    sv["id"].as_str().unwrap_or_default().to_string(),
+                    sv["status"].as_str().unwrap_or_default().to_string(),
+                    sv["OS-EXT-STS:task_state"].is_null(),
+                ));
+            }
+            match page.last().and_then(|l| l["id"].as_str()) {
+                Some(id) if page.len() == 1000 => marker = format!("&marker={id}"),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    /// Waits until `n` servers named `prefix…` are ACTIVE and settled.
+    async fn wait_active(&self, prefix: &str, n: usize, limit: Duration) -> Result<()> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let s = self.servers(prefix).await?;
+            let active = s
+                .iter()
+                .filter(|(_, st, settled)| st == "ACTIVE" && *settled)
+                .count();
+            if active >= n {
+                return Ok(());
+            }
+            if let Some((id, _, _)) = s.iter().find(|(_, st, _)| st == "ERROR") {
+                bail!("server {id} ({prefix}) went to ERROR");
+            }
+            if Instant::now() > deadline {
+                bail!("{active}/{n} servers {prefix}… ACTIVE after {limit:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    async fn delete_all(&self, prefix: &str) -> Result<usize> {
+        let ids: Vec<String> = self
+            .servers(prefix)
+            .await?
+            .into_iter()
+            .map(|s| s.0)
+            .collect();
+        let n = ids.len();
+        let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(8));
+        let mut tasks = Vec::new();
+        for id in ids {
+            let (sem, http, url, tok) = (
+                sem.clone(),
+                self.http.clone(),
+                format!("{}/servers/{id}", self.compute),
+                self.token.clone(),
+            );
+            tasks.push(tokio::spawn(async move {
+                let _p = sem.acquire().await?;
+                http.delete(url).header("X-Auth-Token", tok).send().await?;
+                anyhow::Ok(())
+            }));
+        }
+        for t in tasks {
+            t.await??;
+        }
+        Ok(n)
+    }
+}
+
+/// `--openstack N`: against the bed (`cargo xtask openstack up`, env loaded). Creates N
+/// servers directly in Nova (multi-create, 50 per call), registers the bed as an
+/// `openstack` provider with its project mapped to the member's project, and times the
+/// synchronisation that adopts them all (mode `auto`). Then `os_creates` servers through
+/// zhengyun (one API call, count = M) and, in the same run, M through Nova's API directly
+/// (one POST each, 8 at a time — the driver's own limit towards a provider), each until
+/// every server is ACTIVE; reports both and zhengyun's overhead.
+async fn bench_openstack(
+    http: &reqwest::Client,
+    base: &str,
+    backend: &str,
+    admin: &str,
+    member: &str,
+    n: usize,
+    creates: usize,
+) -> Result<()> {
+    let (nova, mut settings) = BedNova::login(http).await?;
+    let (project, dept) = first_project(http, base, member).await?;
+    raise_quotas(http, base, admin, &dept, &project).await?;
+    let flavors = nova.call(reqwest::Method::GET, "/flavors", None).await?;
+    let tiny = flavors["flavors"]
+        .as_array()
+        .and_then(|f| f.iter().find(|f| f["name"] == "m1.tiny"))
+        .and_then(|f| f["id"].as_str())
+        .context("m1.tiny")?
+        .to_string();
+    // The bed's image, from Glance.
+    let images: Value = nova
+        .http
+        .get(format!("{}/v2/images", nova.glance))
+        .header("X-Auth-Token", &nova.token)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let image = images["images"][0]["id"]
+        .as_str()
+        .context("the bed has no image")?
+        .to_string();
+    for prefix in ["zyb-adopt-", "zyb-direct-", "zyb-zy-"] {
+        nova.delete_all(prefix).await?;
+    }
+    // 1. N servers made directly in the provider.
+    let t = Instant::now();
+    let mut made = 0;
+    while made < n {
+        let k = (n - made).min(50);
+        nova.call(
+            reqwest::Method::POST,
+            "/servers",
+            Some(json!({"server": {"name": format!("zyb-adopt-{made:05}"), "flavorRef": tiny, "imageRef": image,
+                "networks": "none", "min_count": k, "max_count": k}})),
+        )
+        .await?;
+        made += k;
+    }
+    nova.wait_active("zyb-adopt-", n, Duration::from_secs(1800))
+        .await?;
+    println!(
+        "{n} servers created directly (multi-create, 50 per call) and ACTIVE in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+
+    // 2. The provider, mapped, adopting automatically.
+    settings["projects"] = json!([{ "openstack_project": nova.project, "department_id": dept, "project_id": project }]);
+    settings["adoption"] = json!("auto");
+    settings["images"] = json!([{ "image": "bench-cirros", "openstack_image": image }]);
+    let p: Value = http
+        .post(format!("{base}/v1/providers"))
+        .bearer_auth(admin)
+        .json(&json!({ "name": "OpenStack 基准", "kind": "openstack", "openstack": settings }))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let provider = p["id"].as_str().context("provider")?.to_string();
+    http.post(format!("{base}/v1/zones"))
+        .bearer_auth(admin)
+        .json(&json!({ "provider_id": provider, "region": "宜宾", "name": "OpenStack 基准区" }))
+        .send()
+        .await?
+        .error_for_status()?;
+    for body in [json!({ "name": "bench-1C512M", "vcpus": 1, "memory_mib": 512 })] {
+        http.post(format!("{base}/v1/flavors"))
+            .bearer_auth(admin)
+            .json(&body)
+            .send()
+            .await?
+            .error_for_status()?;
+    }
+    http.post(format!("{base}/v1/images"))
+        .bearer_auth(admin)
+        .json(&json!({ "name": "bench-cirros", "os": "Linux", "min_disk_gib": 1, "providers": [provider] }))
+        .send()
+        .await?
+        .error_for_status()?;
+    let t = Instant::now();
+    let sync_url = format!("{base}/v1/providers/{provider}/openstack/sync");
+    let adopted_url = format!("{base}/v1/providers/{provider}/openstack/drift?state=adopted");
+    loop {
+        // One synchronisation adopts everything; should the request time out first, the
+        // next call picks up the rest.
+        let r = http
+            .post(&sync_url)
+            .bearer_auth(admin)
+            .json(&json!({}))
+            .send()
+            .await?;
+        let st = r.status();
+        let v: Value = r.json().await.unwrap_or(Value::Null);
+        let adopted = get_json(http, &adopted_url, admin).await?["items"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter(|d| d["name"].as_str().unwrap_or("").starts_with("zyb-adopt-"))
+                    .count()
+            })
+            .unwrap_or(0);
+        println!(
+            "  sync {st}: {v} → {adopted} adopted after {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
+        if adopted >= n {
+            break;
+        }
+        if t.elapsed() > Duration::from_secs(600) {
+            bail!("only {adopted}/{n} adopted after 10 minutes");
+        }
+    }
+    let adopt_secs = t.elapsed().as_secs_f64();
+    println!(
+        "ADOPT {n} servers ({backend}): {adopt_secs:.1} s ({:.0} per second)",
+        n as f64 / adopt_secs
+    );
+    let q = get_json(
+        http,
+        &format!("{base}/v1/quotas?project_id={project}"),
+        admin,
+    )
+    .await?;
+    println!("  project quota used: {}", q["used"]);
+    nova.delete_all("zyb-adopt-").await?;
+
+    // 3. M creates directly through Nova's API, then M through zhengyun.
+    let t = Instant::now();
+    let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(8));
+    let mut tasks = Vec::new();
+    for k in 0..creates {
+        let (sem, http, url, tok, body) = (
+            sem.clone(),
+            nova.http.clone(),
+            format!("{}/servers", nova.compute),
+            nova.token.clone(),
+            json!({"server": {"name": format!("zyb-direct-{k:04}"), "flavorRef": tiny, "imageRef": image, "networks": "none"}}),
+        );
+        tasks.push(tokio::spawn(async move {
+            let _p = sem.acquire().await?;
+            http.post(url)
+                .header("X-Auth-Token", tok)
+                .header("OpenStack-API-Version", "compute 2.79")
+                .json(&body)
+                .send()
+                .await?
+                .error_for_status()?;
+            anyhow::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    nova.wait_active("zyb-direct-", creates, Duration::from_secs(1800))
+        .await?;
+    let direct = t.elapsed().as_secs_f64();
+    println!("DIRECT {creates} creates through Nova's API → ACTIVE: {direct:.1} s");
+    nova.delete_all("zyb-direct-").await?;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+
+    let t = Instant::now();
+    let v: Value = http
+        .post(format!("{base}/v1/instances"))
+        .bearer_auth(member)
+        .json(&json!({ "project_id": project, "name": "zyb-zy", "flavor": "bench-1C512M", "image": "bench-cirros",
+            "count": creates, "provider_id": provider }))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let ids: Vec<String> = v["items"]
+        .as_array()
+        .context("items")?
+        .iter()
+        .filter_map(|i| i["id"].as_str().map(str::to_string))
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(1800);
+    loop {
+        let mut running = 0;
+        for id in &ids {
+            let i = get_json(http, &format!("{base}/v1/instances/{id}"), member).await?;
+            match i["state"].as_str() {
+                Some("running") => running += 1,
+                Some("error") => bail!("instance {id} failed: {i}"),
+                _ => {}
+            }
+        }
+        if running == ids.len() {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("{running}/{} running after 30 minutes", ids.len());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let zy = t.elapsed().as_secs_f64();
+    println!("ZHENGYUN {creates} creates (one request, count {creates}) → running: {zy:.1} s");
+    println!(
+        "OVERHEAD: {:+.1} % (zhengyun {zy:.1} s vs Nova's API {direct:.1} s)",
+        (zy - direct) / direct * 100.0
+    );
+    nova.delete_all("zyb-zy-").await?;
+    Ok(())
 }
