@@ -10,7 +10,9 @@
 //!
 //! Tasks that belong to one use case live with it: `lease_manager` (one replica, 1 s:
 //! leases and the recycle bin) in `app/leases.rs`, `refused_attempts_audit` in `refusals.rs`,
-//! `metrics_collector` and `alert_evaluator` (one replica each, every 10 s) in `monitoring/`.
+//! `metrics_collector` and `alert_evaluator` (one replica each, every 10 s) in `monitoring/`,
+//! `network_push` (one replica, every second or woken: the hosts' network state) in
+//! `app/dataplane.rs`.
 //! | `budget_watch` | one replica | 60 s | raises each department's 80 % and 100 % budget alerts of the month, once each |
 
 use super::Task;
