@@ -256,7 +256,7 @@ test('a department admin creates a VPC with a subnet, opens a port in a security
   await page.getByTestId('subnet-name').fill('e2e子网')
   await page.getByTestId('subnet-cidr').fill('10.99.1.7/24')
   await page.getByTestId('subnet-save').click()
-  await page.locator('.el-dialog [role="alert"]', { hasText: '10.99.1.0/24' }).waitFor()
+  await page.getByTestId('subnet-error').filter({ hasText: '10.99.1.0/24' }).waitFor()
   await page.getByTestId('subnet-cidr').fill('10.99.1.0/24')
   await page.getByTestId('subnet-save').click()
   await page.getByTestId('subnet-table').locator('tr', { hasText: '10.99.1.0/24' }).first().waitFor()

@@ -143,7 +143,7 @@ async fn edit(
     Ok(())
 }
 
-fn listener<'a>(ls: &'a mut [Value], port: u16) -> Result<&'a mut Value> {
+fn listener(ls: &mut [Value], port: u16) -> Result<&mut Value> {
     ls.iter_mut()
         .find(|l| l["port"] == json!(port))
         .ok_or_else(|| {

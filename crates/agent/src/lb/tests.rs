@@ -380,10 +380,7 @@ fn count(bodies: &[String], what: &str) -> usize {
     bodies.iter().filter(|b| *b == what).count()
 }
 
-/// The real thing, through the agent's own code ([`Lbs`]): needs root, iproute2,
-/// python3 and haproxy; skipped elsewhere unless `ZY_REQUIRE_HAPROXY` is set.
-#[tokio::test]
-async fn haproxy_in_a_namespace_spreads_requests_and_drops_a_failing_member() {
+fn may_run() -> bool {
     let root = std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
         s.lines()
             .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
@@ -391,8 +388,13 @@ async fn haproxy_in_a_namespace_spreads_requests_and_drops_a_failing_member() {
     if haproxy().is_none() || !root || !Path::new("/usr/bin/python3").exists() {
         assert!(!required(), "haproxy, root and python3 are required");
         eprintln!("needs root, haproxy and python3: skipped");
-        return;
+        return false;
     }
+    true
+}
+
+/// A bridge with two members serving HTTP and a client namespace, unique to this run.
+fn bed() -> Bed {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
@@ -413,6 +415,17 @@ async fn haproxy_in_a_namespace_spreads_requests_and_drops_a_failing_member() {
     bed.serve(0);
     bed.serve(1);
 
+    bed
+}
+
+/// The real thing, through the agent's own code ([`Lbs`]): needs root, iproute2,
+/// python3 and haproxy; skipped elsewhere unless `ZY_REQUIRE_HAPROXY` is set.
+#[tokio::test]
+async fn haproxy_in_a_namespace_spreads_requests_and_drops_a_failing_member() {
+    if !may_run() {
+        return;
+    }
+    let mut bed = bed();
     let lbs = Lbs::new(&bed.dir);
     let id = bed.lb;
     let spec = spec(bed.vni);
@@ -472,4 +485,44 @@ async fn haproxy_in_a_namespace_spreads_requests_and_drops_a_failing_member() {
     assert!(!alive(pid), "HAProxy stopped");
     assert!(!Path::new("/run/netns").join(ns_name(id)).exists());
     assert_eq!(again.status(id).await.expect("status"), None);
+}
+
+/// Timings for docs/BENCHMARKS.md (not run in CI): `cargo test -p zy-agent --lib
+/// lb::tests::apply_timings -- --ignored --nocapture`.
+#[tokio::test]
+#[ignore]
+async fn apply_timings() {
+    if !may_run() {
+        return;
+    }
+    let bed = bed();
+    let lbs = Lbs::new(&bed.dir);
+    let spec = spec(bed.vni);
+    let (mut first, mut same, mut reload) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..10u16 {
+        let t = Instant::now();
+        lbs.ensure(bed.lb, &spec).await.expect("ensure");
+        first.push(t.elapsed());
+        let t = Instant::now();
+        lbs.ensure(bed.lb, &spec).await.expect("same");
+        same.push(t.elapsed());
+        let mut changed = spec.clone();
+        changed.listeners[0].members[1].weight = 2 + i;
+        let t = Instant::now();
+        lbs.ensure(bed.lb, &changed).await.expect("reload");
+        reload.push(t.elapsed());
+        lbs.delete(bed.lb).await.expect("delete");
+    }
+    for (what, mut v) in [
+        ("new (namespace + start)", first),
+        ("unchanged", same),
+        ("changed (reload)", reload),
+    ] {
+        v.sort();
+        println!(
+            "{what}: median {:?}, max {:?}",
+            v[v.len() / 2],
+            v[v.len() - 1]
+        );
+    }
 }

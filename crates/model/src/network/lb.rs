@@ -339,7 +339,7 @@ mod tests {
 
     #[test]
     fn a_second_listener_on_one_port_is_refused_by_field() {
-        let e = validate_listeners(vec![listener(80), listener(80)]).unwrap_err();
+        let e = validate_listeners(vec![listener(80), listener(80)]).expect_err("refused");
         assert_eq!(field_of(e), "listeners[1].port");
     }
 
@@ -348,30 +348,30 @@ mod tests {
         let mut l = listener(80);
         l.health_check.interval_ms = 100;
         assert_eq!(
-            field_of(validate_listeners(vec![l.clone()]).unwrap_err()),
+            field_of(validate_listeners(vec![l.clone()]).expect_err("refused")),
             "listeners[0].interval_ms"
         );
         l.health_check.interval_ms = 1000;
         l.health_check.fall = 0;
         assert_eq!(
-            field_of(validate_listeners(vec![l.clone()]).unwrap_err()),
+            field_of(validate_listeners(vec![l.clone()]).expect_err("refused")),
             "listeners[0].fall"
         );
         l.health_check.fall = 2;
         l.health_check.http_path = Some("/a b".into());
         assert_eq!(
-            field_of(validate_listeners(vec![l.clone()]).unwrap_err()),
+            field_of(validate_listeners(vec![l.clone()]).expect_err("refused")),
             "listeners[0].http_path"
         );
         l.health_check.http_path = None;
         l.health_check.expected_status = Some(200);
         assert_eq!(
-            field_of(validate_listeners(vec![l.clone()]).unwrap_err()),
+            field_of(validate_listeners(vec![l.clone()]).expect_err("refused")),
             "listeners[0].expected_status"
         );
         l.health_check.http_path = Some("/healthz".into());
         l.health_check.expected_status = None;
-        let ok = validate_listeners(vec![l]).unwrap();
+        let ok = validate_listeners(vec![l]).expect("accepted");
         assert_eq!(ok[0].health_check.expected_status, Some(200));
     }
 
@@ -380,13 +380,13 @@ mod tests {
         let mut l = listener(80);
         l.members[0].weight = 0;
         assert_eq!(
-            field_of(validate_listeners(vec![l.clone()]).unwrap_err()),
+            field_of(validate_listeners(vec![l.clone()]).expect_err("refused")),
             "listeners[0].members[0].weight"
         );
         l.members[0].weight = 1;
         l.members.push(l.members[0].clone());
         assert_eq!(
-            field_of(validate_listeners(vec![l]).unwrap_err()),
+            field_of(validate_listeners(vec![l]).expect_err("refused")),
             "listeners[0].members[1].nic_id"
         );
     }
@@ -412,8 +412,10 @@ mod tests {
                 prop_assert_eq!(set.len(), ok.len());
                 prop_assert!(ok.len() <= MAX_LISTENERS);
                 prop_assert!(!set.contains(&0));
-                prop_assert!((500..=60_000).contains(&interval));
-                prop_assert!((1..=10).contains(&rise));
+                if !ok.is_empty() {
+                    prop_assert!((500..=60_000).contains(&interval));
+                    prop_assert!((1..=10).contains(&rise));
+                }
             }
         }
     }

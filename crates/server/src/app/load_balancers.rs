@@ -134,86 +134,11 @@ pub async fn create(
         ));
     }
     let listeners = checked(s, vpc.id, b.listeners).await?;
-    let cidr = Cidr::parse("cidr", &sn.cidr)?;
-    let gateway = parse_ip("gateway", &sn.gateway)?;
-    let fixed = b.vip.as_deref().map(|a| parse_ip("vip", a)).transpose()?;
-    if let Some(a) = fixed {
-        if !cidr.is_host(a) || a == gateway {
-            return Err(Error::validation(
-                "vip",
-                t!("地址 {} 不是子网 {} 中可分配的地址" ; "{} is not an assignable address of subnet {}", ip_text(a), cidr),
-            ));
-        }
-    }
     let id = LoadBalancerId::new();
     let mut tx = s.store.begin_write_for(&id.to_string()).await?;
-    let taken = net::taken_addresses(&mut tx, sn.id).await?;
-    let addr = match fixed {
-        Some(a) if taken.contains(&a) => {
-            return Err(Error::conflict(
-                t!("地址 {} 已被占用" ; "address {} is already in use", ip_text(a)),
-            )
-            .with_details(json!({ "field": "vip", "reason": "address_taken" })))
-        }
-        Some(a) => a,
-        None => next_free(cidr, gateway, &taken).ok_or_else(|| {
-            Error::conflict(
-                t!("子网 {} 的地址已分配完" ; "subnet {} has no free address left", sn.name),
-            )
-            .with_details(json!({ "reason": "subnet_full" }))
-        })?,
-    };
-    let now = Timestamp::now();
-    let vip_nic = NicId::new();
-    net::insert_nic(
-        &mut tx,
-        &Nic {
-            id: vip_nic,
-            instance_id: InstanceId(id.0),
-            subnet_id: sn.id,
-            vpc_id: vpc.id,
-            department_id: pr.department_id,
-            project_id: pr.id,
-            index: 0,
-            mac: mac_for(vip_nic),
-            ip: ip_text(addr),
-            security_group_ids: Vec::new(),
-            created_at: now,
-        },
-        addr,
-    )
-    .await?;
-    let lb = LoadBalancer {
-        id,
-        department_id: pr.department_id,
-        project_id: pr.id,
-        vpc_id: vpc.id,
-        subnet_id: sn.id,
-        name,
-        description,
-        vip: ip_text(addr),
-        listeners,
-        state: LbState::Pending,
-        host_id: None,
-        simulated: false,
-        applied_generation: 0,
-        members: Vec::new(),
-        last_error: None,
-        created_at: now,
-        updated_at: now,
-        generation: 1,
-    };
-    db::insert(&mut tx, &lb, vip_nic).await?;
-    let saga = crate::saga::start(
-        &mut tx,
-        &sagas::APPLY,
-        &id.to_string(),
-        &sagas::Apply {
-            lb_id: id,
-            previous: None,
-        },
-    )
-    .await?;
+    let addr = super::networks::allocate_address(&mut tx, &sn, "vip", b.vip.as_deref()).await?;
+    let lb = fresh(id, &vpc, pr.id, &sn, name, description, addr, listeners);
+    let saga = insert_with_vip(&mut tx, &lb, addr).await?;
     commit_audited(
         tx,
         ctx,
@@ -338,49 +263,55 @@ pub(crate) async fn demo(
     p: ProjectId,
     sn: &Subnet,
 ) -> Result<(), Error> {
-    let cidr = Cidr::parse("cidr", &sn.cidr)?;
-    let addr = cidr.first() + 10;
-    let now = Timestamp::now();
-    let id = LoadBalancerId::new();
-    let vip_nic = NicId::new();
-    net::insert_nic(
-        tx,
-        &Nic {
-            id: vip_nic,
-            instance_id: InstanceId(id.0),
-            subnet_id: sn.id,
-            vpc_id: vpc.id,
-            department_id: vpc.department_id,
-            project_id: p,
-            index: 0,
-            mac: mac_for(vip_nic),
-            ip: ip_text(addr),
-            security_group_ids: Vec::new(),
-            created_at: now,
+    let addr = Cidr::parse("cidr", &sn.cidr)?.first() + 10;
+    let listeners = vec![LbListener {
+        protocol: LbProtocol::Http,
+        port: 80,
+        algorithm: LbAlgorithm::RoundRobin,
+        health_check: HealthCheck {
+            http_path: Some("/healthz".into()),
+            expected_status: Some(200),
+            ..HealthCheck::default()
         },
+        members: Vec::new(),
+    }];
+    let lb = fresh(
+        LoadBalancerId::new(),
+        vpc,
+        p,
+        sn,
+        "门户网站负载均衡".into(),
+        "演示数据 / demo data".into(),
         addr,
-    )
-    .await?;
-    let lb = LoadBalancer {
+        listeners,
+    );
+    insert_with_vip(tx, &lb, addr).await?;
+    Ok(())
+}
+
+/// A new load balancer, `pending` until its first apply.
+#[allow(clippy::too_many_arguments)]
+fn fresh(
+    id: LoadBalancerId,
+    vpc: &Vpc,
+    project: ProjectId,
+    sn: &Subnet,
+    name: String,
+    description: String,
+    addr: u32,
+    listeners: Vec<LbListener>,
+) -> LoadBalancer {
+    let now = Timestamp::now();
+    LoadBalancer {
         id,
         department_id: vpc.department_id,
-        project_id: p,
+        project_id: project,
         vpc_id: vpc.id,
         subnet_id: sn.id,
-        name: "门户网站负载均衡".into(),
-        description: "演示数据 / demo data".into(),
+        name,
+        description,
         vip: ip_text(addr),
-        listeners: vec![LbListener {
-            protocol: LbProtocol::Http,
-            port: 80,
-            algorithm: LbAlgorithm::RoundRobin,
-            health_check: HealthCheck {
-                http_path: Some("/healthz".into()),
-                expected_status: Some(200),
-                ..HealthCheck::default()
-            },
-            members: Vec::new(),
-        }],
+        listeners,
         state: LbState::Pending,
         host_id: None,
         simulated: false,
@@ -390,17 +321,44 @@ pub(crate) async fn demo(
         created_at: now,
         updated_at: now,
         generation: 1,
-    };
-    db::insert(tx, &lb, vip_nic).await?;
+    }
+}
+
+/// Inserts the load balancer with the NIC row holding its virtual IP `addr`, and starts
+/// the saga that applies it (its id).
+async fn insert_with_vip(
+    tx: &mut zy_store::Tx,
+    lb: &LoadBalancer,
+    addr: u32,
+) -> Result<Option<String>, Error> {
+    let vip_nic = NicId::new();
+    net::insert_nic(
+        tx,
+        &Nic {
+            id: vip_nic,
+            instance_id: InstanceId(lb.id.0),
+            subnet_id: lb.subnet_id,
+            vpc_id: lb.vpc_id,
+            department_id: lb.department_id,
+            project_id: lb.project_id,
+            index: 0,
+            mac: mac_for(vip_nic),
+            ip: ip_text(addr),
+            security_group_ids: Vec::new(),
+            created_at: lb.created_at,
+        },
+        addr,
+    )
+    .await?;
+    db::insert(tx, lb, vip_nic).await?;
     crate::saga::start(
         tx,
         &sagas::APPLY,
-        &id.to_string(),
+        &lb.id.to_string(),
         &sagas::Apply {
-            lb_id: id,
+            lb_id: lb.id,
             previous: None,
         },
     )
-    .await?;
-    Ok(())
+    .await
 }

@@ -386,17 +386,6 @@ pub async fn create_nic(
             ),
         ));
     }
-    let cidr = Cidr::parse("cidr", &sn.cidr)?;
-    let gateway = parse_ip("gateway", &sn.gateway)?;
-    let fixed = ip.map(|a| parse_ip("ip", a)).transpose()?;
-    if let Some(a) = fixed {
-        if !cidr.is_host(a) || a == gateway {
-            return Err(Error::validation(
-                "ip",
-                t!("地址 {} 不是子网 {} 中可分配的地址" ; "{} is not an assignable address of subnet {}", ip_text(a), cidr),
-            ));
-        }
-    }
     if groups.len() > 5 {
         return Err(Error::validation(
             "security_group_ids",
@@ -412,23 +401,8 @@ pub async fn create_nic(
         .into_iter()
         .collect();
     let mut tx = s.store.begin_write_for(&instance.to_string()).await?;
+    let addr = allocate_address(&mut tx, &sn, "ip", ip).await?;
     check_groups(&mut tx, inst.project_id, "security_group_ids", &groups).await?;
-    let taken = db::taken_addresses(&mut tx, subnet).await?;
-    let addr = match fixed {
-        Some(a) if taken.contains(&a) => {
-            return Err(Error::conflict(
-                t!("地址 {} 已被占用" ; "address {} is already in use", ip_text(a)),
-            )
-            .with_details(json!({ "field": "ip", "reason": "address_taken" })))
-        }
-        Some(a) => a,
-        None => next_free(cidr, gateway, &taken).ok_or_else(|| {
-            Error::conflict(
-                t!("子网 {} 的地址已分配完" ; "subnet {} has no free address left", sn.name),
-            )
-            .with_details(json!({ "reason": "subnet_full" }))
-        })?,
-    };
     let id = NicId::new();
     let n = Nic {
         id,
@@ -456,6 +430,43 @@ pub async fn create_nic(
     )
     .await?;
     Ok(n)
+}
+
+/// An address of subnet `sn` for a new NIC or virtual IP, in the transaction that inserts
+/// it: `requested` (named `field` in errors) when it is a free host address of the subnet
+/// other than the gateway, else the lowest free one. The unique `(subnet, address)` still
+/// decides between concurrent allocations.
+pub(crate) async fn allocate_address(
+    tx: &mut zy_store::Tx,
+    sn: &Subnet,
+    field: &str,
+    requested: Option<&str>,
+) -> Result<u32, Error> {
+    let cidr = Cidr::parse("cidr", &sn.cidr)?;
+    let gateway = parse_ip("gateway", &sn.gateway)?;
+    let fixed = requested.map(|a| parse_ip(field, a)).transpose()?;
+    if let Some(a) = fixed {
+        if !cidr.is_host(a) || a == gateway {
+            return Err(Error::validation(
+                field,
+                t!("地址 {} 不是子网 {} 中可分配的地址" ; "{} is not an assignable address of subnet {}", ip_text(a), cidr),
+            ));
+        }
+    }
+    let taken = db::taken_addresses(tx, sn.id).await?;
+    match fixed {
+        Some(a) if taken.contains(&a) => Err(Error::conflict(
+            t!("地址 {} 已被占用" ; "address {} is already in use", ip_text(a)),
+        )
+        .with_details(json!({ "field": field, "reason": "address_taken" }))),
+        Some(a) => Ok(a),
+        None => next_free(cidr, gateway, &taken).ok_or_else(|| {
+            Error::conflict(
+                t!("子网 {} 的地址已分配完" ; "subnet {} has no free address left", sn.name),
+            )
+            .with_details(json!({ "reason": "subnet_full" }))
+        }),
+    }
 }
 
 async fn load_nic(s: &AppState, actor: &Actor, id: NicId) -> Result<Nic, Error> {
