@@ -846,3 +846,46 @@ pub async fn agent_certs(store: &Store) -> Result<Vec<(String, String, String)>,
         })
         .collect()
 }
+
+/// A provider's ticket figures for the tickets opened in [from, to), as of `now`, counted
+/// in the database (the same rules as `app::tickets::stats_of`).
+pub async fn ticket_stats(
+    store: &Store,
+    provider_id: &str,
+    from: Timestamp,
+    to: Timestamp,
+    now: Timestamp,
+) -> Result<TicketStats, Error> {
+    let r = sqlx::query(
+        "SELECT COUNT(*), \
+         CAST(COALESCE(SUM(CASE WHEN state = 'closed' THEN 1 ELSE 0 END), 0) AS BIGINT), \
+         CAST(COALESCE(SUM(CASE WHEN responded_at IS NOT NULL OR respond_by < $4 THEN 1 ELSE 0 END), 0) AS BIGINT), \
+         CAST(COALESCE(SUM(CASE WHEN responded_at IS NOT NULL AND responded_at <= respond_by THEN 1 ELSE 0 END), 0) AS BIGINT), \
+         CAST(COALESCE(SUM(CASE WHEN resolved_at IS NOT NULL OR resolve_by < $4 THEN 1 ELSE 0 END), 0) AS BIGINT), \
+         CAST(COALESCE(SUM(CASE WHEN resolved_at IS NOT NULL AND resolved_at <= resolve_by THEN 1 ELSE 0 END), 0) AS BIGINT), \
+         CAST(COALESCE(SUM(CASE WHEN escalation > 0 OR response_missed = 1 OR resolution_missed = 1 THEN 1 ELSE 0 END), 0) AS BIGINT), \
+         COUNT(rating), CAST(COALESCE(SUM(rating), 0) AS BIGINT) \
+         FROM tickets WHERE provider_id = $1 AND opened_at >= $2 AND opened_at < $3",
+    )
+    .bind(provider_id)
+    .bind(from.0)
+    .bind(to.0)
+    .bind(now.0)
+    .fetch_one(store.pool())
+    .await
+    .map_err(db_error)?;
+    let g = |i: usize| -> Result<i64, Error> { r.try_get::<i64, _>(i).map_err(db_error) };
+    let (ratings, rating_sum) = (g(7)?, g(8)?);
+    Ok(TicketStats {
+        opened: g(0)?,
+        closed: g(1)?,
+        response_due: g(2)?,
+        response_met: g(3)?,
+        resolution_due: g(4)?,
+        resolution_met: g(5)?,
+        escalated: g(6)?,
+        ratings,
+        rating_sum,
+        satisfaction_avg: (ratings > 0).then(|| rating_sum as f64 / ratings as f64),
+    })
+}

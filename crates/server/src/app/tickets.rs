@@ -631,6 +631,8 @@ pub async fn on_alert(
 
 /// A provider's tickets opened in [from, to) as of `now` (the metering clock): opened,
 /// closed, deadlines due and met, escalated, ratings. See `TicketStats` for what counts.
+/// The reference for `zy_store::operations::ticket_stats`, which counts the same in the
+/// database (the province-scale benchmark compares the two).
 pub fn stats_of(tickets: &[Ticket], now: Timestamp) -> TicketStats {
     let mut s = TicketStats::default();
     for t in tickets {
@@ -679,8 +681,7 @@ pub async fn provider_ticket_stats(
     to: Timestamp,
 ) -> Result<TicketStats, Error> {
     let now = super::billing::clock(store_).await?;
-    let ts = store::provider_tickets(store_, provider_id, from, to).await?;
-    Ok(stats_of(&ts, now))
+    store::ticket_stats(store_, provider_id, from, to, now).await
 }
 
 // ---------------------------------------------------------------- timers

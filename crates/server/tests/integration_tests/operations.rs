@@ -370,6 +370,18 @@ async fn a_simulated_month_of_operations_scores_the_provider_and_credits_its_bil
     }
     // alert: response late, resolution in time; quick: both in time; inspection: both late.
     assert_eq!((due, met, ratings, rating_sum), (6, 3, 2, 7));
+    let tk = &score["tickets"];
+    assert_eq!(
+        (
+            tk["response_due"].as_i64().expect("n") + tk["resolution_due"].as_i64().expect("n"),
+            tk["response_met"].as_i64().expect("n") + tk["resolution_met"].as_i64().expect("n"),
+            &tk["ratings"],
+            &tk["rating_sum"],
+            &tk["opened"],
+        ),
+        (due, met, &json!(ratings), &json!(rating_sum), &json!(3)),
+        "{score}"
+    );
     let parts = [
         ppm as f64 / 10_000.0,
         met as f64 * 100.0 / due as f64,
@@ -692,6 +704,19 @@ async fn ops_queries_at_province_scale(db: Db) {
             .expect("stats");
         stats.push(t0.elapsed());
         assert_eq!(s.opened, 20_000);
+        if i < providers.len() {
+            let all = zy_store::operations::provider_tickets(ts.store(), p, from, to)
+                .await
+                .expect("tickets");
+            let now = zy_server::app::billing::clock(ts.store())
+                .await
+                .expect("clock");
+            assert_eq!(
+                s,
+                zy_server::app::tickets::stats_of(&all, now),
+                "SQL and the reference agree"
+            );
+        }
         let t0 = Instant::now();
         let s = zy_server::app::inspections::provider_inspection_stats(ts.store(), p, from, to)
             .await
