@@ -585,7 +585,32 @@ pub async fn settle_reclaims(tx: &mut Tx, now: Timestamp) -> Result<u64, Error> 
     .await
     .map_err(db_error)?
     .rows_affected();
-    Ok(n1 + n2)
+    // A reclaim request that was rejected, withdrawn or failed: the finding is open again.
+    let n3 = sqlx::query(
+        "UPDATE idle_findings SET state = 'open', request_id = NULL, updated_at = $1, generation = generation + 1 \
+         WHERE state = 'reclaiming' AND request_id IN \
+           (SELECT id FROM resource_requests WHERE state IN ('rejected', 'withdrawn', 'failed'))",
+    )
+    .bind(now.0)
+    .execute(&mut **tx)
+    .await
+    .map_err(db_error)?
+    .rows_affected();
+    Ok(n1 + n2 + n3)
+}
+
+/// Opens a reclaiming finding again (its reclaim could not be made).
+pub async fn reopen_finding(tx: &mut Tx, id: &str, now: Timestamp) -> Result<(), Error> {
+    sqlx::query(
+        "UPDATE idle_findings SET state = 'open', request_id = NULL, updated_at = $1, generation = generation + 1 \
+         WHERE id = $2 AND state = 'reclaiming'",
+    )
+    .bind(now.0)
+    .bind(id)
+    .execute(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    Ok(())
 }
 
 // ------------------------------------------------------------------ snapshots

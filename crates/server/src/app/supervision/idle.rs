@@ -401,7 +401,13 @@ pub async fn reclaim(
             serde_json::json!({ "volume": f.resource_id, "name": f.resource_name }),
         )
         .await?;
-        crate::app::volumes::delete(s, ctx, actor, VolumeId(vid)).await?;
+        if let Err(e) = crate::app::volumes::delete(s, ctx, actor, VolumeId(vid)).await {
+            // Not deleted (attached meanwhile, gone …): the finding is open again.
+            let mut tx = s.store.begin_write_for(&f.id).await?;
+            repo::reopen_finding(&mut tx, &f.id, Timestamp::now()).await?;
+            tx.commit().await.map_err(zy_store::db_error)?;
+            return Err(e);
+        }
     } else {
         let iid: uuid::Uuid = f
             .resource_id
