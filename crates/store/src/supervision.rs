@@ -497,18 +497,31 @@ pub async fn get_finding(tx: &mut Tx, id: &str) -> Result<Option<IdleFinding>, E
     .transpose()
 }
 
+/// How a finding is decided.
+#[derive(Debug, Clone, Copy)]
+pub struct Decision<'a> {
+    pub state: IdleState,
+    pub request_id: Option<&'a str>,
+    pub reason: Option<&'a str>,
+    pub by: &'a str,
+    pub now: Timestamp,
+}
+
 /// Moves an open finding on (reclaiming with its request, or dismissed with a reason),
 /// conditional on its generation. False when someone else moved it first.
 pub async fn decide_finding(
     tx: &mut Tx,
     id: &str,
     generation: i64,
-    state: IdleState,
-    request_id: Option<&str>,
-    reason: Option<&str>,
-    by: &str,
-    now: Timestamp,
+    d: Decision<'_>,
 ) -> Result<bool, Error> {
+    let Decision {
+        state,
+        request_id,
+        reason,
+        by,
+        now,
+    } = d;
     let n = sqlx::query(
         "UPDATE idle_findings SET state = $1, request_id = $2, reason = $3, decided_by = $4, updated_at = $5, \
          generation = generation + 1 WHERE id = $6 AND generation = $7 AND state = 'open'",
@@ -585,7 +598,32 @@ pub async fn settle_reclaims(tx: &mut Tx, now: Timestamp) -> Result<u64, Error> 
     .await
     .map_err(db_error)?
     .rows_affected();
-    Ok(n1 + n2)
+    // A reclaim request that was rejected, withdrawn or failed: the finding is open again.
+    let n3 = sqlx::query(
+        "UPDATE idle_findings SET state = 'open', request_id = NULL, updated_at = $1, generation = generation + 1 \
+         WHERE state = 'reclaiming' AND request_id IN \
+           (SELECT id FROM resource_requests WHERE state IN ('rejected', 'withdrawn', 'failed'))",
+    )
+    .bind(now.0)
+    .execute(&mut **tx)
+    .await
+    .map_err(db_error)?
+    .rows_affected();
+    Ok(n1 + n2 + n3)
+}
+
+/// Opens a reclaiming finding again (its reclaim could not be made).
+pub async fn reopen_finding(tx: &mut Tx, id: &str, now: Timestamp) -> Result<(), Error> {
+    sqlx::query(
+        "UPDATE idle_findings SET state = 'open', request_id = NULL, updated_at = $1, generation = generation + 1 \
+         WHERE id = $2 AND state = 'reclaiming'",
+    )
+    .bind(now.0)
+    .bind(id)
+    .execute(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    Ok(())
 }
 
 // ------------------------------------------------------------------ snapshots

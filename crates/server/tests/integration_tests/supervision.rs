@@ -289,6 +289,17 @@ async fn indicators_are_traceable_to_the_raw_data_and_scoped(db: Db) {
     assert_eq!(board["totals"]["instances_running"], 3);
     assert_eq!(board["totals"]["hosts"], hosts.len());
     assert_eq!(board["totals"]["vcpus_allocatable"], allocatable as i64);
+    // Last month's dashboard: its CPU is the mean of the providers' P6 (one here).
+    let (st, past) = sup
+        .get(&format!("/v1/supervision/dashboard?period={last}"))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{past}");
+    assert_eq!(
+        past["totals"]["cpu_utilisation"].as_f64(),
+        Some(round2(pmean)),
+        "{}",
+        past["totals"]
+    );
     let (st, trend) = sup
         .get(&format!(
             "/v1/supervision/trends?scope=department&id={dept}&months=2"

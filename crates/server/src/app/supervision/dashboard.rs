@@ -92,7 +92,7 @@ pub async fn dashboard(
     }
     rank(&mut departments, "spend");
     let mut idle = idle::list(s, actor, Some("open")).await?;
-    idle.sort_by(|a, b| b.monthly_fen.unwrap_or(0).cmp(&a.monthly_fen.unwrap_or(0)));
+    idle.sort_by_key(|f| std::cmp::Reverse(f.monthly_fen.unwrap_or(0)));
     let mut alerts: Vec<ActiveAlert> = crate::app::alerts::active(s, actor)
         .await
         .unwrap_or_default()

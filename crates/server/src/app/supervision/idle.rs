@@ -129,11 +129,11 @@ fn instance_item(flavor: &str, vcpus: i64, memory_mib: i64, disk_gib: i64) -> Es
 
 /// The largest flavor with at most half the vCPUs and no more memory (a downsize that
 /// still fits an instance whose p95 is under the threshold).
-pub fn smaller_flavor<'a>(
-    flavors: &'a [(String, i64, i64)],
+pub fn smaller_flavor(
+    flavors: &[(String, i64, i64)],
     vcpus: i64,
     memory_mib: i64,
-) -> Option<&'a (String, i64, i64)> {
+) -> Option<&(String, i64, i64)> {
     flavors
         .iter()
         .filter(|(_, v, m)| *v >= 1 && *v * 2 <= vcpus && *m <= memory_mib)
@@ -381,11 +381,13 @@ pub async fn reclaim(
             &mut tx,
             &f.id,
             generation,
-            IdleState::Reclaiming,
-            None,
-            None,
-            &who,
-            now,
+            repo::Decision {
+                state: IdleState::Reclaiming,
+                request_id: None,
+                reason: None,
+                by: &who,
+                now,
+            },
         )
         .await?
         {
@@ -401,7 +403,13 @@ pub async fn reclaim(
             serde_json::json!({ "volume": f.resource_id, "name": f.resource_name }),
         )
         .await?;
-        crate::app::volumes::delete(s, ctx, actor, VolumeId(vid)).await?;
+        if let Err(e) = crate::app::volumes::delete(s, ctx, actor, VolumeId(vid)).await {
+            // Not deleted (attached meanwhile, gone …): the finding is open again.
+            let mut tx = s.store.begin_write_for(&f.id).await?;
+            repo::reopen_finding(&mut tx, &f.id, Timestamp::now()).await?;
+            tx.commit().await.map_err(zy_store::db_error)?;
+            return Err(e);
+        }
     } else {
         let iid: uuid::Uuid = f
             .resource_id
@@ -453,11 +461,13 @@ pub async fn reclaim(
             &mut tx,
             &f.id,
             generation,
-            IdleState::Reclaiming,
-            Some(&rid),
-            None,
-            &who,
-            now,
+            repo::Decision {
+                state: IdleState::Reclaiming,
+                request_id: Some(&rid),
+                reason: None,
+                by: &who,
+                now,
+            },
         )
         .await?
         {
@@ -528,11 +538,13 @@ pub async fn dismiss(
         &mut tx,
         &f.id,
         b.generation.unwrap_or(f.generation),
-        IdleState::Dismissed,
-        None,
-        Some(reason),
-        &actor.user.username,
-        Timestamp::now(),
+        repo::Decision {
+            state: IdleState::Dismissed,
+            request_id: None,
+            reason: Some(reason),
+            by: &actor.user.username,
+            now: Timestamp::now(),
+        },
     )
     .await?
     {

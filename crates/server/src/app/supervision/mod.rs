@@ -213,6 +213,9 @@ impl Facts {
     }
 }
 
+/// An indicator's value (when the inputs allow one) and the inputs it used.
+pub type Computed = (Option<f64>, Vec<IndicatorInput>);
+
 /// One indicator's definition (docs/INDICATORS.md).
 pub struct Def {
     pub code: &'static str,
@@ -222,7 +225,7 @@ pub struct Def {
     pub en: &'static str,
     pub unit: &'static str,
     pub formula: &'static str,
-    pub compute: fn(&Facts, &str) -> (Option<f64>, Vec<IndicatorInput>),
+    pub compute: fn(&Facts, &str) -> Computed,
 }
 
 fn input(name: &str, value: f64, source: &str) -> IndicatorInput {
