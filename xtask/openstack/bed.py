@@ -482,6 +482,13 @@ class Bed:
         os.makedirs(self.root, exist_ok=True)
         self.patch_neutron_migration()
         self.configure()
+        # One-time set-up (databases, schemas, Keystone's bootstrap) is marked done at its
+        # end; a start killed half-way through it leaves no marker, and the next start
+        # begins again from nothing rather than failing on what exists half-made.
+        marker = os.path.join(self.root, "initialised")
+        if os.path.exists(self.p("pg", "data")) and not os.path.exists(marker):
+            log("a previous start stopped during set-up: starting from nothing")
+            shutil.rmtree(self.p("pg"), ignore_errors=True)
         fresh = self.start_postgres()
         self.start_rabbit()
         if fresh:
@@ -492,6 +499,8 @@ class Bed:
         if fresh:
             self.wait_port(5000, "keystone")
             self.keystone_bootstrap()
+            with open(marker, "w") as f:
+                f.write("set-up complete\n")
         self.wait_port(5000, "keystone")
         api = Api()
         api.wait_ready()
