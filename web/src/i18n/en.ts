@@ -210,6 +210,7 @@ const en: typeof zh = {
     userDomain: 'User domain', project: 'OpenStack project', projectDomain: 'Project domain',
     secretSet: 'set', secretHint: 'The secret is write-only: the stored one is never shown; type it again when saving.',
     secretNeeded: 'Type the secret again (the stored one is never shown back and must be sent with the settings)',
+    caSetHint: 'A CA certificate is set (not shown); saving without pasting it again removes it.',
     verifyTls: 'Verify TLS certificate', caPem: 'CA certificate (PEM)', network: 'Network (Neutron network id)',
     adoption: 'Adoption', adoptFlag: 'Flag only; an admin adopts', adoptAuto: 'Adopt automatically',
     projectMap: 'Project mapping', flavorMap: 'Flavor mapping', imageMap: 'Image mapping', zoneMap: 'Zone mapping', addRow: 'Add a row',

@@ -209,6 +209,7 @@ export default {
     userDomain: '用户域', project: 'OpenStack 项目', projectDomain: '项目域',
     secretSet: '已设置', secretHint: '密钥只写不读：已保存的密钥不会显示；保存设置时须重新填写。',
     secretNeeded: '请重新填写密钥（已保存的密钥不会回显，保存时须一并提交）',
+    caSetHint: 'CA 证书已设置（不回显）；保存时不重新粘贴将被移除。',
     verifyTls: '校验 TLS 证书', caPem: 'CA 证书（PEM）', network: '网络（Neutron 网络 ID）',
     adoption: '纳管方式', adoptFlag: '仅标记，由管理员纳管', adoptAuto: '自动纳管',
     projectMap: '项目映射', flavorMap: '规格映射', imageMap: '镜像映射', zoneMap: '可用区映射', addRow: '添加一行',
