@@ -552,6 +552,8 @@ test('the supervisor sees the overview, whose charts load as a separate chunk', 
   await page.getByTestId('nav-infra').click()
   await page.getByTestId('host-table').locator('tbody tr').first().waitFor()
   await shot(page, '10-hosts')
+  // The supervisor reads providers but adds none.
+  assert.equal(await page.getByTestId('new-openstack').count(), 0)
   await page.getByTestId('logout').click()
   assert.deepEqual(errors, [])
   await page.close()
@@ -718,6 +720,23 @@ test('the platform admin signs in the first time, adds a department and puts a h
   await page.locator('.el-message--success').first().waitFor()
   assert.equal(await page.getByTestId('grace-days').locator('input').inputValue(), '10')
   await shot(page, '14c-lease-settings')
+
+  // An OpenStack provider through the form: the demo has no OpenStack, so an unreachable
+  // loopback Keystone is refused with the API's clear message, the secret never shown.
+  await page.getByTestId('nav-infra').click()
+  await page.getByTestId('new-openstack').click()
+  await page.waitForURL('**/platform/providers/new/openstack')
+  await page.getByTestId('os-name').fill('e2e OpenStack')
+  await page.getByTestId('os-auth-url').fill('http://127.0.0.1:9/v3')
+  await page.getByTestId('os-cred-id').fill('e2e-app-cred')
+  await page.getByTestId('os-secret').fill('e2e-secret-value')
+  assert.equal(await page.getByTestId('os-secret').getAttribute('type'), 'password')
+  await page.getByTestId('os-save').click()
+  await page.getByTestId('os-error').waitFor()
+  assert.match(await page.getByTestId('os-error').innerText(), /OpenStack/)
+  assert.doesNotMatch(await page.getByTestId('os-error').innerText(), /e2e-secret-value/)
+  assert.ok(page.url().endsWith('/platform/providers/new/openstack'))
+  await shot(page, '14e-openstack-unreachable')
   await page.getByTestId('logout').click()
   await page.waitForURL('**/login')
   assert.deepEqual(errors, [])
