@@ -82,6 +82,9 @@ pub enum InstanceCmd {
         /// the end, released to the recycle bin after the grace period.
         #[arg(long)]
         lease_days: Option<u32>,
+        /// A NIC on a VPC subnet, repeatable: `subnet=<id>[,ip=<address>][,sg=<group id>…]`.
+        #[arg(long = "nic")]
+        nics: Vec<String>,
     },
     Get {
         id: String,
@@ -228,6 +231,23 @@ pub(crate) async fn project_id(c: &Client, p: &str) -> Result<String> {
     }
 }
 
+/// `subnet=<id>[,ip=<address>][,sg=<group id>…]` of `--nic` as a create body item.
+fn parse_nic(spec: &str) -> Result<Value> {
+    let (mut subnet, mut ip, mut groups) = (None, None, Vec::new());
+    for part in spec.split(',').filter(|p| !p.is_empty()) {
+        match part.split_once('=') {
+            Some(("subnet", v)) if !v.is_empty() => subnet = Some(v.to_string()),
+            Some(("ip", v)) if !v.is_empty() => ip = Some(v.to_string()),
+            Some(("sg", v)) if !v.is_empty() => groups.push(v.to_string()),
+            _ => bail!("--nic {spec}: expected subnet=<id>[,ip=<address>][,sg=<group id>]"),
+        }
+    }
+    let Some(subnet) = subnet else {
+        bail!("--nic {spec}: subnet=<id> is required");
+    };
+    Ok(json!({ "subnet_id": subnet, "ip": ip, "security_group_ids": groups }))
+}
+
 fn print_quota(v: &Value) {
     let rows: Vec<Value> = [
         ("instances", "云主机 instances"),
@@ -347,7 +367,12 @@ pub async fn instance(c: &Client, cmd: InstanceCmd, json: bool) -> Result<()> {
             wait,
             user_data,
             lease_days,
+            nics,
         } => {
+            let nics = nics
+                .iter()
+                .map(|n| parse_nic(n))
+                .collect::<Result<Vec<_>>>()?;
             let project = project_id(c, &project).await?;
             let user_data = match user_data {
                 Some(p) => Some(
@@ -375,6 +400,7 @@ pub async fn instance(c: &Client, cmd: InstanceCmd, json: bool) -> Result<()> {
                 "zone_id": zone, "provider_id": provider, "group": group, "start": !stopped,
                 "user_data": user_data,
                 "lease_end": lease_days.map(|d| (chrono::Utc::now() + chrono::Duration::days(d as i64)).to_rfc3339()),
+                "nics": nics,
             });
             let v = c.post("/v1/instances", body).await?;
             let ids: Vec<String> = items(&v)
@@ -784,4 +810,25 @@ pub async fn volume(c: &Client, cmd: VolumeCmd, json: bool) -> Result<()> {
         VolumeCmd::Restore { id } => crate::lease_cmds::restore_volume(c, &id, json).await?,
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod nic_tests {
+    use super::parse_nic;
+    use serde_json::json;
+
+    #[test]
+    fn nic_specs_parse_and_bad_ones_are_refused() {
+        assert_eq!(
+            parse_nic("subnet=s1,ip=10.0.0.5,sg=g1,sg=g2").expect("ok"),
+            json!({ "subnet_id": "s1", "ip": "10.0.0.5", "security_group_ids": ["g1", "g2"] })
+        );
+        assert_eq!(
+            parse_nic("subnet=s1").expect("ok"),
+            json!({ "subnet_id": "s1", "ip": null, "security_group_ids": [] })
+        );
+        for bad in ["", "ip=10.0.0.5", "subnet=", "subnet=s1,mac=x", "s1"] {
+            assert!(parse_nic(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -296,6 +296,9 @@ pub struct NetworkReport {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct NicCounters {
     pub id: Uuid,
+    /// The instance the NIC belongs to (absent from older agents).
+    #[serde(default)]
+    pub instance_id: Uuid,
     pub dropped_packets: u64,
     pub rx_bytes: u64,
     pub tx_bytes: u64,

@@ -645,6 +645,7 @@ pub async fn lease_examples(s: &crate::state::AppState) -> Result<(), Error> {
         start: true,
         user_data: String::new(),
         lease_end,
+        nics: Vec::new(),
     };
     instances::create(
         s,
@@ -698,6 +699,7 @@ async fn supervision_examples(
             start: true,
             user_data: String::new(),
             lease_end: None,
+            nics: Vec::new(),
         },
     )
     .await?;

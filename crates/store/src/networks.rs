@@ -919,12 +919,17 @@ pub struct PlacedNic {
     pub mac: String,
     pub ip: String,
     pub index: i64,
-    /// The host its instance is placed on (none while unplaced or once deleted).
+    /// The host its instance is placed on (none while unplaced or once deleted); for a
+    /// load balancer's VIP, the host its HAProxy namespace is placed on.
     pub host_id: Option<HostId>,
+    /// A load balancer's VIP (`instance_id` is the load balancer's id): no tap, the
+    /// namespace is plugged into the bridge by the agent's load-balancer code.
+    pub vip: bool,
 }
 
 const PLACED_COLS: &str = "n.id, n.instance_id, n.vpc_id, v.vni, n.subnet_id, n.mac, n.ip, n.idx, \
-     CASE WHEN i.state = 'deleted' THEN NULL ELSE i.host_id END AS host_id";
+     CASE WHEN b.id IS NOT NULL THEN b.host_id WHEN i.state = 'deleted' THEN NULL ELSE i.host_id END AS host_id, \
+     CASE WHEN b.id IS NULL THEN 0 ELSE 1 END AS vip";
 
 fn placed(r: &sqlx::any::AnyRow) -> Result<PlacedNic, Error> {
     Ok(PlacedNic {
@@ -937,19 +942,24 @@ fn placed(r: &sqlx::any::AnyRow) -> Result<PlacedNic, Error> {
         ip: text(r, "ip")?,
         index: int(r, "idx")?,
         host_id: opt_id(r, "host_id")?,
+        vip: int(r, "vip")? != 0,
     })
 }
 
-/// Every NIC of the VPCs that have a NIC on `host` (the host carries those VPCs; the
-/// other NICs give it the VXLAN peers and DHCP's fixed addresses).
+/// Every NIC of the VPCs that have a NIC on `host` or a load balancer placed on it (the
+/// host carries those VPCs; the other NICs give it the VXLAN peers and DHCP's fixed
+/// addresses). A load balancer's VIP counts as placed on its load balancer's host.
 pub async fn host_vpc_nics(store: &Store, host: HostId) -> Result<Vec<PlacedNic>, Error> {
     let rows = sqlx::query(&format!(
         "SELECT {PLACED_COLS} FROM nics n JOIN vpcs v ON v.id = n.vpc_id \
          LEFT JOIN instances i ON i.id = n.instance_id \
+         LEFT JOIN load_balancers b ON b.vip_nic_id = n.id \
          WHERE n.vpc_id IN (SELECT m.vpc_id FROM nics m JOIN instances j ON j.id = m.instance_id \
                             WHERE j.host_id = $1 AND j.state <> 'deleted') \
+            OR n.vpc_id IN (SELECT c.vpc_id FROM load_balancers c WHERE c.host_id = $2) \
          ORDER BY n.vpc_id, n.id"
     ))
+    .bind(host.to_string())
     .bind(host.to_string())
     .fetch_all(store.pool())
     .await

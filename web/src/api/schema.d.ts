@@ -3580,6 +3580,11 @@ export interface components {
              */
             user_data?: string | null;
             lease_end?: null | components["schemas"]["Timestamp"];
+            /**
+             * @description NICs on VPC subnets (at most 8), allocated with the instances (the same for each of
+             *     a batch; a fixed `ip` only when creating one). More by hot-plug later.
+             */
+            nics?: components["schemas"]["CreateNic"][];
         };
         CreateJoinToken: {
             /**

@@ -81,7 +81,7 @@ const en: typeof zh = {
     title: 'Instances', create: 'Create instances', flavor: 'Flavor', image: 'Image', disk: 'Root disk (GiB)', count: 'Count',
     placement: 'Placement', any: 'Automatic', byProvider: 'By provider', byZone: 'By zone', provider: 'Provider', zone: 'Zone',
     host: 'Host', group: 'Server group (affinity)', groupNone: 'None', affinity: 'Affinity (same host)',
-    antiAffinity: 'Anti-affinity (different hosts)', groupName: 'Group name', start: 'Start', stop: 'Stop', reboot: 'Reboot',
+    antiAffinity: 'Anti-affinity (different hosts)', groupName: 'Group name', nics: 'NICs (subnets)', nicsHint: 'One NIC per chosen subnet, address from the subnet; none: no VPC network', start: 'Start', stop: 'Stop', reboot: 'Reboot',
     resize: 'Resize', deleteConfirm: 'Delete instance "{name}"? This cannot be undone.',
     stopConfirm: 'Stop instance "{name}"?', rebootConfirm: 'Reboot instance "{name}"?', startConfirm: 'Start instance "{name}"?',
     resizeConfirm: 'Resize "{name}" to {flavor}? (it must be stopped)', events: 'Events', console: 'Serial console log', metrics: 'Metrics',

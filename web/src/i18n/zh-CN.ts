@@ -80,7 +80,7 @@ export default {
     title: '云主机', create: '创建云主机', flavor: '规格', image: '镜像', disk: '系统盘 (GiB)', count: '数量',
     placement: '放置位置', any: '自动选择', byProvider: '按云服务商', byZone: '按可用区', provider: '云服务商', zone: '可用区',
     host: '宿主机', group: '主机组（亲和性）', groupNone: '不使用', affinity: '亲和（同一宿主机）',
-    antiAffinity: '反亲和（不同宿主机）', groupName: '主机组名称', start: '开机', stop: '关机', reboot: '重启',
+    antiAffinity: '反亲和（不同宿主机）', groupName: '主机组名称', nics: '网卡（子网）', nicsHint: '每个所选子网一块网卡，地址由子网分配；不选则不接入私有网络', start: '开机', stop: '关机', reboot: '重启',
     resize: '变更规格', deleteConfirm: '确定删除云主机「{name}」？此操作不可恢复。',
     stopConfirm: '确定关闭云主机「{name}」？', rebootConfirm: '确定重启云主机「{name}」？', startConfirm: '确定启动云主机「{name}」？',
     resizeConfirm: '将「{name}」变更为 {flavor}？（需先关机）', events: '事件', console: '串口控制台日志', metrics: '监控',

@@ -448,6 +448,7 @@ impl DataPlane {
             // The tap's rx is what the guest sent; the guest's view is the other way round.
             out.push(NicCounters {
                 id: n.id,
+                instance_id: n.instance_id,
                 dropped_packets: drops.get(tag).copied().unwrap_or(0),
                 rx_bytes: stat("tx_bytes").await,
                 tx_bytes: stat("rx_bytes").await,

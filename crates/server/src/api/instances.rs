@@ -92,6 +92,10 @@ pub struct CreateInstances {
     /// When the lease (使用期限) ends (RFC 3339, in the future): reminders before, stopped
     /// at the end, released to the recycle bin after the grace period. Absent: no lease.
     pub lease_end: Option<zy_model::time::Timestamp>,
+    /// NICs on VPC subnets (at most 8), allocated with the instances (the same for each of
+    /// a batch; a fixed `ip` only when creating one). More by hot-plug later.
+    #[serde(default)]
+    pub nics: Vec<super::networks::CreateNic>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -172,6 +176,15 @@ pub async fn create_instances(
         start: b.start.unwrap_or(true),
         user_data: b.user_data.unwrap_or_default(),
         lease_end: b.lease_end,
+        nics: b
+            .nics
+            .into_iter()
+            .map(|n| crate::app::networks::NicRequest {
+                subnet_id: n.subnet_id,
+                ip: n.ip,
+                security_group_ids: n.security_group_ids,
+            })
+            .collect(),
     };
     Ok((
         StatusCode::ACCEPTED,

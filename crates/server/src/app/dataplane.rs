@@ -83,9 +83,12 @@ pub async fn host_state(
             subnets,
         });
     }
+    // A load balancer's VIP (`vip`) makes its host carry the VPC and a VXLAN peer of the
+    // others (above), and keeps its address reserved in DHCP, but it is no tap: the
+    // HAProxy namespace's veth is plugged into the bridge by the agent's `lb` module.
     let local = nics
         .iter()
-        .filter(|n| n.host_id == Some(host))
+        .filter(|n| n.host_id == Some(host) && !n.vip)
         .map(|n| NicWire {
             id: n.id.0,
             instance_id: n.instance_id.0,

@@ -33,6 +33,8 @@ pub struct NewInstances {
     pub user_data: String,
     /// When the lease (使用期限) ends; none: no lease.
     pub lease_end: Option<Timestamp>,
+    /// NICs on VPC subnets, the same for each instance of the batch.
+    pub nics: Vec<super::networks::NicRequest>,
 }
 
 /// Largest user data accepted (as cloud-init's NoCloud limits are of the same order).
@@ -61,7 +63,7 @@ pub async fn create(
         return Err(super::quotas::exceeded(s, project.department_id, project.id, &p.total).await);
     }
     let rows = p.rows;
-    let detail = serde_json::json!({ "count": n.count, "name": p.name, "flavor": p.flavor_name, "image": p.image_name, "project_id": project.id, "ids": rows.iter().map(|r| r.instance.id).collect::<Vec<_>>() });
+    let detail = serde_json::json!({ "count": n.count, "nics": n.nics.len(), "name": p.name, "flavor": p.flavor_name, "image": p.image_name, "project_id": project.id, "ids": rows.iter().map(|r| r.instance.id).collect::<Vec<_>>() });
     let target = if n.count == 1 {
         rows[0].instance.id.to_string()
     } else {
@@ -78,6 +80,9 @@ pub async fn create(
     )
     .await?;
     s.compute.wake.notify_one();
+    if !n.nics.is_empty() {
+        s.compute.net_wake.notify_one();
+    }
     Ok(rows.into_iter().map(|r| r.instance).collect())
 }
 
@@ -91,6 +96,9 @@ pub(crate) struct Prepared {
     pub flavor_name: String,
     pub image_name: String,
     group: Option<(String, GroupPolicy)>,
+    /// The NICs asked for and their subnets (checked).
+    nics: Vec<super::networks::NicRequest>,
+    subnets: Vec<zy_model::network::Subnet>,
 }
 
 /// Validates a create and resolves its flavor, image, zone and provider (no writes, no
@@ -108,6 +116,7 @@ pub(crate) async fn prepare(
     }
     // A batch is named `<name>-001` …: the final names must fit the rule too.
     let name = validate::batch_name("name", &n.name, if n.count > 1 { 4 } else { 0 })?;
+    let subnets = super::networks::check_create_nics(&s.store, project, n.count, &n.nics).await?;
     if n.user_data.len() > MAX_USER_DATA || n.user_data.contains('\0') {
         return Err(Error::validation(
             "user_data",
@@ -268,6 +277,8 @@ pub(crate) async fn prepare(
         flavor_name: flavor.name,
         image_name: image.name,
         group: n.group.clone(),
+        nics: n.nics.clone(),
+        subnets,
     })
 }
 
@@ -291,6 +302,8 @@ pub(crate) async fn insert_prepared(tx: &mut zy_store::Tx, p: &Prepared) -> Resu
         let mut r = r.clone();
         r.instance.group_id = group.as_ref().map(|g| g.id);
         instances::insert(tx, &r).await?;
+        super::networks::insert_create_nics(tx, r.instance.id, project, &p.subnets, &p.nics)
+            .await?;
     }
     // Each instance's create saga starts in the same transaction: committed together or
     // not at all.

@@ -352,6 +352,123 @@ async fn check_groups(
     Ok(())
 }
 
+/// A NIC asked for when instances are created (`nics[i]` of the create body).
+#[derive(Debug, Clone)]
+pub struct NicRequest {
+    pub subnet_id: SubnetId,
+    pub ip: Option<String>,
+    pub security_group_ids: Vec<SecurityGroupId>,
+}
+
+/// At most this many NICs are asked for at creation (more by hot-plug later).
+pub const MAX_CREATE_NICS: usize = 8;
+
+/// Checks the NICs asked for at creation before anything is written: each subnet exists in
+/// a VPC the project may use (its own or its department's shared one), a fixed address
+/// only for a single instance, at most five groups each. Returns the subnets in order.
+pub(crate) async fn check_create_nics(
+    store: &Store,
+    project: &zy_model::tenancy::Project,
+    count: u32,
+    nics: &[NicRequest],
+) -> Result<Vec<Subnet>, Error> {
+    if nics.len() > MAX_CREATE_NICS {
+        return Err(Error::validation(
+            "nics",
+            t!("创建时最多指定 {} 块网卡" ; "at most {} NICs at creation", MAX_CREATE_NICS),
+        ));
+    }
+    let mut out = Vec::with_capacity(nics.len());
+    for (i, n) in nics.iter().enumerate() {
+        let sn = db::get_subnet(store.pool(), n.subnet_id)
+            .await?
+            .ok_or_else(|| {
+                Error::validation(
+                    &format!("nics[{i}].subnet_id"),
+                    t!("子网 {} 不存在" ; "subnet {} does not exist", n.subnet_id),
+                )
+            })?;
+        let vpc = db::get_vpc(store.pool(), sn.vpc_id)
+            .await?
+            .ok_or_else(|| Error::not_found("vpc", sn.vpc_id))?;
+        if vpc.department_id != project.department_id
+            || vpc.project_id.is_some_and(|p| p != project.id)
+        {
+            return Err(Error::validation(
+                &format!("nics[{i}].subnet_id"),
+                t!(
+                    "该子网所在的网络不属于本项目或本部门",
+                    "the subnet's VPC belongs neither to this project nor its department"
+                ),
+            ));
+        }
+        if n.ip.is_some() && count > 1 {
+            return Err(Error::validation(
+                &format!("nics[{i}].ip"),
+                t!(
+                    "一次创建多台时不能指定固定地址",
+                    "a fixed address is only for creating a single instance"
+                ),
+            ));
+        }
+        if n.security_group_ids.len() > 5 {
+            return Err(Error::validation(
+                &format!("nics[{i}].security_group_ids"),
+                t!(
+                    "一块网卡最多加入 5 个安全组",
+                    "a NIC joins at most 5 security groups"
+                ),
+            ));
+        }
+        out.push(sn);
+    }
+    Ok(out)
+}
+
+/// Inserts the NICs asked for at creation for a new instance, in its create transaction:
+/// addresses from the platform's IPAM ([`allocate_address`]), groups of the project.
+pub(crate) async fn insert_create_nics(
+    tx: &mut zy_store::Tx,
+    instance: InstanceId,
+    project: &zy_model::tenancy::Project,
+    subnets: &[Subnet],
+    nics: &[NicRequest],
+) -> Result<(), Error> {
+    for (i, (sn, n)) in subnets.iter().zip(nics).enumerate() {
+        let addr = allocate_address(tx, sn, &format!("nics[{i}].ip"), n.ip.as_deref()).await?;
+        let groups: Vec<SecurityGroupId> = n
+            .security_group_ids
+            .iter()
+            .copied()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        check_groups(
+            tx,
+            project.id,
+            &format!("nics[{i}].security_group_ids"),
+            &groups,
+        )
+        .await?;
+        let id = NicId::new();
+        let nic = Nic {
+            id,
+            instance_id: instance,
+            subnet_id: sn.id,
+            vpc_id: sn.vpc_id,
+            department_id: project.department_id,
+            project_id: project.id,
+            index: i as i64,
+            mac: mac_for(id),
+            ip: ip_text(addr),
+            security_group_ids: groups,
+            created_at: Timestamp::now(),
+        };
+        db::insert_nic(tx, &nic, addr).await?;
+    }
+    Ok(())
+}
+
 /// Puts a NIC on `subnet` for an instance: a fixed address when asked (it must be a free
 /// host address of the subnet, not the gateway) or the next free one.
 pub async fn create_nic(

@@ -942,6 +942,7 @@ async fn prepare_delivery(
                     start: true,
                     user_data: String::new(),
                     lease_end: r.lease_end,
+                    nics: Vec::new(),
                 };
                 out.instances
                     .push(super::instances::prepare(s, &p, &n).await?);

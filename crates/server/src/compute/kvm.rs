@@ -513,8 +513,29 @@ impl ComputeDriver for KvmDriver {
                 net_rx_bytes: report.load.net_rx_bytes,
                 net_tx_bytes: report.load.net_tx_bytes,
             };
+            let mut counters = zy_compute::instance_counters(self, host_id, instances).await?;
+            // Each instance's traffic is the sum over its NICs' taps (the agent's network
+            // report); without NICs (or from an older agent) it stays unmeasured.
+            if let Ok(net) = self
+                .agent(host_id)?
+                .get::<NetworkReport>("/v1/network", Duration::from_secs(5))
+                .await
+            {
+                let mut sums: HashMap<Uuid, (u64, u64)> = HashMap::new();
+                for n in net.nics.iter().filter(|n| !n.instance_id.is_nil()) {
+                    let e = sums.entry(n.instance_id).or_default();
+                    e.0 = e.0.saturating_add(n.rx_bytes);
+                    e.1 = e.1.saturating_add(n.tx_bytes);
+                }
+                for c in &mut counters {
+                    if let Some((rx, tx)) = sums.get(&c.instance_id) {
+                        c.net_rx_bytes = Some(*rx);
+                        c.net_tx_bytes = Some(*tx);
+                    }
+                }
+            }
             Ok(zy_compute::HostSample {
-                instances: zy_compute::instance_counters(self, host_id, instances).await?,
+                instances: counters,
                 host: Some(host),
             })
         })

@@ -1377,6 +1377,28 @@ async fn guests_on_two_hosts_share_a_vpc_across_vxlan_and_only_what_groups_allow
             .any(|n| n.dropped_packets > 0 || n.rx_packets > 0),
         "{report:?}"
     );
+    // Each guest's NIC traffic reaches its metrics (the collector sums its taps).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (st, q) = k
+            .admin
+            .get(&format!(
+                "/v1/metrics/query?scope=instance&id={a}&series=net_rx&step=10"
+            ))
+            .await;
+        assert_eq!(st, StatusCode::OK, "{q}");
+        let rx = q["series"][0]["values"]
+            .as_array()
+            .and_then(|p| p.iter().rev().find_map(Value::as_f64));
+        if rx.is_some_and(|r| r > 0.0) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no NIC traffic in A's metrics: {q}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 
     // An agent restart leaves every guest's network working (and adopts it).
     a1.stop().await;

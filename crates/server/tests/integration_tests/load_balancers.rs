@@ -30,6 +30,75 @@ async fn load_balancers_apply_validate_and_free_their_address(db: Db) {
     let subnet = lb["subnet_id"].as_str().expect("subnet").to_string();
     let member_nic = lb["listeners"][0]["members"][0]["nic_id"].clone();
 
+    // The pushed network state: the load balancer's host carries its VPC and is a VXLAN
+    // peer of the members' hosts even with no instance NIC of that VPC on it, and its VIP
+    // is no tap.
+    {
+        use std::collections::HashMap;
+        use zy_model::id::HostId;
+        let store = ts.store();
+        let (_, inst) = a.get(&format!("/v1/instances/{}", w.instance)).await;
+        let member_host: uuid::Uuid = inst["host_id"]
+            .as_str()
+            .expect("placed")
+            .parse()
+            .expect("id");
+        let lb_host: uuid::Uuid = lb["host_id"].as_str().expect("placed").parse().expect("id");
+        let hosts: Vec<String> = sqlx::query_scalar("SELECT id FROM hosts ORDER BY id")
+            .fetch_all(store.pool())
+            .await
+            .expect("hosts");
+        let other: uuid::Uuid = hosts
+            .iter()
+            .filter_map(|h| h.parse().ok())
+            .find(|h| *h != member_host)
+            .expect("a second host");
+        // Move the load balancer (as placement could have) to a host without members.
+        sqlx::query("UPDATE load_balancers SET host_id = $1 WHERE id = $2")
+            .bind(other.to_string())
+            .bind(&id)
+            .execute(store.pool())
+            .await
+            .expect("move");
+        let underlays: HashMap<HostId, String> = [
+            (HostId(member_host), "192.0.2.1".to_string()),
+            (HostId(other), "192.0.2.2".to_string()),
+        ]
+        .into();
+        let on_lb = zy_server::app::dataplane::host_state(store, HostId(other), &underlays)
+            .await
+            .expect("state");
+        let vpc = on_lb.vpcs.iter().find(|v| {
+            v.subnets
+                .iter()
+                .any(|s| s.hosts.iter().any(|h| h.ip == vip))
+        });
+        let vpc = vpc.unwrap_or_else(|| panic!("the VPC is carried: {on_lb:?}"));
+        assert_eq!(vpc.peers, vec!["192.0.2.1".to_string()], "{on_lb:?}");
+        assert!(
+            on_lb.nics.iter().all(|n| n.ip != vip),
+            "the VIP is no tap: {on_lb:?}"
+        );
+        let on_member =
+            zy_server::app::dataplane::host_state(store, HostId(member_host), &underlays)
+                .await
+                .expect("state");
+        let vni = vpc.vni;
+        let v = on_member
+            .vpcs
+            .iter()
+            .find(|v| v.vni == vni)
+            .expect("member's VPC");
+        assert_eq!(v.peers, vec!["192.0.2.2".to_string()], "{on_member:?}");
+        assert!(on_member.nics.iter().all(|n| n.ip != vip), "{on_member:?}");
+        sqlx::query("UPDATE load_balancers SET host_id = $1 WHERE id = $2")
+            .bind(lb_host.to_string())
+            .bind(&id)
+            .execute(store.pool())
+            .await
+            .expect("move back");
+    }
+
     // Listed for its project.
     let (st, list) = a
         .get(&format!("/v1/load-balancers?project_id={}", w.p))

@@ -288,6 +288,96 @@ async fn networks_refuse_bad_input_and_allocate_addresses_exactly(db: Db) {
 }
 both_databases!(networks_refuse_bad_input_and_allocate_addresses_exactly);
 
+/// NICs asked for in the instance create body: allocated with the instances in the same
+/// transaction; bad ones refused with a 422 naming the item, nothing created.
+async fn instances_are_created_with_their_nics(db: Db) {
+    let ts = TestServer::start(db).await;
+    let w = World::new(&ts).await;
+    let a = &w.admin;
+    let (_, sn) = w.vpc().await;
+    let sg = w.security_group().await;
+    let body = |name: &str, count: u32, nics: Value| {
+        json!({ "project_id": w.p, "zone_id": w.zone, "name": name, "flavor": "1C2G",
+                "image": "CentOS-7.9", "count": count, "start": false, "nics": nics })
+    };
+    let (st, b) = a
+        .post(
+            "/v1/instances",
+            body("withnic", 1, json!([{ "subnet_id": sn, "ip": "10.1.0.9", "security_group_ids": [sg] }, { "subnet_id": sn }])),
+        )
+        .await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{b}");
+    let id = b["items"][0]["id"].as_str().expect("id").to_string();
+    let (st, nics) = a.get(&format!("/v1/instances/{id}/nics")).await;
+    assert_eq!(st, StatusCode::OK, "{nics}");
+    let nics = nics.as_array().cloned().unwrap_or_default();
+    assert_eq!(nics.len(), 2, "{nics:?}");
+    assert_eq!(nics[0]["ip"], "10.1.0.9", "{nics:?}");
+    assert_eq!(nics[0]["security_group_ids"], json!([sg]), "{nics:?}");
+    assert_eq!(nics[1]["ip"], "10.1.0.2", "{nics:?}");
+    // A batch gets one address each.
+    let (st, b) = a
+        .post(
+            "/v1/instances",
+            body("batch", 2, json!([{ "subnet_id": sn }])),
+        )
+        .await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{b}");
+    let before = b["items"].as_array().map(Vec::len);
+    assert_eq!(before, Some(2), "{b}");
+
+    let missing = "0190a5da-0000-7000-8000-000000000000";
+    for (count, nics, want) in [
+        (1, json!([{ "subnet_id": missing }]), "nics[0].subnet_id"),
+        (
+            1,
+            json!([{ "subnet_id": sn, "ip": "10.9.9.9" }]),
+            "nics[0].ip",
+        ),
+        (
+            1,
+            json!([{ "subnet_id": sn, "ip": "banana" }]),
+            "nics[0].ip",
+        ),
+        (
+            2,
+            json!([{ "subnet_id": sn, "ip": "10.1.0.50" }]),
+            "nics[0].ip",
+        ),
+        (
+            1,
+            json!([{ "subnet_id": sn, "security_group_ids": [missing] }]),
+            "nics[0].security_group_ids[0]",
+        ),
+    ] {
+        let (st, b) = a.post("/v1/instances", body("bad", count, nics)).await;
+        assert_eq!(
+            (st, field(&b)),
+            (StatusCode::UNPROCESSABLE_ENTITY, want),
+            "{b}"
+        );
+    }
+    // A taken address: a conflict, and no instance was left behind.
+    let (st, b) = a
+        .post(
+            "/v1/instances",
+            body("taken", 1, json!([{ "subnet_id": sn, "ip": "10.1.0.9" }])),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT, "{b}");
+    let (_, list) = a.get(&format!("/v1/instances?project_id={}", w.p)).await;
+    assert!(!list.to_string().contains("\"taken\""), "{list}");
+    let (st, b) = a
+        .post("/v1/instances", json!({ "project_id": w.p, "name": "x", "flavor": "1C2G", "image": "CentOS-7.9", "nics": [{ "subnet_id": sn, "mac": "x" }] }))
+        .await;
+    assert_eq!(
+        st,
+        StatusCode::BAD_REQUEST,
+        "unknown fields are refused: {b}"
+    );
+}
+both_databases!(instances_are_created_with_their_nics);
+
 /// Network namespaces made by one test: deleted when dropped, also after a failure.
 struct Namespaces(Vec<String>);
 
