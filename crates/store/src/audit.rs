@@ -154,32 +154,42 @@ pub struct VerifyOutcome {
 }
 
 /// Walks the chain from where the kept log starts to the head, in batches.
+///
+/// Records keep being appended while it walks (every change is audited), so the head is
+/// read *after* the walk: a record and its head move commit together, so the head then
+/// covers every record seen, and the records the head counts that came after the walk are
+/// walked too (up to the head, not beyond). A log that still ends before the head, or goes
+/// on past it, is tampering, not timing.
 pub async fn verify(
     store: &crate::Store,
     anchor: Option<(i64, String)>,
 ) -> Result<VerifyOutcome, Error> {
-    let head =
-        sqlx::query("SELECT seq, hash, first_seq, first_prev_hash FROM audit_head WHERE id = 1")
-            .fetch_one(store.pool())
-            .await
-            .map_err(db_error)?;
-    let head_seq = int(&head, "seq")?;
-    let head_hash = text(&head, "hash")?;
-    let first_seq = int(&head, "first_seq")?;
-    let mut v = Verifier::starting_at(first_seq, text(&head, "first_prev_hash")?);
+    let start = sqlx::query("SELECT first_seq, first_prev_hash FROM audit_head WHERE id = 1")
+        .fetch_one(store.pool())
+        .await
+        .map_err(db_error)?;
+    let first_seq = int(&start, "first_seq")?;
+    let mut v = Verifier::starting_at(first_seq, text(&start, "first_prev_hash")?);
     if let Some((seq, hash)) = anchor.filter(|(seq, _)| *seq >= first_seq) {
         v = v.with_anchor(seq, hash);
     }
     // From the very beginning, not from first_seq: records slipped in with smaller
     // numbers must be seen too.
     let mut after = i64::MIN;
-    loop {
+    let mut intact = true;
+    while intact {
         let batch = batch_after(store, &AuditQuery::default(), after, 1000).await?;
         let Some(last) = batch.last() else { break };
         after = last.seq;
-        if !batch.iter().all(|r| v.feed(r)) {
-            break;
-        }
+        intact = batch.iter().all(|r| v.feed(r));
+    }
+    let (head_seq, head_hash) = head(store.pool()).await?;
+    while intact && after < head_seq {
+        let batch = batch_after(store, &AuditQuery::default(), after, 1000).await?;
+        let batch: Vec<_> = batch.into_iter().filter(|r| r.seq <= head_seq).collect();
+        let Some(last) = batch.last() else { break };
+        after = last.seq;
+        intact = batch.iter().all(|r| v.feed(r));
     }
     v.finish(Some((head_seq, head_hash.clone())));
     Ok(VerifyOutcome {
