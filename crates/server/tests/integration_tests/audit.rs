@@ -275,3 +275,35 @@ async fn an_anchor_catches_a_log_rewritten_as_a_whole(db: Db) {
     assert_eq!(st, StatusCode::BAD_REQUEST, "an anchor needs both parts");
 }
 both_databases!(an_anchor_catches_a_log_rewritten_as_a_whole);
+
+/// Verification while changes keep being recorded: every record appended during the walk
+/// is part of the chain, never reported as tampering.
+async fn verify_while_changes_are_recorded_finds_an_intact_chain(db: Db) {
+    let ts = TestServer::start(db).await;
+    let admin = ts.platform_admin().await;
+    let auditor = ts.admin("auditor").await;
+    let writer = async {
+        for k in 0..60 {
+            let (st, v) = admin
+                .post(
+                    "/v1/departments",
+                    json!({ "name": format!("并发审计部门{k}"), "code": format!("CA{k}") }),
+                )
+                .await;
+            assert_eq!(st, StatusCode::CREATED, "{v}");
+        }
+    };
+    let checker = async {
+        let mut checks = 0;
+        for _ in 0..30 {
+            let (st, report) = auditor.get("/v1/audit/verify").await;
+            assert_eq!(st, StatusCode::OK, "{report}");
+            assert_eq!(report["ok"], true, "{report}");
+            checks += 1;
+        }
+        checks
+    };
+    let ((), checks) = tokio::join!(writer, checker);
+    assert_eq!(checks, 30);
+}
+both_databases!(verify_while_changes_are_recorded_finds_an_intact_chain);
