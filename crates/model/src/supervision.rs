@@ -83,6 +83,15 @@ impl IndicatorSet {
             .find(|i| i.name == name)
             .and_then(|i| i.value)
     }
+
+    /// The input `input` of the indicator `name`, as a whole number (0 when absent).
+    pub fn input_count(&self, name: &str, input: &str) -> i64 {
+        self.indicators
+            .iter()
+            .find(|i| i.name == name)
+            .and_then(|i| i.inputs.iter().find(|x| x.name == input))
+            .map_or(0, |x| x.value as i64)
+    }
 }
 
 /// `part / whole` in % with two decimals; `None` when `whole` is zero.

@@ -63,11 +63,7 @@ pub struct Dashboard {
 }
 
 fn input(set: &IndicatorSet, name: &str, input: &str) -> i64 {
-    set.indicators
-        .iter()
-        .find(|i| i.name == name)
-        .and_then(|i| i.inputs.iter().find(|x| x.name == input))
-        .map_or(0, |x| x.value as i64)
+    set.input_count(name, input)
 }
 
 fn mean(v: impl Iterator<Item = Option<f64>>) -> Option<f64> {

@@ -275,8 +275,13 @@ fn timeliness(met: i64, due: i64, what: &str) -> (Option<f64>, Vec<IndicatorInpu
     )
 }
 
-fn operations<'a>(f: &'a Facts, id: &str) -> Option<&'a zy_model::operations::SlaScore> {
-    f.operations.get(id)
+/// An indicator from the provider's month score; nothing (no value, no inputs) without one.
+fn from_operations(
+    f: &Facts,
+    id: &str,
+    of: fn(&zy_model::operations::SlaScore) -> (Option<f64>, Vec<IndicatorInput>),
+) -> (Option<f64>, Vec<IndicatorInput>) {
+    f.operations.get(id).map_or((None, Vec::new()), of)
 }
 
 fn spend(f: &Facts, id: &str) -> (Option<f64>, Vec<IndicatorInput>) {
@@ -673,9 +678,10 @@ pub static DEFS: &[Def] = &[
         en: "Ticket response timeliness",
         unit: "%",
         formula: "responded in time / tickets due × 100",
-        compute: |f, id| match operations(f, id) {
-            Some(o) => timeliness(o.tickets.response_met, o.tickets.response_due, "response"),
-            None => (None, Vec::new()),
+        compute: |f, id| {
+            from_operations(f, id, |o| {
+                timeliness(o.tickets.response_met, o.tickets.response_due, "response")
+            })
         },
     },
     Def {
@@ -686,13 +692,14 @@ pub static DEFS: &[Def] = &[
         en: "Ticket resolution timeliness",
         unit: "%",
         formula: "resolved in time / tickets due × 100",
-        compute: |f, id| match operations(f, id) {
-            Some(o) => timeliness(
-                o.tickets.resolution_met,
-                o.tickets.resolution_due,
-                "resolution",
-            ),
-            None => (None, Vec::new()),
+        compute: |f, id| {
+            from_operations(f, id, |o| {
+                timeliness(
+                    o.tickets.resolution_met,
+                    o.tickets.resolution_due,
+                    "resolution",
+                )
+            })
         },
     },
     Def {
@@ -703,19 +710,20 @@ pub static DEFS: &[Def] = &[
         en: "Tickets escalated",
         unit: "count",
         formula: "tickets opened in the period that missed a deadline",
-        compute: |f, id| match operations(f, id) {
-            Some(o) => (
-                Some(o.tickets.escalated as f64),
-                vec![
-                    input("opened", o.tickets.opened as f64, "tickets"),
-                    input(
-                        "escalated",
-                        o.tickets.escalated as f64,
-                        "tickets escalation > 0",
-                    ),
-                ],
-            ),
-            None => (None, Vec::new()),
+        compute: |f, id| {
+            from_operations(f, id, |o| {
+                (
+                    Some(o.tickets.escalated as f64),
+                    vec![
+                        input("opened", o.tickets.opened as f64, "tickets"),
+                        input(
+                            "escalated",
+                            o.tickets.escalated as f64,
+                            "tickets escalation > 0",
+                        ),
+                    ],
+                )
+            })
         },
     },
     Def {
@@ -726,15 +734,16 @@ pub static DEFS: &[Def] = &[
         en: "Satisfaction",
         unit: "score",
         formula: "Σ rating / rated tickets (1–5)",
-        compute: |f, id| match operations(f, id) {
-            Some(o) => (
-                o.tickets.satisfaction_avg.map(round2),
-                vec![
-                    input("ratings", o.tickets.ratings as f64, "tickets.rating"),
-                    input("rating_sum", o.tickets.rating_sum as f64, "tickets.rating"),
-                ],
-            ),
-            None => (None, Vec::new()),
+        compute: |f, id| {
+            from_operations(f, id, |o| {
+                (
+                    o.tickets.satisfaction_avg.map(round2),
+                    vec![
+                        input("ratings", o.tickets.ratings as f64, "tickets.rating"),
+                        input("rating_sum", o.tickets.rating_sum as f64, "tickets.rating"),
+                    ],
+                )
+            })
         },
     },
     Def {
@@ -745,15 +754,16 @@ pub static DEFS: &[Def] = &[
         en: "Inspection pass rate",
         unit: "%",
         formula: "checks passed / checks × 100",
-        compute: |f, id| match operations(f, id) {
-            Some(o) => (
-                percent(o.inspections.passed as f64, o.inspections.checks as f64),
-                vec![
-                    input("checks", o.inspections.checks as f64, "inspection runs"),
-                    input("passed", o.inspections.passed as f64, "inspection runs"),
-                ],
-            ),
-            None => (None, Vec::new()),
+        compute: |f, id| {
+            from_operations(f, id, |o| {
+                (
+                    percent(o.inspections.passed as f64, o.inspections.checks as f64),
+                    vec![
+                        input("checks", o.inspections.checks as f64, "inspection runs"),
+                        input("passed", o.inspections.passed as f64, "inspection runs"),
+                    ],
+                )
+            })
         },
     },
     Def {
@@ -764,23 +774,24 @@ pub static DEFS: &[Def] = &[
         en: "Minute-level availability",
         unit: "%",
         formula: "(service minutes − down minutes) / service minutes × 100",
-        compute: |f, id| match operations(f, id) {
-            Some(o) => (
-                (o.service_minutes > 0).then(|| round2(o.availability_ppm as f64 / 10_000.0)),
-                vec![
-                    input(
-                        "service_minutes",
-                        o.service_minutes as f64,
-                        "usage ledger, running",
-                    ),
-                    input(
-                        "down_minutes",
-                        o.down_minutes as f64,
-                        "metric_blocks instance up 1m",
-                    ),
-                ],
-            ),
-            None => (None, Vec::new()),
+        compute: |f, id| {
+            from_operations(f, id, |o| {
+                (
+                    (o.service_minutes > 0).then(|| round2(o.availability_ppm as f64 / 10_000.0)),
+                    vec![
+                        input(
+                            "service_minutes",
+                            o.service_minutes as f64,
+                            "usage ledger, running",
+                        ),
+                        input(
+                            "down_minutes",
+                            o.down_minutes as f64,
+                            "metric_blocks instance up 1m",
+                        ),
+                    ],
+                )
+            })
         },
     },
     Def {
@@ -791,18 +802,19 @@ pub static DEFS: &[Def] = &[
         en: "SLA score",
         unit: "score",
         formula: "Σ part × weight / 100 (availability, timeliness, inspection, satisfaction)",
-        compute: |f, id| match operations(f, id) {
-            Some(o) => (
-                Some(round2(o.score)),
-                vec![
-                    input("availability_part", round2(o.parts[0]), "T6 → band"),
-                    input("timeliness_part", round2(o.parts[1]), "T1, T2"),
-                    input("inspection_part", round2(o.parts[2]), "T5"),
-                    input("satisfaction_part", round2(o.parts[3]), "T4"),
-                    input("credit_fen", o.credit_fen as f64, "SLA credit bands × fee"),
-                ],
-            ),
-            None => (None, Vec::new()),
+        compute: |f, id| {
+            from_operations(f, id, |o| {
+                (
+                    Some(round2(o.score)),
+                    vec![
+                        input("availability_part", round2(o.parts[0]), "T6 → band"),
+                        input("timeliness_part", round2(o.parts[1]), "T1, T2"),
+                        input("inspection_part", round2(o.parts[2]), "T5"),
+                        input("satisfaction_part", round2(o.parts[3]), "T4"),
+                        input("credit_fen", o.credit_fen as f64, "SLA credit bands × fee"),
+                    ],
+                )
+            })
         },
     },
 ];

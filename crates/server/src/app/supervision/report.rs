@@ -60,11 +60,7 @@ fn val(set: &IndicatorSet, name: &str) -> Option<f64> {
 }
 
 fn input(set: &IndicatorSet, name: &str, input: &str) -> i64 {
-    set.indicators
-        .iter()
-        .find(|i| i.name == name)
-        .and_then(|i| i.inputs.iter().find(|x| x.name == input))
-        .map_or(0, |x| x.value as i64)
+    set.input_count(name, input)
 }
 
 /// Assembles the report of `month` for the platform (`provider: None`) or one provider.
