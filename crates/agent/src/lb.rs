@@ -284,11 +284,43 @@ impl Lbs {
         self.dir.join(id.to_string())
     }
 
+    /// The running master's pid. A reloading master replaces its pid file (a new file
+    /// under the same name), so a read can find it missing or empty for a moment: with a
+    /// configuration in place (HAProxy was started), that is read again for a moment
+    /// rather than taken as "not running", which would start a second HAProxy next to
+    /// the reloading one.
     fn pid(&self, id: Uuid) -> Option<u32> {
-        std::fs::read_to_string(self.dir_of(id).join("haproxy.pid"))
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .filter(|p| alive(*p))
+        let dir = self.dir_of(id);
+        let path = dir.join("haproxy.pid");
+        for _ in 0..25 {
+            match std::fs::read_to_string(&path) {
+                Ok(text) => {
+                    if let Ok(p) = text.trim().parse::<u32>() {
+                        return alive(p).then_some(p);
+                    }
+                }
+                Err(_) if !dir.join("haproxy.cfg").exists() => return None,
+                Err(_) => {}
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// After `SIGUSR2`: waits until the re-executed master has replaced its pid file, so
+    /// the lock is released only once the reload is done.
+    async fn wait_reloaded(&self, id: Uuid, pid: u32, before: Option<u64>) {
+        use std::os::unix::fs::MetadataExt;
+        let path = self.dir_of(id).join("haproxy.pid");
+        for _ in 0..100 {
+            let now = std::fs::metadata(&path).ok().map(|m| m.ino());
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            let replaced = now.is_some() && now != before;
+            if (replaced && text.trim().parse::<u32>().ok() == Some(pid)) || !alive(pid) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     async fn ip(&self, args: &[&str]) -> Result<String, LbError> {
@@ -388,7 +420,14 @@ impl Lbs {
                 std::fs::rename(&next, &cfg)
                     .map_err(|e| LbError::Transient(format!("{}: {e}", cfg.display())))?;
                 match pid {
-                    Some(p) => signal(p, "-USR2").await,
+                    Some(p) => {
+                        use std::os::unix::fs::MetadataExt;
+                        let before = std::fs::metadata(dir.join("haproxy.pid"))
+                            .ok()
+                            .map(|m| m.ino());
+                        signal(p, "-USR2").await;
+                        self.wait_reloaded(id, p, before).await;
+                    }
                     None => self.start(id).await?,
                 }
             }

@@ -103,11 +103,16 @@ impl ReaderPool {
                 None => pool.open().map_err(internal)?,
             };
             let rows = run(&conn, &sql, &args);
-            if let Ok(mut g) = pool.idle.lock() {
-                if g.len() < MAX_IDLE {
+            let surplus = match pool.idle.lock() {
+                Ok(mut g) if g.len() < MAX_IDLE => {
                     g.push(conn);
+                    None
                 }
-            }
+                _ => Some(conn),
+            };
+            // A connection beyond the idle limit closes before the permit goes back, so
+            // `close` never returns while one is still open.
+            drop(surplus);
             drop(permit);
             rows
         })
