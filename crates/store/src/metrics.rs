@@ -41,25 +41,10 @@ pub async fn write_blocks(store: &Store, rows: &[BlockRow]) -> Result<(), Error>
 /// Inserts or replaces the blocks in the caller's transaction.
 pub async fn write_blocks_in(tx: &mut crate::Tx, rows: &[BlockRow]) -> Result<(), Error> {
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        let mut text = String::from(
-            "INSERT INTO metric_blocks (scope, entity, res, block_start, data) VALUES ",
-        );
-        for i in 0..chunk.len() {
-            if i > 0 {
-                text.push_str(", ");
-            }
-            let b = i * 5;
-            text.push_str(&format!(
-                "(${}, ${}, ${}, ${}, ${})",
-                b + 1,
-                b + 2,
-                b + 3,
-                b + 4,
-                b + 5
-            ));
-        }
-        text.push_str(
-            " ON CONFLICT (scope, entity, res, block_start) DO UPDATE SET data = excluded.data",
+        let text = format!(
+            "INSERT INTO metric_blocks (scope, entity, res, block_start, data) VALUES {} \
+             ON CONFLICT (scope, entity, res, block_start) DO UPDATE SET data = excluded.data",
+            crate::sql::value_rows(chunk.len(), 5)
         );
         let mut q = sqlx::query(&text);
         for r in chunk {
@@ -280,4 +265,72 @@ pub async fn read_blocks_many(
         }
     }
     Ok(out)
+}
+
+/// A minute in which an instance that should run was unreachable for most readings
+/// (`minute` in seconds since the epoch, a multiple of 60).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DownMinute {
+    pub instance_id: String,
+    pub provider_id: String,
+    pub minute: i64,
+    pub readings: i64,
+    pub missed: i64,
+}
+
+/// Records down minutes; one already recorded (a replica that took over and counted the
+/// same minute again) is kept as it was.
+pub async fn record_down_minutes(store: &Store, rows: &[DownMinute]) -> Result<(), Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut tx = store.begin_write().await?;
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let text = format!(
+            "INSERT INTO instance_down_minutes (instance_id, provider_id, minute, readings, missed) \
+             VALUES {} ON CONFLICT (instance_id, minute) DO NOTHING",
+            crate::sql::value_rows(chunk.len(), 5)
+        );
+        let mut q = sqlx::query(&text);
+        for r in chunk {
+            q = q
+                .bind(r.instance_id.as_str())
+                .bind(r.provider_id.as_str())
+                .bind(r.minute)
+                .bind(r.readings)
+                .bind(r.missed);
+        }
+        q.execute(&mut *tx).await.map_err(db_error)?;
+    }
+    tx.commit().await.map_err(db_error)
+}
+
+impl crate::rows::Decode for DownMinute {
+    fn decode<R: crate::rows::Get>(r: &R) -> Result<Self, Error> {
+        use crate::rows::{int, text};
+        Ok(DownMinute {
+            instance_id: text(r, "instance_id")?,
+            provider_id: text(r, "provider_id")?,
+            minute: int(r, "minute")?,
+            readings: int(r, "readings")?,
+            missed: int(r, "missed")?,
+        })
+    }
+}
+
+/// A provider's down minutes in `[from, to)` (seconds).
+pub async fn down_minutes(
+    store: &Store,
+    provider_id: &str,
+    from: i64,
+    to: i64,
+) -> Result<Vec<DownMinute>, Error> {
+    let mut q = crate::sql::Sql::new(
+        "SELECT instance_id, provider_id, minute, readings, missed FROM instance_down_minutes \
+         WHERE provider_id = $1 AND minute >= $2 AND minute < $3",
+    );
+    q.bind_text(provider_id)
+        .bind(crate::sql::Arg::I64(from))
+        .bind(crate::sql::Arg::I64(to));
+    q.fetch_all(store).await
 }

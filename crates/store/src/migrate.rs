@@ -120,10 +120,16 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0017_supervision.sql"),
         postgres: include_str!("../migrations/postgres/0017_supervision.sql"),
     },
+    Migration {
+        version: 20,
+        name: "availability",
+        sqlite: include_str!("../migrations/sqlite/0020_availability.sql"),
+        postgres: include_str!("../migrations/postgres/0020_availability.sql"),
+    },
 ];
 
 /// The newest schema version this binary knows.
-pub const LATEST: i64 = 17;
+pub const LATEST: i64 = 20;
 
 /// The oldest schema version whose audit tables this binary reads as they are (the audit
 /// log and its head have not changed since version 1).

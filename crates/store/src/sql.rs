@@ -213,3 +213,29 @@ pub(crate) fn finish_page<T>(
     };
     zy_model::page::Page { items, next_cursor }
 }
+
+/// `($1, …, $cols), ($cols+1, …), …` for `rows` rows: the VALUES list of a multi-row
+/// INSERT whose parameters are bound row after row.
+pub(crate) fn value_rows(rows: usize, cols: usize) -> String {
+    let mut out = String::with_capacity(rows * cols * 5);
+    for r in 0..rows {
+        out.push_str(if r == 0 { "(" } else { ", (" });
+        for c in 0..cols {
+            if c > 0 {
+                out.push_str(", ");
+            }
+            out.push_str(&format!("${}", r * cols + c + 1));
+        }
+        out.push(')');
+    }
+    out
+}
+
+#[cfg(test)]
+mod value_rows_tests {
+    #[test]
+    fn numbers_every_parameter_once_row_after_row() {
+        assert_eq!(super::value_rows(2, 3), "($1, $2, $3), ($4, $5, $6)");
+        assert_eq!(super::value_rows(1, 1), "($1)");
+    }
+}

@@ -8,8 +8,9 @@
 //! provider's instances were billed as running (the usage ledger, `running_secs / 60` per
 //! instance); down minutes are, per instance, every minute touched by an HA recovery from
 //! the instance's last sign of life (or the failure's detection) to its restart (or the
-//! period's end when it never restarted), overlapping intervals merged, at most the
-//! instance's service minutes.
+//! period's end when it never restarted) and every minute the metrics collector found it
+//! unreachable for most of its readings (`monitoring::availability`), overlapping
+//! intervals merged, at most the instance's service minutes.
 //!
 //! Read function for the supervision indicators: [`month_score`].
 
@@ -107,6 +108,17 @@ pub async fn month_score(
     let mut by_instance: BTreeMap<String, Vec<(i64, i64)>> = BTreeMap::new();
     for (i, a, b) in store::outages(st, provider_id, from, end).await? {
         by_instance.entry(i).or_default().push((a, b));
+    }
+    // Minutes monitoring found the instance unreachable (seconds in the table).
+    let secs = |us: i64| us.div_euclid(1_000_000);
+    for d in
+        zy_store::metrics::down_minutes(st, provider_id, secs(from.0), secs(end.0) + 60).await?
+    {
+        let at = d.minute * 1_000_000;
+        by_instance
+            .entry(d.instance_id)
+            .or_default()
+            .push((at, at + MINUTE_US));
     }
     let down_minutes: i64 = by_instance
         .iter_mut()

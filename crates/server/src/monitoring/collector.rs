@@ -66,6 +66,10 @@ struct Memory {
     seeded: bool,
     last_flush: i64,
     last_trim_hour: i64,
+    /// Minute-level availability of the instances that should run.
+    tally: super::availability::Tally,
+    /// Down minutes not written yet (bounded: the oldest go first).
+    down: Vec<zy_store::metrics::DownMinute>,
 }
 
 /// The blocks in progress of one entity.
@@ -275,18 +279,7 @@ impl Collector {
         }
         let (hosts, instances) = zy_store::metrics::metered(&s.store).await?;
         let answers = read_hosts(s, &hosts, &instances, interval).await;
-        let latest = {
-            let mut m = self.lock();
-            let latest = compute(&mut m, now_ms, &hosts, &instances, &answers);
-            for (key, values) in latest.iter() {
-                let fixed: Vec<Option<i64>> = values.iter().map(|v| v.and_then(fixed)).collect();
-                m.entities
-                    .entry((key.0, key.1.clone()))
-                    .or_insert_with(Entity::new)
-                    .add(t, &fixed);
-            }
-            latest
-        };
+        let latest = record(&mut self.lock(), t, now_ms, &hosts, &instances, &answers);
         let down = answers
             .values()
             .filter(|a| matches!(a, Answer::Down))
@@ -335,6 +328,13 @@ impl Collector {
             rows
         };
         zy_store::metrics::write_blocks(&self.s.store, &rows).await?;
+        let down = std::mem::take(&mut self.lock().down);
+        if let Err(e) = zy_store::metrics::record_down_minutes(&self.s.store, &down).await {
+            let mut m = self.lock();
+            let newer = std::mem::replace(&mut m.down, down);
+            m.down.extend(newer);
+            return Err(e);
+        }
         let mut m = self.lock();
         for e in m.entities.values_mut() {
             e.written();
@@ -342,6 +342,41 @@ impl Collector {
         m.last_flush = t;
         Ok(rows.len())
     }
+}
+
+/// One reading into memory: the figures of every entity (returned), their points added
+/// to the blocks in progress, and the minute tally of the instances that should run.
+fn record(
+    m: &mut Memory,
+    t: i64,
+    now_ms: i64,
+    hosts: &[MeteredHost],
+    instances: &[MeteredInstance],
+    answers: &HashMap<String, Answer>,
+) -> super::Latest {
+    let latest = compute(m, now_ms, hosts, instances, answers);
+    for (key, values) in latest.iter() {
+        let fixed: Vec<Option<i64>> = values.iter().map(|v| v.and_then(fixed)).collect();
+        m.entities
+            .entry((key.0, key.1.clone()))
+            .or_insert_with(Entity::new)
+            .add(t, &fixed);
+    }
+    let running = instances.iter().filter(|i| i.state == "running").map(|i| {
+        let up = latest
+            .get(&("instance", i.id.clone()))
+            .and_then(|v| v[Series::Up.index()])
+            .is_some_and(|u| u > 0.0);
+        (i.id.as_str(), i.provider_id.as_str(), up)
+    });
+    let closed = m.tally.reading(t, running);
+    m.down.extend(closed);
+    let over = m
+        .down
+        .len()
+        .saturating_sub(super::availability::MAX_PENDING);
+    m.down.drain(..over);
+    latest
 }
 
 type Seeds = Vec<((&'static str, String), Resolution, i64, Block)>;
@@ -688,14 +723,7 @@ pub async fn synthetic_ingest(
                 Answer::Down => {}
             }
         }
-        let latest = compute(&mut m, t * 1000, &hosts, &list, &answers);
-        for (key, values) in &latest {
-            let fixed: Vec<Option<i64>> = values.iter().map(|v| v.and_then(fixed)).collect();
-            m.entities
-                .entry((key.0, key.1.clone()))
-                .or_insert_with(Entity::new)
-                .add(t, &fixed);
-        }
+        record(&mut m, t, t * 1000, &hosts, &list, &answers);
         if t - m.last_flush >= 60 {
             let mut rows = Vec::new();
             for ((scope, id), e) in &m.entities {
@@ -801,6 +829,77 @@ mod tests {
         keep_unsent(&mut q, vec![1; 100]);
         assert_eq!(q.len(), 1, "over the byte bound the oldest goes");
         assert_eq!(q[0], vec![1u8; 100]);
+    }
+
+    #[test]
+    fn a_guest_whose_host_stops_answering_for_a_minute_has_a_down_minute() {
+        let host = |id: &str| MeteredHost {
+            id: id.into(),
+            name: id.into(),
+            zone_id: "z".into(),
+            provider_id: "p".into(),
+            vcpus: 8,
+            memory_mib: 8192,
+        };
+        let guest = |id: u128, host: &str, state: &str| MeteredInstance {
+            id: Uuid::from_u128(id).to_string(),
+            name: format!("vm-{id}"),
+            project_id: "pr".into(),
+            department_id: "d".into(),
+            zone_id: "z".into(),
+            provider_id: "p".into(),
+            host_id: host.into(),
+            state: state.into(),
+            vcpus: 1,
+            memory_mib: 1024,
+            disk_gib: 10,
+        };
+        let hosts = [host("h1"), host("h2")];
+        // 1 and 2 run on h1, 3 on h2; 4 is stopped on h1 (nobody expects it to answer).
+        let guests = [
+            guest(1, "h1", "running"),
+            guest(2, "h1", "running"),
+            guest(3, "h2", "running"),
+            guest(4, "h1", "stopped"),
+        ];
+        let sample = |ids: &[u128]| {
+            Answer::Sample(HostSample {
+                instances: ids
+                    .iter()
+                    .map(|&i| InstanceCounters {
+                        instance_id: Uuid::from_u128(i),
+                        running: true,
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            })
+        };
+        let mut m = Memory::default();
+        // Minute 6000: h1 answers twice, then is silent for four readings; guest 2 alone
+        // answers nothing all minute (crashed).
+        for k in 0..7i64 {
+            let t = 6000 + 10 * k;
+            let mut answers = HashMap::new();
+            if !(2..6).contains(&k) {
+                answers.insert("h1".to_string(), sample(&[1]));
+            }
+            answers.insert("h2".to_string(), sample(&[3]));
+            record(&mut m, t, t * 1000, &hosts, &guests, &answers);
+        }
+        let mut down: Vec<(String, i64, i64, i64)> = m
+            .down
+            .iter()
+            .map(|d| (d.instance_id.clone(), d.minute, d.readings, d.missed))
+            .collect();
+        down.sort();
+        assert_eq!(
+            down,
+            vec![
+                (Uuid::from_u128(1).to_string(), 6000, 6, 4),
+                (Uuid::from_u128(2).to_string(), 6000, 6, 6),
+            ]
+        );
     }
 
     #[test]

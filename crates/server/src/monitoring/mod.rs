@@ -5,6 +5,7 @@
 //! last pass are kept in memory for the Prometheus exposition.
 
 pub mod alerts;
+pub mod availability;
 pub mod collector;
 pub mod demo;
 pub mod remote_write;

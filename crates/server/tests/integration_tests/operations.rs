@@ -213,6 +213,22 @@ async fn a_simulated_month_of_operations_scores_the_provider_and_credits_its_bil
         uuid::Uuid::now_v7(), us(2 * 86_400), us(2 * 86_400 + 60), us(2 * 86_400 + 120), us(2 * 86_400 + 5430), us(2 * 86_400)
     )).await;
 
+    // Monitoring found the guest unreachable for most of three minutes on day 5, and of two
+    // minutes inside the HA outage (counted once).
+    for m in [
+        5 * 86_400,
+        5 * 86_400 + 60,
+        5 * 86_400 + 600,
+        2 * 86_400 + 600,
+        2 * 86_400 + 660,
+    ] {
+        sql(&ts, &format!(
+            "INSERT INTO instance_down_minutes (instance_id, provider_id, minute, readings, missed) \
+             VALUES ('{vm}', '{}', {}, 6, 5)",
+            c.provider, us(m) / 1_000_000
+        )).await;
+    }
+
     // Inspections: healthy once, then a failed host fails twice — one ticket, noted twice.
     let (st, plan) = c
         .admin
@@ -330,7 +346,7 @@ async fn a_simulated_month_of_operations_scores_the_provider_and_credits_its_bil
         .map(|l| l["amount"].as_i64().expect("fen"))
         .sum();
     assert!(service > 40_000 && fee > 0, "{usage}");
-    let down = 91;
+    let down = 91 + 3;
     let ppm = (service - down) * 1_000_000 / service;
     assert_eq!(
         (
