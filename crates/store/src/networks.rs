@@ -1046,3 +1046,56 @@ pub async fn host_network_applied(
     .map_err(db_error)?;
     Ok(())
 }
+
+/// The external network a host's VPCs go out through: its zone's first (oldest) one.
+pub async fn host_external(store: &Store, host: HostId) -> Result<Option<ExternalNetwork>, Error> {
+    let r = sqlx::query(&format!(
+        "SELECT {EXT_COLS} FROM external_networks \
+         WHERE zone_id = (SELECT h.zone_id FROM hosts h WHERE h.id = $1) \
+         ORDER BY created_at, id LIMIT 1"
+    ))
+    .bind(host.to_string())
+    .fetch_optional(store.pool())
+    .await
+    .map_err(db_error)?;
+    r.as_ref().map(ExternalNetwork::decode).transpose()
+}
+
+/// An elastic IP bound to a NIC placed on a host, as the host applies it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlacedEip {
+    pub external_network_id: ExternalNetworkId,
+    pub address: String,
+    pub vni: i64,
+    /// The NIC's private address.
+    pub ip: String,
+}
+
+/// The elastic IPs bound to NICs that live on `host` (an instance placed there, or a load
+/// balancer's VIP whose HAProxy runs there), by address.
+pub async fn host_eips(store: &Store, host: HostId) -> Result<Vec<PlacedEip>, Error> {
+    let rows = sqlx::query(
+        "SELECT x.external_network_id, x.address, v.vni, n.ip FROM elastic_ips x \
+         JOIN nics n ON n.id = x.nic_id JOIN vpcs v ON v.id = n.vpc_id \
+         LEFT JOIN instances i ON i.id = n.instance_id \
+         LEFT JOIN load_balancers b ON b.vip_nic_id = n.id \
+         WHERE (b.id IS NOT NULL AND b.host_id = $1) \
+            OR (b.id IS NULL AND i.host_id = $2 AND i.state <> 'deleted') \
+         ORDER BY x.ip_num",
+    )
+    .bind(host.to_string())
+    .bind(host.to_string())
+    .fetch_all(store.pool())
+    .await
+    .map_err(db_error)?;
+    rows.iter()
+        .map(|r| {
+            Ok(PlacedEip {
+                external_network_id: id(r, "external_network_id")?,
+                address: text(r, "address")?,
+                vni: int(r, "vni")?,
+                ip: text(r, "ip")?,
+            })
+        })
+        .collect()
+}
