@@ -28,6 +28,16 @@ const EXT_COLS: &str =
     "id, zone_id, name, cidr, gateway, host_interface, created_at, net_first, net_last";
 const EIP_COLS: &str =
     "id, external_network_id, department_id, project_id, address, nic_id, created_at, generation";
+/// An elastic IP with where its binding is applied (its NIC's instance and that
+/// instance's host, or the host of the load balancer whose VIP it is).
+const EIP_SELECT: &str = "SELECT * FROM (SELECT x.id, x.external_network_id, \
+     x.department_id, x.project_id, x.address, x.ip_num, x.nic_id, x.created_at, x.generation, \
+     CASE WHEN b.id IS NULL THEN n.instance_id END AS bound_instance, \
+     h.id AS bound_host, h.name AS bound_host_name \
+     FROM elastic_ips x LEFT JOIN nics n ON n.id = x.nic_id \
+     LEFT JOIN load_balancers b ON b.vip_nic_id = n.id \
+     LEFT JOIN instances i ON i.id = n.instance_id AND i.state <> 'deleted' \
+     LEFT JOIN hosts h ON h.id = COALESCE(b.host_id, i.host_id)) e";
 
 impl Decode for Vpc {
     fn decode<R: Get>(r: &R) -> Result<Self, Error> {
@@ -121,6 +131,9 @@ impl Decode for ElasticIp {
             project_id: id(r, "project_id")?,
             address: text(r, "address")?,
             nic_id: opt_id(r, "nic_id")?,
+            instance_id: opt_id(r, "bound_instance")?,
+            host_id: opt_id(r, "bound_host")?,
+            host_name: opt_text(r, "bound_host_name")?,
             created_at: ts(r, "created_at")?,
             generation: int(r, "generation")?,
         })
@@ -713,7 +726,7 @@ pub async fn get_eip<'c>(
     e: impl Executor<'c, Database = Any>,
     id: ElasticIpId,
 ) -> Result<Option<ElasticIp>, Error> {
-    let r = sqlx::query(&format!("SELECT {EIP_COLS} FROM elastic_ips WHERE id = $1"))
+    let r = sqlx::query(&format!("{EIP_SELECT} WHERE id = $1"))
         .bind(id.to_string())
         .fetch_optional(e)
         .await
@@ -727,7 +740,7 @@ pub async fn list_eips(
     projects: Option<&[ProjectId]>,
     project: Option<ProjectId>,
 ) -> Result<Vec<ElasticIp>, Error> {
-    let mut sql = Sql::new(&format!("SELECT {EIP_COLS} FROM elastic_ips WHERE 1 = 1"));
+    let mut sql = Sql::new(&format!("{EIP_SELECT} WHERE 1 = 1"));
     sql.push_visible("project_id", departments, projects);
     if let Some(p) = project {
         sql.push(" AND project_id = ").bind_text(p.to_string());

@@ -385,6 +385,11 @@ impl DataPlane {
             return Ok(());
         };
         let dev = x.host_interface.as_str();
+        if self.ip(&["link", "show", "dev", dev]).await.is_err() {
+            return Err(NetError::Command(format!(
+                "the external network's interface {dev} does not exist on this host"
+            )));
+        }
         self.exec("sysctl", &["-qw", "net.ipv4.ip_forward=1"])
             .await?;
         // Proxied ARP answers go out at once (the default delays them up to 0.8 s).
