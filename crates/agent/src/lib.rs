@@ -491,3 +491,38 @@ zb100: 500       5    0    0    0     0          0         0      700       7   
         assert_eq!(physical_traffic(dev, |n| n == "eth0"), (1000, 2000));
     }
 }
+
+/// Helpers of the data plane's tests (golden texts, commands in namespaces).
+#[cfg(test)]
+pub(crate) mod test_util {
+    use std::process::Stdio;
+
+    /// Compares a rendered text with its golden file (`src/<rel>`), rewriting the file
+    /// instead when `ZY_UPDATE_GOLDEN` is set.
+    pub fn golden(rel: &str, got: &str, golden: &str) {
+        if std::env::var_os("ZY_UPDATE_GOLDEN").is_some() {
+            std::fs::write(
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("src")
+                    .join(rel),
+                got,
+            )
+            .expect("write golden");
+        }
+        assert_eq!(
+            got, golden,
+            "render changed; rerun with ZY_UPDATE_GOLDEN=1 and review the diff"
+        );
+    }
+
+    /// Runs a command quietly: whether it succeeded.
+    pub fn sh(args: &[&str]) -> bool {
+        std::process::Command::new(args[0])
+            .args(&args[1..])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+}

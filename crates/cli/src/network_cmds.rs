@@ -136,6 +136,23 @@ pub enum EipCmd {
     },
     /// The external networks (e.g. 政务外网) elastic IPs come from.
     Networks,
+    /// Defines a zone's external network (the platform admin): its CIDR, gateway and the
+    /// interface (or bridge) that carries it on every host of the zone. The zone's VPCs
+    /// then get outbound access through it, and its elastic IPs 1:1 NAT.
+    NetworkCreate {
+        /// Zone id.
+        #[arg(long)]
+        zone: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        cidr: String,
+        /// Default: the first host address.
+        #[arg(long)]
+        gateway: Option<String>,
+        #[arg(long)]
+        host_interface: String,
+    },
     Allocate {
         #[arg(long)]
         project: String,
@@ -435,6 +452,20 @@ pub async fn eip(c: &Client, cmd: EipCmd, json: bool) -> Result<()> {
             json,
         ),
         EipCmd::Networks => list(&c.get("/v1/external-networks", &[]).await?, EXT_COLS, json),
+        EipCmd::NetworkCreate {
+            zone,
+            name,
+            cidr,
+            gateway,
+            host_interface,
+        } => {
+            let body = json!({ "zone_id": zone, "name": name, "cidr": cidr, "gateway": gateway, "host_interface": host_interface });
+            one(
+                &c.post("/v1/external-networks", body).await?,
+                EXT_COLS,
+                json,
+            )
+        }
         EipCmd::Allocate { project, network } => {
             let project = project_id(c, &project).await?;
             let network = if uuid::Uuid::parse_str(&network).is_ok() {

@@ -630,4 +630,77 @@ async fn a_member_opens_a_port_in_a_security_group_and_sees_the_demo_network() {
         text.contains("8000") && text.contains("10.0.0.0/8"),
         "{text}"
     );
+
+    // An elastic IP of the zone's external network, bound to a new NIC of a demo instance
+    // (the answer names the host where the 1:1 NAT is applied) and unbound again.
+    let nets = e.json(&["eip", "networks"]).await;
+    assert!(
+        nets.as_array()
+            .is_some_and(|n| n.iter().any(|x| x["name"] == "政务外网（宜宾一区）")),
+        "{nets}"
+    );
+    let eip = e
+        .json(&[
+            "eip",
+            "allocate",
+            "--project",
+            "全民健康信息平台",
+            "--network",
+            "政务外网（宜宾一区）",
+        ])
+        .await;
+    let eip_id = eip["id"].as_str().expect("eip id").to_string();
+    assert!(eip["address"]
+        .as_str()
+        .is_some_and(|a| a.starts_with("198.51.100.")));
+    let v = e.json(&["vpc", "show", &vpc]).await;
+    let subnet = v["subnets"][0]["id"].as_str().expect("subnet").to_string();
+    e.ok(
+        &[
+            "instance",
+            "create",
+            "--project",
+            "全民健康信息平台",
+            "--name",
+            "eip-test",
+            "--flavor",
+            "1C2G",
+            "--image",
+            "CentOS-7.9",
+            "--wait",
+        ],
+        "",
+    )
+    .await;
+    let list = e
+        .json(&["instance", "list", "--project", "全民健康信息平台"])
+        .await;
+    let instance = list["items"]
+        .as_array()
+        .and_then(|l| l.iter().find(|i| i["name"] == "eip-test"))
+        .cloned()
+        .unwrap_or_else(|| panic!("the new instance: {list}"));
+    let nic = e
+        .json(&[
+            "nic",
+            "create",
+            instance["id"].as_str().expect("id"),
+            "--subnet",
+            &subnet,
+        ])
+        .await;
+    let bound = e
+        .json(&[
+            "eip",
+            "bind",
+            &eip_id,
+            "--nic",
+            nic["id"].as_str().expect("nic"),
+        ])
+        .await;
+    assert_eq!(bound["nic_id"], nic["id"], "{bound}");
+    assert_eq!(bound["host_id"], instance["host_id"], "{bound}");
+    let unbound = e.json(&["eip", "unbind", &eip_id]).await;
+    assert!(unbound.get("nic_id").is_none(), "{unbound}");
+    e.ok(&["eip", "release", &eip_id], "").await;
 }

@@ -238,6 +238,40 @@ pub struct NetworkState {
     pub nics: Vec<NicWire>,
     /// The host's nftables rule set (`nft -f` input, `zy_model::network::nft::render`).
     pub ruleset: String,
+    /// The zone's external network as this host reaches it (政务外网): its VPCs with
+    /// [`VpcWire::nat`] go out through it. Absent: no outbound access from this host (and
+    /// absent from the JSON, so an agent that predates it still takes the push).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external: Option<ExternalWire>,
+}
+
+/// An external network on a host: the interface (or bridge) that carries it, which holds
+/// the host's own address on it, and the network's CIDR and gateway.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExternalWire {
+    pub host_interface: String,
+    /// `198.51.100.0/24`
+    pub cidr: String,
+    pub gateway: String,
+}
+
+/// A VPC's outbound duties on a host: masquerade (to the host's address on the external
+/// network) for its NICs here without an elastic IP, 1:1 NAT for those with one.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NatWire {
+    pub eips: Vec<EipWire>,
+}
+
+/// An elastic IP bound to a NIC on this host.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EipWire {
+    /// The address on the external network.
+    pub eip: String,
+    /// The NIC's private address in the VPC.
+    pub ip: String,
 }
 
 /// A VPC on the host: its bridge, its VXLAN device and DHCP.
@@ -249,6 +283,9 @@ pub struct VpcWire {
     /// head-end replication).
     pub peers: Vec<String>,
     pub subnets: Vec<SubnetWire>,
+    /// Outbound access through [`NetworkState::external`] (absent: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nat: Option<NatWire>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -454,6 +454,24 @@ async fn compute(tx: &mut Tx) -> Result<Vec<zy_model::id::ProviderId>, Error> {
             created_at: now,
         };
         zy_store::inventory::insert_zone(tx, &z).await?;
+        // The zone's external network (政务外网), documentation addresses: its VPCs go out
+        // through it and elastic IPs come from it.
+        let cidr = if hosts == 200 {
+            "198.51.100.0/24"
+        } else {
+            "203.0.113.0/24"
+        };
+        let c = zy_model::network::Cidr::parse("cidr", cidr)?;
+        let x = zy_model::network::ExternalNetwork {
+            id: ExternalNetworkId::new(),
+            zone_id: z.id,
+            name: format!("政务外网（{zone}）"),
+            cidr: c.to_string(),
+            gateway: zy_model::network::ip_text(c.default_gateway()),
+            host_interface: "br-ext".into(),
+            created_at: now,
+        };
+        zy_store::networks::insert_external(tx, &x, c).await?;
         let hs: Vec<Host> = (1..=hosts)
             .map(|n| Host {
                 id: HostId::new(),

@@ -28,6 +28,16 @@ const EXT_COLS: &str =
     "id, zone_id, name, cidr, gateway, host_interface, created_at, net_first, net_last";
 const EIP_COLS: &str =
     "id, external_network_id, department_id, project_id, address, nic_id, created_at, generation";
+/// An elastic IP with where its binding is applied (its NIC's instance and that
+/// instance's host, or the host of the load balancer whose VIP it is).
+const EIP_SELECT: &str = "SELECT * FROM (SELECT x.id, x.external_network_id, \
+     x.department_id, x.project_id, x.address, x.ip_num, x.nic_id, x.created_at, x.generation, \
+     CASE WHEN b.id IS NULL THEN n.instance_id END AS bound_instance, \
+     h.id AS bound_host, h.name AS bound_host_name \
+     FROM elastic_ips x LEFT JOIN nics n ON n.id = x.nic_id \
+     LEFT JOIN load_balancers b ON b.vip_nic_id = n.id \
+     LEFT JOIN instances i ON i.id = n.instance_id AND i.state <> 'deleted' \
+     LEFT JOIN hosts h ON h.id = COALESCE(b.host_id, i.host_id)) e";
 
 impl Decode for Vpc {
     fn decode<R: Get>(r: &R) -> Result<Self, Error> {
@@ -121,6 +131,9 @@ impl Decode for ElasticIp {
             project_id: id(r, "project_id")?,
             address: text(r, "address")?,
             nic_id: opt_id(r, "nic_id")?,
+            instance_id: opt_id(r, "bound_instance")?,
+            host_id: opt_id(r, "bound_host")?,
+            host_name: opt_text(r, "bound_host_name")?,
             created_at: ts(r, "created_at")?,
             generation: int(r, "generation")?,
         })
@@ -713,7 +726,7 @@ pub async fn get_eip<'c>(
     e: impl Executor<'c, Database = Any>,
     id: ElasticIpId,
 ) -> Result<Option<ElasticIp>, Error> {
-    let r = sqlx::query(&format!("SELECT {EIP_COLS} FROM elastic_ips WHERE id = $1"))
+    let r = sqlx::query(&format!("{EIP_SELECT} WHERE id = $1"))
         .bind(id.to_string())
         .fetch_optional(e)
         .await
@@ -727,7 +740,7 @@ pub async fn list_eips(
     projects: Option<&[ProjectId]>,
     project: Option<ProjectId>,
 ) -> Result<Vec<ElasticIp>, Error> {
-    let mut sql = Sql::new(&format!("SELECT {EIP_COLS} FROM elastic_ips WHERE 1 = 1"));
+    let mut sql = Sql::new(&format!("{EIP_SELECT} WHERE 1 = 1"));
     sql.push_visible("project_id", departments, projects);
     if let Some(p) = project {
         sql.push(" AND project_id = ").bind_text(p.to_string());
@@ -1045,4 +1058,57 @@ pub async fn host_network_applied(
     .await
     .map_err(db_error)?;
     Ok(())
+}
+
+/// The external network a host's VPCs go out through: its zone's first (oldest) one.
+pub async fn host_external(store: &Store, host: HostId) -> Result<Option<ExternalNetwork>, Error> {
+    let r = sqlx::query(&format!(
+        "SELECT {EXT_COLS} FROM external_networks \
+         WHERE zone_id = (SELECT h.zone_id FROM hosts h WHERE h.id = $1) \
+         ORDER BY created_at, id LIMIT 1"
+    ))
+    .bind(host.to_string())
+    .fetch_optional(store.pool())
+    .await
+    .map_err(db_error)?;
+    r.as_ref().map(ExternalNetwork::decode).transpose()
+}
+
+/// An elastic IP bound to a NIC placed on a host, as the host applies it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlacedEip {
+    pub external_network_id: ExternalNetworkId,
+    pub address: String,
+    pub vni: i64,
+    /// The NIC's private address.
+    pub ip: String,
+}
+
+/// The elastic IPs bound to NICs that live on `host` (an instance placed there, or a load
+/// balancer's VIP whose HAProxy runs there), by address.
+pub async fn host_eips(store: &Store, host: HostId) -> Result<Vec<PlacedEip>, Error> {
+    let rows = sqlx::query(
+        "SELECT x.external_network_id, x.address, v.vni, n.ip FROM elastic_ips x \
+         JOIN nics n ON n.id = x.nic_id JOIN vpcs v ON v.id = n.vpc_id \
+         LEFT JOIN instances i ON i.id = n.instance_id \
+         LEFT JOIN load_balancers b ON b.vip_nic_id = n.id \
+         WHERE (b.id IS NOT NULL AND b.host_id = $1) \
+            OR (b.id IS NULL AND i.host_id = $2 AND i.state <> 'deleted') \
+         ORDER BY x.ip_num",
+    )
+    .bind(host.to_string())
+    .bind(host.to_string())
+    .fetch_all(store.pool())
+    .await
+    .map_err(db_error)?;
+    rows.iter()
+        .map(|r| {
+            Ok(PlacedEip {
+                external_network_id: id(r, "external_network_id")?,
+                address: text(r, "address")?,
+                vni: int(r, "vni")?,
+                ip: text(r, "ip")?,
+            })
+        })
+        .collect()
 }

@@ -3871,6 +3871,9 @@ export interface components {
             project_id: components["schemas"]["ProjectId"];
             address: string;
             nic_id?: null | components["schemas"]["NicId"];
+            instance_id?: null | components["schemas"]["InstanceId"];
+            host_id?: null | components["schemas"]["HostId"];
+            host_name?: string | null;
             created_at: components["schemas"]["Timestamp"];
             /** Format: int64 */
             generation: number;

@@ -380,7 +380,7 @@ const en: typeof zh = {
     deleteSubnetConfirm: 'Delete subnet “{name}”?', rules: 'Rules', direction: 'Direction', ingress: 'Inbound', egress: 'Outbound',
     protocol: 'Protocol', ports: 'Ports', portMin: 'First port', portMax: 'Last port', remote: 'Remote', remoteCidr: 'Remote CIDR',
     remoteGroup: 'Remote group', anywhere: 'Anywhere', addRule: 'Add rule', selectGroup: 'Choose a group on the left',
-    deleteGroupConfirm: 'Delete security group “{name}”?', address: 'Address', boundTo: 'Bound to', unbound: 'Not bound',
+    deleteGroupConfirm: 'Delete security group “{name}”?', address: 'Address', boundTo: 'Bound to', unbound: 'Not bound', appliedOn: 'Applied on host', notPlaced: 'not placed',
     allocate: 'Allocate elastic IP', externalNetwork: 'External network', bind: 'Bind', unbind: 'Unbind', release: 'Release',
     releaseConfirm: 'Release elastic IP {name}?', instance: 'Instance', nic: 'NIC', vip: 'Virtual IP', simulated: 'Simulated',
     listeners: 'Listeners', members: 'Members', algorithm: 'Algorithm', round_robin: 'Round robin', least_connections: 'Least connections',

@@ -379,7 +379,7 @@ export default {
     deleteSubnetConfirm: '确定删除子网「{name}」？', rules: '规则', direction: '方向', ingress: '入方向', egress: '出方向',
     protocol: '协议', ports: '端口', portMin: '起始端口', portMax: '结束端口', remote: '远端', remoteCidr: '远端网段',
     remoteGroup: '远端安全组', anywhere: '任意', addRule: '添加规则', selectGroup: '请选择左侧的安全组',
-    deleteGroupConfirm: '确定删除安全组「{name}」？', address: '地址', boundTo: '绑定到', unbound: '未绑定',
+    deleteGroupConfirm: '确定删除安全组「{name}」？', address: '地址', boundTo: '绑定到', unbound: '未绑定', appliedOn: '生效宿主机', notPlaced: '未调度',
     allocate: '申请弹性IP', externalNetwork: '外部网络', bind: '绑定', unbind: '解绑', release: '释放',
     releaseConfirm: '确定释放弹性IP {name}？', instance: '云主机', nic: '网卡', vip: '虚拟IP', simulated: '模拟',
     listeners: '监听器', members: '后端成员', algorithm: '算法', round_robin: '轮询', least_connections: '最少连接',

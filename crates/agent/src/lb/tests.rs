@@ -69,17 +69,7 @@ fn id() -> Uuid {
 #[test]
 fn the_configuration_text_is_exactly_the_golden_one() {
     let got = render(id(), &sample(), Path::new("/var/lib/zy/lb/x/stats.sock"));
-    if std::env::var_os("ZY_UPDATE_GOLDEN").is_some() {
-        std::fs::write(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("src/lb/golden.cfg"),
-            &got,
-        )
-        .expect("write golden");
-    }
-    assert_eq!(
-        got, GOLDEN,
-        "render changed; rerun with ZY_UPDATE_GOLDEN=1 and review the diff"
-    );
+    crate::test_util::golden("lb/golden.cfg", &got, GOLDEN);
     assert_eq!(ns_name(id()), "zl01890a5dac");
     assert_eq!(veth_names(id()).0, "zlh01890a5dac");
     assert!(veth_names(Uuid::new_v4()).1.len() <= 15);
@@ -173,15 +163,7 @@ fn haproxy_accepts_the_rendered_configuration() {
 
 // ---- the real run ----------------------------------------------------------------------
 
-fn sh(args: &[&str]) -> bool {
-    std::process::Command::new(args[0])
-        .args(&args[1..])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
+use crate::test_util::sh;
 
 /// Everything the run made, removed even when it fails.
 struct Bed {

@@ -20,6 +20,7 @@
 //! namespaces a veth pair joins like a wire (the tests).
 
 pub mod names;
+pub mod nat;
 
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -113,6 +114,7 @@ impl DataPlane {
     /// Brings the host to `want`; refuses a generation older than the applied one.
     pub async fn apply(&self, want: NetworkState) -> Result<NetworkReport, NetError> {
         validate(&want)?;
+        nat::validate(&want)?;
         let mut applied = self.applied.lock().await;
         if want.generation < applied.generation {
             return Err(NetError::Stale {
@@ -143,11 +145,12 @@ impl DataPlane {
         }
         // The rule set before removals: a NIC going away is dropped from it first.
         self.load_ruleset(&want.ruleset).await?;
+        self.ensure_nat(&want, applied.external.as_ref()).await?;
         for name in links.keys() {
             let gone = if name.starts_with("zt") {
                 !wanted_taps.contains_key(name)
             } else {
-                ["zb", "zx", "zv"]
+                ["zb", "zx", "zv", "ze"]
                     .iter()
                     .any(|p| names::vni_of(name, p).is_some_and(|vni| !wanted_vnis.contains(&vni)))
             };
@@ -160,9 +163,9 @@ impl DataPlane {
                 self.ip(&["link", "del", name]).await.ok();
             }
         }
-        for vni in self.dhcp_vnis().await {
+        for vni in self.ns_vnis().await {
             if !wanted_vnis.contains(&vni) {
-                self.stop_dhcp(vni).await;
+                self.stop_ns(vni).await;
             }
         }
         let bytes = serde_json::to_vec(&want).map_err(|e| NetError::Invalid(e.to_string()))?;
@@ -225,10 +228,15 @@ impl DataPlane {
                 .await?;
             self.ensure_peers(&vx, &v.peers).await?;
         }
+        // The namespace serves DHCP and routes the VPC out (its uplink: `nat`).
         if v.subnets.iter().any(|s| s.dhcp) {
-            self.ensure_dhcp(v, links).await?;
-        } else {
+            self.ensure_ns(v, links).await?;
+            self.ensure_dhcp(v).await?;
+        } else if v.nat.is_some() {
+            self.ensure_ns(v, links).await?;
             self.stop_dhcp(v.vni).await;
+        } else {
+            self.stop_ns(v.vni).await;
         }
         Ok(())
     }
@@ -262,11 +270,9 @@ impl DataPlane {
         Ok(())
     }
 
-    async fn ensure_dhcp(
-        &self,
-        v: &VpcWire,
-        links: &BTreeMap<String, Link>,
-    ) -> Result<(), NetError> {
+    /// The VPC's namespace on the bridge, holding the gateway addresses of its DHCP
+    /// subnets (of all its subnets when it routes them out).
+    async fn ensure_ns(&self, v: &VpcWire, links: &BTreeMap<String, Link>) -> Result<(), NetError> {
         let vni = v.vni;
         let ns = names::dhcp_ns(&self.prefix, vni);
         let (port, inside, br) = (
@@ -292,11 +298,11 @@ impl DataPlane {
         run("ip", &["-n", &ns, "link", "set", "lo", "up"]).await?;
         run("ip", &["-n", &ns, "link", "set", &inside, "address", &mac]).await?;
         run("ip", &["-n", &ns, "link", "set", &inside, "up"]).await?;
-        // The gateway addresses of the DHCP subnets, nothing else.
+        // The gateway addresses of the DHCP subnets (all when routing), nothing else.
         let want: BTreeSet<String> = v
             .subnets
             .iter()
-            .filter(|s| s.dhcp)
+            .filter(|s| s.dhcp || v.nat.is_some())
             .filter_map(|s| {
                 let prefix = s.cidr.split_once('/')?.1;
                 Some(format!("{}/{prefix}", s.gateway))
@@ -311,6 +317,14 @@ impl DataPlane {
                 .await
                 .ok();
         }
+        Ok(())
+    }
+
+    /// dnsmasq in the VPC's namespace (made by [`Self::ensure_ns`]).
+    async fn ensure_dhcp(&self, v: &VpcWire) -> Result<(), NetError> {
+        let vni = v.vni;
+        let ns = names::dhcp_ns(&self.prefix, vni);
+        let inside = names::dhcp_inside(vni);
         // The configuration and the fixed addresses.
         let mtu = 1500 - VXLAN_OVERHEAD;
         let conf_path = self.dir.join(format!("zd{vni}.conf"));
@@ -368,6 +382,7 @@ impl DataPlane {
         Ok(())
     }
 
+    /// Stops the VPC's dnsmasq (the namespace stays).
     async fn stop_dhcp(&self, vni: u32) {
         let pid_path = self.dir.join(format!("zd{vni}.pid"));
         let conf_path = self.dir.join(format!("zd{vni}.conf"));
@@ -382,15 +397,30 @@ impl DataPlane {
         ] {
             let _ = tokio::fs::remove_file(f).await;
         }
+    }
+
+    /// Stops the VPC's dnsmasq and removes its namespace (with the uplink's inner end).
+    async fn stop_ns(&self, vni: u32) {
+        self.stop_dhcp(vni).await;
+        let _ = tokio::fs::remove_file(self.dir.join(format!("zd{vni}.nat.nft"))).await;
         let ns = names::dhcp_ns(&self.prefix, vni);
         if Path::new("/run/netns").join(&ns).exists() {
             run("ip", &["netns", "del", &ns]).await.ok();
         }
     }
 
-    /// The VNIs that have a DHCP configuration of ours on this host.
-    async fn dhcp_vnis(&self) -> Vec<u32> {
-        let mut out = Vec::new();
+    /// The VNIs that have a namespace or a DHCP configuration of ours on this host.
+    async fn ns_vnis(&self) -> BTreeSet<u32> {
+        let mut out = BTreeSet::new();
+        let own = format!("{}zd", self.prefix);
+        if let Ok(mut rd) = tokio::fs::read_dir("/run/netns").await {
+            while let Ok(Some(e)) = rd.next_entry().await {
+                let n = e.file_name().to_string_lossy().into_owned();
+                if let Some(vni) = n.strip_prefix(&own).and_then(|v| v.parse().ok()) {
+                    out.insert(vni);
+                }
+            }
+        }
         if let Ok(mut rd) = tokio::fs::read_dir(&self.dir).await {
             while let Ok(Some(e)) = rd.next_entry().await {
                 let n = e.file_name().to_string_lossy().into_owned();
@@ -399,7 +429,7 @@ impl DataPlane {
                     .and_then(|r| r.strip_suffix(".conf"))
                     .and_then(|v| v.parse().ok())
                 {
-                    out.push(vni);
+                    out.insert(vni);
                 }
             }
         }
@@ -487,7 +517,7 @@ impl DataPlane {
             .map_err(|e| NetError::Command(format!("ip -j link show: {e}")))?;
         Ok(v.into_iter()
             .filter(|l| {
-                ["zb", "zx", "zv", "zt"]
+                ["zb", "zx", "zv", "ze", "zt"]
                     .iter()
                     .any(|p| l.ifname.starts_with(p))
             })
@@ -701,12 +731,14 @@ mod tests {
             vni,
             peers: vec!["192.0.2.1".into()],
             subnets: vec![],
+            nat: None,
         };
         let ok = NetworkState {
             generation: 1,
             vpcs: vec![vpc(4096)],
             nics: vec![nic(4096)],
             ruleset: String::new(),
+            external: None,
         };
         assert!(validate(&ok).is_ok());
         let mut bad = ok.clone();

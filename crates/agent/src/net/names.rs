@@ -1,7 +1,8 @@
 //! Kernel names of the data plane (Linux interface names are at most 15 bytes), shared
 //! with the load balancers' namespaces: a VPC on a host is the bridge `zb<vni>`, its VXLAN
 //! device `zx<vni>` and its DHCP namespace `zd<vni>` (joined to the bridge by the veth
-//! `zv<vni>`, whose end inside is `zd<vni>` too); a NIC is the tap `zt<tag>`, a load
+//! `zv<vni>`, whose end inside is `zd<vni>` too; its uplink to the external network is the
+//! veth `ze<vni>` on the host, `zu<vni>` inside); a NIC is the tap `zt<tag>`, a load
 //! balancer the namespace `zl<first 10 hex of its id>`.
 
 use uuid::Uuid;
@@ -30,6 +31,16 @@ pub fn dhcp_port(vni: u32) -> String {
 /// The veth end inside the DHCP namespace.
 pub fn dhcp_inside(vni: u32) -> String {
     format!("zd{vni}")
+}
+
+/// The host's end of a VPC namespace's uplink (the veth pair to the external network).
+pub fn uplink(vni: u32) -> String {
+    format!("ze{vni}")
+}
+
+/// The uplink's end inside the VPC's namespace.
+pub fn uplink_inside(vni: u32) -> String {
+    format!("zu{vni}")
 }
 
 /// The tap of a NIC: `zt` and the last 11 hex digits of its id (the random tail of the
@@ -68,6 +79,8 @@ mod tests {
             vxlan(MAX_VNI),
             dhcp_port(MAX_VNI),
             dhcp_inside(MAX_VNI),
+            uplink(MAX_VNI),
+            uplink_inside(MAX_VNI),
             tap(Uuid::now_v7()),
             lb_ns(Uuid::now_v7()),
         ] {

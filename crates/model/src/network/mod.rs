@@ -425,6 +425,15 @@ pub struct ElasticIp {
     /// The NIC it is bound to (1:1 NAT), absent when unbound.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nic_id: Option<NicId>,
+    /// The instance of that NIC (absent when unbound or bound to a load balancer's VIP).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance_id: Option<InstanceId>,
+    /// The host where the binding is applied: the one its NIC's instance (or load
+    /// balancer) runs on; absent when unbound or unplaced.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_id: Option<HostId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_name: Option<String>,
     pub created_at: Timestamp,
     pub generation: i64,
 }

@@ -1,7 +1,10 @@
 //! The hosts' data plane from the control plane's side: what each KVM host must carry
 //! ([`host_state`]: the VPCs of the NICs placed on it, their VXLAN peers, DHCP's fixed
-//! addresses, the taps and the nftables rule set) and the `network_push` task that sends
-//! it to the agents.
+//! addresses, the taps and the nftables rule set; the zone's external network and each
+//! VPC's outbound duties — masquerade, and the elastic IPs bound to NICs on the host) and
+//! the `network_push` task that sends it to the agents. An elastic IP is sent only to the
+//! host its NIC's instance runs on, so binding, unbinding and moving the instance (a
+//! migration, an HA restart) move it with the next push.
 //!
 //! The push is idempotent and ordered by a generation per host (`host_networks`, advanced
 //! by a conditional update when the state's digest changes), so an old push arriving late
@@ -24,7 +27,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use uuid::Uuid;
 use zy_compute::agent::{
-    DhcpHost, HostReport, NetworkReport, NetworkState, NicWire, SubnetWire, VpcWire,
+    DhcpHost, EipWire, ExternalWire, HostReport, NatWire, NetworkReport, NetworkState, NicWire,
+    SubnetWire, VpcWire,
 };
 use zy_model::id::{HostId, InstanceId, NicId};
 use zy_model::time::Timestamp;
@@ -47,6 +51,20 @@ pub async fn host_state(
     let mut by_vpc: BTreeMap<i64, Vec<&db::PlacedNic>> = BTreeMap::new();
     for n in &nics {
         by_vpc.entry(n.vni).or_default().push(n);
+    }
+    // Outbound access: every VPC on a host whose zone has an external network, with the
+    // elastic IPs of that network bound to NICs here.
+    let external = db::host_external(store, host).await?;
+    let mut eips: BTreeMap<i64, Vec<EipWire>> = BTreeMap::new();
+    if let Some(x) = &external {
+        for e in db::host_eips(store, host).await? {
+            if e.external_network_id == x.id {
+                eips.entry(e.vni).or_default().push(EipWire {
+                    eip: e.address,
+                    ip: e.ip,
+                });
+            }
+        }
     }
     let mut vpcs = Vec::new();
     for (vni, members) in &by_vpc {
@@ -81,6 +99,9 @@ pub async fn host_state(
             vni: *vni as u32,
             peers: peers.into_iter().collect(),
             subnets,
+            nat: external.as_ref().map(|_| NatWire {
+                eips: eips.remove(vni).unwrap_or_default(),
+            }),
         });
     }
     // A load balancer's VIP (`vip`) makes its host carry the VPC and a VXLAN peer of the
@@ -103,6 +124,11 @@ pub async fn host_state(
         vpcs,
         nics: local,
         ruleset: super::networks::host_ruleset(store, host).await?,
+        external: external.map(|x| ExternalWire {
+            host_interface: x.host_interface,
+            cidr: x.cidr,
+            gateway: x.gateway,
+        }),
     })
 }
 

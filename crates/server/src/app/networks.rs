@@ -990,6 +990,9 @@ pub async fn allocate_eip(
         project_id: pr.id,
         address: ip_text(ip),
         nic_id: None,
+        instance_id: None,
+        host_id: None,
+        host_name: None,
         created_at: Timestamp::now(),
         generation: 1,
     };
@@ -1054,11 +1057,10 @@ pub async fn bind_eip(
         json!({ "address": e.address, "nic_id": nic }),
     )
     .await?;
-    Ok(ElasticIp {
-        nic_id: Some(nic),
-        generation: e.generation + 1,
-        ..e
-    })
+    // Read again: where the binding is applied (the NIC's instance and its host).
+    db::get_eip(s.store.pool(), id)
+        .await?
+        .ok_or_else(|| Error::not_found("elastic_ip", id))
 }
 
 pub async fn unbind_eip(
@@ -1086,6 +1088,9 @@ pub async fn unbind_eip(
     let generation = e.generation + i64::from(e.nic_id.is_some());
     Ok(ElasticIp {
         nic_id: None,
+        instance_id: None,
+        host_id: None,
+        host_name: None,
         generation,
         ..e
     })

@@ -1248,8 +1248,48 @@ async fn guests_on_two_hosts_share_a_vpc_across_vxlan_and_only_what_groups_allow
         sh(&["ip", "-n", n, "link", "set", "ul", "up"]);
     }
 
+    // The external network (政务外网): a bridge in its own namespace with the gateway
+    // 198.51.100.1, each host on it by the interface `ext` (hosts' addresses at the top of
+    // the range, elastic IPs are handed out from the bottom).
+    let nx = format!("{prefix}x");
+    sh(&["ip", "netns", "add", &nx]);
+    sh(&["ip", "-n", &nx, "link", "set", "lo", "up"]);
+    sh(&["ip", "-n", &nx, "link", "add", "br0", "type", "bridge"]);
+    sh(&[
+        "ip",
+        "-n",
+        &nx,
+        "addr",
+        "add",
+        "198.51.100.1/24",
+        "dev",
+        "br0",
+    ]);
+    sh(&["ip", "-n", &nx, "link", "set", "br0", "up"]);
+    for (i, (n, a)) in [(&n1, "198.51.100.250/24"), (&n2, "198.51.100.251/24")]
+        .into_iter()
+        .enumerate()
+    {
+        let port = format!("e{i}");
+        sh(&[
+            "ip", "-n", n, "link", "add", "ext", "type", "veth", "peer", "name", &port, "netns",
+            &nx,
+        ]);
+        sh(&["ip", "-n", &nx, "link", "set", &port, "master", "br0", "up"]);
+        sh(&["ip", "-n", n, "addr", "add", a, "dev", "ext"]);
+        sh(&["ip", "-n", n, "link", "set", "ext", "up"]);
+    }
+
     let ts = TestServer::start(Db::Sqlite).await;
     let mut k = kvm_cloud(&ts, template).await;
+    let (st, x) = k
+        .admin
+        .post(
+            "/v1/external-networks",
+            json!({ "zone_id": k.zone, "name": "政务外网", "cidr": "198.51.100.0/24", "host_interface": "ext" }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{x}");
     let (a1, dir1) = k.join_in("net-a", &n1, "10.254.0.1", None).await;
     let (a2, _dir2) = k.join_in("net-b", &n2, "10.254.0.2", None).await;
     let by_host: std::collections::HashMap<String, &str> = [
@@ -1410,6 +1450,102 @@ async fn guests_on_two_hosts_share_a_vpc_across_vxlan_and_only_what_groups_allow
         .await;
     k.wait_probe(&b, from_b, "10.77.0.2", "ping=ok tcp8080=ok tcp8081=no")
         .await;
+
+    // An elastic IP bound to A's NIC reaches A's port 8080 from the external network
+    // (opened to it by the group), on A's host only; unbound, it answers no more.
+    let (st, r) = k
+        .admin
+        .put(&format!("/v1/security-groups/{sg_id}/rules"), {
+            let mut r = rules(3, &[8080]);
+            r["rules"].as_array_mut().expect("rules").push(json!({
+                    "direction": "ingress", "protocol": "tcp", "port_min": 8080,
+                    "remote_cidr": "198.51.100.0/24" }));
+            r
+        })
+        .await;
+    assert_eq!(st, StatusCode::OK, "{r}");
+    let (st, e) = k
+        .admin
+        .post(
+            "/v1/elastic-ips",
+            json!({ "project_id": k.project, "external_network_id": x["id"] }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{e}");
+    let (eip, address) = (
+        e["id"].as_str().expect("eip").to_string(),
+        e["address"].as_str().expect("address").to_string(),
+    );
+    let (_, nics) = k.admin.get(&format!("/v1/instances/{a}/nics")).await;
+    let nic_a = nics[0]["id"].clone();
+    let fetch = |timeout: &'static str| {
+        let mut c = tokio::process::Command::new("ip");
+        c.args(["netns", "exec", &nx, "/usr/bin/python3", "-c"])
+            .arg("import sys, urllib.request as u\ntry: print(u.urlopen(sys.argv[1], timeout=float(sys.argv[2])).read().decode().strip())\nexcept Exception as e: print('ERR', e)")
+            .arg(format!("http://{address}:8080/"))
+            .arg(timeout);
+        async move {
+            let out = c.output().await.expect("python3");
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        }
+    };
+    let before = a1.state.net.generation().await;
+    let bound_at = Instant::now();
+    let (st, bound) = k
+        .admin
+        .post(
+            &format!("/v1/elastic-ips/{eip}/bind"),
+            json!({ "nic_id": nic_a }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{bound}");
+    assert_eq!(
+        bound["host_id"].as_str(),
+        Some(hosts[0].as_str()),
+        "{bound}"
+    );
+    // Pushed to A's host (polled), then asked from the external side until A answers.
+    let applied = loop {
+        if a1.state.net.generation().await > before {
+            break bound_at.elapsed();
+        }
+        assert!(
+            bound_at.elapsed() < Duration::from_secs(10),
+            "the binding never reached A's host"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    loop {
+        if fetch("0.5").await == "zy" {
+            break;
+        }
+        assert!(
+            bound_at.elapsed() < Duration::from_secs(15),
+            "the elastic IP never reached A: {}",
+            fetch("2").await
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!(
+        "elastic IP bind (API) → applied on A's host: {applied:?}, A's port answering on it: {:?}",
+        bound_at.elapsed()
+    );
+    let (st, unbound) = k
+        .admin
+        .post(&format!("/v1/elastic-ips/{eip}/unbind"), json!({}))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{unbound}");
+    let unbound_at = Instant::now();
+    loop {
+        if fetch("0.5").await.starts_with("ERR") {
+            break;
+        }
+        assert!(
+            unbound_at.elapsed() < Duration::from_secs(15),
+            "the unbound elastic IP still answers"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     for id in [&a, &b, &c] {
         let (st, _) = k.member.delete(&format!("/v1/instances/{id}")).await;

@@ -592,3 +592,106 @@ fn is_root() -> bool {
         .output()
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
+
+/// The hosts' NAT duties in the pushed state: every VPC on a host of a zone with an
+/// external network goes out through it; a bound elastic IP goes only to the host its
+/// NIC's instance runs on (so a move takes it along) and leaves with the unbind.
+async fn elastic_ips_are_sent_to_the_host_of_their_nic_only(db: Db) {
+    use std::collections::HashMap;
+    use zy_model::id::HostId;
+    let ts = TestServer::start(db).await;
+    let w = World::new(&ts).await;
+    let a = &w.admin;
+    let eip = w.elastic_ip(true).await;
+    let listed = || async {
+        let (_, list) = a.get(&format!("/v1/elastic-ips?project_id={}", w.p)).await;
+        list.as_array()
+            .and_then(|l| l.iter().find(|x| x["id"] == eip.as_str()))
+            .cloned()
+            .expect("listed")
+    };
+    let e = listed().await;
+    let address = e["address"].as_str().expect("address").to_string();
+    let (_, nics) = a.get(&format!("/v1/instances/{}/nics", w.instance)).await;
+    let nic = nics
+        .as_array()
+        .and_then(|l| l.iter().find(|n| n["id"] == e["nic_id"]))
+        .cloned()
+        .expect("the bound NIC");
+    let private = nic["ip"].as_str().expect("ip").to_string();
+    let (_, inst) = a.get(&format!("/v1/instances/{}", w.instance)).await;
+    let host: uuid::Uuid = inst["host_id"]
+        .as_str()
+        .expect("placed")
+        .parse()
+        .expect("id");
+    // The API says where the binding is applied.
+    assert_eq!(e["host_id"], inst["host_id"], "{e}");
+    assert_eq!(e["host_name"], inst["host_name"], "{e}");
+    assert_eq!(e["instance_id"], w.instance.as_str(), "{e}");
+    let store = ts.store();
+    let state = |h: uuid::Uuid| async move {
+        zy_server::app::dataplane::host_state(store, HostId(h), &HashMap::new())
+            .await
+            .expect("state")
+    };
+    let st = state(host).await;
+    let x = st.external.as_ref().expect("the zone's external network");
+    assert_eq!(
+        (x.cidr.as_str(), x.host_interface.as_str()),
+        ("198.18.0.0/24", "br-ext")
+    );
+    assert!(st.vpcs.iter().all(|v| v.nat.is_some()), "{st:?}");
+    let bound: Vec<(String, String)> = st
+        .vpcs
+        .iter()
+        .flat_map(|v| v.nat.iter().flat_map(|n| n.eips.iter()))
+        .map(|e| (e.eip.clone(), e.ip.clone()))
+        .collect();
+    assert_eq!(bound, vec![(address.clone(), private)], "{st:?}");
+    // Moved to another host (as a migration would), the binding moves with it.
+    let other = uuid::Uuid::parse_str(&w.spare_host().await).expect("host id");
+    let instance = w.instance.as_str();
+    let set_host = |h: uuid::Uuid| async move {
+        sqlx::query("UPDATE instances SET host_id = $1 WHERE id = $2")
+            .bind(h.to_string())
+            .bind(instance)
+            .execute(store.pool())
+            .await
+            .expect("move");
+    };
+    set_host(other).await;
+    let eips_on = |st: &zy_compute::agent::NetworkState| {
+        st.vpcs
+            .iter()
+            .flat_map(|v| v.nat.iter().flat_map(|n| n.eips.iter()))
+            .count()
+    };
+    assert_eq!(eips_on(&state(host).await), 0);
+    // The spare host's zone has no external network: no NAT there.
+    let there = state(other).await;
+    assert!(there.external.is_none() && there.vpcs.iter().all(|v| v.nat.is_none()));
+    let moved = listed().await;
+    assert_eq!(moved["host_id"], other.to_string(), "{moved}");
+    set_host(host).await;
+    assert_eq!(eips_on(&state(host).await), 1);
+    let (st, b) = a
+        .post(&format!("/v1/elastic-ips/{eip}/unbind"), json!({}))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{b}");
+    assert!(
+        b.get("host_id").is_none() && b.get("nic_id").is_none(),
+        "{b}"
+    );
+    let st = state(host).await;
+    assert_eq!(eips_on(&st), 0, "{st:?}");
+    assert!(st.external.is_some());
+    // An old agent (strict about fields) still takes a push without NAT duties: the new
+    // fields are left out of the JSON when absent.
+    let plain = serde_json::to_value(&there).expect("json");
+    assert!(plain.get("external").is_none(), "{plain}");
+    assert!(plain["vpcs"]
+        .as_array()
+        .is_some_and(|v| v.iter().all(|v| v.get("nat").is_none())));
+}
+both_databases!(elastic_ips_are_sent_to_the_host_of_their_nic_only);
