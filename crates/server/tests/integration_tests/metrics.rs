@@ -335,7 +335,7 @@ async fn history(s: &Session, rule: &str, state: &str) -> Vec<bool> {
 }
 
 async fn eventually(what: &str, mut f: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(40);
+    let deadline = Instant::now() + Duration::from_secs(90);
     while !f().await {
         assert!(Instant::now() < deadline, "{what} never happened");
         tokio::time::sleep(Duration::from_millis(250)).await;
