@@ -85,7 +85,12 @@ pub async fn month_score(
     let (from, to) = month_bounds(month)?;
     let now = clock(st).await?;
     let end = Timestamp(to.0.min(now.0).max(from.0));
-    let lines = rate_period(st, &UsageFilter::default(), from, end).await?;
+    // Only this provider's resources are rated (a province has many providers).
+    let filter = UsageFilter {
+        provider_id: provider_id.parse().ok(),
+        ..UsageFilter::default()
+    };
+    let lines = rate_period(st, &filter, from, end).await?;
     let mine: Vec<_> = lines
         .iter()
         .filter(|l| l.provider_id.map(|p| p.to_string()).as_deref() == Some(provider_id))
