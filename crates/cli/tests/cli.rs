@@ -448,9 +448,21 @@ async fn audit_verify_reads_the_evidence_without_changing_or_migrating_it() {
     if let Some(s) = e.server.take() {
         s.stop().await;
     }
-    // As the server left it: the recent records are still in the write-ahead log.
+    // As the server left it: the recent records are still in the write-ahead log. A
+    // connection of the stopped server can still be closing (and folding the log into the
+    // file) a moment after `stop` returns — a known gap in STATUS.md — so the evidence is
+    // taken once the directory has stopped changing; what is checked is that the verifier
+    // itself writes nothing.
     let dir = e.data.to_str().expect("path").to_string();
-    let before = snapshot(&e.data);
+    let mut before = snapshot(&e.data);
+    for _ in 0..20 {
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        let now = snapshot(&e.data);
+        if now == before {
+            break;
+        }
+        before = now;
+    }
     let intact = e.ok(&["audit", "verify", "--data-dir", &dir], "").await;
     assert!(intact.contains("intact"), "{intact}");
     assert_unchanged(&before, &e.data);

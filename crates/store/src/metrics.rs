@@ -327,10 +327,10 @@ pub async fn down_minutes(
 ) -> Result<Vec<DownMinute>, Error> {
     let mut q = crate::sql::Sql::new(
         "SELECT instance_id, provider_id, minute, readings, missed FROM instance_down_minutes \
-         WHERE provider_id = $1 AND minute >= $2 AND minute < $3",
+         WHERE provider_id = ",
     );
-    q.bind_text(provider_id)
-        .bind(crate::sql::Arg::I64(from))
-        .bind(crate::sql::Arg::I64(to));
+    q.bind_text(provider_id);
+    q.push(" AND minute >= ").bind(crate::sql::Arg::I64(from));
+    q.push(" AND minute < ").bind(crate::sql::Arg::I64(to));
     q.fetch_all(store).await
 }

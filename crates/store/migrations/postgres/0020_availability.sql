@@ -6,8 +6,8 @@ CREATE TABLE instance_down_minutes (
     instance_id  TEXT NOT NULL,
     provider_id  TEXT NOT NULL,
     minute       BIGINT NOT NULL,
-    readings     INTEGER NOT NULL,
-    missed       INTEGER NOT NULL,
+    readings     BIGINT NOT NULL,
+    missed       BIGINT NOT NULL,
     PRIMARY KEY (instance_id, minute)
 );
 CREATE INDEX instance_down_minutes_provider_idx ON instance_down_minutes (provider_id, minute);
