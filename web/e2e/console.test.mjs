@@ -295,6 +295,9 @@ test('a department admin opens a ticket and sees its SLA countdown; the provider
   await page.getByTestId('ticket-new').click()
   await page.getByTestId('ticket-title').fill('e2e工单：门户无法登录')
   await pickOption(page, 'ticket-priority', 'L1')
+  // To 浪潮云: its operator, inspur.ops, works it below (each operator sees only its own
+  // provider's tickets).
+  await pickOption(page, 'ticket-provider', '浪潮云')
   await page.getByTestId('ticket-submit').click()
   await page.waitForURL('**/ops/tickets/*')
   await page.locator('[data-testid="ticket-timeline"] [data-action="open"]').waitFor()

@@ -17,6 +17,17 @@ export function hasAny(...want: Role[]): boolean {
   return want.some((r) => have.has(r))
 }
 
+/**
+ * The providers a provider operator works for (its grants are held on a provider), or
+ * null for an account that reads every provider's infrastructure.
+ */
+export const operatedProviders = computed<string[] | null>(() => {
+  if (hasAny('platform_admin', 'supervisor')) return null
+  const ids = new Set<string>()
+  for (const m of session.me?.memberships ?? []) if (m.role === 'provider_operator' && m.provider_id) ids.add(m.provider_id)
+  return [...ids]
+})
+
 /** Departments the account's department-scoped grants name (empty for platform roles). */
 export const ownDepartments = computed<string[]>(() => {
   const ids = new Set<string>()

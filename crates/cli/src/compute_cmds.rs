@@ -197,7 +197,7 @@ pub(crate) fn show(v: &Value, cols: &[(&str, &str)], json: bool) {
 }
 
 /// Accepts an id or a name from a catalogue list (`/v1/providers`, `/v1/zones`).
-async fn catalogue_id(c: &Client, path: &str, what: &str, key: &str) -> Result<String> {
+pub(crate) async fn catalogue_id(c: &Client, path: &str, what: &str, key: &str) -> Result<String> {
     if uuid::Uuid::parse_str(key).is_ok() {
         return Ok(key.to_string());
     }

@@ -502,7 +502,7 @@ async fn run_server(a: ServerArgs) -> anyhow::Result<()> {
         println!();
     }
     if server.state.config.demo {
-        println!("演示数据已就绪 demo data: 部门账号 wjw.admin / wjw.user / wjw.dev …，jianguan（监管）、caizheng（财政）、inspur.ops；密码 password: {}", zy_server::demo::DEMO_PASSWORD);
+        println!("演示数据已就绪 demo data: 部门账号 wjw.admin / wjw.user / wjw.dev …，jianguan（监管）、caizheng（财政）、inspur.ops / ctyun.ops（浪潮云、天翼云运维）；密码 password: {}", zy_server::demo::DEMO_PASSWORD);
     }
     println!("zhengyun 政云 listening on http://{}", server.addr);
     let mut agent = None;

@@ -166,7 +166,7 @@ pub enum UserCmd {
 
 #[derive(Subcommand)]
 pub enum MembershipCmd {
-    /// List grants: of a user, a department, a project, or all.
+    /// List grants: of a user, a department, a project, a provider, or all.
     List {
         #[arg(long)]
         user: Option<String>,
@@ -174,10 +174,14 @@ pub enum MembershipCmd {
         department: Option<String>,
         #[arg(long)]
         project: Option<String>,
+        /// A provider's operators (name or id).
+        #[arg(long)]
+        provider: Option<String>,
         #[arg(long)]
         limit: Option<u32>,
     },
-    /// Grant a role: platform scope by default, or --department / --project.
+    /// Grant a role: platform scope by default, or --department / --project, or --provider
+    /// (a provider_operator works for one provider).
     Grant {
         #[arg(long)]
         user: String,
@@ -188,6 +192,9 @@ pub enum MembershipCmd {
         department: Option<String>,
         #[arg(long)]
         project: Option<String>,
+        /// The provider (name or id) a provider_operator works for.
+        #[arg(long)]
+        provider: Option<String>,
     },
     Revoke {
         id: String,
@@ -237,6 +244,7 @@ pub(crate) const MEMBERSHIP_COLS: &[(&str, &str)] = &[
     ("范围 scope", "scope_type"),
     ("部门 department", "department_id"),
     ("项目 project", "project_id"),
+    ("云服务商 provider", "provider_id"),
 ];
 
 pub(crate) async fn department(
@@ -500,9 +508,16 @@ pub(crate) async fn membership(
             user,
             department,
             project,
+            provider,
             limit,
         } => {
             let mut q = Vec::new();
+            if let Some(p) = provider {
+                q.push((
+                    "provider_id",
+                    crate::compute_cmds::catalogue_id(c, "/v1/providers", "provider", &p).await?,
+                ));
+            }
             if let Some(u) = user {
                 q.push(("user_id", user_id(c, &u).await?));
             }
@@ -522,16 +537,25 @@ pub(crate) async fn membership(
             role,
             department,
             project,
+            provider,
         } => {
             let uid = user_id(c, &user).await?;
-            let scope = if project.is_some() {
+            let provider = match provider {
+                Some(p) => Some(
+                    crate::compute_cmds::catalogue_id(c, "/v1/providers", "provider", &p).await?,
+                ),
+                None => None,
+            };
+            let scope = if provider.is_some() {
+                "provider"
+            } else if project.is_some() {
                 "project"
             } else if department.is_some() {
                 "department"
             } else {
                 "platform"
             };
-            let body = json!({ "user_id": uid, "role": role, "scope_type": scope, "department_id": department, "project_id": project });
+            let body = json!({ "user_id": uid, "role": role, "scope_type": scope, "department_id": department, "project_id": project, "provider_id": provider });
             let r = c.post("/v1/memberships", body).await?;
             print(
                 &r,
@@ -542,6 +566,7 @@ pub(crate) async fn membership(
                     ("范围 scope", "scope_type"),
                     ("部门 department", "department_id"),
                     ("项目 project", "project_id"),
+                    ("云服务商 provider", "provider_id"),
                 ],
             )
         }

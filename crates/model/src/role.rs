@@ -1,6 +1,6 @@
 //! Roles (DESIGN.md §2) and the scopes they are held at.
 
-use crate::id::{DepartmentId, ProjectId};
+use crate::id::{DepartmentId, ProjectId, ProviderId};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -95,9 +95,8 @@ impl Role {
             | Role::Auditor
             | Role::Supervisor
             | Role::Finance => ScopeKind::Platform,
-            // Providers arrive with the compute issue; until then operators hold the
-            // platform scope and the policy gives them nothing in tenancy.
-            Role::ProviderOperator => ScopeKind::Platform,
+            // An operator works for one contracted provider and sees only its cloud.
+            Role::ProviderOperator => ScopeKind::Provider,
             Role::DeptAdmin => ScopeKind::Department,
             Role::DeptMember => ScopeKind::DepartmentOrProject,
         }
@@ -113,6 +112,7 @@ impl fmt::Display for Role {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ScopeKind {
     Platform,
+    Provider,
     Department,
     DepartmentOrProject,
 }
@@ -124,6 +124,8 @@ pub enum Scope {
     Department(DepartmentId),
     /// A project, with the department it belongs to (so scope checks need no lookup).
     Project(DepartmentId, ProjectId),
+    /// One provider cloud: where its operators' grants are held.
+    Provider(ProviderId),
 }
 
 impl Scope {
@@ -132,16 +134,19 @@ impl Scope {
             Scope::Platform => "platform",
             Scope::Department(_) => "department",
             Scope::Project(..) => "project",
+            Scope::Provider(_) => "provider",
         }
     }
 
-    /// True when `self` contains `other` (platform ⊇ department ⊇ project).
+    /// True when `self` contains `other` (platform ⊇ department ⊇ project; platform ⊇
+    /// provider). A provider scope holds no department's resources.
     pub fn contains(&self, other: &Scope) -> bool {
         match (self, other) {
             (Scope::Platform, _) => true,
             (Scope::Department(d), Scope::Department(o)) => d == o,
             (Scope::Department(d), Scope::Project(o, _)) => d == o,
             (Scope::Project(_, p), Scope::Project(_, o)) => p == o,
+            (Scope::Provider(p), Scope::Provider(o)) => p == o,
             _ => false,
         }
     }
@@ -150,6 +155,7 @@ impl Scope {
         matches!(
             (role.scope_kind(), self),
             (ScopeKind::Platform, Scope::Platform)
+                | (ScopeKind::Provider, Scope::Provider(_))
                 | (ScopeKind::Department, Scope::Department(_))
                 | (
                     ScopeKind::DepartmentOrProject,
@@ -186,5 +192,16 @@ mod tests {
         assert!(Scope::Department(d).contains(&Scope::Project(d, p)));
         assert!(!Scope::Department(DepartmentId::new()).contains(&Scope::Project(d, p)));
         assert!(!Scope::Project(d, p).contains(&Scope::Department(d)));
+    }
+
+    #[test]
+    fn provider_operators_are_held_at_one_provider_only() {
+        let pv = ProviderId::new();
+        assert!(Scope::Provider(pv).fits(Role::ProviderOperator));
+        assert!(!Scope::Platform.fits(Role::ProviderOperator));
+        assert!(!Scope::Provider(pv).fits(Role::Supervisor));
+        assert!(Scope::Platform.contains(&Scope::Provider(pv)));
+        assert!(!Scope::Provider(pv).contains(&Scope::Provider(ProviderId::new())));
+        assert!(!Scope::Provider(pv).contains(&Scope::Department(DepartmentId::new())));
     }
 }

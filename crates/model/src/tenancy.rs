@@ -2,7 +2,7 @@
 //! memberships (a role held at a scope), API tokens and sessions.
 
 use crate::id::*;
-use crate::role::Role;
+use crate::role::{Role, Scope};
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -63,6 +63,7 @@ pub enum ScopeType {
     Platform,
     Department,
     Project,
+    Provider,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -75,8 +76,34 @@ pub struct Membership {
     pub department_id: Option<DepartmentId>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub project_id: Option<ProjectId>,
+    /// The provider cloud a provider operator's grant is bound to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider_id: Option<ProviderId>,
     pub created_at: Timestamp,
     pub created_by: Option<UserId>,
+}
+
+impl Membership {
+    /// A new grant of `role` at `scope`, with the scope's columns filled in.
+    pub fn new(user_id: UserId, role: Role, scope: Scope, created_by: Option<UserId>) -> Self {
+        let (scope_type, department_id, project_id, provider_id) = match scope {
+            Scope::Platform => (ScopeType::Platform, None, None, None),
+            Scope::Department(d) => (ScopeType::Department, Some(d), None, None),
+            Scope::Project(d, p) => (ScopeType::Project, Some(d), Some(p), None),
+            Scope::Provider(pv) => (ScopeType::Provider, None, None, Some(pv)),
+        };
+        Membership {
+            id: MembershipId::new(),
+            user_id,
+            role,
+            scope_type,
+            department_id,
+            project_id,
+            provider_id,
+            created_at: Timestamp::now(),
+            created_by,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]

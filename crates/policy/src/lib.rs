@@ -8,7 +8,7 @@
 //! Pure: no IO, no async. The server resolves the target's department or project first,
 //! then asks here.
 
-use zy_model::id::{DepartmentId, ProjectId, UserId};
+use zy_model::id::{DepartmentId, ProjectId, ProviderId, UserId};
 use zy_model::role::{Grant, Role, Scope};
 use zy_model::{t, Error, Text};
 
@@ -59,8 +59,10 @@ pub enum Action {
     AuditRead,
     /// Providers, zones, hosts, storage pools, flavors and images: change.
     InventoryManage,
-    /// Providers, zones, hosts and storage pools: read (operations and oversight).
-    InventoryRead,
+    /// Providers' zones, hosts, storage pools, agents and HA records: read (operations and
+    /// oversight). `None`: every provider's (the platform admin, the supervisor);
+    /// `Some(p)`: one provider's, which its own operators read too.
+    InventoryRead(Option<ProviderId>),
     /// Providers, zones, flavors and images: every signed-in role but the auditor chooses
     /// from them.
     CatalogueRead,
@@ -78,16 +80,19 @@ pub enum Action {
     AdminCheck,
     /// List requests (each list then shows only what the caller may read).
     RequestList,
-    /// Read a project's resource requests and their timelines.
-    RequestRead(DepartmentId, ProjectId),
+    /// Read a project's resource requests and their timelines; the operators of the
+    /// provider a request is delivered by (`Some`) read it too.
+    RequestRead(DepartmentId, ProjectId, Option<ProviderId>),
     /// Draft, submit, withdraw and copy requests for a project.
     RequestCreate(DepartmentId, ProjectId),
     /// Decide an approval step held by `Role` at `Scope` (approve, reject, return).
     RequestDecide(Role, Scope),
     /// Accept a delivery, or report a problem with it, for the requesting project.
     RequestAccept(DepartmentId, ProjectId),
-    /// See the delivery list and mark deliveries done (the providers' side).
-    RequestDeliver,
+    /// Deliver approved requests (the providers' side): `Some(p)` those delivered by
+    /// provider `p` (its operators, the platform admin); `None` every provider's, and
+    /// requests no provider has taken yet (the platform admin).
+    RequestDeliver(Option<ProviderId>),
     /// Read the approval chains that apply to a department (`None`: all of them).
     ApprovalChainRead(Option<DepartmentId>),
     /// Set or remove approval chains and which departments take resources only through
@@ -107,8 +112,9 @@ pub enum Action {
     /// Close months, adjust and mark bills paid, set budgets, import providers' invoices
     /// for reconciliation, move the test clock (where enabled): finance.
     BillingManage,
-    /// Read what the city owes providers and the reconciliations with their invoices.
-    ProviderBillRead,
+    /// Read what the city owes providers and the reconciliations with their invoices:
+    /// `None` every provider's, `Some(p)` one provider's (its operators read their own).
+    ProviderBillRead(Option<ProviderId>),
     /// Add and withdraw price-list versions.
     PriceListManage,
     /// Read a project's networks (VPCs, subnets, NICs, security groups, elastic IPs), or a
@@ -118,14 +124,16 @@ pub enum Action {
     /// Create, change and delete a project's networks and security groups, or a
     /// department's shared VPCs when the project is `None` (its department admin).
     NetworkOperate(DepartmentId, Option<ProjectId>),
-    /// Read measured figures (metrics history): `None` for the infrastructure (hosts,
-    /// zones, providers), `Some(scope)` for a department, a project or an instance of it.
+    /// Read measured figures (metrics history): `None` for the whole infrastructure (every
+    /// host, zone and provider), `Some(Scope::Provider(p))` for one provider's hosts and
+    /// zones, `Some(scope)` for a department, a project or an instance of it.
     MetricsRead(Option<Scope>),
     /// See alert rules, alerts and silences (each caller only those of its departments,
     /// unless it reads the infrastructure).
     AlertRead,
-    /// Set alert rules and silences: `None` for the infrastructure (hosts, zones,
-    /// providers), `Some(scope)` for a department's resources.
+    /// Set alert rules and silences: `None` for the whole infrastructure,
+    /// `Some(Scope::Provider(p))` for one provider's hosts, `Some(scope)` for a
+    /// department's resources.
     AlertManage(Option<Scope>),
     /// Read the platform's security policy: the address plan (地址规划), event retention,
     /// repair deadlines, alert rules and the syslog intake's counters.
@@ -141,14 +149,15 @@ pub enum Action {
     VulnerabilityWork(DepartmentId),
     /// List tickets (工单); each list then shows only what the caller may read.
     TicketRead,
-    /// Read (and comment on) one ticket of a department, or about the infrastructure when
-    /// `None`.
-    TicketView(Option<DepartmentId>),
+    /// Read (and comment on) one ticket: of a department (`Some(d)`) or about the
+    /// infrastructure (`None`), assigned to a provider (`Some(p)`) or not yet (`None`).
+    TicketView(Option<DepartmentId>, Option<ProviderId>),
     /// Open a ticket for a department (its people), or about the infrastructure when
     /// `None` (the platform admin).
     TicketOpen(Option<DepartmentId>),
-    /// Accept and resolve tickets: the providers' operators (and the platform admin).
-    TicketWork,
+    /// Accept and resolve a ticket assigned to provider `p`: its operators (and the
+    /// platform admin, who alone works tickets no provider is assigned to).
+    TicketWork(Option<ProviderId>),
     /// Confirm and rate, or reopen, a department's resolved ticket (`None`: an
     /// infrastructure ticket, the platform admin).
     TicketConfirm(Option<DepartmentId>),
@@ -159,8 +168,9 @@ pub enum Action {
     /// Add, remove and run inspection plans: the platform admin's (`false`), or the
     /// auditor's audit-chain plans (`true`).
     InspectionManage(bool),
-    /// Read providers' monthly SLA scores (服务质量考核).
-    SlaRead,
+    /// Read providers' monthly SLA scores (服务质量考核): `None` every provider's,
+    /// `Some(p)` one provider's (its operators read their own).
+    SlaRead(Option<ProviderId>),
     /// Compute SLA scores (which writes the credit onto the provider's bill) and set the
     /// weights and credit bands: the supervisor.
     SlaManage,
@@ -169,6 +179,9 @@ pub enum Action {
     SupervisionRead(Option<DepartmentId>),
     /// Recompute the indicators now and generate operations reports (运维报告).
     SupervisionManage,
+    /// Read the monthly operations reports: `None` the platform's and every provider's,
+    /// `Some(p)` provider `p`'s (its operators read their own).
+    ProviderReportRead(Option<ProviderId>),
     /// Turn a department's idle resource into a release or change request, or dismiss it.
     IdleReclaim(DepartmentId),
     /// Set the idle thresholds.
@@ -185,6 +198,44 @@ pub enum Visibility {
     },
 }
 
+/// Which provider clouds a principal may list for an action: all of them, or the ones it
+/// operates for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProviderVisibility {
+    All,
+    Some(Vec<ProviderId>),
+}
+
+impl ProviderVisibility {
+    pub fn includes(&self, p: ProviderId) -> bool {
+        match self {
+            ProviderVisibility::All => true,
+            ProviderVisibility::Some(v) => v.contains(&p),
+        }
+    }
+    /// `includes` for a provider id kept as text (an unreadable id: only with `All`).
+    pub fn includes_str(&self, p: &str) -> bool {
+        match self {
+            ProviderVisibility::All => true,
+            ProviderVisibility::Some(v) => p.parse().is_ok_and(|p| v.contains(&p)),
+        }
+    }
+    /// True when it lets the principal see at least one provider.
+    pub fn is_any(&self) -> bool {
+        match self {
+            ProviderVisibility::All => true,
+            ProviderVisibility::Some(v) => !v.is_empty(),
+        }
+    }
+    /// The providers to filter a list by: `None` for all.
+    pub fn filter(&self) -> Option<&[ProviderId]> {
+        match self {
+            ProviderVisibility::All => None,
+            ProviderVisibility::Some(v) => Some(v),
+        }
+    }
+}
+
 impl Visibility {
     pub fn is_empty(&self) -> bool {
         matches!(self, Visibility::Some { departments, projects } if departments.is_empty() && projects.is_empty())
@@ -196,6 +247,10 @@ impl Principal {
         self.grants
             .iter()
             .any(|g| g.role == role && g.scope.contains(at))
+    }
+    /// Holds provider operator for provider `pv` (or `None`: no provider, so nobody).
+    fn operates(&self, pv: Option<ProviderId>) -> bool {
+        pv.is_some_and(|pv| self.holds(Role::ProviderOperator, &Scope::Provider(pv)))
     }
     fn holds_anywhere(&self, role: Role) -> bool {
         self.grants.iter().any(|g| g.role == role)
@@ -351,13 +406,11 @@ pub fn authorize(p: &Principal, action: Action) -> Result<(), Error> {
             p.holds(Role::PlatformAdmin, &platform)
                 || d.is_some_and(|d| p.holds(Role::DeptAdmin, &Scope::Department(d)))
         }
-        InventoryRead => [
-            Role::PlatformAdmin,
-            Role::Supervisor,
-            Role::ProviderOperator,
-        ]
-        .into_iter()
-        .any(|r| p.holds(r, &platform)),
+        InventoryRead(pv) => {
+            p.holds(Role::PlatformAdmin, &platform)
+                || p.holds(Role::Supervisor, &platform)
+                || p.operates(pv)
+        }
         // Every role that works with resources chooses from the catalogue; the auditor
         // reads the audit log and nothing else (三员分立).
         CatalogueRead => p.grants.iter().any(|g| g.role != Role::Auditor),
@@ -368,7 +421,7 @@ pub fn authorize(p: &Principal, action: Action) -> Result<(), Error> {
                 || matches!(scope, Scope::Department(d) if member_of_department(p, d))
         }
         QuotaSet(scope) => match scope {
-            Scope::Platform => false,
+            Scope::Platform | Scope::Provider(_) => false,
             Scope::Department(_) => p.holds(Role::PlatformAdmin, &platform),
             Scope::Project(..) => {
                 p.holds(Role::PlatformAdmin, &platform) || p.holds(Role::DeptAdmin, &scope)
@@ -383,9 +436,9 @@ pub fn authorize(p: &Principal, action: Action) -> Result<(), Error> {
             .grants
             .iter()
             .any(|g| !matches!(g.role, Role::SecurityAdmin | Role::Auditor)),
-        RequestRead(d, pr) => {
+        RequestRead(d, pr, pv) => {
             p.reads_all_tenancy()
-                || p.holds(Role::ProviderOperator, &platform)
+                || p.operates(pv)
                 || p.holds(Role::DeptAdmin, &Scope::Project(d, pr))
                 || p.holds(Role::DeptMember, &Scope::Project(d, pr))
         }
@@ -398,9 +451,7 @@ pub fn authorize(p: &Principal, action: Action) -> Result<(), Error> {
                 && scope.fits(role)
                 && p.holds(role, &scope)
         }
-        RequestDeliver => {
-            p.holds(Role::ProviderOperator, &platform) || p.holds(Role::PlatformAdmin, &platform)
-        }
+        RequestDeliver(pv) => p.holds(Role::PlatformAdmin, &platform) || p.operates(pv),
         ApprovalChainRead(None) => {
             p.holds(Role::PlatformAdmin, &platform) || p.holds(Role::Supervisor, &platform)
         }
@@ -427,9 +478,11 @@ pub fn authorize(p: &Principal, action: Action) -> Result<(), Error> {
         BillReadAll => p.holds(Role::Finance, &platform) || p.holds(Role::Supervisor, &platform),
         BillConfirm(d) => p.holds(Role::DeptAdmin, &Scope::Department(d)),
         BillingManage => p.holds(Role::Finance, &platform),
-        ProviderBillRead => [Role::Finance, Role::Supervisor, Role::ProviderOperator]
-            .into_iter()
-            .any(|r| p.holds(r, &platform)),
+        ProviderBillRead(pv) => {
+            p.holds(Role::Finance, &platform)
+                || p.holds(Role::Supervisor, &platform)
+                || p.operates(pv)
+        }
         PriceListManage => {
             p.holds(Role::Finance, &platform) || p.holds(Role::PlatformAdmin, &platform)
         }
@@ -454,13 +507,14 @@ pub fn authorize(p: &Principal, action: Action) -> Result<(), Error> {
                     None => p.holds(Role::DeptAdmin, &Scope::Department(d)),
                 }
         }
-        MetricsRead(None) => [
-            Role::PlatformAdmin,
-            Role::Supervisor,
-            Role::ProviderOperator,
-        ]
-        .into_iter()
-        .any(|r| p.holds(r, &platform)),
+        MetricsRead(None) => {
+            p.holds(Role::PlatformAdmin, &platform) || p.holds(Role::Supervisor, &platform)
+        }
+        MetricsRead(Some(Scope::Provider(pv))) => {
+            p.holds(Role::PlatformAdmin, &platform)
+                || p.holds(Role::Supervisor, &platform)
+                || p.operates(Some(pv))
+        }
         AlertRead => p.grants.iter().any(|g| {
             matches!(
                 g.role,
@@ -471,8 +525,9 @@ pub fn authorize(p: &Principal, action: Action) -> Result<(), Error> {
                     | Role::DeptMember
             )
         }),
-        AlertManage(None) => {
-            p.holds(Role::PlatformAdmin, &platform) || p.holds(Role::ProviderOperator, &platform)
+        AlertManage(None) => p.holds(Role::PlatformAdmin, &platform),
+        AlertManage(Some(Scope::Provider(pv))) => {
+            p.holds(Role::PlatformAdmin, &platform) || p.operates(Some(pv))
         }
         AlertManage(Some(scope)) => {
             p.holds(Role::PlatformAdmin, &platform)
@@ -507,31 +562,25 @@ pub fn authorize(p: &Principal, action: Action) -> Result<(), Error> {
                     | Role::DeptMember
             )
         }),
-        TicketView(d) => {
-            [
-                Role::PlatformAdmin,
-                Role::Supervisor,
-                Role::ProviderOperator,
-            ]
-            .into_iter()
-            .any(|r| p.holds(r, &platform))
+        TicketView(d, pv) => {
+            p.holds(Role::PlatformAdmin, &platform)
+                || p.holds(Role::Supervisor, &platform)
+                || p.operates(pv)
                 || d.is_some_and(|d| member_of_department(p, d))
         }
         TicketOpen(Some(d)) | TicketConfirm(Some(d)) => member_of_department(p, d),
         TicketOpen(None) | TicketConfirm(None) | TicketSettingsManage => {
             p.holds(Role::PlatformAdmin, &platform)
         }
-        TicketWork => {
-            p.holds(Role::ProviderOperator, &platform) || p.holds(Role::PlatformAdmin, &platform)
+        TicketWork(pv) => p.holds(Role::PlatformAdmin, &platform) || p.operates(pv),
+        // Inspections check the platform itself (agents, certificates, invariants, the
+        // audit chain): every operator reads them, as the people who repair what fails.
+        InspectionRead => {
+            [Role::PlatformAdmin, Role::Supervisor, Role::Auditor]
+                .into_iter()
+                .any(|r| p.holds(r, &platform))
+                || p.holds_anywhere(Role::ProviderOperator)
         }
-        InspectionRead => [
-            Role::PlatformAdmin,
-            Role::Supervisor,
-            Role::ProviderOperator,
-            Role::Auditor,
-        ]
-        .into_iter()
-        .any(|r| p.holds(r, &platform)),
         InspectionManage(auditor) => {
             if auditor {
                 p.holds(Role::Auditor, &platform)
@@ -539,14 +588,12 @@ pub fn authorize(p: &Principal, action: Action) -> Result<(), Error> {
                 p.holds(Role::PlatformAdmin, &platform)
             }
         }
-        SlaRead => [
-            Role::PlatformAdmin,
-            Role::Supervisor,
-            Role::Finance,
-            Role::ProviderOperator,
-        ]
-        .into_iter()
-        .any(|r| p.holds(r, &platform)),
+        SlaRead(pv) => {
+            [Role::PlatformAdmin, Role::Supervisor, Role::Finance]
+                .into_iter()
+                .any(|r| p.holds(r, &platform))
+                || p.operates(pv)
+        }
         SlaManage => p.holds(Role::Supervisor, &platform),
         SupervisionRead(None) => {
             p.holds(Role::Supervisor, &platform) || p.holds(Role::PlatformAdmin, &platform)
@@ -557,6 +604,11 @@ pub fn authorize(p: &Principal, action: Action) -> Result<(), Error> {
                 || p.holds(Role::DeptAdmin, &Scope::Department(d))
         }
         SupervisionManage => p.holds(Role::Supervisor, &platform),
+        ProviderReportRead(pv) => {
+            p.holds(Role::Supervisor, &platform)
+                || p.holds(Role::PlatformAdmin, &platform)
+                || p.operates(pv)
+        }
         IdleReclaim(d) => p.holds(Role::DeptAdmin, &Scope::Department(d)),
         IdleSettingsManage => p.holds(Role::PlatformAdmin, &platform),
     };
@@ -617,7 +669,7 @@ pub fn visible_departments(p: &Principal) -> Visibility {
         .filter(|g| matches!(g.role, Role::DeptAdmin | Role::DeptMember))
         .filter_map(|g| match g.scope {
             Scope::Department(d) | Scope::Project(d, _) => Some(d),
-            Scope::Platform => None,
+            Scope::Platform | Scope::Provider(_) => None,
         })
         .collect();
     departments.sort();
@@ -626,6 +678,30 @@ pub fn visible_departments(p: &Principal) -> Visibility {
         departments,
         projects: Vec::new(),
     }
+}
+
+/// Which providers `p` may list for a provider-parameterised action: all when it is
+/// allowed for every provider (`action(None)`), otherwise the providers it operates for
+/// where `action(Some(provider))` is allowed.
+pub fn provider_visibility(
+    p: &Principal,
+    action: impl Fn(Option<ProviderId>) -> Action,
+) -> ProviderVisibility {
+    if authorize(p, action(None)).is_ok() {
+        return ProviderVisibility::All;
+    }
+    let mut v: Vec<ProviderId> = p
+        .grants
+        .iter()
+        .filter_map(|g| match g.scope {
+            Scope::Provider(pv) => Some(pv),
+            _ => None,
+        })
+        .filter(|pv| authorize(p, action(Some(*pv))).is_ok())
+        .collect();
+    v.sort();
+    v.dedup();
+    ProviderVisibility::Some(v)
 }
 
 /// Refuses a grant that would give one account two of the three separated admin roles.

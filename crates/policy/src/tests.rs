@@ -24,7 +24,12 @@ fn ordinary(d: Option<DepartmentId>) -> UserTarget {
 
 /// One sample of every action (see `classification::samples`).
 fn every_action(d: DepartmentId, pr: ProjectId, u: UserTarget) -> Vec<Action> {
-    classification::samples(&classification::Fixture { d, pr, u })
+    classification::samples(&classification::Fixture {
+        d,
+        pr,
+        pv: ProviderId::new(),
+        u,
+    })
 }
 
 #[test]

@@ -8,9 +8,9 @@
 
 use crate::auth::{password, secrets};
 use zy_model::audit::{AuditEntry, Outcome};
-use zy_model::id::{MembershipId, UserId};
+use zy_model::id::UserId;
 use zy_model::role::{Role, Scope};
-use zy_model::tenancy::{Membership, ScopeType, User};
+use zy_model::tenancy::{Membership, User};
 use zy_model::time::Timestamp;
 use zy_model::{Error, ErrorCode};
 use zy_store::{memberships, users, Store};
@@ -70,16 +70,7 @@ pub async fn first_start(store: &Store) -> Result<Option<Credentials>, Error> {
             other => other?,
         }
         users::claim_admin_role(&mut tx, u.id, role).await?;
-        let m = Membership {
-            id: MembershipId::new(),
-            user_id: u.id,
-            role,
-            scope_type: ScopeType::Platform,
-            department_id: None,
-            project_id: None,
-            created_at: now,
-            created_by: None,
-        };
+        let m = Membership::new(u.id, role, Scope::Platform, None);
         memberships::insert(&mut tx, &m, &Scope::Platform).await?;
         zy_store::audit::append(
             &mut tx,

@@ -7,9 +7,9 @@
 
 use crate::auth::password;
 use zy_model::audit::{AuditEntry, Outcome};
-use zy_model::id::{DepartmentId, MembershipId, ProjectId, UserId};
+use zy_model::id::{DepartmentId, ProjectId, UserId};
 use zy_model::role::{Role, Scope};
-use zy_model::tenancy::{Department, Membership, Project, ScopeType, User};
+use zy_model::tenancy::{Department, Membership, Project, User};
 use zy_model::time::Timestamp;
 use zy_model::Error;
 use zy_store::{departments, memberships, projects, users, Store, Tx};
@@ -191,7 +191,6 @@ pub async fn load(store: &Store) -> Result<bool, Error> {
     for (username, display, role) in [
         ("jianguan", "监管人员（大数据局）", Role::Supervisor),
         ("caizheng", "财政局审核员", Role::Finance),
-        ("inspur.ops", "浪潮云运维", Role::ProviderOperator),
     ] {
         let u = user(&mut tx, username, display, None, &hash).await?;
         grant(&mut tx, u, role, Scope::Platform).await?;
@@ -203,6 +202,22 @@ pub async fn load(store: &Store) -> Result<bool, Error> {
         notices(&mut tx, admin, member, supervisor).await?;
     }
     let providers = compute(&mut tx).await?;
+    // Each provider's operators work for it alone: they see its hosts, tickets,
+    // deliveries, bills and SLA scores, and nothing of the other provider.
+    for ((username, display), provider) in
+        [("inspur.ops", "浪潮云运维"), ("ctyun.ops", "天翼云运维")]
+            .into_iter()
+            .zip(&providers)
+    {
+        let u = user(&mut tx, username, display, None, &hash).await?;
+        grant(
+            &mut tx,
+            u,
+            Role::ProviderOperator,
+            Scope::Provider(*provider),
+        )
+        .await?;
+    }
     crate::app::billing::demo::load(&mut tx, &billed, &providers).await?;
     let depts: Vec<DepartmentId> = billed.iter().map(|(d, _)| *d).collect();
     crate::monitoring::demo::load(&mut tx, &depts, &providers).await?;
@@ -404,21 +419,7 @@ async fn user(
 }
 
 async fn grant(tx: &mut Tx, user: UserId, role: Role, scope: Scope) -> Result<(), Error> {
-    let (scope_type, department_id, project_id) = match scope {
-        Scope::Platform => (ScopeType::Platform, None, None),
-        Scope::Department(d) => (ScopeType::Department, Some(d), None),
-        Scope::Project(d, p) => (ScopeType::Project, Some(d), Some(p)),
-    };
-    let m = Membership {
-        id: MembershipId::new(),
-        user_id: user,
-        role,
-        scope_type,
-        department_id,
-        project_id,
-        created_at: Timestamp::now(),
-        created_by: None,
-    };
+    let m = Membership::new(user, role, scope, None);
     memberships::insert(tx, &m, &scope).await
 }
 

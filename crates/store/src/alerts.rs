@@ -258,24 +258,35 @@ pub async fn insert_event(tx: &mut Tx, e: &AlertEvent) -> Result<(), Error> {
 }
 
 /// The newest history entries (at most `limit`), of all departments or of the given ones.
+/// The newest events: all (`departments` `None`), or those of these departments and of
+/// these rules.
 pub async fn events(
     store: &Store,
     departments: Option<&[String]>,
+    rules: &[String],
     limit: i64,
 ) -> Result<Vec<AlertEvent>, Error> {
     let mut sql = String::from(
         "SELECT id, rule_id, rule_name, department_id, target, target_id, target_name, state, value, at, silenced FROM alert_events",
     );
     if let Some(ds) = departments {
-        let list: Vec<String> = ds
-            .iter()
-            .filter(|d| d.chars().all(|c| c.is_ascii_hexdigit() || c == '-'))
-            .map(|d| format!("'{d}'"))
-            .collect();
-        if list.is_empty() {
+        // Ids are UUIDs: anything else is left out rather than quoted into the query.
+        let quoted = |ids: &[String]| -> Vec<String> {
+            ids.iter()
+                .filter(|d| d.chars().all(|c| c.is_ascii_hexdigit() || c == '-'))
+                .map(|d| format!("'{d}'"))
+                .collect()
+        };
+        let mut any = Vec::new();
+        for (column, list) in [("department_id", quoted(ds)), ("rule_id", quoted(rules))] {
+            if !list.is_empty() {
+                any.push(format!("{column} IN ({})", list.join(", ")));
+            }
+        }
+        if any.is_empty() {
             return Ok(Vec::new());
         }
-        sql.push_str(&format!(" WHERE department_id IN ({})", list.join(", ")));
+        sql.push_str(&format!(" WHERE {}", any.join(" OR ")));
     }
     sql.push_str(" ORDER BY at DESC, id DESC LIMIT $1");
     let rows = sqlx::query(&sql)

@@ -54,6 +54,27 @@ pub async fn provider_name<'c>(
         .map_err(db_error)
 }
 
+/// The provider an infrastructure object (`host`, `zone` or `provider`) belongs to;
+/// `None` when it does not exist or is not infrastructure.
+pub async fn provider_of<'c>(
+    e: impl sqlx::Executor<'c, Database = sqlx::Any>,
+    kind: &str,
+    id: &str,
+) -> Result<Option<ProviderId>, Error> {
+    let sql = match kind {
+        "host" => "SELECT provider_id FROM hosts WHERE id = $1",
+        "zone" => "SELECT provider_id FROM zones WHERE id = $1",
+        "provider" => "SELECT id FROM providers WHERE id = $1",
+        _ => return Ok(None),
+    };
+    let found: Option<String> = sqlx::query_scalar(sql)
+        .bind(id.to_string())
+        .fetch_optional(e)
+        .await
+        .map_err(db_error)?;
+    Ok(found.and_then(|p| p.parse().ok()))
+}
+
 pub async fn providers(store: &Store) -> Result<Vec<(Provider, String)>, Error> {
     let rows = sqlx::query("SELECT id, name, kind, simulated, description, config, created_at, generation FROM providers ORDER BY name")
         .fetch_all(store.pool())

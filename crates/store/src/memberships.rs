@@ -1,4 +1,4 @@
-//! Memberships: a user holding a role at a scope (platform, department or project).
+//! Memberships: a user holding a role at a scope (platform, department, project or provider).
 
 use crate::db::Tx;
 use crate::error::db_error;
@@ -6,14 +6,14 @@ use crate::rows::*;
 use crate::sql::{finish_page, Sql};
 use crate::Store;
 use sqlx::{Any, Executor};
-use zy_model::id::{DepartmentId, MembershipId, ProjectId, UserId};
+use zy_model::id::{DepartmentId, MembershipId, ProjectId, ProviderId, UserId};
 use zy_model::page::{Page, PageRequest};
 use zy_model::role::{Grant, Role, Scope};
 use zy_model::tenancy::{Membership, ScopeType};
 use zy_model::Error;
 
 const COLS: &str =
-    "id, user_id, role, scope_type, department_id, project_id, created_at, created_by";
+    "id, user_id, role, scope_type, department_id, project_id, provider_id, created_at, created_by";
 
 impl Decode for Membership {
     fn decode<R: Get>(r: &R) -> Result<Self, Error> {
@@ -22,6 +22,7 @@ impl Decode for Membership {
             "platform" => ScopeType::Platform,
             "department" => ScopeType::Department,
             "project" => ScopeType::Project,
+            "provider" => ScopeType::Provider,
             other => return Err(Error::internal(format!("unknown scope_type {other}"))),
         };
         Ok(Membership {
@@ -32,6 +33,7 @@ impl Decode for Membership {
             scope_type,
             department_id: opt_id(r, "department_id")?,
             project_id: opt_id(r, "project_id")?,
+            provider_id: opt_id(r, "provider_id")?,
             created_at: ts(r, "created_at")?,
             created_by: opt_id(r, "created_by")?,
         })
@@ -41,6 +43,7 @@ impl Decode for Membership {
 /// The scope a membership row is held at.
 pub fn scope_of(m: &Membership) -> Option<Scope> {
     match (m.scope_type, m.department_id, m.project_id) {
+        (ScopeType::Provider, _, _) => m.provider_id.map(Scope::Provider),
         (ScopeType::Platform, _, _) => Some(Scope::Platform),
         (ScopeType::Department, Some(d), _) => Some(Scope::Department(d)),
         (ScopeType::Project, Some(d), Some(p)) => Some(Scope::Project(d, p)),
@@ -48,24 +51,35 @@ pub fn scope_of(m: &Membership) -> Option<Scope> {
     }
 }
 
-fn scope_columns(scope: &Scope) -> (&'static str, Option<String>, Option<String>, String) {
+/// The scope's columns: its type, department, project, provider and the uniqueness key.
+type ScopeColumns = (
+    &'static str,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    String,
+);
+
+fn scope_columns(scope: &Scope) -> ScopeColumns {
     match scope {
-        Scope::Platform => ("platform", None, None, "platform".to_string()),
-        Scope::Department(d) => ("department", Some(d.to_string()), None, d.to_string()),
+        Scope::Platform => ("platform", None, None, None, "platform".to_string()),
+        Scope::Department(d) => ("department", Some(d.to_string()), None, None, d.to_string()),
         Scope::Project(d, p) => (
             "project",
             Some(d.to_string()),
             Some(p.to_string()),
+            None,
             p.to_string(),
         ),
+        Scope::Provider(p) => ("provider", None, None, Some(p.to_string()), p.to_string()),
     }
 }
 
 pub async fn insert(tx: &mut Tx, m: &Membership, scope: &Scope) -> Result<(), Error> {
-    let (scope_type, dept, proj, key) = scope_columns(scope);
+    let (scope_type, dept, proj, provider, key) = scope_columns(scope);
     sqlx::query(
-        "INSERT INTO memberships (id, user_id, role, scope_type, department_id, project_id, scope_key, created_at, created_by) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        "INSERT INTO memberships (id, user_id, role, scope_type, department_id, project_id, provider_id, scope_key, created_at, created_by) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(m.id.to_string())
     .bind(m.user_id.to_string())
@@ -73,6 +87,7 @@ pub async fn insert(tx: &mut Tx, m: &Membership, scope: &Scope) -> Result<(), Er
     .bind(scope_type)
     .bind(dept)
     .bind(proj)
+    .bind(provider)
     .bind(key)
     .bind(m.created_at.0)
     .bind(m.created_by.map(|u| u.to_string()))
@@ -138,6 +153,7 @@ pub enum MembershipFilter {
     User(UserId),
     Department(DepartmentId),
     Project(ProjectId),
+    Provider(ProviderId),
     Platform,
     All,
 }
@@ -154,6 +170,7 @@ pub async fn list(
             sql.push(" AND department_id = ").bind_text(d.to_string())
         }
         MembershipFilter::Project(p) => sql.push(" AND project_id = ").bind_text(p.to_string()),
+        MembershipFilter::Provider(p) => sql.push(" AND provider_id = ").bind_text(p.to_string()),
         MembershipFilter::Platform => sql.push(" AND scope_type = 'platform'"),
         MembershipFilter::All => &mut sql,
     };

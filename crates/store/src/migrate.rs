@@ -126,10 +126,16 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0020_availability.sql"),
         postgres: include_str!("../migrations/postgres/0020_availability.sql"),
     },
+    Migration {
+        version: 21,
+        name: "provider_scope",
+        sqlite: include_str!("../migrations/sqlite/0021_provider_scope.sql"),
+        postgres: include_str!("../migrations/postgres/0021_provider_scope.sql"),
+    },
 ];
 
 /// The newest schema version this binary knows.
-pub const LATEST: i64 = 20;
+pub const LATEST: i64 = 21;
 
 /// The oldest schema version whose audit tables this binary reads as they are (the audit
 /// log and its head have not changed since version 1).

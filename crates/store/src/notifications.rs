@@ -75,7 +75,8 @@ pub async fn insert_notifications(tx: &mut Tx, rows: &[NotificationRow]) -> Resu
 /// Users holding `role` at `scope`: a grant at the scope itself or at one containing it
 /// (a platform grant holds everywhere, a department grant holds for its projects), and for
 /// a department also the grants on its projects (a department's members include the
-/// members of its projects). Sorted, without duplicates.
+/// members of its projects; a provider's holders are the grants on that provider). Sorted,
+/// without duplicates.
 pub async fn holders(tx: &mut Tx, role: Role, scope: Scope) -> Result<Vec<UserId>, Error> {
     let mut q = String::from(
         "SELECT DISTINCT user_id FROM memberships WHERE role = $1 AND (scope_type = 'platform'",
@@ -90,6 +91,10 @@ pub async fn holders(tx: &mut Tx, role: Role, scope: Scope) -> Result<Vec<UserId
         Scope::Project(d, p) => {
             q.push_str(" OR (scope_type = 'department' AND department_id = $2) OR project_id = $3");
             binds.push(d.to_string());
+            binds.push(p.to_string());
+        }
+        Scope::Provider(p) => {
+            q.push_str(" OR provider_id = $2");
             binds.push(p.to_string());
         }
     }

@@ -125,8 +125,10 @@ pub async fn open_by_key(tx: &mut Tx, key: &str) -> Result<Option<Ticket>, Error
 
 #[derive(Debug, Default, Clone)]
 pub struct TicketFilter {
-    /// `None`: every department's and the infrastructure's tickets.
+    /// With `providers`, whose tickets: those of these departments or assigned to these
+    /// providers. Both `None`: every ticket.
     pub departments: Option<Vec<String>>,
+    pub providers: Option<Vec<String>>,
     pub state: Option<TicketState>,
     pub provider_id: Option<String>,
     pub limit: i64,
@@ -147,19 +149,29 @@ pub async fn tickets(store: &Store, f: &TicketFilter) -> Result<Vec<Ticket>, Err
         sql.push_str(&format!(" AND provider_id = ${n}"));
         binds.push(p.clone());
     }
-    if let Some(ds) = &f.departments {
-        if ds.is_empty() {
+    if f.departments.is_some() || f.providers.is_some() {
+        let mut any = Vec::new();
+        for (column, ids) in [
+            ("department_id", &f.departments),
+            ("provider_id", &f.providers),
+        ] {
+            let Some(ids) = ids.as_ref().filter(|ids| !ids.is_empty()) else {
+                continue;
+            };
+            let ph: Vec<String> = ids
+                .iter()
+                .map(|d| {
+                    n += 1;
+                    binds.push(d.clone());
+                    format!("${n}")
+                })
+                .collect();
+            any.push(format!("{column} IN ({})", ph.join(", ")));
+        }
+        if any.is_empty() {
             return Ok(vec![]);
         }
-        let ph: Vec<String> = ds
-            .iter()
-            .map(|d| {
-                n += 1;
-                binds.push(d.clone());
-                format!("${n}")
-            })
-            .collect();
-        sql.push_str(&format!(" AND department_id IN ({})", ph.join(", ")));
+        sql.push_str(&format!(" AND ({})", any.join(" OR ")));
     }
     sql.push_str(&format!(
         " ORDER BY opened_at DESC, id DESC LIMIT {}",

@@ -117,6 +117,10 @@ pub struct RequestFilter {
     pub to_decide: Option<Vec<(Role, Option<DepartmentId>)>>,
     /// Only those in these states (the delivery list).
     pub states: Option<Vec<RequestState>>,
+    /// Only those delivered by these providers (an operator's delivery list).
+    pub providers: Option<Vec<ProviderId>>,
+    /// With `departments`/`projects`: those delivered by these providers are visible too.
+    pub visible_providers: Option<Vec<ProviderId>>,
 }
 
 pub async fn list(
@@ -137,8 +141,16 @@ pub async fn list(
             .push_in(
                 "r.project_id",
                 projects.unwrap_or(&[]).iter().map(|p| p.to_string()),
-            )
-            .push(")");
+            );
+        if let Some(pv) = &f.visible_providers {
+            sql.push(" OR ")
+                .push_in("r.provider_id", pv.iter().map(|p| p.to_string()));
+        }
+        sql.push(")");
+    }
+    if let Some(pv) = &f.providers {
+        sql.push(" AND ")
+            .push_in("r.provider_id", pv.iter().map(|p| p.to_string()));
     }
     if let Some(u) = f.requester {
         sql.push(" AND r.requester_id = ").bind_text(u.to_string());
@@ -290,6 +302,23 @@ pub async fn decide(
         .map_err(db_error)?
         .rows_affected();
     Ok(n == 1)
+}
+
+/// Records the provider that delivers a request that named none.
+pub async fn set_provider_if_unset(
+    tx: &mut Tx,
+    id: ResourceRequestId,
+    provider: ProviderId,
+) -> Result<(), Error> {
+    sqlx::query(
+        "UPDATE resource_requests SET provider_id = $1 WHERE id = $2 AND provider_id IS NULL",
+    )
+    .bind(provider.to_string())
+    .bind(id.to_string())
+    .execute(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    Ok(())
 }
 
 /// Moves a request from one of `from` to `to`, recording a note when given.

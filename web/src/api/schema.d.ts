@@ -4029,6 +4029,7 @@ export interface components {
             scope_type: components["schemas"]["ScopeType"];
             department_id?: null | components["schemas"]["DepartmentId"];
             project_id?: null | components["schemas"]["ProjectId"];
+            provider_id?: null | components["schemas"]["ProviderId"];
         };
         /** @enum {string} */
         GroupPolicy: "affinity" | "anti_affinity";
@@ -5552,6 +5553,7 @@ export interface components {
             scope_type: components["schemas"]["ScopeType"];
             department_id?: null | components["schemas"]["DepartmentId"];
             project_id?: null | components["schemas"]["ProjectId"];
+            provider_id?: null | components["schemas"]["ProviderId"];
             created_at: components["schemas"]["Timestamp"];
             created_by?: null | components["schemas"]["UserId"];
         };
@@ -6034,6 +6036,7 @@ export interface components {
                 scope_type: components["schemas"]["ScopeType"];
                 department_id?: null | components["schemas"]["DepartmentId"];
                 project_id?: null | components["schemas"]["ProjectId"];
+                provider_id?: null | components["schemas"]["ProviderId"];
                 created_at: components["schemas"]["Timestamp"];
                 created_by?: null | components["schemas"]["UserId"];
             }[];
@@ -6733,7 +6736,7 @@ export interface components {
          * @description The kind of scope a membership is held at.
          * @enum {string}
          */
-        ScopeType: "platform" | "department" | "project";
+        ScopeType: "platform" | "department" | "project" | "provider";
         /** @description A stored security event. */
         SecurityEvent: {
             /**
@@ -11263,6 +11266,8 @@ export interface operations {
                 user_id?: string;
                 department_id?: string;
                 project_id?: string;
+                /** @description The grants held on one provider (its operators). */
+                provider_id?: string;
             };
             header?: never;
             path?: never;

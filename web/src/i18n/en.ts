@@ -47,7 +47,7 @@ const en: typeof zh = {
     platform_admin: 'Platform admin', security_admin: 'Security admin', auditor: 'Auditor', supervisor: 'Supervisor',
     finance: 'Finance', provider_operator: 'Provider operator', dept_admin: 'Department admin', dept_member: 'Department member',
   },
-  scope: { platform: 'Platform', department: 'Department', project: 'Project' },
+  scope: { platform: 'Platform', department: 'Department', project: 'Project', provider: 'Provider' },
   login: {
     title: 'Sign in to zhengyun', username: 'User name', password: 'Password', submit: 'Sign in', totp: 'One-time code',
     totpHint: 'Enter the 6-digit code from your authenticator app', useRecovery: 'Use a recovery code instead', recovery: 'Recovery code',

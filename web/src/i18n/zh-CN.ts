@@ -46,7 +46,7 @@ export default {
     platform_admin: '系统管理员', security_admin: '安全管理员', auditor: '审计管理员', supervisor: '监管',
     finance: '财政', provider_operator: '云服务商运维', dept_admin: '部门管理员', dept_member: '部门用户',
   },
-  scope: { platform: '平台', department: '部门', project: '项目' },
+  scope: { platform: '平台', department: '部门', project: '项目', provider: '云服务商' },
   login: {
     title: '登录政云', username: '用户名', password: '密码', submit: '登录', totp: '动态验证码',
     totpHint: '请输入身份验证器应用中的 6 位动态验证码', useRecovery: '改用恢复码', recovery: '恢复码',

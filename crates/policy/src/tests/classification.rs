@@ -1,6 +1,6 @@
 //! Every [`Action`] classified: for each variant, which roles held at which scope may do it
-//! to a target in department `d` / project `pr` (and, for accounts, an ordinary account
-//! whose home is `d`). [`expected`] is one exhaustive `match` with one arm per variant and no
+//! to a target in department `d` / project `pr` / provider `pv` (and, for accounts, an
+//! ordinary account whose home is `d`). [`expected`] is one exhaustive `match` with one arm per variant and no
 //! wildcard, so a new action does not compile until someone decides who may do it; the
 //! arms are counted by the macro and [`samples`] must hold an instance of each, so a new
 //! variant without a sample fails the test too.
@@ -16,7 +16,10 @@ enum Holder {
     Aud,
     Sup,
     Fin,
+    /// provider_operator of the target's provider.
     Po,
+    /// provider_operator of another provider.
+    PoOther,
     /// dept_admin of the target's department.
     Da,
     /// dept_admin of another department.
@@ -41,6 +44,7 @@ const EVERYONE: &[Holder] = &[
     Sup,
     Fin,
     Po,
+    PoOther,
     Da,
     DaOther,
     Dm,
@@ -54,6 +58,7 @@ const NOBODY: &[Holder] = &[];
 pub(super) struct Fixture {
     pub d: DepartmentId,
     pub pr: ProjectId,
+    pub pv: ProviderId,
     pub u: UserTarget,
 }
 
@@ -63,6 +68,7 @@ impl Fixture {
         Fixture {
             d,
             pr: ProjectId::new(),
+            pv: ProviderId::new(),
             u: ordinary(Some(d)),
         }
     }
@@ -76,7 +82,8 @@ impl Fixture {
             Aud => (Role::Auditor, Scope::Platform),
             Sup => (Role::Supervisor, Scope::Platform),
             Fin => (Role::Finance, Scope::Platform),
-            Po => (Role::ProviderOperator, Scope::Platform),
+            Po => (Role::ProviderOperator, Scope::Provider(self.pv)),
+            PoOther => (Role::ProviderOperator, Scope::Provider(ProviderId::new())),
             Da => (Role::DeptAdmin, Scope::Department(self.d)),
             DaOther => (Role::DeptAdmin, Scope::Department(other_d)),
             Dm => (Role::DeptMember, Scope::Department(self.d)),
@@ -133,7 +140,7 @@ fn expected(f: &Fixture, a: Action) -> (usize, Vec<Holder>) {
         },
         UserSecurity(_) => [Sec],
         MembershipList(scope) => match scope {
-            Scope::Platform => &[Pa, Sec][..],
+            Scope::Platform | Scope::Provider(_) => &[Pa, Sec][..],
             _ => &[Pa, Sec, Da][..],
         },
         MembershipGrant(role, scope, _) => grantable(f, role, scope),
@@ -143,15 +150,19 @@ fn expected(f: &Fixture, a: Action) -> (usize, Vec<Holder>) {
         SecuritySettingsUpdate => [Sec],
         AuditRead => [Aud],
         InventoryManage => [Pa],
-        InventoryRead => [Pa, Sup, Po],
-        CatalogueRead => [Pa, Sec, Sup, Fin, Po, Da, DaOther, Dm, DmProject, DmSibling, DmOther, DmOtherProject],
+        InventoryRead(pv) => match pv {
+            None => &[Pa, Sup][..],
+            Some(_) => &[Pa, Sup, Po][..],
+        },
+        CatalogueRead => [Pa, Sec, Sup, Fin, Po, PoOther, Da, DaOther, Dm, DmProject, DmSibling, DmOther, DmOtherProject],
         QuotaRead(scope) => match scope {
             Scope::Platform => &tenancy_readers[..],
             Scope::Department(_) => &[Pa, Sup, Fin, Da, Dm, DmProject, DmSibling][..],
             Scope::Project(..) => &[Pa, Sup, Fin, Da, Dm, DmProject][..],
+            Scope::Provider(_) => &tenancy_readers[..],
         },
         QuotaSet(scope) => match scope {
-            Scope::Platform => NOBODY,
+            Scope::Platform | Scope::Provider(_) => NOBODY,
             Scope::Department(_) => &[Pa][..],
             Scope::Project(..) => &[Pa, Da][..],
         },
@@ -160,8 +171,11 @@ fn expected(f: &Fixture, a: Action) -> (usize, Vec<Holder>) {
         InstanceLease(..) => [Pa, Da],
         LeaseSettingsManage => [Pa],
         AdminCheck => [Pa],
-        RequestList => [Pa, Sup, Fin, Po, Da, DaOther, Dm, DmProject, DmSibling, DmOther, DmOtherProject],
-        RequestRead(..) => [Pa, Sup, Fin, Po, Da, Dm, DmProject],
+        RequestList => [Pa, Sup, Fin, Po, PoOther, Da, DaOther, Dm, DmProject, DmSibling, DmOther, DmOtherProject],
+        RequestRead(_, _, pv) => match pv {
+            None => &[Pa, Sup, Fin, Da, Dm, DmProject][..],
+            Some(_) => &[Pa, Sup, Fin, Po, Da, Dm, DmProject][..],
+        },
         RequestCreate(..) => [Da, Dm, DmProject],
         RequestDecide(role, scope) => match (role, scope) {
             // Each step is decided by exactly the role it names, where it names it.
@@ -171,7 +185,10 @@ fn expected(f: &Fixture, a: Action) -> (usize, Vec<Holder>) {
             _ => NOBODY,
         },
         RequestAccept(..) => [Da, Dm, DmProject],
-        RequestDeliver => [Pa, Po],
+        RequestDeliver(pv) => match pv {
+            None => &[Pa][..],
+            Some(_) => &[Pa, Po][..],
+        },
         ApprovalChainRead(d) => match d {
             None => &[Pa, Sup][..],
             Some(_) => &[Pa, Sup, Da][..],
@@ -186,7 +203,10 @@ fn expected(f: &Fixture, a: Action) -> (usize, Vec<Holder>) {
         BillReadAll => [Sup, Fin],
         BillConfirm(_) => [Da],
         BillingManage => [Fin],
-        ProviderBillRead => [Sup, Fin, Po],
+        ProviderBillRead(pv) => match pv {
+            None => &[Sup, Fin][..],
+            Some(_) => &[Sup, Fin, Po][..],
+        },
         PriceListManage => [Pa, Fin],
         NetworkRead(_, pr) => match pr {
             Some(_) => &[Pa, Sec, Sup, Fin, Da, Dm, DmProject][..],
@@ -197,15 +217,17 @@ fn expected(f: &Fixture, a: Action) -> (usize, Vec<Holder>) {
             None => &[Pa, Da][..],
         },
         MetricsRead(scope) => match scope {
-            None => &[Pa, Sup, Po][..],
+            None => &[Pa, Sup][..],
             Some(Scope::Platform) => &[Pa, Sup][..],
+            Some(Scope::Provider(_)) => &[Pa, Sup, Po][..],
             Some(Scope::Department(_)) => &[Pa, Sup, Da, Dm][..],
             Some(Scope::Project(..)) => &[Pa, Sup, Da, Dm, DmProject][..],
         },
-        AlertRead => [Pa, Sup, Po, Da, DaOther, Dm, DmProject, DmSibling, DmOther, DmOtherProject],
+        AlertRead => [Pa, Sup, Po, PoOther, Da, DaOther, Dm, DmProject, DmSibling, DmOther, DmOtherProject],
         AlertManage(scope) => match scope {
-            None => &[Pa, Po][..],
+            None => &[Pa][..],
             Some(Scope::Platform) => &[Pa][..],
+            Some(Scope::Provider(_)) => &[Pa, Po][..],
             Some(_) => &[Pa, Da][..],
         },
         SecurityPolicyRead => [Pa, Sec, Sup],
@@ -213,10 +235,12 @@ fn expected(f: &Fixture, a: Action) -> (usize, Vec<Holder>) {
         SecurityEventReadAll => [Sec, Sup],
         SecurityEventRead(_) => [Sec, Sup, Da],
         VulnerabilityWork(_) => [Da],
-        TicketRead => [Pa, Sup, Po, Da, DaOther, Dm, DmProject, DmSibling, DmOther, DmOtherProject],
-        TicketView(d) => match d {
-            Some(_) => &[Pa, Sup, Po, Da, Dm, DmProject, DmSibling][..],
-            None => &[Pa, Sup, Po][..],
+        TicketRead => [Pa, Sup, Po, PoOther, Da, DaOther, Dm, DmProject, DmSibling, DmOther, DmOtherProject],
+        TicketView(d, pv) => match (d, pv) {
+            (Some(_), Some(_)) => &[Pa, Sup, Po, Da, Dm, DmProject, DmSibling][..],
+            (Some(_), None) => &[Pa, Sup, Da, Dm, DmProject, DmSibling][..],
+            (None, Some(_)) => &[Pa, Sup, Po][..],
+            (None, None) => &[Pa, Sup][..],
         },
         TicketOpen(d) => match d {
             Some(_) => &[Da, Dm, DmProject, DmSibling][..],
@@ -226,17 +250,27 @@ fn expected(f: &Fixture, a: Action) -> (usize, Vec<Holder>) {
             Some(_) => &[Da, Dm, DmProject, DmSibling][..],
             None => &[Pa][..],
         },
-        TicketWork => [Pa, Po],
+        TicketWork(pv) => match pv {
+            None => &[Pa][..],
+            Some(_) => &[Pa, Po][..],
+        },
         TicketSettingsManage => [Pa],
-        InspectionRead => [Pa, Aud, Sup, Po],
+        InspectionRead => [Pa, Aud, Sup, Po, PoOther],
         InspectionManage(auditor) => if auditor { &[Aud][..] } else { &[Pa][..] },
-        SlaRead => [Pa, Sup, Fin, Po],
+        SlaRead(pv) => match pv {
+            None => &[Pa, Sup, Fin][..],
+            Some(_) => &[Pa, Sup, Fin, Po][..],
+        },
         SlaManage => [Sup],
         SupervisionRead(d) => match d {
             None => &[Pa, Sup][..],
             Some(_) => &[Pa, Sup, Da][..],
         },
         SupervisionManage => [Sup],
+        ProviderReportRead(pv) => match pv {
+            None => &[Pa, Sup][..],
+            Some(_) => &[Pa, Sup, Po][..],
+        },
         IdleReclaim(_) => [Da],
         IdleSettingsManage => [Pa],
     }
@@ -254,6 +288,7 @@ fn grantable(f: &Fixture, role: Role, scope: Scope) -> Vec<Holder> {
         Scope::Platform => true,
         Scope::Department(d) => d == f.d,
         Scope::Project(d, p) => d == f.d && p == f.pr,
+        Scope::Provider(p) => p == f.pv,
     };
     assert!(in_fixture, "samples grant inside the fixture's department");
     match role {
@@ -270,7 +305,7 @@ fn grantable(f: &Fixture, role: Role, scope: Scope) -> Vec<Holder> {
 /// arguments), all about the fixture's department, project and account.
 pub(super) fn samples(f: &Fixture) -> Vec<Action> {
     use Action::*;
-    let (d, pr, u) = (f.d, f.pr, f.u);
+    let (d, pr, pv, u) = (f.d, f.pr, f.pv, f.u);
     let admin = |r: Role| UserTarget {
         id: UserId::new(),
         department_id: None,
@@ -278,6 +313,7 @@ pub(super) fn samples(f: &Fixture) -> Vec<Action> {
     };
     let dept = Scope::Department(d);
     let proj = Scope::Project(d, pr);
+    let prov = Scope::Provider(pv);
     let mut v = vec![
         DepartmentRead(d),
         DepartmentCreate,
@@ -297,17 +333,21 @@ pub(super) fn samples(f: &Fixture) -> Vec<Action> {
         MembershipList(Scope::Platform),
         MembershipList(dept),
         MembershipList(proj),
+        MembershipList(prov),
         TokenAdminister,
         SecuritySettingsRead,
         SecuritySettingsUpdate,
         AuditRead,
         InventoryManage,
-        InventoryRead,
+        InventoryRead(None),
+        InventoryRead(Some(pv)),
         CatalogueRead,
         QuotaRead(Scope::Platform),
         QuotaRead(dept),
         QuotaRead(proj),
+        QuotaRead(prov),
         QuotaSet(Scope::Platform),
+        QuotaSet(prov),
         QuotaSet(dept),
         QuotaSet(proj),
         InstanceRead(d, pr),
@@ -316,10 +356,12 @@ pub(super) fn samples(f: &Fixture) -> Vec<Action> {
         LeaseSettingsManage,
         AdminCheck,
         RequestList,
-        RequestRead(d, pr),
+        RequestRead(d, pr, None),
+        RequestRead(d, pr, Some(pv)),
         RequestCreate(d, pr),
         RequestAccept(d, pr),
-        RequestDeliver,
+        RequestDeliver(None),
+        RequestDeliver(Some(pv)),
         ApprovalChainRead(None),
         ApprovalChainRead(Some(d)),
         ApprovalChainSet,
@@ -330,7 +372,8 @@ pub(super) fn samples(f: &Fixture) -> Vec<Action> {
         BillReadAll,
         BillConfirm(d),
         BillingManage,
-        ProviderBillRead,
+        ProviderBillRead(None),
+        ProviderBillRead(Some(pv)),
         PriceListManage,
         NetworkRead(d, Some(pr)),
         NetworkRead(d, None),
@@ -340,33 +383,41 @@ pub(super) fn samples(f: &Fixture) -> Vec<Action> {
         MetricsRead(Some(Scope::Platform)),
         MetricsRead(Some(dept)),
         MetricsRead(Some(proj)),
+        MetricsRead(Some(prov)),
         AlertRead,
         AlertManage(None),
         AlertManage(Some(Scope::Platform)),
         AlertManage(Some(dept)),
         AlertManage(Some(proj)),
+        AlertManage(Some(prov)),
         SecurityPolicyRead,
         SecurityPolicyManage,
         SecurityEventReadAll,
         SecurityEventRead(d),
         VulnerabilityWork(d),
         TicketRead,
-        TicketView(Some(d)),
-        TicketView(None),
+        TicketView(Some(d), None),
+        TicketView(Some(d), Some(pv)),
+        TicketView(None, None),
+        TicketView(None, Some(pv)),
         TicketOpen(Some(d)),
         TicketOpen(None),
-        TicketWork,
+        TicketWork(None),
+        TicketWork(Some(pv)),
         TicketConfirm(Some(d)),
         TicketConfirm(None),
         TicketSettingsManage,
         InspectionRead,
         InspectionManage(false),
         InspectionManage(true),
-        SlaRead,
+        SlaRead(None),
+        SlaRead(Some(pv)),
         SlaManage,
         SupervisionRead(None),
         SupervisionRead(Some(d)),
         SupervisionManage,
+        ProviderReportRead(None),
+        ProviderReportRead(Some(pv)),
         IdleReclaim(d),
         IdleSettingsManage,
     ];
@@ -380,7 +431,7 @@ pub(super) fn samples(f: &Fixture) -> Vec<Action> {
         v.push(UserDelete(admin(r)));
     }
     for r in Role::ALL {
-        for s in [Scope::Platform, dept, proj] {
+        for s in [Scope::Platform, dept, proj, prov] {
             v.push(MembershipGrant(r, s, u));
             v.push(MembershipRevoke(r, s, u));
         }
@@ -434,7 +485,7 @@ fn a_department_role_elsewhere_gets_nothing_but_the_catalogue() {
     let f = Fixture::new();
     for a in samples(&f) {
         let (_, allowed) = expected(&f, a);
-        for h in [DaOther, DmOther, DmOtherProject] {
+        for h in [DaOther, DmOther, DmOtherProject, PoOther] {
             // Listing requests and alerts is open to every working role; the list itself
             // shows only what the caller may read (tested in the server's authz table).
             assert_eq!(
@@ -445,7 +496,9 @@ fn a_department_role_elsewhere_gets_nothing_but_the_catalogue() {
                         | Action::RequestList
                         | Action::AlertRead
                         | Action::TicketRead
-                ),
+                ) || (h == PoOther
+                    // An operator of any provider reads the platform's inspections.
+                    && matches!(a, Action::InspectionRead)),
                 "{a:?} by {h:?}"
             );
         }

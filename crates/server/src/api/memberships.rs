@@ -10,7 +10,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
-use zy_model::id::{DepartmentId, MembershipId, ProjectId, UserId};
+use zy_model::id::{DepartmentId, MembershipId, ProjectId, ProviderId, UserId};
 use zy_model::page::Page;
 use zy_model::role::Role;
 use zy_model::tenancy::{Membership, ScopeType};
@@ -29,6 +29,9 @@ pub struct ListMemberships {
     pub department_id: Option<DepartmentId>,
     #[param(value_type = Option<String>, format = Uuid)]
     pub project_id: Option<ProjectId>,
+    /// The grants held on one provider (its operators).
+    #[param(value_type = Option<String>, format = Uuid)]
+    pub provider_id: Option<ProviderId>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -41,6 +44,8 @@ pub struct GrantMembership {
     pub department_id: Option<DepartmentId>,
     /// Required for `project` scope.
     pub project_id: Option<ProjectId>,
+    /// Required for `provider` scope: the provider a `provider_operator` works for.
+    pub provider_id: Option<ProviderId>,
 }
 
 #[utoipa::path(get, path = "/v1/memberships", tag = "memberships", params(ListMemberships),
@@ -63,6 +68,7 @@ pub async fn list_memberships(
         user_id: q.user_id,
         department_id: q.department_id,
         project_id: q.project_id,
+        provider_id: q.provider_id,
     };
     Ok(axum::Json(app::list(&s, &actor, &page, query).await?))
 }
@@ -81,6 +87,7 @@ pub async fn grant_membership(
         scope_type: b.scope_type,
         department_id: b.department_id,
         project_id: b.project_id,
+        provider_id: b.provider_id,
     };
     Ok((
         StatusCode::CREATED,

@@ -253,11 +253,13 @@ pub async fn join(
 }
 
 pub async fn list_agents(s: &AppState, actor: &Actor) -> Result<Vec<Agent>, Error> {
-    authorize(&actor.principal, Action::InventoryRead)?;
+    let v = super::inventory::infra_visibility(actor)?;
+    let hosts = super::inventory::visible_hosts(s, &v).await?;
     let now = Timestamp::now();
     Ok(store_agents::agents(&s.store)
         .await?
         .into_iter()
+        .filter(|a| hosts.as_ref().is_none_or(|h| h.contains(&a.host_id)))
         .map(|a| Agent {
             host_id: a.host_id,
             host_name: a.host_name,

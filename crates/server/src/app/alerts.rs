@@ -1,8 +1,9 @@
 //! Alert use cases: rules and silences (set by department admins for their department's
-//! resources, by the platform admin and provider operators for the infrastructure), and
-//! what each caller sees of rules, active alerts, the history and silences — everything
-//! of the platform for those who read the infrastructure (platform admin, supervisor,
-//! provider operators), their departments' for department people.
+//! resources, by the platform admin for the infrastructure and by a provider's operators
+//! for its hosts, zones and itself), and what each caller sees of rules, active alerts,
+//! the history and silences — everything of the platform for those who read the whole
+//! infrastructure (platform admin, supervisor), their provider's for its operators, their
+//! departments' for department people.
 
 use super::commit_audited;
 use super::metrics::{department_of, parse_target, resolve};
@@ -10,10 +11,69 @@ use crate::auth::actor::Actor;
 use crate::context::RequestContext;
 use crate::state::AppState;
 use zy_model::alerts::*;
+use zy_model::id::ProviderId;
+use zy_model::metrics::MetricScope;
 use zy_model::role::{Role, Scope};
 use zy_model::time::Timestamp;
 use zy_model::{t, Error};
-use zy_policy::{authorize, Action};
+use zy_policy::{authorize, provider_visibility, Action, ProviderVisibility};
+
+/// What a caller who does not read everything sees: its departments' rules, silences and
+/// alerts, and those of the infrastructure of the providers it operates for.
+struct Visible {
+    departments: Vec<String>,
+    providers: Vec<ProviderId>,
+    /// Rules about the infrastructure of `providers`.
+    infra_rules: Vec<String>,
+}
+
+impl Visible {
+    fn rule(&self, id: &str, department: Option<&String>) -> bool {
+        department.is_some_and(|d| self.departments.contains(d))
+            || self.infra_rules.iter().any(|r| r == id)
+    }
+}
+
+/// The provider of a rule's or silence's infrastructure entity (`None` for a department's
+/// resources, or when the entity is gone).
+async fn provider_of(
+    s: &AppState,
+    scope: MetricScope,
+    entity: &str,
+) -> Result<Option<ProviderId>, Error> {
+    zy_store::inventory::provider_of(s.store.pool(), scope.as_str(), entity).await
+}
+
+/// `None`: everything; otherwise what the caller sees.
+async fn visible(s: &AppState, actor: &Actor) -> Result<Option<Visible>, Error> {
+    let departments = visible_departments(actor)?;
+    let Some(departments) = departments else {
+        return Ok(None);
+    };
+    let providers = match provider_visibility(&actor.principal, |pv| {
+        Action::MetricsRead(pv.map(Scope::Provider))
+    }) {
+        ProviderVisibility::All => return Ok(None),
+        ProviderVisibility::Some(v) => v,
+    };
+    let mut infra_rules = Vec::new();
+    if !providers.is_empty() {
+        for r in zy_store::alerts::rules(&s.store, None).await? {
+            if r.department_id.is_none()
+                && provider_of(s, r.scope, &r.entity_id)
+                    .await?
+                    .is_some_and(|p| providers.contains(&p))
+            {
+                infra_rules.push(r.id);
+            }
+        }
+    }
+    Ok(Some(Visible {
+        departments,
+        providers,
+        infra_rules,
+    }))
+}
 
 /// `None`: everything; otherwise the departments whose alerts the caller sees.
 fn visible_departments(actor: &Actor) -> Result<Option<Vec<String>>, Error> {
@@ -28,7 +88,7 @@ fn visible_departments(actor: &Actor) -> Result<Option<Vec<String>>, Error> {
         .filter(|g| matches!(g.role, Role::DeptAdmin | Role::DeptMember))
         .filter_map(|g| match g.scope {
             Scope::Department(d) | Scope::Project(d, _) => Some(d.to_string()),
-            Scope::Platform => None,
+            Scope::Platform | Scope::Provider(_) => None,
         })
         .collect();
     out.sort();
@@ -37,8 +97,15 @@ fn visible_departments(actor: &Actor) -> Result<Option<Vec<String>>, Error> {
 }
 
 pub async fn list_rules(s: &AppState, actor: &Actor) -> Result<Vec<AlertRule>, Error> {
-    let ds = visible_departments(actor)?;
-    zy_store::alerts::rules(&s.store, ds.as_deref()).await
+    let v = visible(s, actor).await?;
+    let all = zy_store::alerts::rules(&s.store, None).await?;
+    Ok(match v {
+        None => all,
+        Some(v) => all
+            .into_iter()
+            .filter(|r| v.rule(&r.id, r.department_id.as_ref()))
+            .collect(),
+    })
 }
 
 pub async fn create_rule(
@@ -86,10 +153,18 @@ pub async fn create_rule(
     Ok(rule)
 }
 
-fn manage_scope(department_id: Option<&str>) -> Option<Scope> {
-    department_id
-        .and_then(|d| d.parse().ok())
-        .map(Scope::Department)
+/// The scope whose managers may change a rule or silence: its department, or the
+/// provider whose infrastructure it is about (`None`: the platform admin's alone).
+async fn manage_scope(
+    s: &AppState,
+    department_id: Option<&str>,
+    scope: MetricScope,
+    entity: &str,
+) -> Result<Option<Scope>, Error> {
+    if let Some(d) = department_id.and_then(|d| d.parse().ok()) {
+        return Ok(Some(Scope::Department(d)));
+    }
+    Ok(provider_of(s, scope, entity).await?.map(Scope::Provider))
 }
 
 pub async fn delete_rule(
@@ -98,14 +173,21 @@ pub async fn delete_rule(
     actor: &Actor,
     id: &str,
 ) -> Result<(), Error> {
+    let rule = {
+        let mut tx = s.store.begin_write().await?;
+        zy_store::alerts::get_rule(&mut tx, id)
+            .await?
+            .ok_or_else(|| Error::not_found("alert_rule", id))?
+    };
+    let scope = manage_scope(
+        s,
+        rule.department_id.as_deref(),
+        rule.scope,
+        &rule.entity_id,
+    )
+    .await?;
+    authorize(&actor.principal, Action::AlertManage(scope))?;
     let mut tx = s.store.begin_write().await?;
-    let rule = zy_store::alerts::get_rule(&mut tx, id)
-        .await?
-        .ok_or_else(|| Error::not_found("alert_rule", id))?;
-    authorize(
-        &actor.principal,
-        Action::AlertManage(manage_scope(rule.department_id.as_deref())),
-    )?;
     zy_store::alerts::delete_rule(&mut tx, id).await?;
     commit_audited(
         tx,
@@ -120,13 +202,13 @@ pub async fn delete_rule(
 }
 
 pub async fn active(s: &AppState, actor: &Actor) -> Result<Vec<ActiveAlert>, Error> {
-    let ds = visible_departments(actor)?;
+    let v = visible(s, actor).await?;
     Ok(zy_store::alerts::active(&s.store)
         .await?
         .into_iter()
-        .filter(|(_, d)| match &ds {
+        .filter(|(a, d)| match &v {
             None => true,
-            Some(ds) => d.as_ref().is_some_and(|d| ds.contains(d)),
+            Some(v) => v.rule(&a.rule_id, d.as_ref()),
         })
         .map(|(a, _)| a)
         .collect())
@@ -144,20 +226,32 @@ pub async fn history(
             t!("limit 须在 1 到 1000 之间", "limit must be 1–1000"),
         ));
     }
-    let ds = visible_departments(actor)?;
-    zy_store::alerts::events(&s.store, ds.as_deref(), limit).await
+    Ok(match visible(s, actor).await? {
+        None => zy_store::alerts::events(&s.store, None, &[], limit).await?,
+        Some(v) => {
+            zy_store::alerts::events(&s.store, Some(&v.departments), &v.infra_rules, limit).await?
+        }
+    })
 }
 
 pub async fn list_silences(s: &AppState, actor: &Actor) -> Result<Vec<Silence>, Error> {
-    let ds = visible_departments(actor)?;
-    Ok(zy_store::alerts::silences(&s.store, Timestamp::now())
-        .await?
-        .into_iter()
-        .filter(|x| match &ds {
+    let v = visible(s, actor).await?;
+    let mut out = Vec::new();
+    for x in zy_store::alerts::silences(&s.store, Timestamp::now()).await? {
+        let shown = match &v {
             None => true,
-            Some(ds) => x.department_id.as_ref().is_some_and(|d| ds.contains(d)),
-        })
-        .collect())
+            Some(v) => match &x.department_id {
+                Some(d) => v.departments.contains(d),
+                None => provider_of(s, x.scope, &x.entity_id)
+                    .await?
+                    .is_some_and(|p| v.providers.contains(&p)),
+            },
+        };
+        if shown {
+            out.push(x);
+        }
+    }
+    Ok(out)
 }
 
 pub async fn create_silence(
@@ -203,14 +297,21 @@ pub async fn delete_silence(
     actor: &Actor,
     id: &str,
 ) -> Result<(), Error> {
+    let silence = {
+        let mut tx = s.store.begin_write().await?;
+        zy_store::alerts::get_silence(&mut tx, id)
+            .await?
+            .ok_or_else(|| Error::not_found("alert_silence", id))?
+    };
+    let scope = manage_scope(
+        s,
+        silence.department_id.as_deref(),
+        silence.scope,
+        &silence.entity_id,
+    )
+    .await?;
+    authorize(&actor.principal, Action::AlertManage(scope))?;
     let mut tx = s.store.begin_write().await?;
-    let silence = zy_store::alerts::get_silence(&mut tx, id)
-        .await?
-        .ok_or_else(|| Error::not_found("alert_silence", id))?;
-    authorize(
-        &actor.principal,
-        Action::AlertManage(manage_scope(silence.department_id.as_deref())),
-    )?;
     zy_store::alerts::delete_silence(&mut tx, id).await?;
     commit_audited(
         tx,

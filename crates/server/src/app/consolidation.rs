@@ -182,8 +182,9 @@ async fn plan_now(s: &AppState, ceiling: u32, only: Option<ZoneId>) -> Result<Pl
     })
 }
 
+/// Plans span every provider's hosts: the platform admin's and the supervisor's.
 pub async fn list(s: &AppState, actor: &Actor) -> Result<Vec<ConsolidationPlan>, Error> {
-    authorize(&actor.principal, Action::InventoryRead)?;
+    authorize(&actor.principal, Action::InventoryRead(None))?;
     Ok(ha::plans(&s.store, 50)
         .await?
         .into_iter()
@@ -196,7 +197,7 @@ pub async fn get(
     actor: &Actor,
     id: ConsolidationPlanId,
 ) -> Result<ConsolidationPlan, Error> {
-    authorize(&actor.principal, Action::InventoryRead)?;
+    authorize(&actor.principal, Action::InventoryRead(None))?;
     Ok(ha::plan(&s.store, id)
         .await?
         .ok_or_else(|| Error::not_found("consolidation_plan", id))?

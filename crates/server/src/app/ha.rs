@@ -28,7 +28,7 @@ pub async fn recoveries(
     instance: Option<InstanceId>,
     limit: Option<u32>,
 ) -> Result<Vec<HaRecovery>, Error> {
-    authorize(&actor.principal, Action::InventoryRead)?;
+    let v = super::inventory::infra_visibility(actor)?;
     let limit = limit.unwrap_or(200);
     if !(1..=1000).contains(&limit) {
         return Err(Error::validation(
@@ -36,7 +36,12 @@ pub async fn recoveries(
             t!("limit 须在 1 到 1000 之间", "limit must be 1–1000"),
         ));
     }
-    ha::recoveries(&s.store, host, instance, limit as i64).await
+    let hosts = super::inventory::visible_hosts(s, &v).await?;
+    Ok(ha::recoveries(&s.store, host, instance, limit as i64)
+        .await?
+        .into_iter()
+        .filter(|r| hosts.as_ref().is_none_or(|h| h.contains(&r.host_id)))
+        .collect())
 }
 
 /// Sets an instance's HA policy (who may operate the instance) and, for the platform
@@ -89,8 +94,18 @@ pub async fn set_instance_ha(
 }
 
 pub async fn host_groups(s: &AppState, actor: &Actor) -> Result<Vec<HostGroup>, Error> {
-    authorize(&actor.principal, Action::InventoryRead)?;
-    ha::host_groups(&s.store).await
+    let v = super::inventory::infra_visibility(actor)?;
+    let hosts = super::inventory::visible_hosts(s, &v).await?;
+    // An operator sees the groups its provider's hosts are in.
+    Ok(ha::host_groups(&s.store)
+        .await?
+        .into_iter()
+        .filter(|g| {
+            hosts
+                .as_ref()
+                .is_none_or(|h| g.hosts.iter().any(|x| h.contains(x)))
+        })
+        .collect())
 }
 
 /// Creates or changes a host group by name: its HA policy and its hosts.
@@ -214,7 +229,7 @@ pub async fn evacuate(
 }
 
 pub async fn evacuation(s: &AppState, actor: &Actor, host: HostId) -> Result<Evacuation, Error> {
-    authorize(&actor.principal, Action::InventoryRead)?;
+    super::inventory::authorize_host(s, actor, host).await?;
     let e = ha::last_evacuation(&s.store, host).await?.ok_or_else(|| {
         Error::not_found("evacuation", host).with_details(serde_json::json!({
             "hint": "POST /v1/hosts/{id}/evacuate"

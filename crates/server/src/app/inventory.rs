@@ -11,7 +11,7 @@ use zy_model::compute::*;
 use zy_model::id::*;
 use zy_model::time::Timestamp;
 use zy_model::{t, validate, Error};
-use zy_policy::{authorize, Action};
+use zy_policy::{authorize, provider_visibility, Action, ProviderVisibility};
 use zy_store::inventory;
 
 #[allow(clippy::too_many_arguments)]
@@ -324,16 +324,64 @@ pub async fn create_hosts(
     Ok(hosts)
 }
 
+/// Whose infrastructure the caller reads: every provider's, or the ones it operates for
+/// (403 when none).
+pub fn infra_visibility(actor: &Actor) -> Result<ProviderVisibility, Error> {
+    let v = provider_visibility(&actor.principal, Action::InventoryRead);
+    if !v.is_any() {
+        authorize(&actor.principal, Action::InventoryRead(None))?;
+    }
+    Ok(v)
+}
+
+/// The hosts of the providers `v` lets the caller see (`None`: all of them).
+pub async fn visible_hosts(
+    s: &AppState,
+    v: &ProviderVisibility,
+) -> Result<Option<std::collections::HashSet<HostId>>, Error> {
+    let Some(providers) = v.filter() else {
+        return Ok(None);
+    };
+    let mut out = std::collections::HashSet::new();
+    for p in providers {
+        out.extend(
+            inventory::hosts(&s.store, Some(*p))
+                .await?
+                .iter()
+                .map(|h| h.host.id),
+        );
+    }
+    Ok(Some(out))
+}
+
+/// Reads one host's infrastructure records: 404 for a host that does not exist, 403 for
+/// another provider's.
+pub async fn authorize_host(s: &AppState, actor: &Actor, id: HostId) -> Result<Host, Error> {
+    infra_visibility(actor)?;
+    let h = inventory::host(s.store.pool(), id)
+        .await?
+        .ok_or_else(|| Error::not_found("host", id))?;
+    authorize(
+        &actor.principal,
+        Action::InventoryRead(Some(h.host.provider_id)),
+    )?;
+    Ok(h.host)
+}
+
 pub async fn list_hosts(
     s: &AppState,
     actor: &Actor,
     provider: Option<ProviderId>,
 ) -> Result<Vec<Host>, Error> {
-    authorize(&actor.principal, Action::InventoryRead)?;
+    let v = infra_visibility(actor)?;
+    if let Some(p) = provider {
+        authorize(&actor.principal, Action::InventoryRead(Some(p)))?;
+    }
     Ok(inventory::hosts(&s.store, provider)
         .await?
         .into_iter()
         .map(|h| h.host)
+        .filter(|h| v.includes(h.provider_id))
         .collect())
 }
 

@@ -8,11 +8,10 @@ use crate::app::users::{load, target};
 use crate::auth::actor::Actor;
 use crate::context::RequestContext;
 use crate::state::AppState;
-use zy_model::id::{DepartmentId, MembershipId, ProjectId, UserId};
+use zy_model::id::{DepartmentId, MembershipId, ProjectId, ProviderId, UserId};
 use zy_model::page::{Page, PageRequest};
 use zy_model::role::{Role, Scope};
 use zy_model::tenancy::{Membership, ScopeType};
-use zy_model::time::Timestamp;
 use zy_model::{t, Error};
 use zy_policy::{authorize, check_separation, Action};
 use zy_store::memberships::{self, MembershipFilter};
@@ -24,6 +23,7 @@ pub struct NewMembership {
     pub scope_type: ScopeType,
     pub department_id: Option<DepartmentId>,
     pub project_id: Option<ProjectId>,
+    pub provider_id: Option<ProviderId>,
 }
 
 /// Turns the request's scope fields into a scope, checking that what it names exists.
@@ -32,9 +32,26 @@ async fn resolve_scope(
     st: ScopeType,
     d: Option<DepartmentId>,
     p: Option<ProjectId>,
+    pv: Option<ProviderId>,
 ) -> Result<Scope, Error> {
+    if pv.is_some() != (st == ScopeType::Provider) {
+        return Err(Error::validation(
+            "provider_id",
+            t!(
+                "只有 provider 范围带 provider_id（云服务商运维按云服务商授权）",
+                "provider_id goes with the provider scope only (provider operators are granted per provider)"
+            ),
+        ));
+    }
     match (st, d, p) {
         (ScopeType::Platform, None, None) => Ok(Scope::Platform),
+        (ScopeType::Provider, None, None) => {
+            let pv = pv.expect("checked above");
+            zy_store::inventory::provider_name(s.store.pool(), pv)
+                .await?
+                .ok_or_else(|| Error::not_found("provider", pv))?;
+            Ok(Scope::Provider(pv))
+        }
         (ScopeType::Department, Some(d), None) => {
             departments::get(s.store.pool(), d).await?.ok_or_else(|| Error::not_found("department", d))?;
             Ok(Scope::Department(d))
@@ -49,8 +66,8 @@ async fn resolve_scope(
         _ => Err(Error::validation(
             "scope_type",
             t!(
-                "范围不完整：platform 不带编号，department 需 department_id，project 需 project_id",
-                "incomplete scope: platform takes no id, department needs department_id, project needs project_id"
+                "范围不完整：platform 不带编号，department 需 department_id，project 需 project_id，provider 需 provider_id",
+                "incomplete scope: platform takes no id, department needs department_id, project needs project_id, provider needs provider_id"
             ),
         )),
     }
@@ -62,7 +79,33 @@ pub async fn grant(
     actor: &Actor,
     input: NewMembership,
 ) -> Result<Membership, Error> {
-    let scope = resolve_scope(s, input.scope_type, input.department_id, input.project_id).await?;
+    let scope = resolve_scope(
+        s,
+        input.scope_type,
+        input.department_id,
+        input.project_id,
+        input.provider_id,
+    )
+    .await?;
+    if !scope.fits(input.role) {
+        return Err(Error::validation(
+            "scope_type",
+            match input.role.scope_kind() {
+                zy_model::role::ScopeKind::Provider => t!(
+                    "云服务商运维须授权到某个云服务商（scope_type=provider 与 provider_id）",
+                    "a provider operator is granted on one provider (scope_type=provider with provider_id)"
+                ),
+                zy_model::role::ScopeKind::Platform => t!(
+                    "该角色只能在平台范围授予",
+                    "this role is granted at platform scope only"
+                ),
+                _ => t!(
+                    "该角色只能授予到部门或项目",
+                    "this role is granted on a department or project"
+                ),
+            },
+        ));
+    }
     let user = load(s, input.user_id).await?;
     authorize(
         &actor.principal,
@@ -70,21 +113,7 @@ pub async fn grant(
     )?;
     let existing = memberships::roles_of(s.store.pool(), input.user_id).await?;
     check_separation(&existing, input.role)?;
-    let (department_id, project_id) = match scope {
-        Scope::Platform => (None, None),
-        Scope::Department(d) => (Some(d), None),
-        Scope::Project(d, p) => (Some(d), Some(p)),
-    };
-    let m = Membership {
-        id: MembershipId::new(),
-        user_id: input.user_id,
-        role: input.role,
-        scope_type: input.scope_type,
-        department_id,
-        project_id,
-        created_at: Timestamp::now(),
-        created_by: Some(actor.user.id),
-    };
+    let m = Membership::new(input.user_id, input.role, scope, Some(actor.user.id));
     let mut tx = s.store.begin_write().await?;
     if input.role.is_separated_admin()
         && !zy_store::users::claim_admin_role(&mut tx, input.user_id, input.role).await?
@@ -159,6 +188,7 @@ pub struct MembershipQuery {
     pub user_id: Option<UserId>,
     pub department_id: Option<DepartmentId>,
     pub project_id: Option<ProjectId>,
+    pub provider_id: Option<ProviderId>,
 }
 
 pub async fn list(
@@ -167,6 +197,19 @@ pub async fn list(
     page: &PageRequest,
     q: MembershipQuery,
 ) -> Result<Page<Membership>, Error> {
+    if let Some(pv) = q.provider_id {
+        if q.user_id.is_some() || q.department_id.is_some() || q.project_id.is_some() {
+            return Err(Error::invalid(t!(
+                "user_id、department_id、project_id、provider_id 只能选一个",
+                "give at most one of user_id, department_id, project_id, provider_id"
+            )));
+        }
+        authorize(
+            &actor.principal,
+            Action::MembershipList(Scope::Provider(pv)),
+        )?;
+        return memberships::list(&s.store, page, MembershipFilter::Provider(pv)).await;
+    }
     let filter = match (q.user_id, q.department_id, q.project_id) {
         (Some(u), None, None) => {
             if u != actor.user.id {
@@ -222,5 +265,6 @@ fn scope_text(s: &Scope) -> String {
         Scope::Platform => "platform".into(),
         Scope::Department(d) => format!("department:{d}"),
         Scope::Project(_, p) => format!("project:{p}"),
+        Scope::Provider(p) => format!("provider:{p}"),
     }
 }

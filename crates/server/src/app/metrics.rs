@@ -1,7 +1,8 @@
 //! Metrics history queries: who may read which entity's series, then the plan (resolution
 //! and step, `zy_model::metrics::plan`), one read of the blocks and their evaluation.
 //! A department's people read their instances, projects and department; the platform
-//! admin, the supervisor and provider operators read hosts, zones and providers.
+//! admin and the supervisor read every host, zone and provider, a provider's operators
+//! those of their own provider.
 
 use crate::auth::actor::Actor;
 use crate::state::AppState;
@@ -11,7 +12,7 @@ use zy_model::metrics::{self, Aggregate, MetricScope, MetricsResult, Series, Ser
 use zy_model::role::Scope;
 use zy_model::time::Timestamp;
 use zy_model::{t, Error};
-use zy_policy::{authorize, Action};
+use zy_policy::{authorize, provider_visibility, Action};
 
 /// A query as the API received it (strings checked here, so every mistake gets a message).
 pub struct Query {
@@ -47,28 +48,16 @@ fn parse_series(s: Option<&str>) -> Result<Vec<Series>, Error> {
     Ok(out)
 }
 
-/// The policy scope of an entity (`None`: the infrastructure) and the department it
-/// belongs to; 404 when it does not exist.
+/// The policy scope of an entity: the provider of a host, zone or provider, the
+/// department or project of the others; 404 when it does not exist.
 pub async fn resolve(s: &AppState, scope: MetricScope, id: Uuid) -> Result<Option<Scope>, Error> {
     Ok(match scope {
         MetricScope::Host | MetricScope::Zone | MetricScope::Provider => {
-            let exists = match scope {
-                MetricScope::Host => zy_store::inventory::host(s.store.pool(), HostId(id))
+            let provider =
+                zy_store::inventory::provider_of(s.store.pool(), scope.as_str(), &id.to_string())
                     .await?
-                    .is_some(),
-                MetricScope::Zone => zy_store::inventory::zones(&s.store)
-                    .await?
-                    .iter()
-                    .any(|z| z.id.0 == id),
-                _ => zy_store::inventory::providers(&s.store)
-                    .await?
-                    .iter()
-                    .any(|(p, _)| p.id.0 == id),
-            };
-            if !exists {
-                return Err(Error::not_found(scope.as_str(), id));
-            }
-            None
+                    .ok_or_else(|| Error::not_found(scope.as_str(), id))?;
+            Some(Scope::Provider(provider))
         }
         MetricScope::Department => {
             let d = DepartmentId(id);
@@ -127,7 +116,8 @@ pub fn parse_target(scope: &str, id: &str) -> Result<(MetricScope, Uuid), Error>
 }
 
 /// Checks that the caller may read `scope`/`id` and that it exists. The infrastructure is
-/// refused before it is looked up (nobody learns which hosts exist).
+/// refused before it is looked up to those who read no provider's (nobody else learns
+/// which hosts exist).
 async fn authorize_target(
     s: &AppState,
     actor: &Actor,
@@ -138,7 +128,12 @@ async fn authorize_target(
         scope,
         MetricScope::Host | MetricScope::Zone | MetricScope::Provider
     ) {
-        authorize(&actor.principal, Action::MetricsRead(None))?;
+        let readable = provider_visibility(&actor.principal, |pv| {
+            Action::MetricsRead(pv.map(Scope::Provider))
+        });
+        if !readable.is_any() {
+            authorize(&actor.principal, Action::MetricsRead(None))?;
+        }
     }
     if let MetricScope::Department = scope {
         authorize(
@@ -201,7 +196,8 @@ pub async fn query(s: &AppState, actor: &Actor, q: Query) -> Result<MetricsResul
 
 /// The latest figures of every host and instance in the Prometheus text exposition format
 /// (version 0.0.4), for an existing Prometheus or VictoriaMetrics to scrape with an API
-/// token of the platform admin, the supervisor or a provider operator. Instances carry
+/// token of the platform admin or the supervisor (it spans every provider, so a
+/// provider's operators read their own hosts through `/v1/metrics/query`). Instances carry
 /// their department, project, host, zone and provider as labels (ids, so a renamed object
 /// keeps its series). Only the replica that collects has figures; the others answer with
 /// the headers alone, so scrape every replica (or the collecting one).

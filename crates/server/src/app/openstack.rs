@@ -1023,7 +1023,7 @@ pub async fn list_drift(
     id: ProviderId,
     state: Option<&str>,
 ) -> Result<Vec<DriftRecord>, Error> {
-    authorize(&actor.principal, Action::InventoryRead)?;
+    authorize(&actor.principal, Action::InventoryRead(Some(id)))?;
     openstack_provider(s, id).await?;
     let states: Option<&[&str]> = match state.unwrap_or("open") {
         "all" => None,

@@ -52,7 +52,7 @@ pub async fn get(
     let recycled = match sc {
         Scope::Department(d) => Some(zy_store::leases::recycled_usage(&s.store, d, None).await?),
         Scope::Project(d, p) => Some(zy_store::leases::recycled_usage(&s.store, d, Some(p)).await?),
-        Scope::Platform => None,
+        Scope::Platform | Scope::Provider(_) => None,
     };
     let mut q = zy_store::quotas::get(s.store.pool(), kind, &id)
         .await?

@@ -16,7 +16,9 @@ use zy_model::role::{Role, Scope};
 use zy_model::tenancy::Project;
 use zy_model::time::Timestamp;
 use zy_model::{t, validate, Error};
-use zy_policy::{authorize, tenancy_visibility, Action, Visibility};
+use zy_policy::{
+    authorize, provider_visibility, tenancy_visibility, Action, ProviderVisibility, Visibility,
+};
 use zy_store::requests::{self as store, RequestFilter};
 
 /// Hours a provider has to deliver an approved request.
@@ -74,7 +76,7 @@ async fn load(
         .ok_or_else(|| Error::not_found("resource_request", id))?;
     authorize(
         &actor.principal,
-        Action::RequestRead(r.department_id, r.project_id),
+        Action::RequestRead(r.department_id, r.project_id, r.provider_id),
     )?;
     Ok(r)
 }
@@ -1104,7 +1106,11 @@ async fn deliver_in(
     )
     .await?;
     crate::requests::notify::approved(tx, r, approver).await?;
-    crate::requests::notify::delivery_needed(tx, r).await?;
+    let placed = ResourceRequest {
+        provider_id: placement.0.or(r.provider_id),
+        ..r.clone()
+    };
+    crate::requests::notify::delivery_needed(tx, &placed).await?;
     Ok(())
 }
 
@@ -1172,8 +1178,8 @@ pub async fn redeliver(
     id: ResourceRequestId,
     note: Option<String>,
 ) -> Result<ResourceRequest, Error> {
-    authorize(&actor.principal, Action::RequestDeliver)?;
     let r = load(s, actor, id).await?;
+    authorize(&actor.principal, Action::RequestDeliver(r.provider_id))?;
     let note = reason_text(note.as_deref())?;
     let mut tx = s.store.begin_write_for(&id.to_string()).await?;
     if !store::transition(
@@ -1261,13 +1267,16 @@ pub async fn list(
             f.requester = Some(actor.principal.user_id);
             Visibility::All
         }
-        ListKind::All => {
-            if authorize(&actor.principal, Action::RequestDeliver).is_ok() {
-                Visibility::All
-            } else {
+        ListKind::All => match provider_visibility(&actor.principal, Action::RequestDeliver) {
+            ProviderVisibility::All => Visibility::All,
+            ProviderVisibility::Some(providers) => {
+                // An operator reads the requests its provider delivers.
+                if !providers.is_empty() {
+                    f.visible_providers = Some(providers);
+                }
                 tenancy_visibility(&actor.principal)
             }
-        }
+        },
         ListKind::ToDecide => {
             let mut pairs = Vec::new();
             for g in &actor.principal.grants {
@@ -1285,7 +1294,13 @@ pub async fn list(
             Visibility::All
         }
         ListKind::Deliveries => {
-            authorize(&actor.principal, Action::RequestDeliver)?;
+            match provider_visibility(&actor.principal, Action::RequestDeliver) {
+                ProviderVisibility::All => {}
+                ProviderVisibility::Some(v) if v.is_empty() => {
+                    authorize(&actor.principal, Action::RequestDeliver(None))?
+                }
+                ProviderVisibility::Some(v) => f.providers = Some(v),
+            }
             f.states = Some(vec![
                 RequestState::Delivering,
                 RequestState::Delivered,

@@ -16,12 +16,12 @@ use crate::state::AppState;
 use futures_util::future::BoxFuture;
 use std::sync::Arc;
 use std::time::Duration;
-use zy_model::id::DepartmentId;
+use zy_model::id::{DepartmentId, ProviderId};
 use zy_model::operations::*;
 use zy_model::role::{Role, Scope};
 use zy_model::time::Timestamp;
 use zy_model::{t, Error};
-use zy_policy::{authorize, Action};
+use zy_policy::{authorize, provider_visibility, Action, ProviderVisibility};
 use zy_store::operations as store;
 use zy_store::{Store, Tx};
 
@@ -34,12 +34,19 @@ pub async fn settings(s: &Store) -> Result<TicketSettings, Error> {
         .unwrap_or_default())
 }
 
-/// `Some`: the departments whose tickets the caller sees; `None`: all of them.
-fn visible_departments(actor: &Actor) -> Result<Option<Vec<String>>, Error> {
+/// Whose tickets the caller sees: `None` all of them; otherwise those of the departments
+/// (first) and those assigned to the providers (second) it works for.
+type Visible = Option<(Vec<String>, Vec<String>)>;
+
+fn visible(actor: &Actor) -> Result<Visible, Error> {
     authorize(&actor.principal, Action::TicketRead)?;
-    if authorize(&actor.principal, Action::TicketView(None)).is_ok() {
+    if authorize(&actor.principal, Action::TicketView(None, None)).is_ok() {
         return Ok(None);
     }
+    let providers = match provider_visibility(&actor.principal, |pv| Action::TicketView(None, pv)) {
+        ProviderVisibility::All => return Ok(None),
+        ProviderVisibility::Some(v) => v.iter().map(|p| p.to_string()).collect(),
+    };
     let mut out: Vec<String> = actor
         .principal
         .grants
@@ -47,16 +54,32 @@ fn visible_departments(actor: &Actor) -> Result<Option<Vec<String>>, Error> {
         .filter(|g| matches!(g.role, Role::DeptAdmin | Role::DeptMember))
         .filter_map(|g| match g.scope {
             Scope::Department(d) | Scope::Project(d, _) => Some(d.to_string()),
-            Scope::Platform => None,
+            Scope::Platform | Scope::Provider(_) => None,
         })
         .collect();
     out.sort();
     out.dedup();
-    Ok(Some(out))
+    Ok(Some((out, providers)))
 }
 
 fn department_of(t: &Ticket) -> Option<DepartmentId> {
     t.department_id.as_deref().and_then(|d| d.parse().ok())
+}
+
+fn provider_of(t: &Ticket) -> Option<ProviderId> {
+    t.provider_id.as_deref().and_then(|p| p.parse().ok())
+}
+
+/// Who works a ticket and hears of its deadlines: the operators of the provider it is
+/// assigned to, or the platform admins while no provider is.
+async fn workers(
+    tx: &mut Tx,
+    provider: Option<ProviderId>,
+) -> Result<Vec<zy_model::id::UserId>, Error> {
+    match provider {
+        Some(p) => notify::holders(tx, Role::ProviderOperator, Scope::Provider(p)).await,
+        None => notify::holders(tx, Role::PlatformAdmin, Scope::Platform).await,
+    }
 }
 
 pub struct ListQuery {
@@ -66,7 +89,10 @@ pub struct ListQuery {
 }
 
 pub async fn list(s: &AppState, actor: &Actor, q: ListQuery) -> Result<Vec<Ticket>, Error> {
-    let departments = visible_departments(actor)?;
+    let (departments, providers) = match visible(actor)? {
+        None => (None, None),
+        Some((d, p)) => (Some(d), Some(p)),
+    };
     let state = match q.state.as_deref() {
         None => None,
         Some(x) => Some(TicketState::parse(x).ok_or_else(|| {
@@ -93,6 +119,7 @@ pub async fn list(s: &AppState, actor: &Actor, q: ListQuery) -> Result<Vec<Ticke
         &s.store,
         &store::TicketFilter {
             departments,
+            providers,
             state,
             provider_id: q.provider_id,
             limit,
@@ -106,7 +133,10 @@ async fn load(s: &AppState, actor: &Actor, id: &str) -> Result<Ticket, Error> {
     let t = store::get_ticket(&s.store, id)
         .await?
         .ok_or_else(|| Error::not_found("ticket", id))?;
-    authorize(&actor.principal, Action::TicketView(department_of(&t)))?;
+    authorize(
+        &actor.principal,
+        Action::TicketView(department_of(&t), provider_of(&t)),
+    )?;
     Ok(t)
 }
 
@@ -174,7 +204,7 @@ fn fresh(
 }
 
 async fn announce_opened(tx: &mut Tx, t: &Ticket) -> Result<(), Error> {
-    let to = notify::holders(tx, Role::ProviderOperator, Scope::Platform).await?;
+    let to = workers(tx, provider_of(t)).await?;
     notify::enqueue(
         tx,
         &Notice {
@@ -340,7 +370,9 @@ pub async fn step(
 ) -> Result<TicketDetail, Error> {
     let t = load(s, actor, id).await?;
     match kind {
-        StepKind::Accept | StepKind::Resolve => authorize(&actor.principal, Action::TicketWork)?,
+        StepKind::Accept | StepKind::Resolve => {
+            authorize(&actor.principal, Action::TicketWork(provider_of(&t)))?
+        }
         StepKind::Reopen => authorize(&actor.principal, Action::TicketConfirm(department_of(&t)))?,
         StepKind::Comment => {}
     }
@@ -724,8 +756,7 @@ impl crate::tasks::Task for TicketTimers {
                         &event(&t.id, now, "system", action, &format!("level {level}")),
                     )
                     .await?;
-                    let mut to =
-                        notify::holders(&mut tx, Role::ProviderOperator, Scope::Platform).await?;
+                    let mut to = workers(&mut tx, provider_of(&t)).await?;
                     to.extend(notify::holders(&mut tx, Role::Supervisor, Scope::Platform).await?);
                     notify::enqueue(
                         &mut tx,

@@ -101,8 +101,17 @@ fn shared_path(p: &str) -> Result<String, Error> {
 }
 
 pub async fn list_pools(s: &AppState, actor: &Actor) -> Result<Vec<StoragePool>, Error> {
-    authorize(&actor.principal, Action::InventoryRead)?;
-    inventory::pools(&s.store).await
+    let v = super::inventory::infra_visibility(actor)?;
+    let zones = inventory::zones(&s.store).await?;
+    Ok(inventory::pools(&s.store)
+        .await?
+        .into_iter()
+        .filter(|p| {
+            zones
+                .iter()
+                .any(|z| z.id == p.zone_id && v.includes(z.provider_id))
+        })
+        .collect())
 }
 
 fn delta(size: i64, count: i64) -> QuotaLimits {

@@ -71,6 +71,7 @@ pub fn roles_text(grants: &[Grant]) -> String {
             zy_model::role::Scope::Platform => g.role.as_str().to_string(),
             zy_model::role::Scope::Department(d) => format!("{}@department:{d}", g.role),
             zy_model::role::Scope::Project(_, p) => format!("{}@project:{p}", g.role),
+            zy_model::role::Scope::Provider(p) => format!("{}@provider:{p}", g.role),
         })
         .collect::<Vec<_>>()
         .join(",")

@@ -286,7 +286,7 @@ async fn transition(
 }
 
 /// The rule's department admins, or for the infrastructure the platform admins and the
-/// provider operators.
+/// operators of the provider it is about.
 async fn announce(
     tx: &mut Tx,
     rule: &AlertRule,
@@ -298,7 +298,12 @@ async fn announce(
         Some(d) => to.extend(notify::holders(tx, Role::DeptAdmin, Scope::Department(d)).await?),
         None => {
             to.extend(notify::holders(tx, Role::PlatformAdmin, Scope::Platform).await?);
-            to.extend(notify::holders(tx, Role::ProviderOperator, Scope::Platform).await?);
+            let provider =
+                zy_store::inventory::provider_of(&mut **tx, rule.scope.as_str(), &rule.entity_id)
+                    .await?;
+            if let Some(p) = provider {
+                to.extend(notify::holders(tx, Role::ProviderOperator, Scope::Provider(p)).await?);
+            }
         }
     }
     let value = e.value.map(|v| format!("{v:.2}"));

@@ -96,7 +96,23 @@ async fn await_resources(cx: &mut Cx) -> StepResult {
 
 async fn hand_over(cx: &mut Cx) -> StepResult {
     let r = request(cx).await?;
+    // A request that named no provider is the provider's that runs what was delivered:
+    // its operators follow the request from now on (problems, redelivery).
+    let mut runs_it = None;
+    if r.provider_id.is_none() {
+        for id in ids::<InstanceId>(&r, "instance") {
+            if let Some(row) = zy_store::instances::get(cx.store.pool(), id).await? {
+                if let Some(p) = row.instance.provider_id {
+                    runs_it = Some(p);
+                    break;
+                }
+            }
+        }
+    }
     let mut tx = cx.begin().await?;
+    if let Some(p) = runs_it {
+        store::set_provider_if_unset(&mut tx, r.id, p).await?;
+    }
     if store::transition(
         &mut tx,
         r.id,

@@ -126,9 +126,13 @@ pub async fn approved(tx: &mut Tx, r: &ResourceRequest, approver: &str) -> Resul
     send(tx, r, NoticeKind::RequestApproved, vec![r.requester_id], p).await
 }
 
-/// The providers' operators: a delivery to make (or to look at again).
+/// The operators of the provider that delivers it (the platform admins while no provider
+/// is chosen): a delivery to make (or to look at again).
 pub async fn delivery_needed(tx: &mut Tx, r: &ResourceRequest) -> Result<(), Error> {
-    let to = holders(tx, Role::ProviderOperator, Scope::Platform).await?;
+    let to = match r.provider_id {
+        Some(p) => holders(tx, Role::ProviderOperator, Scope::Provider(p)).await?,
+        None => holders(tx, Role::PlatformAdmin, Scope::Platform).await?,
+    };
     let provider = match r.provider_id {
         Some(p) => zy_store::inventory::provider_name(&mut **tx, p)
             .await?

@@ -278,6 +278,15 @@ impl TestServer {
         assert_eq!(st, StatusCode::CREATED, "{body}");
         body["id"].as_str().expect("membership id").to_string()
     }
+
+    /// Makes `user` an operator of `provider` (a provider operator works for one provider).
+    pub async fn grant_provider(&self, by: &Session, user: &Session, provider: &str) -> String {
+        let (st, body) = by
+            .post("/v1/memberships", json!({ "user_id": user.user_id, "role": "provider_operator", "scope_type": "provider", "provider_id": provider }))
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{body}");
+        body["id"].as_str().expect("membership id").to_string()
+    }
 }
 
 /// An HTTP client acting as one user (bearer session), or anonymous.

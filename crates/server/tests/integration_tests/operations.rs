@@ -87,8 +87,7 @@ async fn a_simulated_month_of_operations_scores_the_provider_and_credits_its_bil
     let fin = ts.new_user(&c.admin, "caizheng", None).await;
     ts.grant(&c.admin, &fin, Role::Finance, None, None).await;
     let po = ts.new_user(&c.admin, "inspur.ops", None).await;
-    ts.grant(&c.admin, &po, Role::ProviderOperator, None, None)
-        .await;
+    ts.grant_provider(&c.admin, &po, &c.provider).await;
     let da = ts.new_user(&c.admin, "wjw.admin", Some(&d)).await;
     ts.grant(&c.admin, &da, Role::DeptAdmin, Some(&d), None)
         .await;
@@ -653,6 +652,170 @@ async fn hostile_operations_inputs_get_a_clear_4xx(db: Db) {
     }
 }
 both_databases!(hostile_operations_inputs_get_a_clear_4xx);
+
+/// The kinds of the caller's notices about `subject`.
+async fn inbox(s: &Session, subject: &str) -> Vec<String> {
+    let (st, page) = s.get("/v1/me/notifications?limit=100").await;
+    assert_eq!(st, StatusCode::OK, "{page}");
+    page["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|n| n["subject_id"] == subject)
+        .filter_map(|n| n["kind"].as_str().map(str::to_string))
+        .collect()
+}
+
+fn ids(b: &Value) -> Vec<String> {
+    b["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|x| x["id"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// A provider operator works for one provider: it sees that provider's tickets, hosts,
+/// bills and SLA scores, works its tickets and hears of them, and gets nothing of another
+/// provider's. The grant itself only exists on a provider.
+async fn provider_operators_see_and_work_only_their_own_provider(db: Db) {
+    let ts = TestServer::start(db).await;
+    let (c, d, sup) = setup(&ts, 2).await;
+    let (st, other) = c
+        .admin
+        .post(
+            "/v1/providers",
+            json!({ "name": "天翼云（模拟）", "kind": "sim" }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{other}");
+    let other = other["id"].as_str().expect("provider").to_string();
+    let (st, zone) = c
+        .admin
+        .post(
+            "/v1/zones",
+            json!({ "provider_id": other, "region": "宜宾", "name": "二区" }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{zone}");
+    let (st, b) = c
+        .admin
+        .post("/v1/hosts", json!({ "zone_id": zone["id"], "name_prefix": "ct", "count": 1, "vcpus": 8, "memory_mib": 16384, "disk_gib": 100 }))
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{b}");
+
+    let mine = ts.new_user(&c.admin, "inspur.ops", None).await;
+    let theirs = ts.new_user(&c.admin, "ctyun.ops", None).await;
+    // Held at the platform scope it would see every provider: refused.
+    let (st, b) = c
+        .admin
+        .post("/v1/memberships", json!({ "user_id": mine.user_id, "role": "provider_operator", "scope_type": "platform" }))
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    let (st, b) = c
+        .admin
+        .post("/v1/memberships", json!({ "user_id": mine.user_id, "role": "provider_operator", "scope_type": "provider", "provider_id": "00000000-0000-7000-8000-000000000000" }))
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND, "{b}");
+    let (st, b) = c
+        .admin
+        .post("/v1/memberships", json!({ "user_id": mine.user_id, "role": "supervisor", "scope_type": "provider", "provider_id": c.provider }))
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    let grant = ts.grant_provider(&c.admin, &mine, &c.provider).await;
+    ts.grant_provider(&c.admin, &theirs, &other).await;
+    let (st, b) = c
+        .admin
+        .get(&format!("/v1/memberships?provider_id={}", c.provider))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{b}");
+    assert_eq!(ids(&b), vec![grant.clone()]);
+    assert_eq!(b["items"][0]["scope_type"], "provider");
+    assert_eq!(b["items"][0]["provider_id"], c.provider.as_str());
+
+    // A department's ticket to this provider.
+    let da = ts.new_user(&c.admin, "wjw.admin", Some(&d)).await;
+    ts.grant(&c.admin, &da, Role::DeptAdmin, Some(&d), None)
+        .await;
+    let (st, t) = da
+        .post("/v1/tickets", json!({ "kind": "fault", "priority": "l2", "title": "门户打不开", "description": "门户网站无法访问", "department_id": d, "provider_id": c.provider }))
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{t}");
+    let id = t["id"].as_str().expect("ticket").to_string();
+    assert_eq!(inbox(&mine, &id).await, vec!["ticket_opened".to_string()]);
+    assert!(inbox(&theirs, &id).await.is_empty());
+    let (st, b) = mine.get("/v1/tickets").await;
+    assert_eq!(st, StatusCode::OK, "{b}");
+    assert_eq!(ids(&b), vec![id.clone()]);
+    let (st, b) = theirs.get("/v1/tickets").await;
+    assert_eq!(st, StatusCode::OK, "{b}");
+    assert!(ids(&b).is_empty(), "{b}");
+    let (st, b) = theirs.get(&format!("/v1/tickets/{id}")).await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{b}");
+    let (st, b) = theirs
+        .post(&format!("/v1/tickets/{id}/accept"), json!({}))
+        .await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{b}");
+    step(&mine, &id, "accept", json!({})).await;
+    // The supervisor still sees every ticket.
+    let (st, b) = sup.get("/v1/tickets").await;
+    assert_eq!(st, StatusCode::OK, "{b}");
+    assert!(ids(&b).contains(&id));
+
+    // Hosts: each operator its own provider's, another's refused by name.
+    let (st, b) = mine.get("/v1/hosts").await;
+    assert_eq!(st, StatusCode::OK, "{b}");
+    let hosts = b["items"].as_array().expect("hosts");
+    assert_eq!(hosts.len(), 2, "{b}");
+    assert!(hosts
+        .iter()
+        .all(|h| h["provider_id"] == c.provider.as_str()));
+    let (st, b) = theirs.get("/v1/hosts").await;
+    assert_eq!(st, StatusCode::OK, "{b}");
+    let hosts = b["items"].as_array().expect("hosts");
+    assert_eq!(hosts.len(), 1, "{b}");
+    assert!(hosts.iter().all(|h| h["provider_id"] == other.as_str()));
+    let (st, b) = theirs
+        .get(&format!("/v1/hosts?provider_id={}", c.provider))
+        .await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{b}");
+    let host = mine.get("/v1/hosts").await.1["items"][0]["id"]
+        .as_str()
+        .expect("host")
+        .to_string();
+    let q = format!("/v1/metrics/query?scope=host&id={host}&series=cpu");
+    assert_eq!(mine.get(&q).await.0, StatusCode::OK);
+    assert_eq!(theirs.get(&q).await.0, StatusCode::FORBIDDEN);
+    // Platform-wide views are not an operator's.
+    assert_eq!(
+        mine.get("/v1/metrics/prometheus").await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        mine.get("/v1/consolidation/plans").await.0,
+        StatusCode::FORBIDDEN
+    );
+
+    // Bills and SLA scores: the provider's own only.
+    for s in [&mine, &theirs] {
+        let (st, b) = s.get("/v1/provider-bills").await;
+        assert_eq!(st, StatusCode::OK, "{b}");
+        let mine_only = s.username == "inspur.ops";
+        for bill in b["items"].as_array().into_iter().flatten() {
+            let own = if mine_only { &c.provider } else { &other };
+            assert_eq!(bill["provider_id"], own.as_str(), "{b}");
+        }
+        let (st, b) = s.get("/v1/sla/scores").await;
+        assert_eq!(st, StatusCode::OK, "{b}");
+    }
+    // Revoked, the operator sees nothing of the provider any more.
+    let (st, _) = c.admin.delete(&format!("/v1/memberships/{grant}")).await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    let (st, b) = mine.get("/v1/hosts").await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{b}");
+}
+
+both_databases!(provider_operators_see_and_work_only_their_own_provider);
 
 /// Not part of CI (`#[ignore]`): 5 providers, 100,000 tickets over 30 days and 30 days of
 /// inspection results for 10,000 hosts; the supervisor's ticket list per provider and the

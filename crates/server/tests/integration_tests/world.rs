@@ -133,8 +133,11 @@ impl<'a> World<'a> {
             (Caller::ProviderOperator, "yunwei"),
         ] {
             let s = ts.new_user(&admin, name, None).await;
-            ts.grant(&admin, &s, c.role().expect("role"), None, None)
-                .await;
+            // The operator is granted on the world's provider once it exists.
+            if c != Caller::ProviderOperator {
+                ts.grant(&admin, &s, c.role().expect("role"), None, None)
+                    .await;
+            }
             callers.push((c, s));
         }
         for (c, name, dept) in [
@@ -161,6 +164,12 @@ impl<'a> World<'a> {
             .await;
         ok(st, &prov);
         let provider = prov["id"].as_str().expect("provider").to_string();
+        let operator = callers
+            .iter()
+            .find(|(c, _)| *c == Caller::ProviderOperator)
+            .map(|(_, s)| s.clone())
+            .expect("operator");
+        ts.grant_provider(&admin, &operator, &provider).await;
         let (st, zone) = admin
             .post(
                 "/v1/zones",
@@ -587,7 +596,11 @@ impl<'a> World<'a> {
         if state == "delivered" || state == "problem" {
             sql(
                 self.ts,
-                &format!("UPDATE resource_requests SET state = '{state}' WHERE id = '{id}'"),
+                // Delivered by the world's provider, as a real delivery records it.
+                &format!(
+                    "UPDATE resource_requests SET state = '{state}', provider_id = '{}' WHERE id = '{id}'",
+                    self.provider
+                ),
             )
             .await;
         }
@@ -824,9 +837,13 @@ impl<'a> World<'a> {
             Role::Auditor => &self.aud,
             _ => &self.admin,
         };
-        self.ts
-            .grant(granter, &s, role, dept.map(String::as_str), None)
-            .await;
+        if role == Role::ProviderOperator {
+            self.ts.grant_provider(granter, &s, &self.provider).await;
+        } else {
+            self.ts
+                .grant(granter, &s, role, dept.map(String::as_str), None)
+                .await;
+        }
         if enrolled {
             enrol(&s).await;
         }

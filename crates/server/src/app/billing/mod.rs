@@ -686,7 +686,10 @@ pub async fn provider_bills(
     actor: &Actor,
     month: Option<String>,
 ) -> Result<Vec<ProviderBill>, Error> {
-    authorize(&actor.principal, Action::ProviderBillRead)?;
+    let visible = zy_policy::provider_visibility(&actor.principal, Action::ProviderBillRead);
+    if !visible.is_any() {
+        authorize(&actor.principal, Action::ProviderBillRead(None))?;
+    }
     let now = clock(&s.store).await?;
     let month = month.unwrap_or_else(|| month_of(now));
     let (from, to) = month_bounds(&month)?;
@@ -746,7 +749,10 @@ pub async fn provider_bills(
     for b in out.values_mut() {
         b.payable = b.total + Money(b.adjustments.iter().map(|a| a.amount.0).sum());
     }
-    Ok(out.into_values().collect())
+    Ok(out
+        .into_values()
+        .filter(|b| visible.includes(b.provider_id))
+        .collect())
 }
 
 // ---------------------------------------------------------------- test clock

@@ -267,15 +267,24 @@ pub async fn reconciliations(
     actor: &Actor,
     provider: Option<ProviderId>,
 ) -> Result<Vec<Reconciliation>, Error> {
-    authorize(&actor.principal, Action::ProviderBillRead)?;
-    zy_store::billing::reconciliations(&s.store, provider)
+    let visible = zy_policy::provider_visibility(&actor.principal, Action::ProviderBillRead);
+    match provider {
+        Some(p) => authorize(&actor.principal, Action::ProviderBillRead(Some(p)))?,
+        None if !visible.is_any() => authorize(&actor.principal, Action::ProviderBillRead(None))?,
+        None => {}
+    }
+    let all: Vec<Reconciliation> = zy_store::billing::reconciliations(&s.store, provider)
         .await?
         .into_iter()
         .map(|r| {
             serde_json::from_str(&r.report)
                 .map_err(|e| Error::internal(format!("reconciliation report: {e}")))
         })
-        .collect()
+        .collect::<Result<_, Error>>()?;
+    Ok(all
+        .into_iter()
+        .filter(|r| visible.includes(r.provider_id))
+        .collect())
 }
 
 #[cfg(test)]
