@@ -687,6 +687,23 @@ test('the platform admin signs in the first time, adds a department and puts a h
   await confirmBox(page)
   await row.locator('[data-state="enabled"]').waitFor()
 
+  // A provider operator is granted on one provider: ctyun.ops works for 天翼云, and gets
+  // 浪潮云 as a second provider through the grant form.
+  await page.getByTestId('nav-users').click()
+  const search = page.getByPlaceholder('搜索', { exact: true }).first()
+  await search.fill('ctyun.ops')
+  await search.press('Enter')
+  const ops = page.getByTestId('user-table').locator('tr', { hasText: 'ctyun.ops' })
+  await ops.getByTestId('user-grants').click()
+  const grantTable = page.getByTestId('grant-table')
+  await grantTable.getByText('云服务商 · 天翼云（模拟）').waitFor()
+  await pickOption(page, 'grant-role', '云服务商运维')
+  await pickOption(page, 'grant-provider', '浪潮云')
+  await page.getByTestId('grant-submit').click()
+  await grantTable.getByText('云服务商 · 浪潮云（模拟）').waitFor()
+  await shot(page, '14f-provider-operator-grant')
+  await page.keyboard.press('Escape')
+
   // The background tasks: each with its last run, the reconciler on this (only) replica.
   await page.getByTestId('nav-tasks').click()
   const tasks = page.getByTestId('tasks')
