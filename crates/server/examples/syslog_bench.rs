@@ -162,7 +162,35 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         (s.written - base_written) as f64 / took.as_secs_f64(),
         s.dropped
     );
+
+    // 3. Nothing lost: the rows in the database and their day counts are exactly the lines
+    // sent over TCP plus those the receiver read over UDP minus those it dropped (queue
+    // full). Lines the kernel dropped before the receiver read them are reported apart.
+    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM security_events")
+        .fetch_one(store.pool())
+        .await?;
+    let counted: i64 = sqlx::query_scalar(
+        "SELECT CAST(COALESCE(SUM(events), 0) AS BIGINT) FROM security_event_counts",
+    )
+    .fetch_one(store.pool())
+    .await?;
+    let udp_received = s.received - base_received;
+    let expected = n as u64 + udp_received - s.dropped;
+    let ok = rows as u64 == expected
+        && counted as u64 == expected
+        && s.lost_on_error == 0
+        && s.written == expected;
+    println!(
+        "check: {rows} events stored, day counts sum {counted}; expected {n} (TCP) + {udp_received} (UDP received) - {} (dropped) = {expected}; UDP lost before the receiver (kernel socket buffer) {}; lost on write errors {}: {}",
+        s.dropped,
+        m as u64 - udp_received,
+        s.lost_on_error,
+        if ok { "OK" } else { "MISMATCH" }
+    );
     server.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
+    if !ok {
+        return Err("stored events do not match the lines sent".into());
+    }
     Ok(())
 }

@@ -3,13 +3,15 @@
 //! unless `--syslog-udp` / `--syslog-tcp` name an address.
 //!
 //! Pipeline: the sockets push raw lines into one bounded queue ([`QUEUE_BOUND`] lines by
-//! default, `--syslog-queue`);
-//! one writer takes whatever has queued (up to [`BATCH`] lines), parses them
-//! (`zy_model::syslog`), maps each to its owner through the address plan, and writes the
-//! batch and its day counts in one transaction (`app::secev::write_batch`). A full queue
-//! drops UDP lines and counts them (`dropped`); a TCP sender waits instead (its stream is
-//! flow-controlled), so nothing sent over TCP is dropped. Memory is bounded by the queue:
-//! at most its bound of lines of at most [`MAX_LINE`] bytes each, plus one batch in flight.
+//! default, `--syslog-queue`). A parser takes whatever has queued (up to [`BATCH`] lines)
+//! and parses it (`zy_model::syslog`) on a blocking thread; a writer maps each event to its
+//! owner through the address plan and writes the batch and its day counts in one
+//! transaction (`app::secev::write_batch`). The two stages overlap: the next batch is
+//! parsed while the previous one is written, with at most one parsed batch waiting between
+//! them. A full queue drops UDP lines and counts them (`dropped`); a TCP sender waits
+//! instead (its stream is flow-controlled), so nothing sent over TCP is dropped. Memory is
+//! bounded by the queue: at most its bound of lines of at most [`MAX_LINE`] bytes each, plus
+//! three batches in flight (one being parsed, one waiting, one being written).
 //!
 //! The sockets and the writer are started with the server like its HTTP listener; the
 //! periodic work on events (retention, alert rules) is a background task
@@ -157,9 +159,7 @@ pub async fn start(
     let (tx, rx) = mpsc::channel::<Raw>(bound);
     let mut handles = Vec::new();
     if let Some(addr) = udp {
-        let sock = tokio::net::UdpSocket::bind(addr)
-            .await
-            .map_err(|e| bind_error(addr, e))?;
+        let sock = udp_socket(addr).map_err(|e| bind_error(addr, e))?;
         let local = sock.local_addr().map_err(|e| bind_error(addr, e))?;
         let _ = stats.udp.set(local);
         handles.push(tokio::spawn(udp_loop(sock, tx.clone(), stats.clone())));
@@ -173,9 +173,27 @@ pub async fn start(
         handles.push(tokio::spawn(tcp_accept(l, tx.clone(), stats.clone())));
     }
     drop(tx);
-    handles.push(tokio::spawn(writer(store, rx, stats)));
+    let (parsed_tx, parsed_rx) = mpsc::channel::<app::Parsed>(1);
+    handles.push(tokio::spawn(parser(rx, parsed_tx, stats.clone())));
+    handles.push(tokio::spawn(writer(store, parsed_rx, stats)));
     tracing::info!(?udp, ?tcp, "syslog intake listening");
     Ok(Some(Intake { handles }))
+}
+
+/// Kernel receive buffer asked for the UDP socket: lines arriving while the receiver
+/// waits for a core wait here instead of being dropped by the kernel (which the intake
+/// cannot count). Linux caps it at `net.core.rmem_max`.
+const UDP_RECV_BUFFER: usize = 8 << 20;
+
+fn udp_socket(addr: SocketAddr) -> std::io::Result<tokio::net::UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let sock = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if let Err(e) = sock.set_recv_buffer_size(UDP_RECV_BUFFER) {
+        tracing::warn!(error = %e, "cannot enlarge the syslog UDP receive buffer");
+    }
+    sock.set_nonblocking(true)?;
+    sock.bind(&addr.into())?;
+    tokio::net::UdpSocket::from_std(sock.into())
 }
 
 async fn udp_loop(sock: tokio::net::UdpSocket, tx: mpsc::Sender<Raw>, stats: Arc<Stats>) {
@@ -303,7 +321,8 @@ async fn tcp_conn(
         }
         stats.received.fetch_add(1, Relaxed);
         let raw = Raw {
-            bytes: std::mem::take(&mut line),
+            // An exact-size copy; `line` keeps its capacity for the next frame.
+            bytes: line.clone(),
             peer,
             received_at: Timestamp::now().0,
         };
@@ -314,18 +333,44 @@ async fn tcp_conn(
     }
 }
 
-/// Takes what has queued (at least one line, at most [`BATCH`]) and writes it.
-async fn writer(store: Store, mut rx: mpsc::Receiver<Raw>, stats: Arc<Stats>) {
+/// Takes what has queued (at least one line, at most [`BATCH`]), parses it on a blocking
+/// thread (the runtime's workers keep reading the sockets) and hands it to the writer,
+/// waiting while the writer still has a parsed batch waiting.
+async fn parser(mut rx: mpsc::Receiver<Raw>, out: mpsc::Sender<app::Parsed>, stats: Arc<Stats>) {
     let mut batch: Vec<Raw> = Vec::with_capacity(BATCH);
     loop {
         if rx.recv_many(&mut batch, BATCH).await == 0 {
             return;
         }
         stats.queued.fetch_sub(batch.len() as u64, Relaxed);
-        let events = app::parse_batch(&batch);
+        let parsed = tokio::task::spawn_blocking(move || {
+            let parsed = app::parse_batch(&batch);
+            batch.clear();
+            (batch, parsed)
+        })
+        .await;
+        let parsed = match parsed {
+            Ok((b, parsed)) => {
+                batch = b;
+                parsed
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the syslog parser stopped");
+                return;
+            }
+        };
+        if out.send(parsed).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Writes each parsed batch in one transaction, retrying a failed write five times.
+async fn writer(store: Store, mut rx: mpsc::Receiver<app::Parsed>, stats: Arc<Stats>) {
+    while let Some(mut events) = rx.recv().await {
         let mut tries = 0;
         loop {
-            match app::write_batch(&store, &events).await {
+            match app::write_batch(&store, &mut events).await {
                 Ok(()) => {
                     stats.written.fetch_add(events.len() as u64, Relaxed);
                     stats.batches.fetch_add(1, Relaxed);
@@ -343,6 +388,5 @@ async fn writer(store: Store, mut rx: mpsc::Receiver<Raw>, stats: Arc<Stats>) {
                 }
             }
         }
-        batch.clear();
     }
 }

@@ -126,12 +126,17 @@ pub struct NewEvent {
     pub message: String,
 }
 
-/// Rows per INSERT statement (19 parameters each, well under both databases' limits).
-const ROWS_PER_INSERT: usize = 64;
+/// Rows per INSERT statement: 4,864 parameters, under both SQLite's (32,766) and
+/// PostgreSQL's (65,535) limits; a batch of 4,096 events is 16 statements.
+const ROWS_PER_INSERT: usize = 256;
 
 const EVENT_COLS: &str = "at, received_at, source, appliance, format, category, severity, action, src_ip, src_port, dst_ip, dst_port, protocol, rule, count, department_id, provider_id, instance_id, message";
 
-fn insert_sql(rows: usize) -> String {
+/// A multi-row INSERT of `rows` events. PostgreSQL gets numbered placeholders; SQLite gets
+/// anonymous `?` ones, because sqlx binds a numbered SQLite parameter by asking SQLite its
+/// name, a linear search over every parameter of the statement: 1,216 parameters cost
+/// 740,000 name lookups per statement, most of the intake's time (docs/BENCHMARKS.md).
+fn insert_sql(rows: usize, numbered: bool) -> String {
     let mut s = format!("INSERT INTO security_events ({EVENT_COLS}) VALUES ");
     let mut n = 0;
     for r in 0..rows {
@@ -144,8 +149,12 @@ fn insert_sql(rows: usize) -> String {
                 s.push_str(", ");
             }
             n += 1;
-            s.push('$');
-            s.push_str(&n.to_string());
+            if numbered {
+                s.push('$');
+                s.push_str(&n.to_string());
+            } else {
+                s.push('?');
+            }
         }
         s.push(')');
     }
@@ -159,13 +168,14 @@ pub fn day_of(micros: i64) -> String {
 
 /// Writes a batch of events and adds them to the day counts, in the caller's transaction.
 pub async fn insert_events(tx: &mut Tx, events: &[NewEvent]) -> Result<(), Error> {
-    let full = insert_sql(ROWS_PER_INSERT);
+    let numbered = tx.backend_name() != "SQLite";
+    let full = insert_sql(ROWS_PER_INSERT, numbered);
     for chunk in events.chunks(ROWS_PER_INSERT) {
         let partial;
         let sql = if chunk.len() == ROWS_PER_INSERT {
             &full
         } else {
-            partial = insert_sql(chunk.len());
+            partial = insert_sql(chunk.len(), numbered);
             &partial
         };
         let mut q = sqlx::query(sql);

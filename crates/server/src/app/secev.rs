@@ -49,6 +49,19 @@ impl Resolver {
         Ok(Resolver { plan, nics })
     }
 
+    /// [`Resolver::resolve`] without the `via` text: the intake's per-event lookup.
+    fn owner_ids(
+        &self,
+        ip: IpAddr,
+    ) -> Option<(DepartmentId, Option<ProviderId>, Option<InstanceId>)> {
+        if let IpAddr::V4(v4) = ip {
+            if let Some(o) = self.nics.get(&u32::from(v4)) {
+                return Some((o.department_id, o.provider_id, Some(o.instance_id)));
+            }
+        }
+        self.plan.lookup(ip).map(|(d, p)| (d, p, None))
+    }
+
     pub fn resolve(&self, ip: IpAddr) -> Option<AddressOwner> {
         if let IpAddr::V4(v4) = ip {
             if let Some(o) = self.nics.get(&u32::from(v4)) {
@@ -76,77 +89,86 @@ pub async fn resolve_address(tx: &mut Tx, ip: IpAddr) -> Result<Option<AddressOw
 
 // --- intake ------------------------------------------------------------------------------
 
-/// A parsed line waiting for its owner.
-pub struct Pending {
-    parsed: zy_model::syslog::Parsed,
-    peer: IpAddr,
-    received_at: i64,
+/// A parsed batch waiting for its owners: the events as they will be stored, and the
+/// destination and source address each is mapped by.
+pub struct Parsed {
+    events: Vec<NewEvent>,
+    addrs: Vec<(Option<IpAddr>, Option<IpAddr>)>,
 }
 
-/// Parses a batch of received lines (outside any transaction).
-pub fn parse_batch(raw: &[Raw]) -> Vec<Pending> {
-    raw.iter()
-        .map(|r| Pending {
-            parsed: zy_model::syslog::parse(&r.bytes, r.received_at),
-            peer: r.peer,
+impl Parsed {
+    pub fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+}
+
+/// Parses a batch of received lines into the events to store (outside any transaction, so
+/// the receiver parses the next batch while the previous one is written).
+pub fn parse_batch(raw: &[Raw]) -> Parsed {
+    let mut events = Vec::with_capacity(raw.len());
+    let mut addrs = Vec::with_capacity(raw.len());
+    for r in raw {
+        let e = zy_model::syslog::parse(&r.bytes, r.received_at);
+        let at =
+            e.at.filter(|at| (r.received_at - at).abs() < 366 * 86_400 * 1_000_000)
+                .unwrap_or(r.received_at);
+        addrs.push((e.dst_ip, e.src_ip));
+        events.push(NewEvent {
+            at,
             received_at: r.received_at,
-        })
-        .collect()
+            source: EventSource::Syslog,
+            appliance: clean(e.appliance.unwrap_or_else(|| r.peer.to_string())),
+            format: e.format,
+            category: e.category,
+            severity: e.severity,
+            action: e.action,
+            src_ip: e.src_ip.map(|i| i.to_string()),
+            src_port: e.src_port,
+            dst_ip: e.dst_ip.map(|i| i.to_string()),
+            dst_port: e.dst_port,
+            protocol: e.protocol.map(clean),
+            rule: e.rule.map(clean),
+            count: 1,
+            department_id: None,
+            provider_id: None,
+            instance_id: None,
+            message: clean(e.message),
+        });
+    }
+    Parsed { events, addrs }
 }
 
 /// PostgreSQL refuses NUL in text.
-fn clean(s: &str) -> String {
+fn clean(s: String) -> String {
     if s.contains('\0') {
         s.replace('\0', "\u{fffd}")
     } else {
-        s.to_string()
+        s
     }
 }
 
 /// Maps each event to its owner — by its destination, or by its source when the
 /// destination is not ours (outbound traffic) — and writes the batch with its counts in
-/// one transaction.
-pub async fn write_batch(store: &Store, batch: &[Pending]) -> Result<(), Error> {
+/// one transaction. Owners are set again on every call, so a failed batch can be retried.
+pub async fn write_batch(store: &Store, batch: &mut Parsed) -> Result<(), Error> {
     if batch.is_empty() {
         return Ok(());
     }
     let mut tx = store.begin_write().await?;
     let r = Resolver::load(&mut tx).await?;
-    let events: Vec<NewEvent> = batch
-        .iter()
-        .map(|p| {
-            let e = &p.parsed;
-            let owner = e
-                .dst_ip
-                .and_then(|ip| r.resolve(ip))
-                .or_else(|| e.src_ip.and_then(|ip| r.resolve(ip)));
-            let at =
-                e.at.filter(|at| (p.received_at - at).abs() < 366 * 86_400 * 1_000_000)
-                    .unwrap_or(p.received_at);
-            NewEvent {
-                at,
-                received_at: p.received_at,
-                source: EventSource::Syslog,
-                appliance: clean(&e.appliance.clone().unwrap_or_else(|| p.peer.to_string())),
-                format: e.format,
-                category: e.category,
-                severity: e.severity,
-                action: e.action,
-                src_ip: e.src_ip.map(|i| i.to_string()),
-                src_port: e.src_port,
-                dst_ip: e.dst_ip.map(|i| i.to_string()),
-                dst_port: e.dst_port,
-                protocol: e.protocol.as_deref().map(clean),
-                rule: e.rule.as_deref().map(clean),
-                count: 1,
-                department_id: owner.as_ref().map(|o| o.department_id),
-                provider_id: owner.as_ref().and_then(|o| o.provider_id),
-                instance_id: owner.as_ref().and_then(|o| o.instance_id),
-                message: clean(&e.message),
-            }
-        })
-        .collect();
-    repo::insert_events(&mut tx, &events).await?;
+    for (e, (dst, src)) in batch.events.iter_mut().zip(&batch.addrs) {
+        let owner = dst
+            .and_then(|ip| r.owner_ids(ip))
+            .or_else(|| src.and_then(|ip| r.owner_ids(ip)));
+        e.department_id = owner.map(|o| o.0);
+        e.provider_id = owner.and_then(|o| o.1);
+        e.instance_id = owner.and_then(|o| o.2);
+    }
+    repo::insert_events(&mut tx, &batch.events).await?;
     tx.commit().await.map_err(zy_store::db_error)
 }
 
@@ -171,7 +193,7 @@ pub async fn record_local_drops(
         Some(i) => repo::instance_owner(tx, i).await?,
         None => None,
     };
-    let nic: String = clean(nic).chars().take(64).collect();
+    let nic: String = clean(nic.to_string()).chars().take(64).collect();
     let message = format!(
         "安全组在宿主机 {host} 的网卡 {nic} 上丢弃 {count} 个数据包（{} 至 {}）/ security groups dropped {count} packets on NIC {nic} of host {host} ({} to {})",
         from.to_rfc3339(),
