@@ -63,7 +63,8 @@ pub enum ProviderCmd {
         id: String,
     },
     /// Replace an OpenStack provider's settings and mappings from a JSON file (the body of
-    /// PUT /v1/providers/{id}/openstack, credential included).
+    /// PUT /v1/providers/{id}/openstack; the credential's secret may be left out to keep the
+    /// stored one while the Keystone URL, identity and TLS trust stay the same).
     OpenstackSet {
         id: String,
         #[arg(long)]

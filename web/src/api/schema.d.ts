@@ -1777,7 +1777,9 @@ export interface paths {
         get: operations["get_openstack_settings"];
         /**
          * Replaces the connection, credentials and mappings of an OpenStack provider (checked
-         *     against the cloud first; the credential must be given again, as it is never returned).
+         *     against the cloud first). The secret may be left out to keep the stored one, unless the
+         *     Keystone URL, the credential's type or identity, or the TLS trust changed (422 on
+         *     `openstack.credential.secret`).
          */
         put: operations["put_openstack_settings"];
         post?: never;
@@ -5831,6 +5833,25 @@ export interface components {
             /** @enum {string} */
             type: "password";
         };
+        /**
+         * @description The credential as a settings update gives it: as `OpenStackCredential`, but the secret
+         *     may be left out to keep the stored one (only for the same credential: see
+         *     `OpenStackSettingsUpdate`).
+         */
+        OpenStackCredentialUpdate: {
+            id: string;
+            secret?: string | null;
+            /** @enum {string} */
+            type: "application_credential";
+        } | {
+            username: string;
+            password?: string | null;
+            user_domain?: string;
+            project: string;
+            project_domain?: string;
+            /** @enum {string} */
+            type: "password";
+        };
         /** @description The settings of an `openstack` provider, as the platform admin gives them. */
         OpenStackSettings: {
             /** @description Keystone v3, e.g. `https://keystone.example.gov.cn:5000/v3`. */
@@ -5849,6 +5870,30 @@ export interface components {
             zones?: components["schemas"]["ZoneMapping"][];
             adoption?: components["schemas"]["AdoptionMode"];
         };
+        /**
+         * @description New settings of an `openstack` provider: the same fields as `OpenStackSettings`, with
+         *     the credential's secret optional. Left out, the stored secret is kept — refused (422 on
+         *     `openstack.credential.secret`) if the Keystone URL, the credential type, the
+         *     application credential id, the user name, user domain, project or project domain
+         *     changed, TLS verification was turned off or a new CA certificate is given.
+         */
+        OpenStackSettingsUpdate: {
+            /** @description Keystone v3, e.g. `https://keystone.example.gov.cn:5000/v3`. */
+            auth_url: string;
+            region?: string;
+            credential: components["schemas"]["OpenStackCredentialUpdate"];
+            /** @description Verify the provider's TLS certificate (on unless turned off on purpose). */
+            verify_tls?: boolean;
+            /** @description A CA certificate (PEM) to trust besides the system's; left out, none is kept. */
+            ca_pem?: string | null;
+            /** @description The Neutron network new servers get a port on; none when empty. */
+            network?: string | null;
+            images?: components["schemas"]["ImageMapping"][];
+            flavors?: components["schemas"]["FlavorMapping"][];
+            projects?: components["schemas"]["ProjectMapping"][];
+            zones?: components["schemas"]["ZoneMapping"][];
+            adoption?: components["schemas"]["AdoptionMode"];
+        };
         /** @description The settings as shown: everything but the secret. */
         OpenStackSettingsView: {
             auth_url: string;
@@ -5857,6 +5902,14 @@ export interface components {
             credential_type: string;
             /** @description The application credential id or the user name (not secret). */
             credential_id: string;
+            /**
+             * @description A password credential's user domain, project and project domain (none for an
+             *     application credential), so a form can send them back unchanged and keep the
+             *     stored secret.
+             */
+            user_domain?: string | null;
+            project?: string | null;
+            project_domain?: string | null;
             verify_tls: boolean;
             has_ca_pem: boolean;
             network?: string | null;
@@ -12036,7 +12089,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["OpenStackSettings"];
+                "application/json": components["schemas"]["OpenStackSettingsUpdate"];
             };
         };
         responses: {

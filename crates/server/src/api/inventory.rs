@@ -6,6 +6,7 @@ use crate::app::inventory as inv;
 use crate::auth::actor::Actor;
 use crate::compute::drivers::SimSettings;
 use crate::compute::openstack::{OpenStackSettings, OpenStackSettingsView};
+use crate::compute::openstack_update::OpenStackSettingsUpdate;
 use crate::context::RequestContext;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{Json, Path, Query};
@@ -95,14 +96,16 @@ pub async fn get_openstack_settings(
 }
 
 /// Replaces the connection, credentials and mappings of an OpenStack provider (checked
-/// against the cloud first; the credential must be given again, as it is never returned).
-#[utoipa::path(put, path = "/v1/providers/{id}/openstack", tag = "compute", params(("id" = ProviderId, Path)), request_body = OpenStackSettings, responses((status = 200, body = OpenStackSettingsView), (status = "default", body = ErrorBody)))]
+/// against the cloud first). The secret may be left out to keep the stored one, unless the
+/// Keystone URL, the credential's type or identity, or the TLS trust changed (422 on
+/// `openstack.credential.secret`).
+#[utoipa::path(put, path = "/v1/providers/{id}/openstack", tag = "compute", params(("id" = ProviderId, Path)), request_body = OpenStackSettingsUpdate, responses((status = 200, body = OpenStackSettingsView), (status = "default", body = ErrorBody)))]
 pub async fn put_openstack_settings(
     State(s): State<AppState>,
     ctx: RequestContext,
     actor: Actor,
     Path(id): Path<ProviderId>,
-    Json(b): Json<OpenStackSettings>,
+    Json(b): Json<OpenStackSettingsUpdate>,
 ) -> ApiResult<axum::Json<OpenStackSettingsView>> {
     Ok(axum::Json(
         crate::app::openstack::update_settings(&s, &ctx, &actor, id, b).await?,

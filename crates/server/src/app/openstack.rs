@@ -14,6 +14,7 @@ use std::time::Duration;
 use super::{commit_audited, commit_system};
 use crate::auth::actor::Actor;
 use crate::compute::openstack::{OpenStackClient, OpenStackSettings, OpenStackSettingsView};
+use crate::compute::openstack_update::OpenStackSettingsUpdate;
 use crate::context::RequestContext;
 use crate::state::AppState;
 use futures_util::future::BoxFuture;
@@ -92,20 +93,32 @@ pub async fn settings(
 }
 
 /// Replaces an OpenStack provider's settings (connection and mappings); the new settings
-/// are checked against the provider first.
+/// are checked against the provider first. An update without the secret keeps the stored
+/// one, unless the secret would then go to another endpoint or identity than it was given
+/// for (see `OpenStackSettingsUpdate`): that is refused, asking for the secret again.
 pub async fn update_settings(
     s: &AppState,
     ctx: &RequestContext,
     actor: &Actor,
     id: ProviderId,
-    settings: OpenStackSettings,
+    update: OpenStackSettingsUpdate,
 ) -> Result<OpenStackSettingsView, Error> {
     authorize(&actor.principal, Action::InventoryManage)?;
+    let (p, config) = openstack_provider(s, id).await?;
+    let resolved = update.resolve(
+        || {
+            serde_json::from_str::<OpenStackSettings>(&config)
+                .map_err(|e| Error::internal(e.to_string()))
+        },
+        |stored| s.sealer.open(stored.credential.secret()),
+    )?;
+    let settings = resolved.settings;
     settings.validate()?;
-    let (p, _) = openstack_provider(s, id).await?;
     check_reachable(&settings).await?;
     let config = serde_json::to_string(&settings.sealed(&s.sealer)?)
         .map_err(|e| Error::internal(e.to_string()))?;
+    let mut detail = serde_json::to_value(settings.view()).unwrap_or_default();
+    detail["secret_kept"] = resolved.secret_kept.into();
     let mut tx = s.store.begin_write().await?;
     inventory::set_provider_config(&mut tx, id, &config).await?;
     commit_audited(
@@ -115,7 +128,7 @@ pub async fn update_settings(
         "put_openstack_settings",
         "provider",
         &id.to_string(),
-        serde_json::to_value(settings.view()).unwrap_or_default(),
+        detail,
     )
     .await?;
     s.compute

@@ -66,7 +66,7 @@ pub enum OpenStackCredential {
     },
 }
 
-fn default_domain() -> String {
+pub(crate) fn default_domain() -> String {
     "Default".into()
 }
 
@@ -169,10 +169,10 @@ pub struct OpenStackSettings {
     pub adoption: AdoptionMode,
 }
 
-fn default_region() -> String {
+pub(crate) fn default_region() -> String {
     "RegionOne".into()
 }
-fn yes() -> bool {
+pub(crate) fn yes() -> bool {
     true
 }
 
@@ -185,6 +185,12 @@ pub struct OpenStackSettingsView {
     pub credential_type: String,
     /// The application credential id or the user name (not secret).
     pub credential_id: String,
+    /// A password credential's user domain, project and project domain (none for an
+    /// application credential), so a form can send them back unchanged and keep the
+    /// stored secret.
+    pub user_domain: Option<String>,
+    pub project: Option<String>,
+    pub project_domain: Option<String>,
     pub verify_tls: bool,
     pub has_ca_pem: bool,
     pub network: Option<String>,
@@ -205,6 +211,9 @@ impl OpenStackSettings {
                 OpenStackCredential::ApplicationCredential { id, .. } => id.clone(),
                 OpenStackCredential::Password { username, .. } => username.clone(),
             },
+            user_domain: self.password_scope().map(|(d, _, _)| d.to_owned()),
+            project: self.password_scope().map(|(_, p, _)| p.to_owned()),
+            project_domain: self.password_scope().map(|(_, _, d)| d.to_owned()),
             verify_tls: self.verify_tls,
             has_ca_pem: self.ca_pem.is_some(),
             network: self.network.clone(),
@@ -213,6 +222,19 @@ impl OpenStackSettings {
             projects: self.projects.clone(),
             zones: self.zones.clone(),
             adoption: self.adoption,
+        }
+    }
+
+    /// A password credential's user domain, project and project domain.
+    fn password_scope(&self) -> Option<(&str, &str, &str)> {
+        match &self.credential {
+            OpenStackCredential::ApplicationCredential { .. } => None,
+            OpenStackCredential::Password {
+                user_domain,
+                project,
+                project_domain,
+                ..
+            } => Some((user_domain, project, project_domain)),
         }
     }
 

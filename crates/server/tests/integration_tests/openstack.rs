@@ -824,3 +824,125 @@ async fn openstack_errors_are_clear_and_change_nothing(db: Db) {
     assert_eq!(st, StatusCode::OK, "{sync}");
 }
 crate::both_databases!(openstack_errors_are_clear_and_change_nothing);
+
+/// The settings form need not repeat the secret: an update without it keeps the stored one
+/// (which still opens Keystone afterwards), but only for the same Keystone and identity —
+/// changing the URL without the secret is refused, and nothing is sent to the new URL.
+async fn openstack_settings_keep_the_stored_secret_only_for_the_same_endpoint(db: Db) {
+    let ts = TestServer::start(db).await;
+    let admin = ts.platform_admin().await;
+    let keystone = crate::world::openstack_stub().await;
+    let (st, p) = admin
+        .post(
+            "/v1/providers",
+            json!({ "name": "保留密钥测试云", "kind": "openstack",
+                    "openstack": crate::world::openstack_settings(&keystone) }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{p}");
+    let id = p["id"].as_str().expect("id").to_string();
+    let path = format!("/v1/providers/{id}/openstack");
+    let d = department(&admin, "保留密钥测试局", "BLMY").await;
+    let pr = project(&admin, &d, "纳管项目").await;
+    let mapped = json!([{ "openstack_project": "stub-project",
+                          "department_id": d, "project_id": pr }]);
+
+    // The stub tells secrets apart: a wrong one is refused by "Keystone".
+    let (st, v) = admin
+        .put(
+            &path,
+            json!({ "auth_url": keystone, "adoption": "auto",
+                    "credential": {"type": "application_credential", "id": "zy", "secret": "wrong-secret"}}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(v.to_string().contains("Keystone refused"), "{v}");
+
+    // Only the adoption mode and a mapping change: the stored secret is kept and works.
+    let (st, view) = admin
+        .put(
+            &path,
+            json!({ "auth_url": keystone, "adoption": "auto", "projects": mapped,
+                    "credential": {"type": "application_credential", "id": "zy"}}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{view}");
+    assert_eq!(view["adoption"], "auto", "{view}");
+    assert_eq!(view["projects"][0]["openstack_project"], "stub-project");
+    assert_eq!(view["credential_id"], "zy", "{view}");
+    // The driver installed from the re-sealed settings authenticates with the kept secret.
+    let (st, sync) = admin.post(&format!("{path}/sync"), json!({})).await;
+    assert_eq!(st, StatusCode::OK, "{sync}");
+    let stored = zy_store::inventory::providers(ts.store())
+        .await
+        .expect("providers")
+        .into_iter()
+        .find(|(p, _)| p.id.to_string() == id)
+        .map(|(_, config)| config)
+        .expect("stored");
+    assert!(!stored.contains("stub-secret"), "still sealed: {stored}");
+
+    // Another Keystone without the secret: refused before anything is sent there.
+    let elsewhere = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let other = format!("http://{}/v3", elsewhere.local_addr().expect("addr"));
+    let called = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = called.clone();
+    tokio::spawn(async move {
+        while elsewhere.accept().await.is_ok() {
+            flag.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    let (_, before) = admin.get(&path).await;
+    let (st, v) = admin
+        .put(
+            &path,
+            json!({ "auth_url": other, "adoption": "flag",
+                    "credential": {"type": "application_credential", "id": "zy"}}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_error_body(st, &v);
+    assert_eq!(v["error"]["code"], "validation_failed", "{v}");
+    assert_eq!(
+        v["error"]["details"]["field"], "openstack.credential.secret",
+        "{v}"
+    );
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Keystone"),
+        "the message says what changed: {v}"
+    );
+    assert!(
+        !called.load(std::sync::atomic::Ordering::SeqCst),
+        "nothing was sent to the new endpoint"
+    );
+    let (_, after) = admin.get(&path).await;
+    assert_eq!(before, after, "the settings did not change");
+
+    // Audited as before, with whether the secret was kept; the secret itself nowhere.
+    let (_, audit) = ts
+        .admin("auditor")
+        .await
+        .get("/v1/audit?action=put_openstack_settings&limit=50")
+        .await;
+    let items = audit["items"].as_array().expect("items");
+    assert!(
+        items.iter().any(|r| r["outcome"] == "success"
+            && r["target_id"] == id.as_str()
+            && r["detail"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("\"secret_kept\":true")),
+        "{audit}"
+    );
+    assert!(
+        items.iter().any(|r| r["outcome"] == "failure"),
+        "the refusal is audited too: {audit}"
+    );
+    assert!(!audit.to_string().contains("stub-secret"), "{audit}");
+}
+crate::both_databases!(openstack_settings_keep_the_stored_secret_only_for_the_same_endpoint);

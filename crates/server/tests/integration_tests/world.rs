@@ -1289,8 +1289,9 @@ pub fn openstack_settings_mapped(url: &str, d: &str, p: &str) -> Value {
     v
 }
 
-/// A loopback stub of Keystone and Nova: a token with a catalogue, Nova's version document,
-/// no hypervisors. Returns Keystone's URL.
+/// A loopback stub of Keystone and Nova: a token with a catalogue (for the secret
+/// `stub-secret` only; any other is refused as Keystone does), Nova's version document, no
+/// hypervisors. Returns Keystone's URL.
 pub async fn openstack_stub() -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let l = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -1341,7 +1342,16 @@ pub async fn openstack_stub() -> String {
                 let text = String::from_utf8_lossy(&buf).to_string();
                 let line = text.lines().next().unwrap_or_default().to_string();
                 let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
-                let (status, extra, body) = if path.starts_with("/v3/auth/tokens") {
+                let (status, extra, body) = if path.starts_with("/v3/auth/tokens")
+                    && !text.contains("stub-secret")
+                {
+                    (
+                        401,
+                        "",
+                        json!({"error": {"code": 401, "title": "Unauthorized",
+                            "message": "The request you have made requires authentication."}}),
+                    )
+                } else if path.starts_with("/v3/auth/tokens") {
                     let body = json!({"token": {"expires_at": "2099-01-01T00:00:00Z",
                         "project": {"id": "stub-project"},
                         "catalog": [{"type": "compute", "endpoints": [
