@@ -94,6 +94,12 @@ impl TestServer {
         demo: bool,
         f: impl FnOnce(&mut zy_server::Config),
     ) -> TestServer {
+        // A failed request's internal cause (logged by the middleware, never sent to the
+        // client) is printed with a failing test's output, so a 5xx can be diagnosed.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("zy_server=error"))
+            .with_test_writer()
+            .try_init();
         let dir = temp_dir();
         let (database_url, pg_schema) = match &db {
             Db::Sqlite => (None, None),
