@@ -19,6 +19,7 @@
 //! (and QEMU is started inside it): two agents on one machine are then two hosts whose
 //! namespaces a veth pair joins like a wire (the tests).
 
+pub mod conntrack;
 pub mod names;
 pub mod nat;
 
@@ -145,7 +146,9 @@ impl DataPlane {
         }
         // The rule set before removals: a NIC going away is dropped from it first.
         self.load_ruleset(&want.ruleset).await?;
+        self.ensure_zones(&want).await?;
         self.ensure_nat(&want, applied.external.as_ref()).await?;
+        self.flush_eips(&applied, &want).await;
         for name in links.keys() {
             let gone = if name.starts_with("zt") {
                 !wanted_taps.contains_key(name)
@@ -681,6 +684,12 @@ async fn wait_gone(pid: u32) {
 }
 
 async fn run(program: &str, args: &[&str]) -> Result<String, NetError> {
+    run_codes(program, args, &[0]).await
+}
+
+/// [`run`] taking the exit codes in `ok` as success (tools that exit 1 for "nothing
+/// matched" or "no answer").
+async fn run_codes(program: &str, args: &[&str], ok: &[i32]) -> Result<String, NetError> {
     let out = tokio::time::timeout(
         TOOL_TIMEOUT,
         Command::new(program)
@@ -692,7 +701,7 @@ async fn run(program: &str, args: &[&str]) -> Result<String, NetError> {
     .await
     .map_err(|_| NetError::Command(format!("{program} {} timed out", args.join(" "))))?
     .map_err(|e| NetError::Command(format!("cannot run {program}: {e}")))?;
-    if !out.status.success() {
+    if !out.status.code().is_some_and(|c| ok.contains(&c)) {
         return Err(NetError::Command(format!(
             "{program} {} failed: {}",
             args.join(" "),

@@ -89,34 +89,50 @@ fn table(pre: (&str, &str), pre_rules: &[String], post_rules: &[String]) -> Stri
 }
 
 /// The NAT table of one VPC's namespace: DNAT and SNAT of each elastic IP, masquerade for
-/// the rest leaving by the uplink.
+/// the rest leaving by the uplink. An elastic IP is DNATed when it arrives by the uplink
+/// (from outside, or from another VPC on this host through the host's route) and when a
+/// guest of this VPC asks for it (hairpin): such a flow is marked and masqueraded to the
+/// subnet's gateway address, so the owner's replies come back through the namespace.
 pub fn render_vpc(vni: u32, nat: &NatWire) -> String {
-    let up = names::uplink_inside(vni);
-    let pre: Vec<String> = nat
-        .eips
-        .iter()
-        .map(|e| format!("iifname \"{up}\" ip daddr {} dnat to {}", e.eip, e.ip))
-        .collect();
+    let (up, inside) = (names::uplink_inside(vni), names::dhcp_inside(vni));
+    let mut pre = Vec::new();
+    for e in &nat.eips {
+        pre.push(format!("iifname \"{up}\" ip daddr {} dnat to {}", e.eip, e.ip));
+        pre.push(format!(
+            "iifname \"{inside}\" ip daddr {} meta mark set {MARK} dnat to {}",
+            e.eip, e.ip
+        ));
+    }
     let mut post: Vec<String> = nat
         .eips
         .iter()
         .map(|e| format!("oifname \"{up}\" ip saddr {} snat to {}", e.ip, e.eip))
         .collect();
     post.push(format!("oifname \"{up}\" masquerade"));
+    if !nat.eips.is_empty() {
+        post.push(format!("oifname \"{inside}\" meta mark {MARK} masquerade"));
+    }
     table(("nat", "dstnat"), &pre, &post)
 }
 
 /// The host's NAT table for an external network: uplink traffic marked for its routing
-/// rule, and masqueraded to the host's address unless it carries an elastic IP.
-pub fn render_host(ext: &ExternalWire) -> String {
+/// rule, and masqueraded to the host's address unless it carries an elastic IP. Uplink
+/// traffic to an elastic IP of another VPC on this host (hairpin: routed from one uplink
+/// to the other) leaves with the host's own address `own` on the external network too,
+/// so its owner sees it as it would from outside.
+pub fn render_host(ext: &ExternalWire, own: Option<Ipv4Addr>) -> String {
+    let mut post = vec![format!(
+        "oifname \"{}\" ip saddr {} masquerade",
+        ext.host_interface,
+        link_net()
+    )];
+    if let Some(own) = own {
+        post.push(format!("oifname \"ze*\" ip saddr {} snat to {own}", link_net()));
+    }
     table(
         ("filter", "mangle"),
         &[format!("iifname \"ze*\" meta mark set {MARK}")],
-        &[format!(
-            "oifname \"{}\" ip saddr {} masquerade",
-            ext.host_interface,
-            link_net()
-        )],
+        &post,
     )
 }
 
@@ -266,7 +282,14 @@ impl DataPlane {
                 routes.insert(e.eip.clone(), (ns_end, up.clone()));
             }
         }
-        self.ensure_host_external(want.external.as_ref(), before, &routes)
+        let own = want.external.as_ref().and_then(|x| {
+            addrs
+                .get(&x.host_interface)?
+                .iter()
+                .find(|a| in_cidr(&a.to_string(), &x.cidr))
+                .copied()
+        });
+        self.ensure_host_external(want.external.as_ref(), before, &routes, own)
             .await
     }
 
@@ -306,6 +329,9 @@ impl DataPlane {
             ],
         )
         .await?;
+        // No ICMP redirects for hairpin flows (in and out by the same interface): a guest
+        // told to reach an elastic IP through its owner would bypass the NAT.
+        let redirects = format!("net.ipv4.conf.{inside}.send_redirects=0");
         run(
             "ip",
             &[
@@ -315,6 +341,8 @@ impl DataPlane {
                 "sysctl",
                 "-qw",
                 "net.ipv4.ip_forward=1",
+                "net.ipv4.conf.all.send_redirects=0",
+                &redirects,
             ],
         )
         .await?;
@@ -336,6 +364,7 @@ impl DataPlane {
         ext: Option<&ExternalWire>,
         before: Option<&ExternalWire>,
         routes: &BTreeMap<String, (Ipv4Addr, String)>,
+        own: Option<Ipv4Addr>,
     ) -> Result<(), NetError> {
         // The elastic IPs' routes: ours carry ROUTE_PROTO.
         let have = parse_dsts(
@@ -396,7 +425,7 @@ impl DataPlane {
         let delay = format!("net/ipv4/neigh/{dev}/proxy_delay=0");
         self.exec("sysctl", &["-qw", &delay]).await?;
         let path = self.dir.join("host.nat.nft");
-        tokio::fs::write(&path, render_host(x))
+        tokio::fs::write(&path, render_host(x, own))
             .await
             .map_err(|e| NetError::Command(format!("cannot write {}: {e}", path.display())))?;
         let p = path.to_string_lossy().into_owned();
@@ -447,7 +476,42 @@ impl DataPlane {
         .await?;
         let eips: BTreeSet<String> = routes.keys().cloned().collect();
         self.proxy_arp(x, &eips).await;
+        self.announce(dev, routes.keys().filter(|e| !have.contains(*e)))
+            .await;
         Ok(())
+    }
+
+    /// A gratuitous ARP for each elastic IP that has just appeared on this host (a bind,
+    /// or its instance arriving by migration or HA), so the external side's caches
+    /// point at this host's interface at once rather than when their entries go stale.
+    /// Debian's `arping` (Thomas Habets'; iputils' refuses a source address the host
+    /// does not own), all at once, each waiting 50 ms for the answer nobody sends.
+    /// Best effort: a lost announcement leaves the ARP retry to find the host.
+    async fn announce<'a>(&self, dev: &str, eips: impl Iterator<Item = &'a String>) {
+        let mut sends = tokio::task::JoinSet::new();
+        for eip in eips {
+            let mut args: Vec<String> = match &self.netns {
+                Some(ns) => ["netns", "exec", ns.as_str(), "arping"]
+                    .map(String::from)
+                    .to_vec(),
+                None => vec![],
+            };
+            args.extend(
+                ["-q", "-U", "-S", eip, "-i", dev, "-c", "1", "-w", "0.05", eip].map(String::from),
+            );
+            let program = if self.netns.is_some() { "ip" } else { "arping" };
+            let eip = eip.clone();
+            sends.spawn(async move {
+                let a: Vec<&str> = args.iter().map(String::as_str).collect();
+                // Exit 1: no answer, as expected of an unsolicited ARP.
+                (eip, super::run_codes(program, &a, &[0, 1]).await)
+            });
+        }
+        while let Some(done) = sends.join_next().await {
+            if let Ok((eip, Err(e))) = done {
+                tracing::warn!(eip, error = %e, "cannot announce the elastic IP");
+            }
+        }
     }
 
     /// Makes the proxy-ARP entries of the external network's interface that fall in its
@@ -472,5 +536,9 @@ impl DataPlane {
     }
 }
 
+#[cfg(test)]
+mod bed;
+#[cfg(test)]
+mod moves;
 #[cfg(test)]
 mod tests;

@@ -6,12 +6,11 @@
 //! guest's TCP port and is the source of its outbound traffic; unbound, it answers no
 //! more; a restarted agent adopts all of it; teardown leaves nothing behind.
 
+use super::bed::*;
 use super::*;
-use crate::net::DataPlane;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::Path;
 use std::time::{Duration, Instant};
-use zy_compute::agent::{EipWire, SubnetWire, VpcWire};
+use zy_compute::agent::VpcWire;
 
 const GOLDEN: &str = include_str!("golden.nft");
 
@@ -23,27 +22,18 @@ fn ext() -> ExternalWire {
     }
 }
 
-fn nat(eips: &[(&str, &str)]) -> NatWire {
-    NatWire {
-        eips: eips
-            .iter()
-            .map(|(e, i)| EipWire {
-                eip: (*e).into(),
-                ip: (*i).into(),
-            })
-            .collect(),
-    }
-}
-
 fn rendered() -> String {
     format!(
         "# host\n{}# VPC 4096, two elastic IPs\n{}# VPC 4097, masquerade only\n{}",
-        render_host(&ext()),
+        render_host(&ext(), Some(Ipv4Addr::new(198, 51, 100, 2))),
         render_vpc(
             4096,
             &nat(&[("198.51.100.10", "10.0.0.5"), ("198.51.100.11", "10.0.1.7")])
         ),
-        render_vpc(4097, &nat(&[]))
+        render_vpc(4097, &nat(&[])),
+    ) + &format!(
+        "# zones of VPCs 4096, 4097 and 70000\n{}",
+        crate::net::conntrack::render_zones(&[4096, 4097, 70_000].into())
     )
 }
 
@@ -105,11 +95,11 @@ fn nothing_malformed_reaches_a_rule_set() {
     assert!(validate(&st(Some(ext()), Some(twice))).is_err());
 }
 
-fn nft_required() -> bool {
+pub fn nft_required() -> bool {
     std::env::var_os("ZY_REQUIRE_NFT").is_some()
 }
 
-fn have_nft() -> bool {
+pub fn have_nft() -> bool {
     let ok = ["/usr/sbin/nft", "/sbin/nft"]
         .iter()
         .any(|p| Path::new(p).exists());
@@ -121,14 +111,6 @@ fn have_nft() -> bool {
 }
 
 use crate::test_util::sh;
-
-fn out(args: &[&str]) -> String {
-    std::process::Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-        .unwrap_or_default()
-}
 
 /// nftables itself accepts the text (`nft -c -f`, in a namespace of its own: the check
 /// needs the `br-ext` interface to exist for nothing, names are only matched).
@@ -155,172 +137,6 @@ fn nftables_accepts_the_rendered_tables() {
     );
 }
 
-// ---- the real run ----------------------------------------------------------------------
-
-/// Everything the run made, removed even when it fails.
-struct Bed {
-    tag: String,
-    dir: PathBuf,
-    servers: Vec<tokio::process::Child>,
-}
-
-const VNI_A: u32 = 7301;
-const VNI_B: u32 = 7302;
-const EIP: &str = "198.51.100.10";
-const HOST_EXT: &str = "198.51.100.2";
-const GATEWAY: &str = "198.51.100.1";
-
-impl Bed {
-    fn ns(&self, which: &str) -> String {
-        format!("zyn{}{which}", self.tag)
-    }
-
-    fn host(&self) -> String {
-        self.ns("h")
-    }
-
-    fn plane(&self) -> DataPlane {
-        DataPlane::new(&self.dir, Some(self.host()), None)
-    }
-
-    /// A guest namespace on VPC `vni`'s bridge with 10.0.0.5/24 and the gateway 10.0.0.1.
-    fn attach(&self, which: &str, vni: u32) {
-        let ns = self.ns(which);
-        let port = format!("zq{}{which}", self.tag);
-        let h = self.host();
-        assert!(sh(&["ip", "netns", "add", &ns]));
-        assert!(sh(&[
-            "ip", "-n", &h, "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns",
-            &ns
-        ]));
-        let br = names::bridge(vni);
-        assert!(sh(&[
-            "ip", "-n", &h, "link", "set", &port, "master", &br, "up"
-        ]));
-        for a in [
-            vec!["link", "set", "lo", "up"],
-            vec!["link", "set", "eth0", "up"],
-            vec!["addr", "add", "10.0.0.5/24", "dev", "eth0"],
-            vec!["route", "add", "default", "via", "10.0.0.1"],
-        ] {
-            let mut c = vec!["ip", "-n", ns.as_str()];
-            c.extend(a);
-            assert!(sh(&c), "{c:?}");
-        }
-    }
-
-    /// A TCP server in `ns` on `addr:port` answering each connection with the peer's
-    /// address (what the other side sees as the source).
-    fn serve(&mut self, ns: &str, addr: &str, port: u16) {
-        let script = r#"
-import socket, sys
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind((sys.argv[1], int(sys.argv[2])))
-s.listen(64)
-while True:
-    c, a = s.accept()
-    c.sendall((a[0] + "\n").encode())
-    c.close()
-"#;
-        let child = tokio::process::Command::new("ip")
-            .args(["netns", "exec", ns, "/usr/bin/python3", "-c", script, addr])
-            .arg(port.to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start the TCP server");
-        self.servers.push(child);
-    }
-
-    /// What a TCP server at `addr:port` tells a client in `ns` (`ERR …` when it fails).
-    async fn ask(&self, ns: &str, addr: &str, port: u16, timeout_s: f32) -> String {
-        let script = r#"
-import socket, sys
-try:
-    s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=float(sys.argv[3]))
-    print(s.recv(100).decode().strip())
-except Exception as e:
-    print("ERR", repr(e))
-"#;
-        let o = tokio::process::Command::new("ip")
-            .args(["netns", "exec", ns, "/usr/bin/python3", "-c", script, addr])
-            .arg(port.to_string())
-            .arg(timeout_s.to_string())
-            .output()
-            .await
-            .expect("client");
-        String::from_utf8_lossy(&o.stdout).trim().to_string()
-    }
-
-    /// Asks until the answer is `want` (servers start slowly on a busy machine).
-    async fn ask_until(&self, ns: &str, addr: &str, port: u16, want: &str) -> Duration {
-        let t0 = Instant::now();
-        let deadline = t0 + Duration::from_secs(30);
-        loop {
-            let got = self.ask(ns, addr, port, 0.5).await;
-            if got == want {
-                return t0.elapsed();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{ns} → {addr}:{port}: wanted {want}, got {got}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
-impl Drop for Bed {
-    fn drop(&mut self) {
-        for c in &mut self.servers {
-            let _ = c.start_kill();
-        }
-        for w in ["h", "x", "a", "b"] {
-            sh(&["ip", "netns", "del", &self.ns(w)]);
-        }
-        for vni in [VNI_A, VNI_B] {
-            sh(&[
-                "ip",
-                "netns",
-                "del",
-                &names::dhcp_ns(&format!("{}-", self.host()), vni),
-            ]);
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn vpc(vni: u32, eips: &[(&str, &str)]) -> VpcWire {
-    VpcWire {
-        vni,
-        peers: vec![],
-        subnets: vec![SubnetWire {
-            cidr: "10.0.0.0/24".into(),
-            gateway: "10.0.0.1".into(),
-            dns_servers: vec![],
-            dhcp: false,
-            hosts: vec![],
-        }],
-        nat: Some(nat(eips)),
-    }
-}
-
-fn state(generation: i64, eips: &[(&str, &str)]) -> NetworkState {
-    NetworkState {
-        generation,
-        vpcs: vec![vpc(VNI_A, eips), vpc(VNI_B, &[])],
-        external: Some(ExternalWire {
-            host_interface: "ext0".into(),
-            cidr: "198.51.100.0/24".into(),
-            gateway: GATEWAY.into(),
-        }),
-        ..Default::default()
-    }
-}
-
 /// The whole story in namespaces; needs root, iproute2, nftables and python3
 /// (`ZY_REQUIRE_NFT` makes a missing nft a failure).
 #[tokio::test]
@@ -328,36 +144,15 @@ async fn vpcs_get_out_through_nat_and_an_elastic_ip_reaches_its_guest() {
     if !have_nft() {
         return;
     }
-    let tag = format!("{:x}", std::process::id() % 0xfff);
-    let mut bed = Bed {
-        dir: std::env::temp_dir().join(format!("zy-nat-{tag}")),
-        tag,
-        servers: vec![],
-    };
+    let mut bed = Bed::new("zyn");
     let (h, x) = (bed.host(), bed.ns("x"));
-    // The host and the external network (the external namespace is its gateway).
-    assert!(sh(&["ip", "netns", "add", &h]));
-    assert!(sh(&["ip", "netns", "add", &x]));
-    assert!(sh(&[
-        "ip", "-n", &h, "link", "add", "ext0", "type", "veth", "peer", "name", "eth0", "netns", &x
-    ]));
-    let host_cidr = format!("{HOST_EXT}/24");
-    let gw_cidr = format!("{GATEWAY}/24");
-    for (ns, dev, addr) in [
-        (&h, "ext0", host_cidr.as_str()),
-        (&x, "eth0", gw_cidr.as_str()),
-    ] {
-        assert!(sh(&["ip", "-n", ns, "link", "set", "lo", "up"]));
-        assert!(sh(&["ip", "-n", ns, "link", "set", dev, "up"]));
-        assert!(sh(&["ip", "-n", ns, "addr", "add", addr, "dev", dev]));
-    }
     bed.serve(&x, GATEWAY, 7000);
 
     // (a) and (d): both VPCs (the same 10.0.0.5) get out, seen as the host's address.
     let plane = bed.plane();
     plane.apply(state(1, &[])).await.expect("apply 1");
-    bed.attach("a", VNI_A);
-    bed.attach("b", VNI_B);
+    bed.attach("a", VNI_A, "10.0.0.5");
+    bed.attach("b", VNI_B, "10.0.0.5");
     let (a, b) = (bed.ns("a"), bed.ns("b"));
     bed.ask_until(&a, GATEWAY, 7000, HOST_EXT).await;
     bed.ask_until(&b, GATEWAY, 7000, HOST_EXT).await;
