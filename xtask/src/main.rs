@@ -134,11 +134,15 @@ fn test(args: &[String]) -> bool {
     }
     // The network tests check and enforce nftables rule sets in network namespaces joined
     // by a bridge (nftables, iproute2; python3 serves the TCP ports probed); the agents'
-    // data plane serves DHCP with dnsmasq (dnsmasq-base); iperf3 is the benchmarks'.
+    // data plane serves DHCP with dnsmasq (dnsmasq-base), flushes an elastic IP's flows
+    // with conntrack and announces it with Habets' arping (iputils' cannot send from an
+    // address the host does not own); iperf3 is the benchmarks'.
     let net_ready = [
         "/usr/sbin/nft",
         "/usr/bin/python3",
         "/usr/sbin/dnsmasq",
+        "/usr/sbin/conntrack",
+        "/usr/sbin/arping",
         "/usr/bin/iperf3",
     ]
     .iter()
@@ -147,10 +151,19 @@ fn test(args: &[String]) -> bool {
             .iter()
             .any(|p| std::path::Path::new(p).exists());
     if !net_ready
-        && !web::apt_install(&["nftables", "iproute2", "python3", "dnsmasq-base", "iperf3"])
+        && !web::apt_install(&[
+            "nftables",
+            "iproute2",
+            "python3",
+            "dnsmasq-base",
+            "conntrack",
+            "arping",
+            "iperf3",
+        ])
     {
         eprintln!(
-            "cannot install nftables, iproute2, dnsmasq-base and iperf3 for the network tests"
+            "cannot install nftables, iproute2, dnsmasq-base, conntrack, arping and iperf3 \
+             for the network tests"
         );
         return false;
     }

@@ -144,6 +144,7 @@ impl AgentState {
             lease_left_ms: self.fence.left_ms(),
             fenced: self.fence.fenced(),
             underlay: self.net.underlay().map(|a| a.to_string()),
+            addresses: self.net.own_addresses().await,
         })
     }
 }

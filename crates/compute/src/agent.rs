@@ -83,6 +83,10 @@ pub struct HostReport {
     /// has a data plane.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub underlay: Option<String>,
+    /// The host's own IPv4 addresses (loopback and link-local aside), so the control
+    /// plane never hands one out as an elastic IP of an external network they are on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<String>,
 }
 
 /// The control plane's grant: "you may keep running guests whose disks other hosts can

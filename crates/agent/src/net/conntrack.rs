@@ -61,7 +61,11 @@ pub fn eip_bindings(st: &NetworkState) -> BTreeMap<String, (u32, String)> {
     st.vpcs
         .iter()
         .filter_map(|v| v.nat.as_ref().map(|n| (v.vni, n)))
-        .flat_map(|(vni, n)| n.eips.iter().map(move |e| (e.eip.clone(), (vni, e.ip.clone()))))
+        .flat_map(|(vni, n)| {
+            n.eips
+                .iter()
+                .map(move |e| (e.eip.clone(), (vni, e.ip.clone())))
+        })
         .collect()
 }
 
@@ -184,10 +188,19 @@ mod tests {
 
     #[test]
     fn an_elastic_ip_is_flushed_when_its_binding_changes_and_only_then() {
-        let a = st(&[(4096, "198.51.100.10", "10.0.0.5"), (4096, "198.51.100.11", "10.0.0.6")]);
-        assert!(changed_eips(&a, &a).is_empty(), "an unchanged binding keeps its flows");
+        let a = st(&[
+            (4096, "198.51.100.10", "10.0.0.5"),
+            (4096, "198.51.100.11", "10.0.0.6"),
+        ]);
+        assert!(
+            changed_eips(&a, &a).is_empty(),
+            "an unchanged binding keeps its flows"
+        );
         // Moved to another NIC of the same VPC, unbound, and a new one bound elsewhere.
-        let b = st(&[(4096, "198.51.100.10", "10.0.0.7"), (4097, "198.51.100.12", "10.0.0.5")]);
+        let b = st(&[
+            (4096, "198.51.100.10", "10.0.0.7"),
+            (4097, "198.51.100.12", "10.0.0.5"),
+        ]);
         let c = changed_eips(&a, &b);
         let got: Vec<(&str, Vec<u32>)> = c
             .iter()

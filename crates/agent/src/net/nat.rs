@@ -14,7 +14,11 @@
 //!   interface (the "outbound address" of every VPC on this host);
 //! - each bound elastic IP is a /32 route (protocol [`ROUTE_PROTO`]) to its VPC's uplink
 //!   and a proxy-ARP entry on the external interface, so it answers only on the host
-//!   that runs the instance.
+//!   that runs the instance, announced by a gratuitous ARP when it appears there;
+//! - an elastic IP is reached from the host's own VPCs too (hairpin): from its own VPC
+//!   inside the namespace, from another through the host (uplink to uplink).
+//!
+//! Its flows are flushed when its binding changes (`super::conntrack`).
 //!
 //! Like the rest of the data plane every step is an "ensure" that reads the kernel first,
 //! so a repeated apply or a restarted agent changes nothing, and what is no longer wanted
@@ -97,7 +101,10 @@ pub fn render_vpc(vni: u32, nat: &NatWire) -> String {
     let (up, inside) = (names::uplink_inside(vni), names::dhcp_inside(vni));
     let mut pre = Vec::new();
     for e in &nat.eips {
-        pre.push(format!("iifname \"{up}\" ip daddr {} dnat to {}", e.eip, e.ip));
+        pre.push(format!(
+            "iifname \"{up}\" ip daddr {} dnat to {}",
+            e.eip, e.ip
+        ));
         pre.push(format!(
             "iifname \"{inside}\" ip daddr {} meta mark set {MARK} dnat to {}",
             e.eip, e.ip
@@ -127,7 +134,10 @@ pub fn render_host(ext: &ExternalWire, own: Option<Ipv4Addr>) -> String {
         link_net()
     )];
     if let Some(own) = own {
-        post.push(format!("oifname \"ze*\" ip saddr {} snat to {own}", link_net()));
+        post.push(format!(
+            "oifname \"ze*\" ip saddr {} snat to {own}",
+            link_net()
+        ));
     }
     table(
         ("filter", "mangle"),
@@ -231,6 +241,18 @@ fn parse_dsts(json: &str) -> BTreeSet<String> {
 }
 
 impl DataPlane {
+    /// The host's own IPv4 addresses, loopback and link-local (the uplinks') aside: the
+    /// heartbeat reports them so none is handed out as an elastic IP.
+    pub async fn own_addresses(&self) -> Vec<String> {
+        let all = parse_addrs(&self.ip(&["-j", "addr", "show"]).await.unwrap_or_default());
+        let own: BTreeSet<Ipv4Addr> = all
+            .into_values()
+            .flatten()
+            .filter(|a| !a.is_loopback() && !a.is_link_local())
+            .collect();
+        own.into_iter().map(|a| a.to_string()).collect()
+    }
+
     /// The uplinks and NAT of every VPC in `want`, and the host's side: run after the
     /// VPCs' namespaces exist (`ensure_vpc`), before links of VPCs that left are removed.
     pub(super) async fn ensure_nat(
@@ -497,7 +519,10 @@ impl DataPlane {
                 None => vec![],
             };
             args.extend(
-                ["-q", "-U", "-S", eip, "-i", dev, "-c", "1", "-w", "0.05", eip].map(String::from),
+                [
+                    "-q", "-U", "-S", eip, "-i", dev, "-c", "1", "-w", "0.05", eip,
+                ]
+                .map(String::from),
             );
             let program = if self.netns.is_some() { "ip" } else { "arping" };
             let eip = eip.clone();

@@ -957,6 +957,22 @@ pub async fn list_eips(
 }
 
 /// Allocates the next free address of an external network to a project.
+/// Every IPv4 address the hosts' agents report as their own (last heartbeat).
+async fn host_addresses(store: &Store) -> Result<BTreeSet<u32>, Error> {
+    #[derive(serde::Deserialize)]
+    struct Report {
+        #[serde(default)]
+        addresses: Vec<String>,
+    }
+    Ok(zy_store::agents::agents(store)
+        .await?
+        .iter()
+        .filter_map(|a| serde_json::from_str::<Report>(&a.report).ok())
+        .flat_map(|r| r.addresses)
+        .filter_map(|a| a.parse::<Ipv4Addr>().ok().map(u32::from))
+        .collect())
+}
+
 pub async fn allocate_eip(
     s: &AppState,
     ctx: &RequestContext,
@@ -969,6 +985,8 @@ pub async fn allocate_eip(
         &actor.principal,
         Action::NetworkOperate(pr.department_id, Some(pr.id)),
     )?;
+    // The hosts' own addresses (their agents report them) are never handed out.
+    let hosts = host_addresses(&s.store).await?;
     let mut tx = s.store.begin_write_for(&external.to_string()).await?;
     let x = db::get_external(&mut tx, external).await?.ok_or_else(|| {
         Error::validation(
@@ -978,7 +996,8 @@ pub async fn allocate_eip(
     })?;
     let c = Cidr::parse("cidr", &x.cidr)?;
     let gw = parse_ip("gateway", &x.gateway)?;
-    let taken = db::taken_eips(&mut tx, external).await?;
+    let mut taken = db::taken_eips(&mut tx, external).await?;
+    taken.extend(hosts.into_iter().filter(|a| c.contains(*a)));
     let ip = next_free(c, gw, &taken).ok_or_else(|| {
         Error::conflict(t!("外部网络 {} 的地址已分配完" ; "external network {} has no free address left", x.name))
             .with_details(json!({ "reason": "network_full" }))

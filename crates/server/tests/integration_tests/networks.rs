@@ -695,3 +695,58 @@ async fn elastic_ips_are_sent_to_the_host_of_their_nic_only(db: Db) {
         .is_some_and(|v| v.iter().all(|v| v.get("nat").is_none())));
 }
 both_databases!(elastic_ips_are_sent_to_the_host_of_their_nic_only);
+
+/// A host's own addresses on an external network (its agent reports them in the
+/// heartbeat) are never handed out as elastic IPs: allocation skips them like the gateway.
+async fn hosts_own_addresses_are_never_handed_out_as_elastic_ips(db: Db) {
+    use zy_compute::agent::{HostCapacity, HostLoad, HostReport};
+    let ts = TestServer::start(db).await;
+    let w = World::new(&ts).await;
+    let a = &w.admin;
+    let host = w.spare_host().await;
+    let report = HostReport {
+        host_id: host.parse().expect("host id"),
+        capacity: HostCapacity {
+            vcpus: 8,
+            memory_mib: 16384,
+            disk_gib: 500,
+            disk_free_gib: 400,
+            accel: "kvm".into(),
+            qemu_version: "8.2.0".into(),
+        },
+        agent_version: "test".into(),
+        vms: vec![],
+        load: HostLoad::default(),
+        lease_left_ms: None,
+        fenced: 0,
+        underlay: None,
+        addresses: ["198.18.0.2", "198.18.0.3", "10.9.9.9"]
+            .map(String::from)
+            .to_vec(),
+    };
+    let now = zy_model::time::Timestamp::now().0;
+    sqlx::query(
+        "INSERT INTO agents (host_id, address, cert_pem, accel, joined_at, last_seen, report) \
+         VALUES ($1, '127.0.0.1:1', '', 'kvm', $2, $2, $3)",
+    )
+    .bind(&host)
+    .bind(now)
+    .bind(serde_json::to_string(&report).expect("report"))
+    .execute(ts.store().pool())
+    .await
+    .expect("agent");
+    let x = w.external_network().await;
+    let mut got = Vec::new();
+    for _ in 0..2 {
+        let (st, b) = a
+            .post(
+                "/v1/elastic-ips",
+                json!({ "project_id": w.p, "external_network_id": x }),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{b}");
+        got.push(b["address"].as_str().expect("address").to_string());
+    }
+    assert_eq!(got, ["198.18.0.4", "198.18.0.5"]);
+}
+both_databases!(hosts_own_addresses_are_never_handed_out_as_elastic_ips);

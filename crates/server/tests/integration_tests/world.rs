@@ -488,7 +488,7 @@ impl<'a> World<'a> {
     }
 
     /// A new external network of the test zone.
-    async fn external_network(&self) -> String {
+    pub async fn external_network(&self) -> String {
         let n = self.fresh();
         let (st, b) = self
             .admin

@@ -42,8 +42,8 @@ impl Bed {
         assert!(sh(&["ip", "netns", "add", &h]));
         assert!(sh(&["ip", "netns", "add", &x]));
         assert!(sh(&[
-            "ip", "-n", &h, "link", "add", "ext0", "type", "veth", "peer", "name", "eth0",
-            "netns", &x
+            "ip", "-n", &h, "link", "add", "ext0", "type", "veth", "peer", "name", "eth0", "netns",
+            &x
         ]));
         let host_cidr = format!("{HOST_EXT}/24");
         let gw_cidr = format!("{GATEWAY}/24");
@@ -254,7 +254,12 @@ impl Flow {
     /// Sends a line; the echo (`ERR …` when the connection failed or nothing came back
     /// within 2 s).
     pub async fn say(&mut self, line: &str) -> String {
-        if self.stdin.write_all(format!("{line}\n").as_bytes()).await.is_err() {
+        if self
+            .stdin
+            .write_all(format!("{line}\n").as_bytes())
+            .await
+            .is_err()
+        {
             return "ERR client gone".into();
         }
         let _ = self.stdin.flush().await;
@@ -299,12 +304,7 @@ impl Drop for Bed {
             sh(&["ip", "netns", "del", &self.ns(w)]);
         }
         for vni in [VNI_A, VNI_B] {
-            sh(&[
-                "ip",
-                "netns",
-                "del",
-                &self.vpc_ns(vni),
-            ]);
+            sh(&["ip", "netns", "del", &self.vpc_ns(vni)]);
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
@@ -337,4 +337,3 @@ pub fn state(generation: i64, eips: &[(&str, &str)]) -> NetworkState {
         ..Default::default()
     }
 }
-

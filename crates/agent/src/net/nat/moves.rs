@@ -49,6 +49,11 @@ async fn a_moved_elastic_ip_is_announced_and_its_established_flows_stop() {
     let (h, x) = (bed.host(), bed.ns("x"));
     let plane = bed.plane();
     plane.apply(state(1, &[])).await.expect("apply 1");
+    // The heartbeat's addresses: the host's own on the external network, not the uplinks'
+    // (the control plane keeps them out of the elastic IPs it hands out).
+    let own = plane.own_addresses().await;
+    assert!(own.iter().any(|a| a == HOST_EXT), "{own:?}");
+    assert!(!own.iter().any(|a| a.starts_with("169.254.")), "{own:?}");
     bed.attach("a", VNI_A, "10.0.0.5");
     bed.attach("c", VNI_A, "10.0.0.6");
     let (a, c) = (bed.ns("a"), bed.ns("c"));
@@ -68,8 +73,7 @@ async fn a_moved_elastic_ip_is_announced_and_its_established_flows_stop() {
         "net.ipv4.neigh.eth0.locktime=0"
     ]));
     assert!(sh(&[
-        "ip", "-n", &x, "neigh", "replace", EIP, "lladdr", old_host, "dev", "eth0", "nud",
-        "stale"
+        "ip", "-n", &x, "neigh", "replace", EIP, "lladdr", old_host, "dev", "eth0", "nud", "stale"
     ]));
     let t0 = Instant::now();
     plane
@@ -82,7 +86,10 @@ async fn a_moved_elastic_ip_is_announced_and_its_established_flows_stop() {
     loop {
         let entry = out(&["ip", "-n", &x, "neigh", "show", EIP, "dev", "eth0"]);
         if entry.contains(&here) {
-            eprintln!("elastic IP bind → external ARP entry updated: {} ms", t0.elapsed().as_millis());
+            eprintln!(
+                "elastic IP bind → external ARP entry updated: {} ms",
+                t0.elapsed().as_millis()
+            );
             break;
         }
         assert!(
@@ -100,7 +107,10 @@ async fn a_moved_elastic_ip_is_announced_and_its_established_flows_stop() {
         .await
         .expect("apply 3");
     let after = to_a.say("2").await;
-    assert!(after.starts_with("ERR"), "the moved address still reaches a: {after}");
+    assert!(
+        after.starts_with("ERR"),
+        "the moved address still reaches a: {after}"
+    );
     let mut to_c = bed.connect(&x, EIP, 8001).await;
     assert_eq!(to_c.say("3").await, "c 3");
     let mut from_c = bed.connect(&c, GATEWAY, 7001).await;
@@ -146,7 +156,13 @@ s.sendto(b"x", ("10.0.0.1", 7777))
 "#;
     for g in [&a, &b] {
         assert!(sh(&[
-            "ip", "netns", "exec", g, "/usr/bin/python3", "-c", send
+            "ip",
+            "netns",
+            "exec",
+            g,
+            "/usr/bin/python3",
+            "-c",
+            send
         ]));
     }
     let tracked = out(&["ip", "netns", "exec", &h, "conntrack", "-L"]);
