@@ -116,13 +116,8 @@ while True:
     c.sendall((a[0] + "\n").encode())
     c.close()
 "#;
-        let child = tokio::process::Command::new("ip")
-            .args(["netns", "exec", ns, "/usr/bin/python3", "-c", script, addr])
-            .arg(port.to_string())
-            .stdin(Stdio::null())
+        let child = python(ns, script, &[addr, &port.to_string()])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
             .spawn()
             .expect("start the TCP server");
         self.servers.push(child);
@@ -138,13 +133,14 @@ try:
 except Exception as e:
     print("ERR", repr(e))
 "#;
-        let o = tokio::process::Command::new("ip")
-            .args(["netns", "exec", ns, "/usr/bin/python3", "-c", script, addr])
-            .arg(port.to_string())
-            .arg(timeout_s.to_string())
-            .output()
-            .await
-            .expect("client");
+        let o = python(
+            ns,
+            script,
+            &[addr, &port.to_string(), &timeout_s.to_string()],
+        )
+        .output()
+        .await
+        .expect("client");
         String::from_utf8_lossy(&o.stdout).trim().to_string()
     }
 
@@ -182,14 +178,8 @@ while True:
     c, a = s.accept()
     threading.Thread(target=echo, args=(c,), daemon=True).start()
 "#;
-        let child = tokio::process::Command::new("ip")
-            .args(["netns", "exec", ns, "/usr/bin/python3", "-c", script, addr])
-            .arg(port.to_string())
-            .arg(name)
-            .stdin(Stdio::null())
+        let child = python(ns, script, &[addr, &port.to_string(), name])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
             .spawn()
             .expect("start the echo server");
         self.servers.push(child);
@@ -218,13 +208,9 @@ for cmd in sys.stdin:
 "#;
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let mut child = tokio::process::Command::new("ip")
-                .args(["netns", "exec", ns, "/usr/bin/python3", "-c", script, addr])
-                .arg(port.to_string())
+            let mut child = python(ns, script, &[addr, &port.to_string()])
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .kill_on_drop(true)
                 .spawn()
                 .expect("start the client");
             let stdin = child.stdin.take().expect("stdin");
@@ -269,6 +255,18 @@ impl Flow {
             Err(_) => "ERR no answer".into(),
         }
     }
+}
+
+/// A Python script run in `ns` with `args` (no input, errors discarded, killed with its
+/// handle).
+fn python(ns: &str, script: &str, args: &[&str]) -> tokio::process::Command {
+    let mut c = tokio::process::Command::new("ip");
+    c.args(["netns", "exec", ns, "/usr/bin/python3", "-c", script])
+        .args(args)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
+    c
 }
 
 /// The standard output of a command (empty when it cannot run).
