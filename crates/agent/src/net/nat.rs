@@ -353,7 +353,8 @@ impl DataPlane {
         .await?;
         // No ICMP redirects for hairpin flows (in and out by the same interface): a guest
         // told to reach an elastic IP through its owner would bypass the NAT.
-        let redirects = format!("net.ipv4.conf.{inside}.send_redirects=0");
+        // (Sent when `all` or the interface says so: both are turned off.)
+        let redirects = format!("net.ipv4.conf.{}.send_redirects=0", names::dhcp_inside(vni));
         run(
             "ip",
             &[

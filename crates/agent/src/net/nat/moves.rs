@@ -183,5 +183,12 @@ s.sendto(b"x", ("10.0.0.1", 7777))
     bed.ask_until(&c, EIP, 8000, "10.0.0.1").await;
     bed.ask_until(&a, EIP, 8000, "10.0.0.1").await;
     bed.ask_until(&b, EIP, 8000, HOST_EXT).await;
+    // The namespace tells no guest to bypass it (an ICMP redirect for a hairpin flow).
+    let vpc_a = bed.vpc_ns(VNI_A);
+    for conf in ["all", "zd7301"] {
+        let key = format!("net.ipv4.conf.{conf}.send_redirects");
+        let v = out(&["ip", "netns", "exec", &vpc_a, "sysctl", "-n", &key]);
+        assert_eq!(v.trim(), "0", "{key}");
+    }
     plane.teardown().await;
 }
