@@ -18,6 +18,9 @@
 //! With [`DataPlane::new`]'s `netns` set, everything lives in that network namespace
 //! (and QEMU is started inside it): two agents on one machine are then two hosts whose
 //! namespaces a veth pair joins like a wire (the tests).
+//!
+//! Outbound access and elastic IPs are [`nat`]'s; the conntrack zone of each VPC's bridged
+//! traffic and the flush of an elastic IP's flows are [`conntrack`]'s.
 
 pub mod conntrack;
 pub mod names;
