@@ -1752,6 +1752,33 @@ mod tests {
     }
 
     #[test]
+    fn volumes_carry_their_attachments_marker_and_listing_project() {
+        let id = Uuid::from_u128(5);
+        let v = json!({
+            "id": "c0ffee00-0000-4000-8000-000000000001", "name": "data", "status": "in-use",
+            "size": 20, "bootable": "false", "availability_zone": "nova",
+            "attachments": [{"server_id": "srv-1", "device": "/dev/vdb"}],
+            "metadata": {VOLUME_MARKER: id.to_string()},
+        });
+        let p = parse_volume(&v, "proj-a").expect("volume");
+        assert_eq!(p.size_gib, 20);
+        assert_eq!(p.attachments, vec!["srv-1".to_string()]);
+        assert_eq!(p.marker, Some(id));
+        assert_eq!(
+            p.project_id, "proj-a",
+            "the listing's project without the admin attribute"
+        );
+        assert!(!p.bootable);
+        let mut owned = v.clone();
+        owned["os-vol-tenant-attr:tenant_id"] = json!("proj-b");
+        owned["bootable"] = json!("true");
+        let p = parse_volume(&owned, "proj-a").expect("volume");
+        assert_eq!(p.project_id, "proj-b");
+        assert!(p.bootable);
+        assert!(parse_volume(&json!({"name": "no id"}), "p").is_none());
+    }
+
+    #[test]
     fn hypervisors_get_their_availability_zone_from_the_compute_host() {
         let hv = json!({"hypervisors": [
             {"id": "u-1", "hypervisor_hostname": "node1", "state": "up", "vcpus": 64,
