@@ -638,6 +638,12 @@ pub(crate) async fn start_delete(
     tx: &mut zy_store::Tx,
     v: &Volume,
 ) -> Result<Option<String>, Error> {
+    if zy_store::sagas::active_for(&mut **tx, &v.id.to_string())
+        .await?
+        .is_some()
+    {
+        return Ok(None);
+    }
     if v.state != VolumeState::Available || v.instance_id.is_some() {
         return Err(Error::conflict(t!(
             "云硬盘仍挂载在云主机上，请先卸载",
