@@ -74,16 +74,16 @@ pub enum ProviderCmd {
     Sync {
         id: String,
     },
-    /// What changed in an OpenStack provider without going through zhengyun (the drift
-    /// history; `--state all` for every item).
+    /// What changed in an OpenStack provider without going through zhengyun: servers and
+    /// volumes (the drift history; `--state all` for every item).
     Drift {
         id: String,
         /// open (default), adopted, dismissed, resolved or all.
         #[arg(long)]
         state: Option<String>,
     },
-    /// Adopt (纳管) a server that appeared in an OpenStack provider: it becomes an instance
-    /// of the mapped department and project.
+    /// Adopt (纳管) a server or volume that appeared in an OpenStack provider: it becomes an
+    /// instance or volume of the mapped department and project.
     DriftAdopt {
         id: String,
         item: String,
@@ -317,6 +317,7 @@ pub async fn provider(c: &Client, cmd: ProviderCmd, json: bool) -> Result<()> {
                     .await?,
                 &[
                     ("编号 id", "id"),
+                    ("类型 kind", "kind"),
                     ("变化 change", "change"),
                     ("名称 name", "name"),
                     ("外部编号 external_id", "external_id"),
@@ -338,7 +339,7 @@ pub async fn provider(c: &Client, cmd: ProviderCmd, json: bool) -> Result<()> {
             output::one(
                 &v,
                 &[
-                    ("实例 id", "id"),
+                    ("编号 id", "id"),
                     ("名称 name", "name"),
                     ("来源 origin", "origin"),
                     ("部门 department_id", "department_id"),

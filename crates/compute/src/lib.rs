@@ -166,6 +166,13 @@ pub trait ComputeDriver: Send + Sync {
         host_id: Uuid,
     ) -> DriverFuture<'_, ()>;
 
+    /// Deletes a detached volume's storage at the provider when the provider keeps it
+    /// apart from zhengyun's records (an OpenStack provider's Cinder volume); a volume the
+    /// provider does not have is deleted already. Idempotent.
+    fn delete_volume(&self, _volume_id: Uuid) -> DriverFuture<'_, ()> {
+        Box::pin(async { Ok(()) })
+    }
+
     /// Whether the host answers.
     fn host_alive(&self, host_id: Uuid) -> DriverFuture<'_, bool>;
 

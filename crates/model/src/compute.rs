@@ -127,6 +127,9 @@ pub enum PoolKind {
     /// A directory mounted at the same path on every host of the zone (NFS, a cluster
     /// file system): instances of the zone keep their root disk there.
     Shared,
+    /// An OpenStack provider's block storage (Cinder), one per zone of the provider, made
+    /// by its synchronisation: volumes there are Cinder volumes.
+    Cinder,
 }
 
 impl PoolKind {
@@ -134,12 +137,14 @@ impl PoolKind {
         match self {
             PoolKind::Local => "local",
             PoolKind::Shared => "shared",
+            PoolKind::Cinder => "cinder",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "local" => Some(PoolKind::Local),
             "shared" => Some(PoolKind::Shared),
+            "cinder" => Some(PoolKind::Cinder),
             _ => None,
         }
     }
@@ -391,6 +396,12 @@ pub struct Volume {
     pub purge_at: Option<Timestamp>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recycle_reason: Option<String>,
+    /// `created` (through zhengyun) or `adopted` (纳管: found in an OpenStack provider's
+    /// Cinder and taken over; its id is the Cinder volume id).
+    pub origin: String,
+    /// When it was adopted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub adopted_at: Option<Timestamp>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub generation: i64,

@@ -348,10 +348,10 @@ pub async fn volumes_to_purge(
     now: Timestamp,
     limit: i64,
 ) -> Result<Vec<zy_model::compute::Volume>, Error> {
-    let mut sql = Sql::new(
-        "SELECT id, project_id, department_id, name, size_gib, pool_id, instance_id, state, created_at, updated_at, generation, \
-         recycled_at, purge_at, recycle_reason FROM volumes WHERE recycled_at IS NOT NULL AND purge_at IS NOT NULL AND purge_at <= ",
-    );
+    let mut sql = Sql::new(&format!(
+        "SELECT {} FROM volumes WHERE recycled_at IS NOT NULL AND purge_at IS NOT NULL AND purge_at <= ",
+        crate::volumes::READ_COLS
+    ));
     sql.bind(crate::sql::Arg::I64(now.0))
         .push(" ORDER BY purge_at, id LIMIT ")
         .bind(crate::sql::Arg::I64(limit));

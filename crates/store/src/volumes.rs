@@ -15,9 +15,9 @@ use zy_model::time::Timestamp;
 use zy_model::Error;
 
 const COLS: &str = "id, project_id, department_id, name, size_gib, pool_id, instance_id, state, created_at, updated_at, generation";
-/// What is read: the columns written at insert and the recycle-bin columns.
-const READ_COLS: &str = "id, project_id, department_id, name, size_gib, pool_id, instance_id, state, created_at, updated_at, generation, \
-    recycled_at, purge_at, recycle_reason";
+/// What is read: the columns written at insert, the recycle-bin and the adoption columns.
+pub const READ_COLS: &str = "id, project_id, department_id, name, size_gib, pool_id, instance_id, state, created_at, updated_at, generation, \
+    recycled_at, purge_at, recycle_reason, origin, adopted_at";
 
 impl Decode for Volume {
     fn decode<R: Get>(r: &R) -> Result<Self, Error> {
@@ -37,6 +37,8 @@ impl Decode for Volume {
             recycled_at: opt_ts(r, "recycled_at")?,
             purge_at: opt_ts(r, "purge_at")?,
             recycle_reason: opt_text(r, "recycle_reason")?,
+            origin: text(r, "origin")?,
+            adopted_at: opt_ts(r, "adopted_at")?,
             created_at: ts(r, "created_at")?,
             updated_at: ts(r, "updated_at")?,
             generation: int(r, "generation")?,
@@ -56,6 +58,32 @@ pub async fn insert(tx: &mut Tx, v: &Volume) -> Result<(), Error> {
         .execute(&mut **tx)
         .await
         .map_err(db_error)?;
+    crate::billing::meter_volume(tx, v.id).await
+}
+
+/// Inserts an adopted (纳管) volume as it is found: attached or not, origin `adopted`;
+/// metered from now. Quota and pool space are the caller's, in the same transaction.
+pub async fn insert_adopted(tx: &mut Tx, v: &Volume) -> Result<(), Error> {
+    sqlx::query(&format!(
+        "INSERT INTO volumes ({COLS}, origin, adopted_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, 1, 'adopted', $10)"
+    ))
+    .bind(v.id.to_string())
+    .bind(v.project_id.to_string())
+    .bind(v.department_id.to_string())
+    .bind(&v.name)
+    .bind(v.size_gib as i64)
+    .bind(v.pool_id.to_string())
+    .bind(v.instance_id.map(|i| i.to_string()))
+    .bind(if v.instance_id.is_some() {
+        "in_use"
+    } else {
+        "available"
+    })
+    .bind(v.created_at.0)
+    .bind(v.adopted_at.map(|t| t.0))
+    .execute(&mut **tx)
+    .await
+    .map_err(db_error)?;
     crate::billing::meter_volume(tx, v.id).await
 }
 

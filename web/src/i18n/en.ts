@@ -226,6 +226,8 @@ const en: typeof zh = {
     detail: 'Detail', firstSeen: 'First seen', lastSeen: 'Last seen', reason: 'Reason', mappedTo: 'Department / project',
     unmapped: 'not mapped ({p})', instance: 'Open instance', adopt: 'Adopt', dismiss: 'Dismiss',
     adoptConfirm: 'Adopt "{name}" as a zhengyun instance? It will count against its project\'s quota and be billed.',
+    adoptVolumeConfirm: 'Adopt "{name}" as a zhengyun volume? It will count against its project\'s quota and be billed; a volume attached to a server needs that server adopted first.',
+    attachedInstance: 'Attached instance', volumes: 'View volumes',
     dismissTitle: 'Dismiss drift item', dismissReason: 'Reason (2–500 characters)',
     adopted: 'Adopted', adoptedAt: 'adopted {t}',
   },

@@ -225,6 +225,8 @@ export default {
     detail: '详情', firstSeen: '首次发现', lastSeen: '最近发现', reason: '原因', mappedTo: '归属部门/项目',
     unmapped: '未映射（{p}）', instance: '查看云主机', adopt: '纳管', dismiss: '忽略',
     adoptConfirm: '确定将「{name}」纳管为 zhengyun 云主机？将计入对应项目的配额与计费。',
+    adoptVolumeConfirm: '确定将「{name}」纳管为 zhengyun 云硬盘？将计入对应项目的配额与计费；挂载在云主机上的云硬盘须先纳管该云主机。',
+    attachedInstance: '查看挂载的云主机', volumes: '查看云硬盘',
     dismissTitle: '忽略资源差异', dismissReason: '忽略理由（2–500 字）',
     adopted: '纳管', adoptedAt: '纳管于 {t}',
   },

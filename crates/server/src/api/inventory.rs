@@ -133,9 +133,9 @@ pub struct DriftParams {
     pub state: Option<String>,
 }
 
-/// The drift history of an OpenStack provider: servers that appeared, changed (size,
-/// power state) or disappeared there without going through zhengyun, as the
-/// synchronisation recorded them (newest first).
+/// The drift history of an OpenStack provider: servers and Cinder volumes that appeared,
+/// changed (size, power state, attachment) or disappeared there without going through
+/// zhengyun, as the synchronisation recorded them (newest first).
 #[utoipa::path(get, path = "/v1/providers/{id}/openstack/drift", tag = "compute", params(("id" = ProviderId, Path), DriftParams), responses((status = 200, body = List<DriftRecord>), (status = "default", body = ErrorBody)))]
 pub async fn openstack_drift(
     State(s): State<AppState>,
@@ -148,15 +148,16 @@ pub async fn openstack_drift(
     }))
 }
 
-/// Adopts (纳管) a server that appeared in the provider cloud: it becomes an instance of
-/// the mapped department and project, counted against their quota and metered from now.
-#[utoipa::path(post, path = "/v1/providers/{id}/openstack/drift/{item}/adopt", tag = "compute", params(("id" = ProviderId, Path), ("item" = DriftItemId, Path)), responses((status = 200, body = Instance), (status = "default", body = ErrorBody)))]
+/// Adopts (纳管) a server or volume that appeared in the provider cloud: it becomes an
+/// instance (or volume) of the mapped department and project, counted against their quota
+/// and metered from now. The answer is the instance or the volume.
+#[utoipa::path(post, path = "/v1/providers/{id}/openstack/drift/{item}/adopt", tag = "compute", params(("id" = ProviderId, Path), ("item" = DriftItemId, Path)), responses((status = 200, body = crate::app::openstack::Adopted), (status = "default", body = ErrorBody)))]
 pub async fn adopt_openstack_drift(
     State(s): State<AppState>,
     ctx: RequestContext,
     actor: Actor,
     Path((id, item)): Path<(ProviderId, DriftItemId)>,
-) -> ApiResult<axum::Json<Instance>> {
+) -> ApiResult<axum::Json<crate::app::openstack::Adopted>> {
     Ok(axum::Json(
         crate::app::openstack::adopt_item(&s, &ctx, &actor, id, item).await?,
     ))

@@ -82,15 +82,20 @@ pub async fn get_volume(
     Ok(axum::Json(crate::app::volumes::get(&s, &actor, id).await?))
 }
 
-#[utoipa::path(delete, path = "/v1/volumes/{id}", tag = "compute", params(("id" = VolumeId, Path)), responses((status = 204), (status = "default", body = ErrorBody)))]
+#[utoipa::path(delete, path = "/v1/volumes/{id}", tag = "compute", params(("id" = VolumeId, Path)), responses((status = 204, description = "deleted"), (status = 202, description = "being deleted (the provider is slow or refuses for now; the delete saga goes on)"), (status = "default", body = ErrorBody)))]
 pub async fn delete_volume(
     State(s): State<AppState>,
     ctx: RequestContext,
     actor: Actor,
     Path(id): Path<VolumeId>,
 ) -> ApiResult<StatusCode> {
-    crate::app::volumes::delete(&s, &ctx, &actor, id).await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(
+        if crate::app::volumes::delete(&s, &ctx, &actor, id).await? {
+            StatusCode::NO_CONTENT
+        } else {
+            StatusCode::ACCEPTED
+        },
+    )
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

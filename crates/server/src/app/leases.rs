@@ -491,6 +491,16 @@ pub async fn restore_volume(
         Action::InstanceLease(v.department_id, v.project_id),
     )?;
     let mut tx = s.store.begin_write_for(&id.to_string()).await?;
+    if zy_store::sagas::active_for(&mut *tx, &id.to_string())
+        .await?
+        .is_some()
+    {
+        return Err(Error::conflict(t!(
+            "云硬盘 {} 正在被删除" ; "the volume {} is being deleted",
+            v.name
+        ))
+        .with_details(serde_json::json!({ "reason": "being_deleted" })));
+    }
     if !leases::restore_volume(&mut tx, id).await? {
         return Err(Error::conflict(t!(
             "云硬盘 {} 不在回收站中" ; "the volume {} is not in the recycle bin",
@@ -523,20 +533,28 @@ async fn purge_volume(s: &AppState, seen: &Volume, pass: &mut Pass) -> Result<()
         pass.lost_races += 1;
         return Ok(());
     }
-    if let Err(e) = super::volumes::delete_in(&mut tx, &v).await {
-        // Busy with a saga (it cannot be attached while in the bin): the next pass retries.
-        tracing::warn!(volume = %v.id, error = %e, "recycle-bin purge of a volume postponed");
-        return Ok(());
-    }
+    // Through the delete saga (the provider's storage first, then the row, space and
+    // quota). Busy with a saga (it cannot be attached while in the bin, so the purge's own
+    // one, still going): the next pass looks again.
+    let saga_id = match super::volumes::start_delete(&mut tx, &v).await {
+        Ok(Some(id)) => id,
+        Ok(None) => return Ok(()),
+        Err(e) => {
+            tracing::warn!(volume = %v.id, error = %e, "recycle-bin purge of a volume postponed");
+            return Ok(());
+        }
+    };
     pass.purged += 1;
     commit_system(
         tx,
         "purge_volume",
         "volume",
         &v.id.to_string(),
-        serde_json::json!({ "name": v.name, "size_gib": v.size_gib, "recycled_at": v.recycled_at }),
+        serde_json::json!({ "name": v.name, "size_gib": v.size_gib, "recycled_at": v.recycled_at, "saga_id": saga_id }),
     )
-    .await
+    .await?;
+    s.compute.wake.notify_one();
+    Ok(())
 }
 
 // --- the background task ----------------------------------------------------------------

@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod networks;
 pub mod notifications;
 pub mod openstack;
+pub mod openstack_volumes;
 pub mod operations_demo;
 pub mod projects;
 pub mod quotas;

@@ -6,7 +6,11 @@
 //! to its availability zone, or the provider's first zone), with the capacity Nova reports,
 //! so the supervision views and the zhengyun scheduler's capacity accounting see it. The
 //! host the zhengyun scheduler books for an instance is only that account: the driver
-//! passes the zone's availability zone to Nova and ignores the host.
+//! passes the zone's availability zone to Nova and ignores the host. Each zone of the
+//! provider gets a storage pool of kind `cinder` (its volumes are Cinder volumes).
+//!
+//! The synchronisation also compares the provider with zhengyun (drift: servers here,
+//! Cinder volumes in `openstack_volumes`), records the history and adopts (纳管).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -153,20 +157,30 @@ pub struct SyncReport {
     pub drift_open: u32,
     /// Drift items that went away (resolved) in it.
     pub drift_resolved: u32,
-    /// Servers adopted by it (adoption mode `auto`).
+    /// Servers and volumes adopted by it (adoption mode `auto`).
     pub adopted: u32,
+    /// Cinder storage pools made for zones that had none.
+    pub pools_added: u32,
 }
 
-/// A stable host id for a provider's hypervisor.
-fn host_id(provider: ProviderId, hypervisor: &str) -> HostId {
+/// A stable id derived from `label`: the same provider object gets the same id on every
+/// synchronisation and replica.
+pub(super) fn derived_id(label: &str) -> uuid::Uuid {
     use sha2::Digest;
-    let d = sha2::Sha256::digest(format!("openstack-host:{provider}:{hypervisor}").as_bytes());
+    let d = sha2::Sha256::digest(label.as_bytes());
     let mut b = [0u8; 16];
     b.copy_from_slice(&d[..16]);
     // A version-4-shaped (random-looking) UUID derived from the digest.
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
-    HostId(uuid::Uuid::from_bytes(b))
+    uuid::Uuid::from_bytes(b)
+}
+
+/// A stable host id for a provider's hypervisor.
+fn host_id(provider: ProviderId, hypervisor: &str) -> HostId {
+    HostId(derived_id(&format!(
+        "openstack-host:{provider}:{hypervisor}"
+    )))
 }
 
 /// Reads the provider's hypervisors and shows them as its hosts.
@@ -283,7 +297,13 @@ pub async fn sync_hosts(s: &AppState, id: ProviderId) -> Result<SyncReport, Erro
     if !added.is_empty() {
         inventory::insert_hosts(&mut tx, &added).await?;
     }
-    if report.hosts_added + report.hosts_updated > 0 {
+    let pools =
+        super::openstack_volumes::missing_pools(id, &zones, &inventory::pools(&s.store).await?);
+    report.pools_added = pools.len() as u32;
+    for p in &pools {
+        inventory::insert_pool(&mut tx, p).await?;
+    }
+    if report.hosts_added + report.hosts_updated + report.pools_added > 0 {
         commit_system(
             tx,
             "sync_provider_hosts",
@@ -368,14 +388,18 @@ impl crate::tasks::Task for OpenStackSync {
 /// zhengyun.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct DriftItem {
-    /// `appeared` (a server zhengyun did not make), `changed` (its size or power state
-    /// changed outside zhengyun) or `disappeared` (zhengyun's server is gone).
+    /// `server` or `volume`.
+    pub resource: String,
+    /// `appeared` (a server or volume zhengyun did not make), `changed` (its size, power
+    /// state or attachment changed outside zhengyun) or `disappeared` (zhengyun's server
+    /// or volume is gone).
     pub kind: String,
-    /// The OpenStack server id (absent when it disappeared).
-    pub server_id: Option<String>,
+    /// What identifies it: the provider's id, or zhengyun's id when it disappeared (the
+    /// provider no longer has one).
+    pub external_id: String,
     pub name: String,
     pub openstack_project: Option<String>,
-    /// The zhengyun instance concerned, if any.
+    /// The zhengyun instance concerned, if any (for a volume, the one it is attached to).
     pub instance_id: Option<InstanceId>,
     /// The mapped department and project of an appeared server (where adoption puts it).
     pub department_id: Option<DepartmentId>,
@@ -434,8 +458,9 @@ pub fn compare(
         let Some(row) = mine else {
             let owner = settings.owner_of(&sv.project_id);
             out.push(DriftItem {
+                resource: "server".into(),
                 kind: "appeared".into(),
-                server_id: Some(sv.id.clone()),
+                external_id: sv.id.clone(),
                 name: sv.name.clone(),
                 openstack_project: Some(sv.project_id.clone()),
                 instance_id: None,
@@ -486,8 +511,9 @@ pub fn compare(
         }
         if !changes.is_empty() {
             out.push(DriftItem {
+                resource: "server".into(),
                 kind: "changed".into(),
-                server_id: Some(sv.id.clone()),
+                external_id: sv.id.clone(),
                 name: i.name.clone(),
                 openstack_project: Some(sv.project_id.clone()),
                 instance_id: Some(i.id),
@@ -504,8 +530,9 @@ pub fn compare(
         }
         if !servers.iter().any(|sv| owns(sv, i.id)) {
             out.push(DriftItem {
+                resource: "server".into(),
                 kind: "disappeared".into(),
-                server_id: None,
+                external_id: i.id.to_string(),
                 name: i.name.clone(),
                 openstack_project: None,
                 instance_id: Some(i.id),
@@ -541,7 +568,7 @@ async fn record_drift(s: &AppState, id: ProviderId, report: &mut SyncReport) -> 
     // (the task and the admin's button) with an older view must not resolve what a newer
     // one recorded.
     let observed_at = Timestamp::now();
-    let (servers, items) = observe(s, id).await?;
+    let (servers, cinder, items) = observe(s, id).await?;
     let settings = s
         .compute
         .drivers
@@ -558,13 +585,8 @@ async fn record_drift(s: &AppState, id: ProviderId, report: &mut SyncReport) -> 
     let mut seen = std::collections::HashSet::new();
     let mut changed = false;
     for item in &items {
-        let external = match (&item.server_id, item.instance_id) {
-            (Some(sid), _) if item.kind != "disappeared" => sid.clone(),
-            (_, Some(iid)) => iid.to_string(),
-            (Some(sid), None) => sid.clone(),
-            (None, None) => continue,
-        };
-        let key = drift_key("server", &external, &item.kind);
+        let external = item.external_id.clone();
+        let key = drift_key(&item.resource, &external, &item.kind);
         seen.insert(key.clone());
         match existing.get(&key) {
             Some(d) => {
@@ -589,7 +611,7 @@ async fn record_drift(s: &AppState, id: ProviderId, report: &mut SyncReport) -> 
                     &DriftRecord {
                         id: DriftItemId::new(),
                         provider_id: id,
-                        kind: "server".into(),
+                        kind: item.resource.clone(),
                         external_id: external,
                         change: item.kind.clone(),
                         name: item.name.clone(),
@@ -607,7 +629,7 @@ async fn record_drift(s: &AppState, id: ProviderId, report: &mut SyncReport) -> 
                     },
                 )
                 .await?;
-                if item.kind == "disappeared" {
+                if item.kind == "disappeared" && item.resource == "server" {
                     if let Some(iid) = item.instance_id {
                         // The instance keeps its state and records (never deleted
                         // silently); its history says what reconciliation found.
@@ -713,15 +735,36 @@ async fn record_drift(s: &AppState, id: ProviderId, report: &mut SyncReport) -> 
                 report.adopted += 1;
             }
         }
+        // Volumes after the servers, so one attached to a server adopted just now is
+        // recorded attached to it.
+        for d in open
+            .iter()
+            .filter(|d| d.change == "appeared" && d.kind == "volume")
+        {
+            let Some(cv) = cinder.iter().find(|x| x.id == d.external_id) else {
+                continue;
+            };
+            if super::openstack_volumes::adopt(s, None, None, d, cv)
+                .await
+                .is_ok()
+            {
+                report.adopted += 1;
+            }
+        }
     }
     Ok(())
 }
 
-/// The provider's servers and the drift against zhengyun's instances.
-async fn observe(
-    s: &AppState,
-    id: ProviderId,
-) -> Result<(Vec<crate::compute::openstack::Server>, Vec<DriftItem>), Error> {
+/// What one observation of a provider found: its servers, its Cinder volumes and the
+/// drift against zhengyun's instances and volumes.
+type Observation = (
+    Vec<crate::compute::openstack::Server>,
+    Vec<crate::compute::openstack::CinderVolume>,
+    Vec<DriftItem>,
+);
+
+/// The provider's servers and volumes, and the drift against zhengyun's.
+async fn observe(s: &AppState, id: ProviderId) -> Result<Observation, Error> {
     let driver = s.compute.drivers.openstack(id).ok_or_else(|| {
         Error::unavailable(t!(
             "云服务商 {} 没有可用的 OpenStack 驱动" ;
@@ -735,8 +778,22 @@ async fn observe(
         .into_iter()
         .filter(|r| r.instance.provider_id == Some(id))
         .collect();
-    let items = compare(&driver.client.settings, &servers, &instances);
-    Ok((servers, items))
+    let mut items = compare(&driver.client.settings, &servers, &instances);
+    let cinder = super::openstack_volumes::volumes_of(&driver)
+        .await?
+        .unwrap_or_default();
+    let (volumes, busy) = super::openstack_volumes::volumes_on(s, id).await?;
+    items.extend(super::openstack_volumes::compare(
+        &driver.client.settings,
+        &super::openstack_volumes::Sides {
+            cinder: &cinder,
+            volumes: &volumes,
+            busy: &busy,
+            instances: &instances,
+            servers: &servers,
+        },
+    ));
+    Ok((servers, cinder, items))
 }
 
 /// Makes an appeared server a zhengyun instance of the mapped department and project, in
@@ -836,7 +893,7 @@ async fn adopt(
 }
 
 /// Records why an item stays open (when the reason changed).
-async fn keep_open(s: &AppState, d: &DriftRecord, e: &Error) -> Result<(), Error> {
+pub(super) async fn keep_open(s: &AppState, d: &DriftRecord, e: &Error) -> Result<(), Error> {
     let reason = format!("{} / {}", e.message.zh, e.message.en);
     if d.reason != reason {
         let mut tx = s.store.begin_write().await?;
@@ -851,6 +908,38 @@ async fn keep_open(s: &AppState, d: &DriftRecord, e: &Error) -> Result<(), Error
         .await?;
     }
     Ok(())
+}
+
+/// The zhengyun project an OpenStack project is mapped to (where what appeared there is
+/// adopted).
+pub(super) async fn mapped_project(
+    s: &AppState,
+    settings: &OpenStackSettings,
+    openstack_project: &str,
+) -> Result<zy_model::tenancy::Project, Error> {
+    let owner = settings.owner_of(openstack_project).ok_or_else(|| {
+        Error::validation(
+            "openstack.projects",
+            t!(
+                "OpenStack 项目 {} 没有映射到部门和项目，请先在云服务商设置中添加映射" ;
+                "the OpenStack project {} is not mapped to a department and project; add the mapping in the provider's settings first",
+                openstack_project
+            ),
+        )
+    })?;
+    zy_store::projects::get(s.store.pool(), ProjectId(owner.project_id))
+        .await?
+        .filter(|p| p.department_id.0 == owner.department_id)
+        .ok_or_else(|| {
+            Error::validation(
+                "openstack.projects",
+                t!(
+                    "映射的项目 {} 不存在或不属于映射的部门" ;
+                    "the mapped project {} does not exist or is not of the mapped department",
+                    owner.project_id
+                ),
+            )
+        })
 }
 
 /// The instance an appeared server becomes (read-only: checks the mapping, the state and
@@ -868,29 +957,7 @@ async fn adoption_row(
         ))
     })?;
     let settings = &driver.client.settings;
-    let owner = settings.owner_of(&sv.project_id).ok_or_else(|| {
-        Error::validation(
-            "openstack.projects",
-            t!(
-                "OpenStack 项目 {} 没有映射到部门和项目，请先在云服务商设置中添加映射" ;
-                "the OpenStack project {} is not mapped to a department and project; add the mapping in the provider's settings first",
-                sv.project_id
-            ),
-        )
-    })?;
-    let project = zy_store::projects::get(s.store.pool(), ProjectId(owner.project_id))
-        .await?
-        .filter(|p| p.department_id.0 == owner.department_id)
-        .ok_or_else(|| {
-            Error::validation(
-                "openstack.projects",
-                t!(
-                    "映射的项目 {} 不存在或不属于映射的部门" ;
-                    "the mapped project {} does not exist or is not of the mapped department",
-                    owner.project_id
-                ),
-            )
-        })?;
+    let project = mapped_project(s, settings, &sv.project_id).await?;
     if sv.task_state.is_some() {
         return Err(Error::conflict(t!(
             "云主机正在执行 Nova 任务，待其完成后再纳管",
@@ -1075,21 +1142,29 @@ async fn open_item(s: &AppState, id: ProviderId, item: DriftItemId) -> Result<Dr
     Ok(d)
 }
 
-/// The platform admin adopts (纳管) an appeared server by hand (adoption mode `flag`, or
-/// an item `auto` could not adopt). The server is read again from Nova first.
+/// What an adoption made: the instance of a server, or the volume of a Cinder volume.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum Adopted {
+    Instance(Instance),
+    Volume(Volume),
+}
+
+/// The platform admin adopts (纳管) an appeared server or volume by hand (adoption mode
+/// `flag`, or an item `auto` could not adopt). It is read again from the provider first.
 pub async fn adopt_item(
     s: &AppState,
     ctx: &RequestContext,
     actor: &Actor,
     id: ProviderId,
     item: DriftItemId,
-) -> Result<Instance, Error> {
+) -> Result<Adopted, Error> {
     authorize(&actor.principal, Action::InventoryManage)?;
     let d = open_item(s, id, item).await?;
-    if d.change != "appeared" || d.kind != "server" {
+    if d.change != "appeared" {
         return Err(Error::conflict(t!(
-            "只有新出现的云主机可以纳管；变化或消失的差异项只能忽略",
-            "only servers that appeared can be adopted; changed or disappeared items can only be dismissed"
+            "只有新出现的云主机或云硬盘可以纳管；变化或消失的差异项只能忽略",
+            "only servers and volumes that appeared can be adopted; changed or disappeared items can only be dismissed"
         )));
     }
     let driver = s.compute.drivers.openstack(id).ok_or_else(|| {
@@ -1099,6 +1174,29 @@ pub async fn adopt_item(
             id
         ))
     })?;
+    if d.kind == "volume" {
+        let cv = driver
+            .client
+            .volume(&d.external_id)
+            .await
+            .map_err(|e| {
+                Error::unavailable(t!(
+                    "无法读取 OpenStack 云的云硬盘：{}" ;
+                    "cannot read the OpenStack cloud's volume: {}",
+                    e
+                ))
+            })?
+            .filter(|v| v.status != "deleting")
+            .ok_or_else(|| {
+                Error::conflict(t!(
+                    "该云硬盘已不在云服务商中，无法纳管",
+                    "the volume is no longer in the provider cloud; it cannot be adopted"
+                ))
+            })?;
+        return super::openstack_volumes::adopt(s, Some(ctx), Some(actor), &d, &cv)
+            .await
+            .map(Adopted::Volume);
+    }
     let sv = driver
         .client
         .server(&d.external_id)
@@ -1117,7 +1215,9 @@ pub async fn adopt_item(
                 "the server is no longer in the provider cloud; it cannot be adopted"
             ))
         })?;
-    adopt(s, Some(ctx), Some(actor), &d, &sv).await
+    adopt(s, Some(ctx), Some(actor), &d, &sv)
+        .await
+        .map(Adopted::Instance)
 }
 
 /// Why an item is dismissed.

@@ -965,6 +965,8 @@ async fn prepare_delivery(
                         recycled_at: None,
                         purge_at: None,
                         recycle_reason: None,
+                        origin: "created".into(),
+                        adopted_at: None,
                         created_at: now,
                         updated_at: now,
                         generation: 1,

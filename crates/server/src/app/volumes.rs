@@ -53,6 +53,15 @@ pub async fn create_pool(
             ))
         }
         (PoolKind::Shared, Some(p)) => Some(shared_path(p)?),
+        (PoolKind::Cinder, _) => {
+            return Err(Error::validation(
+                "kind",
+                t!(
+                    "Cinder 存储池由 OpenStack 云服务商的同步自动创建",
+                    "a Cinder pool is made by the synchronisation of an OpenStack provider"
+                ),
+            ))
+        }
     };
     let p = StoragePool {
         id: StoragePoolId::new(),
@@ -174,6 +183,8 @@ pub async fn create(
         recycled_at: None,
         purge_at: None,
         recycle_reason: None,
+        origin: "created".into(),
+        adopted_at: None,
         created_at: Timestamp::now(),
         updated_at: Timestamp::now(),
         generation: 1,
@@ -197,7 +208,9 @@ pub async fn create(
     Ok(v)
 }
 
-/// The pool asked for, or the one with the most free space.
+/// The pool asked for, or the one with the most free space. An OpenStack provider's
+/// Cinder pool is only used when asked for (its capacity is nominal: Cinder keeps its own
+/// account, so it would otherwise always have the most free space).
 pub(crate) async fn pick_pool(
     s: &AppState,
     pool: Option<StoragePoolId>,
@@ -210,6 +223,7 @@ pub(crate) async fn pick_pool(
             .ok_or_else(|| Error::not_found("storage_pool", p)),
         None => pools
             .into_iter()
+            .filter(|p| p.kind != PoolKind::Cinder)
             .max_by_key(|p| p.capacity_gib.saturating_sub(p.used_gib))
             .ok_or_else(|| {
                 Error::conflict(t!(
@@ -252,15 +266,10 @@ pub(crate) async fn remove_in(tx: &mut zy_store::Tx, id: VolumeId) -> Result<boo
     if zy_store::sagas::active_for(&mut **tx, &id.to_string())
         .await?
         .is_some()
-        || !volumes::delete_available(tx, id).await?
     {
         return Ok(false);
     }
-    inventory::claim_pool(tx, v.pool_id, -(v.size_gib as i64)).await?;
-    let d = delta(v.size_gib as i64, 1);
-    quotas::release(tx, "department", &v.department_id.to_string(), &d).await?;
-    quotas::release(tx, "project", &v.project_id.to_string(), &d).await?;
-    Ok(true)
+    release_in(tx, &v).await
 }
 
 pub async fn get(s: &AppState, actor: &Actor, id: VolumeId) -> Result<Volume, Error> {
@@ -584,19 +593,23 @@ pub async fn extend(
     .await
 }
 
+/// Deletes a detached volume with the delete saga: the provider's storage first (an
+/// OpenStack provider's Cinder volume), then the row with its pool space and quota.
+/// True when it is gone by the answer; false when the saga goes on (the provider is slow
+/// or refuses for now; see the saga's error).
 pub async fn delete(
     s: &AppState,
     ctx: &RequestContext,
     actor: &Actor,
     id: VolumeId,
-) -> Result<(), Error> {
+) -> Result<bool, Error> {
     load(s, actor, id).await?;
     let mut tx = s.store.begin_write_for(&id.to_string()).await?;
     // Decided on the row as it is now, not as it was read before the transaction.
     let v = volumes::get_for_update(&mut tx, id)
         .await?
         .ok_or_else(|| Error::not_found("volume", id))?;
-    delete_in(&mut tx, &v).await?;
+    let saga_id = start_delete(&mut tx, &v).await?.ok_or_else(volume_busy)?;
     commit_audited(
         tx,
         ctx,
@@ -604,31 +617,58 @@ pub async fn delete(
         "delete_volume",
         "volume",
         &id.to_string(),
-        serde_json::json!({ "name": v.name, "size_gib": v.size_gib }),
+        serde_json::json!({ "name": v.name, "size_gib": v.size_gib, "saga_id": saga_id }),
     )
-    .await
+    .await?;
+    let outcome = crate::saga::run_now(&s.compute, &s.store, &saga_id, s.config.lease_secs).await;
+    let done = match outcome {
+        crate::saga::Outcome::Finished(st) => Some(st),
+        _ => {
+            s.compute.wake.notify_one();
+            crate::saga::wait(&s.store, &saga_id, std::time::Duration::from_secs(10)).await?
+        }
+    };
+    Ok(done == Some(zy_store::sagas::SagaState::Done))
 }
 
-/// Deletes a volume read in this transaction (`get_for_update`) and gives its pool space
-/// and quota back: refused while a saga works on it or while it is attached. Also the
-/// recycle bin's purge.
-pub(crate) async fn delete_in(tx: &mut zy_store::Tx, v: &Volume) -> Result<(), Error> {
-    let id = v.id;
-    if zy_store::sagas::active_for(&mut **tx, &id.to_string())
+/// Starts the delete saga of a volume read in this transaction (`get_for_update`): refused
+/// while it is attached; `None` while another saga works on it. Also the recycle bin's
+/// purge.
+pub(crate) async fn start_delete(
+    tx: &mut zy_store::Tx,
+    v: &Volume,
+) -> Result<Option<String>, Error> {
+    if zy_store::sagas::active_for(&mut **tx, &v.id.to_string())
         .await?
         .is_some()
     {
-        return Err(volume_busy());
+        return Ok(None);
     }
-    if !volumes::delete_available(tx, id).await? {
+    if v.state != VolumeState::Available || v.instance_id.is_some() {
         return Err(Error::conflict(t!(
             "云硬盘仍挂载在云主机上，请先卸载",
             "the volume is still attached; detach it first"
         ))
         .with_details(serde_json::json!({ "instance_id": v.instance_id })));
     }
+    crate::saga::start(
+        tx,
+        &crate::compute::sagas::volume::DELETE,
+        &v.id.to_string(),
+        &crate::compute::sagas::volume::Removal { volume_id: v.id },
+    )
+    .await
+}
+
+/// Deletes an unattached volume's row and gives its pool space and quota back, in the
+/// caller's transaction (the delete saga's last step); false when it is attached.
+pub(crate) async fn release_in(tx: &mut zy_store::Tx, v: &Volume) -> Result<bool, Error> {
+    if !volumes::delete_available(tx, v.id).await? {
+        return Ok(false);
+    }
     inventory::claim_pool(tx, v.pool_id, -(v.size_gib as i64)).await?;
     let d = delta(v.size_gib as i64, 1);
     quotas::release(tx, "department", &v.department_id.to_string(), &d).await?;
-    quotas::release(tx, "project", &v.project_id.to_string(), &d).await
+    quotas::release(tx, "project", &v.project_id.to_string(), &d).await?;
+    Ok(true)
 }

@@ -545,6 +545,45 @@ pub fn parse_server(v: &Value) -> Option<Server> {
     })
 }
 
+/// A Cinder volume as the driver reads it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CinderVolume {
+    pub id: String,
+    pub name: String,
+    pub status: String,
+    pub size_gib: u64,
+    pub project_id: String,
+    /// The servers it is attached to.
+    pub attachments: Vec<String>,
+    pub marker: Option<Uuid>,
+    pub bootable: bool,
+    pub availability_zone: Option<String>,
+}
+
+/// A volume of Cinder's `GET /volumes/detail` or `GET /volumes/{id}`; `project` is the
+/// project it was listed in (the owner attribute is only shown to admins).
+pub fn parse_volume(v: &Value, project: &str) -> Option<CinderVolume> {
+    let s = |p: &str| v.pointer(p).and_then(Value::as_str).map(str::to_string);
+    Some(CinderVolume {
+        id: s("/id")?,
+        name: s("/name").unwrap_or_default(),
+        status: s("/status").unwrap_or_default(),
+        size_gib: v.get("size").and_then(Value::as_u64).unwrap_or(0),
+        project_id: s("/os-vol-tenant-attr:tenant_id").unwrap_or_else(|| project.to_string()),
+        attachments: v
+            .get("attachments")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|a| a.get("server_id").and_then(Value::as_str))
+            .map(str::to_string)
+            .collect(),
+        marker: s(&format!("/metadata/{VOLUME_MARKER}")).and_then(|m| m.parse().ok()),
+        bootable: s("/bootable").as_deref() == Some("true"),
+        availability_zone: s("/availability_zone"),
+    })
+}
+
 /// Where a server is on its way to the wanted power state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
@@ -1067,10 +1106,19 @@ impl OpenStackClient {
 
     // --- Cinder --------------------------------------------------------------------------
 
-    async fn find_volume(
-        &self,
-        volume: Uuid,
-    ) -> Result<Option<(String, String, Vec<String>)>, DriverError> {
+    /// Whether the provider's catalogue has `service` (e.g. `block-storage`).
+    pub async fn has_service(&self, service: &str) -> Result<bool, DriverError> {
+        self.token_for("compute", false).await?;
+        let guard = self.token.lock().await;
+        Ok(guard
+            .as_ref()
+            .is_some_and(|t| t.catalog.contains_key(service)))
+    }
+
+    /// The Cinder volume of zhengyun's volume `volume`: the one carrying its marker, else
+    /// (an adopted volume, whose zhengyun id is the Cinder id) the one with that id.
+    pub async fn find_volume(&self, volume: Uuid) -> Result<Option<CinderVolume>, DriverError> {
+        let own = self.project_id().await?;
         let v = self
             .call(
                 "block-storage",
@@ -1079,37 +1127,73 @@ impl OpenStackClient {
                 None,
             )
             .await?;
-        Ok(v.get("volumes")
+        let found = v
+            .get("volumes")
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
-            .find(|x| {
-                x.pointer(&format!("/metadata/{VOLUME_MARKER}"))
-                    .and_then(Value::as_str)
-                    == Some(volume.to_string().as_str())
-            })
-            .map(|x| {
-                (
-                    x.get("id")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_string(),
-                    x.get("status")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_string(),
-                    x.get("attachments")
-                        .and_then(Value::as_array)
-                        .into_iter()
-                        .flatten()
-                        .filter_map(|a| {
-                            a.get("server_id")
-                                .and_then(Value::as_str)
-                                .map(str::to_string)
-                        })
-                        .collect(),
-                )
-            }))
+            .filter_map(|x| parse_volume(x, &own))
+            .find(|x| x.marker == Some(volume));
+        if found.is_some() {
+            return Ok(found);
+        }
+        self.volume(&volume.to_string()).await
+    }
+
+    /// One volume by its Cinder id; `None` when Cinder has no such volume.
+    pub async fn volume(&self, id: &str) -> Result<Option<CinderVolume>, DriverError> {
+        if Uuid::parse_str(id).is_err() {
+            return Ok(None);
+        }
+        let own = self.project_id().await?;
+        match self
+            .call(
+                "block-storage",
+                reqwest::Method::GET,
+                &format!("/volumes/{id}"),
+                None,
+            )
+            .await
+        {
+            Ok(v) => Ok(v
+                .get("volume")
+                .and_then(|x| parse_volume(x, &own))
+                .filter(|x| x.status != "deleted")),
+            Err(DriverError::Permanent(m)) if m.contains(" 404:") => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Every volume of an OpenStack project (all pages).
+    pub async fn list_volumes(&self, project: &str) -> Result<Vec<CinderVolume>, DriverError> {
+        let own = self.project_id().await? == project;
+        let mut out = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let mut path = String::from("/volumes/detail?limit=1000");
+            if !own {
+                path.push_str(&format!("&all_tenants=1&project_id={project}"));
+            }
+            if let Some(m) = &marker {
+                path.push_str(&format!("&marker={m}"));
+            }
+            let v = self
+                .call("block-storage", reqwest::Method::GET, &path, None)
+                .await?;
+            let page: Vec<CinderVolume> = v
+                .get("volumes")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|x| parse_volume(x, project))
+                .collect();
+            let n = page.len();
+            marker = page.last().map(|x| x.id.clone());
+            out.extend(page);
+            if n < 1000 {
+                return Ok(out);
+            }
+        }
     }
 }
 
@@ -1380,7 +1464,7 @@ impl ComputeDriver for OpenStackDriver {
                 self.client.find_server(instance_id).await?.ok_or_else(|| {
                     DriverError::Permanent("the provider has no such server".into())
                 })?;
-            let Some((id, status, attached)) = self.client.find_volume(volume_id).await? else {
+            let Some(found) = self.client.find_volume(volume_id).await? else {
                 self.client
                     .call(
                         "block-storage",
@@ -1395,7 +1479,8 @@ impl ComputeDriver for OpenStackDriver {
                     .await?;
                 return Err(DriverError::InProgress("volume being created".into()));
             };
-            if attached.contains(&server.id) && status == "in-use" {
+            let (id, status) = (found.id, found.status);
+            if found.attachments.contains(&server.id) && status == "in-use" {
                 return Ok(());
             }
             match status.as_str() {
@@ -1425,13 +1510,14 @@ impl ComputeDriver for OpenStackDriver {
         _host_id: Uuid,
     ) -> DriverFuture<'_, ()> {
         Box::pin(async move {
-            let Some((id, status, attached)) = self.client.find_volume(volume_id).await? else {
+            let Some(found) = self.client.find_volume(volume_id).await? else {
                 return Ok(());
             };
+            let (id, status) = (found.id, found.status);
             let Some(server) = self.client.find_server(instance_id).await? else {
                 return Ok(());
             };
-            if !attached.contains(&server.id) {
+            if !found.attachments.contains(&server.id) {
                 return if status == "detaching" {
                     Err(DriverError::InProgress("volume being detached".into()))
                 } else {
@@ -1449,6 +1535,43 @@ impl ComputeDriver for OpenStackDriver {
                     .await?;
             }
             Err(DriverError::InProgress("volume being detached".into()))
+        })
+    }
+
+    /// Deletes the Cinder volume (zhengyun's volume is detached); one Cinder does not have
+    /// is deleted already. A volume attached in the provider (outside zhengyun) is refused
+    /// with the reason: detach it there.
+    fn delete_volume(&self, volume_id: Uuid) -> DriverFuture<'_, ()> {
+        Box::pin(async move {
+            let Some(v) = self.client.find_volume(volume_id).await? else {
+                return Ok(());
+            };
+            match v.status.as_str() {
+                "deleting" => return Err(DriverError::InProgress("volume being deleted".into())),
+                "in-use" | "attaching" | "reserved" => {
+                    return Err(DriverError::Permanent(format!(
+                        "the provider's volume {} is attached to server {} there; detach it in the provider first",
+                        v.id,
+                        v.attachments.join(", ")
+                    )))
+                }
+                "available" | "error" | "error_restoring" | "error_extending" | "error_managing" => {}
+                other => return Err(DriverError::InProgress(format!("volume is {other}"))),
+            }
+            match self
+                .client
+                .call(
+                    "block-storage",
+                    reqwest::Method::DELETE,
+                    &format!("/volumes/{}", v.id),
+                    None,
+                )
+                .await
+            {
+                Ok(_) => Err(DriverError::InProgress("volume being deleted".into())),
+                Err(DriverError::Permanent(m)) if m.contains(" 404:") => Ok(()),
+                Err(e) => Err(e),
+            }
         })
     }
 
@@ -1626,6 +1749,33 @@ mod tests {
             (s.marker, s.vcpus, s.memory_mib, s.task_state),
             (Some(id), 2, 4096, None)
         );
+    }
+
+    #[test]
+    fn volumes_carry_their_attachments_marker_and_listing_project() {
+        let id = Uuid::from_u128(5);
+        let v = json!({
+            "id": "c0ffee00-0000-4000-8000-000000000001", "name": "data", "status": "in-use",
+            "size": 20, "bootable": "false", "availability_zone": "nova",
+            "attachments": [{"server_id": "srv-1", "device": "/dev/vdb"}],
+            "metadata": {VOLUME_MARKER: id.to_string()},
+        });
+        let p = parse_volume(&v, "proj-a").expect("volume");
+        assert_eq!(p.size_gib, 20);
+        assert_eq!(p.attachments, vec!["srv-1".to_string()]);
+        assert_eq!(p.marker, Some(id));
+        assert_eq!(
+            p.project_id, "proj-a",
+            "the listing's project without the admin attribute"
+        );
+        assert!(!p.bootable);
+        let mut owned = v.clone();
+        owned["os-vol-tenant-attr:tenant_id"] = json!("proj-b");
+        owned["bootable"] = json!("true");
+        let p = parse_volume(&owned, "proj-a").expect("volume");
+        assert_eq!(p.project_id, "proj-b");
+        assert!(p.bootable);
+        assert!(parse_volume(&json!({"name": "no id"}), "p").is_none());
     }
 
     #[test]

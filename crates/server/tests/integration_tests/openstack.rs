@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 use zy_model::role::Role;
 
-struct Bed {
+pub(crate) struct Bed {
     auth_url: String,
     user: String,
     password: String,
@@ -24,7 +24,7 @@ struct Bed {
     dir: String,
 }
 
-fn bed() -> Option<Bed> {
+pub(crate) fn bed() -> Option<Bed> {
     let v = |k: &str| std::env::var(k).ok().filter(|s| !s.is_empty());
     match (
         v("ZY_OPENSTACK_AUTH_URL"),
@@ -53,7 +53,7 @@ fn bed() -> Option<Bed> {
 }
 
 impl Bed {
-    fn settings(&self) -> Value {
+    pub(crate) fn settings(&self) -> Value {
         json!({
             "auth_url": self.auth_url,
             "region": "RegionOne",
@@ -76,16 +76,18 @@ impl Bed {
 }
 
 /// The provider's own view, straight from its APIs (not through zhengyun).
-struct Nova {
-    http: reqwest::Client,
-    token: String,
+pub(crate) struct Nova {
+    pub(crate) http: reqwest::Client,
+    pub(crate) token: String,
     compute: String,
+    /// Cinder's endpoint.
+    pub(crate) volume: String,
     /// The id of the project the bed's credential is scoped to.
-    project_id: String,
+    pub(crate) project_id: String,
 }
 
 impl Nova {
-    async fn login(b: &Bed) -> Nova {
+    pub(crate) async fn login(b: &Bed) -> Nova {
         let http = reqwest::Client::new();
         let body = json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {
             "name": b.user, "domain": {"name": "Default"}, "password": b.password}}},
@@ -101,20 +103,25 @@ impl Nova {
             .expect("token")
             .to_string();
         let v: Value = r.json().await.expect("token body");
-        let compute = v["token"]["catalog"]
-            .as_array()
-            .expect("catalog")
-            .iter()
-            .find(|s| s["type"] == "compute")
-            .and_then(|s| {
-                s["endpoints"]
-                    .as_array()?
-                    .iter()
-                    .find(|e| e["interface"] == "public")
-            })
-            .and_then(|e| e["url"].as_str())
-            .expect("compute endpoint")
-            .to_string();
+        let endpoint = |kind: &str| {
+            v["token"]["catalog"]
+                .as_array()
+                .expect("catalog")
+                .iter()
+                .find(|s| s["type"] == kind)
+                .and_then(|s| {
+                    s["endpoints"]
+                        .as_array()?
+                        .iter()
+                        .find(|e| e["interface"] == "public")
+                })
+                .and_then(|e| e["url"].as_str())
+                .map(|u| u.trim_end_matches('/').to_string())
+        };
+        let compute = endpoint("compute").expect("compute endpoint");
+        let volume = endpoint("volumev3")
+            .or_else(|| endpoint("block-storage"))
+            .unwrap_or_default();
         let project_id = v["token"]["project"]["id"]
             .as_str()
             .expect("project id")
@@ -123,6 +130,7 @@ impl Nova {
             http,
             token,
             compute,
+            volume,
             project_id,
         }
     }
@@ -223,16 +231,16 @@ impl Nova {
     }
 }
 
-struct Cloud {
-    admin: Session,
-    member: Session,
-    supervisor: Session,
-    department: String,
-    project: String,
-    provider: String,
+pub(crate) struct Cloud {
+    pub(crate) admin: Session,
+    pub(crate) member: Session,
+    pub(crate) supervisor: Session,
+    pub(crate) department: String,
+    pub(crate) project: String,
+    pub(crate) provider: String,
 }
 
-async fn cloud(ts: &TestServer, b: &Bed) -> Cloud {
+pub(crate) async fn cloud(ts: &TestServer, b: &Bed) -> Cloud {
     let admin = ts.platform_admin().await;
     let (st, prov) = admin
         .post(

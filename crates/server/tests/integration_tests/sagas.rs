@@ -247,6 +247,28 @@ async fn exercise(ts: &TestServer, c: &Cloud, kind: &str, step: &str, n: usize) 
             c.member.delete(&format!("/v1/instances/{id}")).await;
             quiesce(c).await;
         }
+        "volume_delete" => {
+            let before = quota_used(c).await;
+            let vol = volume(c, &name).await;
+            hooks(ts).fail_once(kind, step);
+            let (st, v) = c.member.delete(&format!("/v1/volumes/{vol}")).await;
+            assert!(
+                st == StatusCode::NO_CONTENT || st == StatusCode::ACCEPTED,
+                "{kind}/{step}: {st} {v}"
+            );
+            quiesce(c).await;
+            let (st, v) = c.member.get(&format!("/v1/volumes/{vol}")).await;
+            assert_eq!(
+                st,
+                StatusCode::NOT_FOUND,
+                "delete is forward-only and finishes: {v}"
+            );
+            assert_eq!(
+                quota_used(c).await,
+                before,
+                "{kind}/{step}: quota given back"
+            );
+        }
         "request_delivery" => {
             let before = quota_used(c).await;
             hooks(ts).fail_once(kind, step);

@@ -1,5 +1,5 @@
 //! The compute sagas, run by the one saga engine (`crate::saga`): instances (create,
-//! start, stop, reboot, resize, delete), volumes (attach, detach, extend) and live
+//! start, stop, reboot, resize, delete), volumes (attach, detach, extend, delete) and live
 //! migration, recovery after a host failure; load balancers (apply, delete).
 
 pub mod instance;
@@ -21,6 +21,7 @@ pub static ALL: &[&dyn SagaDef] = &[
     &volume::ATTACH,
     &volume::DETACH,
     &volume::EXTEND,
+    &volume::DELETE,
     &migrate::MIGRATE,
     &recover::RECOVER,
     &lb::APPLY,

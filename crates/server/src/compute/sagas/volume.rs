@@ -6,6 +6,9 @@
 //! - detach: unplug on the host → release (volume `available`); the database never calls
 //!   a volume free while it may still be plugged in
 //! - extend: reserve (quota, pool, new size) → grow on the host (re-ensured when attached)
+//! - delete (forward-only; the user's delete and the recycle bin's purge): delete at the
+//!   provider (an OpenStack provider's Cinder volume; a volume it does not have is done)
+//!   → release (the row, its pool space and quota, metered in the same transaction)
 
 use crate::saga::{Cx, SagaDef, StepError, StepResult};
 use futures_util::future::BoxFuture;
@@ -20,6 +23,11 @@ use zy_store::volumes;
 pub struct Attachment {
     pub volume_id: VolumeId,
     pub instance_id: InstanceId,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Removal {
+    pub volume_id: VolumeId,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -226,5 +234,56 @@ impl SagaDef for Extend {
             }
             cx.commit(tx).await
         })
+    }
+}
+
+pub struct Delete;
+pub static DELETE: Delete = Delete;
+
+impl SagaDef for Delete {
+    fn kind(&self) -> &'static str {
+        "volume_delete"
+    }
+    fn steps(&self) -> &'static [&'static str] {
+        &["delete_at_provider", "release"]
+    }
+    /// Once the provider is asked to delete, the volume is not given back: failures are
+    /// retried (a Cinder volume attached outside zhengyun waits until it is detached
+    /// there; the saga's error says so).
+    fn forward_only(&self) -> bool {
+        true
+    }
+    fn action<'a>(&'a self, cx: &'a mut Cx, step: usize) -> BoxFuture<'a, StepResult> {
+        Box::pin(async move {
+            let r: Removal = cx.params()?;
+            let Some(v) = volumes::get(cx.store.pool(), r.volume_id).await? else {
+                return Ok(());
+            };
+            if step == 0 {
+                let pools = zy_store::inventory::pools(&cx.store).await?;
+                let zones = zy_store::inventory::zones(&cx.store).await?;
+                let provider = pools
+                    .iter()
+                    .find(|p| p.id == v.pool_id)
+                    .and_then(|p| zones.iter().find(|z| z.id == p.zone_id))
+                    .map(|z| z.provider_id);
+                let Some(provider) = provider else {
+                    return Ok(());
+                };
+                let driver = cx.compute.drivers.get(provider)?;
+                driver.delete_volume(v.id.0).await?;
+                return Ok(());
+            }
+            let mut tx = cx.begin().await?;
+            if !crate::app::volumes::release_in(&mut tx, &v).await? {
+                return Err(StepError::Fail(
+                    "the volume was attached while being deleted".into(),
+                ));
+            }
+            cx.commit(tx).await
+        })
+    }
+    fn undo<'a>(&'a self, _cx: &'a mut Cx, _step: usize) -> BoxFuture<'a, StepResult> {
+        Box::pin(async { Ok(()) })
     }
 }
