@@ -11,6 +11,7 @@ pub mod ha;
 pub mod kvm;
 pub mod monitor;
 pub mod openstack;
+pub mod openstack_poll;
 pub mod openstack_update;
 pub mod pki;
 pub mod placement;

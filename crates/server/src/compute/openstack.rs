@@ -40,6 +40,8 @@ use uuid::Uuid;
 use zy_compute::{ComputeDriver, DriverError, DriverFuture, InstanceSpec, PowerState};
 use zy_model::{t, Error};
 
+use super::openstack_poll::{Lookups, Seen};
+
 /// The Nova microversion the driver asks for when the provider offers it.
 pub const WANTED_MICROVERSION: (u32, u32) = (2, 79);
 /// The oldest Nova microversion the driver works with (2.47: a server embeds its flavor).
@@ -630,7 +632,15 @@ pub struct OpenStackClient {
     breaker: Mutex<Breaker>,
     /// At most this many calls to the provider at once (the rate limit towards it).
     limit: tokio::sync::Semaphore,
+    lookups: Lookups,
+    /// Nova's flavors and Glance's image ids by name, read at most once a minute: every
+    /// create needs them and they change rarely.
+    flavors: Mutex<Option<(Instant, Value)>>,
+    images: Mutex<HashMap<String, (Instant, String)>>,
 }
+
+/// How long a read flavor list or image id is used before it is read again.
+const CATALOGUE_TTL: Duration = Duration::from_secs(60);
 
 /// The prefix of every "the provider is down" error: such errors make the saga wait (with
 /// backoff, uncounted) rather than fail, so an outage delays work but never undoes it.
@@ -676,6 +686,9 @@ impl OpenStackClient {
             microversion: Mutex::new(None),
             breaker: Mutex::new(Breaker::new(5, Duration::from_secs(20))),
             limit: tokio::sync::Semaphore::new(8),
+            lookups: Lookups::default(),
+            flavors: Mutex::new(None),
+            images: Mutex::new(HashMap::new()),
         })
     }
 
@@ -892,32 +905,48 @@ impl OpenStackClient {
 
     // --- Nova ----------------------------------------------------------------------------
 
-    /// The server zhengyun made for `instance`, found by its marker.
+    /// The server zhengyun made for `instance`, found by its marker. Lookups that wait at
+    /// the same time share one request ([`super::openstack_poll`]).
     pub async fn find_server(&self, instance: Uuid) -> Result<Option<Server>, DriverError> {
-        let v = self
-            .call(
-                "compute",
-                reqwest::Method::GET,
-                &format!("/servers/detail?name=zy-{}", instance.simple()),
-                None,
-            )
+        let seen = self
+            .lookups
+            .seen(instance, |wanted| self.look_up(wanted))
             .await?;
-        let found = v
-            .get("servers")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(parse_server)
-            .find(|s| s.marker == Some(instance) && s.status != "DELETED");
-        if found.is_some() {
-            return Ok(found);
+        if let Some(s) = seen.server_of(instance) {
+            return Ok(Some(s));
         }
         // An adopted (纳管) server keeps its own name and has no marker: its zhengyun
-        // instance id is the Nova server id itself (see `app::openstack::adopt`).
+        // instance id is the Nova server id itself (see `app::openstack::adopt`), and it
+        // may live in another mapped project than the listed one.
         Ok(self
             .server(&instance.to_string())
             .await?
             .filter(|s| s.id == instance.to_string() && s.status != "DELETED"))
+    }
+
+    /// One round's request: the one server by its marker's name, or the credential's
+    /// project listed once for several.
+    async fn look_up(&self, wanted: Vec<Uuid>) -> Result<Seen, DriverError> {
+        if let [one] = wanted[..] {
+            let v = self
+                .call(
+                    "compute",
+                    reqwest::Method::GET,
+                    &format!("/servers/detail?name=zy-{}", one.simple()),
+                    None,
+                )
+                .await?;
+            let servers = v
+                .get("servers")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(parse_server)
+                .collect();
+            return Ok(Seen::new(servers));
+        }
+        let own = self.project_id().await?;
+        Ok(Seen::new(self.list_servers(&own).await?))
     }
 
     /// One server by its Nova id; `None` when Nova has no such server.
@@ -983,9 +1012,7 @@ impl OpenStackClient {
         }
         // No mapping: the smallest Nova flavor of exactly this CPU and memory whose disk
         // holds the requested root disk.
-        let v = self
-            .call("compute", reqwest::Method::GET, "/flavors/detail", None)
-            .await?;
+        let v = self.flavor_list().await?;
         v.get("flavors")
             .and_then(Value::as_array)
             .into_iter()
@@ -1004,10 +1031,37 @@ impl OpenStackClient {
             })
     }
 
+    async fn flavor_list(&self) -> Result<Value, DriverError> {
+        if let Some((at, v)) = &*self.flavors.lock().expect("flavor cache") {
+            if at.elapsed() < CATALOGUE_TTL {
+                return Ok(v.clone());
+            }
+        }
+        let v = self
+            .call("compute", reqwest::Method::GET, "/flavors/detail", None)
+            .await?;
+        *self.flavors.lock().expect("flavor cache") = Some((Instant::now(), v.clone()));
+        Ok(v)
+    }
+
     async fn image_for(&self, image: &str) -> Result<String, DriverError> {
         if let Some(m) = self.settings.images.iter().find(|m| m.image == image) {
             return Ok(m.openstack_image.clone());
         }
+        if let Some((at, id)) = self.images.lock().expect("image cache").get(image) {
+            if at.elapsed() < CATALOGUE_TTL {
+                return Ok(id.clone());
+            }
+        }
+        let id = self.glance_image(image).await?;
+        self.images
+            .lock()
+            .expect("image cache")
+            .insert(image.to_string(), (Instant::now(), id.clone()));
+        Ok(id)
+    }
+
+    async fn glance_image(&self, image: &str) -> Result<String, DriverError> {
         let v = self
             .call(
                 "image",
