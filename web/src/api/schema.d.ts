@@ -1797,9 +1797,9 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * The drift history of an OpenStack provider: servers that appeared, changed (size,
-         *     power state) or disappeared there without going through zhengyun, as the
-         *     synchronisation recorded them (newest first).
+         * The drift history of an OpenStack provider: servers and Cinder volumes that appeared,
+         *     changed (size, power state, attachment) or disappeared there without going through
+         *     zhengyun, as the synchronisation recorded them (newest first).
          */
         get: operations["openstack_drift"];
         put?: never;
@@ -1820,8 +1820,9 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Adopts (纳管) a server that appeared in the provider cloud: it becomes an instance of
-         *     the mapped department and project, counted against their quota and metered from now.
+         * Adopts (纳管) a server or volume that appeared in the provider cloud: it becomes an
+         *     instance (or volume) of the mapped department and project, counted against their quota
+         *     and metered from now. The answer is the instance or the volume.
          */
         post: operations["adopt_openstack_drift"];
         delete?: never;
@@ -3133,6 +3134,8 @@ export interface components {
         };
         /** Format: uuid */
         AdjustmentId: string;
+        /** @description What an adoption made: the instance of a server, or the volume of a Cinder volume. */
+        Adopted: components["schemas"]["Instance"] | components["schemas"]["Volume"];
         /**
          * @description What reconciliation does with a server or volume that appeared in a mapped project
          *     without going through zhengyun.
@@ -6239,6 +6242,12 @@ export interface components {
                 recycled_at?: null | components["schemas"]["Timestamp"];
                 purge_at?: null | components["schemas"]["Timestamp"];
                 recycle_reason?: string | null;
+                /**
+                 * @description `created` (through zhengyun) or `adopted` (纳管: found in an OpenStack provider's
+                 *     Cinder and taken over; its id is the Cinder volume id).
+                 */
+                origin: string;
+                adopted_at?: null | components["schemas"]["Timestamp"];
                 created_at: components["schemas"]["Timestamp"];
                 updated_at: components["schemas"]["Timestamp"];
                 /** Format: int64 */
@@ -6318,7 +6327,7 @@ export interface components {
          * @description A storage pool's kind.
          * @enum {string}
          */
-        PoolKind: "local" | "shared";
+        PoolKind: "local" | "shared" | "cinder";
         /** @description The caller's notification preferences. */
         Preferences: {
             /** @description The language of e-mails: `zh-CN` (default) or `en`. */
@@ -7207,9 +7216,14 @@ export interface components {
             drift_resolved: number;
             /**
              * Format: int32
-             * @description Servers adopted by it (adoption mode `auto`).
+             * @description Servers and volumes adopted by it (adoption mode `auto`).
              */
             adopted: number;
+            /**
+             * Format: int32
+             * @description Cinder storage pools made for zones that had none.
+             */
+            pools_added: number;
         };
         /**
          * @description What is wrong at a point of the chain.
@@ -7596,6 +7610,12 @@ export interface components {
             recycled_at?: null | components["schemas"]["Timestamp"];
             purge_at?: null | components["schemas"]["Timestamp"];
             recycle_reason?: string | null;
+            /**
+             * @description `created` (through zhengyun) or `adopted` (纳管: found in an OpenStack provider's
+             *     Cinder and taken over; its id is the Cinder volume id).
+             */
+            origin: string;
+            adopted_at?: null | components["schemas"]["Timestamp"];
             created_at: components["schemas"]["Timestamp"];
             updated_at: components["schemas"]["Timestamp"];
             /** Format: int64 */
@@ -12160,7 +12180,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Instance"];
+                    "application/json": components["schemas"]["Adopted"];
                 };
             };
             default: {
@@ -14678,6 +14698,14 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description being deleted (the provider is slow or refuses for now; the delete saga goes on) */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description deleted */
             204: {
                 headers: {
                     [name: string]: unknown;
