@@ -1145,6 +1145,8 @@ async fn open_item(s: &AppState, id: ProviderId, item: DriftItemId) -> Result<Dr
 /// What an adoption made: the instance of a server, or the volume of a Cinder volume.
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 #[serde(untagged)]
+// One value per adoption request, never stored in bulk: boxing would only add a hop.
+#[allow(clippy::large_enum_variant)]
 pub enum Adopted {
     Instance(Instance),
     Volume(Volume),

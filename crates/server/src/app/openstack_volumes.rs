@@ -635,13 +635,13 @@ mod tests {
         let v = volume(id, 5, None, "adopted");
         assert!(run(
             &[cinder(&id.to_string(), 5, "available", &[])],
-            &[v.clone()],
+            std::slice::from_ref(&v),
             &[]
         )
         .is_empty());
         let items = run(
             &[cinder(&id.to_string(), 8, "available", &[])],
-            &[v.clone()],
+            std::slice::from_ref(&v),
             &[],
         );
         assert_eq!(items.len(), 1, "{items:?}");
@@ -652,7 +652,7 @@ mod tests {
         );
         let items = run(
             &[cinder(&id.to_string(), 5, "in-use", &["srv-1"])],
-            &[v.clone()],
+            std::slice::from_ref(&v),
             &[],
         );
         assert!(
@@ -664,7 +664,7 @@ mod tests {
         // Unsettled in Cinder, or worked on by a saga: not compared.
         assert!(run(
             &[cinder(&id.to_string(), 8, "extending", &[])],
-            &[v.clone()],
+            std::slice::from_ref(&v),
             &[]
         )
         .is_empty());

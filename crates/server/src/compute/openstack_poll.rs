@@ -131,8 +131,8 @@ mod tests {
             server(&adopted.to_string(), None, "SHUTOFF"),
             server("n3", Some(b), "DELETED"),
         ]);
-        assert_eq!(seen.server_of(a).unwrap().id, "n1");
-        assert_eq!(seen.server_of(adopted).unwrap().status, "SHUTOFF");
+        assert_eq!(seen.server_of(a).expect("in test").id, "n1");
+        assert_eq!(seen.server_of(adopted).expect("in test").status, "SHUTOFF");
         assert_eq!(seen.server_of(b), None, "a deleted server is gone");
     }
 
@@ -168,13 +168,18 @@ mod tests {
                     ))
                 })
                 .await
-                .unwrap()
+                .expect("in test")
                 .server_of(id)
             }));
         }
-        assert!(first.await.unwrap().unwrap().server_of(ids[0]).is_some());
+        assert!(first
+            .await
+            .expect("in test")
+            .expect("in test")
+            .server_of(ids[0])
+            .is_some());
         for r in rest {
-            let s = r.await.unwrap().unwrap();
+            let s = r.await.expect("in test").expect("in test");
             assert_eq!(s.status, "ACTIVE", "each member saw the round it joined");
         }
         assert_eq!(
@@ -190,7 +195,7 @@ mod tests {
                 Ok(Seen::new(vec![server("y", Some(late), "SHUTOFF")]))
             })
             .await
-            .unwrap();
-        assert_eq!(s.server_of(late).unwrap().status, "SHUTOFF");
+            .expect("in test");
+        assert_eq!(s.server_of(late).expect("in test").status, "SHUTOFF");
     }
 }
