@@ -971,11 +971,27 @@ impl OpenStackClient {
 
     /// Every server of an OpenStack project (all pages).
     pub async fn list_servers(&self, project: &str) -> Result<Vec<Server>, DriverError> {
+        self.list_all("compute", "servers", project, parse_server, |s| {
+            s.id.clone()
+        })
+        .await
+    }
+
+    /// Every item of a project's `collection` at `service`, a page of 1,000 at a time,
+    /// parsed; the next page starts after the last parsed item.
+    async fn list_all<T>(
+        &self,
+        service: &str,
+        collection: &str,
+        project: &str,
+        parse: impl Fn(&Value) -> Option<T>,
+        id: impl Fn(&T) -> String,
+    ) -> Result<Vec<T>, DriverError> {
         let own = self.project_id().await? == project;
         let mut out = Vec::new();
         let mut marker: Option<String> = None;
         loop {
-            let mut path = String::from("/servers/detail?limit=1000");
+            let mut path = format!("/{collection}/detail?limit=1000");
             if !own {
                 path.push_str(&format!("&all_tenants=1&project_id={project}"));
             }
@@ -983,17 +999,17 @@ impl OpenStackClient {
                 path.push_str(&format!("&marker={m}"));
             }
             let v = self
-                .call("compute", reqwest::Method::GET, &path, None)
+                .call(service, reqwest::Method::GET, &path, None)
                 .await?;
-            let page: Vec<Server> = v
-                .get("servers")
+            let page: Vec<T> = v
+                .get(collection)
                 .and_then(Value::as_array)
                 .into_iter()
                 .flatten()
-                .filter_map(parse_server)
+                .filter_map(&parse)
                 .collect();
             let n = page.len();
-            marker = page.last().map(|s| s.id.clone());
+            marker = page.last().map(&id);
             out.extend(page);
             if n < 1000 {
                 return Ok(out);
@@ -1220,34 +1236,14 @@ impl OpenStackClient {
 
     /// Every volume of an OpenStack project (all pages).
     pub async fn list_volumes(&self, project: &str) -> Result<Vec<CinderVolume>, DriverError> {
-        let own = self.project_id().await? == project;
-        let mut out = Vec::new();
-        let mut marker: Option<String> = None;
-        loop {
-            let mut path = String::from("/volumes/detail?limit=1000");
-            if !own {
-                path.push_str(&format!("&all_tenants=1&project_id={project}"));
-            }
-            if let Some(m) = &marker {
-                path.push_str(&format!("&marker={m}"));
-            }
-            let v = self
-                .call("block-storage", reqwest::Method::GET, &path, None)
-                .await?;
-            let page: Vec<CinderVolume> = v
-                .get("volumes")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(|x| parse_volume(x, project))
-                .collect();
-            let n = page.len();
-            marker = page.last().map(|x| x.id.clone());
-            out.extend(page);
-            if n < 1000 {
-                return Ok(out);
-            }
-        }
+        self.list_all(
+            "block-storage",
+            "volumes",
+            project,
+            |x| parse_volume(x, project),
+            |x| x.id.clone(),
+        )
+        .await
     }
 }
 
