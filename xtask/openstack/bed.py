@@ -275,10 +275,13 @@ class Bed:
                    "[glance]\nregion_name = " + REGION + "\n\n"
                    "[cinder]\nos_region_name = " + REGION + "\n\n"
                    "[oslo_messaging_notifications]\ndriver = noop\n\n"
-                   "[service_user]\nsend_service_user_token = false\n\n"
                    "[vnc]\nenabled = false\n\n"
                    + common
                    + self.auth_section("nova")
+                   # Nova's own token goes with the user's to Cinder: Cinder refuses to let
+                   # anyone but Nova delete an attachment Nova made (ConflictNovaUsingAttachment),
+                   # so without it no volume could be detached.
+                   + self.auth_section("nova", "service_user", "send_service_user_token = true\n")
                    + self.auth_section("placement", "placement")
                    + self.auth_section("neutron", "neutron"))
         self.copy_from_venv("nova", "api-paste.ini")

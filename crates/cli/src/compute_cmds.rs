@@ -801,8 +801,14 @@ pub async fn volume(c: &Client, cmd: VolumeCmd, json: bool) -> Result<()> {
             )
             .await?),
         VolumeCmd::Delete { id } => {
-            c.delete(&format!("/v1/volumes/{id}")).await?;
-            eprintln!("已删除 deleted");
+            let path = format!("/v1/volumes/{id}");
+            let resp = c.send(reqwest::Method::DELETE, &path, &[], None).await?;
+            if resp.status() == reqwest::StatusCode::ACCEPTED {
+                // The provider is slow or refuses for now; the delete saga goes on.
+                eprintln!("删除中，稍后完成 being deleted (the provider has not finished; check `volume list` later)");
+            } else {
+                eprintln!("已删除 deleted");
+            }
         }
         VolumeCmd::Release { id, reason } => {
             crate::lease_cmds::release_volume(c, &id, reason, json).await?

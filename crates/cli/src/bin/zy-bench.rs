@@ -1550,6 +1550,16 @@ impl BedNova {
         for t in tasks {
             t.await??;
         }
+        // Nova deletes in the background, and on the bed each delete keeps nova-compute's
+        // resource tracker and placement busy for seconds: a phase started before the last
+        // one's deletes finished would be measured against a bed still cleaning up.
+        let deadline = Instant::now() + Duration::from_secs(1800);
+        while !self.servers(prefix).await?.is_empty() {
+            if Instant::now() > deadline {
+                bail!("servers {prefix}… still not deleted after 30 minutes");
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
         Ok(n)
     }
 }
@@ -1731,7 +1741,6 @@ async fn bench_openstack(
     let direct = t.elapsed().as_secs_f64();
     println!("DIRECT {creates} creates through Nova's API → ACTIVE: {direct:.1} s");
     nova.delete_all("zyb-direct-").await?;
-    tokio::time::sleep(Duration::from_secs(10)).await;
 
     let t = Instant::now();
     let v: Value = http
@@ -1751,13 +1760,19 @@ async fn bench_openstack(
         .filter_map(|i| i["id"].as_str().map(str::to_string))
         .collect();
     let deadline = Instant::now() + Duration::from_secs(1800);
+    // One listing per look, as a console page would poll (a GET per instance would load
+    // the server the benchmark measures).
+    let listing = format!("{base}/v1/instances?project_id={project}&q=zyb-zy&limit=1000");
     loop {
+        let page = get_json(http, &listing, member).await?;
         let mut running = 0;
-        for id in &ids {
-            let i = get_json(http, &format!("{base}/v1/instances/{id}"), member).await?;
+        for i in page["items"].as_array().into_iter().flatten() {
+            if !ids.iter().any(|id| i["id"] == id.as_str()) {
+                continue;
+            }
             match i["state"].as_str() {
                 Some("running") => running += 1,
-                Some("error") => bail!("instance {id} failed: {i}"),
+                Some("error") => bail!("instance {} failed: {i}", i["id"]),
                 _ => {}
             }
         }

@@ -838,6 +838,31 @@ impl OpenStackClient {
         path: &str,
         body: Option<&Value>,
     ) -> Result<Value, DriverError> {
+        self.guarded(service, method, path, body, None).await
+    }
+
+    /// A Cinder call at a given microversion (e.g. `3.42` to extend an attached volume);
+    /// otherwise like [`Self::call`].
+    pub async fn call_cinder_at(
+        &self,
+        version: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, DriverError> {
+        self.guarded("block-storage", method, path, body, Some(version))
+            .await
+    }
+
+    /// A call through the circuit breaker and the limit of calls at a time.
+    async fn guarded(
+        &self,
+        service: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+        cinder_version: Option<&str>,
+    ) -> Result<Value, DriverError> {
         if !self.breaker.lock().expect("breaker").allow(Instant::now()) {
             return Err(DriverError::InProgress(format!(
                 "{UNAVAILABLE}: it failed repeatedly; calls are paused for a moment (circuit open)"
@@ -848,7 +873,9 @@ impl OpenStackClient {
             .acquire()
             .await
             .map_err(|_| DriverError::Transient("driver shutting down".into()))?;
-        let r = self.call_inner(service, method, path, body).await;
+        let r = self
+            .call_inner(service, method, path, body, cinder_version)
+            .await;
         let failed = r.as_ref().err().is_some_and(is_outage);
         self.breaker
             .lock()
@@ -863,6 +890,7 @@ impl OpenStackClient {
         method: reqwest::Method,
         path: &str,
         body: Option<&Value>,
+        cinder_version: Option<&str>,
     ) -> Result<Value, DriverError> {
         let version = if service == "compute" {
             Some(self.microversion().await?)
@@ -878,6 +906,9 @@ impl OpenStackClient {
                 .header("Accept", "application/json");
             if let Some((a, b)) = version {
                 req = req.header("OpenStack-API-Version", format!("compute {a}.{b}"));
+            }
+            if let Some(v) = cinder_version {
+                req = req.header("OpenStack-API-Version", format!("volume {v}"));
             }
             if let Some(b) = body {
                 req = req.json(b);
@@ -1421,9 +1452,18 @@ impl ComputeDriver for OpenStackDriver {
                 return Err(DriverError::InProgress("Nova task in progress".into()));
             }
             if s.status == "VERIFY_RESIZE" {
-                self.client
+                match self
+                    .client
                     .action(&s.id, "confirmResize", Value::Null)
-                    .await?;
+                    .await
+                {
+                    // Nova confirms in the background and shows VERIFY_RESIZE (with no
+                    // task state) until it is done; a second confirm meanwhile is refused
+                    // with this 400, which says only that the first one is under way.
+                    Ok(()) => {}
+                    Err(DriverError::Permanent(m)) if m.contains("has not been resized") => {}
+                    Err(e) => return Err(e),
+                }
                 return Err(DriverError::InProgress("resize being confirmed".into()));
             }
             if s.vcpus == spec.vcpus && s.memory_mib == spec.memory_mib {
@@ -1530,6 +1570,20 @@ impl ComputeDriver for OpenStackDriver {
                 return Err(DriverError::InProgress("volume being created".into()));
             };
             let (id, status) = (found.id, found.status);
+            if found.size_gib < size_gib && matches!(status.as_str(), "available" | "in-use") {
+                // Extended in zhengyun (attached or not): Cinder grows it, and Nova tells
+                // the guest when it is attached (3.42 is the first microversion that
+                // extends an attached volume).
+                self.client
+                    .call_cinder_at(
+                        "3.42",
+                        reqwest::Method::POST,
+                        &format!("/volumes/{id}/action"),
+                        Some(&json!({"os-extend": {"new_size": size_gib}})),
+                    )
+                    .await?;
+                return Err(DriverError::InProgress("volume being extended".into()));
+            }
             if found.attachments.contains(&server.id) && status == "in-use" {
                 return Ok(());
             }

@@ -8,10 +8,18 @@
 //! every member joined (so its answer is as fresh as a call of each member's own), one
 //! round at a time per provider, and it answers every member. A round of one asks for that
 //! one server by name, as before; a round of several lists the project's servers once.
+//!
+//! Rounds are also paced: the next one is sent no sooner than the last one took (at
+//! least [`MIN_GAP`]) after it ended, so answering zhengyun's lookups never takes more than
+//! about half of nova-api's time, however many sagas wait — the rest is for the builds
+//! they wait for. Lookups that arrive during the pause join the next round.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
+// Tokio's clock, so tests can pause time.
+use tokio::time::Instant;
 
 use uuid::Uuid;
 use zy_compute::DriverError;
@@ -60,8 +68,17 @@ struct Round {
 pub struct Lookups {
     /// The round that newcomers join; taken out when it is sent.
     open: Mutex<Option<Arc<Round>>>,
-    /// Held while a round's request is out, so rounds go one after another.
-    sending: tokio::sync::Mutex<()>,
+    /// Held while a round waits for its turn and while its request is out, so rounds go
+    /// one after another; holds when the next round may be sent.
+    sending: tokio::sync::Mutex<Option<Instant>>,
+}
+
+/// The shortest pause between two rounds of one provider.
+pub const MIN_GAP: Duration = Duration::from_millis(250);
+
+/// When the round after one that ran from `start` to `end` may be sent.
+fn next_round_at(start: Instant, end: Instant) -> Instant {
+    end + (end - start).max(MIN_GAP)
 }
 
 impl Lookups {
@@ -81,7 +98,10 @@ impl Lookups {
         round
             .answer
             .get_or_init(|| async {
-                let _one = self.sending.lock().await;
+                let mut next = self.sending.lock().await;
+                if let Some(at) = *next {
+                    tokio::time::sleep_until(at).await;
+                }
                 // Closed to newcomers from here on: everyone in it asked before it is sent.
                 {
                     let mut open = self.open.lock().expect("lookups lock");
@@ -90,7 +110,10 @@ impl Lookups {
                     }
                 }
                 let wanted = std::mem::take(&mut *round.wanted.lock().expect("round lock"));
-                ask(wanted).await.map(Arc::new)
+                let start = Instant::now();
+                let answer = ask(wanted).await.map(Arc::new);
+                *next = Some(next_round_at(start, Instant::now()));
+                answer
             })
             .await
             .clone()
@@ -197,5 +220,59 @@ mod tests {
             .await
             .expect("in test");
         assert_eq!(s.server_of(late).expect("in test").status, "SHUTOFF");
+    }
+
+    #[test]
+    fn the_next_round_waits_as_long_as_the_last_one_took_and_at_least_the_minimum() {
+        let t0 = Instant::now();
+        assert_eq!(
+            next_round_at(t0, t0 + Duration::from_secs(2)),
+            t0 + Duration::from_secs(4),
+            "a slow listing keeps nova-api at most half busy with lookups"
+        );
+        assert_eq!(
+            next_round_at(t0, t0 + Duration::from_millis(10)),
+            t0 + Duration::from_millis(10) + MIN_GAP
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn lookups_one_after_another_are_paced_and_late_ones_share_the_paced_round() {
+        let lookups = Arc::new(Lookups::default());
+        let sent_at = Arc::new(Mutex::new(Vec::new()));
+        let ask = |sent_at: Arc<Mutex<Vec<(Instant, usize)>>>| {
+            move |w: Vec<Uuid>| async move {
+                sent_at
+                    .lock()
+                    .expect("in test")
+                    .push((Instant::now(), w.len()));
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                Ok(Seen::new(
+                    w.iter().map(|m| server("x", Some(*m), "ACTIVE")).collect(),
+                ))
+            }
+        };
+        lookups
+            .seen(Uuid::now_v7(), ask(sent_at.clone()))
+            .await
+            .expect("in test");
+        // Three lookups right after the first round: they wait its duration, then go as one.
+        let mut waiting = Vec::new();
+        for _ in 0..3 {
+            let (l, a) = (lookups.clone(), ask(sent_at.clone()));
+            waiting.push(tokio::spawn(async move {
+                l.seen(Uuid::now_v7(), a).await.map(|_| ())
+            }));
+        }
+        for w in waiting {
+            w.await.expect("in test").expect("in test");
+        }
+        let sent = sent_at.lock().expect("in test").clone();
+        assert_eq!(sent.len(), 2, "{sent:?}");
+        assert_eq!(sent[1].1, 3, "the three shared one round");
+        assert!(
+            sent[1].0 - sent[0].0 >= Duration::from_secs(2),
+            "sent a round's duration after the first ended: {sent:?}"
+        );
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! | task | runs on | period | does |
 //! |---|---|---|---|
-//! | `saga_executor` | every replica | 250 ms, or woken | claims runnable sagas (a lease each, renewed while they run) and runs them |
+//! | `saga_executor` | every replica | 250 ms, or woken | claims runnable sagas (a lease each, renewed while they run) and runs them, up to 256 at a time, claiming more every 200 ms while any runs |
 //! | `saga_lease_keeper` | every replica | a third of the lease | renews the leases of the sagas this replica runs |
 //! | `instance_reconciler` | one replica | 1 s | starts the saga each instance waits for (`work = 1` without an active saga) |
 //! | `host_monitor` | every replica | 2 s | heartbeats of the agents, guest crashes and power-offs |
@@ -27,8 +27,12 @@ use zy_model::time::Timestamp;
 use zy_model::Error;
 use zy_store::{sagas, Store};
 
-/// Sagas claimed per pass.
-const BATCH: u32 = 256;
+/// Sagas one replica runs at a time.
+const IN_FLIGHT: usize = 256;
+
+/// How often the executor looks for sagas that became runnable (a retry's time came)
+/// while others run; a wake (a saga just started) looks at once.
+const CLAIM_EVERY: Duration = Duration::from_millis(200);
 
 pub fn all(c: &Arc<Compute>, store: &Store, lease_secs: i64) -> Vec<Arc<dyn Task>> {
     vec![
@@ -77,46 +81,89 @@ impl Task for SagaExecutor {
     fn waker(&self) -> Option<Arc<Notify>> {
         Some(self.c.wake.clone())
     }
+    /// Runs until nothing is left in flight. New sagas are claimed whenever there is
+    /// room and one is due, not only after everything claimed before has ended: a saga that
+    /// runs for minutes (a live migration) never holds back the others' retries.
     fn activate(&self) -> BoxFuture<'_, Result<serde_json::Value, Error>> {
         Box::pin(async move {
-            let (mut claimed, mut done, mut undone, mut later, mut lost) = (0, 0, 0, 0, 0);
-            // Passes until the queue is empty, so a burst of creates is not held back by
-            // the period.
-            for _ in 0..64 {
-                let now = Timestamp::now();
-                let batch = sagas::claim(
-                    &self.store,
-                    &self.c.owner,
-                    now,
-                    now.plus_secs(self.lease_secs),
-                    BATCH,
-                )
-                .await?;
-                if batch.is_empty() {
-                    break;
-                }
-                claimed += batch.len();
-                let mut set = tokio::task::JoinSet::new();
-                for row in batch {
-                    set.spawn(saga::run(self.c.clone(), self.store.clone(), row));
-                }
-                while let Some(r) = set.join_next().await {
-                    match r {
-                        Ok(Outcome::Finished(zy_store::sagas::SagaState::Done)) => done += 1,
-                        Ok(Outcome::Finished(_)) => undone += 1,
-                        Ok(Outcome::Later) => later += 1,
-                        Ok(Outcome::Lost) => lost += 1,
-                        // A panicking step: its lease runs out and it is tried again.
-                        Err(e) => {
-                            tracing::error!(error = %e, "a saga step panicked");
-                            later += 1
+            let mut tally = Tally::default();
+            let mut set = tokio::task::JoinSet::new();
+            let mut failed = None;
+            let mut due = true;
+            loop {
+                if due && set.len() < IN_FLIGHT && failed.is_none() {
+                    let now = Timestamp::now();
+                    match sagas::claim(
+                        &self.store,
+                        &self.c.owner,
+                        now,
+                        now.plus_secs(self.lease_secs),
+                        (IN_FLIGHT - set.len()) as u32,
+                    )
+                    .await
+                    {
+                        Ok(batch) => {
+                            tally.claimed += batch.len();
+                            for row in batch {
+                                set.spawn(saga::run(self.c.clone(), self.store.clone(), row));
+                            }
                         }
+                        // The sagas in flight still finish; the error is reported after.
+                        Err(e) => failed = Some(e),
                     }
                 }
+                if set.is_empty() {
+                    break;
+                }
+                due = tokio::select! {
+                    Some(r) = set.join_next() => {
+                        tally.add(r);
+                        false
+                    }
+                    _ = self.c.wake.notified() => true,
+                    _ = tokio::time::sleep(CLAIM_EVERY) => true,
+                };
+                while let Some(r) = set.try_join_next() {
+                    tally.add(r);
+                }
             }
-            Ok(serde_json::json!({
-                "claimed": claimed, "done": done, "undone": undone, "retry_later": later, "lost": lost,
-            }))
+            match failed {
+                Some(e) => Err(e),
+                None => Ok(tally.status()),
+            }
+        })
+    }
+}
+
+/// What one activation of the executor did, for operators.
+#[derive(Default)]
+struct Tally {
+    claimed: usize,
+    done: usize,
+    undone: usize,
+    later: usize,
+    lost: usize,
+}
+
+impl Tally {
+    fn add(&mut self, r: Result<Outcome, tokio::task::JoinError>) {
+        match r {
+            Ok(Outcome::Finished(zy_store::sagas::SagaState::Done)) => self.done += 1,
+            Ok(Outcome::Finished(_)) => self.undone += 1,
+            Ok(Outcome::Later) => self.later += 1,
+            Ok(Outcome::Lost) => self.lost += 1,
+            // A panicking step: its lease runs out and it is tried again.
+            Err(e) => {
+                tracing::error!(error = %e, "a saga step panicked");
+                self.later += 1
+            }
+        }
+    }
+
+    fn status(&self) -> serde_json::Value {
+        serde_json::json!({
+            "claimed": self.claimed, "done": self.done, "undone": self.undone,
+            "retry_later": self.later, "lost": self.lost,
         })
     }
 }

@@ -204,7 +204,7 @@ impl Nova {
     }
 
     /// The servers that carry a zhengyun instance's marker.
-    async fn servers_of(&self, instance: &str) -> Vec<Value> {
+    pub(crate) async fn servers_of(&self, instance: &str) -> Vec<Value> {
         let v = self.get("/servers/detail").await;
         v["servers"]
             .as_array()
@@ -318,7 +318,7 @@ pub(crate) async fn cloud(ts: &TestServer, b: &Bed) -> Cloud {
 }
 
 impl Cloud {
-    async fn create(&self, name: &str, count: u32) -> Vec<String> {
+    pub(crate) async fn create(&self, name: &str, count: u32) -> Vec<String> {
         let (st, v) = self
             .member
             .post(
@@ -336,12 +336,12 @@ impl Cloud {
             .collect()
     }
 
-    async fn instance(&self, id: &str) -> Value {
+    pub(crate) async fn instance(&self, id: &str) -> Value {
         self.member.get(&format!("/v1/instances/{id}")).await.1
     }
 
     /// Waits until the instance is in one of `states`; returns it.
-    async fn wait_for(&self, id: &str, states: &[&str], limit: Duration) -> Value {
+    pub(crate) async fn wait_for(&self, id: &str, states: &[&str], limit: Duration) -> Value {
         let deadline = Instant::now() + limit;
         loop {
             let i = self.instance(id).await;

@@ -299,3 +299,139 @@ async fn cinder_volumes_made_outside_are_flagged_adopted_and_deleted_through_zhe
     assert_eq!(state_of(&gone["id"]), Some(json!("resolved")), "{all}");
     assert_eq!(state_of(&appeared["id"]), Some(json!("adopted")), "{all}");
 }
+
+/// A volume made in zhengyun on the provider's Cinder pool lives in Cinder: attached to an
+/// instance on the provider it is created there and attached to its server, extended while
+/// attached it grows in Cinder too, detached it is available again, and deleted it is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_zhengyun_volume_is_attached_extended_detached_and_deleted_in_cinder() {
+    let Some(b) = bed() else {
+        return;
+    };
+    let ts = TestServer::start(Db::Sqlite).await;
+    let c = cloud(&ts, &b).await;
+    let nova = Nova::login(&b).await;
+    let long = Duration::from_secs(120);
+    let instance = c.create("vol-host", 1).await.remove(0);
+    c.wait_for(&instance, &["running"], long).await;
+    let (_, pools) = c.admin.get("/v1/storage-pools").await;
+    let pool = pools["items"]
+        .as_array()
+        .expect("pools")
+        .iter()
+        .find(|p| p["kind"] == "cinder")
+        .and_then(|p| p["id"].as_str())
+        .expect("the synchronisation made a Cinder pool")
+        .to_string();
+    let (st, v) = c
+        .member
+        .post(
+            "/v1/volumes",
+            json!({ "project_id": c.project, "name": "数据盘", "size_gib": 1, "pool_id": pool }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let volume = v["id"].as_str().expect("id").to_string();
+    let cinder_name = format!("zy-{}", volume.replace('-', ""));
+    // Cinder's volume of this zhengyun volume, by the name the driver gives it.
+    let in_cinder = || async {
+        let (st, v) = nova
+            .cinder(
+                reqwest::Method::GET,
+                &format!("/volumes/detail?name={cinder_name}"),
+                None,
+            )
+            .await;
+        assert!(st.is_success(), "{st} {v}");
+        v["volumes"].as_array().and_then(|a| a.first()).cloned()
+    };
+    let wait_zy = |state: &'static str, size: u64| {
+        let (c, volume) = (&c, volume.clone());
+        async move {
+            let deadline = Instant::now() + long;
+            loop {
+                let (_, v) = c.member.get(&format!("/v1/volumes/{volume}")).await;
+                if v["state"] == state && v["size_gib"] == size {
+                    return v;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "never {state} at {size} GiB: {v}"
+                );
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        }
+    };
+
+    let (st, v) = c
+        .member
+        .post(
+            &format!("/v1/volumes/{volume}/attach"),
+            json!({ "instance_id": instance }),
+        )
+        .await;
+    assert!(st.is_success(), "{st} {v}");
+    let v = wait_zy("in_use", 1).await;
+    assert_eq!(v["instance_id"], instance.as_str(), "{v}");
+    let cv = in_cinder().await.expect("created in Cinder at the attach");
+    let cinder_id = cv["id"].as_str().expect("id").to_string();
+    assert_eq!(
+        cv["metadata"]["zhengyun_volume_id"],
+        volume.as_str(),
+        "{cv}"
+    );
+    let attached = nova
+        .wait_volume(&cinder_id, Some(&|v| v["status"] == "in-use"))
+        .await;
+    let server = nova.servers_of(&instance).await;
+    assert_eq!(server.len(), 1, "{server:?}");
+    assert_eq!(
+        attached["attachments"][0]["server_id"], server[0]["id"],
+        "attached to the instance's server: {attached}"
+    );
+
+    let (st, v) = c
+        .member
+        .post(
+            &format!("/v1/volumes/{volume}/extend"),
+            json!({ "size_gib": 2 }),
+        )
+        .await;
+    assert!(st.is_success(), "{st} {v}");
+    wait_zy("in_use", 2).await;
+    nova.wait_volume(
+        &cinder_id,
+        Some(&|v| v["size"] == 2 && v["status"] == "in-use"),
+    )
+    .await;
+    // Nothing differs, so nothing is drift.
+    let (st, sync) = c
+        .admin
+        .post(
+            &format!("/v1/providers/{}/openstack/sync", c.provider),
+            json!({}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{sync}");
+    let (_, drift) = c
+        .admin
+        .get(&format!("/v1/providers/{}/openstack/drift", c.provider))
+        .await;
+    assert!(
+        !drift.to_string().contains(&cinder_id),
+        "a volume zhengyun made and extended is not drift: {drift}"
+    );
+
+    let (st, v) = c
+        .member
+        .post(&format!("/v1/volumes/{volume}/detach"), json!({}))
+        .await;
+    assert!(st.is_success(), "{st} {v}");
+    wait_zy("available", 2).await;
+    nova.wait_volume(&cinder_id, Some(&|v| v["status"] == "available"))
+        .await;
+
+    let (st, v) = c.member.delete(&format!("/v1/volumes/{volume}")).await;
+    assert!(st.is_success(), "{st} {v}");
+    nova.wait_volume(&cinder_id, None).await;
+}
