@@ -1,5 +1,10 @@
 //! Opening the database: URL parsing, connection set-up (WAL, foreign keys, busy timeout
 //! on SQLite; a schema search path on PostgreSQL), and transactions.
+//!
+//! Everything goes through sqlx's `Any` driver, so one SQL text serves both databases. On
+//! PostgreSQL the store also keeps a small pool of native connections, opened on first
+//! use with the same URL and schema, for what `Any` cannot express: `COPY … FROM STDIN`
+//! for the syslog intake's batches (`secev::copy_events`).
 
 use crate::error::db_error;
 use sqlx::any::AnyPoolOptions;
@@ -59,6 +64,38 @@ pub struct Store {
     /// SQLite only: one writer at a time in this process, first come first served (tokio's
     /// semaphore is fair), taken before a pooled connection so waiting writers hold none.
     writers: Option<std::sync::Arc<tokio::sync::Semaphore>>,
+    /// PostgreSQL only: native connections (see `native`).
+    native: Option<sqlx::PgPool>,
+}
+
+/// Native PostgreSQL connections the store keeps besides the `Any` pool: the syslog
+/// writer is their one user, so two are plenty.
+const NATIVE_CONNECTIONS: u32 = 2;
+
+/// A pool of native PostgreSQL connections to the database `url` names, set up as the
+/// `Any` pool's (the schema's search path, read-only if the store is), that opens its
+/// first connection when it is first used: most stores never need one.
+fn native_pool(url: &str, schema: Option<&str>, read_only: bool) -> Result<sqlx::PgPool, Error> {
+    use std::str::FromStr;
+    let mut options = sqlx::postgres::PgConnectOptions::from_str(url).map_err(|e| {
+        Error::invalid(t!("数据库地址无效", "the database URL is not valid"))
+            .with_internal(e.to_string())
+    })?;
+    // Startup parameters: no round trip after connecting. The schema name was checked
+    // (letters, digits, underscores) before this is called.
+    if let Some(s) = schema {
+        options = options.options([("search_path", s)]);
+    }
+    if read_only {
+        options = options.options([("default_transaction_read_only", "on")]);
+    }
+    Ok(sqlx::postgres::PgPoolOptions::new()
+        .max_connections(NATIVE_CONNECTIONS)
+        .min_connections(0)
+        .idle_timeout(Some(Duration::from_secs(600)))
+        .max_lifetime(Some(Duration::from_secs(1800)))
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_lazy_with(options))
 }
 
 impl Store {
@@ -193,11 +230,16 @@ impl Store {
             }
             _ => None,
         };
+        let native = match backend {
+            Backend::Postgres => Some(native_pool(&url, pg_schema, read_only)?),
+            Backend::Sqlite => None,
+        };
         Ok(Store {
             pool,
             backend,
             reader,
             writers,
+            native,
         })
     }
 
@@ -211,6 +253,11 @@ impl Store {
 
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// PostgreSQL only: the native connections, for what the `Any` driver cannot do.
+    pub(crate) fn native(&self) -> Option<&sqlx::PgPool> {
+        self.native.as_ref()
     }
 
     /// Begins a transaction that will write. On SQLite it first waits (at most
@@ -268,6 +315,9 @@ impl Store {
     pub async fn close(&self) {
         if let Some(r) = &self.reader {
             r.close().await;
+        }
+        if let Some(n) = &self.native {
+            n.close().await;
         }
         // sqlx's close can return with a connection left in its idle queue: one handed
         // back while the pool was closing, or one opened by its maintenance task. Such a

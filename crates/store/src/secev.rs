@@ -1,7 +1,8 @@
 //! Security events, their pre-aggregated counts and alert rules, the address plan, and
 //! vulnerability findings with their imports (migration 0012). Events are written in
-//! batches (many rows per statement, the counts upserted once per batch key), so intake
-//! keeps up with tens of thousands of lines a second.
+//! batches with the counts upserted once per batch key, so intake keeps up with tens of
+//! thousands of lines a second: on SQLite many rows per INSERT ([`insert_events`]), on
+//! PostgreSQL by `COPY … FROM STDIN` on a native connection ([`copy_events`]).
 
 use crate::db::Tx;
 use crate::error::db_error;
@@ -203,40 +204,213 @@ pub async fn insert_events(tx: &mut Tx, events: &[NewEvent]) -> Result<(), Error
         }
         q.execute(&mut **tx).await.map_err(db_error)?;
     }
-    let mut counts: HashMap<(String, String, String, Category, Severity, EventAction), i64> =
-        HashMap::new();
-    for e in events {
-        *counts
-            .entry((
-                day_of(e.at),
-                e.department_id.map(|d| d.to_string()).unwrap_or_default(),
-                e.provider_id.map(|p| p.to_string()).unwrap_or_default(),
-                e.category,
-                e.severity,
-                e.action,
-            ))
-            .or_default() += e.count;
-    }
-    let mut keys: Vec<_> = counts.into_iter().collect();
-    // One order for every writer, so concurrent batches on PostgreSQL never deadlock.
-    keys.sort();
-    for ((day, d, p, c, s, a), n) in keys {
-        sqlx::query(
-            "INSERT INTO security_event_counts (day, department_id, provider_id, category, severity, action, events) VALUES ($1, $2, $3, $4, $5, $6, $7) \
-             ON CONFLICT (day, department_id, provider_id, category, severity, action) DO UPDATE SET events = security_event_counts.events + excluded.events",
-        )
-        .bind(day)
-        .bind(d)
-        .bind(p)
-        .bind(c.as_str())
-        .bind(s.as_str())
-        .bind(a.as_str())
-        .bind(n)
-        .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
+    for (k, n) in day_counts(events) {
+        sqlx::query(&format!("INSERT INTO security_event_counts ({COUNT_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7) {COUNT_CONFLICT}"))
+            .bind(k.day)
+            .bind(k.department_id)
+            .bind(k.provider_id)
+            .bind(k.category.as_str())
+            .bind(k.severity.as_str())
+            .bind(k.action.as_str())
+            .bind(n)
+            .execute(&mut **tx)
+            .await
+            .map_err(db_error)?;
     }
     Ok(())
+}
+
+const COUNT_COLS: &str = "day, department_id, provider_id, category, severity, action, events";
+const COUNT_CONFLICT: &str = "ON CONFLICT (day, department_id, provider_id, category, severity, action) DO UPDATE SET events = security_event_counts.events + excluded.events";
+
+/// One row of `security_event_counts` ('' for no department or provider).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+struct CountKey {
+    day: String,
+    department_id: String,
+    provider_id: String,
+    category: Category,
+    severity: Severity,
+    action: EventAction,
+}
+
+/// What a batch adds to the day counts, in one order for every writer, so concurrent
+/// batches on PostgreSQL never deadlock on the rows they upsert.
+fn day_counts(events: &[NewEvent]) -> Vec<(CountKey, i64)> {
+    let mut counts: HashMap<CountKey, i64> = HashMap::new();
+    for e in events {
+        let key = CountKey {
+            day: day_of(e.at),
+            department_id: e.department_id.map(|d| d.to_string()).unwrap_or_default(),
+            provider_id: e.provider_id.map(|p| p.to_string()).unwrap_or_default(),
+            category: e.category,
+            severity: e.severity,
+            action: e.action,
+        };
+        *counts.entry(key).or_default() += e.count;
+    }
+    let mut keys: Vec<_> = counts.into_iter().collect();
+    keys.sort();
+    keys
+}
+
+/// The COPY data of a batch is sent in pieces of about this size, so a batch of long
+/// messages never needs a second copy of itself in memory.
+const COPY_CHUNK: usize = 1 << 20;
+/// Room for one more row past [`COPY_CHUNK`] before the buffer grows.
+const MAX_ROW_GUESS: usize = 4 * 1024;
+
+/// PostgreSQL: writes a batch of events and adds them to the day counts in one transaction
+/// of its own, on the store's native connection: the events by `COPY … FROM STDIN` (text
+/// format, see [`copy_row`]) instead of multi-row INSERTs through the `Any` driver, which
+/// cost PostgreSQL three times the work (docs/BENCHMARKS.md), then the counts as one
+/// upsert. Either both are committed or neither. On SQLite, use [`insert_events`].
+pub async fn copy_events(store: &Store, events: &[NewEvent]) -> Result<(), Error> {
+    let pool = store.native().ok_or_else(|| {
+        Error::internal("copy_events needs PostgreSQL; SQLite writes with insert_events")
+    })?;
+    if events.is_empty() {
+        return Ok(());
+    }
+    let mut tx = pool.begin().await.map_err(db_error)?;
+    let mut copy = tx
+        .copy_in_raw(&format!("COPY security_events ({EVENT_COLS}) FROM STDIN"))
+        .await
+        .map_err(db_error)?;
+    let mut buf = Vec::with_capacity(COPY_CHUNK + MAX_ROW_GUESS);
+    for e in events {
+        copy_row(&mut buf, e);
+        if buf.len() >= COPY_CHUNK {
+            copy.send(buf.as_slice()).await.map_err(db_error)?;
+            buf.clear();
+        }
+    }
+    if !buf.is_empty() {
+        copy.send(buf.as_slice()).await.map_err(db_error)?;
+    }
+    drop(buf);
+    let copied = copy.finish().await.map_err(db_error)?;
+    if copied != events.len() as u64 {
+        return Err(Error::internal(format!(
+            "COPY stored {copied} of {} security events",
+            events.len()
+        )));
+    }
+    let counts = day_counts(events);
+    let mut cols: [Vec<&str>; 6] = Default::default();
+    let mut ns = Vec::with_capacity(counts.len());
+    for (k, n) in &counts {
+        for (col, v) in cols.iter_mut().zip([
+            k.day.as_str(),
+            k.department_id.as_str(),
+            k.provider_id.as_str(),
+            k.category.as_str(),
+            k.severity.as_str(),
+            k.action.as_str(),
+        ]) {
+            col.push(v);
+        }
+        ns.push(*n);
+    }
+    let [days, departments, providers, categories, severities, actions] = cols;
+    sqlx::query(&format!(
+        "INSERT INTO security_event_counts ({COUNT_COLS}) \
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[]) {COUNT_CONFLICT}"
+    ))
+    .bind(days)
+    .bind(departments)
+    .bind(providers)
+    .bind(categories)
+    .bind(severities)
+    .bind(actions)
+    .bind(ns)
+    .execute(&mut *tx)
+    .await
+    .map_err(db_error)?;
+    tx.commit().await.map_err(db_error)
+}
+
+/// One event as a line of `COPY … FROM STDIN` text format, columns as [`EVENT_COLS`]:
+/// tab-separated, `\N` for NULL, a newline at the end.
+fn copy_row(buf: &mut Vec<u8>, e: &NewEvent) {
+    use std::io::Write;
+    // Writing to a Vec cannot fail.
+    let _ = write!(buf, "{}\t{}\t", e.at, e.received_at);
+    for s in [
+        e.source.as_str(),
+        e.appliance.as_str(),
+        e.format.as_str(),
+        e.category.as_str(),
+        e.severity.as_str(),
+        e.action.as_str(),
+    ] {
+        copy_text(buf, s);
+        buf.push(b'\t');
+    }
+    copy_opt(buf, e.src_ip.as_deref());
+    copy_int(buf, e.src_port.map(i64::from));
+    copy_opt(buf, e.dst_ip.as_deref());
+    copy_int(buf, e.dst_port.map(i64::from));
+    copy_opt(buf, e.protocol.as_deref());
+    copy_opt(buf, e.rule.as_deref());
+    copy_int(buf, Some(e.count));
+    for id in [
+        e.department_id.map(|d| d.0),
+        e.provider_id.map(|p| p.0),
+        e.instance_id.map(|i| i.0),
+    ] {
+        match id {
+            Some(u) => {
+                let _ = write!(buf, "{u}\t");
+            }
+            None => buf.extend_from_slice(b"\\N\t"),
+        }
+    }
+    copy_text(buf, &e.message);
+    buf.push(b'\n');
+}
+
+fn copy_opt(buf: &mut Vec<u8>, s: Option<&str>) {
+    match s {
+        Some(s) => copy_text(buf, s),
+        None => buf.extend_from_slice(b"\\N"),
+    }
+    buf.push(b'\t');
+}
+
+fn copy_int(buf: &mut Vec<u8>, n: Option<i64>) {
+    use std::io::Write;
+    match n {
+        Some(n) => {
+            let _ = write!(buf, "{n}");
+        }
+        None => buf.extend_from_slice(b"\\N"),
+    }
+    buf.push(b'\t');
+}
+
+/// A text value in COPY's text format: a backslash, tab, newline and carriage return are
+/// escaped (`\\`, `\t`, `\n`, `\r`), so the value is read back byte for byte whatever it
+/// holds, `\.` and `\N` included. PostgreSQL cannot store NUL in text at all: it becomes
+/// U+FFFD, as the intake's parser already makes it. The bytes of a multi-byte UTF-8
+/// character are all ≥ 0x80, so scanning bytes never splits one.
+fn copy_text(buf: &mut Vec<u8>, s: &str) {
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escaped: &[u8] = match b {
+            b'\\' => b"\\\\",
+            b'\t' => b"\\t",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            0 => "\u{fffd}".as_bytes(),
+            _ => continue,
+        };
+        buf.extend_from_slice(&bytes[start..i]);
+        buf.extend_from_slice(escaped);
+        start = i + 1;
+    }
+    buf.extend_from_slice(&bytes[start..]);
 }
 
 fn parse_enum<T>(v: String, f: impl Fn(&str) -> Option<T>, col: &str) -> Result<T, Error> {
@@ -834,4 +1008,114 @@ pub async fn mark_all_reminded(tx: &mut Tx) -> Result<(), Error> {
         .await
         .map_err(db_error)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// COPY's text format read back: the inverse of [`copy_text`] for one field.
+    fn unescape(field: &[u8]) -> String {
+        let mut out = Vec::new();
+        let mut it = field.iter();
+        while let Some(&b) = it.next() {
+            if b != b'\\' {
+                out.push(b);
+                continue;
+            }
+            match it.next() {
+                Some(b't') => out.push(b'\t'),
+                Some(b'n') => out.push(b'\n'),
+                Some(b'r') => out.push(b'\r'),
+                Some(b'\\') => out.push(b'\\'),
+                other => panic!("unexpected escape {other:?} in {field:?}"),
+            }
+        }
+        String::from_utf8(out).expect("utf-8")
+    }
+
+    #[test]
+    fn copy_text_escapes_every_byte_the_text_format_reads_specially() {
+        for s in [
+            "",
+            "plain",
+            "\t",
+            "a\tb\nc\rd\\e",
+            "\\N",
+            "\\.",
+            "\\",
+            "ends with \\",
+            "中文\t日志\\类型",
+            "'quotes' \"double\"",
+        ] {
+            let mut buf = Vec::new();
+            copy_text(&mut buf, s);
+            assert!(
+                !buf.iter().any(|b| matches!(b, b'\t' | b'\n' | b'\r' | 0)),
+                "{s:?} -> {buf:?}"
+            );
+            assert_eq!(unescape(&buf), s);
+        }
+        let mut buf = Vec::new();
+        copy_text(&mut buf, "nul\0inside");
+        assert_eq!(unescape(&buf), "nul\u{fffd}inside");
+    }
+
+    #[test]
+    fn a_copy_row_is_one_line_of_every_column_with_nulls_marked() {
+        let e = NewEvent {
+            at: -5,
+            received_at: 7,
+            source: EventSource::Syslog,
+            appliance: "fw\t01".into(),
+            format: EventFormat::Cef,
+            category: Category::Scan,
+            severity: Severity::High,
+            action: EventAction::Blocked,
+            src_ip: Some("192.0.2.1".into()),
+            src_port: None,
+            dst_ip: None,
+            dst_port: Some(443),
+            protocol: None,
+            rule: Some("r\\1".into()),
+            count: 3,
+            department_id: None,
+            provider_id: None,
+            instance_id: None,
+            message: "line\nbreak".into(),
+        };
+        let mut buf = Vec::new();
+        copy_row(&mut buf, &e);
+        assert_eq!(buf.last(), Some(&b'\n'));
+        let line = &buf[..buf.len() - 1];
+        assert!(!line.contains(&b'\n'));
+        let fields: Vec<&[u8]> = line.split(|b| *b == b'\t').collect();
+        assert_eq!(fields.len(), EVENT_COLS.split(", ").count());
+        let values: Vec<Option<String>> = fields
+            .iter()
+            .map(|f| (*f != b"\\N").then(|| unescape(f)))
+            .collect();
+        let want = [
+            Some("-5"),
+            Some("7"),
+            Some("syslog"),
+            Some("fw\t01"),
+            Some("cef"),
+            Some("scan"),
+            Some("high"),
+            Some("blocked"),
+            Some("192.0.2.1"),
+            None,
+            None,
+            Some("443"),
+            None,
+            Some("r\\1"),
+            Some("3"),
+            None,
+            None,
+            None,
+            Some("line\nbreak"),
+        ];
+        assert_eq!(values, want.map(|v| v.map(str::to_string)));
+    }
 }

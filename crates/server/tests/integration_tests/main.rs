@@ -24,6 +24,7 @@ mod operations;
 mod requests;
 mod sagas;
 mod secev;
+mod secev_storage;
 mod supervision;
 mod tenancy;
 mod world;

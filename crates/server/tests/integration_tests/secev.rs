@@ -12,7 +12,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
-async fn syslog_server(db: Db, queue: usize) -> TestServer {
+pub(crate) async fn syslog_server(db: Db, queue: usize) -> TestServer {
     TestServer::start_custom(db, false, |c| {
         c.syslog_udp = Some("127.0.0.1:0".parse().expect("addr"));
         c.syslog_tcp = Some("127.0.0.1:0".parse().expect("addr"));
@@ -21,7 +21,7 @@ async fn syslog_server(db: Db, queue: usize) -> TestServer {
     .await
 }
 
-fn addrs(ts: &TestServer) -> (std::net::SocketAddr, std::net::SocketAddr) {
+pub(crate) fn addrs(ts: &TestServer) -> (std::net::SocketAddr, std::net::SocketAddr) {
     let st = &ts.server.as_ref().expect("running").state.syslog;
     (
         st.udp_addr().expect("udp bound"),
