@@ -49,7 +49,7 @@ fn rule(r: &AnyRow) -> Result<AlertRule, Error> {
 
 pub async fn insert_rule(tx: &mut Tx, r: &AlertRule) -> Result<(), Error> {
     sqlx::query(&format!(
-        "INSERT INTO alert_rules ({RULE_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+        "INSERT INTO alert_rules ({RULE_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, CAST($10 AS DOUBLE PRECISION), $11, $12, $13, $14, $15)"
     ))
     .bind(&r.id)
     .bind(&r.name)
@@ -63,7 +63,12 @@ pub async fn insert_rule(tx: &mut Tx, r: &AlertRule) -> Result<(), Error> {
     .bind(r.target.as_str())
     .bind(r.series.map(|s| s.as_str()))
     .bind(r.op.map(|o| o.as_str()))
-    .bind(r.threshold)
+    // As text, cast in SQL: sqlx's `Any` driver (0.8.6) binds a NULL f64 as a 4-byte float
+    // on PostgreSQL, so a connection whose cached statement was first prepared for a rule
+    // without a threshold refused the next rule's 8-byte value ("incorrect binary data
+    // format in bind parameter 10": the intermittent 500 on creating an alert rule). A
+    // Rust float's text form reads back as exactly the same float.
+    .bind(r.threshold.map(|t| t.to_string()))
     .bind(r.for_secs)
     .bind(r.crash_count)
     .bind(&r.created_by)
