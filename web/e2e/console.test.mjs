@@ -10,6 +10,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { gzipSync } from 'node:zlib'
 import { startServer, launch, newPage, login, firstLogin, shot, totp, ARTIFACTS, DIST } from './harness.mjs'
+import { bedSession } from './openstack-bed.mjs'
 
 let server
 let browser
@@ -757,6 +758,49 @@ test('the platform admin signs in the first time, adds a department and puts a h
   assert.doesNotMatch(await page.getByTestId('os-error').innerText(), /e2e-secret-value/)
   assert.ok(page.url().endsWith('/platform/providers/new/openstack'))
   await shot(page, '14e-openstack-unreachable')
+
+  if (process.env.ZY_E2E_OPENSTACK) {
+    // The real OpenStack bed: a server made there directly (behind zhengyun's back) is
+    // found by the synchronisation as drift, and the platform admin adopts it into the
+    // mapped department and project.
+    const bed = await bedSession()
+    const outside = `e2e-outside-${Date.now().toString(36)}`
+    const serverId = await bed.createServer(outside)
+    await page.getByTestId('os-name').fill('OpenStack 测试床（e2e）')
+    await page.getByTestId('os-auth-url').fill(bed.authUrl)
+    await page.getByTestId('os-cred-type').getByText('用户名密码').click()
+    await page.getByTestId('os-cred-id').fill(bed.username)
+    await page.getByTestId('os-secret').fill(bed.password)
+    await page.getByTestId('os-project').fill(bed.project)
+    await page.getByTestId('os-map-add-project').click()
+    await page.getByTestId('os-map-os-project-0').fill(bed.projectId)
+    await pickOption(page, 'os-map-department-0', '宜宾市卫生和计划生育委员会')
+    await pickOption(page, 'os-map-project-0', '全民健康信息平台')
+    await page.getByTestId('os-save').click()
+    await page.waitForURL(/\/platform\/providers\/[0-9a-f-]{36}\/openstack$/, { timeout: 60000 })
+    await page.getByTestId('os-secret-set').waitFor()
+    await page.getByTestId('os-sync').click()
+    await page.getByTestId('os-sync-report').waitFor({ timeout: 120000 })
+    assert.match(await page.getByTestId('os-sync-report').innerText(), /新差异 [1-9]\d*/)
+    await page.getByTestId('os-drift-link').click()
+    await page.waitForURL(/\/platform\/providers\/[0-9a-f-]{36}\/drift$/)
+    const item = page.getByTestId('drift-table').locator('tr', { hasText: outside }).first()
+    await item.waitFor()
+    assert.match(await item.innerText(), new RegExp(serverId))
+    assert.match(await item.innerText(), /新出现/)
+    assert.match(await item.innerText(), /全民健康信息平台/)
+    await shot(page, '14g-openstack-drift')
+    await item.locator('[data-testid^="adopt-"]').click()
+    await confirmBox(page)
+    await page.getByTestId('drift-table').locator('tr', { hasText: outside }).waitFor({ state: 'detached' })
+    await page.getByTestId('drift-tabs').getByText('已纳管').click()
+    const adopted = page.getByTestId('drift-table').locator('tr', { hasText: outside }).first()
+    await adopted.waitFor()
+    assert.match(await adopted.innerText(), /已纳管/)
+    await shot(page, '14h-openstack-adopted')
+    // Adopting changes nothing in the provider cloud: the server is still there, ACTIVE.
+    assert.equal((await bed.server(serverId))?.status, 'ACTIVE')
+  }
   await page.getByTestId('logout').click()
   await page.waitForURL('**/login')
   assert.deepEqual(errors, [])

@@ -573,6 +573,35 @@ class Bed:
         else:
             raise RuntimeError(f"unknown service {name}")
 
+    def add_computes(self, n):
+        """Starts `n` more nova-compute services (fake hypervisors zybed-1 … zybed-n) beside
+        the bed's one, for the adoption benchmark: Nova's resource tracker reads every
+        allocation on its node from Placement at each claim, so one fake node building its
+        k-th server costs k requests and a thousand servers on one node take most of an
+        hour; spread over eleven nodes they take minutes. The tests keep the single node."""
+        api = Api()
+        have = 0
+        for k in range(1, n + 1):
+            name = f"nova-compute-{k}"
+            if name in self.recorded():
+                continue
+            conf = self.write("nova", f"compute-{k}.conf", f"[DEFAULT]\nhost = zybed-{k}\n")
+            self.spawn(name, [os.path.join(BIN, "nova-compute"), "--config-file",
+                              os.path.join(self.etc, "nova", "nova.conf"), "--config-file", conf],
+                       env=self.nova_env())
+        deadline = time.time() + 180
+        while time.time() < deadline:
+            self.check_alive()
+            self.run([os.path.join(BIN, "nova-manage"), "--config-file",
+                      os.path.join(self.etc, "nova", "nova.conf"), "cell_v2", "discover_hosts"],
+                     env=self.nova_env(), check=False, quiet=True)
+            hv = api.call("compute", "GET", "/os-hypervisors")["hypervisors"]
+            if len(hv) >= max(have, 1 + n):
+                log(f"{len(hv)} hypervisors")
+                return
+            time.sleep(2)
+        raise RuntimeError("the extra compute nodes never appeared (see log/nova-compute-*.log)")
+
     def stop_service(self, name):
         pid = self.recorded().get(name)
         if pid is None:
@@ -786,7 +815,7 @@ class Api:
 
 def main():
     if len(sys.argv) < 3:
-        print("usage: bed.py up|down|status|env STATE_DIR | stop-service|start-service STATE_DIR NAME", file=sys.stderr)
+        print("usage: bed.py up|down|status|env STATE_DIR | stop-service|start-service STATE_DIR NAME | add-computes STATE_DIR N", file=sys.stderr)
         return 2
     cmd, root = sys.argv[1], sys.argv[2]
     bed = Bed(root)
@@ -808,6 +837,9 @@ def main():
         return 0
     if cmd == "start-service" and len(sys.argv) == 4:
         bed.start_service(sys.argv[3])
+        return 0
+    if cmd == "add-computes" and len(sys.argv) == 4:
+        bed.add_computes(int(sys.argv[3]))
         return 0
     if cmd == "env":
         try:

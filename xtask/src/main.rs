@@ -280,6 +280,12 @@ fn run_product() -> bool {
     } else {
         eprintln!("QEMU not installed: the demo runs with simulated providers only (apt-get install qemu-system-x86, then cargo xtask run)");
     }
+    // With the OpenStack bed up (`cargo xtask openstack up`), the demo registers it as a
+    // real provider cloud ("OpenStack 测试床").
+    if openstack::reachable() {
+        c.arg("--demo-openstack")
+            .arg(root().join("target/openstack-bed/env"));
+    }
     run(c)
 }
 

@@ -173,6 +173,22 @@ pub fn env_vars() -> Vec<(String, String)> {
         .collect()
 }
 
+/// Whether the bed's Keystone answers on its loopback port (its env file names it).
+pub fn reachable() -> bool {
+    let vars = env_vars();
+    let Some((_, url)) = vars.iter().find(|(k, _)| k == "ZY_OPENSTACK_AUTH_URL") else {
+        return false;
+    };
+    let Some(addr) = url
+        .strip_prefix("http://")
+        .and_then(|r| r.split('/').next())
+        .and_then(|a| a.parse::<std::net::SocketAddr>().ok())
+    else {
+        return false;
+    };
+    std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(2)).is_ok()
+}
+
 /// The bed started in the background for `cargo xtask test`; stopped when dropped (also
 /// when the tests fail or lint stops the run early — after waiting for the start to end,
 /// so nothing it spawns is left behind).
@@ -223,6 +239,22 @@ pub fn main(args: &[String]) -> bool {
             run(bed(&venv, "up"))
         }
         Some("down") => down(),
+        // Benchmarks only: more fake hypervisors beside the bed's one (see bed.py).
+        Some("add-computes") => match (venv(), args.get(1).and_then(|n| n.parse::<u32>().ok())) {
+            (Ok(v), Some(n)) => {
+                let mut c = bed(&v, "add-computes");
+                c.arg(n.to_string());
+                run(c)
+            }
+            (Err(e), _) => {
+                eprintln!("{e}");
+                false
+            }
+            (_, None) => {
+                eprintln!("usage: cargo xtask openstack add-computes N");
+                false
+            }
+        },
         Some("status") => match venv() {
             Ok(v) => run(bed(&v, "status")),
             Err(e) => {
@@ -242,7 +274,7 @@ pub fn main(args: &[String]) -> bool {
             true
         }
         _ => {
-            eprintln!("usage: cargo xtask openstack <up [--fresh] | down | status | env>");
+            eprintln!("usage: cargo xtask openstack <up [--fresh] | down | status | env | add-computes N>");
             false
         }
     }

@@ -297,6 +297,12 @@ pub fn check(cargo: Command) -> bool {
     if server.kvm {
         e2e.env("ZY_E2E_KVM", "1");
     }
+    // With the OpenStack bed up (it is, under `cargo xtask test`), the platform admin's
+    // test also adopts a server made directly in it.
+    if crate::openstack::reachable() {
+        e2e.envs(crate::openstack::env_vars())
+            .env("ZY_E2E_OPENSTACK", "1");
+    }
     for (name, password) in &server.admin_passwords {
         e2e.env(
             format!("ZY_E2E_{}_PASSWORD", name.to_ascii_uppercase()),

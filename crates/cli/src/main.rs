@@ -277,6 +277,10 @@ struct ServerArgs {
     /// real QEMU virtual machines. Its state lives in <data dir>/local-agent.
     #[arg(long)]
     local_agent_template: Option<PathBuf>,
+    /// With --demo: register the OpenStack test bed of `cargo xtask openstack up` as the
+    /// provider "OpenStack 测试床" (once), from its env file (target/openstack-bed/env).
+    #[arg(long, env = "ZHENGYUN_DEMO_OPENSTACK")]
+    demo_openstack: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -468,6 +472,39 @@ async fn local_agent(
     .map_err(|e| anyhow::anyhow!(e))
 }
 
+/// The demo's OpenStack provider: the local test bed, registered once and synchronised
+/// at once so its hypervisor and drift show without waiting for the periodic task.
+async fn demo_openstack(server: &zy_server::Server, env: &std::path::Path) {
+    use zy_server::demo::openstack;
+    let registered = match openstack::read_env(env) {
+        Ok(vars) => openstack::register(&server.state, &vars).await,
+        Err(e) => Err(e),
+    };
+    match registered {
+        Ok(Some(id)) => {
+            println!(
+                "OpenStack 测试床：已接入为云服务商「{}」the OpenStack bed is the provider {}",
+                openstack::PROVIDER,
+                id
+            );
+            let state = server.state.clone();
+            tokio::spawn(async move {
+                if let Err(e) = zy_server::app::openstack::sync(&state, id).await {
+                    eprintln!(
+                        "OpenStack 测试床首次同步失败 first sync failed: {}",
+                        e.message.zh
+                    );
+                }
+            });
+        }
+        Ok(None) => {}
+        Err(e) => eprintln!(
+            "OpenStack 测试床未接入 the OpenStack bed was not registered: {} / {}",
+            e.message.zh, e.message.en
+        ),
+    }
+}
+
 async fn run_server(a: ServerArgs) -> anyhow::Result<()> {
     init_logging();
     let config = zy_server::Config {
@@ -518,6 +555,9 @@ async fn run_server(a: ServerArgs) -> anyhow::Result<()> {
             }
             Err(e) => eprintln!("本机 KVM 未启用 local KVM host not started: {e:#}"),
         }
+    }
+    if let (true, Some(env)) = (server.state.config.demo, &a.demo_openstack) {
+        demo_openstack(&server, env).await;
     }
     server.wait().await;
     if let Some(ag) = agent {

@@ -5,6 +5,8 @@
 //! Demo accounts share one documented password and need not change it; the three admins
 //! are the real bootstrap accounts with one-time passwords.
 
+pub mod openstack;
+
 use crate::auth::password;
 use zy_model::audit::{AuditEntry, Outcome};
 use zy_model::id::{DepartmentId, ProjectId, UserId};

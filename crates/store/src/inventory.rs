@@ -131,6 +131,22 @@ pub async fn insert_zone(tx: &mut Tx, z: &Zone) -> Result<(), Error> {
     Ok(())
 }
 
+/// Inserts a zone unless the provider has one of that name already (a concurrent
+/// synchronisation made it); returns whether this call inserted it.
+pub async fn insert_zone_if_absent(tx: &mut Tx, z: &Zone) -> Result<bool, Error> {
+    let r = sqlx::query("INSERT INTO zones (id, provider_id, region, name, strategy, created_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (provider_id, name) DO NOTHING")
+        .bind(z.id.to_string())
+        .bind(z.provider_id.to_string())
+        .bind(&z.region)
+        .bind(&z.name)
+        .bind(if z.strategy == Strategy::Spread { "spread" } else { "pack" })
+        .bind(z.created_at.0)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    Ok(r.rows_affected() == 1)
+}
+
 pub async fn zones(store: &Store) -> Result<Vec<Zone>, Error> {
     Sql::new(
         "SELECT id, provider_id, region, name, strategy, created_at FROM zones ORDER BY name, id",

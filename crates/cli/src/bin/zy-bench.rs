@@ -46,6 +46,9 @@ struct Args {
     /// many directly through Nova's API.
     openstack: Option<usize>,
     os_creates: usize,
+    /// OpenStack: keep the servers to adopt between runs (made once, slowly, as the bed's
+    /// fake node fills) — only the missing ones are created and none are deleted.
+    os_reuse: bool,
 }
 
 fn parse_args() -> Result<Args> {
@@ -68,6 +71,7 @@ fn parse_args() -> Result<Args> {
         sources: 64,
         openstack: None,
         os_creates: 100,
+        os_reuse: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -90,6 +94,7 @@ fn parse_args() -> Result<Args> {
             "--ha" => a.ha = Some(v()?.parse()?),
             "--openstack" => a.openstack = Some(v()?.parse()?),
             "--os-creates" => a.os_creates = v()?.parse()?,
+            "--os-reuse" => a.os_reuse = true,
             "--sources" => a.sources = v()?.parse::<usize>()?.clamp(1, 250),
             // Extra arguments for `zhengyun server`, e.g. --max-connections 4.
             "--server-arg" => a.server_args.push(v()?),
@@ -304,7 +309,17 @@ async fn main() -> Result<()> {
         let otp = printed_otp(&admin_otp).await?;
         let admin = platform_admin(&http, &base, &otp).await?;
         let member = login("wjw.user").await?;
-        let r = bench_openstack(&http, &base, backend, &admin, &member, n, a.os_creates).await;
+        let r = bench_openstack(
+            &http,
+            &base,
+            backend,
+            &admin,
+            &member,
+            n,
+            a.os_creates,
+            a.os_reuse,
+        )
+        .await;
         let _ = std::fs::remove_dir_all(&dir);
         return r;
     }
@@ -1579,6 +1594,7 @@ async fn bench_openstack(
     member: &str,
     n: usize,
     creates: usize,
+    reuse: bool,
 ) -> Result<()> {
     let (nova, mut settings) = BedNova::login(http).await?;
     let (project, dept) = first_project(http, base, member).await?;
@@ -1605,11 +1621,17 @@ async fn bench_openstack(
         .context("the bed has no image")?
         .to_string();
     for prefix in ["zyb-adopt-", "zyb-direct-", "zyb-zy-"] {
-        nova.delete_all(prefix).await?;
+        if !(reuse && prefix == "zyb-adopt-") {
+            nova.delete_all(prefix).await?;
+        }
     }
     // 1. N servers made directly in the provider.
     let t = Instant::now();
-    let mut made = 0;
+    let mut made = if reuse {
+        nova.servers("zyb-adopt-").await?.len().min(n)
+    } else {
+        0
+    };
     while made < n {
         let k = (n - made).min(50);
         nova.call(
@@ -1707,7 +1729,12 @@ async fn bench_openstack(
     )
     .await?;
     println!("  project quota used: {}", q["used"]);
-    nova.delete_all("zyb-adopt-").await?;
+    if !reuse {
+        nova.delete_all("zyb-adopt-").await?;
+    }
+    if creates == 0 {
+        return Ok(());
+    }
 
     // 3. M creates directly through Nova's API, then M through zhengyun.
     let t = Instant::now();

@@ -199,11 +199,22 @@ pub async fn sync_hosts(s: &AppState, id: ProviderId) -> Result<SyncReport, Erro
             e
         ))
     })?;
-    let zones: Vec<Zone> = inventory::zones(&s.store)
+    let mut zones: Vec<Zone> = inventory::zones(&s.store)
         .await?
         .into_iter()
         .filter(|z| z.provider_id == id)
         .collect();
+    if zones.is_empty() && !hypervisors.is_empty() {
+        // A provider connected without zones gets one per availability zone its
+        // hypervisors are in, so its capacity shows and adoption has hosts to record
+        // at once; the platform admin may add or map zones later.
+        zones_for_availability_zones(s, id, &driver.client.settings.region, &hypervisors).await?;
+        zones = inventory::zones(&s.store)
+            .await?
+            .into_iter()
+            .filter(|z| z.provider_id == id)
+            .collect();
+    }
     let mut report = SyncReport {
         hypervisors: hypervisors.len() as u32,
         ..Default::default()
@@ -321,6 +332,55 @@ pub async fn sync_hosts(s: &AppState, id: ProviderId) -> Result<SyncReport, Erro
         *m = host_zones;
     }
     Ok(report)
+}
+
+/// Creates a zone named after each availability zone of `hypervisors` (Nova's default
+/// `nova` for those without one), unless the provider already has one of that name.
+async fn zones_for_availability_zones(
+    s: &AppState,
+    id: ProviderId,
+    region: &str,
+    hypervisors: &[crate::compute::openstack::Hypervisor],
+) -> Result<(), Error> {
+    let names: std::collections::BTreeSet<String> = hypervisors
+        .iter()
+        .map(|h| {
+            h.availability_zone
+                .clone()
+                .filter(|a| !a.trim().is_empty())
+                .unwrap_or_else(|| "nova".into())
+                .chars()
+                .take(100)
+                .collect()
+        })
+        .collect();
+    let mut tx = s.store.begin_write().await?;
+    let mut made = Vec::new();
+    for name in names {
+        let z = Zone {
+            id: zy_model::id::ZoneId::new(),
+            provider_id: id,
+            region: region.chars().take(100).collect(),
+            name,
+            strategy: zy_model::compute::Strategy::Spread,
+            created_at: Timestamp::now(),
+        };
+        if inventory::insert_zone_if_absent(&mut tx, &z).await? {
+            made.push(serde_json::json!({ "id": z.id, "name": z.name }));
+        }
+    }
+    if made.is_empty() {
+        drop(tx);
+        return Ok(());
+    }
+    commit_system(
+        tx,
+        "create_zones_from_availability_zones",
+        "provider",
+        &id.to_string(),
+        serde_json::json!({ "zones": made }),
+    )
+    .await
 }
 
 /// Synchronises one provider now (the platform admin's button; the task does it

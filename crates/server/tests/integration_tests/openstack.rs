@@ -954,3 +954,134 @@ async fn openstack_settings_keep_the_stored_secret_only_for_the_same_endpoint(db
     assert!(!audit.to_string().contains("stub-secret"), "{audit}");
 }
 crate::both_databases!(openstack_settings_keep_the_stored_secret_only_for_the_same_endpoint);
+
+/// The demo's OpenStack provider (`zhengyun server --demo --demo-openstack <env file>`):
+/// the bed registered once, mapped to 卫计委's 全民健康信息平台, and usable at once — a demo
+/// member creates an instance on it through zhengyun and Nova builds the server, and
+/// releases it again.
+#[tokio::test]
+async fn the_demo_registers_the_openstack_bed_and_a_member_uses_it() {
+    let Some(b) = bed() else {
+        return;
+    };
+    let ts = TestServer::start_with(Db::Sqlite, true).await;
+    let state = &ts.server.as_ref().expect("running").state;
+    let env: std::collections::HashMap<String, String> = std::env::vars()
+        .filter(|(k, _)| k.starts_with("ZY_OPENSTACK_"))
+        .collect();
+    let id = zy_server::demo::openstack::register(state, &env)
+        .await
+        .expect("registered")
+        .expect("a new provider");
+    // Once: a second start finds it by name.
+    assert!(zy_server::demo::openstack::register(state, &env)
+        .await
+        .expect("second call")
+        .is_none());
+    let admin = ts.platform_admin().await;
+    let (st, view) = admin.get(&format!("/v1/providers/{id}/openstack")).await;
+    assert_eq!(st, StatusCode::OK, "{view}");
+    assert!(!view.to_string().contains(&b.password), "{view}");
+    assert_eq!(view["adoption"], "flag", "{view}");
+    assert_eq!(view["zones"][0]["availability_zone"], "nova", "{view}");
+    let (st, sync) = admin
+        .post(&format!("/v1/providers/{id}/openstack/sync"), json!({}))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{sync}");
+    assert!(sync["hypervisors"].as_u64().unwrap_or(0) >= 1, "{sync}");
+
+    let member = ts
+        .login("wjw.user", zy_server::demo::DEMO_PASSWORD)
+        .await
+        .expect("demo member");
+    let project = view["projects"][0]["project_id"]
+        .as_str()
+        .expect("mapped project")
+        .to_string();
+    let (_, p) = member.get(&format!("/v1/projects/{project}")).await;
+    assert_eq!(p["name"], "全民健康信息平台", "{p}");
+    let (st, v) = member
+        .post(
+            "/v1/instances",
+            json!({ "project_id": project, "name": "demo-os", "flavor": "1C512M",
+                    "image": "cirros", "provider_id": id.to_string() }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{v}");
+    let iid = v["items"][0]["id"].as_str().expect("id").to_string();
+    let nova = Nova::login(&b).await;
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let (_, i) = member.get(&format!("/v1/instances/{iid}")).await;
+        if i["state"] == "running" {
+            break;
+        }
+        assert_ne!(i["state"], "error", "{i}");
+        assert!(Instant::now() < deadline, "never running: {i}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let server = nova.wait_status(&iid, "ACTIVE").await;
+    assert_eq!(server["flavor"]["original_name"], "m1.tiny", "{server}");
+    // A member's delete releases it to the demo department's recycle bin: stopped in Nova.
+    let (st, v) = member.delete(&format!("/v1/instances/{iid}")).await;
+    assert!(st.is_success(), "{st} {v}");
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let (_, i) = member.get(&format!("/v1/instances/{iid}")).await;
+        if i["state"] == "deleted" || i["state"] == "recycled" || i["recycled_at"].is_string() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never released: {i}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// A provider connected without zones gets one zone per availability zone of its
+/// hypervisors at the first synchronisation (Nova's `nova` here), its hypervisors as hosts
+/// in it; synchronising again makes no second one.
+#[tokio::test]
+async fn a_provider_without_zones_gets_one_per_availability_zone() {
+    let Some(b) = bed() else {
+        return;
+    };
+    let ts = TestServer::start(Db::Sqlite).await;
+    let admin = ts.platform_admin().await;
+    let (st, prov) = admin
+        .post(
+            "/v1/providers",
+            json!({ "name": "未建可用区的 OpenStack", "kind": "openstack", "openstack": b.settings() }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{prov}");
+    let provider = prov["id"].as_str().expect("id").to_string();
+    for round in 0..2 {
+        let (st, sync) = admin
+            .post(
+                &format!("/v1/providers/{provider}/openstack/sync"),
+                json!({}),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{sync}");
+        if round == 0 {
+            assert!(sync["hosts_added"].as_u64().unwrap_or(0) >= 1, "{sync}");
+        }
+        let (_, zones) = admin.get("/v1/zones").await;
+        let mine: Vec<&Value> = zones["items"]
+            .as_array()
+            .expect("zones")
+            .iter()
+            .filter(|z| z["provider_id"] == provider.as_str())
+            .collect();
+        assert_eq!(mine.len(), 1, "round {round}: {zones}");
+        assert_eq!(mine[0]["name"], "nova", "{zones}");
+        let (_, hosts) = admin.get("/v1/hosts").await;
+        assert!(
+            hosts["items"]
+                .as_array()
+                .expect("hosts")
+                .iter()
+                .any(|h| h["provider_id"] == provider.as_str() && h["zone_id"] == mine[0]["id"]),
+            "{hosts}"
+        );
+    }
+}
