@@ -6,7 +6,10 @@
 //!
 //! - inside the namespace, the table `ip zhengyun_nat` ([`render_vpc`]): DNAT of each
 //!   elastic IP to its NIC's private address, SNAT of that address to its elastic IP, and
-//!   masquerade (to the uplink's address) for everything else leaving by the uplink;
+//!   masquerade (to the uplink's address) for everything else leaving by the uplink —
+//!   or, for a VPC without outbound access (`NatWire::masquerade` false), no masquerade
+//!   and a `forward` rule dropping whatever would leave by the uplink from an address
+//!   without an elastic IP;
 //! - on the host, the table `ip zhengyun_nat` ([`render_host`]): packets from the uplinks
 //!   are marked, routed by a rule of their own (the main table without its default route,
 //!   then [`ROUTE_TABLE`] whose default is the external network's gateway) and, unless

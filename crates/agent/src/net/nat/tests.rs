@@ -4,7 +4,9 @@
 //! and two VPCs with the same private CIDR, each with a "guest" namespace on its bridge.
 //! The guests get out masqueraded to the host's external address; an elastic IP reaches a
 //! guest's TCP port and is the source of its outbound traffic; unbound, it answers no
-//! more; a restarted agent adopts all of it; teardown leaves nothing behind.
+//! more; a restarted agent adopts all of it; with outbound access switched off a guest
+//! without an elastic IP gets out no more while the elastic IP keeps working; teardown
+//! leaves nothing behind.
 
 use super::bed::*;
 use super::*;
