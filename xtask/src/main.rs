@@ -136,13 +136,15 @@ fn test(args: &[String]) -> bool {
     // by a bridge (nftables, iproute2; python3 serves the TCP ports probed); the agents'
     // data plane serves DHCP with dnsmasq (dnsmasq-base), flushes an elastic IP's flows
     // with conntrack and announces it with Habets' arping (iputils' cannot send from an
-    // address the host does not own); iperf3 is the benchmarks'.
+    // address the host does not own); the transit test pings between hosts' guests
+    // (iputils-ping); iperf3 is the benchmarks'.
     let net_ready = [
         "/usr/sbin/nft",
         "/usr/bin/python3",
         "/usr/sbin/dnsmasq",
         "/usr/sbin/conntrack",
         "/usr/sbin/arping",
+        "/usr/bin/ping",
         "/usr/bin/iperf3",
     ]
     .iter()
@@ -158,11 +160,12 @@ fn test(args: &[String]) -> bool {
             "dnsmasq-base",
             "conntrack",
             "arping",
+            "iputils-ping",
             "iperf3",
         ])
     {
         eprintln!(
-            "cannot install nftables, iproute2, dnsmasq-base, conntrack, arping and iperf3 \
+            "cannot install nftables, iproute2, dnsmasq-base, conntrack, arping, iputils-ping and iperf3 \
              for the network tests"
         );
         return false;

@@ -25,6 +25,15 @@ pub enum VpcCmd {
         department: Option<String>,
         #[arg(long, default_value = "")]
         description: String,
+        /// Outbound access (出网) for NICs without an elastic IP (default on).
+        #[arg(long, value_parser = on_off)]
+        outbound: Option<bool>,
+    },
+    /// Change a VPC: `--outbound on|off` switches its outbound access.
+    Update {
+        id: String,
+        #[arg(long, value_parser = on_off)]
+        outbound: Option<bool>,
     },
     /// A VPC with its subnets.
     Show {
@@ -33,6 +42,15 @@ pub enum VpcCmd {
     Delete {
         id: String,
     },
+}
+
+/// `on` / `off` (also `true`/`false`, `yes`/`no`).
+fn on_off(s: &str) -> Result<bool, String> {
+    match s {
+        "on" | "true" | "yes" => Ok(true),
+        "off" | "false" | "no" => Ok(false),
+        _ => Err(format!("{s:?}: expected on or off")),
+    }
 }
 
 #[derive(Subcommand)]
@@ -178,6 +196,7 @@ const VPC_COLS: &[(&str, &str)] = &[
     ("名称 name", "name"),
     ("项目 project", "project_id"),
     ("VNI", "vni"),
+    ("出网 outbound", "outbound"),
 ];
 const SUBNET_COLS: &[(&str, &str)] = &[
     ("编号 id", "id"),
@@ -256,13 +275,22 @@ pub async fn vpc(c: &Client, cmd: VpcCmd, json: bool) -> Result<()> {
             project,
             department,
             description,
+            outbound,
         } => {
             let project = match project {
                 Some(p) => Some(project_id(c, &p).await?),
                 None => None,
             };
-            let body = json!({ "name": name, "project_id": project, "department_id": department, "description": description });
+            let body = json!({ "name": name, "project_id": project, "department_id": department, "description": description, "outbound": outbound });
             one(&c.post("/v1/vpcs", body).await?, VPC_COLS, json)
+        }
+        VpcCmd::Update { id, outbound } => {
+            let body = json!({ "outbound": outbound });
+            one(
+                &c.patch(&format!("/v1/vpcs/{id}"), body).await?,
+                VPC_COLS,
+                json,
+            )
         }
         VpcCmd::Show { id } => {
             let v = c.get(&format!("/v1/vpcs/{id}"), &[]).await?;

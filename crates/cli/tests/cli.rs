@@ -591,6 +591,28 @@ async fn a_member_opens_a_port_in_a_security_group_and_sees_the_demo_network() {
         text.contains("10.10.1.0/24") && text.contains("10.10.2.0/24"),
         "{text}"
     );
+    // Outbound access (出网): off at creation, switched on and off; only on/off is taken.
+    let closed = e
+        .json(&[
+            "vpc",
+            "create",
+            "--project",
+            "全民健康信息平台",
+            "--name",
+            "封闭网",
+            "--outbound",
+            "off",
+        ])
+        .await;
+    assert_eq!(closed["outbound"], false, "{closed}");
+    let off = e.json(&["vpc", "update", &vpc, "--outbound", "off"]).await;
+    assert_eq!(off["outbound"], false, "{off}");
+    let on = e.json(&["vpc", "update", &vpc, "--outbound", "on"]).await;
+    assert_eq!(on["outbound"], true, "{on}");
+    let bad = e
+        .run(&["vpc", "update", &vpc, "--outbound", "maybe"], "")
+        .await;
+    assert!(!bad.status.success(), "--outbound maybe was taken");
     let g = e
         .json(&[
             "sg",

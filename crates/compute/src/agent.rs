@@ -262,10 +262,32 @@ pub struct ExternalWire {
 
 /// A VPC's outbound duties on a host: masquerade (to the host's address on the external
 /// network) for its NICs here without an elastic IP, 1:1 NAT for those with one.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NatWire {
     pub eips: Vec<EipWire>,
+    /// Outbound access for the NICs without an elastic IP (the VPC's `outbound`); when
+    /// false only the elastic IPs' flows leave. Sent only when false, so an agent that
+    /// predates it still takes the pushes of VPCs that keep their outbound access.
+    #[serde(default = "yes", skip_serializing_if = "is_yes")]
+    pub masquerade: bool,
+}
+
+impl Default for NatWire {
+    fn default() -> Self {
+        NatWire {
+            eips: Vec::new(),
+            masquerade: true,
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_yes(b: &bool) -> bool {
+    *b
 }
 
 /// An elastic IP bound to a NIC on this host.
@@ -290,6 +312,21 @@ pub struct VpcWire {
     /// Outbound access through [`NetworkState::external`] (absent: none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nat: Option<NatWire>,
+    /// The VPC's NICs on the other hosts (the peers), which this host's VPC namespace
+    /// routes to over the VPC's transit link, so two subnets of the VPC reach each other
+    /// across hosts. Left out of the JSON when empty, so an agent that predates it still
+    /// takes the push (and routes only between the subnets on its own host).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remote: Vec<RemoteNicWire>,
+}
+
+/// A NIC of the VPC on another host: its private address and that host's underlay
+/// address (the end of the transit link it is reached through).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteNicWire {
+    pub ip: String,
+    pub host: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -132,10 +132,16 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0021_provider_scope.sql"),
         postgres: include_str!("../migrations/postgres/0021_provider_scope.sql"),
     },
+    Migration {
+        version: 22,
+        name: "vpc_outbound",
+        sqlite: include_str!("../migrations/sqlite/0022_vpc_outbound.sql"),
+        postgres: include_str!("../migrations/postgres/0022_vpc_outbound.sql"),
+    },
 ];
 
 /// The newest schema version this binary knows.
-pub const LATEST: i64 = 21;
+pub const LATEST: i64 = 22;
 
 /// The oldest schema version whose audit tables this binary reads as they are (the audit
 /// log and its head have not changed since version 1).

@@ -15,10 +15,10 @@ use zy_model::id::*;
 use zy_model::network::nft::{HostFirewall, NicFirewall};
 use zy_model::network::*;
 use zy_model::time::Timestamp;
-use zy_model::Error;
+use zy_model::{t, Error};
 
 const VPC_COLS: &str =
-    "id, department_id, project_id, name, description, vni, created_at, generation";
+    "id, department_id, project_id, name, description, vni, created_at, generation, outbound";
 const SUBNET_COLS: &str =
     "id, vpc_id, name, cidr, gateway, dns_servers, dhcp, created_at, net_first, net_last";
 const NIC_COLS: &str = "id, instance_id, subnet_id, vpc_id, department_id, project_id, idx, mac, ip, ip_num, created_at";
@@ -48,6 +48,7 @@ impl Decode for Vpc {
             name: text(r, "name")?,
             description: text(r, "description")?,
             vni: int(r, "vni")?,
+            outbound: int(r, "outbound")? != 0,
             created_at: ts(r, "created_at")?,
             generation: int(r, "generation")?,
         })
@@ -146,16 +147,23 @@ fn decode_all<T: Decode>(rows: &[sqlx::any::AnyRow]) -> Result<Vec<T>, Error> {
 
 // ---- VPCs ------------------------------------------------------------------------------
 
-/// Inserts a VPC with the next free VXLAN number (from 4096 up); the number's unique
+/// Inserts a VPC with the next free VXLAN number (from 4096 up to [`MAX_VPC_VNI`]); the number's unique
 /// constraint settles a concurrent insert (409, retried by the caller).
 pub async fn insert_vpc(tx: &mut Tx, v: &mut Vpc) -> Result<(), Error> {
     let vni: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(vni), 4095) + 1 FROM vpcs")
         .fetch_one(&mut **tx)
         .await
         .map_err(db_error)?;
+    if vni > MAX_VPC_VNI {
+        return Err(Error::conflict(t!(
+            "VXLAN 编号已用尽（最大 {}），无法再创建私有网络" ;
+            "no VXLAN number is left for a new VPC (the largest is {})",
+            MAX_VPC_VNI
+        )));
+    }
     v.vni = vni;
     sqlx::query(&format!(
-        "INSERT INTO vpcs ({VPC_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, 1)"
+        "INSERT INTO vpcs ({VPC_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8)"
     ))
     .bind(v.id.to_string())
     .bind(v.department_id.to_string())
@@ -164,10 +172,32 @@ pub async fn insert_vpc(tx: &mut Tx, v: &mut Vpc) -> Result<(), Error> {
     .bind(&v.description)
     .bind(vni)
     .bind(v.created_at.0)
+    .bind(i64::from(v.outbound))
     .execute(&mut **tx)
     .await
     .map_err(db_error)?;
     Ok(())
+}
+
+/// Sets a VPC's outbound access, conditional on its generation (which it advances):
+/// false when the VPC changed meanwhile (or is gone).
+pub async fn set_vpc_outbound(
+    tx: &mut Tx,
+    id: VpcId,
+    generation: i64,
+    outbound: bool,
+) -> Result<bool, Error> {
+    let r = sqlx::query(
+        "UPDATE vpcs SET outbound = $1, generation = generation + 1 \
+         WHERE id = $2 AND generation = $3",
+    )
+    .bind(i64::from(outbound))
+    .bind(id.to_string())
+    .bind(generation)
+    .execute(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    Ok(r.rows_affected() == 1)
 }
 
 pub async fn get_vpc<'c>(
@@ -938,11 +968,13 @@ pub struct PlacedNic {
     /// A load balancer's VIP (`instance_id` is the load balancer's id): no tap, the
     /// namespace is plugged into the bridge by the agent's load-balancer code.
     pub vip: bool,
+    /// The VPC's outbound access.
+    pub outbound: bool,
 }
 
 const PLACED_COLS: &str = "n.id, n.instance_id, n.vpc_id, v.vni, n.subnet_id, n.mac, n.ip, n.idx, \
      CASE WHEN b.id IS NOT NULL THEN b.host_id WHEN i.state = 'deleted' THEN NULL ELSE i.host_id END AS host_id, \
-     CASE WHEN b.id IS NULL THEN 0 ELSE 1 END AS vip";
+     CASE WHEN b.id IS NULL THEN 0 ELSE 1 END AS vip, v.outbound";
 
 fn placed(r: &sqlx::any::AnyRow) -> Result<PlacedNic, Error> {
     Ok(PlacedNic {
@@ -956,6 +988,7 @@ fn placed(r: &sqlx::any::AnyRow) -> Result<PlacedNic, Error> {
         index: int(r, "idx")?,
         host_id: opt_id(r, "host_id")?,
         vip: int(r, "vip")? != 0,
+        outbound: int(r, "outbound")? != 0,
     })
 }
 

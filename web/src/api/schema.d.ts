@@ -2911,7 +2911,7 @@ export interface paths {
         delete: operations["delete_vpc"];
         options?: never;
         head?: never;
-        patch?: never;
+        patch: operations["update_vpc"];
         trace?: never;
     };
     "/v1/vpcs/{id}/subnets": {
@@ -3696,6 +3696,11 @@ export interface components {
             department_id?: null | components["schemas"]["DepartmentId"];
             name: string;
             description?: string;
+            /**
+             * @description Outbound access (出网) through the zone's external network for NICs without an
+             *     elastic IP (default true).
+             */
+            outbound?: boolean | null;
         };
         CreateWebhook: {
             /** @description What it is for, e.g. `卫健委 OA 待办`. */
@@ -7531,6 +7536,15 @@ export interface components {
             /** Format: int64 */
             generation?: number | null;
         };
+        UpdateVpc: {
+            /** @description Outbound access (出网) for NICs without an elastic IP. */
+            outbound?: boolean | null;
+            /**
+             * Format: int64
+             * @description The generation read; when given, a VPC changed since is a 409.
+             */
+            generation?: number | null;
+        };
         UpdateWebhook: {
             name?: string | null;
             url?: string | null;
@@ -7636,6 +7650,11 @@ export interface components {
              * @description The VXLAN network identifier that carries this VPC between hosts (unique).
              */
             vni: number;
+            /**
+             * @description Outbound access (出网): its NICs without an elastic IP reach the zone's external
+             *     network, masqueraded to their host's address there. Elastic IPs work either way.
+             */
+            outbound: boolean;
             created_at: components["schemas"]["Timestamp"];
             /** Format: int64 */
             generation: number;
@@ -14985,6 +15004,39 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    update_vpc: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["schemas"]["VpcId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateVpc"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Vpc"];
+                };
             };
             default: {
                 headers: {

@@ -378,7 +378,7 @@ const en: typeof zh = {
   },
   net: {
     group: 'Network', topology: 'Topology', vpcs: 'VPCs', securityGroups: 'Security groups', elasticIps: 'Elastic IPs', loadBalancers: 'Load balancers',
-    vpc: 'VPC', vni: 'VXLAN id', shared: 'Shared by the department', subnets: 'Subnets', subnet: 'Subnet', cidr: 'CIDR', gateway: 'Gateway',
+    vpc: 'VPC', vni: 'VXLAN id', outbound: 'Outbound', outboundHint: 'Instances without an elastic IP reach the external network (elastic IPs work either way)', shared: 'Shared by the department', subnets: 'Subnets', subnet: 'Subnet', cidr: 'CIDR', gateway: 'Gateway',
     dns: 'DNS servers (comma separated)', dhcp: 'DHCP', addSubnet: 'Add subnet', deleteVpcConfirm: 'Delete VPC “{name}” and its subnets?',
     deleteSubnetConfirm: 'Delete subnet “{name}”?', rules: 'Rules', direction: 'Direction', ingress: 'Inbound', egress: 'Outbound',
     protocol: 'Protocol', ports: 'Ports', portMin: 'First port', portMax: 'Last port', remote: 'Remote', remoteCidr: 'Remote CIDR',

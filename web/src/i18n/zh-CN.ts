@@ -377,7 +377,7 @@ export default {
   },
   net: {
     group: '网络', topology: '网络拓扑', vpcs: '私有网络', securityGroups: '安全组', elasticIps: '弹性IP', loadBalancers: '负载均衡',
-    vpc: '私有网络', vni: 'VXLAN 编号', shared: '部门共享', subnets: '子网', subnet: '子网', cidr: '网段 (CIDR)', gateway: '网关',
+    vpc: '私有网络', vni: 'VXLAN 编号', outbound: '出网', outboundHint: '未绑定弹性IP的云主机可访问外部网络（弹性IP不受影响）', shared: '部门共享', subnets: '子网', subnet: '子网', cidr: '网段 (CIDR)', gateway: '网关',
     dns: 'DNS 服务器（逗号分隔）', dhcp: 'DHCP', addSubnet: '添加子网', deleteVpcConfirm: '确定删除私有网络「{name}」及其子网？',
     deleteSubnetConfirm: '确定删除子网「{name}」？', rules: '规则', direction: '方向', ingress: '入方向', egress: '出方向',
     protocol: '协议', ports: '端口', portMin: '起始端口', portMax: '结束端口', remote: '远端', remoteCidr: '远端网段',

@@ -171,6 +171,7 @@ mod tests {
                     peers: vec![],
                     subnets: vec![],
                     nat: Some(NatWire::default()),
+                    remote: vec![],
                 })
                 .nat
                 .get_or_insert_with(NatWire::default)

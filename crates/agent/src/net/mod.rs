@@ -14,6 +14,8 @@
 //! The VPC's DHCP namespace also holds each subnet's gateway address, with the same MAC
 //! on every host; its port on the bridge and the VXLAN port are both *isolated* bridge
 //! ports, so each host's DHCP server and gateway answer only the guests on that host.
+//! It routes between the VPC's subnets: on its own host through the bridge, to the other
+//! hosts over the VPC's transit link ([`transit`]).
 //!
 //! With [`DataPlane::new`]'s `netns` set, everything lives in that network namespace
 //! (and QEMU is started inside it): two agents on one machine are then two hosts whose
@@ -25,6 +27,7 @@
 pub mod conntrack;
 pub mod names;
 pub mod nat;
+pub mod transit;
 
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -155,6 +158,9 @@ impl DataPlane {
         for name in links.keys() {
             let gone = if name.starts_with("zt") {
                 !wanted_taps.contains_key(name)
+            } else if name.starts_with("zr") {
+                // A transit device lives in its VPC's namespace: here it is a leftover.
+                true
             } else {
                 ["zb", "zx", "zv", "ze"]
                     .iter()
@@ -234,17 +240,20 @@ impl DataPlane {
                 .await?;
             self.ensure_peers(&vx, &v.peers).await?;
         }
-        // The namespace serves DHCP and routes the VPC out (its uplink: `nat`).
-        if v.subnets.iter().any(|s| s.dhcp) {
-            self.ensure_ns(v, links).await?;
-            self.ensure_dhcp(v).await?;
-        } else if v.nat.is_some() {
-            self.ensure_ns(v, links).await?;
-            self.stop_dhcp(v.vni).await;
-        } else {
+        // The namespace serves DHCP, routes between the subnets (to the other hosts over
+        // the transit link) and routes the VPC out (its uplink: `nat`).
+        let dhcp = v.subnets.iter().any(|s| s.dhcp);
+        if !dhcp && !routes(v) {
             self.stop_ns(v.vni).await;
+            return Ok(());
         }
-        Ok(())
+        self.ensure_ns(v, links).await?;
+        if dhcp {
+            self.ensure_dhcp(v).await?;
+        } else {
+            self.stop_dhcp(v.vni).await;
+        }
+        self.ensure_transit(v).await
     }
 
     /// One all-zero FDB entry per peer (broadcast, unknown unicast and multicast go to
@@ -308,7 +317,7 @@ impl DataPlane {
         let want: BTreeSet<String> = v
             .subnets
             .iter()
-            .filter(|s| s.dhcp || v.nat.is_some())
+            .filter(|s| s.dhcp || routes(v))
             .filter_map(|s| {
                 let prefix = s.cidr.split_once('/')?.1;
                 Some(format!("{}/{prefix}", s.gateway))
@@ -322,6 +331,21 @@ impl DataPlane {
             run("ip", &["-n", &ns, "addr", "del", a, "dev", &inside])
                 .await
                 .ok();
+        }
+        if routes(v) {
+            // No ICMP redirects: the subnets share the one interface, and a guest told to
+            // reach another subnet directly would bypass the namespace (and its NAT).
+            // (Sent when `all` or the interface says so: both are turned off.)
+            let redirects = format!("net.ipv4.conf.{inside}.send_redirects=0");
+            sysctl_in(
+                &ns,
+                &[
+                    "net.ipv4.ip_forward=1",
+                    "net.ipv4.conf.all.send_redirects=0",
+                    &redirects,
+                ],
+            )
+            .await?;
         }
         Ok(())
     }
@@ -523,7 +547,7 @@ impl DataPlane {
             .map_err(|e| NetError::Command(format!("ip -j link show: {e}")))?;
         Ok(v.into_iter()
             .filter(|l| {
-                ["zb", "zx", "zv", "ze", "zt"]
+                ["zb", "zx", "zv", "ze", "zt", "zr"]
                     .iter()
                     .any(|p| l.ifname.starts_with(p))
             })
@@ -562,6 +586,12 @@ impl DataPlane {
     }
 }
 
+/// Whether the VPC's namespace routes (and so holds every subnet's gateway): out through
+/// its uplink, to its NICs on other hosts, or between its subnets here.
+fn routes(v: &VpcWire) -> bool {
+    v.nat.is_some() || !v.remote.is_empty() || v.subnets.len() > 1
+}
+
 #[derive(Debug, Deserialize)]
 struct Link {
     ifname: String,
@@ -572,7 +602,7 @@ struct Link {
 fn validate(st: &NetworkState) -> Result<(), NetError> {
     let mut vnis = BTreeSet::new();
     for v in &st.vpcs {
-        if v.vni == 0 || v.vni > names::MAX_VNI || !vnis.insert(v.vni) {
+        if v.vni == 0 || v.vni > names::MAX_VPC_VNI || !vnis.insert(v.vni) {
             return Err(NetError::Invalid(format!(
                 "VNI {} is out of range or repeated",
                 v.vni
@@ -581,6 +611,14 @@ fn validate(st: &NetworkState) -> Result<(), NetError> {
         for p in &v.peers {
             p.parse::<Ipv4Addr>()
                 .map_err(|_| NetError::Invalid(format!("peer {p:?} is not an IPv4 address")))?;
+        }
+        for r in &v.remote {
+            if r.ip.parse::<Ipv4Addr>().is_err() || r.host.parse::<Ipv4Addr>().is_err() {
+                return Err(NetError::Invalid(format!(
+                    "remote NIC {:?} on {:?} is malformed",
+                    r.ip, r.host
+                )));
+            }
         }
         for s in &v.subnets {
             let ok = s.cidr.split_once('/').is_some_and(|(a, p)| {
@@ -652,6 +690,13 @@ async fn addresses(ns: &str, dev: &str) -> BTreeSet<String> {
         .filter(|a| a.family == "inet")
         .map(|a| format!("{}/{}", a.local, a.prefixlen))
         .collect()
+}
+
+/// Kernel settings (`key=value`) inside namespace `ns`.
+async fn sysctl_in(ns: &str, settings: &[&str]) -> Result<(), NetError> {
+    let mut a = vec!["netns", "exec", ns, "sysctl", "-qw"];
+    a.extend(settings);
+    run("ip", &a).await.map(|_| ())
 }
 
 async fn write_if_changed(path: &Path, text: &str) -> Result<bool, NetError> {
@@ -744,6 +789,7 @@ mod tests {
             peers: vec!["192.0.2.1".into()],
             subnets: vec![],
             nat: None,
+            remote: vec![],
         };
         let ok = NetworkState {
             generation: 1,
@@ -762,6 +808,15 @@ mod tests {
         let mut bad = ok.clone();
         bad.vpcs[0].peers = vec!["host; rm -rf /".into()];
         assert!(validate(&bad).is_err());
+        let mut bad = ok.clone();
+        bad.vpcs[0].remote = vec![zy_compute::agent::RemoteNicWire {
+            ip: "10.0.1.2".into(),
+            host: "192.0.2.2 dev lo".into(),
+        }];
+        assert!(validate(&bad).is_err());
+        let mut bad = ok.clone();
+        bad.vpcs[0].vni = names::transit_vni(4096);
+        assert!(validate(&bad).is_err(), "a VPC on a transit link's VNI");
         let mut bad = ok;
         bad.nics[0].mac = "zz".into();
         assert!(validate(&bad).is_err());

@@ -6,7 +6,10 @@
 //!
 //! - inside the namespace, the table `ip zhengyun_nat` ([`render_vpc`]): DNAT of each
 //!   elastic IP to its NIC's private address, SNAT of that address to its elastic IP, and
-//!   masquerade (to the uplink's address) for everything else leaving by the uplink;
+//!   masquerade (to the uplink's address) for everything else leaving by the uplink —
+//!   or, for a VPC without outbound access (`NatWire::masquerade` false), no masquerade
+//!   and a `forward` rule dropping whatever would leave by the uplink from an address
+//!   without an elastic IP;
 //! - on the host, the table `ip zhengyun_nat` ([`render_host`]): packets from the uplinks
 //!   are marked, routed by a rule of their own (the main table without its default route,
 //!   then [`ROUTE_TABLE`] whose default is the external network's gateway) and, unless
@@ -65,10 +68,16 @@ fn link_net() -> String {
     format!("{}/{}", LINK_NET.0, LINK_NET.1)
 }
 
-/// A NAT table with its two chains (`nft -f` input that declares, deletes and defines
-/// the table in one transaction): `prerouting` of type `pre` (`nat` at `dstnat` or
-/// `filter` at `mangle`) and `postrouting` (`nat` at `srcnat`).
-fn table(pre: (&str, &str), pre_rules: &[String], post_rules: &[String]) -> String {
+/// A NAT table with its chains (`nft -f` input that declares, deletes and defines the
+/// table in one transaction): `prerouting` of type `pre` (`nat` at `dstnat` or `filter`
+/// at `mangle`), `postrouting` (`nat` at `srcnat`) and, when it has rules, `forward`
+/// (`filter`).
+fn table(
+    pre: (&str, &str),
+    pre_rules: &[String],
+    post_rules: &[String],
+    forward_rules: &[String],
+) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "table ip {TABLE} {{}}");
     let _ = writeln!(o, "delete table ip {TABLE}");
@@ -76,8 +85,12 @@ fn table(pre: (&str, &str), pre_rules: &[String], post_rules: &[String]) -> Stri
     let chains = [
         ("prerouting", pre, pre_rules),
         ("postrouting", ("nat", "srcnat"), post_rules),
+        ("forward", ("filter", "filter"), forward_rules),
     ];
     for (hook, (kind, priority), rules) in chains {
+        if hook == "forward" && rules.is_empty() {
+            continue;
+        }
         let _ = writeln!(o, "\tchain {hook} {{");
         let _ = writeln!(
             o,
@@ -97,6 +110,9 @@ fn table(pre: (&str, &str), pre_rules: &[String], post_rules: &[String]) -> Stri
 /// (from outside, or from another VPC on this host through the host's route) and when a
 /// guest of this VPC asks for it (hairpin): such a flow is marked and masqueraded to the
 /// subnet's gateway address, so the owner's replies come back through the namespace.
+/// Without outbound access (`masquerade` false) nothing is masqueraded and whatever would
+/// leave by the uplink from an address without an elastic IP is dropped, so no private
+/// source reaches the external network either.
 pub fn render_vpc(vni: u32, nat: &NatWire) -> String {
     let (up, inside) = (names::uplink_inside(vni), names::dhcp_inside(vni));
     let mut pre = Vec::new();
@@ -115,11 +131,22 @@ pub fn render_vpc(vni: u32, nat: &NatWire) -> String {
         .iter()
         .map(|e| format!("oifname \"{up}\" ip saddr {} snat to {}", e.ip, e.eip))
         .collect();
-    post.push(format!("oifname \"{up}\" masquerade"));
+    let mut forward = Vec::new();
+    if nat.masquerade {
+        post.push(format!("oifname \"{up}\" masquerade"));
+    } else if nat.eips.is_empty() {
+        forward.push(format!("oifname \"{up}\" drop"));
+    } else {
+        let own: Vec<&str> = nat.eips.iter().map(|e| e.ip.as_str()).collect();
+        forward.push(format!(
+            "oifname \"{up}\" ip saddr != {{ {} }} drop",
+            own.join(", ")
+        ));
+    }
     if !nat.eips.is_empty() {
         post.push(format!("oifname \"{inside}\" meta mark {MARK} masquerade"));
     }
-    table(("nat", "dstnat"), &pre, &post)
+    table(("nat", "dstnat"), &pre, &post, &forward)
 }
 
 /// The host's NAT table for an external network: uplink traffic marked for its routing
@@ -143,6 +170,7 @@ pub fn render_host(ext: &ExternalWire, own: Option<Ipv4Addr>) -> String {
         ("filter", "mangle"),
         &[format!("iifname \"ze*\" meta mark set {MARK}")],
         &post,
+        &[],
     )
 }
 
@@ -351,24 +379,8 @@ impl DataPlane {
             ],
         )
         .await?;
-        // No ICMP redirects for hairpin flows (in and out by the same interface): a guest
-        // told to reach an elastic IP through its owner would bypass the NAT.
-        // (Sent when `all` or the interface says so: both are turned off.)
-        let redirects = format!("net.ipv4.conf.{}.send_redirects=0", names::dhcp_inside(vni));
-        run(
-            "ip",
-            &[
-                "netns",
-                "exec",
-                &ns,
-                "sysctl",
-                "-qw",
-                "net.ipv4.ip_forward=1",
-                "net.ipv4.conf.all.send_redirects=0",
-                &redirects,
-            ],
-        )
-        .await?;
+        // Forwarding and no ICMP redirects (a guest told to reach an elastic IP through its
+        // owner would bypass the NAT): set by `ensure_ns` for every routing namespace.
         let path = self.dir.join(format!("zd{vni}.nat.nft"));
         tokio::fs::write(&path, render_vpc(vni, nat))
             .await
@@ -563,8 +575,8 @@ impl DataPlane {
 }
 
 #[cfg(test)]
-mod bed;
+pub(super) mod bed;
 #[cfg(test)]
 mod moves;
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;

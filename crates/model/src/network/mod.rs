@@ -152,6 +152,11 @@ pub fn short_tag(id: uuid::Uuid) -> String {
     s[s.len() - 11..].to_string()
 }
 
+/// The largest VXLAN number a VPC is given: the upper half of the 24-bit space carries
+/// the VPCs' transit links between hosts (a VPC's number + 2^23, made by the agents), so
+/// a VPC's number never meets another's transit link.
+pub const MAX_VPC_VNI: i64 = (1 << 23) - 1;
+
 /// The tap device of a NIC on its host (`zt` + tag of its id's random tail: 13 bytes).
 pub fn tap_name(nic: NicId) -> String {
     format!("zt{}", short_tag(nic.0))
@@ -168,6 +173,9 @@ pub struct Vpc {
     pub description: String,
     /// The VXLAN network identifier that carries this VPC between hosts (unique).
     pub vni: i64,
+    /// Outbound access (出网): its NICs without an elastic IP reach the zone's external
+    /// network, masqueraded to their host's address there. Elastic IPs work either way.
+    pub outbound: bool,
     pub created_at: Timestamp,
     pub generation: i64,
 }

@@ -242,7 +242,11 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(load_balancers::set_load_balancer_listeners))
         .routes(routes!(networks::list_vpcs, networks::create_vpc))
-        .routes(routes!(networks::get_vpc, networks::delete_vpc))
+        .routes(routes!(
+            networks::get_vpc,
+            networks::update_vpc,
+            networks::delete_vpc
+        ))
         .routes(routes!(networks::create_subnet))
         .routes(routes!(networks::delete_subnet))
         .routes(routes!(networks::list_nics, networks::create_nic))

@@ -50,6 +50,9 @@ pub struct CreateVpc {
     pub name: String,
     #[serde(default)]
     pub description: String,
+    /// Outbound access (出网) through the zone's external network for NICs without an
+    /// elastic IP (default true).
+    pub outbound: Option<bool>,
 }
 
 #[utoipa::path(post, path = "/v1/vpcs", tag = "networks", request_body = CreateVpc, responses((status = 201, body = Vpc), (status = "default", body = ErrorBody)))]
@@ -59,18 +62,36 @@ pub async fn create_vpc(
     actor: Actor,
     Json(b): Json<CreateVpc>,
 ) -> Created<Vpc> {
-    created(
-        app::create_vpc(
-            &s,
-            &ctx,
-            &actor,
-            b.department_id,
-            b.project_id,
-            &b.name,
-            &b.description,
-        )
-        .await?,
-    )
+    let b = app::NewVpc {
+        department_id: b.department_id,
+        project_id: b.project_id,
+        name: b.name,
+        description: b.description,
+        outbound: b.outbound.unwrap_or(true),
+    };
+    created(app::create_vpc(&s, &ctx, &actor, b).await?)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateVpc {
+    /// Outbound access (出网) for NICs without an elastic IP.
+    pub outbound: Option<bool>,
+    /// The generation read; when given, a VPC changed since is a 409.
+    pub generation: Option<i64>,
+}
+
+#[utoipa::path(patch, path = "/v1/vpcs/{id}", tag = "networks", params(("id" = VpcId, Path)), request_body = UpdateVpc, responses((status = 200, body = Vpc), (status = "default", body = ErrorBody)))]
+pub async fn update_vpc(
+    State(s): State<AppState>,
+    ctx: RequestContext,
+    actor: Actor,
+    Path(id): Path<VpcId>,
+    Json(b): Json<UpdateVpc>,
+) -> ApiResult<axum::Json<Vpc>> {
+    Ok(axum::Json(
+        app::update_vpc(&s, &ctx, &actor, id, b.outbound, b.generation).await?,
+    ))
 }
 
 #[utoipa::path(get, path = "/v1/vpcs/{id}", tag = "networks", params(("id" = VpcId, Path)), responses((status = 200, body = VpcDetail), (status = "default", body = ErrorBody)))]

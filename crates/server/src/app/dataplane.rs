@@ -1,6 +1,7 @@
 //! The hosts' data plane from the control plane's side: what each KVM host must carry
 //! ([`host_state`]: the VPCs of the NICs placed on it, their VXLAN peers, DHCP's fixed
-//! addresses, the taps and the nftables rule set; the zone's external network and each
+//! addresses, the VPC's NICs on the other hosts that its namespace routes to, the taps
+//! and the nftables rule set; the zone's external network and each
 //! VPC's outbound duties — masquerade, and the elastic IPs bound to NICs on the host) and
 //! the `network_push` task that sends it to the agents. An elastic IP is sent only to the
 //! host its NIC's instance runs on, so binding, unbinding and moving the instance (a
@@ -28,7 +29,7 @@ use std::time::Duration;
 use uuid::Uuid;
 use zy_compute::agent::{
     DhcpHost, EipWire, ExternalWire, HostReport, NatWire, NetworkReport, NetworkState, NicWire,
-    SubnetWire, VpcWire,
+    RemoteNicWire, SubnetWire, VpcWire,
 };
 use zy_model::id::{HostId, InstanceId, NicId};
 use zy_model::time::Timestamp;
@@ -52,8 +53,9 @@ pub async fn host_state(
     for n in &nics {
         by_vpc.entry(n.vni).or_default().push(n);
     }
-    // Outbound access: every VPC on a host whose zone has an external network, with the
-    // elastic IPs of that network bound to NICs here.
+    // Outbound access: every VPC with `outbound` on a host whose zone has an external
+    // network, with the elastic IPs of that network bound to NICs here; a VPC without it
+    // only for those elastic IPs (and not at all when none is bound here).
     let external = db::host_external(store, host).await?;
     let mut eips: BTreeMap<i64, Vec<EipWire>> = BTreeMap::new();
     if let Some(x) = &external {
@@ -95,13 +97,31 @@ pub async fn host_state(
                 dhcp: s.dhcp,
             })
             .collect();
+        // Every NIC (and VIP) of the VPC placed on another host with a known underlay:
+        // this host's namespace routes to it over the transit link, so the other hosts'
+        // states change with it and the push reaches each of them.
+        let remote: BTreeSet<RemoteNicWire> = members
+            .iter()
+            .filter_map(|n| {
+                let h = n.host_id.filter(|h| *h != host)?;
+                Some(RemoteNicWire {
+                    ip: n.ip.clone(),
+                    host: underlays.get(&h)?.clone(),
+                })
+            })
+            .collect();
         vpcs.push(VpcWire {
             vni: *vni as u32,
             peers: peers.into_iter().collect(),
             subnets,
-            nat: external.as_ref().map(|_| NatWire {
-                eips: eips.remove(vni).unwrap_or_default(),
+            nat: external.as_ref().and_then(|_| {
+                let eips = eips.remove(vni).unwrap_or_default();
+                (first.outbound || !eips.is_empty()).then_some(NatWire {
+                    eips,
+                    masquerade: first.outbound,
+                })
             }),
+            remote: remote.into_iter().collect(),
         });
     }
     // A load balancer's VIP (`vip`) makes its host carry the VPC and a VXLAN peer of the

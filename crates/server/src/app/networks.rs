@@ -88,17 +88,29 @@ pub async fn list_vpcs(
     db::list_vpcs(&s.store, d, p, filter).await
 }
 
+pub struct NewVpc {
+    pub department_id: Option<DepartmentId>,
+    pub project_id: Option<ProjectId>,
+    pub name: String,
+    pub description: String,
+    pub outbound: bool,
+}
+
 /// Creates a VPC of a project, or shared by a department when only `department_id` is
 /// given.
 pub async fn create_vpc(
     s: &AppState,
     ctx: &RequestContext,
     actor: &Actor,
-    department_id: Option<DepartmentId>,
-    project_id: Option<ProjectId>,
-    name: &str,
-    description: &str,
+    b: NewVpc,
 ) -> Result<Vpc, Error> {
+    let NewVpc {
+        department_id,
+        project_id,
+        name,
+        description,
+        outbound,
+    } = b;
     let (d, p) = match (department_id, project_id) {
         (_, Some(p)) => {
             let pr = project(s, p).await?;
@@ -131,9 +143,10 @@ pub async fn create_vpc(
         id: VpcId::new(),
         department_id: d,
         project_id: p,
-        name: validate::name("name", name)?,
-        description: validate::description("description", description)?,
+        name: validate::name("name", &name)?,
+        description: validate::description("description", &description)?,
         vni: 0,
+        outbound,
         created_at: Timestamp::now(),
         generation: 1,
     };
@@ -147,10 +160,55 @@ pub async fn create_vpc(
         "create_vpc",
         "vpc",
         &v.id.to_string(),
-        json!({ "name": v.name, "vni": v.vni, "project_id": p, "department_id": d }),
+        json!({ "name": v.name, "vni": v.vni, "project_id": p, "department_id": d, "outbound": v.outbound }),
     )
     .await?;
     Ok(v)
+}
+
+/// Switches a VPC's outbound access; the next push takes the masquerade off (or puts it
+/// back) on every host of the VPC. Nothing to change is a 422.
+pub async fn update_vpc(
+    s: &AppState,
+    ctx: &RequestContext,
+    actor: &Actor,
+    id: VpcId,
+    outbound: Option<bool>,
+    generation: Option<i64>,
+) -> Result<Vpc, Error> {
+    let v = load_vpc(s, actor, id, true).await?;
+    let Some(outbound) = outbound else {
+        return Err(Error::validation(
+            "outbound",
+            t!(
+                "请指定要修改的内容（outbound）",
+                "give what to change (outbound)"
+            ),
+        ));
+    };
+    if generation.is_some_and(|g| g != v.generation) {
+        return Err(changed_meanwhile());
+    }
+    let mut tx = s.store.begin_write_for(&id.to_string()).await?;
+    if !db::set_vpc_outbound(&mut tx, id, v.generation, outbound).await? {
+        return Err(changed_meanwhile());
+    }
+    commit_net(
+        s,
+        tx,
+        ctx,
+        Some(actor),
+        "update_vpc",
+        "vpc",
+        &id.to_string(),
+        json!({ "name": v.name, "outbound": { "from": v.outbound, "to": outbound } }),
+    )
+    .await?;
+    Ok(Vpc {
+        outbound,
+        generation: v.generation + 1,
+        ..v
+    })
 }
 
 async fn load_vpc(s: &AppState, actor: &Actor, id: VpcId, write: bool) -> Result<Vpc, Error> {
@@ -1176,6 +1234,7 @@ pub(crate) async fn demo(
         name: "业务网".into(),
         description: "演示数据 / demo data".into(),
         vni: 0,
+        outbound: true,
         created_at: now,
         generation: 1,
     };

@@ -750,3 +750,234 @@ async fn hosts_own_addresses_are_never_handed_out_as_elastic_ips(db: Db) {
     assert_eq!(got, ["198.18.0.4", "198.18.0.5"]);
 }
 both_databases!(hosts_own_addresses_are_never_handed_out_as_elastic_ips);
+
+/// Routing between subnets across hosts in the pushed state: each host of a VPC is told
+/// the VPC's NICs on the other hosts with those hosts' underlay addresses, so a NIC
+/// appearing, moving or going away on one host changes the state (and so the digest and
+/// generation) of every other host of the VPC; a host without a known underlay is left
+/// out; a VPC at the largest VXLAN number refuses a new VPC (409) rather than hand out a
+/// transit link's number.
+async fn each_host_of_a_vpc_is_told_its_nics_on_the_other_hosts(db: Db) {
+    use std::collections::HashMap;
+    use zy_compute::agent::RemoteNicWire;
+    use zy_model::id::HostId;
+    let ts = TestServer::start(db).await;
+    let w = World::new(&ts).await;
+    let a = &w.admin;
+    let (vpc, sn1) = w.vpc().await;
+    let (st, sn2) = a
+        .post(
+            &format!("/v1/vpcs/{vpc}/subnets"),
+            json!({ "name": "sn2", "cidr": "10.1.1.0/24" }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{sn2}");
+    let (_, v) = a.get(&format!("/v1/vpcs/{vpc}")).await;
+    let vni = v["vni"].as_u64().expect("vni") as u32;
+    let other = w.instance_in("running").await;
+    let nic = |instance: String, sn: Value| async move {
+        let (st, b) = a
+            .post(
+                &format!("/v1/instances/{instance}/nics"),
+                json!({ "subnet_id": sn }),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{b}");
+        (
+            b["id"].as_str().expect("id").to_string(),
+            b["ip"].as_str().expect("ip").to_string(),
+        )
+    };
+    let (_, ip1) = nic(w.instance.clone(), json!(sn1)).await;
+    let (nic2, ip2) = nic(other.clone(), sn2["id"].clone()).await;
+    let host_of = |i: String| async move {
+        let (_, b) = a.get(&format!("/v1/instances/{i}")).await;
+        uuid::Uuid::parse_str(b["host_id"].as_str().expect("placed")).expect("host id")
+    };
+    let h1 = host_of(w.instance.clone()).await;
+    // The second instance runs on a host of its own (as placement or a migration could).
+    let h2 = uuid::Uuid::parse_str(&w.spare_host().await).expect("host id");
+    let store = ts.store();
+    sqlx::query("UPDATE instances SET host_id = $1 WHERE id = $2")
+        .bind(h2.to_string())
+        .bind(&other)
+        .execute(store.pool())
+        .await
+        .expect("move");
+    let underlays: HashMap<HostId, String> = [(h1, "192.0.2.1"), (h2, "192.0.2.2")]
+        .into_iter()
+        .map(|(h, u)| (HostId(h), u.to_string()))
+        .collect();
+    let remote_on = |h: uuid::Uuid, underlays: HashMap<HostId, String>| async move {
+        let st = zy_server::app::dataplane::host_state(store, HostId(h), &underlays)
+            .await
+            .expect("state");
+        st.vpcs
+            .iter()
+            .find(|x| x.vni == vni)
+            .map(|x| x.remote.clone())
+            .unwrap_or_default()
+    };
+    let r = |ip: &str, host: &str| RemoteNicWire {
+        ip: ip.into(),
+        host: host.into(),
+    };
+    assert_eq!(
+        remote_on(h1, underlays.clone()).await,
+        vec![r(&ip2, "192.0.2.2")]
+    );
+    assert_eq!(
+        remote_on(h2, underlays.clone()).await,
+        vec![r(&ip1, "192.0.2.1")]
+    );
+    assert!(
+        remote_on(h1, HashMap::new()).await.is_empty(),
+        "a host whose underlay is unknown cannot be reached"
+    );
+    // The NIC goes away: the other host is no longer told of it (and the field is left
+    // out of the JSON, so an agent that predates it still takes the push).
+    let (st, b) = a.delete(&format!("/v1/nics/{nic2}")).await;
+    assert_eq!(st, StatusCode::NO_CONTENT, "{b}");
+    assert!(remote_on(h1, underlays.clone()).await.is_empty());
+    let plain = zy_server::app::dataplane::host_state(store, HostId(h1), &underlays)
+        .await
+        .expect("state");
+    let plain = serde_json::to_value(&plain).expect("json");
+    assert!(plain["vpcs"]
+        .as_array()
+        .is_some_and(|v| v.iter().all(|v| v.get("remote").is_none())));
+    // The upper half of the VXLAN numbers is the transit links'.
+    sqlx::query("UPDATE vpcs SET vni = $1 WHERE id = $2")
+        .bind(zy_model::network::MAX_VPC_VNI)
+        .bind(&vpc)
+        .execute(store.pool())
+        .await
+        .expect("vni");
+    let (st, b) = a
+        .post(
+            "/v1/vpcs",
+            json!({ "project_id": w.p, "name": "one-too-many" }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT, "{b}");
+    assert!(b["error"]["message"].is_string(), "{b}");
+}
+both_databases!(each_host_of_a_vpc_is_told_its_nics_on_the_other_hosts);
+
+/// A VPC's outbound access (出网): set at creation, switched by `PATCH /v1/vpcs/{id}`
+/// (audited, conditional on the generation), and pushed to its hosts — without it a host
+/// gets no NAT duty for the VPC unless an elastic IP is bound there, and then one without
+/// masquerade; bad input is the one error body with a 4xx.
+async fn a_vpc_without_outbound_access_is_sent_no_masquerade(db: Db) {
+    use std::collections::HashMap;
+    use zy_model::id::HostId;
+    let ts = TestServer::start(db).await;
+    let w = World::new(&ts).await;
+    let a = &w.admin;
+    let x = w.external_network().await;
+    let (st, v) = a
+        .post(
+            "/v1/vpcs",
+            json!({ "project_id": w.p, "name": "封闭网", "outbound": false }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    assert_eq!(v["outbound"], false, "{v}");
+    let (_, open) = a
+        .post("/v1/vpcs", json!({ "project_id": w.p, "name": "开放网" }))
+        .await;
+    assert_eq!(open["outbound"], true, "{open}");
+    let vpc = v["id"].as_str().expect("id").to_string();
+    let vni = v["vni"].as_u64().expect("vni") as u32;
+    let (st, sn) = a
+        .post(
+            &format!("/v1/vpcs/{vpc}/subnets"),
+            json!({ "name": "sn", "cidr": "10.7.0.0/24" }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{sn}");
+    let (st, nic) = a
+        .post(
+            &format!("/v1/instances/{}/nics", w.instance),
+            json!({ "subnet_id": sn["id"] }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{nic}");
+    let (_, inst) = a.get(&format!("/v1/instances/{}", w.instance)).await;
+    let host =
+        HostId(uuid::Uuid::parse_str(inst["host_id"].as_str().expect("placed")).expect("host id"));
+    let store = ts.store();
+    let nat = || async move {
+        let st = zy_server::app::dataplane::host_state(store, host, &HashMap::new())
+            .await
+            .expect("state");
+        let v = st.vpcs.iter().find(|v| v.vni == vni).cloned().expect("vpc");
+        let json = serde_json::to_value(&v).expect("json");
+        (v.nat, json)
+    };
+    assert_eq!(
+        nat().await.0,
+        None,
+        "no outbound access, no elastic IP: no NAT"
+    );
+    // An elastic IP bound there: NAT for it alone, no masquerade.
+    let (st, e) = a
+        .post(
+            "/v1/elastic-ips",
+            json!({ "project_id": w.p, "external_network_id": x }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{e}");
+    let (st, b) = a
+        .post(
+            &format!("/v1/elastic-ips/{}/bind", e["id"].as_str().expect("id")),
+            json!({ "nic_id": nic["id"] }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{b}");
+    let (n, json) = nat().await;
+    let n = n.expect("NAT for the elastic IP");
+    assert!(!n.masquerade && n.eips.len() == 1, "{n:?}");
+    assert_eq!(json["nat"]["masquerade"], false, "{json}");
+    // Switched on: masquerade again (and the field is left out, as older agents expect).
+    let generation = v["generation"].as_i64().expect("generation");
+    let (st, on) = a
+        .patch(
+            &format!("/v1/vpcs/{vpc}"),
+            json!({ "outbound": true, "generation": generation }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{on}");
+    assert_eq!(on["outbound"], true, "{on}");
+    assert_eq!(on["generation"], generation + 1, "{on}");
+    let (n, json) = nat().await;
+    assert!(n.expect("NAT").masquerade);
+    assert!(json["nat"].get("masquerade").is_none(), "{json}");
+    let (_, got) = a.get(&format!("/v1/vpcs/{vpc}")).await;
+    assert_eq!(got["outbound"], true, "{got}");
+    // Bad input: one error body, 4xx, nothing changed.
+    let path = format!("/v1/vpcs/{vpc}");
+    let (st, b) = a.patch(&path, json!({})).await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    assert_eq!(field(&b), "outbound", "{b}");
+    let (st, b) = a.patch(&path, json!({ "outbound": "maybe" })).await;
+    assert!(st.is_client_error(), "{st} {b}");
+    assert!(b["error"]["code"].is_string(), "{b}");
+    let (st, b) = a
+        .patch(
+            &path,
+            json!({ "outbound": false, "generation": generation }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT, "{b}");
+    let (_, got) = a.get(&path).await;
+    assert_eq!(got["outbound"], true, "{got}");
+    // Audited.
+    let (_, log) = w.aud.get("/v1/audit?action=update_vpc").await;
+    let items = log["items"].as_array().cloned().unwrap_or_default();
+    assert!(
+        items.iter().any(|r| r["target_id"] == vpc.as_str()),
+        "{log}"
+    );
+}
+both_databases!(a_vpc_without_outbound_access_is_sent_no_masquerade);

@@ -1085,6 +1085,7 @@ impl<'a> World<'a> {
             "list_vpcs" => req(Method::GET, "/v1/vpcs", None),
             "create_vpc" => req(Method::POST, "/v1/vpcs", Some(json!({ "project_id": p, "name": format!("网络{n}") }))),
             "get_vpc" => req(Method::GET, format!("/v1/vpcs/{}", self.vpc().await.0), None),
+            "update_vpc" => req(Method::PATCH, format!("/v1/vpcs/{}", self.vpc().await.0), Some(json!({ "outbound": false }))),
             "delete_vpc" => req(Method::DELETE, format!("/v1/vpcs/{}", self.vpc().await.0), None),
             "create_subnet" => req(Method::POST, format!("/v1/vpcs/{}/subnets", self.vpc().await.0), Some(json!({ "name": format!("子网{n}"), "cidr": "10.2.0.0/24", "dns_servers": ["10.2.0.2"] }))),
             "delete_subnet" => req(Method::DELETE, format!("/v1/subnets/{}", self.vpc().await.1), None),

@@ -19,6 +19,8 @@ pub struct Bed {
     dir: PathBuf,
     servers: Vec<tokio::process::Child>,
     flows: Vec<tokio::process::Child>,
+    /// Namespaces made through [`Bed::add_ns`] (or named by `made`), deleted on drop.
+    made: Vec<String>,
 }
 
 pub const VNI_A: u32 = 7301;
@@ -31,13 +33,7 @@ impl Bed {
     /// The host and the external network, the host's address on it [`HOST_EXT`];
     /// `prefix` (3 letters) keeps the namespaces of concurrent tests apart.
     pub fn new(prefix: &str) -> Bed {
-        let tag = format!("{prefix}{:x}", std::process::id() % 0xfff);
-        let bed = Bed {
-            dir: std::env::temp_dir().join(format!("zy-nat-{tag}")),
-            prefix: tag,
-            servers: vec![],
-            flows: vec![],
-        };
+        let bed = Bed::empty(prefix);
         let (h, x) = (bed.host(), bed.ns("x"));
         assert!(sh(&["ip", "netns", "add", &h]));
         assert!(sh(&["ip", "netns", "add", &x]));
@@ -56,6 +52,38 @@ impl Bed {
             assert!(sh(&["ip", "-n", ns, "addr", "add", addr, "dev", dev]));
         }
         bed
+    }
+
+    /// No namespace yet: the run makes its own with [`Bed::add_ns`].
+    pub fn empty(prefix: &str) -> Bed {
+        let tag = format!("{prefix}{:x}", std::process::id() % 0xfff);
+        Bed {
+            dir: std::env::temp_dir().join(format!("zy-nat-{tag}")),
+            prefix: tag,
+            servers: vec![],
+            flows: vec![],
+            made: vec![],
+        }
+    }
+
+    /// A new namespace `which` with its loopback up, deleted with the bed.
+    pub fn add_ns(&mut self, which: &str) -> String {
+        let ns = self.ns(which);
+        assert!(sh(&["ip", "netns", "add", &ns]), "{ns}");
+        assert!(sh(&["ip", "-n", &ns, "link", "set", "lo", "up"]));
+        self.made.push(ns.clone());
+        ns
+    }
+
+    /// A namespace made by someone else (a data plane) that the bed deletes if it is
+    /// left behind.
+    pub fn made(&mut self, ns: String) {
+        self.made.push(ns);
+    }
+
+    /// The bed's scratch directory (`sub` in it).
+    pub fn dir(&self, sub: &str) -> PathBuf {
+        self.dir.join(sub)
     }
 
     pub fn ns(&self, which: &str) -> String {
@@ -77,24 +105,29 @@ impl Bed {
 
     /// A guest namespace on VPC `vni`'s bridge with `addr`/24 and the gateway 10.0.0.1.
     pub fn attach(&self, which: &str, vni: u32, addr: &str) {
+        self.attach_to(&self.host(), which, vni, addr, "10.0.0.1");
+    }
+
+    /// A guest namespace `which` on VPC `vni`'s bridge in host namespace `h`, with
+    /// `addr`/24 and the default route via `gateway`.
+    pub fn attach_to(&self, h: &str, which: &str, vni: u32, addr: &str, gateway: &str) {
         let ns = self.ns(which);
         let port = format!("zq{which}");
         let cidr = format!("{addr}/24");
-        let h = self.host();
         assert!(sh(&["ip", "netns", "add", &ns]));
         assert!(sh(&[
-            "ip", "-n", &h, "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns",
+            "ip", "-n", h, "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns",
             &ns
         ]));
         let br = names::bridge(vni);
         assert!(sh(&[
-            "ip", "-n", &h, "link", "set", &port, "master", &br, "up"
+            "ip", "-n", h, "link", "set", &port, "master", &br, "up"
         ]));
         for a in [
             vec!["link", "set", "lo", "up"],
             vec!["link", "set", "eth0", "up"],
             vec!["addr", "add", &cidr, "dev", "eth0"],
-            vec!["route", "add", "default", "via", "10.0.0.1"],
+            vec!["route", "add", "default", "via", gateway],
         ] {
             let mut c = vec!["ip", "-n", ns.as_str()];
             c.extend(a);
@@ -287,6 +320,7 @@ pub fn nat(eips: &[(&str, &str)]) -> NatWire {
                 ip: (*i).into(),
             })
             .collect(),
+        masquerade: true,
     }
 }
 
@@ -298,8 +332,11 @@ impl Drop for Bed {
         for f in &mut self.flows {
             let _ = f.start_kill();
         }
-        for w in ["h", "x", "a", "b", "c"] {
+        for w in ["h", "x", "a", "b", "c", "d", "e"] {
             sh(&["ip", "netns", "del", &self.ns(w)]);
+        }
+        for ns in &self.made {
+            sh(&["ip", "netns", "del", ns]);
         }
         for vni in [VNI_A, VNI_B] {
             sh(&["ip", "netns", "del", &self.vpc_ns(vni)]);
@@ -320,6 +357,7 @@ pub fn vpc(vni: u32, eips: &[(&str, &str)]) -> VpcWire {
             hosts: vec![],
         }],
         nat: Some(nat(eips)),
+        remote: vec![],
     }
 }
 

@@ -4,7 +4,9 @@
 //! and two VPCs with the same private CIDR, each with a "guest" namespace on its bridge.
 //! The guests get out masqueraded to the host's external address; an elastic IP reaches a
 //! guest's TCP port and is the source of its outbound traffic; unbound, it answers no
-//! more; a restarted agent adopts all of it; teardown leaves nothing behind.
+//! more; a restarted agent adopts all of it; with outbound access switched off a guest
+//! without an elastic IP gets out no more while the elastic IP keeps working; teardown
+//! leaves nothing behind.
 
 use super::bed::*;
 use super::*;
@@ -32,9 +34,20 @@ fn rendered() -> String {
         ),
         render_vpc(4097, &nat(&[])),
     ) + &format!(
+        "# VPC 4098, no outbound access, one elastic IP\n{}# VPC 4099, no outbound access\n{}",
+        render_vpc(4098, &no_outbound(&[("198.51.100.12", "10.0.0.5")])),
+        render_vpc(4099, &no_outbound(&[])),
+    ) + &format!(
         "# zones of VPCs 4096, 4097 and 70000\n{}",
         crate::net::conntrack::render_zones(&[4096, 4097, 70_000].into())
     )
+}
+
+fn no_outbound(eips: &[(&str, &str)]) -> NatWire {
+    NatWire {
+        masquerade: false,
+        ..nat(eips)
+    }
 }
 
 #[test]
@@ -67,6 +80,7 @@ fn nothing_malformed_reaches_a_rule_set() {
         peers: vec![],
         subnets: vec![],
         nat: n,
+        remote: vec![],
     };
     let st = |x: Option<ExternalWire>, n| NetworkState {
         generation: 1,
@@ -209,10 +223,27 @@ async fn vpcs_get_out_through_nat_and_an_elastic_ip_reaches_its_guest() {
     assert!(!out(&["ip", "-n", &h, "neigh", "show", "proxy", "dev", "ext0"]).contains(EIP));
     assert!(out(&["ip", "-n", &h, "route", "show", "proto", ROUTE_PROTO]).is_empty());
 
-    // A VPC without outbound access loses its uplink; teardown removes the rest.
-    let mut st = state(4, &[]);
-    st.vpcs[1].nat = None;
+    // Outbound access switched off (the VPC's `outbound`): b gets out no more (nothing
+    // masqueraded, nothing leaving with its private address), while a keeps its elastic
+    // IP both ways. Switched on again, b gets out again.
+    let mut st = state(4, &[(EIP, "10.0.0.5")]);
+    for v in &mut st.vpcs {
+        v.nat.as_mut().expect("nat").masquerade = false;
+    }
     plane.apply(st).await.expect("apply 4");
+    assert!(
+        bed.ask(&b, GATEWAY, 7000, 1.0).await.starts_with("ERR"),
+        "without outbound access b still gets out"
+    );
+    assert_eq!(bed.ask(&a, GATEWAY, 7000, 2.0).await, EIP);
+    assert_eq!(bed.ask(&x, EIP, 8000, 2.0).await, GATEWAY);
+    plane.apply(state(5, &[])).await.expect("apply 5");
+    assert_eq!(bed.ask(&b, GATEWAY, 7000, 2.0).await, HOST_EXT);
+
+    // A VPC without outbound access loses its uplink; teardown removes the rest.
+    let mut st = state(6, &[]);
+    st.vpcs[1].nat = None;
+    plane.apply(st).await.expect("apply 6");
     assert!(bed.ask(&b, GATEWAY, 7000, 1.0).await.starts_with("ERR"));
     assert_eq!(bed.ask(&a, GATEWAY, 7000, 2.0).await, HOST_EXT);
     plane.teardown().await;
