@@ -309,17 +309,7 @@ async fn main() -> Result<()> {
         let otp = printed_otp(&admin_otp).await?;
         let admin = platform_admin(&http, &base, &otp).await?;
         let member = login("wjw.user").await?;
-        let r = bench_openstack(
-            &http,
-            &base,
-            backend,
-            &admin,
-            &member,
-            n,
-            a.os_creates,
-            a.os_reuse,
-        )
-        .await;
+        let r = bench_openstack(&http, &base, backend, &admin, &member, n, &a).await;
         let _ = std::fs::remove_dir_all(&dir);
         return r;
     }
@@ -1593,9 +1583,9 @@ async fn bench_openstack(
     admin: &str,
     member: &str,
     n: usize,
-    creates: usize,
-    reuse: bool,
+    a: &Args,
 ) -> Result<()> {
+    let (creates, reuse) = (a.os_creates, a.os_reuse);
     let (nova, mut settings) = BedNova::login(http).await?;
     let (project, dept) = first_project(http, base, member).await?;
     raise_quotas(http, base, admin, &dept, &project).await?;
