@@ -33,6 +33,9 @@ pub struct Config {
     /// Seconds between two writes of the metrics blocks in progress (60 s; tests: 0,
     /// every reading).
     pub metrics_flush_secs: u64,
+    /// Seconds between two readings of the OpenStack providers' instances (Nova
+    /// diagnostics, the `openstack_metrics` task; 60 s).
+    pub openstack_metrics_secs: u64,
     /// Where the syslog receiver of security events listens for UDP and TCP (off when
     /// `None`; port 0 picks a free port).
     pub syslog_udp: Option<SocketAddr>,
@@ -72,6 +75,7 @@ impl Default for Config {
             test_clock: false,
             metrics_interval_secs: 10,
             metrics_flush_secs: 60,
+            openstack_metrics_secs: 60,
             syslog_udp: None,
             syslog_tcp: None,
             syslog_queue: crate::syslog::QUEUE_BOUND,

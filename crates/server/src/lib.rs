@@ -238,6 +238,7 @@ pub async fn start(config: Config) -> Result<Server, Error> {
                 app::openstack::task(state.clone()),
                 app::dataplane::task(state.compute.clone(), state.store.clone()),
                 monitoring::collector::task(state.clone()),
+                monitoring::openstack::task(state.clone()),
                 monitoring::alerts::task(state.clone()),
                 app::secev::task(state.clone()),
                 std::sync::Arc::new(compute::sagas::lb::HealthPoll {

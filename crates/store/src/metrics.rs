@@ -334,3 +334,91 @@ pub async fn down_minutes(
     q.push(" AND minute < ").bind(crate::sql::Arg::I64(to));
     q.fetch_all(store).await
 }
+
+/// The latest reading of an instance on a provider cloud (table `provider_readings`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProviderReading {
+    pub instance_id: String,
+    pub provider_id: String,
+    /// When it was read, epoch milliseconds.
+    pub read_at: i64,
+    /// Whether the provider ran the instance at that moment.
+    pub running: bool,
+    /// The raw counters (JSON), kept for the next reading's rates.
+    pub counters: Option<String>,
+    /// The derived series (JSON array), what the collector writes for the instance.
+    pub figures: Option<String>,
+}
+
+/// Inserts or replaces readings, in one transaction (the caller has finished talking to
+/// the provider: no remote call runs while it is open).
+pub async fn put_provider_readings(store: &Store, rows: &[ProviderReading]) -> Result<(), Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut tx = store.begin_write().await?;
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let text = format!(
+            "INSERT INTO provider_readings (instance_id, provider_id, read_at, running, counters, figures) VALUES {} \
+             ON CONFLICT (instance_id) DO UPDATE SET provider_id = excluded.provider_id, read_at = excluded.read_at, \
+             running = excluded.running, counters = excluded.counters, figures = excluded.figures",
+            crate::sql::value_rows(chunk.len(), 6)
+        );
+        let mut q = sqlx::query(&text);
+        for r in chunk {
+            q = q
+                .bind(r.instance_id.as_str())
+                .bind(r.provider_id.as_str())
+                .bind(r.read_at)
+                .bind(i64::from(r.running))
+                .bind(r.counters.as_deref())
+                .bind(r.figures.as_deref());
+        }
+        q.execute(&mut *tx).await.map_err(db_error)?;
+    }
+    tx.commit().await.map_err(db_error)?;
+    Ok(())
+}
+
+/// The readings taken at or after `since` (epoch ms), of one provider or of all.
+pub async fn provider_readings(
+    store: &Store,
+    provider: Option<&str>,
+    since: i64,
+) -> Result<Vec<ProviderReading>, Error> {
+    let rows = sqlx::query(
+        "SELECT instance_id, provider_id, read_at, running, counters, figures FROM provider_readings \
+         WHERE read_at >= $1 AND ($2 = '' OR provider_id = $2)",
+    )
+    .bind(since)
+    .bind(provider.unwrap_or(""))
+    .fetch_all(store.pool())
+    .await
+    .map_err(db_error)?;
+    rows.iter()
+        .map(|r| {
+            Ok(ProviderReading {
+                instance_id: r.try_get(0).map_err(db_error)?,
+                provider_id: r.try_get(1).map_err(db_error)?,
+                read_at: r.try_get(2).map_err(db_error)?,
+                running: r.try_get::<i64, _>(3).map_err(db_error)? != 0,
+                counters: r.try_get(4).map_err(db_error)?,
+                figures: r.try_get(5).map_err(db_error)?,
+            })
+        })
+        .collect()
+}
+
+/// Removes the readings older than `before` (epoch ms): instances stopped or deleted
+/// since, whose counters no later reading can continue.
+pub async fn trim_provider_readings(store: &Store, before: i64) -> Result<u64, Error> {
+    let mut tx = store.begin_write().await?;
+    let n = sqlx::query("DELETE FROM provider_readings WHERE read_at < $1")
+        .bind(before)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?
+        .rows_affected();
+    tx.commit().await.map_err(db_error)?;
+    Ok(n)
+}

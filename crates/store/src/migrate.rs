@@ -138,10 +138,16 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0022_vpc_outbound.sql"),
         postgres: include_str!("../migrations/postgres/0022_vpc_outbound.sql"),
     },
+    Migration {
+        version: 23,
+        name: "provider_readings",
+        sqlite: include_str!("../migrations/sqlite/0023_provider_readings.sql"),
+        postgres: include_str!("../migrations/postgres/0023_provider_readings.sql"),
+    },
 ];
 
 /// The newest schema version this binary knows.
-pub const LATEST: i64 = 22;
+pub const LATEST: i64 = 23;
 
 /// The oldest schema version whose audit tables this binary reads as they are (the audit
 /// log and its head have not changed since version 1).

@@ -85,7 +85,7 @@ const en: typeof zh = {
     resize: 'Resize', deleteConfirm: 'Delete instance "{name}"? This cannot be undone.',
     stopConfirm: 'Stop instance "{name}"?', rebootConfirm: 'Reboot instance "{name}"?', startConfirm: 'Start instance "{name}"?',
     resizeConfirm: 'Resize "{name}" to {flavor}? (it must be stopped)', events: 'Events', console: 'Serial console log', metrics: 'Metrics',
-    noMetrics: 'No metrics for this instance (simulated providers report none).', cpuTime: 'CPU time', memRss: 'Memory (resident/allocated)', diskUsed: 'Disk used', diskIo: 'Disk read/write (MiB · ops)', cpuMem: 'vCPU / memory', lastError: 'Last error',
+    noMetrics: 'No live reading for this instance (simulated providers report none; OpenStack instances are read from Nova every minute: see the history above).', cpuTime: 'CPU time', memRss: 'Memory (resident/allocated)', diskUsed: 'Disk used', diskIo: 'Disk read/write (MiB · ops)', cpuMem: 'vCPU / memory', lastError: 'Last error',
     created: '{n} instance(s) requested', step1: 'Basics', step2: 'Flavor and image', step3: 'Placement and affinity', step4: 'Review',
     namePrefix: 'Name (prefix when count > 1)', filterName: 'Filter by name', filterState: 'Filter by state', desired: 'Desired',
     polling: 'State refreshes every {s} s', from: 'From', to: 'To', reason: 'Reason', at: 'Time', startAfter: 'Start after creation',

@@ -84,7 +84,7 @@ export default {
     resize: '变更规格', deleteConfirm: '确定删除云主机「{name}」？此操作不可恢复。',
     stopConfirm: '确定关闭云主机「{name}」？', rebootConfirm: '确定重启云主机「{name}」？', startConfirm: '确定启动云主机「{name}」？',
     resizeConfirm: '将「{name}」变更为 {flavor}？（需先关机）', events: '事件', console: '串口控制台日志', metrics: '监控',
-    noMetrics: '该云主机暂无监控数据（模拟云服务商不提供监控指标）。', cpuTime: 'CPU 时间', memRss: '内存（驻留/分配）', diskUsed: '磁盘已用', diskIo: '磁盘读/写（MiB · 次）', cpuMem: 'vCPU / 内存', lastError: '最近错误',
+    noMetrics: '该云主机暂无实时读数（模拟云服务商不提供；OpenStack 云主机由平台每分钟从 Nova 读取，见上方监控历史）。', cpuTime: 'CPU 时间', memRss: '内存（驻留/分配）', diskUsed: '磁盘已用', diskIo: '磁盘读/写（MiB · 次）', cpuMem: 'vCPU / 内存', lastError: '最近错误',
     created: '已提交创建 {n} 台云主机', step1: '基本信息', step2: '规格与镜像', step3: '放置与亲和性', step4: '确认',
     namePrefix: '名称（数量大于 1 时为前缀）', filterName: '按名称筛选', filterState: '按状态筛选', desired: '目标状态',
     polling: '状态每 {s} 秒自动刷新', from: '原状态', to: '新状态', reason: '原因', at: '时间', startAfter: '创建后开机',

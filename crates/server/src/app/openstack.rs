@@ -468,7 +468,7 @@ pub struct DriftItem {
 }
 
 /// The provider's servers in the credential's project and every mapped project.
-async fn servers_of(
+pub(crate) async fn servers_of(
     driver: &crate::compute::openstack::OpenStackDriver,
 ) -> Result<Vec<crate::compute::openstack::Server>, Error> {
     let unavailable = |e: zy_compute::DriverError| {

@@ -279,7 +279,14 @@ impl Collector {
         }
         let (hosts, instances) = zy_store::metrics::metered(&s.store).await?;
         let answers = read_hosts(s, &hosts, &instances, interval).await;
-        let latest = record(&mut self.lock(), t, now_ms, &hosts, &instances, &answers);
+        let provided = super::openstack::fresh_figures(s, now_ms).await?;
+        let latest = record(
+            &mut self.lock(),
+            (t, now_ms),
+            (&hosts, &instances),
+            &answers,
+            &provided,
+        );
         let down = answers
             .values()
             .filter(|a| matches!(a, Answer::Down))
@@ -346,15 +353,15 @@ impl Collector {
 
 /// One reading into memory: the figures of every entity (returned), their points added
 /// to the blocks in progress, and the minute tally of the instances that should run.
+/// `at`: the point's time (s) and the moment of the reading (ms).
 fn record(
     m: &mut Memory,
-    t: i64,
-    now_ms: i64,
-    hosts: &[MeteredHost],
-    instances: &[MeteredInstance],
+    (t, now_ms): (i64, i64),
+    (hosts, instances): (&[MeteredHost], &[MeteredInstance]),
     answers: &HashMap<String, Answer>,
+    provided: &HashMap<Uuid, Values>,
 ) -> super::Latest {
-    let latest = compute(m, now_ms, hosts, instances, answers);
+    let latest = compute(m, now_ms, hosts, instances, answers, provided);
     for (key, values) in latest.iter() {
         let fixed: Vec<Option<i64>> = values.iter().map(|v| v.and_then(fixed)).collect();
         m.entities
@@ -549,6 +556,50 @@ fn own_figures(v: &mut Values, own: &HostCounters, prev: Option<(i64, &HostCount
     v[Series::NetTx.index()] = rate(own.net_tx_bytes, p.net_tx_bytes);
 }
 
+/// The figures of one running instance from its cumulative counters and, when there is
+/// one, the previous reading (milliseconds before, its counters): memory and disk use as
+/// they stand, CPU as a share of the instance's vCPUs and byte rates from the change. A
+/// counter that went back (a restarted guest) gives no rate for that point. The one rule
+/// for every provider: the KVM agents' and the simulator's readings here, an OpenStack
+/// provider's Nova diagnostics in `monitoring::openstack`.
+pub fn instance_figures(
+    c: &InstanceCounters,
+    prev: Option<(i64, &InstanceCounters)>,
+    vcpus: i64,
+    memory_mib: i64,
+    disk_gib: i64,
+) -> Values {
+    let mut v: Values = [None; Series::COUNT];
+    v[Series::Up.index()] = Some(1.0);
+    v[Series::MemUsed.index()] = Some(c.memory_used_mib as f64);
+    if memory_mib > 0 {
+        v[Series::Mem.index()] =
+            Some((c.memory_used_mib as f64 / memory_mib as f64 * 100.0).min(100.0));
+    }
+    if let (Some(used), true) = (c.disk_used_bytes, disk_gib > 0) {
+        let size = disk_gib as f64 * (1u64 << 30) as f64;
+        v[Series::DiskUsed.index()] = Some((used as f64 / size * 100.0).min(100.0));
+    }
+    let Some((dt_ms, p)) = prev else {
+        return v;
+    };
+    let dt = dt_ms as f64 / 1000.0;
+    let rate = |new: u64, old: u64| (new >= old && dt > 0.0).then(|| (new - old) as f64 / dt);
+    let opt_rate = |new: Option<u64>, old: Option<u64>| match (new, old) {
+        (Some(n), Some(o)) => rate(n, o),
+        _ => None,
+    };
+    if let Some(ms) = rate(c.cpu_time_ms, p.cpu_time_ms) {
+        // ms of CPU per second → % of the allotted vCPUs.
+        v[Series::Cpu.index()] = Some((ms / 10.0 / vcpus.max(1) as f64).min(100.0));
+    }
+    v[Series::DiskRead.index()] = rate(c.disk_read_bytes, p.disk_read_bytes);
+    v[Series::DiskWrite.index()] = rate(c.disk_write_bytes, p.disk_write_bytes);
+    v[Series::NetRx.index()] = opt_rate(c.net_rx_bytes, p.net_rx_bytes);
+    v[Series::NetTx.index()] = opt_rate(c.net_tx_bytes, p.net_tx_bytes);
+    v
+}
+
 /// Turns one reading into the figures of every entity.
 fn compute(
     m: &mut Memory,
@@ -556,6 +607,7 @@ fn compute(
     hosts: &[MeteredHost],
     instances: &[MeteredInstance],
     answers: &HashMap<String, Answer>,
+    provided: &HashMap<Uuid, Values>,
 ) -> Latest {
     let mut out: Latest = HashMap::new();
     let mut counters: HashMap<Uuid, &InstanceCounters> = HashMap::new();
@@ -575,35 +627,14 @@ fn compute(
         let vcpus = i.vcpus.max(1) as f64;
         let mut v: Values = [None; Series::COUNT];
         v[Series::Up.index()] = Some(0.0);
-        if let Some(c) = counters.get(&id).filter(|c| c.running) {
+        if let Some(p) = provided.get(&id).filter(|_| i.state == "running") {
+            // Measured by the provider's own metrics task (an OpenStack provider's Nova
+            // diagnostics): its latest figures stand until the next reading.
+            v = *p;
+        } else if let Some(c) = counters.get(&id).filter(|c| c.running) {
             seen.insert(id);
-            v[Series::Up.index()] = Some(1.0);
-            v[Series::MemUsed.index()] = Some(c.memory_used_mib as f64);
-            if i.memory_mib > 0 {
-                v[Series::Mem.index()] =
-                    Some((c.memory_used_mib as f64 / i.memory_mib as f64 * 100.0).min(100.0));
-            }
-            if let (Some(used), true) = (c.disk_used_bytes, i.disk_gib > 0) {
-                let size = i.disk_gib as f64 * (1u64 << 30) as f64;
-                v[Series::DiskUsed.index()] = Some((used as f64 / size * 100.0).min(100.0));
-            }
-            if let Some((at, p)) = m.prev.get(&id) {
-                let dt = (now_ms - at) as f64 / 1000.0;
-                let rate =
-                    |new: u64, old: u64| (new >= old && dt > 0.0).then(|| (new - old) as f64 / dt);
-                let opt_rate = |new: Option<u64>, old: Option<u64>| match (new, old) {
-                    (Some(n), Some(o)) => rate(n, o),
-                    _ => None,
-                };
-                if let Some(ms) = rate(c.cpu_time_ms, p.cpu_time_ms) {
-                    // ms of CPU per second → % of the allotted vCPUs.
-                    v[Series::Cpu.index()] = Some((ms / 10.0 / vcpus).min(100.0));
-                }
-                v[Series::DiskRead.index()] = rate(c.disk_read_bytes, p.disk_read_bytes);
-                v[Series::DiskWrite.index()] = rate(c.disk_write_bytes, p.disk_write_bytes);
-                v[Series::NetRx.index()] = opt_rate(c.net_rx_bytes, p.net_rx_bytes);
-                v[Series::NetTx.index()] = opt_rate(c.net_tx_bytes, p.net_tx_bytes);
-            }
+            let prev = m.prev.get(&id).map(|(at, p)| (now_ms - at, p));
+            v = instance_figures(c, prev, i.vcpus, i.memory_mib, i.disk_gib);
             m.prev.insert(id, (now_ms, (*c).clone()));
         }
         for (scope, key) in [
@@ -723,7 +754,13 @@ pub async fn synthetic_ingest(
                 Answer::Down => {}
             }
         }
-        record(&mut m, t, t * 1000, &hosts, &list, &answers);
+        record(
+            &mut m,
+            (t, t * 1000),
+            (&hosts, &list),
+            &answers,
+            &HashMap::new(),
+        );
         if t - m.last_flush >= 60 {
             let mut rows = Vec::new();
             for ((scope, id), e) in &m.entities {
@@ -885,7 +922,13 @@ mod tests {
                 answers.insert("h1".to_string(), sample(&[1]));
             }
             answers.insert("h2".to_string(), sample(&[3]));
-            record(&mut m, t, t * 1000, &hosts, &guests, &answers);
+            record(
+                &mut m,
+                (t, t * 1000),
+                (&hosts, &guests),
+                &answers,
+                &HashMap::new(),
+            );
         }
         let mut down: Vec<(String, i64, i64, i64)> = m
             .down

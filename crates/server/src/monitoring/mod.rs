@@ -8,6 +8,7 @@ pub mod alerts;
 pub mod availability;
 pub mod collector;
 pub mod demo;
+pub mod openstack;
 pub mod remote_write;
 
 use std::collections::HashMap;

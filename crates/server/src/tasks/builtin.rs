@@ -12,7 +12,9 @@
 //! leases and the recycle bin) in `app/leases.rs`, `refused_attempts_audit` in `refusals.rs`,
 //! `metrics_collector` and `alert_evaluator` (one replica each, every 10 s) in `monitoring/`,
 //! `network_push` (one replica, every second or woken: the hosts' network state) in
-//! `app/dataplane.rs`.
+//! `app/dataplane.rs`, `openstack_sync` (one replica, 60 s) in `app/openstack.rs` and
+//! `openstack_metrics` (one replica, 60 s: Nova's diagnostics of OpenStack instances) in
+//! `monitoring/openstack.rs`.
 //! | `budget_watch` | one replica | 60 s | raises each department's 80 % and 100 % budget alerts of the month, once each |
 
 use super::Task;

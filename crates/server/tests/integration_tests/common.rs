@@ -123,6 +123,7 @@ impl TestServer {
             test_clock: true,
             metrics_interval_secs: 2,
             metrics_flush_secs: 0,
+            openstack_metrics_secs: 60,
             syslog_udp: None,
             syslog_tcp: None,
             syslog_queue: 65_536,

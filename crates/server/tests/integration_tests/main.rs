@@ -19,6 +19,7 @@ mod networks;
 mod notify;
 mod openapi;
 mod openstack;
+mod openstack_metrics;
 mod openstack_volumes;
 mod operations;
 mod requests;

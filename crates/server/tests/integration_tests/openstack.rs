@@ -172,7 +172,7 @@ impl Nova {
         }
     }
 
-    async fn get(&self, path: &str) -> Value {
+    pub(crate) async fn get(&self, path: &str) -> Value {
         for _ in 0..60 {
             if let Ok(r) = self
                 .http
@@ -257,21 +257,8 @@ pub(crate) async fn cloud(ts: &TestServer, b: &Bed) -> Cloud {
     assert_eq!(st, StatusCode::OK, "{view}");
     assert!(!view.to_string().contains(&b.password), "{view}");
     assert_eq!(view["credential_type"], "password");
-    let (st, zone) = admin
-        .post(
-            "/v1/zones",
-            json!({ "provider_id": provider, "region": "宜宾", "name": "nova 可用区" }),
-        )
-        .await;
-    assert_eq!(st, StatusCode::CREATED, "{zone}");
     // Nova's hypervisors become the provider's (read-only) hosts.
-    let (st, sync) = admin
-        .post(
-            &format!("/v1/providers/{provider}/openstack/sync"),
-            json!({}),
-        )
-        .await;
-    assert_eq!(st, StatusCode::OK, "{sync}");
+    let sync = zone_and_sync(&admin, &provider, "nova 可用区").await;
     assert!(sync["hypervisors"].as_u64().unwrap_or(0) >= 1, "{sync}");
     let (_, hosts) = admin.get("/v1/hosts").await;
     assert!(
@@ -315,6 +302,26 @@ pub(crate) async fn cloud(ts: &TestServer, b: &Bed) -> Cloud {
         project,
         provider,
     }
+}
+
+/// Gives the provider a zone named `zone` and synchronises it now (its hypervisors become
+/// hosts; in mode `auto` servers are adopted); returns the synchronisation's report.
+pub(crate) async fn zone_and_sync(admin: &Session, provider: &str, zone: &str) -> Value {
+    let (st, z) = admin
+        .post(
+            "/v1/zones",
+            json!({ "provider_id": provider, "region": "宜宾", "name": zone }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{z}");
+    let (st, sync) = admin
+        .post(
+            &format!("/v1/providers/{provider}/openstack/sync"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{sync}");
+    sync
 }
 
 impl Cloud {

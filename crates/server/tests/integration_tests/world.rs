@@ -1294,7 +1294,6 @@ pub fn openstack_settings_mapped(url: &str, d: &str, p: &str) -> Value {
 /// `stub-secret` only; any other is refused as Keystone does), Nova's version document, no
 /// hypervisors. Returns Keystone's URL.
 pub async fn openstack_stub() -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let l = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -1314,33 +1313,9 @@ pub async fn openstack_stub() -> String {
             let base = b.clone();
             let outside = outside.clone();
             tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                // Headers, then as much body as Content-Length says.
-                loop {
-                    let Ok(n) = s.read(&mut chunk).await else {
-                        return;
-                    };
-                    if n == 0 {
-                        return;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                    let text = String::from_utf8_lossy(&buf).to_string();
-                    if let Some(end) = text.find("\r\n\r\n") {
-                        let len = text[..end]
-                            .lines()
-                            .find_map(|l| {
-                                let (k, v) = l.split_once(':')?;
-                                k.eq_ignore_ascii_case("content-length")
-                                    .then(|| v.trim().parse::<usize>().ok())?
-                            })
-                            .unwrap_or(0);
-                        if buf.len() >= end + 4 + len {
-                            break;
-                        }
-                    }
-                }
-                let text = String::from_utf8_lossy(&buf).to_string();
+                let Some(text) = read_request(&mut s).await else {
+                    return;
+                };
                 let line = text.lines().next().unwrap_or_default().to_string();
                 let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
                 let (status, extra, body) = if path.starts_with("/v3/auth/tokens")
@@ -1396,18 +1371,54 @@ pub async fn openstack_stub() -> String {
                         json!({"itemNotFound": {"message": "not in the stub", "code": 404}}),
                     )
                 };
-                let body = body.to_string();
-                let _ = s
-                    .write_all(
-                        format!(
-                            "HTTP/1.1 {status} Stub\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                            body.len()
-                        )
-                        .as_bytes(),
-                    )
-                    .await;
+                answer(&mut s, status, extra, &body).await;
             });
         }
     });
     format!("{base}/v3")
+}
+
+/// Reads one HTTP request from a stub's connection: the headers, then as much body as
+/// Content-Length says; `None` when the client went away first.
+pub async fn read_request(s: &mut tokio::net::TcpStream) -> Option<String> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = s.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&buf).to_string();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let len = text[..end]
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse::<usize>().ok())?
+                })
+                .unwrap_or(0);
+            if buf.len() >= end + 4 + len {
+                return Some(text);
+            }
+        }
+    }
+}
+
+/// A stub's JSON answer (`extra`: more header lines, each ending in CRLF); the connection
+/// closes after it.
+pub async fn answer(s: &mut tokio::net::TcpStream, status: u16, extra: &str, body: &Value) {
+    use tokio::io::AsyncWriteExt;
+    let body = body.to_string();
+    let _ = s
+        .write_all(
+            format!(
+                "HTTP/1.1 {status} Stub\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        )
+        .await;
 }
