@@ -1144,8 +1144,9 @@ impl Kvm {
         v["items"][0]["id"].as_str().expect("id").to_string()
     }
 
-    /// A VPC of the project with the subnet 10.77.0.0/24 (the same in every VPC).
-    async fn vpc_subnet(&self, name: &str) -> String {
+    /// A VPC of the project with the subnet 10.77.0.0/24 (the same in every VPC); returns
+    /// the VPC and the subnet.
+    async fn vpc_subnet(&self, name: &str) -> (String, String) {
         let (st, v) = self
             .admin
             .post(
@@ -1162,7 +1163,10 @@ impl Kvm {
             )
             .await;
         assert_eq!(st, StatusCode::CREATED, "{sn}");
-        sn["id"].as_str().expect("subnet").to_string()
+        (
+            v["id"].as_str().expect("vpc").to_string(),
+            sn["id"].as_str().expect("subnet").to_string(),
+        )
     }
 
     async fn nic(&self, instance: &str, subnet: &str, sg: &str) -> String {
@@ -1300,8 +1304,8 @@ async fn guests_on_two_hosts_share_a_vpc_across_vxlan_and_only_what_groups_allow
     .collect();
 
     // Two VPCs with the same addresses; a group open to ping (and outbound) only.
-    let s1 = k.vpc_subnet("业务网").await;
-    let s2 = k.vpc_subnet("隔离网").await;
+    let (vpc1, s1) = k.vpc_subnet("业务网").await;
+    let (_, s2) = k.vpc_subnet("隔离网").await;
     let (st, sg) = k
         .admin
         .post(
@@ -1312,12 +1316,13 @@ async fn guests_on_two_hosts_share_a_vpc_across_vxlan_and_only_what_groups_allow
     assert_eq!(st, StatusCode::CREATED, "{sg}");
     let sg_id = sg["id"].as_str().expect("sg").to_string();
     let rules = |generation: i64, tcp: &[u16]| {
-        let mut r = vec![
-            json!({ "direction": "egress", "protocol": "any" }),
-            json!({ "direction": "ingress", "protocol": "icmp", "remote_cidr": "10.77.0.0/24" }),
-        ];
-        for p in tcp {
-            r.push(json!({ "direction": "ingress", "protocol": "tcp", "port_min": p, "remote_cidr": "10.77.0.0/24" }));
+        // The VPC's two subnets (the second one is added near the end).
+        let mut r = vec![json!({ "direction": "egress", "protocol": "any" })];
+        for net in ["10.77.0.0/24", "10.78.0.0/24"] {
+            r.push(json!({ "direction": "ingress", "protocol": "icmp", "remote_cidr": net }));
+            for p in tcp {
+                r.push(json!({ "direction": "ingress", "protocol": "tcp", "port_min": p, "remote_cidr": net }));
+            }
         }
         json!({ "generation": generation, "rules": r })
     };
@@ -1547,11 +1552,45 @@ async fn guests_on_two_hosts_share_a_vpc_across_vxlan_and_only_what_groups_allow
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    for id in [&a, &b, &c] {
+    // Routing between the subnets of one VPC across hosts: D, on a second subnet of 业务网,
+    // reaches A and B through its host's gateway — one of them is on the other host,
+    // wherever D runs — and their answers find the way back (TCP needs both directions).
+    let (st, sn2) = k
+        .admin
+        .post(
+            &format!("/v1/vpcs/{vpc1}/subnets"),
+            json!({ "name": "s2", "cidr": "10.78.0.0/24", "dhcp": true }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{sn2}");
+    let sn2 = sn2["id"].as_str().expect("subnet").to_string();
+    let d = k.create_in_group("net-d", None).await;
+    let host_d = k.wait_state(&d, "running").await["host_id"]
+        .as_str()
+        .expect("host")
+        .to_string();
+    assert_eq!(k.nic(&d, &sn2, &sg_id).await, "10.78.0.2");
+    k.wait_console(&d, "ip=10.78.0.2", 1).await;
+    let (far, near) = if host_d == hosts[0] {
+        ("10.77.0.3", "10.77.0.2")
+    } else {
+        ("10.77.0.2", "10.77.0.3")
+    };
+    let took = k
+        .wait_probe(&d, 0, far, "ping=ok tcp8080=ok tcp8081=no")
+        .await;
+    eprintln!(
+        "D (10.78.0.2, on {}) reaches {far} on the other host across subnets after {took:?}",
+        by_host[&host_d]
+    );
+    k.wait_probe(&d, 0, near, "ping=ok tcp8080=ok tcp8081=no")
+        .await;
+
+    for id in [&a, &b, &c, &d] {
         let (st, _) = k.member.delete(&format!("/v1/instances/{id}")).await;
         assert_eq!(st, StatusCode::ACCEPTED);
     }
-    for id in [&a, &b, &c] {
+    for id in [&a, &b, &c, &d] {
         k.wait_state(id, "deleted").await;
     }
     a1.state.net.teardown().await;
