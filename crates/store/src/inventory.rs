@@ -118,28 +118,27 @@ impl Decode for Zone {
 }
 
 pub async fn insert_zone(tx: &mut Tx, z: &Zone) -> Result<(), Error> {
-    sqlx::query("INSERT INTO zones (id, provider_id, region, name, strategy, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
-        .bind(z.id.to_string())
-        .bind(z.provider_id.to_string())
-        .bind(&z.region)
-        .bind(&z.name)
-        .bind(if z.strategy == Strategy::Spread { "spread" } else { "pack" })
-        .bind(z.created_at.0)
-        .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
-    Ok(())
+    write_zone(tx, z, "").await.map(|_| ())
 }
 
 /// Inserts a zone unless the provider has one of that name already (a concurrent
 /// synchronisation made it); returns whether this call inserted it.
 pub async fn insert_zone_if_absent(tx: &mut Tx, z: &Zone) -> Result<bool, Error> {
-    let r = sqlx::query("INSERT INTO zones (id, provider_id, region, name, strategy, created_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (provider_id, name) DO NOTHING")
+    write_zone(tx, z, " ON CONFLICT (provider_id, name) DO NOTHING").await
+}
+
+async fn write_zone(tx: &mut Tx, z: &Zone, on_conflict: &str) -> Result<bool, Error> {
+    let sql = format!("INSERT INTO zones (id, provider_id, region, name, strategy, created_at) VALUES ($1, $2, $3, $4, $5, $6){on_conflict}");
+    let r = sqlx::query(&sql)
         .bind(z.id.to_string())
         .bind(z.provider_id.to_string())
         .bind(&z.region)
         .bind(&z.name)
-        .bind(if z.strategy == Strategy::Spread { "spread" } else { "pack" })
+        .bind(if z.strategy == Strategy::Spread {
+            "spread"
+        } else {
+            "pack"
+        })
         .bind(z.created_at.0)
         .execute(&mut **tx)
         .await
